@@ -1,0 +1,64 @@
+# Zoe. `make run` builds everything and starts the daemon on examples/zoe.hcl;
+# `make test` runs the whole test suite.
+
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+PLUGINS   := $(notdir $(wildcard plugins/*))
+RUN_DIR   := .zoe
+
+.PHONY: all build run test test-go lint proto proto-check deps fuzz bench clean
+
+all: build
+
+# Go decides what is stale; make just asks it every time.
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zoe ./cmd/zoe
+	@for p in $(PLUGINS); do echo "go build ./plugins/$$p"; \
+	  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zoe-plugin-$$p ./plugins/$$p || exit 1; done
+
+# The first run creates a users file with an admin and a random password,
+# printed once; there is no default password.
+run: build
+	@test -f $(RUN_DIR)/users.csv || $(BIN)/zoe users init $(RUN_DIR)/users.csv
+	$(BIN)/zoe server -config examples/zoe.hcl
+
+test: deps proto-check lint test-go
+
+test-go: build
+	$(GO) test -race -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+# protoc comes from Debian; the Go generators are pinned in go.mod.
+deps:
+	@command -v protoc >/dev/null || { echo "installing protobuf-compiler"; \
+	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler) >/dev/null; }
+
+proto: deps
+	scripts/protogen.sh
+
+# Fails when the committed generated code is not what the .proto files give.
+proto-check: deps
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && scripts/protogen.sh $$tmp && \
+	  for f in $$(cd $$tmp && find . -name '*.go'); do \
+	    cmp -s $$tmp/$$f sdk/proto/$$f || { echo "sdk/proto/$$f is stale: run make proto"; exit 1; }; \
+	  done && \
+	  for f in $$(cd sdk/proto && find . -name '*.pb.go'); do \
+	    test -f $$tmp/$$f || { echo "sdk/proto/$$f has no .proto: remove it"; exit 1; }; \
+	  done && echo "generated code is up to date"
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./plugins/auth-file/userfile
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./core/pluginhost
+
+clean:
+	rm -rf $(BIN)

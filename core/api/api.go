@@ -1,0 +1,91 @@
+// Package api serves Zoe's HTTP API under /api/v1.
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zoe-project/zoe/core/pluginhost"
+)
+
+// Info describes the running core.
+type Info struct {
+	Name           string `json:"name"`
+	Version        string `json:"version"`
+	APIVersion     string `json:"api_version"`
+	DeploymentName string `json:"deployment_name"`
+}
+
+// PluginStatuses reports the state of every plugin.
+type PluginStatuses interface {
+	Statuses() []pluginhost.Status
+}
+
+// Server is the HTTP API.
+type Server struct {
+	info    Info
+	plugins PluginStatuses
+	log     hclog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns the API's handler.
+func New(log hclog.Logger, info Info, plugins PluginStatuses) *Server {
+	s := &Server{info: info, plugins: plugins, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /api/v1/info", s.getInfo)
+	s.mux.HandleFunc("GET /api/v1/health", s.getHealth)
+	s.mux.HandleFunc("/", s.notFound)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) getInfo(w http.ResponseWriter, _ *http.Request) {
+	s.write(w, http.StatusOK, s.info)
+}
+
+// Health is the answer of GET /api/v1/health.
+type Health struct {
+	Status  string              `json:"status"` // ok or degraded
+	Plugins []pluginhost.Status `json:"plugins"`
+}
+
+func (s *Server) getHealth(w http.ResponseWriter, _ *http.Request) {
+	h := Health{Status: "ok", Plugins: s.plugins.Statuses()}
+	code := http.StatusOK
+	for _, p := range h.Plugins {
+		if p.State != pluginhost.StateReady {
+			// Load balancers and probes read the status code.
+			h.Status, code = "degraded", http.StatusServiceUnavailable
+		}
+	}
+	s.write(w, code, h)
+}
+
+// Error is the one shape of every error the API returns.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody says what went wrong.
+type ErrorBody struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Details []string `json:"details,omitempty"`
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.write(w, http.StatusNotFound, Error{ErrorBody{Code: "not_found", Message: "no such API route: " + r.Method + " " + r.URL.Path}})
+}
+
+func (s *Server) write(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		s.log.Debug("writing a response failed", "error", err)
+	}
+}

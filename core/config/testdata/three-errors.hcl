@@ -1,0 +1,9 @@
+listen = "localhost"
+
+scheduler {
+  policy = "LIFO"
+}
+
+auth "file" {
+  start_timeout = "soon"
+}

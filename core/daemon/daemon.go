@@ -1,0 +1,170 @@
+// Package daemon runs Zoe's core: it loads the configuration, starts the
+// plugins and serves the API until it is told to stop.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/zoe-project/zoe/core/api"
+	"github.com/zoe-project/zoe/core/config"
+	"github.com/zoe-project/zoe/core/pluginhost"
+)
+
+// Options of a daemon run.
+type Options struct {
+	ConfigFile string
+	// Executable is the zoe binary's path; its directory is the default
+	// plugin directory.
+	Executable string
+	Version    string
+	// Diagnostics receives configuration problems, rendered with the
+	// source lines they point at.
+	Diagnostics io.Writer
+	// LogOutput receives the daemon's log.
+	LogOutput io.Writer
+	// Ready, when not nil, is called with the API's address once it serves.
+	Ready  func(addr net.Addr)
+	Timing pluginhost.Timing
+}
+
+// ErrInvalidConfig means the configuration was refused; the diagnostics
+// have been written.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// Validate checks a configuration file, plugins included, without serving.
+func Validate(ctx context.Context, opts Options) error {
+	cfg, diags := config.Load(opts.ConfigFile)
+	if !diags.HasErrors() {
+		log := newLogger(opts, cfg.LogLevel)
+		plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, true, opts.Timing)
+		plugins.Stop()
+		diags = append(diags, d...)
+		diags = append(diags, checkServing(cfg)...)
+	}
+	return report(opts, cfg, diags)
+}
+
+// Run serves until ctx is done.
+func Run(ctx context.Context, opts Options) error {
+	cfg, diags := config.Load(opts.ConfigFile)
+	if diags.HasErrors() {
+		return report(opts, cfg, diags)
+	}
+	diags = append(diags, checkServing(cfg)...)
+	log := newLogger(opts, cfg.LogLevel)
+	if diags.HasErrors() {
+		return report(opts, cfg, diags)
+	}
+	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
+	defer plugins.Stop()
+	diags = append(diags, d...)
+	if err := report(opts, cfg, diags); err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Handler: api.New(log.Named("api"), api.Info{
+			Name: "zoe", Version: opts.Version, APIVersion: "v1", DeploymentName: cfg.DeploymentName,
+		}, statuses(plugins.All)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (listen in %s): %w", cfg.Listen, cfg.File, err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLS != nil {
+			errc <- srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	log.Info("zoe is ready", "url", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()),
+		"deployment", cfg.DeploymentName, "plugins", len(plugins.All))
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("API server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("API shutdown", "error", err)
+	}
+	return nil
+}
+
+// checkServing holds the rules that a file must meet to be served: who
+// would log in, and where would their files go.
+func checkServing(cfg *config.Config) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var auths, workspaces int
+	for _, p := range cfg.Plugins {
+		switch p.Kind {
+		case "auth":
+			auths++
+		case "workspace":
+			workspaces++
+		}
+	}
+	whole := &hcl.Range{Filename: cfg.File, Start: hcl.InitialPos, End: hcl.InitialPos}
+	if auths == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No auth block",
+			Detail: `Zoe needs at least one authentication plugin, e.g. auth "file" { users_file = "users.csv" }.`, Subject: whole})
+	}
+	if workspaces == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No workspace block",
+			Detail: `Zoe needs a workspace plugin, e.g. workspace "dir" { base_path = "/srv/zoe-workspaces" }.`, Subject: whole})
+	}
+	return diags
+}
+
+func report(opts Options, cfg *config.Config, diags hcl.Diagnostics) error {
+	if len(diags) == 0 {
+		return nil
+	}
+	if opts.Diagnostics != nil {
+		var files map[string]*hcl.File
+		if cfg != nil {
+			files = cfg.Files
+		}
+		_ = config.WriteDiagnostics(opts.Diagnostics, files, diags)
+	}
+	if diags.HasErrors() {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, diags.Error())
+	}
+	return nil
+}
+
+func newLogger(opts Options, level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "zoe", Level: hclog.LevelFromString(level), Output: opts.LogOutput})
+}
+
+type statuses []*pluginhost.Plugin
+
+func (s statuses) Statuses() []pluginhost.Status {
+	out := make([]pluginhost.Status, 0, len(s))
+	for _, p := range s {
+		out = append(out, p.Status())
+	}
+	return out
+}

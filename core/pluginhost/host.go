@@ -1,0 +1,420 @@
+// Package pluginhost starts Zoe's plugins as separate processes with
+// go-plugin over gRPC, and keeps them running: it notices a plugin that
+// crashed or stopped answering, starts it again with back-off, configures it
+// again, and reports every plugin's state.
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
+	"github.com/zoe-project/zoe/sdk/workspace"
+)
+
+// State of a supervised plugin.
+type State string
+
+const (
+	StateStarting   State = "starting"
+	StateReady      State = "ready"
+	StateRestarting State = "restarting"
+	// StateFailed: several restarts in a row failed; the host keeps trying,
+	// slowly, so that a repaired plugin comes back by itself.
+	StateFailed  State = "failed"
+	StateStopped State = "stopped"
+)
+
+// Spec says which plugin to run and how.
+type Spec struct {
+	Kind sdk.Kind
+	Name string
+	// Path is the plugin's binary.
+	Path string
+	// Checksum is the binary's expected sha256, checked before every start;
+	// nil for none.
+	Checksum []byte
+	// StartTimeout bounds the start: process, handshake, info and Setup.
+	StartTimeout time.Duration
+	// Dir is the plugin process's working directory.
+	Dir string
+	// LogLevel is passed to the plugin.
+	LogLevel hclog.Level
+	// Setup configures the plugin after each start, before it is ready.
+	Setup func(ctx context.Context, p sdk.Plugin) error
+}
+
+// Timing of supervision; the defaults suit production, tests shorten them.
+type Timing struct {
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	BackoffMin   time.Duration
+	BackoffMax   time.Duration
+	// FailedAfter consecutive failed restarts the state becomes failed.
+	FailedAfter int
+}
+
+// DefaultTiming is used when Start is given a zero Timing.
+func DefaultTiming() Timing {
+	return Timing{PingInterval: 5 * time.Second, PingTimeout: 5 * time.Second,
+		BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second, FailedAfter: 5}
+}
+
+// Status is a snapshot of a supervised plugin.
+type Status struct {
+	Kind      sdk.Kind  `json:"kind"`
+	Name      string    `json:"name"`
+	Version   string    `json:"version"`
+	State     State     `json:"state"`
+	Since     time.Time `json:"since"`
+	Restarts  int       `json:"restarts"`
+	LastError string    `json:"last_error,omitempty"`
+	PID       int       `json:"pid,omitempty"`
+}
+
+// Plugin is one supervised plugin process.
+type Plugin struct {
+	spec   Spec
+	timing Timing
+	log    hclog.Logger
+
+	mu       sync.RWMutex
+	state    State
+	since    time.Time
+	restarts int
+	lastErr  error
+	client   *plugin.Client
+	impl     sdk.Plugin
+	info     sdk.Info
+	pid      int
+
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// Start starts the plugin, configures it with spec.Setup and supervises it
+// until Stop. A plugin that cannot start the first time is an error: the
+// core refuses to run half-configured.
+func Start(ctx context.Context, log hclog.Logger, spec Spec, timing Timing) (*Plugin, error) {
+	if timing == (Timing{}) {
+		timing = DefaultTiming()
+	}
+	if spec.StartTimeout <= 0 {
+		spec.StartTimeout = 30 * time.Second
+	}
+	p := &Plugin{
+		spec: spec, timing: timing,
+		log:   log.Named("plugin").Named(string(spec.Kind) + "-" + spec.Name),
+		state: StateStarting, since: time.Now(),
+		stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	if err := p.launch(ctx); err != nil {
+		close(p.stopped)
+		return nil, err
+	}
+	go p.supervise()
+	return p, nil
+}
+
+// launch starts the process, dispenses and sets the plugin up, and makes it
+// the current instance.
+func (p *Plugin) launch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.spec.StartTimeout)
+	defer cancel()
+	client, impl, err := p.dispense(ctx)
+	if err != nil {
+		return p.describe(err)
+	}
+	if p.spec.Setup != nil {
+		if err := p.spec.Setup(ctx, impl); err != nil {
+			client.Kill()
+			return err
+		}
+	}
+	p.mu.Lock()
+	p.client, p.impl, p.info = client, impl, impl.Info()
+	p.state, p.since, p.lastErr = StateReady, time.Now(), nil
+	if rc := client.ReattachConfig(); rc != nil {
+		p.pid = rc.Pid
+	}
+	p.mu.Unlock()
+	p.log.Info("plugin ready", "version", p.info.Version, "pid", p.pid)
+	return nil
+}
+
+func (p *Plugin) describe(err error) error {
+	what := fmt.Sprintf("%s plugin %q (%s)", p.spec.Kind, p.spec.Name, p.spec.Path)
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("%s: the binary's sha256 does not match the checksum in the configuration; refusing to run it: %w", what, sdk.ErrPermissionDenied)
+	case errors.Is(err, context.DeadlineExceeded) || err.Error() == "timeout while waiting for plugin to start":
+		return fmt.Errorf("%s did not start within %s (start_timeout): %w", what, p.spec.StartTimeout, sdk.ErrDeadlineExceeded)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, error) {
+	cmd := exec.Command(p.spec.Path)
+	cmd.Dir = p.spec.Dir
+	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+p.spec.LogLevel.String())
+	// The kernel kills the plugin when the core dies, even by SIGKILL; the
+	// SDK's parent watchdog covers the rest.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var secure *plugin.SecureConfig
+	if p.spec.Checksum != nil {
+		secure = &plugin.SecureConfig{Checksum: p.spec.Checksum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake(),
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: pluginSet(p.spec.Kind)},
+		Cmd:              cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     p.spec.StartTimeout,
+		Logger:           p.log,
+		SyncStdout:       p.log.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
+		SyncStderr:       p.log.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
+	})
+	type result struct {
+		impl sdk.Plugin
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rpc, err := client.Client()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		raw, err := rpc.Dispense(string(p.spec.Kind))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		impl, ok := raw.(sdk.Plugin)
+		if !ok {
+			done <- result{err: fmt.Errorf("dispensed %T, not a plugin", raw)}
+			return
+		}
+		done <- result{impl: impl}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil {
+			r.err = p.checkInfo(r.impl.Info())
+		}
+		if r.err != nil {
+			client.Kill()
+			return nil, nil, r.err
+		}
+		return client, r.impl, nil
+	case <-ctx.Done():
+		// Killing the client ends the process and so the pending calls.
+		client.Kill()
+		<-done
+		return nil, nil, ctx.Err()
+	}
+}
+
+func (p *Plugin) checkInfo(info sdk.Info) error {
+	if info.Kind != p.spec.Kind {
+		return fmt.Errorf("the binary is a %s plugin, not a %s plugin", info.Kind, p.spec.Kind)
+	}
+	want := APIVersion(p.spec.Kind)
+	if !slices.Contains(info.APIVersions, want) {
+		return fmt.Errorf("the plugin speaks %s API versions %v; this core speaks %s", info.Kind, info.APIVersions, want)
+	}
+	if info.Name != p.spec.Name {
+		p.log.Warn("the plugin calls itself by another name", "name", info.Name)
+	}
+	return nil
+}
+
+func pluginSet(kind sdk.Kind) plugin.PluginSet {
+	switch kind {
+	case sdk.KindAuth:
+		return plugin.PluginSet{string(kind): &auth.Plugin{}}
+	case sdk.KindWorkspace:
+		return plugin.PluginSet{string(kind): &workspace.Plugin{}}
+	case sdk.KindBackend:
+		return plugin.PluginSet{string(kind): &backend.Plugin{}}
+	}
+	return plugin.PluginSet{}
+}
+
+// APIVersion is the version of the kind's contract this core speaks.
+func APIVersion(kind sdk.Kind) string {
+	switch kind {
+	case sdk.KindAuth:
+		return auth.APIVersion
+	case sdk.KindWorkspace:
+		return workspace.APIVersion
+	case sdk.KindBackend:
+		return backend.APIVersion
+	}
+	return ""
+}
+
+// supervise watches the current instance and replaces it when it dies.
+func (p *Plugin) supervise() {
+	defer close(p.stopped)
+	for {
+		reason := p.watch()
+		if reason == nil {
+			return // stopping
+		}
+		p.mu.Lock()
+		old := p.client
+		p.state, p.since, p.lastErr, p.impl = StateRestarting, time.Now(), reason, nil
+		p.mu.Unlock()
+		p.log.Error("plugin lost; restarting it", "reason", reason)
+		old.Kill()
+		if !p.relaunch() {
+			return
+		}
+	}
+}
+
+// watch blocks until the current instance dies (returning why) or Stop is
+// called (returning nil).
+func (p *Plugin) watch() error {
+	p.mu.RLock()
+	client, impl := p.client, p.impl
+	p.mu.RUnlock()
+	var exited <-chan struct{}
+	if e, ok := impl.(interface{ Exited() <-chan struct{} }); ok {
+		exited = e.Exited()
+	}
+	tick := time.NewTicker(p.timing.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return nil
+		case <-exited:
+			return errors.New("the plugin process exited")
+		case <-tick.C:
+			if err := p.ping(client); err != nil {
+				return fmt.Errorf("health check failed: %w", err)
+			}
+		}
+	}
+}
+
+func (p *Plugin) ping(client *plugin.Client) error {
+	if client.Exited() {
+		return errors.New("the plugin process exited")
+	}
+	rpc, err := client.Client()
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- rpc.Ping() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(p.timing.PingTimeout):
+		return fmt.Errorf("no answer within %s", p.timing.PingTimeout)
+	}
+}
+
+// relaunch starts the plugin again with exponential back-off until it works
+// or Stop is called; false means stopping.
+func (p *Plugin) relaunch() bool {
+	delay := p.timing.BackoffMin
+	for failures := 0; ; failures++ {
+		// Jitter keeps several plugins that died together from restarting
+		// in lockstep.
+		wait := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-p.stop:
+			return false
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-p.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := p.launch(ctx)
+		cancel()
+		if err == nil {
+			p.mu.Lock()
+			p.restarts++
+			p.mu.Unlock()
+			return true
+		}
+		p.mu.Lock()
+		p.lastErr = err
+		if failures+1 >= p.timing.FailedAfter && p.state != StateFailed {
+			p.state, p.since = StateFailed, time.Now()
+		}
+		p.mu.Unlock()
+		p.log.Error("plugin restart failed", "attempt", failures+1, "error", err)
+		delay = min(delay*2, p.timing.BackoffMax)
+	}
+}
+
+// Stop stops supervising and ends the plugin process.
+func (p *Plugin) Stop() {
+	p.mu.Lock()
+	select {
+	case <-p.stop:
+		p.mu.Unlock()
+		<-p.stopped
+		return
+	default:
+		close(p.stop)
+	}
+	p.mu.Unlock()
+	<-p.stopped
+	p.mu.Lock()
+	client := p.client
+	p.state, p.since, p.impl = StateStopped, time.Now(), nil
+	p.mu.Unlock()
+	if client != nil {
+		client.Kill()
+	}
+}
+
+// Status reports the plugin's state.
+func (p *Plugin) Status() Status {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	s := Status{Kind: p.spec.Kind, Name: p.spec.Name, Version: p.info.Version, State: p.state,
+		Since: p.since, Restarts: p.restarts, PID: p.pid}
+	if p.lastErr != nil {
+		s.LastError = p.lastErr.Error()
+	}
+	return s
+}
+
+// Impl returns the current instance, or an error wrapping
+// sdk.ErrUnavailable while the plugin is not ready.
+func (p *Plugin) Impl() (sdk.Plugin, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.state != StateReady || p.impl == nil {
+		return nil, fmt.Errorf("%s plugin %q is %s: %w", p.spec.Kind, p.spec.Name, p.state, sdk.ErrUnavailable)
+	}
+	return p.impl, nil
+}

@@ -1,0 +1,86 @@
+# Zoe's configuration: one HCL file for the core and every plugin it loads.
+# `make run` serves this file. Relative paths resolve against this file's
+# directory. `zoe config validate FILE` checks a file, plugins included.
+#
+# The smallest useful configuration is the two plugin blocks at the end:
+#   auth "file" { users_file = "users.csv" }
+#   workspace "dir" { base_path = "/srv/zoe-workspaces" }
+
+# Where the HTTP API listens (host:port). Default "127.0.0.1:5001".
+listen = "127.0.0.1:5001"
+
+# The name of this Zoe instance: it ends up in container names, DNS names,
+# labels and workspace paths, so several deployments can share a platform.
+# Lower-case letters, digits and '-'. Default "prod".
+deployment_name = "dev"
+
+# Where Zoe keeps its state and service logs. Default "/var/lib/zoe".
+data_dir = "../.zoe/data"
+
+# Where plugin binaries (zoe-plugin-<kind>-<name>) are found. Default: the
+# directory of the zoe binary, which is bin/ after `make build`.
+# plugin_dir = "/usr/lib/zoe/plugins"
+
+# trace, debug, info, warn or error. Default "info".
+log_level = "info"
+
+# The ZApp shop: one sub-directory per ZApp with a manifest.json.
+# shop_dir = "/var/lib/zoe-apps"
+
+# Serve the API over HTTPS. Off by default.
+# tls {
+#   cert_file = "/etc/zoe/tls/cert.pem"
+#   key_file  = "/etc/zoe/tls/key.pem"
+# }
+
+# The state store: an embedded SQLite file (the default, "<data_dir>/zoe.db")
+# or PostgreSQL. env("NAME") reads an environment variable, which keeps
+# secrets out of this file; env("NAME", "fallback") gives a default.
+state {
+  sqlite = "zoe.db" # relative to data_dir
+  # postgres = env("ZOE_PG_DSN")
+}
+
+# How queued executions are started: policy FIFO, SIZE or DYNSIZE; placement
+# average, waterfill or random; backfill lets smaller executions that fit now
+# start ahead of a large one that waits, instead of strict order.
+scheduler {
+  policy    = "FIFO"
+  placement = "average"
+  backfill  = false
+}
+
+# The most one service of a ZApp may ask for. A ZApp that asks for more is
+# refused with a message that names the limit.
+limits {
+  max_service_cores  = 16
+  max_service_memory = "64GiB"
+}
+
+# Plugins: one labelled block per plugin in use, the label being the plugin's
+# name (binary zoe-plugin-<kind>-<label>). Besides the plugin's own settings,
+# every plugin block accepts:
+#   checksum      = "sha256:<hex>"  the binary's expected SHA-256, checked before every start
+#   start_timeout = "30s"           how long the plugin may take to start
+#   binary        = "/path"         a binary elsewhere than plugin_dir
+
+# Authentication, tried in the order of the blocks. The file plugin reads
+# username,password,role[,uid,gid] lines; role is guest, user or admin;
+# passwords are bcrypt hashes (`zoe hash-password`) or plain text. The file
+# must be readable by its owner only. `make run` creates it on first use with
+# one admin and a random password.
+auth "file" {
+  users_file = "../.zoe/users.csv"
+}
+
+# Users' private workspaces, mounted at /mnt/workspace in their containers:
+# <base_path>/<deployment_path>/<username>, deployment_path defaulting to
+# deployment_name.
+workspace "dir" {
+  base_path = "../.zoe/workspaces"
+  # deployment_path = "dev"
+}
+
+# The container back-end. None is needed to start the daemon; the Docker,
+# Swarm, Kubernetes and simulated back-ends come with later releases.
+# backend "docker" {}

@@ -1,0 +1,187 @@
+// Package authfile is Zoe's `file` auth plugin: users, passwords and roles
+// come from a text file (see package userfile for its format), re-read when
+// it changes so that users can be added without restarting Zoe.
+package authfile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zoe-project/zoe/plugins/auth-file/userfile"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+const (
+	// Name is the plugin's name in Zoe's configuration.
+	Name = "file"
+	// Version is the plugin's version.
+	Version = "0.1.0"
+	// AttrUsersFile is the configuration attribute naming the users file.
+	AttrUsersFile = "users_file"
+)
+
+var _ auth.Authenticator = (*Plugin)(nil)
+
+// Plugin authenticates the users of a users file. It is safe for concurrent
+// use.
+type Plugin struct {
+	log hclog.Logger
+
+	mu sync.Mutex
+	// path is the absolute path of the users file; "" until Configure.
+	path string
+	// users are those of the last version of the file that could be read.
+	users *userfile.Users
+	// seen is the stat of the version of the file last tried, good or not, so
+	// that a broken version is tried and logged once; nil when the file could
+	// not be stat'ed.
+	seen os.FileInfo
+}
+
+// New returns an unconfigured plugin that logs to log.
+func New(log hclog.Logger) *Plugin {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Plugin{log: log}
+}
+
+// Info names the plugin.
+func (p *Plugin) Info() sdk.Info {
+	return sdk.Info{
+		Name:        Name,
+		Version:     Version,
+		Description: "Users, passwords (bcrypt or plain) and roles from a username,password,role[,uid,gid] text file",
+	}
+}
+
+// Schema describes the plugin's configuration block.
+func (p *Plugin) Schema() sdk.Schema {
+	return sdk.Schema{Attributes: []sdk.Attribute{{
+		Name:     AttrUsersFile,
+		Type:     "string",
+		Required: true,
+		Help: "Path of the users file, relative to the configuration file's directory: one " +
+			"username,password,role[,uid,gid] line per user, role guest, user or admin, password " +
+			"a bcrypt hash or plain text. It must be readable by its owner only " +
+			"(chmod 600) and is re-read when it changes.",
+	}}}
+}
+
+type config struct {
+	UsersFile string `json:"users_file"`
+}
+
+// Configure loads the users file the configuration names. With
+// cfg.ValidateOnly it only checks it. On failure the previous configuration,
+// if any, stays in force.
+func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
+	var c config
+	if err := cfg.Decode(&c); err != nil {
+		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "Invalid configuration of the file auth plugin", Detail: err.Error()}}
+	}
+	if c.UsersFile == "" {
+		return sdk.Diagnostics{sdk.AttributeError(AttrUsersFile, "Missing users file",
+			"users_file must name the file of users: one username,password,role line per user")}
+	}
+	path := c.UsersFile
+	// The plugin runs in the configuration's directory, so Abs alone would
+	// do; ConfigDir also covers a plugin run in-process, e.g. by tests.
+	if !filepath.IsAbs(path) && cfg.ConfigDir != "" {
+		path = filepath.Join(cfg.ConfigDir, path)
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return sdk.Diagnostics{sdk.AttributeError(AttrUsersFile, "Invalid users file path", err.Error())}
+	}
+
+	// Stat before reading: if the file changes in between, the next
+	// Authenticate sees a new stat and reads it again.
+	fi, statErr := os.Stat(path)
+	users, err := userfile.Load(path)
+	if err != nil {
+		// userfile's errors list every FILE:LINE problem and quote no secret.
+		return sdk.Diagnostics{sdk.AttributeError(AttrUsersFile, "Cannot use users file "+path, err.Error())}
+	}
+	if statErr != nil {
+		fi = nil
+	}
+	if users.Len() == 0 {
+		p.log.Warn("users file has no users: nobody can log in", "path", path)
+	}
+	if cfg.ValidateOnly {
+		return nil
+	}
+
+	p.mu.Lock()
+	p.path, p.users, p.seen = path, users, fi
+	p.mu.Unlock()
+	p.log.Info("loaded users file", "path", path, "users", users.Len())
+	return nil
+}
+
+// Authenticate checks username and password against the users file, first
+// re-reading it if it changed.
+func (p *Plugin) Authenticate(ctx context.Context, username, password string) (auth.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return auth.Identity{}, fmt.Errorf("authenticate: %w", err)
+	}
+	users, err := p.current()
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	// Outside the lock: bcrypt takes long and Users is immutable.
+	e, ok := users.Check(username, password)
+	if !ok {
+		// One message for a wrong password and an unknown user, on purpose.
+		return auth.Identity{}, fmt.Errorf("wrong username or password: %w", sdk.ErrInvalidCredentials)
+	}
+	return e.Identity(), nil
+}
+
+// current returns the users of the file, re-reading it when its stat (inode,
+// size, mtime, mode) changed: cheap, and catches both in-place writes and
+// atomic renames. When the new version cannot be used, the last good users
+// stay and the problem is logged once per version.
+func (p *Plugin) current() (*userfile.Users, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.users == nil {
+		return nil, fmt.Errorf("file auth plugin is not configured: %w", sdk.ErrUnavailable)
+	}
+
+	fi, err := os.Stat(p.path)
+	if err != nil {
+		if p.seen != nil {
+			p.log.Error("cannot stat users file; keeping the users last read from it",
+				"path", p.path, "users", p.users.Len(), "error", err)
+		}
+		p.seen = nil
+		return p.users, nil
+	}
+	if p.seen != nil && sameVersion(p.seen, fi) {
+		return p.users, nil
+	}
+	p.seen = fi
+	users, err := userfile.Load(p.path)
+	if err != nil {
+		p.log.Error("cannot re-read changed users file; keeping the users last read from it",
+			"path", p.path, "users", p.users.Len(), "error", err)
+		return p.users, nil
+	}
+	p.users = users
+	p.log.Info("re-read changed users file", "path", p.path, "users", users.Len())
+	return p.users, nil
+}
+
+// sameVersion tells whether two stats are of the same version of a file.
+// Mode counts so that fixing a file's permissions makes it read again.
+func sameVersion(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
+}

@@ -1,0 +1,85 @@
+package auth
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/internal/wire"
+	authv1 "github.com/zoe-project/zoe/sdk/proto/zoe/plugin/auth/v1"
+)
+
+// Plugin is the go-plugin glue of the auth kind. Impl is set on the plugin's
+// side only.
+type Plugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl Authenticator
+}
+
+var _ plugin.GRPCPlugin = (*Plugin)(nil)
+
+func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	wire.RegisterBase(s, p.Impl, sdk.KindAuth, APIVersion)
+	authv1.RegisterAuthServer(s, &server{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns an Authenticator; it also has Exited() <-chan struct{}.
+func (p *Plugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	base, err := wire.NewBaseClient(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &client{BaseClient: base, c: authv1.NewAuthClient(c)}, nil
+}
+
+type server struct {
+	authv1.UnimplementedAuthServer
+	impl Authenticator
+}
+
+func (s *server) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest) (*authv1.AuthenticateResponse, error) {
+	id, err := s.impl.Authenticate(ctx, req.GetUsername(), req.GetPassword())
+	if err != nil {
+		return nil, wire.ToStatus(err)
+	}
+	return &authv1.AuthenticateResponse{Identity: &authv1.Identity{
+		Username:    id.Username,
+		Role:        string(id.Role),
+		Groups:      id.Groups,
+		Uid:         id.UID,
+		Gid:         id.GID,
+		Email:       id.Email,
+		DisplayName: id.DisplayName,
+	}}, nil
+}
+
+type client struct {
+	*wire.BaseClient
+	c authv1.AuthClient
+}
+
+var _ Authenticator = (*client)(nil)
+
+func (c *client) Authenticate(ctx context.Context, username, password string) (Identity, error) {
+	resp, err := c.c.Authenticate(ctx, &authv1.AuthenticateRequest{Username: username, Password: password})
+	if err != nil {
+		return Identity{}, wire.FromStatus(err)
+	}
+	id := resp.GetIdentity()
+	role, err := ParseRole(id.GetRole())
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{
+		Username:    id.GetUsername(),
+		Role:        role,
+		Groups:      id.GetGroups(),
+		UID:         id.Uid,
+		GID:         id.Gid,
+		Email:       id.GetEmail(),
+		DisplayName: id.GetDisplayName(),
+	}, nil
+}

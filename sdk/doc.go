@@ -1,0 +1,14 @@
+// Package sdk is the public contract between Zoe's core and its plugins.
+//
+// A plugin is a separate program that serves exactly one kind — a container
+// back-end, an authentication source or a workspace provider — over gRPC with
+// hashicorp/go-plugin. Its author implements one of the Go interfaces of the
+// packages sdk/backend, sdk/auth or sdk/workspace (each embeds Plugin) and
+// calls serve.Serve from main; protobuf never shows. sdk/plugintest runs a
+// plugin in-process over real gRPC and holds a conformance suite per kind.
+//
+// This package holds what every kind shares: the Plugin interface, the
+// configuration schema a plugin publishes, the diagnostics it returns, and the
+// error categories that survive the wire, so that errors.Is(err, ErrNotFound)
+// works in the core for an error a plugin returned.
+package sdk
