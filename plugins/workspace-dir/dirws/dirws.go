@@ -106,7 +106,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	if err := cfg.Decode(&c); err != nil {
 		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "Invalid configuration block", Detail: err.Error()}}
 	}
-	base, diags := resolveBasePath(c.BasePath)
+	base, diags := resolveBasePath(c.BasePath, cfg.ConfigDir)
 	elem, d := resolveDeploymentPath(c.DeploymentPath, cfg.Deployment)
 	diags = append(diags, d...)
 	if diags.HasErrors() {
@@ -126,9 +126,10 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	return nil
 }
 
-// resolveBasePath makes base_path absolute against the working directory,
-// which the core sets to the configuration file's directory.
-func resolveBasePath(s string) (string, sdk.Diagnostics) {
+// resolveBasePath makes base_path absolute against the configuration file's
+// directory. The core runs the plugin there, so Abs alone would do; joining
+// ConfigDir also covers a plugin run in-process, e.g. by tests.
+func resolveBasePath(s, configDir string) (string, sdk.Diagnostics) {
 	if s == "" {
 		return "", sdk.Diagnostics{sdk.AttributeError(attrBasePath, "Missing workspace base path",
 			"base_path must name the directory under which user workspaces are created.")}
@@ -136,6 +137,9 @@ func resolveBasePath(s string) (string, sdk.Diagnostics) {
 	if strings.ContainsRune(s, 0) {
 		return "", sdk.Diagnostics{sdk.AttributeError(attrBasePath, "Invalid workspace base path",
 			fmt.Sprintf("base_path %q contains a NUL byte.", s))}
+	}
+	if !filepath.IsAbs(s) && configDir != "" {
+		s = filepath.Join(configDir, s)
 	}
 	abs, err := filepath.Abs(s)
 	if err != nil {

@@ -316,6 +316,20 @@ func TestConfigureRelativeBase(t *testing.T) {
 	}
 }
 
+func TestConfigureRelativeToConfigDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	confDir := t.TempDir()
+	p := New(hclog.NewNullLogger())
+	cfg := sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": "ws"}), Deployment: "prod", ConfigDir: confDir}
+	if err := p.Configure(t.Context(), cfg); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	m, err := p.Prepare(t.Context(), workspace.User{Username: "alice"})
+	if want := filepath.Join(confDir, "ws", "prod", "alice"); err != nil || m.HostPath != want {
+		t.Errorf("Prepare = %s, %v; want %s", m.HostPath, err, want)
+	}
+}
+
 func TestConfigureValidateOnly(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -627,7 +641,7 @@ func TestPrepareOwner(t *testing.T) {
 }
 
 func TestSize(t *testing.T) {
-	p, dir := configured(t)
+	p, _ := configured(t)
 	u := workspace.User{Username: "alice"}
 	if _, err := p.Size(t.Context(), u); !errors.Is(err, sdk.ErrNotFound) {
 		t.Fatalf("Size before Prepare = %v, want ErrNotFound", err)
@@ -664,7 +678,6 @@ func TestSize(t *testing.T) {
 	if _, err := p.Prepare(ctx, u); !errors.Is(err, context.Canceled) {
 		t.Errorf("Prepare with canceled context = %v, want context.Canceled", err)
 	}
-	_ = dir
 }
 
 func mkdir(t *testing.T, path string) {

@@ -1,0 +1,288 @@
+package pluginhost
+
+// Out-of-process tests: the real plugin binaries, started by the real host.
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/zoe-project/zoe/internal/testutil"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "zoe-pluginhost-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	err = testutil.Build(dir, map[string]string{
+		"zoe-plugin-auth-file":      "plugins/auth-file",
+		"zoe-plugin-workspace-dir":  "plugins/workspace-dir",
+		"zoe-plugin-auth-hang":      "internal/testplugins/hang",
+		"zoe-plugin-auth-benchbare": "internal/testplugins/benchbare",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func fastTiming() Timing {
+	return Timing{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, FailedAfter: 3}
+}
+
+// usersFile writes a users file with alice (a user, password "wonderland").
+func usersFile(t testing.TB) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "alice,%s,user\nbob,plain-pw,admin\n", hash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func authSpec(t testing.TB, users string) Spec {
+	path, err := Find(binDir, sdk.KindAuth, "file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Spec{
+		Kind: sdk.KindAuth, Name: "file", Path: path, StartTimeout: 10 * time.Second, Dir: t.TempDir(),
+		Setup: func(ctx context.Context, p sdk.Plugin) error {
+			return p.Configure(ctx, sdk.Config{JSON: fmt.Appendf(nil, `{"users_file":%q}`, users), APIVersion: auth.APIVersion})
+		},
+	}
+}
+
+func startAuth(t *testing.T, spec Spec) *Plugin {
+	t.Helper()
+	p, err := Start(context.Background(), testutil.Logger(t), spec, fastTiming())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func login(p *Plugin) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, err := Auth{p}.Authenticate(ctx, "alice", "wonderland")
+	if err == nil && (id.Username != "alice" || id.Role != auth.RoleUser) {
+		err = fmt.Errorf("got identity %+v", id)
+	}
+	return err
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	// A zombie is dead, only not yet reaped.
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+func TestStartAndUse(t *testing.T) {
+	p := startAuth(t, authSpec(t, usersFile(t)))
+	st := p.Status()
+	if st.State != StateReady || st.Version == "" || st.PID == 0 || st.Restarts != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if err := login(p); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Auth{p}.Authenticate(context.Background(), "alice", "wrong")
+	if !errors.Is(err, sdk.ErrInvalidCredentials) {
+		t.Errorf("wrong password: %v, want sdk.ErrInvalidCredentials across the process boundary", err)
+	}
+}
+
+func TestKilledPluginIsRestartedAndUsable(t *testing.T) {
+	p := startAuth(t, authSpec(t, usersFile(t)))
+	for round := 1; round <= 2; round++ {
+		old := p.Status().PID
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the plugin to come back", 10*time.Second, func() bool {
+			st := p.Status()
+			return st.State == StateReady && st.Restarts == round
+		})
+		st := p.Status()
+		if st.PID == old || !alive(st.PID) {
+			t.Errorf("round %d: pid %d after the restart (old %d), want a new live process", round, st.PID, old)
+		}
+		if !strings.Contains(st.LastError, "") || st.Restarts != round {
+			t.Errorf("status %+v", st)
+		}
+		if err := login(p); err != nil {
+			t.Errorf("round %d: login after the restart: %v", round, err)
+		}
+	}
+}
+
+func TestUnavailableWhileRestarting(t *testing.T) {
+	spec := authSpec(t, usersFile(t))
+	block := make(chan struct{})
+	setup := spec.Setup
+	restarted := false
+	spec.Setup = func(ctx context.Context, p sdk.Plugin) error {
+		if restarted {
+			<-block // hold the restart so that the state can be observed
+		}
+		restarted = true
+		return setup(ctx, p)
+	}
+	p := startAuth(t, spec)
+	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restart to begin", 5*time.Second, func() bool { return p.Status().State == StateRestarting })
+	if err := login(p); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("login while restarting: %v, want sdk.ErrUnavailable", err)
+	}
+	close(block)
+	waitFor(t, "ready", 10*time.Second, func() bool { return p.Status().State == StateReady })
+	if err := login(p); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHangingPluginIsGivenUp(t *testing.T) {
+	path, err := Find(binDir, sdk.KindAuth, "hang")
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	_, err = Start(context.Background(), testutil.Logger(t), Spec{
+		Kind: sdk.KindAuth, Name: "hang", Path: path, StartTimeout: 500 * time.Millisecond, Dir: t.TempDir(),
+	}, fastTiming())
+	if !errors.Is(err, sdk.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "did not start within 500ms") {
+		t.Fatalf("Start of a hanging plugin: %v, want a start timeout error", err)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("giving up took %s", took)
+	}
+}
+
+func TestChecksum(t *testing.T) {
+	spec := authSpec(t, usersFile(t))
+	bin, err := os.ReadFile(spec.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(bin)
+
+	spec.Checksum = sum[:]
+	startAuth(t, spec) // the right checksum starts it
+
+	bad := sum
+	bad[0] ^= 0xff
+	spec.Checksum = bad[:]
+	_, err = Start(context.Background(), testutil.Logger(t), spec, fastTiming())
+	if !errors.Is(err, sdk.ErrPermissionDenied) || !strings.Contains(err.Error(), "does not match the checksum") {
+		t.Fatalf("Start with a wrong checksum: %v, want a refusal", err)
+	}
+}
+
+func TestRefusedConfigurationFailsStart(t *testing.T) {
+	spec := authSpec(t, filepath.Join(t.TempDir(), "missing.csv"))
+	_, err := Start(context.Background(), testutil.Logger(t), spec, fastTiming())
+	var d sdk.Diagnostics
+	if !errors.As(err, &d) || !d.HasErrors() || d[0].Path[0] != "users_file" {
+		t.Fatalf("Start with a missing users file: %v, want diagnostics about users_file", err)
+	}
+}
+
+func TestWrongKindIsRefused(t *testing.T) {
+	path, err := Find(binDir, sdk.KindWorkspace, "dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(context.Background(), testutil.Logger(t), Spec{Kind: sdk.KindAuth, Name: "dir", Path: path, Dir: t.TempDir()}, fastTiming())
+	if err == nil || !strings.Contains(err.Error(), "is a workspace plugin, not a auth plugin") {
+		t.Fatalf("Start of a workspace binary as auth: %v", err)
+	}
+}
+
+func TestStopEndsTheProcess(t *testing.T) {
+	p, err := Start(context.Background(), testutil.Logger(t), authSpec(t, usersFile(t)), fastTiming())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.Status().PID
+	p.Stop()
+	p.Stop() // twice is fine
+	if st := p.Status(); st.State != StateStopped {
+		t.Errorf("state %s after Stop", st.State)
+	}
+	waitFor(t, "the plugin process to end", 5*time.Second, func() bool { return !alive(pid) })
+	if err := login(p); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("login after Stop: %v, want sdk.ErrUnavailable", err)
+	}
+}
+
+func TestRestartsGoOnAfterFailure(t *testing.T) {
+	users := usersFile(t)
+	spec := authSpec(t, users)
+	p := startAuth(t, spec)
+	// Make every restart fail: the plugin refuses a missing users file.
+	hidden := users + ".hidden"
+	if err := os.Rename(users, hidden); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "state failed", 10*time.Second, func() bool { return p.Status().State == StateFailed })
+	if st := p.Status(); !strings.Contains(st.LastError, "users_file") {
+		t.Errorf("last error %q does not say why", st.LastError)
+	}
+	// Repaired, it comes back by itself.
+	if err := os.Rename(hidden, users); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovery", 10*time.Second, func() bool { return p.Status().State == StateReady })
+	if err := login(p); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,51 @@
+// Package testutil holds helpers shared by Zoe's tests.
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// ModuleRoot returns the directory of the repository's go.mod.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the zoe module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Build compiles the given packages of the module (paths relative to its
+// root, e.g. "cmd/zoe" or "plugins/auth-file") into dir, each named as
+// names[i]. It is meant for TestMain: out-of-process tests run the real
+// binaries.
+func Build(dir string, pkgs map[string]string) error {
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	for name, pkg := range pkgs {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./"+pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// Binaries are the core and plugin binaries under their installed names.
+func Binaries() map[string]string {
+	return map[string]string{
+		"zoe":                      "cmd/zoe",
+		"zoe-plugin-auth-file":     "plugins/auth-file",
+		"zoe-plugin-workspace-dir": "plugins/workspace-dir",
+	}
+}
