@@ -36,6 +36,10 @@ func New(log hclog.Logger, info Info, plugins PluginStatuses) *Server {
 	s := &Server{info: info, plugins: plugins, log: log, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /api/v1/info", s.getInfo)
 	s.mux.HandleFunc("GET /api/v1/health", s.getHealth)
+	// Without this, a route asked with the wrong method would fall through
+	// to the catch-all as "not found".
+	s.mux.HandleFunc("/api/v1/info", s.wrongMethod("GET"))
+	s.mux.HandleFunc("/api/v1/health", s.wrongMethod("GET"))
 	s.mux.HandleFunc("/", s.notFound)
 	return s
 }
@@ -78,6 +82,14 @@ type ErrorBody struct {
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.write(w, http.StatusNotFound, Error{ErrorBody{Code: "not_found", Message: "no such API route: " + r.Method + " " + r.URL.Path}})
+}
+
+func (s *Server) wrongMethod(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.write(w, http.StatusMethodNotAllowed, Error{ErrorBody{Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allow}})
+	}
 }
 
 func (s *Server) write(w http.ResponseWriter, code int, v any) {

@@ -43,11 +43,17 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 // Validate checks a configuration file, plugins included, without serving.
 func Validate(ctx context.Context, opts Options) error {
 	cfg, diags := config.Load(opts.ConfigFile)
-	if !diags.HasErrors() {
-		log := newLogger(opts, cfg.LogLevel)
-		plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, true, opts.Timing)
-		plugins.Stop()
-		diags = append(diags, d...)
+	// Plugins are checked even when core attributes are wrong, so that one
+	// run reports every problem of the file; after a syntax error there are
+	// none to check.
+	level := hclog.LevelFromString(cfg.LogLevel)
+	if level < hclog.Warn {
+		level = hclog.Warn // the plugins' starts and stops are noise here
+	}
+	plugins, d := StartPlugins(ctx, newLogger(opts, level.String()), cfg, opts.Executable, true, opts.Timing)
+	plugins.Stop()
+	diags = append(diags, d...)
+	if !diags.HasErrors() || len(cfg.Plugins) > 0 {
 		diags = append(diags, checkServing(cfg)...)
 	}
 	return report(opts, cfg, diags)
@@ -57,13 +63,16 @@ func Validate(ctx context.Context, opts Options) error {
 func Run(ctx context.Context, opts Options) error {
 	cfg, diags := config.Load(opts.ConfigFile)
 	if diags.HasErrors() {
+		// Plugins are not started for a file that cannot be served: their
+		// start would have side effects. `zoe config validate` reports
+		// theirs too.
 		return report(opts, cfg, diags)
 	}
 	diags = append(diags, checkServing(cfg)...)
-	log := newLogger(opts, cfg.LogLevel)
 	if diags.HasErrors() {
 		return report(opts, cfg, diags)
 	}
+	log := newLogger(opts, cfg.LogLevel)
 	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
 	defer plugins.Stop()
 	diags = append(diags, d...)

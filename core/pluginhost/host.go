@@ -122,7 +122,7 @@ func Start(ctx context.Context, log hclog.Logger, spec Spec, timing Timing) (*Pl
 		state: StateStarting, since: time.Now(),
 		stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
-	if err := p.launch(ctx); err != nil {
+	if err := p.launch(ctx, false); err != nil {
 		close(p.stopped)
 		return nil, err
 	}
@@ -131,8 +131,8 @@ func Start(ctx context.Context, log hclog.Logger, spec Spec, timing Timing) (*Pl
 }
 
 // launch starts the process, dispenses and sets the plugin up, and makes it
-// the current instance.
-func (p *Plugin) launch(ctx context.Context) error {
+// the current instance; restart counts it as a restart.
+func (p *Plugin) launch(ctx context.Context, restart bool) error {
 	ctx, cancel := context.WithTimeout(ctx, p.spec.StartTimeout)
 	defer cancel()
 	client, impl, err := p.dispense(ctx)
@@ -148,6 +148,9 @@ func (p *Plugin) launch(ctx context.Context) error {
 	p.mu.Lock()
 	p.client, p.impl, p.info = client, impl, impl.Info()
 	p.state, p.since, p.lastErr = StateReady, time.Now(), nil
+	if restart {
+		p.restarts++
+	}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -355,12 +358,9 @@ func (p *Plugin) relaunch() bool {
 			case <-ctx.Done():
 			}
 		}()
-		err := p.launch(ctx)
+		err := p.launch(ctx, true)
 		cancel()
 		if err == nil {
-			p.mu.Lock()
-			p.restarts++
-			p.mu.Unlock()
 			return true
 		}
 		p.mu.Lock()

@@ -12,7 +12,7 @@ import (
 // fails. It stays safe to use after the test ended (plugin log forwarding
 // may still be draining), unlike t.Log.
 func Logger(t testing.TB) hclog.Logger {
-	buf := &syncBuffer{}
+	buf := &SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", buf.String())
@@ -21,18 +21,19 @@ func Logger(t testing.TB) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: buf})
 }
 
-type syncBuffer struct {
+// SyncBuffer is a log output that may be written from several goroutines.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

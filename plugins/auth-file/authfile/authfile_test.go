@@ -1,7 +1,6 @@
 package authfile
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
@@ -54,25 +54,7 @@ func configured(t testing.TB, log hclog.Logger, content string) (*Plugin, string
 	return p, path
 }
 
-// syncBuffer is a log output that may be written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger(out *syncBuffer) hclog.Logger {
+func testLogger(out *testutil.SyncBuffer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "auth-file", Output: out, Level: hclog.Debug})
 }
 
@@ -140,7 +122,7 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
+			var out testutil.SyncBuffer
 			err := New(testLogger(&out)).Configure(context.Background(), tt.cfg)
 			if tt.path == nil {
 				if err != nil {
@@ -287,7 +269,7 @@ func TestAuthenticateErrors(t *testing.T) {
 // users file; each step says which logins work afterwards and how many
 // error lines the log has gained.
 func TestFileChanges(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	p, path := configured(t, testLogger(&out), "alice,a-pass,user\n")
 	ctx := context.Background()
 

@@ -1,0 +1,299 @@
+package daemon
+
+// In-process tests of Run and Validate with the real plugin binaries, built
+// once in TestMain. The zoe binary's own behaviour (signals, exit codes) is
+// tested out of process in cmd/zoe.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/zoe-project/zoe/core/api"
+	"github.com/zoe-project/zoe/core/pluginhost"
+	"github.com/zoe-project/zoe/internal/testutil"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "zoe-daemon-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := testutil.Build(dir, testutil.Binaries()); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binaries:", err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+const baseConfig = `deployment_name = "unit"
+data_dir        = "data"
+
+auth "file" {
+  users_file = "users.csv"
+}
+
+workspace "dir" {
+  base_path = "ws"
+}
+`
+
+// setup writes a users file and the configuration text (prefixed with a
+// free listen address) into a temporary directory; it returns the
+// configuration file, the listen address and options that log into buffers
+// shown on failure.
+func setup(t *testing.T, text string) (string, string, Options, *testutil.SyncBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.csv"), fmt.Appendf(nil, "alice,%s,admin\n", hash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	file := filepath.Join(dir, "zoe.hcl")
+	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n%s", addr, text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	diags, logs := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("diagnostics:\n%s\nlog:\n%s", diags, logs)
+		}
+	})
+	return file, addr, Options{
+		ConfigFile: file, Executable: filepath.Join(binDir, "zoe"), Version: "1.2.3-test",
+		Diagnostics: diags, LogOutput: logs,
+	}, diags
+}
+
+// gone tells whether a process has ended (or is a zombie).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	state := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+	return state == "Z" || state == "X"
+}
+
+// noChildren checks that the test process has no child process left, not
+// even an unreaped one, once the plugins were stopped.
+func noChildren(t *testing.T) {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // not a process, or one that just ended
+		}
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			t.Errorf("child process left behind: %s", strings.TrimSpace(s[:strings.LastIndexByte(s, ')')+1]))
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	_, _, opts, _ := setup(t, baseConfig)
+	ready := make(chan net.Addr, 1)
+	opts.Ready = func(a net.Addr) { ready <- a }
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, opts) }()
+
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("Run returned before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not call Ready within 30s")
+	}
+	base := "http://" + addr.String() + "/api/v1"
+
+	var info api.Info
+	if code := getJSON(t, base+"/info", &info); code != http.StatusOK ||
+		info != (api.Info{Name: "zoe", Version: "1.2.3-test", APIVersion: "v1", DeploymentName: "unit"}) {
+		t.Errorf("GET /info: %d %+v", code, info)
+	}
+	var h api.Health
+	if code := getJSON(t, base+"/health", &h); code != http.StatusOK || h.Status != "ok" || len(h.Plugins) != 2 {
+		t.Fatalf("GET /health: %d %+v", code, h)
+	}
+	var pids []int
+	for _, p := range h.Plugins {
+		if p.State != pluginhost.StateReady || p.PID <= 0 {
+			t.Errorf("plugin %s %s: %+v, want ready with a pid", p.Kind, p.Name, p)
+		}
+		pids = append(pids, p.PID)
+	}
+	// Run (not Validate) configures the workspace plugin for real.
+	if fi, err := os.Stat(filepath.Join(filepath.Dir(opts.ConfigFile), "ws", "unit")); err != nil || !fi.IsDir() {
+		t.Errorf("the workspace directory of the deployment was not created: %v", err)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("Run after cancel: %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20s of the cancel")
+	}
+	// Run stops its plugins before it returns.
+	for _, pid := range pids {
+		if !gone(pid) {
+			t.Errorf("plugin process %d still runs after Run returned", pid)
+		}
+	}
+	noChildren(t)
+	if _, err := net.DialTimeout("tcp", addr.String(), time.Second); err == nil {
+		t.Errorf("the API still listens on %s after Run returned", addr)
+	}
+}
+
+func TestRunListenError(t *testing.T) {
+	_, addr, opts, _ := setup(t, baseConfig)
+	// Take the configured address first.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	opts.Ready = func(net.Addr) { t.Error("Ready called although the address is taken") }
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = Run(ctx, opts)
+	if err == nil || errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("Run on a taken address: %v, want a listen error naming %s", err, addr)
+	}
+	noChildren(t)
+}
+
+func TestInvalidConfig(t *testing.T) {
+	cases := []struct {
+		name, text, marker, want string
+	}{
+		{"syntax", strings.Replace(baseConfig, `"users.csv"`, "", 1), "users_file", "Invalid expression"},
+		{"plugin schema", strings.Replace(baseConfig, "  users_file", "  colour = \"red\"\n  users_file", 1), "colour", "Unsupported argument"},
+		{"plugin semantics", strings.Replace(baseConfig, "users.csv", "missing.csv", 1), "missing.csv", "Cannot use users file"},
+		{"unknown plugin", strings.Replace(baseConfig, `workspace "dir"`, `workspace "nope"`, 1), `workspace "nope"`, "Unknown workspace plugin"},
+	}
+	for _, c := range cases {
+		for _, fn := range []struct {
+			name string
+			call func(context.Context, Options) error
+		}{{"Validate", Validate}, {"Run", Run}} {
+			t.Run(c.name+"/"+fn.name, func(t *testing.T) {
+				file, _, opts, diags := setup(t, c.text)
+				opts.Ready = func(net.Addr) { t.Error("Ready called for a broken configuration") }
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+				defer cancel()
+				err := fn.call(ctx, opts)
+				if !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("%s: %v, want ErrInvalidConfig", fn.name, err)
+				}
+				full := "listen = \"\"\n" + c.text // the same line numbers as the file
+				line := strings.Count(full[:strings.Index(full, c.marker)], "\n") + 1
+				want := fmt.Sprintf("on %s line %d", file, line)
+				if d := diags.String(); !strings.Contains(d, want) || !strings.Contains(d, c.want) {
+					t.Errorf("diagnostics do not say %q and %q:\n%s", want, c.want, d)
+				}
+				noChildren(t)
+			})
+		}
+	}
+}
+
+func TestValidateCreatesNothing(t *testing.T) {
+	file, _, opts, diags := setup(t, baseConfig)
+	if err := Validate(t.Context(), opts); err != nil {
+		t.Fatalf("Validate: %v\n%s", err, diags)
+	}
+	if d := diags.String(); d != "" {
+		t.Errorf("diagnostics for a valid file:\n%s", d)
+	}
+	for _, dir := range []string{"ws", "data"} {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(file), dir)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Validate created %s (stat: %v)", dir, err)
+		}
+	}
+}
+
+// One run of Validate reports the core's errors and the plugins' together.
+func TestValidateReportsCoreAndPluginErrorsAtOnce(t *testing.T) {
+	file, _, opts, diags := setup(t, `scheduler { policy = "LIFO" }
+auth "file" {
+  users_file = "users.csv"
+  colour     = "red"
+}
+workspace "dir" {
+  base_path = "ws"
+}
+`)
+	err := Validate(context.Background(), opts)
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Validate: %v, want ErrInvalidConfig", err)
+	}
+	for _, want := range []string{
+		"on " + file + " line 2, in scheduler", // listen is line 1
+		"Invalid scheduler policy",
+		"on " + file + " line 5, in auth \"file\"",
+		`An argument named "colour" is not expected here.`,
+	} {
+		if !strings.Contains(diags.String(), want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, diags)
+		}
+	}
+}
