@@ -39,7 +39,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), configCmd(), hashPasswordCmd(), usersCmd())
+	root.AddCommand(serverCmd(), configCmd(), hashPasswordCmd(), usersCmd(), zappCmd(), shopCmd())
 	return root
 }
 
