@@ -283,7 +283,7 @@ func (p *Plugin) supervise() {
 		}
 		p.mu.Lock()
 		old := p.client
-		p.state, p.since, p.lastErr, p.impl = StateRestarting, time.Now(), reason, nil
+		p.state, p.since, p.lastErr, p.impl, p.pid = StateRestarting, time.Now(), reason, nil, 0
 		p.mu.Unlock()
 		p.log.Error("plugin lost; restarting it", "reason", reason)
 		old.Kill()
