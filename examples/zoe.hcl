@@ -24,8 +24,9 @@ data_dir = "../.zoe/data"
 # trace, debug, info, warn or error. Default "info".
 log_level = "info"
 
-# The ZApp shop: one sub-directory per ZApp with a manifest.json.
-# shop_dir = "/var/lib/zoe-apps"
+# The ZApp shop: one sub-directory per ZApp with a manifest.json; problems
+# are logged at start-up. `zoe shop check DIR` checks one offline.
+shop_dir = "shop"
 
 # Serve the API over HTTPS. Off by default.
 # tls {

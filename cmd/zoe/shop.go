@@ -7,12 +7,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
-	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/shop"
-	"github.com/zoe-project/zoe/core/zapp"
 )
 
 func shopCmd() *cobra.Command {
@@ -32,17 +29,9 @@ func shopCheckCmd() *cobra.Command {
 			"else the defaults (16 cores, 64 GiB). Exits 1 if any problem is an error.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			limits := zapp.DefaultLimits()
-			dir := ""
-			if configFile != "" {
-				cfg, diags := config.Load(configFile)
-				if diags.HasErrors() {
-					wr := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), cfg.Files, 0, false)
-					_ = wr.WriteDiagnostics(diags)
-					return fmt.Errorf("invalid configuration %s", configFile)
-				}
-				limits = zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory}
-				dir = cfg.ShopDir
+			limits, _, dir, err := zappSettings(configFile, cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
 			if len(args) == 1 {
 				dir = args[0]

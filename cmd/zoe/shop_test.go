@@ -64,7 +64,7 @@ func TestShopCheck(t *testing.T) {
 			[]string{"examples/shop/batch/batch.json: services[0].resources.cores.min:", "spark-0", "2 entries, 1 error"},
 			[]string{"zoe: " + examples + ": 1 error"}},
 		{"invalid configuration", []string{"shop", "check", "--config", badConfig, examples}, 1,
-			nil, []string{"max_service_cores must be a number greater than 0", "zoe: invalid configuration " + badConfig}},
+			nil, []string{"max_service_cores must be a number greater than 0", "zoe: configuration " + badConfig + " is invalid"}},
 		{"no directory", []string{"shop", "check"}, 1,
 			nil, []string{"zoe: no shop directory"}},
 		{"missing directory", []string{"shop", "check", filepath.Join(broken, "nope")}, 1,

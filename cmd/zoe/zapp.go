@@ -21,22 +21,22 @@ func zappCmd() *cobra.Command {
 	return cmd
 }
 
-// zappSettings reads the per-service limits and the deployment name from a
-// configuration file; without one, the defaults. A configuration with
-// errors is reported on w and refused.
-func zappSettings(file string, w io.Writer) (zapp.Limits, string, error) {
+// zappSettings reads the per-service limits, the deployment name and the
+// shop directory from a configuration file; without one, the defaults. A
+// configuration with errors is reported on w and refused.
+func zappSettings(file string, w io.Writer) (limits zapp.Limits, deployment, shopDir string, err error) {
 	if file == "" {
-		return zapp.DefaultLimits(), config.DefaultDeploymentName, nil
+		return zapp.DefaultLimits(), config.DefaultDeploymentName, "", nil
 	}
 	cfg, diags := config.Load(file)
 	if len(diags) > 0 {
 		_ = config.WriteDiagnostics(w, cfg.Files, diags)
 	}
 	if diags.HasErrors() {
-		return zapp.Limits{}, "", fmt.Errorf("configuration %s is invalid", file)
+		return zapp.Limits{}, "", "", fmt.Errorf("configuration %s is invalid", file)
 	}
 	return zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
-		cfg.DeploymentName, nil
+		cfg.DeploymentName, cfg.ShopDir, nil
 }
 
 // syntaxPosition splits the Problem zapp reports for malformed JSON,
@@ -92,7 +92,7 @@ func zappValidateCmd() *cobra.Command {
 			"(16 cores, 64 GiB). Exits 1 when a file is invalid.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			limits, _, err := zappSettings(configFile, cmd.ErrOrStderr())
+			limits, _, _, err := zappSettings(configFile, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -135,7 +135,7 @@ func zappExpandCmd() *cobra.Command {
 			"environment (templates resolved, Zoe's variables added).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			limits, cfgDeployment, err := zappSettings(configFile, cmd.ErrOrStderr())
+			limits, cfgDeployment, _, err := zappSettings(configFile, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,8 @@ import (
 	"github.com/zoe-project/zoe/core/api"
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/pluginhost"
+	"github.com/zoe-project/zoe/core/shop"
+	"github.com/zoe-project/zoe/core/zapp"
 )
 
 // Options of a daemon run.
@@ -73,6 +75,15 @@ func Run(ctx context.Context, opts Options) error {
 		return report(opts, cfg, diags)
 	}
 	log := newLogger(opts, cfg.LogLevel)
+	if cfg.ShopDir != "" {
+		// Loaded now so that its problems show at start-up; the API will
+		// serve it. A broken entry hides only itself and is logged by the
+		// shop.
+		limits := zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory}
+		if _, err := shop.Load(cfg.ShopDir, limits, log.Named("shop")); err != nil {
+			log.Error("cannot load the ZApp shop", "error", err)
+		}
+	}
 	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
 	defer plugins.Stop()
 	diags = append(diags, d...)
