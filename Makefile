@@ -36,10 +36,15 @@ lint:
 	$(GO) tool staticcheck ./...
 
 # protoc comes from Debian; the Go generators are pinned in go.mod.
+# PostgreSQL too: the state store's tests start a throwaway server from its
+# binaries (internal/testutil/postgres.go).
 deps:
 	@command -v protoc >/dev/null || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler) >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql"; \
+	  (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq postgresql) >/dev/null; }
 
 proto: deps
 	scripts/protogen.sh
@@ -57,8 +62,12 @@ proto-check: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./plugins/auth-file/userfile
 
+# The state store's benchmark fills 100,000 executions per store (a few
+# minutes); ZOE_BENCH_EXECUTIONS=2000 make bench for a quick run.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./core/pluginhost
+	$(GO) test -run '^$$' -bench . -benchmem ./core/zapp
+	$(GO) test -run '^$$' -bench . -timeout 60m ./core/state
 
 clean:
 	rm -rf $(BIN)

@@ -2,8 +2,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -23,17 +25,25 @@ type PluginStatuses interface {
 	Statuses() []pluginhost.Status
 }
 
+// Store is the state store as the health check sees it.
+type Store interface {
+	SchemaVersion(ctx context.Context) (int, error)
+}
+
 // Server is the HTTP API.
 type Server struct {
 	info    Info
 	plugins PluginStatuses
-	log     hclog.Logger
-	mux     *http.ServeMux
+	store   Store
+	// storeName describes the store without secrets, e.g. "sqlite /var/lib/zoe/zoe.db".
+	storeName string
+	log       hclog.Logger
+	mux       *http.ServeMux
 }
 
 // New returns the API's handler.
-func New(log hclog.Logger, info Info, plugins PluginStatuses) *Server {
-	s := &Server{info: info, plugins: plugins, log: log, mux: http.NewServeMux()}
+func New(log hclog.Logger, info Info, plugins PluginStatuses, store Store, storeName string) *Server {
+	s := &Server{info: info, plugins: plugins, store: store, storeName: storeName, log: log, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /api/v1/info", s.getInfo)
 	s.mux.HandleFunc("GET /api/v1/health", s.getHealth)
 	// Without this, a route asked with the wrong method would fall through
@@ -53,16 +63,33 @@ func (s *Server) getInfo(w http.ResponseWriter, _ *http.Request) {
 // Health is the answer of GET /api/v1/health.
 type Health struct {
 	Status  string              `json:"status"` // ok or degraded
+	State   StoreHealth         `json:"state"`
 	Plugins []pluginhost.Status `json:"plugins"`
 }
 
-func (s *Server) getHealth(w http.ResponseWriter, _ *http.Request) {
-	h := Health{Status: "ok", Plugins: s.plugins.Statuses()}
+// StoreHealth tells whether the state store answers.
+type StoreHealth struct {
+	Store         string `json:"store"`
+	SchemaVersion int    `json:"schema_version,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
+	h := Health{Status: "ok", State: StoreHealth{Store: s.storeName}, Plugins: s.plugins.Statuses()}
 	code := http.StatusOK
+	// Load balancers and probes read the status code.
+	degraded := func() { h.Status, code = "degraded", http.StatusServiceUnavailable }
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if v, err := s.store.SchemaVersion(ctx); err != nil {
+		h.State.Error = err.Error()
+		degraded()
+	} else {
+		h.State.SchemaVersion = v
+	}
 	for _, p := range h.Plugins {
 		if p.State != pluginhost.StateReady {
-			// Load balancers and probes read the status code.
-			h.Status, code = "degraded", http.StatusServiceUnavailable
+			degraded()
 		}
 	}
 	s.write(w, code, h)

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -10,6 +12,10 @@ import (
 
 	"github.com/zoe-project/zoe/core/pluginhost"
 )
+
+type store struct{ err error }
+
+func (s store) SchemaVersion(context.Context) (int, error) { return 1, s.err }
 
 type fixed []pluginhost.Status
 
@@ -21,19 +27,21 @@ func TestRoutes(t *testing.T) {
 	tests := []struct {
 		name, method, path string
 		plugins            fixed
+		storeErr           error
 		code               int
 		field, want        string // a top-level JSON field and its value
 	}{
-		{"info", "GET", "/api/v1/info", nil, 200, "deployment_name", "test"},
-		{"healthy", "GET", "/api/v1/health", fixed{ready}, 200, "status", "ok"},
-		{"degraded", "GET", "/api/v1/health", fixed{ready, restarting}, 503, "status", "degraded"},
-		{"unknown route", "GET", "/api/v1/nope", nil, 404, "", ""},
-		{"wrong method", "POST", "/api/v1/info", nil, 405, "", ""},
-		{"wrong method on health", "DELETE", "/api/v1/health", nil, 405, "", ""},
+		{"info", "GET", "/api/v1/info", nil, nil, 200, "deployment_name", "test"},
+		{"healthy", "GET", "/api/v1/health", fixed{ready}, nil, 200, "status", "ok"},
+		{"degraded", "GET", "/api/v1/health", fixed{ready, restarting}, nil, 503, "status", "degraded"},
+		{"store down", "GET", "/api/v1/health", fixed{ready}, errors.New("connection refused"), 503, "status", "degraded"},
+		{"unknown route", "GET", "/api/v1/nope", nil, nil, 404, "", ""},
+		{"wrong method", "POST", "/api/v1/info", nil, nil, 405, "", ""},
+		{"wrong method on health", "DELETE", "/api/v1/health", nil, nil, 405, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(hclog.NewNullLogger(), Info{Name: "zoe", Version: "v", APIVersion: "v1", DeploymentName: "test"}, tt.plugins)
+			s := New(hclog.NewNullLogger(), Info{Name: "zoe", Version: "v", APIVersion: "v1", DeploymentName: "test"}, tt.plugins, store{tt.storeErr}, "sqlite test.db")
 			rec := httptest.NewRecorder()
 			s.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
 			if rec.Code != tt.code {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,6 +19,7 @@ import (
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/shop"
+	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
 )
 
@@ -75,6 +77,15 @@ func Run(ctx context.Context, opts Options) error {
 		return report(opts, cfg, diags)
 	}
 	log := newLogger(opts, cfg.LogLevel)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory (data_dir in %s): %w", cfg.File, err)
+	}
+	store, err := state.Open(ctx, cfg.State, cfg.DeploymentName, log.Named("state"))
+	if err != nil {
+		return fmt.Errorf("state store (state in %s): %w", cfg.File, err)
+	}
+	defer store.Close()
+	log.Info("state store open", "store", cfg.State.String())
 	if cfg.ShopDir != "" {
 		// Loaded now so that its problems show at start-up; the API will
 		// serve it. A broken entry hides only itself and is logged by the
@@ -94,7 +105,7 @@ func Run(ctx context.Context, opts Options) error {
 	srv := &http.Server{
 		Handler: api.New(log.Named("api"), api.Info{
 			Name: "zoe", Version: opts.Version, APIVersion: "v1", DeploymentName: cfg.DeploymentName,
-		}, statuses(plugins.All)),
+		}, statuses(plugins.All), store, cfg.State.String()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}

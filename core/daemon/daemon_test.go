@@ -297,3 +297,63 @@ workspace "dir" {
 		}
 	}
 }
+
+// The daemon runs on either store, chosen in the configuration; health says
+// which and that it answers.
+func TestRunOnEitherStore(t *testing.T) {
+	tests := []struct {
+		name, state string
+		want        string // prefix of the store's description in health
+	}{
+		{"sqlite default", "", "sqlite "},
+		{"sqlite file", "state {\n  sqlite = \"other.db\"\n}\n", "sqlite "},
+		{"postgres", "state {\n  postgres = env(\"ZOE_TEST_PG_DSN\")\n}\n", "postgres"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "postgres" {
+				t.Setenv("ZOE_TEST_PG_DSN", testutil.StartPostgres(t))
+			}
+			_, _, opts, _ := setup(t, tt.state+baseConfig)
+			ready := make(chan net.Addr, 1)
+			opts.Ready = func(a net.Addr) { ready <- a }
+			ctx, cancel := context.WithCancel(t.Context())
+			errc := make(chan error, 1)
+			go func() { errc <- Run(ctx, opts) }()
+			defer func() {
+				cancel()
+				if err := <-errc; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			var addr net.Addr
+			select {
+			case addr = <-ready:
+			case err := <-errc:
+				errc <- err
+				t.Fatalf("Run returned before serving: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not call Ready within 30s")
+			}
+			var h api.Health
+			if code := getJSON(t, "http://"+addr.String()+"/api/v1/health", &h); code != http.StatusOK ||
+				!strings.HasPrefix(h.State.Store, tt.want) || h.State.SchemaVersion < 1 || h.State.Error != "" {
+				t.Fatalf("GET /health: %d %+v", code, h.State)
+			}
+			if strings.Contains(h.State.Store, "postgres://") {
+				t.Errorf("health shows the DSN: %q", h.State.Store)
+			}
+			dir := filepath.Dir(opts.ConfigFile)
+			switch tt.name {
+			case "sqlite default":
+				if _, err := os.Stat(filepath.Join(dir, "data", "zoe.db")); err != nil {
+					t.Errorf("no database in data_dir: %v", err)
+				}
+			case "sqlite file":
+				if _, err := os.Stat(filepath.Join(dir, "data", "other.db")); err != nil {
+					t.Errorf("no database at the configured file: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,245 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/zoe-project/zoe/sdk"
+)
+
+// The two implementations share every query: both dialects accept $n
+// placeholders, RETURNING and ON CONFLICT. What differs (connections,
+// transactions, row locks, time encoding, error codes) is behind backend and
+// dialect.
+
+// querier runs statements, on the pool or inside a transaction.
+type querier interface {
+	exec(ctx context.Context, query string, args ...any) (int64, error)
+	query(ctx context.Context, query string, args ...any) (rows, error)
+	queryRow(ctx context.Context, query string, args ...any) row
+}
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+type row interface {
+	Scan(dest ...any) error
+}
+
+// backend is one database's connection pool.
+type backend interface {
+	// querier is for reads; every write goes through tx (on SQLite the
+	// pool of reads is read-only).
+	querier
+	// tx runs fn in a write transaction and commits when it returns nil.
+	// Write transactions of one database are serialised for the rows they
+	// lock: SQLite takes the write lock at BEGIN (IMMEDIATE), PostgreSQL
+	// locks the rows read with dialect.forUpdate.
+	tx(ctx context.Context, fn func(q querier) error) error
+	close() error
+}
+
+// dialect is what the shared SQL needs to know about the database.
+type dialect struct {
+	name string
+	// forUpdate is appended to reads of rows a transaction is about to
+	// change; "" where BEGIN IMMEDIATE already serialises writers.
+	forUpdate string
+	// contains is the SQL of "%[1]s contains %[2]s", case-sensitive and
+	// without LIKE's wildcards.
+	contains string
+	// timeType is the column type of times.
+	timeType string
+	// encodeTime turns a UTC time into a query argument.
+	encodeTime func(time.Time) any
+	// category maps a driver error to an sdk category, nil when none fits.
+	category func(error) error
+	// migrationLock is run first in the migration transaction.
+	migrationLock func(ctx context.Context, q querier) error
+}
+
+var _ Store = (*store)(nil)
+
+// store implements Store on a backend.
+type store struct {
+	db  backend
+	d   dialect
+	log hclog.Logger
+}
+
+// now is the store's clock: UTC, microseconds (what PostgreSQL keeps), so
+// that a time reads back equal to what was written.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func (s *store) ts(t time.Time) any { return s.d.encodeTime(t.UTC().Truncate(time.Microsecond)) }
+
+func (s *store) tsp(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.ts(*t)
+}
+
+// sqliteTime is how SQLite stores times: fixed width, so text order is time
+// order.
+const sqliteTime = "2006-01-02T15:04:05.000000Z07:00"
+
+// tsDst scans a time column into t (NOT NULL) or p (nullable), in UTC:
+// PostgreSQL sends timestamptz, SQLite text.
+type tsDst struct {
+	t *time.Time
+	p **time.Time
+}
+
+func timeDst(t *time.Time) *tsDst     { return &tsDst{t: t} }
+func timePtrDst(p **time.Time) *tsDst { return &tsDst{p: p} }
+
+func (d *tsDst) set(t time.Time, valid bool) error {
+	switch {
+	case d.p != nil && !valid:
+		*d.p = nil
+	case !valid:
+		return errors.New("NULL in a NOT NULL time column")
+	case d.p != nil:
+		t = t.UTC()
+		*d.p = &t
+	default:
+		*d.t = t.UTC()
+	}
+	return nil
+}
+
+// Scan implements sql.Scanner for SQLite.
+func (d *tsDst) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		return d.set(time.Time{}, false)
+	case time.Time:
+		return d.set(v, true)
+	case string:
+		t, err := time.Parse(sqliteTime, v)
+		if err != nil {
+			return fmt.Errorf("bad time %q: %w", v, err)
+		}
+		return d.set(t, true)
+	case []byte:
+		return d.Scan(string(v))
+	}
+	return fmt.Errorf("cannot scan %T into a time", src)
+}
+
+// ScanTimestamptz implements pgtype.TimestamptzScanner for PostgreSQL.
+func (d *tsDst) ScanTimestamptz(v pgtype.Timestamptz) error {
+	if v.InfinityModifier != pgtype.Finite {
+		return errors.New("infinite time")
+	}
+	return d.set(v.Time, v.Valid)
+}
+
+var _ sql.Scanner = (*tsDst)(nil)
+var _ pgtype.TimestamptzScanner = (*tsDst)(nil)
+
+// args collects the arguments of a query built piece by piece; add returns
+// the placeholder of the value.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+// in returns "(ph1, ph2, ...)" for vs.
+func in[T any](a *args, vs []T) string {
+	ph := make([]string, len(vs))
+	for i, v := range vs {
+		ph[i] = a.add(v)
+	}
+	return "(" + strings.Join(ph, ", ") + ")"
+}
+
+// activeSQL selects active executions. It is spelt exactly as in the partial
+// index executions_active of the migrations so that the planners use it.
+const activeSQL = "status IN ('submitted', 'queued', 'starting', 'running', 'cleaning_up')"
+
+// fail wraps err with what was being done and, when err has none yet, the sdk
+// category of the driver error.
+func (s *store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if sdk.Category(err) != sdk.ErrInternal {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var cat error
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		cat = sdk.ErrNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		cat = sdk.ErrDeadlineExceeded
+	default:
+		cat = s.d.category(err)
+	}
+	if cat == nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w: %w", op, cat, err)
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+func notFound(format string, a ...any) error {
+	return fmt.Errorf(format+": %w", append(a, sdk.ErrNotFound)...)
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf(format+": %w", append(a, sdk.ErrInvalidArgument)...)
+}
+
+// jsonText validates a JSON document for a NOT NULL column; empty means {}.
+func jsonText(what string, doc json.RawMessage) (string, error) {
+	if len(doc) == 0 {
+		return "{}", nil
+	}
+	if !json.Valid(doc) {
+		return "", invalid("%s is not valid JSON", what)
+	}
+	return string(doc), nil
+}
+
+// collect reads all rows with scan.
+func collect[T any](rs rows, err error, scan func(row) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []T
+	for rs.Next() {
+		v, err := scan(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}
+
+func intPtr(p *int64) *int {
+	if p == nil {
+		return nil
+	}
+	v := int(*p)
+	return &v
+}

@@ -1,0 +1,196 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/zoe-project/zoe/sdk"
+)
+
+// OpenSQLite opens the SQLite database file at path, creating it (mode 0600:
+// it holds token hashes) and its directory when missing, and brings its
+// schema up to date.
+func OpenSQLite(ctx context.Context, path string, log hclog.Logger) (Store, error) {
+	return openSQLite(ctx, path, log, CurrentSchemaVersion)
+}
+
+// openSQLite migrates to version target; only tests ask for less than
+// CurrentSchemaVersion.
+func openSQLite(ctx context.Context, path string, log hclog.Logger, target int) (*store, error) {
+	if path == "" {
+		return nil, invalid("sqlite: no database file")
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// SQLite would create the file with the umask's mode; its -wal and -shm
+	// files copy the mode of the database file.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	case !errors.Is(err, os.ErrExist):
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+
+	// One writer connection: writers queue in database/sql instead of
+	// spinning on SQLITE_BUSY, and every transaction on it is BEGIN
+	// IMMEDIATE, so it holds the write lock from the start (other processes
+	// wait on the busy timeout). Readers have their own pool and never block
+	// the writer in WAL mode.
+	w, err := sql.Open("sqlite", sqliteDSN(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	r, err := sql.Open("sqlite", sqliteDSN(path, true))
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+
+	s := &store{db: &sqliteDB{w: w, r: r}, d: sqliteDialect(), log: named(log)}
+	if err := s.migrate(ctx, target); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	s.log.Info("state store opened", "store", "sqlite", "path", path)
+	return s, nil
+}
+
+// sqliteDSN: WAL (readers do not block the writer), synchronous=FULL (a
+// commit survives a power cut, not only a crash: Zoe must never lose an
+// execution), foreign keys (cascades), a busy timeout for other processes.
+func sqliteDSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_busy_timeout", "10000")
+	q.Add("_foreign_keys", "1")
+	q.Add("_journal_mode", "WAL")
+	q.Add("_synchronous", "FULL")
+	q.Add("_txlock", "immediate")
+	if readOnly {
+		q.Add("_query_only", "1")
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+func sqliteDialect() dialect {
+	return dialect{
+		name:       "sqlite",
+		forUpdate:  "",
+		contains:   "instr(%[1]s, %[2]s) > 0",
+		timeType:   "TEXT",
+		encodeTime: func(t time.Time) any { return t.Format(sqliteTime) },
+		category:   sqliteCategory,
+		// BEGIN IMMEDIATE already excludes every other writer.
+		migrationLock: func(context.Context, querier) error { return nil },
+	}
+}
+
+func sqliteCategory(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return nil
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return sdk.ErrAlreadyExists
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return sdk.ErrNotFound
+	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL:
+		return sdk.ErrInvalidArgument
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL:
+		return sdk.ErrUnavailable
+	}
+	return nil
+}
+
+type sqliteDB struct {
+	w, r *sql.DB
+}
+
+func (db *sqliteDB) exec(ctx context.Context, q string, a ...any) (int64, error) {
+	return sqlQ{db.w}.exec(ctx, q, a...)
+}
+
+func (db *sqliteDB) query(ctx context.Context, q string, a ...any) (rows, error) {
+	return sqlQ{db.r}.query(ctx, q, a...)
+}
+
+func (db *sqliteDB) queryRow(ctx context.Context, q string, a ...any) row {
+	return sqlQ{db.r}.queryRow(ctx, q, a...)
+}
+
+func (db *sqliteDB) tx(ctx context.Context, fn func(querier) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(sqlQ{tx}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (db *sqliteDB) close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// sqlQ adapts a *sql.DB or *sql.Tx.
+type sqlQ struct {
+	q interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}
+}
+
+func (s sqlQ) exec(ctx context.Context, q string, a ...any) (int64, error) {
+	res, err := s.q.ExecContext(ctx, q, a...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (s sqlQ) query(ctx context.Context, q string, a ...any) (rows, error) {
+	rs, err := s.q.QueryContext(ctx, q, a...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rs}, nil
+}
+
+func (s sqlQ) queryRow(ctx context.Context, q string, a ...any) row {
+	return s.q.QueryRowContext(ctx, q, a...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+// Close drops the error: it only repeats what Err reports.
+func (r sqlRows) Close() { _ = r.Rows.Close() }

@@ -1,0 +1,191 @@
+package statetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+func testUsers(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+
+	before := time.Now()
+	u := must(st.RecordLogin(ctx, auth.Identity{Username: "alice", Role: auth.RoleUser,
+		Groups: []string{"b", "a"}, UID: ptr(uint32(1000)), GID: ptr(uint32(4294967295)), Email: "a@x"}))(t)
+	after := time.Now()
+	if u.Username != "alice" || u.Role != auth.RoleUser || !slices.Equal(u.Groups, []string{"b", "a"}) ||
+		*u.UID != 1000 || *u.GID != 4294967295 || u.Email != "a@x" || !u.Enabled || u.Quota != "" {
+		t.Fatalf("first login: %+v", u)
+	}
+	inUTC(t, "created", u.CreatedAt, before, after)
+	if !u.LastLogin.Equal(u.CreatedAt) {
+		t.Errorf("last login %v != created %v", u.LastLogin, u.CreatedAt)
+	}
+
+	// Zoe's own fields survive the next login; the auth plugin's are
+	// replaced.
+	must(st.UpdateUser(ctx, "alice", state.UserUpdate{Enabled: ptr(false), Quota: ptr("admin")}))(t)
+	time.Sleep(2 * time.Millisecond)
+	u2 := must(st.RecordLogin(ctx, auth.Identity{Username: "alice", Role: auth.RoleAdmin, Email: "b@x"}))(t)
+	if u2.Role != auth.RoleAdmin || len(u2.Groups) != 0 || u2.UID != nil || u2.GID != nil || u2.Email != "b@x" ||
+		u2.Enabled || u2.Quota != "admin" || !u2.CreatedAt.Equal(u.CreatedAt) || !u2.LastLogin.After(u.LastLogin) {
+		t.Fatalf("second login: %+v (first %+v)", u2, u)
+	}
+	if got := must(st.GetUser(ctx, "alice"))(t); !equalUser(got, u2) {
+		t.Fatalf("GetUser = %+v, want %+v", got, u2)
+	}
+
+	login(t, st, "carol", auth.RoleGuest)
+	login(t, st, "bob", auth.RoleGuest)
+	var names []string
+	for _, u := range must(st.ListUsers(ctx))(t) {
+		names = append(names, u.Username)
+	}
+	if !slices.Equal(names, []string{"alice", "bob", "carol"}) {
+		t.Fatalf("ListUsers = %v", names)
+	}
+
+	updates := []struct {
+		name string
+		user string
+		up   state.UserUpdate
+		want func(state.User) bool
+		err  error
+	}{
+		{"role", "bob", state.UserUpdate{Role: ptr(auth.RoleUser)}, func(u state.User) bool { return u.Role == auth.RoleUser }, nil},
+		{"enable", "bob", state.UserUpdate{Enabled: ptr(false)}, func(u state.User) bool { return !u.Enabled }, nil},
+		{"quota", "bob", state.UserUpdate{Quota: ptr("admin")}, func(u state.User) bool { return u.Quota == "admin" }, nil},
+		{"back to role default", "bob", state.UserUpdate{Quota: ptr("")}, func(u state.User) bool { return u.Quota == "" }, nil},
+		{"nothing", "bob", state.UserUpdate{}, func(u state.User) bool { return u.Username == "bob" }, nil},
+		{"unknown quota", "bob", state.UserUpdate{Quota: ptr("nope")}, nil, sdk.ErrNotFound},
+		{"unknown role", "bob", state.UserUpdate{Role: ptr(auth.Role("root"))}, nil, sdk.ErrInvalidArgument},
+		{"unknown user", "dave", state.UserUpdate{Enabled: ptr(true)}, nil, sdk.ErrNotFound},
+	}
+	for _, tc := range updates {
+		t.Run("update "+tc.name, func(t *testing.T) {
+			got, err := st.UpdateUser(ctx, tc.user, tc.up)
+			if tc.err != nil {
+				wantErr(t, err, tc.err)
+				return
+			}
+			if err != nil || !tc.want(got) {
+				t.Fatalf("UpdateUser(%+v) = %+v, %v", tc.up, got, err)
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		id   auth.Identity
+	}{
+		{"empty username", auth.Identity{Role: auth.RoleUser}},
+		{"spaces", auth.Identity{Username: " x", Role: auth.RoleUser}},
+		{"unknown role", auth.Identity{Username: "x", Role: "root"}},
+	}
+	for _, tc := range bad {
+		t.Run("login "+tc.name, func(t *testing.T) {
+			_, err := st.RecordLogin(ctx, tc.id)
+			wantErr(t, err, sdk.ErrInvalidArgument)
+		})
+	}
+	_, err := st.GetUser(ctx, "nobody")
+	wantErr(t, err, sdk.ErrNotFound, "nobody")
+}
+
+func equalUser(a, b state.User) bool {
+	return a.Username == b.Username && a.Role == b.Role && slices.Equal(a.Groups, b.Groups) &&
+		equalPtr(a.UID, b.UID) && equalPtr(a.GID, b.GID) && a.Email == b.Email && a.Enabled == b.Enabled &&
+		a.Quota == b.Quota && a.CreatedAt.Equal(b.CreatedAt) && a.LastLogin.Equal(b.LastLogin)
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+func testQuotas(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+
+	// The seed: guests one execution at a time.
+	defaults := map[string]int{"guest": 1, "user": 5, "admin": 0}
+	qs := must(st.ListQuotas(ctx))(t)
+	if len(qs) != 3 {
+		t.Fatalf("seeded quotas: %+v", qs)
+	}
+	for _, q := range qs {
+		if n, ok := defaults[q.Name]; !ok || q.ConcurrentExecutions != n || q.Cores != 0 || q.Memory != 0 || q.RuntimeLimit != 0 {
+			t.Errorf("seeded quota %+v", q)
+		}
+	}
+	for _, r := range []auth.Role{auth.RoleGuest, auth.RoleUser, auth.RoleAdmin} {
+		login(t, st, "u-"+string(r), r)
+		if q := must(st.EffectiveQuota(ctx, "u-"+string(r)))(t); q.Name != state.DefaultQuotaName(r) {
+			t.Errorf("effective quota of a %s: %+v", r, q)
+		}
+	}
+
+	big := state.Quota{Name: "big", ConcurrentExecutions: 10, Cores: 12.5, Memory: 64 << 30, RuntimeLimit: 36 * time.Hour}
+	if got := must(st.CreateQuota(ctx, big))(t); got != big {
+		t.Fatalf("CreateQuota = %+v", got)
+	}
+	if got := must(st.GetQuota(ctx, "big"))(t); got != big {
+		t.Fatalf("GetQuota = %+v", got)
+	}
+	big.Cores, big.RuntimeLimit = 0.5, 0
+	if got := must(st.UpdateQuota(ctx, big))(t); got != big {
+		t.Fatalf("UpdateQuota = %+v", got)
+	}
+	// The role defaults can be changed.
+	must(st.UpdateQuota(ctx, state.Quota{Name: "guest", ConcurrentExecutions: 2}))(t)
+
+	must(st.UpdateUser(ctx, "u-user", state.UserUpdate{Quota: ptr("big")}))(t)
+	if q := must(st.EffectiveQuota(ctx, "u-user"))(t); q != big {
+		t.Fatalf("effective quota with an own quota: %+v", q)
+	}
+	// Deleting a quota returns its users to their role's default.
+	if err := st.DeleteQuota(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	if u := must(st.GetUser(ctx, "u-user"))(t); u.Quota != "" {
+		t.Fatalf("user keeps deleted quota %q", u.Quota)
+	}
+	if q := must(st.EffectiveQuota(ctx, "u-user"))(t); q.Name != "user" {
+		t.Fatalf("effective quota after delete: %+v", q)
+	}
+	// The role decides when the user has no quota of their own.
+	must(st.UpdateUser(ctx, "u-user", state.UserUpdate{Role: ptr(auth.RoleGuest)}))(t)
+	if q := must(st.EffectiveQuota(ctx, "u-user"))(t); q.Name != "guest" || q.ConcurrentExecutions != 2 {
+		t.Fatalf("effective quota after a role change: %+v", q)
+	}
+
+	errs := []struct {
+		name string
+		err  error
+		cat  error
+	}{
+		{"create duplicate", second(st.CreateQuota(ctx, state.Quota{Name: "user"})), sdk.ErrAlreadyExists},
+		{"create unnamed", second(st.CreateQuota(ctx, state.Quota{})), sdk.ErrInvalidArgument},
+		{"create negative", second(st.CreateQuota(ctx, state.Quota{Name: "n", Memory: -1})), sdk.ErrInvalidArgument},
+		{"create negative executions", second(st.CreateQuota(ctx, state.Quota{Name: "n", ConcurrentExecutions: -1})), sdk.ErrInvalidArgument},
+		{"create fractional seconds", second(st.CreateQuota(ctx, state.Quota{Name: "n", RuntimeLimit: 1500 * time.Millisecond})), sdk.ErrInvalidArgument},
+		{"update unknown", second(st.UpdateQuota(ctx, state.Quota{Name: "nope"})), sdk.ErrNotFound},
+		{"update negative", second(st.UpdateQuota(ctx, state.Quota{Name: "user", Cores: -2})), sdk.ErrInvalidArgument},
+		{"get unknown", second(st.GetQuota(ctx, "nope")), sdk.ErrNotFound},
+		{"delete unknown", st.DeleteQuota(ctx, "nope"), sdk.ErrNotFound},
+		{"delete role default", st.DeleteQuota(ctx, "guest"), sdk.ErrInvalidArgument},
+		{"effective of unknown user", second(st.EffectiveQuota(ctx, "nobody")), sdk.ErrNotFound},
+	}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.err, tc.cat) })
+	}
+	if n := len(must(st.ListQuotas(ctx))(t)); n != 3 {
+		t.Fatalf("%d quotas after the failed calls, want 3", n)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

@@ -1,0 +1,95 @@
+// Package state is where the Zoe core keeps everything it must not lose:
+// users, quotas, executions, their services, endpoints and events, and API
+// tokens. One Store interface has two implementations that behave the same:
+// an embedded SQLite file (the default: nothing to install) and PostgreSQL
+// (production; each deployment in its own schema, zoe_<deployment>, so that
+// several deployments can share a database).
+//
+// Errors wrap the sdk categories: sdk.ErrNotFound, ErrAlreadyExists,
+// ErrInvalidArgument, ErrConflict (a lost compare-and-set, deleting an
+// active execution), ErrResourceExhausted (a quota refusal) and
+// ErrUnavailable (the database cannot be reached or is busy).
+package state
+
+import (
+	"context"
+
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+// Store is the core's state. All methods are safe for concurrent use, also
+// by several processes sharing one database.
+type Store interface {
+	// RecordLogin creates the user on first login (enabled, with the role's
+	// default quota) or updates role, groups, uid, gid, email and last login.
+	// The auth plugin is the source of those fields; enabled and quota are
+	// Zoe's own and left alone.
+	RecordLogin(ctx context.Context, id auth.Identity) (User, error)
+	GetUser(ctx context.Context, username string) (User, error)
+	// ListUsers returns every user ordered by username.
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdateUser(ctx context.Context, username string, u UserUpdate) (User, error)
+
+	CreateQuota(ctx context.Context, q Quota) (Quota, error)
+	GetQuota(ctx context.Context, name string) (Quota, error)
+	// ListQuotas returns every quota ordered by name.
+	ListQuotas(ctx context.Context) ([]Quota, error)
+	// UpdateQuota replaces the limits of the quota named q.Name.
+	UpdateQuota(ctx context.Context, q Quota) (Quota, error)
+	// DeleteQuota deletes a quota; its users fall back to their role's
+	// default. The role defaults cannot be deleted (ErrInvalidArgument).
+	DeleteQuota(ctx context.Context, name string) error
+	// EffectiveQuota is the quota that applies to the user.
+	EffectiveQuota(ctx context.Context, username string) (Quota, error)
+
+	// CreateExecution checks the owner's quota and inserts the execution
+	// (submitted), its services (created) and a "submitted" event, all in
+	// one transaction: concurrent submissions cannot exceed a quota. The
+	// owner must exist and be enabled. A refusal wraps
+	// sdk.ErrResourceExhausted and says which limit.
+	CreateExecution(ctx context.Context, e NewExecution) (Execution, error)
+	GetExecution(ctx context.Context, id int64) (Execution, error)
+	// ListExecutions returns one page of executions, newest first, and the
+	// cursor of the next page ("" after the last).
+	ListExecutions(ctx context.Context, f Filter) ([]Execution, string, error)
+	// ActiveExecutions returns the active executions of every user, oldest
+	// first.
+	ActiveExecutions(ctx context.Context) ([]Execution, error)
+	// Transition moves the execution to status to if its status is one of
+	// from (compare-and-set) and records an event, in one transaction. When
+	// the status is another, the error wraps sdk.ErrConflict and names it.
+	Transition(ctx context.Context, id int64, from []Status, to Status, c ExecutionChange) (Execution, error)
+	// DeleteExecution deletes an inactive execution with its services,
+	// endpoints and events; an active one is refused with sdk.ErrConflict.
+	DeleteExecution(ctx context.Context, id int64) error
+	// Events returns the execution's timeline, oldest first.
+	Events(ctx context.Context, executionID int64) ([]Event, error)
+
+	// Services returns the execution's services in start-up order (empty for
+	// an unknown execution).
+	Services(ctx context.Context, executionID int64) ([]Service, error)
+	GetService(ctx context.Context, id int64) (Service, error)
+	// TransitionService is Transition for a service; the event goes to its
+	// execution's timeline.
+	TransitionService(ctx context.Context, id int64, from []ServiceStatus, to ServiceStatus, c ServiceChange) (Service, error)
+	// UpdateService changes the service's other fields.
+	UpdateService(ctx context.Context, id int64, u ServiceUpdate) (Service, error)
+	// SetEndpoints replaces the service's endpoints.
+	SetEndpoints(ctx context.Context, serviceID int64, eps []Endpoint) error
+	// Endpoints returns the endpoints of the execution's services.
+	Endpoints(ctx context.Context, executionID int64) ([]Endpoint, error)
+
+	// CreateToken stores a token's hash; the user must exist.
+	CreateToken(ctx context.Context, t NewToken) (Token, error)
+	// TokenByHash finds a token, expired or not (see Token.Expired).
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+	ListTokens(ctx context.Context, username string) ([]Token, error)
+	// DeleteToken deletes one of the user's tokens.
+	DeleteToken(ctx context.Context, username string, id int64) error
+	// TouchToken sets the token's last use to now.
+	TouchToken(ctx context.Context, id int64) error
+
+	// SchemaVersion is the version of the database's schema.
+	SchemaVersion(ctx context.Context) (int, error)
+	Close() error
+}

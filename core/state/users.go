@@ -1,0 +1,141 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+const userCols = "username, role, user_groups, uid, gid, email, enabled, quota, created_at, last_login"
+
+func scanUser(r row) (User, error) {
+	var (
+		u        User
+		role     string
+		groups   []byte
+		uid, gid *int64
+		quota    *string
+	)
+	if err := r.Scan(&u.Username, &role, &groups, &uid, &gid, &u.Email, &u.Enabled, &quota,
+		timeDst(&u.CreatedAt), timeDst(&u.LastLogin)); err != nil {
+		return User{}, err
+	}
+	u.Role = auth.Role(role)
+	if err := json.Unmarshal(groups, &u.Groups); err != nil {
+		return User{}, fmt.Errorf("user %q: groups: %w", u.Username, err)
+	}
+	u.UID, u.GID = uint32Ptr(uid), uint32Ptr(gid)
+	if quota != nil {
+		u.Quota = *quota
+	}
+	return u, nil
+}
+
+func uint32Ptr(p *int64) *uint32 {
+	if p == nil || *p < 0 || *p > math.MaxUint32 {
+		return nil
+	}
+	v := uint32(*p)
+	return &v
+}
+
+func uint32Arg(p *uint32) any {
+	if p == nil {
+		return nil
+	}
+	return int64(*p)
+}
+
+func checkUsername(name string) error {
+	if name == "" || strings.TrimSpace(name) != name {
+		return invalid("username %q: must be non-empty, without surrounding spaces", name)
+	}
+	return nil
+}
+
+func (s *store) RecordLogin(ctx context.Context, id auth.Identity) (User, error) {
+	if err := checkUsername(id.Username); err != nil {
+		return User{}, fmt.Errorf("record login: %w", err)
+	}
+	if _, err := auth.ParseRole(string(id.Role)); err != nil {
+		return User{}, fmt.Errorf("record login of %q: %w", id.Username, err)
+	}
+	groups := id.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	gj, err := json.Marshal(groups)
+	if err != nil {
+		return User{}, fmt.Errorf("record login of %q: %w", id.Username, err)
+	}
+	t := s.ts(now())
+	var u User
+	err = s.db.tx(ctx, func(q querier) error {
+		var err error
+		u, err = scanUser(q.queryRow(ctx, `INSERT INTO users
+			(username, role, user_groups, uid, gid, email, enabled, created_at, last_login)
+			VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7)
+			ON CONFLICT (username) DO UPDATE SET role = excluded.role, user_groups = excluded.user_groups,
+				uid = excluded.uid, gid = excluded.gid, email = excluded.email, last_login = excluded.last_login
+			RETURNING `+userCols,
+			id.Username, string(id.Role), string(gj), uint32Arg(id.UID), uint32Arg(id.GID), id.Email, t))
+		return err
+	})
+	return u, s.fail(fmt.Sprintf("record login of %q", id.Username), err)
+}
+
+func (s *store) GetUser(ctx context.Context, username string) (User, error) {
+	u, err := scanUser(s.db.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE username = $1", username))
+	return u, s.fail(fmt.Sprintf("user %q", username), err)
+}
+
+func (s *store) ListUsers(ctx context.Context) ([]User, error) {
+	rs, err := s.db.query(ctx, "SELECT "+userCols+" FROM users ORDER BY username")
+	us, err := collect(rs, err, scanUser)
+	return us, s.fail("list users", err)
+}
+
+func (s *store) UpdateUser(ctx context.Context, username string, up UserUpdate) (User, error) {
+	op := fmt.Sprintf("update user %q", username)
+	var a args
+	var set []string
+	if up.Role != nil {
+		if _, err := auth.ParseRole(string(*up.Role)); err != nil {
+			return User{}, fmt.Errorf("%s: %w", op, err)
+		}
+		set = append(set, "role = "+a.add(string(*up.Role)))
+	}
+	if up.Enabled != nil {
+		set = append(set, "enabled = "+a.add(*up.Enabled))
+	}
+	if up.Quota != nil {
+		var q any
+		if *up.Quota != "" {
+			q = *up.Quota
+		}
+		set = append(set, "quota = "+a.add(q))
+	}
+	if len(set) == 0 {
+		return s.GetUser(ctx, username)
+	}
+	var u User
+	err := s.db.tx(ctx, func(q querier) error {
+		if up.Quota != nil && *up.Quota != "" {
+			if _, err := getQuota(ctx, q, *up.Quota); err != nil {
+				return err
+			}
+		}
+		var err error
+		u, err = scanUser(q.queryRow(ctx, "UPDATE users SET "+strings.Join(set, ", ")+
+			" WHERE username = "+a.add(username)+" RETURNING "+userCols, a...))
+		if isNoRows(err) {
+			return notFound("user %q", username)
+		}
+		return err
+	})
+	return u, s.fail(op, err)
+}

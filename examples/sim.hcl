@@ -1,0 +1,85 @@
+# Zoe on a simulated cluster: no Docker needed. Services "run" for a while
+# and exit as their ZOE_SIM_* environment says (plugins/backend-sim/README.md).
+# Relative paths resolve against this file's directory.
+#
+#   make build
+#   test -f .zoe/users.csv || bin/zoe users init .zoe/users.csv
+#   bin/zoe config validate examples/sim.hcl
+#   bin/zoe server -config examples/sim.hcl
+#
+# It listens on another port and keeps its state elsewhere than
+# examples/zoe.hcl, so both can run side by side.
+
+listen          = "127.0.0.1:5002"
+deployment_name = "sim"
+data_dir        = "../.zoe/sim-data"
+log_level       = "info"
+shop_dir        = "shop"
+
+state {
+  sqlite = "zoe.db" # relative to data_dir
+}
+
+scheduler {
+  policy    = "FIFO"
+  placement = "average"
+  backfill  = false
+}
+
+limits {
+  max_service_cores  = 16
+  max_service_memory = "64GiB"
+}
+
+# The users file `make run` creates (one admin, random password); add users
+# with their bcrypt hashes from `bin/zoe hash-password`.
+auth "file" {
+  users_file = "../.zoe/users.csv"
+}
+
+workspace "dir" {
+  base_path = "../.zoe/sim-workspaces"
+}
+
+# The simulated cluster. Its state (services, networks, pulled images) lives
+# in state_file and outlives the plugin, so services keep "running" across
+# restarts of the daemon; delete the file for an empty cluster.
+backend "sim" {
+  # Default: <data_dir>/backend-sim/<deployment_name>.json
+  # state_file = "../.zoe/sim-data/backend-sim/sim.json"
+
+  # How long a service runs when its ZOE_SIM_RUN says nothing ("forever" for
+  # services that only end when stopped).
+  default_run = "1h"
+
+  # Images missing on a node are pulled (image_pull events) rather than
+  # refused.
+  pull_images = true
+
+  node "node1" {
+    cores   = 16
+    memory  = "64GiB"
+    labels  = ["ssd"]
+    images  = ["zoe/notebook:1.0", "zoe/spark:2.4"]
+    address = "127.0.0.1"
+  }
+
+  node "node2" {
+    cores  = 16
+    memory = "64GiB"
+    labels = ["ssd"]
+  }
+
+  node "gpu1" {
+    cores  = 32
+    memory = "128GiB"
+    labels = ["gpu"]
+  }
+
+  # Draining for maintenance: runs what it has, takes nothing new.
+  node "old1" {
+    cores    = 8
+    memory   = "16GiB"
+    disabled = true
+  }
+}

@@ -1,0 +1,29 @@
+package sim_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/zoe-project/zoe/sdk/backend"
+	"github.com/zoe-project/zoe/sdk/plugintest"
+)
+
+func TestConformance(t *testing.T) {
+	// Every instance the suite opens shares one state file: one platform,
+	// as after a plugin restart.
+	path := stateFile(t)
+	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
+		New: func(t *testing.T) backend.Backend { return open(t, path, nil) },
+		LongRunning: func() backend.ServiceSpec {
+			return backend.ServiceSpec{Image: "zoe/sim-test:1",
+				Environment: map[string]string{"ZOE_SIM_RUN": "forever", "ZOE_SIM_LOG": "listening on 8888"},
+				Ports:       []backend.Port{{Port: 8888, Protocol: "tcp", Name: "http"}},
+				Resources:   backend.Resources{Cores: 1, MemoryReservation: 512 << 20}}
+		},
+		Exiting: func() backend.ServiceSpec {
+			return backend.ServiceSpec{Image: "zoe/sim-test:1",
+				Labels: map[string]string{"zoe.sim.run": "200ms", "zoe.sim.exit": "3"}}
+		},
+		Timeout: 10 * time.Second,
+	})
+}

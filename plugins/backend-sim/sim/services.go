@@ -1,0 +1,551 @@
+package sim
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// handleVersion is the version of handleState.
+const handleVersion = 1
+
+// handleState is what a handle carries: enough to recognise the service on
+// the platform after a restart, and to tell a human which one it was.
+type handleState struct {
+	Name       string `json:"name"`
+	Node       string `json:"node"`
+	Deployment string `json:"deployment"`
+}
+
+// Nodes lists the configured nodes with what their running services
+// reserve, of every deployment on the platform.
+func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	pl, err := rt.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]backend.Node, 0, len(rt.set.nodes))
+	for _, n := range rt.set.nodes {
+		cores, mem := pl.reserved(n.name, "")
+		bn := backend.Node{
+			Name: n.name, Address: n.address, Cores: n.cores, MemoryBytes: n.memory,
+			Labels: slices.Clone(n.labels), Images: slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(n.images), pl.Pulled[n.name]...)))),
+			State: backend.NodeReady, CoresReserved: cores, MemoryReserved: mem,
+		}
+		if n.disabled {
+			bn.State, bn.StateDetail = backend.NodeDisabled, "disabled in the configuration"
+		}
+		out = append(out, bn)
+	}
+	return out, nil
+}
+
+// CreateNetwork creates a network; names are unique in a deployment.
+func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (string, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return "", err
+	}
+	if spec.Name == "" {
+		return "", fmt.Errorf("network without a name: %w", sdk.ErrInvalidArgument)
+	}
+	id, err := randomID(8)
+	if err != nil {
+		return "", err
+	}
+	id = "net-" + id
+	_, err = rt.mutate(ctx, func(pl *platform, _ time.Time) error {
+		for _, n := range pl.Networks {
+			if n.Name == spec.Name && n.Deployment == rt.set.deployment {
+				return fmt.Errorf("network %q exists (%s): %w", spec.Name, n.ID, sdk.ErrAlreadyExists)
+			}
+		}
+		pl.Networks[id] = &network{ID: id, Name: spec.Name, Deployment: rt.set.deployment,
+			Labels: maps.Clone(spec.Labels), Subnet: pl.NextSubnet}
+		pl.NextSubnet++
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// RemoveNetwork removes a network that no running service uses.
+func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	_, err = rt.mutate(ctx, func(pl *platform, _ time.Time) error {
+		if pl.Networks[id] == nil {
+			return fmt.Errorf("network %q: %w", id, sdk.ErrNotFound)
+		}
+		for _, s := range pl.Services {
+			if s.Network == id && s.State == backend.ServiceRunning {
+				return fmt.Errorf("network %q is in use by running service %q: %w", id, s.Name, sdk.ErrConflict)
+			}
+		}
+		delete(pl.Networks, id)
+		return nil
+	})
+	return err
+}
+
+// Start places the service (on spec.Node, else on the first node in name
+// order that fits), pulls its image when needed and allowed, and starts it.
+func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	if err := checkSpec(spec); err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	k, err := parseKnobs(spec, rt.set)
+	if err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("service %q: %w", spec.Name, err)
+	}
+	if k.startDelay > 0 {
+		select {
+		case <-ctx.Done():
+			return backend.ServiceStatus{}, fmt.Errorf("start %q: %v: %w", spec.Name, ctx.Err(), sdk.ErrDeadlineExceeded)
+		case <-time.After(k.startDelay):
+		}
+	}
+	id, err := randomID(8)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	var started backend.ServiceStatus
+	pl, err := rt.mutate(ctx, func(pl *platform, now time.Time) error {
+		if spec.Network != "" && pl.Networks[spec.Network] == nil {
+			return fmt.Errorf("service %q: network %q: %w", spec.Name, spec.Network, sdk.ErrNotFound)
+		}
+		for _, s := range pl.Services {
+			if s.Name == spec.Name && s.Deployment == rt.set.deployment {
+				return fmt.Errorf("service %q exists (%s, %s): %w", spec.Name, s.ID, s.State, sdk.ErrAlreadyExists)
+			}
+		}
+		n, err := rt.place(pl, spec)
+		if err != nil {
+			return fmt.Errorf("service %q: %w", spec.Name, err)
+		}
+		ports, err := pl.hostPorts(n, spec.Ports)
+		if err != nil {
+			return fmt.Errorf("service %q: %w", spec.Name, err)
+		}
+		if k.failStart {
+			return fmt.Errorf("service %q: simulated start failure on node %q (ZOE_SIM_FAIL=start): %w", spec.Name, n.name, sdk.ErrInternal)
+		}
+		// Checks are over: from here on the platform changes.
+		if !pl.hasImage(n, spec.Image) {
+			pl.Pulled[n.name] = append(pl.Pulled[n.name], spec.Image)
+			for _, msg := range []string{"pulling image %s on node %s", "pulled image %s on node %s"} {
+				pl.emit(rt.set.deployment, backend.Event{Kind: backend.EventImagePull, ServiceName: spec.Name, HandleID: id,
+					Time: now, Message: fmt.Sprintf(msg, spec.Image, n.name)})
+			}
+		}
+		s := &service{
+			ID: id, Name: spec.Name, Deployment: rt.set.deployment, ExecutionID: spec.ExecutionID, Node: n.name,
+			Network: spec.Network, Image: spec.Image, Hostname: spec.Hostname, Labels: maps.Clone(spec.Labels),
+			Resources: spec.Resources, IP: pl.address(spec.Network), Ports: ports,
+			State: backend.ServiceRunning, StartedAt: now, IgnoreTerm: k.ignoreTerm, TermTime: k.termTime,
+		}
+		if !k.runForever {
+			s.EndAt, s.EndCode, s.EndMessage = now.Add(k.run), k.exit, fmt.Sprintf("exited with code %d", k.exit)
+		}
+		if k.oom > 0 {
+			s.OOMAt = now.Add(k.oom)
+		}
+		if k.vanish > 0 {
+			s.VanishAt = now.Add(k.vanish)
+		}
+		s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: fmt.Sprintf("started %s on %s", s.Name, s.Node)})
+		for _, l := range k.logs {
+			s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: l})
+		}
+		pl.Services[id] = s
+		pl.emit(rt.set.deployment, backend.Event{Kind: backend.EventStarted, ServiceName: s.Name, HandleID: id,
+			Time: now, Message: "started on node " + n.name})
+		started = status(s)
+		return nil
+	})
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	if s := pl.Services[id]; s != nil {
+		return status(s), nil
+	}
+	// Gone already (ZOE_SIM_VANISH=0s).
+	started.State = backend.ServiceVanished
+	return started, nil
+}
+
+func checkSpec(spec backend.ServiceSpec) error {
+	var problems []string
+	if spec.Name == "" {
+		problems = append(problems, "no name")
+	}
+	if spec.Image == "" {
+		problems = append(problems, "no image")
+	}
+	r := spec.Resources
+	if r.Cores < 0 || r.MemoryReservation < 0 || r.MemoryLimit < 0 || r.ShmSize < 0 {
+		problems = append(problems, fmt.Sprintf("negative resources %+v", r))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("service %q: %s: %w", spec.Name, strings.Join(problems, ", "), sdk.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// place picks the node for a service. Labels are the scheduler's business,
+// not the platform's, so they are not checked.
+func (rt *runtime) place(pl *platform, spec backend.ServiceSpec) (node, error) {
+	if spec.Node != "" {
+		n, ok := rt.set.node(spec.Node)
+		switch {
+		case !ok:
+			return node{}, fmt.Errorf("node %q is not in the simulated cluster: %w", spec.Node, sdk.ErrNotFound)
+		case n.disabled:
+			return node{}, fmt.Errorf("node %q is disabled and takes no new services: %w", n.name, sdk.ErrUnavailable)
+		case !rt.set.pullImages && !pl.hasImage(n, spec.Image):
+			return node{}, fmt.Errorf("image %s is not on node %s (pull_images is off): %w", spec.Image, n.name, sdk.ErrNotFound)
+		}
+		return n, pl.fits(n, spec.Resources, "")
+	}
+	ready, withImage := 0, 0
+	for _, n := range rt.set.nodes {
+		if n.disabled {
+			continue
+		}
+		ready++
+		if !rt.set.pullImages && !pl.hasImage(n, spec.Image) {
+			continue
+		}
+		withImage++
+		if pl.fits(n, spec.Resources, "") == nil {
+			return n, nil
+		}
+	}
+	switch {
+	case ready == 0:
+		return node{}, fmt.Errorf("every node is disabled: %w", sdk.ErrResourceExhausted)
+	case withImage == 0:
+		return node{}, fmt.Errorf("image %s is on no enabled node (pull_images is off): %w", spec.Image, sdk.ErrNotFound)
+	}
+	return node{}, fmt.Errorf("no node has %.4g cores and %s free: %w",
+		spec.Resources.Cores, formatSize(memoryOf(spec.Resources)), sdk.ErrResourceExhausted)
+}
+
+// Stop sends the service SIGTERM and waits until it exits: at once with
+// code 0 if it handles SIGTERM (after ZOE_SIM_TERM_TIME), else killed with
+// code 137 when the grace period is over. Stopping a service that is not
+// running does nothing. If ctx ends first, the service still ends as
+// planned, the plugin running or not.
+func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	_, err = rt.mutate(ctx, func(pl *platform, now time.Time) error {
+		s, err := find(pl, h.ID)
+		if err != nil {
+			return err
+		}
+		if s.State != backend.ServiceRunning {
+			return errUnchanged
+		}
+		s.stop(now, max(grace, 0))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = rt.waitFor(ctx, func(pl *platform) bool {
+		s := pl.Services[h.ID]
+		return s == nil || s.State != backend.ServiceRunning
+	})
+	if err != nil {
+		return fmt.Errorf("stop %s: still running: %v: %w", h.ID, err, sdk.ErrDeadlineExceeded)
+	}
+	return nil
+}
+
+// stop plans the service's answer to SIGTERM, unless it ends earlier anyway.
+func (s *service) stop(now time.Time, grace time.Duration) {
+	at, code, msg := now.Add(grace), 137, fmt.Sprintf("killed when the grace period of %s was over", grace)
+	switch {
+	case !s.IgnoreTerm && s.TermTime <= grace:
+		at, code, msg = now.Add(s.TermTime), 0, "stopped"
+		s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: "received SIGTERM, exiting"})
+	case !s.IgnoreTerm:
+		s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: "received SIGTERM, shutting down"})
+	}
+	if s.EndAt.IsZero() || at.Before(s.EndAt) {
+		s.EndAt, s.EndCode, s.EndMessage = at, code, msg
+	}
+}
+
+// Remove deletes a service; force kills a running one first (exited, 137).
+func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	_, err = rt.mutate(ctx, func(pl *platform, now time.Time) error {
+		s, err := find(pl, h.ID)
+		if err != nil {
+			return err
+		}
+		if s.State == backend.ServiceRunning {
+			if !force {
+				return fmt.Errorf("service %q is running; stop it or force the removal: %w", s.Name, sdk.ErrConflict)
+			}
+			s.EndCode, s.EndMessage = 137, "killed: removed by force"
+			pl.carryOut(s, now, fateExit)
+		}
+		delete(pl.Services, s.ID)
+		return nil
+	})
+	return err
+}
+
+// Inspect reports a service as the platform has it now.
+func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	pl, err := rt.view(ctx)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	s, err := find(pl, h.ID)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	return status(s), nil
+}
+
+// Recover takes a service back from its handle. The platform lives in the
+// state file, so there is nothing to reattach: it checks the handle and
+// reports the service, as often as asked.
+func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	if h.Version != handleVersion {
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q has version %d; this plugin reads version %d: %w",
+			h.ID, h.Version, handleVersion, sdk.ErrInvalidArgument)
+	}
+	var hs handleState
+	if err := json.Unmarshal(h.State, &hs); err != nil || hs.Name == "" {
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q: unreadable state %q: %w", h.ID, h.State, sdk.ErrInvalidArgument)
+	}
+	st, err := p.Inspect(ctx, h)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	if st.Name != hs.Name {
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q names service %q but the platform has %q under that id: %w",
+			h.ID, hs.Name, st.Name, sdk.ErrInvalidArgument)
+	}
+	return st, nil
+}
+
+// List reports every service of this deployment, running or exited, by name.
+func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	pl, err := rt.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []backend.ServiceStatus
+	for _, s := range pl.Services {
+		if s.Deployment == rt.set.deployment {
+			out = append(out, status(s))
+		}
+	}
+	slices.SortFunc(out, func(a, b backend.ServiceStatus) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Update changes a running service's resources if its node has room.
+func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	_, err = rt.mutate(ctx, func(pl *platform, _ time.Time) error {
+		s, err := find(pl, h.ID)
+		if err != nil {
+			return err
+		}
+		if s.State != backend.ServiceRunning {
+			return fmt.Errorf("service %q is %s, not running: %w", s.Name, s.State, sdk.ErrConflict)
+		}
+		if err := checkSpec(backend.ServiceSpec{Name: s.Name, Image: s.Image, Resources: r}); err != nil {
+			return err
+		}
+		n, ok := rt.set.node(s.Node)
+		if !ok {
+			return fmt.Errorf("service %q runs on node %q, which is not configured: %w", s.Name, s.Node, sdk.ErrNotFound)
+		}
+		if err := pl.fits(n, r, s.ID); err != nil {
+			return fmt.Errorf("update %q: %w", s.Name, err)
+		}
+		s.Resources = r
+		return nil
+	})
+	return err
+}
+
+// Events streams this deployment's events until ctx ends.
+func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
+	if _, err := p.runtime(); err != nil {
+		return nil, err
+	}
+	return p.events.subscribe(ctx)
+}
+
+// Logs streams a service's output: the last opts.Tail lines (all with 0),
+// then, with opts.Follow, new lines until the service stops running.
+func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	pl, err := rt.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := find(pl, h.ID)
+	if err != nil {
+		return nil, err
+	}
+	from := 0
+	if opts.Tail > 0 {
+		from = max(len(s.Logs)-opts.Tail, 0)
+	}
+	if !opts.Follow {
+		ch := make(chan backend.LogEntry, len(s.Logs)-from)
+		for _, l := range s.Logs[from:] {
+			ch <- entry(l)
+		}
+		close(ch)
+		return ch, nil
+	}
+	ch := make(chan backend.LogEntry, subscriberBuffer)
+	go rt.follow(ctx, h.ID, from, ch)
+	return ch, nil
+}
+
+// follow sends a service's log lines from index next on, as they come,
+// until it stops running, goes away, or ctx ends.
+func (rt *runtime) follow(ctx context.Context, id string, next int, ch chan<- backend.LogEntry) {
+	defer close(ch)
+	for {
+		changed := rt.changes()
+		pl, err := rt.view(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				rt.log.Warn("log stream ends early", "service", id, "error", err)
+			}
+			return
+		}
+		s := pl.Services[id]
+		if s == nil {
+			return
+		}
+		// A service's lines are only ever appended, so an index resumes.
+		for ; next < len(s.Logs); next++ {
+			select {
+			case ch <- entry(s.Logs[next]):
+			case <-ctx.Done():
+				return
+			}
+		}
+		if s.State != backend.ServiceRunning {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-rt.feed.done: // the plugin is closed
+			return
+		case <-changed:
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func entry(l logLine) backend.LogEntry {
+	return backend.LogEntry{Time: l.Time, Stream: l.Stream, Line: []byte(l.Line)}
+}
+
+// Kill kills a running service of this deployment by name as `docker kill`
+// would: it exits at once with code 137. It is the simulation's failure on
+// demand, for tests.
+func (p *Plugin) Kill(ctx context.Context, name string) error {
+	return p.byName(ctx, name, func(s *service, now time.Time) {
+		s.EndAt, s.EndCode, s.EndMessage = now, 137, "killed (SIGKILL)"
+	})
+}
+
+// Vanish makes a running service of this deployment disappear from the
+// platform, as if removed behind Zoe's back: a vanished event, and its
+// handle is not found any more.
+func (p *Plugin) Vanish(ctx context.Context, name string) error {
+	return p.byName(ctx, name, func(s *service, now time.Time) { s.VanishAt = now })
+}
+
+func (p *Plugin) byName(ctx context.Context, name string, plan func(*service, time.Time)) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	_, err = rt.mutate(ctx, func(pl *platform, now time.Time) error {
+		for _, s := range pl.Services {
+			if s.Name == name && s.Deployment == rt.set.deployment && s.State == backend.ServiceRunning {
+				plan(s, now)
+				return nil
+			}
+		}
+		return fmt.Errorf("no running service %q: %w", name, sdk.ErrNotFound)
+	})
+	return err
+}
+
+func find(pl *platform, id string) (*service, error) {
+	s := pl.Services[id]
+	if s == nil {
+		return nil, fmt.Errorf("service %q: %w", id, sdk.ErrNotFound)
+	}
+	return s, nil
+}
+
+// status reports a service; it copies what the caller could modify.
+func status(s *service) backend.ServiceStatus {
+	// A struct of strings always encodes.
+	hs, _ := json.Marshal(handleState{Name: s.Name, Node: s.Node, Deployment: s.Deployment})
+	return backend.ServiceStatus{
+		Handle: backend.Handle{ID: s.ID, Version: handleVersion, State: hs},
+		Name:   s.Name, State: s.State, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled,
+		Node: s.Node, IP: s.IP, Ports: slices.Clone(s.Ports),
+		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Message: s.Message, Labels: maps.Clone(s.Labels),
+	}
+}
