@@ -38,7 +38,11 @@ lint:
 # protoc comes from Debian; the Go generators are pinned in go.mod.
 # PostgreSQL too: the state store's tests start a throwaway server from its
 # binaries (internal/testutil/postgres.go).
+# gcc too: go test -race needs cgo.
 deps:
+	@command -v gcc >/dev/null || { echo "installing gcc"; \
+	  (apt-get update -qq && apt-get install -y -qq gcc libc6-dev) >/dev/null || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq gcc libc6-dev) >/dev/null; }
 	@command -v protoc >/dev/null || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler) >/dev/null; }
@@ -49,11 +53,12 @@ deps:
 proto: deps
 	scripts/protogen.sh
 
-# Fails when the committed generated code is not what the .proto files give.
+# Fails when the committed generated code is not what the .proto files give
+# (the line naming protoc's version aside, so that another protoc compares).
 proto-check: deps
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && scripts/protogen.sh $$tmp && \
 	  for f in $$(cd $$tmp && find . -name '*.go'); do \
-	    cmp -s $$tmp/$$f sdk/proto/$$f || { echo "sdk/proto/$$f is stale: run make proto"; exit 1; }; \
+	    diff -q -I '^// .*protoc  *v[0-9.]*$$' $$tmp/$$f sdk/proto/$$f >/dev/null || { echo "sdk/proto/$$f is stale: run make proto"; exit 1; }; \
 	  done && \
 	  for f in $$(cd sdk/proto && find . -name '*.pb.go'); do \
 	    test -f $$tmp/$$f || { echo "sdk/proto/$$f has no .proto: remove it"; exit 1; }; \

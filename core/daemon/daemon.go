@@ -17,7 +17,9 @@ import (
 
 	"github.com/zoe-project/zoe/core/api"
 	"github.com/zoe-project/zoe/core/config"
+	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/pluginhost"
+	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/shop"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
@@ -102,10 +104,37 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
+	handler := api.New(log.Named("api"), api.Info{
+		Name: "zoe", Version: opts.Version, APIVersion: "v1", DeploymentName: cfg.DeploymentName,
+	}, statuses(plugins.All), store, cfg.State.String())
+	if plugins.Backend != nil && plugins.Workspace != nil {
+		eng, err := newEngine(log, cfg, store, plugins)
+		if err != nil {
+			return err
+		}
+		engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+		engDone := make(chan struct{})
+		go func() {
+			defer close(engDone)
+			if err := eng.Run(engCtx); err != nil {
+				log.Error("lifecycle engine", "error", err)
+			}
+		}()
+		// Deferred after the plugins' Stop, so run before it: the engine
+		// stops first, the services keep running.
+		defer func() {
+			stopEngine()
+			<-engDone
+		}()
+		auths := make([]api.Authenticator, len(plugins.Auth))
+		for i, a := range plugins.Auth {
+			auths[i] = a
+		}
+		handler.EnableExecutions(api.Executions{Engine: eng, Store: store, Auth: auths})
+	}
+
 	srv := &http.Server{
-		Handler: api.New(log.Named("api"), api.Info{
-			Name: "zoe", Version: opts.Version, APIVersion: "v1", DeploymentName: cfg.DeploymentName,
-		}, statuses(plugins.All), store, cfg.State.String()),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
@@ -142,6 +171,25 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("API shutdown", "error", err)
 	}
 	return nil
+}
+
+func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins) (*engine.Engine, error) {
+	policy, err := scheduler.ParsePolicy(cfg.Scheduler.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler policy in %s: %w", cfg.File, err)
+	}
+	placement, err := scheduler.ParsePlacement(cfg.Scheduler.Placement)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler placement in %s: %w", cfg.File, err)
+	}
+	return engine.New(log.Named("engine"), engine.Config{
+		Store: store, Backend: pluginhost.Backend{Plugin: plugins.Backend}, Workspace: *plugins.Workspace,
+		Deployment: cfg.DeploymentName, Policy: policy, Placement: placement, Backfill: cfg.Scheduler.Backfill,
+		// The back-ends pull missing images; one that cannot refuses the
+		// start and the execution ends in error.
+		CanPull: true,
+		Limits:  zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
+	})
 }
 
 // checkServing holds the rules that a file must meet to be served: who

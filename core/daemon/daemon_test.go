@@ -37,7 +37,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := testutil.Build(dir, testutil.Binaries()); err != nil {
+	bins := testutil.Binaries()
+	bins["zoe-plugin-backend-sim"] = "plugins/backend-sim"
+	if err := testutil.Build(dir, bins); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		return 1
 	}

@@ -68,10 +68,30 @@ type Timing struct {
 	FailedAfter int
 }
 
-// DefaultTiming is used when Start is given a zero Timing.
+// DefaultTiming gives the values Start uses for the zero fields of a Timing.
 func DefaultTiming() Timing {
 	return Timing{PingInterval: 5 * time.Second, PingTimeout: 5 * time.Second,
 		BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second, FailedAfter: 5}
+}
+
+func (t Timing) withDefaults() Timing {
+	d := DefaultTiming()
+	if t.PingInterval <= 0 {
+		t.PingInterval = d.PingInterval
+	}
+	if t.PingTimeout <= 0 {
+		t.PingTimeout = d.PingTimeout
+	}
+	if t.BackoffMin <= 0 {
+		t.BackoffMin = d.BackoffMin
+	}
+	if t.BackoffMax < t.BackoffMin {
+		t.BackoffMax = max(d.BackoffMax, t.BackoffMin)
+	}
+	if t.FailedAfter <= 0 {
+		t.FailedAfter = d.FailedAfter
+	}
+	return t
 }
 
 // Status is a snapshot of a supervised plugin.
@@ -101,6 +121,15 @@ type Plugin struct {
 	impl     sdk.Plugin
 	info     sdk.Info
 	pid      int
+	// kill ends the current process at once, even while go-plugin still
+	// waits for its handshake (when Client.Kill would wait too).
+	kill context.CancelFunc
+
+	// Back-off survives a restart that works, so that a plugin that dies
+	// soon after each start still backs off and ends up failed; it resets
+	// once a start has stayed up for BackoffMax. Supervisor goroutine only.
+	delay    time.Duration
+	failures int
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -110,14 +139,12 @@ type Plugin struct {
 // until Stop. A plugin that cannot start the first time is an error: the
 // core refuses to run half-configured.
 func Start(ctx context.Context, log hclog.Logger, spec Spec, timing Timing) (*Plugin, error) {
-	if timing == (Timing{}) {
-		timing = DefaultTiming()
-	}
+	timing = timing.withDefaults()
 	if spec.StartTimeout <= 0 {
 		spec.StartTimeout = 30 * time.Second
 	}
 	p := &Plugin{
-		spec: spec, timing: timing,
+		spec: spec, timing: timing, delay: timing.BackoffMin,
 		log:   log.Named("plugin").Named(string(spec.Kind) + "-" + spec.Name),
 		state: StateStarting, since: time.Now(),
 		stop: make(chan struct{}), stopped: make(chan struct{}),
@@ -135,18 +162,19 @@ func Start(ctx context.Context, log hclog.Logger, spec Spec, timing Timing) (*Pl
 func (p *Plugin) launch(ctx context.Context, restart bool) error {
 	ctx, cancel := context.WithTimeout(ctx, p.spec.StartTimeout)
 	defer cancel()
-	client, impl, err := p.dispense(ctx)
+	client, impl, kill, err := p.dispense(ctx)
 	if err != nil {
 		return p.describe(err)
 	}
 	if p.spec.Setup != nil {
 		if err := p.spec.Setup(ctx, impl); err != nil {
+			kill()
 			client.Kill()
 			return err
 		}
 	}
 	p.mu.Lock()
-	p.client, p.impl, p.info = client, impl, impl.Info()
+	p.client, p.impl, p.info, p.kill = client, impl, impl.Info(), kill
 	p.state, p.since, p.lastErr = StateReady, time.Now(), nil
 	if restart {
 		p.restarts++
@@ -170,10 +198,11 @@ func (p *Plugin) describe(err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, error) {
-	cmd := exec.Command(p.spec.Path)
+func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, context.CancelFunc, error) {
+	procCtx, kill := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(procCtx, p.spec.Path)
 	cmd.Dir = p.spec.Dir
-	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+p.spec.LogLevel.String())
+	cmd.Env = append(pluginEnv(), sdk.LogLevelEnv+"="+p.spec.LogLevel.String())
 	// The kernel kills the plugin when the core dies, even by SIGKILL; the
 	// SDK's parent watchdog covers the rest.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -188,6 +217,7 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, erro
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true,
 		StartTimeout:     p.spec.StartTimeout,
 		Logger:           p.log,
 		SyncStdout:       p.log.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
@@ -222,16 +252,37 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, erro
 			r.err = p.checkInfo(r.impl.Info())
 		}
 		if r.err != nil {
+			kill()
 			client.Kill()
-			return nil, nil, r.err
+			return nil, nil, nil, r.err
 		}
-		return client, r.impl, nil
+		return client, r.impl, kill, nil
 	case <-ctx.Done():
-		// Killing the client ends the process and so the pending calls.
+		// Killing the process ends the handshake wait and the pending calls.
+		kill()
 		client.Kill()
 		<-done
-		return nil, nil, ctx.Err()
+		return nil, nil, nil, ctx.Err()
 	}
+}
+
+// pluginEnv is the part of the core's environment a plugin gets: what
+// programs commonly need, never the rest — the core's environment may hold
+// secrets its configuration reads with env(), and plugins may be third
+// parties'.
+func pluginEnv() []string {
+	var env []string
+	for _, k := range []string{
+		"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+		"http_proxy", "https_proxy", "no_proxy",
+		"DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION", "KUBECONFIG",
+	} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 func (p *Plugin) checkInfo(info sdk.Info) error {
@@ -282,10 +333,20 @@ func (p *Plugin) supervise() {
 			return // stopping
 		}
 		p.mu.Lock()
-		old := p.client
-		p.state, p.since, p.lastErr, p.impl, p.pid = StateRestarting, time.Now(), reason, nil, 0
+		old, kill := p.client, p.kill
+		if time.Since(p.since) >= p.timing.BackoffMax {
+			p.delay, p.failures = p.timing.BackoffMin, 0
+		} else {
+			p.failures++ // died soon after its start: a crash loop
+		}
+		state := StateRestarting
+		if p.failures >= p.timing.FailedAfter {
+			state = StateFailed
+		}
+		p.state, p.since, p.lastErr, p.impl, p.pid = state, time.Now(), reason, nil, 0
 		p.mu.Unlock()
 		p.log.Error("plugin lost; restarting it", "reason", reason)
+		kill()
 		old.Kill()
 		if !p.relaunch() {
 			return
@@ -340,11 +401,10 @@ func (p *Plugin) ping(client *plugin.Client) error {
 // relaunch starts the plugin again with exponential back-off until it works
 // or Stop is called; false means stopping.
 func (p *Plugin) relaunch() bool {
-	delay := p.timing.BackoffMin
-	for failures := 0; ; failures++ {
+	for {
 		// Jitter keeps several plugins that died together from restarting
 		// in lockstep.
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := p.delay/2 + rand.N(p.delay/2+1)
 		select {
 		case <-p.stop:
 			return false
@@ -360,17 +420,18 @@ func (p *Plugin) relaunch() bool {
 		}()
 		err := p.launch(ctx, true)
 		cancel()
+		p.delay = min(p.delay*2, p.timing.BackoffMax)
 		if err == nil {
 			return true
 		}
+		p.failures++
 		p.mu.Lock()
 		p.lastErr = err
-		if failures+1 >= p.timing.FailedAfter && p.state != StateFailed {
+		if p.failures >= p.timing.FailedAfter && p.state != StateFailed {
 			p.state, p.since = StateFailed, time.Now()
 		}
 		p.mu.Unlock()
-		p.log.Error("plugin restart failed", "attempt", failures+1, "error", err)
-		delay = min(delay*2, p.timing.BackoffMax)
+		p.log.Error("plugin restart failed", "failures", p.failures, "error", err)
 	}
 }
 
@@ -388,11 +449,12 @@ func (p *Plugin) Stop() {
 	p.mu.Unlock()
 	<-p.stopped
 	p.mu.Lock()
-	client := p.client
+	client, kill := p.client, p.kill
 	p.state, p.since, p.impl = StateStopped, time.Now(), nil
 	p.mu.Unlock()
 	if client != nil {
-		client.Kill()
+		client.Kill() // gracefully first: the plugin may have work to finish
+		kill()
 	}
 }
 

@@ -286,3 +286,77 @@ func TestRestartsGoOnAfterFailure(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A plugin that dies soon after every start backs off and ends up failed,
+// instead of restarting at full speed forever.
+func TestCrashLoopEndsFailed(t *testing.T) {
+	p := startAuth(t, authSpec(t, usersFile(t)))
+	sawFailed := false
+	for i := 0; i < 6 && !sawFailed; i++ {
+		var pid int
+		waitFor(t, "a running instance", 10*time.Second, func() bool {
+			st := p.Status()
+			pid = st.PID
+			return st.State == StateReady && pid != 0
+		})
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			st := p.Status()
+			if st.State == StateFailed {
+				sawFailed = true
+				break
+			}
+			if st.State == StateReady && st.PID != pid {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !sawFailed {
+		t.Fatalf("after repeated crashes right after start the state never became failed: %+v", p.Status())
+	}
+}
+
+// Stop does not wait for a restarting plugin that hangs before its
+// handshake: the process is killed at once.
+func TestStopDuringHungRestart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "zoe-plugin-auth-file")
+	copyFile := func(from string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Rename over the old file: a running binary cannot be rewritten.
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(filepath.Join(binDir, "zoe-plugin-auth-file"))
+	spec := authSpec(t, usersFile(t))
+	spec.Path = path
+	spec.StartTimeout = 20 * time.Second
+	p, err := Start(context.Background(), testutil.Logger(t), spec, fastTiming())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(filepath.Join(binDir, "zoe-plugin-auth-hang"))
+	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restart to begin", 5*time.Second, func() bool { return p.Status().State == StateRestarting })
+	time.Sleep(300 * time.Millisecond) // let the hanging binary be started
+	begin := time.Now()
+	p.Stop()
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("Stop took %s with a restart hanging in its handshake", took)
+	}
+}

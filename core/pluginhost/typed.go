@@ -3,9 +3,11 @@ package pluginhost
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/workspace"
 )
 
@@ -59,4 +61,105 @@ func (w Workspace) Size(ctx context.Context, u workspace.User) (int64, error) {
 		return 0, err
 	}
 	return impl.Size(ctx, u)
+}
+
+// Backend calls a supervised back-end plugin, whichever process serves it
+// now. A stream (Events, Logs) belongs to the process that opened it: when
+// that process dies the channel is closed, and the caller subscribes again.
+type Backend struct{ *Plugin }
+
+func (b Backend) Nodes(ctx context.Context) ([]backend.Node, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return nil, err
+	}
+	return impl.Nodes(ctx)
+}
+
+func (b Backend) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (string, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return "", err
+	}
+	return impl.CreateNetwork(ctx, spec)
+}
+
+func (b Backend) RemoveNetwork(ctx context.Context, id string) error {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return err
+	}
+	return impl.RemoveNetwork(ctx, id)
+}
+
+func (b Backend) Start(ctx context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	return impl.Start(ctx, spec)
+}
+
+func (b Backend) Stop(ctx context.Context, h backend.Handle, grace time.Duration) error {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return err
+	}
+	return impl.Stop(ctx, h, grace)
+}
+
+func (b Backend) Remove(ctx context.Context, h backend.Handle, force bool) error {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return err
+	}
+	return impl.Remove(ctx, h, force)
+}
+
+func (b Backend) Inspect(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	return impl.Inspect(ctx, h)
+}
+
+func (b Backend) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	return impl.Recover(ctx, h)
+}
+
+func (b Backend) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return nil, err
+	}
+	return impl.List(ctx)
+}
+
+func (b Backend) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return err
+	}
+	return impl.Update(ctx, h, r)
+}
+
+func (b Backend) Events(ctx context.Context) (<-chan backend.Event, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return nil, err
+	}
+	return impl.Events(ctx)
+}
+
+func (b Backend) Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error) {
+	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return nil, err
+	}
+	return impl.Logs(ctx, h, opts)
 }

@@ -362,8 +362,9 @@ func (u *Users) Lookup(username string) (Entry, bool) {
 // Check tells whether password is username's password and returns the
 // user's entry when it is. An unknown user, a plain-text user and a hashed
 // user take about the same time: when the file holds any bcrypt hash, every
-// check runs exactly one bcrypt comparison (against the file's costliest
-// hash when the user has none) besides one constant-time digest comparison.
+// check runs a bcrypt comparison at the file's highest cost (against the
+// costliest hash when the user's own is cheaper or absent) besides one
+// constant-time digest comparison.
 func (u *Users) Check(username, password string) (Entry, bool) {
 	e, known := u.byName[username]
 	digest := sha256.Sum256([]byte(password))
@@ -379,11 +380,13 @@ func (u *Users) Check(username, password string) (Entry, bool) {
 	digestOK := subtle.ConstantTimeCompare(digest[:], want[:]) == 1
 
 	var hashOK bool
-	switch {
-	case hashed:
+	if hashed {
 		hashOK = bcrypt.CompareHashAndPassword(e.hash, []byte(password)) == nil
-	case u.dummy != nil:
-		// Spend a bcrypt comparison's time; its outcome does not count.
+	}
+	if u.dummy != nil && (!hashed || e.cost < u.maxCost) {
+		// Spend the costliest comparison's time, whose outcome does not
+		// count, so that neither an unknown user nor a user with a cheaper
+		// hash answers measurably faster than the slowest known user.
 		_ = bcrypt.CompareHashAndPassword(u.dummy, []byte(password))
 	}
 

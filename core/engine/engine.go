@@ -1,0 +1,343 @@
+// Package engine is Zoe's lifecycle engine, the only writer of the states of
+// executions and services. It is level-based and idempotent, in the manner
+// of a Kubernetes controller: every pass reads the store and the back-end
+// and moves each execution one step towards where it should be; Submit,
+// Terminate and the back-end's events only make the next pass come sooner.
+//
+// # A pass
+//
+//  1. Reconcile: the store's services are compared with the back-end's List.
+//     A running service that the back-end reports exited, or that it no
+//     longer knows (after Recover failed), has died: an essential one ends
+//     its execution, an elastic one is removed and put back to created with
+//     its restart count increased, so that the scheduler places it again. A
+//     service left starting by a daemon that died is adopted when the
+//     back-end has it and made created again when it does not, so nothing is
+//     started twice (container names are unique in a deployment). Containers
+//     of executions that are not active are orphans and removed.
+//  2. Lifecycle: submitted executions are checked again and queued (or fail),
+//     executions cleaning up are cleaned up by a worker (every container
+//     stopped with a grace period and removed, the network removed, then
+//     terminated, or error when the execution has an error message), and
+//     running executions past their owner's run-time limit are terminated.
+//  3. Scheduling: queued executions, executions left starting, and running
+//     executions with elastic services to place go to scheduler.Schedule
+//     with the back-end's nodes; each execution with services to start gets
+//     a worker that prepares the owner's workspace, creates the network and
+//     starts the services one startup_order after the other, the services of
+//     one order in parallel. Why every queued execution waits is recorded as
+//     a queued→queued event when it changes, and kept for WaitingReason.
+//
+// # Descriptions and ids
+//
+// The store needs the services when it creates the execution, but their DNS
+// names and environment depend on the execution id the store assigns. Submit
+// therefore expands the ZApp with a placeholder id and stores each instance
+// without DNS name and environment (what the scheduler needs: image,
+// resources, labels, ports, order); the worker that starts services expands
+// the stored description again with the real id. Expansion is deterministic,
+// so the instances are the same.
+//
+// # Where an execution ends
+//
+// An execution ends terminated unless it has an error message: a service
+// that could not start, a batch ZApp (will_end) whose essential service
+// exited with a non-zero code (the code is recorded), a workspace that
+// could not be prepared. An essential service of an interactive ZApp that
+// dies ends the execution terminated, with the reason in its events.
+//
+// # Networks
+//
+// Each execution has a network named zoe-<deployment>-<id>. The store has no
+// column for the back-end's network id, so it is recorded in the reason of
+// the queued→starting event ("network id <id>") and read back from there
+// after a restart of the daemon.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zoe-project/zoe/core/scheduler"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+	"github.com/zoe-project/zoe/sdk/workspace"
+)
+
+// Backend is what the engine asks of the back-end plugin
+// (pluginhost.Backend in the daemon).
+type Backend interface {
+	Nodes(ctx context.Context) ([]backend.Node, error)
+	CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (string, error)
+	RemoveNetwork(ctx context.Context, id string) error
+	Start(ctx context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error)
+	Stop(ctx context.Context, h backend.Handle, grace time.Duration) error
+	Remove(ctx context.Context, h backend.Handle, force bool) error
+	Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error)
+	List(ctx context.Context) ([]backend.ServiceStatus, error)
+	Events(ctx context.Context) (<-chan backend.Event, error)
+}
+
+// Workspace prepares users' workspaces (pluginhost.Workspace in the daemon).
+type Workspace interface {
+	Prepare(ctx context.Context, u workspace.User) (workspace.Mount, error)
+}
+
+// Config is what the engine needs.
+type Config struct {
+	Store      state.Store
+	Backend    Backend
+	Workspace  Workspace
+	Deployment string
+	Policy     scheduler.Policy
+	Placement  scheduler.Placement
+	Backfill   bool
+	// CanPull tells the scheduler that the back-end pulls missing images;
+	// a back-end that cannot refuses the start and the execution fails.
+	CanPull bool
+	// Limits are the per-service limits descriptions are validated against.
+	Limits zapp.Limits
+	// ProxyBase prefixes the proxy paths of the services' ports.
+	ProxyBase string
+	// StopGrace is how long a service has to stop before it is killed;
+	// default 10 s.
+	StopGrace time.Duration
+	// Interval between passes when nothing happens; default 1 s. Run-time
+	// limits are enforced with this precision.
+	Interval time.Duration
+}
+
+// Labels the engine puts on every container.
+const (
+	LabelDeployment = "zoe.deployment"
+	LabelExecution  = "zoe.execution"
+	LabelService    = "zoe.service"
+	LabelOwner      = "zoe.owner"
+)
+
+// Engine runs executions. Create it with New and call Run.
+type Engine struct {
+	cfg   Config
+	log   hclog.Logger
+	wake  chan struct{}
+	ready chan struct{} // closed once Run started
+	// runCtx is Run's context, the parent of the workers'.
+	runCtx context.Context
+	// recoverAll asks the next reconciliation to Recover every stored
+	// handle: the back-end plugin (or the daemon) has restarted.
+	recoverAll atomic.Bool
+	wg         sync.WaitGroup
+
+	mu       sync.Mutex
+	workers  map[int64]*worker
+	networks map[int64]string
+	waiting  map[int64]string
+	dyn      map[int64]dynState
+	held     *scheduler.Hold
+}
+
+type worker struct {
+	cancel  context.CancelFunc
+	cleanup bool
+}
+
+type dynState struct {
+	size      int64
+	lastTried time.Time
+}
+
+// New checks the configuration and returns an engine.
+func New(log hclog.Logger, cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Backend == nil || cfg.Workspace == nil {
+		return nil, fmt.Errorf("engine: store, back-end and workspace are required: %w", sdk.ErrInvalidArgument)
+	}
+	if cfg.Deployment == "" {
+		return nil, fmt.Errorf("engine: no deployment name: %w", sdk.ErrInvalidArgument)
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 10 * time.Second
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Engine{
+		cfg: cfg, log: log, wake: make(chan struct{}, 1), ready: make(chan struct{}),
+		workers: map[int64]*worker{}, networks: map[int64]string{}, waiting: map[int64]string{},
+		dyn: map[int64]dynState{},
+	}, nil
+}
+
+// Run carries out passes until ctx ends, then waits for its workers. The
+// services keep running: the next Run takes them back.
+func (e *Engine) Run(ctx context.Context) error {
+	e.runCtx = ctx
+	e.recoverAll.Store(true)
+	close(e.ready)
+	e.wg.Go(func() { e.watchEvents(ctx) })
+	tick := time.NewTicker(e.cfg.Interval)
+	defer tick.Stop()
+	for {
+		if err := e.pass(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("pass failed; trying again", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			e.wg.Wait()
+			return nil
+		case <-e.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Trigger asks for a pass soon.
+func (e *Engine) Trigger() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// WaitingReason says why a queued execution waits, "" when it does not or
+// the engine has not tried it yet.
+func (e *Engine) WaitingReason(id int64) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.waiting[id]
+}
+
+// watchEvents subscribes to the back-end's events, again whenever the
+// stream closes (the plugin restarted, or the stream broke), and turns
+// every event into a pass. After a new subscription the next pass recovers
+// every stored handle.
+func (e *Engine) watchEvents(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		ch, err := e.cfg.Backend.Events(ctx)
+		if err != nil {
+			e.log.Debug("cannot subscribe to the back-end's events; trying again", "error", err, "in", backoff)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		e.recoverAll.Store(true)
+		e.Trigger()
+		for ev := range ch {
+			e.log.Debug("back-end event", "kind", ev.Kind, "service", ev.ServiceName, "code", ev.ExitCode, "message", ev.Message)
+			if ev.Kind != backend.EventImagePull {
+				e.Trigger()
+			}
+		}
+		if ctx.Err() == nil {
+			e.log.Info("the back-end's event stream closed; subscribing again")
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// spawn runs f as the execution's only worker, unless it has one. It is
+// called by the pass only, so a worker cannot be spawned twice.
+func (e *Engine) spawn(id int64, cleanup bool, f func(ctx context.Context)) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.workers[id] != nil {
+		return false
+	}
+	ctx, cancel := context.WithCancel(e.runCtx)
+	w := &worker{cancel: cancel, cleanup: cleanup}
+	e.workers[id] = w
+	e.wg.Go(func() {
+		defer func() {
+			cancel()
+			e.mu.Lock()
+			if e.workers[id] == w {
+				delete(e.workers, id)
+			}
+			e.mu.Unlock()
+			e.Trigger()
+		}()
+		f(ctx)
+	})
+	return true
+}
+
+func (e *Engine) busy(id int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.workers[id] != nil
+}
+
+// stopStarting cancels the execution's start worker, if any.
+func (e *Engine) stopStarting(id int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w := e.workers[id]; w != nil && !w.cleanup {
+		w.cancel()
+	}
+}
+
+// Terminate ends an execution in any active state; for one cleaning up it
+// does nothing. Starts in progress are cancelled: the status changes first
+// (compare-and-set), so a start that finishes afterwards cannot make the
+// execution run. An inactive execution is refused with sdk.ErrConflict.
+func (e *Engine) Terminate(ctx context.Context, id int64, reason string) (state.Execution, error) {
+	if reason == "" {
+		reason = "terminated"
+	}
+	ex, err := e.cfg.Store.Transition(ctx, id,
+		[]state.Status{state.StatusSubmitted, state.StatusQueued, state.StatusStarting, state.StatusRunning},
+		state.StatusCleaningUp, state.ExecutionChange{Reason: reason})
+	if errors.Is(err, sdk.ErrConflict) {
+		cur, gerr := e.cfg.Store.GetExecution(ctx, id)
+		if gerr == nil && cur.Status == state.StatusCleaningUp {
+			return cur, nil
+		}
+		if gerr == nil {
+			return cur, fmt.Errorf("execution %d is %s, not active: %w", id, cur.Status, sdk.ErrConflict)
+		}
+	}
+	if err != nil {
+		return ex, fmt.Errorf("terminate execution %d: %w", id, err)
+	}
+	e.stopStarting(id)
+	e.Trigger()
+	return ex, nil
+}
+
+// end moves an active execution to cleaning up with c, the way Terminate
+// does, from within the engine.
+func (e *Engine) end(ctx context.Context, id int64, c state.ExecutionChange) {
+	_, err := e.cfg.Store.Transition(ctx, id,
+		[]state.Status{state.StatusSubmitted, state.StatusQueued, state.StatusStarting, state.StatusRunning},
+		state.StatusCleaningUp, c)
+	if err != nil && !errors.Is(err, sdk.ErrConflict) {
+		e.log.Warn("cannot end execution", "execution", id, "reason", c.Reason, "error", err)
+		return
+	}
+	e.stopStarting(id)
+	e.Trigger()
+}

@@ -1,0 +1,456 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zoe-project/zoe/core/scheduler"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// snapshot is the store's active executions with their services.
+type snapshot struct {
+	execs []state.Execution
+	svcs  map[int64][]state.Service
+}
+
+func (e *Engine) read(ctx context.Context) (*snapshot, error) {
+	execs, err := e.cfg.Store.ActiveExecutions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{execs: execs, svcs: make(map[int64][]state.Service, len(execs))}
+	for _, ex := range execs {
+		if s.svcs[ex.ID], err = e.cfg.Store.Services(ctx, ex.ID); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (e *Engine) pass(ctx context.Context) error {
+	snap, err := e.read(ctx)
+	if err != nil {
+		return err
+	}
+	// List after reading the store: every service the store says runs was
+	// started before the List, so its absence means it is gone.
+	listed, err := e.cfg.Backend.List(ctx)
+	if err != nil {
+		e.log.Debug("cannot list the back-end's services; reconciliation waits", "error", err)
+	} else if e.reconcile(ctx, snap, listed) {
+		if snap, err = e.read(ctx); err != nil {
+			return err
+		}
+	}
+	e.lifecycle(ctx, snap)
+	return e.schedule(ctx, snap)
+}
+
+// reconcile compares the store with the back-end's services; it says
+// whether it changed anything.
+func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend.ServiceStatus) bool {
+	recoverAll := e.recoverAll.Swap(false)
+	byHandle := map[string]backend.ServiceStatus{}
+	byName := map[string]backend.ServiceStatus{}
+	for _, st := range listed {
+		byHandle[st.Handle.ID] = st
+		byName[st.Name] = st
+	}
+	changed := false
+	known := map[string]bool{}
+	active := map[int64]bool{}
+	for _, ex := range snap.execs {
+		active[ex.ID] = true
+		for _, sv := range snap.svcs[ex.ID] {
+			known[e.containerName(ex.ID, sv.Name)] = true
+		}
+		if ex.Status != state.StatusStarting && ex.Status != state.StatusRunning {
+			continue
+		}
+		busy := e.busy(ex.ID)
+		for _, sv := range snap.svcs[ex.ID] {
+			name := e.containerName(ex.ID, sv.Name)
+			switch {
+			case sv.Status == state.ServiceRunning || (sv.Status == state.ServiceStarting && !busy && sv.Handle.ID != ""):
+				st, ok := byHandle[sv.Handle.ID]
+				if !ok {
+					st, ok = byName[name]
+				}
+				if recoverAll || !ok {
+					rst, err := e.cfg.Backend.Recover(ctx, toBackendHandle(sv.Handle))
+					switch {
+					case errors.Is(err, sdk.ErrNotFound):
+						st, ok = backend.ServiceStatus{State: backend.ServiceVanished}, true
+					case err != nil:
+						e.log.Warn("cannot recover a service", "execution", ex.ID, "service", sv.Name, "error", err)
+						continue
+					default:
+						st, ok = rst, true
+					}
+				}
+				switch st.State {
+				case backend.ServiceExited, backend.ServiceVanished:
+					e.died(ctx, ex, sv, st)
+					changed = true
+				case backend.ServiceRunning, backend.ServiceCreated:
+					if sv.Status == state.ServiceStarting {
+						e.adopt(ctx, ex, sv, st)
+						changed = true
+					}
+				}
+			case sv.Status == state.ServiceStarting && !busy:
+				// Left starting by a daemon that died: adopt what the
+				// back-end has, start again what it has not.
+				if st, ok := byName[name]; ok {
+					e.adopt(ctx, ex, sv, st)
+				} else {
+					e.reset(ctx, sv, "its start was interrupted; it will be started again")
+				}
+				changed = true
+			}
+		}
+	}
+	for _, st := range listed {
+		if known[st.Name] {
+			continue
+		}
+		if id, err := strconv.ParseInt(st.Labels[LabelExecution], 10, 64); err == nil && !active[id] {
+			// Double-check: an execution newer than the snapshot.
+			if cur, err := e.cfg.Store.GetExecution(ctx, id); err == nil && cur.Status.Active() {
+				continue
+			}
+		}
+		e.log.Info("removing a container this deployment's store does not know", "name", st.Name, "handle", st.Handle.ID)
+		if err := e.cfg.Backend.Remove(ctx, st.Handle, true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			e.log.Warn("cannot remove an orphan container", "name", st.Name, "error", err)
+		}
+	}
+	return changed
+}
+
+func toBackendHandle(h state.Handle) backend.Handle {
+	return backend.Handle{ID: h.ID, Version: h.Version, State: h.Data}
+}
+
+func fromBackendHandle(h backend.Handle) state.Handle {
+	return state.Handle{ID: h.ID, Version: h.Version, Data: h.State}
+}
+
+// adopt records a service the back-end runs as running.
+func (e *Engine) adopt(ctx context.Context, ex state.Execution, sv state.Service, st backend.ServiceStatus) {
+	in, err := instanceOf(sv)
+	if err != nil {
+		e.log.Error("cannot adopt a service", "execution", ex.ID, "service", sv.Name, "error", err)
+		return
+	}
+	nodes, _ := e.cfg.Backend.Nodes(ctx)
+	if err := e.record(ctx, ex, sv, in, st, addresses(nodes), "adopted: the back-end runs it"); err != nil {
+		e.log.Warn("cannot adopt a service", "execution", ex.ID, "service", sv.Name, "error", err)
+	}
+}
+
+// reset makes a service created again, to be placed anew.
+func (e *Engine) reset(ctx context.Context, sv state.Service, reason string) {
+	empty := ""
+	if _, err := e.cfg.Store.UpdateService(ctx, sv.ID, state.ServiceUpdate{Node: &empty, IP: &empty,
+		Handle: &state.Handle{}}); err != nil {
+		e.log.Warn("cannot reset a service", "service", sv.Name, "error", err)
+		return
+	}
+	if _, err := e.cfg.Store.TransitionService(ctx, sv.ID,
+		[]state.ServiceStatus{state.ServiceStarting, state.ServiceStopped}, state.ServiceCreated,
+		state.ServiceChange{Reason: reason}); err != nil {
+		e.log.Warn("cannot reset a service", "service", sv.Name, "error", err)
+	}
+}
+
+// died handles a service that exited or vanished.
+func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service, st backend.ServiceStatus) {
+	var what string
+	code := st.ExitCode
+	switch {
+	case st.State == backend.ServiceVanished:
+		what = "vanished"
+	case st.OOMKilled:
+		what = fmt.Sprintf("was OOM-killed (exit code %d)", code)
+	default:
+		what = fmt.Sprintf("exited with code %d", code)
+	}
+	bs := string(st.State)
+	change := state.ServiceChange{Reason: what, BackendStatus: &bs}
+	if st.State != backend.ServiceVanished {
+		change.ExitCode = &code
+	}
+	if _, err := e.cfg.Store.TransitionService(ctx, sv.ID,
+		[]state.ServiceStatus{state.ServiceRunning, state.ServiceStarting}, state.ServiceStopped, change); err != nil {
+		if !errors.Is(err, sdk.ErrConflict) {
+			e.log.Warn("cannot record a service's end", "service", sv.Name, "error", err)
+		}
+		return
+	}
+	e.log.Info("service ended", "execution", ex.ID, "service", sv.Name, "essential", sv.Essential, "how", what)
+	if !sv.Essential {
+		// Replaced: removed, then placed again by the scheduler.
+		if st.State != backend.ServiceVanished && sv.Handle.ID != "" {
+			if err := e.cfg.Backend.Remove(ctx, toBackendHandle(sv.Handle), true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				e.log.Warn("cannot remove a dead elastic service", "service", sv.Name, "error", err)
+			}
+		}
+		restarts := sv.RestartCount + 1
+		if _, err := e.cfg.Store.UpdateService(ctx, sv.ID, state.ServiceUpdate{RestartCount: &restarts}); err != nil {
+			e.log.Warn("cannot count a restart", "service", sv.Name, "error", err)
+			return
+		}
+		e.reset(ctx, sv, fmt.Sprintf("elastic service %s; replacing it (restart %d)", what, restarts))
+		return
+	}
+	c := state.ExecutionChange{Reason: fmt.Sprintf("essential service %s %s", sv.Name, what)}
+	app, err := zapp.Decode(ex.Description)
+	if err == nil && app.WillEnd {
+		in, _ := instanceOf(sv)
+		switch {
+		case st.State == backend.ServiceVanished:
+			msg := c.Reason
+			c.ErrorMessage = &msg
+		case code != 0:
+			msg := c.Reason
+			c.ErrorMessage, c.ExitCode = &msg, &code
+		case in.Monitor:
+			c.ExitCode = &code
+		}
+	}
+	e.end(ctx, ex.ID, c)
+}
+
+// lifecycle queues submitted executions, cleans up those that end and
+// enforces run-time limits.
+func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
+	quotas := map[string]time.Duration{}
+	now := time.Now()
+	for _, ex := range snap.execs {
+		switch ex.Status {
+		case state.StatusSubmitted:
+			if _, err := zapp.Load(ex.Description, e.cfg.Limits); err != nil {
+				msg := "the description is no longer valid: " + err.Error()
+				_, err = e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusError,
+					state.ExecutionChange{Reason: msg, ErrorMessage: &msg, Ended: true})
+				e.logTransition(ex.ID, err)
+				continue
+			}
+			_, err := e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued,
+				state.ExecutionChange{Reason: fmt.Sprintf("accepted: %d services", len(snap.svcs[ex.ID]))})
+			e.logTransition(ex.ID, err)
+		case state.StatusCleaningUp:
+			ex := ex
+			e.spawn(ex.ID, true, func(ctx context.Context) { e.cleanup(ctx, ex) })
+		case state.StatusRunning:
+			if ex.StartedAt == nil {
+				continue
+			}
+			limit, ok := quotas[ex.Owner]
+			if !ok {
+				q, err := e.cfg.Store.EffectiveQuota(ctx, ex.Owner)
+				if err != nil {
+					e.log.Warn("cannot read a quota", "user", ex.Owner, "error", err)
+					continue
+				}
+				limit, quotas[ex.Owner] = q.RuntimeLimit, q.RuntimeLimit
+			}
+			if limit > 0 && now.Sub(*ex.StartedAt) >= limit {
+				if _, err := e.Terminate(ctx, ex.ID, fmt.Sprintf("run-time limit of %s exceeded", limit)); err != nil {
+					e.log.Warn("cannot enforce a run-time limit", "execution", ex.ID, "error", err)
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) logTransition(id int64, err error) {
+	if err != nil && !errors.Is(err, sdk.ErrConflict) {
+		e.log.Warn("transition failed", "execution", id, "error", err)
+	}
+}
+
+func addresses(nodes []backend.Node) map[string]string {
+	out := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		out[n.Name] = n.Address
+	}
+	return out
+}
+
+// schedule runs the scheduler over the executions that wait for services
+// and gives each execution with services to start a worker.
+func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
+	type entry struct {
+		ex   state.Execution
+		svcs []state.Service // parallel to the scheduler's Services
+	}
+	entries := map[int64]*entry{}
+	in := &scheduler.Input{Now: time.Now(), Policy: e.cfg.Policy, Placement: e.cfg.Placement,
+		Backfill: e.cfg.Backfill, CanPull: e.cfg.CanPull, Seed: uint64(time.Now().UnixNano())}
+	e.mu.Lock()
+	in.Held = e.held
+	e.mu.Unlock()
+	type use struct {
+		cores      float64
+		memory     int64
+		containers int
+	}
+	uses := map[string]*use{}
+	account := func(node string, in zapp.Instance, pending bool) {
+		u := uses[node]
+		if u == nil {
+			u = &use{}
+			uses[node] = u
+		}
+		u.containers++
+		if pending {
+			// Not yet counted by the back-end.
+			u.cores += in.Cores
+			u.memory += in.MemoryReservation
+		}
+	}
+	for _, ex := range snap.execs {
+		if ex.Status == state.StatusCleaningUp || ex.Status == state.StatusSubmitted {
+			continue
+		}
+		busy := e.busy(ex.ID)
+		var svcs []scheduler.Service
+		var rows []state.Service
+		waits := false
+		for _, sv := range snap.svcs[ex.ID] {
+			inst, err := instanceOf(sv)
+			if err != nil {
+				e.log.Error("bad stored service", "execution", ex.ID, "error", err)
+				continue
+			}
+			node := ""
+			switch sv.Status {
+			case state.ServiceRunning:
+				node = sv.Node
+				account(node, inst, false)
+			case state.ServiceStarting:
+				node = sv.Node
+				account(node, inst, sv.Handle.ID == "")
+			case state.ServiceCreated:
+				waits = true
+			default: // stopped or error: not to be placed again
+				continue
+			}
+			if node == "" && sv.Status != state.ServiceCreated {
+				continue
+			}
+			svcs = append(svcs, scheduler.ServiceFromInstance(inst, node))
+			rows = append(rows, sv)
+		}
+		if busy || !waits {
+			continue
+		}
+		se := scheduler.Execution{ID: ex.ID, Size: ex.Size, SubmittedAt: ex.SubmittedAt, Services: svcs}
+		if e.cfg.Policy == scheduler.DynSize {
+			e.mu.Lock()
+			d := e.dyn[ex.ID]
+			e.mu.Unlock()
+			se.Size, se.LastTried = d.size, d.lastTried
+		}
+		in.Executions = append(in.Executions, se)
+		entries[ex.ID] = &entry{ex: ex, svcs: rows}
+	}
+	if len(in.Executions) == 0 {
+		return nil
+	}
+	nodes, err := e.cfg.Backend.Nodes(ctx)
+	if err != nil {
+		return fmt.Errorf("back-end nodes: %w", err)
+	}
+	for _, n := range nodes {
+		sn := scheduler.NodeFromBackend(n)
+		if u := uses[n.Name]; u != nil {
+			sn.Reserved.Cores += u.cores
+			sn.Reserved.Memory += u.memory
+			sn.Containers = u.containers
+		}
+		in.Nodes = append(in.Nodes, sn)
+	}
+	dec, err := scheduler.Schedule(in)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	e.mu.Lock()
+	e.held = dec.Held
+	e.mu.Unlock()
+	addrs := addresses(nodes)
+	starts := map[int64][]scheduler.Start{}
+	var order []int64
+	for _, s := range dec.Starts {
+		if starts[s.Execution] == nil {
+			order = append(order, s.Execution)
+		}
+		starts[s.Execution] = append(starts[s.Execution], s)
+	}
+	for _, id := range order {
+		en := entries[id]
+		var jobs []job
+		for _, s := range starts[id] {
+			jobs = append(jobs, job{sv: en.svcs[s.Index], node: s.Node})
+		}
+		ex := en.ex
+		e.mu.Lock()
+		delete(e.waiting, id)
+		delete(e.dyn, id)
+		e.mu.Unlock()
+		e.spawn(id, false, func(ctx context.Context) { e.start(ctx, ex, jobs, addrs) })
+	}
+	for _, w := range dec.Waiting {
+		en := entries[w.Execution]
+		reason := w.Reason.String()
+		if w.Unplaceable {
+			reason += " (it cannot fit on the platform as it is)"
+		}
+		e.mu.Lock()
+		old := e.waiting[w.Execution]
+		if e.cfg.Policy == scheduler.DynSize {
+			e.dyn[w.Execution] = dynState{size: w.Size, lastTried: in.Now}
+		}
+		if en.ex.Status == state.StatusQueued {
+			e.waiting[w.Execution] = reason
+		}
+		e.mu.Unlock()
+		if en.ex.Status == state.StatusQueued && old != reason {
+			e.log.Debug("execution waits", "execution", w.Execution, "reason", reason)
+			_, err := e.cfg.Store.Transition(ctx, w.Execution, []state.Status{state.StatusQueued}, state.StatusQueued,
+				state.ExecutionChange{Reason: "waiting: " + reason})
+			e.logTransition(w.Execution, err)
+		}
+	}
+	return nil
+}
+
+// job is one service to start on a node.
+type job struct {
+	sv   state.Service
+	node string
+}
+
+func sortJobs(jobs []job) {
+	slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(a.sv.StartupOrder, b.sv.StartupOrder) })
+}
+
+func joinNames(jobs []job) string {
+	names := make([]string, len(jobs))
+	for i, j := range jobs {
+		names[i] = j.sv.Name + "@" + j.node
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/sdk"
+)
+
+// placeholderID is the execution id of the expansion done at submission,
+// before the store assigns the real one.
+const placeholderID = "0"
+
+// Submit validates a ZApp description against the configured limits and
+// records a new execution of it for owner (who must have logged in: the
+// caller did RecordLogin), submitted; the next pass queues it. An invalid
+// description wraps sdk.ErrInvalidArgument and zapp.Problems; a quota
+// refusal wraps sdk.ErrResourceExhausted.
+func (e *Engine) Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error) {
+	app, err := zapp.Load(description, e.cfg.Limits)
+	if err != nil {
+		return state.Execution{}, fmt.Errorf("invalid ZApp description: %w: %w", sdk.ErrInvalidArgument, err)
+	}
+	if name == "" {
+		name = app.Name
+	}
+	instances, err := zapp.Expand(app, zapp.ExpandContext{
+		ExecutionID: placeholderID, ExecutionName: name, UserName: owner, Deployment: e.cfg.Deployment,
+		ProxyBase: e.cfg.ProxyBase, Limits: e.cfg.Limits,
+	})
+	if err != nil {
+		return state.Execution{}, fmt.Errorf("expand the ZApp: %w: %w", sdk.ErrInvalidArgument, err)
+	}
+	ne := state.NewExecution{Owner: owner, Name: name, Description: description, Size: app.Size}
+	for _, in := range instances {
+		ne.Cores += in.Cores
+		ne.Memory += in.MemoryReservation
+		// What depends on the execution id is computed when it starts.
+		in.DNSName, in.Environment = "", nil
+		d, err := json.Marshal(in)
+		if err != nil {
+			return state.Execution{}, fmt.Errorf("encode instance %s: %w", in.Name, sdk.ErrInternal)
+		}
+		ne.Services = append(ne.Services, state.NewService{Name: in.Name, Group: in.Service,
+			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
+	}
+	ex, err := e.cfg.Store.CreateExecution(ctx, ne)
+	if err != nil {
+		return state.Execution{}, err
+	}
+	e.Trigger()
+	return ex, nil
+}
+
+// instanceOf decodes a stored service's instance.
+func instanceOf(sv state.Service) (zapp.Instance, error) {
+	var in zapp.Instance
+	if err := json.Unmarshal(sv.Description, &in); err != nil {
+		return in, fmt.Errorf("service %s: stored instance: %v: %w", sv.Name, err, sdk.ErrInternal)
+	}
+	return in, nil
+}
+
+// containerName is the service's name on the back-end, unique in the
+// deployment: its DNS name.
+func (e *Engine) containerName(execID int64, service string) string {
+	return strings.ToLower(service + "-" + strconv.FormatInt(execID, 10) + "-" + e.cfg.Deployment)
+}
+
+func (e *Engine) networkName(execID int64) string {
+	return "zoe-" + e.cfg.Deployment + "-" + strconv.FormatInt(execID, 10)
+}
+
+var networkIDRe = regexp.MustCompile(`\(network id ([^)\s]+)\)`)
+
+// network returns the execution's network id: remembered, or read from the
+// queued→starting event.
+func (e *Engine) network(ctx context.Context, id int64) (string, error) {
+	e.mu.Lock()
+	n := e.networks[id]
+	e.mu.Unlock()
+	if n != "" {
+		return n, nil
+	}
+	evs, err := e.cfg.Store.Events(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].ServiceName == "" && evs[i].To == string(state.StatusStarting) {
+			if m := networkIDRe.FindStringSubmatch(evs[i].Reason); m != nil {
+				e.setNetwork(id, m[1])
+				return m[1], nil
+			}
+		}
+	}
+	return "", nil
+}
+
+func (e *Engine) setNetwork(id int64, n string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n == "" {
+		delete(e.networks, id)
+	} else {
+		e.networks[id] = n
+	}
+}
