@@ -71,12 +71,30 @@ func openSQLite(ctx context.Context, path string, log hclog.Logger, target int) 
 	r.SetMaxIdleConns(n)
 
 	s := &store{db: &sqliteDB{w: w, r: r}, d: sqliteDialect(), log: named(log)}
-	if err := s.migrate(ctx, target); err != nil {
+	if err := migrateRetrying(ctx, s, target); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
 	s.log.Info("state store opened", "store", "sqlite", "path", path)
 	return s, nil
+}
+
+// migrateRetrying migrates, retrying while the database is busy: turning a
+// new file to WAL mode takes an exclusive lock for which SQLite does not
+// wait on the busy timeout, so daemons opening one new file together can
+// be told "database is locked" once.
+func migrateRetrying(ctx context.Context, s *store, target int) error {
+	for delay := 10 * time.Millisecond; ; delay *= 2 {
+		err := s.migrate(ctx, target)
+		if err == nil || !errors.Is(err, sdk.ErrUnavailable) || delay > 2*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
 }
 
 // sqliteDSN: WAL (readers do not block the writer), synchronous=FULL (a
