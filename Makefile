@@ -13,10 +13,12 @@ RUN_DIR   := .zoe
 all: build
 
 # Go decides what is stale; make just asks it every time.
+# The core runs only plugins no one else can write, whatever the umask.
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zoe ./cmd/zoe
 	@for p in $(PLUGINS); do echo "go build ./plugins/$$p"; \
 	  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zoe-plugin-$$p ./plugins/$$p || exit 1; done
+	@chmod go-w $(BIN) $(BIN)/*
 
 # The first run creates a users file with an admin and a random password,
 # printed once; there is no default password.

@@ -19,7 +19,9 @@ type Attribute struct {
 	// it is encoded as JSON and must match Type.
 	Default any
 	Help    string
-	// Sensitive values (passwords, keys) are never shown by the core.
+	// Sensitive marks secrets (passwords, keys): tools that show a plugin's
+	// schema or configuration must hide such values. The core never logs
+	// plugin configuration values at all.
 	Sensitive bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/zoe-project/zoe/sdk"
 )
@@ -15,8 +16,8 @@ func BinaryName(kind sdk.Kind, name string) string {
 }
 
 // Find returns the path of the plugin's binary in dir, checking that it is
-// safe to run: a regular executable file that neither it nor its directory
-// can be replaced by users other than its owner.
+// safe to run: a regular executable file, owned with its directory by root
+// or the user Zoe runs as, which no one else can write or replace.
 func Find(dir string, kind sdk.Kind, name string) (string, error) {
 	return Check(filepath.Join(dir, BinaryName(kind, name)))
 }
@@ -43,13 +44,33 @@ func Check(path string) (string, error) {
 		return "", fmt.Errorf("plugin binary %s is not executable: %w", abs, sdk.ErrPermissionDenied)
 	case fi.Mode()&0o022 != 0:
 		return "", fmt.Errorf("plugin binary %s has mode %04o: others than its owner could replace it (chmod go-w): %w", abs, fi.Mode().Perm(), sdk.ErrPermissionDenied)
+	case !trustedOwner(fi):
+		return "", fmt.Errorf("plugin binary %s belongs to uid %d: Zoe runs only plugins owned by root or by the user it runs as: %w", abs, owner(fi), sdk.ErrPermissionDenied)
 	}
-	di, err := os.Stat(filepath.Dir(abs))
+	dir := filepath.Dir(abs)
+	di, err := os.Stat(dir)
 	if err != nil {
 		return "", fmt.Errorf("plugin directory: %w", err)
 	}
-	if di.Mode()&0o002 != 0 && di.Mode()&os.ModeSticky == 0 {
-		return "", fmt.Errorf("plugin directory %s is writable by everyone: %w", filepath.Dir(abs), sdk.ErrPermissionDenied)
+	// Whoever may write the directory may put another binary in the
+	// file's place.
+	if di.Mode()&0o022 != 0 {
+		return "", fmt.Errorf("plugin directory %s has mode %04o: others than its owner could replace the plugins in it (chmod go-w): %w", dir, di.Mode().Perm(), sdk.ErrPermissionDenied)
+	}
+	if !trustedOwner(di) {
+		return "", fmt.Errorf("plugin directory %s belongs to uid %d, neither root nor the user Zoe runs as: %w", dir, owner(di), sdk.ErrPermissionDenied)
 	}
 	return abs, nil
+}
+
+func owner(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
+
+func trustedOwner(fi os.FileInfo) bool {
+	uid := owner(fi)
+	return uid == 0 || uid == os.Geteuid()
 }

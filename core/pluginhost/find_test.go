@@ -30,10 +30,16 @@ func TestFind(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "zoe-plugin-auth-dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A binary owned by someone else (uid 4242) is refused.
+	write("zoe-plugin-auth-foreign", 0o755)
+	if err := os.Chown(filepath.Join(dir, "zoe-plugin-auth-foreign"), 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		want error
 	}{
+		{"foreign", sdk.ErrPermissionDenied},
 		{"good", nil},
 		{"missing", sdk.ErrNotFound},
 		{"noexec", sdk.ErrPermissionDenied},
@@ -54,5 +60,20 @@ func TestFind(t *testing.T) {
 				t.Errorf("Find: %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFindRefusesAWritableDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "zoe-plugin-auth-x"), []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o775, 0o777 | os.ModeSticky} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Find(dir, sdk.KindAuth, "x"); !errors.Is(err, sdk.ErrPermissionDenied) {
+			t.Errorf("directory mode %v: Find = %v, want a refusal", mode, err)
+		}
 	}
 }

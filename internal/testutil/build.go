@@ -37,8 +37,13 @@ func Build(dir string, pkgs map[string]string) error {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
 		}
+		// The plugin host runs only binaries no one else can write,
+		// whatever the umask.
+		if err := os.Chmod(filepath.Join(dir, name), 0o755); err != nil {
+			return err
+		}
 	}
-	return nil
+	return os.Chmod(dir, 0o755)
 }
 
 // Binaries are the core and plugin binaries under their installed names.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -71,7 +72,8 @@ func (c *client) Authenticate(ctx context.Context, username, password string) (I
 	id := resp.GetIdentity()
 	role, err := ParseRole(id.GetRole())
 	if err != nil {
-		return Identity{}, err
+		// The plugin's answer is wrong, not the caller's request.
+		return Identity{}, fmt.Errorf("auth plugin answered %q: %w", id.GetRole(), sdk.ErrInternal)
 	}
 	return Identity{
 		Username:    id.GetUsername(),

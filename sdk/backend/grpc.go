@@ -123,12 +123,7 @@ func (s *server) Events(_ *backendv1.EventsRequest, stream grpc.ServerStreamingS
 	if err := wire.StreamOpened(stream); err != nil {
 		return err
 	}
-	for e := range ch {
-		if err := stream.Send(eventToProto(e)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return wire.Forward(stream.Context(), ch, func(e Event) error { return stream.Send(eventToProto(e)) })
 }
 
 func (s *server) Logs(req *backendv1.LogsRequest, stream grpc.ServerStreamingServer[backendv1.LogEntry]) error {
@@ -139,12 +134,7 @@ func (s *server) Logs(req *backendv1.LogsRequest, stream grpc.ServerStreamingSer
 	if err := wire.StreamOpened(stream); err != nil {
 		return err
 	}
-	for l := range ch {
-		if err := stream.Send(logToProto(l)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return wire.Forward(stream.Context(), ch, func(l LogEntry) error { return stream.Send(logToProto(l)) })
 }
 
 type client struct {

@@ -310,3 +310,19 @@ func (diagAuth) Configure(context.Context, sdk.Config) error {
 		{Severity: sdk.SeverityWarning, Summary: "old format"},
 	}
 }
+
+// Diagnostics wrapped in another error still cross as diagnostics.
+func TestConfigureWrappedDiagnostics(t *testing.T) {
+	p := Auth(t, wrappedDiagAuth{})
+	err := p.Configure(context.Background(), sdk.Config{JSON: []byte(`{}`)})
+	d, ok := err.(sdk.Diagnostics)
+	if !ok || len(d) != 1 || d[0].Path[0] != "users_file" {
+		t.Fatalf("Configure = %#v, want the wrapped diagnostics", err)
+	}
+}
+
+type wrappedDiagAuth struct{ memAuth }
+
+func (wrappedDiagAuth) Configure(context.Context, sdk.Config) error {
+	return fmt.Errorf("configure: %w", sdk.Diagnostics{sdk.AttributeError("users_file", "Unreadable", "")})
+}

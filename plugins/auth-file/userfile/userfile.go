@@ -10,7 +10,8 @@
 // ("pa,ss" or "say ""hi""") to hold commas, quotes or leading and trailing
 // spaces; a quoted field ends on its line.
 //
-//   - username: 1 to 64 ASCII letters, digits, '.', '_', '-' or '@'.
+//   - username: 1 to 64 ASCII letters, digits, '.', '_', '-' or '@', not
+//     starting with '.' or '-' (it names the user's workspace directory).
 //   - password: plain text, or a bcrypt hash ($2a$, $2b$ or $2y$) as printed
 //     by HashPassword or `htpasswd -nbB`. Plain text is accepted for the
 //     original Zoe's files but should be replaced by hashes.
@@ -285,6 +286,10 @@ func checkUsername(name string) string {
 	}
 	if len(name) > MaxUsernameLen {
 		return fmt.Sprintf("username longer than %d characters", MaxUsernameLen)
+	}
+	// As the workspace plugin requires: the name becomes a directory name.
+	if name[0] == '.' || name[0] == '-' {
+		return "username starts with '.' or '-'"
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

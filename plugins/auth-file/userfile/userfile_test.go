@@ -346,3 +346,14 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
+
+// Names the workspace plugin would refuse are refused here too, at their
+// line, so that no user can log in without being able to get a workspace.
+func TestUsernamesNamingNoDirectory(t *testing.T) {
+	for _, name := range []string{".hidden", "-rf"} {
+		_, err := Parse("users", strings.NewReader("ok,pw,user\n"+name+",pw,user\n"))
+		if err == nil || !strings.Contains(err.Error(), "users:2: username starts with '.' or '-'") {
+			t.Errorf("Parse with user %q: %v", name, err)
+		}
+	}
+}

@@ -184,7 +184,25 @@ func ensureDirs(base, dir string) sdk.Diagnostics {
 		return sdk.Diagnostics{sdk.AttributeError(attrDeploymentPath, "Cannot create deployment workspace directory",
 			fmt.Sprintf("Creating %s: %v.", dir, err))}
 	}
+	if d := checkNotShared(attrBasePath, base); d != nil {
+		return d
+	}
+	if d := checkNotShared(attrDeploymentPath, dir); d != nil {
+		return d
+	}
 	return checkWritableDir(attrDeploymentPath, dir)
+}
+
+// checkNotShared refuses a directory others may write: another user could
+// create a victim's workspace there in advance (which Prepare would then
+// hand to the victim, files and all) or move one away.
+func checkNotShared(attr, path string) sdk.Diagnostics {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o022 == 0 {
+		return nil // a missing directory is checkWritableDir's to report
+	}
+	return sdk.Diagnostics{sdk.AttributeError(attr, "Workspace directory is writable by others",
+		fmt.Sprintf("%s has mode %04o: other users could plant or move workspaces in it; run chmod go-w %s.", path, fi.Mode().Perm(), path))}
 }
 
 // checkWritableDir reports when path is not a directory in which this
@@ -297,18 +315,22 @@ func (p *Plugin) secure(path string, user workspace.User, created bool) error {
 	}
 	defer f.Close()
 
-	if created {
-		// Mkdir's mode is filtered by the umask; make it exactly 0700.
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("inspect workspace: %w", err)
+	}
+	// Mkdir's mode is filtered by the umask; an older workspace (one Docker
+	// made for the original Zoe, say) may be open to others. Make it 0700.
+	if created || fi.Mode().Perm()&0o077 != 0 {
 		if err := f.Chmod(userMode); err != nil {
 			return fmt.Errorf("set mode of workspace %s: %w", path, err)
+		}
+		if !created {
+			p.log.Warn("workspace was open to others; its mode is now 0700", "path", path, "old_mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 	}
 	if user.UID == nil && user.GID == nil {
 		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("inspect workspace: %w", err)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {

@@ -727,3 +727,48 @@ func tree(t *testing.T, root string) []string {
 	}
 	return paths
 }
+
+// A workspace left open to others (as Docker made them for the original
+// Zoe) is closed again when prepared.
+func TestPrepareTightensAnOpenWorkspace(t *testing.T) {
+	p, dir := configured(t)
+	ws := filepath.Join(dir, "alice")
+	if err := os.Mkdir(ws, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ws, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Prepare(t.Context(), workspace.User{Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(ws); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("mode after Prepare = %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+}
+
+// A base or deployment directory others may write is refused: they could
+// plant a victim's workspace in advance.
+func TestConfigureRefusesSharedDirectories(t *testing.T) {
+	for _, which := range []string{"base_path", "deployment_path"} {
+		t.Run(which, func(t *testing.T) {
+			base := t.TempDir()
+			shared := base
+			if which == "deployment_path" {
+				shared = filepath.Join(base, "prod")
+				if err := os.Mkdir(shared, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			p := New(hclog.NewNullLogger())
+			err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": base}), Deployment: "prod"})
+			var d sdk.Diagnostics
+			if !errors.As(err, &d) || len(d) != 1 || d[0].Path[0] != which || !strings.Contains(d[0].Detail, "chmod go-w") {
+				t.Fatalf("Configure = %v, want a diagnostic at %s", err, which)
+			}
+		})
+	}
+}

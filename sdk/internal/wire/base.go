@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -66,11 +67,7 @@ func (s *BaseServer) Configure(ctx context.Context, req *basev1.ConfigureRequest
 }
 
 func asDiagnostics(err error, d *sdk.Diagnostics) bool {
-	x, ok := err.(sdk.Diagnostics)
-	if ok {
-		*d = x
-	}
-	return ok
+	return errors.As(err, d)
 }
 
 // BaseClient is the core's side of the base service. Info and Schema are

@@ -33,7 +33,10 @@ func ToStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
+	// A gRPC status from further down (a client library the plugin uses)
+	// passes through only when the plugin gave the error no category of its
+	// own; otherwise the plugin's category wins.
+	if _, ok := status.FromError(err); ok && sdk.Category(err) == sdk.ErrInternal && !errors.Is(err, sdk.ErrInternal) {
 		return err
 	}
 	switch {
@@ -57,7 +60,11 @@ func FromStatus(err error) error {
 	}
 	switch st.Code() {
 	case codes.Canceled:
-		return fmt.Errorf("%s: %w", st.Message(), context.Canceled)
+		// Either the caller gave up or the connection to the plugin closed
+		// under the call (a restart, a stop): both categories hold.
+		return fmt.Errorf("%s: %w", st.Message(), errors.Join(sdk.ErrUnavailable, context.Canceled))
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%s: %w", st.Message(), errors.Join(sdk.ErrDeadlineExceeded, context.DeadlineExceeded))
 	case codes.Unknown:
 		return sdk.WithCategory(sdk.ErrInternal, st.Message())
 	}

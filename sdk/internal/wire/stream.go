@@ -51,3 +51,22 @@ func Receive[P any, T any](ctx context.Context, s grpc.ClientStream, recv func()
 	}()
 	return ch, nil
 }
+
+// Forward sends what the plugin puts on ch until ch is closed or the core
+// hangs up (ctx done): a plugin that never closes its channel must not keep
+// a handler per stream alive forever.
+func Forward[T any](ctx context.Context, ch <-chan T, send func(T) error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case v, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if err := send(v); err != nil {
+				return err
+			}
+		}
+	}
+}
