@@ -437,4 +437,11 @@ func TestDaemonKilledMidway(t *testing.T) {
 	if list, err := ctl.List(ctx); err != nil || len(list) != 0 {
 		t.Errorf("left on the platform: %+v %v", list, err)
 	}
+	// No network is left behind either, those of the executions caught
+	// cleaning up and starting by the kill included: their names are free.
+	for _, id := range []int64{a.ID, b.ID, c.ID} {
+		if _, err := ctl.CreateNetwork(ctx, backend.NetworkSpec{Name: fmt.Sprintf("zoe-simtest-%d", id)}); err != nil {
+			t.Errorf("the network of execution %d: %v", id, err)
+		}
+	}
 }

@@ -48,10 +48,18 @@
 //
 // # Networks
 //
-// Each execution has a network named zoe-<deployment>-<id>. The store has no
-// column for the back-end's network id, so it is recorded in the reason of
-// the queued→starting event ("network id <id>") and read back from there
-// after a restart of the daemon.
+// Each execution has a network named zoe-<deployment>-<id>. The back-end's
+// id of it is recorded in the execution (state.Store.SetNetwork) as soon as
+// CreateNetwork returns, before any service is started on it, so that the
+// clean-up of a daemon that restarted removes it.
+//
+// One window remains: a daemon that dies after the back-end created the
+// network and before the store recorded its id leaves a network no one
+// knows the id of. The next start of the execution finds the network name
+// taken (sdk.ErrAlreadyExists) and cannot remove the network without its
+// id (the back-end interface has no way to look a network up by name), so
+// it creates another one with a unique suffix and logs the name of the one
+// it leaves behind, which an operator removes on the back-end.
 package engine
 
 import (
@@ -136,12 +144,11 @@ type Engine struct {
 	recoverAll atomic.Bool
 	wg         sync.WaitGroup
 
-	mu       sync.Mutex
-	workers  map[int64]*worker
-	networks map[int64]string
-	waiting  map[int64]string
-	dyn      map[int64]dynState
-	held     *scheduler.Hold
+	mu      sync.Mutex
+	workers map[int64]*worker
+	waiting map[int64]string
+	dyn     map[int64]dynState
+	held    *scheduler.Hold
 }
 
 type worker struct {
@@ -173,7 +180,7 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg: cfg, log: log, wake: make(chan struct{}, 1), ready: make(chan struct{}),
-		workers: map[int64]*worker{}, networks: map[int64]string{}, waiting: map[int64]string{},
+		workers: map[int64]*worker{}, waiting: map[int64]string{},
 		dyn: map[int64]dynState{},
 	}, nil
 }

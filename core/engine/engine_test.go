@@ -2,7 +2,8 @@ package engine_test
 
 // The engine on backend-sim through the real plugin host and the real
 // plugin binaries (built in TestMain), with a SQLite store in a temporary
-// directory. A second sim.Plugin in the test process, on the same state
+// directory or, for the tests that run on every store (eachStore), a
+// PostgreSQL database on the server TestMain stops. A second sim.Plugin in the test process, on the same state
 // file, plays the operator: it kills services and counts starts.
 
 import (
@@ -34,9 +35,14 @@ import (
 
 var binDir string
 
+// pg is the PostgreSQL server of this test binary, started by the first
+// test that needs it.
+var pg = testutil.NewPostgres()
+
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 
 func runTests(m *testing.M) int {
+	defer pg.Stop()
 	dir, err := os.MkdirTemp("", "zoe-engine-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -77,6 +83,35 @@ type options struct {
 	nodes    map[string]any
 	policy   scheduler.Policy
 	noEngine bool // do not run the engine yet
+	store    storeKind
+}
+
+// storeKind names a state store implementation.
+type storeKind string
+
+const (
+	sqliteStore   storeKind = "sqlite" // the default
+	postgresStore storeKind = "postgres"
+)
+
+// eachStore runs f as a subtest per store implementation.
+func eachStore(t *testing.T, f func(t *testing.T, store storeKind)) {
+	for _, kind := range []storeKind{sqliteStore, postgresStore} {
+		t.Run(string(kind), func(t *testing.T) { f(t, kind) })
+	}
+}
+
+// stateConfig returns the configuration of a new, empty store of kind.
+func stateConfig(t *testing.T, kind storeKind, dir string) config.State {
+	t.Helper()
+	switch kind {
+	case sqliteStore, "":
+		return config.State{SQLite: filepath.Join(dir, "zoe.db")}
+	case postgresStore:
+		return config.State{Postgres: pg.DSN(t)}
+	}
+	t.Fatalf("unknown store %q", kind)
+	return config.State{}
 }
 
 func defaultNodes() map[string]any {
@@ -141,7 +176,7 @@ func newEnv(t *testing.T, o options) *env {
 		}
 	}()
 
-	e.store, err = state.Open(ctx, config.State{SQLite: filepath.Join(dir, "zoe.db")}, deployment, log.Named("state"))
+	e.store, err = state.Open(ctx, stateConfig(t, o.store, dir), deployment, log.Named("state"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,15 +365,24 @@ func (e *env) platformEmpty(handles ...state.Handle) {
 	}
 }
 
-func TestLifecycle(t *testing.T) {
-	e := newEnv(t, options{})
+func TestLifecycle(t *testing.T) { eachStore(t, testLifecycle) }
+
+func testLifecycle(t *testing.T, store storeKind) {
+	e := newEnv(t, options{store: store})
 	ex := e.submit(zappJSON(t, false,
 		svc{name: "notebook", ess: 1, total: 1, monitor: true, env: forever(), ports: []int{8888}},
 		svc{name: "worker", order: 1, ess: 1, total: 2, env: forever()}))
 	if ex.Status != state.StatusSubmitted {
 		t.Fatalf("submitted execution is %s", ex.Status)
 	}
-	e.waitStatus(ex.ID, state.StatusRunning)
+	running := e.waitStatus(ex.ID, state.StatusRunning)
+	// The network's id is recorded: the back-end knows it, in use.
+	if running.NetworkID == "" {
+		t.Fatal("no network recorded")
+	}
+	if err := e.ctl.RemoveNetwork(t.Context(), running.NetworkID); !errors.Is(err, sdk.ErrConflict) {
+		t.Errorf("removing the recorded network %q of a running execution: %v, want in use", running.NetworkID, err)
+	}
 	svcs := e.services(ex.ID)
 	if len(svcs) != 3 {
 		t.Fatalf("services: %+v", svcs)
@@ -384,9 +428,45 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	e.platformEmpty(handles...)
+	if end.NetworkID != running.NetworkID {
+		t.Errorf("network %q after the end, %q before", end.NetworkID, running.NetworkID)
+	}
+	if err := e.ctl.RemoveNetwork(t.Context(), running.NetworkID); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("the network is left behind: %v", err)
+	}
 	// Terminating again: an inactive execution is a conflict.
 	if _, err := e.eng.Terminate(t.Context(), ex.ID, "again"); !errors.Is(err, sdk.ErrConflict) {
 		t.Errorf("terminating a terminated execution: %v", err)
+	}
+}
+
+// TestNetworkNameTaken: a network of the execution's name that the store
+// does not know (a daemon died between creating it and recording its id)
+// cannot be removed without its id: the execution runs on another network,
+// which is recorded and removed at the end; the unknown one stays.
+func TestNetworkNameTaken(t *testing.T) {
+	e := newEnv(t, options{noEngine: true})
+	ctx := t.Context()
+	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
+	leaked, err := e.ctl.CreateNetwork(ctx, backend.NetworkSpec{Name: fmt.Sprintf("zoe-%s-%d", deployment, ex.ID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	running := e.waitStatus(ex.ID, state.StatusRunning)
+	if running.NetworkID == "" || running.NetworkID == leaked {
+		t.Fatalf("recorded network %q, the unknown one is %q", running.NetworkID, leaked)
+	}
+	if _, err := e.eng.Terminate(ctx, ex.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(ex.ID, state.StatusTerminated)
+	e.platformEmpty()
+	if err := e.ctl.RemoveNetwork(ctx, running.NetworkID); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("the recorded network is left behind: %v", err)
+	}
+	if err := e.ctl.RemoveNetwork(ctx, leaked); err != nil {
+		t.Errorf("the unknown network: %v, want it left for the operator", err)
 	}
 }
 
@@ -406,8 +486,10 @@ func TestSubmitInvalid(t *testing.T) {
 	}
 }
 
-func TestBatchExitCodes(t *testing.T) {
-	e := newEnv(t, options{})
+func TestBatchExitCodes(t *testing.T) { eachStore(t, testBatchExitCodes) }
+
+func testBatchExitCodes(t *testing.T, store storeKind) {
+	e := newEnv(t, options{store: store})
 	tests := []struct {
 		code   string
 		status state.Status
@@ -439,8 +521,10 @@ func TestBatchExitCodes(t *testing.T) {
 	}
 }
 
-func TestDeaths(t *testing.T) {
-	e := newEnv(t, options{})
+func TestDeaths(t *testing.T) { eachStore(t, testDeaths) }
+
+func testDeaths(t *testing.T, store storeKind) {
+	e := newEnv(t, options{store: store})
 	ctx := t.Context()
 	ex := e.submit(zappJSON(t, false,
 		svc{name: "master", ess: 1, total: 1, monitor: true, env: forever()},
@@ -500,9 +584,11 @@ func TestDeaths(t *testing.T) {
 	e.platformEmpty()
 }
 
-func TestTerminateInEveryState(t *testing.T) {
+func TestTerminateInEveryState(t *testing.T) { eachStore(t, testTerminateInEveryState) }
+
+func testTerminateInEveryState(t *testing.T, store storeKind) {
 	t.Run("submitted", func(t *testing.T) {
-		e := newEnv(t, options{noEngine: true})
+		e := newEnv(t, options{noEngine: true, store: store})
 		ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
 		if _, err := e.eng.Terminate(t.Context(), ex.ID, "never mind"); err != nil {
 			t.Fatal(err)
@@ -517,7 +603,7 @@ func TestTerminateInEveryState(t *testing.T) {
 		}
 	})
 	t.Run("queued", func(t *testing.T) {
-		e := newEnv(t, options{})
+		e := newEnv(t, options{store: store})
 		// 12 cores fit no node of 8.
 		ex := e.submit(zappJSON(t, false, svc{name: "big", ess: 1, total: 1, monitor: true, cores: 12, env: forever()}))
 		e.waitStatus(ex.ID, state.StatusQueued)
@@ -534,7 +620,7 @@ func TestTerminateInEveryState(t *testing.T) {
 		}
 	})
 	t.Run("starting", func(t *testing.T) {
-		e := newEnv(t, options{})
+		e := newEnv(t, options{store: store})
 		ex := e.submit(zappJSON(t, false,
 			svc{name: "fast", ess: 1, total: 1, monitor: true, env: forever()},
 			svc{name: "slow", order: 1, ess: 1, total: 1, env: forever("ZOE_SIM_START_DELAY", "5s")}))
@@ -557,7 +643,7 @@ func TestTerminateInEveryState(t *testing.T) {
 		e.platformEmpty()
 	})
 	t.Run("running", func(t *testing.T) {
-		e := newEnv(t, options{})
+		e := newEnv(t, options{store: store})
 		ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
 		e.waitStatus(ex.ID, state.StatusRunning)
 		if _, err := e.eng.Terminate(t.Context(), ex.ID, "done"); err != nil {
@@ -663,8 +749,10 @@ func TestOrphanRemoved(t *testing.T) {
 	})
 }
 
-func TestFailures(t *testing.T) {
-	e := newEnv(t, options{})
+func TestFailures(t *testing.T) { eachStore(t, testFailures) }
+
+func testFailures(t *testing.T, store storeKind) {
+	e := newEnv(t, options{store: store})
 	tests := []struct {
 		name    string
 		willEnd bool

@@ -43,30 +43,26 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		return
 	}
 	sortJobs(jobs)
-	netID, err := e.network(ctx, ex.ID)
-	if err != nil {
-		e.log.Warn("cannot find an execution's network", "execution", ex.ID, "error", err)
-		return
-	}
-	if ex.Status == state.StatusQueued || netID == "" {
+	netID := ex.NetworkID
+	if netID == "" {
 		if netID, err = e.createNetwork(ctx, ex); err != nil {
+			if errors.Is(err, sdk.ErrConflict) {
+				return // ended meanwhile: nothing was started
+			}
 			e.log.Warn("cannot create an execution's network", "execution", ex.ID, "error", err)
 			return
 		}
-		if ex.Status == state.StatusQueued {
-			_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
-				state.ExecutionChange{Reason: fmt.Sprintf("placed %s (network id %s)", joinNames(jobs), netID)})
-			if err != nil {
-				// Terminated meanwhile: nothing was started.
-				e.logTransition(ex.ID, err)
-				if rerr := e.cfg.Backend.RemoveNetwork(wctx, netID); rerr != nil {
-					e.log.Warn("cannot remove a network", "network", netID, "error", rerr)
-				}
-				e.setNetwork(ex.ID, "")
-				return
-			}
-			ex.Status = state.StatusStarting
+	}
+	if ex.Status == state.StatusQueued {
+		_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
+			state.ExecutionChange{Reason: fmt.Sprintf("placed %s on network %s", joinNames(jobs), netID)})
+		if err != nil {
+			// Terminated meanwhile: nothing was started; the clean-up
+			// removes the recorded network.
+			e.logTransition(ex.ID, err)
+			return
 		}
+		ex.Status = state.StatusStarting
 	}
 	insts, err := e.expand(ex, user)
 	if err != nil {
@@ -128,19 +124,35 @@ func transient(err error) bool {
 		errors.Is(err, sdk.ErrDeadlineExceeded)
 }
 
+// createNetwork creates the execution's network and records its id before
+// anything else can use it. When the execution ended meanwhile (the store
+// refuses the id with sdk.ErrConflict) the network is removed again.
 func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string, error) {
+	wctx := context.WithoutCancel(ctx)
 	spec := backend.NetworkSpec{Name: e.networkName(ex.ID), Labels: map[string]string{
 		LabelDeployment: e.cfg.Deployment, LabelExecution: strconv.FormatInt(ex.ID, 10), LabelOwner: ex.Owner}}
 	id, err := e.cfg.Backend.CreateNetwork(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
-		// Left by a daemon that died before recording it.
+		// Created by a daemon that died before recording its id (see
+		// "Networks" in the package documentation): without the id it
+		// cannot be removed, so it is left to the operator and the
+		// execution gets a network of another name.
+		e.log.Warn("an execution's network exists but its id was never recorded; leaving it behind",
+			"execution", ex.ID, "network", spec.Name)
 		spec.Name += "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		id, err = e.cfg.Backend.CreateNetwork(ctx, spec)
 	}
 	if err != nil {
 		return "", err
 	}
-	e.setNetwork(ex.ID, id)
+	// Recorded even when ctx is cancelled: the network exists.
+	if err := e.cfg.Store.SetNetwork(wctx, ex.ID, id); err != nil {
+		if rerr := e.cfg.Backend.RemoveNetwork(wctx, id); rerr != nil && !errors.Is(rerr, sdk.ErrNotFound) {
+			e.log.Warn("cannot remove a network whose id could not be recorded", "execution", ex.ID, "network", id,
+				"error", rerr)
+		}
+		return "", fmt.Errorf("record network %s: %w", id, err)
+	}
 	return id, nil
 }
 
@@ -368,20 +380,16 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 		sleep(ctx, e.cfg.Interval)
 		return
 	}
-	netID, err := e.network(ctx, ex.ID)
-	if err != nil {
-		return
-	}
-	if netID != "" {
-		if err := be.RemoveNetwork(ctx, netID); err != nil && !errors.Is(err, sdk.ErrNotFound) {
-			e.log.Warn("cannot remove a network", "execution", ex.ID, "network", netID, "error", err)
-			sleep(ctx, e.cfg.Interval)
-			return
-		}
-	}
 	cur, err := store.GetExecution(ctx, ex.ID)
 	if err != nil {
 		return
+	}
+	if cur.NetworkID != "" {
+		if err := be.RemoveNetwork(ctx, cur.NetworkID); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			e.log.Warn("cannot remove a network", "execution", ex.ID, "network", cur.NetworkID, "error", err)
+			sleep(ctx, e.cfg.Interval)
+			return
+		}
 	}
 	to := state.StatusTerminated
 	if cur.ErrorMessage != "" {
@@ -391,7 +399,6 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 		state.ExecutionChange{Reason: "every service and the network removed", Ended: true})
 	e.logTransition(ex.ID, err)
 	if err == nil {
-		e.setNetwork(ex.ID, "")
 		e.mu.Lock()
 		delete(e.waiting, ex.ID)
 		delete(e.dyn, ex.ID)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -75,40 +74,4 @@ func (e *Engine) containerName(execID int64, service string) string {
 
 func (e *Engine) networkName(execID int64) string {
 	return "zoe-" + e.cfg.Deployment + "-" + strconv.FormatInt(execID, 10)
-}
-
-var networkIDRe = regexp.MustCompile(`\(network id ([^)\s]+)\)`)
-
-// network returns the execution's network id: remembered, or read from the
-// queued→starting event.
-func (e *Engine) network(ctx context.Context, id int64) (string, error) {
-	e.mu.Lock()
-	n := e.networks[id]
-	e.mu.Unlock()
-	if n != "" {
-		return n, nil
-	}
-	evs, err := e.cfg.Store.Events(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	for i := len(evs) - 1; i >= 0; i-- {
-		if evs[i].ServiceName == "" && evs[i].To == string(state.StatusStarting) {
-			if m := networkIDRe.FindStringSubmatch(evs[i].Reason); m != nil {
-				e.setNetwork(id, m[1])
-				return m[1], nil
-			}
-		}
-	}
-	return "", nil
-}
-
-func (e *Engine) setNetwork(id int64, n string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if n == "" {
-		delete(e.networks, id)
-	} else {
-		e.networks[id] = n
-	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/zoe-project/zoe/sdk"
 )
 
-const executionCols = "id, owner, name, description, status, size, cores, memory, error_message, exit_code, submitted_at, started_at, ended_at"
+const executionCols = "id, owner, name, description, status, size, cores, memory, error_message, exit_code, submitted_at, started_at, ended_at, network_id"
 
 func scanExecution(r row) (Execution, error) {
 	var (
@@ -20,12 +20,16 @@ func scanExecution(r row) (Execution, error) {
 		desc   []byte
 		status string
 		exit   *int64
+		netID  *string
 	)
 	if err := r.Scan(&e.ID, &e.Owner, &e.Name, &desc, &status, &e.Size, &e.Cores, &e.Memory, &e.ErrorMessage, &exit,
-		timeDst(&e.SubmittedAt), timePtrDst(&e.StartedAt), timePtrDst(&e.EndedAt)); err != nil {
+		timeDst(&e.SubmittedAt), timePtrDst(&e.StartedAt), timePtrDst(&e.EndedAt), &netID); err != nil {
 		return Execution{}, err
 	}
 	e.Description, e.Status, e.ExitCode = desc, Status(status), intPtr(exit)
+	if netID != nil {
+		e.NetworkID = *netID
+	}
 	return e, nil
 }
 
@@ -313,6 +317,31 @@ func (s *store) Transition(ctx context.Context, id int64, from []Status, to Stat
 		return s.addEvent(ctx, q, Event{ExecutionID: id, Time: t, From: cur, To: string(to), Reason: c.Reason})
 	})
 	return out, s.fail(op, err)
+}
+
+func (s *store) SetNetwork(ctx context.Context, id int64, networkID string) error {
+	err := s.db.tx(ctx, func(q querier) error {
+		var cur string
+		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forUpdate, id).Scan(&cur)
+		if isNoRows(err) {
+			return notFound("execution %d", id)
+		}
+		if err != nil {
+			return err
+		}
+		if !Status(cur).Active() {
+			return fmt.Errorf("execution %d is %s: %w", id, cur, sdk.ErrConflict)
+		}
+		// The status test repeats the check above where the read took no
+		// lock.
+		n, err := q.exec(ctx, "UPDATE executions SET network_id = NULLIF($1, '') WHERE id = $2 AND "+activeSQL,
+			networkID, id)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("execution %d ended concurrently: %w", id, sdk.ErrConflict)
+		}
+		return err
+	})
+	return s.fail(fmt.Sprintf("execution %d: set network", id), err)
 }
 
 func (s *store) DeleteExecution(ctx context.Context, id int64) error {

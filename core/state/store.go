@@ -59,6 +59,13 @@ type Store interface {
 	// from (compare-and-set) and records an event, in one transaction. When
 	// the status is another, the error wraps sdk.ErrConflict and names it.
 	Transition(ctx context.Context, id int64, from []Status, to Status, c ExecutionChange) (Execution, error)
+	// SetNetwork records the back-end's id of the execution's network ("" to
+	// forget it) in any active status, without an event: it is not a status
+	// change and leaves Transition's compare-and-set alone. An inactive
+	// execution is refused with sdk.ErrConflict (checked in the same
+	// statement as the write): its clean-up is over, so whoever created the
+	// network must remove it.
+	SetNetwork(ctx context.Context, id int64, networkID string) error
 	// DeleteExecution deletes an inactive execution with its services,
 	// endpoints and events; an active one is refused with sdk.ErrConflict.
 	DeleteExecution(ctx context.Context, id int64) error

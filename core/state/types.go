@@ -136,6 +136,9 @@ type Execution struct {
 	SubmittedAt  time.Time
 	StartedAt    *time.Time
 	EndedAt      *time.Time
+	// NetworkID is the back-end's id of the execution's network, "" while
+	// it has none (SetNetwork).
+	NetworkID string
 }
 
 // NewExecution is what CreateExecution inserts.

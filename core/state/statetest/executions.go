@@ -106,7 +106,7 @@ func equalExecution(a, b state.Execution) bool {
 	return a.ID == b.ID && a.Owner == b.Owner && a.Name == b.Name && bytes.Equal(a.Description, b.Description) &&
 		a.Status == b.Status && a.Size == b.Size && a.Cores == b.Cores && a.Memory == b.Memory &&
 		a.ErrorMessage == b.ErrorMessage && equalPtr(a.ExitCode, b.ExitCode) && a.SubmittedAt.Equal(b.SubmittedAt) &&
-		equalTime(a.StartedAt, b.StartedAt) && equalTime(a.EndedAt, b.EndedAt)
+		equalTime(a.StartedAt, b.StartedAt) && equalTime(a.EndedAt, b.EndedAt) && a.NetworkID == b.NetworkID
 }
 
 func equalTime(a, b *time.Time) bool {
@@ -286,6 +286,84 @@ func testTransitionRace(t *testing.T, h Harness) {
 		if n := len(must(st.Events(ctx, e.ID))(t)); n != 3 {
 			t.Fatalf("round %d: %d events, want 3", round, n)
 		}
+	}
+}
+
+// testSetNetwork: the network id round-trips, survives transitions and
+// reopening, can be forgotten, and is refused for inactive executions.
+func testSetNetwork(t *testing.T, h Harness) {
+	st, loc := open(t, h)
+	ctx := t.Context()
+	login(t, st, "alice", auth.RoleAdmin)
+	e := submit(t, st, "alice", "net", 1)
+	other := submit(t, st, "alice", "other", 0)
+	if e.NetworkID != "" {
+		t.Fatalf("new execution has network %q", e.NetworkID)
+	}
+	steps := []struct {
+		name   string
+		to     state.Status // "" to stay
+		net    string
+		cat    error // of SetNetwork, nil for success
+		wantID string
+	}{
+		{"set while submitted", "", "net-1", nil, "net-1"},
+		{"kept by transitions", state.StatusQueued, "", nil, "net-1"},
+		{"replaced while queued", "", "net-2", nil, "net-2"},
+		{"forgotten", state.StatusStarting, "-", nil, ""},
+		{"set while starting", "", "n\u00e9t 'x\"", nil, "n\u00e9t 'x\""},
+		{"set while cleaning up", state.StatusCleaningUp, "net-3", nil, "net-3"},
+		{"refused once terminated", state.StatusTerminated, "net-4", sdk.ErrConflict, "net-3"},
+	}
+	cur := e.Status
+	for _, step := range steps {
+		if step.to != "" {
+			must(st.Transition(ctx, e.ID, []state.Status{cur}, step.to, state.ExecutionChange{}))(t)
+			cur = step.to
+		}
+		if step.net != "" {
+			net := step.net
+			if net == "-" {
+				net = ""
+			}
+			err := st.SetNetwork(ctx, e.ID, net)
+			if step.cat == nil {
+				noErr(t, err)
+			} else {
+				wantErr(t, err, step.cat, "is terminated")
+			}
+		}
+		if got := must(st.GetExecution(ctx, e.ID))(t); got.NetworkID != step.wantID || got.Status != cur {
+			t.Fatalf("%s: %s with network %q, want %s with %q", step.name, got.Status, got.NetworkID, cur, step.wantID)
+		}
+	}
+	wantErr(t, st.SetNetwork(ctx, 1<<40, "x"), sdk.ErrNotFound)
+	// Not an event, and no other execution touched.
+	if n := len(must(st.Events(ctx, e.ID))(t)); n != 5 {
+		t.Fatalf("%d events, want the 5 transitions'", n)
+	}
+	noErr(t, st.SetNetwork(ctx, other.ID, "other-net"))
+	// Every read returns it, and it survives reopening.
+	st2 := reopen(t, h, loc)
+	if got := must(st2.GetExecution(ctx, other.ID))(t); got.NetworkID != "other-net" {
+		t.Fatalf("after reopening: network %q", got.NetworkID)
+	}
+	if act := must(st2.ActiveExecutions(ctx))(t); len(act) != 1 || act[0].NetworkID != "other-net" {
+		t.Fatalf("active executions %+v", act)
+	}
+	list, _ := must2(st2.ListExecutions(ctx, state.Filter{}))(t)
+	if len(list) != 2 || list[0].NetworkID != "other-net" || list[1].NetworkID != "net-3" {
+		t.Fatalf("listed %+v", list)
+	}
+}
+
+func must2[A, B any](a A, b B, err error) func(testing.TB) (A, B) {
+	return func(t testing.TB) (A, B) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
 	}
 }
 

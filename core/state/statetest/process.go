@@ -118,7 +118,49 @@ func testMigrations(t *testing.T, h Harness) {
 			if n := must(h.SQL(ctx, loc, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))(t); n != int64(v) {
 				t.Fatalf("MigrateTo(%d) left version %d", v, n)
 			}
-			smoke(t, reopen(t, h, loc))
+			// From version 1 on there are executions to keep, written with
+			// the version 1 schema, bypassing the store: one without a
+			// network, one whose network id version 1 kept in the reason of
+			// its queued→starting event.
+			var id, placed int64
+			if v >= 1 {
+				const at = "'2030-01-02T03:04:05.000000Z'"
+				must(h.SQL(ctx, loc, "INSERT INTO users (username, role, created_at, last_login) VALUES "+
+					"('bob', 'user', "+at+", "+at+") RETURNING 1"))(t)
+				id = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, cores, "+
+					"submitted_at) VALUES ('bob', 'old', '{\"k\": 1}', 'running', 2, "+at+") RETURNING id"))(t)
+				placed = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, "+
+					"submitted_at) VALUES ('bob', 'placed', '{}', 'starting', "+at+") RETURNING id"))(t)
+				for _, ev := range []string{
+					"'queued', 'starting', 'placed a0@node1 (network id net-old)'",
+					"'starting', 'starting', 'not (network id net-service)'", // a later event, not the placement
+					"'starting', 'running', 'its 1 essential services run'",
+				} {
+					must(h.SQL(ctx, loc, fmt.Sprintf("INSERT INTO events (execution_id, service_name, at, "+
+						"from_status, to_status, reason) VALUES (%d, '', %s, %s) RETURNING 1", placed, at, ev)))(t)
+				}
+				must(h.SQL(ctx, loc, fmt.Sprintf("INSERT INTO events (execution_id, service_name, at, "+
+					"from_status, to_status, reason) VALUES (%d, 'a0', %s, 'created', 'starting', "+
+					"'(network id net-svc)') RETURNING 1", id, at)))(t)
+			}
+			st := reopen(t, h, loc)
+			smoke(t, st)
+			if v >= 1 {
+				old := must(st.GetExecution(ctx, id))(t)
+				if old.Owner != "bob" || old.Name != "old" || old.Status != state.StatusRunning || old.Cores != 2 ||
+					string(old.Description) != `{"k": 1}` || old.NetworkID != "" ||
+					!old.SubmittedAt.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) {
+					t.Fatalf("the execution of version %d became %+v", v, old)
+				}
+				if got := must(st.GetExecution(ctx, placed))(t); got.NetworkID != "net-old" ||
+					got.Status != state.StatusStarting {
+					t.Fatalf("the placed execution of version %d became %+v, want network net-old", v, got)
+				}
+				noErr(t, st.SetNetwork(ctx, id, "net-new"))
+				if got := must(st.GetExecution(ctx, id))(t); got.NetworkID != "net-new" {
+					t.Fatalf("network %q after SetNetwork", got.NetworkID)
+				}
+			}
 		})
 	}
 	t.Run("newer refused", func(t *testing.T) {

@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 		{"CreateExecution", testCreateExecution},
 		{"QuotaRefusals", testQuotaRefusals},
 		{"Transition", testTransition},
+		{"SetNetwork", testSetNetwork},
 		{"TransitionRace", testTransitionRace},
 		{"Services", testServices},
 		{"Endpoints", testEndpoints},
