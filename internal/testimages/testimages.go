@@ -1,0 +1,157 @@
+// Package testimages builds the images the Docker back-end's tests run,
+// without a registry: small static Go programs (the sub-directories of this
+// package), each copied into an image FROM scratch and tagged
+// zoe-test/<name>:1 in the local engine.
+package testimages
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+
+	"github.com/moby/moby/client"
+)
+
+// The test images.
+const (
+	// HTTPService serves "hello from <hostname>" on $PORT (default 8080),
+	// prints "listening on :<port>", a "tick N" line every $TICK when set,
+	// and exits 0 on SIGTERM.
+	HTTPService = "zoe-test/httpservice:1"
+	// Job writes a file to $OUTPUT or $ZOE_WORKSPACE/job-output.txt and
+	// exits with $EXIT_CODE.
+	Job = "zoe-test/job:1"
+	// Worker asks http://$MASTER/ and prints "answer: <page>".
+	Worker = "zoe-test/worker:1"
+	// OOM allocates memory until it is killed.
+	OOM = "zoe-test/oom:1"
+)
+
+// labelSum is the label holding the sha256 of an image's program: an image
+// whose label matches the freshly built program is not built again.
+const labelSum = "zoe.testimage.sum"
+
+var programs = []struct{ dir, image string }{
+	{"httpservice", HTTPService},
+	{"job", Job},
+	{"worker", Worker},
+	{"oom", OOM},
+}
+
+// Images lists every test image.
+func Images() []string {
+	out := make([]string, len(programs))
+	for i, p := range programs {
+		out[i] = p.image
+	}
+	return out
+}
+
+// Build compiles every program (CGO_ENABLED=0, for the engine's
+// architecture) and builds its image in the engine, unless an image with the
+// same program is already there.
+func Build(ctx context.Context, cli *client.Client) error {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return errors.New("testimages: cannot find the programs' sources")
+	}
+	src := filepath.Dir(self)
+	tmp, err := os.MkdirTemp("", "zoe-testimages-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	info, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("testimages: the Docker engine does not answer: %w", err)
+	}
+	goarch := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[info.Info.Architecture]
+	if goarch == "" {
+		goarch = runtime.GOARCH
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("testimages: %w", err)
+	}
+	for _, p := range programs {
+		bin := filepath.Join(tmp, p.dir)
+		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", bin, "./"+p.dir)
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("testimages: build %s: %v\n%s", p.dir, err, out)
+		}
+		if err := buildImage(ctx, cli, bin, p.image); err != nil {
+			return fmt.Errorf("testimages: image %s: %w", p.image, err)
+		}
+	}
+	return nil
+}
+
+func buildImage(ctx context.Context, cli *client.Client, bin, tag string) error {
+	prog, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(prog)
+	sum := hex.EncodeToString(h[:])
+	if img, err := cli.ImageInspect(ctx, tag); err == nil && img.Config != nil && img.Config.Labels[labelSum] == sum {
+		return nil
+	}
+	dockerfile := "FROM scratch\nCOPY prog /prog\nENTRYPOINT [\"/prog\"]\n"
+	var ctxTar bytes.Buffer
+	tw := tar.NewWriter(&ctxTar)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"prog", 0o755, prog}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	res, err := cli.ImageBuild(ctx, &ctxTar, client.ImageBuildOptions{
+		Tags: []string{tag}, Remove: true, ForceRemove: true, Labels: map[string]string{labelSum: sum},
+	})
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	dec := json.NewDecoder(res.Body)
+	for {
+		var msg struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("reading the build's output: %w", err)
+		}
+		if msg.Error != "" {
+			return errors.New(msg.Error)
+		}
+	}
+	if _, err := cli.ImageInspect(ctx, tag); err != nil {
+		return fmt.Errorf("not there after its build: %w", err)
+	}
+	return nil
+}

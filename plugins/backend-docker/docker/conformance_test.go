@@ -1,0 +1,25 @@
+package docker_test
+
+import (
+	"testing"
+
+	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/sdk/backend"
+	"github.com/zoe-project/zoe/sdk/plugintest"
+)
+
+func TestConformance(t *testing.T) {
+	dep := deployment(t)
+	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
+		New: func(t *testing.T) backend.Backend { return open(t, dep, nil) },
+		LongRunning: func() backend.ServiceSpec {
+			return backend.ServiceSpec{Image: testimages.HTTPService,
+				Ports:     []backend.Port{{Port: 8080, Protocol: "tcp", Name: "http"}},
+				Resources: backend.Resources{Cores: 0.5, MemoryLimit: 64 << 20, MemoryReservation: 32 << 20}}
+		},
+		Exiting: func() backend.ServiceSpec {
+			return backend.ServiceSpec{Image: testimages.Job, Environment: map[string]string{"EXIT_CODE": "3"}}
+		},
+		Timeout: wait,
+	})
+}

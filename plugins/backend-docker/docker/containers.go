@@ -1,0 +1,398 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// handleState is what a handle's State holds (Version 1).
+type handleState struct {
+	Host        string `json:"host"`
+	ContainerID string `json:"container_id"`
+	Name        string `json:"name"`
+}
+
+func makeHandle(hostName, id, name string) backend.Handle {
+	b, _ := json.Marshal(handleState{Host: hostName, ContainerID: id, Name: name})
+	return backend.Handle{ID: id, Version: handleVersion, State: b}
+}
+
+// locate finds the host and container id a handle names. A handle without
+// State is looked for on every host.
+func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, *host, container.InspectResponse, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, nil, container.InspectResponse{}, err
+	}
+	id := h.ID
+	candidates := rt.order
+	if len(h.State) > 0 {
+		if h.Version != handleVersion {
+			return nil, nil, container.InspectResponse{}, fmt.Errorf("handle %q: version %d: %w", h.ID, h.Version, sdk.ErrInvalidArgument)
+		}
+		var st handleState
+		if err := json.Unmarshal(h.State, &st); err != nil {
+			return nil, nil, container.InspectResponse{}, fmt.Errorf("handle %q: %v: %w", h.ID, err, sdk.ErrInvalidArgument)
+		}
+		if st.ContainerID != "" {
+			id = st.ContainerID
+		}
+		if _, ok := rt.hosts[st.Host]; ok {
+			candidates = []string{st.Host}
+		}
+	}
+	if id == "" {
+		return nil, nil, container.InspectResponse{}, fmt.Errorf("handle without a container id: %w", sdk.ErrInvalidArgument)
+	}
+	var errs []error
+	for _, name := range candidates {
+		hst := rt.hosts[name]
+		res, err := hst.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err == nil {
+			return rt, hst, res.Container, nil
+		}
+		if !cerrdefs.IsNotFound(err) {
+			errs = append(errs, wrap(err, "inspect container %s on %s", id, name))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, container.InspectResponse{}, errors.Join(errs...)
+	}
+	return nil, nil, container.InspectResponse{}, fmt.Errorf("container %s: %w", id, sdk.ErrNotFound)
+}
+
+// pickHost is where a service goes: the node the scheduler chose, or the
+// first enabled host.
+func (rt *runtime) pickHost(node string) (*host, error) {
+	if node != "" {
+		h, ok := rt.hosts[node]
+		if !ok {
+			return nil, fmt.Errorf("no host %q: %w", node, sdk.ErrInvalidArgument)
+		}
+		return h, nil
+	}
+	for _, name := range rt.order {
+		if !rt.hosts[name].disabled {
+			return rt.hosts[name], nil
+		}
+	}
+	return nil, fmt.Errorf("every host is disabled: %w", sdk.ErrUnavailable)
+}
+
+// Start creates and starts the service's container.
+func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	if spec.Name == "" || spec.Image == "" {
+		return backend.ServiceStatus{}, fmt.Errorf("start: a service needs a name and an image: %w", sdk.ErrInvalidArgument)
+	}
+	h, err := rt.pickHost(spec.Node)
+	if err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	if err := p.ensureImage(ctx, rt, h, spec); err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	cfg, hc, nc, err := containerConfig(rt.deployment, spec)
+	if err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	created, err := h.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc, NetworkingConfig: nc})
+	if err != nil {
+		if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
+			return backend.ServiceStatus{}, fmt.Errorf("start %q: a container of that name exists: %w", spec.Name, sdk.ErrAlreadyExists)
+		}
+		return backend.ServiceStatus{}, wrap(err, "create container %q on %s", spec.Name, h.name)
+	}
+	for _, w := range created.Warnings {
+		p.log.Warn("container created with a warning", "service", spec.Name, "warning", w)
+	}
+	if _, err := h.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		p.forget(created.ID)
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, rmErr := h.cli.ContainerRemove(rmCtx, created.ID, client.ContainerRemoveOptions{Force: true}); rmErr != nil {
+			p.log.Warn("cannot remove a container that failed to start", "service", spec.Name, "error", rmErr)
+		}
+		return backend.ServiceStatus{}, wrap(err, "start container %q on %s", spec.Name, h.name)
+	}
+	res, err := h.cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return backend.ServiceStatus{}, wrap(err, "inspect container %q", spec.Name)
+	}
+	return status(h, res.Container), nil
+}
+
+// ensureImage pulls the image when the host lacks it.
+func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec backend.ServiceSpec) error {
+	_, err := h.cli.ImageInspect(ctx, spec.Image)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return wrap(err, "inspect image %q on %s", spec.Image, h.name)
+	}
+	if !rt.pull {
+		return fmt.Errorf("image %q is not on host %s and pulls are off: %w", spec.Image, h.name, sdk.ErrNotFound)
+	}
+	p.publish(backend.Event{Kind: backend.EventImagePull, ServiceName: spec.Name, Time: time.Now(), Message: "pulling " + spec.Image + " on " + h.name})
+	resp, err := h.cli.ImagePull(ctx, spec.Image, client.ImagePullOptions{})
+	if err != nil {
+		return wrap(err, "service %q: pull image %q on %s", spec.Name, spec.Image, h.name)
+	}
+	last := ""
+	for msg, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return wrap(err, "service %q: pull image %q on %s", spec.Name, spec.Image, h.name)
+		}
+		if msg.Error != nil {
+			return fmt.Errorf("service %q: pull image %q on %s: %s: %w", spec.Name, spec.Image, h.name, msg.Error.Message, sdk.ErrNotFound)
+		}
+		line := strings.TrimSpace(msg.ID + " " + msg.Status)
+		if line != last && line != "" {
+			last = line
+			p.publish(backend.Event{Kind: backend.EventImagePull, ServiceName: spec.Name, Time: time.Now(), Message: spec.Image + ": " + line})
+		}
+	}
+	if _, err := h.cli.ImageInspect(ctx, spec.Image); err != nil {
+		return wrap(err, "service %q: image %q after its pull on %s", spec.Name, spec.Image, h.name)
+	}
+	return nil
+}
+
+// containerConfig translates a service spec into the engine's terms.
+func containerConfig(deployment string, spec backend.ServiceSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	labels[LabelDeployment] = deployment
+	env := make([]string, 0, len(spec.Environment))
+	for k, v := range spec.Environment {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	cfg := &container.Config{
+		Hostname:     spec.Hostname,
+		Image:        spec.Image,
+		Cmd:          spec.Command,
+		WorkingDir:   spec.WorkDir,
+		Env:          env,
+		Labels:       labels,
+		ExposedPorts: network.PortSet{},
+	}
+	r := spec.Resources
+	hc := &container.HostConfig{
+		Resources: container.Resources{
+			Memory:            r.MemoryLimit,
+			MemoryReservation: r.MemoryReservation,
+			NanoCPUs:          int64(math.Round(r.Cores * 1e9)),
+		},
+		ShmSize:       r.ShmSize,
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		PortBindings:  network.PortMap{},
+	}
+	if r.MemoryLimit > 0 {
+		hc.MemorySwap = r.MemoryLimit // no swap: the limit is the limit
+	}
+	for _, v := range spec.Volumes {
+		src := v.HostPath
+		if src == "" {
+			src = v.VolumeName
+		}
+		if src == "" || v.MountPoint == "" {
+			return nil, nil, nil, fmt.Errorf("volume %+v: needs a host path or a volume name and a mount point: %w", v, sdk.ErrInvalidArgument)
+		}
+		mode := "rw"
+		if v.ReadOnly {
+			mode = "ro"
+		}
+		hc.Binds = append(hc.Binds, src+":"+v.MountPoint+":"+mode)
+	}
+	for _, pt := range spec.Ports {
+		proto := pt.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		port, ok := network.PortFrom(pt.Port, network.IPProtocol(proto))
+		if !ok || pt.Port == 0 {
+			return nil, nil, nil, fmt.Errorf("port %d/%s: %w", pt.Port, proto, sdk.ErrInvalidArgument)
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+		hc.PortBindings[port] = []network.PortBinding{{HostPort: ""}}
+	}
+	var nc *network.NetworkingConfig
+	if spec.Network != "" {
+		hc.NetworkMode = container.NetworkMode(spec.Network)
+		ep := &network.EndpointSettings{}
+		if spec.Hostname != "" {
+			ep.Aliases = []string{spec.Hostname}
+		}
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: ep}}
+	}
+	return cfg, hc, nc, nil
+}
+
+// status translates an inspected container.
+func status(h *host, c container.InspectResponse) backend.ServiceStatus {
+	name := strings.TrimPrefix(c.Name, "/")
+	st := backend.ServiceStatus{Handle: makeHandle(h.name, c.ID, name), Name: name, Node: h.name}
+	if c.Config != nil {
+		st.Labels = c.Config.Labels
+	}
+	if s := c.State; s != nil {
+		switch s.Status {
+		case container.StateCreated:
+			st.State = backend.ServiceCreated
+		case container.StateExited, container.StateDead:
+			st.State = backend.ServiceExited
+		default:
+			st.State = backend.ServiceRunning
+		}
+		st.ExitCode, st.OOMKilled, st.Message = s.ExitCode, s.OOMKilled, s.Error
+		st.StartedAt, st.FinishedAt = parseTime(s.StartedAt), parseTime(s.FinishedAt)
+	}
+	if ns := c.NetworkSettings; ns != nil {
+		mode := ""
+		if c.HostConfig != nil {
+			mode = string(c.HostConfig.NetworkMode)
+		}
+		keys := make([]string, 0, len(ns.Networks))
+		for k := range ns.Networks {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ep := ns.Networks[k]
+			if ep == nil || !ep.IPAddress.IsValid() {
+				continue
+			}
+			if st.IP == "" || k == mode || ep.NetworkID == mode {
+				st.IP = ep.IPAddress.String()
+			}
+		}
+		for port, bindings := range ns.Ports {
+			for _, b := range bindings {
+				hp, err := strconv.ParseUint(b.HostPort, 10, 16)
+				if err != nil || (b.HostIP.IsValid() && b.HostIP.Is6() && !b.HostIP.Is4In6()) {
+					continue
+				}
+				st.Ports = append(st.Ports, backend.PublishedPort{Port: port.Num(), Protocol: string(port.Proto()), HostAddress: h.external, HostPort: uint16(hp)})
+				break
+			}
+		}
+		sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].Port < st.Ports[j].Port })
+	}
+	return st
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+// Stop stops the container, killing it when grace is over.
+func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration) error {
+	_, hst, c, err := p.locate(ctx, h)
+	if err != nil {
+		return err
+	}
+	secs := int(math.Ceil(grace.Seconds()))
+	if _, err := hst.cli.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &secs}); err != nil {
+		return wrap(err, "stop container %s", c.ID)
+	}
+	return nil
+}
+
+// Remove deletes the container; without force a running one is a conflict.
+func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error {
+	_, hst, c, err := p.locate(ctx, h)
+	if err != nil {
+		return err
+	}
+	p.forget(c.ID)
+	if _, err := hst.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: force}); err != nil {
+		return wrap(err, "remove container %s", c.ID)
+	}
+	return nil
+}
+
+// Inspect reports the container's status.
+func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	_, hst, c, err := p.locate(ctx, h)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	return status(hst, c), nil
+}
+
+// Recover is Inspect: the engine keeps everything, the handle finds it.
+func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	return p.Inspect(ctx, h)
+}
+
+// List reports every container of the deployment on every host, in all
+// states. A host that cannot be asked is an error: a partial list would
+// make the core believe services vanished.
+func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	var out []backend.ServiceStatus
+	for _, name := range rt.order {
+		h := rt.hosts[name]
+		list, err := h.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: client.Filters{}.Add("label", LabelDeployment+"="+rt.deployment)})
+		if err != nil {
+			return nil, wrap(err, "list containers on %s", name)
+		}
+		for _, c := range list.Items {
+			res, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+			if cerrdefs.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, wrap(err, "inspect container %s on %s", c.ID, name)
+			}
+			out = append(out, status(h, res.Container))
+		}
+	}
+	return out, nil
+}
+
+// Update changes a container's memory and CPU.
+func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
+	_, hst, c, err := p.locate(ctx, h)
+	if err != nil {
+		return err
+	}
+	res := &container.Resources{MemoryReservation: r.MemoryReservation, NanoCPUs: int64(math.Round(r.Cores * 1e9))}
+	if r.MemoryLimit > 0 {
+		res.Memory, res.MemorySwap = r.MemoryLimit, r.MemoryLimit
+	}
+	if _, err := hst.cli.ContainerUpdate(ctx, c.ID, client.ContainerUpdateOptions{Resources: res}); err != nil {
+		return wrap(err, "update container %s", c.ID)
+	}
+	return nil
+}

@@ -1,0 +1,466 @@
+// Package docker is Zoe's "docker" back-end: every service instance is a
+// container on a Docker engine, every execution a bridge network.
+//
+// # Hosts
+//
+// Without host blocks the plugin drives the local engine (DOCKER_HOST or the
+// unix socket), as the node "local". Each `host "NAME" {}` block names an
+// engine instead; the node's name is the block's label.
+//
+// # Handles
+//
+// A handle's ID is the container id; its State (Version 1) is the JSON
+// {"host", "container_id", "name"}, so a restarted plugin finds the
+// container again. A handle without State is looked up on every host.
+//
+// # Events
+//
+// The engine's event stream, filtered on the label zoe.deployment, is turned
+// into backend events: start → started, oom → oom_killed, die → exited with
+// the exit code (preceded by oom_killed when the container was OOM-killed
+// and the engine sent no oom event), destroy → vanished, unless this plugin
+// instance removed the container itself in the last few minutes. A broken
+// stream is subscribed again from the time of the last event seen. Image
+// pulls report their progress as image_pull events.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/hashicorp/go-hclog"
+	"github.com/moby/moby/client"
+
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+const (
+	// Name is the plugin's name in Zoe's configuration.
+	Name = "docker"
+	// Version is the plugin's version.
+	Version = "0.1.0"
+
+	// LocalHost is the node name of the default, local engine.
+	LocalHost = "local"
+
+	// LabelDeployment is the label every container and network carries.
+	LabelDeployment = "zoe.deployment"
+
+	handleVersion = 1
+
+	blockHost        = "host"
+	blockTLS         = "tls"
+	attrAddress      = "address"
+	attrExternal     = "external_address"
+	attrLabels       = "labels"
+	attrDisabled     = "disabled"
+	attrCAFile       = "ca_file"
+	attrCertFile     = "cert_file"
+	attrKeyFile      = "key_file"
+	attrPullImages   = "pull_images"
+	defaultExternal  = "127.0.0.1"
+	nodeCallTimeout  = 5 * time.Second
+	removedRemember  = 5 * time.Minute
+	resubscribeDelay = 500 * time.Millisecond
+)
+
+var _ backend.Backend = (*Plugin)(nil)
+
+// Plugin is the Docker back-end. The zero value is not usable; call New. It
+// is safe for concurrent use.
+type Plugin struct {
+	log hclog.Logger
+
+	mu   sync.Mutex
+	rt   *runtime
+	subs map[int]chan backend.Event
+	next int
+	gone map[string]time.Time // containers this instance removed, by id
+}
+
+// runtime is a configured plugin.
+type runtime struct {
+	deployment string
+	pull       bool
+	hosts      map[string]*host
+	order      []string // host names, sorted
+}
+
+// host is one Docker engine.
+type host struct {
+	name     string
+	cli      *client.Client
+	external string
+	labels   []string
+	disabled bool
+}
+
+// New returns an unconfigured back-end that logs to log.
+func New(log hclog.Logger) *Plugin {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Plugin{log: log, subs: map[int]chan backend.Event{}, gone: map[string]time.Time{}}
+}
+
+// Info names the plugin.
+func (p *Plugin) Info() sdk.Info {
+	return sdk.Info{
+		Name:        Name,
+		Version:     Version,
+		Description: "Runs services as containers on Docker engines: the local one by default, or the engines of host blocks.",
+	}
+}
+
+// Schema describes the plugin's configuration block.
+func (p *Plugin) Schema() sdk.Schema {
+	return sdk.Schema{
+		Attributes: []sdk.Attribute{{
+			Name: attrPullImages, Type: "bool", Default: true,
+			Help: "Pull images missing on a host (with image_pull events) instead of failing the service.",
+		}},
+		Blocks: []sdk.Block{{
+			Name:    blockHost,
+			Nesting: sdk.NestingMap,
+			Help: `One block per Docker engine, labelled with the node's name: host "node1" { address = "tcp://10.0.0.1:2376" }. ` +
+				`Without any, the local engine (DOCKER_HOST or the unix socket) is the node "local".`,
+			Schema: sdk.Schema{
+				Attributes: []sdk.Attribute{
+					{Name: attrAddress, Type: "string", Default: "", Help: `Engine address: "tcp://host:2376", "unix:///var/run/docker.sock"; empty for DOCKER_HOST or the local socket.`},
+					{Name: attrExternal, Type: "string", Default: defaultExternal, Help: "Address on which users reach the ports published on this host."},
+					{Name: attrLabels, Type: "list(string)", Default: []string{}, Help: "Labels services may ask for, e.g. gpu."},
+					{Name: attrDisabled, Type: "bool", Default: false, Help: "A disabled host keeps what it runs but takes nothing new."},
+				},
+				Blocks: []sdk.Block{{
+					Name: blockTLS, Nesting: sdk.NestingSingle,
+					Help: "Client certificates for an engine that requires TLS.",
+					Schema: sdk.Schema{Attributes: []sdk.Attribute{
+						{Name: attrCAFile, Type: "string", Required: true, Help: "CA certificate of the engine."},
+						{Name: attrCertFile, Type: "string", Required: true, Help: "Client certificate."},
+						{Name: attrKeyFile, Type: "string", Required: true, Help: "Client key.", Sensitive: true},
+					}},
+				}},
+			},
+		}},
+	}
+}
+
+type blockConfig struct {
+	PullImages *bool                 `json:"pull_images"`
+	Hosts      map[string]hostConfig `json:"host"`
+}
+
+type hostConfig struct {
+	Address  string     `json:"address"`
+	External string     `json:"external_address"`
+	Labels   []string   `json:"labels"`
+	Disabled bool       `json:"disabled"`
+	TLS      *tlsConfig `json:"tls"`
+}
+
+type tlsConfig struct {
+	CAFile   string `json:"ca_file"`
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+}
+
+// Configure checks the block and connects (lazily) to the engines. An engine
+// that cannot be reached is no configuration error: its node is unreachable.
+func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
+	var bc blockConfig
+	if err := cfg.Decode(&bc); err != nil {
+		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "invalid configuration", Detail: err.Error()}}
+	}
+	if cfg.Deployment == "" {
+		return fmt.Errorf("configure: no deployment name: %w", sdk.ErrInvalidArgument)
+	}
+	rt := &runtime{deployment: cfg.Deployment, pull: bc.PullImages == nil || *bc.PullImages, hosts: map[string]*host{}}
+	if len(bc.Hosts) == 0 {
+		bc.Hosts = map[string]hostConfig{LocalHost: {}}
+	}
+	var diags sdk.Diagnostics
+	for name, hc := range bc.Hosts {
+		h, d := newHost(name, hc, cfg.ValidateOnly)
+		diags = append(diags, d...)
+		if h != nil {
+			rt.hosts[name] = h
+			rt.order = append(rt.order, name)
+		}
+	}
+	sort.Strings(rt.order)
+	if diags.HasErrors() {
+		rt.closeAll()
+		return diags
+	}
+	if cfg.ValidateOnly {
+		rt.closeAll()
+		return nil
+	}
+	p.mu.Lock()
+	old := p.rt
+	p.rt = rt
+	p.mu.Unlock()
+	if old != nil {
+		old.closeAll()
+	}
+	return nil
+}
+
+func newHost(name string, hc hostConfig, validateOnly bool) (*host, sdk.Diagnostics) {
+	var diags sdk.Diagnostics
+	at := func(attr, summary, detail string) {
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: summary, Detail: detail, Path: []string{blockHost, name, attr}})
+	}
+	opts := []client.Opt{client.FromEnv}
+	if hc.Address != "" {
+		if u, err := client.ParseHostURL(hc.Address); err != nil {
+			at(attrAddress, "invalid engine address", err.Error())
+		} else if !slices.Contains([]string{"tcp", "unix", "http", "https"}, u.Scheme) {
+			at(attrAddress, "invalid engine address", fmt.Sprintf("scheme %q: want tcp:// or unix://", u.Scheme))
+		}
+		opts = append(opts, client.WithHost(hc.Address))
+	}
+	if hc.External == "" {
+		hc.External = defaultExternal
+	}
+	if hc.TLS != nil {
+		for attr, f := range map[string]string{attrCAFile: hc.TLS.CAFile, attrCertFile: hc.TLS.CertFile, attrKeyFile: hc.TLS.KeyFile} {
+			if _, err := os.Stat(f); err != nil {
+				diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: "cannot read TLS file",
+					Detail: err.Error(), Path: []string{blockHost, name, blockTLS, attr}})
+			}
+		}
+		opts = append(opts, client.WithTLSClientConfig(hc.TLS.CAFile, hc.TLS.CertFile, hc.TLS.KeyFile))
+	}
+	if diags.HasErrors() || validateOnly {
+		return nil, diags
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		at(attrAddress, "cannot make a Docker client", err.Error())
+		return nil, diags
+	}
+	return &host{name: name, cli: cli, external: hc.External, labels: slices.Clone(hc.Labels), disabled: hc.Disabled}, diags
+}
+
+func (rt *runtime) closeAll() {
+	for _, h := range rt.hosts {
+		_ = h.cli.Close()
+	}
+}
+
+// Close releases the engines' connections. The plugin is unusable after.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	rt := p.rt
+	p.rt = nil
+	p.mu.Unlock()
+	if rt != nil {
+		rt.closeAll()
+	}
+	return nil
+}
+
+func (p *Plugin) runtime() (*runtime, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rt == nil {
+		return nil, fmt.Errorf("docker back-end not configured: %w", sdk.ErrUnavailable)
+	}
+	return p.rt, nil
+}
+
+// wrap gives a Docker error its sdk category.
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	msg := fmt.Sprintf(format, args...)
+	var op *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrDeadlineExceeded)
+	case client.IsErrConnectionFailed(err), errors.As(err, &op), cerrdefs.IsUnavailable(err):
+		return fmt.Errorf("%s: engine unreachable: %v: %w", msg, err, sdk.ErrUnavailable)
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrNotFound)
+	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err):
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrConflict)
+	case cerrdefs.IsInvalidArgument(err):
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrInvalidArgument)
+	case cerrdefs.IsPermissionDenied(err), cerrdefs.IsUnauthorized(err):
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrPermissionDenied)
+	case cerrdefs.IsResourceExhausted(err):
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrResourceExhausted)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// Nodes lists one node per host.
+func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]backend.Node, len(rt.order))
+	var wg sync.WaitGroup
+	for i, name := range rt.order {
+		wg.Go(func() { nodes[i] = p.node(ctx, rt.hosts[name]) })
+	}
+	wg.Wait()
+	return nodes, nil
+}
+
+func (p *Plugin) node(ctx context.Context, h *host) backend.Node {
+	n := backend.Node{Name: h.name, Address: h.external, Labels: slices.Clone(h.labels), State: backend.NodeReady}
+	ctx, cancel := context.WithTimeout(ctx, nodeCallTimeout)
+	defer cancel()
+	info, err := h.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		n.State, n.StateDetail = backend.NodeUnreachable, err.Error()
+		return n
+	}
+	n.Cores, n.MemoryBytes = float64(info.Info.NCPU), info.Info.MemTotal
+	if h.disabled {
+		n.State, n.StateDetail = backend.NodeDisabled, "disabled in the configuration"
+	}
+	if imgs, err := h.cli.ImageList(ctx, client.ImageListOptions{}); err == nil {
+		for _, im := range imgs.Items {
+			for _, tag := range im.RepoTags {
+				if tag == "<none>:<none>" {
+					continue
+				}
+				n.Images = append(n.Images, tag)
+				if short, ok := strings.CutSuffix(tag, ":latest"); ok {
+					n.Images = append(n.Images, short)
+				}
+			}
+		}
+		sort.Strings(n.Images)
+	} else {
+		p.log.Warn("cannot list images", "host", h.name, "error", err)
+	}
+	// Reservations of every Zoe container running on the host, whatever
+	// its deployment.
+	list, err := h.cli.ContainerList(ctx, client.ContainerListOptions{Filters: client.Filters{}.Add("label", LabelDeployment)})
+	if err != nil {
+		p.log.Warn("cannot list containers", "host", h.name, "error", err)
+		return n
+	}
+	for _, c := range list.Items {
+		ins, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil || ins.Container.HostConfig == nil {
+			continue
+		}
+		r := ins.Container.HostConfig.Resources
+		n.CoresReserved += float64(r.NanoCPUs) / 1e9
+		if r.MemoryReservation > 0 {
+			n.MemoryReserved += r.MemoryReservation
+		} else {
+			n.MemoryReserved += r.Memory
+		}
+	}
+	return n
+}
+
+// CreateNetwork creates the execution's bridge network, named spec.Name, on
+// every enabled host that answers, and returns its name.
+func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (string, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return "", err
+	}
+	if spec.Name == "" {
+		return "", fmt.Errorf("create network: no name: %w", sdk.ErrInvalidArgument)
+	}
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	labels[LabelDeployment] = rt.deployment
+	var errs []error
+	created := 0
+	for _, name := range rt.order {
+		h := rt.hosts[name]
+		if h.disabled {
+			continue
+		}
+		if _, err := h.cli.NetworkInspect(ctx, spec.Name, client.NetworkInspectOptions{}); err == nil {
+			return "", fmt.Errorf("create network %q on %s: %w", spec.Name, name, sdk.ErrAlreadyExists)
+		}
+		if _, err := h.cli.NetworkCreate(ctx, spec.Name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels}); err != nil {
+			errs = append(errs, wrap(err, "create network %q on %s", spec.Name, name))
+			continue
+		}
+		created++
+	}
+	if created == 0 {
+		if len(errs) == 0 {
+			return "", fmt.Errorf("create network %q: no enabled host: %w", spec.Name, sdk.ErrUnavailable)
+		}
+		return "", errors.Join(errs...)
+	}
+	for _, e := range errs {
+		p.log.Warn("network not created on every host", "network", spec.Name, "error", e)
+	}
+	return spec.Name, nil
+}
+
+// RemoveNetwork removes the network from every host; sdk.ErrNotFound when
+// no host has it.
+func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	removed := 0
+	var errs []error
+	for _, name := range rt.order {
+		_, err := rt.hosts[name].cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		switch {
+		case err == nil:
+			removed++
+		case cerrdefs.IsNotFound(err):
+		default:
+			errs = append(errs, wrap(err, "remove network %q on %s", id, name))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if removed == 0 {
+		return fmt.Errorf("network %q: %w", id, sdk.ErrNotFound)
+	}
+	return nil
+}
+
+// forget remembers that this instance removed a container, so that its
+// destroy event is no vanished.
+func (p *Plugin) forget(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for k, t := range p.gone {
+		if now.Sub(t) > removedRemember {
+			delete(p.gone, k)
+		}
+	}
+	p.gone[id] = now
+}
+
+func (p *Plugin) removedByUs(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.gone[id]
+	return ok
+}

@@ -1,0 +1,190 @@
+package docker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/moby/moby/client"
+
+	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// wait bounds every wait for the engine in these tests.
+const wait = 60 * time.Second
+
+// TestMain builds the test images. The tests need a Docker engine: without
+// one they fail, they do not skip.
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cli, err := client.New(client.FromEnv)
+	if err == nil {
+		err = testimages.Build(ctx, cli)
+		_ = cli.Close()
+	}
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the Docker back-end's tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func random() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// deployment returns a deployment name of its own for t, and removes every
+// container and network labelled with it when t ends.
+func deployment(t *testing.T) string {
+	t.Helper()
+	dep := "zoe-test-" + random()
+	cli := dockerClient(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		f := client.Filters{}.Add("label", docker.LabelDeployment+"="+dep)
+		if list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
+			for _, c := range list.Items {
+				if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+					t.Logf("cleanup: remove container %s: %v", c.ID, err)
+				}
+			}
+		}
+		if list, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
+			for _, n := range list.Items {
+				if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
+					t.Logf("cleanup: remove network %s: %v", n.Name, err)
+				}
+			}
+		}
+	})
+	return dep
+}
+
+func dockerClient(t *testing.T) *client.Client {
+	t.Helper()
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatalf("Docker client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// open returns a plugin configured with block (nil for the local engine)
+// for deployment dep.
+func open(t *testing.T, dep string, block map[string]any) *docker.Plugin {
+	t.Helper()
+	p := docker.New(hclog.New(&hclog.LoggerOptions{Name: "docker", Level: hclog.Warn, Output: testWriter{t}}))
+	var js []byte
+	if block != nil {
+		var err error
+		if js, err = json.Marshal(block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Configure(context.Background(), sdk.Config{JSON: js, Deployment: dep, APIVersion: backend.APIVersion}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// network creates an execution network for t.
+func network(t *testing.T, ctx context.Context, p backend.Backend) string {
+	t.Helper()
+	id, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-test-net-" + random(), Labels: map[string]string{"zoe.execution": "test"}})
+	if err != nil {
+		t.Fatalf("CreateNetwork: %v", err)
+	}
+	return id
+}
+
+// start starts spec with a unique name on net.
+func start(t *testing.T, ctx context.Context, p backend.Backend, net string, spec backend.ServiceSpec) backend.ServiceStatus {
+	t.Helper()
+	if spec.Name == "" {
+		spec.Name = "svc-" + random()
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = spec.Name
+	}
+	spec.Network = net
+	st, err := p.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start %s: %v", spec.Name, err)
+	}
+	return st
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
+	t.Helper()
+	last := ""
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		last = detail
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s; last: %s", what, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitEvent waits for an event of kind about name.
+func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
+	t.Helper()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("event stream closed before %s of %s", kind, name)
+			}
+			if e.ServiceName == name && e.Kind == kind {
+				return e
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s event for %s", kind, name)
+		}
+	}
+}
+
+// logLines returns the lines a service wrote so far.
+func logLines(t *testing.T, ctx context.Context, p backend.Backend, h backend.Handle) []backend.LogEntry {
+	t.Helper()
+	ch, err := p.Logs(ctx, h, backend.LogOptions{})
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	var out []backend.LogEntry
+	for e := range ch {
+		out = append(out, e)
+	}
+	return out
+}
