@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PLUGINS   := $(notdir $(wildcard plugins/*))
 RUN_DIR   := .zoe
 
-.PHONY: all build run test test-go lint proto proto-check deps fuzz bench clean
+.PHONY: all build run test test-go test-images lint proto proto-check deps fuzz bench clean
 
 all: build
 
@@ -27,6 +27,11 @@ run: build
 	$(BIN)/zoe server -config examples/zoe.hcl
 
 test: deps proto-check lint test-go
+
+# The images the Docker back-end's tests and examples/docker run, built in
+# the local engine from small Go programs, without a registry.
+test-images:
+	$(GO) run ./internal/testimages/cmd/build
 
 test-go: build
 	$(GO) test -race -count=1 ./...

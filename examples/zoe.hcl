@@ -82,6 +82,26 @@ workspace "dir" {
   # deployment_path = "dev"
 }
 
-# The container back-end. None is needed to start the daemon; the Docker,
-# Swarm, Kubernetes and simulated back-ends come with later releases.
-# backend "docker" {}
+# The container back-end: with one, `zoe server` runs the lifecycle engine.
+# The Docker back-end drives the local engine (DOCKER_HOST, else
+# /var/run/docker.sock) as the node "local": one bridge network per
+# execution, services as containers, ports published on 127.0.0.1. An engine
+# that does not answer is no configuration error: the node is "unreachable"
+# and executions wait. `make test-images` builds the images the ZApps of
+# examples/docker run on. examples/sim.hcl uses the simulated back-end
+# instead; without a backend block the daemon serves the API alone.
+backend "docker" {
+  pull_images = true # pull images the engine lacks
+
+  # One block per engine to drive several; the label is the node's name.
+  # host "node1" {
+  #   address          = "tcp://10.0.0.1:2376"
+  #   external_address = "10.0.0.1" # where users reach published ports
+  #   labels           = ["gpu"]
+  #   tls {
+  #     ca_file   = "certs/ca.pem"
+  #     cert_file = "certs/cert.pem"
+  #     key_file  = "certs/key.pem"
+  #   }
+  # }
+}

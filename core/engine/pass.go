@@ -250,6 +250,11 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 			_, err := e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued,
 				state.ExecutionChange{Reason: fmt.Sprintf("accepted: %d services", len(snap.svcs[ex.ID]))})
 			e.logTransition(ex.ID, err)
+			if err == nil {
+				// This pass schedules from its snapshot, which still has
+				// the execution submitted: the next one places it now.
+				e.Trigger()
+			}
 		case state.StatusCleaningUp:
 			ex := ex
 			e.spawn(ex.ID, true, func(ctx context.Context) { e.cleanup(ctx, ex) })

@@ -31,7 +31,8 @@ const (
 	// Job writes a file to $OUTPUT or $ZOE_WORKSPACE/job-output.txt and
 	// exits with $EXIT_CODE.
 	Job = "zoe-test/job:1"
-	// Worker asks http://$MASTER/ and prints "answer: <page>".
+	// Worker asks http://$MASTER/ and prints "answer: <page>" (retrying for
+	// $GIVE_UP, default 30s); with $HOLD set it then stays up until SIGTERM.
 	Worker = "zoe-test/worker:1"
 	// OOM allocates memory until it is killed.
 	OOM = "zoe-test/oom:1"

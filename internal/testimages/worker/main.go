@@ -1,14 +1,19 @@
 // Command worker is a test image: it asks the master at $MASTER (host:port)
-// for its page over HTTP, retrying for up to 30 seconds, prints
-// "answer: <page>" and exits 0, or exits 1 when the master never answers.
+// for its page over HTTP, retrying for up to $GIVE_UP (a duration, default
+// 30s), prints "answer: <page>" and exits 0, or exits 1 when the master
+// never answers. With $HOLD set it stays up after the answer, like a
+// cluster's worker, until SIGTERM (then it exits 0).
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -18,8 +23,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "MASTER is not set")
 		os.Exit(2)
 	}
+	giveUp := 30 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("GIVE_UP")); err == nil && d > 0 {
+		giveUp = d
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
 	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(giveUp)
 	for {
 		resp, err := c.Get("http://" + master + "/")
 		if err == nil {
@@ -27,7 +38,7 @@ func main() {
 			resp.Body.Close()
 			if rerr == nil && resp.StatusCode == http.StatusOK {
 				fmt.Println("answer: " + strings.TrimSpace(string(body)))
-				return
+				break
 			}
 			err = fmt.Errorf("status %s, %v", resp.Status, rerr)
 		}
@@ -35,6 +46,14 @@ func main() {
 			fmt.Fprintln(os.Stderr, "master never answered:", err)
 			os.Exit(1)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			os.Exit(1)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if os.Getenv("HOLD") != "" {
+		<-ctx.Done()
+		fmt.Println("terminated")
 	}
 }
