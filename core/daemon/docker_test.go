@@ -422,12 +422,15 @@ func TestDockerEndToEnd(t *testing.T) {
 				t.Errorf("%s: %q %v, want %q", f.name, b, err, f.content)
 				continue
 			}
-			// The back-end contract (sdk/backend.ServiceSpec) has no user:
-			// containers run as their image's user (root in the test
-			// images), so the file is the container user's, not alice's.
-			fi, _ := os.Stat(filepath.Join(dir, f.name))
-			st := fi.Sys().(*syscall.Stat_t)
-			t.Logf("%s written by a job: uid %d gid %d", f.name, st.Uid, st.Gid)
+			// Containers run as the owner's uid:gid, known from the users
+			// file, so what they write is alice's.
+			fi, err := os.Stat(filepath.Join(dir, f.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 1000 {
+				t.Errorf("%s written by a job: uid %d gid %d, want alice's 1000 1000", f.name, st.Uid, st.Gid)
+			}
 		}
 	})
 

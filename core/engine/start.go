@@ -78,7 +78,9 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		var wg sync.WaitGroup
 		errs := make([]error, j-i)
 		for k := i; k < j; k++ {
-			wg.Go(func() { errs[k-i] = e.startOne(ctx, ex, jobs[k], insts[jobs[k].sv.Name], netID, mount, addrs) })
+			wg.Go(func() {
+				errs[k-i] = e.startOne(ctx, ex, jobs[k], insts[jobs[k].sv.Name], netID, mount, userSpec(user), addrs)
+			})
 		}
 		wg.Wait()
 		if ctx.Err() != nil {
@@ -156,6 +158,19 @@ func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string,
 	return id, nil
 }
 
+// userSpec is who the owner's containers run as: their uid:gid when the
+// auth source knows them, so that what they write in their workspace is
+// theirs; else the image's user.
+func userSpec(u state.User) string {
+	switch {
+	case u.UID != nil && u.GID != nil:
+		return fmt.Sprintf("%d:%d", *u.UID, *u.GID)
+	case u.UID != nil:
+		return strconv.FormatUint(uint64(*u.UID), 10)
+	}
+	return ""
+}
+
 // expand expands the stored description with the execution's id.
 func (e *Engine) expand(ex state.Execution, user state.User) (map[string]zapp.Instance, error) {
 	app, err := zapp.Load(ex.Description, e.cfg.Limits)
@@ -178,7 +193,7 @@ func (e *Engine) expand(ex state.Execution, user state.User) (map[string]zapp.In
 
 // startOne starts one service and records it. Starting a service the
 // back-end has already (a start whose answer was lost) adopts it.
-func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zapp.Instance, netID string, mount workspace.Mount, addrs map[string]string) error {
+func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zapp.Instance, netID string, mount workspace.Mount, runAs string, addrs map[string]string) error {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
 	if in.Name == "" {
@@ -193,6 +208,7 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zap
 		return err
 	}
 	spec := e.spec(ex, in, node, netID, mount)
+	spec.User = runAs
 	st, err := e.cfg.Backend.Start(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
 		st, err = e.find(wctx, spec.Name)

@@ -123,6 +123,10 @@ type ServiceSpec struct {
 	// back-end choose.
 	Node        string
 	ExecutionID string
+	// User is who the processes run as, "uid:gid" or "uid"; empty keeps
+	// the image's user. Zoe sets the owner's ids when the auth source knows
+	// them, so that files written in the workspace belong to the owner.
+	User string
 }
 
 // Handle is a back-end's own record of a service, opaque to the core, which

@@ -87,7 +87,7 @@ func specToProto(s ServiceSpec) *backendv1.ServiceSpec {
 	out := &backendv1.ServiceSpec{
 		Name: s.Name, Hostname: s.Hostname, Image: s.Image, Command: s.Command, WorkDir: s.WorkDir,
 		Environment: s.Environment, Labels: s.Labels, Resources: resourcesToProto(s.Resources),
-		Network: s.Network, Node: s.Node, ExecutionId: s.ExecutionID,
+		Network: s.Network, Node: s.Node, ExecutionId: s.ExecutionID, User: s.User,
 	}
 	for _, v := range s.Volumes {
 		out.Volumes = append(out.Volumes, &backendv1.Volume{HostPath: v.HostPath, VolumeName: v.VolumeName, MountPoint: v.MountPoint, ReadOnly: v.ReadOnly})
@@ -102,7 +102,7 @@ func specFromProto(s *backendv1.ServiceSpec) ServiceSpec {
 	out := ServiceSpec{
 		Name: s.GetName(), Hostname: s.GetHostname(), Image: s.GetImage(), Command: s.GetCommand(), WorkDir: s.GetWorkDir(),
 		Environment: s.GetEnvironment(), Labels: s.GetLabels(), Resources: resourcesFromProto(s.GetResources()),
-		Network: s.GetNetwork(), Node: s.GetNode(), ExecutionID: s.GetExecutionId(),
+		Network: s.GetNetwork(), Node: s.GetNode(), ExecutionID: s.GetExecutionId(), User: s.GetUser(),
 	}
 	for _, v := range s.GetVolumes() {
 		out.Volumes = append(out.Volumes, Volume{HostPath: v.GetHostPath(), VolumeName: v.GetVolumeName(), MountPoint: v.GetMountPoint(), ReadOnly: v.GetReadOnly()})

@@ -246,7 +246,7 @@ func TestBackendFieldsSurviveTheWire(t *testing.T) {
 		Environment: map[string]string{"K": "V"}, Labels: map[string]string{"zoe.x": "y"},
 		Resources: backend.Resources{MemoryReservation: 1, MemoryLimit: 2, Cores: 1.5, ShmSize: 3},
 		Volumes:   []backend.Volume{{HostPath: "/h", MountPoint: "/m", ReadOnly: true}},
-		Ports:     []backend.Port{{Port: 80, Protocol: "tcp", Name: "http"}}, Network: "n", Node: "node1", ExecutionID: "42",
+		Ports:     []backend.Port{{Port: 80, Protocol: "tcp", Name: "http"}}, Network: "n", Node: "node1", ExecutionID: "42", User: "1000:1000",
 	}
 	if _, err := p.Start(context.Background(), spec); err != nil {
 		t.Fatal(err)

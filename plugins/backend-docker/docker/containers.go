@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,7 +111,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err := p.ensureImage(ctx, rt, h, spec); err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	cfg, hc, nc, err := containerConfig(rt.deployment, spec)
+	cfg, hc, nc, err := containerConfig(rt.deployment, spec, h.external)
 	if err != nil {
 		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
@@ -177,8 +178,11 @@ func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec bac
 	return nil
 }
 
-// containerConfig translates a service spec into the engine's terms.
-func containerConfig(deployment string, spec backend.ServiceSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+// containerConfig translates a service spec into the engine's terms. Ports
+// are published on the host's external address when it is an IP address
+// (127.0.0.1 for the local engine), so that they are not open on every
+// interface of the host.
+func containerConfig(deployment string, spec backend.ServiceSpec, external string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
 		labels[k] = v
@@ -193,6 +197,7 @@ func containerConfig(deployment string, spec backend.ServiceSpec) (*container.Co
 		Hostname:     spec.Hostname,
 		Image:        spec.Image,
 		Cmd:          spec.Command,
+		User:         spec.User,
 		WorkingDir:   spec.WorkDir,
 		Env:          env,
 		Labels:       labels,
@@ -236,7 +241,11 @@ func containerConfig(deployment string, spec backend.ServiceSpec) (*container.Co
 			return nil, nil, nil, fmt.Errorf("port %d/%s: %w", pt.Port, proto, sdk.ErrInvalidArgument)
 		}
 		cfg.ExposedPorts[port] = struct{}{}
-		hc.PortBindings[port] = []network.PortBinding{{HostPort: ""}}
+		binding := network.PortBinding{HostPort: ""}
+		if ip, err := netip.ParseAddr(external); err == nil {
+			binding.HostIP = ip
+		}
+		hc.PortBindings[port] = []network.PortBinding{binding}
 	}
 	var nc *network.NetworkingConfig
 	if spec.Network != "" {

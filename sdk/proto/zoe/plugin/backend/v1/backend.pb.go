@@ -830,8 +830,12 @@ type ServiceSpec struct {
 	// A network id from CreateNetwork.
 	Network string `protobuf:"bytes,11,opt,name=network,proto3" json:"network,omitempty"`
 	// The node the scheduler chose; empty lets the back-end choose.
-	Node          string `protobuf:"bytes,12,opt,name=node,proto3" json:"node,omitempty"`
-	ExecutionId   string `protobuf:"bytes,13,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
+	Node        string `protobuf:"bytes,12,opt,name=node,proto3" json:"node,omitempty"`
+	ExecutionId string `protobuf:"bytes,13,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
+	// The user the processes run as, "uid:gid" (or "uid"); empty keeps the
+	// image's. Zoe sets the owner's ids when the auth source knows them, so
+	// files in the workspace belong to the owner.
+	User          string `protobuf:"bytes,14,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -953,6 +957,13 @@ func (x *ServiceSpec) GetNode() string {
 func (x *ServiceSpec) GetExecutionId() string {
 	if x != nil {
 		return x.ExecutionId
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetUser() string {
+	if x != nil {
+		return x.User
 	}
 	return ""
 }
@@ -2115,7 +2126,7 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\x04Port\x12\x12\n" +
 	"\x04port\x18\x01 \x01(\rR\x04port\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\x9f\x05\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xb3\x05\n" +
 	"\vServiceSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x14\n" +
@@ -2130,7 +2141,8 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	" \x03(\v2\x1b.zoe.plugin.backend.v1.PortR\x05ports\x12\x18\n" +
 	"\anetwork\x18\v \x01(\tR\anetwork\x12\x12\n" +
 	"\x04node\x18\f \x01(\tR\x04node\x12!\n" +
-	"\fexecution_id\x18\r \x01(\tR\vexecutionId\x1a>\n" +
+	"\fexecution_id\x18\r \x01(\tR\vexecutionId\x12\x12\n" +
+	"\x04user\x18\x0e \x01(\tR\x04user\x1a>\n" +
 	"\x10EnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
