@@ -22,7 +22,7 @@ build:
 
 # The first run creates a users file with an admin and a random password,
 # printed once; there is no default password.
-run: build
+run: build test-images
 	@test -f $(RUN_DIR)/users.csv || $(BIN)/zoe users init $(RUN_DIR)/users.csv
 	$(BIN)/zoe server -config examples/zoe.hcl
 
@@ -30,6 +30,8 @@ test: deps proto-check lint test-go
 
 # The images the Docker back-end's tests and examples/docker run, built in
 # the local engine from small Go programs, without a registry.
+# Small FROM-scratch images (HTTP service, job, worker) that the examples in
+# examples/docker and the tests run; no registry needed.
 test-images:
 	$(GO) run ./internal/testimages/cmd/build
 
