@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -353,10 +354,25 @@ func TestStopDuringHungRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the restart to begin", 5*time.Second, func() bool { return p.Status().State == StateRestarting })
-	time.Sleep(300 * time.Millisecond) // let the hanging binary be started
+	waitFor(t, "the hanging binary to be started", 5*time.Second, func() bool { return running(path) })
 	begin := time.Now()
 	p.Stop()
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("Stop took %s with a restart hanging in its handshake", took)
 	}
+}
+
+// running tells whether a live process runs the binary at path.
+func running(path string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == path && alive(pid) {
+			return true
+		}
+	}
+	return false
 }

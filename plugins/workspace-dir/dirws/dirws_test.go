@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/workspace"
 )
@@ -403,8 +404,8 @@ func TestConfigureValidateOnly(t *testing.T) {
 }
 
 func TestConfigureUnwritable(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root can write anywhere")
+	if !testutil.Unprivileged(t) {
+		return
 	}
 	base := t.TempDir()
 	mkdir(t, filepath.Join(base, "prod"))
