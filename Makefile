@@ -75,6 +75,7 @@ proto-check: deps
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./plugins/auth-file/userfile
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequests -fuzztime 60s ./core/api
 
 # The state store's benchmark fills 100,000 executions per store (a few
 # minutes); ZOE_BENCH_EXECUTIONS=2000 make bench for a quick run.

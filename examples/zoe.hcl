@@ -58,6 +58,16 @@ limits {
   max_service_memory = "64GiB"
 }
 
+# Every service's stdout and stderr are kept under <data_dir>/logs as they
+# are produced, so they outlive the container and the daemon's restarts
+# (GET /api/v1/services/{id}/logs, zoe exec logs); they are deleted with
+# their execution. A service's file is rotated at max_file_size, and
+# max_files rotated files are kept.
+service_logs {
+  max_file_size = "10MiB"
+  max_files     = 3
+}
+
 # Plugins: one labelled block per plugin in use, the label being the plugin's
 # name (binary zoe-plugin-<kind>-<label>). Besides the plugin's own settings,
 # every plugin block accepts:

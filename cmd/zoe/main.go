@@ -24,22 +24,36 @@ func main() {
 	root := rootCmd()
 	root.SetArgs(goStyleFlags(os.Args[1:], "config"))
 	if err := root.ExecuteContext(ctx); err != nil {
+		// Configuration errors were printed as diagnostics already.
 		if !errors.Is(err, daemon.ErrInvalidConfig) {
-			fmt.Fprintln(os.Stderr, "zoe:", err)
+			fmt.Fprintln(os.Stderr, "zoe: "+errorLine(err))
 		}
-		os.Exit(1)
+		stop()
+		os.Exit(exitCode(err))
 	}
 }
 
+// rootCmd is the zoe command. Exit codes: 0 success, 1 failure, 2 a
+// command used wrongly.
 func rootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "zoe",
-		Short:         "Zoe runs analytics applications (ZApps) in containers for many users",
+		Use:   "zoe",
+		Short: "Zoe runs analytics applications (ZApps) in containers for many users",
+		Long: "Zoe runs analytics applications (ZApps) in containers for many users.\n\n" +
+			"zoe server runs the daemon; the other commands are its client (zoe login first) or work offline " +
+			"on configuration files, users files, ZApps and shop directories. The client commands take " +
+			"--addr, --token and --user, else $ZOE_ADDR, $ZOE_TOKEN, $ZOE_USER and $ZOE_PASSWORD, else what " +
+			"zoe login stored; -o json prints the API's JSON documents.",
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), configCmd(), hashPasswordCmd(), usersCmd(), zappCmd(), shopCmd())
+	c := newCLI()
+	root.AddCommand(serverCmd(), configCmd(), hashPasswordCmd(), usersCmd(), zappCmd(), shopCmd(c),
+		loginCmd(c), logoutCmd(c), infoCmd(c), healthCmd(c), tokenCmd(c), execCmd(c), statsCmd(c), eventsCmd(c),
+		userCmd(c), quotaCmd(c), pluginCmd(c))
+	root.InitDefaultCompletionCmd()
+	markUsageErrors(root)
 	return root
 }
 

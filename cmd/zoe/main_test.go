@@ -43,7 +43,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := testutil.Build(dir, testutil.Binaries()); err != nil {
+	bins := testutil.Binaries()
+	bins["zoe-plugin-backend-sim"] = "plugins/backend-sim" // the CLI's tests run ZApps on it
+	if err := testutil.Build(dir, bins); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		return 1
 	}
@@ -138,9 +140,17 @@ type result struct {
 // runZoe runs the zoe binary to completion with stdin as its input.
 func runZoe(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return runZoeEnv(t, nil, stdin, args...)
+}
+
+// runZoeEnv is runZoe with exactly env as the environment (nil: this
+// process's).
+func runZoeEnv(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, zoeBin(), args...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -159,10 +169,11 @@ func runZoe(t *testing.T, stdin string, args ...string) result {
 // A running server
 
 type server struct {
-	cmd    *exec.Cmd
-	addr   string
-	output *testutil.SyncBuffer
-	done   chan struct{} // closed once the process was reaped
+	cmd      *exec.Cmd
+	addr     string
+	password string // alice's, an admin
+	output   *testutil.SyncBuffer
+	done     chan struct{} // closed once the process was reaped
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
@@ -174,7 +185,14 @@ func startServer(t *testing.T) *server {
 	f := newFixture(t)
 	addr := freeAddr(t)
 	config := f.write(t, fmt.Sprintf("listen = %q\n", addr)+baseConfig)
-	s := &server{addr: addr, output: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	return launchServer(t, addr, config, f.password)
+}
+
+// launchServer starts `zoe server -config config` listening on addr and
+// waits until the API answers; password is the admin alice's.
+func launchServer(t *testing.T, addr, config, password string) *server {
+	t.Helper()
+	s := &server{addr: addr, password: password, output: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(zoeBin(), "server", "-config", config)
 	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
 	s.cmd.WaitDelay = 5 * time.Second
@@ -237,7 +255,19 @@ func (s *server) awaitExit(t *testing.T, timeout time.Duration) int {
 // getJSON GETs path and decodes a JSON answer into v (if not nil),
 // whatever the status code.
 func getJSON(addr, path string, v any) (int, error) {
-	resp, err := httpClient.Get("http://" + addr + path)
+	return getJSONAs(addr, path, "", "", v)
+}
+
+// getJSONAs is getJSON with HTTP Basic credentials (none when user is "").
+func getJSONAs(addr, path, user, password string, v any) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -286,7 +316,8 @@ func (h health) plugin(kind, name string) (pluginStatus, bool) {
 func (s *server) health(t *testing.T) (int, health) {
 	t.Helper()
 	var h health
-	code, err := getJSON(s.addr, "/api/v1/health", &h)
+	// The plugins' details are for admins; the fixture's alice is one.
+	code, err := getJSONAs(s.addr, "/api/v1/health", "alice", s.password, &h)
 	if err != nil {
 		t.Fatalf("GET /api/v1/health: %v", err)
 	}
@@ -617,7 +648,7 @@ func brokenConfigs() []configCase {
 			name:   "unknown plugin",
 			text:   strings.Replace(baseConfig, "auth \"file\" {\n  users_file = \"users.csv\"\n}", "auth \"nope\" {}", 1),
 			marker: "auth \"nope\"",
-			want:   []string{`Error: Unknown auth plugin "nope"`, "auth-file, workspace-dir"},
+			want:   []string{`Error: Unknown auth plugin "nope"`, "auth-file, backend-sim, workspace-dir"},
 		},
 		{
 			name:   "checksum mismatch",

@@ -12,9 +12,9 @@ import (
 	"github.com/zoe-project/zoe/core/shop"
 )
 
-func shopCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "shop", Short: "Work with ZApp shop directories"}
-	cmd.AddCommand(shopCheckCmd())
+func shopCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "shop", Short: "Browse Zoe's ZApp shop, or check a shop directory offline"}
+	cmd.AddCommand(shopCheckCmd(), shopLsCmd(c), shopShowCmd(c), shopLogoCmd(c))
 	return cmd
 }
 

@@ -1,23 +1,86 @@
-// Package api serves Zoe's HTTP API under /api/v1.
+// Package api serves Zoe's HTTP API v1 (the routes and documents of package
+// client). Every route is declared once in routes(), with who may call it;
+// authentication and authorization happen in one place (serve, in
+// authz.go) before a handler runs, and the OpenAPI document is generated
+// from the same table.
 package api
 
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
+	"github.com/zoe-project/zoe/core/shop"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
-// Info describes the running core.
-type Info struct {
-	Name           string `json:"name"`
-	Version        string `json:"version"`
-	APIVersion     string `json:"api_version"`
-	DeploymentName string `json:"deployment_name"`
+// Store is the part of the state store the API uses (state.Store).
+type Store interface {
+	RecordLogin(ctx context.Context, id auth.Identity) (state.User, error)
+	GetUser(ctx context.Context, username string) (state.User, error)
+	ListUsers(ctx context.Context) ([]state.User, error)
+	UpdateUser(ctx context.Context, username string, u state.UserUpdate) (state.User, error)
+
+	CreateQuota(ctx context.Context, q state.Quota) (state.Quota, error)
+	GetQuota(ctx context.Context, name string) (state.Quota, error)
+	ListQuotas(ctx context.Context) ([]state.Quota, error)
+	UpdateQuota(ctx context.Context, q state.Quota) (state.Quota, error)
+	DeleteQuota(ctx context.Context, name string) error
+
+	GetExecution(ctx context.Context, id int64) (state.Execution, error)
+	ListExecutions(ctx context.Context, f state.Filter) ([]state.Execution, string, error)
+	DeleteExecution(ctx context.Context, id int64) error
+	Events(ctx context.Context, executionID int64) ([]state.Event, error)
+	EventsAfter(ctx context.Context, afterID int64, f state.EventFilter) ([]state.Event, error)
+	LastEventID(ctx context.Context) (int64, error)
+	Services(ctx context.Context, executionID int64) ([]state.Service, error)
+	GetService(ctx context.Context, id int64) (state.Service, error)
+	Endpoints(ctx context.Context, executionID int64) ([]state.Endpoint, error)
+
+	CreateToken(ctx context.Context, t state.NewToken) (state.Token, error)
+	TokenByHash(ctx context.Context, hash []byte) (state.Token, error)
+	ListTokens(ctx context.Context, username string) ([]state.Token, error)
+	DeleteToken(ctx context.Context, username string, id int64) error
+	TouchToken(ctx context.Context, id int64) error
+
+	SchemaVersion(ctx context.Context) (int, error)
+}
+
+// Engine is the lifecycle engine (core/engine).
+type Engine interface {
+	Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error)
+	Terminate(ctx context.Context, id int64, reason string) (state.Execution, error)
+	WaitingReason(id int64) string
+	Queue(ctx context.Context) ([]engine.QueueEntry, error)
+	Nodes(ctx context.Context) ([]engine.NodeUsage, error)
+}
+
+// Logs reads the services' stored output (core/logs).
+type Logs interface {
+	Read(ctx context.Context, executionID int64, service string, opts logs.ReadOptions, fn func(logs.Entry) error) error
+	RemoveExecution(executionID int64) error
+}
+
+// Shop is the ZApp shop (core/shop).
+type Shop interface {
+	Entries(role string) []*shop.Entry
+	Entry(id, role string) (*shop.Entry, bool)
+	Dir() string
+}
+
+// Authenticator checks a username and password (an auth plugin).
+type Authenticator interface {
+	Authenticate(ctx context.Context, username, password string) (auth.Identity, error)
 }
 
 // PluginStatuses reports the state of every plugin.
@@ -25,98 +88,103 @@ type PluginStatuses interface {
 	Statuses() []pluginhost.Status
 }
 
-// Store is the state store as the health check sees it.
-type Store interface {
-	SchemaVersion(ctx context.Context) (int, error)
+// Config is what the API serves.
+type Config struct {
+	Info  client.Info
+	Store Store
+	// StoreName describes the store without secrets, e.g. "sqlite /var/lib/zoe/zoe.db".
+	StoreName string
+	Plugins   PluginStatuses
+	// Auth are tried in order; the first that accepts the credentials wins.
+	Auth []Authenticator
+	// Engine is nil when no back-end is configured: the routes that need
+	// it answer 503.
+	Engine Engine
+	// Logs and Shop may be nil: no logs are kept, the shop is empty.
+	Logs Logs
+	Shop Shop
+	// EventPoll is how often an event stream looks for new events;
+	// default 500 ms.
+	EventPoll time.Duration
 }
 
 // Server is the HTTP API.
 type Server struct {
-	info    Info
-	plugins PluginStatuses
-	store   Store
-	// storeName describes the store without secrets, e.g. "sqlite /var/lib/zoe/zoe.db".
-	storeName string
-	log       hclog.Logger
-	mux       *http.ServeMux
+	cfg    Config
+	log    hclog.Logger
+	mux    *http.ServeMux
+	routes []route
+	creds  *credentialCache
+	// closing ends the streams (events, followed logs) when the HTTP
+	// server shuts down: it waits for open requests, and a stream would
+	// never end by itself.
+	closing     chan struct{}
+	closingOnce sync.Once
 }
 
 // New returns the API's handler.
-func New(log hclog.Logger, info Info, plugins PluginStatuses, store Store, storeName string) *Server {
-	s := &Server{info: info, plugins: plugins, store: store, storeName: storeName, log: log, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /api/v1/info", s.getInfo)
-	s.mux.HandleFunc("GET /api/v1/health", s.getHealth)
-	// Without this, a route asked with the wrong method would fall through
+func New(log hclog.Logger, cfg Config) *Server {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if cfg.EventPoll <= 0 {
+		cfg.EventPoll = 500 * time.Millisecond
+	}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{})}
+	s.routes = s.table()
+	methods := map[string][]string{}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+prefix+rt.Path, s.serve(rt))
+		methods[rt.Path] = append(methods[rt.Path], rt.Method)
+	}
+	// Without these, a route asked with the wrong method would fall through
 	// to the catch-all as "not found".
-	s.mux.HandleFunc("/api/v1/info", s.wrongMethod("GET"))
-	s.mux.HandleFunc("/api/v1/health", s.wrongMethod("GET"))
-	s.mux.HandleFunc("/", s.notFound)
+	for path, ms := range methods {
+		s.mux.Handle(prefix+path, s.wrongMethod(ms))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, http.StatusNotFound, client.CodeNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
+	})
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+const prefix = "/api/v1"
 
-func (s *Server) getInfo(w http.ResponseWriter, _ *http.Request) {
-	s.write(w, http.StatusOK, s.info)
-}
+// Shutdown ends the open streams; http.Server.RegisterOnShutdown calls it.
+func (s *Server) Shutdown() { s.closingOnce.Do(func() { close(s.closing) }) }
 
-// Health is the answer of GET /api/v1/health.
-type Health struct {
-	Status  string              `json:"status"` // ok or degraded
-	State   StoreHealth         `json:"state"`
-	Plugins []pluginhost.Status `json:"plugins"`
-}
-
-// StoreHealth tells whether the state store answers.
-type StoreHealth struct {
-	Store         string `json:"store"`
-	SchemaVersion int    `json:"schema_version,omitempty"`
-	Error         string `json:"error,omitempty"`
-}
-
-func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
-	h := Health{Status: "ok", State: StoreHealth{Store: s.storeName}, Plugins: s.plugins.Statuses()}
-	code := http.StatusOK
-	// Load balancers and probes read the status code.
-	degraded := func() { h.Status, code = "degraded", http.StatusServiceUnavailable }
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if v, err := s.store.SchemaVersion(ctx); err != nil {
-		h.State.Error = err.Error()
-		degraded()
-	} else {
-		h.State.SchemaVersion = v
-	}
-	for _, p := range h.Plugins {
-		if p.State != pluginhost.StateReady {
-			degraded()
+// streamContext is the request's context, also ended by Shutdown.
+func (s *Server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	return ctx, cancel
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) wrongMethod(allow []string) http.Handler {
+	list := ""
+	for i, m := range allow {
+		if i > 0 {
+			list += ", "
+		}
+		list += m
 	}
-	s.write(w, code, h)
-}
-
-// Error is the one shape of every error the API returns.
-type Error struct {
-	Error ErrorBody `json:"error"`
-}
-
-// ErrorBody says what went wrong.
-type ErrorBody struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Details []string `json:"details,omitempty"`
-}
-
-func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.write(w, http.StatusNotFound, Error{ErrorBody{Code: "not_found", Message: "no such API route: " + r.Method + " " + r.URL.Path}})
-}
-
-func (s *Server) wrongMethod(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		s.write(w, http.StatusMethodNotAllowed, Error{ErrorBody{Code: "method_not_allowed",
-			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allow}})
-	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", list)
+		s.error(w, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed,
+			r.Method+" is not allowed on "+r.URL.Path+"; use "+list)
+	})
 }
 
 func (s *Server) write(w http.ResponseWriter, code int, v any) {
@@ -127,4 +195,16 @@ func (s *Server) write(w http.ResponseWriter, code int, v any) {
 	if err := enc.Encode(v); err != nil {
 		s.log.Debug("writing a response failed", "error", err)
 	}
+}
+
+func (s *Server) error(w http.ResponseWriter, status int, code, message string, details ...client.Detail) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="zoe", Bearer`)
+	}
+	s.write(w, status, client.Error{Error: client.ErrorBody{Code: code, Message: message, Details: details}})
+}
+
+// drain lets the connection be reused when a handler did not read the body.
+func drain(r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
 }

@@ -1,128 +1,270 @@
-package api
+package api_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http/httptest"
+	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/zoe-project/zoe/core/state"
-	"github.com/zoe-project/zoe/core/zapp"
-	"github.com/zoe-project/zoe/sdk"
-	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/client"
 )
 
-// fakeAuth accepts the users it knows with the password "pw".
-type fakeAuth struct {
-	roles map[string]auth.Role
-	err   error
-}
+func TestExecutionsThroughTheAPI(t *testing.T) {
+	e := newEnv(t, "")
+	alice, bob, root := e.as("alice"), e.as("bob"), e.as("root")
 
-func (a fakeAuth) Authenticate(_ context.Context, u, p string) (auth.Identity, error) {
-	if a.err != nil {
-		return auth.Identity{}, a.err
+	// A ZApp description, run to the end.
+	ex := e.startApp(alice, "first", app("hello", map[string]string{"ZOE_SIM_LOG": "hello|world"}))
+	if ex.ID == 0 || ex.Status != "submitted" || ex.Owner != "alice" || ex.Name != "first" {
+		t.Fatalf("started: %+v", ex)
 	}
-	role, ok := a.roles[u]
-	if !ok || p != "pw" {
-		return auth.Identity{}, fmt.Errorf("no: %w", sdk.ErrInvalidCredentials)
+	run := e.await(alice, ex.ID, "running")
+	if len(run.Services) != 1 || run.Services[0].Status != "running" || run.Services[0].ID == 0 ||
+		len(run.Endpoints) != 1 || run.Endpoints[0].URL == "" || len(run.Events) < 4 || len(run.Description) == 0 {
+		t.Errorf("running: %+v", run)
 	}
-	return auth.Identity{Username: u, Role: role}, nil
-}
-
-type fakeStore struct{ disabled map[string]bool }
-
-func (s fakeStore) RecordLogin(_ context.Context, id auth.Identity) (state.User, error) {
-	return state.User{Username: id.Username, Role: id.Role, Enabled: !s.disabled[id.Username]}, nil
-}
-
-func (fakeStore) GetExecution(_ context.Context, id int64) (state.Execution, error) {
-	if id != 7 {
-		return state.Execution{}, fmt.Errorf("execution %d: %w", id, sdk.ErrNotFound)
+	var svc client.Service
+	e.must(alice, "GET", fmt.Sprintf("/services/%d", run.Services[0].ID), nil, http.StatusOK, &svc)
+	if svc.Name != "main0" && svc.Name != run.Services[0].Name || svc.ExecutionID != ex.ID {
+		t.Errorf("service: %+v", svc)
 	}
-	return state.Execution{ID: 7, Owner: "alice", Status: state.StatusRunning}, nil
-}
 
-func (fakeStore) Services(context.Context, int64) ([]state.Service, error) {
-	return []state.Service{{Name: "nb0", Status: state.ServiceRunning}}, nil
-}
+	// A shop entry with a parameter; a wrong value names the parameter.
+	var entries client.ShopList
+	e.must(alice, "GET", "/shop", nil, http.StatusOK, &entries)
+	var nb string
+	for _, en := range entries.Entries {
+		if strings.Contains(en.Name, "notebook") || strings.Contains(en.Name, "Jupyter") {
+			nb = en.ID
+		}
+	}
+	if nb == "" {
+		t.Fatalf("no notebook in the shop: %+v", entries)
+	}
+	var entry client.ShopEntry
+	e.must(alice, "GET", "/shop/"+nb, nil, http.StatusOK, &entry)
+	if entry.DescriptionHTML == "" || len(entry.Parameters) == 0 || len(entry.Description) == 0 {
+		t.Errorf("shop entry: %+v", entry)
+	}
+	logo := e.must(alice, "GET", "/shop/"+nb+"/logo", nil, http.StatusOK, nil)
+	if !strings.HasPrefix(logo.header.Get("Content-Type"), "image/") || len(logo.body) == 0 {
+		t.Errorf("logo: %q, %d bytes", logo.header.Get("Content-Type"), len(logo.body))
+	}
+	r := e.do(alice, "POST", "/executions", client.StartExecution{Shop: &client.ShopStart{ID: nb,
+		Parameters: map[string]string{"NOTEBOOK_IDLE_MINUTES": "7"}}})
+	if eb := r.apiError(t); r.status != http.StatusBadRequest || len(eb.Details) != 1 ||
+		eb.Details[0].Path != "shop.parameters.NOTEBOOK_IDLE_MINUTES" {
+		t.Errorf("wrong parameter: %d %+v", r.status, eb)
+	}
+	var fromShop client.Execution
+	e.must(alice, "POST", "/executions", client.StartExecution{Name: "nb", Shop: &client.ShopStart{ID: nb,
+		Parameters: map[string]string{"NOTEBOOK_IDLE_MINUTES": "30"}}}, http.StatusCreated, &fromShop)
+	got := e.await(alice, fromShop.ID, "running")
+	if !strings.Contains(string(got.Description), `"30"`) {
+		t.Errorf("the parameter is not in the description: %s", got.Description)
+	}
+	r = e.do(alice, "POST", "/executions", client.StartExecution{Shop: &client.ShopStart{ID: "nope-0"}})
+	if r.status != http.StatusNotFound {
+		t.Errorf("unknown shop entry: %d %s", r.status, r.body)
+	}
 
-func (fakeStore) Endpoints(context.Context, int64) ([]state.Endpoint, error) {
-	return []state.Endpoint{{ServiceName: "nb0", Name: "web", Port: 80, Protocol: "tcp", URL: "http://x:1/"}}, nil
-}
-
-func (fakeStore) Events(context.Context, int64) ([]state.Event, error) {
-	return []state.Event{{To: "submitted", Reason: "submitted by alice"}}, nil
-}
-
-type fakeEngine struct{ submitErr error }
-
-func (e fakeEngine) Submit(_ context.Context, owner, name string, _ []byte) (state.Execution, error) {
-	return state.Execution{ID: 8, Owner: owner, Name: name, Status: state.StatusSubmitted}, e.submitErr
-}
-
-func (fakeEngine) Terminate(_ context.Context, id int64, _ string) (state.Execution, error) {
-	return state.Execution{ID: id, Owner: "alice", Status: state.StatusCleaningUp}, nil
-}
-
-func (fakeEngine) WaitingReason(int64) string { return "" }
-
-func TestExecutionRoutes(t *testing.T) {
-	roles := map[string]auth.Role{"alice": auth.RoleUser, "root": auth.RoleAdmin, "bob": auth.RoleUser,
-		"gus": auth.RoleGuest, "off": auth.RoleUser}
-	probs := zapp.Problems{{Path: "services", Message: "must not be empty"}}
-	body := `{"name": "n", "description": {"name": "x"}}`
-	tests := []struct {
-		name, method, path, user, body string
-		authErr, submitErr             error
-		code                           int
-		want                           string // in the answer
+	// Errors of bad input, each with the error shape and the right status.
+	bad := app("bad", nil)
+	bad["services"].([]any)[0].(map[string]any)["image"] = 42
+	for _, tc := range []struct {
+		name   string
+		body   any
+		status int
+		code   string
+		path   string // a detail's path
 	}{
-		{"no credentials", "GET", "/api/v1/executions/7", "", "", nil, nil, 401, "unauthenticated"},
-		{"wrong password", "GET", "/api/v1/executions/7", "alice:bad", "", nil, nil, 401, "invalid username"},
-		{"auth down", "GET", "/api/v1/executions/7", "alice:pw", "", sdk.ErrUnavailable, nil, 503, "unavailable"},
-		{"guest", "GET", "/api/v1/executions/7", "gus:pw", "", nil, nil, 403, "guests"},
-		{"disabled", "GET", "/api/v1/executions/7", "off:pw", "", nil, nil, 403, "disabled"},
-		{"owner", "GET", "/api/v1/executions/7", "alice:pw", "", nil, nil, 200, `"url": "http://x:1/"`},
-		{"admin", "GET", "/api/v1/executions/7", "root:pw", "", nil, nil, 200, `"status": "running"`},
-		{"another user", "GET", "/api/v1/executions/7", "bob:pw", "", nil, nil, 404, "no execution 7"},
-		{"unknown", "GET", "/api/v1/executions/9", "alice:pw", "", nil, nil, 404, "not_found"},
-		{"submit", "POST", "/api/v1/executions", "alice:pw", body, nil, nil, 201, `"status": "submitted"`},
-		{"submit no body", "POST", "/api/v1/executions", "alice:pw", "{}", nil, nil, 400, "invalid_argument"},
-		{"submit invalid", "POST", "/api/v1/executions", "alice:pw", body, nil,
-			fmt.Errorf("bad: %w: %w", sdk.ErrInvalidArgument, probs), 400, "services: must not be empty"},
-		{"submit over quota", "POST", "/api/v1/executions", "alice:pw", body, nil,
-			fmt.Errorf("five at a time: %w", sdk.ErrResourceExhausted), 409, "quota_exceeded"},
-		{"terminate", "POST", "/api/v1/executions/7/terminate", "alice:pw", "", nil, nil, 202, "cleaning_up"},
-		{"terminate another's", "POST", "/api/v1/executions/7/terminate", "bob:pw", "", nil, nil, 404, "not_found"},
+		{"invalid ZApp", map[string]any{"description": bad}, 400, client.CodeInvalidArgument, "description.services[0].image"},
+		{"unknown field", `{"descripton": {}}`, 400, client.CodeInvalidArgument, "descripton"},
+		{"wrong type", `{"name": 3, "description": {}}`, 400, client.CodeInvalidArgument, "name"},
+		{"not JSON", `{"name": `, 400, client.CodeInvalidArgument, ""},
+		{"trailing data", `{"description": {"a": 1}} {}`, 400, client.CodeInvalidArgument, ""},
+		{"empty", ``, 400, client.CodeInvalidArgument, ""},
+		{"both", map[string]any{"description": app("x", nil), "shop": map[string]any{"id": nb}}, 400, client.CodeInvalidArgument, ""},
+		{"neither", `{"name": "x"}`, 400, client.CodeInvalidArgument, ""},
+		{"too large", `{"name": "` + strings.Repeat("x", 5<<20) + `"}`, 413, client.CodeTooLarge, ""},
+	} {
+		r := e.do(alice, "POST", "/executions", tc.body)
+		eb := r.apiError(t)
+		if r.status != tc.status || eb.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s: %s", tc.name, r.status, eb.Code, tc.status, tc.code, r.body)
+		}
+		if tc.path != "" && !slices.ContainsFunc(eb.Details, func(d client.Detail) bool { return d.Path == tc.path }) {
+			t.Errorf("%s: no detail at %s: %+v", tc.name, tc.path, eb.Details)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := New(hclog.NewNullLogger(), Info{}, fixed{}, store{}, "test")
-			s.EnableExecutions(Executions{Engine: fakeEngine{submitErr: tt.submitErr},
-				Store: fakeStore{disabled: map[string]bool{"off": true}},
-				// The first plugin knows nobody: the second decides.
-				Auth: []Authenticator{fakeAuth{}, fakeAuth{roles: roles}}})
-			if tt.authErr != nil {
-				s = New(hclog.NewNullLogger(), Info{}, fixed{}, store{}, "test")
-				s.EnableExecutions(Executions{Engine: fakeEngine{}, Store: fakeStore{},
-					Auth: []Authenticator{fakeAuth{err: tt.authErr}}})
-			}
-			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
-			if u, p, ok := strings.Cut(tt.user, ":"); ok {
-				req.SetBasicAuth(u, p)
-			}
-			w := httptest.NewRecorder()
-			s.ServeHTTP(w, req)
-			if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.want) {
-				t.Errorf("%s %s: %d %s, want %d with %q", tt.method, tt.path, w.Code, w.Body, tt.code, tt.want)
-			}
-			if !json.Valid(w.Body.Bytes()) {
-				t.Errorf("not JSON: %s", w.Body)
-			}
-		})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/executions/999999", 404},
+		{"GET", "/executions/abc", 404},
+		{"GET", "/services/999999", 404},
+		{"GET", "/executions?limit=0", 400},
+		{"GET", "/executions?limit=x", 400},
+		{"GET", "/executions?status=sleeping", 400},
+		{"GET", "/executions?cursor=garbage", 400},
+		{"GET", "/executions?owner=bob", 403},
+		{"GET", fmt.Sprintf("/services/%d/logs?tail=-1", svc.ID), 400},
+		{"GET", fmt.Sprintf("/services/%d/logs?follow=maybe", svc.ID), 400},
+		{"GET", "/events?execution=x", 400},
+		{"GET", "/events?last_event_id=-4", 400},
+		{"PUT", "/executions", 405},
+		{"GET", "/nothing", 404},
+	} {
+		r := e.do(alice, tc.method, tc.path, nil)
+		r.apiError(t)
+		if r.status != tc.status {
+			t.Errorf("%s %s: %d, want %d: %s", tc.method, tc.path, r.status, tc.status, r.body)
+		}
 	}
+	if r := e.do(alice, "PUT", "/executions", nil); r.header.Get("Allow") != "GET, POST" {
+		t.Errorf("405 Allow: %q", r.header.Get("Allow"))
+	}
+
+	// Another user sees none of it.
+	var bobs client.ExecutionList
+	e.must(bob, "GET", "/executions", nil, http.StatusOK, &bobs)
+	if len(bobs.Executions) != 0 {
+		t.Errorf("bob sees %+v", bobs.Executions)
+	}
+
+	// Quotas: one execution at a time for alice → 409 quota_exceeded.
+	e.must(root, "POST", "/quotas", client.Quota{Name: "one", ConcurrentExecutions: 1}, http.StatusCreated, nil)
+	var changed client.User
+	e.must(root, "PATCH", "/users/alice", client.UserUpdate{Quota: ptr("one")}, http.StatusOK, &changed)
+	if changed.Quota != "one" {
+		t.Errorf("alice's quota: %+v", changed)
+	}
+	r = e.do(alice, "POST", "/executions", map[string]any{"description": app("more", nil)})
+	if eb := r.apiError(t); r.status != http.StatusConflict || eb.Code != client.CodeQuotaExceeded {
+		t.Errorf("over quota: %d %+v", r.status, eb)
+	}
+	e.must(root, "PATCH", "/users/alice", client.UserUpdate{Quota: ptr("")}, http.StatusOK, &changed)
+	if changed.Quota != "user" {
+		t.Errorf("alice's quota back to the default: %+v", changed)
+	}
+
+	// Terminate, then the state conflicts: terminate again, delete active.
+	r = e.do(root, "DELETE", fmt.Sprintf("/executions/%d", fromShop.ID), nil)
+	if eb := r.apiError(t); r.status != http.StatusConflict || eb.Code != client.CodeConflict {
+		t.Errorf("delete an active execution: %d %+v", r.status, eb)
+	}
+	e.must(alice, "POST", fmt.Sprintf("/executions/%d/terminate", fromShop.ID), nil, http.StatusAccepted, nil)
+	e.await(alice, fromShop.ID, "terminated")
+	r = e.do(alice, "POST", fmt.Sprintf("/executions/%d/terminate", fromShop.ID), nil)
+	if eb := r.apiError(t); r.status != http.StatusConflict || eb.Code != client.CodeConflict {
+		t.Errorf("terminate a terminated execution: %d %+v", r.status, eb)
+	}
+	e.must(root, "DELETE", fmt.Sprintf("/executions/%d", fromShop.ID), nil, http.StatusNoContent, nil)
+	e.must(alice, "GET", fmt.Sprintf("/executions/%d", fromShop.ID), nil, http.StatusNotFound, nil)
+
+	// Statistics: alice sees the queue; root sees running executions and nodes.
+	var st client.Stats
+	e.must(alice, "GET", "/stats", nil, http.StatusOK, &st)
+	if st.Running != nil || st.Nodes != nil {
+		t.Errorf("a user sees running executions or nodes: %+v", st)
+	}
+	st = client.Stats{}
+	e.must(root, "GET", "/stats", nil, http.StatusOK, &st)
+	if len(st.Nodes) != 1 || st.Nodes[0].Name != "node1" || st.Nodes[0].Cores != 16 || st.Nodes[0].ZoeServices != 1 ||
+		!slices.ContainsFunc(st.Running, func(x client.Execution) bool { return x.ID == ex.ID }) {
+		t.Errorf("admin stats: %+v", st)
+	}
+}
+
+func TestQueueStatistics(t *testing.T) {
+	e := newEnv(t, "")
+	alice, bob, root := e.as("alice"), e.as("bob"), e.as("root")
+	big := func(name string) map[string]any {
+		a := app(name, nil)
+		a["services"].([]any)[0].(map[string]any)["resources"].(map[string]any)["cores"] = map[string]any{"min": 12, "max": nil}
+		return a
+	}
+	first := e.startApp(alice, "first", big("big"))
+	e.await(alice, first.ID, "running")
+	waiting := e.startApp(bob, "second", big("big"))
+	e.await(bob, waiting.ID, "queued")
+	waitFor(t, "a waiting reason", func() (bool, string) {
+		var st client.Stats
+		e.must(alice, "GET", "/stats", nil, http.StatusOK, &st)
+		if len(st.Queue) != 1 {
+			return false, fmt.Sprint(st.Queue)
+		}
+		q := st.Queue[0]
+		if q.Position != 1 || q.ExecutionID != waiting.ID || q.Reason == "" {
+			return false, fmt.Sprintf("%+v", q)
+		}
+		if q.Owner != "" || q.Name != "" {
+			t.Fatalf("alice sees whose execution waits: %+v", q)
+		}
+		return true, ""
+	})
+	var st client.Stats
+	e.must(root, "GET", "/stats", nil, http.StatusOK, &st)
+	if len(st.Queue) != 1 || st.Queue[0].Owner != "bob" || st.Queue[0].Name != "second" {
+		t.Errorf("admin queue: %+v", st.Queue)
+	}
+}
+
+func TestPagination(t *testing.T) {
+	e := newEnv(t, "")
+	alice, bob, root := e.as("alice"), e.as("bob"), e.as("root")
+	e.must(root, "PUT", "/quotas/user", client.Quota{}, http.StatusOK, nil) // unlimited
+	var ids []int64
+	for i := range 7 {
+		w := alice
+		if i%3 == 2 {
+			w = bob
+		}
+		ex := e.startApp(w, fmt.Sprintf("run-%d", i), app("page", nil))
+		if w == alice {
+			ids = append(ids, ex.ID)
+		}
+	}
+	slices.Reverse(ids) // newest first
+	var seen []int64
+	cursor := ""
+	pages := 0
+	for {
+		var page client.ExecutionList
+		e.must(alice, "GET", "/executions?limit=2&cursor="+url.QueryEscape(cursor), nil, http.StatusOK, &page)
+		pages++
+		for _, x := range page.Executions {
+			seen = append(seen, x.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+		if pages > 10 {
+			t.Fatal("the pages do not end")
+		}
+	}
+	if !slices.Equal(seen, ids) || pages != 3 {
+		t.Errorf("pages gave %v in %d pages, want %v in 3", seen, pages, ids)
+	}
+	var all client.ExecutionList
+	e.must(root, "GET", "/executions?owner=bob&limit=50", nil, http.StatusOK, &all)
+	if len(all.Executions) != 2 || all.Executions[0].Owner != "bob" {
+		t.Errorf("admin's owner filter: %+v", all.Executions)
+	}
+	var named client.ExecutionList
+	e.must(alice, "GET", "/executions?name=run-4", nil, http.StatusOK, &named)
+	if len(named.Executions) != 1 || named.Executions[0].Name != "run-4" {
+		t.Errorf("name filter: %+v", named.Executions)
+	}
+	waitFor(t, "status filter", func() (bool, string) {
+		var running client.ExecutionList
+		e.must(alice, "GET", "/executions?status=running,starting", nil, http.StatusOK, &running)
+		return len(running.Executions) == len(ids), fmt.Sprint(len(running.Executions))
+	})
+	_ = time.Second
 }

@@ -54,6 +54,8 @@ type Config struct {
 	State     State
 	Scheduler Scheduler
 	Limits    Limits
+	// ServiceLogs bounds the files the services' output is kept in.
+	ServiceLogs ServiceLogs
 
 	// Plugins are the auth, workspace and backend blocks in file order.
 	Plugins []*Plugin
@@ -96,6 +98,20 @@ type Limits struct {
 	MaxServiceCores  float64
 	MaxServiceMemory int64 // bytes
 }
+
+// ServiceLogs is how the services' output is kept under
+// <data_dir>/logs: one file per service, rotated when it reaches
+// MaxFileSize, with MaxFiles rotated files kept.
+type ServiceLogs struct {
+	MaxFileSize int64
+	MaxFiles    int
+}
+
+// Defaults of the service_logs block.
+const (
+	DefaultLogFileSize = 10 << 20
+	DefaultLogFiles    = 3
+)
 
 // Plugin is one auth, workspace or backend block.
 type Plugin struct {
@@ -182,6 +198,7 @@ func newConfig(filename string) *Config {
 		State:          State{SQLite: filepath.Join(DefaultDataDir, DefaultSQLiteFile)},
 		Scheduler:      Scheduler{Policy: DefaultPolicy, Placement: DefaultPlacement},
 		Limits:         Limits{MaxServiceCores: DefaultMaxCores, MaxServiceMemory: DefaultMaxMemory},
+		ServiceLogs:    ServiceLogs{MaxFileSize: DefaultLogFileSize, MaxFiles: DefaultLogFiles},
 		Files:          map[string]*hcl.File{},
 	}
 }

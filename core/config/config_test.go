@@ -119,6 +119,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"bad.hcl:2,24: Invalid size", "bad.hcl:3,23: Invalid core limit"},
 		},
 		{
+			name: "bad service logs",
+			src:  "service_logs {\n  max_file_size = 100\n  max_files = 2.5\n}\n",
+			want: []string{"bad.hcl:2,19: Invalid log file size", "bad.hcl:3,15: Invalid number of log files"},
+		},
+		{
 			name:   "bad duration",
 			src:    "auth \"file\" {\n  start_timeout = \"30 seconds\"\n}\n",
 			want:   []string{"bad.hcl:2,19: Invalid duration"},
@@ -299,10 +304,11 @@ func TestLoadFull(t *testing.T) {
 		Listen: "0.0.0.0:8080", DeploymentName: "test-1",
 		DataDir: filepath.Join(dir, "data"), PluginDir: "/opt/zoe/plugins",
 		LogLevel: "debug", ShopDir: filepath.Join(dir, "shop"),
-		TLS:       &TLS{CertFile: filepath.Join(dir, "tls/cert.pem"), KeyFile: "/etc/zoe/key.pem"},
-		State:     State{Postgres: "postgres://zoe:pw@db/zoe"},
-		Scheduler: Scheduler{Policy: "DYNSIZE", Placement: "waterfill", Backfill: true},
-		Limits:    Limits{MaxServiceCores: 2.5, MaxServiceMemory: 3 << 29},
+		TLS:         &TLS{CertFile: filepath.Join(dir, "tls/cert.pem"), KeyFile: "/etc/zoe/key.pem"},
+		State:       State{Postgres: "postgres://zoe:pw@db/zoe"},
+		Scheduler:   Scheduler{Policy: "DYNSIZE", Placement: "waterfill", Backfill: true},
+		Limits:      Limits{MaxServiceCores: 2.5, MaxServiceMemory: 3 << 29},
+		ServiceLogs: ServiceLogs{MaxFileSize: 1 << 20, MaxFiles: 5},
 		Plugins: []*Plugin{
 			{Kind: sdk.KindAuth, Name: "ldap", Checksum: sum, StartTimeout: time.Minute},
 			{Kind: sdk.KindAuth, Name: "file", StartTimeout: DefaultStartTimeout, Binary: filepath.Join(dir, "bin/zoe-auth-file")},
@@ -338,9 +344,10 @@ func TestParseDefaults(t *testing.T) {
 		want := &Config{
 			File: "/etc/zoe/zoe.hcl", Dir: "/etc/zoe",
 			Listen: "127.0.0.1:5001", DeploymentName: "prod", DataDir: "/var/lib/zoe", LogLevel: "info",
-			State:     State{SQLite: "/var/lib/zoe/zoe.db"},
-			Scheduler: Scheduler{Policy: "FIFO", Placement: "average"},
-			Limits:    Limits{MaxServiceCores: 16, MaxServiceMemory: 64 << 30},
+			State:       State{SQLite: "/var/lib/zoe/zoe.db"},
+			Scheduler:   Scheduler{Policy: "FIFO", Placement: "average"},
+			Limits:      Limits{MaxServiceCores: 16, MaxServiceMemory: 64 << 30},
+			ServiceLogs: ServiceLogs{MaxFileSize: DefaultLogFileSize, MaxFiles: DefaultLogFiles},
 		}
 		cfg.Files = nil
 		if !reflect.DeepEqual(cfg, want) {

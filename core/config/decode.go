@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"math/big"
 	"net"
 	"path/filepath"
 	"slices"
@@ -32,7 +33,7 @@ func rootSchema() *hcl.BodySchema {
 			{Name: "plugin_dir"}, {Name: "log_level"}, {Name: "shop_dir"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
-			{Type: "tls"}, {Type: "state"}, {Type: "scheduler"}, {Type: "limits"},
+			{Type: "tls"}, {Type: "state"}, {Type: "scheduler"}, {Type: "limits"}, {Type: "service_logs"},
 		},
 	}
 	for _, k := range sdk.Kinds() {
@@ -120,6 +121,8 @@ func (d *decoder) root(body hcl.Body) {
 			d.scheduler(b)
 		case "limits":
 			d.limits(b)
+		case "service_logs":
+			d.serviceLogs(b)
 		}
 	}
 }
@@ -202,6 +205,29 @@ func (d *decoder) limits(b *hcl.Block) {
 	}
 	if n, ok := d.size(a, "max_service_memory"); ok {
 		l.MaxServiceMemory = n
+	}
+}
+
+func (d *decoder) serviceLogs(b *hcl.Block) {
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "max_file_size"}, {Name: "max_files"},
+	}})
+	d.add(diags)
+	a, l := content.Attributes, &d.cfg.ServiceLogs
+	if n, ok := d.size(a, "max_file_size"); ok {
+		if n < 4096 {
+			d.errorf(a["max_file_size"].Expr.Range(), "Invalid log file size", "max_file_size must be at least 4 KiB.")
+		} else {
+			l.MaxFileSize = n
+		}
+	}
+	if v, r, ok := d.value(a, "max_files", cty.Number); ok {
+		n, acc := v.AsBigFloat().Int64()
+		if acc != big.Exact || n < 0 || n > 1000 {
+			d.errorf(r, "Invalid number of log files", "max_files must be a whole number from 0 to 1000.")
+		} else {
+			l.MaxFiles = int(n)
+		}
 	}
 }
 

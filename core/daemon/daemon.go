@@ -10,19 +10,23 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/api"
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/shop"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/sdk"
 )
 
 // Options of a daemon run.
@@ -88,15 +92,21 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer store.Close()
 	log.Info("state store open", "store", cfg.State.String())
+	var zshop *shop.Shop
 	if cfg.ShopDir != "" {
-		// Loaded now so that its problems show at start-up; the API will
-		// serve it. A broken entry hides only itself and is logged by the
-		// shop.
+		// A broken entry hides only itself and is logged by the shop.
 		limits := zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory}
-		if _, err := shop.Load(cfg.ShopDir, limits, log.Named("shop")); err != nil {
+		if zshop, err = shop.Load(cfg.ShopDir, limits, log.Named("shop")); err != nil {
 			log.Error("cannot load the ZApp shop", "error", err)
+			zshop = nil
 		}
 	}
+	serviceLogs, err := logs.New(filepath.Join(cfg.DataDir, "logs"), logs.Options{
+		MaxFileSize: cfg.ServiceLogs.MaxFileSize, MaxFiles: cfg.ServiceLogs.MaxFiles})
+	if err != nil {
+		return fmt.Errorf("service logs (under data_dir in %s): %w", cfg.File, err)
+	}
+	removeOrphanLogs(ctx, log, store, serviceLogs)
 	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
 	defer plugins.Stop()
 	diags = append(diags, d...)
@@ -104,11 +114,20 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	handler := api.New(log.Named("api"), api.Info{
-		Name: "zoe", Version: opts.Version, APIVersion: "v1", DeploymentName: cfg.DeploymentName,
-	}, statuses(plugins.All), store, cfg.State.String())
+	auths := make([]api.Authenticator, len(plugins.Auth))
+	for i, a := range plugins.Auth {
+		auths[i] = a
+	}
+	apiCfg := api.Config{
+		Info:  client.Info{Name: "zoe", Version: opts.Version, APIVersion: "v1", DeploymentName: cfg.DeploymentName},
+		Store: store, StoreName: cfg.State.String(), Plugins: statuses(plugins.All), Auth: auths,
+		Logs: serviceLogs,
+	}
+	if zshop != nil {
+		apiCfg.Shop = zshop
+	}
 	if plugins.Backend != nil && plugins.Workspace != nil {
-		eng, err := newEngine(log, cfg, store, plugins)
+		eng, err := newEngine(log, cfg, store, plugins, serviceLogs)
 		if err != nil {
 			return err
 		}
@@ -126,18 +145,16 @@ func Run(ctx context.Context, opts Options) error {
 			stopEngine()
 			<-engDone
 		}()
-		auths := make([]api.Authenticator, len(plugins.Auth))
-		for i, a := range plugins.Auth {
-			auths[i] = a
-		}
-		handler.EnableExecutions(api.Executions{Engine: eng, Store: store, Auth: auths})
+		apiCfg.Engine = eng
 	}
+	handler := api.New(log.Named("api"), apiCfg)
 
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
+	srv.RegisterOnShutdown(handler.Shutdown)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (listen in %s): %w", cfg.Listen, cfg.File, err)
@@ -173,7 +190,7 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins) (*engine.Engine, error) {
+func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store) (*engine.Engine, error) {
 	policy, err := scheduler.ParsePolicy(cfg.Scheduler.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler policy in %s: %w", cfg.File, err)
@@ -189,6 +206,7 @@ func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins 
 		// start and the execution ends in error.
 		CanPull: true,
 		Limits:  zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
+		Logs:    serviceLogs,
 	})
 }
 
@@ -246,4 +264,24 @@ func (s statuses) Statuses() []pluginhost.Status {
 		out = append(out, p.Status())
 	}
 	return out
+}
+
+// removeOrphanLogs removes the logs of executions the store does not have:
+// the daemon died between deleting an execution and its logs.
+func removeOrphanLogs(ctx context.Context, log hclog.Logger, store state.Store, serviceLogs *logs.Store) {
+	ids, err := serviceLogs.Executions()
+	if err != nil {
+		log.Warn("cannot list the service logs", "error", err)
+		return
+	}
+	for _, id := range ids {
+		if _, err := store.GetExecution(ctx, id); !errors.Is(err, sdk.ErrNotFound) {
+			continue
+		}
+		if err := serviceLogs.RemoveExecution(id); err != nil {
+			log.Warn("cannot remove the logs of a deleted execution", "execution", id, "error", err)
+			continue
+		}
+		log.Info("removed the logs of a deleted execution", "execution", id)
+	}
 }

@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/zoe-project/zoe/core/api"
+	zoeclient "github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
@@ -130,10 +130,17 @@ func noChildren(t *testing.T) {
 	}
 }
 
+// getJSON gets url as alice, the admin of setup's users file: the details
+// of the health check are for admins.
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("alice", "wonderland")
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,18 +170,18 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 	base := "http://" + addr.String() + "/api/v1"
 
-	var info api.Info
+	var info zoeclient.Info
 	if code := getJSON(t, base+"/info", &info); code != http.StatusOK ||
-		info != (api.Info{Name: "zoe", Version: "1.2.3-test", APIVersion: "v1", DeploymentName: "unit"}) {
+		info != (zoeclient.Info{Name: "zoe", Version: "1.2.3-test", APIVersion: "v1", DeploymentName: "unit"}) {
 		t.Errorf("GET /info: %d %+v", code, info)
 	}
-	var h api.Health
+	var h zoeclient.Health
 	if code := getJSON(t, base+"/health", &h); code != http.StatusOK || h.Status != "ok" || len(h.Plugins) != 2 {
 		t.Fatalf("GET /health: %d %+v", code, h)
 	}
 	var pids []int
 	for _, p := range h.Plugins {
-		if p.State != pluginhost.StateReady || p.PID <= 0 {
+		if p.State != string(pluginhost.StateReady) || p.PID <= 0 {
 			t.Errorf("plugin %s %s: %+v, want ready with a pid", p.Kind, p.Name, p)
 		}
 		pids = append(pids, p.PID)
@@ -337,7 +344,7 @@ func TestRunOnEitherStore(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("Run did not call Ready within 30s")
 			}
-			var h api.Health
+			var h zoeclient.Health
 			if code := getJSON(t, "http://"+addr.String()+"/api/v1/health", &h); code != http.StatusOK ||
 				!strings.HasPrefix(h.State.Store, tt.want) || h.State.SchemaVersion < 1 || h.State.Error != "" {
 				t.Fatalf("GET /health: %d %+v", code, h.State)

@@ -31,7 +31,7 @@ import (
 	dockerclient "github.com/moby/moby/client"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/zoe-project/zoe/core/api"
+	zoeclient "github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/internal/testimages"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
@@ -120,15 +120,15 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 
 // user is a client of the API for t as a user.
 func (env *dockerEnv) user(t *testing.T, name string) apiUser {
-	return apiUser{client{t: t, base: "http://" + env.addr + "/api/v1", user: name, pass: "pw-" + name}}
+	return apiUser{apiClient{t: t, base: "http://" + env.addr + "/api/v1", user: name, pass: "pw-" + name}}
 }
 
 // apiUser adds what these tests ask of the API to client.
-type apiUser struct{ client }
+type apiUser struct{ apiClient }
 
 func (c apiUser) terminate(id int64) {
 	c.t.Helper()
-	if code := c.do("POST", fmt.Sprintf("/executions/%d/terminate", id), nil, &api.ExecutionJSON{}); code != http.StatusAccepted {
+	if code := c.do("POST", fmt.Sprintf("/executions/%d/terminate", id), nil, &zoeclient.Execution{}); code != http.StatusAccepted {
 		c.t.Fatalf("terminate %d: %d", id, code)
 	}
 }
@@ -276,16 +276,16 @@ func batchApp(t *testing.T, image string, memory int64, env ...[2]string) json.R
 	return b
 }
 
-func service(ex api.ExecutionJSON, name string) (api.ServiceJSON, bool) {
-	i := slices.IndexFunc(ex.Services, func(s api.ServiceJSON) bool { return s.Name == name })
+func service(ex zoeclient.Execution, name string) (zoeclient.Service, bool) {
+	i := slices.IndexFunc(ex.Services, func(s zoeclient.Service) bool { return s.Name == name })
 	if i < 0 {
-		return api.ServiceJSON{}, false
+		return zoeclient.Service{}, false
 	}
 	return ex.Services[i], true
 }
 
-func hasEvent(ex api.ExecutionJSON, to, reason string) bool {
-	return slices.ContainsFunc(ex.Events, func(e api.EventJSON) bool {
+func hasEvent(ex zoeclient.Execution, to, reason string) bool {
+	return slices.ContainsFunc(ex.Events, func(e zoeclient.Event) bool {
 		return e.Service == "" && e.To == to && strings.Contains(e.Reason, reason)
 	})
 }
@@ -336,7 +336,7 @@ func TestDockerEndToEnd(t *testing.T) {
 		batches[i].id = alice.submit(batches[i].name, batches[i].app).ID
 	}
 
-	var run api.ExecutionJSON
+	var run zoeclient.Execution
 	ok := t.Run("three services run", func(t *testing.T) {
 		alice := env.user(t, "alice")
 		alice.await(cluster.ID, "running")
@@ -373,7 +373,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	})
 
 	t.Run("the notebook answers on its published endpoint", func(t *testing.T) {
-		i := slices.IndexFunc(run.Endpoints, func(e api.EndpointJSON) bool { return e.Service == "notebook0" })
+		i := slices.IndexFunc(run.Endpoints, func(e zoeclient.Endpoint) bool { return e.Service == "notebook0" })
 		if i < 0 {
 			t.Fatalf("no endpoint for notebook0: %+v", run.Endpoints)
 		}

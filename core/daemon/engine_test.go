@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/zoe-project/zoe/core/api"
+	zoeclient "github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/backend-sim/sim"
 	"github.com/zoe-project/zoe/sdk"
@@ -56,14 +56,14 @@ backend "sim" {
 }
 `
 
-// client calls the API as a user.
-type client struct {
+// apiClient calls the API as a user.
+type apiClient struct {
 	t          *testing.T
 	base       string
 	user, pass string
 }
 
-func (c client) do(method, path string, body any, v any) int {
+func (c apiClient) do(method, path string, body any, v any) int {
 	c.t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -93,18 +93,18 @@ func (c client) do(method, path string, body any, v any) int {
 	return resp.StatusCode
 }
 
-func (c client) execution(id int64) api.ExecutionJSON {
+func (c apiClient) execution(id int64) zoeclient.Execution {
 	c.t.Helper()
-	var ex api.ExecutionJSON
+	var ex zoeclient.Execution
 	if code := c.do("GET", fmt.Sprintf("/executions/%d", id), nil, &ex); code != http.StatusOK {
 		c.t.Fatalf("GET execution %d: %d", id, code)
 	}
 	return ex
 }
 
-func (c client) await(id int64, status ...string) api.ExecutionJSON {
+func (c apiClient) await(id int64, status ...string) zoeclient.Execution {
 	c.t.Helper()
-	var ex api.ExecutionJSON
+	var ex zoeclient.Execution
 	waitUntil(c.t, fmt.Sprintf("execution %d %v", id, status), func() (bool, string) {
 		ex = c.execution(id)
 		return slices.Contains(status, ex.Status), ex.Status + " " + ex.ErrorMessage
@@ -112,13 +112,13 @@ func (c client) await(id int64, status ...string) api.ExecutionJSON {
 	return ex
 }
 
-func (c client) submit(name string, desc json.RawMessage) api.ExecutionJSON {
+func (c apiClient) submit(name string, desc json.RawMessage) zoeclient.Execution {
 	c.t.Helper()
 	var raw json.RawMessage
 	if code := c.do("POST", "/executions", map[string]any{"name": name, "description": desc}, &raw); code != http.StatusCreated {
 		c.t.Fatalf("POST /executions: %d %s", code, raw)
 	}
-	var ex api.ExecutionJSON
+	var ex zoeclient.Execution
 	if err := json.Unmarshal(raw, &ex); err != nil {
 		c.t.Fatal(err)
 	}
@@ -192,19 +192,19 @@ func TestExecutionsAPIEndToEnd(t *testing.T) {
 		t.Fatal("Run did not serve within 30s")
 	}
 	base := "http://" + addr.String() + "/api/v1"
-	alice := client{t: t, base: base, user: "alice", pass: "wonderland"}
+	alice := apiClient{t: t, base: base, user: "alice", pass: "wonderland"}
 
-	var e api.Error
-	if code := (client{t: t, base: base}).do("POST", "/executions", map[string]any{}, &e); code != http.StatusUnauthorized {
+	var e zoeclient.Error
+	if code := (apiClient{t: t, base: base}).do("POST", "/executions", map[string]any{}, &e); code != http.StatusUnauthorized {
 		t.Errorf("without credentials: %d", code)
 	}
-	if code := (client{t: t, base: base, user: "alice", pass: "nope"}).do("GET", "/executions/1", nil, &e); code != http.StatusUnauthorized {
+	if code := (apiClient{t: t, base: base, user: "alice", pass: "nope"}).do("GET", "/executions/1", nil, &e); code != http.StatusUnauthorized {
 		t.Errorf("wrong password: %d", code)
 	}
-	if code := (client{t: t, base: base, user: "gus", pass: "visitor"}).do("GET", "/executions/1", nil, &e); code != http.StatusForbidden {
+	if code := (apiClient{t: t, base: base, user: "gus", pass: "visitor"}).do("GET", "/executions/1", nil, &e); code != http.StatusForbidden {
 		t.Errorf("guest: %d %+v", code, e)
 	}
-	e = api.Error{}
+	e = zoeclient.Error{}
 	bad := json.RawMessage(`{"name": "x", "version": 3, "will_end": false, "services": []}`)
 	if code := alice.do("POST", "/executions", map[string]any{"name": "bad", "description": bad}, &e); code != http.StatusBadRequest ||
 		e.Error.Code != "invalid_argument" || len(e.Error.Details) == 0 {
@@ -220,7 +220,7 @@ func TestExecutionsAPIEndToEnd(t *testing.T) {
 		run.Endpoints[0].URL == "" || run.Endpoints[0].ExternalPort == 0 {
 		t.Errorf("running: %+v", run)
 	}
-	if code := alice.do("POST", fmt.Sprintf("/executions/%d/terminate", ex.ID), nil, &api.ExecutionJSON{}); code != http.StatusAccepted {
+	if code := alice.do("POST", fmt.Sprintf("/executions/%d/terminate", ex.ID), nil, &zoeclient.Execution{}); code != http.StatusAccepted {
 		t.Fatalf("terminate: %d", code)
 	}
 	end := alice.await(ex.ID, "terminated")
@@ -354,7 +354,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 	}()
 
 	srv := startZoe(t, file, addr)
-	alice := client{t: t, base: "http://" + addr + "/api/v1", user: "alice", pass: "wonderland"}
+	alice := apiClient{t: t, base: "http://" + addr + "/api/v1", user: "alice", pass: "wonderland"}
 
 	// A: running. C: cleaning up, slowly. B: starting, slowly.
 	a := alice.submit("running", simApp(t, map[string]any{"name": "alpha", "essential_count": 1},
@@ -376,7 +376,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 		}
 		return false, "no betaslow0"
 	})
-	if code := alice.do("POST", fmt.Sprintf("/executions/%d/terminate", c.ID), nil, &api.ExecutionJSON{}); code != http.StatusAccepted {
+	if code := alice.do("POST", fmt.Sprintf("/executions/%d/terminate", c.ID), nil, &zoeclient.Execution{}); code != http.StatusAccepted {
 		t.Fatalf("terminate: %d", code)
 	}
 	alice.await(c.ID, "cleaning_up")
@@ -429,7 +429,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 	mu.Unlock()
 
 	for _, id := range []int64{a.ID, b.ID} {
-		if code := alice.do("POST", fmt.Sprintf("/executions/%d/terminate", id), nil, &api.ExecutionJSON{}); code != http.StatusAccepted {
+		if code := alice.do("POST", fmt.Sprintf("/executions/%d/terminate", id), nil, &zoeclient.Execution{}); code != http.StatusAccepted {
 			t.Fatalf("terminate: %d", code)
 		}
 		alice.await(id, "terminated")

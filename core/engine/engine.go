@@ -72,6 +72,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
@@ -92,6 +93,7 @@ type Backend interface {
 	Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error)
 	List(ctx context.Context) ([]backend.ServiceStatus, error)
 	Events(ctx context.Context) (<-chan backend.Event, error)
+	Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error)
 }
 
 // Workspace prepares users' workspaces (pluginhost.Workspace in the daemon).
@@ -121,6 +123,11 @@ type Config struct {
 	// Interval between passes when nothing happens; default 1 s. Run-time
 	// limits are enforced with this precision.
 	Interval time.Duration
+	// Logs keeps the services' output; nil: it is not kept.
+	Logs *logs.Store
+	// LogDrain bounds the wait for the rest of an ended service's output
+	// before its container is removed; default 10 s.
+	LogDrain time.Duration
 }
 
 // Labels the engine puts on every container.
@@ -144,16 +151,21 @@ type Engine struct {
 	recoverAll atomic.Bool
 	wg         sync.WaitGroup
 
-	mu      sync.Mutex
-	workers map[int64]*worker
-	waiting map[int64]string
-	dyn     map[int64]dynState
-	held    *scheduler.Hold
+	mu         sync.Mutex
+	workers    map[int64]*worker
+	waiting    map[int64]string
+	dyn        map[int64]dynState
+	held       *scheduler.Hold
+	collectors map[logKey]*collector
 }
 
 type worker struct {
 	cancel  context.CancelFunc
 	cleanup bool
+	// placed is the node of each service (by id) a start worker was given:
+	// until the service's row says where it starts, the scheduler counts
+	// it there, or a pass could give the same room to another execution.
+	placed map[int64]string
 }
 
 type dynState struct {
@@ -175,13 +187,16 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
+	if cfg.LogDrain <= 0 {
+		cfg.LogDrain = 10 * time.Second
+	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	return &Engine{
 		cfg: cfg, log: log, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		workers: map[int64]*worker{}, waiting: map[int64]string{},
-		dyn: map[int64]dynState{},
+		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{},
 	}, nil
 }
 
@@ -268,14 +283,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // spawn runs f as the execution's only worker, unless it has one. It is
 // called by the pass only, so a worker cannot be spawned twice.
-func (e *Engine) spawn(id int64, cleanup bool, f func(ctx context.Context)) bool {
+func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(ctx context.Context)) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.workers[id] != nil {
 		return false
 	}
 	ctx, cancel := context.WithCancel(e.runCtx)
-	w := &worker{cancel: cancel, cleanup: cleanup}
+	w := &worker{cancel: cancel, cleanup: cleanup, placed: placed}
 	e.workers[id] = w
 	e.wg.Go(func() {
 		defer func() {
@@ -296,6 +311,17 @@ func (e *Engine) busy(id int64) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.workers[id] != nil
+}
+
+// placing returns the nodes a start worker of the execution was given, by
+// service id; nil without one.
+func (e *Engine) placing(id int64) map[int64]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w := e.workers[id]; w != nil {
+		return w.placed
+	}
+	return nil
 }
 
 // stopStarting cancels the execution's start worker, if any.

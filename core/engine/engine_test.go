@@ -22,6 +22,7 @@ import (
 
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/state"
@@ -71,6 +72,8 @@ type env struct {
 	store   state.Store
 	backend *pluginhost.Plugin
 	eng     *engine.Engine
+	cfg     engine.Config
+	logs    *logs.Store // nil unless options.logs
 	ctl     *sim.Plugin // the operator's view of the platform
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -84,6 +87,9 @@ type options struct {
 	policy   scheduler.Policy
 	noEngine bool // do not run the engine yet
 	store    storeKind
+	logs     bool // keep the services' output
+	// wrap, when set, stands between the engine and the back-end.
+	wrap func(engine.Backend) engine.Backend
 }
 
 // storeKind names a state store implementation.
@@ -184,11 +190,22 @@ func newEnv(t *testing.T, o options) *env {
 	if _, err := e.store.RecordLogin(ctx, auth.Identity{Username: "alice", Role: auth.RoleUser}); err != nil {
 		t.Fatal(err)
 	}
-	e.eng, err = engine.New(log.Named("engine"), engine.Config{
-		Store: e.store, Backend: pluginhost.Backend{Plugin: e.backend}, Workspace: pluginhost.Workspace{Plugin: ws},
+	var be engine.Backend = pluginhost.Backend{Plugin: e.backend}
+	if o.wrap != nil {
+		be = o.wrap(be)
+	}
+	e.cfg = engine.Config{
+		Store: e.store, Backend: be, Workspace: pluginhost.Workspace{Plugin: ws},
 		Deployment: deployment, Policy: o.policy, CanPull: true, Limits: zapp.DefaultLimits(),
 		StopGrace: 2 * time.Second, Interval: 100 * time.Millisecond,
-	})
+	}
+	if o.logs {
+		if e.logs, err = logs.New(filepath.Join(dir, "logs"), logs.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		e.cfg.Logs = e.logs
+	}
+	e.eng, err = engine.New(log.Named("engine"), e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +213,29 @@ func newEnv(t *testing.T, o options) *env {
 		e.run()
 	}
 	return e
+}
+
+// stop stops the engine, as a daemon that dies would.
+func (e *env) stop() {
+	e.cancel()
+	<-e.done
+}
+
+// restart runs a new engine, with a new log store, on the same store,
+// back-end and log directory, as a daemon that starts again would.
+func (e *env) restart() {
+	e.t.Helper()
+	var err error
+	if e.logs != nil {
+		if e.logs, err = logs.New(e.logs.Dir(), logs.Options{}); err != nil {
+			e.t.Fatal(err)
+		}
+		e.cfg.Logs = e.logs
+	}
+	if e.eng, err = engine.New(testutil.Logger(e.t).Named("engine"), e.cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	e.run()
 }
 
 // run starts the engine; it is stopped at the end of the test.

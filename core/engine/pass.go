@@ -107,12 +107,18 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 						e.adopt(ctx, ex, sv, st)
 						changed = true
 					}
+					h := st.Handle
+					if h.ID == "" {
+						h = toBackendHandle(sv.Handle)
+					}
+					e.collect(logKey{ex.ID, sv.Name}, h)
 				}
 			case sv.Status == state.ServiceStarting && !busy:
 				// Left starting by a daemon that died: adopt what the
 				// back-end has, start again what it has not.
 				if st, ok := byName[name]; ok {
 					e.adopt(ctx, ex, sv, st)
+					e.collect(logKey{ex.ID, sv.Name}, st.Handle)
 				} else {
 					e.reset(ctx, sv, "its start was interrupted; it will be started again")
 				}
@@ -200,7 +206,11 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	}
 	e.log.Info("service ended", "execution", ex.ID, "service", sv.Name, "essential", sv.Essential, "how", what)
 	if !sv.Essential {
-		// Replaced: removed, then placed again by the scheduler.
+		// Replaced: removed, then placed again by the scheduler; its
+		// output is read to the end first, and the replacement's goes on
+		// in the same log.
+		k := logKey{ex.ID, sv.Name}
+		e.drain(k, toBackendHandle(sv.Handle), st.State != backend.ServiceVanished)
 		if st.State != backend.ServiceVanished && sv.Handle.ID != "" {
 			if err := e.cfg.Backend.Remove(ctx, toBackendHandle(sv.Handle), true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 				e.log.Warn("cannot remove a dead elastic service", "service", sv.Name, "error", err)
@@ -257,7 +267,7 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 			}
 		case state.StatusCleaningUp:
 			ex := ex
-			e.spawn(ex.ID, true, func(ctx context.Context) { e.cleanup(ctx, ex) })
+			e.spawn(ex.ID, true, nil, func(ctx context.Context) { e.cleanup(ctx, ex) })
 		case state.StatusRunning:
 			if ex.StartedAt == nil {
 				continue
@@ -331,6 +341,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 			continue
 		}
 		busy := e.busy(ex.ID)
+		placed := e.placing(ex.ID)
 		var svcs []scheduler.Service
 		var rows []state.Service
 		waits := false
@@ -349,6 +360,13 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 				node = sv.Node
 				account(node, inst, sv.Handle.ID == "")
 			case state.ServiceCreated:
+				if n, ok := placed[sv.ID]; ok {
+					// Handed to a start worker after this pass's
+					// snapshot was taken: neither the row nor the
+					// back-end counts it yet.
+					account(n, inst, true)
+					continue
+				}
 				waits = true
 			default: // stopped or error: not to be placed again
 				continue
@@ -407,15 +425,17 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 	for _, id := range order {
 		en := entries[id]
 		var jobs []job
+		placed := map[int64]string{}
 		for _, s := range starts[id] {
 			jobs = append(jobs, job{sv: en.svcs[s.Index], node: s.Node})
+			placed[en.svcs[s.Index].ID] = s.Node
 		}
 		ex := en.ex
 		e.mu.Lock()
 		delete(e.waiting, id)
 		delete(e.dyn, id)
 		e.mu.Unlock()
-		e.spawn(id, false, func(ctx context.Context) { e.start(ctx, ex, jobs, addrs) })
+		e.spawn(id, false, placed, func(ctx context.Context) { e.start(ctx, ex, jobs, addrs) })
 	}
 	for _, w := range dec.Waiting {
 		en := entries[w.Execution]

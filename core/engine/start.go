@@ -362,9 +362,10 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 		name := e.containerName(ex.ID, sv.Name)
 		st, ok := mine[name]
 		delete(mine, name)
+		k := logKey{ex.ID, sv.Name}
 		wg.Go(func() {
 			if ok {
-				if err := e.removeContainer(ctx, st.Handle); err != nil {
+				if err := e.removeContainer(ctx, st.Handle, &k); err != nil {
 					e.log.Warn("cannot remove a service", "execution", ex.ID, "service", sv.Name, "error", err)
 					mu.Lock()
 					failed = true
@@ -372,6 +373,7 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 					return
 				}
 			}
+			e.closeLog(k)
 			if sv.Status != state.ServiceStopped && sv.Status != state.ServiceError {
 				_, err := store.TransitionService(ctx, sv.ID, []state.ServiceStatus{sv.Status}, state.ServiceStopped,
 					state.ServiceChange{Reason: "its execution ended"})
@@ -383,7 +385,7 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 	}
 	for _, st := range mine {
 		wg.Go(func() {
-			if err := e.removeContainer(ctx, st.Handle); err != nil {
+			if err := e.removeContainer(ctx, st.Handle, nil); err != nil {
 				e.log.Warn("cannot remove a container", "execution", ex.ID, "name", st.Name, "error", err)
 				mu.Lock()
 				failed = true
@@ -422,10 +424,14 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 	}
 }
 
-// removeContainer stops a container with the grace period and removes it.
-func (e *Engine) removeContainer(ctx context.Context, h backend.Handle) error {
+// removeContainer stops a container with the grace period and removes it;
+// the output of a service's container (k) is read to its end in between.
+func (e *Engine) removeContainer(ctx context.Context, h backend.Handle, k *logKey) error {
 	if err := e.cfg.Backend.Stop(ctx, h, e.cfg.StopGrace); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		e.log.Debug("stop failed; removing by force", "handle", h.ID, "error", err)
+	}
+	if k != nil {
+		e.drain(*k, h, true)
 	}
 	if err := e.cfg.Backend.Remove(ctx, h, true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		return err

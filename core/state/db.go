@@ -58,6 +58,9 @@ type dialect struct {
 	// forUpdate is appended to reads of rows a transaction is about to
 	// change; "" where BEGIN IMMEDIATE already serialises writers.
 	forUpdate string
+	// forNoKeyUpdate is forUpdate for a row whose key stays: it lets other
+	// transactions insert rows referencing it meanwhile (see eventLock).
+	forNoKeyUpdate string
 	// contains is the SQL of "%[1]s contains %[2]s", case-sensitive and
 	// without LIKE's wildcards.
 	contains string
@@ -69,6 +72,17 @@ type dialect struct {
 	category func(error) error
 	// migrationLock is run first in the migration transaction.
 	migrationLock func(ctx context.Context, q querier) error
+	// eventLock is run right before a transaction inserts an event, as its
+	// last statement, and held until the commit, so that event ids become
+	// visible in the order they are handed out: a reader of the event feed
+	// that sees id n sees every id below n that will ever commit, and a
+	// client resuming after n misses nothing. SQLite needs nothing: its
+	// writers are serialised from BEGIN IMMEDIATE on. On PostgreSQL a
+	// transaction holding it waits, at most, for the lock on the event's
+	// execution row that the foreign key check takes (KEY SHARE), so a
+	// transaction that waits for it must not hold that row FOR UPDATE (see
+	// forNoKeyUpdate) or the two deadlock.
+	eventLock func(ctx context.Context, q querier) error
 }
 
 var _ Store = (*store)(nil)

@@ -33,15 +33,25 @@ func scanExecution(r row) (Execution, error) {
 	return e, nil
 }
 
-const eventCols = "id, execution_id, service_name, at, from_status, to_status, reason"
+// eventsFrom is what the event reads select from: events with their
+// execution's owner.
+const (
+	eventCols  = "ev.id, ev.execution_id, x.owner, ev.service_name, ev.at, ev.from_status, ev.to_status, ev.reason"
+	eventsFrom = "events ev JOIN executions x ON x.id = ev.execution_id"
+)
 
 func scanEvent(r row) (Event, error) {
 	var e Event
-	err := r.Scan(&e.ID, &e.ExecutionID, &e.ServiceName, timeDst(&e.Time), &e.From, &e.To, &e.Reason)
+	err := r.Scan(&e.ID, &e.ExecutionID, &e.Owner, &e.ServiceName, timeDst(&e.Time), &e.From, &e.To, &e.Reason)
 	return e, err
 }
 
+// addEvent must be the last statement of its transaction: it takes the
+// event lock (dialect.eventLock), held until the commit.
 func (s *store) addEvent(ctx context.Context, q querier, ev Event) error {
+	if err := s.d.eventLock(ctx, q); err != nil {
+		return err
+	}
 	_, err := q.exec(ctx, `INSERT INTO events (execution_id, service_name, at, from_status, to_status, reason)
 		VALUES ($1, $2, $3, $4, $5, $6)`, ev.ExecutionID, ev.ServiceName, s.ts(ev.Time), ev.From, ev.To, ev.Reason)
 	return err
@@ -279,7 +289,9 @@ func (s *store) Transition(ctx context.Context, id int64, from []Status, to Stat
 	var out Execution
 	err := s.db.tx(ctx, func(q querier) error {
 		var cur string
-		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forUpdate, id).Scan(&cur)
+		// Not FOR UPDATE: this transaction waits for the event lock while
+		// it holds the row (see dialect.eventLock).
+		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forNoKeyUpdate, id).Scan(&cur)
 		if isNoRows(err) {
 			return notFound("execution %d", id)
 		}
@@ -365,7 +377,38 @@ func (s *store) DeleteExecution(ctx context.Context, id int64) error {
 }
 
 func (s *store) Events(ctx context.Context, executionID int64) ([]Event, error) {
-	rs, err := s.db.query(ctx, "SELECT "+eventCols+" FROM events WHERE execution_id = $1 ORDER BY id", executionID)
+	rs, err := s.db.query(ctx, "SELECT "+eventCols+" FROM "+eventsFrom+" WHERE ev.execution_id = $1 ORDER BY ev.id",
+		executionID)
 	evs, err := collect(rs, err, scanEvent)
 	return evs, s.fail("events", err)
+}
+
+func (s *store) EventsAfter(ctx context.Context, afterID int64, f EventFilter) ([]Event, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, fmt.Errorf("events after %d: %w", afterID, invalid("negative limit %d", limit))
+	case limit == 0:
+		limit = DefaultEventLimit
+	case limit > MaxEventLimit:
+		limit = MaxEventLimit
+	}
+	var a args
+	where := []string{"ev.id > " + a.add(afterID)}
+	if f.Owner != "" {
+		where = append(where, "x.owner = "+a.add(f.Owner))
+	}
+	if f.ExecutionID != 0 {
+		where = append(where, "ev.execution_id = "+a.add(f.ExecutionID))
+	}
+	rs, err := s.db.query(ctx, "SELECT "+eventCols+" FROM "+eventsFrom+" WHERE "+strings.Join(where, " AND ")+
+		" ORDER BY ev.id LIMIT "+a.add(int64(limit)), a...)
+	evs, err := collect(rs, err, scanEvent)
+	return evs, s.fail(fmt.Sprintf("events after %d", afterID), err)
+}
+
+func (s *store) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.db.queryRow(ctx, "SELECT COALESCE(MAX(id), 0) FROM events").Scan(&id)
+	return id, s.fail("last event id", err)
 }

@@ -14,7 +14,7 @@ import (
 
 // CurrentSchemaVersion is the newest schema this zoe knows: the number of
 // migrations of each dialect.
-const CurrentSchemaVersion = 2
+const CurrentSchemaVersion = 3
 
 // migrationFiles holds migrations/<dialect>/NNNN_name.sql; migration N
 // brings the schema from version N-1 to N.

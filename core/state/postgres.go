@@ -65,18 +65,17 @@ func openPostgres(ctx context.Context, dsn, deployment string, log hclog.Logger,
 }
 
 func postgresDialect(schema string) dialect {
-	// The advisory lock key is per schema: deployments sharing a database
-	// migrate independently.
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("zoe-migrations:" + schema))
-	key := int64(h.Sum64())
+	// The advisory lock keys are per schema: deployments sharing a database
+	// migrate and record events independently.
+	key, eventKey := advisoryKey("zoe-migrations:"+schema), advisoryKey("zoe-events:"+schema)
 	return dialect{
-		name:       "postgres",
-		forUpdate:  " FOR UPDATE",
-		contains:   "strpos(%[1]s, %[2]s) > 0",
-		timeType:   "TIMESTAMPTZ",
-		encodeTime: func(t time.Time) any { return t },
-		category:   postgresCategory,
+		name:           "postgres",
+		forUpdate:      " FOR UPDATE",
+		forNoKeyUpdate: " FOR NO KEY UPDATE",
+		contains:       "strpos(%[1]s, %[2]s) > 0",
+		timeType:       "TIMESTAMPTZ",
+		encodeTime:     func(t time.Time) any { return t },
+		category:       postgresCategory,
 		migrationLock: func(ctx context.Context, q querier) error {
 			// Released at commit or rollback: a crashed daemon cannot leave
 			// it held. Taken before CREATE SCHEMA, which itself races.
@@ -86,7 +85,22 @@ func postgresDialect(schema string) dialect {
 			_, err := q.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
 			return err
 		},
+		// Identity values are handed out when a row is inserted, not when
+		// it commits: without the lock, a transaction holding id n+1 can
+		// commit before the one holding n, and a feed reader sees n+1
+		// first. A transaction-level lock is released after the commit is
+		// visible.
+		eventLock: func(ctx context.Context, q querier) error {
+			_, err := q.exec(ctx, "SELECT pg_advisory_xact_lock($1)", eventKey)
+			return err
+		},
 	}
+}
+
+func advisoryKey(name string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return int64(h.Sum64())
 }
 
 func postgresCategory(err error) error {

@@ -126,7 +126,7 @@ func effectiveQuota(ctx context.Context, q querier, username, lock string) (Quot
 		lock += " OF u"
 	}
 	err := q.queryRow(ctx, `SELECT q.name, q.concurrent_executions, q.cores, q.memory, q.runtime_limit_seconds, u.enabled
-		FROM users u JOIN quotas q ON q.name = COALESCE(u.quota, u.role)
+		FROM users u JOIN quotas q ON q.name = COALESCE(u.quota, u.role_override, u.auth_role)
 		WHERE u.username = $1`+lock, username).Scan(&qu.Name, &conc, &qu.Cores, &qu.Memory, &seconds, &enabled)
 	if isNoRows(err) {
 		return Quota{}, false, notFound("user %q (users are recorded at their first login)", username)

@@ -116,14 +116,16 @@ func sqliteDSN(path string, readOnly bool) string {
 
 func sqliteDialect() dialect {
 	return dialect{
-		name:       "sqlite",
-		forUpdate:  "",
-		contains:   "instr(%[1]s, %[2]s) > 0",
-		timeType:   "TEXT",
-		encodeTime: func(t time.Time) any { return t.Format(sqliteTime) },
-		category:   sqliteCategory,
+		name:           "sqlite",
+		forUpdate:      "",
+		forNoKeyUpdate: "",
+		contains:       "instr(%[1]s, %[2]s) > 0",
+		timeType:       "TEXT",
+		encodeTime:     func(t time.Time) any { return t.Format(sqliteTime) },
+		category:       sqliteCategory,
 		// BEGIN IMMEDIATE already excludes every other writer.
 		migrationLock: func(context.Context, querier) error { return nil },
+		eventLock:     func(context.Context, querier) error { return nil },
 	}
 }
 

@@ -21,13 +21,17 @@ import (
 // by several processes sharing one database.
 type Store interface {
 	// RecordLogin creates the user on first login (enabled, with the role's
-	// default quota) or updates role, groups, uid, gid, email and last login.
-	// The auth plugin is the source of those fields; enabled and quota are
-	// Zoe's own and left alone.
+	// default quota) or updates the auth role (User.AuthRole), groups, uid,
+	// gid, email and last login. The auth plugin is the source of those
+	// fields; enabled, quota and the role an admin set (UserUpdate.Role) are
+	// Zoe's own and left alone, so the returned User.Role is the effective
+	// role.
 	RecordLogin(ctx context.Context, id auth.Identity) (User, error)
 	GetUser(ctx context.Context, username string) (User, error)
 	// ListUsers returns every user ordered by username.
 	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser changes Zoe's own fields of the user: the role override,
+	// enabled and quota.
 	UpdateUser(ctx context.Context, username string, u UserUpdate) (User, error)
 
 	CreateQuota(ctx context.Context, q Quota) (Quota, error)
@@ -39,7 +43,8 @@ type Store interface {
 	// DeleteQuota deletes a quota; its users fall back to their role's
 	// default. The role defaults cannot be deleted (ErrInvalidArgument).
 	DeleteQuota(ctx context.Context, name string) error
-	// EffectiveQuota is the quota that applies to the user.
+	// EffectiveQuota is the quota that applies to the user: their own, else
+	// the default of their effective role (User.Role).
 	EffectiveQuota(ctx context.Context, username string) (Quota, error)
 
 	// CreateExecution checks the owner's quota and inserts the execution
@@ -71,6 +76,14 @@ type Store interface {
 	DeleteExecution(ctx context.Context, id int64) error
 	// Events returns the execution's timeline, oldest first.
 	Events(ctx context.Context, executionID int64) ([]Event, error)
+	// EventsAfter is the event feed: the events with an ID above afterID
+	// that f selects, by ascending ID, at most f.Limit of them. Ids become
+	// visible in order (Event.ID), so a client that asks again after the
+	// last id it got misses nothing.
+	EventsAfter(ctx context.Context, afterID int64, f EventFilter) ([]Event, error)
+	// LastEventID is the largest event id, 0 when there is none: a feed
+	// that starts now asks for the events after it.
+	LastEventID(ctx context.Context) (int64, error)
 
 	// Services returns the execution's services in start-up order (empty for
 	// an unknown execution).

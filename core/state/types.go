@@ -74,26 +74,36 @@ func (s ServiceStatus) Valid() bool { return slices.Contains(ServiceStatuses(), 
 // User is someone the auth plugin accepted at least once.
 type User struct {
 	Username string
-	Role     auth.Role
+	// Role is the effective role, the one that decides what the user may do
+	// and their default quota: the role an admin set in Zoe (UserUpdate.Role)
+	// when there is one, else AuthRole.
+	Role auth.Role
+	// AuthRole is the role the auth plugin gave at the last login.
+	AuthRole auth.Role
 	Groups   []string
 	// UID and GID are the POSIX ids, nil when the auth source does not know
 	// them.
 	UID, GID *uint32
 	Email    string
 	Enabled  bool
-	// Quota names the user's quota; "" means the default of the role
-	// (DefaultQuotaName).
+	// Quota names the user's quota; "" means the default of the effective
+	// role (DefaultQuotaName(Role)).
 	Quota     string
 	CreatedAt time.Time
 	LastLogin time.Time
 }
 
-// UserUpdate changes the fields that are not nil. The role is overwritten
-// again by the auth plugin at the next login (RecordLogin).
+// UserUpdate changes the fields that are not nil. They are Zoe's own:
+// logins (RecordLogin) leave them alone.
 type UserUpdate struct {
-	Role    *auth.Role
-	Enabled *bool
-	// Quota "" returns the user to the role's default quota.
+	// Role overrides the auth plugin's role (User.AuthRole) until
+	// ClearRole.
+	Role *auth.Role
+	// ClearRole drops the override: the user has the auth plugin's role
+	// again. It wins over Role.
+	ClearRole bool
+	Enabled   *bool
+	// Quota "" returns the user to the effective role's default quota.
 	Quota *string
 }
 
@@ -112,8 +122,8 @@ type Quota struct {
 	RuntimeLimit time.Duration
 }
 
-// DefaultQuotaName is the name of the quota of users of role r who have no
-// quota of their own. The first migration creates one per role: guest (one
+// DefaultQuotaName is the name of the quota of users of (effective) role r
+// who have no quota of their own. The first migration creates one per role: guest (one
 // execution at a time), user (five) and admin (unlimited); they can be
 // changed but not deleted.
 func DefaultQuotaName(r auth.Role) string { return string(r) }
@@ -206,8 +216,14 @@ type Endpoint struct {
 // Event is one step of an execution's timeline: a status change of the
 // execution (ServiceName "") or of one of its services, and why.
 type Event struct {
+	// ID is global across executions, grows monotonically in the order the
+	// events commit, and is never reused, even after DeleteExecution: a
+	// client of the event feed resumes from the last id it saw
+	// (EventsAfter).
 	ID          int64
 	ExecutionID int64
+	// Owner is the owner of the execution.
+	Owner       string
 	ServiceName string
 	Time        time.Time
 	From, To    string // From is "" for the creation
@@ -255,6 +271,22 @@ type Filter struct {
 const (
 	DefaultLimit = 50
 	MaxLimit     = 500
+)
+
+// EventFilter selects events for EventsAfter. Zero fields select all.
+type EventFilter struct {
+	// Owner selects the events of the user's executions.
+	Owner       string
+	ExecutionID int64
+	// Limit is the most events returned: 0 means DefaultEventLimit, more
+	// than MaxEventLimit means MaxEventLimit.
+	Limit int
+}
+
+// Batch sizes of EventsAfter.
+const (
+	DefaultEventLimit = 500
+	MaxEventLimit     = 5000
 )
 
 // ExecutionChange is what Transition changes besides the status.

@@ -10,21 +10,25 @@ import (
 	"github.com/zoe-project/zoe/sdk/auth"
 )
 
-const userCols = "username, role, user_groups, uid, gid, email, enabled, quota, created_at, last_login"
+// effectiveRoleSQL is the user's role: Zoe's override, else the auth
+// plugin's.
+const effectiveRoleSQL = "COALESCE(role_override, auth_role)"
+
+const userCols = "username, " + effectiveRoleSQL + ", auth_role, user_groups, uid, gid, email, enabled, quota, created_at, last_login"
 
 func scanUser(r row) (User, error) {
 	var (
-		u        User
-		role     string
-		groups   []byte
-		uid, gid *int64
-		quota    *string
+		u              User
+		role, authRole string
+		groups         []byte
+		uid, gid       *int64
+		quota          *string
 	)
-	if err := r.Scan(&u.Username, &role, &groups, &uid, &gid, &u.Email, &u.Enabled, &quota,
+	if err := r.Scan(&u.Username, &role, &authRole, &groups, &uid, &gid, &u.Email, &u.Enabled, &quota,
 		timeDst(&u.CreatedAt), timeDst(&u.LastLogin)); err != nil {
 		return User{}, err
 	}
-	u.Role = auth.Role(role)
+	u.Role, u.AuthRole = auth.Role(role), auth.Role(authRole)
 	if err := json.Unmarshal(groups, &u.Groups); err != nil {
 		return User{}, fmt.Errorf("user %q: groups: %w", u.Username, err)
 	}
@@ -76,10 +80,11 @@ func (s *store) RecordLogin(ctx context.Context, id auth.Identity) (User, error)
 	var u User
 	err = s.db.tx(ctx, func(q querier) error {
 		var err error
+		// role_override is Zoe's: an admin's change survives the login.
 		u, err = scanUser(q.queryRow(ctx, `INSERT INTO users
-			(username, role, user_groups, uid, gid, email, enabled, created_at, last_login)
+			(username, auth_role, user_groups, uid, gid, email, enabled, created_at, last_login)
 			VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7)
-			ON CONFLICT (username) DO UPDATE SET role = excluded.role, user_groups = excluded.user_groups,
+			ON CONFLICT (username) DO UPDATE SET auth_role = excluded.auth_role, user_groups = excluded.user_groups,
 				uid = excluded.uid, gid = excluded.gid, email = excluded.email, last_login = excluded.last_login
 			RETURNING `+userCols,
 			id.Username, string(id.Role), string(gj), uint32Arg(id.UID), uint32Arg(id.GID), id.Email, t))
@@ -103,11 +108,14 @@ func (s *store) UpdateUser(ctx context.Context, username string, up UserUpdate) 
 	op := fmt.Sprintf("update user %q", username)
 	var a args
 	var set []string
-	if up.Role != nil {
+	switch {
+	case up.ClearRole:
+		set = append(set, "role_override = NULL")
+	case up.Role != nil:
 		if _, err := auth.ParseRole(string(*up.Role)); err != nil {
 			return User{}, fmt.Errorf("%s: %w", op, err)
 		}
-		set = append(set, "role = "+a.add(string(*up.Role)))
+		set = append(set, "role_override = "+a.add(string(*up.Role)))
 	}
 	if up.Enabled != nil {
 		set = append(set, "enabled = "+a.add(*up.Enabled))

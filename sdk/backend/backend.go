@@ -200,6 +200,10 @@ type LogOptions struct {
 	Follow bool
 	// Tail is the number of last lines to start with; 0 for all.
 	Tail int
+	// Since keeps only the lines written at or after this time (inclusive,
+	// so that a reader resuming at the time of the last line it has loses
+	// nothing); zero for all. With Tail, the last Tail lines of those.
+	Since time.Time
 }
 
 // Stream is stdout or stderr.

@@ -127,7 +127,8 @@ func (s *server) Events(_ *backendv1.EventsRequest, stream grpc.ServerStreamingS
 }
 
 func (s *server) Logs(req *backendv1.LogsRequest, stream grpc.ServerStreamingServer[backendv1.LogEntry]) error {
-	ch, err := s.impl.Logs(stream.Context(), handleFromProto(req.GetHandle()), LogOptions{Follow: req.GetFollow(), Tail: int(req.GetTail())})
+	ch, err := s.impl.Logs(stream.Context(), handleFromProto(req.GetHandle()), LogOptions{
+		Follow: req.GetFollow(), Tail: int(req.GetTail()), Since: fromUnixNano(req.GetSinceUnixNano())})
 	if err != nil {
 		return wire.ToStatus(err)
 	}
@@ -229,7 +230,8 @@ func (c *client) Events(ctx context.Context) (<-chan Event, error) {
 }
 
 func (c *client) Logs(ctx context.Context, h Handle, opts LogOptions) (<-chan LogEntry, error) {
-	stream, err := c.c.Logs(ctx, &backendv1.LogsRequest{Handle: handleToProto(h), Follow: opts.Follow, Tail: int32(opts.Tail)})
+	stream, err := c.c.Logs(ctx, &backendv1.LogsRequest{
+		Handle: handleToProto(h), Follow: opts.Follow, Tail: int32(opts.Tail), SinceUnixNano: unixNano(opts.Since)})
 	if err != nil {
 		return nil, wire.FromStatus(err)
 	}

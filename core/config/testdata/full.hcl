@@ -43,3 +43,8 @@ workspace "dir" {
 }
 
 backend "docker" {}
+
+service_logs {
+  max_file_size = "1MiB"
+  max_files     = 5
+}

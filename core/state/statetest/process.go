@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -118,32 +119,79 @@ func testMigrations(t *testing.T, h Harness) {
 			if n := must(h.SQL(ctx, loc, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))(t); n != int64(v) {
 				t.Fatalf("MigrateTo(%d) left version %d", v, n)
 			}
-			// From version 1 on there are executions to keep, written with
-			// the version 1 schema, bypassing the store: one without a
-			// network, one whose network id version 1 kept in the reason of
-			// its queued→starting event.
-			var id, placed int64
+			// From version 1 on there are users and executions to keep,
+			// written with the version 1 schema, bypassing the store: an
+			// admin (the role is the auth plugin's), one execution without
+			// a network, one whose network id version 1 kept in the reason
+			// of its queued→starting event, and a finished one with the
+			// newest event.
+			var id, placed, done int64
+			var eventIDs []int64
 			if v >= 1 {
 				const at = "'2030-01-02T03:04:05.000000Z'"
 				must(h.SQL(ctx, loc, "INSERT INTO users (username, role, created_at, last_login) VALUES "+
-					"('bob', 'user', "+at+", "+at+") RETURNING 1"))(t)
+					"('bob', 'admin', "+at+", "+at+") RETURNING 1"))(t)
 				id = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, cores, "+
 					"submitted_at) VALUES ('bob', 'old', '{\"k\": 1}', 'running', 2, "+at+") RETURNING id"))(t)
-				placed = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, "+
-					"submitted_at) VALUES ('bob', 'placed', '{}', 'starting', "+at+") RETURNING id"))(t)
-				for _, ev := range []string{
-					"'queued', 'starting', 'placed a0@node1 (network id net-old)'",
-					"'starting', 'starting', 'not (network id net-service)'", // a later event, not the placement
-					"'starting', 'running', 'its 1 essential services run'",
-				} {
-					must(h.SQL(ctx, loc, fmt.Sprintf("INSERT INTO events (execution_id, service_name, at, "+
-						"from_status, to_status, reason) VALUES (%d, '', %s, %s) RETURNING 1", placed, at, ev)))(t)
+				// Version 2 records the network id in its column as well.
+				netCol, netVal := "", ""
+				if v >= 2 {
+					netCol, netVal = ", network_id", ", 'net-old'"
 				}
-				must(h.SQL(ctx, loc, fmt.Sprintf("INSERT INTO events (execution_id, service_name, at, "+
-					"from_status, to_status, reason) VALUES (%d, 'a0', %s, 'created', 'starting', "+
-					"'(network id net-svc)') RETURNING 1", id, at)))(t)
+				placed = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, "+
+					"submitted_at"+netCol+") VALUES ('bob', 'placed', '{}', 'starting', "+at+netVal+") RETURNING id"))(t)
+				done = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, "+
+					"submitted_at) VALUES ('bob', 'done', '{}', 'terminated', "+at+") RETURNING id"))(t)
+				for _, ev := range []string{
+					fmt.Sprintf("%d, '', 'queued', 'starting', 'placed a0@node1 (network id net-old)'", placed),
+					fmt.Sprintf("%d, '', 'starting', 'starting', 'not (network id net-service)'", placed), // a later event, not the placement
+					fmt.Sprintf("%d, '', 'starting', 'running', 'its 1 essential services run'", placed),
+					fmt.Sprintf("%d, 'a0', 'created', 'starting', '(network id net-svc)'", id),
+					fmt.Sprintf("%d, '', 'running', 'terminated', 'finished'", done),
+				} {
+					eventIDs = append(eventIDs, must(h.SQL(ctx, loc, "INSERT INTO events (execution_id, "+
+						"service_name, from_status, to_status, reason, at) VALUES ("+ev+", "+at+") RETURNING id"))(t))
+				}
 			}
 			st := reopen(t, h, loc)
+			if v >= 1 {
+				// The user, with the role as the auth plugin's, which a
+				// login changes.
+				if u := must(st.GetUser(ctx, "bob"))(t); u.Role != auth.RoleAdmin || u.AuthRole != auth.RoleAdmin ||
+					!u.Enabled || !u.LastLogin.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) {
+					t.Fatalf("the user of version %d became %+v", v, u)
+				}
+				if q := must(st.EffectiveQuota(ctx, "bob"))(t); q.Name != "admin" {
+					t.Fatalf("effective quota %q, want admin", q.Name)
+				}
+				if u := login(t, st, "bob", auth.RoleUser); u.Role != auth.RoleUser || u.AuthRole != auth.RoleUser {
+					t.Fatalf("after a login as a user: %+v", u)
+				}
+				// The events, with their ids and owner.
+				evs := must(st.EventsAfter(ctx, 0, state.EventFilter{}))(t)
+				var got []int64
+				for _, ev := range evs {
+					got = append(got, ev.ID)
+					if ev.Owner != "bob" {
+						t.Fatalf("event %+v has owner %q, want bob", ev, ev.Owner)
+					}
+				}
+				if !slices.Equal(got, eventIDs) {
+					t.Fatalf("event ids %v after migrating, want %v", got, eventIDs)
+				}
+				if evs[4].ExecutionID != done || evs[4].Reason != "finished" ||
+					!evs[4].Time.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) {
+					t.Fatalf("event %+v", evs[4])
+				}
+				// The newest event's id is not handed out again once it is
+				// deleted.
+				last := must(st.LastEventID(ctx))(t)
+				noErr(t, st.DeleteExecution(ctx, done))
+				e := submit(t, st, "bob", "new", 0)
+				if evs := must(st.EventsAfter(ctx, last, state.EventFilter{}))(t); len(evs) != 1 || evs[0].ExecutionID != e.ID {
+					t.Fatalf("events after %d: %+v, want the submission of %d", last, evs, e.ID)
+				}
+			}
 			smoke(t, st)
 			if v >= 1 {
 				old := must(st.GetExecution(ctx, id))(t)

@@ -38,6 +38,7 @@ func Run(t *testing.T, h Harness) {
 		fn   func(t *testing.T, h Harness)
 	}{
 		{"Users", testUsers},
+		{"RoleOverride", testRoleOverride},
 		{"Quotas", testQuotas},
 		{"CreateExecution", testCreateExecution},
 		{"QuotaRefusals", testQuotaRefusals},
@@ -47,6 +48,9 @@ func Run(t *testing.T, h Harness) {
 		{"Services", testServices},
 		{"Endpoints", testEndpoints},
 		{"DeleteExecution", testDeleteExecution},
+		{"EventsAfter", testEventsAfter},
+		{"EventLimits", testEventLimits},
+		{"EventFeedConcurrent", testEventFeedConcurrent},
 		{"ListExecutions", testListExecutions},
 		{"ActiveExecutions", testActiveExecutions},
 		{"Tokens", testTokens},

@@ -97,8 +97,73 @@ func testUsers(t *testing.T, h Harness) {
 	wantErr(t, err, sdk.ErrNotFound, "nobody")
 }
 
+// testRoleOverride: the role an admin sets in Zoe survives logins, which
+// change only the auth plugin's role, until it is cleared; the effective
+// role decides the default quota.
+func testRoleOverride(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	steps := []struct {
+		name  string
+		login auth.Role         // "": no login in this step
+		up    *state.UserUpdate // nil: no update
+		// want: the effective role, the auth role and the effective
+		// quota's name.
+		role, authRole auth.Role
+		quota          string
+	}{
+		{"first login", auth.RoleUser, nil, auth.RoleUser, auth.RoleUser, "user"},
+		{"promoted", "", &state.UserUpdate{Role: ptr(auth.RoleAdmin)}, auth.RoleAdmin, auth.RoleUser, "admin"},
+		{"kept by a login", auth.RoleUser, nil, auth.RoleAdmin, auth.RoleUser, "admin"},
+		{"kept when the auth role changes", auth.RoleGuest, nil, auth.RoleAdmin, auth.RoleGuest, "admin"},
+		{"other fields leave it", "", &state.UserUpdate{Enabled: ptr(true)}, auth.RoleAdmin, auth.RoleGuest, "admin"},
+		{"cleared", "", &state.UserUpdate{ClearRole: true}, auth.RoleGuest, auth.RoleGuest, "guest"},
+		{"auth role again after clearing", auth.RoleUser, nil, auth.RoleUser, auth.RoleUser, "user"},
+		// An override equal to the auth role is still an override.
+		{"pinned to the auth role", "", &state.UserUpdate{Role: ptr(auth.RoleUser)}, auth.RoleUser, auth.RoleUser, "user"},
+		{"pinned survives an auth change", auth.RoleAdmin, nil, auth.RoleUser, auth.RoleAdmin, "user"},
+		{"clearing wins over a role", "", &state.UserUpdate{Role: ptr(auth.RoleGuest), ClearRole: true},
+			auth.RoleAdmin, auth.RoleAdmin, "admin"},
+		{"demoted", "", &state.UserUpdate{Role: ptr(auth.RoleGuest)}, auth.RoleGuest, auth.RoleAdmin, "guest"},
+		// The user's own quota wins over the role's default, whatever the
+		// role.
+		{"own quota", "", &state.UserUpdate{Quota: ptr("user")}, auth.RoleGuest, auth.RoleAdmin, "user"},
+		{"own quota kept by a login", auth.RoleGuest, nil, auth.RoleGuest, auth.RoleGuest, "user"},
+	}
+	for _, step := range steps {
+		var got state.User
+		if step.login != "" {
+			got = login(t, st, "alice", step.login)
+		}
+		if step.up != nil {
+			got = must(st.UpdateUser(ctx, "alice", *step.up))(t)
+		}
+		if got.Role != step.role || got.AuthRole != step.authRole {
+			t.Fatalf("%s: role %q, auth role %q; want %q and %q", step.name, got.Role, got.AuthRole, step.role, step.authRole)
+		}
+		if u := must(st.GetUser(ctx, "alice"))(t); !equalUser(u, got) {
+			t.Fatalf("%s: GetUser = %+v, want %+v", step.name, u, got)
+		}
+		if us := must(st.ListUsers(ctx))(t); len(us) != 1 || !equalUser(us[0], got) {
+			t.Fatalf("%s: ListUsers = %+v, want [%+v]", step.name, us, got)
+		}
+		if q := must(st.EffectiveQuota(ctx, "alice"))(t); q.Name != step.quota {
+			t.Fatalf("%s: effective quota %q, want %q", step.name, q.Name, step.quota)
+		}
+	}
+	// The quota check of a submission follows the effective role too: a
+	// guest by override runs one execution at a time.
+	must(st.UpdateUser(ctx, "alice", state.UserUpdate{Quota: ptr("")}))(t)
+	submit(t, st, "alice", "one", 0)
+	_, err := st.CreateExecution(ctx, newExecution("alice", "two", 0))
+	wantErr(t, err, sdk.ErrResourceExhausted, `quota "guest"`)
+
+	_, err = st.UpdateUser(ctx, "nobody", state.UserUpdate{ClearRole: true})
+	wantErr(t, err, sdk.ErrNotFound)
+}
+
 func equalUser(a, b state.User) bool {
-	return a.Username == b.Username && a.Role == b.Role && slices.Equal(a.Groups, b.Groups) &&
+	return a.Username == b.Username && a.Role == b.Role && a.AuthRole == b.AuthRole && slices.Equal(a.Groups, b.Groups) &&
 		equalPtr(a.UID, b.UID) && equalPtr(a.GID, b.GID) && a.Email == b.Email && a.Enabled == b.Enabled &&
 		a.Quota == b.Quota && a.CreatedAt.Equal(b.CreatedAt) && a.LastLogin.Equal(b.LastLogin)
 }

@@ -200,8 +200,14 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 	if opts.Tail > 0 {
 		tail = strconv.Itoa(opts.Tail)
 	}
+	since := ""
+	if !opts.Since.IsZero() {
+		// The engine's own format, seconds and nanoseconds; it keeps lines
+		// at or after that instant.
+		since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
+	}
 	rc, err := hst.cli.ContainerLogs(ctx, c.ID, client.ContainerLogsOptions{
-		ShowStdout: true, ShowStderr: true, Follow: opts.Follow, Tail: tail, Timestamps: true,
+		ShowStdout: true, ShowStderr: true, Follow: opts.Follow, Tail: tail, Since: since, Timestamps: true,
 	})
 	if err != nil {
 		return nil, wrap(err, "logs of container %s", c.ID)

@@ -173,9 +173,11 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if k.vanish > 0 {
 			s.VanishAt = now.Add(k.vanish)
 		}
+		// A nanosecond apart, as a real engine's lines would be, so that
+		// a reader can resume after any of them (LogOptions.Since).
 		s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: fmt.Sprintf("started %s on %s", s.Name, s.Node)})
-		for _, l := range k.logs {
-			s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: l})
+		for i, l := range k.logs {
+			s.Logs = append(s.Logs, logLine{Time: now.Add(time.Duration(i + 1)), Stream: backend.Stdout, Line: l})
 		}
 		pl.Services[id] = s
 		pl.emit(rt.set.deployment, backend.Event{Kind: backend.EventStarted, ServiceName: s.Name, HandleID: id,
@@ -438,8 +440,17 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 		return nil, err
 	}
 	from := 0
+	if !opts.Since.IsZero() {
+		from = len(s.Logs)
+		for i, l := range s.Logs {
+			if !l.Time.Before(opts.Since) {
+				from = i
+				break
+			}
+		}
+	}
 	if opts.Tail > 0 {
-		from = max(len(s.Logs)-opts.Tail, 0)
+		from = max(len(s.Logs)-opts.Tail, from)
 	}
 	if !opts.Follow {
 		ch := make(chan backend.LogEntry, len(s.Logs)-from)
@@ -498,11 +509,12 @@ func entry(l logLine) backend.LogEntry {
 }
 
 // Kill kills a running service of this deployment by name as `docker kill`
-// would: it exits at once with code 137. It is the simulation's failure on
+// would: it exits at once with code 137, its last line "Killed" on stderr. It is the simulation's failure on
 // demand, for tests.
 func (p *Plugin) Kill(ctx context.Context, name string) error {
 	return p.byName(ctx, name, func(s *service, now time.Time) {
 		s.EndAt, s.EndCode, s.EndMessage = now, 137, "killed (SIGKILL)"
+		s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stderr, Line: "Killed"})
 	})
 }
 

@@ -1964,7 +1964,10 @@ type LogsRequest struct {
 	Handle *Handle                `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	Follow bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
 	// The last tail lines only; 0 for all.
-	Tail          int32 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	Tail int32 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	// Only lines written at or after this time (Unix nanoseconds); 0 for all.
+	// With tail, the last tail lines of those.
+	SinceUnixNano int64 `protobuf:"varint,4,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2016,6 +2019,13 @@ func (x *LogsRequest) GetFollow() bool {
 func (x *LogsRequest) GetTail() int32 {
 	if x != nil {
 		return x.Tail
+	}
+	return 0
+}
+
+func (x *LogsRequest) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
 	}
 	return 0
 }
@@ -2210,11 +2220,12 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\thandle_id\x18\x03 \x01(\tR\bhandleId\x12\x1b\n" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12$\n" +
 	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"p\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\x98\x01\n" +
 	"\vLogsRequest\x125\n" +
 	"\x06handle\x18\x01 \x01(\v2\x1d.zoe.plugin.backend.v1.HandleR\x06handle\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
-	"\x04tail\x18\x03 \x01(\x05R\x04tail\"{\n" +
+	"\x04tail\x18\x03 \x01(\x05R\x04tail\x12&\n" +
+	"\x0fsince_unix_nano\x18\x04 \x01(\x03R\rsinceUnixNano\"{\n" +
 	"\bLogEntry\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x125\n" +
 	"\x06stream\x18\x02 \x01(\x0e2\x1d.zoe.plugin.backend.v1.StreamR\x06stream\x12\x12\n" +

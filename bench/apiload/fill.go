@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/zoe-project/zoe/core/config"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+// helloZApp is examples/docker/hello.json with %d instances of its one
+// service: executions of 1 to 4 services.
+const helloZApp = `{
+  "name": "hello",
+  "version": 3,
+  "will_end": false,
+  "size": 64,
+  "services": [
+    {
+      "name": "web",
+      "image": "zoe-test/httpservice:1",
+      "monitor": true,
+      "startup_order": 0,
+      "essential_count": 1,
+      "total_count": %d,
+      "resources": {
+        "memory": {"min": 67108864, "max": null},
+        "cores": {"min": 0.1, "max": null}
+      },
+      "ports": [
+        {"name": "page", "port_number": 8080, "protocol": "tcp", "url_template": "http://{ip_port}/", "proxy": false}
+      ],
+      "environment": [],
+      "volumes": [],
+      "command": null
+    }
+  ]
+}`
+
+// fillWorkers submit concurrently: the store has one writer connection,
+// but encoding and scanning overlap with the writes of the others.
+const fillWorkers = 4
+
+type step struct {
+	from state.Status
+	to   state.Status
+	c    state.ExecutionChange
+}
+
+var (
+	zero     = 0
+	failure  = "image zoe-test/httpservice:1 not found on node local"
+	queue    = step{state.StatusSubmitted, state.StatusQueued, state.ExecutionChange{Reason: "queued"}}
+	schedule = step{state.StatusQueued, state.StatusStarting, state.ExecutionChange{Reason: "scheduled"}}
+	started  = step{state.StatusStarting, state.StatusRunning, state.ExecutionChange{Reason: "all essential services run", Started: true}}
+	// The lifecycles of the engine, by outcome.
+	terminated = []step{queue, schedule, started,
+		{state.StatusRunning, state.StatusCleaningUp, state.ExecutionChange{Reason: "terminated by " + user}},
+		{state.StatusCleaningUp, state.StatusTerminated, state.ExecutionChange{Reason: "cleaned up", Ended: true, ExitCode: &zero}}}
+	failed  = []step{queue, schedule, {state.StatusStarting, state.StatusError, state.ExecutionChange{Reason: "start failed", ErrorMessage: &failure, Ended: true}}}
+	running = []step{queue, schedule, started}
+	queued  = []step{queue}
+)
+
+// lifecycle gives most executions the whole way to terminated and a few
+// every other end, so that every page of the listing shows a mix.
+func lifecycle(id int64) []step {
+	switch id % 20 {
+	case 0:
+		return failed
+	case 1:
+		return running
+	case 2:
+		return queued
+	case 3:
+		return nil // submitted
+	}
+	return terminated
+}
+
+// fill stores the bench user, with an unlimited quota, and n executions of
+// theirs, as the engine would have.
+func fill(ctx context.Context, dbPath string, n int) error {
+	store, err := state.Open(ctx, config.State{SQLite: dbPath}, deployment, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.RecordLogin(ctx, auth.Identity{Username: user, Role: auth.RoleUser}); err != nil {
+		return err
+	}
+	// The user role's default quota allows five active executions.
+	if _, err := store.UpdateQuota(ctx, state.Quota{Name: state.DefaultQuotaName(auth.RoleUser)}); err != nil {
+		return err
+	}
+	var apps [4]state.NewExecution
+	for i := range apps {
+		if apps[i], err = newExecution(i + 1); err != nil {
+			return err
+		}
+	}
+	// The first failure stops the feeder and, through ctx, the other
+	// workers.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range fillWorkers {
+		wg.Go(func() {
+			for i := range next {
+				if err := addExecution(ctx, store, apps[i%len(apps)], i); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func addExecution(ctx context.Context, store state.Store, app state.NewExecution, i int) error {
+	app.Name = fmt.Sprintf("hello-%d", i)
+	ex, err := store.CreateExecution(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, s := range lifecycle(ex.ID) {
+		if _, err := store.Transition(ctx, ex.ID, []state.Status{s.from}, s.to, s.c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newExecution is the execution of helloZApp with k services as the
+// engine's Submit records it.
+func newExecution(k int) (state.NewExecution, error) {
+	desc := fmt.Appendf(nil, helloZApp, k)
+	app, err := zapp.Load(desc, zapp.DefaultLimits())
+	if err != nil {
+		return state.NewExecution{}, fmt.Errorf("the bench's ZApp: %w", err)
+	}
+	instances, err := zapp.Expand(app, zapp.ExpandContext{ExecutionID: "0", ExecutionName: app.Name,
+		UserName: user, Deployment: deployment, Limits: zapp.DefaultLimits()})
+	if err != nil {
+		return state.NewExecution{}, fmt.Errorf("expand the bench's ZApp: %w", err)
+	}
+	ne := state.NewExecution{Owner: user, Name: app.Name, Description: desc, Size: app.Size}
+	for _, in := range instances {
+		ne.Cores += in.Cores
+		ne.Memory += in.MemoryReservation
+		in.DNSName, in.Environment = "", nil
+		d, err := json.Marshal(in)
+		if err != nil {
+			return state.NewExecution{}, err
+		}
+		ne.Services = append(ne.Services, state.NewService{Name: in.Name, Group: in.Service,
+			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
+	}
+	return ne, nil
+}

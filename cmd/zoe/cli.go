@@ -1,0 +1,265 @@
+package main
+
+// The client side of the zoe command: the flags every API command shares,
+// the credentials it resolves, and how it reports errors.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/zoe-project/zoe/client"
+)
+
+// defaultAddr is where the CLI looks for Zoe without --addr, ZOE_ADDR or
+// stored credentials.
+const defaultAddr = "http://127.0.0.1:5001"
+
+// Output formats.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// cli holds the shared flags of the API commands. One is made per run of
+// the root command.
+type cli struct {
+	addr   string
+	token  string
+	user   string
+	output string
+	// getenv reads the environment (os.Getenv; replaced in unit tests).
+	getenv func(string) string
+	// source says where the credentials of the last client came from, for
+	// the hint of a 401.
+	source credSource
+	// noPrompt: never ask for a password (shell completion runs unseen).
+	noPrompt bool
+}
+
+func newCLI() *cli { return &cli{getenv: os.Getenv, output: outputTable} }
+
+// credSource says where credentials came from.
+type credSource struct {
+	kind    string // "", "--token", "--user", "ZOE_TOKEN", "ZOE_USER", "stored"
+	file    string // the credentials file, for "stored"
+	expired bool   // the stored token's expiry has passed
+}
+
+// addFlags registers the shared flags on cmd, for it and its
+// subcommands: --addr, --token, --user and --output.
+func (c *cli) addFlags(cmd *cobra.Command) {
+	c.addAddrFlag(cmd)
+	c.addOutputFlag(cmd)
+	f := cmd.PersistentFlags()
+	f.StringVar(&c.token, "token", "", "API token (default: $ZOE_TOKEN, else the one stored by zoe login)")
+	f.StringVar(&c.user, "user", "", "log in with HTTP Basic as this user; the password comes from $ZOE_PASSWORD or is asked (default: $ZOE_USER)")
+}
+
+func (c *cli) addAddrFlag(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&c.addr, "addr", "", "Zoe's address (default: $ZOE_ADDR, else the one of zoe login, else "+defaultAddr+")")
+}
+
+func (c *cli) addOutputFlag(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", outputTable, "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func (c *cli) json() bool { return c.output == outputJSON }
+
+// run wraps an API command's body: it checks --output, and makes a 401
+// say how to sign in.
+func (c *cli) run(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if c.output != outputTable && c.output != outputJSON {
+			return usageErrorf(cmd, "invalid --output %q: want table or json", c.output)
+		}
+		err := fn(cmd, args)
+		if client.IsStatus(err, http.StatusUnauthorized) {
+			return fmt.Errorf("%w; %s", err, c.signInHint())
+		}
+		return err
+	}
+}
+
+func (c *cli) signInHint() string {
+	switch c.source.kind {
+	case "":
+		return "sign in with zoe login, or set ZOE_TOKEN or ZOE_USER and ZOE_PASSWORD"
+	case "stored":
+		if c.source.expired {
+			return "the token stored by zoe login has expired: run zoe login again"
+		}
+		return "the token stored by zoe login was refused (revoked?): run zoe login again"
+	}
+	return "check the credentials of " + c.source.kind
+}
+
+// resolvedAddr is the server's address: --addr, else ZOE_ADDR, else the
+// stored credentials', else the default.
+func (c *cli) resolvedAddr(stored *credentials) string {
+	switch {
+	case c.addr != "":
+		return c.addr
+	case c.getenv("ZOE_ADDR") != "":
+		return c.getenv("ZOE_ADDR")
+	case stored != nil && stored.Addr != "":
+		return stored.Addr
+	}
+	return defaultAddr
+}
+
+// client makes an API client with the credentials in force: flags, then
+// the environment, then the token zoe login stored (only for the address
+// it was issued by).
+func (c *cli) client(cmd *cobra.Command) (*client.Client, error) {
+	stored, storedPath, err := loadCredentials()
+	if err != nil {
+		return nil, err
+	}
+	addr := c.resolvedAddr(stored)
+	var opts []client.Option
+	switch {
+	case c.token != "":
+		opts, c.source = append(opts, client.WithToken(c.token)), credSource{kind: "--token"}
+	case c.user != "":
+		pw, err := c.password(cmd, c.user, "--user")
+		if err != nil {
+			return nil, err
+		}
+		opts, c.source = append(opts, client.WithBasicAuth(c.user, pw)), credSource{kind: "--user"}
+	case c.getenv("ZOE_TOKEN") != "":
+		opts, c.source = append(opts, client.WithToken(c.getenv("ZOE_TOKEN"))), credSource{kind: "ZOE_TOKEN"}
+	case c.getenv("ZOE_USER") != "":
+		user := c.getenv("ZOE_USER")
+		pw, err := c.password(cmd, user, "ZOE_USER")
+		if err != nil {
+			return nil, err
+		}
+		opts, c.source = append(opts, client.WithBasicAuth(user, pw)), credSource{kind: "ZOE_USER"}
+	case stored != nil && sameAddr(stored.Addr, addr):
+		opts = append(opts, client.WithToken(stored.Token))
+		c.source = credSource{kind: "stored", file: storedPath, expired: stored.expired()}
+	}
+	opts = append(opts, client.WithUserAgent("zoe/"+version))
+	cl, err := client.New(addr, opts...)
+	if err != nil {
+		return nil, usageError{cmd: cmd, err: err}
+	}
+	return cl, nil
+}
+
+// password is ZOE_PASSWORD, else asked on the terminal.
+func (c *cli) password(cmd *cobra.Command, user, from string) (string, error) {
+	if pw := c.getenv("ZOE_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	f, ok := cmd.InOrStdin().(*os.File)
+	if c.noPrompt || !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", fmt.Errorf("no password for %s (%s): set ZOE_PASSWORD", user, from)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", user)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return "", fmt.Errorf("read the password: %w", err)
+	}
+	return string(b), nil
+}
+
+// sameAddr compares two server addresses once normalised.
+func sameAddr(a, b string) bool {
+	ua, err1 := client.ParseAddr(a)
+	ub, err2 := client.ParseAddr(b)
+	return err1 == nil && err2 == nil && ua.String() == ub.String()
+}
+
+// ---------------------------------------------------------------------------
+// Errors and exit codes
+
+// usageError is a command used wrongly: exit code 2.
+type usageError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (u usageError) Error() string {
+	if u.cmd == nil {
+		return u.err.Error()
+	}
+	return fmt.Sprintf("%v (see %s --help)", u.err, u.cmd.CommandPath())
+}
+
+func (u usageError) Unwrap() error { return u.err }
+
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
+}
+
+// exitCode is the exit code for a command's error.
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// errorLine is err as the one line printed on stderr.
+func errorLine(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	var lines []string
+	for l := range strings.Lines(err.Error()) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// markUsageErrors makes every argument-count and flag error of cmd and its
+// subcommands a usageError, and gives the command groups a body that
+// refuses unknown subcommands (cobra would print the help and exit 0).
+func markUsageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{cmd: c, err: err} })
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() && !c.Runnable() {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = groupRun
+		}
+		if args := c.Args; args != nil {
+			c.Args = func(cc *cobra.Command, a []string) error {
+				if err := args(cc, a); err != nil {
+					return usageError{cmd: cc, err: err}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd)
+}
+
+// groupRun is the body of a command that only groups others: the help
+// without arguments, a usage error with one.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageError{cmd: cmd, err: errors.New(msg)}
+}

@@ -1,0 +1,475 @@
+package main
+
+// The zoe client commands, as the built binary, against a running zoe
+// server on backend-sim (the simulated cluster, a real back-end plugin
+// process; Docker has its own tests). Each call runs the binary with an
+// environment of its own: a fresh HOME and configuration directory, and
+// only the ZOE_* variables the case gives.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/zoe-project/zoe/internal/testutil"
+)
+
+// cliUsers are the users of the CLI's daemon: role and password.
+var cliUsers = map[string][2]string{
+	"alice": {"admin", "wonderland"},
+	"carol": {"user", "carol-secret"},
+	"dave":  {"user", "dave-secret"},
+	"gus":   {"guest", "gus-secret"},
+}
+
+const cliConfig = `listen          = %q
+deployment_name = "clitest"
+data_dir        = "data"
+shop_dir        = %q
+
+auth "file" {
+  users_file = "users.csv"
+}
+
+workspace "dir" {
+  base_path = "ws"
+}
+
+backend "sim" {
+  default_run = "1h"
+  node "node1" {
+    cores   = 16
+    memory  = "64GiB"
+    address = "10.9.0.1"
+  }
+}
+`
+
+// cliServer starts a daemon with cliUsers and the example shop.
+func cliServer(t *testing.T) *server {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users strings.Builder
+	for name, u := range cliUsers {
+		hash, err := bcrypt.GenerateFromPassword([]byte(u[1]), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&users, "%s,%s,%s\n", name, hash, u[0])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(users.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	config := filepath.Join(dir, "zoe.hcl")
+	text := fmt.Sprintf(cliConfig, addr, filepath.Join(root, "examples", "shop"))
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return launchServer(t, addr, config, cliUsers["alice"][1])
+}
+
+// home is one user's terminal: a HOME of its own, where zoe login stores
+// its credentials.
+type home struct {
+	t    *testing.T
+	dir  string
+	addr string
+	env  []string // extra KEY=VALUE
+}
+
+// at is h reporting to t (a subtest's).
+func (h *home) at(t *testing.T) *home {
+	c := *h
+	c.t = t
+	return &c
+}
+
+func newHome(t *testing.T, s *server, env ...string) *home {
+	return &home{t: t, dir: t.TempDir(), addr: s.addr, env: env}
+}
+
+// as is a home whose commands pass a user's credentials in ZOE_USER and
+// ZOE_PASSWORD.
+func asUser(t *testing.T, s *server, name string) *home {
+	return newHome(t, s, "ZOE_USER="+name, "ZOE_PASSWORD="+cliUsers[name][1])
+}
+
+// zoe runs the binary with ZOE_ADDR set and stdin as its input.
+func (h *home) zoe(stdin string, args ...string) result {
+	h.t.Helper()
+	return h.zoeEnv(nil, stdin, args...)
+}
+
+func (h *home) zoeEnv(extra []string, stdin string, args ...string) result {
+	h.t.Helper()
+	env := append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + h.dir,
+		"XDG_CONFIG_HOME=" + filepath.Join(h.dir, ".config"),
+		"ZOE_ADDR=" + h.addr,
+	}, h.env...)
+	env = append(env, extra...)
+	return runZoeEnv(h.t, env, stdin, args...)
+}
+
+// ok runs a command that must succeed and returns its standard output.
+func (h *home) ok(args ...string) string {
+	h.t.Helper()
+	r := h.zoe("", args...)
+	if r.code != 0 {
+		h.t.Fatalf("zoe %s: exit %d\nstderr: %s\nstdout: %s", strings.Join(args, " "), r.code, r.stderr, r.stdout)
+	}
+	checkOneLineStderr(h.t, r)
+	return r.stdout
+}
+
+// fails runs a command that must fail with code and a one-line error
+// containing every one of want.
+func (h *home) fails(code int, want []string, args ...string) result {
+	h.t.Helper()
+	r := h.zoe("", args...)
+	if r.code != code {
+		h.t.Fatalf("zoe %s: exit %d, want %d\nstderr: %s\nstdout: %s", strings.Join(args, " "), r.code, code, r.stderr, r.stdout)
+	}
+	checkOneLineStderr(h.t, r)
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			h.t.Errorf("zoe %s: stderr %q does not say %q", strings.Join(args, " "), r.stderr, w)
+		}
+	}
+	return r
+}
+
+// okJSON runs a command with -o json and decodes its output into v.
+func (h *home) okJSON(v any, args ...string) {
+	h.t.Helper()
+	out := h.ok(append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		h.t.Fatalf("zoe %s -o json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// checkOneLineStderr: errors are one line, never a stack trace.
+func checkOneLineStderr(t *testing.T, r result) {
+	t.Helper()
+	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic:") {
+		t.Errorf("stack trace on stderr:\n%s", r.stderr)
+	}
+	if r.code != 0 {
+		lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], "zoe: ") {
+			t.Errorf("the error is not one line starting with \"zoe: \":\n%s", r.stderr)
+		}
+	}
+}
+
+// A ZApp the simulated cluster runs until stopped, with a web endpoint and
+// two lines of output.
+const cliZApp = `{
+  "name": "cli-app", "version": 3, "will_end": false, "size": 512,
+  "services": [{
+    "name": "main", "image": "zoe/test:1", "monitor": true,
+    "essential_count": 1, "total_count": 1, "startup_order": 0,
+    "resources": {"memory": {"min": 268435456, "max": null}, "cores": {"min": 0.5, "max": null}},
+    "ports": [{"name": "web", "protocol": "tcp", "port_number": 8888, "url_template": "http://{ip_port}/", "proxy": false}],
+    "environment": [["ZOE_SIM_LOG", "hello from main|second line"]],
+    "volumes": [], "command": null
+  }]
+}`
+
+// cliExecution is the part of `zoe exec get -o json` scripts rely on.
+type cliExecution struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Owner    string `json:"owner"`
+	Status   string `json:"status"`
+	Services []struct {
+		ID     int64  `json:"id"`
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	} `json:"services"`
+	Endpoints []struct {
+		Service string `json:"service"`
+		Name    string `json:"name"`
+		Port    int    `json:"port"`
+		URL     string `json:"url"`
+	} `json:"endpoints"`
+}
+
+func TestCLIAgainstDaemon(t *testing.T) {
+	s := cliServer(t)
+	zappFile := filepath.Join(t.TempDir(), "app.json")
+	if err := os.WriteFile(zappFile, []byte(cliZApp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("anonymous", func(t *testing.T) {
+		h := newHome(t, s)
+		if out := h.ok("info"); !strings.Contains(out, "clitest") {
+			t.Errorf("zoe info does not name the deployment:\n%s", out)
+		}
+		var info map[string]string
+		h.okJSON(&info, "info")
+		if info["deployment_name"] != "clitest" || info["api_version"] != "v1" {
+			t.Errorf("zoe info -o json: %v", info)
+		}
+		// 401: no credentials anywhere.
+		h.fails(1, []string{"log in"}, "exec", "ls")
+		h.fails(1, nil, "exec", "ls", "-o", "json")
+	})
+
+	t.Run("wrong password and guests", func(t *testing.T) {
+		h := newHome(t, s, "ZOE_USER=carol", "ZOE_PASSWORD=nope")
+		h.fails(1, nil, "exec", "ls")
+		g := asUser(t, s, "gus")
+		g.fails(1, []string{"guest"}, "exec", "ls")
+		r := g.zoe("", "login")
+		if r.code == 0 {
+			t.Errorf("a guest logged in: %s", r.stdout)
+		}
+	})
+
+	t.Run("usage errors exit 2", func(t *testing.T) {
+		h := asUser(t, s, "carol")
+		h.fails(2, []string{"--shop"}, "exec", "start")
+		h.fails(2, nil, "exec", "get", "not-a-number")
+		h.fails(2, nil, "exec", "ls", "-o", "yaml")
+		h.fails(2, nil, "exec", "start", zappFile, "--param", "x=1")
+		h.fails(2, nil, "no-such-command")
+	})
+
+	t.Run("login stores a token", func(t *testing.T) {
+		h := newHome(t, s)
+		r := h.zoe(cliUsers["carol"][1]+"\n", "login", "--user", "carol")
+		if r.code != 0 {
+			t.Fatalf("zoe login: exit %d: %s", r.code, r.stderr)
+		}
+		creds := filepath.Join(h.dir, ".config", "zoe", "credentials.json")
+		fi, err := os.Stat(creds)
+		if err != nil {
+			t.Fatalf("zoe login stored nothing: %v", err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("credentials mode %04o, want 0600", fi.Mode().Perm())
+		}
+		b, _ := os.ReadFile(creds)
+		if strings.Contains(string(b), cliUsers["carol"][1]) {
+			t.Error("the credentials file holds the password")
+		}
+		// The stored token is enough: no password in the environment.
+		var ls struct {
+			Executions []cliExecution `json:"executions"`
+		}
+		h.okJSON(&ls, "exec", "ls")
+		var tokens struct {
+			Tokens []struct {
+				ID int64 `json:"id"`
+			} `json:"tokens"`
+		}
+		h.okJSON(&tokens, "token", "ls")
+		if len(tokens.Tokens) == 0 {
+			t.Errorf("zoe token ls lists no token after zoe login")
+		}
+		// A token in the environment wins over the stored one.
+		if r := h.zoeEnv([]string{"ZOE_TOKEN=zoe_bogus"}, "", "exec", "ls"); r.code != 1 {
+			t.Errorf("zoe exec ls with a bogus $ZOE_TOKEN: exit %d", r.code)
+		}
+		h.ok("logout")
+		if _, err := os.Stat(creds); err == nil {
+			t.Error("zoe logout left the credentials file")
+		}
+		h.fails(1, []string{"log in"}, "exec", "ls")
+	})
+
+	carol := asUser(t, s, "carol")
+	dave := asUser(t, s, "dave")
+	admin := asUser(t, s, "alice")
+
+	var ex cliExecution
+	t.Run("start, wait, get, logs, endpoints", func(t *testing.T) {
+		carol := carol.at(t)
+		carol.okJSON(&ex, "exec", "start", zappFile, "--name", "first")
+		if ex.ID == 0 || ex.Name != "first" || ex.Owner != "carol" {
+			t.Fatalf("zoe exec start -o json: %+v", ex)
+		}
+		out := carol.ok("exec", "start", zappFile, "--name", "second", "--wait", "--timeout", "60s")
+		if !strings.Contains(out, "is running") || !strings.Contains(out, "8888/tcp") {
+			t.Errorf("zoe exec start --wait:\n%s", out)
+		}
+		waitFor(t, 30*time.Second, "the first execution running", func() (bool, string) {
+			carol.okJSON(&ex, "exec", "get", strconv.FormatInt(ex.ID, 10))
+			return ex.Status == "running", ex.Status
+		})
+		if len(ex.Services) != 1 || ex.Services[0].Name != "main0" || len(ex.Endpoints) != 1 ||
+			ex.Endpoints[0].Port != 8888 || !strings.HasPrefix(ex.Endpoints[0].URL, "http://10.9.0.1:") {
+			t.Errorf("zoe exec get -o json: %+v", ex)
+		}
+		id := strconv.FormatInt(ex.ID, 10)
+		get := carol.ok("exec", "get", id)
+		for _, w := range []string{"first", "running", "main0"} {
+			if !strings.Contains(get, w) {
+				t.Errorf("zoe exec get does not show %q:\n%s", w, get)
+			}
+		}
+		if eps := carol.ok("exec", "endpoints", id); !strings.Contains(eps, ex.Endpoints[0].URL) {
+			t.Errorf("zoe exec endpoints:\n%s", eps)
+		}
+		waitFor(t, 30*time.Second, "the service's output", func() (bool, string) {
+			out := carol.ok("exec", "logs", id)
+			return strings.Contains(out, "hello from main\nsecond line\n"), out
+		})
+		if out := carol.ok("exec", "logs", id, "main0", "--tail", "1"); out != "second line\n" {
+			t.Errorf("zoe exec logs --tail 1: %q", out)
+		}
+		ls := carol.ok("exec", "ls")
+		if !strings.Contains(ls, "first") || !strings.Contains(ls, "second") {
+			t.Errorf("zoe exec ls:\n%s", ls)
+		}
+	})
+
+	t.Run("users are isolated", func(t *testing.T) {
+		dave := dave.at(t)
+		id := strconv.FormatInt(ex.ID, 10)
+		dave.fails(1, []string{"no execution"}, "exec", "get", id)
+		dave.fails(1, nil, "exec", "kill", id)
+		dave.fails(1, nil, "exec", "logs", id)
+		var ls struct {
+			Executions []cliExecution `json:"executions"`
+		}
+		dave.okJSON(&ls, "exec", "ls")
+		if len(ls.Executions) != 0 {
+			t.Errorf("dave sees carol's executions: %+v", ls.Executions)
+		}
+		dave.fails(1, []string{"admin"}, "user", "ls")
+		dave.fails(1, []string{"admin"}, "quota", "ls")
+		dave.fails(1, []string{"admin"}, "plugin", "ls")
+	})
+
+	t.Run("bad ZApp", func(t *testing.T) {
+		carol := carol.at(t)
+		bad := filepath.Join(t.TempDir(), "bad.json")
+		if err := os.WriteFile(bad, []byte(strings.Replace(cliZApp, `"essential_count": 1`, `"essential_count": 3`, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		carol.fails(1, []string{"services[0]"}, "exec", "start", bad)
+		broken := filepath.Join(t.TempDir(), "broken.json")
+		if err := os.WriteFile(broken, []byte("{\n  \"name\": ,\n}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		carol.fails(1, []string{"broken.json:2:"}, "exec", "start", broken)
+		carol.fails(1, []string{"no execution"}, "exec", "get", "999999")
+	})
+
+	t.Run("shop", func(t *testing.T) {
+		carol := carol.at(t)
+		ls := carol.ok("shop", "ls")
+		if !strings.Contains(ls, "notebook") {
+			t.Errorf("zoe shop ls:\n%s", ls)
+		}
+		show := carol.ok("shop", "show", "notebook-0")
+		if !strings.Contains(show, "NOTEBOOK_TOKEN") {
+			t.Errorf("zoe shop show notebook-0:\n%s", show)
+		}
+		var nb cliExecution
+		carol.okJSON(&nb, "exec", "start", "--shop", "notebook-0", "--param", "NOTEBOOK_IDLE_MINUTES=30", "--name", "nb")
+		if nb.ID == 0 || nb.Name != "nb" {
+			t.Errorf("zoe exec start --shop: %+v", nb)
+		}
+		carol.fails(1, []string{"NOTEBOOK_IDLE_MINUTES"}, "exec", "start", "--shop", "notebook-0", "--param", "NOTEBOOK_IDLE_MINUTES=7")
+		carol.fails(1, nil, "exec", "start", "--shop", "no-such-entry")
+		carol.ok("exec", "kill", strconv.FormatInt(nb.ID, 10))
+	})
+
+	t.Run("stats", func(t *testing.T) {
+		carol := carol.at(t)
+		admin := admin.at(t)
+		if out := carol.ok("stats"); out == "" {
+			t.Error("zoe stats printed nothing")
+		}
+		var st map[string]any
+		admin.okJSON(&st, "stats")
+		if _, ok := st["nodes"]; !ok {
+			t.Errorf("zoe stats -o json as an admin has no nodes: %v", st)
+		}
+	})
+
+	t.Run("kill and rm", func(t *testing.T) {
+		carol := carol.at(t)
+		admin := admin.at(t)
+		id := strconv.FormatInt(ex.ID, 10)
+		out := carol.ok("exec", "kill", id, "--wait")
+		if !strings.Contains(out, "terminated") {
+			t.Errorf("zoe exec kill --wait:\n%s", out)
+		}
+		var got cliExecution
+		carol.okJSON(&got, "exec", "get", id)
+		if got.Status != "terminated" {
+			t.Errorf("after kill --wait: %s", got.Status)
+		}
+		// Logs outlive the containers.
+		if out := carol.ok("exec", "logs", id); !strings.Contains(out, "hello from main") {
+			t.Errorf("logs after the end: %q", out)
+		}
+		carol.fails(1, []string{"admin"}, "exec", "rm", id)
+		admin.ok("exec", "rm", id)
+		carol.fails(1, []string{"no execution"}, "exec", "get", id)
+	})
+
+	t.Run("admin", func(t *testing.T) {
+		dave := dave.at(t)
+		admin := admin.at(t)
+		users := admin.ok("user", "ls")
+		if !regexp.MustCompile(`(?m)^carol\s+user`).MatchString(users) {
+			t.Errorf("zoe user ls:\n%s", users)
+		}
+		admin.ok("quota", "create", "small", "--executions", "1")
+		admin.ok("user", "set", "dave", "--quota", "small")
+		var u map[string]any
+		admin.okJSON(&u, "user", "get", "dave")
+		if u["quota"] != "small" {
+			t.Errorf("dave's quota: %v", u)
+		}
+		var q map[string]any
+		admin.okJSON(&q, "quota", "get", "small")
+		if fmt.Sprint(q["concurrent_executions"]) != "1" {
+			t.Errorf("quota small: %v", q)
+		}
+		dave.ok("exec", "start", zappFile)
+		dave.fails(1, []string{"quota"}, "exec", "start", zappFile)
+		admin.ok("user", "set", "dave", "--disable")
+		dave.fails(1, []string{"disabled"}, "exec", "ls")
+		admin.ok("user", "set", "dave", "--enable", "--default-quota")
+		dave.ok("exec", "ls")
+		if out := admin.ok("plugin", "ls"); !strings.Contains(out, "backend") || !strings.Contains(out, "ready") {
+			t.Errorf("zoe plugin ls:\n%s", out)
+		}
+		// Admins see everyone's executions, and may filter by owner.
+		var all struct {
+			Executions []cliExecution `json:"executions"`
+		}
+		admin.okJSON(&all, "exec", "ls", "--owner", "dave")
+		if len(all.Executions) != 1 || all.Executions[0].Owner != "dave" {
+			t.Errorf("zoe exec ls --owner dave as an admin: %+v", all.Executions)
+		}
+	})
+
+	t.Run("completion", func(t *testing.T) {
+		h := newHome(t, s)
+		if out := h.ok("completion", "bash"); !strings.Contains(out, "complete") {
+			t.Error("zoe completion bash printed no completion script")
+		}
+	})
+}

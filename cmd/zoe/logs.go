@@ -1,0 +1,142 @@
+package main
+
+// zoe exec logs: a service's output.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zoe-project/zoe/client"
+)
+
+func execLogsCmd(c *cli) *cobra.Command {
+	var (
+		follow     bool
+		tail       int
+		timestamps bool
+	)
+	cmd := &cobra.Command{
+		Use:   "logs ID [SERVICE] [-f] [--tail N] [--timestamps]",
+		Short: "Print a service's output",
+		Long: "Prints the output of one service of execution ID: SERVICE names it (an instance such as " +
+			"spark-worker0, or a service with a single instance); it may be left out when the execution has " +
+			"one service only. With -f, goes on printing new lines until the service ends. With -o json, " +
+			"prints one JSON object per line: {\"service\": ..., \"line\": ...}.",
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: c.completeExecutionService,
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
+			if tail < 0 {
+				return usageErrorf(cmd, "--tail must be positive")
+			}
+			id, cl, err := c.idAndClient(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			ex, err := cl.GetExecution(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			svc, err := pickService(ex, name)
+			if err != nil {
+				return err
+			}
+			rc, err := cl.Logs(cmd.Context(), svc.ID, client.LogOptions{Tail: tail, Follow: follow, Timestamps: timestamps})
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			err = copyLog(cmd.OutOrStdout(), rc, svc.Name, c.json())
+			if follow && errors.Is(err, context.Canceled) {
+				// Interrupting -f is how it ends.
+				return nil
+			}
+			if err != nil && cmd.Context().Err() == nil {
+				return &client.ConnectionError{Addr: cl.Addr(), Err: fmt.Errorf("the log of %s broke off: %w", svc.Name, err)}
+			}
+			return err
+		}),
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&follow, "follow", "f", false, "go on printing new lines until the service ends")
+	f.IntVar(&tail, "tail", 0, "only the last N lines (default: all)")
+	f.BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its time")
+	return cmd
+}
+
+// pickService finds the service a logs command means: by instance name,
+// by a group of one instance, by id, or the only one.
+func pickService(ex *client.Execution, name string) (*client.Service, error) {
+	if len(ex.Services) == 0 {
+		return nil, fmt.Errorf("execution %d (%s) has no services yet", ex.ID, ex.Status)
+	}
+	if name == "" {
+		if len(ex.Services) == 1 {
+			return &ex.Services[0], nil
+		}
+		return nil, fmt.Errorf("execution %d has several services: name one of %s", ex.ID, serviceNames(ex))
+	}
+	for i, s := range ex.Services {
+		if s.Name == name {
+			return &ex.Services[i], nil
+		}
+	}
+	var group []int
+	for i, s := range ex.Services {
+		if s.Group == name {
+			group = append(group, i)
+		}
+	}
+	if len(group) == 1 {
+		return &ex.Services[group[0]], nil
+	}
+	if id, err := strconv.ParseInt(name, 10, 64); err == nil {
+		for i, s := range ex.Services {
+			if s.ID == id {
+				return &ex.Services[i], nil
+			}
+		}
+	}
+	if len(group) > 1 {
+		return nil, fmt.Errorf("execution %d has %d instances of %s: name one of %s", ex.ID, len(group), name, serviceNames(ex))
+	}
+	return nil, fmt.Errorf("execution %d has no service %q; its services are %s", ex.ID, name, serviceNames(ex))
+}
+
+// copyLog copies the log to w: as it is, or as JSON lines.
+func copyLog(w io.Writer, r io.Reader, service string, jsonLines bool) error {
+	if !jsonLines {
+		_, err := io.Copy(w, r)
+		return err
+	}
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			if line[len(line)-1] == '\n' {
+				line = line[:len(line)-1]
+			}
+			if werr := writeJSONLine(w, struct {
+				Service string `json:"service"`
+				Line    string `json:"line"`
+			}{service, line}); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+// Token lifetimes.
+const (
+	DefaultTokenTTL = 24 * time.Hour
+	MaxTokenTTL     = 30 * 24 * time.Hour
+	// tokenPrefix makes Zoe's tokens recognisable, e.g. by secret scanners.
+	tokenPrefix = "zoe_"
+	// touchEvery bounds the writes that record a token's last use.
+	touchEvery = time.Minute
+	// credentialTTL is how long a password the auth plugins accepted is
+	// trusted without asking them again: a Basic client sends it with every
+	// call, and bcrypt costs tens of milliseconds.
+	credentialTTL = time.Minute
+)
+
+type failure struct {
+	status        int
+	code, message string
+}
+
+// authenticate finds who sent r: a bearer token, HTTP Basic credentials,
+// or nobody (a nil user, no failure).
+func (s *Server) authenticate(r *http.Request) (*caller, *failure) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return &caller{}, nil
+	}
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return s.byToken(r.Context(), strings.TrimSpace(tok))
+	}
+	name, password, ok := r.BasicAuth()
+	if !ok {
+		return nil, &failure{http.StatusUnauthorized, client.CodeUnauthenticated,
+			"the Authorization header must be Bearer <token> or Basic credentials"}
+	}
+	u, f := s.byPassword(r.Context(), name, password)
+	if f != nil {
+		return nil, f
+	}
+	return &caller{user: &u}, nil
+}
+
+func (s *Server) byToken(ctx context.Context, tok string) (*caller, *failure) {
+	invalid := &failure{http.StatusUnauthorized, client.CodeUnauthenticated, "the token is invalid, expired or revoked; log in again"}
+	if !strings.HasPrefix(tok, tokenPrefix) {
+		return nil, invalid
+	}
+	sum := sha256.Sum256([]byte(tok))
+	t, err := s.cfg.Store.TokenByHash(ctx, sum[:])
+	if errors.Is(err, sdk.ErrNotFound) {
+		return nil, invalid
+	}
+	if err != nil {
+		return nil, s.storeFailure(err)
+	}
+	now := time.Now()
+	if t.Expired(now) {
+		return nil, invalid
+	}
+	u, err := s.cfg.Store.GetUser(ctx, t.Username)
+	if err != nil {
+		return nil, s.storeFailure(err)
+	}
+	if t.LastUsed == nil || now.Sub(*t.LastUsed) > touchEvery {
+		if err := s.cfg.Store.TouchToken(ctx, t.ID); err != nil {
+			s.log.Debug("cannot record a token's use", "token", t.ID, "error", err)
+		}
+	}
+	return &caller{user: &u}, nil
+}
+
+// byPassword asks the auth plugins (or the cache of their recent answers)
+// and records the login.
+func (s *Server) byPassword(ctx context.Context, name, password string) (state.User, *failure) {
+	if id, ok := s.creds.get(name, password); ok {
+		u, err := s.cfg.Store.GetUser(ctx, id.Username)
+		if err == nil {
+			return u, nil
+		}
+		if !errors.Is(err, sdk.ErrNotFound) {
+			return state.User{}, s.storeFailure(err)
+		}
+	}
+	var (
+		id      auth.Identity
+		found   bool
+		lastErr error
+	)
+	for _, a := range s.cfg.Auth {
+		got, err := a.Authenticate(ctx, name, password)
+		if err == nil {
+			id, found = got, true
+			break
+		}
+		if !errors.Is(err, sdk.ErrInvalidCredentials) && !errors.Is(err, sdk.ErrNotFound) {
+			lastErr = err
+		}
+	}
+	if !found {
+		if lastErr != nil {
+			s.log.Warn("authentication failed", "user", name, "error", lastErr)
+			return state.User{}, &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "authentication is unavailable; try again"}
+		}
+		return state.User{}, &failure{http.StatusUnauthorized, client.CodeUnauthenticated, "invalid username or password"}
+	}
+	u, err := s.cfg.Store.RecordLogin(ctx, id)
+	if err != nil {
+		return state.User{}, s.storeFailure(err)
+	}
+	s.creds.put(name, password, id)
+	return u, nil
+}
+
+func (s *Server) storeFailure(err error) *failure {
+	if errors.Is(err, sdk.ErrUnavailable) {
+		return &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the state store is unavailable; try again"}
+	}
+	s.log.Error("authentication: state store", "error", err)
+	return &failure{http.StatusInternalServerError, client.CodeInternal, "internal error"}
+}
+
+// credentialCache remembers, for credentialTTL, the credentials the auth
+// plugins accepted. Keys are an HMAC of username and password under a key
+// that lives in memory only, so the passwords are not kept.
+type credentialCache struct {
+	key []byte
+	mu  sync.Mutex
+	m   map[[sha256.Size]byte]cachedIdentity
+}
+
+type cachedIdentity struct {
+	id    auth.Identity
+	until time.Time
+}
+
+const maxCachedCredentials = 10000
+
+func newCredentialCache() *credentialCache {
+	return &credentialCache{key: []byte(rand.Text()), m: map[[sha256.Size]byte]cachedIdentity{}}
+}
+
+func (c *credentialCache) sum(name, password string) [sha256.Size]byte {
+	h := hmac.New(sha256.New, c.key)
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	var k [sha256.Size]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+func (c *credentialCache) get(name, password string) (auth.Identity, bool) {
+	k := c.sum(name, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || time.Now().After(e.until) {
+		return auth.Identity{}, false
+	}
+	return e.id, true
+}
+
+func (c *credentialCache) put(name, password string, id auth.Identity) {
+	k := c.sum(name, password)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedCredentials {
+		for k, e := range c.m {
+			if now.After(e.until) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCachedCredentials {
+			clear(c.m)
+		}
+	}
+	c.m[k] = cachedIdentity{id: id, until: now.Add(credentialTTL)}
+}
+
+// login is POST /sessions: the password is checked by the auth plugins and
+// a new token returned, shown this once.
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
+	var in client.Login
+	if !s.decode(w, r, &in) {
+		return
+	}
+	var details []client.Detail
+	if in.Username == "" {
+		details = append(details, client.Detail{Path: "username", Message: "required"})
+	}
+	if in.Password == "" {
+		details = append(details, client.Detail{Path: "password", Message: "required"})
+	}
+	if in.TTL < 0 || in.TTL > int64(MaxTokenTTL/time.Second) {
+		details = append(details, client.Detail{Path: "ttl", Message: fmt.Sprintf("must be from 0 (the default, %s) to %d seconds", DefaultTokenTTL, int64(MaxTokenTTL/time.Second))})
+	}
+	if len(in.TokenName) > 100 {
+		details = append(details, client.Detail{Path: "token_name", Message: "at most 100 characters"})
+	}
+	if len(details) > 0 {
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid login request", details...)
+		return
+	}
+	u, f := s.byPassword(r.Context(), in.Username, in.Password)
+	if f != nil {
+		s.error(w, f.status, f.code, f.message)
+		return
+	}
+	if status, code, msg := allowed(SignedIn, &caller{user: &u}); status != 0 {
+		s.error(w, status, code, msg)
+		return
+	}
+	ttl := DefaultTokenTTL
+	if in.TTL > 0 {
+		ttl = time.Duration(in.TTL) * time.Second
+	}
+	name := in.TokenName
+	if name == "" {
+		name = "session-" + time.Now().UTC().Format("20060102T150405Z") + "-" + rand.Text()[:6]
+	}
+	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	sum := sha256.Sum256([]byte(tok))
+	expires := time.Now().Add(ttl)
+	t, err := s.cfg.Store.CreateToken(r.Context(), state.NewToken{Username: u.Username, Name: name, Hash: sum[:], ExpiresAt: &expires})
+	if errors.Is(err, sdk.ErrAlreadyExists) {
+		s.error(w, http.StatusConflict, client.CodeConflict, "you already have a token named "+strconv.Quote(name), client.Detail{Path: "token_name", Message: "already used"})
+		return
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.write(w, http.StatusCreated, client.Session{Token: tok, TokenInfo: tokenJSON(t), User: s.userJSON(u)})
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return b
+}
+
+func tokenJSON(t state.Token) client.TokenInfo {
+	return client.TokenInfo{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsed: t.LastUsed}
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *caller) {
+	ts, err := s.cfg.Store.ListTokens(r.Context(), c.name())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := client.TokenList{Tokens: []client.TokenInfo{}}
+	for _, t := range ts {
+		out.Tokens = append(out.Tokens, tokenJSON(t))
+	}
+	s.write(w, http.StatusOK, out)
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) {
+	id, ok := s.pathID(w, r, "token")
+	if !ok {
+		return
+	}
+	if err := s.cfg.Store.DeleteToken(r.Context(), c.name(), id); err != nil {
+		s.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) me(w http.ResponseWriter, _ *http.Request, c *caller) {
+	s.write(w, http.StatusOK, s.userJSON(*c.user))
+}

@@ -1,0 +1,185 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/zoe-project/zoe/client"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	tests := []struct {
+		name, body string
+		path, msg  string // of the *badRequest; "" path and msg for success
+	}{
+		{"ok", `{"name": "x", "description": {"a": [1, 2]}}`, "", ""},
+		{"ok with spaces", " \n{\"name\": \"x\"}\n ", "", ""},
+		{"empty", ``, "", "the body is empty"},
+		{"truncated", `{"name": "x"`, "", "ends too early"},
+		{"syntax", `{"name": x}`, "", "malformed JSON at byte"},
+		{"unknown field", `{"nme": "x"}`, "nme", "unknown field"},
+		{"wrong type", `{"name": 1}`, "name", "must be a string, not number"},
+		{"nested wrong type", `{"shop": {"id": "a", "parameters": {"k": 1}}}`, "shop.parameters", "must be a string"},
+		{"array body", `[1]`, "", "must be a JSON object, not array"},
+		{"trailing", `{"name": "x"} {"name": "y"}`, "", "unexpected data after the JSON object"},
+		{"trailing garbage", `{"name": "x"} ]`, "", "unexpected data after the JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v client.StartExecution
+			err := decodeJSON(strings.NewReader(tt.body), &v)
+			if tt.msg == "" {
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+				return
+			}
+			var bad *badRequest
+			if !errors.As(err, &bad) {
+				t.Fatalf("error %v (%T), want a *badRequest", err, err)
+			}
+			if bad.detail.Path != tt.path || !strings.Contains(bad.detail.Message, tt.msg) {
+				t.Errorf("detail %+v, want path %q and message with %q", bad.detail, tt.path, tt.msg)
+			}
+		})
+	}
+}
+
+// FuzzDecodeRequests feeds every request document of the API to the
+// decoder: no panic, and what decodes survives a round trip unchanged.
+func FuzzDecodeRequests(f *testing.F) {
+	for _, seed := range []string{
+		`{"name": "x", "description": {"name": "a", "services": []}}`,
+		`{"shop": {"id": "notebook-0", "parameters": {"A": "1"}}}`,
+		`{"username": "alice", "password": "pw", "ttl": 60}`,
+		`{"role": "admin", "enabled": false, "quota": ""}`,
+		`{"name": "q", "concurrent_executions": 2, "cores": 1.5, "memory": 1073741824, "runtime_limit": 3600}`,
+		`{"name": "\u0000"}`, `{}`, `[]`, `null`, `{"ttl": 1e400}`, `{"cores": -0}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	targets := []func() any{
+		func() any { return &client.StartExecution{} },
+		func() any { return &client.Login{} },
+		func() any { return &client.UserUpdate{} },
+		func() any { return &client.Quota{} },
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, target := range targets {
+			v := target()
+			err := decodeJSON(strings.NewReader(string(body)), v)
+			if err != nil {
+				var bad *badRequest
+				if !errors.As(err, &bad) {
+					t.Fatalf("%T: error %v is not a *badRequest", v, err)
+				}
+				if bad.detail.Message == "" {
+					t.Fatalf("%T: empty message", v)
+				}
+				continue
+			}
+			if q, ok := v.(*client.Quota); ok {
+				if _, details := quotaIn(*q); details == nil && (q.Cores < 0 || q.Memory < 0 || q.ConcurrentExecutions < 0) {
+					t.Fatalf("quotaIn accepted %+v", q)
+				}
+			}
+			if se, ok := v.(*client.StartExecution); ok {
+				_ = checkStart(*se)
+			}
+			data, err := json.Marshal(v)
+			if err != nil {
+				t.Fatalf("%T: cannot encode what was decoded: %v", v, err)
+			}
+			again := target()
+			if err := decodeJSON(strings.NewReader(string(data)), again); err != nil {
+				t.Fatalf("%T: %s does not decode again: %v", v, data, err)
+			}
+			if !reflect.DeepEqual(normal(t, v), normal(t, again)) {
+				t.Fatalf("%T: round trip changed %s", v, data)
+			}
+		}
+	})
+}
+
+// normal re-encodes v so that equal JSON compares equal (raw messages keep
+// their spacing otherwise).
+func normal(t *testing.T, v any) any {
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestOpenAPIDocument(t *testing.T) {
+	s := New(nil, Config{Info: client.Info{Version: "t"}})
+	doc := s.OpenAPI()
+	data, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		OpenAPI    string                               `json:"openapi"`
+		Paths      map[string]map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(data, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.OpenAPI != "3.0.3" || len(parsed.Paths) == 0 {
+		t.Fatalf("document: %s", data)
+	}
+	// Every $ref resolves, and every route has an operation.
+	for _, ref := range refs(doc) {
+		name := strings.TrimPrefix(ref, "#/components/schemas/")
+		if parsed.Components.Schemas[name] == nil {
+			t.Errorf("unresolved %s", ref)
+		}
+	}
+	seen := map[string]bool{}
+	for _, rt := range s.routes {
+		op := parsed.Paths[rt.Path][strings.ToLower(rt.Method)]
+		if op == nil {
+			t.Errorf("%s %s has no operation", rt.Method, rt.Path)
+			continue
+		}
+		id, _ := op["operationId"].(string)
+		if seen[id] {
+			t.Errorf("operationId %s twice", id)
+		}
+		seen[id] = true
+		if strings.Contains(rt.Path, "{") && op["parameters"] == nil {
+			t.Errorf("%s %s lacks its path parameters", rt.Method, rt.Path)
+		}
+	}
+	if exec := parsed.Components.Schemas["Execution"]; exec == nil || exec["properties"].(map[string]any)["status"] == nil {
+		t.Errorf("Execution schema: %v", exec)
+	}
+}
+
+func refs(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if s, ok := e.(string); ok && k == "$ref" {
+				out = append(out, s)
+			}
+			out = append(out, refs(e)...)
+		}
+	case []any:
+		for _, e := range x {
+			out = append(out, refs(e)...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/logs"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/sdk"
+)
+
+// visibleService finds the service of the path when the caller sees its
+// execution.
+func (s *Server) visibleService(w http.ResponseWriter, r *http.Request, c *caller) (state.Service, bool) {
+	id, ok := s.pathID(w, r, "service")
+	if !ok {
+		return state.Service{}, false
+	}
+	notFound := func() { s.error(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no service %d", id)) }
+	sv, err := s.cfg.Store.GetService(r.Context(), id)
+	if errors.Is(err, sdk.ErrNotFound) {
+		notFound()
+		return sv, false
+	}
+	if err != nil {
+		s.fail(w, err)
+		return sv, false
+	}
+	ex, err := s.cfg.Store.GetExecution(r.Context(), sv.ExecutionID)
+	if errors.Is(err, sdk.ErrNotFound) || (err == nil && !c.sees(ex.Owner)) {
+		notFound()
+		return sv, false
+	}
+	if err != nil {
+		s.fail(w, err)
+		return sv, false
+	}
+	return sv, true
+}
+
+func (s *Server) getService(w http.ResponseWriter, r *http.Request, c *caller) {
+	if sv, ok := s.visibleService(w, r, c); ok {
+		s.write(w, http.StatusOK, serviceJSON(sv))
+	}
+}
+
+// serviceLogs streams a service's stored output as text, one line per
+// entry; with follow=true it goes on until the service's log is closed
+// (the service ended) or the client goes away.
+func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) {
+	q := r.URL.Query()
+	var (
+		opts       logs.ReadOptions
+		timestamps bool
+		details    []client.Detail
+	)
+	if v := q.Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			details = append(details, client.Detail{Path: "tail", Message: "must be a non-negative integer (0: everything)"})
+		}
+		opts.Tail = n
+	}
+	for name, dst := range map[string]*bool{"follow": &opts.Follow, "timestamps": &timestamps} {
+		if v := q.Get(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				details = append(details, client.Detail{Path: name, Message: "must be true or false"})
+			}
+			*dst = b
+		}
+	}
+	if len(details) > 0 {
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid query", details...)
+		return
+	}
+	sv, ok := s.visibleService(w, r, c)
+	if !ok {
+		return
+	}
+	if s.cfg.Logs == nil {
+		s.error(w, http.StatusNotFound, client.CodeNotFound, "this Zoe keeps no service logs")
+		return
+	}
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	if opts.Follow {
+		// The client sees at once that the stream is open.
+		start()
+		_ = rc.Flush()
+	}
+	err := s.cfg.Logs.Read(ctx, sv.ExecutionID, sv.Name, opts, func(e logs.Entry) error {
+		start()
+		if timestamps {
+			bw.WriteString(e.Time.UTC().Format(time.RFC3339Nano))
+			bw.WriteByte(' ')
+		}
+		bw.Write(e.Line)
+		if err := bw.WriteByte('\n'); err != nil {
+			return err
+		}
+		if opts.Follow {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			return rc.Flush()
+		}
+		return nil
+	})
+	if !started {
+		if errors.Is(err, sdk.ErrNotFound) {
+			s.error(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("service %s has no output yet", sv.Name))
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			s.fail(w, err)
+			return
+		}
+		start()
+	}
+	if err := bw.Flush(); err != nil {
+		return
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, sdk.ErrNotFound) {
+		// The status is sent: all that can be done is to end the stream.
+		s.log.Warn("reading a service's log failed", "service", sv.ID, "error", err)
+	}
+}

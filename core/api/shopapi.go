@@ -1,0 +1,119 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/shop"
+	"github.com/zoe-project/zoe/sdk"
+)
+
+func role(c *caller) string { return string(c.user.Role) }
+
+func (s *Server) listShop(w http.ResponseWriter, _ *http.Request, c *caller) {
+	out := client.ShopList{Entries: []client.ShopEntry{}}
+	if s.cfg.Shop != nil {
+		for _, e := range s.cfg.Shop.Entries(role(c)) {
+			out.Entries = append(out.Entries, shopEntryJSON(e, false))
+		}
+	}
+	s.write(w, http.StatusOK, out)
+}
+
+func (s *Server) entry(w http.ResponseWriter, r *http.Request, c *caller) (*shop.Entry, bool) {
+	id := r.PathValue("id")
+	if s.cfg.Shop != nil {
+		if e, ok := s.cfg.Shop.Entry(id, role(c)); ok {
+			return e, true
+		}
+	}
+	s.error(w, http.StatusNotFound, client.CodeNotFound, "no shop entry "+strconv.Quote(id))
+	return nil, false
+}
+
+func (s *Server) getShopEntry(w http.ResponseWriter, r *http.Request, c *caller) {
+	if e, ok := s.entry(w, r, c); ok {
+		s.write(w, http.StatusOK, shopEntryJSON(e, true))
+	}
+}
+
+func shopEntryJSON(e *shop.Entry, details bool) client.ShopEntry {
+	out := client.ShopEntry{ID: e.ID, Category: e.Category, Name: e.Name, HasLogo: e.Logo != "", Labels: e.Labels}
+	for _, p := range e.Parameters {
+		cp := client.ShopParameter{Key: p.Key, Kind: string(p.Kind), Name: p.Name, ReadableName: p.ReadableName,
+			Type: string(p.Type), Min: p.Min, Max: p.Max, Step: p.Step, Default: p.Default}
+		if details {
+			cp.Description = p.Description
+		}
+		out.Parameters = append(out.Parameters, cp)
+	}
+	if details {
+		out.DescriptionHTML = e.DescriptionHTML
+		if d, err := json.Marshal(e.App()); err == nil {
+			out.Description = d
+		}
+	}
+	return out
+}
+
+// shopDescription applies the parameters to the entry: the description
+// to submit. ok is false when the caller sees no such entry.
+func (s *Server) shopDescription(c *caller, in *client.ShopStart) (desc []byte, ok bool, err error) {
+	if s.cfg.Shop == nil {
+		return nil, false, nil
+	}
+	e, ok := s.cfg.Shop.Entry(in.ID, role(c))
+	if !ok {
+		return nil, false, nil
+	}
+	app, err := e.Apply(in.Parameters)
+	if err != nil {
+		return nil, true, err
+	}
+	desc, err = json.Marshal(app)
+	if err != nil {
+		return nil, true, fmt.Errorf("shop entry %s: encode its description: %v: %w", e.ID, err, sdk.ErrInternal)
+	}
+	return desc, true, nil
+}
+
+// shopLogo serves the entry's logo from inside the shop directory only
+// (os.Root), with a policy that keeps an SVG's scripts from running.
+func (s *Server) shopLogo(w http.ResponseWriter, r *http.Request, c *caller) {
+	e, ok := s.entry(w, r, c)
+	if !ok {
+		return
+	}
+	if e.Logo == "" {
+		s.error(w, http.StatusNotFound, client.CodeNotFound, "shop entry "+e.ID+" has no logo")
+		return
+	}
+	root, err := os.OpenRoot(s.cfg.Shop.Dir())
+	if err != nil {
+		s.fail(w, fmt.Errorf("open the shop: %w: %w", err, sdk.ErrUnavailable))
+		return
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.Join(e.Dir, e.Logo))
+	if err != nil {
+		s.error(w, http.StatusNotFound, client.CodeNotFound, "the logo of shop entry "+e.ID+" cannot be read")
+		return
+	}
+	defer f.Close()
+	ct := mime.TypeByExtension(filepath.Ext(e.Logo))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, io.LimitReader(f, 8<<20))
+}

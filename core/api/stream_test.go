@@ -1,0 +1,238 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zoe-project/zoe/client"
+)
+
+// sse reads one Server-Sent Events stream.
+type sse struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	rd     *bufio.Reader
+	lastID string
+	// lastIDFn returns the latest resume cursor received.
+	lastIDFn func() string
+	events   chan client.Event
+	done     chan struct{}
+}
+
+func (e *env) openEvents(w who, query, lastID string) *sse {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.base+"/events"+query, nil)
+	req.SetBasicAuth(w.user, w.password)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		cancel()
+		e.t.Fatalf("events: %d", resp.StatusCode)
+	}
+	s := &sse{t: e.t, cancel: cancel, rd: bufio.NewReader(resp.Body), events: make(chan client.Event, 100), done: make(chan struct{})}
+	lastIDs := make(chan string, 1000)
+	go func() {
+		defer close(s.done)
+		defer resp.Body.Close()
+		var data string
+		for {
+			line, err := s.rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				lastIDs <- strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				data = strings.TrimPrefix(line, "data: ")
+			case line == "" && data != "":
+				var ev client.Event
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					s.t.Errorf("event data %q: %v", data, err)
+				}
+				s.events <- ev
+				data = ""
+			}
+		}
+	}()
+	s.lastIDFn = func() string {
+		for {
+			select {
+			case id := <-lastIDs:
+				s.lastID = id
+			default:
+				return s.lastID
+			}
+		}
+	}
+	e.t.Cleanup(s.close)
+	return s
+}
+
+func (s *sse) close() {
+	s.cancel()
+	<-s.done
+}
+
+// until reads events until one of the execution reaches status to (of the
+// execution itself), returning every event read.
+func (s *sse) until(exec int64, to string) []client.Event {
+	s.t.Helper()
+	var got []client.Event
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev := <-s.events:
+			got = append(got, ev)
+			if ev.ExecutionID == exec && ev.Service == "" && ev.To == to {
+				return got
+			}
+		case <-timeout:
+			s.t.Fatalf("no event of execution %d to %s; got %+v", exec, to, got)
+		}
+	}
+}
+
+func TestEventStreamResumes(t *testing.T) {
+	e := newEnv(t, "")
+	alice, bob := e.as("alice"), e.as("bob")
+	stream := e.openEvents(alice, "", "")
+	bobs := e.startApp(bob, "bob's", app("bobs-app", nil))
+	ex := e.startApp(alice, "mine", app("alices-app", nil))
+	got := stream.until(ex.ID, "running")
+	var tos []string
+	for _, ev := range got {
+		if ev.Owner != "alice" || ev.ExecutionID == bobs.ID {
+			t.Fatalf("alice's stream has %+v", ev)
+		}
+		if ev.Service == "" {
+			tos = append(tos, ev.To)
+		}
+	}
+	if strings.Join(tos, ",") != "submitted,queued,starting,running" {
+		t.Errorf("execution events %v", tos)
+	}
+	// Disconnect; what happens meanwhile comes with the resumed stream.
+	time.Sleep(700 * time.Millisecond) // the cursor moves past the last event sent
+	last := stream.lastIDFn()
+	stream.close()
+	if last == "" || last == "0" {
+		t.Fatalf("no resume cursor: %q", last)
+	}
+	e.must(alice, "POST", fmt.Sprintf("/executions/%d/terminate", ex.ID), nil, http.StatusAccepted, nil)
+	e.await(alice, ex.ID, "terminated")
+	resumed := e.openEvents(alice, "", last)
+	got = resumed.until(ex.ID, "terminated")
+	tos = nil
+	for _, ev := range got {
+		if ev.Service == "" {
+			tos = append(tos, ev.To)
+		}
+	}
+	if strings.Join(tos, ",") != "cleaning_up,terminated" {
+		t.Errorf("resumed events %v", tos)
+	}
+
+	// A stream of one execution; an execution of another user is not found.
+	one := e.openEvents(alice, fmt.Sprintf("?execution=%d&last_event_id=0", ex.ID), "")
+	for _, ev := range one.until(ex.ID, "terminated") {
+		if ev.ExecutionID != ex.ID {
+			t.Errorf("the stream of execution %d has %+v", ex.ID, ev)
+		}
+	}
+	if r := e.do(alice, "GET", fmt.Sprintf("/events?execution=%d", bobs.ID), nil); r.status != http.StatusNotFound {
+		t.Errorf("events of bob's execution: %d", r.status)
+	}
+}
+
+// logs gets a service's log as text.
+func (e *env) logs(w who, svc int64, query string) (int, string) {
+	e.t.Helper()
+	r := e.do(w, "GET", fmt.Sprintf("/services/%d/logs%s", svc, query), nil)
+	return r.status, string(r.body)
+}
+
+func TestLogsOutliveServicesAndRestarts(t *testing.T) {
+	e := newEnv(t, "")
+	alice, root := e.as("alice"), e.as("root")
+	ex := e.startApp(alice, "talk", app("talk", map[string]string{"ZOE_SIM_LOG": "hello|world"}))
+	run := e.await(alice, ex.ID, "running")
+	svc := run.Services[0].ID
+	waitFor(t, "the log", func() (bool, string) {
+		code, text := e.logs(alice, svc, "")
+		return code == 200 && strings.Contains(text, "hello\nworld\n"), fmt.Sprint(code, text)
+	})
+	if code, text := e.logs(alice, svc, "?tail=1&timestamps=true"); code != 200 || strings.Count(text, "\n") != 1 ||
+		!strings.HasSuffix(text, " world\n") || !strings.HasPrefix(text, "20") {
+		t.Errorf("tail=1 with timestamps: %d %q", code, text)
+	}
+
+	// A follower ends when the service ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/services/%d/logs?follow=true", e.base, svc), nil)
+	req.SetBasicAuth(alice.user, alice.password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("follow: %v %v", resp, err)
+	}
+	followed := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		followed <- string(b)
+	}()
+	e.must(alice, "POST", fmt.Sprintf("/executions/%d/terminate", ex.ID), nil, http.StatusAccepted, nil)
+	e.await(alice, ex.ID, "terminated")
+	select {
+	case text := <-followed:
+		if !strings.Contains(text, "hello\nworld\n") || !strings.Contains(text, "SIGTERM") {
+			t.Errorf("followed %q", text)
+		}
+	case <-ctx.Done():
+		t.Fatal("the follower did not end with the service")
+	}
+
+	// The container is gone; the log is not, even after a restart. The
+	// logs of an execution the store does not have (the daemon died while
+	// deleting it) are removed at start-up.
+	_, before := e.logs(alice, svc, "")
+	e.stop()
+	orphan := filepath.Join(filepath.Dir(e.file), "data", "logs", "999", "main0")
+	if err := os.MkdirAll(orphan, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(orphan, "00000001.log"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	if _, err := os.Stat(filepath.Dir(orphan)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the logs of a deleted execution are still there: %v", err)
+	}
+	if code, after := e.logs(alice, svc, ""); code != 200 || after != before {
+		t.Errorf("after a restart: %d %q, before %q", code, after, before)
+	}
+	// Deleted with its execution.
+	e.must(root, "DELETE", fmt.Sprintf("/executions/%d", ex.ID), nil, http.StatusNoContent, nil)
+	if code, _ := e.logs(root, svc, ""); code != http.StatusNotFound {
+		t.Errorf("the log of a deleted execution: %d", code)
+	}
+}
