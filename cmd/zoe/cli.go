@@ -119,9 +119,12 @@ func (c *cli) resolvedAddr(stored *credentials) string {
 // the environment, then the token zoe login stored (only for the address
 // it was issued by).
 func (c *cli) client(cmd *cobra.Command) (*client.Client, error) {
-	stored, storedPath, err := loadCredentials()
-	if err != nil {
-		return nil, err
+	// A broken or too open credentials file matters only when it would be
+	// used: --token, --user and the environment come first.
+	stored, storedPath, loadErr := loadCredentials()
+	explicit := c.token != "" || c.user != "" || c.getenv("ZOE_TOKEN") != "" || c.getenv("ZOE_USER") != ""
+	if loadErr != nil && !explicit {
+		return nil, loadErr
 	}
 	addr := c.resolvedAddr(stored)
 	var opts []client.Option
@@ -144,8 +147,12 @@ func (c *cli) client(cmd *cobra.Command) (*client.Client, error) {
 		}
 		opts, c.source = append(opts, client.WithBasicAuth(user, pw)), credSource{kind: "ZOE_USER"}
 	case stored != nil && sameAddr(stored.Addr, addr):
-		opts = append(opts, client.WithToken(stored.Token))
+		// An expired token is not sent: it would make even the routes
+		// open to anyone (zoe info) refuse the call.
 		c.source = credSource{kind: "stored", file: storedPath, expired: stored.expired()}
+		if !c.source.expired {
+			opts = append(opts, client.WithToken(stored.Token))
+		}
 	}
 	opts = append(opts, client.WithUserAgent("zoe/"+version))
 	cl, err := client.New(addr, opts...)

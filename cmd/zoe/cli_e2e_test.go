@@ -287,6 +287,18 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		if r := h.zoeEnv([]string{"ZOE_TOKEN=zoe_bogus"}, "", "exec", "ls"); r.code != 1 {
 			t.Errorf("zoe exec ls with a bogus $ZOE_TOKEN: exit %d", r.code)
 		}
+		// A credentials file others may read is refused, unless other
+		// credentials are given.
+		if err := os.Chmod(creds, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h.fails(1, []string{"chmod 600"}, "exec", "ls")
+		if r := h.zoeEnv([]string{"ZOE_USER=carol", "ZOE_PASSWORD=" + cliUsers["carol"][1]}, "", "exec", "ls"); r.code != 0 {
+			t.Errorf("zoe exec ls with ZOE_USER beside an open credentials file: exit %d: %s", r.code, r.stderr)
+		}
+		if err := os.Chmod(creds, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		h.ok("logout")
 		if _, err := os.Stat(creds); err == nil {
 			t.Error("zoe logout left the credentials file")

@@ -115,6 +115,10 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []route
 	creds  *credentialCache
+	// csrf refuses state-changing requests a browser sends from another
+	// site (a page elsewhere posting to Zoe with the user's cached
+	// credentials).
+	csrf *http.CrossOriginProtection
 	// closing ends the streams (events, followed logs) when the HTTP
 	// server shuts down: it waits for open requests, and a stream would
 	// never end by itself.
@@ -130,7 +134,8 @@ func New(log hclog.Logger, cfg Config) *Server {
 	if cfg.EventPoll <= 0 {
 		cfg.EventPoll = 500 * time.Millisecond
 	}
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
+		csrf: http.NewCrossOriginProtection()}
 	s.routes = s.table()
 	methods := map[string][]string{}
 	for _, rt := range s.routes {
@@ -169,6 +174,12 @@ func (s *Server) streamContext(r *http.Request) (context.Context, context.Cancel
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
+	if err := s.csrf.Check(r); err != nil {
+		drain(r)
+		s.error(w, http.StatusForbidden, client.CodePermissionDenied,
+			"cross-origin request refused: "+r.Method+" "+r.URL.Path+" may only be sent from Zoe's own pages or by a program")
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -191,7 +202,6 @@ func (s *Server) write(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		s.log.Debug("writing a response failed", "error", err)
 	}

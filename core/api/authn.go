@@ -46,7 +46,8 @@ func (s *Server) authenticate(r *http.Request) (*caller, *failure) {
 	if h == "" {
 		return &caller{}, nil
 	}
-	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return s.byToken(r.Context(), strings.TrimSpace(tok))
 	}
 	name, password, ok := r.BasicAuth()

@@ -172,13 +172,6 @@ func (e *env) stop() {
 	}
 }
 
-// restart stops the daemon and starts it again on the same files.
-func (e *env) restart() {
-	e.t.Helper()
-	e.stop()
-	e.start()
-}
-
 // who calls the API: a user with a password, a bearer token, or nobody.
 type who struct {
 	user, password, token string

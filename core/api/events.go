@@ -15,11 +15,7 @@ const (
 	// keepAlive is how often an idle stream sends a comment, so proxies do
 	// not close it.
 	keepAlive = 15 * time.Second
-	// gapWait is how long a missing event id is waited for. PostgreSQL
-	// hands out ids before commit, so id 7 can appear after id 8; an id
-	// still missing after this belonged to a transaction rolled back.
-	gapWait  = 2 * time.Second
-	feedPage = 500
+	feedPage  = 500
 )
 
 // events streams the state changes of the executions the caller sees as
@@ -70,8 +66,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 
-	sent := map[int64]bool{}         // ids above low already handled
-	missing := map[int64]time.Time{} // ids above low not seen yet, since when
+	// Event ids become visible in increasing order (the store inserts
+	// events under a lock held until the commit), so every id up to the
+	// last one read is settled: a missing id was rolled back or deleted
+	// and will never appear.
 	poll := time.NewTicker(s.cfg.EventPoll)
 	defer poll.Stop()
 	lastWrite := time.Now()
@@ -85,11 +83,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 			evs = nil
 		}
 		wrote := false
+		var lastSent int64
 		for _, ev := range evs {
-			if sent[ev.ID] {
-				continue
-			}
-			sent[ev.ID] = true
 			if !c.sees(ev.Owner) || (execution != 0 && ev.ExecutionID != execution) {
 				continue
 			}
@@ -98,38 +93,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 				kind = "service"
 			}
 			data, _ := json.Marshal(eventJSON(ev))
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, data)
-			wrote = true
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, kind, data)
+			wrote, lastSent = true, ev.ID
 		}
-		// Move the cursor over every id handled, or missing for too long.
 		now := time.Now()
-		advanced := false
-		for len(sent) > 0 {
-			next := low + 1
-			if sent[next] {
-				delete(sent, next)
-				low, advanced = next, true
-				continue
+		if n := len(evs); n > 0 && evs[n-1].ID > low {
+			low = evs[n-1].ID
+			if low != lastSent {
+				// The cursor also moves over events the caller may not
+				// see, so that a reconnection does not read them again.
+				fmt.Fprintf(w, "id: %d\n\n", low)
+				wrote = true
 			}
-			since, ok := missing[next]
-			if !ok {
-				missing[next] = now
-				break
-			}
-			if now.Sub(since) < gapWait {
-				break
-			}
-			delete(missing, next)
-			low, advanced = next, true
-		}
-		for id := range missing {
-			if id <= low {
-				delete(missing, id)
-			}
-		}
-		if advanced {
-			fmt.Fprintf(w, "id: %d\n\n", low)
-			wrote = true
 		}
 		if !wrote && now.Sub(lastWrite) > keepAlive {
 			fmt.Fprint(w, ": keep-alive\n\n")

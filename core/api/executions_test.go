@@ -268,3 +268,34 @@ func TestPagination(t *testing.T) {
 	})
 	_ = time.Second
 }
+
+// TestNoBackend: a Zoe without a back-end serves what it can and answers
+// 503 for what needs one; health says it is degraded when a plugin is not
+// ready.
+func TestNoBackend(t *testing.T) {
+	e := newEnv(t, `deployment_name = "apitest"
+data_dir        = "data"
+
+auth "file" {
+  users_file = "users.csv"
+}
+
+workspace "dir" {
+  base_path = "ws"
+}
+`)
+	alice := e.as("alice")
+	for _, rq := range []struct{ method, path string }{
+		{"POST", "/executions"}, {"GET", "/stats"},
+	} {
+		var body any
+		if rq.method == "POST" {
+			body = map[string]any{"description": app("none", nil)}
+		}
+		r := e.do(alice, rq.method, rq.path, body)
+		if eb := r.apiError(t); r.status != http.StatusServiceUnavailable || eb.Code != client.CodeUnavailable {
+			t.Errorf("%s %s without a back-end: %d %+v", rq.method, rq.path, r.status, eb)
+		}
+	}
+	e.must(alice, "GET", "/executions", nil, http.StatusOK, nil)
+}

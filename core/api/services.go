@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -104,7 +105,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		start()
 		_ = rc.Flush()
 	}
-	err := s.cfg.Logs.Read(ctx, sv.ExecutionID, sv.Name, opts, func(e logs.Entry) error {
+	write := func(e logs.Entry) error {
 		start()
 		if timestamps {
 			bw.WriteString(e.Time.UTC().Format(time.RFC3339Nano))
@@ -121,7 +122,14 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 			return rc.Flush()
 		}
 		return nil
-	})
+	}
+	read := func() error {
+		return s.cfg.Logs.Read(ctx, sv.ExecutionID, sv.Name, opts, write)
+	}
+	err := read()
+	for opts.Follow && errors.Is(err, sdk.ErrNotFound) && s.waitForLog(ctx, sv.ExecutionID) {
+		err = read()
+	}
 	if !started {
 		if errors.Is(err, sdk.ErrNotFound) {
 			s.error(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("service %s has no output yet", sv.Name))
@@ -137,7 +145,26 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		return
 	}
 	if err != nil && ctx.Err() == nil && !errors.Is(err, sdk.ErrNotFound) {
-		// The status is sent: all that can be done is to end the stream.
+		// The status is sent: the stream is cut, not ended, so that the
+		// client does not take what it got for the whole log.
 		s.log.Warn("reading a service's log failed", "service", sv.ID, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// waitForLog waits, while a follower waits for a service's first output,
+// for the next look: true while the service's execution is active.
+func (s *Server) waitForLog(ctx context.Context, executionID int64) bool {
+	ex, err := s.cfg.Store.GetExecution(ctx, executionID)
+	if err != nil || !ex.Status.Active() {
+		return false
+	}
+	t := time.NewTimer(s.cfg.EventPoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

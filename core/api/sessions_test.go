@@ -18,6 +18,9 @@ func TestSessionsAndTokens(t *testing.T) {
 		t.Fatalf("session: %+v", s)
 	}
 	tok := who{token: s.Token}
+	if r := e.doHeader(anonymous, "GET", "/me", nil, http.Header{"Authorization": {"bearer " + s.Token}}); r.status != http.StatusOK {
+		t.Errorf("a lower-case bearer scheme: %d %s", r.status, r.body)
+	}
 	var me client.User
 	e.must(tok, "GET", "/me", nil, http.StatusOK, &me)
 	if me.Username != "alice" || me.Quota != "user" || !me.Enabled {
@@ -185,5 +188,38 @@ func TestUsersAndRoles(t *testing.T) {
 	}
 	if r := e.do(who{user: "root", password: "wrong"}, "GET", "/health", nil); r.status != http.StatusUnauthorized {
 		t.Errorf("a wrong password on an open route: %d", r.status)
+	}
+}
+
+// TestCrossOriginRequests: a page on another site cannot make the user's
+// browser change anything, even with its cached credentials; programs (no
+// Origin, no Sec-Fetch-Site) and Zoe's own pages can, and reading is
+// always allowed (browsers keep the answer from the other site).
+func TestCrossOriginRequests(t *testing.T) {
+	e := newEnv(t, "")
+	alice := e.as("alice")
+	start := map[string]any{"name": "csrf", "description": app("csrf", nil)}
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"cross-site fetch", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"foreign origin", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+		{"same origin", http.Header{"Sec-Fetch-Site": {"same-origin"}}, http.StatusCreated},
+		{"a program", nil, http.StatusCreated},
+	} {
+		r := e.doHeader(alice, "POST", "/executions", start, tc.header)
+		if r.status != tc.want {
+			t.Errorf("%s: POST /executions: %d, want %d: %s", tc.name, r.status, tc.want, r.body)
+		}
+		if r.status == http.StatusForbidden {
+			if eb := r.apiError(t); eb.Code != client.CodePermissionDenied {
+				t.Errorf("%s: error %+v", tc.name, eb)
+			}
+		}
+	}
+	if r := e.doHeader(alice, "GET", "/executions", nil, http.Header{"Sec-Fetch-Site": {"cross-site"}}); r.status != http.StatusOK {
+		t.Errorf("cross-site GET: %d", r.status)
 	}
 }

@@ -236,3 +236,27 @@ func TestLogsOutliveServicesAndRestarts(t *testing.T) {
 		t.Errorf("the log of a deleted execution: %d", code)
 	}
 }
+
+// TestFollowBeforeOutput: following a service that has written nothing yet
+// waits for its output instead of ending at once.
+func TestFollowBeforeOutput(t *testing.T) {
+	e := newEnv(t, "")
+	alice := e.as("alice")
+	ex := e.startApp(alice, "slow", app("slow", map[string]string{"ZOE_SIM_START_DELAY": "2s", "ZOE_SIM_LOG": "at last"}))
+	var got client.Execution
+	e.must(alice, "GET", fmt.Sprintf("/executions/%d", ex.ID), nil, http.StatusOK, &got)
+	svc := got.Services[0].ID
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/services/%d/logs?follow=true", e.base, svc), nil)
+	req.SetBasicAuth(alice.user, alice.password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("follow: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "started main0") {
+		t.Fatalf("the follower read %q, %v; want the service's first line", line, err)
+	}
+}

@@ -12,7 +12,10 @@ import (
 	"github.com/zoe-project/zoe/sdk"
 )
 
-const executionCols = "id, owner, name, description, status, size, cores, memory, error_message, exit_code, submitted_at, started_at, ended_at, network_id"
+const (
+	executionCols = "id, owner, name, description, status, size, cores, memory, error_message, exit_code, submitted_at, started_at, ended_at, network_id"
+	listCols      = "id, owner, name, NULL, status, size, cores, memory, error_message, exit_code, submitted_at, started_at, ended_at, network_id"
+)
 
 func scanExecution(r row) (Execution, error) {
 	var (
@@ -248,7 +251,9 @@ func (s *store) ListExecutions(ctx context.Context, f Filter) ([]Execution, stri
 		}
 		where = append(where, "id < "+a.add(id))
 	}
-	query := "SELECT " + executionCols + " FROM executions"
+	// Listings leave the description out: it is the largest column by far
+	// and GetExecution has it.
+	query := "SELECT " + listCols + " FROM executions"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}

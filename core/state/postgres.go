@@ -111,7 +111,10 @@ func postgresCategory(err error) error {
 			return sdk.ErrAlreadyExists
 		case "23503": // foreign_key_violation
 			return sdk.ErrNotFound
-		case "23502", "23514", "22P02": // not_null_violation, check_violation, invalid_text_representation
+		case "23502", "23514", "22P02", "22021", "22P05":
+			// not_null_violation, check_violation, invalid_text_representation,
+			// character_not_in_repertoire (a NUL byte or invalid UTF-8),
+			// untranslatable_character
 			return sdk.ErrInvalidArgument
 		case "40001", "40P01": // serialization_failure, deadlock_detected
 			return sdk.ErrConflict

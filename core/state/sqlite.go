@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -151,6 +152,56 @@ func sqliteCategory(err error) error {
 
 type sqliteDB struct {
 	w, r *sql.DB
+	// reads keeps the reads' statements prepared: parsing a query costs
+	// about as much as running a small one.
+	reads stmtCache
+}
+
+// stmtCache holds prepared statements by query text. The queries are the
+// store's own, a few dozen shapes; the bound is a safety net.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+const maxCachedStatements = 256
+
+// stmt returns q prepared on db, or nil when it cannot be (it is then run
+// unprepared, and fails there if it is wrong).
+func (c *stmtCache) stmt(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
+	c.mu.Lock()
+	st := c.m[q]
+	full := len(c.m) >= maxCachedStatements
+	c.mu.Unlock()
+	if st != nil || full {
+		return st
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	if old := c.m[q]; old != nil {
+		_ = st.Close()
+		return old
+	}
+	c.m[q] = st
+	return st
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.m {
+		errs = append(errs, st.Close())
+	}
+	c.m = nil
+	return errors.Join(errs...)
 }
 
 func (db *sqliteDB) exec(ctx context.Context, q string, a ...any) (int64, error) {
@@ -158,10 +209,20 @@ func (db *sqliteDB) exec(ctx context.Context, q string, a ...any) (int64, error)
 }
 
 func (db *sqliteDB) query(ctx context.Context, q string, a ...any) (rows, error) {
+	if st := db.reads.stmt(ctx, db.r, q); st != nil {
+		rs, err := st.QueryContext(ctx, a...)
+		if err != nil {
+			return nil, err
+		}
+		return sqlRows{rs}, nil
+	}
 	return sqlQ{db.r}.query(ctx, q, a...)
 }
 
 func (db *sqliteDB) queryRow(ctx context.Context, q string, a ...any) row {
+	if st := db.reads.stmt(ctx, db.r, q); st != nil {
+		return st.QueryRowContext(ctx, a...)
+	}
 	return sqlQ{db.r}.queryRow(ctx, q, a...)
 }
 
@@ -178,7 +239,7 @@ func (db *sqliteDB) tx(ctx context.Context, fn func(querier) error) error {
 }
 
 func (db *sqliteDB) close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.reads.close(), db.r.Close(), db.w.Close())
 }
 
 // sqlQ adapts a *sql.DB or *sql.Tx.

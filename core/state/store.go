@@ -55,7 +55,8 @@ type Store interface {
 	CreateExecution(ctx context.Context, e NewExecution) (Execution, error)
 	GetExecution(ctx context.Context, id int64) (Execution, error)
 	// ListExecutions returns one page of executions, newest first, and the
-	// cursor of the next page ("" after the last).
+	// cursor of the next page ("" after the last). Their Description is
+	// left out (nil): GetExecution has it.
 	ListExecutions(ctx context.Context, f Filter) ([]Execution, string, error)
 	// ActiveExecutions returns the active executions of every user, oldest
 	// first.

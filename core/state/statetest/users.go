@@ -1,6 +1,7 @@
 package statetest
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -25,6 +26,18 @@ func testUsers(t *testing.T, h Harness) {
 	inUTC(t, "created", u.CreatedAt, before, after)
 	if !u.LastLogin.Equal(u.CreatedAt) {
 		t.Errorf("last login %v != created %v", u.LastLogin, u.CreatedAt)
+	}
+	// Text no user can have (a NUL byte, invalid UTF-8, as a URL may carry)
+	// is not found or invalid, never an internal error.
+	for _, name := range []string{"a\x00b", "\xff"} {
+		_, err := st.GetUser(ctx, name)
+		_, qerr := st.GetQuota(ctx, name)
+		_, _, lerr := st.ListExecutions(ctx, state.Filter{Owner: name, Name: name})
+		for _, e := range []error{err, qerr, lerr} {
+			if e != nil && !errors.Is(e, sdk.ErrNotFound) && !errors.Is(e, sdk.ErrInvalidArgument) {
+				t.Errorf("%q: %v", name, e)
+			}
+		}
 	}
 
 	// Zoe's own fields survive the next login; the auth plugin's are
