@@ -20,10 +20,12 @@ import (
 
 // target is one endpoint under load.
 type target struct {
-	name  string
-	path  string // under /api/v1
-	auth  func(*http.Request)
-	check func(body []byte) error // of a 200 answer
+	name string
+	path string // under /api/v1
+	// header is the Authorization header's value, "" for none.
+	header string
+	auth   func(*http.Request)
+	check  func(body []byte) error // of a 200 answer
 }
 
 type result struct {

@@ -4,7 +4,7 @@
 // bearer token, then with HTTP Basic) from -conns keep-alive connections
 // that each send requests back to back:
 //
-//	make build && go run ./bench/apiload [-executions 10000] [-conns 64] [-duration 10s] [-keep]
+//	make build && go run ./bench/apiload [-executions 10000] [-conns 64] [-duration 10s] [-wrk] [-keep]
 //
 // The daemon runs in this process (daemon.Run), on a configuration of its
 // own in a temporary directory: auth "file", workspace "dir", SQLite state
@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +49,7 @@ type options struct {
 	duration   time.Duration
 	warmup     time.Duration
 	keep       bool
+	wrk        bool
 	bin        string
 	cpuprofile string
 }
@@ -58,6 +60,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections, each sending requests back to back")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per endpoint")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured time per endpoint before it")
+	flag.BoolVar(&o.wrk, "wrk", false, "also load each endpoint with wrk (apt-get install wrk), after the Go load generator")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, database, daemon log)")
 	flag.StringVar(&o.bin, "zoe", "bin/zoe", "the zoe binary; its plugins are next to it (make build)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each measured phase to `PREFIX`-<endpoint>.pprof")
@@ -125,9 +128,14 @@ func run(o options) error {
 	targets := []target{
 		{name: "info", path: "/info", check: checkInfo},
 		{name: "list-bearer", path: fmt.Sprintf("/executions?limit=%d", pageSize), check: checkList,
-			auth: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }},
+			header: "Bearer " + token},
 		{name: "list-basic", path: fmt.Sprintf("/executions?limit=%d", pageSize), check: checkList,
-			auth: func(r *http.Request) { r.SetBasicAuth(user, password) }},
+			header: "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))},
+	}
+	for i := range targets {
+		if h := targets[i].header; h != "" {
+			targets[i].auth = func(r *http.Request) { r.Header.Set("Authorization", h) }
+		}
 	}
 	var results []result
 	for _, t := range targets {
@@ -151,6 +159,24 @@ func run(o options) error {
 	for _, r := range results {
 		if r.errors > 0 {
 			return fmt.Errorf("%s: %d failed requests, the first: %v", r.name, r.errors, r.firstErr)
+		}
+	}
+	if !o.wrk {
+		return nil
+	}
+	var wrks []wrkResult
+	for _, t := range targets {
+		r, err := runWrk(ctx, base, t, o.conns, o.duration)
+		if err != nil {
+			return err
+		}
+		wrks = append(wrks, r)
+	}
+	fmt.Printf("\nThe same with wrk (2 threads) as the load generator:\n\n")
+	printWrkTable(os.Stdout, o.conns, wrks)
+	for _, r := range wrks {
+		if r.errors > 0 {
+			return fmt.Errorf("%s: wrk saw %d failed requests", r.name, r.errors)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ func waitExecution(cmd *cobra.Command, c *cli, cl *client.Client, id int64, time
 				view.end()
 				return ex, gerr
 			}
-		case ctx.Err() == nil:
+		case ctx.Err() == nil && !transient(err):
 			view.end()
 			return nil, err
 		}
@@ -105,6 +106,14 @@ func waitExecution(cmd *cobra.Command, c *cli, cl *client.Client, id int64, time
 		}
 		return nil, fmt.Errorf("stopped waiting for execution %d (%s); it goes on: %w", id, status, cmd.Context().Err())
 	}
+}
+
+// transient errors are worth waiting through: the daemon restarts, or a
+// plugin or the store is briefly unavailable.
+func transient(err error) bool {
+	var ce *client.ConnectionError
+	return errors.As(err, &ce) || client.IsStatus(err, http.StatusServiceUnavailable) ||
+		client.IsStatus(err, http.StatusBadGateway) || client.IsStatus(err, http.StatusGatewayTimeout)
 }
 
 // liveView shows an execution's state and its services'.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/engine"
@@ -106,6 +107,10 @@ type Config struct {
 	// EventPoll is how often an event stream looks for new events;
 	// default 500 ms.
 	EventPoll time.Duration
+	// StreamRecheck is how often an open stream (events, a followed log)
+	// checks its caller's credentials again, so that a revoked or expired
+	// token, a disabled user or a demoted one loses it; default 5 s.
+	StreamRecheck time.Duration
 }
 
 // Server is the HTTP API.
@@ -115,6 +120,7 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []route
 	creds  *credentialCache
+	checks singleflight.Group // password checks in progress
 	// csrf refuses state-changing requests a browser sends from another
 	// site (a page elsewhere posting to Zoe with the user's cached
 	// credentials).
@@ -133,6 +139,9 @@ func New(log hclog.Logger, cfg Config) *Server {
 	}
 	if cfg.EventPoll <= 0 {
 		cfg.EventPoll = 500 * time.Millisecond
+	}
+	if cfg.StreamRecheck <= 0 {
+		cfg.StreamRecheck = 5 * time.Second
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
 		csrf: http.NewCrossOriginProtection()}
@@ -158,17 +167,43 @@ const prefix = "/api/v1"
 // Shutdown ends the open streams; http.Server.RegisterOnShutdown calls it.
 func (s *Server) Shutdown() { s.closingOnce.Do(func() { close(s.closing) }) }
 
-// streamContext is the request's context, also ended by Shutdown.
-func (s *Server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+// streamContext is the request's context, also ended by Shutdown and once
+// the request's credentials no longer give access a (checked every
+// StreamRecheck).
+func (s *Server) streamContext(r *http.Request, a Access) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(r.Context())
 	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
+		t := time.NewTicker(s.cfg.StreamRecheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.closing:
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c, fail := s.authenticate(r.WithContext(ctx))
+				if ctx.Err() != nil {
+					return
+				}
+				if fail != nil && fail.status == http.StatusServiceUnavailable {
+					continue // the store or an auth plugin hiccups: not a refusal
+				}
+				if fail != nil || refused(a, c) {
+					s.log.Info("stream ended: its credentials no longer give access", "path", r.URL.Path)
+					cancel()
+					return
+				}
+			}
 		}
 	}()
 	return ctx, cancel
+}
+
+func refused(a Access, c *caller) bool {
+	status, _, _ := allowed(a, c)
+	return status != 0
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -103,6 +103,31 @@ func (s *Server) byPassword(ctx context.Context, name, password string) (state.U
 			return state.User{}, s.storeFailure(err)
 		}
 	}
+	// Concurrent requests with the same credentials share one check: when
+	// a cached answer expires under load, the plugins' password hashing
+	// (deliberately slow) would otherwise run once per waiting request.
+	k := s.creds.sum(name, password)
+	v, _, _ := s.checks.Do(string(k[:]), func() (any, error) {
+		// Not cancelled with the first request: the others wait for it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), passwordCheckTimeout)
+		defer cancel()
+		u, f := s.checkPassword(cctx, name, password)
+		return checked{u, f}, nil
+	})
+	c := v.(checked)
+	return c.user, c.fail
+}
+
+// passwordCheckTimeout bounds one check of a username and password.
+const passwordCheckTimeout = 30 * time.Second
+
+type checked struct {
+	user state.User
+	fail *failure
+}
+
+// checkPassword asks the auth plugins in order and records the login.
+func (s *Server) checkPassword(ctx context.Context, name, password string) (state.User, *failure) {
 	var (
 		id      auth.Identity
 		found   bool

@@ -23,7 +23,7 @@ const (
 // event up to it has been sent, so a client that reconnects with it in
 // Last-Event-ID misses nothing (it may see an event twice; Event.ID tells).
 func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
-	ctx, cancel := s.streamContext(r)
+	ctx, cancel := s.streamContext(r, SignedIn)
 	defer cancel()
 	var execution int64
 	if v := r.URL.Query().Get("execution"); v != "" {

@@ -88,7 +88,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		s.error(w, http.StatusNotFound, client.CodeNotFound, "this Zoe keeps no service logs")
 		return
 	}
-	ctx, cancel := s.streamContext(r)
+	ctx, cancel := s.streamContext(r, SignedIn)
 	defer cancel()
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 32<<10)

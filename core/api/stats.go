@@ -66,15 +66,22 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request, c *caller) {
 		s.write(w, http.StatusOK, out)
 		return
 	}
-	running, _, err := s.cfg.Store.ListExecutions(r.Context(), state.Filter{
-		Statuses: []state.Status{state.StatusStarting, state.StatusRunning, state.StatusCleaningUp}, Limit: state.MaxLimit})
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
 	out.Running = []client.Execution{}
-	for _, ex := range running {
-		out.Running = append(out.Running, s.executionJSON(ex))
+	f := state.Filter{Statuses: []state.Status{state.StatusStarting, state.StatusRunning, state.StatusCleaningUp},
+		Limit: state.MaxLimit}
+	for {
+		running, next, err := s.cfg.Store.ListExecutions(r.Context(), f)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		for _, ex := range running {
+			out.Running = append(out.Running, s.executionJSON(ex))
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
 	}
 	nodes, err := s.cfg.Engine.Nodes(r.Context())
 	if err != nil {

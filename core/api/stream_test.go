@@ -260,3 +260,63 @@ func TestFollowBeforeOutput(t *testing.T) {
 		t.Fatalf("the follower read %q, %v; want the service's first line", line, err)
 	}
 }
+
+// TestStreamsEndWithTheirCredentials: an open event stream and a followed
+// log end once the token they were opened with is revoked, and a disabled
+// user's stream ends too.
+func TestStreamsEndWithTheirCredentials(t *testing.T) {
+	e := newEnv(t, "")
+	alice, root := e.as("alice"), e.as("root")
+	var s client.Session
+	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"]}, http.StatusCreated, &s)
+	ex := e.startApp(alice, "streams", app("streams", nil))
+	run := e.await(alice, ex.ID, "running")
+	open := func(w who, path string) <-chan error {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.base+path, nil)
+		if w.token != "" {
+			req.Header.Set("Authorization", "Bearer "+w.token)
+		} else {
+			req.SetBasicAuth(w.user, w.password)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if ctx.Err() != nil {
+				err = ctx.Err() // the stream did not end by itself
+			}
+			done <- err
+		}()
+		return done
+	}
+	ended := func(what string, done <-chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s still open", what)
+		}
+	}
+	tok := who{token: s.Token}
+	events := open(tok, "/events")
+	logs := open(tok, fmt.Sprintf("/services/%d/logs?follow=true", run.Services[0].ID))
+	e.must(tok, "DELETE", fmt.Sprintf("/tokens/%d", s.TokenInfo.ID), nil, http.StatusNoContent, nil)
+	ended("the event stream of a revoked token", events)
+	ended("the followed log of a revoked token", logs)
+
+	dora := e.as("dora")
+	e.must(dora, "GET", "/me", nil, http.StatusOK, nil)
+	events = open(dora, "/events")
+	e.must(root, "PATCH", "/users/dora", client.UserUpdate{Enabled: ptr(false)}, http.StatusOK, nil)
+	ended("the event stream of a disabled user", events)
+}

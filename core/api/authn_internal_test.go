@@ -1,0 +1,85 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+// slowAuth is an auth plugin whose password check takes a while, as a
+// bcrypt hash does; it counts its calls. In-process: what is counted is the
+// API's use of it, not the plugin wire.
+type slowAuth struct{ right, wrong atomic.Int32 }
+
+func (a *slowAuth) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
+	if password == "secret" {
+		a.right.Add(1)
+	} else {
+		a.wrong.Add(1)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if user != "alice" || password != "secret" {
+		return auth.Identity{}, sdk.ErrInvalidCredentials
+	}
+	return auth.Identity{Username: user, Role: auth.RoleUser}, nil
+}
+
+// TestConcurrentLoginsShareOneCheck: many requests arriving together with
+// the same credentials, none cached yet, cost one password check (those
+// arriving after it find its answer cached); wrong credentials are checked
+// apart from right ones.
+func TestConcurrentLoginsShareOneCheck(t *testing.T) {
+	st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := &slowAuth{}
+	srv := httptest.NewServer(New(nil, Config{Store: st, Auth: []Authenticator{a}}))
+	t.Cleanup(srv.Close)
+
+	statuses := make([]int, 30)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", srv.URL+"/api/v1/me", nil)
+			if i%3 == 2 {
+				req.SetBasicAuth("alice", "wrong")
+			} else {
+				req.SetBasicAuth("alice", "secret")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	for i, code := range statuses {
+		want := http.StatusOK
+		if i%3 == 2 {
+			want = http.StatusUnauthorized
+		}
+		if code != want {
+			t.Errorf("request %d: %d, want %d", i, code, want)
+		}
+	}
+	if n := a.right.Load(); n != 1 {
+		t.Errorf("%d checks of the right password for 20 concurrent requests, want 1", n)
+	}
+	if n := a.wrong.Load(); n < 1 || n > 10 {
+		t.Errorf("%d checks of the wrong password for 10 requests", n)
+	}
+}
