@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/sdk"
@@ -32,6 +34,9 @@ const (
 	// trusted without asking them again: a Basic client sends it with every
 	// call, and bcrypt costs tens of milliseconds.
 	credentialTTL = time.Minute
+	// credentialRenew is how long before its expiry a cached answer is
+	// checked again.
+	credentialRenew = 15 * time.Second
 )
 
 type failure struct {
@@ -94,7 +99,12 @@ func (s *Server) byToken(ctx context.Context, tok string) (*caller, *failure) {
 // byPassword asks the auth plugins (or the cache of their recent answers)
 // and records the login.
 func (s *Server) byPassword(ctx context.Context, name, password string) (state.User, *failure) {
-	if id, ok := s.creds.get(name, password); ok {
+	if id, ok, renew := s.creds.get(name, password); ok {
+		if renew {
+			// Checked again in the background while the cached answer
+			// still serves: a busy client never waits for the hashing.
+			s.checkShared(ctx, name, password)
+		}
 		u, err := s.cfg.Store.GetUser(ctx, id.Username)
 		if err == nil {
 			return u, nil
@@ -106,16 +116,21 @@ func (s *Server) byPassword(ctx context.Context, name, password string) (state.U
 	// Concurrent requests with the same credentials share one check: when
 	// a cached answer expires under load, the plugins' password hashing
 	// (deliberately slow) would otherwise run once per waiting request.
+	c := (<-s.checkShared(ctx, name, password)).Val.(checked)
+	return c.user, c.fail
+}
+
+// checkShared starts a check of the credentials, or joins the one in
+// progress.
+func (s *Server) checkShared(ctx context.Context, name, password string) <-chan singleflight.Result {
 	k := s.creds.sum(name, password)
-	v, _, _ := s.checks.Do(string(k[:]), func() (any, error) {
+	return s.checks.DoChan(string(k[:]), func() (any, error) {
 		// Not cancelled with the first request: the others wait for it.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), passwordCheckTimeout)
 		defer cancel()
 		u, f := s.checkPassword(cctx, name, password)
 		return checked{u, f}, nil
 	})
-	c := v.(checked)
-	return c.user, c.fail
 }
 
 // passwordCheckTimeout bounds one check of a username and password.
@@ -196,15 +211,18 @@ func (c *credentialCache) sum(name, password string) [sha256.Size]byte {
 	return k
 }
 
-func (c *credentialCache) get(name, password string) (auth.Identity, bool) {
+// get returns the identity cached for the credentials; renew is true when
+// the entry is about to expire and should be checked again.
+func (c *credentialCache) get(name, password string) (id auth.Identity, ok, renew bool) {
 	k := c.sum(name, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
-	if !ok || time.Now().After(e.until) {
-		return auth.Identity{}, false
+	now := time.Now()
+	if !ok || now.After(e.until) {
+		return auth.Identity{}, false, false
 	}
-	return e.id, true
+	return e.id, true, e.until.Sub(now) < credentialRenew
 }
 
 func (c *credentialCache) put(name, password string, id auth.Identity) {

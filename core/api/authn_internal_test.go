@@ -18,13 +18,20 @@ import (
 // slowAuth is an auth plugin whose password check takes a while, as a
 // bcrypt hash does; it counts its calls. In-process: what is counted is the
 // API's use of it, not the plugin wire.
-type slowAuth struct{ right, wrong atomic.Int32 }
+type slowAuth struct {
+	right, wrong atomic.Int32
+	// gate, when set, holds every check until it is closed.
+	gate atomic.Pointer[chan struct{}]
+}
 
 func (a *slowAuth) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
 	if password == "secret" {
 		a.right.Add(1)
 	} else {
 		a.wrong.Add(1)
+	}
+	if g := a.gate.Load(); g != nil {
+		<-*g
 	}
 	time.Sleep(200 * time.Millisecond)
 	if user != "alice" || password != "secret" {
@@ -81,5 +88,45 @@ func TestConcurrentLoginsShareOneCheck(t *testing.T) {
 	}
 	if n := a.wrong.Load(); n < 1 || n > 10 {
 		t.Errorf("%d checks of the wrong password for 10 requests", n)
+	}
+
+	// An answer about to expire is checked again in the background: the
+	// request does not wait for the check (held here until the end).
+	s := srv.Config.Handler.(*Server)
+	s.creds.mu.Lock()
+	for k, e := range s.creds.m {
+		e.until = time.Now().Add(credentialRenew / 2)
+		s.creds.m[k] = e
+	}
+	s.creds.mu.Unlock()
+	gate := make(chan struct{})
+	a.gate.Store(&gate)
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/me", nil)
+	req.SetBasicAuth("alice", "secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("with an answer about to expire: %d", resp.StatusCode)
+	}
+	close(gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.right.Load() != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := a.right.Load(); n != 2 {
+		t.Errorf("%d checks of the right password after the renewal, want 2", n)
+	}
+	renewed := func() bool {
+		_, ok, renew := s.creds.get("alice", "secret")
+		return ok && !renew
+	}
+	for !renewed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !renewed() {
+		t.Error("the cached answer was not renewed")
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -140,15 +138,21 @@ func (e *Engine) runCollector(ctx context.Context, k logKey, c *collector) {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	// pause waits before the next try; false when the collector is to stop.
-	// A finish request cuts it short: the last subscription follows at once.
-	pause := func() bool {
+	// A finish request cuts it short (the last subscription follows at
+	// once), unless the try failed: failures are retried at the back-off's
+	// pace until drain gives up.
+	pause := func(failed bool) bool {
 		t := time.NewTimer(backoff)
 		defer t.Stop()
 		backoff = min(2*backoff, maxBackoff)
+		finish := c.finish
+		if failed {
+			finish = nil
+		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-c.finish:
+		case <-finish:
 		case <-t.C:
 		}
 		return true
@@ -160,62 +164,79 @@ func (e *Engine) runCollector(ctx context.Context, k logKey, c *collector) {
 			break
 		}
 		log.Warn("cannot open a service's log", "error", err)
-		if c.finishing() || !pause() {
+		if c.finishing() || !pause(true) {
 			return
 		}
 	}
 	defer w.Close()
 	backoff = minBackoff
+	warned := false // once per collector: a full disk would flood the log
 	for {
 		// The last subscription, once the container has ended, does not
 		// follow: it reads what is there and ends.
 		last := c.finishing()
+		failed := true
 		ch, err := e.cfg.Backend.Logs(ctx, c.handle, backend.LogOptions{Follow: !last, Since: w.Since()})
 		if err != nil {
-			if ctx.Err() != nil || last || errors.Is(err, sdk.ErrNotFound) && c.finishing() {
+			// Once the container has ended, a failed read is tried again
+			// (the plugin may be restarting) until drain gives up on it.
+			if ctx.Err() != nil || errors.Is(err, sdk.ErrNotFound) && c.finishing() {
 				return
 			}
-			log.Debug("cannot follow a service's output; trying again", "error", err, "in", backoff)
+			log.Debug("cannot read a service's output; trying again", "error", err, "in", backoff)
 		} else {
 			w.Resync()
 			since := time.Now()
-			n := e.copyLog(ctx, ch, w, log)
-			if ctx.Err() != nil || last || c.finishing() {
-				// A stream that ended after the container did has it all.
+			n, err := e.copyLog(ctx, ch, w)
+			switch {
+			case ctx.Err() != nil, errors.Is(err, sdk.ErrNotFound):
+				return // stopped, or the log was removed with its execution
+			case err != nil:
+				// Not stored (a full disk?): read again from the last
+				// stored line after a pause, so that nothing is skipped.
+				if !warned {
+					log.Warn("cannot store a service's output; trying again", "error", err)
+					warned = true
+				}
+			case last:
+				// A read that started after the container ended has it all.
 				return
+			default:
+				// A follow stream ended: the container stopped, or the
+				// plugin did. The next turn reads what is left, or
+				// follows again.
+				log.Debug("a service's output stream ended", "in", backoff)
+				failed = false
 			}
 			if n > 0 || time.Since(since) > maxBackoff {
 				backoff = minBackoff
 			}
-			log.Debug("a service's output stream ended; following it again", "in", backoff)
 		}
-		if !pause() {
+		if !pause(failed) {
 			return
 		}
 	}
 }
 
-// copyLog appends a stream's entries to the log until it ends; it returns
-// how many were new.
-func (e *Engine) copyLog(ctx context.Context, ch <-chan backend.LogEntry, w *logs.Writer, log hclog.Logger) int {
-	n, warned := 0, false
+// copyLog appends a stream's entries to the log until it ends or an entry
+// cannot be stored; it returns how many were new.
+func (e *Engine) copyLog(ctx context.Context, ch <-chan backend.LogEntry, w *logs.Writer) (int, error) {
+	n := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return n
+			return n, nil
 		case le, ok := <-ch:
 			if !ok {
-				return n
+				return n, nil
 			}
 			stream := logs.Stdout
 			if le.Stream == backend.Stderr {
 				stream = logs.Stderr
 			}
 			stored, err := w.Append(logs.Entry{Time: le.Time, Stream: stream, Line: le.Line})
-			if err != nil && !warned {
-				// Once per stream: a full disk would flood the log.
-				log.Warn("cannot store a service's output", "error", err)
-				warned = true
+			if err != nil {
+				return n, err
 			}
 			if stored {
 				n++

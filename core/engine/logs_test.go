@@ -15,6 +15,7 @@ import (
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -60,8 +61,9 @@ type follower struct {
 
 func (e *env) follow(id int64, svc string) *follower {
 	f := &follower{done: make(chan error, 1)}
+	store := e.logs // a restart replaces e.logs; a follower stays with its store
 	go func() {
-		f.done <- e.logs.Read(e.t.Context(), id, svc, logs.ReadOptions{Follow: true}, func(en logs.Entry) error {
+		f.done <- store.Read(e.t.Context(), id, svc, logs.ReadOptions{Follow: true}, func(en logs.Entry) error {
 			f.mu.Lock()
 			f.got = append(f.got, lineOf(en))
 			f.mu.Unlock()
@@ -457,4 +459,52 @@ func TestNodes(t *testing.T) {
 			t.Errorf("after the end: %s has %d services", n.Node.Name, n.Services)
 		}
 	}
+}
+
+// lateLogs stands for a back-end plugin whose follow streams deliver
+// nothing (they end with the container) and whose first reads after that
+// fail, as while the plugin restarts: the output can only be had by the
+// final read, retried.
+type lateLogs struct {
+	engine.Backend
+	mu       sync.Mutex
+	failures int // reads still to fail
+}
+
+func (l *lateLogs) Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error) {
+	if !opts.Follow {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.failures > 0 {
+			l.failures--
+			return nil, fmt.Errorf("restarting: %w", sdk.ErrUnavailable)
+		}
+		return l.Backend.Logs(ctx, h, opts)
+	}
+	in, err := l.Backend.Logs(ctx, h, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan backend.LogEntry)
+	go func() {
+		defer close(out)
+		for range in {
+		}
+	}()
+	return out, nil
+}
+
+func TestLogsLastReadRetried(t *testing.T) {
+	e := newEnv(t, options{logs: true, wrap: func(b engine.Backend) engine.Backend {
+		return &lateLogs{Backend: b, failures: 2}
+	}})
+	ex := e.submit(zappJSON(t, false,
+		svc{name: "main", ess: 1, total: 1, monitor: true, env: forever("ZOE_SIM_LOG", "a|b")}))
+	e.waitStatus(ex.ID, state.StatusRunning)
+	first := e.started(ex.ID, "main0")
+	if _, err := e.eng.Terminate(t.Context(), ex.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(ex.ID, state.StatusTerminated)
+	e.waitLog(ex.ID, "main0", first, "a", "b", "received SIGTERM, exiting")
 }

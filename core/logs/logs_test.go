@@ -689,3 +689,49 @@ func BenchmarkReadTail(b *testing.B) {
 		}
 	}
 }
+
+// TestCrashAtRotation: a crash between creating the next file and writing
+// its header leaves it empty; the next writer gives it its open record, so
+// that later ones still resume where the log ends instead of storing the
+// source's output again.
+func TestCrashAtRotation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	s := newStore(t, dir, logs.Options{})
+	all := numbered(0, 6)
+	w := open(t, s, 1, "svc0", "c1")
+	appendAll(t, w, all[:3]...)
+	w.Close()
+	if err := os.WriteFile(filepath.Join(dir, "1", "svc0", "00000002.log"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Each round resumes at the last stored entry, the source sends
+	// everything again from there, and the log ends up with it once.
+	for _, round := range []struct{ resume, upTo int }{{2, 5}, {4, 6}} {
+		s = newStore(t, dir, logs.Options{})
+		w = open(t, s, 1, "svc0", "c1")
+		if since := w.Since(); !since.Equal(all[round.resume].Time) {
+			t.Fatalf("the writer resumes at %v, want %v", since, all[round.resume].Time)
+		}
+		appendAll(t, w, all[round.resume:round.upTo]...)
+		w.Close()
+		sameEntries(t, readAll(t, s, 1, "svc0", 0), all[:round.upTo])
+	}
+}
+
+// TestZeroTimeEndsCatchUp: a line without a time, from a back-end that
+// gives none, cannot be matched with the stored ones: it is stored, not
+// taken for one already there and dropped.
+func TestZeroTimeEndsCatchUp(t *testing.T) {
+	s := newStore(t, "", logs.Options{})
+	w := open(t, s, 1, "svc0", "c1")
+	appendAll(t, w, numbered(0, 2)...)
+	w.Resync()
+	stored, err := w.Append(logs.Entry{Stream: logs.Stdout, Line: []byte("no time")})
+	if err != nil || !stored {
+		t.Fatalf("a line without a time while catching up: stored %v, %v", stored, err)
+	}
+	got := readAll(t, s, 1, "svc0", 0)
+	if len(got) != 3 || string(got[2].Line) != "no time" || got[2].Time.IsZero() {
+		t.Errorf("log %+v", got)
+	}
+}

@@ -64,7 +64,10 @@ func (s *Store) open(l *svcLog, source string) (*Writer, error) {
 	}
 	l.f, l.seq, l.size = f, seq, st.size
 	l.source, l.last, l.n, l.closed = st.source, st.last, st.n, st.closed
-	if st.seq == 0 || !st.haveSource || st.source != source || st.closed {
+	// An empty newest file (a crash between creating it at a rotation and
+	// writing its header) gets its open record here: every file starts
+	// with one, which is what a later load finds the source by.
+	if st.seq == 0 || st.size == 0 || !st.haveSource || st.source != source || st.closed {
 		if st.source != source {
 			l.last, l.n = time.Time{}, 0
 		}
@@ -100,8 +103,9 @@ func (w *Writer) Since() time.Time {
 
 // Append stores one entry, unless the writer is catching up and has it
 // already; it says whether it stored it. A zero time is replaced by the
-// current time (such entries cannot be told apart when catching up: they
-// count as stored). The stream must be Stdout or Stderr.
+// current time; such an entry cannot be told apart from those stored, so it
+// ends a catch-up (it may be stored twice, never lost). The stream must be
+// Stdout or Stderr.
 func (w *Writer) Append(e Entry) (bool, error) {
 	if e.Stream != Stdout && e.Stream != Stderr {
 		return false, fmt.Errorf("logs: stream %q: %w", e.Stream, sdk.ErrInvalidArgument)
@@ -117,6 +121,9 @@ func (w *Writer) Append(e Entry) (bool, error) {
 	}
 	if w.catching {
 		switch {
+		case e.Time.IsZero():
+			// A line without a time cannot be matched with those stored:
+			// better stored twice than lost.
 		case e.Time.Before(l.last):
 			return false, nil
 		case e.Time.Equal(l.last):

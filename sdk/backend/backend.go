@@ -216,6 +216,11 @@ const (
 
 // LogEntry is one line of a service's output.
 type LogEntry struct {
+	// Time is when the line was written, as the platform recorded it. Zoe
+	// resumes a broken stream from the time of the last line it stored
+	// (LogOptions.Since), so a back-end should give every line its time;
+	// lines without one cannot be told apart when a stream is read again
+	// and may then be stored twice.
 	Time   time.Time
 	Stream Stream
 	Line   []byte
