@@ -6,10 +6,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -121,6 +123,8 @@ type Server struct {
 	routes []route
 	creds  *credentialCache
 	checks singleflight.Group // password checks in progress
+	// buffers holds *bytes.Buffer for encoding answers.
+	buffers sync.Pool
 	// csrf refuses state-changing requests a browser sends from another
 	// site (a page elsewhere posting to Zoe with the user's cached
 	// credentials).
@@ -144,7 +148,8 @@ func New(log hclog.Logger, cfg Config) *Server {
 		cfg.StreamRecheck = 5 * time.Second
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
-		csrf: http.NewCrossOriginProtection()}
+		csrf:    http.NewCrossOriginProtection(),
+		buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 	s.routes = s.table()
 	methods := map[string][]string{}
 	for _, rt := range s.routes {
@@ -233,14 +238,31 @@ func (s *Server) wrongMethod(allow []string) http.Handler {
 	})
 }
 
+// write sends v as JSON. It is encoded whole first: with its length
+// known, the answer goes out in one write rather than in chunks.
 func (s *Server) write(w http.ResponseWriter, code int, v any) {
+	buf := s.buffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			buf.Reset()
+			s.buffers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		// The API's own documents always encode; this is a bug.
+		s.log.Error("encoding a response failed", "error", err)
+		code, buf = http.StatusInternalServerError, bytes.NewBufferString(`{"error":{"code":"internal","message":"internal error"}}`+"\n")
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	if err := enc.Encode(v); err != nil {
+	if _, err := w.Write(buf.Bytes()); err != nil {
 		s.log.Debug("writing a response failed", "error", err)
 	}
 }
+
+// maxPooledBuffer: larger response buffers are left to the collector.
+const maxPooledBuffer = 1 << 20
 
 func (s *Server) error(w http.ResponseWriter, status int, code, message string, details ...client.Detail) {
 	if status == http.StatusUnauthorized {

@@ -546,3 +546,67 @@ func testActiveExecutions(t *testing.T, h Harness) {
 		t.Fatalf("active %v, want %v (oldest first)", got, want)
 	}
 }
+
+// testListingsFollowWrites: a listing asked again after any write shows
+// it, and what a caller does to a listing does not change the next one.
+func testListingsFollowWrites(t *testing.T, h Harness) {
+	st, loc := open(t, h)
+	ctx := t.Context()
+	login(t, st, "alice", auth.RoleAdmin)
+	e := submit(t, st, "alice", "first", 0)
+	list := func() []state.Execution {
+		t.Helper()
+		es, _, err := st.ListExecutions(ctx, state.Filter{Owner: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	if es := list(); len(es) != 1 || es[0].Status != state.StatusSubmitted {
+		t.Fatalf("listed %+v", es)
+	}
+	list() // asked twice at the same point
+	must(st.Transition(ctx, e.ID, []state.Status{state.StatusSubmitted}, state.StatusError,
+		state.ExecutionChange{ExitCode: ptr(3)}))(t)
+	es := list()
+	if len(es) != 1 || es[0].Status != state.StatusError || es[0].ExitCode == nil || *es[0].ExitCode != 3 {
+		t.Fatalf("after a transition: %+v", es)
+	}
+	*es[0].ExitCode, es[0].Name = 99, "changed by the caller"
+	if again := list(); *again[0].ExitCode != 3 || again[0].Name != "first" {
+		t.Errorf("a caller's change reached the next listing: %+v", again[0])
+	}
+	submit(t, st, "alice", "second", 0)
+	if es := list(); len(es) != 2 || es[0].Name != "second" {
+		t.Errorf("after a submission: %+v", es)
+	}
+
+	// Another store on the same database (a second daemon) sees the
+	// writes of the first, and the first sees its writes.
+	other := reopen(t, h, loc)
+	if es, _, err := other.ListExecutions(ctx, state.Filter{Owner: "alice"}); err != nil || len(es) != 2 {
+		t.Fatalf("the other store lists %+v, %v", es, err)
+	}
+	submit(t, other, "alice", "third", 0)
+	if es := list(); len(es) != 3 || es[0].Name != "third" {
+		t.Errorf("after the other store's submission: %+v", es)
+	}
+
+	// Users and tokens, which the API reads on every request.
+	u := must(st.GetUser(ctx, "alice"))(t)
+	u.Groups = append(u.Groups, "changed by the caller")
+	must(st.UpdateUser(ctx, "alice", state.UserUpdate{Enabled: ptr(false)}))(t)
+	if u := must(st.GetUser(ctx, "alice"))(t); u.Enabled || slices.Contains(u.Groups, "changed by the caller") {
+		t.Errorf("after disabling: %+v", u)
+	}
+	hash := []byte("0123456789abcdef0123456789abcdef")
+	tok := must(st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "t", Hash: hash}))(t)
+	got := must(st.TokenByHash(ctx, hash))(t)
+	got.Hash[0] = 'X'
+	must(st.TokenByHash(ctx, hash))(t)
+	if err := st.DeleteToken(ctx, "alice", tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := st.TokenByHash(ctx, hash)
+	wantErr(t, err, sdk.ErrNotFound)
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 		{"EventLimits", testEventLimits},
 		{"EventFeedConcurrent", testEventFeedConcurrent},
 		{"ListExecutions", testListExecutions},
+		{"ListingsFollowWrites", testListingsFollowWrites},
 		{"ActiveExecutions", testActiveExecutions},
 		{"Tokens", testTokens},
 		{"ConcurrentSubmissions", testConcurrentSubmissions},
