@@ -116,8 +116,14 @@ func (s *Server) byPassword(ctx context.Context, name, password string) (state.U
 	// Concurrent requests with the same credentials share one check: when
 	// a cached answer expires under load, the plugins' password hashing
 	// (deliberately slow) would otherwise run once per waiting request.
-	c := (<-s.checkShared(ctx, name, password)).Val.(checked)
-	return c.user, c.fail
+	select {
+	case r := <-s.checkShared(ctx, name, password):
+		c := r.Val.(checked)
+		return c.user, c.fail
+	case <-ctx.Done():
+		// The client left; the check goes on for the others.
+		return state.User{}, &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the request ended before its credentials were checked"}
+	}
 }
 
 // checkShared starts a check of the credentials, or joins the one in

@@ -313,17 +313,6 @@ func (e *Engine) busy(id int64) bool {
 	return e.workers[id] != nil
 }
 
-// placing returns the nodes a start worker of the execution was given, by
-// service id; nil without one.
-func (e *Engine) placing(id int64) map[int64]string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if w := e.workers[id]; w != nil {
-		return w.placed
-	}
-	return nil
-}
-
 // stopStarting cancels the execution's start worker, if any.
 func (e *Engine) stopStarting(id int64) {
 	e.mu.Lock()

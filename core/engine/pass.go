@@ -21,14 +21,34 @@ import (
 type snapshot struct {
 	execs []state.Execution
 	svcs  map[int64][]state.Service
+	// workers are the executions with a worker when the snapshot was
+	// taken, with the nodes given to each start worker (worker.placed). A
+	// worker that ends while the pass runs has changed rows the snapshot
+	// shows as they were: its execution counts as busy until the next
+	// pass, or its services could be started twice.
+	workers map[int64]map[int64]string
+}
+
+// busySince tells whether the execution has a worker, or had one when the
+// snapshot was taken.
+func (e *Engine) busySince(s *snapshot, id int64) bool {
+	_, had := s.workers[id]
+	return had || e.busy(id)
 }
 
 func (e *Engine) read(ctx context.Context) (*snapshot, error) {
+	// Before the store: see snapshot.workers.
+	e.mu.Lock()
+	workers := make(map[int64]map[int64]string, len(e.workers))
+	for id, w := range e.workers {
+		workers[id] = w.placed
+	}
+	e.mu.Unlock()
 	execs, err := e.cfg.Store.ActiveExecutions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{execs: execs, svcs: make(map[int64][]state.Service, len(execs))}
+	s := &snapshot{execs: execs, svcs: make(map[int64][]state.Service, len(execs)), workers: workers}
 	for _, ex := range execs {
 		if s.svcs[ex.ID], err = e.cfg.Store.Services(ctx, ex.ID); err != nil {
 			return nil, err
@@ -77,7 +97,7 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 		if ex.Status != state.StatusStarting && ex.Status != state.StatusRunning {
 			continue
 		}
-		busy := e.busy(ex.ID)
+		busy := e.busySince(snap, ex.ID)
 		for _, sv := range snap.svcs[ex.ID] {
 			name := e.containerName(ex.ID, sv.Name)
 			switch {
@@ -340,8 +360,8 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 		if ex.Status == state.StatusCleaningUp || ex.Status == state.StatusSubmitted {
 			continue
 		}
-		busy := e.busy(ex.ID)
-		placed := e.placing(ex.ID)
+		busy := e.busySince(snap, ex.ID)
+		placed := snap.workers[ex.ID]
 		var svcs []scheduler.Service
 		var rows []state.Service
 		waits := false

@@ -122,7 +122,12 @@ func (r *reader) start(tail int) error {
 			return err
 		}
 		if count >= need {
-			return r.openAt(seqs[i], offs[count%need])
+			err := r.openAt(seqs[i], offs[count%need])
+			if errors.Is(err, os.ErrNotExist) {
+				// Rotated away since it was read: start after it.
+				return r.openFrom(seqs[i])
+			}
+			return err
 		}
 		need -= count
 	}
