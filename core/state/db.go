@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,10 @@ type backend interface {
 	// locks the rows read with dialect.forUpdate.
 	tx(ctx context.Context, fn func(q querier) error) error
 	close() error
+	// generation changes whenever a write commits, by this store or any
+	// other on the same database (another daemon); ok is false when it
+	// cannot be known cheaply, and reads are then not cached.
+	generation(ctx context.Context) (gen uint64, ok bool)
 }
 
 // dialect is what the shared SQL needs to know about the database.
@@ -92,6 +97,62 @@ type store struct {
 	db  backend
 	d   dialect
 	log hclog.Logger
+	// pages keeps pages of executions until the database changes: the web
+	// UI and scripts ask for the same first pages again and again.
+	pages readCache[cachedPage]
+}
+
+type cachedPage struct {
+	es   []Execution
+	next string
+}
+
+// readCache holds answers read at one generation of the database (see
+// backend.generation). Values go in and out as copies, so that the cache
+// and its callers share nothing.
+type readCache[T any] struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]T
+}
+
+// maxCachedReads bounds a cache; a full one starts again.
+const maxCachedReads = 256
+
+// cached returns what load reads for key, from c when it was read at the
+// database's current generation. The generation is read before load, so
+// an answer is never kept under a generation older than what it shows.
+func cached[T any](ctx context.Context, s *store, c *readCache[T], key string, clone func(T) T, load func() (T, error)) (T, error) {
+	gen, ok := s.db.generation(ctx)
+	if !ok {
+		return load()
+	}
+	c.mu.Lock()
+	v, hit := c.m[key]
+	hit = hit && c.gen == gen
+	c.mu.Unlock()
+	if hit {
+		return clone(v), nil
+	}
+	v, err := load()
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.m == nil || len(c.m) >= maxCachedReads {
+		c.gen, c.m = gen, map[string]T{}
+	}
+	c.m[key] = clone(v)
+	return v, nil
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // now is the store's clock: UTC, microseconds (what PostgreSQL keeps), so

@@ -259,17 +259,33 @@ func (s *store) ListExecutions(ctx context.Context, f Filter) ([]Execution, stri
 	}
 	// One row more than the page tells whether there is a next page.
 	query += " ORDER BY id DESC LIMIT " + a.add(int64(limit+1))
-	rs, err := s.db.query(ctx, query, a...)
-	es, err := collect(rs, err, scanExecution)
+	p, err := cached(ctx, s, &s.pages, fmt.Sprintf("%s %q", query, []any(a)), clonePage, func() (cachedPage, error) {
+		rs, err := s.db.query(ctx, query, a...)
+		es, err := collect(rs, err, scanExecution)
+		if err != nil {
+			return cachedPage{}, err
+		}
+		next := ""
+		if len(es) > limit {
+			es = es[:limit]
+			next = encodeCursor(es[limit-1].ID)
+		}
+		return cachedPage{es: es, next: next}, nil
+	})
 	if err != nil {
 		return nil, "", s.fail("list executions", err)
 	}
-	next := ""
-	if len(es) > limit {
-		es = es[:limit]
-		next = encodeCursor(es[limit-1].ID)
+	return p.es, p.next, nil
+}
+
+func clonePage(p cachedPage) cachedPage {
+	p.es = slices.Clone(p.es)
+	for i := range p.es {
+		e := &p.es[i]
+		e.Description = slices.Clone(e.Description)
+		e.ExitCode, e.StartedAt, e.EndedAt = clonePtr(e.ExitCode), clonePtr(e.StartedAt), clonePtr(e.EndedAt)
 	}
-	return es, next, nil
+	return p
 }
 
 func (s *store) ActiveExecutions(ctx context.Context) ([]Execution, error) {

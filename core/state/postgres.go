@@ -155,6 +155,10 @@ func (db *pgDB) tx(ctx context.Context, fn func(querier) error) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
 }
 
+// generation is not known cheaply on PostgreSQL, whose reads are cheap
+// anyway: nothing is cached.
+func (db *pgDB) generation(context.Context) (uint64, bool) { return 0, false }
+
 func (db *pgDB) close() error {
 	db.pool.Close()
 	return nil

@@ -152,6 +152,11 @@ func sqliteCategory(err error) error {
 
 type sqliteDB struct {
 	w, r *sql.DB
+	// version is a connection of its own asking PRAGMA data_version,
+	// which changes whenever another connection (this store's writer, or
+	// another daemon's) commits a write.
+	versionMu sync.Mutex
+	version   *sql.Conn
 	// reads keeps the reads' statements prepared: parsing a query costs
 	// about as much as running a small one.
 	reads stmtCache
@@ -208,6 +213,25 @@ func (db *sqliteDB) exec(ctx context.Context, q string, a ...any) (int64, error)
 	return sqlQ{db.w}.exec(ctx, q, a...)
 }
 
+func (db *sqliteDB) generation(ctx context.Context) (uint64, bool) {
+	db.versionMu.Lock()
+	defer db.versionMu.Unlock()
+	if db.version == nil {
+		c, err := db.r.Conn(ctx)
+		if err != nil {
+			return 0, false
+		}
+		db.version = c
+	}
+	var v uint64
+	if err := db.version.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		_ = db.version.Close()
+		db.version = nil
+		return 0, false
+	}
+	return v, true
+}
+
 func (db *sqliteDB) query(ctx context.Context, q string, a ...any) (rows, error) {
 	if st := db.reads.stmt(ctx, db.r, q); st != nil {
 		rs, err := st.QueryContext(ctx, a...)
@@ -239,7 +263,14 @@ func (db *sqliteDB) tx(ctx context.Context, fn func(querier) error) error {
 }
 
 func (db *sqliteDB) close() error {
-	return errors.Join(db.reads.close(), db.r.Close(), db.w.Close())
+	db.versionMu.Lock()
+	var verr error
+	if db.version != nil {
+		verr = db.version.Close()
+		db.version = nil
+	}
+	db.versionMu.Unlock()
+	return errors.Join(verr, db.reads.close(), db.r.Close(), db.w.Close())
 }
 
 // sqlQ adapts a *sql.DB or *sql.Tx.
