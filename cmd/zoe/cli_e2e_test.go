@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/zoe-project/zoe/internal/testutil"
 )
 
@@ -61,17 +59,11 @@ func cliServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users strings.Builder
+	var users []testutil.User
 	for name, u := range cliUsers {
-		hash, err := bcrypt.GenerateFromPassword([]byte(u[1]), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&users, "%s,%s,%s\n", name, hash, u[0])
+		users = append(users, testutil.User{Name: name, Password: u[1], Role: u[0]})
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(users.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteUsersFile(t, filepath.Join(dir, "users.csv"), users...)
 	addr := freeAddr(t)
 	config := filepath.Join(dir, "zoe.hcl")
 	text := fmt.Sprintf(cliConfig, addr, filepath.Join(root, "examples", "shop"))

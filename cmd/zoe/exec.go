@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -258,11 +259,7 @@ func execGetCmd(c *cli) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeExecution,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			id, cl, err := c.idAndClient(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			ex, err := cl.GetExecution(cmd.Context(), id)
+			_, ex, err := c.execution(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -272,6 +269,39 @@ func execGetCmd(c *cli) *cobra.Command {
 			return printExecution(cmd.OutOrStdout(), ex)
 		}),
 	}
+}
+
+// eachID applies do to each id argument in turn, stopping at the first
+// error; what (an action) names it in errors, done (past tense) in output.
+func (c *cli) eachID(cmd *cobra.Command, args []string, what, done string,
+	do func(*client.Client, context.Context, int64) error) error {
+	ids, err := parseIDs(cmd, args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.client(cmd)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := do(cl, cmd.Context(), id); err != nil {
+			return fmt.Errorf("%s %d: %w", what, id, err)
+		}
+		if !c.json() {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %d.\n", done, id)
+		}
+	}
+	return nil
+}
+
+// execution makes the client and gets the execution an id argument names.
+func (c *cli) execution(cmd *cobra.Command, arg string) (*client.Client, *client.Execution, error) {
+	id, cl, err := c.idAndClient(cmd, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := cl.GetExecution(cmd.Context(), id)
+	return cl, ex, err
 }
 
 // idAndClient parses an execution id argument and makes the client.
@@ -394,23 +424,7 @@ func execRmCmd(c *cli) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: c.completeExecution,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(cmd, args)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client(cmd)
-			if err != nil {
-				return err
-			}
-			for _, id := range ids {
-				if err := cl.DeleteExecution(cmd.Context(), id); err != nil {
-					return fmt.Errorf("delete execution %d: %w", id, err)
-				}
-				if !c.json() {
-					fmt.Fprintf(cmd.OutOrStdout(), "Deleted execution %d.\n", id)
-				}
-			}
-			return nil
+			return c.eachID(cmd, args, "delete execution", "Deleted execution", (*client.Client).DeleteExecution)
 		}),
 	}
 }
@@ -422,11 +436,7 @@ func execEndpointsCmd(c *cli) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeExecution,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			id, cl, err := c.idAndClient(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			ex, err := cl.GetExecution(cmd.Context(), id)
+			_, ex, err := c.execution(cmd, args[0])
 			if err != nil {
 				return err
 			}

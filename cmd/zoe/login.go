@@ -314,23 +314,7 @@ func tokenCmd(c *cli) *cobra.Command {
 		Short: "Revoke tokens",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(cmd, args)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client(cmd)
-			if err != nil {
-				return err
-			}
-			for _, id := range ids {
-				if err := cl.RevokeToken(cmd.Context(), id); err != nil {
-					return fmt.Errorf("revoke token %d: %w", id, err)
-				}
-				if !c.json() {
-					fmt.Fprintf(cmd.OutOrStdout(), "Revoked token %d.\n", id)
-				}
-			}
-			return nil
+			return c.eachID(cmd, args, "revoke token", "Revoked token", (*client.Client).RevokeToken)
 		}),
 	}
 	cmd.AddCommand(ls, rm)

@@ -34,11 +34,7 @@ func execLogsCmd(c *cli) *cobra.Command {
 			if tail < 0 {
 				return usageErrorf(cmd, "--tail must be positive")
 			}
-			id, cl, err := c.idAndClient(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			ex, err := cl.GetExecution(cmd.Context(), id)
+			cl, ex, err := c.execution(cmd, args[0])
 			if err != nil {
 				return err
 			}

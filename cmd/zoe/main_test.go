@@ -34,23 +34,8 @@ import (
 
 var binDir string
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "zoe-cmd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bins := testutil.Binaries()
-	bins["zoe-plugin-backend-sim"] = "plugins/backend-sim" // the CLI's tests run ZApps on it
-	if err := testutil.Build(dir, bins); err != nil {
-		fmt.Fprintln(os.Stderr, "building the binaries:", err)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(testutil.RunWithBinaries(m, "zoe-cmd-test-", true, &binDir)) // the CLI's tests run ZApps on backend-sim
 }
 
 func zoeBin() string { return filepath.Join(binDir, "zoe") }

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/daemon"
 	"github.com/zoe-project/zoe/internal/testutil"
@@ -28,23 +26,8 @@ import (
 
 var binDir string
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "zoe-api-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bins := testutil.Binaries()
-	bins["zoe-plugin-backend-sim"] = "plugins/backend-sim"
-	if err := testutil.Build(dir, bins); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(testutil.RunWithBinaries(m, "zoe-api-bin-", true, &binDir))
 }
 
 // Users of every test daemon and their passwords.
@@ -105,17 +88,11 @@ func newEnv(t *testing.T, text string) *env {
 	if text == "" {
 		text = fmt.Sprintf(simConfig, filepath.Join(root, "examples", "shop"))
 	}
-	var users strings.Builder
+	var users []testutil.User
 	for _, u := range []struct{ name, role string }{{"root", "admin"}, {"alice", "user"}, {"bob", "user"}, {"dora", "user"}, {"gus", "guest"}} {
-		hash, err := bcrypt.GenerateFromPassword([]byte(passwords[u.name]), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&users, "%s,%s,%s\n", u.name, hash, u.role)
+		users = append(users, testutil.User{Name: u.name, Password: passwords[u.name], Role: u.role})
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(users.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteUsersFile(t, filepath.Join(dir, "users.csv"), users...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

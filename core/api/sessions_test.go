@@ -45,8 +45,10 @@ func TestSessionsAndTokens(t *testing.T) {
 	// A token expires.
 	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"], TTL: 1}, http.StatusCreated, &s)
 	e.must(who{token: s.Token}, "GET", "/me", nil, http.StatusOK, nil)
-	time.Sleep(1100 * time.Millisecond)
-	e.must(who{token: s.Token}, "GET", "/me", nil, http.StatusUnauthorized, nil)
+	waitFor(t, "the token to expire", func() (bool, string) {
+		r := e.do(who{token: s.Token}, "GET", "/me", nil)
+		return r.status == http.StatusUnauthorized, fmt.Sprint(r.status)
+	})
 
 	for _, tc := range []struct {
 		name   string

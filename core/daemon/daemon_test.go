@@ -28,23 +28,8 @@ import (
 
 var binDir string
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "zoe-daemon-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bins := testutil.Binaries()
-	bins["zoe-plugin-backend-sim"] = "plugins/backend-sim"
-	if err := testutil.Build(dir, bins); err != nil {
-		fmt.Fprintln(os.Stderr, "building the binaries:", err)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(testutil.RunWithBinaries(m, "zoe-daemon-test-", true, &binDir))
 }
 
 const baseConfig = `deployment_name = "unit"

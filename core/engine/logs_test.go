@@ -143,7 +143,11 @@ func TestLogs(t *testing.T) {
 // written while it was down, nothing twice, and the replacement of the
 // elastic service goes on in the same log.
 func TestLogsAcrossRestarts(t *testing.T) {
-	e := newEnv(t, options{logs: true})
+	var subs *cutLogs
+	e := newEnv(t, options{logs: true, wrap: func(b engine.Backend) engine.Backend {
+		subs = &cutLogs{Backend: b}
+		return subs
+	}})
 	ctx := t.Context()
 	ex := e.submit(zappJSON(t, false,
 		// It takes an hour to exit after SIGTERM: the operator's SIGTERM
@@ -193,8 +197,12 @@ func TestLogsAcrossRestarts(t *testing.T) {
 
 	// Once more, with nothing new: nothing is stored twice.
 	e.stop()
+	subsBefore := subs.subscriptions()
 	e.restart()
-	time.Sleep(500 * time.Millisecond) // some passes and subscriptions
+	waitFor(t, "the three services' output followed again", func() (bool, string) {
+		n := subs.subscriptions() - subsBefore
+		return n >= 3, fmt.Sprint(n)
+	})
 	e.waitLog(ex.ID, "master0", master...)
 	e.waitLog(ex.ID, "worker1", worker1...)
 	fm.running(t)
@@ -220,10 +228,12 @@ func TestLogsAcrossRestarts(t *testing.T) {
 	}
 }
 
-// cutLogs cuts every following log stream after two entries, as a
+// cutLogs counts the subscriptions to log streams and, with after > 0,
+// cuts every following stream after that many entries, as a
 // back-end plugin that keeps restarting would.
 type cutLogs struct {
 	engine.Backend
+	after int
 	mu    sync.Mutex
 	calls int
 }
@@ -249,7 +259,7 @@ func (c *cutLogs) Logs(ctx context.Context, h backend.Handle, opts backend.LogOp
 			case <-ctx.Done():
 				return
 			}
-			if n++; opts.Follow && n == 2 {
+			if n++; opts.Follow && n == c.after {
 				return
 			}
 		}
@@ -266,7 +276,7 @@ func (c *cutLogs) subscriptions() int {
 func TestLogsStreamBreaks(t *testing.T) {
 	var cut *cutLogs
 	e := newEnv(t, options{logs: true, wrap: func(b engine.Backend) engine.Backend {
-		cut = &cutLogs{Backend: b}
+		cut = &cutLogs{Backend: b, after: 2}
 		return cut
 	}})
 	ex := e.submit(zappJSON(t, false,

@@ -60,3 +60,25 @@ func Binaries() map[string]string {
 		"zoe-plugin-workspace-dir": "plugins/workspace-dir",
 	}
 }
+
+// RunWithBinaries is a TestMain body for out-of-process tests: it builds
+// the core and plugin binaries (Binaries, plus backend-sim when sim) into a
+// temporary directory, sets *dir to it, runs the tests and removes it.
+func RunWithBinaries(m interface{ Run() int }, prefix string, sim bool, dir *string) int {
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(d)
+	bins := Binaries()
+	if sim {
+		bins["zoe-plugin-backend-sim"] = "plugins/backend-sim"
+	}
+	if err := Build(d, bins); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binaries:", err)
+		return 1
+	}
+	*dir = d
+	return m.Run()
+}
