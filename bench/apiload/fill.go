@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/state"
@@ -172,4 +174,37 @@ func newExecution(k int) (state.NewExecution, error) {
 			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
 	}
 	return ne, nil
+}
+
+// writeEvery records a waiting reason on a queued execution every period,
+// as the engine does, from a store of its own on the daemon's database
+// (a write the daemon sees only through the database), until ctx ends. It
+// returns how many writes it made.
+func writeEvery(ctx context.Context, dbPath string, period time.Duration) (int, error) {
+	store, err := state.Open(ctx, config.State{SQLite: dbPath}, deployment, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	queued, _, err := store.ListExecutions(ctx, state.Filter{Statuses: []state.Status{state.StatusQueued}, Limit: 1})
+	if err != nil {
+		return 0, err
+	}
+	if len(queued) == 0 {
+		return 0, errors.New("no queued execution to record reasons on")
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return n, nil
+		case <-tick.C:
+		}
+		_, err := store.Transition(ctx, queued[0].ID, []state.Status{state.StatusQueued}, state.StatusQueued,
+			state.ExecutionChange{Reason: fmt.Sprintf("waiting: not enough cores (write %d)", n)})
+		if err != nil && ctx.Err() == nil {
+			return n, err
+		}
+	}
 }

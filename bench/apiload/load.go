@@ -26,6 +26,9 @@ type target struct {
 	header string
 	auth   func(*http.Request)
 	check  func(body []byte) error // of a 200 answer
+	// writes is how many writes per second another process makes to the
+	// database during the load (see writeEvery); 0 for none.
+	writes int
 }
 
 type result struct {
@@ -106,15 +109,22 @@ func (w *worker) run(ctx context.Context, base string, t target, measureFrom, en
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	// The stored data do not change under the load, so the answers
+	// should not either: an answer equal to the last one that passed the
+	// check passes too, without decoding it again (which would cost the
+	// generator as much CPU as the daemon spends on it).
 	var body bytes.Buffer
+	var passed []byte
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		if !t0.Before(end) {
 			return
 		}
 		err := get(ctx, c, base+t.path, t.auth, &body)
-		if err == nil {
-			err = t.check(body.Bytes())
+		if err == nil && !bytes.Equal(body.Bytes(), passed) {
+			if err = t.check(body.Bytes()); err == nil {
+				passed = append(passed[:0], body.Bytes()...)
+			}
 		}
 		if t0.Before(measureFrom) {
 			continue
@@ -273,6 +283,8 @@ func label(name string) string {
 		return fmt.Sprintf("`GET /executions?limit=%d`, bearer token", pageSize)
 	case "list-basic":
 		return fmt.Sprintf("`GET /executions?limit=%d`, HTTP Basic", pageSize)
+	case "list-bearer-writes":
+		return fmt.Sprintf("`GET /executions?limit=%d`, bearer token, other writes", pageSize)
 	}
 	return name
 }

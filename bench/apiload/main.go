@@ -1,10 +1,11 @@
 // Command apiload measures the REST API under load: with N executions
 // stored, the requests per second and latency percentiles of
 // GET /api/v1/info (anonymous) and GET /api/v1/executions?limit=50 (with a
-// bearer token, then with HTTP Basic) from -conns keep-alive connections
-// that each send requests back to back:
+// bearer token, then with HTTP Basic, then with a bearer token while
+// another store writes to the database -writes times a second) from
+// -conns keep-alive connections that each send requests back to back:
 //
-//	make build && go run ./bench/apiload [-executions 10000] [-conns 64] [-duration 10s] [-wrk] [-keep]
+//	make build && go run ./bench/apiload [-executions 10000] [-conns 64] [-duration 10s] [-writes 10] [-wrk] [-keep]
 //
 // The daemon runs in this process (daemon.Run), on a configuration of its
 // own in a temporary directory: auth "file", workspace "dir", SQLite state
@@ -52,6 +53,7 @@ type options struct {
 	wrk        bool
 	bin        string
 	cpuprofile string
+	writes     int
 }
 
 func main() {
@@ -63,6 +65,8 @@ func main() {
 	flag.BoolVar(&o.wrk, "wrk", false, "also load each endpoint with wrk (apt-get install wrk), after the Go load generator")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, database, daemon log)")
 	flag.StringVar(&o.bin, "zoe", "bin/zoe", "the zoe binary; its plugins are next to it (make build)")
+	flag.IntVar(&o.writes, "writes", 10, "writes per second to the database, by another store, during the last phase: "+
+		"each makes the daemon read and encode its answers again")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each measured phase to `PREFIX`-<endpoint>.pprof")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -131,6 +135,8 @@ func run(o options) error {
 			header: "Bearer " + token},
 		{name: "list-basic", path: fmt.Sprintf("/executions?limit=%d", pageSize), check: checkList,
 			header: "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))},
+		{name: "list-bearer-writes", path: fmt.Sprintf("/executions?limit=%d", pageSize), check: checkList,
+			header: "Bearer " + token, writes: o.writes},
 	}
 	for i := range targets {
 		if h := targets[i].header; h != "" {
@@ -146,7 +152,11 @@ func run(o options) error {
 		if o.cpuprofile != "" {
 			profile = o.cpuprofile + "-" + t.name + ".pprof"
 		}
-		r, err := load(ctx, base, t, o.conns, o.warmup, o.duration, profile)
+		var r result
+		err := withWrites(ctx, dbPath, t.writes, func() (err error) {
+			r, err = load(ctx, base, t, o.conns, o.warmup, o.duration, profile)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -166,7 +176,11 @@ func run(o options) error {
 	}
 	var wrks []wrkResult
 	for _, t := range targets {
-		r, err := runWrk(ctx, base, t, o.conns, o.duration)
+		var r wrkResult
+		err := withWrites(ctx, dbPath, t.writes, func() (err error) {
+			r, err = runWrk(ctx, base, t, o.conns, o.warmup, o.duration)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -180,6 +194,28 @@ func run(o options) error {
 		}
 	}
 	return nil
+}
+
+// withWrites runs fn while another store writes to the database perSecond
+// times a second (none when 0).
+func withWrites(ctx context.Context, dbPath string, perSecond int, fn func() error) error {
+	if perSecond <= 0 {
+		return fn()
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	t0 := time.Now()
+	go func() {
+		n, err := writeEvery(wctx, dbPath, time.Second/time.Duration(perSecond))
+		fmt.Printf("another store wrote %d times in %s\n", n, time.Since(t0).Round(time.Second))
+		done <- err
+	}()
+	err := fn()
+	stop()
+	if werr := <-done; werr != nil {
+		return errors.Join(err, fmt.Errorf("the writes: %w", werr))
+	}
+	return err
 }
 
 // checkBuild finds the zoe binary and the plugins this configuration

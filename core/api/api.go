@@ -57,6 +57,7 @@ type Store interface {
 	TouchToken(ctx context.Context, id int64) error
 
 	SchemaVersion(ctx context.Context) (int, error)
+	Version(ctx context.Context) (uint64, bool)
 }
 
 // Engine is the lifecycle engine (core/engine).
@@ -64,6 +65,7 @@ type Engine interface {
 	Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error)
 	Terminate(ctx context.Context, id int64, reason string) (state.Execution, error)
 	WaitingReason(id int64) string
+	WaitingVersion() uint64
 	Queue(ctx context.Context) ([]engine.QueueEntry, error)
 	Nodes(ctx context.Context) ([]engine.NodeUsage, error)
 }
@@ -134,6 +136,15 @@ type Server struct {
 	// never end by itself.
 	closing     chan struct{}
 	closingOnce sync.Once
+	// reads keeps what most requests read, the caller's token and user
+	// and pages of executions (encoded), while the store's version stays:
+	// asked again and again by scripts and the web UI, they are then
+	// served without reading the store or encoding again.
+	reads struct {
+		tokens state.VersionedCache[tokenRead]
+		users  state.VersionedCache[state.User]
+		pages  state.VersionedCache[[]byte]
+	}
 }
 
 // New returns the API's handler.
@@ -242,21 +253,36 @@ func (s *Server) wrongMethod(allow []string) http.Handler {
 // known, the answer goes out in one write rather than in chunks.
 func (s *Server) write(w http.ResponseWriter, code int, v any) {
 	buf := s.buffers.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			buf.Reset()
-			s.buffers.Put(buf)
-		}
-	}()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		// The API's own documents always encode; this is a bug.
-		s.log.Error("encoding a response failed", "error", err)
+	defer s.putBuffer(buf)
+	if err := s.encode(buf, v); err != nil {
 		code, buf = http.StatusInternalServerError, bytes.NewBufferString(`{"error":{"code":"internal","message":"internal error"}}`+"\n")
 	}
+	s.writeBody(w, code, buf.Bytes())
+}
+
+// encode writes v's JSON into buf.
+func (s *Server) encode(buf *bytes.Buffer, v any) error {
+	err := json.NewEncoder(buf).Encode(v)
+	if err != nil {
+		// The API's own documents always encode; this is a bug.
+		s.log.Error("encoding a response failed", "error", err)
+	}
+	return err
+}
+
+func (s *Server) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		buf.Reset()
+		s.buffers.Put(buf)
+	}
+}
+
+// writeBody sends an encoded JSON answer.
+func (s *Server) writeBody(w http.ResponseWriter, code int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(body); err != nil {
 		s.log.Debug("writing a response failed", "error", err)
 	}
 }

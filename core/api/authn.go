@@ -51,61 +51,97 @@ func (s *Server) authenticate(r *http.Request) (*caller, *failure) {
 	if h == "" {
 		return &caller{}, nil
 	}
+	var ver storeVersion
+	ver.v, ver.ok = s.cfg.Store.Version(r.Context())
 	// The scheme is case-insensitive (RFC 9110 §11.1).
 	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-		return s.byToken(r.Context(), strings.TrimSpace(tok))
+		u, f := s.byToken(r.Context(), ver, strings.TrimSpace(tok))
+		if f != nil {
+			return nil, f
+		}
+		return &caller{user: &u, ver: ver}, nil
 	}
 	name, password, ok := r.BasicAuth()
 	if !ok {
 		return nil, &failure{http.StatusUnauthorized, client.CodeUnauthenticated,
 			"the Authorization header must be Bearer <token> or Basic credentials"}
 	}
-	u, f := s.byPassword(r.Context(), name, password)
+	u, f := s.byPassword(r.Context(), ver, name, password)
 	if f != nil {
 		return nil, f
 	}
-	return &caller{user: &u}, nil
+	return &caller{user: &u, ver: ver}, nil
 }
 
-func (s *Server) byToken(ctx context.Context, tok string) (*caller, *failure) {
+func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (state.User, *failure) {
 	invalid := &failure{http.StatusUnauthorized, client.CodeUnauthenticated, "the token is invalid, expired or revoked; log in again"}
 	if !strings.HasPrefix(tok, tokenPrefix) {
-		return nil, invalid
+		return state.User{}, invalid
 	}
 	sum := sha256.Sum256([]byte(tok))
-	t, err := s.cfg.Store.TokenByHash(ctx, sum[:])
+	tr, err := s.readToken(ctx, ver, sum[:])
 	if errors.Is(err, sdk.ErrNotFound) {
-		return nil, invalid
+		return state.User{}, invalid
 	}
 	if err != nil {
-		return nil, s.storeFailure(err)
+		return state.User{}, s.storeFailure(err)
 	}
 	now := time.Now()
-	if t.Expired(now) {
-		return nil, invalid
+	if tr.token.Expired(now) {
+		return state.User{}, invalid
 	}
-	u, err := s.cfg.Store.GetUser(ctx, t.Username)
-	if err != nil {
-		return nil, s.storeFailure(err)
-	}
-	if t.LastUsed == nil || now.Sub(*t.LastUsed) > touchEvery {
+	if t := tr.token; t.LastUsed == nil || now.Sub(*t.LastUsed) > touchEvery {
+		// A write: the store's version changes, and the cached token
+		// with the old last use is read again.
 		if err := s.cfg.Store.TouchToken(ctx, t.ID); err != nil {
 			s.log.Debug("cannot record a token's use", "token", t.ID, "error", err)
 		}
 	}
-	return &caller{user: &u}, nil
+	return tr.user, nil
+}
+
+// tokenRead is a token with its user, as read at one store version. The
+// cached values are shared by the requests that read them: read-only.
+type tokenRead struct {
+	token state.Token
+	user  state.User
+}
+
+func (s *Server) readToken(ctx context.Context, ver storeVersion, hash []byte) (tokenRead, error) {
+	load := func(ctx context.Context) (tokenRead, error) {
+		t, err := s.cfg.Store.TokenByHash(ctx, hash)
+		if err != nil {
+			return tokenRead{}, err
+		}
+		u, err := s.cfg.Store.GetUser(ctx, t.Username)
+		return tokenRead{token: t, user: u}, err
+	}
+	if !ver.ok {
+		return load(ctx)
+	}
+	return s.reads.tokens.Load(ctx, ver.v, string(hash), load)
+}
+
+// readUser is GetUser through the cache (the value is shared: read-only).
+func (s *Server) readUser(ctx context.Context, ver storeVersion, name string) (state.User, error) {
+	if !ver.ok {
+		return s.cfg.Store.GetUser(ctx, name)
+	}
+	return s.reads.users.Load(ctx, ver.v, name, func(ctx context.Context) (state.User, error) {
+		return s.cfg.Store.GetUser(ctx, name)
+	})
 }
 
 // byPassword asks the auth plugins (or the cache of their recent answers)
 // and records the login.
-func (s *Server) byPassword(ctx context.Context, name, password string) (state.User, *failure) {
+func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, password string) (state.User, *failure) {
 	if id, ok, renew := s.creds.get(name, password); ok {
 		if renew {
 			// Checked again in the background while the cached answer
 			// still serves: a busy client never waits for the hashing.
 			s.checkShared(ctx, name, password)
 		}
-		u, err := s.cfg.Store.GetUser(ctx, id.Username)
+		u, err := s.readUser(ctx, ver, id.Username)
 		if err == nil {
 			return u, nil
 		}
@@ -273,7 +309,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid login request", details...)
 		return
 	}
-	u, f := s.byPassword(r.Context(), in.Username, in.Password)
+	u, f := s.byPassword(r.Context(), storeVersion{}, in.Username, in.Password)
 	if f != nil {
 		s.error(w, f.status, f.code, f.message)
 		return

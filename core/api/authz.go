@@ -46,6 +46,16 @@ type param struct{ Name, Type, Help string }
 // caller is who sent a request; nil user for anonymous callers.
 type caller struct {
 	user *state.User
+	// ver is the store's version read before anything else for this
+	// request: what the request reads may be cached under it.
+	ver storeVersion
+}
+
+// storeVersion is what Store.Version returned; ok is false when the store
+// does not know it, and nothing is cached.
+type storeVersion struct {
+	v  uint64
+	ok bool
 }
 
 func (c *caller) admin() bool { return c.user != nil && c.user.Role == auth.RoleAdmin }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,16 +56,37 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request, c *calle
 		}
 		f.Owner = c.name()
 	}
-	list, next, err := s.cfg.Store.ListExecutions(r.Context(), f)
+	// A page is kept while the store's version stays, and the engine's
+	// version of the waiting reasons it shows.
+	var reasons uint64
+	if s.cfg.Engine != nil {
+		reasons = s.cfg.Engine.WaitingVersion()
+	}
+	load := func(ctx context.Context) ([]byte, error) {
+		list, next, err := s.cfg.Store.ListExecutions(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out := client.ExecutionList{Executions: make([]client.Execution, 0, len(list)), NextCursor: next}
+		for _, ex := range list {
+			out.Executions = append(out.Executions, s.executionJSON(ex))
+		}
+		var buf bytes.Buffer
+		err = s.encode(&buf, out)
+		return buf.Bytes(), err
+	}
+	var body []byte
+	var err error
+	if c.ver.ok {
+		body, err = s.reads.pages.Load(r.Context(), c.ver.v, fmt.Sprintf("%d %#v", reasons, f), load)
+	} else {
+		body, err = load(r.Context())
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	out := client.ExecutionList{Executions: make([]client.Execution, 0, len(list)), NextCursor: next}
-	for _, ex := range list {
-		out.Executions = append(out.Executions, s.executionJSON(ex))
-	}
-	s.write(w, http.StatusOK, out)
+	s.writeBody(w, http.StatusOK, body)
 }
 
 func statusNames() string {

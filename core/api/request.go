@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,6 +155,11 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		return
 	}
 	msg := err.Error()
+	if errors.Is(err, context.Canceled) && sdk.Category(err) == sdk.ErrInternal {
+		// The client left: no bug, and nobody reads the answer.
+		s.error(w, http.StatusServiceUnavailable, client.CodeUnavailable, "the request was cancelled")
+		return
+	}
 	switch sdk.Category(err) {
 	case sdk.ErrInvalidArgument:
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, msg)

@@ -151,12 +151,15 @@ type Engine struct {
 	recoverAll atomic.Bool
 	wg         sync.WaitGroup
 
-	mu         sync.Mutex
-	workers    map[int64]*worker
-	waiting    map[int64]string
-	dyn        map[int64]dynState
-	held       *scheduler.Hold
-	collectors map[logKey]*collector
+	mu      sync.Mutex
+	workers map[int64]*worker
+	// waiting is why each queued execution waits; waitingVersion counts
+	// its changes (see WaitingVersion). Both change in setWaiting only.
+	waiting        map[int64]string
+	waitingVersion uint64
+	dyn            map[int64]dynState
+	held           *scheduler.Hold
+	collectors     map[logKey]*collector
 }
 
 type worker struct {
@@ -237,6 +240,28 @@ func (e *Engine) WaitingReason(id int64) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.waiting[id]
+}
+
+// WaitingVersion changes whenever a waiting reason does, so that answers
+// showing the reasons may be kept while it stays.
+func (e *Engine) WaitingVersion() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.waitingVersion
+}
+
+// setWaiting records why execution id waits ("": it no longer does); e.mu
+// is held.
+func (e *Engine) setWaiting(id int64, reason string) {
+	if old, ok := e.waiting[id]; ok && old == reason || !ok && reason == "" {
+		return
+	}
+	if reason == "" {
+		delete(e.waiting, id)
+	} else {
+		e.waiting[id] = reason
+	}
+	e.waitingVersion++
 }
 
 // watchEvents subscribes to the back-end's events, again whenever the

@@ -644,6 +644,7 @@ func testTerminateInEveryState(t *testing.T, store storeKind) {
 	})
 	t.Run("queued", func(t *testing.T) {
 		e := newEnv(t, options{store: store})
+		v0 := e.eng.WaitingVersion()
 		// 12 cores fit no node of 8.
 		ex := e.submit(zappJSON(t, false, svc{name: "big", ess: 1, total: 1, monitor: true, cores: 12, env: forever()}))
 		e.waitStatus(ex.ID, state.StatusQueued)
@@ -651,10 +652,18 @@ func testTerminateInEveryState(t *testing.T, store storeKind) {
 			r := e.eng.WaitingReason(ex.ID)
 			return strings.Contains(r, "core"), r
 		})
+		// The API keeps pages showing the reasons while this stays.
+		v1 := e.eng.WaitingVersion()
+		if v1 == v0 {
+			t.Errorf("the waiting version stayed %d when a reason appeared", v0)
+		}
 		if _, err := e.eng.Terminate(t.Context(), ex.ID, "never mind"); err != nil {
 			t.Fatal(err)
 		}
 		e.waitStatus(ex.ID, state.StatusTerminated)
+		if r, v := e.eng.WaitingReason(ex.ID), e.eng.WaitingVersion(); r != "" || v == v1 {
+			t.Errorf("after the end: reason %q, waiting version %d (was %d)", r, v, v1)
+		}
 		if got, _ := e.transitions(ex.ID); !slices.Equal(got, []string{"submitted", "queued", "cleaning_up", "terminated"}) {
 			t.Errorf("transitions %v", got)
 		}

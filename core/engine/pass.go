@@ -452,7 +452,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 		}
 		ex := en.ex
 		e.mu.Lock()
-		delete(e.waiting, id)
+		e.setWaiting(id, "")
 		delete(e.dyn, id)
 		e.mu.Unlock()
 		e.spawn(id, false, placed, func(ctx context.Context) { e.start(ctx, ex, jobs, addrs) })
@@ -469,7 +469,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 			e.dyn[w.Execution] = dynState{size: w.Size, lastTried: in.Now}
 		}
 		if en.ex.Status == state.StatusQueued {
-			e.waiting[w.Execution] = reason
+			e.setWaiting(w.Execution, reason)
 		}
 		e.mu.Unlock()
 		if en.ex.Status == state.StatusQueued && old != reason {

@@ -418,7 +418,7 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 	e.logTransition(ex.ID, err)
 	if err == nil {
 		e.mu.Lock()
-		delete(e.waiting, ex.ID)
+		e.setWaiting(ex.ID, "")
 		delete(e.dyn, ex.ID)
 		e.mu.Unlock()
 	}

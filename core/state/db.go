@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/zoe-project/zoe/sdk"
 )
@@ -51,7 +52,7 @@ type backend interface {
 	// locks the rows read with dialect.forUpdate.
 	tx(ctx context.Context, fn func(q querier) error) error
 	close() error
-	// generation changes whenever a write commits, by this store or any
+	// generation grows whenever a write commits, by this store or any
 	// other on the same database (another daemon); ok is false when it
 	// cannot be known cheaply, and reads are then not cached.
 	generation(ctx context.Context) (gen uint64, ok bool)
@@ -99,7 +100,7 @@ type store struct {
 	log hclog.Logger
 	// pages keeps pages of executions until the database changes: the web
 	// UI and scripts ask for the same first pages again and again.
-	pages readCache[cachedPage]
+	pages VersionedCache[cachedPage]
 }
 
 type cachedPage struct {
@@ -107,45 +108,94 @@ type cachedPage struct {
 	next string
 }
 
-// readCache holds answers read at one generation of the database (see
-// backend.generation). Values go in and out as copies, so that the cache
-// and its callers share nothing.
-type readCache[T any] struct {
-	mu  sync.Mutex
-	gen uint64
-	m   map[string]T
+// VersionedCache holds answers read at one Version of a store and forgets
+// them all when a newer version comes. Callers decide what the values
+// share: the store puts and gets copies.
+type VersionedCache[T any] struct {
+	mu      sync.Mutex
+	version uint64
+	m       map[string]T
+	loads   singleflight.Group
 }
 
 // maxCachedReads bounds a cache; a full one starts again.
 const maxCachedReads = 256
 
+// Get returns the value put under key at version, if any.
+func (c *VersionedCache[T]) Get(version uint64, key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[key]
+	if !ok || c.version != version {
+		var zero T
+		return zero, false
+	}
+	return v, true
+}
+
+// Put keeps v under key for version, the Version read before v was: a
+// value is never kept under a version older than what it shows. A value
+// of an older version than the cache's is dropped: a slow request does
+// not throw away what the newer ones kept.
+func (c *VersionedCache[T]) Put(version uint64, key string, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.m != nil && version < c.version:
+		return
+	case c.m == nil || version > c.version || len(c.m) >= maxCachedReads:
+		c.version, c.m = version, map[string]T{}
+	}
+	c.m[key] = v
+}
+
+// Load returns the value kept under key at version or, when there is
+// none, what load returns, and keeps it. Callers missing the same key at
+// the same version together share one load (right after a write, every
+// client's next request misses); it runs without ctx's cancellation, for
+// the others, and at most loadTimeout.
+func (c *VersionedCache[T]) Load(ctx context.Context, version uint64, key string, load func(context.Context) (T, error)) (T, error) {
+	if v, ok := c.Get(version, key); ok {
+		return v, nil
+	}
+	ch := c.loads.DoChan(strconv.FormatUint(version, 10)+" "+key, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		v, err := load(lctx)
+		if err == nil {
+			c.Put(version, key, v)
+		}
+		return v, err
+	})
+	select {
+	case r := <-ch:
+		v, _ := r.Val.(T)
+		return v, r.Err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// loadTimeout bounds a load shared by several callers.
+const loadTimeout = 30 * time.Second
+
 // cached returns what load reads for key, from c when it was read at the
-// database's current generation. The generation is read before load, so
-// an answer is never kept under a generation older than what it shows.
-func cached[T any](ctx context.Context, s *store, c *readCache[T], key string, clone func(T) T, load func() (T, error)) (T, error) {
+// database's current generation. Every caller gets a copy.
+func cached[T any](ctx context.Context, s *store, c *VersionedCache[T], key string, clone func(T) T, load func(context.Context) (T, error)) (T, error) {
 	gen, ok := s.db.generation(ctx)
 	if !ok {
-		return load()
+		return load(ctx)
 	}
-	c.mu.Lock()
-	v, hit := c.m[key]
-	hit = hit && c.gen == gen
-	c.mu.Unlock()
-	if hit {
-		return clone(v), nil
-	}
-	v, err := load()
+	v, err := c.Load(ctx, gen, key, load)
 	if err != nil {
 		return v, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen || c.m == nil || len(c.m) >= maxCachedReads {
-		c.gen, c.m = gen, map[string]T{}
-	}
-	c.m[key] = clone(v)
-	return v, nil
+	return clone(v), nil
 }
+
+// Version changes whenever a write commits (see Store.Version).
+func (s *store) Version(ctx context.Context) (uint64, bool) { return s.db.generation(ctx) }
 
 func clonePtr[T any](p *T) *T {
 	if p == nil {

@@ -259,7 +259,7 @@ func (s *store) ListExecutions(ctx context.Context, f Filter) ([]Execution, stri
 	}
 	// One row more than the page tells whether there is a next page.
 	query += " ORDER BY id DESC LIMIT " + a.add(int64(limit+1))
-	p, err := cached(ctx, s, &s.pages, fmt.Sprintf("%s %q", query, []any(a)), clonePage, func() (cachedPage, error) {
+	p, err := cached(ctx, s, &s.pages, fmt.Sprintf("%s %q", query, []any(a)), clonePage, func(ctx context.Context) (cachedPage, error) {
 		rs, err := s.db.query(ctx, query, a...)
 		es, err := collect(rs, err, scanExecution)
 		if err != nil {

@@ -157,6 +157,10 @@ type sqliteDB struct {
 	// another daemon's) commits a write.
 	versionMu sync.Mutex
 	version   *sql.Conn
+	// data_version grows on one connection; a new one starts again from
+	// 1, so its values are added to the last one given (generations only
+	// grow).
+	versionBase, versionLast uint64
 	// reads keeps the reads' statements prepared: parsing a query costs
 	// about as much as running a small one.
 	reads stmtCache
@@ -221,7 +225,7 @@ func (db *sqliteDB) generation(ctx context.Context) (uint64, bool) {
 		if err != nil {
 			return 0, false
 		}
-		db.version = c
+		db.version, db.versionBase = c, db.versionLast
 	}
 	var v uint64
 	if err := db.version.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
@@ -229,7 +233,8 @@ func (db *sqliteDB) generation(ctx context.Context) (uint64, bool) {
 		db.version = nil
 		return 0, false
 	}
-	return v, true
+	db.versionLast = db.versionBase + v
+	return db.versionLast, true
 }
 
 func (db *sqliteDB) query(ctx context.Context, q string, a ...any) (rows, error) {

@@ -112,5 +112,13 @@ type Store interface {
 
 	// SchemaVersion is the version of the database's schema.
 	SchemaVersion(ctx context.Context) (int, error)
+
+	// Version identifies what the store holds: it grows whenever a write
+	// commits, by this store or another sharing its database, so an answer
+	// read at one version may be served again while the version stays. ok
+	// is false when it cannot be known cheaply (PostgreSQL, whose reads
+	// are cheap); answers are then not to be cached.
+	Version(ctx context.Context) (v uint64, ok bool)
+
 	Close() error
 }

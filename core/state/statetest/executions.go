@@ -610,3 +610,69 @@ func testListingsFollowWrites(t *testing.T, h Harness) {
 	_, err := st.TokenByHash(ctx, hash)
 	wantErr(t, err, sdk.ErrNotFound)
 }
+
+// testVersion: a store that knows its version keeps it while only reads
+// happen and raises it with every write, its own or another store's on
+// the same database; one that does not know it never claims to.
+func testVersion(t *testing.T, h Harness) {
+	st, loc := open(t, h)
+	other := reopen(t, h, loc)
+	ctx := t.Context()
+	v0, ok := st.Version(ctx)
+	if !ok {
+		if _, ok := other.Version(ctx); ok {
+			t.Fatal("one store on a database knows its version and the other does not")
+		}
+		return
+	}
+	login(t, st, "alice", auth.RoleAdmin)
+	v1 := mustVersion(t, st)
+	if v1 <= v0 {
+		t.Fatalf("the version went from %d to %d with a login", v0, v1)
+	}
+	if _, _, err := st.ListExecutions(ctx, state.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	must(other.GetUser(ctx, "alice"))(t)
+	if v := mustVersion(t, st); v != v1 {
+		t.Fatalf("reads changed the version from %d to %d", v1, v)
+	}
+	steps := []struct {
+		what  string
+		write func() error
+	}{
+		{"a submission", func() error { _, err := st.CreateExecution(ctx, newExecution("alice", "a", 1)); return err }},
+		{"another store's submission", func() error {
+			_, err := other.CreateExecution(ctx, newExecution("alice", "b", 0))
+			return err
+		}},
+		{"another store's user update", func() error {
+			_, err := other.UpdateUser(ctx, "alice", state.UserUpdate{Enabled: ptr(false)})
+			return err
+		}},
+		{"a token", func() error {
+			_, err := st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "t", Hash: []byte("0123456789abcdef0123456789abcdef")})
+			return err
+		}},
+	}
+	last := v1
+	for _, step := range steps {
+		if err := step.write(); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		v := mustVersion(t, st)
+		if v <= last {
+			t.Fatalf("after %s the version is %d, was %d", step.what, v, last)
+		}
+		last = v
+	}
+}
+
+func mustVersion(t *testing.T, st state.Store) uint64 {
+	t.Helper()
+	v, ok := st.Version(t.Context())
+	if !ok {
+		t.Fatal("the store no longer knows its version")
+	}
+	return v
+}

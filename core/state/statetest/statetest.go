@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"EventFeedConcurrent", testEventFeedConcurrent},
 		{"ListExecutions", testListExecutions},
 		{"ListingsFollowWrites", testListingsFollowWrites},
+		{"Version", testVersion},
 		{"ActiveExecutions", testActiveExecutions},
 		{"Tokens", testTokens},
 		{"ConcurrentSubmissions", testConcurrentSubmissions},
