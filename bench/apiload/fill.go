@@ -86,8 +86,8 @@ func lifecycle(id int64) []step {
 
 // fill stores the bench user, with an unlimited quota, and n executions of
 // theirs, as the engine would have.
-func fill(ctx context.Context, dbPath string, n int) error {
-	store, err := state.Open(ctx, config.State{SQLite: dbPath}, deployment, nil)
+func fill(ctx context.Context, db config.State, n int) error {
+	store, err := state.Open(ctx, db, deployment, nil)
 	if err != nil {
 		return err
 	}
@@ -180,8 +180,8 @@ func newExecution(k int) (state.NewExecution, error) {
 // as the engine does, from a store of its own on the daemon's database
 // (a write the daemon sees only through the database), until ctx ends. It
 // returns how many writes it made.
-func writeEvery(ctx context.Context, dbPath string, period time.Duration) (int, error) {
-	store, err := state.Open(ctx, config.State{SQLite: dbPath}, deployment, nil)
+func writeEvery(ctx context.Context, db config.State, period time.Duration) (int, error) {
+	store, err := state.Open(ctx, db, deployment, nil)
 	if err != nil {
 		return 0, err
 	}

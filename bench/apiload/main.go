@@ -35,7 +35,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/daemon"
+	"github.com/zoe-project/zoe/internal/testutil"
 )
 
 const (
@@ -54,6 +56,7 @@ type options struct {
 	bin        string
 	cpuprofile string
 	writes     int
+	postgres   bool
 }
 
 func main() {
@@ -67,6 +70,7 @@ func main() {
 	flag.StringVar(&o.bin, "zoe", "bin/zoe", "the zoe binary; its plugins are next to it (make build)")
 	flag.IntVar(&o.writes, "writes", 10, "writes per second to the database, by another store, during the last phase: "+
 		"each makes the daemon read and encode its answers again")
+	flag.BoolVar(&o.postgres, "postgres", false, "store in a PostgreSQL server started for the run (Debian's postgresql) instead of SQLite")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each measured phase to `PREFIX`-<endpoint>.pprof")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -96,12 +100,21 @@ func run(o options) error {
 	defer stop()
 
 	password := rand.Text()
-	cfgFile, dbPath, err := writeConfig(dir, password)
+	db := config.State{SQLite: filepath.Join(dir, "data", "zoe.db")}
+	if o.postgres {
+		pg := testutil.NewPostgres()
+		defer pg.Stop()
+		if db.Postgres, err = pg.NewDatabase(); err != nil {
+			return fmt.Errorf("PostgreSQL: %w", err)
+		}
+		db.SQLite = ""
+	}
+	cfgFile, err := writeConfig(dir, password, db)
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
-	if err := fill(ctx, dbPath, o.executions); err != nil {
+	if err := fill(ctx, db, o.executions); err != nil {
 		return fmt.Errorf("fill the store: %w", err)
 	}
 	fmt.Printf("filled the store with %d executions in %s\n", o.executions, time.Since(t0).Round(time.Millisecond))
@@ -153,7 +166,7 @@ func run(o options) error {
 			profile = o.cpuprofile + "-" + t.name + ".pprof"
 		}
 		var r result
-		err := withWrites(ctx, dbPath, t.writes, func() (err error) {
+		err := withWrites(ctx, db, t.writes, func() (err error) {
 			r, err = load(ctx, base, t, o.conns, o.warmup, o.duration, profile)
 			return err
 		})
@@ -177,7 +190,7 @@ func run(o options) error {
 	var wrks []wrkResult
 	for _, t := range targets {
 		var r wrkResult
-		err := withWrites(ctx, dbPath, t.writes, func() (err error) {
+		err := withWrites(ctx, db, t.writes, func() (err error) {
 			r, err = runWrk(ctx, base, t, o.conns, o.warmup, o.duration)
 			return err
 		})
@@ -198,7 +211,7 @@ func run(o options) error {
 
 // withWrites runs fn while another store writes to the database perSecond
 // times a second (none when 0).
-func withWrites(ctx context.Context, dbPath string, perSecond int, fn func() error) error {
+func withWrites(ctx context.Context, db config.State, perSecond int, fn func() error) error {
 	if perSecond <= 0 {
 		return fn()
 	}
@@ -206,7 +219,7 @@ func withWrites(ctx context.Context, dbPath string, perSecond int, fn func() err
 	done := make(chan error, 1)
 	t0 := time.Now()
 	go func() {
-		n, err := writeEvery(wctx, dbPath, time.Second/time.Duration(perSecond))
+		n, err := writeEvery(wctx, db, time.Second/time.Duration(perSecond))
 		fmt.Printf("another store wrote %d times in %s\n", n, time.Since(t0).Round(time.Second))
 		done <- err
 	}()
@@ -235,22 +248,25 @@ func checkBuild(bin string) (string, error) {
 }
 
 // writeConfig writes the users file and the configuration into dir and
-// returns the configuration's path and the database's.
-func writeConfig(dir, password string) (cfgFile, dbPath string, err error) {
+// returns the configuration's path.
+func writeConfig(dir, password string, db config.State) (cfgFile string, err error) {
 	// The cost of `zoe hash-password`: what a real users file holds.
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), 12)
 	if err != nil {
-		return "", "", fmt.Errorf("hash the password: %w", err)
+		return "", fmt.Errorf("hash the password: %w", err)
 	}
 	users := filepath.Join(dir, "users.csv")
 	if err := os.WriteFile(users, fmt.Appendf(nil, "%s,%s,user\n", user, hash), 0o600); err != nil {
-		return "", "", err
+		return "", err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
-	dbPath = filepath.Join(dir, "data", "zoe.db")
+	store := fmt.Sprintf("sqlite = %q", db.SQLite)
+	if db.Postgres != "" {
+		store = fmt.Sprintf("postgres = %q", db.Postgres)
+	}
 	// No backend block: the engine stays off, so the stored executions
 	// keep their statuses while the API lists them.
 	cfg := fmt.Sprintf(`listen          = %q
@@ -258,7 +274,7 @@ deployment_name = %q
 data_dir        = "data"
 log_level       = "warn"
 state {
-  sqlite = %q
+  %s
 }
 auth "file" {
   users_file = "users.csv"
@@ -266,12 +282,12 @@ auth "file" {
 workspace "dir" {
   base_path = "workspaces"
 }
-`, addr, deployment, dbPath)
+`, addr, deployment, store)
 	cfgFile = filepath.Join(dir, "zoe.hcl")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		return "", "", err
+		return "", err
 	}
-	return cfgFile, dbPath, nil
+	return cfgFile, nil
 }
 
 // freeAddr picks a free port: the configuration wants a real one.

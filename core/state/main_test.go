@@ -82,7 +82,8 @@ const deployment = "test"
 
 func postgresHarness() statetest.Harness {
 	return statetest.Harness{
-		New: pg.DSN,
+		New:           pg.DSN,
+		SharedVersion: true,
 		Open: func(ctx context.Context, loc string, log hclog.Logger) (state.Store, error) {
 			return state.OpenPostgres(ctx, loc, deployment, log)
 		},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -134,6 +135,10 @@ func postgresCategory(err error) error {
 
 type pgDB struct {
 	pool *pgxpool.Pool
+	// snapshot is the last snapshot generation saw, and gen its number.
+	mu       sync.Mutex
+	snapshot string
+	gen      uint64
 }
 
 func (db *pgDB) exec(ctx context.Context, q string, a ...any) (int64, error) {
@@ -155,9 +160,27 @@ func (db *pgDB) tx(ctx context.Context, fn func(querier) error) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
 }
 
-// generation is not known cheaply on PostgreSQL, whose reads are cheap
-// anyway: nothing is cached.
-func (db *pgDB) generation(context.Context) (uint64, bool) { return 0, false }
+// generation numbers the server's current snapshot: the transactions a
+// statement sees (pg_current_snapshot: the lowest still running, the next
+// to start, those running between). It is the same for two statements
+// exactly when they see the same transactions, so the same data; it
+// changes when any transaction of the server that writes starts or ends,
+// in this deployment or not. Reads take no transaction id and leave it.
+func (db *pgDB) generation(ctx context.Context) (uint64, bool) {
+	var snap string
+	if err := db.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap); err != nil {
+		return 0, false
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if snap != db.snapshot {
+		// A newer number for another snapshot, even an older one read by
+		// a slower request: one number never stands for two snapshots.
+		db.snapshot = snap
+		db.gen++
+	}
+	return db.gen, true
+}
 
 func (db *pgDB) close() error {
 	db.pool.Close()

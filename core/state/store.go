@@ -115,9 +115,10 @@ type Store interface {
 
 	// Version identifies what the store holds: it grows whenever a write
 	// commits, by this store or another sharing its database, so an answer
-	// read at one version may be served again while the version stays. ok
-	// is false when it cannot be known cheaply (PostgreSQL, whose reads
-	// are cheap); answers are then not to be cached.
+	// read at one version may be served again while the version stays. It
+	// may grow without a change (PostgreSQL: with any write on the
+	// server). ok is false when it cannot be read; answers are then not to
+	// be cached.
 	Version(ctx context.Context) (v uint64, ok bool)
 
 	Close() error

@@ -29,6 +29,9 @@ type Harness struct {
 	// SQL runs query at loc in the store's schema, without the store, and
 	// returns the first column of the first row (0 when there is none).
 	SQL func(ctx context.Context, loc, query string) (int64, error)
+	// SharedVersion is true when Version also grows with writes to other
+	// databases (PostgreSQL: the server's, which other tests share).
+	SharedVersion bool
 }
 
 // Run runs the whole suite.
