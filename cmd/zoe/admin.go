@@ -202,15 +202,24 @@ func quotaCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			deleted := []string{}
 			for _, name := range args {
-				if err := cl.DeleteQuota(cmd.Context(), name); err != nil {
-					return fmt.Errorf("delete quota %s: %w", name, err)
+				if err = cl.DeleteQuota(cmd.Context(), name); err != nil {
+					err = fmt.Errorf("delete quota %s: %w", name, err)
+					break
 				}
+				deleted = append(deleted, name)
 				if !c.json() {
 					fmt.Fprintf(cmd.OutOrStdout(), "Deleted quota %s.\n", name)
 				}
 			}
-			return nil
+			if c.json() {
+				// Also when one fails: a script learns what was deleted.
+				if werr := writeJSON(cmd.OutOrStdout(), map[string][]string{"deleted": deleted}); err == nil {
+					err = werr
+				}
+			}
+			return err
 		}),
 	}
 	cmd.AddCommand(ls, get, quotaWriteCmd(c, true), quotaWriteCmd(c, false), rm)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -344,6 +345,72 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("JSON for scripts", func(t *testing.T) {
+		carol := carol.at(t)
+		admin := admin.at(t)
+		id := strconv.FormatInt(ex.ID, 10)
+		var eps []struct {
+			Port int    `json:"port"`
+			URL  string `json:"url"`
+		}
+		carol.okJSON(&eps, "exec", "endpoints", id)
+		if len(eps) != 1 || eps[0].Port != 8888 || eps[0].URL == "" {
+			t.Errorf("zoe exec endpoints -o json: %+v", eps)
+		}
+		// One object per line, the time apart from the text.
+		out := carol.ok("exec", "logs", id, "-o", "json")
+		var lines []struct{ Service, Time, Line string }
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var v struct{ Service, Time, Line string }
+			if err := json.Unmarshal([]byte(l), &v); err != nil {
+				t.Fatalf("zoe exec logs -o json: %v: %q", err, l)
+			}
+			lines = append(lines, v)
+		}
+		i := slices.IndexFunc(lines, func(l struct{ Service, Time, Line string }) bool { return l.Line == "hello from main" })
+		if i < 0 || i+1 == len(lines) || lines[i+1].Line != "second line" || lines[i].Service != "main0" {
+			t.Fatalf("zoe exec logs -o json: %+v", lines)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, lines[i].Time); err != nil {
+			t.Errorf("zoe exec logs -o json: time %q: %v", lines[i].Time, err)
+		}
+		// Each list command gives its API document.
+		for _, tc := range []struct {
+			h    *home
+			args []string
+			key  string
+		}{
+			{carol, []string{"shop", "ls"}, "entries"},
+			{carol, []string{"shop", "show", "notebook-0"}, "parameters"},
+			{carol, []string{"token", "ls"}, "tokens"},
+			{carol, []string{"stats"}, "queue"},
+			{admin, []string{"user", "ls"}, "users"},
+			{admin, []string{"quota", "ls"}, "quotas"},
+			{admin, []string{"plugin", "ls"}, "plugins"},
+		} {
+			var v map[string]json.RawMessage
+			tc.h.okJSON(&v, tc.args...)
+			if _, ok := v[tc.key]; !ok {
+				t.Errorf("zoe %s -o json has no %q: %v", strings.Join(tc.args, " "), tc.key, v)
+			}
+		}
+		// Paging by hand: --cursor takes the next_cursor a page gave.
+		var p1, p2 struct {
+			Executions []cliExecution `json:"executions"`
+			NextCursor string         `json:"next_cursor"`
+		}
+		carol.okJSON(&p1, "exec", "ls", "--limit", "1")
+		if len(p1.Executions) != 1 || p1.NextCursor == "" {
+			t.Fatalf("zoe exec ls --limit 1 -o json: %+v", p1)
+		}
+		carol.okJSON(&p2, "exec", "ls", "--limit", "1", "--cursor", p1.NextCursor)
+		if len(p2.Executions) != 1 || p2.Executions[0].ID >= p1.Executions[0].ID {
+			t.Errorf("the page after %+v: %+v", p1, p2)
+		}
+		carol.fails(2, []string{"--cursor"}, "exec", "ls", "--all", "--cursor", p1.NextCursor)
+		carol.fails(1, []string{"cursor"}, "exec", "ls", "--cursor", "garbage")
+	})
+
 	t.Run("users are isolated", func(t *testing.T) {
 		dave := dave.at(t)
 		id := strconv.FormatInt(ex.ID, 10)
@@ -428,8 +495,20 @@ func TestCLIAgainstDaemon(t *testing.T) {
 			t.Errorf("logs after the end: %q", out)
 		}
 		carol.fails(1, []string{"admin"}, "exec", "rm", id)
-		admin.ok("exec", "rm", id)
+		var rm struct {
+			Deleted []int64 `json:"deleted"`
+		}
+		admin.okJSON(&rm, "exec", "rm", id)
+		if len(rm.Deleted) != 1 || rm.Deleted[0] != ex.ID {
+			t.Errorf("zoe exec rm -o json: %+v", rm)
+		}
 		carol.fails(1, []string{"no execution"}, "exec", "get", id)
+		// JSON also says what was done before a failure.
+		r := admin.zoe("", "exec", "rm", id, "-o", "json")
+		rm.Deleted = nil
+		if err := json.Unmarshal([]byte(r.stdout), &rm); r.code != 1 || err != nil || rm.Deleted == nil || len(rm.Deleted) != 0 {
+			t.Errorf("zoe exec rm of a deleted execution -o json: exit %d, %q", r.code, r.stdout)
+		}
 	})
 
 	t.Run("admin", func(t *testing.T) {
@@ -468,12 +547,56 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		if len(all.Executions) != 1 || all.Executions[0].Owner != "dave" {
 			t.Errorf("zoe exec ls --owner dave as an admin: %+v", all.Executions)
 		}
+		admin.ok("quota", "create", "spare")
+		var qrm struct {
+			Deleted []string `json:"deleted"`
+		}
+		admin.okJSON(&qrm, "quota", "rm", "spare")
+		if len(qrm.Deleted) != 1 || qrm.Deleted[0] != "spare" {
+			t.Errorf("zoe quota rm -o json: %+v", qrm)
+		}
+		admin.fails(1, []string{"name"}, "quota", "create", "no/slash")
 	})
 
 	t.Run("completion", func(t *testing.T) {
 		h := newHome(t, s)
 		if out := h.ok("completion", "bash"); !strings.Contains(out, "complete") {
 			t.Error("zoe completion bash printed no completion script")
+		}
+		// What the shell scripts ask: candidates, then :directive.
+		// exec start completes files ending in .json (directive 8,
+		// FilterFileExt).
+		if out := h.ok("__complete", "exec", "start", "ap"); !strings.Contains(out, "json\n:8") {
+			t.Errorf("zoe __complete exec start: %q", out)
+		}
+		// Ids come from the server: the user's own executions.
+		carol := carol.at(t)
+		var ls struct {
+			Executions []cliExecution `json:"executions"`
+		}
+		carol.okJSON(&ls, "exec", "ls")
+		if len(ls.Executions) == 0 {
+			t.Fatal("carol has no executions left to complete")
+		}
+		out := carol.ok("__complete", "exec", "get", "")
+		if !strings.Contains(out, strconv.FormatInt(ls.Executions[0].ID, 10)) {
+			t.Errorf("zoe __complete exec get lacks execution %d: %q", ls.Executions[0].ID, out)
+		}
+	})
+
+	t.Run("logout -o json", func(t *testing.T) {
+		h := newHome(t, s)
+		if r := h.zoe(cliUsers["carol"][1]+"\n", "login", "--user", "carol"); r.code != 0 {
+			t.Fatalf("zoe login: exit %d: %s", r.code, r.stderr)
+		}
+		var out struct {
+			Addr    string `json:"addr"`
+			Revoked bool   `json:"revoked"`
+			Deleted string `json:"deleted"`
+		}
+		h.okJSON(&out, "logout")
+		if !out.Revoked || out.Addr == "" || !strings.HasSuffix(out.Deleted, "credentials.json") {
+			t.Errorf("zoe logout -o json: %+v", out)
 		}
 	})
 }

@@ -46,8 +46,11 @@ func execStartCmd(c *cli) *cobra.Command {
 			"--param KEY=VALUE for its parameters: see zoe shop show ID) and prints the new execution. " +
 			"With --wait, shows each service's state until the execution runs, then prints its endpoints; " +
 			"it exits 1 if the execution ends in error (or --timeout passes first).",
-		Args:              cobra.MaximumNArgs(1),
-		ValidArgsFunction: cobra.NoFileCompletions,
+		Args: cobra.MaximumNArgs(1),
+		// FILE completes as a path to a JSON description.
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return []cobra.Completion{"json"}, cobra.ShellCompDirectiveFilterFileExt
+		},
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			req := client.StartExecution{Name: name}
 			switch {
@@ -196,9 +199,10 @@ func execLsCmd(c *cli) *cobra.Command {
 		name   string
 		limit  int
 		all    bool
+		cursor string
 	)
 	cmd := &cobra.Command{
-		Use:     "ls [--status S,...] [--owner USER] [--name TEXT] [--limit N] [--all]",
+		Use:     "ls [--status S,...] [--owner USER] [--name TEXT] [--limit N] [--cursor C | --all]",
 		Aliases: []string{"list"},
 		Short:   "List executions, newest first (yours; admins see everyone's)",
 		Args:    cobra.NoArgs,
@@ -206,11 +210,14 @@ func execLsCmd(c *cli) *cobra.Command {
 			if limit < 0 {
 				return usageErrorf(cmd, "--limit must be positive")
 			}
+			if all && cursor != "" {
+				return usageErrorf(cmd, "give --cursor or --all, not both")
+			}
 			cl, err := c.client(cmd)
 			if err != nil {
 				return err
 			}
-			f := client.ExecutionFilter{Status: status, Owner: owner, Name: name, Limit: limit}
+			f := client.ExecutionFilter{Status: status, Owner: owner, Name: name, Limit: limit, Cursor: cursor}
 			list, err := cl.ListExecutions(cmd.Context(), f)
 			if err != nil {
 				return err
@@ -235,7 +242,7 @@ func execLsCmd(c *cli) *cobra.Command {
 				return err
 			}
 			if list.NextCursor != "" {
-				fmt.Fprintln(cmd.ErrOrStderr(), "(more executions: --all lists them all)")
+				fmt.Fprintf(cmd.ErrOrStderr(), "(more executions: --cursor %s for the next page, --all for every page)\n", list.NextCursor)
 			}
 			return nil
 		}),
@@ -246,6 +253,7 @@ func execLsCmd(c *cli) *cobra.Command {
 	f.StringVar(&name, "name", "", "only executions whose name contains this")
 	f.IntVar(&limit, "limit", 0, "at most this many per page (default: the server's, 50)")
 	f.BoolVar(&all, "all", false, "every page, not only the first")
+	f.StringVar(&cursor, "cursor", "", "the page after the one that gave this next_cursor")
 	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(
 		[]string{"submitted", "queued", "starting", "running", "cleaning_up", "terminated", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -273,7 +281,8 @@ func execGetCmd(c *cli) *cobra.Command {
 
 // eachID applies do to each id argument in turn, stopping at the first
 // error; what (an action) names it in errors, done (past tense) in output.
-func (c *cli) eachID(cmd *cobra.Command, args []string, what, done string,
+// In JSON, it prints {"<jsonKey>": [the ids done]}, also when one fails.
+func (c *cli) eachID(cmd *cobra.Command, args []string, what, done, jsonKey string,
 	do func(*client.Client, context.Context, int64) error) error {
 	ids, err := parseIDs(cmd, args)
 	if err != nil {
@@ -283,15 +292,23 @@ func (c *cli) eachID(cmd *cobra.Command, args []string, what, done string,
 	if err != nil {
 		return err
 	}
+	doneIDs := []int64{}
 	for _, id := range ids {
-		if err := do(cl, cmd.Context(), id); err != nil {
-			return fmt.Errorf("%s %d: %w", what, id, err)
+		if err = do(cl, cmd.Context(), id); err != nil {
+			err = fmt.Errorf("%s %d: %w", what, id, err)
+			break
 		}
+		doneIDs = append(doneIDs, id)
 		if !c.json() {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %d.\n", done, id)
 		}
 	}
-	return nil
+	if c.json() {
+		if werr := writeJSON(cmd.OutOrStdout(), map[string][]int64{jsonKey: doneIDs}); err == nil {
+			err = werr
+		}
+	}
+	return err
 }
 
 // execution makes the client and gets the execution an id argument names.
@@ -424,7 +441,7 @@ func execRmCmd(c *cli) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: c.completeExecution,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			return c.eachID(cmd, args, "delete execution", "Deleted execution", (*client.Client).DeleteExecution)
+			return c.eachID(cmd, args, "delete execution", "Deleted execution", "deleted", (*client.Client).DeleteExecution)
 		}),
 	}
 }

@@ -145,24 +145,40 @@ func askPassword(cmd *cobra.Command, in *bufio.Reader, user string) (string, err
 	return pw, nil
 }
 
+// logoutResult is zoe logout -o json.
+type logoutResult struct {
+	Addr    string `json:"addr,omitempty"`
+	Revoked bool   `json:"revoked"`
+	Deleted string `json:"deleted,omitempty"` // the credentials file, when there was one
+}
+
 func logoutCmd(c *cli) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "logout",
 		Short: "Revoke the token zoe login stored and delete it",
-		Args:  cobra.NoArgs,
+		Long: "Revokes the token zoe login stored, on the server it was stored for, and deletes the " +
+			"credentials file. With -o json, prints {\"addr\": ..., \"revoked\": ..., \"deleted\": FILE}.",
+		Args: cobra.NoArgs,
 		RunE: c.run(func(cmd *cobra.Command, _ []string) error {
+			var res logoutResult
+			report := func(text string) error {
+				if c.json() {
+					return writeJSON(cmd.OutOrStdout(), res)
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), text)
+				return err
+			}
 			stored, path, err := loadCredentials()
 			if err != nil {
 				// A broken or unsafe file goes all the same.
 				if _, rerr := removeCredentials(); rerr != nil {
 					return rerr
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Deleted %s.\n", path)
-				return nil
+				res.Deleted = path
+				return report(fmt.Sprintf("Deleted %s.", path))
 			}
 			if stored == nil {
-				fmt.Fprintln(cmd.OutOrStdout(), "Not logged in.")
-				return nil
+				return report("Not logged in.")
 			}
 			var revokeErr error
 			if stored.TokenID != 0 {
@@ -181,10 +197,12 @@ func logoutCmd(c *cli) *cobra.Command {
 			if revokeErr != nil {
 				return fmt.Errorf("deleted %s, but the token could not be revoked on %s: %w", path, stored.Addr, revokeErr)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Logged out of %s: token revoked, %s deleted.\n", stored.Addr, path)
-			return nil
+			res = logoutResult{Addr: stored.Addr, Revoked: true, Deleted: path}
+			return report(fmt.Sprintf("Logged out of %s: token revoked, %s deleted.", stored.Addr, path))
 		}),
 	}
+	c.addOutputFlag(cmd)
+	return cmd
 }
 
 func infoCmd(c *cli) *cobra.Command {
@@ -314,7 +332,7 @@ func tokenCmd(c *cli) *cobra.Command {
 		Short: "Revoke tokens",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			return c.eachID(cmd, args, "revoke token", "Revoked token", (*client.Client).RevokeToken)
+			return c.eachID(cmd, args, "revoke token", "Revoked token", "revoked", (*client.Client).RevokeToken)
 		}),
 	}
 	cmd.AddCommand(ls, rm)

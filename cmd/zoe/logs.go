@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,7 +28,7 @@ func execLogsCmd(c *cli) *cobra.Command {
 		Long: "Prints the output of one service of execution ID: SERVICE names it (an instance such as " +
 			"spark-worker0, or a service with a single instance); it may be left out when the execution has " +
 			"one service only. With -f, goes on printing new lines until the service ends. With -o json, " +
-			"prints one JSON object per line: {\"service\": ..., \"line\": ...}.",
+			"prints one JSON object per line: {\"service\": ..., \"time\": ..., \"line\": ...} (time in RFC 3339).",
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: c.completeExecutionService,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
@@ -46,7 +47,8 @@ func execLogsCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rc, err := cl.Logs(cmd.Context(), svc.ID, client.LogOptions{Tail: tail, Follow: follow, Timestamps: timestamps})
+			// JSON lines always carry the time, in a field of its own.
+			rc, err := cl.Logs(cmd.Context(), svc.ID, client.LogOptions{Tail: tail, Follow: follow, Timestamps: timestamps || c.json()})
 			if err != nil {
 				return err
 			}
@@ -108,7 +110,8 @@ func pickService(ex *client.Execution, name string) (*client.Service, error) {
 	return nil, fmt.Errorf("execution %d has no service %q; its services are %s", ex.ID, name, serviceNames(ex))
 }
 
-// copyLog copies the log to w: as it is, or as JSON lines.
+// copyLog copies the log to w: as it is, or as JSON lines (from lines
+// that start with their time).
 func copyLog(w io.Writer, r io.Reader, service string, jsonLines bool) error {
 	if !jsonLines {
 		_, err := io.Copy(w, r)
@@ -121,10 +124,12 @@ func copyLog(w io.Writer, r io.Reader, service string, jsonLines bool) error {
 			if line[len(line)-1] == '\n' {
 				line = line[:len(line)-1]
 			}
+			ts, text, _ := strings.Cut(line, " ")
 			if werr := writeJSONLine(w, struct {
 				Service string `json:"service"`
+				Time    string `json:"time"`
 				Line    string `json:"line"`
-			}{service, line}); werr != nil {
+			}{service, ts, text}); werr != nil {
 				return werr
 			}
 		}

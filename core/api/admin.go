@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"sort"
 	"time"
 
@@ -143,8 +144,16 @@ func (s *Server) getQuota(w http.ResponseWriter, r *http.Request, _ *caller) {
 	s.write(w, http.StatusOK, quotaJSON(q))
 }
 
+// quotaName is what a new quota may be called: it appears in URLs, the
+// CLI's arguments and the web pages.
+var quotaName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 func (s *Server) createQuota(w http.ResponseWriter, r *http.Request, c *caller) {
 	s.putQuota(w, r, c, func(ctx context.Context, q state.Quota) (state.Quota, error) {
+		if !quotaName.MatchString(q.Name) {
+			return q, &badRequest{client.Detail{Path: "name",
+				Message: "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit"}}
+		}
 		return s.cfg.Store.CreateQuota(ctx, q)
 	}, http.StatusCreated)
 }

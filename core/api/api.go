@@ -184,9 +184,10 @@ const prefix = "/api/v1"
 func (s *Server) Shutdown() { s.closingOnce.Do(func() { close(s.closing) }) }
 
 // streamContext is the request's context, also ended by Shutdown and once
-// the request's credentials no longer give access a (checked every
-// StreamRecheck).
-func (s *Server) streamContext(r *http.Request, a Access) (context.Context, context.CancelFunc) {
+// the request's credentials, checked again every StreamRecheck, no longer
+// give access a or no longer satisfy still (the caller as checked again
+// may still see what the stream shows).
+func (s *Server) streamContext(r *http.Request, a Access, still func(now *caller) bool) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(r.Context())
 	go func() {
 		t := time.NewTicker(s.cfg.StreamRecheck)
@@ -206,7 +207,7 @@ func (s *Server) streamContext(r *http.Request, a Access) (context.Context, cont
 				if fail != nil && fail.status == http.StatusServiceUnavailable {
 					continue // the store or an auth plugin hiccups: not a refusal
 				}
-				if fail != nil || refused(a, c) {
+				if fail != nil || refused(a, c) || !still(c) {
 					s.log.Info("stream ended: its credentials no longer give access", "path", r.URL.Path)
 					cancel()
 					return

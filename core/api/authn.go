@@ -304,6 +304,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	}
 	if len(in.TokenName) > 100 {
 		details = append(details, client.Detail{Path: "token_name", Message: "at most 100 characters"})
+	} else if hasControl(in.TokenName) {
+		details = append(details, client.Detail{Path: "token_name", Message: "control characters are not allowed"})
 	}
 	if len(details) > 0 {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid login request", details...)

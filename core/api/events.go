@@ -23,7 +23,9 @@ const (
 // event up to it has been sent, so a client that reconnects with it in
 // Last-Event-ID misses nothing (it may see an event twice; Event.ID tells).
 func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
-	ctx, cancel := s.streamContext(r, SignedIn)
+	// The stream shows what c sees: all executions for an admin, who
+	// loses the stream when demoted (the next one shows their own).
+	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return !c.admin() || now.admin() })
 	defer cancel()
 	var execution int64
 	if v := r.URL.Query().Get("execution"); v != "" {

@@ -45,6 +45,9 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request, c *calle
 		}
 		f.Limit = n
 	}
+	if f.Cursor != "" && !state.ValidCursor(f.Cursor) {
+		details = append(details, client.Detail{Path: "cursor", Message: "not a next_cursor of an earlier page"})
+	}
 	if len(details) > 0 {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid query", details...)
 		return
@@ -136,19 +139,27 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request, c *calle
 
 // checkStart checks what decoding cannot: "" when in is fine.
 func checkStart(in client.StartExecution) string {
+	// A null description is no description.
+	desc := len(in.Description) > 0 && string(in.Description) != "null"
 	switch {
-	case len(in.Description) > 0 && in.Shop != nil:
+	case desc && in.Shop != nil:
 		return "give either description or shop, not both"
-	case len(in.Description) == 0 && in.Shop == nil:
+	case !desc && in.Shop == nil:
 		return "give the ZApp: description (a ZApp description) or shop (an entry of the ZApp shop with parameters)"
 	case in.Shop != nil && in.Shop.ID == "":
 		return "shop.id is required"
 	case len(in.Name) > 128:
 		return "name: at most 128 characters"
-	case strings.ContainsFunc(in.Name, func(r rune) bool { return r < ' ' || r == 0x7f }):
+	case hasControl(in.Name):
 		return "name: control characters are not allowed"
 	}
 	return ""
+}
+
+// hasControl says whether s has a control character (names are shown in
+// terminals and pages).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
 }
 
 // visibleExecution finds the execution of the path for its owner or an

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,7 @@ func TestExecutionsThroughTheAPI(t *testing.T) {
 		{"empty", ``, 400, client.CodeInvalidArgument, ""},
 		{"both", map[string]any{"description": app("x", nil), "shop": map[string]any{"id": nb}}, 400, client.CodeInvalidArgument, ""},
 		{"neither", `{"name": "x"}`, 400, client.CodeInvalidArgument, ""},
+		{"null description", `{"name": "x", "description": null}`, 400, client.CodeInvalidArgument, ""},
 		{"too large", `{"name": "` + strings.Repeat("x", 5<<20) + `"}`, 413, client.CodeTooLarge, ""},
 	} {
 		r := e.do(alice, "POST", "/executions", tc.body)
@@ -103,26 +105,35 @@ func TestExecutionsThroughTheAPI(t *testing.T) {
 	for _, tc := range []struct {
 		method, path string
 		status       int
+		detail       string // a detail's path, for a 400
 	}{
-		{"GET", "/executions/999999", 404},
-		{"GET", "/executions/abc", 404},
-		{"GET", "/services/999999", 404},
-		{"GET", "/executions?limit=0", 400},
-		{"GET", "/executions?limit=x", 400},
-		{"GET", "/executions?status=sleeping", 400},
-		{"GET", "/executions?cursor=garbage", 400},
-		{"GET", "/executions?owner=bob", 403},
-		{"GET", fmt.Sprintf("/services/%d/logs?tail=-1", svc.ID), 400},
-		{"GET", fmt.Sprintf("/services/%d/logs?follow=maybe", svc.ID), 400},
-		{"GET", "/events?execution=x", 400},
-		{"GET", "/events?last_event_id=-4", 400},
-		{"PUT", "/executions", 405},
-		{"GET", "/nothing", 404},
+		{"GET", "/executions/999999", 404, ""},
+		{"GET", "/executions/abc", 404, ""},
+		{"GET", "/services/999999", 404, ""},
+		{"GET", "/executions?limit=0", 400, "limit"},
+		{"GET", "/executions?limit=x", 400, "limit"},
+		{"GET", "/executions?status=sleeping", 400, "status"},
+		{"GET", "/executions?cursor=garbage", 400, "cursor"},
+		{"GET", "/executions?owner=bob", 403, ""},
+		{"GET", fmt.Sprintf("/services/%d/logs?tail=-1", svc.ID), 400, "tail"},
+		{"GET", fmt.Sprintf("/services/%d/logs?follow=maybe", svc.ID), 400, "follow"},
+		{"GET", "/events?execution=x", 400, "execution"},
+		{"GET", "/events?last_event_id=-4", 400, "last_event_id"},
+		{"PUT", "/executions", 405, ""},
+		{"GET", "/nothing", 404, ""},
 	} {
 		r := e.do(alice, tc.method, tc.path, nil)
-		r.apiError(t)
+		eb := r.apiError(t)
 		if r.status != tc.status {
 			t.Errorf("%s %s: %d, want %d: %s", tc.method, tc.path, r.status, tc.status, r.body)
+		}
+		if tc.detail != "" && !slices.ContainsFunc(eb.Details, func(d client.Detail) bool { return d.Path == tc.detail }) {
+			t.Errorf("%s %s: no detail at %s: %+v", tc.method, tc.path, tc.detail, eb.Details)
+		}
+	}
+	for _, path := range []string{"/executions/999999", "/users/zed", "/quotas/nope"} {
+		if eb := e.do(root, "GET", path, nil).apiError(t); strings.Contains(eb.Message, "sql") {
+			t.Errorf("GET %s: the 404 tells the database's words: %q", path, eb.Message)
 		}
 	}
 	if r := e.do(alice, "PUT", "/executions", nil); r.header.Get("Allow") != "GET, POST" {
@@ -298,4 +309,40 @@ workspace "dir" {
 		}
 	}
 	e.must(alice, "GET", "/executions", nil, http.StatusOK, nil)
+}
+
+// TestBackendDown: while the back-end plugin is down (killed here; the
+// daemon starts it again) what needs it answers 503, and works again once
+// it is back.
+func TestBackendDown(t *testing.T) {
+	e := newEnv(t, "")
+	root := e.as("root")
+	var plugins client.PluginList
+	e.must(root, "GET", "/plugins", nil, http.StatusOK, &plugins)
+	pid := 0
+	for _, p := range plugins.Plugins {
+		if p.Kind == "backend" {
+			pid = p.PID
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no back-end plugin with a pid: %+v", plugins)
+	}
+	e.must(root, "GET", "/stats", nil, http.StatusOK, nil)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon waits at least half a second before starting it again.
+	waitFor(t, "a 503 for the statistics of nodes", func() (bool, string) {
+		r := e.do(root, "GET", "/stats", nil)
+		if r.status == http.StatusOK {
+			return false, "200"
+		}
+		eb := r.apiError(t)
+		return r.status == http.StatusServiceUnavailable && eb.Code == client.CodeUnavailable, fmt.Sprint(r.status, eb)
+	})
+	waitFor(t, "the back-end back", func() (bool, string) {
+		r := e.do(root, "GET", "/stats", nil)
+		return r.status == http.StatusOK, fmt.Sprintf("%d %s", r.status, r.body)
+	})
 }

@@ -59,7 +59,7 @@ func decodeJSON(rd io.Reader, v any) error {
 	err := dec.Decode(v)
 	if err == nil {
 		if _, err := dec.Token(); err != io.EOF {
-			if err == nil || errors.As(err, new(*json.SyntaxError)) {
+			if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, new(*json.SyntaxError)) {
 				return &badRequest{client.Detail{Message: "unexpected data after the JSON object"}}
 			}
 			return err
@@ -129,8 +129,12 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	var (
 		probs  zapp.Problems
 		params *shop.ParameterError
+		bad    *badRequest
 	)
 	switch {
+	case errors.As(err, &bad):
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, bad.Error(), bad.detail)
+		return
 	case errors.As(err, &probs):
 		details := make([]client.Detail, 0, len(probs))
 		for _, p := range probs {

@@ -26,6 +26,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"array body", `[1]`, "", "must be a JSON object, not array"},
 		{"trailing", `{"name": "x"} {"name": "y"}`, "", "unexpected data after the JSON object"},
 		{"trailing garbage", `{"name": "x"} ]`, "", "unexpected data after the JSON object"},
+		{"trailing open string", `{}"`, "", "unexpected data after the JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +58,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		`{"username": "alice", "password": "pw", "ttl": 60}`,
 		`{"role": "admin", "enabled": false, "quota": ""}`,
 		`{"name": "q", "concurrent_executions": 2, "cores": 1.5, "memory": 1073741824, "runtime_limit": 3600}`,
-		`{"name": "\u0000"}`, `{}`, `[]`, `null`, `{"ttl": 1e400}`, `{"cores": -0}`,
+		`{"name": "\u0000"}`, `{}`, `[]`, `null`, `{"ttl": 1e400}`, `{"cores": -0}`, `{}"`,
 	} {
 		f.Add([]byte(seed))
 	}

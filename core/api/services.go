@@ -17,35 +17,35 @@ import (
 
 // visibleService finds the service of the path when the caller sees its
 // execution.
-func (s *Server) visibleService(w http.ResponseWriter, r *http.Request, c *caller) (state.Service, bool) {
+func (s *Server) visibleService(w http.ResponseWriter, r *http.Request, c *caller) (sv state.Service, owner string, ok bool) {
 	id, ok := s.pathID(w, r, "service")
 	if !ok {
-		return state.Service{}, false
+		return sv, "", false
 	}
 	notFound := func() { s.error(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no service %d", id)) }
 	sv, err := s.cfg.Store.GetService(r.Context(), id)
 	if errors.Is(err, sdk.ErrNotFound) {
 		notFound()
-		return sv, false
+		return sv, "", false
 	}
 	if err != nil {
 		s.fail(w, err)
-		return sv, false
+		return sv, "", false
 	}
 	ex, err := s.cfg.Store.GetExecution(r.Context(), sv.ExecutionID)
 	if errors.Is(err, sdk.ErrNotFound) || (err == nil && !c.sees(ex.Owner)) {
 		notFound()
-		return sv, false
+		return sv, "", false
 	}
 	if err != nil {
 		s.fail(w, err)
-		return sv, false
+		return sv, "", false
 	}
-	return sv, true
+	return sv, ex.Owner, true
 }
 
 func (s *Server) getService(w http.ResponseWriter, r *http.Request, c *caller) {
-	if sv, ok := s.visibleService(w, r, c); ok {
+	if sv, _, ok := s.visibleService(w, r, c); ok {
 		s.write(w, http.StatusOK, serviceJSON(sv))
 	}
 }
@@ -80,7 +80,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid query", details...)
 		return
 	}
-	sv, ok := s.visibleService(w, r, c)
+	sv, owner, ok := s.visibleService(w, r, c)
 	if !ok {
 		return
 	}
@@ -88,7 +88,9 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		s.error(w, http.StatusNotFound, client.CodeNotFound, "this Zoe keeps no service logs")
 		return
 	}
-	ctx, cancel := s.streamContext(r, SignedIn)
+	// A follower loses the log with the right to see it (an admin
+	// demoted while following another user's service).
+	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return now.sees(owner) })
 	defer cancel()
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 32<<10)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ func TestSessionsAndTokens(t *testing.T) {
 		{"missing fields", anonymous, client.Login{}, 400},
 		{"ttl too long", anonymous, client.Login{Username: "alice", Password: passwords["alice"], TTL: 1 << 40}, 400},
 		{"unknown field", anonymous, `{"username": "alice", "pasword": "x"}`, 400},
+		{"control character in the token name", anonymous, client.Login{Username: "alice", Password: passwords["alice"], TokenName: "a\nb"}, 400},
 		{"garbage token", who{token: "zoe_garbage"}, nil, 401},
 		{"foreign token", who{token: "abc"}, nil, 401},
 	} {
@@ -149,6 +151,9 @@ func TestUsersAndRoles(t *testing.T) {
 		{"duplicate", "POST", "/quotas", client.Quota{Name: "class"}, 409},
 		{"negative", "POST", "/quotas", client.Quota{Name: "neg", Cores: -1}, 400},
 		{"no name", "POST", "/quotas", client.Quota{}, 400},
+		{"a name with a slash", "POST", "/quotas", client.Quota{Name: "a/b"}, 400},
+		{"a name with a NUL", "POST", "/quotas", client.Quota{Name: "a\x00"}, 400},
+		{"a long name", "POST", "/quotas", client.Quota{Name: strings.Repeat("q", 65)}, 400},
 		{"rename", "PUT", "/quotas/class", client.Quota{Name: "other"}, 400},
 		{"unknown", "GET", "/quotas/nope", nil, 404},
 		{"delete a role default", "DELETE", "/quotas/user", nil, 400},

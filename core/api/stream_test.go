@@ -319,4 +319,22 @@ func TestStreamsEndWithTheirCredentials(t *testing.T) {
 	events = open(dora, "/events")
 	e.must(root, "PATCH", "/users/dora", client.UserUpdate{Enabled: ptr(false)}, http.StatusOK, nil)
 	ended("the event stream of a disabled user", events)
+
+	// An admin demoted loses what only admins see: everyone's events and
+	// other users' logs. alice's own streams go on.
+	e.must(root, "PATCH", "/users/dora", client.UserUpdate{Enabled: ptr(true), Role: ptr("admin")}, http.StatusOK, nil)
+	own := open(alice, "/events")
+	ownLogs := open(alice, fmt.Sprintf("/services/%d/logs?follow=true", run.Services[0].ID))
+	events = open(dora, "/events")
+	logs = open(dora, fmt.Sprintf("/services/%d/logs?follow=true", run.Services[0].ID))
+	e.must(root, "PATCH", "/users/dora", client.UserUpdate{Role: ptr("")}, http.StatusOK, nil)
+	ended("the event stream of a demoted admin", events)
+	ended("another user's log followed by a demoted admin", logs)
+	for what, done := range map[string]<-chan error{"alice's event stream": own, "alice's followed log": ownLogs} {
+		select {
+		case err := <-done:
+			t.Errorf("%s ended with the demotion of another user: %v", what, err)
+		default:
+		}
+	}
 }

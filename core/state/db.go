@@ -311,7 +311,8 @@ func (s *store) fail(op string, err error) error {
 	var cat error
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		cat = sdk.ErrNotFound
+		// The driver's words add nothing, and reach API clients.
+		return fmt.Errorf("%s: %w", op, sdk.ErrNotFound)
 	case errors.Is(err, context.DeadlineExceeded):
 		cat = sdk.ErrDeadlineExceeded
 	default:

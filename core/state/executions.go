@@ -206,6 +206,12 @@ func encodeCursor(id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("e" + strconv.FormatInt(id, 10)))
 }
 
+// ValidCursor says whether c is a cursor ListExecutions gave.
+func ValidCursor(c string) bool {
+	_, err := decodeCursor(c)
+	return err == nil
+}
+
 func decodeCursor(c string) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err == nil && len(b) > 1 && b[0] == 'e' {
