@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -116,6 +117,64 @@ func (h *home) zoeEnv(extra []string, stdin string, args ...string) result {
 	}, h.env...)
 	env = append(env, extra...)
 	return runZoeEnv(h.t, env, stdin, args...)
+}
+
+// running is a command left running: a follower.
+type running struct {
+	t      *testing.T
+	args   []string
+	cmd    *exec.Cmd
+	stdout *testutil.SyncBuffer
+	stderr *testutil.SyncBuffer
+	done   chan struct{} // closed once it has exited
+}
+
+// start runs a command in the background until it ends or is interrupted.
+func (h *home) start(args ...string) *running {
+	h.t.Helper()
+	cmd := exec.Command(zoeBin(), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + h.dir,
+		"XDG_CONFIG_HOME=" + filepath.Join(h.dir, ".config"), "ZOE_ADDR=" + h.addr}, h.env...)
+	r := &running{t: h.t, args: args, cmd: cmd, stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(r.done)
+	}()
+	h.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-r.done
+	})
+	return r
+}
+
+// waitOutput waits until the standard output contains want.
+func (r *running) waitOutput(want string) {
+	r.t.Helper()
+	waitFor(r.t, 30*time.Second, fmt.Sprintf("zoe %s to print %q", strings.Join(r.args, " "), want), func() (bool, string) {
+		out := r.stdout.String()
+		return strings.Contains(out, want), out + r.stderr.String()
+	})
+}
+
+// wait waits for the command to end by itself (interrupt: after SIGINT)
+// and returns how.
+func (r *running) wait(interrupt bool) result {
+	r.t.Helper()
+	if interrupt {
+		if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("zoe %s still runs", strings.Join(r.args, " "))
+	}
+	return result{code: r.cmd.ProcessState.ExitCode(), stdout: r.stdout.String(), stderr: r.stderr.String()}
 }
 
 // ok runs a command that must succeed and returns its standard output.
@@ -409,6 +468,52 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		}
 		carol.fails(2, []string{"--cursor"}, "exec", "ls", "--all", "--cursor", p1.NextCursor)
 		carol.fails(1, []string{"cursor"}, "exec", "ls", "--cursor", "garbage")
+	})
+
+	t.Run("followers", func(t *testing.T) {
+		carol := carol.at(t)
+		var run cliExecution
+		carol.okJSON(&run, "exec", "start", zappFile, "--name", "followed", "--wait", "--timeout", "60s")
+		if run.ID == 0 || run.Status != "running" || len(run.Endpoints) != 1 {
+			t.Fatalf("zoe exec start --wait -o json: %+v", run)
+		}
+		id := strconv.FormatInt(run.ID, 10)
+		events := carol.start("events", "--execution", id, "--since", "0", "-o", "json")
+		logs := carol.start("exec", "logs", id, "-f")
+		logs.waitOutput("hello from main\nsecond line\n")
+		events.waitOutput(`"to":"running"`)
+		var killed cliExecution
+		carol.okJSON(&killed, "exec", "kill", id, "--wait")
+		if killed.ID != run.ID || killed.Status != "terminated" {
+			t.Errorf("zoe exec kill --wait -o json: %+v", killed)
+		}
+		// The followed log ends with the service; the events go on until
+		// interrupted.
+		if r := logs.wait(false); r.code != 0 {
+			t.Errorf("zoe exec logs -f: exit %d: %s", r.code, r.stderr)
+		}
+		events.waitOutput(`"to":"terminated"`)
+		r := events.wait(true)
+		if r.code != 0 {
+			t.Errorf("zoe events interrupted: exit %d: %s", r.code, r.stderr)
+		}
+		var tos []string
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var ev struct {
+				ExecutionID int64  `json:"execution_id"`
+				Service     string `json:"service"`
+				To          string `json:"to"`
+			}
+			if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.ExecutionID != run.ID {
+				t.Fatalf("zoe events -o json: %q: %v", l, err)
+			}
+			if ev.Service == "" {
+				tos = append(tos, ev.To)
+			}
+		}
+		if want := []string{"submitted", "queued", "starting", "running", "cleaning_up", "terminated"}; !slices.Equal(tos, want) {
+			t.Errorf("zoe events: the execution went %v, want %v", tos, want)
+		}
 	})
 
 	t.Run("users are isolated", func(t *testing.T) {
