@@ -125,6 +125,8 @@ type Server struct {
 	routes []route
 	creds  *credentialCache
 	checks singleflight.Group // password checks in progress
+	// touches keeps the writes of tokens' last use to one per token.
+	touches touches
 	// buffers holds *bytes.Buffer for encoding answers.
 	buffers sync.Pool
 	// csrf refuses state-changing requests a browser sends from another

@@ -90,7 +90,7 @@ func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (sta
 	if tr.token.Expired(now) {
 		return state.User{}, invalid
 	}
-	if t := tr.token; t.LastUsed == nil || now.Sub(*t.LastUsed) > touchEvery {
+	if t := tr.token; (t.LastUsed == nil || now.Sub(*t.LastUsed) > touchEvery) && s.touches.claim(t.ID, now) {
 		// A write: the store's version changes, and the cached token
 		// with the old last use is read again.
 		if err := s.cfg.Store.TouchToken(ctx, t.ID); err != nil {
@@ -98,6 +98,28 @@ func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (sta
 		}
 	}
 	return tr.user, nil
+}
+
+// touches remembers when this daemon last recorded each token's use:
+// the concurrent requests of a busy client all see the same old last use,
+// and one write is enough.
+type touches struct {
+	mu sync.Mutex
+	m  map[int64]time.Time
+}
+
+// claim says whether the caller should record token id's use now.
+func (t *touches) claim(id int64, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last, ok := t.m[id]; ok && now.Sub(last) < touchEvery {
+		return false
+	}
+	if t.m == nil || len(t.m) >= maxCachedCredentials {
+		t.m = map[int64]time.Time{}
+	}
+	t.m[id] = now
+	return true
 }
 
 // tokenRead is a token with its user, as read at one store version. The

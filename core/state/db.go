@@ -194,7 +194,7 @@ func cached[T any](ctx context.Context, s *store, c *VersionedCache[T], key stri
 	return clone(v), nil
 }
 
-// Version changes whenever a write commits (see Store.Version).
+// Version grows whenever a write commits (see Store.Version).
 func (s *store) Version(ctx context.Context) (uint64, bool) { return s.db.generation(ctx) }
 
 func clonePtr[T any](p *T) *T {
