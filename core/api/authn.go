@@ -94,6 +94,7 @@ func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (sta
 		// A write: the store's version changes, and the cached token
 		// with the old last use is read again.
 		if err := s.cfg.Store.TouchToken(ctx, t.ID); err != nil {
+			s.touches.release(t.ID) // the next request tries again
 			s.log.Debug("cannot record a token's use", "token", t.ID, "error", err)
 		}
 	}
@@ -120,6 +121,13 @@ func (t *touches) claim(id int64, now time.Time) bool {
 	}
 	t.m[id] = now
 	return true
+}
+
+// release forgets a claim whose write failed.
+func (t *touches) release(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, id)
 }
 
 // tokenRead is a token with its user, as read at one store version. The

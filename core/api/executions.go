@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,11 +32,23 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request, c *calle
 	var details []client.Detail
 	if v := q.Get("status"); v != "" {
 		for st := range strings.SplitSeq(v, ",") {
-			if !state.Status(st).Valid() {
-				details = append(details, client.Detail{Path: "status", Message: fmt.Sprintf("unknown status %q; one of %s", st, statusNames())})
-				continue
+			switch {
+			case !state.Status(st).Valid():
+				if len(details) < 10 {
+					details = append(details, client.Detail{Path: "status", Message: fmt.Sprintf("unknown status %q; one of %s", truncate(st, 32), statusNames())})
+				}
+			case !slices.Contains(f.Statuses, state.Status(st)):
+				f.Statuses = append(f.Statuses, state.Status(st))
 			}
-			f.Statuses = append(f.Statuses, state.Status(st))
+		}
+		// One order for one set: the answers are kept by filter.
+		slices.Sort(f.Statuses)
+	}
+	// Longer than any name there can be: a filter that cannot match, and
+	// a key too large to keep.
+	for _, p := range []struct{ name, v string }{{"name", f.Name}, {"owner", f.Owner}} {
+		if len(p.v) > maxNameLen {
+			details = append(details, client.Detail{Path: p.name, Message: fmt.Sprintf("at most %d bytes", maxNameLen)})
 		}
 	}
 	if v := q.Get("limit"); v != "" {
@@ -148,12 +161,23 @@ func checkStart(in client.StartExecution) string {
 		return "give the ZApp: description (a ZApp description) or shop (an entry of the ZApp shop with parameters)"
 	case in.Shop != nil && in.Shop.ID == "":
 		return "shop.id is required"
-	case len(in.Name) > 128:
-		return "name: at most 128 characters"
+	case len(in.Name) > maxNameLen:
+		return fmt.Sprintf("name: at most %d bytes", maxNameLen)
 	case hasControl(in.Name):
 		return "name: control characters are not allowed"
 	}
 	return ""
+}
+
+// maxNameLen bounds the names of executions, and the filters on names.
+const maxNameLen = 128
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // hasControl says whether s has a control character (names are shown in

@@ -346,3 +346,30 @@ func TestBackendDown(t *testing.T) {
 		return r.status == http.StatusOK, fmt.Sprintf("%d %s", r.status, r.body)
 	})
 }
+
+// TestListFilterBounds: filters longer than any name are refused (they
+// cannot match, and the API keeps answers by filter); repeated statuses
+// are one.
+func TestListFilterBounds(t *testing.T) {
+	e := newEnv(t, "")
+	alice, root := e.as("alice"), e.as("root")
+	long := strings.Repeat("n", 129)
+	for _, tc := range []struct {
+		w      who
+		query  string
+		detail string
+	}{
+		{alice, "name=" + long, "name"},
+		{root, "owner=" + long, "owner"},
+		{alice, "status=" + strings.Repeat("x,", 100), "status"},
+	} {
+		r := e.do(tc.w, "GET", "/executions?"+tc.query, nil)
+		eb := r.apiError(t)
+		if r.status != http.StatusBadRequest || len(eb.Details) == 0 || eb.Details[0].Path != tc.detail || len(eb.Details) > 10 {
+			t.Errorf("%.40s...: %d %+v", tc.query, r.status, eb)
+		}
+	}
+	e.must(alice, "GET", "/executions?name="+long[:128], nil, http.StatusOK, nil)
+	var l client.ExecutionList
+	e.must(alice, "GET", "/executions?status=running,running,queued,running", nil, http.StatusOK, &l)
+}

@@ -1,7 +1,14 @@
 package state_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/zoe-project/zoe/core/state"
@@ -81,6 +88,96 @@ func TestVersionedCache(t *testing.T) {
 		}
 		if v, ok := c.Get(1, fmt.Sprint(n-1)); !ok || v != n-1 {
 			t.Errorf("the last value put is gone: %d, %v", v, ok)
+		}
+	})
+}
+
+func TestVersionedCacheLoad(t *testing.T) {
+	t.Run("callers share one load", func(t *testing.T) {
+		var c state.VersionedCache[int]
+		var loads atomic.Int32
+		release := make(chan struct{})
+		load := func(context.Context) (int, error) {
+			loads.Add(1)
+			<-release
+			return 7, nil
+		}
+		var wg sync.WaitGroup
+		got := make([]int, 8)
+		for i := range got {
+			wg.Go(func() {
+				v, err := c.Load(t.Context(), 1, "k", load)
+				if err != nil {
+					t.Error(err)
+				}
+				got[i] = v
+			})
+		}
+		// Every caller waits on the one load before it ends.
+		for loads.Load() == 0 {
+			runtime.Gosched()
+		}
+		close(release)
+		wg.Wait()
+		if n := loads.Load(); n != 1 {
+			t.Errorf("%d loads for 8 callers", n)
+		}
+		if !slices.Equal(got, []int{7, 7, 7, 7, 7, 7, 7, 7}) {
+			t.Errorf("got %v", got)
+		}
+		if v, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { return 0, errors.New("loaded again") }); v != 7 || err != nil {
+			t.Errorf("kept value: %d, %v", v, err)
+		}
+	})
+	t.Run("errors are not kept", func(t *testing.T) {
+		var c state.VersionedCache[int]
+		if _, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { return 0, errors.New("boom") }); err == nil {
+			t.Fatal("no error")
+		}
+		if v, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { return 3, nil }); v != 3 || err != nil {
+			t.Errorf("after an error: %d, %v", v, err)
+		}
+	})
+	t.Run("a panic is an error", func(t *testing.T) {
+		var c state.VersionedCache[int]
+		_, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { panic("bug") })
+		if err == nil || !strings.Contains(err.Error(), "bug") {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a caller that leaves does not stop the load", func(t *testing.T) {
+		var c state.VersionedCache[int]
+		release := make(chan struct{})
+		ctx, cancel := context.WithCancel(t.Context())
+		started := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Load(ctx, 1, "k", func(lctx context.Context) (int, error) {
+				close(started)
+				<-release
+				return 5, lctx.Err()
+			})
+			done <- err
+		}()
+		<-started
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("the caller that left: %v", err)
+		}
+		close(release)
+		// The load ends, not cancelled, and its value is kept for the
+		// next caller.
+		v, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { return 0, errors.New("loaded again") })
+		if v != 5 || err != nil {
+			t.Errorf("after: %d, %v", v, err)
+		}
+	})
+	t.Run("long keys are not kept", func(t *testing.T) {
+		var c state.VersionedCache[int]
+		long := strings.Repeat("k", 10<<10)
+		c.Put(1, long, 1)
+		if _, ok := c.Get(1, long); ok {
+			t.Error("a 10 KiB key was kept")
 		}
 	})
 }

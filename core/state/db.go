@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,8 +119,13 @@ type VersionedCache[T any] struct {
 	loads   singleflight.Group
 }
 
-// maxCachedReads bounds a cache; a full one starts again.
-const maxCachedReads = 256
+// maxCachedReads bounds a cache; a full one starts again. Keys longer
+// than maxCachedKey are not kept: with the values (pages of at most
+// MaxLimit executions) they bound what a cache holds.
+const (
+	maxCachedReads = 256
+	maxCachedKey   = 4 << 10
+)
 
 // Get returns the value put under key at version, if any.
 func (c *VersionedCache[T]) Get(version uint64, key string) (T, bool) {
@@ -138,6 +144,9 @@ func (c *VersionedCache[T]) Get(version uint64, key string) (T, bool) {
 // of an older version than the cache's is dropped: a slow request does
 // not throw away what the newer ones kept.
 func (c *VersionedCache[T]) Put(version uint64, key string, v T) {
+	if len(key) > maxCachedKey {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -158,7 +167,14 @@ func (c *VersionedCache[T]) Load(ctx context.Context, version uint64, key string
 	if v, ok := c.Get(version, key); ok {
 		return v, nil
 	}
-	ch := c.loads.DoChan(strconv.FormatUint(version, 10)+" "+key, func() (any, error) {
+	ch := c.loads.DoChan(strconv.FormatUint(version, 10)+" "+key, func() (_ any, err error) {
+		// singleflight panics again where nothing can recover: a bug in
+		// a load would end the daemon rather than its requests.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("a read panicked: %v\n%s", r, debug.Stack())
+			}
+		}()
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
 		v, err := load(lctx)
