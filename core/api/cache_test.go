@@ -9,16 +9,33 @@ import (
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/testutil"
 )
 
 // TestAnswersFollowWrites: what the API keeps between requests (the
 // caller's token and user, encoded pages of executions) follows every
 // write, also one made by another process on the same database: a second
-// daemon, here a store the test opens on the daemon's SQLite file.
+// daemon, here a store the test opens on the daemon's SQLite file or
+// PostgreSQL database.
 func TestAnswersFollowWrites(t *testing.T) {
-	e := newEnv(t, "")
+	t.Run("SQLite", func(t *testing.T) {
+		e := newEnv(t, "")
+		testAnswersFollowWrites(t, e, config.State{SQLite: filepath.Join(filepath.Dir(e.file), "data", config.DefaultSQLiteFile)})
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		root, err := testutil.ModuleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn := testutil.StartPostgres(t)
+		e := newEnv(t, fmt.Sprintf(simConfig, filepath.Join(root, "examples", "shop"))+fmt.Sprintf("state {\n  postgres = %q\n}\n", dsn))
+		testAnswersFollowWrites(t, e, config.State{Postgres: dsn})
+	})
+}
+
+func testAnswersFollowWrites(t *testing.T, e *env, db config.State) {
 	ctx := t.Context()
-	other, err := state.Open(ctx, config.State{SQLite: filepath.Join(filepath.Dir(e.file), "data", config.DefaultSQLiteFile)}, "apitest", nil)
+	other, err := state.Open(ctx, db, "apitest", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
