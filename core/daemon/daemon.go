@@ -274,7 +274,33 @@ func removeOrphanLogs(ctx context.Context, log hclog.Logger, store state.Store, 
 		log.Warn("cannot list the service logs", "error", err)
 		return
 	}
+	if len(ids) == 0 {
+		return
+	}
+	// The stored executions, a page at a time: one query per page rather
+	// than one per log directory.
+	stored := map[int64]bool{}
+	f := state.Filter{Limit: state.MaxLimit}
+	for {
+		page, next, err := store.ListExecutions(ctx, f)
+		if err != nil {
+			log.Warn("cannot list the executions to find orphaned logs", "error", err)
+			return
+		}
+		for _, ex := range page {
+			stored[ex.ID] = true
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
 	for _, id := range ids {
+		// Checked once more: an execution may have been submitted since
+		// its page was read.
+		if stored[id] {
+			continue
+		}
 		if _, err := store.GetExecution(ctx, id); !errors.Is(err, sdk.ErrNotFound) {
 			continue
 		}
