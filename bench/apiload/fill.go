@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/zoe-project/zoe/core/config"
+	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -151,27 +151,10 @@ func addExecution(ctx context.Context, store state.Store, app state.NewExecution
 // newExecution is the execution of helloZApp with k services as the
 // engine's Submit records it.
 func newExecution(k int) (state.NewExecution, error) {
-	desc := fmt.Appendf(nil, helloZApp, k)
-	app, err := zapp.Load(desc, zapp.DefaultLimits())
+	ne, err := engine.NewExecution(user, "", fmt.Appendf(nil, helloZApp, k),
+		engine.Submission{Limits: zapp.DefaultLimits(), Deployment: deployment})
 	if err != nil {
-		return state.NewExecution{}, fmt.Errorf("the bench's ZApp: %w", err)
-	}
-	instances, err := zapp.Expand(app, zapp.ExpandContext{ExecutionID: "0", ExecutionName: app.Name,
-		UserName: user, Deployment: deployment, Limits: zapp.DefaultLimits()})
-	if err != nil {
-		return state.NewExecution{}, fmt.Errorf("expand the bench's ZApp: %w", err)
-	}
-	ne := state.NewExecution{Owner: user, Name: app.Name, Description: desc, Size: app.Size}
-	for _, in := range instances {
-		ne.Cores += in.Cores
-		ne.Memory += in.MemoryReservation
-		in.DNSName, in.Environment = "", nil
-		d, err := json.Marshal(in)
-		if err != nil {
-			return state.NewExecution{}, err
-		}
-		ne.Services = append(ne.Services, state.NewService{Name: in.Name, Group: in.Service,
-			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
+		return ne, fmt.Errorf("the bench's ZApp: %w", err)
 	}
 	return ne, nil
 }

@@ -309,21 +309,10 @@ func (s *server) health(t *testing.T) (int, health) {
 	return code, h
 }
 
-// waitFor polls cond until it holds, failing the test with cond's last
-// description after timeout.
+// waitFor is testutil.WaitFor.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // ---------------------------------------------------------------------------

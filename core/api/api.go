@@ -143,9 +143,9 @@ type Server struct {
 	// asked again and again by scripts and the web UI, they are then
 	// served without reading the store or encoding again.
 	reads struct {
-		tokens state.VersionedCache[tokenRead]
-		users  state.VersionedCache[state.User]
-		pages  state.VersionedCache[[]byte]
+		tokens keptCache[tokenRead]
+		users  keptCache[state.User]
+		pages  keptCache[[]byte]
 	}
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
@@ -112,21 +114,12 @@ func TestConcurrentLoginsShareOneCheck(t *testing.T) {
 		t.Errorf("with an answer about to expire: %d", resp.StatusCode)
 	}
 	close(gate)
-	deadline := time.Now().Add(10 * time.Second)
-	for a.right.Load() != 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := a.right.Load(); n != 2 {
-		t.Errorf("%d checks of the right password after the renewal, want 2", n)
-	}
-	renewed := func() bool {
+	testutil.WaitFor(t, 10*time.Second, "2 checks of the right password after the renewal", func() (bool, string) {
+		n := a.right.Load()
+		return n == 2, fmt.Sprint(n)
+	})
+	testutil.WaitFor(t, 10*time.Second, "the cached answer renewed", func() (bool, string) {
 		_, ok, renew := s.creds.get("alice", "secret")
-		return ok && !renew
-	}
-	for !renewed() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !renewed() {
-		t.Error("the cached answer was not renewed")
-	}
+		return ok && !renew, fmt.Sprintf("cached %v, to renew %v", ok, renew)
+	})
 }

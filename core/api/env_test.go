@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,34 +274,16 @@ func (e *env) startApp(w who, name string, zapp map[string]any) client.Execution
 func (e *env) await(w who, id int64, statuses ...string) client.Execution {
 	e.t.Helper()
 	var ex client.Execution
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(e.t, fmt.Sprintf("execution %d to be %v", id, statuses), func() (bool, string) {
 		ex = client.Execution{}
 		e.must(w, "GET", fmt.Sprintf("/executions/%d", id), nil, http.StatusOK, &ex)
-		for _, s := range statuses {
-			if ex.Status == s {
-				return ex
-			}
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("execution %d is %s (%s), waited for %v", id, ex.Status, ex.ErrorMessage, statuses)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return slices.Contains(statuses, ex.Status), ex.Status + " " + ex.ErrorMessage
+	})
+	return ex
 }
 
 // waitFor polls cond for up to 30 s.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+	testutil.WaitFor(t, 30*time.Second, what, cond)
 }

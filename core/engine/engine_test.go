@@ -319,17 +319,7 @@ func (e *env) submit(desc []byte) state.Execution {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+	testutil.WaitFor(t, wait, what, cond)
 }
 
 func (e *env) waitStatus(id int64, want ...state.Status) state.Execution {

@@ -22,32 +22,9 @@ const placeholderID = "0"
 // description wraps sdk.ErrInvalidArgument and zapp.Problems; a quota
 // refusal wraps sdk.ErrResourceExhausted.
 func (e *Engine) Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error) {
-	app, err := zapp.Load(description, e.cfg.Limits)
+	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Deployment: e.cfg.Deployment, ProxyBase: e.cfg.ProxyBase})
 	if err != nil {
-		return state.Execution{}, fmt.Errorf("invalid ZApp description: %w: %w", sdk.ErrInvalidArgument, err)
-	}
-	if name == "" {
-		name = app.Name
-	}
-	instances, err := zapp.Expand(app, zapp.ExpandContext{
-		ExecutionID: placeholderID, ExecutionName: name, UserName: owner, Deployment: e.cfg.Deployment,
-		ProxyBase: e.cfg.ProxyBase, Limits: e.cfg.Limits,
-	})
-	if err != nil {
-		return state.Execution{}, fmt.Errorf("expand the ZApp: %w: %w", sdk.ErrInvalidArgument, err)
-	}
-	ne := state.NewExecution{Owner: owner, Name: name, Description: description, Size: app.Size}
-	for _, in := range instances {
-		ne.Cores += in.Cores
-		ne.Memory += in.MemoryReservation
-		// What depends on the execution id is computed when it starts.
-		in.DNSName, in.Environment = "", nil
-		d, err := json.Marshal(in)
-		if err != nil {
-			return state.Execution{}, fmt.Errorf("encode instance %s: %w", in.Name, sdk.ErrInternal)
-		}
-		ne.Services = append(ne.Services, state.NewService{Name: in.Name, Group: in.Service,
-			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
+		return state.Execution{}, err
 	}
 	ex, err := e.cfg.Store.CreateExecution(ctx, ne)
 	if err != nil {
@@ -55,6 +32,46 @@ func (e *Engine) Submit(ctx context.Context, owner, name string, description []b
 	}
 	e.Trigger()
 	return ex, nil
+}
+
+// Submission is what NewExecution needs of the engine's configuration.
+type Submission struct {
+	Limits     zapp.Limits
+	Deployment string
+	ProxyBase  string
+}
+
+// NewExecution is the execution Submit records for a ZApp description:
+// validated, its services expanded into instances (what depends on the
+// execution id is computed when it starts). Errors are Submit's.
+func NewExecution(owner, name string, description []byte, sub Submission) (state.NewExecution, error) {
+	app, err := zapp.Load(description, sub.Limits)
+	if err != nil {
+		return state.NewExecution{}, fmt.Errorf("invalid ZApp description: %w: %w", sdk.ErrInvalidArgument, err)
+	}
+	if name == "" {
+		name = app.Name
+	}
+	instances, err := zapp.Expand(app, zapp.ExpandContext{
+		ExecutionID: placeholderID, ExecutionName: name, UserName: owner, Deployment: sub.Deployment,
+		ProxyBase: sub.ProxyBase, Limits: sub.Limits,
+	})
+	if err != nil {
+		return state.NewExecution{}, fmt.Errorf("expand the ZApp: %w: %w", sdk.ErrInvalidArgument, err)
+	}
+	ne := state.NewExecution{Owner: owner, Name: name, Description: description, Size: app.Size}
+	for _, in := range instances {
+		ne.Cores += in.Cores
+		ne.Memory += in.MemoryReservation
+		in.DNSName, in.Environment = "", nil
+		d, err := json.Marshal(in)
+		if err != nil {
+			return state.NewExecution{}, fmt.Errorf("encode instance %s: %w", in.Name, sdk.ErrInternal)
+		}
+		ne.Services = append(ne.Services, state.NewService{Name: in.Name, Group: in.Service,
+			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
+	}
+	return ne, nil
 }
 
 // instanceOf decodes a stored service's instance.

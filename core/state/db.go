@@ -6,15 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgtype"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/zoe-project/zoe/sdk"
 )
@@ -99,127 +96,10 @@ type store struct {
 	db  backend
 	d   dialect
 	log hclog.Logger
-	// pages keeps pages of executions until the database changes: the web
-	// UI and scripts ask for the same first pages again and again.
-	pages VersionedCache[cachedPage]
-}
-
-type cachedPage struct {
-	es   []Execution
-	next string
-}
-
-// VersionedCache holds answers read at one Version of a store and forgets
-// them all when a newer version comes. Callers decide what the values
-// share: the store puts and gets copies.
-type VersionedCache[T any] struct {
-	mu      sync.Mutex
-	version uint64
-	m       map[string]T
-	loads   singleflight.Group
-}
-
-// maxCachedReads bounds a cache; a full one starts again. Keys longer
-// than maxCachedKey are not kept: with the values (pages of at most
-// MaxLimit executions) they bound what a cache holds.
-const (
-	maxCachedReads = 256
-	maxCachedKey   = 4 << 10
-)
-
-// Get returns the value put under key at version, if any.
-func (c *VersionedCache[T]) Get(version uint64, key string) (T, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[key]
-	if !ok || c.version != version {
-		var zero T
-		return zero, false
-	}
-	return v, true
-}
-
-// Put keeps v under key for version, the Version read before v was: a
-// value is never kept under a version older than what it shows. A value
-// of an older version than the cache's is dropped: a slow request does
-// not throw away what the newer ones kept.
-func (c *VersionedCache[T]) Put(version uint64, key string, v T) {
-	if len(key) > maxCachedKey {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.m != nil && version < c.version:
-		return
-	case c.m == nil || version > c.version || len(c.m) >= maxCachedReads:
-		c.version, c.m = version, map[string]T{}
-	}
-	c.m[key] = v
-}
-
-// Load returns the value kept under key at version or, when there is
-// none, what load returns, and keeps it. Callers missing the same key at
-// the same version together share one load (right after a write, every
-// client's next request misses); it runs without ctx's cancellation, for
-// the others, and at most loadTimeout.
-func (c *VersionedCache[T]) Load(ctx context.Context, version uint64, key string, load func(context.Context) (T, error)) (T, error) {
-	if v, ok := c.Get(version, key); ok {
-		return v, nil
-	}
-	ch := c.loads.DoChan(strconv.FormatUint(version, 10)+" "+key, func() (_ any, err error) {
-		// singleflight panics again where nothing can recover: a bug in
-		// a load would end the daemon rather than its requests.
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("a read panicked: %v\n%s", r, debug.Stack())
-			}
-		}()
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
-		defer cancel()
-		v, err := load(lctx)
-		if err == nil {
-			c.Put(version, key, v)
-		}
-		return v, err
-	})
-	select {
-	case r := <-ch:
-		v, _ := r.Val.(T)
-		return v, r.Err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
-}
-
-// loadTimeout bounds a load shared by several callers.
-const loadTimeout = 30 * time.Second
-
-// cached returns what load reads for key, from c when it was read at the
-// database's current generation. Every caller gets a copy.
-func cached[T any](ctx context.Context, s *store, c *VersionedCache[T], key string, clone func(T) T, load func(context.Context) (T, error)) (T, error) {
-	gen, ok := s.db.generation(ctx)
-	if !ok {
-		return load(ctx)
-	}
-	v, err := c.Load(ctx, gen, key, load)
-	if err != nil {
-		return v, err
-	}
-	return clone(v), nil
 }
 
 // Version grows whenever a write commits (see Store.Version).
 func (s *store) Version(ctx context.Context) (uint64, bool) { return s.db.generation(ctx) }
-
-func clonePtr[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
-}
 
 // now is the store's clock: UTC, microseconds (what PostgreSQL keeps), so
 // that a time reads back equal to what was written.

@@ -265,33 +265,17 @@ func (s *store) ListExecutions(ctx context.Context, f Filter) ([]Execution, stri
 	}
 	// One row more than the page tells whether there is a next page.
 	query += " ORDER BY id DESC LIMIT " + a.add(int64(limit+1))
-	p, err := cached(ctx, s, &s.pages, fmt.Sprintf("%s %q", query, []any(a)), clonePage, func(ctx context.Context) (cachedPage, error) {
-		rs, err := s.db.query(ctx, query, a...)
-		es, err := collect(rs, err, scanExecution)
-		if err != nil {
-			return cachedPage{}, err
-		}
-		next := ""
-		if len(es) > limit {
-			es = es[:limit]
-			next = encodeCursor(es[limit-1].ID)
-		}
-		return cachedPage{es: es, next: next}, nil
-	})
+	rs, err := s.db.query(ctx, query, a...)
+	es, err := collect(rs, err, scanExecution)
 	if err != nil {
 		return nil, "", s.fail("list executions", err)
 	}
-	return p.es, p.next, nil
-}
-
-func clonePage(p cachedPage) cachedPage {
-	p.es = slices.Clone(p.es)
-	for i := range p.es {
-		e := &p.es[i]
-		e.Description = slices.Clone(e.Description)
-		e.ExitCode, e.StartedAt, e.EndedAt = clonePtr(e.ExitCode), clonePtr(e.StartedAt), clonePtr(e.EndedAt)
+	next := ""
+	if len(es) > limit {
+		es = es[:limit]
+		next = encodeCursor(es[limit-1].ID)
 	}
-	return p
+	return es, next, nil
 }
 
 func (s *store) ActiveExecutions(ctx context.Context) ([]Execution, error) {

@@ -1,4 +1,4 @@
-package state_test
+package api
 
 import (
 	"context"
@@ -10,11 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/zoe-project/zoe/core/state"
 )
 
-func TestVersionedCache(t *testing.T) {
+func TestKeptCache(t *testing.T) {
 	type op struct {
 		put     bool
 		version uint64
@@ -55,7 +53,7 @@ func TestVersionedCache(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var c state.VersionedCache[int]
+			var c keptCache[int]
 			for i, o := range tc.ops {
 				if o.put {
 					c.Put(o.version, o.key, o.val)
@@ -69,7 +67,7 @@ func TestVersionedCache(t *testing.T) {
 		})
 	}
 	t.Run("bounded", func(t *testing.T) {
-		var c state.VersionedCache[int]
+		var c keptCache[int]
 		const n = 10000
 		for i := range n {
 			c.Put(1, fmt.Sprint(i), i)
@@ -92,9 +90,9 @@ func TestVersionedCache(t *testing.T) {
 	})
 }
 
-func TestVersionedCacheLoad(t *testing.T) {
+func TestKeptCacheLoad(t *testing.T) {
 	t.Run("callers share one load", func(t *testing.T) {
-		var c state.VersionedCache[int]
+		var c keptCache[int]
 		var loads atomic.Int32
 		release := make(chan struct{})
 		load := func(context.Context) (int, error) {
@@ -130,7 +128,7 @@ func TestVersionedCacheLoad(t *testing.T) {
 		}
 	})
 	t.Run("errors are not kept", func(t *testing.T) {
-		var c state.VersionedCache[int]
+		var c keptCache[int]
 		if _, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { return 0, errors.New("boom") }); err == nil {
 			t.Fatal("no error")
 		}
@@ -139,14 +137,14 @@ func TestVersionedCacheLoad(t *testing.T) {
 		}
 	})
 	t.Run("a panic is an error", func(t *testing.T) {
-		var c state.VersionedCache[int]
+		var c keptCache[int]
 		_, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { panic("bug") })
 		if err == nil || !strings.Contains(err.Error(), "bug") {
 			t.Errorf("error %v", err)
 		}
 	})
 	t.Run("a caller that leaves does not stop the load", func(t *testing.T) {
-		var c state.VersionedCache[int]
+		var c keptCache[int]
 		release := make(chan struct{})
 		ctx, cancel := context.WithCancel(t.Context())
 		started := make(chan struct{})
@@ -173,7 +171,7 @@ func TestVersionedCacheLoad(t *testing.T) {
 		}
 	})
 	t.Run("long keys are not kept", func(t *testing.T) {
-		var c state.VersionedCache[int]
+		var c keptCache[int]
 		long := strings.Repeat("k", 10<<10)
 		c.Put(1, long, 1)
 		if _, ok := c.Get(1, long); ok {
