@@ -198,28 +198,7 @@ func quotaCmd(c *cli) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: c.completeQuota,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd)
-			if err != nil {
-				return err
-			}
-			deleted := []string{}
-			for _, name := range args {
-				if err = cl.DeleteQuota(cmd.Context(), name); err != nil {
-					err = fmt.Errorf("delete quota %s: %w", name, err)
-					break
-				}
-				deleted = append(deleted, name)
-				if !c.json() {
-					fmt.Fprintf(cmd.OutOrStdout(), "Deleted quota %s.\n", name)
-				}
-			}
-			if c.json() {
-				// Also when one fails: a script learns what was deleted.
-				if werr := writeJSON(cmd.OutOrStdout(), map[string][]string{"deleted": deleted}); err == nil {
-					err = werr
-				}
-			}
-			return err
+			return each(c, cmd, args, "delete quota", "Deleted quota", "deleted", (*client.Client).DeleteQuota)
 		}),
 	}
 	cmd.AddCommand(ls, get, quotaWriteCmd(c, true), quotaWriteCmd(c, false), rm)

@@ -48,8 +48,9 @@ func newCLI() *cli { return &cli{getenv: os.Getenv, output: outputTable} }
 // credSource says where credentials came from.
 type credSource struct {
 	kind    string // "", "--token", "--user", "ZOE_TOKEN", "ZOE_USER", "stored"
-	file    string // the credentials file, for "stored"
 	expired bool   // the stored token's expiry has passed
+	// stored is what zoe login stored, whatever the kind (nil: nothing).
+	stored *credentials
 }
 
 // addFlags registers the shared flags on cmd, for it and its
@@ -121,35 +122,36 @@ func (c *cli) resolvedAddr(stored *credentials) string {
 func (c *cli) client(cmd *cobra.Command) (*client.Client, error) {
 	// A broken or too open credentials file matters only when it would be
 	// used: --token, --user and the environment come first.
-	stored, storedPath, loadErr := loadCredentials()
+	stored, _, loadErr := loadCredentials()
 	explicit := c.token != "" || c.user != "" || c.getenv("ZOE_TOKEN") != "" || c.getenv("ZOE_USER") != ""
 	if loadErr != nil && !explicit {
 		return nil, loadErr
 	}
 	addr := c.resolvedAddr(stored)
 	var opts []client.Option
+	c.source = credSource{stored: stored}
 	switch {
 	case c.token != "":
-		opts, c.source = append(opts, client.WithToken(c.token)), credSource{kind: "--token"}
+		opts, c.source = append(opts, client.WithToken(c.token)), credSource{kind: "--token", stored: stored}
 	case c.user != "":
 		pw, err := c.password(cmd, c.user, "--user")
 		if err != nil {
 			return nil, err
 		}
-		opts, c.source = append(opts, client.WithBasicAuth(c.user, pw)), credSource{kind: "--user"}
+		opts, c.source = append(opts, client.WithBasicAuth(c.user, pw)), credSource{kind: "--user", stored: stored}
 	case c.getenv("ZOE_TOKEN") != "":
-		opts, c.source = append(opts, client.WithToken(c.getenv("ZOE_TOKEN"))), credSource{kind: "ZOE_TOKEN"}
+		opts, c.source = append(opts, client.WithToken(c.getenv("ZOE_TOKEN"))), credSource{kind: "ZOE_TOKEN", stored: stored}
 	case c.getenv("ZOE_USER") != "":
 		user := c.getenv("ZOE_USER")
 		pw, err := c.password(cmd, user, "ZOE_USER")
 		if err != nil {
 			return nil, err
 		}
-		opts, c.source = append(opts, client.WithBasicAuth(user, pw)), credSource{kind: "ZOE_USER"}
+		opts, c.source = append(opts, client.WithBasicAuth(user, pw)), credSource{kind: "ZOE_USER", stored: stored}
 	case stored != nil && sameAddr(stored.Addr, addr):
 		// An expired token is not sent: it would make even the routes
 		// open to anyone (zoe info) refuse the call.
-		c.source = credSource{kind: "stored", file: storedPath, expired: stored.expired()}
+		c.source = credSource{kind: "stored", expired: stored.expired(), stored: stored}
 		if !c.source.expired {
 			opts = append(opts, client.WithToken(stored.Token))
 		}

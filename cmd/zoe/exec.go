@@ -279,32 +279,38 @@ func execGetCmd(c *cli) *cobra.Command {
 	}
 }
 
-// eachID applies do to each id argument in turn, stopping at the first
-// error; what (an action) names it in errors, done (past tense) in output.
-// In JSON, it prints {"<jsonKey>": [the ids done]}, also when one fails.
+// eachID applies do to each id argument in turn (see each).
 func (c *cli) eachID(cmd *cobra.Command, args []string, what, done, jsonKey string,
 	do func(*client.Client, context.Context, int64) error) error {
 	ids, err := parseIDs(cmd, args)
 	if err != nil {
 		return err
 	}
+	return each(c, cmd, ids, what, done, jsonKey, do)
+}
+
+// each applies do to each item in turn, stopping at the first error; what
+// (an action) names it in errors, done (past tense) in output. In JSON, it
+// prints {"<jsonKey>": [the items done]}, also when one fails.
+func each[T any](c *cli, cmd *cobra.Command, items []T, what, done, jsonKey string,
+	do func(*client.Client, context.Context, T) error) error {
 	cl, err := c.client(cmd)
 	if err != nil {
 		return err
 	}
-	doneIDs := []int64{}
-	for _, id := range ids {
-		if err = do(cl, cmd.Context(), id); err != nil {
-			err = fmt.Errorf("%s %d: %w", what, id, err)
+	doneItems := []T{}
+	for _, it := range items {
+		if err = do(cl, cmd.Context(), it); err != nil {
+			err = fmt.Errorf("%s %v: %w", what, it, err)
 			break
 		}
-		doneIDs = append(doneIDs, id)
+		doneItems = append(doneItems, it)
 		if !c.json() {
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %d.\n", done, id)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %v.\n", done, it)
 		}
 	}
 	if c.json() {
-		if werr := writeJSON(cmd.OutOrStdout(), map[string][]int64{jsonKey: doneIDs}); err == nil {
+		if werr := writeJSON(cmd.OutOrStdout(), map[string][]T{jsonKey: doneItems}); err == nil {
 			err = werr
 		}
 	}

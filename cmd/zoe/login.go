@@ -315,14 +315,14 @@ func tokenCmd(c *cli) *cobra.Command {
 			if c.json() {
 				return writeJSON(cmd.OutOrStdout(), l)
 			}
-			stored, _, _ := loadCredentials()
+			stored := c.source.stored // read by c.client
 			t := newTable(cmd.OutOrStdout(), "ID", "NAME", "CREATED", "EXPIRES", "LAST USED", "")
 			for _, tk := range l.Tokens {
 				mark := ""
 				if stored != nil && stored.TokenID == tk.ID && sameAddr(stored.Addr, cl.Addr()) {
 					mark = "(stored by zoe login)"
 				}
-				t.row(tk.ID, tk.Name, timeLocal(tk.CreatedAt), orNever(timePtr(tk.ExpiresAt)), timePtr(tk.LastUsed), mark)
+				t.row(tk.ID, tk.Name, timeLocal(tk.CreatedAt), orText(timePtr(tk.ExpiresAt), "never"), timePtr(tk.LastUsed), mark)
 			}
 			return t.flush()
 		}),
@@ -338,13 +338,6 @@ func tokenCmd(c *cli) *cobra.Command {
 	cmd.AddCommand(ls, rm)
 	c.addFlags(cmd)
 	return cmd
-}
-
-func orNever(s string) string {
-	if s == "" {
-		return "never"
-	}
-	return s
 }
 
 // parseIDs parses numeric ids given as arguments.

@@ -125,6 +125,8 @@ type Server struct {
 	routes []route
 	creds  *credentialCache
 	checks singleflight.Group // password checks in progress
+	// openAPIBody is the encoded OpenAPI document.
+	openAPIBody func() ([]byte, error)
 	// touches keeps the writes of tokens' last use to one per token.
 	touches touches
 	// buffers holds *bytes.Buffer for encoding answers.
@@ -164,6 +166,11 @@ func New(log hclog.Logger, cfg Config) *Server {
 		csrf:    http.NewCrossOriginProtection(),
 		buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 	s.routes = s.table()
+	s.openAPIBody = sync.OnceValues(func() ([]byte, error) {
+		var buf bytes.Buffer
+		err := s.encode(&buf, s.OpenAPI())
+		return buf.Bytes(), err
+	})
 	methods := map[string][]string{}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+prefix+rt.Path, s.serve(rt))

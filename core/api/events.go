@@ -76,7 +76,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 	defer poll.Stop()
 	lastWrite := time.Now()
 	for {
-		evs, err := s.cfg.Store.EventsAfter(ctx, low, state.EventFilter{Limit: feedPage})
+		evs, err := s.cfg.Store.EventsAfter(ctx, low, state.EventFilter{ExecutionID: execution, Limit: feedPage})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -87,7 +87,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 		wrote := false
 		var lastSent int64
 		for _, ev := range evs {
-			if !c.sees(ev.Owner) || (execution != 0 && ev.ExecutionID != execution) {
+			if !c.sees(ev.Owner) {
 				continue
 			}
 			kind := "execution"

@@ -241,15 +241,19 @@ func (s *Server) deleteExecution(w http.ResponseWriter, r *http.Request, c *call
 	if !ok {
 		return
 	}
+	// The logs go first: a daemon killed in between leaves a record
+	// without logs, not logs no record accounts for. An active execution
+	// keeps both (the store refuses to delete it), and an ended one never
+	// writes again.
+	if s.cfg.Logs != nil && !ex.Status.Active() {
+		if err := s.cfg.Logs.RemoveExecution(ex.ID); err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
 	if err := s.cfg.Store.DeleteExecution(r.Context(), ex.ID); err != nil {
 		s.fail(w, err)
 		return
-	}
-	if s.cfg.Logs != nil {
-		if err := s.cfg.Logs.RemoveExecution(ex.ID); err != nil {
-			// The record is gone; the files are only space.
-			s.log.Warn("cannot remove the logs of a deleted execution", "execution", ex.ID, "error", err)
-		}
 	}
 	s.log.Info("execution deleted", "execution", ex.ID, "by", c.name())
 	w.WriteHeader(http.StatusNoContent)

@@ -5,15 +5,22 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/zoe-project/zoe/client"
 )
 
-// openAPI serves the OpenAPI 3 document of the route table.
+// openAPI serves the OpenAPI 3 document of the route table, encoded once:
+// the table does not change after New.
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request, _ *caller) {
-	s.write(w, http.StatusOK, s.OpenAPI())
+	body, err := s.openAPIBody()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.writeBody(w, http.StatusOK, body)
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -63,7 +70,7 @@ func (s *Server) OpenAPI() map[string]any {
 			ok["content"] = map[string]any{rt.Produces: map[string]any{"schema": map[string]any{"type": "string"}}}
 		}
 		op["responses"] = map[string]any{
-			itoa(status): ok,
+			strconv.Itoa(status): ok,
 			"default": map[string]any{"description": "An error", "content": map[string]any{
 				"application/json": map[string]any{"schema": errRef}}},
 		}
@@ -88,8 +95,6 @@ func (s *Server) OpenAPI() map[string]any {
 		},
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // operationID is e.g. getExecutionsId for GET /executions/{id}.
 func operationID(rt route) string {

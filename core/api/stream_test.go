@@ -212,8 +212,8 @@ func TestLogsOutliveServicesAndRestarts(t *testing.T) {
 	}
 
 	// The container is gone; the log is not, even after a restart. The
-	// logs of an execution the store does not have (the daemon died while
-	// deleting it) are removed at start-up.
+	// logs of an execution the store does not have (deleted by hand, or by an
+	// older Zoe) are removed at start-up.
 	_, before := e.logs(alice, svc, "")
 	e.stop()
 	orphan := filepath.Join(filepath.Dir(e.file), "data", "logs", "999", "main0")

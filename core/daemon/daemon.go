@@ -267,7 +267,8 @@ func (s statuses) Statuses() []pluginhost.Status {
 }
 
 // removeOrphanLogs removes the logs of executions the store does not have:
-// the daemon died between deleting an execution and its logs.
+// records deleted by hand, or by a Zoe that deleted the record before the
+// logs (the API now removes the logs first).
 func removeOrphanLogs(ctx context.Context, log hclog.Logger, store state.Store, serviceLogs *logs.Store) {
 	ids, err := serviceLogs.Executions()
 	if err != nil {
