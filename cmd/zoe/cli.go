@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/zoe-project/zoe/client"
 )
@@ -169,17 +168,12 @@ func (c *cli) password(cmd *cobra.Command, user, from string) (string, error) {
 	if pw := c.getenv("ZOE_PASSWORD"); pw != "" {
 		return pw, nil
 	}
-	f, ok := cmd.InOrStdin().(*os.File)
-	if c.noPrompt || !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", fmt.Errorf("no password for %s (%s): set ZOE_PASSWORD", user, from)
+	if !c.noPrompt {
+		if pw, ok, err := terminalPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password for "+user+": "); ok || err != nil {
+			return pw, err
+		}
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", user)
-	b, err := term.ReadPassword(int(f.Fd()))
-	fmt.Fprintln(cmd.ErrOrStderr())
-	if err != nil {
-		return "", fmt.Errorf("read the password: %w", err)
-	}
-	return string(b), nil
+	return "", fmt.Errorf("no password for %s (%s): set ZOE_PASSWORD", user, from)
 }
 
 // sameAddr compares two server addresses once normalised.

@@ -122,27 +122,45 @@ func askUsername(cmd *cobra.Command, in *bufio.Reader) (string, error) {
 // askPassword reads the password without echo on a terminal, else the
 // first line of standard input.
 func askPassword(cmd *cobra.Command, in *bufio.Reader, user string) (string, error) {
-	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", user)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(cmd.ErrOrStderr())
-		if err != nil {
-			return "", fmt.Errorf("read the password: %w", err)
-		}
-		if len(b) == 0 {
-			return "", errors.New("empty password")
-		}
-		return string(b), nil
+	pw, ok, err := terminalPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password for "+user+": ")
+	switch {
+	case err != nil:
+		return "", err
+	case ok && pw == "":
+		return "", errors.New("empty password")
+	case ok:
+		return pw, nil
 	}
-	line, err := in.ReadString('\n')
+	pw, err = firstLine(in)
+	if err == nil && pw == "" {
+		err = errors.New("empty password: type it on standard input or set ZOE_PASSWORD")
+	}
+	return pw, err
+}
+
+// terminalPassword reads a line without echo when in is a terminal, after
+// prompt; ok is false when in is not a terminal.
+func terminalPassword(in io.Reader, w io.Writer, prompt string) (pw string, ok bool, err error) {
+	f, isFile := in.(*os.File)
+	if !isFile || !term.IsTerminal(int(f.Fd())) {
+		return "", false, nil
+	}
+	fmt.Fprint(w, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(w)
+	if err != nil {
+		return "", true, fmt.Errorf("read the password: %w", err)
+	}
+	return string(b), true, nil
+}
+
+// firstLine is the first line of r, without its end.
+func firstLine(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read the password: %w", err)
 	}
-	pw := strings.TrimRight(line, "\r\n")
-	if pw == "" {
-		return "", errors.New("empty password: type it on standard input or set ZOE_PASSWORD")
-	}
-	return pw, nil
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 // logoutResult is zoe logout -o json.

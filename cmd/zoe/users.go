@@ -8,10 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/zoe-project/zoe/plugins/auth-file/userfile"
 )
@@ -39,33 +37,26 @@ func hashPasswordCmd() *cobra.Command {
 }
 
 func readPassword(in io.Reader, prompt io.Writer) (string, error) {
-	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(prompt, "Password: ")
-		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(prompt)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprint(prompt, "Again: ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(prompt)
-		if err != nil {
-			return "", err
-		}
-		if string(a) != string(b) {
-			return "", errors.New("the passwords differ")
-		}
-		return string(a), nil
+	a, onTerminal, err := terminalPassword(in, prompt, "Password: ")
+	if err == nil && !onTerminal {
+		a, err = firstLine(bufio.NewReader(in))
 	}
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	switch {
+	case err != nil:
+		return "", err
+	case a == "":
+		return "", errors.New("empty password")
+	case !onTerminal:
+		return a, nil
+	}
+	b, _, err := terminalPassword(in, prompt, "Again: ")
+	if err != nil {
 		return "", err
 	}
-	pw := strings.TrimRight(line, "\r\n")
-	if pw == "" {
-		return "", errors.New("empty password")
+	if a != b {
+		return "", errors.New("the passwords differ")
 	}
-	return pw, nil
+	return a, nil
 }
 
 func usersCmd() *cobra.Command {

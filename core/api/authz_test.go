@@ -23,7 +23,9 @@ var tableRoles = []string{"anonymous", "guest", "other", "owner", "admin"}
 func TestAuthorizationTable(t *testing.T) {
 	e := newEnv(t, "")
 	alice := e.as("alice")
-	running := e.startApp(alice, "running", app("table", nil))
+	// It takes a while to stop, so that it is still cleaning up when the
+	// admin terminates it after its owner did.
+	running := e.startApp(alice, "running", app("table", map[string]string{"ZOE_SIM_TERM_TIME": "3s"}))
 	done := e.startApp(alice, "done", app("table", nil))
 	e.await(alice, running.ID, "running")
 	e.must(alice, "POST", fmt.Sprintf("/executions/%d/terminate", done.ID), nil, http.StatusAccepted, nil)
