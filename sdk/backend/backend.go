@@ -123,10 +123,36 @@ type ServiceSpec struct {
 	// back-end choose.
 	Node        string
 	ExecutionID string
-	// User is who the processes run as, "uid:gid" or "uid"; empty keeps
-	// the image's user. Zoe sets the owner's ids when the auth source knows
-	// them, so that files written in the workspace belong to the owner.
+	// User is who the processes run as: numeric "uid:gid" (or "uid"). The
+	// core sets the owner's ids when the auth source knows them, so that
+	// files written in the workspace belong to the owner, else the ids the
+	// administrator configured. Empty keeps the image's user, which the core
+	// asks for only when Security.AllowRoot is set.
 	User string
+	// Security is the container policy the core decided for this service.
+	// Its zero value is the strictest: a back-end that cannot honour a field
+	// refuses the spec with sdk.ErrInvalidArgument rather than start a
+	// service with more rights than asked.
+	Security Security
+}
+
+// Security is what a service's processes may do beyond an ordinary user's.
+// Every field is false unless the administrator allowed more. Whatever it
+// says, a back-end never runs a service privileged, with added
+// capabilities, or in the host's network, PID or IPC namespace.
+type Security struct {
+	// AllowRoot lets the processes run as uid 0 (User "0", "0:gid", or
+	// empty with an image that runs as root). When false, a back-end
+	// refuses a spec whose User is empty or names uid 0.
+	AllowRoot bool
+	// AllowPrivilegeEscalation lets setuid binaries and file capabilities
+	// raise privileges. When false the processes run with Linux's
+	// no_new_privs flag (Docker's no-new-privileges, Kubernetes'
+	// allowPrivilegeEscalation: false).
+	AllowPrivilegeEscalation bool
+	// KeepCapabilities keeps the platform's default Linux capabilities.
+	// When false every capability is dropped.
+	KeepCapabilities bool
 }
 
 // Handle is a back-end's own record of a service, opaque to the core, which
