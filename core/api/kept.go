@@ -77,6 +77,12 @@ func (c *keptCache[T]) Load(ctx context.Context, version uint64, key string, loa
 				err = fmt.Errorf("a read panicked: %v\n%s", r, debug.Stack())
 			}
 		}()
+		// A caller that missed just before the previous load of this key
+		// ended comes here after it: the value is kept by now, and a
+		// second load would read the same thing again.
+		if v, ok := c.Get(version, key); ok {
+			return v, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
 		v, err := load(lctx)
