@@ -204,7 +204,9 @@ func TestTokenFollowsItsSource(t *testing.T) {
 	}
 
 	// Demoted at the source: seen at the next check.
-	e.src.change(false, func(us map[string]auth.Identity) { us["alice"] = auth.Identity{Username: "alice", Role: auth.RoleUser, Email: "a@x"} })
+	e.src.change(false, func(us map[string]auth.Identity) {
+		us["alice"] = auth.Identity{Username: "alice", Role: auth.RoleUser, Email: "a@x"}
+	})
 	if code, u := e.me(alice); code != http.StatusOK || u.Role != "admin" {
 		t.Fatalf("before the check is due: %d %+v", code, u)
 	}
