@@ -29,6 +29,9 @@ const (
 	DefaultTokenPurge     = time.Hour
 	// lookupTimeout bounds one look-up of a user with the auth plugins.
 	lookupTimeout = 10 * time.Second
+	// lookupPatience is how long a request waits for a look-up when the
+	// last answer is still within the bound.
+	lookupPatience = time.Second
 )
 
 // identities remembers when each user's identity was last confirmed by
@@ -108,10 +111,20 @@ func (s *Server) current(ctx context.Context, u state.User) (state.User, *failur
 		defer cancel()
 		return s.lookup(lctx, u, epoch), nil
 	})
+	// While the last answer is within the bound, a slow source delays
+	// the request a little only: the look-up goes on for the next ones.
+	var patience <-chan time.Time
+	if ok && age < s.cfg.IdentityTTL {
+		t := time.NewTimer(lookupPatience)
+		defer t.Stop()
+		patience = t.C
+	}
 	var res lookupResult
 	select {
 	case r := <-ch:
 		res = r.Val.(lookupResult)
+	case <-patience:
+		return u, nil
 	case <-ctx.Done():
 		return state.User{}, &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the request ended before its user was checked"}
 	}

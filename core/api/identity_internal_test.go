@@ -347,3 +347,23 @@ func TestLookupUnsupported(t *testing.T) {
 		return code == http.StatusUnauthorized && strings.Contains(string(body), "log in with your password"), fmt.Sprint(code, string(body))
 	})
 }
+
+// TestSlowSourceWithinBound: a source that hangs delays a request whose
+// last answer is within the bound by lookupPatience only.
+func TestSlowSourceWithinBound(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	tok := e.login("alice")
+	e.age("alice", 40*time.Minute)
+	gate := make(chan struct{})
+	e.src.mu.Lock()
+	e.src.gate = gate
+	e.src.mu.Unlock()
+	defer close(gate)
+	start := time.Now()
+	if code, _ := e.me(tok); code != http.StatusOK {
+		t.Fatalf("with a hanging source, within the bound: %d", code)
+	}
+	if d := time.Since(start); d < lookupPatience {
+		t.Errorf("served after %v, before the look-up had its chance", d)
+	}
+}
