@@ -128,7 +128,7 @@ func TestIdentityFollowsUsersFile(t *testing.T) {
 	within := func(what string, cond func() (bool, string)) {
 		t.Helper()
 		testutil.WaitFor(t, 30*time.Second, what, cond)
-		if d := time.Since(changed); d > ttl+3*time.Second {
+		if d := time.Since(changed); d > ttl+8*time.Second { // room for a loaded machine
 			t.Errorf("%s took %v, beyond the bound %v", what, d, ttl)
 		}
 	}
