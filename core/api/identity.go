@@ -140,13 +140,14 @@ func (s *Server) current(ctx context.Context, u state.User) (state.User, *failur
 // knows the user answering, and applies the answer: a changed identity is
 // recorded, a user no source knows loses every token.
 func (s *Server) lookup(ctx context.Context, u state.User, epoch uint64) lookupResult {
-	var unavailable, unsupported bool
+	var unavailable, unsupported, notFound bool
 	for _, a := range s.cfg.Auth {
 		id, err := a.Lookup(ctx, u.Username)
 		switch {
 		case err == nil:
 			return s.apply(ctx, u, id, epoch)
 		case errors.Is(err, sdk.ErrNotFound):
+			notFound = true
 		case errors.Is(err, sdk.ErrUnsupported):
 			unsupported = true
 		default:
@@ -155,7 +156,7 @@ func (s *Server) lookup(ctx context.Context, u state.User, epoch uint64) lookupR
 		}
 	}
 	switch {
-	case unavailable:
+	case unavailable || !notFound: // !notFound: no auth plugin at all
 		return lookupResult{fail: unconfirmed()}
 	case unsupported:
 		// No source can look the user up: the identity of the last
