@@ -156,7 +156,7 @@ func (s *Server) lookup(ctx context.Context, u state.User, epoch uint64) lookupR
 		}
 	}
 	switch {
-	case unavailable || !notFound: // !notFound: no auth plugin at all
+	case unavailable:
 		return lookupResult{fail: unconfirmed()}
 	case unsupported:
 		// No source can look the user up: the identity of the last
@@ -167,6 +167,8 @@ func (s *Server) lookup(ctx context.Context, u state.User, epoch uint64) lookupR
 		}
 		return lookupResult{fail: &failure{http.StatusUnauthorized, client.CodeUnauthenticated,
 			"the authentication source cannot confirm tokens; log in with your password again"}}
+	case !notFound: // no auth plugin at all
+		return lookupResult{fail: unconfirmed()}
 	}
 	n, err := s.cfg.Store.DeleteTokens(ctx, u.Username)
 	if err != nil {
