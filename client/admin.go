@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"strconv"
 )
 
 // Stats is GET /stats: the queue; for admins also what runs and the nodes.
@@ -27,6 +28,18 @@ func (c *Client) GetUser(ctx context.Context, name string) (*User, error) {
 func (c *Client) UpdateUser(ctx context.Context, name string, u UserUpdate) (*User, error) {
 	var v User
 	return &v, c.do(ctx, http.MethodPatch, "/users/"+seg(name), nil, u, &v)
+}
+
+// UserTokens is GET /users/{name}/tokens (admins): a user's tokens.
+func (c *Client) UserTokens(ctx context.Context, name string) (*TokenList, error) {
+	var v TokenList
+	return &v, c.get(ctx, "/users/"+seg(name)+"/tokens", nil, &v)
+}
+
+// RevokeUserToken is DELETE /users/{name}/tokens/{id} (admins): one of a
+// user's tokens stops working.
+func (c *Client) RevokeUserToken(ctx context.Context, name string, id int64) error {
+	return c.do(ctx, http.MethodDelete, "/users/"+seg(name)+"/tokens/"+strconv.FormatInt(id, 10), nil, nil, nil)
 }
 
 // Quotas is GET /quotas (admins).

@@ -362,6 +362,38 @@ func TestCLIAgainstDaemon(t *testing.T) {
 	dave := asUser(t, s, "dave")
 	admin := asUser(t, s, "alice")
 
+	t.Run("admins list and revoke a user's tokens", func(t *testing.T) {
+		h := newHome(t, s)
+		if r := h.zoe(cliUsers["carol"][1]+"\n", "login", "--user", "carol", "--token-name", "owner-test"); r.code != 0 {
+			t.Fatalf("zoe login: exit %d: %s", r.code, r.stderr)
+		}
+		admin := admin.at(t)
+		var tokens struct {
+			Tokens []struct {
+				ID   int64  `json:"id"`
+				Name string `json:"name"`
+			} `json:"tokens"`
+		}
+		admin.okJSON(&tokens, "token", "ls", "--owner", "carol")
+		i := slices.IndexFunc(tokens.Tokens, func(tk struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		}) bool {
+			return tk.Name == "owner-test"
+		})
+		if i < 0 {
+			t.Fatalf("zoe token ls --owner carol: %+v", tokens.Tokens)
+		}
+		id := strconv.FormatInt(tokens.Tokens[i].ID, 10)
+		dave.at(t).fails(1, []string{"admins"}, "token", "ls", "--owner", "carol")
+		dave.at(t).fails(1, nil, "token", "rm", "--owner", "carol", id)
+		h.ok("exec", "ls")
+		if out := admin.ok("token", "rm", "--owner", "carol", id); !strings.Contains(out, "Revoked token "+id) {
+			t.Errorf("zoe token rm --owner carol: %q", out)
+		}
+		h.fails(1, []string{"log in"}, "exec", "ls")
+	})
+
 	var ex cliExecution
 	t.Run("start, wait, get, logs, endpoints", func(t *testing.T) {
 		carol := carol.at(t)

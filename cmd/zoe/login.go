@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -316,17 +317,24 @@ func printHealth(w io.Writer, h *client.Health) error {
 }
 
 func tokenCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "List and revoke your API tokens"}
+	cmd := &cobra.Command{Use: "token", Short: "List and revoke API tokens (yours, or with --owner a user's: admins)"}
+	// --owner, not --user: --user names who logs in (HTTP Basic).
+	var owner string
 	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List your tokens",
+		Use:   "ls [--owner NAME]",
+		Short: "List your tokens, or a user's (admins)",
 		Args:  cobra.NoArgs,
 		RunE: c.run(func(cmd *cobra.Command, _ []string) error {
 			cl, err := c.client(cmd)
 			if err != nil {
 				return err
 			}
-			l, err := cl.Tokens(cmd.Context())
+			var l *client.TokenList
+			if owner != "" {
+				l, err = cl.UserTokens(cmd.Context(), owner)
+			} else {
+				l, err = cl.Tokens(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
@@ -337,7 +345,7 @@ func tokenCmd(c *cli) *cobra.Command {
 			t := newTable(cmd.OutOrStdout(), "ID", "NAME", "CREATED", "EXPIRES", "LAST USED", "")
 			for _, tk := range l.Tokens {
 				mark := ""
-				if stored != nil && stored.TokenID == tk.ID && sameAddr(stored.Addr, cl.Addr()) {
+				if owner == "" && stored != nil && stored.TokenID == tk.ID && sameAddr(stored.Addr, cl.Addr()) {
 					mark = "(stored by zoe login)"
 				}
 				t.row(tk.ID, tk.Name, timeLocal(tk.CreatedAt), orText(timePtr(tk.ExpiresAt), "never"), timePtr(tk.LastUsed), mark)
@@ -346,12 +354,21 @@ func tokenCmd(c *cli) *cobra.Command {
 		}),
 	}
 	rm := &cobra.Command{
-		Use:   "rm ID...",
-		Short: "Revoke tokens",
+		Use:   "rm [--owner NAME] ID...",
+		Short: "Revoke tokens: yours, or a user's (admins)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			return c.eachID(cmd, args, "revoke token", "Revoked token", "revoked", (*client.Client).RevokeToken)
+			revoke := (*client.Client).RevokeToken
+			if owner != "" {
+				revoke = func(cl *client.Client, ctx context.Context, id int64) error {
+					return cl.RevokeUserToken(ctx, owner, id)
+				}
+			}
+			return c.eachID(cmd, args, "revoke token", "Revoked token", "revoked", revoke)
 		}),
+	}
+	for _, sub := range []*cobra.Command{ls, rm} {
+		sub.Flags().StringVar(&owner, "owner", "", "the tokens of this user (admins)")
 	}
 	cmd.AddCommand(ls, rm)
 	c.addFlags(cmd)

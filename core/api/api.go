@@ -30,6 +30,7 @@ import (
 // Store is the part of the state store the API uses (state.Store).
 type Store interface {
 	RecordLogin(ctx context.Context, id auth.Identity) (state.User, error)
+	SyncIdentity(ctx context.Context, id auth.Identity) (state.User, error)
 	GetUser(ctx context.Context, username string) (state.User, error)
 	ListUsers(ctx context.Context) ([]state.User, error)
 	UpdateUser(ctx context.Context, username string, u state.UserUpdate) (state.User, error)
@@ -55,6 +56,8 @@ type Store interface {
 	ListTokens(ctx context.Context, username string) ([]state.Token, error)
 	DeleteToken(ctx context.Context, username string, id int64) error
 	TouchToken(ctx context.Context, id int64) error
+	DeleteTokens(ctx context.Context, username string) (int64, error)
+	PurgeExpiredTokens(ctx context.Context) (int64, error)
 
 	SchemaVersion(ctx context.Context) (int, error)
 	Version(ctx context.Context) (uint64, bool)
@@ -83,9 +86,12 @@ type Shop interface {
 	Dir() string
 }
 
-// Authenticator checks a username and password (an auth plugin).
+// Authenticator checks a username and password and looks users up (an
+// auth plugin; see auth.Authenticator for what each method answers).
 type Authenticator interface {
 	Authenticate(ctx context.Context, username, password string) (auth.Identity, error)
+	Lookup(ctx context.Context, username string) (auth.Identity, error)
+	Generation(ctx context.Context) (uint64, error)
 }
 
 // PluginStatuses reports the state of every plugin.
@@ -115,6 +121,17 @@ type Config struct {
 	// checks its caller's credentials again, so that a revoked or expired
 	// token, a disabled user or a demoted one loses it; default 5 s.
 	StreamRecheck time.Duration
+	// IdentityTTL bounds how long the identity behind a token is trusted
+	// without the auth plugins confirming it (Lookup): it is asked again
+	// after half of it, and the user's requests are refused once it is
+	// over without an answer; default DefaultIdentityTTL (1 minute).
+	IdentityTTL time.Duration
+	// GenerationPoll is how often Run asks the auth plugins whether their
+	// users changed; default DefaultGenerationPoll (5 s).
+	GenerationPoll time.Duration
+	// TokenPurge is how often Run deletes expired tokens; default
+	// DefaultTokenPurge (1 hour).
+	TokenPurge time.Duration
 }
 
 // Server is the HTTP API.
@@ -125,6 +142,8 @@ type Server struct {
 	routes []route
 	creds  *credentialCache
 	checks singleflight.Group // password checks in progress
+	// idents remembers when each user's identity was last confirmed.
+	idents identities
 	// openAPIBody is the encoded OpenAPI document.
 	openAPIBody func() ([]byte, error)
 	// touches keeps the writes of tokens' last use to one per token.
@@ -161,6 +180,15 @@ func New(log hclog.Logger, cfg Config) *Server {
 	}
 	if cfg.StreamRecheck <= 0 {
 		cfg.StreamRecheck = 5 * time.Second
+	}
+	if cfg.IdentityTTL <= 0 {
+		cfg.IdentityTTL = DefaultIdentityTTL
+	}
+	if cfg.GenerationPoll <= 0 {
+		cfg.GenerationPoll = DefaultGenerationPoll
+	}
+	if cfg.TokenPurge <= 0 {
+		cfg.TokenPurge = DefaultTokenPurge
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
 		csrf:    http.NewCrossOriginProtection(),
@@ -213,7 +241,7 @@ func (s *Server) streamContext(r *http.Request, a Access, still func(now *caller
 				if ctx.Err() != nil {
 					return
 				}
-				if fail != nil && fail.status == http.StatusServiceUnavailable {
+				if fail != nil && fail.status == http.StatusServiceUnavailable && fail.message != identityUnconfirmed {
 					continue // the store or an auth plugin hiccups: not a refusal
 				}
 				if fail != nil || refused(a, c) || !still(c) {

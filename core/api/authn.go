@@ -90,6 +90,11 @@ func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (sta
 	if tr.token.Expired(now) {
 		return state.User{}, invalid
 	}
+	// The token's user as the auth source has them now.
+	u, f := s.current(ctx, tr.user)
+	if f != nil {
+		return state.User{}, f
+	}
 	if t := tr.token; (t.LastUsed == nil || now.Sub(*t.LastUsed) > touchEvery) && s.touches.claim(t.ID, now) {
 		// A write: the store's version changes, and the cached token
 		// with the old last use is read again.
@@ -98,7 +103,7 @@ func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (sta
 			s.log.Debug("cannot record a token's use", "token", t.ID, "error", err)
 		}
 	}
-	return tr.user, nil
+	return u, nil
 }
 
 // touches remembers when this daemon last recorded each token's use:
@@ -242,6 +247,7 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stat
 		return state.User{}, s.storeFailure(err)
 	}
 	s.creds.put(name, password, id)
+	s.idents.confirmed(u.Username)
 	return u, nil
 }
 
@@ -297,6 +303,21 @@ func (c *credentialCache) get(name, password string) (id auth.Identity, ok, rene
 	return e.id, true, e.until.Sub(now) < credentialRenew
 }
 
+// forget drops the answer cached for the credentials.
+func (c *credentialCache) forget(name, password string) {
+	k := c.sum(name, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
+}
+
+// clear drops every cached answer (the auth source changed).
+func (c *credentialCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+}
+
 func (c *credentialCache) put(name, password string, id auth.Identity) {
 	k := c.sum(name, password)
 	now := time.Now()
@@ -341,6 +362,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid login request", details...)
 		return
 	}
+	// A long-lived token comes from a live check by the auth plugins,
+	// never from the cache of recent answers: a user just removed at the
+	// source must not get one.
+	s.creds.forget(in.Username, in.Password)
 	u, f := s.byPassword(r.Context(), storeVersion{}, in.Username, in.Password)
 	if f != nil {
 		s.error(w, f.status, f.code, f.message)
@@ -384,7 +409,12 @@ func tokenJSON(t state.Token) client.TokenInfo {
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *caller) {
-	ts, err := s.cfg.Store.ListTokens(r.Context(), c.name())
+	s.writeTokens(w, r, c.name())
+}
+
+// writeTokens answers with the user's tokens.
+func (s *Server) writeTokens(w http.ResponseWriter, r *http.Request, username string) {
+	ts, err := s.cfg.Store.ListTokens(r.Context(), username)
 	if err != nil {
 		s.fail(w, err)
 		return

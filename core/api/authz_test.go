@@ -36,6 +36,8 @@ func TestAuthorizationTable(t *testing.T) {
 	e.must(e.as("dora"), "GET", "/me", nil, http.StatusOK, nil) // users exist once they logged in
 	var sess client.Session
 	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"], TokenName: "to-revoke"}, http.StatusCreated, &sess)
+	var other client.Session // revoked by an admin
+	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"], TokenName: "admin-revokes"}, http.StatusCreated, &other)
 	for _, q := range []string{"tq-put", "tq-delete"} {
 		e.must(e.as("root"), "POST", "/quotas", client.Quota{Name: q}, http.StatusCreated, nil)
 	}
@@ -91,6 +93,8 @@ func TestAuthorizationTable(t *testing.T) {
 		{"GET", "/users", nil, [5]int{u, f, f, f, ok}},
 		{"GET", "/users/alice", nil, [5]int{u, f, f, f, ok}},
 		{"PATCH", "/users/dora", fixed(client.UserUpdate{Quota: ptr("user")}), [5]int{u, f, f, f, ok}},
+		{"GET", "/users/alice/tokens", nil, [5]int{u, f, f, f, ok}},
+		{"DELETE", fmt.Sprintf("/users/alice/tokens/%d", other.TokenInfo.ID), nil, [5]int{u, f, f, f, 204}},
 		{"GET", "/quotas", nil, [5]int{u, f, f, f, ok}},
 		{"POST", "/quotas", func(role string) any { return client.Quota{Name: "tq-" + role} }, [5]int{u, f, f, f, 201}},
 		{"GET", "/quotas/user", nil, [5]int{u, f, f, f, ok}},

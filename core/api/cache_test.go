@@ -75,14 +75,18 @@ func testAnswersFollowWrites(t *testing.T, e *env, db config.State) {
 	if _, err := other.UpdateUser(ctx, "alice", state.UserUpdate{Enabled: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []who{bearer, basic} {
-		if r := e.do(w, "GET", "/executions", nil); r.status != http.StatusForbidden {
-			t.Errorf("disabled by the other process, alice lists: %d %s", r.status, r.body)
+	// Disabling her revoked her token too.
+	for w, want := range map[string]int{"bearer": http.StatusUnauthorized, "basic": http.StatusForbidden} {
+		c := map[string]who{"bearer": bearer, "basic": basic}[w]
+		if r := e.do(c, "GET", "/executions", nil); r.status != want {
+			t.Errorf("disabled by the other process, alice lists with %s: %d %s", w, r.status, r.body)
 		}
 	}
 	if _, err := other.UpdateUser(ctx, "alice", state.UserUpdate{Enabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
+	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"], TokenName: "t2"}, http.StatusCreated, &s)
+	bearer = who{token: s.Token}
 	e.must(bearer, "GET", "/me", nil, http.StatusOK, nil)
 	if err := other.DeleteToken(ctx, "alice", s.TokenInfo.ID); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,9 @@ type Options struct {
 	// Ready, when not nil, is called with the API's address once it serves.
 	Ready  func(addr net.Addr)
 	Timing pluginhost.Timing
+	// API, when not nil, adjusts the API's configuration (tests shorten
+	// its timings).
+	API func(*api.Config)
 }
 
 // ErrInvalidConfig means the configuration was refused; the diagnostics
@@ -147,7 +150,15 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 		apiCfg.Engine = eng
 	}
+	if opts.API != nil {
+		opts.API(&apiCfg)
+	}
 	handler := api.New(log.Named("api"), apiCfg)
+	// The API's background work: auth sources' changes, expired tokens.
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	apiDone := make(chan struct{})
+	go func() { defer close(apiDone); handler.Run(apiCtx) }()
+	defer func() { stopAPI(); <-apiDone }()
 
 	srv := &http.Server{
 		Handler:           handler,

@@ -36,6 +36,22 @@ func (a Auth) Authenticate(ctx context.Context, username, password string) (auth
 	return impl.Authenticate(ctx, username, password)
 }
 
+func (a Auth) Lookup(ctx context.Context, username string) (auth.Identity, error) {
+	impl, err := current[auth.Authenticator](a.Plugin)
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	return impl.Lookup(ctx, username)
+}
+
+func (a Auth) Generation(ctx context.Context) (uint64, error) {
+	impl, err := current[auth.Authenticator](a.Plugin)
+	if err != nil {
+		return 0, err
+	}
+	return impl.Generation(ctx)
+}
+
 // Workspace calls a supervised workspace plugin.
 type Workspace struct{ *Plugin }
 

@@ -23,15 +23,21 @@ type Store interface {
 	// RecordLogin creates the user on first login (enabled, with the role's
 	// default quota) or updates the auth role (User.AuthRole), groups, uid,
 	// gid, email and last login. The auth plugin is the source of those
-	// fields; enabled, quota and the role an admin set (UserUpdate.Role) are
-	// Zoe's own and left alone, so the returned User.Role is the effective
-	// role.
+	// fields; enabled and quota are Zoe's own and left alone. The role an
+	// admin set (UserUpdate.Role) stays until the source's role changes:
+	// the latest change wins, so a new auth role drops the override. The
+	// returned User.Role is the effective role.
 	RecordLogin(ctx context.Context, id auth.Identity) (User, error)
+	// SyncIdentity is RecordLogin for a user the auth plugin looked up
+	// without a login: the same fields change, the last login stays, and
+	// an unknown user is sdk.ErrNotFound rather than created.
+	SyncIdentity(ctx context.Context, id auth.Identity) (User, error)
 	GetUser(ctx context.Context, username string) (User, error)
 	// ListUsers returns every user ordered by username.
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser changes Zoe's own fields of the user: the role override,
-	// enabled and quota.
+	// enabled and quota. Disabling a user deletes their tokens in the same
+	// transaction.
 	UpdateUser(ctx context.Context, username string, u UserUpdate) (User, error)
 
 	CreateQuota(ctx context.Context, q Quota) (Quota, error)
@@ -107,6 +113,12 @@ type Store interface {
 	ListTokens(ctx context.Context, username string) ([]Token, error)
 	// DeleteToken deletes one of the user's tokens.
 	DeleteToken(ctx context.Context, username string, id int64) error
+	// DeleteTokens deletes every token of the user and says how many there
+	// were.
+	DeleteTokens(ctx context.Context, username string) (int64, error)
+	// PurgeExpiredTokens deletes the expired tokens of every user and says
+	// how many. CreateToken also frees a name an expired token holds.
+	PurgeExpiredTokens(ctx context.Context) (int64, error)
 	// TouchToken sets the token's last use to now.
 	TouchToken(ctx context.Context, id int64) error
 

@@ -31,6 +31,11 @@ func (s *store) CreateToken(ctx context.Context, nt NewToken) (Token, error) {
 		if n == 0 {
 			return notFound("user %q", nt.Username)
 		}
+		// An expired token no longer holds its name.
+		if _, err := q.exec(ctx, "DELETE FROM tokens WHERE username = $1 AND name = $2 AND expires_at <= $3",
+			nt.Username, nt.Name, s.ts(now())); err != nil {
+			return err
+		}
 		var err error
 		out, err = scanToken(q.queryRow(ctx, `INSERT INTO tokens (username, name, hash, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols,
@@ -76,4 +81,24 @@ func (s *store) TouchToken(ctx context.Context, id int64) error {
 		return err
 	})
 	return s.fail("touch token", err)
+}
+
+func (s *store) DeleteTokens(ctx context.Context, username string) (int64, error) {
+	var n int64
+	err := s.db.tx(ctx, func(q querier) error {
+		var err error
+		n, err = q.exec(ctx, "DELETE FROM tokens WHERE username = $1", username)
+		return err
+	})
+	return n, s.fail(fmt.Sprintf("delete the tokens of %q", username), err)
+}
+
+func (s *store) PurgeExpiredTokens(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.tx(ctx, func(q querier) error {
+		var err error
+		n, err = q.exec(ctx, "DELETE FROM tokens WHERE expires_at <= $1", s.ts(now()))
+		return err
+	})
+	return n, s.fail("purge expired tokens", err)
 }

@@ -80,17 +80,54 @@ func (s *store) RecordLogin(ctx context.Context, id auth.Identity) (User, error)
 	var u User
 	err = s.db.tx(ctx, func(q querier) error {
 		var err error
-		// role_override is Zoe's: an admin's change survives the login.
+		// role_override is Zoe's: an admin's change survives the login
+		// until the source's role changes (the latest change wins).
 		u, err = scanUser(q.queryRow(ctx, `INSERT INTO users
 			(username, auth_role, user_groups, uid, gid, email, enabled, created_at, last_login)
 			VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7)
-			ON CONFLICT (username) DO UPDATE SET auth_role = excluded.auth_role, user_groups = excluded.user_groups,
-				uid = excluded.uid, gid = excluded.gid, email = excluded.email, last_login = excluded.last_login
+			ON CONFLICT (username) DO UPDATE SET `+syncSetSQL+`, last_login = excluded.last_login
 			RETURNING `+userCols,
 			id.Username, string(id.Role), string(gj), uint32Arg(id.UID), uint32Arg(id.GID), id.Email, t))
 		return err
 	})
 	return u, s.fail(fmt.Sprintf("record login of %q", id.Username), err)
+}
+
+// syncSetSQL takes the source's fields from the row "excluded" and drops
+// the role override when the source's role changed.
+const syncSetSQL = `role_override = CASE WHEN users.auth_role = excluded.auth_role THEN users.role_override ELSE NULL END,
+	auth_role = excluded.auth_role, user_groups = excluded.user_groups,
+	uid = excluded.uid, gid = excluded.gid, email = excluded.email`
+
+func (s *store) SyncIdentity(ctx context.Context, id auth.Identity) (User, error) {
+	op := fmt.Sprintf("sync identity of %q", id.Username)
+	if _, err := auth.ParseRole(string(id.Role)); err != nil {
+		return User{}, fmt.Errorf("%s: %w", op, err)
+	}
+	groups := id.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	gj, err := json.Marshal(groups)
+	if err != nil {
+		return User{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var u User
+	err = s.db.tx(ctx, func(q querier) error {
+		var err error
+		// The same statement as a login's update, without the insert and
+		// the last login: a user Zoe never saw is not created.
+		u, err = scanUser(q.queryRow(ctx, `UPDATE users SET
+			role_override = CASE WHEN auth_role = $2 THEN role_override ELSE NULL END,
+			auth_role = $2, user_groups = $3, uid = $4, gid = $5, email = $6
+			WHERE username = $1 RETURNING `+userCols,
+			id.Username, string(id.Role), string(gj), uint32Arg(id.UID), uint32Arg(id.GID), id.Email))
+		if isNoRows(err) {
+			return notFound("user %q", id.Username)
+		}
+		return err
+	})
+	return u, s.fail(op, err)
 }
 
 func (s *store) GetUser(ctx context.Context, username string) (User, error) {
@@ -143,6 +180,12 @@ func (s *store) UpdateUser(ctx context.Context, username string, up UserUpdate) 
 		if isNoRows(err) {
 			return notFound("user %q", username)
 		}
+		if err != nil || up.Enabled == nil || *up.Enabled {
+			return err
+		}
+		// A disabled user keeps no token: enabling them again does not
+		// bring back what they had handed out.
+		_, err = q.exec(ctx, "DELETE FROM tokens WHERE username = $1", username)
 		return err
 	})
 	return u, s.fail(op, err)

@@ -18,6 +18,8 @@ import (
 type guestbook struct {
 	guests   []string
 	password string
+	// gen counts the configurations: the guest list changes only then.
+	gen uint64
 }
 
 func (g *guestbook) Info() sdk.Info { return sdk.Info{Name: "guestbook", Version: "1.0.0"} }
@@ -41,6 +43,7 @@ func (g *guestbook) Configure(_ context.Context, cfg sdk.Config) error {
 		return sdk.Diagnostics{sdk.AttributeError("password", "Password too short", "Use 12 characters or more.")}
 	}
 	g.guests, g.password = c.Guests, c.Password
+	g.gen++
 	return nil
 }
 
@@ -51,6 +54,19 @@ func (g *guestbook) Authenticate(_ context.Context, user, pw string) (auth.Ident
 	}
 	return auth.Identity{Username: user, Role: auth.RoleGuest}, nil
 }
+
+// Lookup tells Zoe whether a guest is still on the list (checked at least
+// once a minute for users who call with a token).
+func (g *guestbook) Lookup(_ context.Context, user string) (auth.Identity, error) {
+	if !slices.Contains(g.guests, user) {
+		return auth.Identity{}, fmt.Errorf("%q is not a guest: %w", user, sdk.ErrNotFound)
+	}
+	return auth.Identity{Username: user, Role: auth.RoleGuest}, nil
+}
+
+// Generation changes when the list may have changed: Zoe then drops what it
+// cached.
+func (g *guestbook) Generation(context.Context) (uint64, error) { return g.gen, nil }
 
 func main() {
 	serve.Serve(func(log hclog.Logger) sdk.Plugin { return &guestbook{} })

@@ -46,7 +46,27 @@ func (s *server) Authenticate(ctx context.Context, req *authv1.AuthenticateReque
 	if err != nil {
 		return nil, wire.ToStatus(err)
 	}
-	return &authv1.AuthenticateResponse{Identity: &authv1.Identity{
+	return &authv1.AuthenticateResponse{Identity: toWire(id)}, nil
+}
+
+func (s *server) Lookup(ctx context.Context, req *authv1.LookupRequest) (*authv1.LookupResponse, error) {
+	id, err := s.impl.Lookup(ctx, req.GetUsername())
+	if err != nil {
+		return nil, wire.ToStatus(err)
+	}
+	return &authv1.LookupResponse{Identity: toWire(id)}, nil
+}
+
+func (s *server) Generation(ctx context.Context, _ *authv1.GenerationRequest) (*authv1.GenerationResponse, error) {
+	g, err := s.impl.Generation(ctx)
+	if err != nil {
+		return nil, wire.ToStatus(err)
+	}
+	return &authv1.GenerationResponse{Generation: g}, nil
+}
+
+func toWire(id Identity) *authv1.Identity {
+	return &authv1.Identity{
 		Username:    id.Username,
 		Role:        string(id.Role),
 		Groups:      id.Groups,
@@ -54,7 +74,7 @@ func (s *server) Authenticate(ctx context.Context, req *authv1.AuthenticateReque
 		Gid:         id.GID,
 		Email:       id.Email,
 		DisplayName: id.DisplayName,
-	}}, nil
+	}
 }
 
 type client struct {
@@ -69,7 +89,26 @@ func (c *client) Authenticate(ctx context.Context, username, password string) (I
 	if err != nil {
 		return Identity{}, wire.FromStatus(err)
 	}
-	id := resp.GetIdentity()
+	return fromWire(resp.GetIdentity())
+}
+
+func (c *client) Lookup(ctx context.Context, username string) (Identity, error) {
+	resp, err := c.c.Lookup(ctx, &authv1.LookupRequest{Username: username})
+	if err != nil {
+		return Identity{}, wire.FromStatus(err)
+	}
+	return fromWire(resp.GetIdentity())
+}
+
+func (c *client) Generation(ctx context.Context) (uint64, error) {
+	resp, err := c.c.Generation(ctx, &authv1.GenerationRequest{})
+	if err != nil {
+		return 0, wire.FromStatus(err)
+	}
+	return resp.GetGeneration(), nil
+}
+
+func fromWire(id *authv1.Identity) (Identity, error) {
 	role, err := ParseRole(id.GetRole())
 	if err != nil {
 		// The plugin's answer is wrong, not the caller's request.

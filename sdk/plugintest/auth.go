@@ -26,6 +26,9 @@ type AuthSuite struct {
 	// New returns a configured plugin that knows Accounts.
 	New      func(t *testing.T) auth.Authenticator
 	Accounts []AuthAccount
+	// LookupUnsupported says the plugin cannot look users up: Lookup must
+	// then answer sdk.ErrUnsupported (see auth.Authenticator).
+	LookupUnsupported bool
 }
 
 // RunAuthConformance checks an auth plugin through the wire.
@@ -67,6 +70,55 @@ func RunAuthConformance(t *testing.T, s AuthSuite) {
 		wantInvalid(t, err, "Authenticate(unknown user)")
 		_, err = p.Authenticate(ctx, "", "")
 		wantInvalid(t, err, "Authenticate(empty username)")
+	})
+	t.Run("lookup", func(t *testing.T) {
+		p := open(t)
+		for _, a := range s.Accounts {
+			got, err := p.Lookup(ctx, a.Username)
+			if s.LookupUnsupported {
+				if !errors.Is(err, sdk.ErrUnsupported) {
+					t.Errorf("Lookup(%q): %v, want an error wrapping sdk.ErrUnsupported", a.Username, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("Lookup(%q): %v", a.Username, err)
+				continue
+			}
+			// The identity a token keeps must be the one a password
+			// login gives: anything else would change with each check.
+			want, err := p.Authenticate(ctx, a.Username, a.Password)
+			if err != nil {
+				t.Errorf("Authenticate(%q): %v", a.Username, err)
+				continue
+			}
+			if !sameIdentity(got, want) {
+				t.Errorf("Lookup(%q) = %+v, Authenticate gave %+v", a.Username, got, want)
+			}
+		}
+		if s.LookupUnsupported {
+			return
+		}
+		for _, name := range []string{"no-such-user-" + s.Accounts[0].Username, ""} {
+			if _, err := p.Lookup(ctx, name); !errors.Is(err, sdk.ErrNotFound) {
+				t.Errorf("Lookup(%q): %v, want an error wrapping sdk.ErrNotFound", name, err)
+			}
+		}
+	})
+	t.Run("generation", func(t *testing.T) {
+		p := open(t)
+		g1, err := p.Generation(ctx)
+		if err != nil {
+			t.Fatalf("Generation: %v", err)
+		}
+		// Logins and look-ups change nothing at the source.
+		a := s.Accounts[0]
+		_, _ = p.Authenticate(ctx, a.Username, a.Password)
+		_, _ = p.Lookup(ctx, a.Username)
+		g2, err := p.Generation(ctx)
+		if err != nil || g2 != g1 {
+			t.Errorf("Generation = %d, %v after %d without a change at the source", g2, err, g1)
+		}
 	})
 	t.Run("concurrent", func(t *testing.T) {
 		p := open(t)
@@ -116,6 +168,13 @@ func checkIdentity(t *testing.T, got, want auth.Identity) {
 		t.Errorf("%s: gid %v, want %d", want.Username, deref(got.GID), *want.GID)
 	}
 }
+
+func sameIdentity(a, b auth.Identity) bool {
+	return a.Username == b.Username && a.Role == b.Role && slices.Equal(a.Groups, b.Groups) &&
+		equalID(a.UID, b.UID) && equalID(a.GID, b.GID) && a.Email == b.Email && a.DisplayName == b.DisplayName
+}
+
+func equalID(a, b *uint32) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 func deref(p *uint32) any {
 	if p == nil {

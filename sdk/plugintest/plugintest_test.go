@@ -36,6 +36,16 @@ func (m memAuth) Authenticate(_ context.Context, user, pw string) (auth.Identity
 	return id, nil
 }
 
+func (m memAuth) Lookup(_ context.Context, user string) (auth.Identity, error) {
+	id, ok := m.users[user]
+	if !ok {
+		return auth.Identity{}, fmt.Errorf("no user %q: %w", user, sdk.ErrNotFound)
+	}
+	return id, nil
+}
+
+func (memAuth) Generation(context.Context) (uint64, error) { return 1, nil }
+
 func TestAuthConformanceOfMemoryPlugin(t *testing.T) {
 	uid := uint32(1001)
 	alice := auth.Identity{Username: "alice", Role: auth.RoleAdmin, Groups: []string{"staff"}, UID: &uid, GID: &uid}

@@ -2,6 +2,7 @@ package statetest
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -234,5 +235,73 @@ func testTokens(t *testing.T, h Harness) {
 	wantErr(t, err, sdk.ErrNotFound)
 	if n := len(must(st.ListTokens(ctx, "bob"))(t)); n != 1 {
 		t.Fatalf("bob has %d tokens", n)
+	}
+}
+
+// testTokenPurge: expired tokens are purged and free their names; a user
+// loses every token at once when revoked in bulk or disabled.
+func testTokenPurge(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	login(t, st, "alice", auth.RoleUser)
+	login(t, st, "bob", auth.RoleUser)
+	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	old := must(st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "ci", Hash: []byte{1}, ExpiresAt: &past}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "old", Hash: []byte{2}, ExpiresAt: &past}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "live", Hash: []byte{3}, ExpiresAt: &future}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "bob", Name: "forever", Hash: []byte{4}}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "bob", Name: "old", Hash: []byte{5}, ExpiresAt: &past}))(t)
+
+	// The name of an expired token can be taken again; a live one's not.
+	renewed := must(st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "ci", Hash: []byte{6}, ExpiresAt: &future}))(t)
+	if renewed.ID == old.ID {
+		t.Fatal("the expired token was reused")
+	}
+	if _, err := st.TokenByHash(ctx, []byte{1}); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("the expired token that held the name: %v", err)
+	}
+	_, err := st.CreateToken(ctx, state.NewToken{Username: "alice", Name: "live", Hash: []byte{7}})
+	wantErr(t, err, sdk.ErrAlreadyExists)
+
+	if n := must(st.PurgeExpiredTokens(ctx))(t); n != 2 {
+		t.Fatalf("purged %d tokens, want 2 (alice's and bob's old)", n)
+	}
+	if n := must(st.PurgeExpiredTokens(ctx))(t); n != 0 {
+		t.Fatalf("purged %d tokens again", n)
+	}
+	names := func(user string) []string {
+		var out []string
+		for _, tk := range must(st.ListTokens(ctx, user))(t) {
+			out = append(out, tk.Name)
+		}
+		return out
+	}
+	if got := names("alice"); !slices.Equal(got, []string{"live", "ci"}) {
+		t.Fatalf("alice's tokens after the purge: %v", got)
+	}
+	if got := names("bob"); !slices.Equal(got, []string{"forever"}) {
+		t.Fatalf("bob's tokens after the purge: %v", got)
+	}
+
+	if n := must(st.DeleteTokens(ctx, "alice"))(t); n != 2 {
+		t.Fatalf("DeleteTokens(alice) = %d, want 2", n)
+	}
+	if got := names("alice"); len(got) != 0 {
+		t.Fatalf("alice keeps %v", got)
+	}
+	if n := must(st.DeleteTokens(ctx, "nobody"))(t); n != 0 {
+		t.Fatalf("DeleteTokens(nobody) = %d", n)
+	}
+	// Disabling bob deletes his tokens; enabling him does not bring them
+	// back, and changing other fields keeps them.
+	must(st.CreateToken(ctx, state.NewToken{Username: "bob", Name: "b2", Hash: []byte{8}}))(t)
+	must(st.UpdateUser(ctx, "bob", state.UserUpdate{Enabled: ptr(true), Quota: ptr("admin")}))(t)
+	if got := names("bob"); len(got) != 2 {
+		t.Fatalf("bob's tokens after enabling him: %v", got)
+	}
+	must(st.UpdateUser(ctx, "bob", state.UserUpdate{Enabled: ptr(false)}))(t)
+	must(st.UpdateUser(ctx, "bob", state.UserUpdate{Enabled: ptr(true)}))(t)
+	if got := names("bob"); len(got) != 0 {
+		t.Fatalf("bob keeps %v after being disabled", got)
 	}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"Users", testUsers},
 		{"RoleOverride", testRoleOverride},
+		{"SyncIdentity", testSyncIdentity},
 		{"Quotas", testQuotas},
 		{"CreateExecution", testCreateExecution},
 		{"QuotaRefusals", testQuotaRefusals},
@@ -59,6 +60,7 @@ func Run(t *testing.T, h Harness) {
 		{"Version", testVersion},
 		{"ActiveExecutions", testActiveExecutions},
 		{"Tokens", testTokens},
+		{"TokenPurge", testTokenPurge},
 		{"ConcurrentSubmissions", testConcurrentSubmissions},
 		{"Migrations", testMigrations},
 	}

@@ -3,6 +3,7 @@ package statetest
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,13 +129,17 @@ func testRoleOverride(t *testing.T, h Harness) {
 		{"first login", auth.RoleUser, nil, auth.RoleUser, auth.RoleUser, "user"},
 		{"promoted", "", &state.UserUpdate{Role: ptr(auth.RoleAdmin)}, auth.RoleAdmin, auth.RoleUser, "admin"},
 		{"kept by a login", auth.RoleUser, nil, auth.RoleAdmin, auth.RoleUser, "admin"},
-		{"kept when the auth role changes", auth.RoleGuest, nil, auth.RoleAdmin, auth.RoleGuest, "admin"},
+		// The latest change wins: a new role at the source drops the
+		// override.
+		{"dropped when the auth role changes", auth.RoleGuest, nil, auth.RoleGuest, auth.RoleGuest, "guest"},
+		{"promoted again", "", &state.UserUpdate{Role: ptr(auth.RoleAdmin)}, auth.RoleAdmin, auth.RoleGuest, "admin"},
 		{"other fields leave it", "", &state.UserUpdate{Enabled: ptr(true)}, auth.RoleAdmin, auth.RoleGuest, "admin"},
 		{"cleared", "", &state.UserUpdate{ClearRole: true}, auth.RoleGuest, auth.RoleGuest, "guest"},
 		{"auth role again after clearing", auth.RoleUser, nil, auth.RoleUser, auth.RoleUser, "user"},
 		// An override equal to the auth role is still an override.
 		{"pinned to the auth role", "", &state.UserUpdate{Role: ptr(auth.RoleUser)}, auth.RoleUser, auth.RoleUser, "user"},
-		{"pinned survives an auth change", auth.RoleAdmin, nil, auth.RoleUser, auth.RoleAdmin, "user"},
+		{"pinned survives a login with the same role", auth.RoleUser, nil, auth.RoleUser, auth.RoleUser, "user"},
+		{"pinned dropped by an auth change", auth.RoleAdmin, nil, auth.RoleAdmin, auth.RoleAdmin, "admin"},
 		{"clearing wins over a role", "", &state.UserUpdate{Role: ptr(auth.RoleGuest), ClearRole: true},
 			auth.RoleAdmin, auth.RoleAdmin, "admin"},
 		{"demoted", "", &state.UserUpdate{Role: ptr(auth.RoleGuest)}, auth.RoleGuest, auth.RoleAdmin, "guest"},
@@ -142,10 +147,21 @@ func testRoleOverride(t *testing.T, h Harness) {
 		// role.
 		{"own quota", "", &state.UserUpdate{Quota: ptr("user")}, auth.RoleGuest, auth.RoleAdmin, "user"},
 		{"own quota kept by a login", auth.RoleGuest, nil, auth.RoleGuest, auth.RoleGuest, "user"},
+		{"demoted by the source over an override", "", &state.UserUpdate{Role: ptr(auth.RoleAdmin)}, auth.RoleAdmin, auth.RoleGuest, "user"},
+		{"sync: same auth role keeps it", "sync:" + auth.RoleGuest, nil, auth.RoleAdmin, auth.RoleGuest, "user"},
+		{"sync: new auth role drops it", "sync:" + auth.RoleUser, nil, auth.RoleUser, auth.RoleUser, "user"},
+		{"guest by override", "", &state.UserUpdate{Role: ptr(auth.RoleGuest)}, auth.RoleGuest, auth.RoleUser, "user"},
 	}
 	for _, step := range steps {
 		var got state.User
-		if step.login != "" {
+		if r, ok := strings.CutPrefix(string(step.login), "sync:"); ok {
+			// A look-up at the source: the same rule as a login.
+			before := must(st.GetUser(ctx, "alice"))(t)
+			got = must(st.SyncIdentity(ctx, auth.Identity{Username: "alice", Role: auth.Role(r)}))(t)
+			if !got.LastLogin.Equal(before.LastLogin) {
+				t.Fatalf("%s: SyncIdentity moved the last login", step.name)
+			}
+		} else if step.login != "" {
 			got = login(t, st, "alice", step.login)
 		}
 		if step.up != nil {
@@ -173,6 +189,31 @@ func testRoleOverride(t *testing.T, h Harness) {
 
 	_, err = st.UpdateUser(ctx, "nobody", state.UserUpdate{ClearRole: true})
 	wantErr(t, err, sdk.ErrNotFound)
+}
+
+// testSyncIdentity: a look-up updates the source's fields of a known user
+// only, and leaves Zoe's own.
+func testSyncIdentity(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	u := login(t, st, "alice", auth.RoleUser)
+	must(st.UpdateUser(ctx, "alice", state.UserUpdate{Quota: ptr("admin")}))(t)
+	got := must(st.SyncIdentity(ctx, auth.Identity{Username: "alice", Role: auth.RoleUser, Groups: []string{"g"},
+		UID: ptr(uint32(7)), GID: ptr(uint32(8)), Email: "new@x"}))(t)
+	if got.Role != auth.RoleUser || !slices.Equal(got.Groups, []string{"g"}) || *got.UID != 7 || *got.GID != 8 ||
+		got.Email != "new@x" || got.Quota != "admin" || !got.Enabled || !got.LastLogin.Equal(u.LastLogin) {
+		t.Fatalf("SyncIdentity = %+v", got)
+	}
+	if g := must(st.GetUser(ctx, "alice"))(t); !equalUser(g, got) {
+		t.Fatalf("GetUser = %+v, want %+v", g, got)
+	}
+	_, err := st.SyncIdentity(ctx, auth.Identity{Username: "nobody", Role: auth.RoleUser})
+	wantErr(t, err, sdk.ErrNotFound, "nobody")
+	if _, err := st.GetUser(ctx, "nobody"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("SyncIdentity created a user: %v", err)
+	}
+	_, err = st.SyncIdentity(ctx, auth.Identity{Username: "alice", Role: "root"})
+	wantErr(t, err, sdk.ErrInvalidArgument)
 }
 
 func equalUser(a, b state.User) bool {

@@ -42,6 +42,8 @@ type Plugin struct {
 	// that a broken version is tried and logged once; nil when the file could
 	// not be stat'ed.
 	seen os.FileInfo
+	// gen grows at each successful read of the file (Generation).
+	gen uint64
 }
 
 // New returns an unconfigured plugin that logs to log.
@@ -121,6 +123,7 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 
 	p.mu.Lock()
 	p.path, p.users, p.seen = path, users, fi
+	p.gen++
 	p.mu.Unlock()
 	p.log.Info("loaded users file", "path", path, "users", users.Len())
 	return nil
@@ -132,7 +135,7 @@ func (p *Plugin) Authenticate(ctx context.Context, username, password string) (a
 	if err := ctx.Err(); err != nil {
 		return auth.Identity{}, fmt.Errorf("authenticate: %w", err)
 	}
-	users, err := p.current()
+	users, _, err := p.current()
 	if err != nil {
 		return auth.Identity{}, err
 	}
@@ -145,15 +148,44 @@ func (p *Plugin) Authenticate(ctx context.Context, username, password string) (a
 	return e.Identity(), nil
 }
 
+// Lookup returns the identity of username as the users file has it now,
+// first re-reading the file if it changed; sdk.ErrNotFound when the file no
+// longer has the user.
+func (p *Plugin) Lookup(ctx context.Context, username string) (auth.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return auth.Identity{}, fmt.Errorf("lookup: %w", err)
+	}
+	users, _, err := p.current()
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	e, ok := users.Lookup(username)
+	if !ok {
+		return auth.Identity{}, fmt.Errorf("user %q is not in the users file: %w", username, sdk.ErrNotFound)
+	}
+	return e.Identity(), nil
+}
+
+// Generation grows each time the users file is read successfully; asking
+// it looks at the file (one stat) and re-reads it if it changed.
+func (p *Plugin) Generation(ctx context.Context) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("generation: %w", err)
+	}
+	_, gen, err := p.current()
+	return gen, err
+}
+
 // current returns the users of the file, re-reading it when its stat (inode,
 // size, mtime, mode) changed: cheap, and catches both in-place writes and
 // atomic renames. When the new version cannot be used, the last good users
 // stay and the problem is logged once per version.
-func (p *Plugin) current() (*userfile.Users, error) {
+// The generation returned is that of the users returned.
+func (p *Plugin) current() (*userfile.Users, uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.users == nil {
-		return nil, fmt.Errorf("file auth plugin is not configured: %w", sdk.ErrUnavailable)
+		return nil, 0, fmt.Errorf("file auth plugin is not configured: %w", sdk.ErrUnavailable)
 	}
 
 	fi, err := os.Stat(p.path)
@@ -163,21 +195,22 @@ func (p *Plugin) current() (*userfile.Users, error) {
 				"path", p.path, "users", p.users.Len(), "error", err)
 		}
 		p.seen = nil
-		return p.users, nil
+		return p.users, p.gen, nil
 	}
 	if p.seen != nil && sameVersion(p.seen, fi) {
-		return p.users, nil
+		return p.users, p.gen, nil
 	}
 	p.seen = fi
 	users, err := userfile.Load(p.path)
 	if err != nil {
 		p.log.Error("cannot re-read changed users file; keeping the users last read from it",
 			"path", p.path, "users", p.users.Len(), "error", err)
-		return p.users, nil
+		return p.users, p.gen, nil
 	}
 	p.users = users
+	p.gen++
 	p.log.Info("re-read changed users file", "path", p.path, "users", users.Len())
-	return p.users, nil
+	return p.users, p.gen, nil
 }
 
 // sameVersion tells whether two stats are of the same version of a file.

@@ -391,3 +391,49 @@ func TestConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// Lookup and Generation follow the file: a removed user is not found and a
+// changed role shows at once, and the generation grows with each read of a
+// changed file, and only then.
+func TestLookupFollowsTheFile(t *testing.T) {
+	ctx := context.Background()
+	p, path := configured(t, hclog.NewNullLogger(), "alice,a-pass,admin,1000,100\nbob,b-pass,user\n")
+	g1 := must(t)(p.Generation(ctx))
+	uid, gid := uint32(1000), uint32(100)
+	if id, err := p.Lookup(ctx, "alice"); err != nil || !reflect.DeepEqual(id, auth.Identity{Username: "alice", Role: auth.RoleAdmin, UID: &uid, GID: &gid}) {
+		t.Fatalf("Lookup(alice) = %+v, %v", id, err)
+	}
+	if g := must(t)(p.Generation(ctx)); g != g1 {
+		t.Fatalf("generation %d then %d without a change", g1, g)
+	}
+
+	writeUsers(t, path, "alice,a-pass,user,1000,100\n")
+	g2 := must(t)(p.Generation(ctx))
+	if g2 == g1 {
+		t.Fatalf("generation stays %d after the file changed", g2)
+	}
+	if id, err := p.Lookup(ctx, "alice"); err != nil || id.Role != auth.RoleUser {
+		t.Errorf("Lookup(alice) after her demotion = %+v, %v", id, err)
+	}
+	if _, err := p.Lookup(ctx, "bob"); !errors.Is(err, sdk.ErrNotFound) || sdk.Category(err) != sdk.ErrNotFound {
+		t.Errorf("Lookup(bob) after his removal: %v, want ErrNotFound", err)
+	}
+	// A broken version is not read: the users and the generation stay.
+	writeUsers(t, path, "alice,a-pass,root\n")
+	if g := must(t)(p.Generation(ctx)); g != g2 {
+		t.Errorf("generation %d after a broken version, want %d", g, g2)
+	}
+	if _, err := New(nil).Lookup(ctx, "alice"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("Lookup before Configure: %v, want ErrUnavailable", err)
+	}
+}
+
+func must(t *testing.T) func(uint64, error) uint64 {
+	return func(v uint64, err error) uint64 {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}

@@ -23,6 +23,174 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type LookupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupRequest) Reset() {
+	*x = LookupRequest{}
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupRequest) ProtoMessage() {}
+
+func (x *LookupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
+func (*LookupRequest) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LookupRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type LookupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identity      *Identity              `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupResponse) Reset() {
+	*x = LookupResponse{}
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupResponse) ProtoMessage() {}
+
+func (x *LookupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
+func (*LookupResponse) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LookupResponse) GetIdentity() *Identity {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+type GenerationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerationRequest) Reset() {
+	*x = GenerationRequest{}
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerationRequest) ProtoMessage() {}
+
+func (x *GenerationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerationRequest.ProtoReflect.Descriptor instead.
+func (*GenerationRequest) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+type GenerationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerationResponse) Reset() {
+	*x = GenerationResponse{}
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerationResponse) ProtoMessage() {}
+
+func (x *GenerationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerationResponse.ProtoReflect.Descriptor instead.
+func (*GenerationResponse) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GenerationResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type AuthenticateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -33,7 +201,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +213,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +226,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuthenticateRequest) GetUsername() string {
@@ -84,7 +252,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +264,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +277,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuthenticateResponse) GetIdentity() *Identity {
@@ -135,7 +303,7 @@ type Identity struct {
 
 func (x *Identity) Reset() {
 	*x = Identity{}
-	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +315,7 @@ func (x *Identity) String() string {
 func (*Identity) ProtoMessage() {}
 
 func (x *Identity) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_zoe_plugin_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +328,7 @@ func (x *Identity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Identity.ProtoReflect.Descriptor instead.
 func (*Identity) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Identity) GetUsername() string {
@@ -216,7 +384,16 @@ var File_zoe_plugin_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_zoe_plugin_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1dzoe/plugin/auth/v1/auth.proto\x12\x12zoe.plugin.auth.v1\"M\n" +
+	"\x1dzoe/plugin/auth/v1/auth.proto\x12\x12zoe.plugin.auth.v1\"+\n" +
+	"\rLookupRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"J\n" +
+	"\x0eLookupResponse\x128\n" +
+	"\bidentity\x18\x01 \x01(\v2\x1c.zoe.plugin.auth.v1.IdentityR\bidentity\"\x13\n" +
+	"\x11GenerationRequest\"4\n" +
+	"\x12GenerationResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\"M\n" +
 	"\x13AuthenticateRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"P\n" +
@@ -231,9 +408,12 @@ const file_zoe_plugin_auth_v1_auth_proto_rawDesc = "" +
 	"\x05email\x18\x06 \x01(\tR\x05email\x12!\n" +
 	"\fdisplay_name\x18\a \x01(\tR\vdisplayNameB\x06\n" +
 	"\x04_uidB\x06\n" +
-	"\x04_gid2i\n" +
+	"\x04_gid2\x97\x02\n" +
 	"\x04Auth\x12a\n" +
-	"\fAuthenticate\x12'.zoe.plugin.auth.v1.AuthenticateRequest\x1a(.zoe.plugin.auth.v1.AuthenticateResponseB@Z>github.com/zoe-project/zoe/sdk/proto/zoe/plugin/auth/v1;authv1b\x06proto3"
+	"\fAuthenticate\x12'.zoe.plugin.auth.v1.AuthenticateRequest\x1a(.zoe.plugin.auth.v1.AuthenticateResponse\x12O\n" +
+	"\x06Lookup\x12!.zoe.plugin.auth.v1.LookupRequest\x1a\".zoe.plugin.auth.v1.LookupResponse\x12[\n" +
+	"\n" +
+	"Generation\x12%.zoe.plugin.auth.v1.GenerationRequest\x1a&.zoe.plugin.auth.v1.GenerationResponseB@Z>github.com/zoe-project/zoe/sdk/proto/zoe/plugin/auth/v1;authv1b\x06proto3"
 
 var (
 	file_zoe_plugin_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -247,21 +427,30 @@ func file_zoe_plugin_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_zoe_plugin_auth_v1_auth_proto_rawDescData
 }
 
-var file_zoe_plugin_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_zoe_plugin_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_zoe_plugin_auth_v1_auth_proto_goTypes = []any{
-	(*AuthenticateRequest)(nil),  // 0: zoe.plugin.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 1: zoe.plugin.auth.v1.AuthenticateResponse
-	(*Identity)(nil),             // 2: zoe.plugin.auth.v1.Identity
+	(*LookupRequest)(nil),        // 0: zoe.plugin.auth.v1.LookupRequest
+	(*LookupResponse)(nil),       // 1: zoe.plugin.auth.v1.LookupResponse
+	(*GenerationRequest)(nil),    // 2: zoe.plugin.auth.v1.GenerationRequest
+	(*GenerationResponse)(nil),   // 3: zoe.plugin.auth.v1.GenerationResponse
+	(*AuthenticateRequest)(nil),  // 4: zoe.plugin.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil), // 5: zoe.plugin.auth.v1.AuthenticateResponse
+	(*Identity)(nil),             // 6: zoe.plugin.auth.v1.Identity
 }
 var file_zoe_plugin_auth_v1_auth_proto_depIdxs = []int32{
-	2, // 0: zoe.plugin.auth.v1.AuthenticateResponse.identity:type_name -> zoe.plugin.auth.v1.Identity
-	0, // 1: zoe.plugin.auth.v1.Auth.Authenticate:input_type -> zoe.plugin.auth.v1.AuthenticateRequest
-	1, // 2: zoe.plugin.auth.v1.Auth.Authenticate:output_type -> zoe.plugin.auth.v1.AuthenticateResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	6, // 0: zoe.plugin.auth.v1.LookupResponse.identity:type_name -> zoe.plugin.auth.v1.Identity
+	6, // 1: zoe.plugin.auth.v1.AuthenticateResponse.identity:type_name -> zoe.plugin.auth.v1.Identity
+	4, // 2: zoe.plugin.auth.v1.Auth.Authenticate:input_type -> zoe.plugin.auth.v1.AuthenticateRequest
+	0, // 3: zoe.plugin.auth.v1.Auth.Lookup:input_type -> zoe.plugin.auth.v1.LookupRequest
+	2, // 4: zoe.plugin.auth.v1.Auth.Generation:input_type -> zoe.plugin.auth.v1.GenerationRequest
+	5, // 5: zoe.plugin.auth.v1.Auth.Authenticate:output_type -> zoe.plugin.auth.v1.AuthenticateResponse
+	1, // 6: zoe.plugin.auth.v1.Auth.Lookup:output_type -> zoe.plugin.auth.v1.LookupResponse
+	3, // 7: zoe.plugin.auth.v1.Auth.Generation:output_type -> zoe.plugin.auth.v1.GenerationResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_zoe_plugin_auth_v1_auth_proto_init() }
@@ -269,14 +458,14 @@ func file_zoe_plugin_auth_v1_auth_proto_init() {
 	if File_zoe_plugin_auth_v1_auth_proto != nil {
 		return
 	}
-	file_zoe_plugin_auth_v1_auth_proto_msgTypes[2].OneofWrappers = []any{}
+	file_zoe_plugin_auth_v1_auth_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zoe_plugin_auth_v1_auth_proto_rawDesc), len(file_zoe_plugin_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Auth_Authenticate_FullMethodName = "/zoe.plugin.auth.v1.Auth/Authenticate"
+	Auth_Lookup_FullMethodName       = "/zoe.plugin.auth.v1.Auth/Lookup"
+	Auth_Generation_FullMethodName   = "/zoe.plugin.auth.v1.Auth/Generation"
 )
 
 // AuthClient is the client API for Auth service.
@@ -31,6 +33,14 @@ type AuthClient interface {
 	// Authenticate answers with the identity, or the status UNAUTHENTICATED for
 	// wrong credentials.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
+	// Lookup answers with the user's current identity, without a password;
+	// NOT_FOUND when the user no longer exists or is disabled at the source,
+	// UNAVAILABLE when the source cannot answer, UNIMPLEMENTED when the plugin
+	// cannot look users up.
+	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	// Generation answers with a counter that changes whenever the source's
+	// users may have changed.
+	Generation(ctx context.Context, in *GenerationRequest, opts ...grpc.CallOption) (*GenerationResponse, error)
 }
 
 type authClient struct {
@@ -51,6 +61,26 @@ func (c *authClient) Authenticate(ctx context.Context, in *AuthenticateRequest, 
 	return out, nil
 }
 
+func (c *authClient) Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupResponse)
+	err := c.cc.Invoke(ctx, Auth_Lookup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authClient) Generation(ctx context.Context, in *GenerationRequest, opts ...grpc.CallOption) (*GenerationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerationResponse)
+	err := c.cc.Invoke(ctx, Auth_Generation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServer is the server API for Auth service.
 // All implementations must embed UnimplementedAuthServer
 // for forward compatibility.
@@ -58,6 +88,14 @@ type AuthServer interface {
 	// Authenticate answers with the identity, or the status UNAUTHENTICATED for
 	// wrong credentials.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
+	// Lookup answers with the user's current identity, without a password;
+	// NOT_FOUND when the user no longer exists or is disabled at the source,
+	// UNAVAILABLE when the source cannot answer, UNIMPLEMENTED when the plugin
+	// cannot look users up.
+	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
+	// Generation answers with a counter that changes whenever the source's
+	// users may have changed.
+	Generation(context.Context, *GenerationRequest) (*GenerationResponse, error)
 	mustEmbedUnimplementedAuthServer()
 }
 
@@ -70,6 +108,12 @@ type UnimplementedAuthServer struct{}
 
 func (UnimplementedAuthServer) Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Authenticate not implemented")
+}
+func (UnimplementedAuthServer) Lookup(context.Context, *LookupRequest) (*LookupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Lookup not implemented")
+}
+func (UnimplementedAuthServer) Generation(context.Context, *GenerationRequest) (*GenerationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Generation not implemented")
 }
 func (UnimplementedAuthServer) mustEmbedUnimplementedAuthServer() {}
 func (UnimplementedAuthServer) testEmbeddedByValue()              {}
@@ -110,6 +154,42 @@ func _Auth_Authenticate_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Auth_Lookup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServer).Lookup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Auth_Lookup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServer).Lookup(ctx, req.(*LookupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Auth_Generation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServer).Generation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Auth_Generation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServer).Generation(ctx, req.(*GenerationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Auth_ServiceDesc is the grpc.ServiceDesc for Auth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -120,6 +200,14 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Authenticate",
 			Handler:    _Auth_Authenticate_Handler,
+		},
+		{
+			MethodName: "Lookup",
+			Handler:    _Auth_Lookup_Handler,
+		},
+		{
+			MethodName: "Generation",
+			Handler:    _Auth_Generation_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,369 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/testutil"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+// slowAuth looks nobody up: its users are checked with their passwords only.
+func (a *slowAuth) Lookup(context.Context, string) (auth.Identity, error) {
+	return auth.Identity{}, fmt.Errorf("lookup: %w", sdk.ErrUnsupported)
+}
+
+func (a *slowAuth) Generation(context.Context) (uint64, error) { return 0, nil }
+
+// memSource is an auth source held in memory that a test changes.
+type memSource struct {
+	mu      sync.Mutex
+	users   map[string]auth.Identity // password: name + "-pw"
+	err     error                    // when set, Lookup fails with it
+	gen     uint64
+	lookups atomic.Int32
+	// gate, when set, holds every Lookup until it is closed.
+	gate chan struct{}
+}
+
+func (m *memSource) Authenticate(_ context.Context, user, pw string) (auth.Identity, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.users[user]
+	if !ok || pw != user+"-pw" {
+		return auth.Identity{}, fmt.Errorf("wrong username or password: %w", sdk.ErrInvalidCredentials)
+	}
+	return id, nil
+}
+
+func (m *memSource) Lookup(_ context.Context, user string) (auth.Identity, error) {
+	m.lookups.Add(1)
+	m.mu.Lock()
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return auth.Identity{}, m.err
+	}
+	id, ok := m.users[user]
+	if !ok {
+		return auth.Identity{}, fmt.Errorf("no user %q: %w", user, sdk.ErrNotFound)
+	}
+	return id, nil
+}
+
+func (m *memSource) Generation(context.Context) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen, nil
+}
+
+// change edits the source, and bumps its generation when bump.
+func (m *memSource) change(bump bool, f func(users map[string]auth.Identity)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m.users)
+	if bump {
+		m.gen++
+	}
+}
+
+func (m *memSource) fail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err = err
+}
+
+type identityEnv struct {
+	t   *testing.T
+	st  state.Store
+	src *memSource
+	s   *Server
+	url string
+}
+
+func newIdentityEnv(t *testing.T, ttl time.Duration, auths ...Authenticator) *identityEnv {
+	t.Helper()
+	st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src := &memSource{users: map[string]auth.Identity{
+		"alice": {Username: "alice", Role: auth.RoleAdmin},
+		"bob":   {Username: "bob", Role: auth.RoleUser},
+	}}
+	if len(auths) == 0 {
+		auths = []Authenticator{src}
+	}
+	s := New(testutil.Logger(t), Config{Store: st, Auth: auths, IdentityTTL: ttl,
+		GenerationPoll: 20 * time.Millisecond, StreamRecheck: 20 * time.Millisecond})
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &identityEnv{t: t, st: st, src: src, s: s, url: srv.URL + "/api/v1"}
+}
+
+// call sends a request with the bearer token (or Basic credentials user:
+// user-pw when tok starts with "basic:") and returns the status and body.
+func (e *identityEnv) call(method, path, tok string, body any) (int, []byte) {
+	e.t.Helper()
+	var rd *strings.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	} else {
+		rd = strings.NewReader("")
+	}
+	req, _ := http.NewRequest(method, e.url+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if user, ok := strings.CutPrefix(tok, "basic:"); ok {
+		req.SetBasicAuth(user, user+"-pw")
+	} else if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+func (e *identityEnv) login(user string) string {
+	e.t.Helper()
+	code, body := e.call("POST", "/sessions", "", client.Login{Username: user, Password: user + "-pw"})
+	if code != http.StatusCreated {
+		e.t.Fatalf("login of %s: %d %s", user, code, body)
+	}
+	var s client.Session
+	if err := json.Unmarshal(body, &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s.Token
+}
+
+// age makes the user's last confirmation older by d.
+func (e *identityEnv) age(user string, d time.Duration) {
+	e.s.idents.mu.Lock()
+	defer e.s.idents.mu.Unlock()
+	if at, ok := e.s.idents.m[user]; ok {
+		e.s.idents.m[user] = at.Add(-d)
+	}
+}
+
+func (e *identityEnv) me(tok string) (int, client.User) {
+	e.t.Helper()
+	code, body := e.call("GET", "/me", tok, nil)
+	var u client.User
+	if code == http.StatusOK {
+		_ = json.Unmarshal(body, &u)
+	}
+	return code, u
+}
+
+// TestTokenFollowsItsSource: a token's user is looked up again once the
+// last answer is half the bound old; a demotion applies at once, a removed
+// user loses every token, and an unreachable source is trusted for the
+// bound only.
+func TestTokenFollowsItsSource(t *testing.T) {
+	const ttl = time.Hour // the test ages the answers itself
+	e := newIdentityEnv(t, ttl)
+	alice, bob := e.login("alice"), e.login("bob")
+	bob2 := e.login("bob")
+	base := e.src.lookups.Load()
+
+	// A login confirms the identity: no look-up for a while.
+	if code, u := e.me(alice); code != http.StatusOK || u.Role != "admin" {
+		t.Fatalf("GET /me: %d %+v", code, u)
+	}
+	if n := e.src.lookups.Load() - base; n != 0 {
+		t.Fatalf("%d look-ups right after a login", n)
+	}
+
+	// Demoted at the source: seen at the next check.
+	e.src.change(false, func(us map[string]auth.Identity) {
+		us["alice"] = auth.Identity{Username: "alice", Role: auth.RoleUser, Email: "a@x"}
+	})
+	if code, u := e.me(alice); code != http.StatusOK || u.Role != "admin" {
+		t.Fatalf("before the check is due: %d %+v", code, u)
+	}
+	e.age("alice", ttl/2)
+	if code, u := e.me(alice); code != http.StatusOK || u.Role != "user" || u.Email != "a@x" {
+		t.Fatalf("after her demotion: %d %+v", code, u)
+	}
+	if code, _ := e.call("GET", "/users", alice, nil); code != http.StatusForbidden {
+		t.Fatalf("a demoted admin lists users: %d", code)
+	}
+
+	// Unreachable source: the last answer serves until the bound, then
+	// the user is refused (503) until it answers.
+	e.src.fail(fmt.Errorf("ldap down: %w", sdk.ErrUnavailable))
+	e.age("alice", ttl/2+time.Minute)
+	if code, _ := e.me(alice); code != http.StatusOK {
+		t.Fatalf("source down, answer within the bound: %d", code)
+	}
+	e.age("alice", ttl)
+	if code, body := e.me(alice); code != http.StatusServiceUnavailable {
+		t.Fatalf("source down, answer beyond the bound: %d %+v", code, body)
+	}
+	e.src.fail(nil)
+	if code, _ := e.me(alice); code != http.StatusOK {
+		t.Fatalf("source back: %d", code)
+	}
+
+	// Removed at the source: every token of the user is revoked.
+	e.src.change(false, func(us map[string]auth.Identity) { delete(us, "bob") })
+	e.age("bob", ttl)
+	code, body := e.call("GET", "/me", bob, nil)
+	if code != http.StatusUnauthorized || !strings.Contains(string(body), "no longer exists") {
+		t.Fatalf("removed user: %d %s", code, body)
+	}
+	if code, _ := e.me(bob2); code != http.StatusUnauthorized {
+		t.Fatalf("removed user's other token: %d", code)
+	}
+	if ts, err := e.st.ListTokens(t.Context(), "bob"); err != nil || len(ts) != 0 {
+		t.Fatalf("bob keeps tokens %v, %v", ts, err)
+	}
+	// Nor can he log in again, or use his password.
+	if code, _ := e.call("POST", "/sessions", "", client.Login{Username: "bob", Password: "bob-pw"}); code != http.StatusUnauthorized {
+		t.Fatalf("removed user logs in: %d", code)
+	}
+}
+
+// TestLookupsShared: the concurrent requests of one user share one look-up.
+func TestLookupsShared(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	tok := e.login("alice")
+	e.age("alice", time.Hour)
+	gate := make(chan struct{})
+	e.src.mu.Lock()
+	e.src.gate = gate
+	e.src.mu.Unlock()
+	base := e.src.lookups.Load()
+	var wg sync.WaitGroup
+	codes := make([]int, 20)
+	for i := range codes {
+		wg.Go(func() { codes[i], _ = e.me(tok) })
+	}
+	testutil.WaitFor(t, 10*time.Second, "the first look-up", func() (bool, string) {
+		n := e.src.lookups.Load() - base
+		return n >= 1, fmt.Sprint(n)
+	})
+	close(gate)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d: %d", i, c)
+		}
+	}
+	// The requests that arrived after the first look-up ended find it.
+	if n := e.src.lookups.Load() - base; n != 1 {
+		t.Errorf("%d look-ups for 20 concurrent requests, want 1", n)
+	}
+}
+
+// TestGenerationDropsCaches: when a source's generation changes, cached
+// passwords and identities are dropped at once: a removed user's Basic
+// credentials and token stop working without waiting for the bound.
+func TestGenerationDropsCaches(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); e.s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	tok := e.login("bob")
+	if code, _ := e.me("basic:bob"); code != http.StatusOK {
+		t.Fatalf("Basic: %d", code)
+	}
+	if _, ok, _ := e.s.creds.get("bob", "bob-pw"); !ok {
+		t.Fatal("the password is not cached")
+	}
+	e.src.change(true, func(us map[string]auth.Identity) { delete(us, "bob") })
+	testutil.WaitFor(t, 10*time.Second, "the token refused", func() (bool, string) {
+		code, _ := e.me(tok)
+		return code == http.StatusUnauthorized, fmt.Sprint(code)
+	})
+	if code, _ := e.me("basic:bob"); code != http.StatusUnauthorized {
+		t.Fatalf("Basic after the source changed: %d", code)
+	}
+}
+
+// TestLoginNeverFromCache: POST /sessions asks the source even when the
+// password was accepted a moment ago.
+func TestLoginNeverFromCache(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	if code, _ := e.me("basic:bob"); code != http.StatusOK {
+		t.Fatalf("Basic: %d", code)
+	}
+	// Removed without a generation change: only a live check sees it.
+	e.src.change(false, func(us map[string]auth.Identity) { delete(us, "bob") })
+	if code, body := e.call("POST", "/sessions", "", client.Login{Username: "bob", Password: "bob-pw"}); code != http.StatusUnauthorized {
+		t.Fatalf("login of a removed user: %d %s", code, body)
+	}
+}
+
+// TestLookupUnsupported: with a source that cannot look users up, a token
+// serves for the bound after its user's password login, then asks for the
+// password again.
+func TestLookupUnsupported(t *testing.T) {
+	e := newIdentityEnv(t, 3*time.Second, &slowAuth{})
+	code, body := e.call("POST", "/sessions", "", client.Login{Username: "alice", Password: "secret"})
+	if code != http.StatusCreated {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	var s client.Session
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := e.me(s.Token); code != http.StatusOK {
+		t.Fatalf("within the bound: %d", code)
+	}
+	testutil.WaitFor(t, 20*time.Second, "the token refused after the bound", func() (bool, string) {
+		code, body := e.call("GET", "/me", s.Token, nil)
+		return code == http.StatusUnauthorized && strings.Contains(string(body), "log in with your password"), fmt.Sprint(code, string(body))
+	})
+}
+
+// TestSlowSourceWithinBound: a source that hangs delays a request whose
+// last answer is within the bound by lookupPatience only.
+func TestSlowSourceWithinBound(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	tok := e.login("alice")
+	e.age("alice", 40*time.Minute)
+	gate := make(chan struct{})
+	e.src.mu.Lock()
+	e.src.gate = gate
+	e.src.mu.Unlock()
+	defer close(gate)
+	start := time.Now()
+	if code, _ := e.me(tok); code != http.StatusOK {
+		t.Fatalf("with a hanging source, within the bound: %d", code)
+	}
+	if d := time.Since(start); d < lookupPatience {
+		t.Errorf("served after %v, before the look-up had its chance", d)
+	}
+}
