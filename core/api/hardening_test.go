@@ -126,7 +126,10 @@ func TestJSONBodiesOnly(t *testing.T) {
 	}
 	// Every route that takes a body checks it, after authentication.
 	alice := e.as("alice")
-	for _, rt := range []struct{ who who; method, path string }{
+	for _, rt := range []struct {
+		who          who
+		method, path string
+	}{
 		{alice, "POST", "/executions"}, {e.as("root"), "PATCH", "/users/dora"}, {e.as("root"), "POST", "/quotas"},
 		{e.as("root"), "PUT", "/quotas/user"},
 	} {

@@ -147,7 +147,9 @@ func loadCases() []loadCase {
 			want: []want{{w0 + "image", `may hold only printable ASCII characters, got "ubuntu\x1b[2J"`}}},
 		{name: "image with right-to-left override", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "ubuntu\u202e" },
 			want: []want{{w0 + "image", "may hold only printable ASCII characters"}}},
-		{name: "image name too long", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "r.example.org:5000/" + strings.Repeat("a", 237) + ":latest" },
+		{name: "image name too long", edit: func(m map[string]any) {
+			svcOf(m, 0)["image"] = "r.example.org:5000/" + strings.Repeat("a", 237) + ":latest"
+		},
 			want: []want{{w0 + "image", "the image's name must be at most 255 characters long, got 256"}}},
 		{name: "image name at its bound", edit: func(m map[string]any) {
 			svcOf(m, 0)["image"] = "r.example.org:5000/" + strings.Repeat("a", 236) + ":" + strings.Repeat("t", 128) + "@sha256:" + strings.Repeat("0", 64)
