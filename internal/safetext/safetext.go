@@ -84,12 +84,13 @@ func escape(s string, lines bool) string {
 // \u escapes; the document means the same. encoding/json escapes C0, U+2028
 // and U+2029 itself, but leaves DEL, C1 and the format characters raw.
 // Outside strings a JSON document has only ASCII, so every such character
-// is inside a string.
+// is inside a string. Bytes of invalid UTF-8 become \ufffd.
 func EscapeJSON(doc []byte) []byte {
 	var out []byte
 	for i := 0; i < len(doc); {
 		r, n := utf8.DecodeRune(doc[i:])
-		if !Unsafe(r) || r == '\n' || r == '\t' || r == '\r' {
+		invalid := r == utf8.RuneError && n == 1
+		if !invalid && (!Unsafe(r) || r == '\n' || r == '\t' || r == '\r') {
 			if out != nil {
 				out = append(out, doc[i:i+n]...)
 			}
@@ -99,10 +100,15 @@ func EscapeJSON(doc []byte) []byte {
 		if out == nil {
 			out = append(make([]byte, 0, len(doc)+16), doc[:i]...)
 		}
-		if r > 0xffff {
+		switch {
+		case invalid:
+			// Only inside a string (a json.RawMessage is copied as it
+			// is); a lone byte such as 0x9b is a CSI to some terminals.
+			out = append(out, `\ufffd`...)
+		case r > 0xffff:
 			r1, r2 := utf16.EncodeRune(r)
 			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
-		} else {
+		default:
 			out = fmt.Appendf(out, `\u%04x`, r)
 		}
 		i += n

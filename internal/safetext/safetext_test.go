@@ -77,4 +77,13 @@ func TestEscapeJSON(t *testing.T) {
 			t.Errorf("EscapeJSON(%s) = %s, decodes to %q (%v)", doc, got, back["name"], err)
 		}
 	}
+	// A raw message is copied as it is by encoding/json, invalid UTF-8
+	// included.
+	doc, err := json.Marshal(map[string]json.RawMessage{"d": json.RawMessage("{\"a\":\"x\x9by\"}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(EscapeJSON(doc)); got != `{"d":{"a":"x\ufffdy"}}` {
+		t.Errorf("EscapeJSON(%q) = %q", doc, got)
+	}
 }
