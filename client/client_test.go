@@ -120,6 +120,18 @@ func TestCredentialsAndPaths(t *testing.T) {
 	if got := r.URL.Query().Encode(); got != "cursor=x&limit=5&owner=bob&status=running%2Cqueued" {
 		t.Errorf("query %s", got)
 	}
+	// Bodies go as JSON, as the API requires (415 otherwise).
+	for _, call := range []func() error{
+		func() error { _, err := c.Login(ctx, Login{Username: "a", Password: "b"}); return err },
+		func() error { _, err := c.CreateQuota(ctx, Quota{Name: "q"}); return err },
+		func() error { _, err := c.UpdateUser(ctx, "a", UserUpdate{}); return err },
+		func() error { _, err := c.StartExecution(ctx, StartExecution{Name: "x"}); return err },
+	} {
+		_ = call()
+		if r := rec.last(); r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s with Content-Type %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+		}
+	}
 }
 
 func TestAPIErrors(t *testing.T) {

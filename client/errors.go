@@ -115,6 +115,10 @@ func codeOf(status int) string {
 		return CodeConflict
 	case http.StatusRequestEntityTooLarge:
 		return CodeTooLarge
+	case http.StatusUnsupportedMediaType:
+		return CodeUnsupportedMediaType
+	case http.StatusNotImplemented:
+		return CodeUnsupported
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

@@ -46,8 +46,13 @@ const (
 	CodeConflict         = "conflict"           // 409: the state does not allow it
 	CodeQuotaExceeded    = "quota_exceeded"     // 409
 	CodeTooLarge         = "too_large"          // 413
-	CodeUnavailable      = "unavailable"        // 503: a plugin or the store does not answer
-	CodeInternal         = "internal"           // 500: a bug, never bad input
+	// CodeUnsupportedMediaType: a body that is not sent as JSON.
+	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeUnavailable          = "unavailable"            // 503: a plugin or the store does not answer; 504: too late
+	// CodeUnsupported: what was asked is valid, but this Zoe's plugins
+	// cannot do it.
+	CodeUnsupported = "unsupported" // 501
+	CodeInternal    = "internal"    // 500: a bug, never bad input
 )
 
 // Health is GET /api/v1/health. Anonymous callers and non-admins get

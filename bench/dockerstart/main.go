@@ -241,6 +241,9 @@ func call(method, url string, body, v any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.SetBasicAuth("admin", password)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {

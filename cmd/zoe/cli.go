@@ -225,7 +225,8 @@ func errorLine(err error) string {
 			lines = append(lines, l)
 		}
 	}
-	return strings.Join(lines, "; ")
+	// The server's messages may quote what a client sent.
+	return safe(strings.Join(lines, "; "))
 }
 
 // markUsageErrors makes every argument-count and flag error of cmd and its

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zoe-project/zoe/internal/safetext"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
 
@@ -229,7 +230,8 @@ func checkOneLineStderr(t *testing.T, r result) {
 }
 
 // A ZApp the simulated cluster runs until stopped, with a web endpoint and
-// two lines of output.
+// three lines of output, the first a hostile one (it would retitle the
+// window, clear the screen and print in red on a terminal).
 const cliZApp = `{
   "name": "cli-app", "version": 3, "will_end": false, "size": 512,
   "services": [{
@@ -237,10 +239,13 @@ const cliZApp = `{
     "essential_count": 1, "total_count": 1, "startup_order": 0,
     "resources": {"memory": {"min": 268435456, "max": null}, "cores": {"min": 0.5, "max": null}},
     "ports": [{"name": "web", "protocol": "tcp", "port_number": 8888, "url_template": "http://{ip_port}/", "proxy": false}],
-    "environment": [["ZOE_SIM_LOG", "hello from main|second line"]],
+    "environment": [["ZOE_SIM_LOG", "\u001b]0;pwned\u0007\u001b[2J\u009b31mfake|hello from main|second line"]],
     "volumes": [], "command": null
   }]
 }`
+
+// hostileLine is the first line of cliZApp's output.
+const hostileLine = "\x1b]0;pwned\x07\x1b[2J\u009b31mfake"
 
 // cliExecution is the part of `zoe exec get -o json` scripts rely on.
 type cliExecution struct {
@@ -427,6 +432,10 @@ func TestCLIAgainstDaemon(t *testing.T) {
 			out := carol.ok("exec", "logs", id)
 			return strings.Contains(out, "hello from main\nsecond line\n"), out
 		})
+		// Into a pipe or a file, the output is as the container wrote it.
+		if out := carol.ok("exec", "logs", id); !strings.Contains(out, "\n"+hostileLine+"\n") {
+			t.Errorf("zoe exec logs into a pipe: %q", out)
+		}
 		if out := carol.ok("exec", "logs", id, "main0", "--tail", "1"); out != "second line\n" {
 			t.Errorf("zoe exec logs --tail 1: %q", out)
 		}
@@ -457,6 +466,14 @@ func TestCLIAgainstDaemon(t *testing.T) {
 				t.Fatalf("zoe exec logs -o json: %v: %q", err, l)
 			}
 			lines = append(lines, v)
+		}
+		for _, r := range out {
+			if safetext.Unsafe(r) && r != '\n' {
+				t.Errorf("zoe exec logs -o json prints %U raw", r)
+			}
+		}
+		if !slices.ContainsFunc(lines, func(l struct{ Service, Time, Line string }) bool { return l.Line == hostileLine }) {
+			t.Errorf("zoe exec logs -o json: %q", lines)
 		}
 		i := slices.IndexFunc(lines, func(l struct{ Service, Time, Line string }) bool { return l.Line == "hello from main" })
 		if i < 0 || i+1 == len(lines) || lines[i+1].Line != "second line" || lines[i].Service != "main0" {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,10 +14,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/internal/safetext"
 )
 
 func TestSize(t *testing.T) {
@@ -280,5 +283,83 @@ func TestCredentialsFile(t *testing.T) {
 	}
 	if ok, err := removeCredentials(); ok || err != nil {
 		t.Errorf("remove again: %v %v", ok, err)
+	}
+}
+
+// hostile is what a container or a user could send to reach a terminal:
+// a new window title, a cleared screen, a carriage return over the line,
+// a C1 CSI, a right-to-left override, a line separator, invalid UTF-8.
+const hostile = "a\x1b]0;pwned\x07\x1b[2J\rfake\u009b31m\u202eb\u2028c\x7f\xff"
+
+func TestTablesAndNamesAreEscaped(t *testing.T) {
+	var b bytes.Buffer
+	tb := newTable(&b, "ID", "NAME")
+	tb.row(1, hostile)
+	tb.row(2, "données\tx\ny")
+	if err := tb.flush(); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, r := range out {
+		if r != '\n' && safetext.Unsafe(r) || r == utf8.RuneError {
+			t.Errorf("the table prints %U raw:\n%q", r, out)
+		}
+	}
+	for _, want := range []string{`a\x1b]0;pwned\x07\x1b[2J fake\x9b31m\u202eb\u2028c\x7f\xff`, "données x y"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table does not show %q:\n%s", want, out)
+		}
+	}
+	if got := errorLine(errors.New("no execution \"x\x1b[2J\"\nsecond")); got != `no execution "x\x1b[2J"; second` {
+		t.Errorf("errorLine = %q", got)
+	}
+	keys, _ := viewLines(&client.Execution{ID: 1, Name: hostile, Status: "running"}, true)
+	var view bytes.Buffer
+	v := &liveView{w: &view, seen: map[string]string{}}
+	v.show(&client.Execution{ID: 1, Name: hostile, Status: "running", ErrorMessage: "x\x1b[2J"})
+	if len(keys) != 1 || strings.ContainsAny(view.String(), "\x1b\r\u009b\u202e") {
+		t.Errorf("live view: %q", view.String())
+	}
+}
+
+func TestJSONOutputIsEscaped(t *testing.T) {
+	for _, write := range []func(io.Writer, any) error{writeJSON, writeJSONLine} {
+		var b bytes.Buffer
+		if err := write(&b, map[string]string{"name": hostile, "cmd": "a && b < c"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range b.String() {
+			if r != '\n' && safetext.Unsafe(r) {
+				t.Errorf("JSON output prints %U raw: %s", r, b.String())
+			}
+		}
+		var back map[string]string
+		if err := json.Unmarshal(b.Bytes(), &back); err != nil || back["name"] != strings.ToValidUTF8(hostile, "\ufffd") || back["cmd"] != "a && b < c" {
+			t.Errorf("JSON output %s decodes to %q (%v)", b.String(), back, err)
+		}
+	}
+}
+
+func TestLogsEscapedOnATerminal(t *testing.T) {
+	long := strings.Repeat("é", 40000) // 80,000 bytes: the buffer fills mid-character
+	for _, tc := range []struct{ name, in string }{
+		{"hostile", hostile + "\nnext\tline\n"},
+		{"no final newline", "x\x1b[2J"},
+		{"long line", long + "\x1b\n" + long},
+		{"empty", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := copyLog(&b, strings.NewReader(tc.in), "main0", false, true); err != nil {
+				t.Fatal(err)
+			}
+			if want := safetext.EscapeLines(tc.in); b.String() != want {
+				t.Errorf("escaped %d bytes into %d, want %d:\n%.200q", len(tc.in), b.Len(), len(want), b.String())
+			}
+			b.Reset()
+			if err := copyLog(&b, strings.NewReader(tc.in), "main0", false, false); err != nil || b.String() != tc.in {
+				t.Errorf("raw: %q", b.String())
+			}
+		})
 	}
 }

@@ -242,7 +242,7 @@ func execLsCmd(c *cli) *cobra.Command {
 				return err
 			}
 			if list.NextCursor != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "(more executions: --cursor %s for the next page, --all for every page)\n", list.NextCursor)
+				fmt.Fprintf(cmd.ErrOrStderr(), "(more executions: --cursor %s for the next page, --all for every page)\n", safe(list.NextCursor))
 			}
 			return nil
 		}),

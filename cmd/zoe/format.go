@@ -4,6 +4,7 @@ package main
 // times for people.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/zoe-project/zoe/internal/safetext"
 )
 
 // table writes aligned columns: rows are tab-separated cells; Flush
@@ -35,20 +38,15 @@ func anySlice(s []string) []any {
 	return out
 }
 
-// row adds one row; cells are printed with %v, "" as "-", and tabs or
-// newlines inside a cell become spaces.
+// row adds one row; cells are printed with %v, "" as "-", on one line,
+// escaped (safe).
 func (t *table) row(cells ...any) {
 	for i, c := range cells {
 		s := fmt.Sprint(c)
 		if s == "" {
 			s = "-"
 		}
-		s = strings.Map(func(r rune) rune {
-			if r == '\t' || r == '\n' || r == '\r' {
-				return ' '
-			}
-			return r
-		}, s)
+		s = safe(s)
 		if i > 0 {
 			fmt.Fprint(t.tw, "\t")
 		}
@@ -206,9 +204,41 @@ func htmlItems() *regexp.Regexp { return regexp.MustCompile(`(?i)<li(\s[^>]*)?>`
 
 func htmlTags() *regexp.Regexp { return regexp.MustCompile(`<[^>]*>`) }
 
+// safe is text from the server (names, messages, reasons) for a
+// terminal: on one line (tabs, newlines and carriage returns become
+// spaces) and with the characters a terminal would act on escaped, so
+// that a name cannot retitle the window, clear the screen or print fake
+// lines (\x1b, \u202e: safetext.Escape).
+func safe(s string) string {
+	// Byte by byte: strings.Map would turn invalid UTF-8 into U+FFFD,
+	// hiding it.
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\t' || c == '\n' || c == '\r' {
+			b[i] = ' '
+		}
+	}
+	return safetext.Escape(string(b))
+}
+
 // writeJSONLine prints v as one line of JSON.
 func writeJSONLine(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	return encodeJSON(w, v, "")
+}
+
+// encodeJSON prints v as JSON, indented with indent when not "". The
+// characters a terminal would act on are \u escapes (encoding/json
+// leaves DEL, C1 and format characters such as U+202E raw).
+func encodeJSON(w io.Writer, v any, indent string) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(safetext.EscapeJSON(buf.Bytes()))
+	return err
 }

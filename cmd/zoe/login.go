@@ -92,7 +92,7 @@ func loginCmd(c *cli) *cobra.Command {
 				expires = "expires " + timePtr(s.TokenInfo.ExpiresAt)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Logged in to %s as %s (%s). Token %q %s; stored in %s.\n",
-				cl.Addr(), s.User.Username, s.User.Role, s.TokenInfo.Name, expires, path)
+				cl.Addr(), safe(s.User.Username), safe(s.User.Role), s.TokenInfo.Name, expires, path)
 			return nil
 		}),
 	}

@@ -8,12 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/internal/safetext"
 )
 
 func execLogsCmd(c *cli) *cobra.Command {
@@ -21,14 +25,18 @@ func execLogsCmd(c *cli) *cobra.Command {
 		follow     bool
 		tail       int
 		timestamps bool
+		raw        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs ID [SERVICE] [-f] [--tail N] [--timestamps]",
+		Use:   "logs ID [SERVICE] [-f] [--tail N] [--timestamps] [--raw]",
 		Short: "Print a service's output",
 		Long: "Prints the output of one service of execution ID: SERVICE names it (an instance such as " +
 			"spark-worker0, or a service with a single instance); it may be left out when the execution has " +
 			"one service only. With -f, goes on printing new lines until the service ends. With -o json, " +
-			"prints one JSON object per line: {\"service\": ..., \"time\": ..., \"line\": ...} (time in RFC 3339).",
+			"prints one JSON object per line: {\"service\": ..., \"time\": ..., \"line\": ...} (time in RFC 3339). " +
+			"On a terminal, the control characters of the output (escape sequences, carriage returns, ...) are " +
+			"shown escaped, as \\x1b or \\u202e, so that a container cannot act on the terminal; --raw prints " +
+			"them as they are. Into a pipe or a file, the output is always printed as it is.",
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: c.completeExecutionService,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
@@ -53,7 +61,8 @@ func execLogsCmd(c *cli) *cobra.Command {
 				return err
 			}
 			defer rc.Close()
-			err = copyLog(cmd.OutOrStdout(), rc, svc.Name, c.json())
+			out := cmd.OutOrStdout()
+			err = copyLog(out, rc, svc.Name, c.json(), !raw && isTerminal(out))
 			if follow && errors.Is(err, context.Canceled) {
 				// Interrupting -f is how it ends.
 				return nil
@@ -68,6 +77,7 @@ func execLogsCmd(c *cli) *cobra.Command {
 	f.BoolVarP(&follow, "follow", "f", false, "go on printing new lines until the service ends")
 	f.IntVar(&tail, "tail", 0, "only the last N lines (default: all)")
 	f.BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its time")
+	f.BoolVar(&raw, "raw", false, "print control characters as they are, also on a terminal")
 	return cmd
 }
 
@@ -110,10 +120,13 @@ func pickService(ex *client.Execution, name string) (*client.Service, error) {
 	return nil, fmt.Errorf("execution %d has no service %q; its services are %s", ex.ID, name, serviceNames(ex))
 }
 
-// copyLog copies the log to w: as it is, or as JSON lines (from lines
-// that start with their time).
-func copyLog(w io.Writer, r io.Reader, service string, jsonLines bool) error {
+// copyLog copies the log to w: as it is, escaped (safetext.EscapeLines)
+// or as JSON lines (from lines that start with their time).
+func copyLog(w io.Writer, r io.Reader, service string, jsonLines, escape bool) error {
 	if !jsonLines {
+		if escape {
+			return copyEscaped(w, r)
+		}
 		_, err := io.Copy(w, r)
 		return err
 	}
@@ -140,4 +153,48 @@ func copyLog(w io.Writer, r io.Reader, service string, jsonLines bool) error {
 			return err
 		}
 	}
+}
+
+// copyEscaped copies r to w line by line with the characters a terminal
+// would act on escaped; a line longer than the buffer goes in pieces cut
+// between characters.
+func copyEscaped(w io.Writer, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var carry []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		data := append(carry, chunk...)
+		carry = nil
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// An incomplete character at the end waits for its other bytes.
+			cut := len(data)
+			for i := 1; i <= utf8.UTFMax && i <= len(data); i++ {
+				if utf8.RuneStart(data[len(data)-i]) {
+					if !utf8.FullRune(data[len(data)-i:]) {
+						cut = len(data) - i
+					}
+					break
+				}
+			}
+			data, carry = data[:cut], append([]byte(nil), data[cut:]...)
+			err = nil
+		}
+		if len(data) > 0 {
+			if _, werr := io.WriteString(w, safetext.EscapeLines(string(data))); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// isTerminal says whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/internal/safetext"
 )
 
 func shopLsCmd(c *cli) *cobra.Command {
@@ -83,10 +84,10 @@ func printShopEntry(w io.Writer, e *client.ShopEntry) error {
 		return err
 	}
 	if text := htmlText(e.DescriptionHTML); text != "" {
-		fmt.Fprintf(w, "\n%s\n", text)
+		fmt.Fprintf(w, "\n%s\n", safetext.EscapeLines(text))
 	}
 	if len(e.Parameters) == 0 {
-		fmt.Fprintf(w, "\nNo parameters: zoe exec start --shop %s\n", e.ID)
+		fmt.Fprintf(w, "\nNo parameters: zoe exec start --shop %s\n", safe(e.ID))
 		return nil
 	}
 	fmt.Fprintln(w, "\nParameters:")
@@ -97,7 +98,7 @@ func printShopEntry(w io.Writer, e *client.ShopEntry) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nStart it with: zoe exec start --shop %s --param %s=VALUE ...\n", e.ID, e.Parameters[0].Key)
+	fmt.Fprintf(w, "\nStart it with: zoe exec start --shop %s --param %s=VALUE ...\n", safe(e.ID), safe(e.Parameters[0].Key))
 	return nil
 }
 

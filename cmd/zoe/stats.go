@@ -127,7 +127,7 @@ func eventsCmd(c *cli) *cobra.Command {
 				if e.Reason != "" {
 					line += " (" + e.Reason + ")"
 				}
-				fmt.Fprintln(w, line)
+				fmt.Fprintln(w, safe(line))
 			}
 			if cmd.Context().Err() != nil {
 				return nil

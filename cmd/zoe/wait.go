@@ -168,6 +168,9 @@ func (v *liveView) show(ex *client.Execution) {
 		return
 	}
 	keys, lines := viewLines(ex, v.tty)
+	for i := range lines {
+		lines[i] = safe(lines[i])
+	}
 	if v.tty {
 		var b strings.Builder
 		if v.drawn > 0 {

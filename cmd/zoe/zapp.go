@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,11 +189,8 @@ func defaultUser() string {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
 	// Commands hold & and <, which need no escaping outside HTML.
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	return encodeJSON(w, v, "  ")
 }
 
 func printInstances(w io.Writer, a *zapp.App, insts []zapp.Instance) {

@@ -105,16 +105,17 @@ func quotaIn(in client.Quota) (state.Quota, []client.Detail) {
 	if in.Name == "" {
 		details = append(details, client.Detail{Path: "name", Message: "required"})
 	}
-	if in.ConcurrentExecutions < 0 {
-		details = append(details, client.Detail{Path: "concurrent_executions", Message: "must be 0 (unlimited) or more"})
+	if in.ConcurrentExecutions < 0 || in.ConcurrentExecutions > state.MaxQuotaExecutions {
+		details = append(details, client.Detail{Path: "concurrent_executions", Message: fmt.Sprintf("must be from 0 (unlimited) to %d", state.MaxQuotaExecutions)})
 	}
-	if in.Cores < 0 {
-		details = append(details, client.Detail{Path: "cores", Message: "must be 0 (unlimited) or more"})
+	// JSON has no NaN or infinity, but the test costs nothing.
+	if !(in.Cores >= 0 && in.Cores <= state.MaxQuotaCores) {
+		details = append(details, client.Detail{Path: "cores", Message: fmt.Sprintf("must be from 0 (unlimited) to %g", state.MaxQuotaCores)})
 	}
-	if in.Memory < 0 {
-		details = append(details, client.Detail{Path: "memory", Message: "must be 0 (unlimited) or more bytes"})
+	if in.Memory < 0 || in.Memory > state.MaxQuotaMemory {
+		details = append(details, client.Detail{Path: "memory", Message: fmt.Sprintf("must be from 0 (unlimited) to %d bytes (1 EiB)", state.MaxQuotaMemory)})
 	}
-	const maxRuntime = int64(100 * 365 * 24 * time.Hour / time.Second)
+	maxRuntime := int64(state.MaxQuotaRuntime / time.Second)
 	if in.RuntimeLimit < 0 || in.RuntimeLimit > maxRuntime {
 		details = append(details, client.Detail{Path: "runtime_limit", Message: fmt.Sprintf("must be from 0 (unlimited) to %d seconds", maxRuntime)})
 	}

@@ -269,6 +269,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"cross-origin request refused: "+r.Method+" "+r.URL.Path+" may only be sent from Zoe's own pages or by a program")
 		return
 	}
+	if !s.front(w, r) {
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

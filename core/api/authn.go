@@ -18,6 +18,7 @@ import (
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/safetext"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
@@ -252,7 +253,8 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stat
 }
 
 func (s *Server) storeFailure(err error) *failure {
-	if errors.Is(err, sdk.ErrUnavailable) {
+	// context.Canceled: the client left, nothing went wrong.
+	if errors.Is(err, sdk.ErrUnavailable) || errors.Is(err, context.Canceled) {
 		return &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the state store is unavailable; try again"}
 	}
 	s.log.Error("authentication: state store", "error", err)
@@ -355,8 +357,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	}
 	if len(in.TokenName) > 100 {
 		details = append(details, client.Detail{Path: "token_name", Message: "at most 100 characters"})
-	} else if hasControl(in.TokenName) {
-		details = append(details, client.Detail{Path: "token_name", Message: "control characters are not allowed"})
+	} else if msg := safetext.NameProblem(in.TokenName); msg != "" {
+		details = append(details, client.Detail{Path: "token_name", Message: msg})
 	}
 	if len(details) > 0 {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid login request", details...)

@@ -209,6 +209,9 @@ func (e *env) doHeader(w who, method, path string, body any, header http.Header)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, vs := range header {
 		req.Header[k] = vs
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/safetext"
 	"github.com/zoe-project/zoe/sdk"
 )
 
@@ -163,8 +164,9 @@ func checkStart(in client.StartExecution) string {
 		return "shop.id is required"
 	case len(in.Name) > maxNameLen:
 		return fmt.Sprintf("name: at most %d bytes", maxNameLen)
-	case hasControl(in.Name):
-		return "name: control characters are not allowed"
+	}
+	if msg := safetext.NameProblem(in.Name); msg != "" {
+		return "name: " + msg
 	}
 	return ""
 }
@@ -178,12 +180,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// hasControl says whether s has a control character (names are shown in
-// terminals and pages).
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
 }
 
 // visibleExecution finds the execution of the path for its owner or an

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/shop"
@@ -19,11 +21,31 @@ import (
 // maxBody bounds a request's body: a ZApp description is the largest.
 const maxBody = 4 << 20
 
-// decode reads r's body, a JSON object, into v strictly: unknown fields,
-// wrong types and trailing data are errors, answered here with a 400 that
-// names the field. It reports whether v was filled.
+// decode reads r's body, a JSON object sent as JSON (Content-Type) in
+// UTF-8, into v strictly: unknown fields, wrong types and trailing data
+// are errors, answered here with a 400 that names the field. It reports
+// whether v was filled.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	err := decodeJSON(http.MaxBytesReader(w, r.Body, maxBody), v)
+	if !jsonBody(r) {
+		drain(r)
+		got := r.Header.Get("Content-Type")
+		if got == "" {
+			got = "none"
+		}
+		s.error(w, http.StatusUnsupportedMediaType, client.CodeUnsupportedMediaType,
+			"send the body as JSON, with the header Content-Type: application/json (Content-Type: "+truncate(got, 64)+")")
+		return false
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		if i := invalidUTF8(data); i >= 0 {
+			// The JSON decoder would quietly put U+FFFD in its place.
+			s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid request body",
+				client.Detail{Message: fmt.Sprintf("not valid UTF-8 at byte %d; JSON is UTF-8", i)})
+			return false
+		}
+		err = decodeJSON(bytes.NewReader(data), v)
+	}
 	if err == nil {
 		return true
 	}
@@ -39,6 +61,22 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "cannot read the request body: "+err.Error())
 	return false
+}
+
+// invalidUTF8 is the offset of the first byte of b that is not valid
+// UTF-8; -1 when b is valid.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // badRequest is a body that is not the JSON document expected.
@@ -155,31 +193,85 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 				}
 			}
 		}
-		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, err.Error(), details...)
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, describe(err), details...)
 		return
 	}
-	msg := err.Error()
-	if errors.Is(err, context.Canceled) && sdk.Category(err) == sdk.ErrInternal {
-		// The client left: no bug, and nobody reads the answer.
+	if errors.Is(err, context.Canceled) {
+		// The client left (or the daemon is stopping): no bug, and
+		// nobody reads the answer.
+		s.log.Debug("request cancelled", "error", err)
 		s.error(w, http.StatusServiceUnavailable, client.CodeUnavailable, "the request was cancelled")
 		return
 	}
-	switch sdk.Category(err) {
-	case sdk.ErrInvalidArgument:
-		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, msg)
-	case sdk.ErrResourceExhausted:
-		s.error(w, http.StatusConflict, client.CodeQuotaExceeded, msg)
-	case sdk.ErrConflict, sdk.ErrAlreadyExists:
-		s.error(w, http.StatusConflict, client.CodeConflict, msg)
-	case sdk.ErrNotFound:
-		s.error(w, http.StatusNotFound, client.CodeNotFound, msg)
-	case sdk.ErrPermissionDenied:
-		s.error(w, http.StatusForbidden, client.CodePermissionDenied, msg)
-	case sdk.ErrUnavailable, sdk.ErrDeadlineExceeded:
-		s.error(w, http.StatusServiceUnavailable, client.CodeUnavailable, msg)
-	default:
+	status, code := categoryStatus(sdk.Category(err))
+	if status == http.StatusInternalServerError {
 		s.log.Error("internal error", "error", err)
-		s.error(w, http.StatusInternalServerError, client.CodeInternal, "internal error")
+		s.error(w, status, code, "internal error")
+		return
+	}
+	if status >= 500 {
+		// Not a bug, but the administrator may need to act.
+		var c interface{ Cause() error }
+		if errors.As(err, &c) {
+			s.log.Warn("request failed", "error", err, "cause", c.Cause())
+		} else {
+			s.log.Warn("request failed", "error", err)
+		}
+	}
+	s.error(w, status, code, describe(err))
+}
+
+// categoryStatus is the HTTP status and code of an sdk error category.
+// An ErrInvalidCredentials reaching a handler is about credentials other
+// than the caller's (an image registry's, a plugin's): a 401 would tell
+// the client to log in again, so it is a 400. ErrUnsupported is a valid
+// request this Zoe's plugins cannot serve: 501.
+func categoryStatus(cat error) (int, string) {
+	switch cat {
+	case sdk.ErrInvalidArgument, sdk.ErrInvalidCredentials:
+		return http.StatusBadRequest, client.CodeInvalidArgument
+	case sdk.ErrResourceExhausted:
+		return http.StatusConflict, client.CodeQuotaExceeded
+	case sdk.ErrConflict, sdk.ErrAlreadyExists:
+		return http.StatusConflict, client.CodeConflict
+	case sdk.ErrNotFound:
+		return http.StatusNotFound, client.CodeNotFound
+	case sdk.ErrPermissionDenied:
+		return http.StatusForbidden, client.CodePermissionDenied
+	case sdk.ErrUnavailable:
+		return http.StatusServiceUnavailable, client.CodeUnavailable
+	case sdk.ErrDeadlineExceeded:
+		return http.StatusGatewayTimeout, client.CodeUnavailable
+	case sdk.ErrUnsupported:
+		return http.StatusNotImplemented, client.CodeUnsupported
+	}
+	return http.StatusInternalServerError, client.CodeInternal
+}
+
+// classifying are the categories whose names only sort an error: at the
+// end of a message (fmt.Errorf("...: %w", sdk.ErrConflict)) they add
+// nothing for the reader. "not found", "already exists" and "not
+// supported" say what is wrong, and stay.
+var classifying = []string{
+	sdk.ErrInvalidArgument.Error(), sdk.ErrResourceExhausted.Error(), sdk.ErrConflict.Error(),
+	sdk.ErrUnavailable.Error(), sdk.ErrPermissionDenied.Error(), sdk.ErrInvalidCredentials.Error(),
+	sdk.ErrDeadlineExceeded.Error(), sdk.ErrInternal.Error(),
+}
+
+// describe is err's message for a client: in words, on one line, without
+// the names of sdk categories that only classify it.
+func describe(err error) string {
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+	for {
+		before := msg
+		for _, c := range classifying {
+			msg = strings.ReplaceAll(msg, ": "+c+": ", ": ")
+			msg = strings.ReplaceAll(msg, ": "+c+"; ", ": ")
+			msg = strings.TrimSuffix(msg, ": "+c)
+		}
+		if msg == before {
+			return msg
+		}
 	}
 }
 

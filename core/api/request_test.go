@@ -1,13 +1,21 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/sdk"
 )
 
 func TestDecodeJSON(t *testing.T) {
@@ -183,4 +191,79 @@ func refs(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestEveryCategoryHasAStatus: no category of sdk falls through to a 500
+// but ErrInternal.
+func TestEveryCategoryHasAStatus(t *testing.T) {
+	want := map[error]int{
+		sdk.ErrNotFound: 404, sdk.ErrInvalidArgument: 400, sdk.ErrAlreadyExists: 409, sdk.ErrUnavailable: 503,
+		sdk.ErrPermissionDenied: 403, sdk.ErrInvalidCredentials: 400, sdk.ErrConflict: 409,
+		sdk.ErrResourceExhausted: 409, sdk.ErrDeadlineExceeded: 504, sdk.ErrUnsupported: 501, sdk.ErrInternal: 500,
+	}
+	for _, cat := range sdk.Categories() {
+		t.Run(cat.Error(), func(t *testing.T) {
+			status, ok := want[cat]
+			if !ok {
+				t.Fatalf("a new category: decide its status here")
+			}
+			var logs bytes.Buffer
+			s := New(hclog.New(&hclog.LoggerOptions{Output: &logs}), Config{})
+			rec := httptest.NewRecorder()
+			s.fail(rec, fmt.Errorf("the plugin says no: %w", cat))
+			if rec.Code != status {
+				t.Errorf("status %d, want %d", rec.Code, status)
+			}
+			var e client.Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
+				t.Fatalf("not the error shape: %s", rec.Body)
+			}
+			if got, _ := categoryStatus(cat); got != status {
+				t.Errorf("categoryStatus = %d", got)
+			}
+			if logged := strings.Contains(logs.String(), "[ERROR]"); logged != (status == 500) {
+				t.Errorf("logged as an error: %v, want %v: %s", logged, status == 500, logs.String())
+			}
+		})
+	}
+}
+
+// TestCancelledRequests: a client that hangs up is no error: never a 500,
+// never logged as an error, whatever the error that came of it.
+func TestCancelledRequests(t *testing.T) {
+	for _, err := range []error{
+		context.Canceled,
+		fmt.Errorf("list executions: %w", context.Canceled),
+		fmt.Errorf("the plugin: %w", errors.Join(sdk.ErrUnavailable, context.Canceled)),
+		fmt.Errorf("get user: %w: %w", sdk.ErrInternal, context.Canceled),
+	} {
+		var logs bytes.Buffer
+		s := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info}), Config{})
+		rec := httptest.NewRecorder()
+		s.fail(rec, err)
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable || strings.Contains(logs.String(), "[ERROR]") || strings.Contains(logs.String(), "[WARN]") {
+			t.Errorf("%v: %d, logged %q", err, rec.Code, logs.String())
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("name: too long: %w", sdk.ErrInvalidArgument), "name: too long"},
+		{fmt.Errorf("create execution: you may run 5 (quota %q): %w", "user", sdk.ErrResourceExhausted), `create execution: you may run 5 (quota "user")`},
+		{fmt.Errorf("terminate: %w", fmt.Errorf("execution 3 is ended: %w", sdk.ErrConflict)), "terminate: execution 3 is ended"},
+		{fmt.Errorf("open the shop: %w: %w", errors.New("no such directory"), sdk.ErrUnavailable), "open the shop: no such directory"},
+		{fmt.Errorf("user %q: %w", "bob", sdk.ErrNotFound), `user "bob": not found`},
+		{fmt.Errorf("GPUs: %w", sdk.ErrUnsupported), "GPUs: not supported"},
+		{fmt.Errorf("x: %w", errors.Join(sdk.ErrUnavailable, context.Canceled)), "x: context canceled"},
+		{sdk.WithCategory(sdk.ErrAlreadyExists, `quota "x" already exists`), `quota "x" already exists`},
+		{sdk.ErrInvalidArgument, "invalid argument"},
+	} {
+		if got := describe(tc.err); got != tc.want {
+			t.Errorf("describe(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
 }

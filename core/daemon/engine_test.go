@@ -77,6 +77,9 @@ func (c apiClient) do(method, path string, body any, v any) int {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.user != "" {
 		req.SetBasicAuth(c.user, c.pass)
 	}

@@ -217,8 +217,41 @@ func (s *store) fail(op string, err error) error {
 	if cat == nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return fmt.Errorf("%s: %w: %w", op, cat, err)
+	return &dbError{op: op, cat: cat, err: err}
 }
+
+// dbError is a driver's error sorted into an sdk category. Its message
+// says what went wrong in words: the database's own text ("UNIQUE
+// constraint failed: quotas.name (1555)") reaches API clients otherwise.
+// The driver's error stays reachable, for the logs (Cause, Unwrap).
+type dbError struct {
+	op       string
+	cat, err error
+}
+
+func (e *dbError) Error() string {
+	what := "the database refused it"
+	switch e.cat {
+	case sdk.ErrAlreadyExists:
+		what = "it already exists"
+	case sdk.ErrNotFound:
+		what = "it refers to something that does not exist"
+	case sdk.ErrInvalidArgument:
+		what = "the database refuses a value"
+	case sdk.ErrConflict:
+		what = "it clashed with a concurrent change; try again"
+	case sdk.ErrUnavailable:
+		what = "the database is unavailable"
+	case sdk.ErrDeadlineExceeded:
+		what = "the database did not answer in time"
+	}
+	return e.op + ": " + what
+}
+
+func (e *dbError) Unwrap() []error { return []error{e.cat, e.err} }
+
+// Cause is the driver's error, for the logs.
+func (e *dbError) Cause() error { return e.err }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 

@@ -2,10 +2,12 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
 
@@ -25,12 +27,24 @@ func scanQuota(r row) (Quota, error) {
 	return q, nil
 }
 
+// Bounds of a quota's limits (0 is unlimited): far above any cluster, and
+// low enough that sums and conversions of them keep their meaning.
+const (
+	MaxQuotaExecutions = 1_000_000
+	MaxQuotaCores      = 1_000_000.0
+	MaxQuotaMemory     = int64(1) << 60 // 1 EiB
+	MaxQuotaRuntime    = 100 * 365 * 24 * time.Hour
+)
+
 func checkQuota(q Quota) error {
 	switch {
 	case q.Name == "":
 		return invalid("quota without a name")
 	case q.ConcurrentExecutions < 0, q.Cores < 0, math.IsNaN(q.Cores), math.IsInf(q.Cores, 0), q.Memory < 0, q.RuntimeLimit < 0:
 		return invalid("quota %q: limits must be positive, or 0 for unlimited", q.Name)
+	case q.ConcurrentExecutions > MaxQuotaExecutions, q.Cores > MaxQuotaCores, q.Memory > MaxQuotaMemory, q.RuntimeLimit > MaxQuotaRuntime:
+		return invalid("quota %q: limits must be at most %d executions, %g cores, %d bytes of memory and %v of run time",
+			q.Name, MaxQuotaExecutions, MaxQuotaCores, MaxQuotaMemory, MaxQuotaRuntime)
 	case q.RuntimeLimit%time.Second != 0:
 		return invalid("quota %q: the run-time limit must be whole seconds, not %v", q.Name, q.RuntimeLimit)
 	}
@@ -63,7 +77,10 @@ func (s *store) CreateQuota(ctx context.Context, q Quota) (Quota, error) {
 			q.Name, int64(q.ConcurrentExecutions), q.Cores, q.Memory, int64(q.RuntimeLimit/time.Second)))
 		return err
 	})
-	return out, s.fail(op, err)
+	if err = s.fail(op, err); errors.Is(err, sdk.ErrAlreadyExists) {
+		return Quota{}, sdk.WithCategory(sdk.ErrAlreadyExists, fmt.Sprintf("quota %q already exists", q.Name))
+	}
+	return out, err
 }
 
 func (s *store) GetQuota(ctx context.Context, name string) (Quota, error) {

@@ -143,6 +143,19 @@ func loadCases() []loadCase {
 		{name: "image empty", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "" }, want: []want{{w0 + "image", "must not be empty"}}},
 		{name: "image with space", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "ubuntu latest" },
 			want: []want{{w0 + "image", "must not contain white space"}}},
+		{name: "image with escape", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "ubuntu\x1b[2J" },
+			want: []want{{w0 + "image", `may hold only printable ASCII characters, got "ubuntu\x1b[2J"`}}},
+		{name: "image with right-to-left override", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "ubuntu\u202e" },
+			want: []want{{w0 + "image", "may hold only printable ASCII characters"}}},
+		{name: "image name too long", edit: func(m map[string]any) {
+			svcOf(m, 0)["image"] = "r.example.org:5000/" + strings.Repeat("a", 237) + ":latest"
+		},
+			want: []want{{w0 + "image", "the image's name must be at most 255 characters long, got 256"}}},
+		{name: "image name at its bound", edit: func(m map[string]any) {
+			svcOf(m, 0)["image"] = "r.example.org:5000/" + strings.Repeat("a", 236) + ":" + strings.Repeat("t", 128) + "@sha256:" + strings.Repeat("0", 64)
+		}},
+		{name: "image reference too long", edit: func(m map[string]any) { svcOf(m, 0)["image"] = "ubuntu:" + strings.Repeat("t", 600) },
+			want: []want{{w0 + "image", "must be at most 512 characters long, got 607"}}},
 		{name: "format-2 image key", edit: func(m map[string]any) { s := svcOf(m, 0); s["docker_image"] = s["image"]; delete(s, "image") },
 			want: []want{{w0 + "image", "is required"}, {w0 + "docker_image", `did you mean "image"? (docker_image is the name of an older format)`}}},
 		{name: "monitor string", edit: func(m map[string]any) { svcOf(m, 0)["monitor"] = "true" },
@@ -206,6 +219,10 @@ func loadCases() []loadCase {
 			want: []want{{w0 + "ports", "must be an array, got null"}}},
 		{name: "port name short", edit: func(m map[string]any) { portOf(m, 0, 0)["name"] = "ui" },
 			want: []want{{w0 + "ports[0].name", `must be at least 3 characters long, got "ui"`}}},
+		{name: "port name with CSI", edit: func(m map[string]any) { portOf(m, 0, 0)["name"] = "web\u009b2J" },
+			want: []want{{w0 + "ports[0].name", "must not hold control or format characters (U+009B at byte 3)"}}},
+		{name: "port name with line separator", edit: func(m map[string]any) { portOf(m, 0, 0)["name"] = "web\u2028ui" },
+			want: []want{{w0 + "ports[0].name", "U+2028"}}},
 		{name: "port number zero", edit: func(m map[string]any) { portOf(m, 0, 0)["port_number"] = 0 },
 			want: []want{{w0 + "ports[0].port_number", "must be between 1 and 65535, got 0"}}},
 		{name: "port number too big", edit: func(m map[string]any) { portOf(m, 0, 0)["port_number"] = 65536 },

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/zoe-project/zoe/internal/safetext"
 )
 
 // Validate applies the semantic rules of the format to a, with l the
@@ -118,6 +120,35 @@ func (v *validator) app(a *App) {
 	v.templates(a.Services, namesKnown)
 }
 
+// Bounds of an image reference: Docker's for the repository's name and
+// the tag, and room for a digest.
+const (
+	maxImageName = 255
+	maxImageRef  = 512
+)
+
+// checkImage checks what every image reference holds: printable ASCII (a
+// reference has nothing else) and bounded lengths. The back-end parses
+// the rest.
+func checkImage(ref string) string {
+	for _, r := range ref {
+		if r <= ' ' || r > '~' {
+			return fmt.Sprintf("may hold only printable ASCII characters, got %q", short(ref))
+		}
+	}
+	name, _, _ := strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		name = name[:i]
+	}
+	switch {
+	case len(name) > maxImageName:
+		return fmt.Sprintf("the image's name must be at most %d characters long, got %d", maxImageName, len(name))
+	case len(ref) > maxImageRef:
+		return fmt.Sprintf("must be at most %d characters long, got %d", maxImageRef, len(ref))
+	}
+	return ""
+}
+
 // checkName applies a character set and a length to a name; "" when the
 // name is fine.
 func checkName(name string, minLen, maxLen int, chars string, allowed func(rune) bool) string {
@@ -199,6 +230,10 @@ func (v *validator) service(sv svc, s *Service) {
 			sv.add("image", "must not be empty")
 		case strings.IndexFunc(s.Image, unicode.IsSpace) >= 0:
 			sv.add("image", fmt.Sprintf("must not contain white space, got %q", short(s.Image)))
+		default:
+			if msg := checkImage(s.Image); msg != "" {
+				sv.add("image", msg)
+			}
 		}
 	}
 	essentialOK := sv.ok("essential_count")
@@ -327,8 +362,12 @@ func (v *validator) ports(sv svc, ports []Port) {
 		if !sv.okElem("ports", j, "") {
 			continue
 		}
-		if sv.okElem("ports", j, ".name") && utf8.RuneCountInString(p.Name) < 3 {
-			sv.v.add(sv.elem("ports", j, ".name"), fmt.Sprintf("must be at least 3 characters long, got %q", p.Name))
+		if sv.okElem("ports", j, ".name") {
+			if msg := safetext.NameProblem(p.Name); msg != "" {
+				sv.v.add(sv.elem("ports", j, ".name"), msg)
+			} else if utf8.RuneCountInString(p.Name) < 3 {
+				sv.v.add(sv.elem("ports", j, ".name"), fmt.Sprintf("must be at least 3 characters long, got %q", p.Name))
+			}
 		}
 		numOK := sv.okElem("ports", j, ".port_number")
 		if numOK && (p.PortNumber < 1 || p.PortNumber > 65535) {

@@ -42,7 +42,7 @@ func Bench(b *testing.B, h Harness) {
 	// Unlimited, so that the fill is not refused; the quota check still
 	// runs (it needs a limit to count anything, see below).
 	must(st.CreateQuota(ctx, state.Quota{Name: "bench"}))(b)
-	must(st.CreateQuota(ctx, state.Quota{Name: "limited", ConcurrentExecutions: 1 << 30}))(b)
+	must(st.CreateQuota(ctx, state.Quota{Name: "limited", ConcurrentExecutions: state.MaxQuotaExecutions}))(b)
 	for u := range users {
 		name := fmt.Sprintf("user%03d", u)
 		must(st.RecordLogin(ctx, auth.Identity{Username: name, Role: auth.RoleUser}))(b)

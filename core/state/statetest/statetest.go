@@ -126,6 +126,7 @@ func wantErr(t testing.TB, err, cat error, parts ...string) {
 			t.Fatalf("error %q does not say %q", err, p)
 		}
 	}
+	noDatabaseText(t, err)
 }
 
 func login(t testing.TB, st state.Store, name string, role auth.Role) state.User {

@@ -2,6 +2,7 @@ package statetest
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -292,6 +293,12 @@ func testQuotas(t *testing.T, h Harness) {
 		{"create negative", second(st.CreateQuota(ctx, state.Quota{Name: "n", Memory: -1})), sdk.ErrInvalidArgument},
 		{"create negative executions", second(st.CreateQuota(ctx, state.Quota{Name: "n", ConcurrentExecutions: -1})), sdk.ErrInvalidArgument},
 		{"create fractional seconds", second(st.CreateQuota(ctx, state.Quota{Name: "n", RuntimeLimit: 1500 * time.Millisecond})), sdk.ErrInvalidArgument},
+		{"create too many executions", second(st.CreateQuota(ctx, state.Quota{Name: "n", ConcurrentExecutions: state.MaxQuotaExecutions + 1})), sdk.ErrInvalidArgument},
+		{"create 1e308 cores", second(st.CreateQuota(ctx, state.Quota{Name: "n", Cores: 1e308})), sdk.ErrInvalidArgument},
+		{"create NaN cores", second(st.CreateQuota(ctx, state.Quota{Name: "n", Cores: math.NaN()})), sdk.ErrInvalidArgument},
+		{"create infinite cores", second(st.CreateQuota(ctx, state.Quota{Name: "n", Cores: math.Inf(1)})), sdk.ErrInvalidArgument},
+		{"create too much memory", second(st.CreateQuota(ctx, state.Quota{Name: "n", Memory: state.MaxQuotaMemory + 1})), sdk.ErrInvalidArgument},
+		{"create too long a run time", second(st.CreateQuota(ctx, state.Quota{Name: "n", RuntimeLimit: state.MaxQuotaRuntime + time.Second})), sdk.ErrInvalidArgument},
 		{"update unknown", second(st.UpdateQuota(ctx, state.Quota{Name: "nope"})), sdk.ErrNotFound},
 		{"update negative", second(st.UpdateQuota(ctx, state.Quota{Name: "user", Cores: -2})), sdk.ErrInvalidArgument},
 		{"get unknown", second(st.GetQuota(ctx, "nope")), sdk.ErrNotFound},
@@ -304,6 +311,34 @@ func testQuotas(t *testing.T, h Harness) {
 	}
 	if n := len(must(st.ListQuotas(ctx))(t)); n != 3 {
 		t.Fatalf("%d quotas after the failed calls, want 3", n)
+	}
+	// The message reaches API clients: words, not the database's.
+	_, err := st.CreateQuota(ctx, state.Quota{Name: "user"})
+	wantErr(t, err, sdk.ErrAlreadyExists)
+	if msg := err.Error(); msg != `quota "user" already exists` {
+		t.Errorf("creating a quota that exists: %q, want quota \"user\" already exists", msg)
+	}
+	// The limits at the bounds are accepted.
+	top := state.Quota{Name: "top", ConcurrentExecutions: state.MaxQuotaExecutions, Cores: state.MaxQuotaCores,
+		Memory: state.MaxQuotaMemory, RuntimeLimit: state.MaxQuotaRuntime}
+	if got := must(st.CreateQuota(ctx, top))(t); got != top {
+		t.Errorf("CreateQuota at the bounds = %+v", got)
+	}
+	if err := st.DeleteQuota(ctx, "top"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noDatabaseText fails when a driver's error sorted into a category (a
+// unique or foreign key violation, ...) shows the database's text: the
+// message reaches API clients.
+func noDatabaseText(t testing.TB, err error) {
+	t.Helper()
+	msg := strings.ToLower(err.Error())
+	for _, w := range []string{"constraint", "unique", "duplicate key", "sqlstate", "violates", "(1555)", "(2067)", "(787)"} {
+		if strings.Contains(msg, w) {
+			t.Errorf("message %q has the database's words (%q)", err, w)
+		}
 	}
 }
 
