@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -104,5 +105,33 @@ func TestPolicyRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the missing host path's parent: %v, want it still missing", err)
+	}
+}
+
+// TestNamedVolume: a named volume is a mount of type volume, created by the
+// engine when missing, read-only when asked.
+func TestNamedVolume(t *testing.T) {
+	cli := dockerClient(t)
+	vol := "zoe-test-vol-" + random()
+	// Registered first, so it runs last: after the deployment's clean-up
+	// removed the container that uses the volume.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if _, err := cli.VolumeRemove(ctx, vol, client.VolumeRemoveOptions{Force: true}); err != nil {
+			t.Logf("cleanup: remove volume %s: %v", vol, err)
+		}
+	})
+	p := open(t, deployment(t), nil)
+	ctx := ctxFor(t)
+	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService,
+		Volumes: []backend.Volume{{VolumeName: vol, MountPoint: "/data", ReadOnly: true}}})
+	res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Container.HostConfig.Mounts
+	if len(m) != 1 || m[0].Type != mount.TypeVolume || m[0].Source != vol || m[0].Target != "/data" || !m[0].ReadOnly {
+		t.Errorf("Mounts = %+v; want the read-only volume %s at /data", m, vol)
 	}
 }
