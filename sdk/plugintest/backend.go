@@ -159,6 +159,9 @@ func RunBackendConformance(t *testing.T, s BackendSuite) {
 	t.Run("policy: inside the container", func(t *testing.T) {
 		checkProbe(t, open, s)
 	})
+	t.Run("policy: a missing host path", func(t *testing.T) {
+		checkMissingHostPath(t, open(t), s)
+	})
 	t.Run("recover after a restart", func(t *testing.T) {
 		first := open(t)
 		ctx := ctxFor(t, s.Timeout)

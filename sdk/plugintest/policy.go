@@ -45,6 +45,47 @@ func checkRootRefused(t *testing.T, p backend.Backend, s BackendSuite) {
 	}
 }
 
+// checkMissingHostPath: a host path that does not exist is an error of
+// Start, is not created, and leaves nothing on the platform. A back-end
+// that runs no program (no ProbeImage) mounts nothing and is not asked.
+func checkMissingHostPath(t *testing.T, p backend.Backend, s BackendSuite) {
+	if s.ProbeImage == "" {
+		if s.NoProbe == "" {
+			t.Fatal("BackendSuite: set ProbeImage, or NoProbe saying why the back-end cannot run it")
+		}
+		t.Skip("no probe image: " + s.NoProbe)
+	}
+	local := s.ProbeDir == nil
+	base := ""
+	if local {
+		base = t.TempDir()
+	} else {
+		base = s.ProbeDir(t)
+	}
+	missing := base + "/zoe-conformance-missing-" + randomSuffix() + "/dir"
+	ctx := ctxFor(t, s.Timeout)
+	net, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage, Command: []string{"/data"},
+		Volumes: []backend.Volume{{HostPath: missing, MountPoint: "/data"}}})
+	defer func() { _ = p.RemoveNetwork(ctx, net) }()
+	if st, err := p.Start(ctx, spec); err == nil {
+		_ = p.Remove(ctx, st.Handle, true)
+		t.Errorf("Start with the missing host path %s = %+v; want an error", missing, st)
+	}
+	list, err := p.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	for _, x := range list {
+		if x.Name == spec.Name {
+			t.Errorf("a refused spec left %+v on the platform", x)
+			_ = p.Remove(ctx, x.Handle, true)
+		}
+	}
+	if _, err := os.Stat(missing[:strings.LastIndex(missing, "/")]); local && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing host path was created: %v", err)
+	}
+}
+
 // The initial namespaces of every Linux host have these fixed inode numbers
 // (include/linux/proc_ns.h): a container in one of them shares the host's.
 const (
