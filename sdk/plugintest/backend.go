@@ -40,9 +40,11 @@ type BackendSuite struct {
 	// NoProbe is why there is no ProbeImage (a simulator runs no program).
 	NoProbe string
 	// ProbeDir returns a host directory of the platform's node that the
-	// probe may mount and that uid 12345 may write to. Nil: a new
+	// probe may mount and that uid 12345 may write to; the suite also
+	// names a missing path under it, which Start must refuse. Nil: a new
 	// temporary directory of this machine open to all, for a platform that
-	// runs here.
+	// runs here (then the suite also checks that the missing path was not
+	// created).
 	ProbeDir func(t *testing.T) string
 }
 
