@@ -27,9 +27,10 @@ type Backend interface {
 	// Start starts one service instance under the container policy that
 	// spec.User and spec.Security carry. A spec the back-end cannot honour
 	// is refused with sdk.ErrInvalidArgument before anything is created on
-	// the platform; so is, as CheckUser says, a spec with
-	// Security.AllowRoot false whose User is empty, not numeric ("uid" or
-	// "uid:gid"), or names uid 0. Whatever the spec says, the back-end never
+	// the platform; so is, as CheckUser says, a User that is not numeric
+	// ("uid" or "uid:gid") and, unless Security.AllowRoot, a User that is
+	// empty (the image's user may be root) or names uid 0. Whatever the
+	// spec says, the back-end never
 	// runs a service privileged, never adds capabilities, and never puts it
 	// in the host's network, PID or IPC namespace. A volume marked ReadOnly
 	// is mounted read-only. A host path is mounted exactly as given (the

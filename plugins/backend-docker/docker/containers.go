@@ -240,11 +240,11 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 	if r.MemoryLimit > 0 {
 		hc.MemorySwap = r.MemoryLimit // no swap: the limit is the limit
 	}
-	mounts, err := mounts(spec.Volumes)
+	ms, err := mounts(spec.Volumes)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hc.Mounts = mounts
+	hc.Mounts = ms
 	for _, pt := range spec.Ports {
 		proto := pt.Protocol
 		if proto == "" {

@@ -49,7 +49,8 @@ type BackendClient interface {
 	// Start starts one service instance and returns its handle and status. It
 	// applies spec.user and spec.security as backend.Backend.Start documents
 	// (sdk/backend): INVALID_ARGUMENT, before anything is created, for a spec
-	// it cannot honour or one that would run as root without allow_root.
+	// it cannot honour, a user that is not numeric, or one that is empty or
+	// uid 0 without allow_root.
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
 	// Stop asks the service to stop, and kills it after the grace period.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
@@ -230,7 +231,8 @@ type BackendServer interface {
 	// Start starts one service instance and returns its handle and status. It
 	// applies spec.user and spec.security as backend.Backend.Start documents
 	// (sdk/backend): INVALID_ARGUMENT, before anything is created, for a spec
-	// it cannot honour or one that would run as root without allow_root.
+	// it cannot honour, a user that is not numeric, or one that is empty or
+	// uid 0 without allow_root.
 	Start(context.Context, *StartRequest) (*StartResponse, error)
 	// Stop asks the service to stop, and kills it after the grace period.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
