@@ -36,6 +36,11 @@ const (
 	Worker = "zoe-test/worker:1"
 	// OOM allocates memory until it is killed.
 	OOM = "zoe-test/oom:1"
+	// Probe prints its uid, gid, groups, namespaces, the NoNewPrivs and
+	// Cap* lines of /proc/self/status, and whether it can write in each
+	// directory given as an argument, then exits 0: the probe of the
+	// back-end conformance suite (plugintest.BackendSuite.ProbeImage).
+	Probe = "zoe-test/probe:1"
 )
 
 // labelSum is the label holding the sha256 of an image's program: an image
@@ -47,6 +52,7 @@ var programs = []struct{ dir, image string }{
 	{"job", Job},
 	{"worker", Worker},
 	{"oom", OOM},
+	{"probe", Probe},
 }
 
 // Images lists every test image.

@@ -24,7 +24,18 @@ type Backend interface {
 	CreateNetwork(ctx context.Context, spec NetworkSpec) (string, error)
 	// RemoveNetwork removes a network; sdk.ErrNotFound when it is gone.
 	RemoveNetwork(ctx context.Context, id string) error
-	// Start starts one service instance.
+	// Start starts one service instance under the container policy that
+	// spec.User and spec.Security carry. A spec the back-end cannot honour
+	// is refused with sdk.ErrInvalidArgument before anything is created on
+	// the platform; so is, as CheckUser says, a User that is not numeric
+	// ("uid" or "uid:gid") and, unless Security.AllowRoot, a User that is
+	// empty (the image's user may be root) or names uid 0. Whatever the
+	// spec says, the back-end never runs a service privileged, never adds
+	// capabilities, and never puts it in the host's network, PID or IPC
+	// namespace. A volume marked ReadOnly is mounted read-only. A host path
+	// is mounted exactly as given (the core checked it against the
+	// administrator's policy): never created when missing, which is an
+	// error, and never changed.
 	Start(ctx context.Context, spec ServiceSpec) (ServiceStatus, error)
 	// Stop stops a service, killing it when the grace period is over.
 	Stop(ctx context.Context, h Handle, grace time.Duration) error

@@ -88,6 +88,8 @@ func specToProto(s ServiceSpec) *backendv1.ServiceSpec {
 		Name: s.Name, Hostname: s.Hostname, Image: s.Image, Command: s.Command, WorkDir: s.WorkDir,
 		Environment: s.Environment, Labels: s.Labels, Resources: resourcesToProto(s.Resources),
 		Network: s.Network, Node: s.Node, ExecutionId: s.ExecutionID, User: s.User,
+		Security: &backendv1.Security{AllowRoot: s.Security.AllowRoot, AllowPrivilegeEscalation: s.Security.AllowPrivilegeEscalation,
+			KeepCapabilities: s.Security.KeepCapabilities},
 	}
 	for _, v := range s.Volumes {
 		out.Volumes = append(out.Volumes, &backendv1.Volume{HostPath: v.HostPath, VolumeName: v.VolumeName, MountPoint: v.MountPoint, ReadOnly: v.ReadOnly})
@@ -103,6 +105,9 @@ func specFromProto(s *backendv1.ServiceSpec) ServiceSpec {
 		Name: s.GetName(), Hostname: s.GetHostname(), Image: s.GetImage(), Command: s.GetCommand(), WorkDir: s.GetWorkDir(),
 		Environment: s.GetEnvironment(), Labels: s.GetLabels(), Resources: resourcesFromProto(s.GetResources()),
 		Network: s.GetNetwork(), Node: s.GetNode(), ExecutionID: s.GetExecutionId(), User: s.GetUser(),
+		// An absent message reads as the zero value: the strictest policy.
+		Security: Security{AllowRoot: s.GetSecurity().GetAllowRoot(), AllowPrivilegeEscalation: s.GetSecurity().GetAllowPrivilegeEscalation(),
+			KeepCapabilities: s.GetSecurity().GetKeepCapabilities()},
 	}
 	for _, v := range s.GetVolumes() {
 		out.Volumes = append(out.Volumes, Volume{HostPath: v.GetHostPath(), VolumeName: v.GetVolumeName(), MountPoint: v.GetMountPoint(), ReadOnly: v.GetReadOnly()})

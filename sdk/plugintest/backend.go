@@ -21,12 +21,31 @@ type BackendSuite struct {
 	New func(t *testing.T) backend.Backend
 	// LongRunning returns a service that writes at least one line to stdout
 	// and runs until it is stopped. The suite sets Name, Hostname, Network
-	// and ExecutionID.
+	// and ExecutionID, and User to "12345:23456" when it is empty and
+	// Security.AllowRoot false: the suite's services run under the
+	// strictest container policy.
 	LongRunning func() backend.ServiceSpec
 	// Exiting returns a service that exits by itself with code 3.
 	Exiting func() backend.ServiceSpec
 	// Timeout bounds every wait for the platform; 30s when zero.
 	Timeout time.Duration
+	// ProbeImage is an image of the probe program (internal/testimages,
+	// zoe-test/probe:1 in Zoe's tree; its output is described there). The
+	// suite runs it to see from inside a container that the back-end
+	// honours the container policy: user, no_new_privs, no capabilities,
+	// no host namespaces, read-only volumes. A back-end that runs real
+	// containers must give it; one that cannot run a program leaves it
+	// empty and says why in NoProbe.
+	ProbeImage string
+	// NoProbe is why there is no ProbeImage (a simulator runs no program).
+	NoProbe string
+	// ProbeDir returns a host directory of the platform's node that the
+	// probe may mount and that uid 12345 may write to; the suite also
+	// names a missing path under it, which Start must refuse. Nil: a new
+	// temporary directory of this machine open to all, for a platform that
+	// runs here (then the suite also checks that the missing path was not
+	// created).
+	ProbeDir func(t *testing.T) string
 }
 
 // RunBackendConformance checks a back-end plugin through the wire.
@@ -136,6 +155,15 @@ func RunBackendConformance(t *testing.T, s BackendSuite) {
 		_ = p.Remove(ctx, st.Handle, true)
 		_ = p.RemoveNetwork(ctx, net)
 	})
+	t.Run("policy: root refused", func(t *testing.T) {
+		checkRootRefused(t, open(t), s)
+	})
+	t.Run("policy: inside the container", func(t *testing.T) {
+		checkProbe(t, open, s)
+	})
+	t.Run("policy: a missing host path", func(t *testing.T) {
+		checkMissingHostPath(t, open(t), s)
+	})
 	t.Run("recover after a restart", func(t *testing.T) {
 		first := open(t)
 		ctx := ctxFor(t, s.Timeout)
@@ -177,6 +205,9 @@ func prepare(t *testing.T, ctx context.Context, p backend.Backend, spec backend.
 	spec.Hostname = spec.Name
 	spec.Network = net
 	spec.ExecutionID = "conformance"
+	if spec.User == "" && !spec.Security.AllowRoot {
+		spec.User = probeUser
+	}
 	return net, spec
 }
 

@@ -114,6 +114,9 @@ func (b memBackend) emit(e backend.Event) {
 }
 
 func (b memBackend) Start(_ context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error) {
+	if err := backend.CheckUser(spec); err != nil {
+		return backend.ServiceStatus{}, err
+	}
 	b.p.mu.Lock()
 	defer b.p.mu.Unlock()
 	s := &memService{spec: spec, state: backend.ServiceRunning,
@@ -244,6 +247,7 @@ func TestBackendConformanceOfMemoryPlugin(t *testing.T) {
 			return backend.ServiceSpec{Image: "job", Environment: map[string]string{"EXIT_CODE": "3"}}
 		},
 		Timeout: 5 * time.Second,
+		NoProbe: "an in-memory double runs no program",
 	})
 }
 
@@ -257,6 +261,7 @@ func TestBackendFieldsSurviveTheWire(t *testing.T) {
 		Resources: backend.Resources{MemoryReservation: 1, MemoryLimit: 2, Cores: 1.5, ShmSize: 3},
 		Volumes:   []backend.Volume{{HostPath: "/h", MountPoint: "/m", ReadOnly: true}},
 		Ports:     []backend.Port{{Port: 80, Protocol: "tcp", Name: "http"}}, Network: "n", Node: "node1", ExecutionID: "42", User: "1000:1000",
+		Security: backend.Security{AllowRoot: true, AllowPrivilegeEscalation: true, KeepCapabilities: true},
 	}
 	if _, err := p.Start(context.Background(), spec); err != nil {
 		t.Fatal(err)

@@ -21,5 +21,8 @@ func TestConformance(t *testing.T) {
 			return backend.ServiceSpec{Image: testimages.Job, Environment: map[string]string{"EXIT_CODE": "3"}}
 		},
 		Timeout: wait,
+		// Required here: the probe sees from inside the container that
+		// the policy holds.
+		ProbeImage: testimages.Probe,
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -104,16 +106,21 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if spec.Name == "" || spec.Image == "" {
 		return backend.ServiceStatus{}, fmt.Errorf("start: a service needs a name and an image: %w", sdk.ErrInvalidArgument)
 	}
+	if err := backend.CheckUser(spec); err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start: %w", err)
+	}
 	h, err := rt.pickHost(spec.Node)
+	if err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	// Every check of the spec before the pull: a refused spec changes
+	// nothing on the host.
+	cfg, hc, nc, err := containerConfig(rt.deployment, spec, h.external)
 	if err != nil {
 		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
 	if err := p.ensureImage(ctx, rt, h, spec); err != nil {
 		return backend.ServiceStatus{}, err
-	}
-	cfg, hc, nc, err := containerConfig(rt.deployment, spec, h.external)
-	if err != nil {
-		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
 	created, err := h.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc, NetworkingConfig: nc})
 	if err != nil {
@@ -181,7 +188,9 @@ func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec bac
 // containerConfig translates a service spec into the engine's terms. Ports
 // are published on the host's external address when it is an IP address
 // (127.0.0.1 for the local engine), so that they are not open on every
-// interface of the host.
+// interface of the host. The container policy (backend.Backend.Start) is
+// set here whole, every field explicitly, so that no default of the engine
+// or of this code decides it.
 func containerConfig(deployment string, spec backend.ServiceSpec, external string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
@@ -213,24 +222,29 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		ShmSize:       r.ShmSize,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		PortBindings:  network.PortMap{},
+		// The policy: never privileged, no added capabilities, the
+		// container's own PID, IPC and UTS namespaces (the network is the
+		// execution's, below).
+		Privileged: false,
+		CapAdd:     nil,
+		PidMode:    "",
+		IpcMode:    container.IPCModePrivate,
+		UTSMode:    "",
+	}
+	if !spec.Security.KeepCapabilities {
+		hc.CapDrop = []string{"ALL"}
+	}
+	if !spec.Security.AllowPrivilegeEscalation {
+		hc.SecurityOpt = []string{"no-new-privileges:true"}
 	}
 	if r.MemoryLimit > 0 {
 		hc.MemorySwap = r.MemoryLimit // no swap: the limit is the limit
 	}
-	for _, v := range spec.Volumes {
-		src := v.HostPath
-		if src == "" {
-			src = v.VolumeName
-		}
-		if src == "" || v.MountPoint == "" {
-			return nil, nil, nil, fmt.Errorf("volume %+v: needs a host path or a volume name and a mount point: %w", v, sdk.ErrInvalidArgument)
-		}
-		mode := "rw"
-		if v.ReadOnly {
-			mode = "ro"
-		}
-		hc.Binds = append(hc.Binds, src+":"+v.MountPoint+":"+mode)
+	ms, err := mounts(spec.Volumes)
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	hc.Mounts = ms
 	for _, pt := range spec.Ports {
 		proto := pt.Protocol
 		if proto == "" {
@@ -248,6 +262,10 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		hc.PortBindings[port] = []network.PortBinding{binding}
 	}
 	var nc *network.NetworkingConfig
+	if spec.Network == "host" || strings.HasPrefix(spec.Network, "container:") {
+		return nil, nil, nil, fmt.Errorf("network %q: a service gets its execution's network, never the host's or another container's: %w",
+			spec.Network, sdk.ErrInvalidArgument)
+	}
 	if spec.Network != "" {
 		hc.NetworkMode = container.NetworkMode(spec.Network)
 		ep := &network.EndpointSettings{}
@@ -257,6 +275,31 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: ep}}
 	}
 	return cfg, hc, nc, nil
+}
+
+// mounts translates the volumes. Host paths are bind mounts of type
+// "bind", not Binds entries: with Binds the engine creates a missing host
+// path as an empty root-owned directory, with a mount it refuses to create
+// the container ("bind source path does not exist"), so a host path is
+// mounted exactly as the core checked it or not at all. A named volume is
+// the engine's own and is created when missing, as with docker run -v.
+func mounts(vols []backend.Volume) ([]mount.Mount, error) {
+	var out []mount.Mount
+	for _, v := range vols {
+		if v.MountPoint == "" || !path.IsAbs(v.MountPoint) || (v.HostPath == "") == (v.VolumeName == "") {
+			return nil, fmt.Errorf("volume %+v: needs a host path or a volume name, not both, and an absolute mount point: %w", v, sdk.ErrInvalidArgument)
+		}
+		m := mount.Mount{Type: mount.TypeVolume, Source: v.VolumeName, Target: v.MountPoint, ReadOnly: v.ReadOnly}
+		if v.HostPath != "" {
+			if !path.IsAbs(v.HostPath) {
+				return nil, fmt.Errorf("volume %+v: the host path must be absolute: %w", v, sdk.ErrInvalidArgument)
+			}
+			m = mount.Mount{Type: mount.TypeBind, Source: v.HostPath, Target: v.MountPoint, ReadOnly: v.ReadOnly,
+				BindOptions: &mount.BindOptions{CreateMountpoint: false}}
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // status translates an inspected container.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,6 +159,10 @@ func TestWorkspace(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
+			// The job runs as testUser: only the mount's flag may refuse.
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
 			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Job,
 				Environment: map[string]string{"ZOE_WORKSPACE": "/workspace", "CONTENT": "hello workspace"},
 				Volumes:     []backend.Volume{{HostPath: dir, MountPoint: "/workspace", ReadOnly: c.readOnly}}})
@@ -173,6 +178,11 @@ func TestWorkspace(t *testing.T) {
 			}
 			if err != nil || string(b) != "hello workspace\n" {
 				t.Errorf("workspace file = %q, %v; want the job's content", b, err)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, "job-output.txt")); err == nil {
+				if st := fi.Sys().(*syscall.Stat_t); st.Uid != 12345 || st.Gid != 23456 {
+					t.Errorf("workspace file owned by %d:%d, want the service's user %s", st.Uid, st.Gid, testUser)
+				}
 			}
 		})
 	}
@@ -376,9 +386,11 @@ func TestStartErrors(t *testing.T) {
 		wantErr error
 		text    string
 	}{
-		{"name taken", backend.ServiceSpec{Name: taken.Name, Image: testimages.HTTPService}, sdk.ErrAlreadyExists, "exists"},
-		{"image cannot be pulled", backend.ServiceSpec{Name: "pull-" + random(), Image: absent}, nil, "pull image"},
-		{"no image", backend.ServiceSpec{Name: "x-" + random()}, sdk.ErrInvalidArgument, "image"},
+		{"name taken", backend.ServiceSpec{Name: taken.Name, Image: testimages.HTTPService, User: testUser}, sdk.ErrAlreadyExists, "exists"},
+		{"image cannot be pulled", backend.ServiceSpec{Name: "pull-" + random(), Image: absent, User: testUser}, nil, "pull image"},
+		{"no image", backend.ServiceSpec{Name: "x-" + random(), User: testUser}, sdk.ErrInvalidArgument, "image"},
+		// Refused before the pull: nothing happens on the host.
+		{"root before the pull", backend.ServiceSpec{Name: "root-" + random(), Image: absent}, sdk.ErrInvalidArgument, "root"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -419,7 +431,7 @@ func TestUnreachableEngine(t *testing.T) {
 	}{
 		{"CreateNetwork", func() error { _, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "n"}); return err }},
 		{"Start", func() error {
-			_, err := p.Start(ctx, backend.ServiceSpec{Name: "s", Image: testimages.Job})
+			_, err := p.Start(ctx, backend.ServiceSpec{Name: "s", Image: testimages.Job, User: testUser})
 			return err
 		}},
 		{"Inspect", func() error { _, err := p.Inspect(ctx, h); return err }},

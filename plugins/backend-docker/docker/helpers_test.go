@@ -122,11 +122,19 @@ func network(t *testing.T, ctx context.Context, p backend.Backend) string {
 	return id
 }
 
-// start starts spec with a unique name on net.
+// testUser is who the tests' services run as, unless they say otherwise:
+// the back-end refuses to run an image's (root) user without AllowRoot.
+const testUser = "12345:23456"
+
+// start starts spec with a unique name on net, as testUser when it names no
+// user.
 func start(t *testing.T, ctx context.Context, p backend.Backend, net string, spec backend.ServiceSpec) backend.ServiceStatus {
 	t.Helper()
 	if spec.Name == "" {
 		spec.Name = "svc-" + random()
+	}
+	if spec.User == "" && !spec.Security.AllowRoot {
+		spec.User = testUser
 	}
 	if spec.Hostname == "" {
 		spec.Hostname = spec.Name

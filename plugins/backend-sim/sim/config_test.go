@@ -240,7 +240,7 @@ pull_images = false
 		}
 	}
 	// pull_images = false: an image missing on node1 is refused.
-	_, err = p.Start(t.Context(), backend.ServiceSpec{Name: "x", Image: "other", Node: "node1"})
+	_, err = p.Start(t.Context(), backend.ServiceSpec{Name: "x", Image: "other", Node: "node1", User: testUser})
 	if !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "image other is not on node node1") {
 		t.Errorf("Start with a missing image: %v", err)
 	}

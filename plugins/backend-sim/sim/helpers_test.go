@@ -77,15 +77,19 @@ func ctxFor(t testing.TB) context.Context {
 	return ctx
 }
 
-// spec is a service of 1 core and 1 GiB on image "img" with the given
-// environment knobs ("RUN=forever" for ZOE_SIM_RUN=forever).
+// testUser is who the tests' services run as: without Security.AllowRoot
+// the simulator, like every back-end, refuses a root or unknown user.
+const testUser = "12345:23456"
+
+// spec is a service of 1 core and 1 GiB on image "img", run as testUser,
+// with the given environment knobs ("RUN=forever" for ZOE_SIM_RUN=forever).
 func spec(name string, knobs ...string) backend.ServiceSpec {
 	env := map[string]string{}
 	for _, k := range knobs {
 		k, v, _ := strings.Cut(k, "=")
 		env["ZOE_SIM_"+k] = v
 	}
-	return backend.ServiceSpec{Name: name, Image: "img", Environment: env,
+	return backend.ServiceSpec{Name: name, Image: "img", Environment: env, User: testUser,
 		Resources: backend.Resources{Cores: 1, MemoryReservation: 1 << 30}}
 }
 

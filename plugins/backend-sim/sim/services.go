@@ -114,6 +114,11 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err := checkSpec(spec); err != nil {
 		return backend.ServiceStatus{}, err
 	}
+	// The contract's rule on root, as a real back-end applies it, so that
+	// what the simulator runs a real platform would run too.
+	if err := backend.CheckUser(spec); err != nil {
+		return backend.ServiceStatus{}, err
+	}
 	k, err := parseKnobs(spec, rt.set)
 	if err != nil {
 		return backend.ServiceStatus{}, fmt.Errorf("service %q: %w", spec.Name, err)

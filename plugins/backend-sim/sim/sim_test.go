@@ -23,6 +23,10 @@ func TestPlacement(t *testing.T) {
 		return s
 	}
 	withImage := func(s backend.ServiceSpec, img string) backend.ServiceSpec { s.Image = img; return s }
+	withUser := func(s backend.ServiceSpec, user string, sec backend.Security) backend.ServiceSpec {
+		s.User, s.Security = user, sec
+		return s
+	}
 	tests := []struct {
 		name     string
 		noPull   bool
@@ -66,6 +70,13 @@ func TestPlacement(t *testing.T) {
 		{name: "no image", spec: withImage(spec("a"), ""), wantErr: sdk.ErrInvalidArgument},
 		{name: "negative resources", spec: withRes(spec("a"), -1, 0), wantErr: sdk.ErrInvalidArgument},
 		{name: "failure on demand", spec: spec("a", "FAIL=start"), wantErr: sdk.ErrInternal, wantText: "ZOE_SIM_FAIL=start"},
+		{name: "the image's user without AllowRoot", spec: withUser(spec("a"), "", backend.Security{}),
+			wantErr: sdk.ErrInvalidArgument, wantText: "may be root"},
+		{name: "root without AllowRoot", spec: withUser(spec("a"), "0:0", backend.Security{}),
+			wantErr: sdk.ErrInvalidArgument, wantText: "is root"},
+		{name: "a user name", spec: withUser(spec("a"), "jovyan", backend.Security{AllowRoot: true}),
+			wantErr: sdk.ErrInvalidArgument, wantText: "numeric"},
+		{name: "root allowed", spec: withUser(spec("a"), "", backend.Security{AllowRoot: true}), wantNode: "node1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Command build builds Zoe's test images (zoe-test/httpservice:1,
-// zoe-test/job:1, zoe-test/worker:1, zoe-test/oom:1) in the local Docker
-// engine (DOCKER_HOST or the unix socket), without a registry:
+// zoe-test/job:1, zoe-test/worker:1, zoe-test/oom:1, zoe-test/probe:1) in
+// the local Docker engine (DOCKER_HOST or the unix socket), without a
+// registry:
 //
 //	go run ./internal/testimages/cmd/build
 //

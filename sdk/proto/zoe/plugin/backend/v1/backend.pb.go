@@ -832,10 +832,17 @@ type ServiceSpec struct {
 	// The node the scheduler chose; empty lets the back-end choose.
 	Node        string `protobuf:"bytes,12,opt,name=node,proto3" json:"node,omitempty"`
 	ExecutionId string `protobuf:"bytes,13,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
-	// The user the processes run as, "uid:gid" (or "uid"); empty keeps the
-	// image's. Zoe sets the owner's ids when the auth source knows them, so
-	// files in the workspace belong to the owner.
-	User          string `protobuf:"bytes,14,opt,name=user,proto3" json:"user,omitempty"`
+	// The user the processes run as: numeric "uid:gid" (or "uid"). The core
+	// sets the owner's ids when the auth source knows them, so files in the
+	// workspace belong to the owner, else the ids the administrator
+	// configured. Empty keeps the image's user, which the core asks for only
+	// when security.allow_root is set.
+	User string `protobuf:"bytes,14,opt,name=user,proto3" json:"user,omitempty"`
+	// The container policy the core decided for this service. Its zero value
+	// (or its absence) is the strictest: a back-end that cannot honour a field
+	// refuses the spec with INVALID_ARGUMENT rather than start a service with
+	// more rights than asked.
+	Security      *Security `protobuf:"bytes,15,opt,name=security,proto3" json:"security,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -968,6 +975,85 @@ func (x *ServiceSpec) GetUser() string {
 	return ""
 }
 
+func (x *ServiceSpec) GetSecurity() *Security {
+	if x != nil {
+		return x.Security
+	}
+	return nil
+}
+
+// What a service's processes may do beyond an ordinary user's. Every field is
+// false unless the administrator allowed more. Whatever it says, a back-end
+// never runs a service privileged, with added capabilities, or in the host's
+// network, PID or IPC namespace.
+type Security struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lets the processes run as uid 0 (user "0", "0:gid", or empty with an
+	// image that runs as root). When false, a back-end refuses a spec whose
+	// user is empty or names uid 0.
+	AllowRoot bool `protobuf:"varint,1,opt,name=allow_root,json=allowRoot,proto3" json:"allow_root,omitempty"`
+	// Lets setuid binaries and file capabilities raise privileges. When false
+	// the processes run with Linux's no_new_privs flag (Docker's
+	// no-new-privileges, Kubernetes' allowPrivilegeEscalation: false).
+	AllowPrivilegeEscalation bool `protobuf:"varint,2,opt,name=allow_privilege_escalation,json=allowPrivilegeEscalation,proto3" json:"allow_privilege_escalation,omitempty"`
+	// Keeps the platform's default Linux capabilities. When false every
+	// capability is dropped.
+	KeepCapabilities bool `protobuf:"varint,3,opt,name=keep_capabilities,json=keepCapabilities,proto3" json:"keep_capabilities,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Security) Reset() {
+	*x = Security{}
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Security) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Security) ProtoMessage() {}
+
+func (x *Security) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Security.ProtoReflect.Descriptor instead.
+func (*Security) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Security) GetAllowRoot() bool {
+	if x != nil {
+		return x.AllowRoot
+	}
+	return false
+}
+
+func (x *Security) GetAllowPrivilegeEscalation() bool {
+	if x != nil {
+		return x.AllowPrivilegeEscalation
+	}
+	return false
+}
+
+func (x *Security) GetKeepCapabilities() bool {
+	if x != nil {
+		return x.KeepCapabilities
+	}
+	return false
+}
+
 // A handle is the back-end's own record of a service: opaque to the core,
 // which stores it and hands it back. version lets a newer plugin read the
 // state an older one wrote.
@@ -982,7 +1068,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1080,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1093,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{11}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Handle) GetId() string {
@@ -1043,7 +1129,7 @@ type PublishedPort struct {
 
 func (x *PublishedPort) Reset() {
 	*x = PublishedPort{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1141,7 @@ func (x *PublishedPort) String() string {
 func (*PublishedPort) ProtoMessage() {}
 
 func (x *PublishedPort) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1154,7 @@ func (x *PublishedPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishedPort.ProtoReflect.Descriptor instead.
 func (*PublishedPort) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{12}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PublishedPort) GetPort() uint32 {
@@ -1119,7 +1205,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1217,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1230,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{13}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServiceStatus) GetHandle() *Handle {
@@ -1240,7 +1326,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1338,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1351,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{14}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartRequest) GetSpec() *ServiceSpec {
@@ -1284,7 +1370,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1382,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1395,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{15}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartResponse) GetStatus() *ServiceStatus {
@@ -1329,7 +1415,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1427,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1440,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{16}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopRequest) GetHandle() *Handle {
@@ -1379,7 +1465,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1477,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1490,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{17}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{18}
 }
 
 type RemoveRequest struct {
@@ -1417,7 +1503,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1515,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1528,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{18}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveRequest) GetHandle() *Handle {
@@ -1467,7 +1553,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1565,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1578,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{19}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{20}
 }
 
 type InspectRequest struct {
@@ -1504,7 +1590,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1602,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1615,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{20}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *InspectRequest) GetHandle() *Handle {
@@ -1548,7 +1634,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1646,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1659,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{21}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InspectResponse) GetStatus() *ServiceStatus {
@@ -1592,7 +1678,7 @@ type RecoverRequest struct {
 
 func (x *RecoverRequest) Reset() {
 	*x = RecoverRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1690,7 @@ func (x *RecoverRequest) String() string {
 func (*RecoverRequest) ProtoMessage() {}
 
 func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1703,7 @@ func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverRequest.ProtoReflect.Descriptor instead.
 func (*RecoverRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{22}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RecoverRequest) GetHandle() *Handle {
@@ -1636,7 +1722,7 @@ type RecoverResponse struct {
 
 func (x *RecoverResponse) Reset() {
 	*x = RecoverResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1734,7 @@ func (x *RecoverResponse) String() string {
 func (*RecoverResponse) ProtoMessage() {}
 
 func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1747,7 @@ func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverResponse.ProtoReflect.Descriptor instead.
 func (*RecoverResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{23}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RecoverResponse) GetStatus() *ServiceStatus {
@@ -1679,7 +1765,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1777,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1790,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{24}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{25}
 }
 
 type ListResponse struct {
@@ -1716,7 +1802,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1814,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1827,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{25}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListResponse) GetServices() []*ServiceStatus {
@@ -1761,7 +1847,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1859,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1872,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{26}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateRequest) GetHandle() *Handle {
@@ -1811,7 +1897,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1909,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1922,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{27}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{28}
 }
 
 type EventsRequest struct {
@@ -1847,7 +1933,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +1945,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +1958,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{28}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{29}
 }
 
 type Event struct {
@@ -1889,7 +1975,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1987,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2000,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{29}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Event) GetKind() EventKind {
@@ -1974,7 +2060,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2072,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2085,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{30}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LogsRequest) GetHandle() *Handle {
@@ -2041,7 +2127,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2139,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2152,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{31}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LogEntry) GetTimeUnixNano() int64 {
@@ -2136,7 +2222,7 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\x04Port\x12\x12\n" +
 	"\x04port\x18\x01 \x01(\rR\x04port\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xb3\x05\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xf0\x05\n" +
 	"\vServiceSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x14\n" +
@@ -2152,13 +2238,19 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\anetwork\x18\v \x01(\tR\anetwork\x12\x12\n" +
 	"\x04node\x18\f \x01(\tR\x04node\x12!\n" +
 	"\fexecution_id\x18\r \x01(\tR\vexecutionId\x12\x12\n" +
-	"\x04user\x18\x0e \x01(\tR\x04user\x1a>\n" +
+	"\x04user\x18\x0e \x01(\tR\x04user\x12;\n" +
+	"\bsecurity\x18\x0f \x01(\v2\x1f.zoe.plugin.backend.v1.SecurityR\bsecurity\x1a>\n" +
 	"\x10EnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x01\n" +
+	"\bSecurity\x12\x1d\n" +
+	"\n" +
+	"allow_root\x18\x01 \x01(\bR\tallowRoot\x12<\n" +
+	"\x1aallow_privilege_escalation\x18\x02 \x01(\bR\x18allowPrivilegeEscalation\x12+\n" +
+	"\x11keep_capabilities\x18\x03 \x01(\bR\x10keepCapabilities\"H\n" +
 	"\x06Handle\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
@@ -2279,7 +2371,7 @@ func file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_zoe_plugin_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_zoe_plugin_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_zoe_plugin_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_zoe_plugin_backend_v1_backend_proto_goTypes = []any{
 	(NodeState)(0),                // 0: zoe.plugin.backend.v1.NodeState
 	(ServiceState)(0),             // 1: zoe.plugin.backend.v1.ServiceState
@@ -2296,88 +2388,90 @@ var file_zoe_plugin_backend_v1_backend_proto_goTypes = []any{
 	(*Volume)(nil),                // 12: zoe.plugin.backend.v1.Volume
 	(*Port)(nil),                  // 13: zoe.plugin.backend.v1.Port
 	(*ServiceSpec)(nil),           // 14: zoe.plugin.backend.v1.ServiceSpec
-	(*Handle)(nil),                // 15: zoe.plugin.backend.v1.Handle
-	(*PublishedPort)(nil),         // 16: zoe.plugin.backend.v1.PublishedPort
-	(*ServiceStatus)(nil),         // 17: zoe.plugin.backend.v1.ServiceStatus
-	(*StartRequest)(nil),          // 18: zoe.plugin.backend.v1.StartRequest
-	(*StartResponse)(nil),         // 19: zoe.plugin.backend.v1.StartResponse
-	(*StopRequest)(nil),           // 20: zoe.plugin.backend.v1.StopRequest
-	(*StopResponse)(nil),          // 21: zoe.plugin.backend.v1.StopResponse
-	(*RemoveRequest)(nil),         // 22: zoe.plugin.backend.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 23: zoe.plugin.backend.v1.RemoveResponse
-	(*InspectRequest)(nil),        // 24: zoe.plugin.backend.v1.InspectRequest
-	(*InspectResponse)(nil),       // 25: zoe.plugin.backend.v1.InspectResponse
-	(*RecoverRequest)(nil),        // 26: zoe.plugin.backend.v1.RecoverRequest
-	(*RecoverResponse)(nil),       // 27: zoe.plugin.backend.v1.RecoverResponse
-	(*ListRequest)(nil),           // 28: zoe.plugin.backend.v1.ListRequest
-	(*ListResponse)(nil),          // 29: zoe.plugin.backend.v1.ListResponse
-	(*UpdateRequest)(nil),         // 30: zoe.plugin.backend.v1.UpdateRequest
-	(*UpdateResponse)(nil),        // 31: zoe.plugin.backend.v1.UpdateResponse
-	(*EventsRequest)(nil),         // 32: zoe.plugin.backend.v1.EventsRequest
-	(*Event)(nil),                 // 33: zoe.plugin.backend.v1.Event
-	(*LogsRequest)(nil),           // 34: zoe.plugin.backend.v1.LogsRequest
-	(*LogEntry)(nil),              // 35: zoe.plugin.backend.v1.LogEntry
-	nil,                           // 36: zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
-	nil,                           // 37: zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
-	nil,                           // 38: zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
-	nil,                           // 39: zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
+	(*Security)(nil),              // 15: zoe.plugin.backend.v1.Security
+	(*Handle)(nil),                // 16: zoe.plugin.backend.v1.Handle
+	(*PublishedPort)(nil),         // 17: zoe.plugin.backend.v1.PublishedPort
+	(*ServiceStatus)(nil),         // 18: zoe.plugin.backend.v1.ServiceStatus
+	(*StartRequest)(nil),          // 19: zoe.plugin.backend.v1.StartRequest
+	(*StartResponse)(nil),         // 20: zoe.plugin.backend.v1.StartResponse
+	(*StopRequest)(nil),           // 21: zoe.plugin.backend.v1.StopRequest
+	(*StopResponse)(nil),          // 22: zoe.plugin.backend.v1.StopResponse
+	(*RemoveRequest)(nil),         // 23: zoe.plugin.backend.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 24: zoe.plugin.backend.v1.RemoveResponse
+	(*InspectRequest)(nil),        // 25: zoe.plugin.backend.v1.InspectRequest
+	(*InspectResponse)(nil),       // 26: zoe.plugin.backend.v1.InspectResponse
+	(*RecoverRequest)(nil),        // 27: zoe.plugin.backend.v1.RecoverRequest
+	(*RecoverResponse)(nil),       // 28: zoe.plugin.backend.v1.RecoverResponse
+	(*ListRequest)(nil),           // 29: zoe.plugin.backend.v1.ListRequest
+	(*ListResponse)(nil),          // 30: zoe.plugin.backend.v1.ListResponse
+	(*UpdateRequest)(nil),         // 31: zoe.plugin.backend.v1.UpdateRequest
+	(*UpdateResponse)(nil),        // 32: zoe.plugin.backend.v1.UpdateResponse
+	(*EventsRequest)(nil),         // 33: zoe.plugin.backend.v1.EventsRequest
+	(*Event)(nil),                 // 34: zoe.plugin.backend.v1.Event
+	(*LogsRequest)(nil),           // 35: zoe.plugin.backend.v1.LogsRequest
+	(*LogEntry)(nil),              // 36: zoe.plugin.backend.v1.LogEntry
+	nil,                           // 37: zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
+	nil,                           // 38: zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
+	nil,                           // 39: zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
+	nil,                           // 40: zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
 }
 var file_zoe_plugin_backend_v1_backend_proto_depIdxs = []int32{
 	0,  // 0: zoe.plugin.backend.v1.Node.state:type_name -> zoe.plugin.backend.v1.NodeState
 	4,  // 1: zoe.plugin.backend.v1.NodesResponse.nodes:type_name -> zoe.plugin.backend.v1.Node
-	36, // 2: zoe.plugin.backend.v1.CreateNetworkRequest.labels:type_name -> zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
-	37, // 3: zoe.plugin.backend.v1.ServiceSpec.environment:type_name -> zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
-	38, // 4: zoe.plugin.backend.v1.ServiceSpec.labels:type_name -> zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
+	37, // 2: zoe.plugin.backend.v1.CreateNetworkRequest.labels:type_name -> zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
+	38, // 3: zoe.plugin.backend.v1.ServiceSpec.environment:type_name -> zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
+	39, // 4: zoe.plugin.backend.v1.ServiceSpec.labels:type_name -> zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
 	11, // 5: zoe.plugin.backend.v1.ServiceSpec.resources:type_name -> zoe.plugin.backend.v1.Resources
 	12, // 6: zoe.plugin.backend.v1.ServiceSpec.volumes:type_name -> zoe.plugin.backend.v1.Volume
 	13, // 7: zoe.plugin.backend.v1.ServiceSpec.ports:type_name -> zoe.plugin.backend.v1.Port
-	15, // 8: zoe.plugin.backend.v1.ServiceStatus.handle:type_name -> zoe.plugin.backend.v1.Handle
-	1,  // 9: zoe.plugin.backend.v1.ServiceStatus.state:type_name -> zoe.plugin.backend.v1.ServiceState
-	16, // 10: zoe.plugin.backend.v1.ServiceStatus.ports:type_name -> zoe.plugin.backend.v1.PublishedPort
-	39, // 11: zoe.plugin.backend.v1.ServiceStatus.labels:type_name -> zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
-	14, // 12: zoe.plugin.backend.v1.StartRequest.spec:type_name -> zoe.plugin.backend.v1.ServiceSpec
-	17, // 13: zoe.plugin.backend.v1.StartResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	15, // 14: zoe.plugin.backend.v1.StopRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	15, // 15: zoe.plugin.backend.v1.RemoveRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	15, // 16: zoe.plugin.backend.v1.InspectRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	17, // 17: zoe.plugin.backend.v1.InspectResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	15, // 18: zoe.plugin.backend.v1.RecoverRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	17, // 19: zoe.plugin.backend.v1.RecoverResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	17, // 20: zoe.plugin.backend.v1.ListResponse.services:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	15, // 21: zoe.plugin.backend.v1.UpdateRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	11, // 22: zoe.plugin.backend.v1.UpdateRequest.resources:type_name -> zoe.plugin.backend.v1.Resources
-	2,  // 23: zoe.plugin.backend.v1.Event.kind:type_name -> zoe.plugin.backend.v1.EventKind
-	15, // 24: zoe.plugin.backend.v1.LogsRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	3,  // 25: zoe.plugin.backend.v1.LogEntry.stream:type_name -> zoe.plugin.backend.v1.Stream
-	5,  // 26: zoe.plugin.backend.v1.Backend.Nodes:input_type -> zoe.plugin.backend.v1.NodesRequest
-	7,  // 27: zoe.plugin.backend.v1.Backend.CreateNetwork:input_type -> zoe.plugin.backend.v1.CreateNetworkRequest
-	9,  // 28: zoe.plugin.backend.v1.Backend.RemoveNetwork:input_type -> zoe.plugin.backend.v1.RemoveNetworkRequest
-	18, // 29: zoe.plugin.backend.v1.Backend.Start:input_type -> zoe.plugin.backend.v1.StartRequest
-	20, // 30: zoe.plugin.backend.v1.Backend.Stop:input_type -> zoe.plugin.backend.v1.StopRequest
-	22, // 31: zoe.plugin.backend.v1.Backend.Remove:input_type -> zoe.plugin.backend.v1.RemoveRequest
-	24, // 32: zoe.plugin.backend.v1.Backend.Inspect:input_type -> zoe.plugin.backend.v1.InspectRequest
-	26, // 33: zoe.plugin.backend.v1.Backend.Recover:input_type -> zoe.plugin.backend.v1.RecoverRequest
-	28, // 34: zoe.plugin.backend.v1.Backend.List:input_type -> zoe.plugin.backend.v1.ListRequest
-	30, // 35: zoe.plugin.backend.v1.Backend.Update:input_type -> zoe.plugin.backend.v1.UpdateRequest
-	32, // 36: zoe.plugin.backend.v1.Backend.Events:input_type -> zoe.plugin.backend.v1.EventsRequest
-	34, // 37: zoe.plugin.backend.v1.Backend.Logs:input_type -> zoe.plugin.backend.v1.LogsRequest
-	6,  // 38: zoe.plugin.backend.v1.Backend.Nodes:output_type -> zoe.plugin.backend.v1.NodesResponse
-	8,  // 39: zoe.plugin.backend.v1.Backend.CreateNetwork:output_type -> zoe.plugin.backend.v1.CreateNetworkResponse
-	10, // 40: zoe.plugin.backend.v1.Backend.RemoveNetwork:output_type -> zoe.plugin.backend.v1.RemoveNetworkResponse
-	19, // 41: zoe.plugin.backend.v1.Backend.Start:output_type -> zoe.plugin.backend.v1.StartResponse
-	21, // 42: zoe.plugin.backend.v1.Backend.Stop:output_type -> zoe.plugin.backend.v1.StopResponse
-	23, // 43: zoe.plugin.backend.v1.Backend.Remove:output_type -> zoe.plugin.backend.v1.RemoveResponse
-	25, // 44: zoe.plugin.backend.v1.Backend.Inspect:output_type -> zoe.plugin.backend.v1.InspectResponse
-	27, // 45: zoe.plugin.backend.v1.Backend.Recover:output_type -> zoe.plugin.backend.v1.RecoverResponse
-	29, // 46: zoe.plugin.backend.v1.Backend.List:output_type -> zoe.plugin.backend.v1.ListResponse
-	31, // 47: zoe.plugin.backend.v1.Backend.Update:output_type -> zoe.plugin.backend.v1.UpdateResponse
-	33, // 48: zoe.plugin.backend.v1.Backend.Events:output_type -> zoe.plugin.backend.v1.Event
-	35, // 49: zoe.plugin.backend.v1.Backend.Logs:output_type -> zoe.plugin.backend.v1.LogEntry
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	15, // 8: zoe.plugin.backend.v1.ServiceSpec.security:type_name -> zoe.plugin.backend.v1.Security
+	16, // 9: zoe.plugin.backend.v1.ServiceStatus.handle:type_name -> zoe.plugin.backend.v1.Handle
+	1,  // 10: zoe.plugin.backend.v1.ServiceStatus.state:type_name -> zoe.plugin.backend.v1.ServiceState
+	17, // 11: zoe.plugin.backend.v1.ServiceStatus.ports:type_name -> zoe.plugin.backend.v1.PublishedPort
+	40, // 12: zoe.plugin.backend.v1.ServiceStatus.labels:type_name -> zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
+	14, // 13: zoe.plugin.backend.v1.StartRequest.spec:type_name -> zoe.plugin.backend.v1.ServiceSpec
+	18, // 14: zoe.plugin.backend.v1.StartResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	16, // 15: zoe.plugin.backend.v1.StopRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	16, // 16: zoe.plugin.backend.v1.RemoveRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	16, // 17: zoe.plugin.backend.v1.InspectRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	18, // 18: zoe.plugin.backend.v1.InspectResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	16, // 19: zoe.plugin.backend.v1.RecoverRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	18, // 20: zoe.plugin.backend.v1.RecoverResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	18, // 21: zoe.plugin.backend.v1.ListResponse.services:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	16, // 22: zoe.plugin.backend.v1.UpdateRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	11, // 23: zoe.plugin.backend.v1.UpdateRequest.resources:type_name -> zoe.plugin.backend.v1.Resources
+	2,  // 24: zoe.plugin.backend.v1.Event.kind:type_name -> zoe.plugin.backend.v1.EventKind
+	16, // 25: zoe.plugin.backend.v1.LogsRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	3,  // 26: zoe.plugin.backend.v1.LogEntry.stream:type_name -> zoe.plugin.backend.v1.Stream
+	5,  // 27: zoe.plugin.backend.v1.Backend.Nodes:input_type -> zoe.plugin.backend.v1.NodesRequest
+	7,  // 28: zoe.plugin.backend.v1.Backend.CreateNetwork:input_type -> zoe.plugin.backend.v1.CreateNetworkRequest
+	9,  // 29: zoe.plugin.backend.v1.Backend.RemoveNetwork:input_type -> zoe.plugin.backend.v1.RemoveNetworkRequest
+	19, // 30: zoe.plugin.backend.v1.Backend.Start:input_type -> zoe.plugin.backend.v1.StartRequest
+	21, // 31: zoe.plugin.backend.v1.Backend.Stop:input_type -> zoe.plugin.backend.v1.StopRequest
+	23, // 32: zoe.plugin.backend.v1.Backend.Remove:input_type -> zoe.plugin.backend.v1.RemoveRequest
+	25, // 33: zoe.plugin.backend.v1.Backend.Inspect:input_type -> zoe.plugin.backend.v1.InspectRequest
+	27, // 34: zoe.plugin.backend.v1.Backend.Recover:input_type -> zoe.plugin.backend.v1.RecoverRequest
+	29, // 35: zoe.plugin.backend.v1.Backend.List:input_type -> zoe.plugin.backend.v1.ListRequest
+	31, // 36: zoe.plugin.backend.v1.Backend.Update:input_type -> zoe.plugin.backend.v1.UpdateRequest
+	33, // 37: zoe.plugin.backend.v1.Backend.Events:input_type -> zoe.plugin.backend.v1.EventsRequest
+	35, // 38: zoe.plugin.backend.v1.Backend.Logs:input_type -> zoe.plugin.backend.v1.LogsRequest
+	6,  // 39: zoe.plugin.backend.v1.Backend.Nodes:output_type -> zoe.plugin.backend.v1.NodesResponse
+	8,  // 40: zoe.plugin.backend.v1.Backend.CreateNetwork:output_type -> zoe.plugin.backend.v1.CreateNetworkResponse
+	10, // 41: zoe.plugin.backend.v1.Backend.RemoveNetwork:output_type -> zoe.plugin.backend.v1.RemoveNetworkResponse
+	20, // 42: zoe.plugin.backend.v1.Backend.Start:output_type -> zoe.plugin.backend.v1.StartResponse
+	22, // 43: zoe.plugin.backend.v1.Backend.Stop:output_type -> zoe.plugin.backend.v1.StopResponse
+	24, // 44: zoe.plugin.backend.v1.Backend.Remove:output_type -> zoe.plugin.backend.v1.RemoveResponse
+	26, // 45: zoe.plugin.backend.v1.Backend.Inspect:output_type -> zoe.plugin.backend.v1.InspectResponse
+	28, // 46: zoe.plugin.backend.v1.Backend.Recover:output_type -> zoe.plugin.backend.v1.RecoverResponse
+	30, // 47: zoe.plugin.backend.v1.Backend.List:output_type -> zoe.plugin.backend.v1.ListResponse
+	32, // 48: zoe.plugin.backend.v1.Backend.Update:output_type -> zoe.plugin.backend.v1.UpdateResponse
+	34, // 49: zoe.plugin.backend.v1.Backend.Events:output_type -> zoe.plugin.backend.v1.Event
+	36, // 50: zoe.plugin.backend.v1.Backend.Logs:output_type -> zoe.plugin.backend.v1.LogEntry
+	39, // [39:51] is the sub-list for method output_type
+	27, // [27:39] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_zoe_plugin_backend_v1_backend_proto_init() }
@@ -2391,7 +2485,7 @@ func file_zoe_plugin_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zoe_plugin_backend_v1_backend_proto_rawDesc), len(file_zoe_plugin_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,7 +46,11 @@ type BackendClient interface {
 	CreateNetwork(ctx context.Context, in *CreateNetworkRequest, opts ...grpc.CallOption) (*CreateNetworkResponse, error)
 	// RemoveNetwork removes a network made by CreateNetwork; NOT_FOUND if gone.
 	RemoveNetwork(ctx context.Context, in *RemoveNetworkRequest, opts ...grpc.CallOption) (*RemoveNetworkResponse, error)
-	// Start starts one service instance and returns its handle and status.
+	// Start starts one service instance and returns its handle and status. It
+	// applies spec.user and spec.security as backend.Backend.Start documents
+	// (sdk/backend): INVALID_ARGUMENT, before anything is created, for a spec
+	// it cannot honour, a user that is not numeric, or one that is empty or
+	// uid 0 without allow_root.
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
 	// Stop asks the service to stop, and kills it after the grace period.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
@@ -224,7 +228,11 @@ type BackendServer interface {
 	CreateNetwork(context.Context, *CreateNetworkRequest) (*CreateNetworkResponse, error)
 	// RemoveNetwork removes a network made by CreateNetwork; NOT_FOUND if gone.
 	RemoveNetwork(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error)
-	// Start starts one service instance and returns its handle and status.
+	// Start starts one service instance and returns its handle and status. It
+	// applies spec.user and spec.security as backend.Backend.Start documents
+	// (sdk/backend): INVALID_ARGUMENT, before anything is created, for a spec
+	// it cannot honour, a user that is not numeric, or one that is empty or
+	// uid 0 without allow_root.
 	Start(context.Context, *StartRequest) (*StartResponse, error)
 	// Stop asks the service to stop, and kills it after the grace period.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
