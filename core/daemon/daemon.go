@@ -63,6 +63,7 @@ func Validate(ctx context.Context, opts Options) error {
 	plugins, d := StartPlugins(ctx, newLogger(opts, level.String()), cfg, opts.Executable, true, opts.Timing)
 	plugins.Stop()
 	diags = append(diags, d...)
+	diags = append(diags, checkContainers(cfg, plugins)...)
 	if !diags.HasErrors() || len(cfg.Plugins) > 0 {
 		diags = append(diags, checkServing(cfg)...)
 	}
@@ -110,6 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
 	defer plugins.Stop()
 	diags = append(diags, d...)
+	diags = append(diags, checkContainers(cfg, plugins)...)
 	if err := report(opts, cfg, diags); err != nil {
 		return err
 	}
@@ -204,9 +206,10 @@ func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins 
 		Deployment: cfg.DeploymentName, Policy: policy, Placement: placement, Backfill: cfg.Scheduler.Backfill,
 		// The back-ends pull missing images; one that cannot refuses the
 		// start and the execution ends in error.
-		CanPull: true,
-		Limits:  zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
-		Logs:    serviceLogs,
+		CanPull:    true,
+		Limits:     zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
+		Containers: containerPolicy(cfg, plugins),
+		Logs:       serviceLogs,
 	})
 }
 
