@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/zoe-project/zoe/core/engine"
@@ -196,6 +198,23 @@ func TestRunAs(t *testing.T) {
 			list := rec.started()
 			if len(list) != 1 || list[0].User != tc.user || list[0].Security != tc.secure {
 				t.Fatalf("started %+v, want user %q and %+v", list, tc.user, tc.secure)
+			}
+			// The workspace belongs to whom the services run as, and
+			// ZOE_UID and ZOE_GID say who that is.
+			want := strings.Split(tc.user, ":")
+			if tc.user == "" {
+				want = []string{"", ""}
+			}
+			if env := list[0].Environment; env["ZOE_UID"] != want[0] || env["ZOE_GID"] != want[1] {
+				t.Errorf("ZOE_UID %q ZOE_GID %q, want %q", env["ZOE_UID"], env["ZOE_GID"], want)
+			}
+			fi, err := os.Stat(filepath.Join(e.dir, "ws", deployment, "alice"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if owner := fmt.Sprintf("%d:%d", st.Uid, st.Gid); tc.user != "" && owner != tc.user {
+				t.Errorf("the workspace belongs to %s, want %s", owner, tc.user)
 			}
 		})
 	}

@@ -33,6 +33,17 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		e.log.Warn("cannot read an execution's owner", "execution", ex.ID, "error", err)
 		return
 	}
+	runAs, sec, err := e.cfg.Containers.Run(user.UID, user.GID)
+	if err != nil {
+		msg := err.Error()
+		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		return
+	}
+	// The services run as these ids, so the workspace is theirs; they are
+	// the owner's when the auth source gives them, else run_as.
+	if ids := e.cfg.Containers.IDs(user.UID, user.GID); ids != nil {
+		user.UID, user.GID = &ids.UID, &ids.GID
+	}
 	mount, err := e.cfg.Workspace.Prepare(ctx, workspace.User{Username: user.Username, UID: user.UID, GID: user.GID})
 	if err != nil {
 		if ctx.Err() == nil && !transient(err) {
@@ -42,8 +53,7 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		e.log.Warn("cannot prepare a workspace", "execution", ex.ID, "user", user.Username, "error", err)
 		return
 	}
-	runAs, sec, err := e.admit(ex, user, mount)
-	if err != nil {
+	if err := e.admit(ex, user, mount); err != nil {
 		msg := err.Error()
 		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
 		e.log.Warn("the container policy refuses an execution", "execution", ex.ID, "error", err)
@@ -167,17 +177,12 @@ func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string,
 
 // admit applies the container policy again just before a start: the
 // description may have been stored under a policy since tightened, the
-// owner's role or ids may have changed, and the host paths may have become
-// symbolic links since the submission. It returns who the services run as
-// and with which rights.
-func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Mount) (string, backend.Security, error) {
-	runAs, sec, err := e.cfg.Containers.Run(user.UID, user.GID)
-	if err != nil {
-		return "", backend.Security{}, err
-	}
+// owner's role may have changed, and the host paths may have become
+// symbolic links since the submission.
+func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Mount) error {
 	app, err := zapp.Load(ex.Description, e.cfg.Limits)
 	if err != nil {
-		return "", backend.Security{}, fmt.Errorf("the description is no longer valid: %w", err)
+		return fmt.Errorf("the description is no longer valid: %w", err)
 	}
 	// The owner's workspace is mounted at /mnt/workspace; a ZApp volume
 	// holding it would hold the other users' too.
@@ -186,9 +191,9 @@ func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Moun
 		for i, p := range probs {
 			msgs[i] = p.String()
 		}
-		return "", backend.Security{}, fmt.Errorf("the container policy refuses the ZApp: %s", strings.Join(msgs, "; "))
+		return fmt.Errorf("the container policy refuses the ZApp: %s", strings.Join(msgs, "; "))
 	}
-	return runAs, sec, nil
+	return nil
 }
 
 // expand expands the stored description with the execution's id.

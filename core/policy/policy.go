@@ -74,13 +74,22 @@ type Policy struct {
 	Reserved []string
 }
 
-// Reserved are the host paths no ZApp may ever mount, nor a directory
-// holding them: the Docker socket (whose holder owns the host), the kernel's
-// and devices' file systems, the host's configuration, root's home and the
-// boot files. The data directory and the workspaces' base are added to them
-// by the daemon.
-func Reserved() []string {
-	return []string{"/var/run/docker.sock", "/run/docker.sock", "/proc", "/sys", "/dev", "/etc", "/root", "/boot"}
+// ReservedPath is a host path no ZApp may mount, nor anything under it or
+// a directory holding it, and why.
+type ReservedPath struct{ Path, Why string }
+
+// Reserved are the host paths no ZApp may ever mount: the Docker socket
+// (whose user owns the host), the kernel's and devices' file systems, the
+// host's configuration, root's home and the boot files. The daemon adds its
+// own files to them: the data directory, the workspaces' base, ...
+func Reserved() []ReservedPath {
+	const sock = "the Docker socket: whoever can use it owns the host"
+	return []ReservedPath{
+		{"/var/run/docker.sock", sock}, {"/run/docker.sock", sock},
+		{"/proc", "the kernel's process file system"}, {"/sys", "the kernel's file system"},
+		{"/dev", "the host's devices"}, {"/etc", "the host's configuration"},
+		{"/root", "root's home directory"}, {"/boot", "the host's boot files"},
+	}
 }
 
 // Within tells whether the clean absolute path p is dir or lies under it.
@@ -194,7 +203,12 @@ func (p *Policy) checkVolume(v zapp.Volume, role auth.Role, also []string) strin
 
 // reserved returns the reserved path hp overlaps, "" for none.
 func (p *Policy) reserved(hp string, also []string) string {
-	for _, r := range slices.Concat(Reserved(), p.Reserved, also) {
+	for _, r := range Reserved() {
+		if Overlaps(hp, r.Path) {
+			return r.Path
+		}
+	}
+	for _, r := range slices.Concat(p.Reserved, also) {
 		if r != "" && Overlaps(hp, r) {
 			return r
 		}
@@ -261,34 +275,42 @@ func (e refused) Unwrap() error { return sdk.ErrPermissionDenied }
 // is not allowed.
 const errRoot = refused("the owner's uid is 0 (root) and the administrator does not allow containers to run as root (containers.allow_root)")
 
-// Run is who an owner's containers run as, with uid and gid their ids
-// (nil when the auth source gives none), and the rights they run with.
-// Owners with a uid run as uid:gid (the run_as gid when their gid is
-// unknown), so that what they write in their workspace is theirs; others
-// as RunAs, or as the image's user ("") when AllowRoot.
-func (p *Policy) Run(uid, gid *uint32) (string, backend.Security, error) {
-	sec := backend.Security{AllowPrivilegeEscalation: p.AllowPrivilegeEscalation, KeepCapabilities: p.KeepCapabilities}
+// IDs is who an owner's containers run as, with uid and gid the owner's
+// ids (nil when the auth source gives none): uid:gid (the run_as gid when
+// the gid is unknown), so that what they write in their workspace is
+// theirs; RunAs for owners without ids; nil, the image's user, for them
+// when AllowRoot.
+func (p *Policy) IDs(uid, gid *uint32) *IDs {
 	runAs := IDs{Nobody, Nobody}
 	if p.RunAs != nil {
 		runAs = *p.RunAs
 	}
-	var ids IDs
 	switch {
 	case uid != nil:
-		ids = IDs{*uid, runAs.GID}
+		ids := IDs{*uid, runAs.GID}
 		if gid != nil {
 			ids.GID = *gid
 		}
+		return &ids
 	case p.AllowRoot:
+		return nil
+	}
+	return &runAs
+}
+
+// Run is the user an owner's containers run as ("uid:gid", or "" for the
+// image's user), as IDs says, and the rights they run with. An owner whose
+// uid is 0 is refused unless AllowRoot.
+func (p *Policy) Run(uid, gid *uint32) (string, backend.Security, error) {
+	sec := backend.Security{AllowPrivilegeEscalation: p.AllowPrivilegeEscalation, KeepCapabilities: p.KeepCapabilities}
+	ids := p.IDs(uid, gid)
+	switch {
+	case ids == nil:
 		sec.AllowRoot = true
 		return "", sec, nil
-	default:
-		ids = runAs
-	}
-	if ids.UID == 0 {
-		if !p.AllowRoot {
-			return "", backend.Security{}, errRoot
-		}
+	case ids.UID == 0 && !p.AllowRoot:
+		return "", backend.Security{}, errRoot
+	case ids.UID == 0:
 		sec.AllowRoot = true
 	}
 	return ids.String(), sec, nil
