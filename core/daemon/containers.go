@@ -14,11 +14,16 @@ import (
 )
 
 // pluginPaths are the host paths of plugins that no ZApp may mount: the
+// directory of the plugin binaries when plugin_dir is not set (exe's), the
 // workspaces' base_path and the auth plugins' users_file, the attributes of
 // the bundled plugins. The core cannot know another plugin's files; the
 // administrator keeps them out of the host_path blocks.
-func pluginPaths(cfg *config.Config, plugins *Plugins) []policy.ReservedPath {
+func pluginPaths(cfg *config.Config, plugins *Plugins, exe string) []policy.ReservedPath {
 	var out []policy.ReservedPath
+	if cfg.PluginDir == "" && filepath.IsAbs(exe) {
+		out = append(out, policy.ReservedPath{Path: filepath.Dir(filepath.Clean(exe)),
+			Why: "the directory of Zoe's binary and plugins"})
+	}
 	for _, pb := range cfg.Plugins {
 		var attrs map[string]any
 		if js := plugins.Configs[pb]; js == nil || json.Unmarshal(js, &attrs) != nil {
@@ -42,9 +47,9 @@ func pluginPaths(cfg *config.Config, plugins *Plugins) []policy.ReservedPath {
 
 // reservedPaths are the paths of the core and its plugins that no ZApp may
 // mount, each also where its symbolic links lead.
-func reservedPaths(cfg *config.Config, plugins *Plugins) []policy.ReservedPath {
+func reservedPaths(cfg *config.Config, plugins *Plugins, exe string) []policy.ReservedPath {
 	var out []policy.ReservedPath
-	for _, r := range slices.Concat(cfg.Reserved(), pluginPaths(cfg, plugins)) {
+	for _, r := range slices.Concat(cfg.Reserved(), pluginPaths(cfg, plugins, exe)) {
 		out = append(out, r)
 		if real, err := policy.Resolve(r.Path); err == nil && real != r.Path {
 			out = append(out, policy.ReservedPath{Path: real, Why: r.Why})
@@ -54,9 +59,9 @@ func reservedPaths(cfg *config.Config, plugins *Plugins) []policy.ReservedPath {
 }
 
 // containerPolicy is the container policy of cfg.
-func containerPolicy(cfg *config.Config, plugins *Plugins) policy.Policy {
+func containerPolicy(cfg *config.Config, plugins *Plugins, exe string) policy.Policy {
 	var paths []string
-	for _, r := range reservedPaths(cfg, plugins) {
+	for _, r := range reservedPaths(cfg, plugins, exe) {
 		paths = append(paths, r.Path)
 	}
 	return cfg.Containers.Policy(paths...)
@@ -65,10 +70,10 @@ func containerPolicy(cfg *config.Config, plugins *Plugins) policy.Policy {
 // checkContainers refuses the host_path blocks that the configuration
 // alone could not: those holding or under a plugin's directories, and those
 // that are symbolic links to a reserved path.
-func checkContainers(cfg *config.Config, plugins *Plugins) hcl.Diagnostics {
+func checkContainers(cfg *config.Config, plugins *Plugins, exe string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	plugin := pluginPaths(cfg, plugins)
-	all := slices.Concat(policy.Reserved(), reservedPaths(cfg, plugins))
+	plugin := pluginPaths(cfg, plugins, exe)
+	all := slices.Concat(policy.Reserved(), reservedPaths(cfg, plugins, exe))
 	for _, h := range cfg.Containers.HostPaths {
 		msg := ""
 		for _, r := range plugin {

@@ -20,6 +20,7 @@ func TestForbiddenHostPaths(t *testing.T) {
 		{"the users file", "@DIR@/users.csv", "is the users file (users_file of auth \"file\")"},
 		{"a link to /etc", "@DIR@/link", "@DIR@/link leads to /etc through a symbolic link: /etc is the host's configuration"},
 		{"a link to the data directory", "@DIR@/datalink", "leads to @DIR@/data through a symbolic link"},
+		{"the plugins' directory", "@BIN@", "@BIN@ is the directory of Zoe's binary and plugins"},
 		{"a link that leads nowhere", "@DIR@/nowhere", "@DIR@/nowhere cannot be checked on this host: @DIR@/nowhere is a symbolic link to a path that does not exist"},
 	}
 	for _, c := range cases {
@@ -35,7 +36,7 @@ func TestForbiddenHostPaths(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(file, []byte(strings.ReplaceAll(string(text), "@DIR@", dir)), 0o600); err != nil {
+				if err := os.WriteFile(file, []byte(strings.NewReplacer("@DIR@", dir, "@BIN@", binDir).Replace(string(text))), 0o600); err != nil {
 					t.Fatal(err)
 				}
 				// Validate does not create the data directory.
@@ -57,7 +58,7 @@ func TestForbiddenHostPaths(t *testing.T) {
 				// The diagnostics are wrapped at 100 columns.
 				d := strings.Join(strings.Fields(diags.String()), " ")
 				for _, want := range []string{"Forbidden host path", "on " + file + " line 14",
-					strings.ReplaceAll(c.want, "@DIR@", dir)} {
+					strings.NewReplacer("@DIR@", dir, "@BIN@", binDir).Replace(c.want)} {
 					if !strings.Contains(d, want) {
 						t.Errorf("diagnostics lack %q:\n%s", want, d)
 					}
