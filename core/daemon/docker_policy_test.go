@@ -123,4 +123,9 @@ func TestDockerContainerPolicy(t *testing.T) {
 		}
 		env.gone(t, ex.ID)
 	})
+
+	// Once an execution has run, again: nothing wrote to the host.
+	if _, err := os.Lstat(filepath.Join(secret, "pwned")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the host file was written: %v", err)
+	}
 }
