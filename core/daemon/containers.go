@@ -3,8 +3,11 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -15,19 +18,35 @@ import (
 
 // pluginPaths are the host paths of plugins that no ZApp may mount: the
 // directory of the plugin binaries when plugin_dir is not set (exe's), the
-// workspaces' base_path and the auth plugins' users_file, the attributes of
-// the bundled plugins. The core cannot know another plugin's files; the
-// administrator keeps them out of the host_path blocks.
+// Docker sockets the back-end uses (DOCKER_HOST, the address of a Docker
+// host block), the workspaces' base_path and the auth plugins'
+// users_file, the attributes of the bundled plugins. The core cannot know
+// another plugin's files; the administrator keeps them out of the
+// host_path blocks.
 func pluginPaths(cfg *config.Config, plugins *Plugins, exe string) []policy.ReservedPath {
 	var out []policy.ReservedPath
 	if cfg.PluginDir == "" && filepath.IsAbs(exe) {
 		out = append(out, policy.ReservedPath{Path: filepath.Dir(filepath.Clean(exe)),
 			Why: "the directory of Zoe's binary and plugins"})
 	}
+	socket := func(addr, why string) {
+		if p, ok := strings.CutPrefix(addr, "unix://"); ok && filepath.IsAbs(p) {
+			out = append(out, policy.ReservedPath{Path: filepath.Clean(p), Why: why})
+		}
+	}
+	socket(os.Getenv("DOCKER_HOST"), "the Docker socket (DOCKER_HOST): whoever can use it owns the host")
 	for _, pb := range cfg.Plugins {
 		var attrs map[string]any
 		if js := plugins.Configs[pb]; js == nil || json.Unmarshal(js, &attrs) != nil {
 			continue
+		}
+		if hosts, ok := attrs["host"].(map[string]any); ok && pb.Kind == sdk.KindBackend {
+			for _, name := range slices.Sorted(maps.Keys(hosts)) {
+				if h, ok := hosts[name].(map[string]any); ok {
+					addr, _ := h["address"].(string)
+					socket(addr, fmt.Sprintf("the Docker socket of host %q of backend %q: whoever can use it owns the host", name, pb.Name))
+				}
+			}
 		}
 		attr := map[sdk.Kind]string{sdk.KindWorkspace: "base_path", sdk.KindAuth: "users_file"}[pb.Kind]
 		p, ok := attrs[attr].(string)

@@ -6,9 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zoe-project/zoe/core/config"
+	"github.com/zoe-project/zoe/sdk"
 )
 
 // Host paths that only the plugins' configurations or the host's links
@@ -69,5 +73,32 @@ func TestForbiddenHostPaths(t *testing.T) {
 				noChildren(t)
 			})
 		}
+	}
+}
+
+func TestPluginPaths(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///custom/docker.sock")
+	cfg := &config.Config{Dir: "/etc/zoe", PluginDir: "/opt/zoe", Plugins: []*config.Plugin{
+		{Kind: sdk.KindAuth, Name: "file"}, {Kind: sdk.KindAuth, Name: "ldap"},
+		{Kind: sdk.KindWorkspace, Name: "dir"}, {Kind: sdk.KindBackend, Name: "docker"},
+	}}
+	plugins := &Plugins{Configs: map[*config.Plugin][]byte{
+		cfg.Plugins[0]: []byte(`{"users_file": "users.csv"}`),
+		cfg.Plugins[1]: []byte(`{"server": "ldaps://x"}`),
+		cfg.Plugins[2]: []byte(`{"base_path": "/srv/ws", "deployment_path": null}`),
+		cfg.Plugins[3]: []byte(`{"host": {"n1": {"address": "unix:///run/other.sock"}, "n2": {"address": "tcp://10.0.0.1:2376"}}}`),
+	}}
+	var got []string
+	for _, r := range pluginPaths(cfg, plugins, "/usr/bin/zoe") {
+		got = append(got, r.Path+" "+r.Why)
+	}
+	want := []string{
+		"/custom/docker.sock the Docker socket (DOCKER_HOST): whoever can use it owns the host",
+		`/etc/zoe/users.csv the users file (users_file of auth "file")`,
+		`/srv/ws the users' workspaces (base_path of workspace "dir")`,
+		`/run/other.sock the Docker socket of host "n1" of backend "docker": whoever can use it owns the host`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
