@@ -68,6 +68,33 @@ service_logs {
   max_files     = 3
 }
 
+# The container policy, applied when a ZApp is submitted (a refusal is a 400
+# naming the JSON path and the rule) and again before every start. This file
+# is the only place of trust: admins' own ZApps and shop entries get no more
+# than what it grants to their role. Without this block: no host path may be
+# mounted, any image runs, containers run as the owner's uid:gid from the auth
+# source or else 65534:65534, never as root, with no-new-privileges and every
+# capability dropped.
+# containers {
+#   run_as                     = "65534:65534" # uid:gid of users the auth source gives no ids for
+#   allow_root                 = false         # true: those users' containers keep the image's user; uid 0 allowed
+#   allow_privilege_escalation = false         # true: setuid binaries work (no no-new-privileges)
+#   keep_capabilities          = false         # true: the engine's default capabilities, not none
+#
+#   # Images ZApps may run, as the ZApp writes them; * matches any characters
+#   # but '/' (Go's path.Match). Absent or empty: any image.
+#   images = ["zoe/*", "registry.example.org/lab/*"]
+#
+#   # Host directories ZApps may mount, and everything under them (paths are
+#   # cleaned; ".." and symbolic links leading out are refused). Never
+#   # allowed: /, the Docker socket, /proc, /sys, /dev, /etc, /root, /boot,
+#   # data_dir, the workspaces' base_path, the users file, this file.
+#   host_path "/srv/datasets" {
+#     read_only = true             # default; a ZApp asking read-write is refused
+#     # roles   = ["user", "admin"] # default: every role
+#   }
+# }
+
 # Plugins: one labelled block per plugin in use, the label being the plugin's
 # name (binary zoe-plugin-<kind>-<label>). Besides the plugin's own settings,
 # every plugin block accepts:

@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zoe-project/zoe/core/config"
+	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
 func zappCmd() *cobra.Command {
@@ -81,24 +83,47 @@ func readZApp(file string, l zapp.Limits) (*zapp.App, error) {
 	return zapp.Load(data, l)
 }
 
+// zappPolicy is the container policy of a valid configuration file; nil
+// without one. The plugins' directories are not known offline.
+func zappPolicy(file string) *policy.Policy {
+	if file == "" {
+		return nil
+	}
+	cfg, _ := config.Load(file)
+	p := cfg.Containers.Policy(cfg.ReservedPaths()...)
+	return &p
+}
+
 func zappValidateCmd() *cobra.Command {
-	var configFile string
+	var configFile, role string
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check ZApp descriptions offline and list every problem",
 		Long: "Checks ZApp descriptions (format version 3) and prints every problem as FILE: PATH: message. " +
 			"Per-service limits come from the limits block of --config FILE, else the defaults " +
-			"(16 cores, 64 GiB). Exits 1 when a file is invalid.",
+			"(16 cores, 64 GiB); with --config, the container policy of its containers block applies too, " +
+			"for a submitter of --role. Exits 1 when a file is invalid.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := auth.ParseRole(role)
+			if err != nil {
+				return fmt.Errorf("--role %q: use guest, user or admin", role)
+			}
 			limits, _, _, err := zappSettings(configFile, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			pol := zappPolicy(configFile)
 			out := cmd.OutOrStdout()
 			invalid := 0
 			for _, file := range args {
-				if _, err := readZApp(file, limits); err != nil {
+				app, err := readZApp(file, limits)
+				if err == nil && pol != nil {
+					if probs := pol.Check(app, r); probs != nil {
+						err = probs
+					}
+				}
+				if err != nil {
 					invalid++
 					printProblems(out, file, err)
 					continue
@@ -116,7 +141,8 @@ func zappValidateCmd() *cobra.Command {
 			return fmt.Errorf("%d of %d files are invalid", invalid, len(args))
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "Zoe configuration file whose limits apply")
+	cmd.Flags().StringVar(&configFile, "config", "", "Zoe configuration file whose limits and container policy apply")
+	cmd.Flags().StringVar(&role, "role", string(auth.RoleUser), "the submitter's role, for the container policy of --config")
 	return cmd
 }
 

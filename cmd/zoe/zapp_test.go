@@ -57,6 +57,8 @@ func TestZAppValidateCLI(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.json")
 	limits := zappFile(t, "zoe.hcl", "limits {\n  max_service_memory = \"6GiB\"\n  max_service_cores = 2\n}\n")
 	badConfig := zappFile(t, "bad.hcl", "limits {\n  max_service_cores = 0\n}\n")
+	policyConfig := zappFile(t, "policy.hcl", "containers {\n  host_path \"/srv/datasets\" {}\n"+
+		"  host_path \"/scratch\" {\n    read_only = false\n    roles = [\"admin\"]\n  }\n}\n")
 
 	cases := []struct {
 		name   string
@@ -94,6 +96,19 @@ func TestZAppValidateCLI(t *testing.T) {
 				jupyter + ": services[0].resources.cores.max: must be at most 2 (the administrative limit max_service_cores), got 4",
 			},
 			err: "2 of 2 files are invalid"},
+		{name: "the container policy of the configuration", args: []string{"-config", policyConfig, jupyter, batch},
+			stdout: []string{
+				jupyter + ": valid",
+				batch + ": services[0].volumes[0].path: /data/imagenet is not under a host path the administrator allows (allowed: /srv/datasets read-only)",
+				batch + ": services[0].volumes[1].path: /scratch/zoe is under /scratch, which the administrator allows only for the roles admin",
+			},
+			err: "1 of 2 files is invalid"},
+		{name: "the container policy for admins", args: []string{"-config", policyConfig, "--role", "admin", batch},
+			stdout: []string{
+				batch + ": services[0].volumes[0].path: /data/imagenet is not under a host path the administrator allows (allowed: /srv/datasets read-only, /scratch read-write)",
+			},
+			err: batch + " is invalid"},
+		{name: "an unknown role", args: []string{"-config", policyConfig, "--role", "root", batch}, err: `--role "root"`},
 		{name: "broken configuration", args: []string{"--config", badConfig, spark},
 			stderr: "Invalid core limit", err: "configuration " + badConfig + " is invalid"},
 		{name: "no file", args: []string{}, err: "requires at least 1 arg"},

@@ -56,6 +56,8 @@ type Config struct {
 	Limits    Limits
 	// ServiceLogs bounds the files the services' output is kept in.
 	ServiceLogs ServiceLogs
+	// Containers is the container policy.
+	Containers Containers
 
 	// Plugins are the auth, workspace and backend blocks in file order.
 	Plugins []*Plugin
@@ -199,6 +201,7 @@ func newConfig(filename string) *Config {
 		Scheduler:      Scheduler{Policy: DefaultPolicy, Placement: DefaultPlacement},
 		Limits:         Limits{MaxServiceCores: DefaultMaxCores, MaxServiceMemory: DefaultMaxMemory},
 		ServiceLogs:    ServiceLogs{MaxFileSize: DefaultLogFileSize, MaxFiles: DefaultLogFiles},
+		Containers:     defaultContainers(),
 		Files:          map[string]*hcl.File{},
 	}
 }

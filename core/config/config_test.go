@@ -13,7 +13,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
 // at renders where a diagnostic is reported: "file:LINE,COL: Summary".
@@ -309,6 +311,10 @@ func TestLoadFull(t *testing.T) {
 		Scheduler:   Scheduler{Policy: "DYNSIZE", Placement: "waterfill", Backfill: true},
 		Limits:      Limits{MaxServiceCores: 2.5, MaxServiceMemory: 3 << 29},
 		ServiceLogs: ServiceLogs{MaxFileSize: 1 << 20, MaxFiles: 5},
+		Containers: Containers{RunAs: policy.IDs{UID: 1000, GID: 100}, AllowRoot: true, AllowPrivilegeEscalation: true,
+			KeepCapabilities: true, Images: []string{"zoe/*", "registry.example.org/lab/*"},
+			HostPaths: []HostPath{{Path: "/srv/datasets", ReadOnly: true},
+				{Path: "/srv/scratch", Roles: []auth.Role{auth.RoleAdmin, auth.RoleUser}}}},
 		Plugins: []*Plugin{
 			{Kind: sdk.KindAuth, Name: "ldap", Checksum: sum, StartTimeout: time.Minute},
 			{Kind: sdk.KindAuth, Name: "file", StartTimeout: DefaultStartTimeout, Binary: filepath.Join(dir, "bin/zoe-auth-file")},
@@ -322,6 +328,9 @@ func TestLoadFull(t *testing.T) {
 			t.Errorf("plugin %s: body %v, defined at line %d, want %d", p.Name, p.Body, p.DefRange.Start.Line, defLines[i])
 		}
 		p.Body, p.DefRange = nil, hcl.Range{}
+	}
+	for i := range cfg.Containers.HostPaths {
+		cfg.Containers.HostPaths[i].Range = hcl.Range{}
 	}
 	if cfg.Files[path] == nil {
 		t.Errorf("Files lacks %s: %v", path, cfg.Files)
@@ -348,6 +357,7 @@ func TestParseDefaults(t *testing.T) {
 			Scheduler:   Scheduler{Policy: "FIFO", Placement: "average"},
 			Limits:      Limits{MaxServiceCores: 16, MaxServiceMemory: 64 << 30},
 			ServiceLogs: ServiceLogs{MaxFileSize: DefaultLogFileSize, MaxFiles: DefaultLogFiles},
+			Containers:  Containers{RunAs: policy.IDs{UID: policy.Nobody, GID: policy.Nobody}},
 		}
 		cfg.Files = nil
 		if !reflect.DeepEqual(cfg, want) {

@@ -34,6 +34,7 @@ func rootSchema() *hcl.BodySchema {
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"}, {Type: "state"}, {Type: "scheduler"}, {Type: "limits"}, {Type: "service_logs"},
+			{Type: "containers"},
 		},
 	}
 	for _, k := range sdk.Kinds() {
@@ -123,8 +124,11 @@ func (d *decoder) root(body hcl.Body) {
 			d.limits(b)
 		case "service_logs":
 			d.serviceLogs(b)
+		case "containers":
+			d.containers(b)
 		}
 	}
+	d.checkHostPaths()
 }
 
 func (d *decoder) tls(b *hcl.Block) {

@@ -66,6 +66,7 @@ func Validate(ctx context.Context, opts Options) error {
 	plugins, d := StartPlugins(ctx, newLogger(opts, level.String()), cfg, opts.Executable, true, opts.Timing)
 	plugins.Stop()
 	diags = append(diags, d...)
+	diags = append(diags, checkContainers(cfg, plugins, opts.Executable)...)
 	if !diags.HasErrors() || len(cfg.Plugins) > 0 {
 		diags = append(diags, checkServing(cfg)...)
 	}
@@ -113,6 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
 	defer plugins.Stop()
 	diags = append(diags, d...)
+	diags = append(diags, checkContainers(cfg, plugins, opts.Executable)...)
 	if err := report(opts, cfg, diags); err != nil {
 		return err
 	}
@@ -130,7 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 		apiCfg.Shop = zshop
 	}
 	if plugins.Backend != nil && plugins.Workspace != nil {
-		eng, err := newEngine(log, cfg, store, plugins, serviceLogs)
+		eng, err := newEngine(log, cfg, store, plugins, serviceLogs, opts.Executable)
 		if err != nil {
 			return err
 		}
@@ -201,7 +203,7 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store) (*engine.Engine, error) {
+func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store, exe string) (*engine.Engine, error) {
 	policy, err := scheduler.ParsePolicy(cfg.Scheduler.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler policy in %s: %w", cfg.File, err)
@@ -215,9 +217,10 @@ func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins 
 		Deployment: cfg.DeploymentName, Policy: policy, Placement: placement, Backfill: cfg.Scheduler.Backfill,
 		// The back-ends pull missing images; one that cannot refuses the
 		// start and the execution ends in error.
-		CanPull: true,
-		Limits:  zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
-		Logs:    serviceLogs,
+		CanPull:    true,
+		Limits:     zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
+		Containers: containerPolicy(cfg, plugins, exe),
+		Logs:       serviceLogs,
 	})
 }
 

@@ -24,6 +24,8 @@ type Plugins struct {
 	Auth      []pluginhost.Auth
 	Workspace *pluginhost.Workspace
 	Backend   *pluginhost.Plugin
+	// Configs are the configurations the plugins accepted, by block.
+	Configs map[*config.Plugin][]byte
 }
 
 // Stop stops every plugin.
@@ -50,7 +52,7 @@ func StartPlugins(ctx context.Context, log hclog.Logger, cfg *config.Config, exe
 	if pluginDir == "" {
 		pluginDir = filepath.Dir(exe)
 	}
-	out := &Plugins{}
+	out := &Plugins{Configs: map[*config.Plugin][]byte{}}
 	evalCtx := cfg.EvalContext()
 	for _, pb := range cfg.Plugins {
 		path, err := binary(pluginDir, pb)
@@ -111,6 +113,7 @@ func StartPlugins(ctx context.Context, log hclog.Logger, cfg *config.Config, exe
 			continue
 		}
 		out.All = append(out.All, p)
+		out.Configs[pb] = cfgJSON
 		switch pb.Kind {
 		case sdk.KindAuth:
 			out.Auth = append(out.Auth, pluginhost.Auth{Plugin: p})

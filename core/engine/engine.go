@@ -73,6 +73,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/core/logs"
+	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
@@ -115,6 +116,9 @@ type Config struct {
 	CanPull bool
 	// Limits are the per-service limits descriptions are validated against.
 	Limits zapp.Limits
+	// Containers is the container policy, applied at submission and again
+	// before every start; its zero value is the strictest.
+	Containers policy.Policy
 	// ProxyBase prefixes the proxy paths of the services' ports.
 	ProxyBase string
 	// StopGrace is how long a service has to stop before it is killed;

@@ -33,6 +33,17 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		e.log.Warn("cannot read an execution's owner", "execution", ex.ID, "error", err)
 		return
 	}
+	runAs, sec, err := e.cfg.Containers.Run(user.UID, user.GID)
+	if err != nil {
+		msg := err.Error()
+		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		return
+	}
+	// The services run as these ids, so the workspace is theirs; they are
+	// the owner's when the auth source gives them, else run_as.
+	if ids := e.cfg.Containers.IDs(user.UID, user.GID); ids != nil {
+		user.UID, user.GID = &ids.UID, &ids.GID
+	}
 	mount, err := e.cfg.Workspace.Prepare(ctx, workspace.User{Username: user.Username, UID: user.UID, GID: user.GID})
 	if err != nil {
 		if ctx.Err() == nil && !transient(err) {
@@ -40,6 +51,12 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 			e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
 		}
 		e.log.Warn("cannot prepare a workspace", "execution", ex.ID, "user", user.Username, "error", err)
+		return
+	}
+	if err := e.admit(ex, user, mount); err != nil {
+		msg := err.Error()
+		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		e.log.Warn("the container policy refuses an execution", "execution", ex.ID, "error", err)
 		return
 	}
 	sortJobs(jobs)
@@ -79,7 +96,7 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		errs := make([]error, j-i)
 		for k := i; k < j; k++ {
 			wg.Go(func() {
-				errs[k-i] = e.startOne(ctx, ex, jobs[k], insts[jobs[k].sv.Name], netID, mount, userSpec(user), addrs)
+				errs[k-i] = e.startOne(ctx, ex, jobs[k], insts[jobs[k].sv.Name], netID, mount, runAs, sec, addrs)
 			})
 		}
 		wg.Wait()
@@ -158,17 +175,25 @@ func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string,
 	return id, nil
 }
 
-// userSpec is who the owner's containers run as: their uid:gid when the
-// auth source knows them, so that what they write in their workspace is
-// theirs; else the image's user.
-func userSpec(u state.User) string {
-	switch {
-	case u.UID != nil && u.GID != nil:
-		return fmt.Sprintf("%d:%d", *u.UID, *u.GID)
-	case u.UID != nil:
-		return strconv.FormatUint(uint64(*u.UID), 10)
+// admit applies the container policy again just before a start: the
+// description may have been stored under a policy since tightened, the
+// owner's role may have changed, and the host paths may have become
+// symbolic links since the submission.
+func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Mount) error {
+	app, err := zapp.Load(ex.Description, e.cfg.Limits)
+	if err != nil {
+		return fmt.Errorf("the description is no longer valid: %w", err)
 	}
-	return ""
+	// The owner's workspace is mounted at /mnt/workspace; a ZApp volume
+	// holding it would hold the other users' too.
+	if probs := e.cfg.Containers.Check(app, user.Role, mount.HostPath); probs != nil {
+		msgs := make([]string, len(probs))
+		for i, p := range probs {
+			msgs[i] = p.String()
+		}
+		return fmt.Errorf("the container policy refuses the ZApp: %s", strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // expand expands the stored description with the execution's id.
@@ -193,7 +218,7 @@ func (e *Engine) expand(ex state.Execution, user state.User) (map[string]zapp.In
 
 // startOne starts one service and records it. Starting a service the
 // back-end has already (a start whose answer was lost) adopts it.
-func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zapp.Instance, netID string, mount workspace.Mount, runAs string, addrs map[string]string) error {
+func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zapp.Instance, netID string, mount workspace.Mount, runAs string, sec backend.Security, addrs map[string]string) error {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
 	if in.Name == "" {
@@ -208,7 +233,7 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zap
 		return err
 	}
 	spec := e.spec(ex, in, node, netID, mount)
-	spec.User = runAs
+	spec.User, spec.Security = runAs, sec
 	st, err := e.cfg.Backend.Start(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
 		st, err = e.find(wctx, spec.Name)

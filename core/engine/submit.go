@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
 // placeholderID is the execution id of the expansion done at submission,
@@ -17,12 +19,22 @@ import (
 const placeholderID = "0"
 
 // Submit validates a ZApp description against the configured limits and
-// records a new execution of it for owner (who must have logged in: the
-// caller did RecordLogin), submitted; the next pass queues it. An invalid
-// description wraps sdk.ErrInvalidArgument and zapp.Problems; a quota
-// refusal wraps sdk.ErrResourceExhausted.
+// the container policy for the owner's role, and records a new execution
+// of it for owner (who must have logged in: the caller did RecordLogin),
+// submitted; the next pass queues it. An invalid description, or one the
+// policy refuses, wraps sdk.ErrInvalidArgument and zapp.Problems; an owner
+// whose containers the policy cannot run (uid 0) gets
+// sdk.ErrPermissionDenied; a quota refusal wraps sdk.ErrResourceExhausted.
 func (e *Engine) Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error) {
-	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Deployment: e.cfg.Deployment, ProxyBase: e.cfg.ProxyBase})
+	user, err := e.cfg.Store.GetUser(ctx, owner)
+	if err != nil {
+		return state.Execution{}, err
+	}
+	if _, _, err := e.cfg.Containers.Run(user.UID, user.GID); err != nil {
+		return state.Execution{}, err
+	}
+	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Deployment: e.cfg.Deployment,
+		ProxyBase: e.cfg.ProxyBase, Containers: e.cfg.Containers, Role: user.Role})
 	if err != nil {
 		return state.Execution{}, err
 	}
@@ -34,11 +46,14 @@ func (e *Engine) Submit(ctx context.Context, owner, name string, description []b
 	return ex, nil
 }
 
-// Submission is what NewExecution needs of the engine's configuration.
+// Submission is what NewExecution needs of the engine's configuration,
+// and the submitter's role, which the container policy may depend on.
 type Submission struct {
 	Limits     zapp.Limits
 	Deployment string
 	ProxyBase  string
+	Containers policy.Policy
+	Role       auth.Role
 }
 
 // NewExecution is the execution Submit records for a ZApp description:
@@ -48,6 +63,9 @@ func NewExecution(owner, name string, description []byte, sub Submission) (state
 	app, err := zapp.Load(description, sub.Limits)
 	if err != nil {
 		return state.NewExecution{}, fmt.Errorf("invalid ZApp description: %w: %w", sdk.ErrInvalidArgument, err)
+	}
+	if probs := sub.Containers.Check(app, sub.Role); probs != nil {
+		return state.NewExecution{}, fmt.Errorf("the container policy refuses the ZApp: %w: %w", sdk.ErrInvalidArgument, probs)
 	}
 	if name == "" {
 		name = app.Name

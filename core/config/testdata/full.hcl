@@ -48,3 +48,18 @@ service_logs {
   max_file_size = "1MiB"
   max_files     = 5
 }
+
+containers {
+  run_as                     = "1000:100"
+  allow_root                 = true
+  allow_privilege_escalation = true
+  keep_capabilities          = true
+  images                     = ["zoe/*", "registry.example.org/lab/*"]
+
+  host_path "/srv/datasets/" {
+  }
+  host_path "/srv/scratch" {
+    read_only = false
+    roles     = ["admin", "user"]
+  }
+}
