@@ -778,7 +778,7 @@ func TestOrphanRemoved(t *testing.T) {
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	// A container of this deployment the store does not know.
-	if _, err := e.ctl.Start(ctx, backend.ServiceSpec{Name: "stray", Image: "x", Environment: forever(),
+	if _, err := e.ctl.Start(ctx, backend.ServiceSpec{Name: "stray", Image: "x", User: "1000:1000", Environment: forever(),
 		Labels: map[string]string{engine.LabelExecution: "999"}}); err != nil {
 		t.Fatal(err)
 	}
