@@ -77,6 +77,7 @@ service_logs {
 # capability dropped.
 # containers {
 #   run_as                     = "65534:65534" # uid:gid of users the auth source gives no ids for
+#                                              # (default: 65534:65534 under root, else the daemon's own)
 #   allow_root                 = false         # true: those users' containers keep the image's user; uid 0 allowed
 #   allow_privilege_escalation = false         # true: setuid binaries work (no no-new-privileges)
 #   keep_capabilities          = false         # true: the engine's default capabilities, not none

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,8 @@ import (
 // Containers is the containers block: the container policy.
 type Containers struct {
 	// RunAs is who the containers of owners the auth source gives no ids
-	// for run as; default 65534:65534.
+	// for run as; default 65534:65534, or the daemon's own ids when it does
+	// not run as root.
 	RunAs                    policy.IDs
 	AllowRoot                bool
 	AllowPrivilegeEscalation bool
@@ -84,8 +86,19 @@ func (c *Config) ReservedPaths() []string {
 	return out
 }
 
+// defaultContainers is the policy without a containers block. Owners the
+// auth source gives no ids for run as nobody (65534:65534) when Zoe runs
+// as root; a daemon run by an ordinary user cannot give their workspaces to
+// nobody, so they run as that user.
 func defaultContainers() Containers {
-	return Containers{RunAs: policy.IDs{UID: policy.Nobody, GID: policy.Nobody}}
+	return Containers{RunAs: defaultRunAs(os.Geteuid(), os.Getegid())}
+}
+
+func defaultRunAs(euid, egid int) policy.IDs {
+	if euid <= 0 || egid < 0 {
+		return policy.IDs{UID: policy.Nobody, GID: policy.Nobody}
+	}
+	return policy.IDs{UID: uint32(euid), GID: uint32(egid)}
 }
 
 func (d *decoder) containers(b *hcl.Block) {

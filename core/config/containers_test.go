@@ -199,3 +199,18 @@ containers {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+func TestDefaultRunAs(t *testing.T) {
+	for _, c := range []struct {
+		euid, egid int
+		want       policy.IDs
+	}{
+		{0, 0, policy.IDs{UID: policy.Nobody, GID: policy.Nobody}},
+		{1000, 100, policy.IDs{UID: 1000, GID: 100}},
+		{-1, -1, policy.IDs{UID: policy.Nobody, GID: policy.Nobody}}, // Windows: no ids
+	} {
+		if got := defaultRunAs(c.euid, c.egid); got != c.want {
+			t.Errorf("defaultRunAs(%d, %d) = %v, want %v", c.euid, c.egid, got, c.want)
+		}
+	}
+}
