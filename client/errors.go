@@ -115,6 +115,8 @@ func codeOf(status int) string {
 		return CodeConflict
 	case http.StatusRequestEntityTooLarge:
 		return CodeTooLarge
+	case http.StatusTooManyRequests:
+		return CodeTooManyRequests
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

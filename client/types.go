@@ -46,6 +46,7 @@ const (
 	CodeConflict         = "conflict"           // 409: the state does not allow it
 	CodeQuotaExceeded    = "quota_exceeded"     // 409
 	CodeTooLarge         = "too_large"          // 413
+	CodeTooManyRequests  = "too_many_requests"  // 429: failed logins; see Retry-After
 	CodeUnavailable      = "unavailable"        // 503: a plugin or the store does not answer
 	CodeInternal         = "internal"           // 500: a bug, never bad input
 )

@@ -7,19 +7,21 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/shop"
@@ -115,6 +117,14 @@ type Config struct {
 	// checks its caller's credentials again, so that a revoked or expired
 	// token, a disabled user or a demoted one loses it; default 5 s.
 	StreamRecheck time.Duration
+	// PasswordChecks bounds the password checks that run at once;
+	// default the number of cores.
+	PasswordChecks int
+	// Throttle is the throttling of failed logins; zero: DefaultThrottle.
+	Throttle Throttle
+	// Connections, when not nil, counts the server's connections (shown
+	// to admins).
+	Connections interface{ Stats() httplimit.Stats }
 }
 
 // Server is the HTTP API.
@@ -124,7 +134,11 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []route
 	creds  *credentialCache
-	checks singleflight.Group // password checks in progress
+	checks sharedChecks // password checks in progress
+	// passwords bounds the password checks, throttle counts the failed
+	// ones (throttle.go).
+	passwords *passwordQueue
+	throttle  *throttle
 	// openAPIBody is the encoded OpenAPI document.
 	openAPIBody func() ([]byte, error)
 	// touches keeps the writes of tokens' last use to one per token.
@@ -165,6 +179,7 @@ func New(log hclog.Logger, cfg Config) *Server {
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
 		csrf:    http.NewCrossOriginProtection(),
 		buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
+	s.passwords, s.throttle = newPasswordQueue(cmp.Or(max(cfg.PasswordChecks, 0), runtime.NumCPU()), maxWaitingChecks), newThrottle(cfg.Throttle, log)
 	s.routes = s.table()
 	s.openAPIBody = sync.OnceValues(func() ([]byte, error) {
 		var buf bytes.Buffer

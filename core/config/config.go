@@ -56,6 +56,8 @@ type Config struct {
 	Limits    Limits
 	// ServiceLogs bounds the files the services' output is kept in.
 	ServiceLogs ServiceLogs
+	// HTTP bounds the API server's connections and deadlines.
+	HTTP HTTP
 
 	// Plugins are the auth, workspace and backend blocks in file order.
 	Plugins []*Plugin

@@ -34,6 +34,7 @@ func rootSchema() *hcl.BodySchema {
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"}, {Type: "state"}, {Type: "scheduler"}, {Type: "limits"}, {Type: "service_logs"},
+			{Type: "http"},
 		},
 	}
 	for _, k := range sdk.Kinds() {
@@ -123,6 +124,8 @@ func (d *decoder) root(body hcl.Body) {
 			d.limits(b)
 		case "service_logs":
 			d.serviceLogs(b)
+		case "http":
+			d.http(b)
 		}
 	}
 }
