@@ -187,7 +187,7 @@ func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, passwor
 	defer leave()
 	select {
 	case <-c.done:
-		return c.res.user, s.judged(ctx, name, c.res.fail)
+		return c.res.user, c.res.fail
 	case <-ctx.Done():
 		// The client left; the check goes on for the others, if any.
 		return state.User{}, &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the request ended before its credentials were checked"}

@@ -100,7 +100,7 @@ func (t *throttle) wait(name, addr string) time.Duration {
 			until = s.until
 		}
 	}
-	return until.Sub(now)
+	return max(0, until.Sub(now))
 }
 
 // suspect tells whether a login of name from addr follows recent failures
@@ -147,9 +147,13 @@ func (st *strikeTable) fail(key, name, addr string, now time.Time) time.Duration
 	s := st.m[key]
 	if s == nil {
 		st.makeRoom(now)
-		s = &strikes{addr: addr}
-		if st.kind != "address" {
-			s.name = name
+		switch st.kind {
+		case "address":
+			s = &strikes{addr: addr}
+		case "user":
+			s = &strikes{name: name}
+		default:
+			s = &strikes{name: name, addr: addr}
 		}
 		st.m[key] = s
 	}
@@ -281,7 +285,9 @@ func retrySeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// judged counts the outcome of a password check of name for ctx's client.
+// judged counts the outcome of a password check of name for ctx's client:
+// one check, shared by concurrent requests with the same credentials, is
+// one guess.
 func (s *Server) judged(ctx context.Context, name string, f *failure) *failure {
 	addr := clientAddress(ctx)
 	switch {
@@ -295,7 +301,7 @@ func (s *Server) judged(ctx context.Context, name string, f *failure) *failure {
 }
 
 // passwordCheck runs a check of name's password through the queue of
-// password checks.
+// password checks, and counts its outcome for the client that started it.
 func (s *Server) passwordCheck(ctx context.Context, suspect bool, name, password string) checked {
 	release, err := s.passwords.acquire(ctx, suspect)
 	if err == errQueueFull {
@@ -306,7 +312,7 @@ func (s *Server) passwordCheck(ctx context.Context, suspect bool, name, password
 	}
 	defer release()
 	u, f := s.checkPassword(ctx, name, password)
-	return checked{u, f}
+	return checked{u, s.judged(ctx, name, f)}
 }
 
 // refuse sends an authentication failure: a 429 with Retry-After the time

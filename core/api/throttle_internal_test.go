@@ -1,0 +1,324 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/testutil"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+)
+
+// clock is a settable time for the throttle.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func testThrottle(cfg Throttle) (*throttle, *clock) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	t := newThrottle(cfg, hclog.NewNullLogger())
+	t.now = c.now
+	return t, c
+}
+
+func TestThrottlePair(t *testing.T) {
+	th, c := testThrottle(Throttle{})
+	for i := 1; i < DefaultThrottle.Pair.After; i++ {
+		if d := th.failed("alice", "10.0.0.1"); d != 0 {
+			t.Fatalf("failure %d locks for %s", i, d)
+		}
+	}
+	// Suspect: whatever follows failures from the address or for the name.
+	for _, tc := range []struct {
+		name, addr string
+		want       bool
+	}{{"alice", "10.0.0.1", true}, {"bob", "10.0.0.1", true}, {"alice", "10.0.0.2", true}, {"bob", "10.0.0.2", false}} {
+		if got := th.suspect(tc.name, tc.addr); got != tc.want {
+			t.Errorf("suspect(%s, %s) = %v", tc.name, tc.addr, got)
+		}
+	}
+	// The After-th failure locks for Base, each further one twice longer,
+	// at most Max.
+	want := time.Second
+	for range 15 {
+		if d := th.failed("alice", "10.0.0.1"); d != want {
+			t.Fatalf("lock %s, want %s", d, want)
+		}
+		if d := th.wait("alice", "10.0.0.1"); d != want {
+			t.Fatalf("wait %s, want %s", d, want)
+		}
+		if d := th.wait("bob", "10.0.0.1"); d != 0 {
+			t.Fatalf("another user from the address waits %s", d)
+		}
+		c.add(want)
+		if d := th.wait("alice", "10.0.0.1"); d != 0 {
+			t.Fatalf("after the lock: wait %s", d)
+		}
+		want = min(2*want, DefaultThrottle.Pair.Max)
+	}
+	// Failures are forgotten after a while.
+	c.add(DefaultThrottle.Pair.Forget)
+	if d := th.failed("alice", "10.0.0.1"); d != 0 {
+		t.Errorf("after Forget: lock %s", d)
+	}
+	// A success clears the pair and the address.
+	for range 10 {
+		th.failed("alice", "10.0.0.1")
+	}
+	th.succeeded("alice", "10.0.0.1")
+	if d := th.wait("alice", "10.0.0.1"); d != 0 || th.suspect("alice", "10.0.0.1") {
+		t.Errorf("after a success: wait %s, suspect %v", d, th.suspect("alice", "10.0.0.1"))
+	}
+}
+
+func TestThrottleAddressAndName(t *testing.T) {
+	th, c := testThrottle(Throttle{})
+	// One address trying many names is locked as an address.
+	for i := range DefaultThrottle.Address.After {
+		th.failed(fmt.Sprintf("user%d", i), "10.0.0.9")
+	}
+	if d := th.wait("someone", "10.0.0.9"); d != time.Second {
+		t.Errorf("address lock: %s", d)
+	}
+	if d := th.wait("someone", "10.0.0.10"); d != 0 {
+		t.Errorf("another address: %s", d)
+	}
+
+	// Many addresses trying one name lock the name, briefly, except from
+	// where the user logged in before.
+	th.succeeded("carol", "192.0.2.1")
+	for i := range 200 {
+		th.failed("carol", fmt.Sprintf("198.51.100.%d", i))
+		if d := th.wait("carol", "203.0.113.1"); d > DefaultThrottle.Name.Max {
+			t.Fatalf("the name's lock %s exceeds its bound", d)
+		}
+		c.add(time.Second)
+	}
+	if d := th.wait("carol", "203.0.113.1"); d <= 0 || d > DefaultThrottle.Name.Max {
+		t.Errorf("a new address waits %s, want up to %s", d, DefaultThrottle.Name.Max)
+	}
+	if !th.suspect("carol", "203.0.113.1") {
+		t.Error("a login of an attacked name from a new address is not suspect")
+	}
+	if d := th.wait("carol", "192.0.2.1"); d != 0 || th.suspect("carol", "192.0.2.1") {
+		t.Errorf("from the address carol logged in from: wait %s, suspect %v", d, th.suspect("carol", "192.0.2.1"))
+	}
+
+	list := th.list(10)
+	if len(list) != 10 || list[0] != (client.LoginFailures{Kind: "user", Username: "carol", Failures: 200,
+		LastFailure: c.t.Add(-time.Second), LockedUntil: list[0].LockedUntil}) || list[0].LockedUntil == nil {
+		t.Errorf("list: %+v", list)
+	}
+	if list[1].Kind != "address" || list[1].Address != "10.0.0.9" || list[1].Failures != DefaultThrottle.Address.After || list[1].LockedUntil != nil {
+		t.Errorf("second in the list: %+v", list[1])
+	}
+}
+
+func TestThrottleMemoryBound(t *testing.T) {
+	rule := ThrottleRule{After: 3, Base: time.Second, Max: time.Minute, Forget: time.Hour, MaxRemembered: 50}
+	th, _ := testThrottle(Throttle{Address: rule, Pair: rule, Name: rule, KnownFor: time.Hour})
+	for i := range 1000 {
+		name, addr := fmt.Sprintf("u%d", i), fmt.Sprintf("10.1.%d.%d", i/256, i%256)
+		th.failed(name, addr)
+		th.succeeded(name, "10.9.9.9")
+	}
+	for _, n := range []int{len(th.addrs.m), len(th.pairs.m), len(th.names.m), len(th.known)} {
+		if n > 50 {
+			t.Errorf("tables hold %d, %d, %d and %d entries, want at most 50", len(th.addrs.m), len(th.pairs.m), len(th.names.m), len(th.known))
+			break
+		}
+	}
+}
+
+func TestPasswordQueue(t *testing.T) {
+	q := newPasswordQueue(1, 3)
+	hold, err := q.acquire(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		order []string
+		wg    sync.WaitGroup
+	)
+	start := func(name string, suspect bool, ctx context.Context) {
+		wg.Go(func() {
+			release, err := q.acquire(ctx, suspect)
+			mu.Lock()
+			if err != nil {
+				order = append(order, name+" "+err.Error())
+			} else {
+				order = append(order, name)
+			}
+			mu.Unlock()
+			if err == nil {
+				release()
+			}
+		})
+	}
+	waiting := func(n, suspect int) {
+		t.Helper()
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%d waiting, %d suspect", n, suspect), func() (bool, string) {
+			s := q.stats()
+			return s.Waiting == n && s.WaitingSuspect == suspect, fmt.Sprintf("%+v", s)
+		})
+	}
+	start("s1", true, t.Context())
+	waiting(0, 1)
+	start("s2", true, t.Context())
+	waiting(0, 2)
+	gone, cancel := context.WithCancel(t.Context())
+	start("n1", false, gone)
+	waiting(1, 2)
+	// Full: a suspect one is refused, an ordinary one takes the place of
+	// the newest suspect one.
+	if _, err := q.acquire(t.Context(), true); !errors.Is(err, errQueueFull) {
+		t.Errorf("a suspect check in a full queue: %v", err)
+	}
+	start("n2", false, t.Context())
+	waiting(2, 1)
+	// A check given up leaves the queue.
+	cancel()
+	waiting(1, 1)
+	hold()
+	wg.Wait()
+	want := []string{"s2 " + errQueueFull.Error(), "n1 context canceled", "n2", "s1"}
+	if !slices.Equal(order, want) {
+		t.Errorf("order %q, want %q", order, want)
+	}
+	if s := q.stats(); s.Running != 0 || s.Refused != 2 {
+		t.Errorf("stats at the end: %+v", s)
+	}
+}
+
+// recordingAuth holds every check until its gate opens, and records whom
+// it checked.
+type recordingAuth struct {
+	gate    chan struct{}
+	mu      sync.Mutex
+	checked []string
+}
+
+func (a *recordingAuth) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return auth.Identity{}, err
+	}
+	a.mu.Lock()
+	a.checked = append(a.checked, user)
+	a.mu.Unlock()
+	<-a.gate
+	if password != user+"-secret" {
+		return auth.Identity{}, sdk.ErrInvalidCredentials
+	}
+	return auth.Identity{Username: user, Role: auth.RoleUser}, nil
+}
+
+func (a *recordingAuth) users() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.checked)
+}
+
+// TestPasswordChecksQueued: one check at a time; a check whose clients all
+// left is never made; a wrong guess from an address with failures waits
+// behind a user with no failures; a locked client gets 429 with
+// Retry-After.
+func TestPasswordChecksQueued(t *testing.T) {
+	st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := &recordingAuth{gate: make(chan struct{})}
+	s := New(nil, Config{Store: st, Auth: []Authenticator{a}, PasswordChecks: 1})
+
+	get := func(ctx context.Context, user, password, from string) chan int {
+		done := make(chan int, 1)
+		go func() {
+			req := httptest.NewRequestWithContext(ctx, "GET", "/api/v1/me", nil)
+			req.RemoteAddr = from + ":40000"
+			req.SetBasicAuth(user, password)
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req)
+			if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			done <- w.Code
+		}()
+		return done
+	}
+	// The attacker's address has failures already.
+	for range 3 {
+		s.throttle.failed("mallory", "10.6.6.6")
+	}
+	first := get(t.Context(), "alice", "alice-secret", "10.0.0.1")
+	testutil.WaitFor(t, 5*time.Second, "alice's check to run", func() (bool, string) {
+		return len(a.users()) == 1, fmt.Sprint(a.users())
+	})
+	gone, cancel := context.WithCancel(t.Context())
+	abandoned := get(gone, "zed", "x", "10.0.0.2")
+	guess := get(t.Context(), "bob", "guess", "10.6.6.6")
+	testutil.WaitFor(t, 5*time.Second, "a suspect waiting", func() (bool, string) {
+		q := s.passwords.stats()
+		return q.WaitingSuspect == 1 && q.Waiting == 1, fmt.Sprintf("%+v", q)
+	})
+	right := get(t.Context(), "bob", "bob-secret", "10.0.0.3")
+	testutil.WaitFor(t, 5*time.Second, "three waiting", func() (bool, string) {
+		q := s.passwords.stats()
+		return q.Waiting == 2, fmt.Sprintf("%+v", q)
+	})
+	cancel()
+	if code := <-abandoned; code != http.StatusServiceUnavailable {
+		t.Errorf("abandoned: %d", code)
+	}
+	close(a.gate)
+	for name, c := range map[string]chan int{"alice": first, "bob": right} {
+		if code := <-c; code != http.StatusOK {
+			t.Errorf("%s: %d", name, code)
+		}
+	}
+	if code := <-guess; code != http.StatusUnauthorized {
+		t.Errorf("the guess: %d", code)
+	}
+	if got, want := a.users(), []string{"alice", "bob", "bob"}; !slices.Equal(got, want) {
+		t.Errorf("checked %q, want %q: the abandoned check is never made, the suspect one goes last", got, want)
+	}
+
+	// Four more wrong guesses lock bob from the attacker's address (5
+	// failures of the pair), not from his own.
+	for range 4 {
+		if code := <-get(t.Context(), "bob", "guess", "10.6.6.6"); code != http.StatusUnauthorized {
+			t.Fatalf("a guess: %d", code)
+		}
+	}
+	if code := <-get(t.Context(), "bob", "bob-secret", "10.6.6.6"); code != http.StatusTooManyRequests {
+		t.Errorf("the right password from the locked address: %d", code)
+	}
+	if code := <-get(t.Context(), "bob", "bob-secret", "10.0.0.3"); code != http.StatusOK {
+		t.Errorf("bob from his own address: %d", code)
+	}
+
+	// Admins see the failures.
+	list := s.throttle.list(10)
+	if !slices.ContainsFunc(list, func(f client.LoginFailures) bool {
+		return f.Kind == "user_address" && f.Username == "bob" && f.Address == "10.6.6.6" && f.LockedUntil != nil
+	}) {
+		t.Errorf("failures: %+v", list)
+	}
+	if strings.Contains(fmt.Sprint(list), "guess") {
+		t.Error("a password in the list")
+	}
+}
