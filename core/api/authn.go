@@ -199,9 +199,9 @@ func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, passwor
 // waiting; a caller that never does keeps the check going.
 func (s *Server) checkShared(ctx context.Context, name, password string) (*sharedCheck, func()) {
 	k := s.creds.sum(name, password)
-	suspect := s.throttle.suspect(name, clientAddress(ctx))
+	p := s.checkPriority(ctx, name)
 	return s.checks.join(ctx, string(k[:]), func(ctx context.Context) checked {
-		return s.passwordCheck(ctx, suspect, name, password)
+		return s.passwordCheck(ctx, p, name, password)
 	})
 }
 

@@ -10,23 +10,35 @@ import (
 // passwordQueue bounds the password checks that run at once: each costs a
 // bcrypt comparison, tens to hundreds of milliseconds of a core, and
 // unbounded they starve one another and everything else. Waiting checks
-// are served in two lines: the ordinary ones first, then the suspect ones
-// (recent failures from the address or for the user name), so that a
-// crowd of wrong guesses waits behind a user who types the right password.
+// are served in lines by priority: first users the store knows, with no
+// recent failure; then names it does not know; last the suspect ones
+// (recent failures from the address or for the name). A crowd of wrong
+// guesses thus waits behind a user who types the right password.
 type passwordQueue struct {
 	mu    sync.Mutex
 	free  int // places free to run a check
 	slots int
 	// maxWaiting bounds the checks that wait; more are refused.
-	maxWaiting      int
-	normal, suspect []*pqWaiter
-	refused         uint64
+	maxWaiting int
+	lines      [priorities][]*pqWaiter
+	refused    uint64
 }
+
+// Priorities of password checks, first served first.
+const (
+	trusted priority = iota
+	unknownName
+	suspect
+	priorities
+)
+
+type priority int
 
 type pqWaiter struct {
 	ready chan struct{} // closed once granted or evicted
-	// granted: the waiter holds a place; evicted: a normal check took its
-	// place in the full queue. Both under the queue's lock.
+	// granted: the waiter holds a place; evicted: a check of a higher
+	// priority took its place in the full queue. Both under the queue's
+	// lock.
 	granted, evicted bool
 }
 
@@ -37,35 +49,43 @@ func newPasswordQueue(slots, maxWaiting int) *passwordQueue {
 	return &passwordQueue{free: slots, slots: slots, maxWaiting: maxWaiting}
 }
 
+func (q *passwordQueue) waiting() int {
+	n := 0
+	for _, l := range q.lines {
+		n += len(l)
+	}
+	return n
+}
+
 // acquire waits for a place to run a check, until ctx ends; release gives
-// it back. A suspect check waits behind every ordinary one, and is the one
-// refused when the queue is full.
-func (q *passwordQueue) acquire(ctx context.Context, suspect bool) (release func(), err error) {
+// it back. When the queue is full, the newest check of the lowest priority
+// below p is refused to make room, or else this one.
+func (q *passwordQueue) acquire(ctx context.Context, p priority) (release func(), err error) {
 	q.mu.Lock()
 	if q.free > 0 {
 		q.free--
 		q.mu.Unlock()
 		return q.release, nil
 	}
-	if len(q.normal)+len(q.suspect) >= q.maxWaiting {
-		if suspect || len(q.suspect) == 0 {
+	if q.waiting() >= q.maxWaiting {
+		lower := priorities - 1
+		for lower > p && len(q.lines[lower]) == 0 {
+			lower--
+		}
+		if lower <= p {
 			q.refused++
 			q.mu.Unlock()
 			return nil, errQueueFull
 		}
-		// An ordinary check takes the place of the newest suspect one.
-		last := q.suspect[len(q.suspect)-1]
-		q.suspect = q.suspect[:len(q.suspect)-1]
+		l := q.lines[lower]
+		last := l[len(l)-1]
+		q.lines[lower] = l[:len(l)-1]
 		last.evicted = true
 		close(last.ready)
 		q.refused++
 	}
 	w := &pqWaiter{ready: make(chan struct{})}
-	if suspect {
-		q.suspect = append(q.suspect, w)
-	} else {
-		q.normal = append(q.normal, w)
-	}
+	q.lines[p] = append(q.lines[p], w)
 	q.mu.Unlock()
 
 	select {
@@ -84,8 +104,7 @@ func (q *passwordQueue) acquire(ctx context.Context, suspect bool) (release func
 	case w.evicted:
 		return nil, errQueueFull
 	}
-	q.normal = slices.DeleteFunc(q.normal, func(x *pqWaiter) bool { return x == w })
-	q.suspect = slices.DeleteFunc(q.suspect, func(x *pqWaiter) bool { return x == w })
+	q.lines[p] = slices.DeleteFunc(q.lines[p], func(x *pqWaiter) bool { return x == w })
 	return nil, ctx.Err()
 }
 
@@ -95,32 +114,36 @@ func (q *passwordQueue) release() {
 	q.handOn()
 }
 
-// handOn gives a place to the first waiter, or frees it.
+// handOn gives a place to the first waiter of the first line, or frees it.
 func (q *passwordQueue) handOn() {
-	var w *pqWaiter
-	switch {
-	case len(q.normal) > 0:
-		w, q.normal = q.normal[0], q.normal[1:]
-	case len(q.suspect) > 0:
-		w, q.suspect = q.suspect[0], q.suspect[1:]
-	default:
-		q.free++
-		return
+	for p, l := range q.lines {
+		if len(l) > 0 {
+			w := l[0]
+			q.lines[p] = l[1:]
+			w.granted = true
+			close(w.ready)
+			return
+		}
 	}
-	w.granted = true
-	close(w.ready)
+	q.free++
 }
 
 // queueStats are a passwordQueue's counts.
 type queueStats struct {
-	Running, Waiting, WaitingSuspect int
-	Refused                          uint64
+	Running int
+	// Waiting by priority.
+	Waiting [priorities]int
+	Refused uint64
 }
 
 func (q *passwordQueue) stats() queueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return queueStats{Running: q.slots - q.free, Waiting: len(q.normal), WaitingSuspect: len(q.suspect), Refused: q.refused}
+	st := queueStats{Running: q.slots - q.free, Refused: q.refused}
+	for p, l := range q.lines {
+		st.Waiting[p] = len(l)
+	}
+	return st
 }
 
 // sharedChecks lets concurrent requests with the same credentials share

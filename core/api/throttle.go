@@ -302,8 +302,8 @@ func (s *Server) judged(ctx context.Context, name string, f *failure) *failure {
 
 // passwordCheck runs a check of name's password through the queue of
 // password checks, and counts its outcome for the client that started it.
-func (s *Server) passwordCheck(ctx context.Context, suspect bool, name, password string) checked {
-	release, err := s.passwords.acquire(ctx, suspect)
+func (s *Server) passwordCheck(ctx context.Context, p priority, name, password string) checked {
+	release, err := s.passwords.acquire(ctx, p)
 	if err == errQueueFull {
 		return checked{fail: &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "too many logins are being checked; try again"}}
 	}
@@ -313,6 +313,19 @@ func (s *Server) passwordCheck(ctx context.Context, suspect bool, name, password
 	defer release()
 	u, f := s.checkPassword(ctx, name, password)
 	return checked{u, s.judged(ctx, name, f)}
+}
+
+// checkPriority is the priority of a check of name's password for ctx's
+// client: suspect after recent failures, below the users the store knows
+// when it does not know the name.
+func (s *Server) checkPriority(ctx context.Context, name string) priority {
+	if s.throttle.suspect(name, clientAddress(ctx)) {
+		return suspect
+	}
+	if _, err := s.cfg.Store.GetUser(ctx, name); err != nil {
+		return unknownName
+	}
+	return trusted
 }
 
 // refuse sends an authentication failure: a 429 with Retry-After the time
@@ -332,7 +345,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, f *failure) {
 func (s *Server) getLogins(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	q := s.passwords.stats()
 	out := client.Logins{Failures: s.throttle.list(maxListedFailures), PasswordChecks: client.PasswordChecks{
-		Running: q.Running, Waiting: q.Waiting, WaitingSuspect: q.WaitingSuspect, Refused: q.Refused}}
+		Running: q.Running, Waiting: q.Waiting[trusted] + q.Waiting[unknownName], WaitingSuspect: q.Waiting[suspect], Refused: q.Refused}}
 	if out.Failures == nil {
 		out.Failures = []client.LoginFailures{}
 	}

@@ -145,7 +145,7 @@ func TestThrottleMemoryBound(t *testing.T) {
 
 func TestPasswordQueue(t *testing.T) {
 	q := newPasswordQueue(1, 3)
-	hold, err := q.acquire(t.Context(), false)
+	hold, err := q.acquire(t.Context(), trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +154,9 @@ func TestPasswordQueue(t *testing.T) {
 		order []string
 		wg    sync.WaitGroup
 	)
-	start := func(name string, suspect bool, ctx context.Context) {
+	start := func(name string, p priority, ctx context.Context) {
 		wg.Go(func() {
-			release, err := q.acquire(ctx, suspect)
+			release, err := q.acquire(ctx, p)
 			mu.Lock()
 			if err != nil {
 				order = append(order, name+" "+err.Error())
@@ -169,37 +169,40 @@ func TestPasswordQueue(t *testing.T) {
 			}
 		})
 	}
-	waiting := func(n, suspect int) {
+	waiting := func(want [priorities]int) {
 		t.Helper()
-		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%d waiting, %d suspect", n, suspect), func() (bool, string) {
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%v waiting", want), func() (bool, string) {
 			s := q.stats()
-			return s.Waiting == n && s.WaitingSuspect == suspect, fmt.Sprintf("%+v", s)
+			return s.Waiting == want, fmt.Sprintf("%+v", s)
 		})
 	}
-	start("s1", true, t.Context())
-	waiting(0, 1)
-	start("s2", true, t.Context())
-	waiting(0, 2)
+	start("s1", suspect, t.Context())
+	waiting([priorities]int{0, 0, 1})
+	start("s2", suspect, t.Context())
+	waiting([priorities]int{0, 0, 2})
 	gone, cancel := context.WithCancel(t.Context())
-	start("n1", false, gone)
-	waiting(1, 2)
-	// Full: a suspect one is refused, an ordinary one takes the place of
-	// the newest suspect one.
-	if _, err := q.acquire(t.Context(), true); !errors.Is(err, errQueueFull) {
+	start("t1", trusted, gone)
+	waiting([priorities]int{1, 0, 2})
+	// Full: a suspect check is refused; one of a higher priority takes the
+	// place of the newest of the lowest.
+	if _, err := q.acquire(t.Context(), suspect); !errors.Is(err, errQueueFull) {
 		t.Errorf("a suspect check in a full queue: %v", err)
 	}
-	start("n2", false, t.Context())
-	waiting(2, 1)
+	start("t2", trusted, t.Context())
+	waiting([priorities]int{2, 0, 1})
+	start("u1", unknownName, t.Context())
+	waiting([priorities]int{2, 1, 0})
 	// A check given up leaves the queue.
 	cancel()
-	waiting(1, 1)
+	waiting([priorities]int{1, 1, 0})
 	hold()
 	wg.Wait()
-	want := []string{"s2 " + errQueueFull.Error(), "n1 context canceled", "n2", "s1"}
+	full := " " + errQueueFull.Error()
+	want := []string{"s2" + full, "s1" + full, "t1 context canceled", "t2", "u1"}
 	if !slices.Equal(order, want) {
 		t.Errorf("order %q, want %q", order, want)
 	}
-	if s := q.stats(); s.Running != 0 || s.Refused != 2 {
+	if s := q.stats(); s.Running != 0 || s.Refused != 3 {
 		t.Errorf("stats at the end: %+v", s)
 	}
 }
@@ -235,7 +238,7 @@ func (a *recordingAuth) users() []string {
 // TestPasswordChecksQueued: one check at a time; a check whose clients all
 // left is never made; a wrong guess from an address with failures waits
 // behind a user with no failures; a locked client gets 429 with
-// Retry-After.
+// Retry-After. (The order of known and unknown users: TestPasswordQueue.)
 func TestPasswordChecksQueued(t *testing.T) {
 	st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
 	if err != nil {
@@ -273,12 +276,12 @@ func TestPasswordChecksQueued(t *testing.T) {
 	guess := get(t.Context(), "bob", "guess", "10.6.6.6")
 	testutil.WaitFor(t, 5*time.Second, "a suspect waiting", func() (bool, string) {
 		q := s.passwords.stats()
-		return q.WaitingSuspect == 1 && q.Waiting == 1, fmt.Sprintf("%+v", q)
+		return q.Waiting == [priorities]int{0, 1, 1}, fmt.Sprintf("%+v", q)
 	})
 	right := get(t.Context(), "bob", "bob-secret", "10.0.0.3")
 	testutil.WaitFor(t, 5*time.Second, "three waiting", func() (bool, string) {
 		q := s.passwords.stats()
-		return q.Waiting == 2, fmt.Sprintf("%+v", q)
+		return q.Waiting == [priorities]int{0, 2, 1}, fmt.Sprintf("%+v", q)
 	})
 	cancel()
 	if code := <-abandoned; code != http.StatusServiceUnavailable {
