@@ -13,11 +13,15 @@ import (
 // are served in lines by priority: first users the store knows, with no
 // recent failure; then names it does not know; last the suspect ones
 // (recent failures from the address or for the name). A crowd of wrong
-// guesses thus waits behind a user who types the right password.
+// guesses thus waits behind a user who types the right password; with
+// more than one place, one is kept for the first line, so that such a user
+// does not even wait for a guess to finish.
 type passwordQueue struct {
 	mu    sync.Mutex
 	free  int // places free to run a check
 	slots int
+	// reserved places are for trusted checks only.
+	reserved int
 	// maxWaiting bounds the checks that wait; more are refused.
 	maxWaiting int
 	lines      [priorities][]*pqWaiter
@@ -46,7 +50,19 @@ type pqWaiter struct {
 var errQueueFull = errors.New("too many password checks are waiting")
 
 func newPasswordQueue(slots, maxWaiting int) *passwordQueue {
-	return &passwordQueue{free: slots, slots: slots, maxWaiting: maxWaiting}
+	q := &passwordQueue{free: slots, slots: slots, maxWaiting: maxWaiting}
+	if slots > 1 {
+		q.reserved = 1
+	}
+	return q
+}
+
+// canRun tells whether a check of priority p may take a free place.
+func (q *passwordQueue) canRun(p priority) bool {
+	if p == trusted {
+		return q.free > 0
+	}
+	return q.free > q.reserved
 }
 
 func (q *passwordQueue) waiting() int {
@@ -62,7 +78,7 @@ func (q *passwordQueue) waiting() int {
 // below p is refused to make room, or else this one.
 func (q *passwordQueue) acquire(ctx context.Context, p priority) (release func(), err error) {
 	q.mu.Lock()
-	if q.free > 0 {
+	if q.canRun(p) && len(q.lines[p]) == 0 {
 		q.free--
 		q.mu.Unlock()
 		return q.release, nil
@@ -99,7 +115,8 @@ func (q *passwordQueue) acquire(ctx context.Context, p priority) (release func()
 		return q.release, nil
 	case w.granted:
 		// Granted as it was given up: the place goes to the next.
-		q.handOn()
+		q.free++
+		q.dispatch()
 		return nil, ctx.Err()
 	case w.evicted:
 		return nil, errQueueFull
@@ -111,21 +128,22 @@ func (q *passwordQueue) acquire(ctx context.Context, p priority) (release func()
 func (q *passwordQueue) release() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.handOn()
+	q.free++
+	q.dispatch()
 }
 
-// handOn gives a place to the first waiter of the first line, or frees it.
-func (q *passwordQueue) handOn() {
-	for p, l := range q.lines {
-		if len(l) > 0 {
-			w := l[0]
-			q.lines[p] = l[1:]
+// dispatch gives the free places to the first waiters of the first lines
+// that may take them.
+func (q *passwordQueue) dispatch() {
+	for p := range q.lines {
+		for len(q.lines[p]) > 0 && q.canRun(priority(p)) {
+			w := q.lines[p][0]
+			q.lines[p] = q.lines[p][1:]
+			q.free--
 			w.granted = true
 			close(w.ready)
-			return
 		}
 	}
-	q.free++
 }
 
 // queueStats are a passwordQueue's counts.

@@ -207,6 +207,50 @@ func TestPasswordQueue(t *testing.T) {
 	}
 }
 
+// TestPasswordQueueReserve: with more than one place, one is kept for
+// trusted checks.
+func TestPasswordQueueReserve(t *testing.T) {
+	q := newPasswordQueue(2, 10)
+	guess, err := q.acquire(t.Context(), unknownName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := q.acquire(ctx, suspect); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a second guess ran beside the first: %v", err)
+	}
+	user, err := q.acquire(t.Context(), trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := q.stats(); s.Running != 2 {
+		t.Errorf("stats: %+v", s)
+	}
+	// A guess waiting gets the place the other guess gives back, not the
+	// one the user gives back.
+	got := make(chan error, 1)
+	go func() {
+		release, err := q.acquire(t.Context(), suspect)
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
+	testutil.WaitFor(t, 5*time.Second, "a guess waiting", func() (bool, string) {
+		s := q.stats()
+		return s.Waiting[suspect] == 1, fmt.Sprintf("%+v", s)
+	})
+	user()
+	if s := q.stats(); s.Waiting[suspect] != 1 || s.Running != 1 {
+		t.Errorf("after the user's check: %+v", s)
+	}
+	guess()
+	if err := <-got; err != nil {
+		t.Error(err)
+	}
+}
+
 // recordingAuth holds every check until its gate opens, and records whom
 // it checked.
 type recordingAuth struct {
