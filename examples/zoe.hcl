@@ -68,6 +68,26 @@ service_logs {
   max_files     = 3
 }
 
+# What one client may hold of the API server (these are the defaults). A
+# connection over max_connections, or over max_connections_per_address from
+# one client address (an IPv6 client: its /64), is closed at once; keep
+# max_connections well under the daemon's open-files limit (ulimit -n). A
+# request has read_header_timeout to send its header (a TLS handshake
+# included), body_timeout to send its body and write_timeout to be answered;
+# streams (GET /events, followed logs) last while they send, each write
+# having write_timeout. password_checks bounds the password checks by the
+# auth plugins that run at once (default: the number of cores); failed
+# logins are throttled per address and user name (README, "Bad clients").
+http {
+  max_connections             = 4096
+  max_connections_per_address = 128
+  max_header_size             = "64KiB"
+  read_header_timeout         = "10s"
+  body_timeout                = "30s"
+  write_timeout               = "60s"
+  idle_timeout                = "2m"
+}
+
 # Plugins: one labelled block per plugin in use, the label being the plugin's
 # name (binary zoe-plugin-<kind>-<label>). Besides the plugin's own settings,
 # every plugin block accepts:
