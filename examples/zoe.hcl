@@ -71,7 +71,9 @@ service_logs {
 # What one client may hold of the API server (these are the defaults). A
 # connection over max_connections, or over max_connections_per_address from
 # one client address (an IPv6 client: its /64), is closed at once; keep
-# max_connections well under the daemon's open-files limit (ulimit -n). A
+# max_connections well under the daemon's open-files limit (ulimit -n), and
+# raise max_connections_per_address when many users share an address (a
+# NAT: a browser opens about 6 connections). A
 # request has read_header_timeout to send its header (a TLS handshake
 # included), body_timeout to send its body and write_timeout to be answered;
 # streams (GET /events, followed logs) last while they send, each write

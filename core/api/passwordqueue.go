@@ -77,6 +77,9 @@ func (q *passwordQueue) waiting() int {
 // it back. When the queue is full, the newest check of the lowest priority
 // below p is refused to make room, or else this one.
 func (q *passwordQueue) acquire(ctx context.Context, p priority) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // given up already: no place, no check
+	}
 	q.mu.Lock()
 	if q.canRun(p) && len(q.lines[p]) == 0 {
 		q.free--

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -304,7 +305,7 @@ func (s *Server) judged(ctx context.Context, name string, f *failure) *failure {
 // password checks, and counts its outcome for the client that started it.
 func (s *Server) passwordCheck(ctx context.Context, p priority, name, password string) checked {
 	release, err := s.passwords.acquire(ctx, p)
-	if err == errQueueFull {
+	if err == errQueueFull || errors.Is(err, context.DeadlineExceeded) {
 		return checked{fail: &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "too many logins are being checked; try again"}}
 	}
 	if err != nil {
