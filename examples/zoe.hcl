@@ -88,6 +88,10 @@ http {
   body_timeout                = "30s"
   write_timeout               = "60s"
   idle_timeout                = "2m"
+  # Behind a reverse proxy: its addresses (or CIDR ranges). X-Forwarded-For
+  # then names the client whose failed logins are counted; without this,
+  # the header is ignored.
+  # trusted_proxies = ["127.0.0.1"]
 }
 
 # Plugins: one labelled block per plugin in use, the label being the plugin's

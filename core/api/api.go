@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
@@ -125,6 +126,10 @@ type Config struct {
 	// Connections, when not nil, counts the server's connections (shown
 	// to admins).
 	Connections interface{ Stats() httplimit.Stats }
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed: the client's address is then the last one it names that
+	// is not a trusted proxy. Otherwise it is the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.

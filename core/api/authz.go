@@ -78,7 +78,7 @@ func (c *caller) sees(owner string) bool {
 // before its handler runs.
 func (s *Server) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = withClientAddress(r)
+		r = s.withClientAddress(r)
 		c, fail := s.authenticate(r)
 		if fail != nil {
 			drain(r)

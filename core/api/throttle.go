@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,8 +258,36 @@ type loginKey struct{}
 
 // withClientAddress records the client's address in the request's context,
 // for the throttling of its credentials.
-func withClientAddress(r *http.Request) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), loginKey{}, &login{addr: httplimit.HostKey(r.RemoteAddr)}))
+func (s *Server) withClientAddress(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), loginKey{}, &login{addr: s.clientAddr(r)}))
+}
+
+// clientAddr is the address of r's client: the TCP peer, or behind
+// trusted proxies the last address of X-Forwarded-For that is not one of
+// them (those before it may be forged by the client).
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := httplimit.HostKey(r.RemoteAddr)
+	if len(s.cfg.TrustedProxies) == 0 {
+		return peer
+	}
+	trusted := func(a netip.Addr) bool {
+		return slices.ContainsFunc(s.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) })
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !trusted(ap.Addr()) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // not an address: the chain cannot be followed further
+		}
+		if !trusted(a) {
+			return httplimit.HostKey(a.Unmap().String())
+		}
+	}
+	return peer
 }
 
 func loginOf(ctx context.Context) *login {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -367,5 +368,36 @@ func TestPasswordChecksQueued(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(list), "guess") {
 		t.Error("a password in the list")
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
+	for _, tc := range []struct {
+		name, remote string
+		xff          []string
+		proxies      []netip.Prefix
+		want         string
+	}{
+		{"no proxies configured: the peer", "10.0.0.5:1234", []string{"203.0.113.9"}, nil, "10.0.0.5"},
+		{"an untrusted peer's header is ignored", "198.51.100.7:1234", []string{"203.0.113.9"}, proxies, "198.51.100.7"},
+		{"through one proxy", "10.0.0.5:1234", []string{"203.0.113.9"}, proxies, "203.0.113.9"},
+		{"through two proxies, a forged first hop", "10.0.0.5:1234", []string{"6.6.6.6, 203.0.113.9", "192.0.2.1"}, proxies, "203.0.113.9"},
+		{"no header", "10.0.0.5:1234", nil, proxies, "10.0.0.5"},
+		{"garbage", "10.0.0.5:1234", []string{"203.0.113.9, nonsense"}, proxies, "10.0.0.5"},
+		{"IPv6 client, grouped by /64", "10.0.0.5:1234", []string{"2001:db8:1:2::77"}, proxies, "2001:db8:1:2::/64"},
+		{"IPv4-mapped proxy", "[::ffff:10.0.0.5]:1234", []string{"203.0.113.9"}, proxies, "203.0.113.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{cfg: Config{TrustedProxies: tc.proxies}}
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := s.clientAddr(r); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math/big"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -20,13 +21,16 @@ type HTTP struct {
 	IdleTimeout              time.Duration
 	// PasswordChecks bounds the password checks that run at once.
 	PasswordChecks int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the throttling of failed logins.
+	TrustedProxies []netip.Prefix
 }
 
 func (d *decoder) http(b *hcl.Block) {
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "max_connections"}, {Name: "max_connections_per_address"}, {Name: "max_header_size"},
 		{Name: "read_header_timeout"}, {Name: "body_timeout"}, {Name: "write_timeout"}, {Name: "idle_timeout"},
-		{Name: "password_checks"},
+		{Name: "password_checks"}, {Name: "trusted_proxies"},
 	}})
 	d.add(diags)
 	a, h := content.Attributes, &d.cfg.HTTP
@@ -48,10 +52,32 @@ func (d *decoder) http(b *hcl.Block) {
 			*dst = v
 		}
 	}
+	if v, r, ok := d.value(a, "trusted_proxies", cty.List(cty.String)); ok {
+		for _, e := range v.AsValueSlice() {
+			if e.IsNull() {
+				continue
+			}
+			p, err := parsePrefix(e.AsString())
+			if err != nil {
+				d.errorf(r, "Invalid proxy address", "trusted_proxies: %q is neither an IP address nor a CIDR range such as \"10.0.0.0/8\".", e.AsString())
+				continue
+			}
+			h.TrustedProxies = append(h.TrustedProxies, p)
+		}
+	}
 	if h.MaxConnections > 0 && h.MaxConnectionsPerAddress > h.MaxConnections {
 		d.errorf(a["max_connections_per_address"].Expr.Range(), "Invalid connection bound",
 			"max_connections_per_address (%d) must not exceed max_connections (%d).", h.MaxConnectionsPerAddress, h.MaxConnections)
 	}
+}
+
+// parsePrefix parses a CIDR range or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }
 
 // count decodes a whole number from lo to hi.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ func TestHTTPBlock(t *testing.T) {
   write_timeout               = "1m"
   idle_timeout                = "90s"
   password_checks             = 4
+  trusted_proxies             = ["10.1.2.3", "192.168.7.1/16"]
 }
 `
 	cfg, diags := Parse("zoe.hcl", []byte(src))
@@ -24,11 +27,12 @@ func TestHTTPBlock(t *testing.T) {
 	}
 	want := HTTP{MaxConnections: 2000, MaxConnectionsPerAddress: 50, MaxHeaderSize: 32 << 10,
 		ReadHeaderTimeout: 5 * time.Second, BodyTimeout: 20 * time.Second, WriteTimeout: time.Minute,
-		IdleTimeout: 90 * time.Second, PasswordChecks: 4}
-	if cfg.HTTP != want {
+		IdleTimeout: 90 * time.Second, PasswordChecks: 4,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("192.168.0.0/16")}}
+	if !reflect.DeepEqual(cfg.HTTP, want) {
 		t.Errorf("got %+v, want %+v", cfg.HTTP, want)
 	}
-	if cfg, _ := Parse("zoe.hcl", nil); cfg.HTTP != (HTTP{}) {
+	if cfg, _ := Parse("zoe.hcl", nil); !reflect.DeepEqual(cfg.HTTP, HTTP{}) {
 		t.Errorf("no block: %+v (zero: the server's defaults)", cfg.HTTP)
 	}
 
@@ -41,6 +45,7 @@ func TestHTTPBlock(t *testing.T) {
 		{"per address over total", "http {\n  max_connections = 10\n  max_connections_per_address = 20\n}\n",
 			"bad.hcl:3,33: Invalid connection bound"},
 		{"unknown attribute", "http {\n  max_conns = 10\n}\n", "bad.hcl:2,3: Unsupported argument"},
+		{"bad proxy", "http {\n  trusted_proxies = [\"10.0.0.0/8\", \"proxy.example\"]\n}\n", "bad.hcl:2,21: Invalid proxy address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, diags := Parse("bad.hcl", []byte(tc.src))

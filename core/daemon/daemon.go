@@ -153,7 +153,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	limits := httpLimits(cfg.HTTP)
 	ln := httplimit.Listen(tcp, limits)
-	apiCfg.Connections, apiCfg.PasswordChecks = ln, cfg.HTTP.PasswordChecks
+	apiCfg.Connections, apiCfg.PasswordChecks, apiCfg.TrustedProxies = ln, cfg.HTTP.PasswordChecks, cfg.HTTP.TrustedProxies
 	handler := api.New(log.Named("api"), apiCfg)
 	srv := httplimit.Server(handler, limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
 	srv.RegisterOnShutdown(handler.Shutdown)
