@@ -10,10 +10,9 @@ import (
 // passwordQueue bounds the password checks that run at once: each costs a
 // bcrypt comparison, tens to hundreds of milliseconds of a core, and
 // unbounded they starve one another and everything else. Waiting checks
-// are served in lines by priority: first users the store knows, with no
-// recent failure; then names it does not know; last the suspect ones
-// (recent failures from the address or for the name). A crowd of wrong
-// guesses thus waits behind a user who types the right password; with
+// are served in lines by priority (checkPriority): trusted, doubtful,
+// suspect. A crowd of wrong guesses thus waits behind a user who types the
+// right password; with
 // more than one place, one is kept for the first line, so that such a user
 // does not even wait for a guess to finish.
 type passwordQueue struct {
@@ -31,7 +30,7 @@ type passwordQueue struct {
 // Priorities of password checks, first served first.
 const (
 	trusted priority = iota
-	unknownName
+	doubtful
 	suspect
 	priorities
 )

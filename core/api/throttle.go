@@ -106,14 +106,17 @@ func (t *throttle) wait(name, addr string) time.Duration {
 	return max(0, until.Sub(now))
 }
 
-// suspect tells whether a login of name from addr follows recent failures
-// from the address, or for the name from an address it is not known at.
-func (t *throttle) suspect(name, addr string) bool {
+// standing is what the throttle knows of a login of name from addr:
+// whether the user logged in from there lately, and the recent failures
+// from the address, of the pair, and for the name.
+type standing struct{ known, addrFailed, pairFailed, nameFailed bool }
+
+func (t *throttle) standing(name, addr string) standing {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.addrs.recent(addr, now) || t.pairs.recent(pairKey(name, addr), now) ||
-		(t.names.recent(name, now) && !t.isKnown(name, addr, now))
+	return standing{known: t.isKnown(name, addr, now), addrFailed: t.addrs.recent(addr, now),
+		pairFailed: t.pairs.recent(pairKey(name, addr), now), nameFailed: t.names.recent(name, now)}
 }
 
 func (t *throttle) isKnown(name, addr string, now time.Time) bool {
@@ -347,14 +350,25 @@ func (s *Server) passwordCheck(ctx context.Context, p priority, name, password s
 }
 
 // checkPriority is the priority of a check of name's password for ctx's
-// client: suspect after recent failures, below the users the store knows
-// when it does not know the name.
+// client. Suspect: after recent failures of the pair, or from the address
+// unless the user logged in from it lately. Trusted: the user logged in
+// from the address lately, or the store knows the name and nobody failed
+// to log in as it. Doubtful otherwise: a name the store does not know, or
+// one others guess at, from an address without failures — so a user
+// whose name is attacked waits behind the first guess of each new address
+// at worst, never behind the second.
 func (s *Server) checkPriority(ctx context.Context, name string) priority {
-	if s.throttle.suspect(name, clientAddress(ctx)) {
+	st := s.throttle.standing(name, clientAddress(ctx))
+	switch {
+	case st.pairFailed || (st.addrFailed && !st.known):
 		return suspect
+	case st.known:
+		return trusted
+	case st.nameFailed:
+		return doubtful
 	}
 	if _, err := s.cfg.Store.GetUser(ctx, name); err != nil {
-		return unknownName
+		return doubtful
 	}
 	return trusted
 }
@@ -376,7 +390,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, f *failure) {
 func (s *Server) getLogins(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	q := s.passwords.stats()
 	out := client.Logins{Failures: s.throttle.list(maxListedFailures), PasswordChecks: client.PasswordChecks{
-		Running: q.Running, Waiting: q.Waiting[trusted] + q.Waiting[unknownName], WaitingSuspect: q.Waiting[suspect], Refused: q.Refused}}
+		Running: q.Running, Waiting: q.Waiting[trusted] + q.Waiting[doubtful], WaitingSuspect: q.Waiting[suspect], Refused: q.Refused}}
 	if out.Failures == nil {
 		out.Failures = []client.LoginFailures{}
 	}

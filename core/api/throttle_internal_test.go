@@ -42,13 +42,18 @@ func TestThrottlePair(t *testing.T) {
 			t.Fatalf("failure %d locks for %s", i, d)
 		}
 	}
-	// Suspect: whatever follows failures from the address or for the name.
+	// What the priorities of checks are made of.
 	for _, tc := range []struct {
 		name, addr string
-		want       bool
-	}{{"alice", "10.0.0.1", true}, {"bob", "10.0.0.1", true}, {"alice", "10.0.0.2", true}, {"bob", "10.0.0.2", false}} {
-		if got := th.suspect(tc.name, tc.addr); got != tc.want {
-			t.Errorf("suspect(%s, %s) = %v", tc.name, tc.addr, got)
+		want       standing
+	}{
+		{"alice", "10.0.0.1", standing{addrFailed: true, pairFailed: true, nameFailed: true}},
+		{"bob", "10.0.0.1", standing{addrFailed: true}},
+		{"alice", "10.0.0.2", standing{nameFailed: true}},
+		{"bob", "10.0.0.2", standing{}},
+	} {
+		if got := th.standing(tc.name, tc.addr); got != tc.want {
+			t.Errorf("standing(%s, %s) = %+v, want %+v", tc.name, tc.addr, got, tc.want)
 		}
 	}
 	// The After-th failure locks for Base, each further one twice longer,
@@ -80,8 +85,8 @@ func TestThrottlePair(t *testing.T) {
 		th.failed("alice", "10.0.0.1")
 	}
 	th.succeeded("alice", "10.0.0.1")
-	if d := th.wait("alice", "10.0.0.1"); d != 0 || th.suspect("alice", "10.0.0.1") {
-		t.Errorf("after a success: wait %s, suspect %v", d, th.suspect("alice", "10.0.0.1"))
+	if d, st := th.wait("alice", "10.0.0.1"), th.standing("alice", "10.0.0.1"); d != 0 || st != (standing{known: true, nameFailed: true}) {
+		t.Errorf("after a success: wait %s, %+v", d, st)
 	}
 }
 
@@ -111,11 +116,8 @@ func TestThrottleAddressAndName(t *testing.T) {
 	if d := th.wait("carol", "203.0.113.1"); d <= 0 || d > DefaultThrottle.Name.Max {
 		t.Errorf("a new address waits %s, want up to %s", d, DefaultThrottle.Name.Max)
 	}
-	if !th.suspect("carol", "203.0.113.1") {
-		t.Error("a login of an attacked name from a new address is not suspect")
-	}
-	if d := th.wait("carol", "192.0.2.1"); d != 0 || th.suspect("carol", "192.0.2.1") {
-		t.Errorf("from the address carol logged in from: wait %s, suspect %v", d, th.suspect("carol", "192.0.2.1"))
+	if d := th.wait("carol", "192.0.2.1"); d != 0 || !th.standing("carol", "192.0.2.1").known {
+		t.Errorf("from the address carol logged in from: wait %s, %+v", d, th.standing("carol", "192.0.2.1"))
 	}
 
 	list := th.list(10)
@@ -191,7 +193,7 @@ func TestPasswordQueue(t *testing.T) {
 	}
 	start("t2", trusted, t.Context())
 	waiting([priorities]int{2, 0, 1})
-	start("u1", unknownName, t.Context())
+	start("u1", doubtful, t.Context())
 	waiting([priorities]int{2, 1, 0})
 	// A check given up leaves the queue.
 	cancel()
@@ -212,7 +214,7 @@ func TestPasswordQueue(t *testing.T) {
 // trusted checks.
 func TestPasswordQueueReserve(t *testing.T) {
 	q := newPasswordQueue(2, 10)
-	guess, err := q.acquire(t.Context(), unknownName)
+	guess, err := q.acquire(t.Context(), doubtful)
 	if err != nil {
 		t.Fatal(err)
 	}
