@@ -184,7 +184,8 @@ func New(log hclog.Logger, cfg Config) *Server {
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
 		csrf:    http.NewCrossOriginProtection(),
 		buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
-	s.passwords, s.throttle = newPasswordQueue(cmp.Or(max(cfg.PasswordChecks, 0), runtime.NumCPU()), maxWaitingChecks), newThrottle(cfg.Throttle, log)
+	s.passwords = newPasswordQueue(cmp.Or(max(cfg.PasswordChecks, 0), runtime.NumCPU()), maxWaitingChecks)
+	s.throttle = newThrottle(cfg.Throttle, log)
 	s.routes = s.table()
 	s.openAPIBody = sync.OnceValues(func() ([]byte, error) {
 		var buf bytes.Buffer
