@@ -252,16 +252,14 @@ func (c *conn) Close() error {
 // under: the IP address, or for IPv6 its /64, which one client usually
 // holds whole.
 func AddressKey(a net.Addr) string {
-	var s string
 	switch a := a.(type) {
 	case *net.TCPAddr:
 		return ipKey(a.IP)
 	case nil:
 		return ""
 	default:
-		s = a.String()
+		return HostKey(a.String())
 	}
-	return HostKey(s)
 }
 
 // HostKey is AddressKey for a "host:port" or "host" string, such as

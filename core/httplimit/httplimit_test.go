@@ -88,6 +88,10 @@ func TestListenerBounds(t *testing.T) {
 	if st := get(t, "127.0.0.3", addr); st != http.StatusNoContent {
 		t.Errorf("another address: %d", st)
 	}
+	testutil.WaitFor(t, 5*time.Second, "its connection closed", func() (bool, string) {
+		s := lim.Stats()
+		return s.Open == 3, fmt.Sprint(s)
+	})
 	// 3 + 2 from a third address fill the server: the next is refused.
 	held = append(held, dialFrom(t, "127.0.0.4", addr), dialFrom(t, "127.0.0.4", addr))
 	testutil.WaitFor(t, 5*time.Second, "5 connections open", func() (bool, string) {
