@@ -153,6 +153,10 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	limits := httpLimits(cfg.HTTP)
 	ln := httplimit.Listen(tcp, limits)
+	ln.OnRefuse = func(addr string, n uint64) {
+		log.Warn("connections closed at once: too many open", "last_from", addr, "closed", n,
+			"max_connections", limits.MaxConns, "max_connections_per_address", limits.MaxConnsPerAddress)
+	}
 	apiCfg.Connections, apiCfg.PasswordChecks, apiCfg.TrustedProxies = ln, cfg.HTTP.PasswordChecks, cfg.HTTP.TrustedProxies
 	handler := api.New(log.Named("api"), apiCfg)
 	srv := httplimit.Server(handler, limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))

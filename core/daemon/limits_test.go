@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	zoeclient "github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/internal/testutil"
 )
 
 // TestSlowClients is the reproduction of issue 12's slow clients: a client
@@ -95,6 +97,10 @@ http {
 	if n, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Errorf("a connection over the per-address bound: read %d, %v; want it closed", n, err)
 	}
+	logs := opts.LogOutput.(*testutil.SyncBuffer)
+	testutil.WaitFor(t, 5*time.Second, "the refusal logged", func() (bool, string) {
+		return strings.Contains(logs.String(), "connections closed at once: too many open: last_from=127.0.0.2 closed=1"), ""
+	})
 
 	// The slow connections are closed once their body's time is up.
 	for i, c := range conns[:slow] {

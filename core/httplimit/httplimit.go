@@ -167,14 +167,26 @@ func Stream(w http.ResponseWriter, r *http.Request) (beforeWrite func()) {
 // server wraps this listener, so a connection in its handshake counts.
 type Listener struct {
 	net.Listener
+	// OnRefuse, when set before serving, is told of the connections
+	// closed at once: at most once every ReportEvery, with the client
+	// address of the last one and how many were closed since the last
+	// call — a flood is one log line, not one per connection.
+	OnRefuse func(addr string, n uint64)
+
 	maxConns, maxPerAddr int
 
 	mu     sync.Mutex
 	open   int
 	byAddr map[string]int
+	// unreported refusals since lastReport.
+	unreported uint64
+	lastReport time.Time
 	// refused counts the connections closed at once.
 	refused atomic.Uint64
 }
+
+// ReportEvery is how often Listener.OnRefuse is called at most.
+const ReportEvery = 10 * time.Second
 
 // Listen wraps ln with the connection limits of l.
 func Listen(ln net.Listener, l Limits) *Listener {
@@ -195,7 +207,24 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		l.refused.Add(1)
 		_ = c.Close()
+		if l.OnRefuse != nil {
+			l.report(key)
+		}
 	}
+}
+
+func (l *Listener) report(key string) {
+	l.mu.Lock()
+	l.unreported++
+	now := time.Now()
+	if now.Sub(l.lastReport) < ReportEvery {
+		l.mu.Unlock()
+		return
+	}
+	n := l.unreported
+	l.unreported, l.lastReport = 0, now
+	l.mu.Unlock()
+	l.OnRefuse(key, n)
 }
 
 func (l *Listener) take(key string) bool {

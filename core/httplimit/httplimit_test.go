@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +73,23 @@ var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 func TestListenerBounds(t *testing.T) {
-	addr, lim := serve(t, ok, Limits{MaxConns: 5, MaxConnsPerAddress: 3})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Limits{MaxConns: 5, MaxConnsPerAddress: 3}
+	lim := Listen(ln, l)
+	var reports []string
+	var mu sync.Mutex
+	lim.OnRefuse = func(addr string, n uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, fmt.Sprint(addr, " ", n))
+	}
+	srv := Server(ok, l, nil)
+	go func() { _ = srv.Serve(lim) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
 	var held []net.Conn
 	for range 3 {
 		held = append(held, dialFrom(t, "127.0.0.2", addr))
@@ -112,6 +130,12 @@ func TestListenerBounds(t *testing.T) {
 	}
 	if s := lim.Stats(); s.Refused != 2 {
 		t.Errorf("refused: %+v", s)
+	}
+	// The second refusal came within ReportEvery of the first: one report.
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(reports, []string{"127.0.0.2 1"}) {
+		t.Errorf("reports: %q", reports)
 	}
 }
 
