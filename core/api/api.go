@@ -121,7 +121,7 @@ type Config struct {
 	// PasswordChecks bounds the password checks that run at once;
 	// default the number of cores.
 	PasswordChecks int
-	// Throttle is the throttling of failed logins; zero: DefaultThrottle.
+	// Throttle is the throttling of failed logins; zero: DefaultThrottle().
 	Throttle Throttle
 	// Connections, when not nil, counts the server's connections (shown
 	// to admins).

@@ -44,11 +44,13 @@ type Throttle struct {
 }
 
 // DefaultThrottle is the throttling when Config.Throttle is zero.
-var DefaultThrottle = Throttle{
-	Address:  ThrottleRule{After: 30, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour, MaxRemembered: 10000},
-	Pair:     ThrottleRule{After: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour, MaxRemembered: 10000},
-	Name:     ThrottleRule{After: 10, Base: time.Second, Max: 30 * time.Second, Forget: 15 * time.Minute, MaxRemembered: 10000},
-	KnownFor: 7 * 24 * time.Hour,
+func DefaultThrottle() Throttle {
+	return Throttle{
+		Address:  ThrottleRule{After: 30, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour, MaxRemembered: 10000},
+		Pair:     ThrottleRule{After: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour, MaxRemembered: 10000},
+		Name:     ThrottleRule{After: 10, Base: time.Second, Max: 30 * time.Second, Forget: 15 * time.Minute, MaxRemembered: 10000},
+		KnownFor: 7 * 24 * time.Hour,
+	}
 }
 
 // throttle counts failed logins.
@@ -78,7 +80,7 @@ type strikes struct {
 
 func newThrottle(cfg Throttle, log hclog.Logger) *throttle {
 	if cfg == (Throttle{}) {
-		cfg = DefaultThrottle
+		cfg = DefaultThrottle()
 	}
 	return &throttle{cfg: cfg, log: log, now: time.Now, known: map[string]time.Time{},
 		addrs: strikeTable{rule: cfg.Address, kind: "address", m: map[string]*strikes{}},

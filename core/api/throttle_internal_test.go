@@ -37,7 +37,7 @@ func testThrottle(cfg Throttle) (*throttle, *clock) {
 
 func TestThrottlePair(t *testing.T) {
 	th, c := testThrottle(Throttle{})
-	for i := 1; i < DefaultThrottle.Pair.After; i++ {
+	for i := 1; i < DefaultThrottle().Pair.After; i++ {
 		if d := th.failed("alice", "10.0.0.1"); d != 0 {
 			t.Fatalf("failure %d locks for %s", i, d)
 		}
@@ -73,10 +73,10 @@ func TestThrottlePair(t *testing.T) {
 		if d := th.wait("alice", "10.0.0.1"); d != 0 {
 			t.Fatalf("after the lock: wait %s", d)
 		}
-		want = min(2*want, DefaultThrottle.Pair.Max)
+		want = min(2*want, DefaultThrottle().Pair.Max)
 	}
 	// Failures are forgotten after a while.
-	c.add(DefaultThrottle.Pair.Forget)
+	c.add(DefaultThrottle().Pair.Forget)
 	if d := th.failed("alice", "10.0.0.1"); d != 0 {
 		t.Errorf("after Forget: lock %s", d)
 	}
@@ -93,7 +93,7 @@ func TestThrottlePair(t *testing.T) {
 func TestThrottleAddressAndName(t *testing.T) {
 	th, c := testThrottle(Throttle{})
 	// One address trying many names is locked as an address.
-	for i := range DefaultThrottle.Address.After {
+	for i := range DefaultThrottle().Address.After {
 		th.failed(fmt.Sprintf("user%d", i), "10.0.0.9")
 	}
 	if d := th.wait("someone", "10.0.0.9"); d != time.Second {
@@ -108,13 +108,13 @@ func TestThrottleAddressAndName(t *testing.T) {
 	th.succeeded("carol", "192.0.2.1")
 	for i := range 200 {
 		th.failed("carol", fmt.Sprintf("198.51.100.%d", i))
-		if d := th.wait("carol", "203.0.113.1"); d > DefaultThrottle.Name.Max {
+		if d := th.wait("carol", "203.0.113.1"); d > DefaultThrottle().Name.Max {
 			t.Fatalf("the name's lock %s exceeds its bound", d)
 		}
 		c.add(time.Second)
 	}
-	if d := th.wait("carol", "203.0.113.1"); d <= 0 || d > DefaultThrottle.Name.Max {
-		t.Errorf("a new address waits %s, want up to %s", d, DefaultThrottle.Name.Max)
+	if d := th.wait("carol", "203.0.113.1"); d <= 0 || d > DefaultThrottle().Name.Max {
+		t.Errorf("a new address waits %s, want up to %s", d, DefaultThrottle().Name.Max)
 	}
 	if d := th.wait("carol", "192.0.2.1"); d != 0 || !th.standing("carol", "192.0.2.1").known {
 		t.Errorf("from the address carol logged in from: wait %s, %+v", d, th.standing("carol", "192.0.2.1"))
@@ -125,7 +125,7 @@ func TestThrottleAddressAndName(t *testing.T) {
 		LastFailure: c.t.Add(-time.Second), LockedUntil: list[0].LockedUntil}) || list[0].LockedUntil == nil {
 		t.Errorf("list: %+v", list)
 	}
-	if list[1].Kind != "address" || list[1].Address != "10.0.0.9" || list[1].Failures != DefaultThrottle.Address.After || list[1].LockedUntil != nil {
+	if list[1].Kind != "address" || list[1].Address != "10.0.0.9" || list[1].Failures != DefaultThrottle().Address.After || list[1].LockedUntil != nil {
 		t.Errorf("second in the list: %+v", list[1])
 	}
 }

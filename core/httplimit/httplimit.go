@@ -40,21 +40,23 @@ type Limits struct {
 	IdleTimeout time.Duration
 }
 
-// Defaults: well under the open files a process usually has (a test
+// Defaults are well under the open files a process usually has (a test
 // machine here allows 20,000), and generous for a slow link.
-var Defaults = Limits{
-	MaxConns:           4096,
-	MaxConnsPerAddress: 128,
-	MaxHeaderBytes:     64 << 10,
-	ReadHeaderTimeout:  10 * time.Second,
-	BodyTimeout:        30 * time.Second,
-	WriteTimeout:       60 * time.Second,
-	IdleTimeout:        2 * time.Minute,
+func Defaults() Limits {
+	return Limits{
+		MaxConns:           4096,
+		MaxConnsPerAddress: 128,
+		MaxHeaderBytes:     64 << 10,
+		ReadHeaderTimeout:  10 * time.Second,
+		BodyTimeout:        30 * time.Second,
+		WriteTimeout:       60 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+	}
 }
 
 // WithDefaults returns l with its zero fields set to the defaults.
 func (l Limits) WithDefaults() Limits {
-	d := Defaults
+	d := Defaults()
 	set := func(v *int, def int) {
 		if *v <= 0 {
 			*v = def
