@@ -119,6 +119,8 @@ func codeOf(status int) string {
 		return CodeUnsupportedMediaType
 	case http.StatusNotImplemented:
 		return CodeUnsupported
+	case http.StatusTooManyRequests:
+		return CodeTooManyRequests
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

@@ -51,8 +51,9 @@ const (
 	CodeUnavailable          = "unavailable"            // 503: a plugin or the store does not answer; 504: too late
 	// CodeUnsupported: what was asked is valid, but this Zoe's plugins
 	// cannot do it.
-	CodeUnsupported = "unsupported" // 501
-	CodeInternal    = "internal"    // 500: a bug, never bad input
+	CodeUnsupported     = "unsupported"       // 501
+	CodeInternal        = "internal"          // 500: a bug, never bad input
+	CodeTooManyRequests = "too_many_requests" // 429: failed logins; see Retry-After
 )
 
 // Health is GET /api/v1/health. Anonymous callers and non-admins get

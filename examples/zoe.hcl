@@ -96,6 +96,32 @@ service_logs {
 #   }
 # }
 
+# What one client may hold of the API server (these are the defaults). A
+# connection over max_connections, or over max_connections_per_address from
+# one client address (an IPv6 client: its /64), is closed at once; keep
+# max_connections well under the daemon's open-files limit (ulimit -n), and
+# raise max_connections_per_address when many users share an address (a
+# NAT: a browser opens about 6 connections). A
+# request has read_header_timeout to send its header (a TLS handshake
+# included), body_timeout to send its body and write_timeout to be answered;
+# streams (GET /events, followed logs) last while they send, each write
+# having write_timeout. password_checks bounds the password checks by the
+# auth plugins that run at once (default: the number of cores); failed
+# logins are throttled per address and user name (README, "Bad clients").
+http {
+  max_connections             = 4096
+  max_connections_per_address = 128
+  max_header_size             = "64KiB"
+  read_header_timeout         = "10s"
+  body_timeout                = "30s"
+  write_timeout               = "60s"
+  idle_timeout                = "2m"
+  # Behind a reverse proxy: its addresses (or CIDR ranges). X-Forwarded-For
+  # then names the client whose failed logins are counted; without this,
+  # the header is ignored.
+  # trusted_proxies = ["127.0.0.1"]
+}
+
 # Plugins: one labelled block per plugin in use, the label being the plugin's
 # name (binary zoe-plugin-<kind>-<label>). Besides the plugin's own settings,
 # every plugin block accepts:

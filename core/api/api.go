@@ -7,19 +7,22 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/shop"
@@ -132,6 +135,18 @@ type Config struct {
 	// TokenPurge is how often Run deletes expired tokens; default
 	// DefaultTokenPurge (1 hour).
 	TokenPurge time.Duration
+	// PasswordChecks bounds the password checks that run at once;
+	// default the number of cores.
+	PasswordChecks int
+	// Throttle is the throttling of failed logins; zero: DefaultThrottle().
+	Throttle Throttle
+	// Connections, when not nil, counts the server's connections (shown
+	// to admins).
+	Connections interface{ Stats() httplimit.Stats }
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed: the client's address is then the last one it names that
+	// is not a trusted proxy. Otherwise it is the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.
@@ -141,9 +156,13 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []route
 	creds  *credentialCache
-	checks singleflight.Group // password checks in progress
 	// idents remembers when each user's identity was last confirmed.
 	idents identities
+	checks sharedChecks // password checks in progress
+	// passwords bounds the password checks, throttle counts the failed
+	// ones (throttle.go).
+	passwords *passwordQueue
+	throttle  *throttle
 	// openAPIBody is the encoded OpenAPI document.
 	openAPIBody func() ([]byte, error)
 	// touches keeps the writes of tokens' last use to one per token.
@@ -193,6 +212,8 @@ func New(log hclog.Logger, cfg Config) *Server {
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
 		csrf:    http.NewCrossOriginProtection(),
 		buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
+	s.passwords = newPasswordQueue(cmp.Or(max(cfg.PasswordChecks, 0), runtime.NumCPU()), maxWaitingChecks)
+	s.throttle = newThrottle(cfg.Throttle, log)
 	s.routes = s.table()
 	s.openAPIBody = sync.OnceValues(func() ([]byte, error) {
 		var buf bytes.Buffer

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/internal/safetext"
@@ -169,8 +167,14 @@ func (s *Server) readUser(ctx context.Context, ver storeVersion, name string) (s
 }
 
 // byPassword asks the auth plugins (or the cache of their recent answers)
-// and records the login.
+// and records the login. Failed logins lock the client's address, the
+// name from it and the name for a while (throttle.go); a locked login is
+// refused before the cache is read, lest a locked client guess on against
+// it.
 func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, password string) (state.User, *failure) {
+	if f := s.throttled(ctx, name); f != nil {
+		return state.User{}, f
+	}
 	if id, ok, renew := s.creds.get(name, password); ok {
 		if renew {
 			// Checked again in the background while the cached answer
@@ -185,29 +189,25 @@ func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, passwor
 			return state.User{}, s.storeFailure(err)
 		}
 	}
-	// Concurrent requests with the same credentials share one check: when
-	// a cached answer expires under load, the plugins' password hashing
-	// (deliberately slow) would otherwise run once per waiting request.
+	c, leave := s.checkShared(ctx, name, password)
+	defer leave()
 	select {
-	case r := <-s.checkShared(ctx, name, password):
-		c := r.Val.(checked)
-		return c.user, c.fail
+	case <-c.done:
+		return c.res.user, c.res.fail
 	case <-ctx.Done():
-		// The client left; the check goes on for the others.
+		// The client left; the check goes on for the others, if any.
 		return state.User{}, &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the request ended before its credentials were checked"}
 	}
 }
 
 // checkShared starts a check of the credentials, or joins the one in
-// progress.
-func (s *Server) checkShared(ctx context.Context, name, password string) <-chan singleflight.Result {
+// progress (passwordqueue.go). The caller calls leave once it stops
+// waiting; a caller that never does keeps the check going.
+func (s *Server) checkShared(ctx context.Context, name, password string) (*sharedCheck, func()) {
 	k := s.creds.sum(name, password)
-	return s.checks.DoChan(string(k[:]), func() (any, error) {
-		// Not cancelled with the first request: the others wait for it.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), passwordCheckTimeout)
-		defer cancel()
-		u, f := s.checkPassword(cctx, name, password)
-		return checked{u, f}, nil
+	p := s.checkPriority(ctx, name)
+	return s.checks.join(ctx, string(k[:]), func(ctx context.Context) checked {
+		return s.passwordCheck(ctx, p, name, password)
 	})
 }
 
@@ -370,7 +370,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	s.creds.forget(in.Username, in.Password)
 	u, f := s.byPassword(r.Context(), storeVersion{}, in.Username, in.Password)
 	if f != nil {
-		s.error(w, f.status, f.code, f.message)
+		s.refuse(w, r, f)
 		return
 	}
 	if status, code, msg := allowed(SignedIn, &caller{user: &u}); status != 0 {

@@ -78,10 +78,11 @@ func (c *caller) sees(owner string) bool {
 // before its handler runs.
 func (s *Server) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = s.withClientAddress(r)
 		c, fail := s.authenticate(r)
 		if fail != nil {
 			drain(r)
-			s.error(w, fail.status, fail.code, fail.message)
+			s.refuse(w, r, fail)
 			return
 		}
 		if status, code, msg := allowed(rt.Access, c); status != 0 {

@@ -101,6 +101,7 @@ func TestAuthorizationTable(t *testing.T) {
 		{"PUT", "/quotas/tq-put", fixed(client.Quota{ConcurrentExecutions: 2}), [5]int{u, f, f, f, ok}},
 		{"DELETE", "/quotas/tq-delete", nil, [5]int{u, f, f, f, 204}},
 		{"GET", "/plugins", nil, [5]int{u, f, f, f, ok}},
+		{"GET", "/logins", nil, [5]int{u, f, f, f, ok}},
 	}
 
 	// Every route of the OpenAPI document has a row, and every row a route.

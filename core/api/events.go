@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/state"
 )
 
@@ -60,6 +61,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 		low = n
 	}
 	rc := http.NewResponseController(w)
+	// The stream lasts while it sends; each round of writes has the
+	// server's write timeout.
+	beforeWrite := httplimit.Stream(w, r)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
@@ -84,6 +88,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 			s.log.Warn("event stream: reading events failed", "error", err)
 			evs = nil
 		}
+		beforeWrite()
 		wrote := false
 		var lastSent int64
 		for _, ev := range evs {

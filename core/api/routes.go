@@ -53,6 +53,7 @@ func (s *Server) table() []route {
 		{Method: "GET", Path: "/quotas/{name}", Access: Admin, Summary: "A quota", Response: client.Quota{}, handle: s.getQuota},
 		{Method: "PUT", Path: "/quotas/{name}", Access: Admin, Summary: "Change a quota's limits", Request: client.Quota{}, Response: client.Quota{}, handle: s.updateQuota},
 		{Method: "DELETE", Path: "/quotas/{name}", Access: Admin, Summary: "Delete a quota; its users get their role's default", Status: http.StatusNoContent, handle: s.deleteQuota},
+		{Method: "GET", Path: "/logins", Access: Admin, Summary: "Failed logins and the locks they hold, password checks and connections", Response: client.Logins{}, handle: s.getLogins},
 		{Method: "GET", Path: "/plugins", Access: Admin, Summary: "The plugin processes and their states", Response: client.PluginList{}, handle: s.listPlugins},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/sdk"
@@ -93,6 +94,9 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return now.sees(owner) })
 	defer cancel()
 	rc := http.NewResponseController(w)
+	// A log may be long, and a followed one lasts while it sends: each
+	// write has the server's write timeout.
+	beforeWrite := httplimit.Stream(w, r)
 	bw := bufio.NewWriterSize(w, 32<<10)
 	started := false
 	start := func() {
@@ -108,6 +112,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		_ = rc.Flush()
 	}
 	write := func(e logs.Entry) error {
+		beforeWrite()
 		start()
 		if timestamps {
 			bw.WriteString(e.Time.UTC().Format(time.RFC3339Nano))
@@ -143,6 +148,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 		start()
 	}
+	beforeWrite()
 	if err := bw.Flush(); err != nil {
 		return
 	}

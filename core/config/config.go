@@ -58,6 +58,8 @@ type Config struct {
 	ServiceLogs ServiceLogs
 	// Containers is the container policy.
 	Containers Containers
+	// HTTP bounds the API server's connections and deadlines.
+	HTTP HTTP
 
 	// Plugins are the auth, workspace and backend blocks in file order.
 	Plugins []*Plugin

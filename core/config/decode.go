@@ -35,6 +35,7 @@ func rootSchema() *hcl.BodySchema {
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"}, {Type: "state"}, {Type: "scheduler"}, {Type: "limits"}, {Type: "service_logs"},
 			{Type: "containers"},
+			{Type: "http"},
 		},
 	}
 	for _, k := range sdk.Kinds() {
@@ -126,6 +127,8 @@ func (d *decoder) root(body hcl.Body) {
 			d.serviceLogs(b)
 		case "containers":
 			d.containers(b)
+		case "http":
+			d.http(b)
 		}
 	}
 	d.checkHostPaths()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/zoe-project/zoe/core/api"
 	"github.com/zoe-project/zoe/core/config"
 	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/scheduler"
@@ -152,6 +152,17 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 		apiCfg.Engine = eng
 	}
+	tcp, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (listen in %s): %w", cfg.Listen, cfg.File, err)
+	}
+	limits := httpLimits(cfg.HTTP)
+	ln := httplimit.Listen(tcp, limits)
+	ln.OnRefuse = func(addr string, n uint64) {
+		log.Warn("connections closed at once: too many open", "last_from", addr, "closed", n,
+			"max_connections", limits.MaxConns, "max_connections_per_address", limits.MaxConnsPerAddress)
+	}
+	apiCfg.Connections, apiCfg.PasswordChecks, apiCfg.TrustedProxies = ln, cfg.HTTP.PasswordChecks, cfg.HTTP.TrustedProxies
 	if opts.API != nil {
 		opts.API(&apiCfg)
 	}
@@ -161,17 +172,8 @@ func Run(ctx context.Context, opts Options) error {
 	apiDone := make(chan struct{})
 	go func() { defer close(apiDone); handler.Run(apiCtx) }()
 	defer func() { stopAPI(); <-apiDone }()
-
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	srv := httplimit.Server(handler, limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
 	srv.RegisterOnShutdown(handler.Shutdown)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (listen in %s): %w", cfg.Listen, cfg.File, err)
-	}
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLS != nil {
@@ -201,6 +203,14 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("API shutdown", "error", err)
 	}
 	return nil
+}
+
+// httpLimits are the API server's bounds: the http block's, defaults for
+// what it does not set.
+func httpLimits(h config.HTTP) httplimit.Limits {
+	return httplimit.Limits{MaxConns: h.MaxConnections, MaxConnsPerAddress: h.MaxConnectionsPerAddress,
+		MaxHeaderBytes: int(h.MaxHeaderSize), ReadHeaderTimeout: h.ReadHeaderTimeout, BodyTimeout: h.BodyTimeout,
+		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout}.WithDefaults()
 }
 
 func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store, exe string) (*engine.Engine, error) {

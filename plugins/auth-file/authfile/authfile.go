@@ -139,6 +139,12 @@ func (p *Plugin) Authenticate(ctx context.Context, username, password string) (a
 	if err != nil {
 		return auth.Identity{}, err
 	}
+	// Checked again just before bcrypt, which cannot be stopped once
+	// started: a caller that gave up while the file was read (or while
+	// the call waited in line) costs no hashing.
+	if err := ctx.Err(); err != nil {
+		return auth.Identity{}, fmt.Errorf("authenticate: %w", err)
+	}
 	// Outside the lock: bcrypt takes long and Users is immutable.
 	e, ok := users.Check(username, password)
 	if !ok {
