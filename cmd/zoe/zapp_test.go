@@ -58,7 +58,7 @@ func TestZAppValidateCLI(t *testing.T) {
 	limits := zappFile(t, "zoe.hcl", "limits {\n  max_service_memory = \"6GiB\"\n  max_service_cores = 2\n}\n")
 	badConfig := zappFile(t, "bad.hcl", "limits {\n  max_service_cores = 0\n}\n")
 	policyConfig := zappFile(t, "policy.hcl", "containers {\n  host_path \"/srv/datasets\" {}\n"+
-		"  host_path \"/scratch\" {\n    read_only = false\n    roles = [\"admin\"]\n  }\n}\n")
+		"  host_path \"/scratch/zoe\" {\n    read_only = false\n    roles = [\"admin\"]\n  }\n}\n")
 
 	cases := []struct {
 		name   string
@@ -100,12 +100,12 @@ func TestZAppValidateCLI(t *testing.T) {
 			stdout: []string{
 				jupyter + ": valid",
 				batch + ": services[0].volumes[0].path: /data/imagenet is not under a host path the administrator allows (allowed: /srv/datasets read-only)",
-				batch + ": services[0].volumes[1].path: /scratch/zoe is under /scratch, which the administrator allows only for the roles admin",
+				batch + ": services[0].volumes[1].path: /scratch/zoe is under /scratch/zoe, which the administrator allows only for the roles admin",
 			},
 			err: "1 of 2 files is invalid"},
 		{name: "the container policy for admins", args: []string{"-config", policyConfig, "--role", "admin", batch},
 			stdout: []string{
-				batch + ": services[0].volumes[0].path: /data/imagenet is not under a host path the administrator allows (allowed: /srv/datasets read-only, /scratch read-write)",
+				batch + ": services[0].volumes[0].path: /data/imagenet is not under a host path the administrator allows (allowed: /srv/datasets read-only, /scratch/zoe read-write)",
 			},
 			err: batch + " is invalid"},
 		{name: "an unknown role", args: []string{"-config", policyConfig, "--role", "root", batch}, err: `--role "root"`},

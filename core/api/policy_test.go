@@ -66,6 +66,10 @@ containers {
 			a["services"].([]any)[0].(map[string]any)["image"] = "evil/miner:1"
 			return a
 		}(), "description.services[0].image", `"evil/miner:1" is not an image the administrator allows (allowed: zoe/*)`},
+		// The review's attack: a first service plants a link to / in a
+		// read-write path, a later one mounts the link.
+		{"a path inside a read-write host path", admin, withVolume(host+"/admin/planted", false), volPath,
+			"which containers can write to: a read-write host path is mounted whole"},
 		{"a user reading datasets", alice, withVolume(host+"/datasets/a", true), "", ""},
 		{"an admin writing to the admins' path", admin, withVolume(host+"/admin", false), "", ""},
 	} {

@@ -152,6 +152,10 @@ func (d *decoder) containers(b *hcl.Block) {
 				continue
 			}
 			seen[h.Path] = h.Range
+			if msg := writableOverlap(h, c.HostPaths); msg != "" {
+				d.errorf(h.Range, "Overlapping host paths", "%s", msg)
+				continue
+			}
 			c.HostPaths = append(c.HostPaths, h)
 		}
 	}
@@ -198,6 +202,26 @@ func (d *decoder) hostPath(b *hcl.Block) (HostPath, bool) {
 		}
 	}
 	return h, ok
+}
+
+// writableOverlap says why h cannot be allowed beside the host paths
+// before it: containers write in a read-write one, so no other may lie
+// inside it (a container could replace it with a symbolic link) nor hold
+// it; "" when h can be.
+func writableOverlap(h HostPath, before []HostPath) string {
+	for _, o := range before {
+		if !policy.Overlaps(h.Path, o.Path) || h.ReadOnly && o.ReadOnly {
+			continue
+		}
+		rw := o
+		if !h.ReadOnly {
+			rw = h
+		}
+		return fmt.Sprintf("%s overlaps host_path %q, allowed at %s; %s is read-write, so containers can write there "+
+			"and could replace the other with a symbolic link. Allow directories apart from each other.", h.Path, o.Path,
+			o.Range, rw.Path)
+	}
+	return ""
 }
 
 // checkHostPaths refuses host paths that overlap a reserved path; it runs

@@ -129,6 +129,18 @@ func TestContainersErrors(t *testing.T) {
 			detail: "/srv/data is already allowed at bad.hcl:2,13-24",
 		},
 		{
+			name:   "a host path inside a read-write one",
+			src:    "containers {\n  host_path \"/srv/scratch\" { read_only = false }\n  host_path \"/srv/scratch/data\" {}\n}\n",
+			want:   []string{"bad.hcl:3,13: Overlapping host paths"},
+			detail: "/srv/scratch is read-write, so containers can write there",
+		},
+		{
+			name:   "a read-write host path inside a read-only one",
+			src:    "containers {\n  host_path \"/srv/data\" {}\n  host_path \"/srv/data/tmp\" { read_only = false }\n}\n",
+			want:   []string{"bad.hcl:3,13: Overlapping host paths"},
+			detail: "/srv/data/tmp is read-write",
+		},
+		{
 			name:   "unknown role",
 			src:    "containers {\n  host_path \"/srv/data\" {\n    roles = [\"user\", \"root\"]\n  }\n}\n",
 			want:   []string{"bad.hcl:3,13: Invalid role"},

@@ -134,13 +134,14 @@ func TestPolicyLinkPlanted(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(scratch, "mine"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.cfg.Containers = policy.Policy{HostPaths: []policy.HostPath{{Path: scratch}}}
+	// Read-only: someone on the host, not a container, plants the link.
+	e.cfg.Containers = policy.Policy{HostPaths: []policy.HostPath{{Path: scratch, ReadOnly: true}}}
 	var err error
 	if e.eng, err = engine.New(testutil.Logger(t).Named("engine"), e.cfg); err != nil {
 		t.Fatal(err)
 	}
 	ex := e.submit(withVolumes(t, zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}),
-		zapp.Volume{Name: "scratch", Path: filepath.Join(scratch, "mine")}))
+		zapp.Volume{Name: "scratch", Path: filepath.Join(scratch, "mine"), ReadOnly: true}))
 	if err := os.Remove(filepath.Join(scratch, "mine")); err != nil {
 		t.Fatal(err)
 	}

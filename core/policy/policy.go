@@ -53,6 +53,19 @@ func (h HostPath) mode() string {
 
 func (h HostPath) allows(r auth.Role) bool { return h.Roles == nil || slices.Contains(h.Roles, r) }
 
+// mounts says whether h lets a ZApp mount the clean path p, read-only or
+// not. A read-only host path lends anything under it, read-only. A
+// read-write one is lent whole and nothing under it: containers write
+// there, and one could plant a symbolic link (to /, to another user's
+// workspace) that a later mount of a path under it would follow, as root,
+// on the host.
+func (h HostPath) mounts(p string, readOnly bool) bool {
+	if h.ReadOnly {
+		return readOnly && Within(p, h.Path)
+	}
+	return p == h.Path
+}
+
 // Policy is the container policy. Its zero value is the strictest: no host
 // path, any image, containers of owners without ids run as Nobody, never as
 // root, without privilege escalation or capabilities.
@@ -158,7 +171,7 @@ func (p *Policy) checkVolume(v zapp.Volume, role auth.Role, also []string) strin
 			continue
 		}
 		forRole = append(forRole, h)
-		if v.ReadOnly || !h.ReadOnly {
+		if h.mounts(hp, v.ReadOnly) {
 			usable = append(usable, h)
 		}
 	}
@@ -168,25 +181,37 @@ func (p *Policy) checkVolume(v zapp.Volume, role auth.Role, also []string) strin
 	case len(forRole) == 0:
 		return fmt.Sprintf("%s is under %s, which the administrator allows only for the roles %s", hp, under[0].Path,
 			roleList(under[0].Roles))
-	case len(usable) == 0:
-		return fmt.Sprintf("%s is under %s, which the administrator allows read-only; set read_only to true", hp,
-			forRole[0].Path)
 	}
 	if r := p.reserved(hp, also); r != "" {
 		return fmt.Sprintf("%s overlaps %s, which no ZApp may mount", hp, r)
+	}
+	switch {
+	case len(usable) == 0 && !v.ReadOnly && forRole[0].ReadOnly:
+		return fmt.Sprintf("%s is under %s, which the administrator allows read-only; set read_only to true", hp,
+			forRole[0].Path)
+	case len(usable) == 0:
+		return fmt.Sprintf("%s lies inside %s, which containers can write to: a read-write host path is mounted whole "+
+			"(a container could plant a symbolic link under it); mount %s", hp, forRole[0].Path, forRole[0].Path)
 	}
 	real, err := Resolve(hp)
 	if err != nil {
 		return fmt.Sprintf("%s cannot be checked on the host: %v", hp, err)
 	}
-	// Where the path leads must be allowed too, for the role and the mode;
-	// an allowed directory may itself be a symbolic link.
+	// Where the path leads may not lie inside a read-write host path,
+	// whatever allows it: containers write there.
+	for _, h := range p.HostPaths {
+		if dir, err := Resolve(h.Path); err == nil && !h.ReadOnly && real != dir && Within(real, dir) {
+			return fmt.Sprintf("%s leads to %s through a symbolic link, inside %s, which containers can write to", hp, real, h.Path)
+		}
+	}
+	// And it must be allowed too, for the role and the mode; an allowed
+	// directory may itself be a symbolic link.
 	ok := false
 	for _, h := range p.HostPaths {
-		if !h.allows(role) || !v.ReadOnly && h.ReadOnly {
+		if !h.allows(role) {
 			continue
 		}
-		if dir, err := Resolve(h.Path); err == nil && Within(real, dir) {
+		if dir, err := Resolve(h.Path); err == nil && (HostPath{Path: dir, ReadOnly: h.ReadOnly}).mounts(real, v.ReadOnly) {
 			ok = true
 			break
 		}

@@ -16,9 +16,11 @@ import (
 )
 
 // host builds directories ZApps may mount in a temporary directory:
-// datasets (read-only), scratch (read-write, holding a link to / and a
-// link that leads nowhere), admin (read-write, for admins), and ws, the
-// workspaces' base.
+// datasets (read-only, holding links someone on the host planted: to /, to
+// a workspace, to nowhere, to the read-write directory), scratch
+// (read-write, holding a link to / a container could have planted), admin
+// (read-write, for admins), linked (read-write, a link to scratch), and
+// ws, the workspaces' base.
 func host(t *testing.T) (dir string, p policy.Policy) {
 	t.Helper()
 	dir, err := filepath.EvalSymlinks(t.TempDir())
@@ -31,12 +33,13 @@ func host(t *testing.T) (dir string, p policy.Policy) {
 		}
 	}
 	for link, target := range map[string]string{
-		"scratch/root":  "/",
-		"scratch/bob":   filepath.Join(dir, "ws", "bob"),
-		"scratch/data":  filepath.Join(dir, "datasets"),
-		"scratch/gone":  filepath.Join(dir, "nothing", "here"),
-		"linked":        filepath.Join(dir, "scratch"),
-		"scratch/inner": "a-relative-target",
+		"datasets/root":    "/",
+		"datasets/bob":     filepath.Join(dir, "ws", "bob"),
+		"datasets/scratch": filepath.Join(dir, "scratch"),
+		"datasets/gone":    filepath.Join(dir, "nothing", "here"),
+		"datasets/inner":   "a-relative-target",
+		"scratch/root":     "/",
+		"linked":           filepath.Join(dir, "scratch"),
 	} {
 		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
 			t.Fatal(err)
@@ -79,30 +82,38 @@ func TestCheckVolumes(t *testing.T) {
 		{name: "dot-dot staying inside", path: dir + "/datasets/a/..", readOnly: true, want: `has ".." elements`},
 		{name: "not clean", path: dir + "/datasets//a/", readOnly: true, want: `is not written clean; write "` + dir + `/datasets/a"`},
 		{name: "another user's workspace", path: dir + "/ws/bob", want: "is not under a host path"},
-		{name: "a link to another user's workspace", path: dir + "/scratch/bob",
+		{name: "a link to another user's workspace", path: dir + "/datasets/bob", readOnly: true,
 			want: "leads to " + dir + "/ws/bob through a symbolic link, which is not under"},
-		{name: "a link to / in an allowed directory", path: dir + "/scratch/root",
+		{name: "a link to / in an allowed directory", path: dir + "/datasets/root", readOnly: true,
 			want: "leads to / through a symbolic link"},
-		{name: "under a link to /", path: dir + "/scratch/root/etc", readOnly: true,
+		{name: "under a link to /", path: dir + "/datasets/root/etc", readOnly: true,
 			want: "leads to /etc through a symbolic link"},
-		{name: "a missing directory under a link to /", path: dir + "/scratch/root/zoe-policy-test-missing",
+		{name: "a missing directory under a link to /", path: dir + "/datasets/root/zoe-policy-test-missing", readOnly: true,
 			want: "leads to /zoe-policy-test-missing through a symbolic link"},
-		{name: "a link that leads nowhere", path: dir + "/scratch/gone", want: "is a symbolic link to a path that does not exist"},
-		{name: "a relative link that leads nowhere", path: dir + "/scratch/inner/x", want: "does not exist"},
-		{name: "a link from a read-write directory to a read-only one, written to", path: dir + "/scratch/data",
-			want: "leads to " + dir + "/datasets through a symbolic link"},
-		{name: "a link from a read-write directory to a read-only one, read", path: dir + "/scratch/data", readOnly: true},
+		{name: "a link that leads nowhere", path: dir + "/datasets/gone", readOnly: true,
+			want: "is a symbolic link to a path that does not exist"},
+		{name: "a relative link that leads nowhere", path: dir + "/datasets/inner/x", readOnly: true, want: "does not exist"},
+		{name: "a link to the read-write directory, read", path: dir + "/datasets/scratch", readOnly: true},
+		{name: "a link into the read-write directory", path: dir + "/datasets/scratch/x", readOnly: true,
+			want: "leads to " + dir + "/scratch/x through a symbolic link, inside " + dir + "/scratch, which containers can write to"},
 		{name: "read-write on a read-only directory", path: dir + "/datasets/a",
 			want: dir + "/datasets/a is under " + dir + "/datasets, which the administrator allows read-only; set read_only to true"},
 		{name: "read-only on a read-only directory", path: dir + "/datasets/a", readOnly: true},
 		{name: "the allowed directory itself", path: dir + "/datasets", readOnly: true},
 		{name: "read-write on a read-write directory", path: dir + "/scratch"},
-		{name: "a missing directory under a read-write one", path: dir + "/scratch/new/dir"},
-		{name: "an allowed directory that is a link", path: dir + "/linked/x"},
+		{name: "read-only on a read-write directory", path: dir + "/scratch", readOnly: true},
+		// Issue 12's review: a first service plants a link in a
+		// read-write directory, a later one mounts it.
+		{name: "a link planted in a read-write directory", path: dir + "/scratch/root",
+			want: "lies inside " + dir + "/scratch, which containers can write to: a read-write host path is mounted whole"},
+		{name: "a missing directory under a read-write one", path: dir + "/scratch/new/dir", want: "is mounted whole"},
+		{name: "under a read-write directory, read-only", path: dir + "/scratch/new", readOnly: true, want: "is mounted whole"},
+		{name: "an allowed directory that is a link", path: dir + "/linked"},
+		{name: "under an allowed directory that is a link", path: dir + "/linked/x", want: "is mounted whole"},
 		{name: "a prefix that is not a parent", path: dir + "/datasetsX", readOnly: true, want: "is not under a host path"},
-		{name: "a directory for admins, by a user", path: dir + "/admin/x",
-			want: dir + "/admin/x is under " + dir + "/admin, which the administrator allows only for the roles admin"},
-		{name: "a directory for admins, by an admin", path: dir + "/admin/x", role: auth.RoleAdmin},
+		{name: "a directory for admins, by a user", path: dir + "/admin",
+			want: dir + "/admin is under " + dir + "/admin, which the administrator allows only for the roles admin"},
+		{name: "a directory for admins, by an admin", path: dir + "/admin", role: auth.RoleAdmin},
 		{name: "the owner's workspace", path: dir + "/scratch", also: dir + "/scratch/ws/alice",
 			want: "overlaps " + dir + "/scratch/ws/alice, which no ZApp may mount"},
 		{name: "relative", path: "srv", want: "must be an absolute host path"},
