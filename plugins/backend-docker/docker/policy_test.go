@@ -42,7 +42,7 @@ func TestPolicyConfig(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, User: c.user, Security: c.sec,
 				Resources: backend.Resources{PidsLimit: c.pids},
-				Volumes: []backend.Volume{{HostPath: dir, MountPoint: "/data", ReadOnly: true}}})
+				Volumes:   []backend.Volume{{HostPath: dir, MountPoint: "/data", ReadOnly: true}}})
 			res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
 			if err != nil {
 				t.Fatal(err)
