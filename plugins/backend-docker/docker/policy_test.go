@@ -55,7 +55,9 @@ func TestPolicyConfig(t *testing.T) {
 				t.Errorf("Privileged %v, CapAdd %v, CapDrop %v, SecurityOpt %v; want not privileged, nothing added, %v dropped, %v",
 					hc.Privileged, hc.CapAdd, hc.CapDrop, hc.SecurityOpt, c.capDrop, c.securityOpt)
 			}
-			if hc.PidsLimit == nil || *hc.PidsLimit != c.wantPids {
+			// Docker stores no limit (-1) as none (nil).
+			if unlimited := hc.PidsLimit == nil || *hc.PidsLimit <= 0; (c.wantPids == -1) != unlimited ||
+				(!unlimited && *hc.PidsLimit != c.wantPids) {
 				t.Errorf("PidsLimit = %v, want %d", ptr(hc.PidsLimit), c.wantPids)
 			}
 			if hc.PidMode.IsHost() || hc.IpcMode != container.IPCModePrivate || hc.UTSMode.IsHost() || string(hc.NetworkMode) != net {
