@@ -73,14 +73,15 @@ service_logs {
 # is the only place of trust: admins' own ZApps and shop entries get no more
 # than what it grants to their role. Without this block: no host path may be
 # mounted, any image runs, containers run as the owner's uid:gid from the auth
-# source or else 65534:65534, never as root, with no-new-privileges and every
-# capability dropped.
+# source or else 65534:65534, never as root nor in its group, with
+# no-new-privileges, every capability dropped and at most 1024 processes.
 # containers {
 #   run_as                     = "65534:65534" # uid:gid of users the auth source gives no ids for
 #                                              # (default: 65534:65534 under root, else the daemon's own)
 #   allow_root                 = false         # true: those users' containers keep the image's user; uid 0 allowed
 #   allow_privilege_escalation = false         # true: setuid binaries work (no no-new-privileges)
 #   keep_capabilities          = false         # true: the engine's default capabilities, not none
+#   pids_limit                 = 1024          # processes and threads per container; -1: no limit
 #
 #   # Images ZApps may run, as the ZApp writes them; * matches any characters
 #   # but '/' (Go's path.Match). Absent or empty: any image.

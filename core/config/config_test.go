@@ -16,6 +16,7 @@ import (
 	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 // at renders where a diagnostic is reported: "file:LINE,COL: Summary".
@@ -312,7 +313,7 @@ func TestLoadFull(t *testing.T) {
 		Limits:      Limits{MaxServiceCores: 2.5, MaxServiceMemory: 3 << 29},
 		ServiceLogs: ServiceLogs{MaxFileSize: 1 << 20, MaxFiles: 5},
 		Containers: Containers{RunAs: policy.IDs{UID: 1000, GID: 100}, AllowRoot: true, AllowPrivilegeEscalation: true,
-			KeepCapabilities: true, Images: []string{"zoe/*", "registry.example.org/lab/*"},
+			KeepCapabilities: true, PidsLimit: 4096, Images: []string{"zoe/*", "registry.example.org/lab/*"},
 			HostPaths: []HostPath{{Path: "/srv/datasets", ReadOnly: true},
 				{Path: "/srv/scratch", Roles: []auth.Role{auth.RoleAdmin, auth.RoleUser}}}},
 		Plugins: []*Plugin{
@@ -357,7 +358,7 @@ func TestParseDefaults(t *testing.T) {
 			Scheduler:   Scheduler{Policy: "FIFO", Placement: "average"},
 			Limits:      Limits{MaxServiceCores: 16, MaxServiceMemory: 64 << 30},
 			ServiceLogs: ServiceLogs{MaxFileSize: DefaultLogFileSize, MaxFiles: DefaultLogFiles},
-			Containers:  Containers{RunAs: policy.IDs{UID: policy.Nobody, GID: policy.Nobody}},
+			Containers:  Containers{RunAs: policy.IDs{UID: policy.Nobody, GID: policy.Nobody}, PidsLimit: backend.DefaultPidsLimit},
 		}
 		cfg.Files = nil
 		if !reflect.DeepEqual(cfg, want) {

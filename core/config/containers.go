@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 // Containers is the containers block: the container policy.
@@ -30,6 +32,9 @@ type Containers struct {
 	Images []string
 	// HostPaths are the host directories ZApps may mount, in file order.
 	HostPaths []HostPath
+	// PidsLimit is the most processes and threads each container may have
+	// (pids_limit): default backend.DefaultPidsLimit, -1 for none.
+	PidsLimit int64
 }
 
 // HostPath is one host_path block.
@@ -91,7 +96,7 @@ func (c *Config) ReservedPaths() []string {
 // as root; a daemon run by an ordinary user cannot give their workspaces to
 // nobody, so they run as that user.
 func defaultContainers() Containers {
-	return Containers{RunAs: defaultRunAs(os.Geteuid(), os.Getegid())}
+	return Containers{RunAs: defaultRunAs(os.Geteuid(), os.Getegid()), PidsLimit: backend.DefaultPidsLimit}
 }
 
 func defaultRunAs(euid, egid int) policy.IDs {
@@ -105,7 +110,7 @@ func (d *decoder) containers(b *hcl.Block) {
 	content, diags := b.Body.Content(&hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "run_as"}, {Name: "allow_root"}, {Name: "allow_privilege_escalation"},
-			{Name: "keep_capabilities"}, {Name: "images"},
+			{Name: "keep_capabilities"}, {Name: "images"}, {Name: "pids_limit"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "host_path", LabelNames: []string{"path"}}},
 	})
@@ -128,6 +133,20 @@ func (d *decoder) containers(b *hcl.Block) {
 	if runAsRange != nil && c.RunAs.UID == 0 && !c.AllowRoot {
 		d.errorf(*runAsRange, "Invalid run_as",
 			"run_as names uid 0, root, but allow_root is false: containers never run as root unless allow_root = true.")
+	} else if runAsRange != nil && c.RunAs.GID == 0 && !c.AllowRoot {
+		d.errorf(*runAsRange, "Invalid run_as",
+			"run_as names gid 0, root's group, but allow_root is false: containers never run in the root group unless allow_root = true.")
+	}
+	if v, r, ok := d.value(a, "pids_limit", cty.Number); ok {
+		// 0 is refused rather than read as the default: Docker reads it
+		// as no limit, and an administrator writing it may mean either.
+		n, acc := v.AsBigFloat().Int64()
+		if acc != big.Exact || (n < 1 && n != -1) {
+			d.errorf(r, "Invalid pids_limit",
+				"pids_limit must be a whole number of processes of at least 1 (default %d), or -1 for no limit.", backend.DefaultPidsLimit)
+		} else {
+			c.PidsLimit = n
+		}
 	}
 	if v, r, ok := d.value(a, "images", cty.List(cty.String)); ok {
 		for _, e := range v.AsValueSlice() {

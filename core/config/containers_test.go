@@ -8,6 +8,7 @@ import (
 
 	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 func TestContainersErrors(t *testing.T) {
@@ -42,6 +43,33 @@ func TestContainersErrors(t *testing.T) {
 		{
 			name: "allow_root not a bool",
 			src:  "containers {\n  allow_root = \"yes please\"\n}\n",
+			want: []string{"bad.hcl:2,16: Incorrect attribute value type"},
+		},
+		{
+			name:   "run_as the root group without allow_root",
+			src:    "containers {\n  run_as = \"1234:0\"\n}\n",
+			want:   []string{"bad.hcl:2,12: Invalid run_as"},
+			detail: "gid 0",
+		},
+		{
+			name:   "pids_limit 0",
+			src:    "containers {\n  pids_limit = 0\n}\n",
+			want:   []string{"bad.hcl:2,16: Invalid pids_limit"},
+			detail: "-1 for no limit",
+		},
+		{
+			name: "pids_limit below -1",
+			src:  "containers {\n  pids_limit = -5\n}\n",
+			want: []string{"bad.hcl:2,16: Invalid pids_limit"},
+		},
+		{
+			name: "pids_limit not whole",
+			src:  "containers {\n  pids_limit = 10.5\n}\n",
+			want: []string{"bad.hcl:2,16: Invalid pids_limit"},
+		},
+		{
+			name: "pids_limit not a number",
+			src:  "containers {\n  pids_limit = \"many\"\n}\n",
 			want: []string{"bad.hcl:2,16: Incorrect attribute value type"},
 		},
 		{
@@ -223,6 +251,29 @@ func TestDefaultRunAs(t *testing.T) {
 	} {
 		if got := defaultRunAs(c.euid, c.egid); got != c.want {
 			t.Errorf("defaultRunAs(%d, %d) = %v, want %v", c.euid, c.egid, got, c.want)
+		}
+	}
+}
+
+// pids_limit: absent is the default, never unlimited; -1 is none; the root
+// group is allowed with allow_root.
+func TestContainersPidsLimit(t *testing.T) {
+	for _, c := range []struct {
+		src  string
+		want int64
+	}{
+		{"", backend.DefaultPidsLimit},
+		{"containers {}\n", backend.DefaultPidsLimit},
+		{"containers {\n  pids_limit = 200\n}\n", 200},
+		{"containers {\n  pids_limit = -1\n}\n", -1},
+		{"containers {\n  run_as = \"1234:0\"\n  allow_root = true\n}\n", backend.DefaultPidsLimit},
+	} {
+		cfg, diags := Parse("zoe.hcl", []byte(c.src))
+		if diags.HasErrors() {
+			t.Fatalf("%q: %v", c.src, diags)
+		}
+		if cfg.Containers.PidsLimit != c.want {
+			t.Errorf("%q: PidsLimit = %d, want %d", c.src, cfg.Containers.PidsLimit, c.want)
 		}
 	}
 }

@@ -230,6 +230,7 @@ func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins 
 		CanPull:    true,
 		Limits:     zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
 		Containers: containerPolicy(cfg, plugins, exe),
+		PidsLimit:  cfg.Containers.PidsLimit,
 		Logs:       serviceLogs,
 	})
 }

@@ -119,6 +119,9 @@ type Config struct {
 	// Containers is the container policy, applied at submission and again
 	// before every start; its zero value is the strictest.
 	Containers policy.Policy
+	// PidsLimit is every service's process limit (containers.pids_limit):
+	// 0 is the back-end's default, backend.DefaultPidsLimit; -1 none.
+	PidsLimit int64
 	// ProxyBase prefixes the proxy paths of the services' ports.
 	ProxyBase string
 	// StopGrace is how long a service has to stop before it is killed;

@@ -168,9 +168,10 @@ func TestRunAs(t *testing.T) {
 		ids    bool
 		user   string
 		secure backend.Security
+		pids   int64 // engine.Config.PidsLimit, which every spec carries
 	}{
 		{name: "no ids: nobody", user: "65534:65534"},
-		{name: "no ids: run_as", p: policy.Policy{RunAs: &policy.IDs{UID: 4000, GID: 4001}}, user: "4000:4001"},
+		{name: "no ids: run_as", p: policy.Policy{RunAs: &policy.IDs{UID: 4000, GID: 4001}}, user: "4000:4001", pids: 300},
 		{name: "the owner's ids", p: policy.Policy{RunAs: &policy.IDs{UID: 4000, GID: 4001}}, ids: true, user: "1000:1001"},
 		{name: "no ids, root allowed", p: policy.Policy{AllowRoot: true, KeepCapabilities: true},
 			secure: backend.Security{AllowRoot: true, KeepCapabilities: true}},
@@ -181,7 +182,7 @@ func TestRunAs(t *testing.T) {
 				rec = &specs{Backend: b}
 				return rec
 			}})
-			e.cfg.Containers = tc.p
+			e.cfg.Containers, e.cfg.PidsLimit = tc.p, tc.pids
 			var err error
 			if e.eng, err = engine.New(testutil.Logger(t).Named("engine"), e.cfg); err != nil {
 				t.Fatal(err)
@@ -197,8 +198,8 @@ func TestRunAs(t *testing.T) {
 			ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
 			e.waitStatus(ex.ID, state.StatusRunning)
 			list := rec.started()
-			if len(list) != 1 || list[0].User != tc.user || list[0].Security != tc.secure {
-				t.Fatalf("started %+v, want user %q and %+v", list, tc.user, tc.secure)
+			if len(list) != 1 || list[0].User != tc.user || list[0].Security != tc.secure || list[0].Resources.PidsLimit != tc.pids {
+				t.Fatalf("started %+v, want user %q, %+v and pids limit %d", list, tc.user, tc.secure, tc.pids)
 			}
 			// The workspace belongs to whom the services run as, and
 			// ZOE_UID and ZOE_GID say who that is.

@@ -304,6 +304,35 @@ func loadCases() []loadCase {
 			want: []want{{w0 + "work_dir", `must be an absolute path, got "src"`}}},
 		{name: "work_dir empty", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "" },
 			want: []want{{w0 + "work_dir", "must not be empty; leave the key out instead"}}},
+		{name: "work_dir under proc", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/proc/self/fd/7" },
+			want: []want{{w0 + "work_dir", `must not be under /proc, the kernel's files, got "/proc/self/fd/7"`}}},
+		{name: "work_dir sys", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/sys" },
+			want: []want{{w0 + "work_dir", "must not be under /sys"}}},
+		{name: "work_dir under dev", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/dev/shm" },
+			want: []want{{w0 + "work_dir", "must not be under /dev"}}},
+		{name: "work_dir dot-dot", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/mnt/../proc/self/fd/7" },
+			want: []want{{w0 + "work_dir", `must be a clean path (no "..", ".", "//" or trailing "/"), got "/mnt/../proc/self/fd/7"`}}},
+		{name: "work_dir not clean", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/mnt//workspace/" },
+			want: []want{{w0 + "work_dir", "must be a clean path"}}},
+		{name: "work_dir control character", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/mnt/\u202e" },
+			want: []want{{w0 + "work_dir", "must not hold control or format characters (U+202E at byte 5)"}}},
+		{name: "work_dir long", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/" + strings.Repeat("a", 2000) },
+			want: []want{{w0 + "work_dir", "must be at most 1024 bytes, got 2001"}}},
+		{name: "work_dir proc look-alike", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "/processing" }},
+		{name: "volume path control character", edit: func(m map[string]any) {
+			svcOf(m, 0)["volumes"] = []any{map[string]any{"name": "s", "path": "/tmp/reva/scratch/\u202e", "read_only": true}}
+		}, want: []want{{w0 + "volumes[0].path", "must not hold control or format characters (U+202E at byte 18)"}}},
+		{name: "volume path invalid UTF-8", edit: func(m map[string]any) {
+			svcOf(m, 0)["volumes"] = []any{map[string]any{"name": "s", "path": "/tmp/\xff", "read_only": true}}
+		}, want: []want{{w0 + "volumes[0].path", "must not hold U+FFFD"}}},
+		{name: "volume path long", edit: func(m map[string]any) {
+			svcOf(m, 0)["volumes"] = []any{map[string]any{"name": "s", "path": "/" + strings.Repeat("a/", 3000), "read_only": true}}
+		}, want: []want{{w0 + "volumes[0].path", "must be at most 1024 bytes, got 6001"}}},
+		{name: "network host", edit: func(m map[string]any) { svcOf(m, 0)["network"] = "host" },
+			want: []want{{w0 + "network", `"host" is refused: every execution gets its own network`}}},
+		{name: "network of a container", edit: func(m map[string]any) { svcOf(m, 0)["network"] = "container:db" },
+			want: []want{{w0 + "network", "Zoe does not take a network from the ZApp"}}},
+		{name: "network named, ignored", edit: func(m map[string]any) { svcOf(m, 0)["network"] = "my-net" }},
 		{name: "labels", edit: func(m map[string]any) { svcOf(m, 0)["labels"] = []any{"gpu", "", "gpu", 7} },
 			want: []want{{w0 + "labels[1]", "must not be empty"}, {w0 + "labels[2]", `repeats labels[0] ("gpu")`},
 				{w0 + "labels[3]", "must be a string, got the number 7"}}},

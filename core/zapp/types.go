@@ -44,8 +44,8 @@ type Service struct {
 	WorkDir string  `json:"work_dir,omitempty"`
 	// Labels a node must all carry to host the service.
 	Labels []string `json:"labels,omitempty"`
-	// Network is accepted for compatibility; Zoe gives each execution its
-	// own network.
+	// Network is accepted for compatibility and ignored: Zoe gives each
+	// execution its own network. "host" and "container:..." are refused.
 	Network string `json:"network,omitempty"`
 }
 

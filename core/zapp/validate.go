@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -264,8 +265,15 @@ func (v *validator) service(sv svc, s *Service) {
 	if s.Command != nil && sv.ok("command") && *s.Command == "" {
 		sv.add("command", "must not be empty: use null to keep the image's command")
 	}
-	if s.WorkDir != "" && sv.ok("work_dir") && !path.IsAbs(s.WorkDir) {
-		sv.add("work_dir", fmt.Sprintf("must be an absolute path, got %q", short(s.WorkDir)))
+	if s.WorkDir != "" && sv.ok("work_dir") {
+		if msg := checkWorkDir(s.WorkDir); msg != "" {
+			sv.add("work_dir", msg)
+		}
+	}
+	if s.Network != "" && sv.ok("network") {
+		if msg := checkNetwork(s.Network); msg != "" {
+			sv.add("network", msg)
+		}
 	}
 	for j, l := range s.Labels {
 		if !sv.okElem("labels", j, "") {
@@ -486,10 +494,60 @@ func (v *validator) volumes(sv svc, vols []Volume) {
 				}
 			}
 		}
-		if sv.okElem("volumes", j, ".path") && !path.IsAbs(vol.Path) {
-			v.add(sv.elem("volumes", j, ".path"), fmt.Sprintf("must be an absolute host path, got %q", short(vol.Path)))
+		if sv.okElem("volumes", j, ".path") {
+			if msg := checkPath(vol.Path, "host path"); msg != "" {
+				v.add(sv.elem("volumes", j, ".path"), msg)
+			}
 		}
 	}
+}
+
+// MaxPathLen bounds the paths of a ZApp (volume paths, work_dir), in bytes;
+// Linux's PATH_MAX is 4096.
+const MaxPathLen = 1024
+
+// checkPath says what is wrong with a path a ZApp gives, what it is:
+// it must be absolute, at most MaxPathLen bytes, and hold no control or
+// format characters, as it is shown in terminals and pages.
+func checkPath(p, what string) string {
+	switch {
+	case len(p) > MaxPathLen:
+		return fmt.Sprintf("must be at most %d bytes, got %d", MaxPathLen, len(p))
+	case safetext.NameProblem(p) != "":
+		return safetext.NameProblem(p)
+	case !path.IsAbs(p):
+		return fmt.Sprintf("must be an absolute %s, got %q", what, short(p))
+	}
+	return ""
+}
+
+// checkWorkDir: a clean absolute path, not under /proc, /sys or /dev,
+// where a working directory can reach the host (CVE-2024-21626:
+// /proc/self/fd/N led runc's leaked descriptor to the host's files).
+func checkWorkDir(w string) string {
+	if msg := checkPath(w, "path"); msg != "" {
+		return msg
+	}
+	if slices.Contains(strings.Split(w, "/"), "..") || path.Clean(w) != w {
+		return fmt.Sprintf("must be a clean path (no \"..\", \".\", \"//\" or trailing \"/\"), got %q", short(w))
+	}
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if w == d || strings.HasPrefix(w, d+"/") {
+			return fmt.Sprintf("must not be under %s, the kernel's files, got %q", d, short(w))
+		}
+	}
+	return ""
+}
+
+// checkNetwork: the key is accepted for the original format's ZApps and
+// ignored, as every execution gets its own network; a mode that would
+// share the host's or another container's network is refused, so that a
+// ZApp counting on it fails at submission rather than run elsewhere.
+func checkNetwork(n string) string {
+	if n == "host" || strings.HasPrefix(n, "container:") {
+		return fmt.Sprintf("%q is refused: every execution gets its own network, and Zoe never runs a ZApp in the host's or another container's; Zoe does not take a network from the ZApp", short(n))
+	}
+	return ""
 }
 
 // templates checks the environment values; {dns_name#<instance>} is

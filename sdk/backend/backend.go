@@ -5,6 +5,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -29,7 +30,12 @@ type Backend interface {
 	// is refused with sdk.ErrInvalidArgument before anything is created on
 	// the platform; so is, as CheckUser says, a User that is not numeric
 	// ("uid" or "uid:gid") and, unless Security.AllowRoot, a User that is
-	// empty (the image's user may be root) or names uid 0. Whatever the
+	// empty (the image's user may be root), names uid 0 or gid 0 (the
+	// root group), or gives no gid (the platform would pick the group,
+	// Docker the root group for a uid the image does not know). The
+	// service's processes are limited to Resources.PidsLimit (see
+	// PidsLimit); a back-end that cannot limit them refuses the spec.
+	// Whatever the
 	// spec says, the back-end never runs a service privileged, never adds
 	// capabilities, and never puts it in the host's network, PID or IPC
 	// namespace. A volume marked ReadOnly is mounted read-only. A host path
@@ -97,6 +103,30 @@ type Resources struct {
 	MemoryLimit       int64
 	Cores             float64
 	ShmSize           int64
+	// PidsLimit is the most processes and threads the service may have
+	// at once, so that a fork bomb exhausts its own share and not the
+	// host's. The zero value is safe: 0 is DefaultPidsLimit; -1 is no
+	// limit, which the core asks for only when the administrator wrote it
+	// (containers.pids_limit = -1). Other negative values are refused
+	// (see PidsLimit).
+	PidsLimit int64
+}
+
+// DefaultPidsLimit is the process limit of a service whose
+// Resources.PidsLimit is 0.
+const DefaultPidsLimit = 1024
+
+// PidsLimit is the process limit a back-end applies for r: r.PidsLimit,
+// DefaultPidsLimit for 0, -1 for no limit; sdk.ErrInvalidArgument for a
+// negative value other than -1.
+func PidsLimit(r Resources) (int64, error) {
+	switch {
+	case r.PidsLimit == 0:
+		return DefaultPidsLimit, nil
+	case r.PidsLimit < -1:
+		return 0, fmt.Errorf("pids limit %d: want a positive number, 0 for the default or -1 for none: %w", r.PidsLimit, sdk.ErrInvalidArgument)
+	}
+	return r.PidsLimit, nil
 }
 
 // Volume is mounted into a service: a host path or a named volume.
@@ -134,7 +164,8 @@ type ServiceSpec struct {
 	// back-end choose.
 	Node        string
 	ExecutionID string
-	// User is who the processes run as: numeric "uid:gid" (or "uid"). The
+	// User is who the processes run as: numeric "uid:gid" (or "uid", only
+	// with Security.AllowRoot). The
 	// core sets the owner's ids when the auth source knows them, so that
 	// files written in the workspace belong to the owner, else the ids the
 	// administrator configured. Empty keeps the image's user, which the core
@@ -152,9 +183,11 @@ type ServiceSpec struct {
 // says, a back-end never runs a service privileged, with added
 // capabilities, or in the host's network, PID or IPC namespace.
 type Security struct {
-	// AllowRoot lets the processes run as uid 0 (User "0", "0:gid", or
+	// AllowRoot lets the processes run as uid 0 or gid 0 (User "0",
+	// "0:gid", "uid:0", "uid" with the platform's choice of group, or
 	// empty with an image that runs as root). When false, a back-end
-	// refuses a spec whose User is empty or names uid 0.
+	// refuses a spec whose User is empty, has no gid, or names uid or
+	// gid 0.
 	AllowRoot bool
 	// AllowPrivilegeEscalation lets setuid binaries and file capabilities
 	// raise privileges. When false the processes run with Linux's

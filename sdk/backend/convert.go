@@ -76,11 +76,13 @@ func nodeFromProto(n *backendv1.Node) Node {
 }
 
 func resourcesToProto(r Resources) *backendv1.Resources {
-	return &backendv1.Resources{MemoryReservation: r.MemoryReservation, MemoryLimit: r.MemoryLimit, Cores: r.Cores, ShmSize: r.ShmSize}
+	return &backendv1.Resources{MemoryReservation: r.MemoryReservation, MemoryLimit: r.MemoryLimit, Cores: r.Cores, ShmSize: r.ShmSize,
+		PidsLimit: r.PidsLimit}
 }
 
 func resourcesFromProto(r *backendv1.Resources) Resources {
-	return Resources{MemoryReservation: r.GetMemoryReservation(), MemoryLimit: r.GetMemoryLimit(), Cores: r.GetCores(), ShmSize: r.GetShmSize()}
+	return Resources{MemoryReservation: r.GetMemoryReservation(), MemoryLimit: r.GetMemoryLimit(), Cores: r.GetCores(), ShmSize: r.GetShmSize(),
+		PidsLimit: r.GetPidsLimit()}
 }
 
 func specToProto(s ServiceSpec) *backendv1.ServiceSpec {

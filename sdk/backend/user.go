@@ -10,8 +10,10 @@ import (
 
 // CheckUser applies the contract's rule on who a service runs as, for
 // back-ends to call first thing in Start: User is empty or numeric, "uid"
-// or "uid:gid"; empty (the image's user, which may be root) or uid 0 only
-// with Security.AllowRoot. Anything else is sdk.ErrInvalidArgument.
+// or "uid:gid"; empty (the image's user, which may be root), "uid" (the
+// platform picks the group: Docker the root group for a uid the image does
+// not know), uid 0 and gid 0 (the root group) only with
+// Security.AllowRoot. Anything else is sdk.ErrInvalidArgument.
 func CheckUser(spec ServiceSpec) error {
 	if spec.User == "" {
 		if !spec.Security.AllowRoot {
@@ -32,8 +34,18 @@ func CheckUser(spec ServiceSpec) error {
 			return fmt.Errorf("service %q: user %q: want numeric \"uid\" or \"uid:gid\": %w", spec.Name, spec.User, sdk.ErrInvalidArgument)
 		}
 	}
-	if n, _ := strconv.ParseUint(uid, 10, 32); n == 0 && !spec.Security.AllowRoot {
+	if spec.Security.AllowRoot {
+		return nil
+	}
+	if n, _ := strconv.ParseUint(uid, 10, 32); n == 0 {
 		return fmt.Errorf("service %q: user %q is root, which the policy does not allow: %w", spec.Name, spec.User, sdk.ErrInvalidArgument)
+	}
+	if !hasGID {
+		return fmt.Errorf("service %q: user %q has no gid, so the group could be root's, which the policy does not allow: want \"uid:gid\": %w",
+			spec.Name, spec.User, sdk.ErrInvalidArgument)
+	}
+	if n, _ := strconv.ParseUint(gid, 10, 32); n == 0 {
+		return fmt.Errorf("service %q: user %q is in group 0, root's, which the policy does not allow: %w", spec.Name, spec.User, sdk.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -16,8 +16,11 @@ func TestCheckUser(t *testing.T) {
 		ok   bool
 	}{
 		{"12345:23456", Security{}, true},
-		{"1000", Security{}, true},
-		{"1000:0", Security{}, true}, // the rule is about uid 0
+		{"1000", Security{}, false},   // the platform would pick the group
+		{"1000:0", Security{}, false}, // the root group
+		{"1000:00", Security{}, false},
+		{"1000", root, true},
+		{"1000:0", root, true},
 		{"", Security{}, false},
 		{"0", Security{}, false},
 		{"0:0", Security{}, false},
@@ -55,6 +58,29 @@ func TestSecurityOnTheWire(t *testing.T) {
 	for _, sec := range []Security{{AllowRoot: true}, {AllowPrivilegeEscalation: true}, {KeepCapabilities: true}} {
 		if got := specFromProto(specToProto(ServiceSpec{Security: sec})).Security; got != sec {
 			t.Errorf("security %+v came back as %+v", sec, got)
+		}
+	}
+}
+
+// The process limit crosses the wire; 0 (an older core) is the default,
+// never unlimited; below -1 is refused.
+func TestPidsLimit(t *testing.T) {
+	for _, n := range []int64{0, 1, 100, -1} {
+		if got := specFromProto(specToProto(ServiceSpec{Resources: Resources{PidsLimit: n}})).Resources.PidsLimit; got != n {
+			t.Errorf("pids limit %d came back as %d", n, got)
+		}
+	}
+	cases := []struct {
+		in, want int64
+		ok       bool
+	}{{0, DefaultPidsLimit, true}, {1, 1, true}, {5000, 5000, true}, {-1, -1, true}, {-2, 0, false}}
+	for _, c := range cases {
+		got, err := PidsLimit(Resources{PidsLimit: c.in})
+		if c.ok && (err != nil || got != c.want) {
+			t.Errorf("PidsLimit(%d) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+		if !c.ok && !errors.Is(err, sdk.ErrInvalidArgument) {
+			t.Errorf("PidsLimit(%d) = %d, %v; want sdk.ErrInvalidArgument", c.in, got, err)
 		}
 	}
 }

@@ -19,9 +19,11 @@ const probeUser = "12345:23456"
 
 // checkRootRefused: a spec that would run as root, or as a user the image
 // could map to root, without Security.AllowRoot is refused with
-// sdk.ErrInvalidArgument and leaves nothing on the platform.
+// sdk.ErrInvalidArgument and leaves nothing on the platform; so is one in
+// the root group.
 func checkRootRefused(t *testing.T, p backend.Backend, s BackendSuite) {
-	for _, user := range []string{"", "0", "0:0", "00:23456", "root", "root:root"} {
+	// "12345" has no gid: the platform would pick the group, perhaps root's.
+	for _, user := range []string{"", "0", "0:0", "00:23456", "root", "root:root", "12345:0", "12345"} {
 		t.Run(fmt.Sprintf("user %q", user), func(t *testing.T) {
 			ctx := ctxFor(t, s.Timeout)
 			net, spec := prepare(t, ctx, p, s.LongRunning())
@@ -94,7 +96,8 @@ const (
 )
 
 // checkProbe runs the probe image under three policies and reads from its
-// output that the back-end applied each.
+// output that the back-end applied each, the process limit included (the
+// default for 0, else the spec's).
 func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSuite) {
 	if s.ProbeImage == "" {
 		if s.NoProbe == "" {
@@ -131,18 +134,20 @@ func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSu
 		name   string
 		user   string
 		sec    backend.Security
+		pids   int64 // Resources.PidsLimit
 		checks []func(map[string]string) error
 	}{
-		{"strictest", probeUser, backend.Security{}, []func(map[string]string) error{
+		{"strictest", probeUser, backend.Security{}, 0, []func(map[string]string) error{
 			want("uid", "12345"), want("gid", "23456"), noRootGroup, noNewPrivs, noCaps, ownNamespaces,
 			want("write /probe/rw", "ok"), want("write /probe/ro", "read-only file system"),
+			want("pids.max", strconv.Itoa(backend.DefaultPidsLimit)),
 		}},
-		{"root allowed, nothing more", "0:0", backend.Security{AllowRoot: true}, []func(map[string]string) error{
+		{"root allowed, nothing more", "0:0", backend.Security{AllowRoot: true}, 0, []func(map[string]string) error{
 			want("uid", "0"), noNewPrivs, noCaps, ownNamespaces, want("write /probe/ro", "read-only file system"),
 		}},
 		{"escalation and default capabilities allowed", probeUser,
-			backend.Security{AllowPrivilegeEscalation: true, KeepCapabilities: true}, []func(map[string]string) error{
-				want("uid", "12345"), want("NoNewPrivs", "0"), ownNamespaces,
+			backend.Security{AllowPrivilegeEscalation: true, KeepCapabilities: true}, 77, []func(map[string]string) error{
+				want("uid", "12345"), want("NoNewPrivs", "0"), ownNamespaces, want("pids.max", "77"),
 				func(f map[string]string) error {
 					if n, err := strconv.ParseUint(f["CapBnd"], 16, 64); err != nil || n == 0 {
 						return fmt.Errorf("CapBnd = %q, want the platform's default capabilities", f["CapBnd"])
@@ -161,7 +166,8 @@ func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSu
 			}
 			net, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage,
 				Command: []string{"/probe/rw", "/probe/ro"}, User: c.user, Security: c.sec,
-				Volumes: []backend.Volume{{HostPath: dir, MountPoint: "/probe/rw"}, {HostPath: dir, MountPoint: "/probe/ro", ReadOnly: true}}})
+				Resources: backend.Resources{PidsLimit: c.pids},
+				Volumes:   []backend.Volume{{HostPath: dir, MountPoint: "/probe/rw"}, {HostPath: dir, MountPoint: "/probe/ro", ReadOnly: true}}})
 			defer func() { _ = p.RemoveNetwork(ctx, net) }()
 			st, err := p.Start(ctx, spec)
 			if err != nil {

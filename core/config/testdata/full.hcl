@@ -55,6 +55,7 @@ containers {
   allow_privilege_escalation = true
   keep_capabilities          = true
   images                     = ["zoe/*", "registry.example.org/lab/*"]
+  pids_limit                 = 4096
 
   host_path "/srv/datasets/" {
   }

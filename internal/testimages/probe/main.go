@@ -9,6 +9,8 @@
 //	ns net: net:[4026532000] (and ns pid, ns ipc: /proc/self/ns links)
 //	NoNewPrivs:	1          (these five lines as /proc/self/status has them)
 //	CapInh: / CapPrm: / CapEff: / CapBnd: / CapAmb:
+//	pids.max: 1024         (its cgroup's process limit, v2 or v1; "max" for
+//	                       none, "unreadable: ..." without a cgroup file)
 //	write /probe/rw: ok    (one line per argument: a file created and
 //	write /probe/ro: read-only file system   removed there, or the error)
 //
@@ -56,9 +58,24 @@ func main() {
 		}
 	}
 	f.Close()
+	fmt.Printf("pids.max: %s\n", pidsMax())
 	for _, dir := range os.Args[1:] {
 		fmt.Printf("write %s: %s\n", dir, write(dir))
 	}
+}
+
+// pidsMax is the limit of the probe's pids cgroup: cgroup v2 mounts the
+// container's own cgroup at /sys/fs/cgroup, v1 its pids controller under it.
+func pidsMax() string {
+	var errs []string
+	for _, p := range []string{"/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"} {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			return strings.TrimSpace(string(b))
+		}
+		errs = append(errs, err.Error())
+	}
+	return "unreadable: " + strings.Join(errs, "; ")
 }
 
 // write creates a file in dir and removes it: "ok", or why not.

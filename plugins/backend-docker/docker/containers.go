@@ -213,11 +213,18 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		ExposedPorts: network.PortSet{},
 	}
 	r := spec.Resources
+	// A process limit always: Docker's default is none, so one service's
+	// fork bomb would exhaust the host's pids.
+	pids, err := backend.PidsLimit(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	hc := &container.HostConfig{
 		Resources: container.Resources{
 			Memory:            r.MemoryLimit,
 			MemoryReservation: r.MemoryReservation,
 			NanoCPUs:          int64(math.Round(r.Cores * 1e9)),
+			PidsLimit:         &pids,
 		},
 		ShmSize:       r.ShmSize,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},

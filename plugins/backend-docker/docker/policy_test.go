@@ -29,16 +29,20 @@ func TestPolicyConfig(t *testing.T) {
 		name        string
 		user        string
 		sec         backend.Security
+		pids        int64 // asked for
 		capDrop     []string
 		securityOpt []string
+		wantPids    int64
 	}{
-		{"strictest", testUser, backend.Security{}, []string{"ALL"}, []string{"no-new-privileges:true"}},
-		{"all allowed", "0:0", backend.Security{AllowRoot: true, AllowPrivilegeEscalation: true, KeepCapabilities: true}, nil, nil},
+		{"strictest", testUser, backend.Security{}, 0, []string{"ALL"}, []string{"no-new-privileges:true"}, backend.DefaultPidsLimit},
+		{"all allowed", "0:0", backend.Security{AllowRoot: true, AllowPrivilegeEscalation: true, KeepCapabilities: true}, -1, nil, nil, -1},
+		{"a process limit", testUser, backend.Security{}, 300, []string{"ALL"}, []string{"no-new-privileges:true"}, 300},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, User: c.user, Security: c.sec,
-				Volumes: []backend.Volume{{HostPath: dir, MountPoint: "/data", ReadOnly: true}}})
+				Resources: backend.Resources{PidsLimit: c.pids},
+				Volumes:   []backend.Volume{{HostPath: dir, MountPoint: "/data", ReadOnly: true}}})
 			res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -50,6 +54,11 @@ func TestPolicyConfig(t *testing.T) {
 			if hc.Privileged || len(hc.CapAdd) > 0 || !slices.Equal(hc.CapDrop, c.capDrop) || !slices.Equal(hc.SecurityOpt, c.securityOpt) {
 				t.Errorf("Privileged %v, CapAdd %v, CapDrop %v, SecurityOpt %v; want not privileged, nothing added, %v dropped, %v",
 					hc.Privileged, hc.CapAdd, hc.CapDrop, hc.SecurityOpt, c.capDrop, c.securityOpt)
+			}
+			// Docker stores no limit (-1) as none (nil).
+			if unlimited := hc.PidsLimit == nil || *hc.PidsLimit <= 0; (c.wantPids == -1) != unlimited ||
+				(!unlimited && *hc.PidsLimit != c.wantPids) {
+				t.Errorf("PidsLimit = %v, want %d", ptr(hc.PidsLimit), c.wantPids)
 			}
 			if hc.PidMode.IsHost() || hc.IpcMode != container.IPCModePrivate || hc.UTSMode.IsHost() || string(hc.NetworkMode) != net {
 				t.Errorf("PidMode %q, IpcMode %q, UTSMode %q, NetworkMode %q; want private namespaces on network %s",
@@ -81,6 +90,8 @@ func TestPolicyRefusals(t *testing.T) {
 		{"the host's network", backend.ServiceSpec{Network: "host"}},
 		{"another container's network", backend.ServiceSpec{Network: "container:x"}},
 		{"root without AllowRoot", backend.ServiceSpec{Network: net, User: "0:0"}},
+		{"the root group without AllowRoot", backend.ServiceSpec{Network: net, User: "12345:0"}},
+		{"a negative process limit", backend.ServiceSpec{Network: net, Resources: backend.Resources{PidsLimit: -2}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,4 +145,12 @@ func TestNamedVolume(t *testing.T) {
 	if len(m) != 1 || m[0].Type != mount.TypeVolume || m[0].Source != vol || m[0].Target != "/data" || !m[0].ReadOnly {
 		t.Errorf("Mounts = %+v; want the read-only volume %s at /data", m, vol)
 	}
+}
+
+// ptr shows what a pointer points to, or nil.
+func ptr[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

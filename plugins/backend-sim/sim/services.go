@@ -213,6 +213,9 @@ func checkSpec(spec backend.ServiceSpec) error {
 	if r.Cores < 0 || r.MemoryReservation < 0 || r.MemoryLimit < 0 || r.ShmSize < 0 {
 		problems = append(problems, fmt.Sprintf("negative resources %+v", r))
 	}
+	if r.PidsLimit < -1 {
+		problems = append(problems, fmt.Sprintf("pids limit %d: want a positive number, 0 or -1", r.PidsLimit))
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("service %q: %s: %w", spec.Name, strings.Join(problems, ", "), sdk.ErrInvalidArgument)
 	}

@@ -621,8 +621,11 @@ type Resources struct {
 	MemoryLimit       int64                  `protobuf:"varint,2,opt,name=memory_limit,json=memoryLimit,proto3" json:"memory_limit,omitempty"`
 	Cores             float64                `protobuf:"fixed64,3,opt,name=cores,proto3" json:"cores,omitempty"`
 	ShmSize           int64                  `protobuf:"varint,4,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The most processes and threads the service may have: 0 is the
+	// back-end's default (sdk/backend.DefaultPidsLimit), -1 no limit.
+	PidsLimit     int64 `protobuf:"varint,5,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Resources) Reset() {
@@ -679,6 +682,13 @@ func (x *Resources) GetCores() float64 {
 func (x *Resources) GetShmSize() int64 {
 	if x != nil {
 		return x.ShmSize
+	}
+	return 0
+}
+
+func (x *Resources) GetPidsLimit() int64 {
+	if x != nil {
+		return x.PidsLimit
 	}
 	return 0
 }
@@ -2206,12 +2216,14 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"&\n" +
 	"\x14RemoveNetworkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
-	"\x15RemoveNetworkResponse\"\x8e\x01\n" +
+	"\x15RemoveNetworkResponse\"\xad\x01\n" +
 	"\tResources\x12-\n" +
 	"\x12memory_reservation\x18\x01 \x01(\x03R\x11memoryReservation\x12!\n" +
 	"\fmemory_limit\x18\x02 \x01(\x03R\vmemoryLimit\x12\x14\n" +
 	"\x05cores\x18\x03 \x01(\x01R\x05cores\x12\x19\n" +
-	"\bshm_size\x18\x04 \x01(\x03R\ashmSize\"\x84\x01\n" +
+	"\bshm_size\x18\x04 \x01(\x03R\ashmSize\x12\x1d\n" +
+	"\n" +
+	"pids_limit\x18\x05 \x01(\x03R\tpidsLimit\"\x84\x01\n" +
 	"\x06Volume\x12\x1b\n" +
 	"\thost_path\x18\x01 \x01(\tR\bhostPath\x12\x1f\n" +
 	"\vvolume_name\x18\x02 \x01(\tR\n" +
