@@ -300,6 +300,10 @@ func (e refused) Unwrap() error { return sdk.ErrPermissionDenied }
 // is not allowed.
 const errRoot = refused("the owner's uid is 0 (root) and the administrator does not allow containers to run as root (containers.allow_root)")
 
+// errRootGroup is why an owner whose gid is 0 cannot run containers when
+// root is not allowed: the root group owns much of a host's files.
+const errRootGroup = refused("the owner's gid is 0 (the root group) and the administrator does not allow containers to run as root (containers.allow_root)")
+
 // IDs is who an owner's containers run as, with uid and gid the owner's
 // ids (nil when the auth source gives none): uid:gid (the run_as gid when
 // the gid is unknown), so that what they write in their workspace is
@@ -325,7 +329,7 @@ func (p *Policy) IDs(uid, gid *uint32) *IDs {
 
 // Run is the user an owner's containers run as ("uid:gid", or "" for the
 // image's user), as IDs says, and the rights they run with. An owner whose
-// uid is 0 is refused unless AllowRoot.
+// uid or gid is 0 is refused unless AllowRoot.
 func (p *Policy) Run(uid, gid *uint32) (string, backend.Security, error) {
 	sec := backend.Security{AllowPrivilegeEscalation: p.AllowPrivilegeEscalation, KeepCapabilities: p.KeepCapabilities}
 	ids := p.IDs(uid, gid)
@@ -335,7 +339,9 @@ func (p *Policy) Run(uid, gid *uint32) (string, backend.Security, error) {
 		return "", sec, nil
 	case ids.UID == 0 && !p.AllowRoot:
 		return "", backend.Security{}, errRoot
-	case ids.UID == 0:
+	case ids.GID == 0 && !p.AllowRoot:
+		return "", backend.Security{}, errRootGroup
+	case ids.UID == 0, ids.GID == 0:
 		sec.AllowRoot = true
 	}
 	return ids.String(), sec, nil
