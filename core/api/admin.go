@@ -99,6 +99,9 @@ func quotaJSON(q state.Quota) client.Quota {
 		RuntimeLimit: int64(q.RuntimeLimit / time.Second)}
 }
 
+// minQuotaCores is the smallest limit of cores a quota may set.
+const minQuotaCores = 0.001
+
 // quotaIn checks a quota document; details are empty when it is fine.
 func quotaIn(in client.Quota) (state.Quota, []client.Detail) {
 	var details []client.Detail
@@ -109,8 +112,9 @@ func quotaIn(in client.Quota) (state.Quota, []client.Detail) {
 		details = append(details, client.Detail{Path: "concurrent_executions", Message: fmt.Sprintf("must be from 0 (unlimited) to %d", state.MaxQuotaExecutions)})
 	}
 	// JSON has no NaN or infinity, but the test costs nothing.
-	if !(in.Cores >= 0 && in.Cores <= state.MaxQuotaCores) {
-		details = append(details, client.Detail{Path: "cores", Message: fmt.Sprintf("must be from 0 (unlimited) to %g", state.MaxQuotaCores)})
+	// A limit below a thousandth of a core is no limit anyone means.
+	if !(in.Cores == 0 || in.Cores >= minQuotaCores && in.Cores <= state.MaxQuotaCores) {
+		details = append(details, client.Detail{Path: "cores", Message: fmt.Sprintf("must be 0 (unlimited) or from %g to %g", minQuotaCores, state.MaxQuotaCores)})
 	}
 	if in.Memory < 0 || in.Memory > state.MaxQuotaMemory {
 		details = append(details, client.Detail{Path: "memory", Message: fmt.Sprintf("must be from 0 (unlimited) to %d bytes (1 EiB)", state.MaxQuotaMemory)})

@@ -124,6 +124,12 @@ type Config struct {
 	// checks its caller's credentials again, so that a revoked or expired
 	// token, a disabled user or a demoted one loses it; default 5 s.
 	StreamRecheck time.Duration
+	// MaxStreamsPerUser bounds the streams (events, followed logs) one
+	// user has open at once; default 16.
+	MaxStreamsPerUser int
+	// EventStreamLife bounds how long an event stream lasts (the client
+	// resumes it with Last-Event-ID); default 1 hour.
+	EventStreamLife time.Duration
 	// IdentityTTL bounds how long the identity behind a token is trusted
 	// without the auth plugins confirming it (Lookup): it is asked again
 	// after half of it, and the user's requests are refused once it is
@@ -178,6 +184,8 @@ type Server struct {
 	// never end by itself.
 	closing     chan struct{}
 	closingOnce sync.Once
+	// streams counts the open streams of each user (streams.go).
+	streams streamCounts
 	// reads keeps what most requests read, the caller's token and user
 	// and pages of executions (encoded), while the store's version stays:
 	// asked again and again by scripts and the web UI, they are then
@@ -202,6 +210,12 @@ func New(log hclog.Logger, cfg Config) *Server {
 	}
 	if cfg.IdentityTTL <= 0 {
 		cfg.IdentityTTL = DefaultIdentityTTL
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = 16
+	}
+	if cfg.EventStreamLife <= 0 {
+		cfg.EventStreamLife = time.Hour
 	}
 	if cfg.GenerationPoll <= 0 {
 		cfg.GenerationPoll = DefaultGenerationPoll

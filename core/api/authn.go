@@ -172,6 +172,11 @@ func (s *Server) readUser(ctx context.Context, ver storeVersion, name string) (s
 // refused before the cache is read, lest a locked client guess on against
 // it.
 func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, password string) (state.User, *failure) {
+	if loginNameProblem(name) != "" {
+		// No user has such a name: refused before it is counted, cached
+		// or logged (a name of megabytes would fill them).
+		return state.User{}, &failure{http.StatusUnauthorized, client.CodeUnauthenticated, "invalid username or password"}
+	}
 	if f := s.throttled(ctx, name); f != nil {
 		return state.User{}, f
 	}
@@ -193,6 +198,11 @@ func (s *Server) byPassword(ctx context.Context, ver storeVersion, name, passwor
 	defer leave()
 	select {
 	case <-c.done:
+		if f := c.res.fail; f != nil && f.status == http.StatusTooManyRequests {
+			// Locked while the check waited: Retry-After for this client.
+			l := loginOf(ctx)
+			l.retryAfter = max(l.retryAfter, s.throttle.wait(name, l.addr))
+		}
 		return c.res.user, c.res.fail
 	case <-ctx.Done():
 		// The client left; the check goes on for the others, if any.
@@ -238,7 +248,7 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stat
 	}
 	if !found {
 		if lastErr != nil {
-			s.log.Warn("authentication failed", "user", name, "error", lastErr)
+			s.log.Warn("authentication failed", "user", logName(name), "error", lastErr)
 			return state.User{}, &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "authentication is unavailable; try again"}
 		}
 		return state.User{}, &failure{http.StatusUnauthorized, client.CodeUnauthenticated, "invalid username or password"}
@@ -348,6 +358,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	var details []client.Detail
 	if in.Username == "" {
 		details = append(details, client.Detail{Path: "username", Message: "required"})
+	} else if msg := loginNameProblem(in.Username); msg != "" {
+		details = append(details, client.Detail{Path: "username", Message: msg})
 	}
 	if in.Password == "" {
 		details = append(details, client.Detail{Path: "password", Message: "required"})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -26,8 +27,19 @@ const (
 func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 	// The stream shows what c sees: all executions for an admin, who
 	// loses the stream when demoted (the next one shows their own).
+	done, ok := s.openStream(w, c)
+	if !ok {
+		return
+	}
+	defer done()
 	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return !c.admin() || now.admin() })
 	defer cancel()
+	// A client that never reads would keep the stream for ever: the
+	// keep-alive comments are too small to fill the socket's buffers, so
+	// the write deadline never ends it. The client resumes with
+	// Last-Event-ID.
+	ctx, cancelLife := context.WithTimeout(ctx, s.cfg.EventStreamLife)
+	defer cancelLife()
 	var execution int64
 	if v := r.URL.Query().Get("execution"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)

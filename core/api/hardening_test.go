@@ -232,7 +232,7 @@ func TestMessagesInWords(t *testing.T) {
 
 	// Quota limits are bounded.
 	for _, tc := range []struct{ field, value string }{
-		{"cores", "1e308"}, {"cores", "-1"}, {"cores", "1000001"}, {"memory", "1152921504606846977"},
+		{"cores", "1e308"}, {"cores", "-1"}, {"cores", "1e-300"}, {"cores", "0.0009"}, {"cores", "1000001"}, {"memory", "1152921504606846977"},
 		{"concurrent_executions", "1000001"}, {"runtime_limit", "3153600001"}, {"cores", "1e400"},
 	} {
 		r := e.do(root, "POST", "/quotas", fmt.Sprintf(`{"name": "big", %q: %s}`, tc.field, tc.value))

@@ -10,8 +10,8 @@ import (
 // passwordQueue bounds the password checks that run at once: each costs a
 // bcrypt comparison, tens to hundreds of milliseconds of a core, and
 // unbounded they starve one another and everything else. Waiting checks
-// are served in lines by priority (checkPriority): trusted, doubtful,
-// suspect. A crowd of wrong guesses thus waits behind a user who types the
+// are served in lines by priority (checkPriority): known, trusted,
+// doubtful, suspect. A crowd of wrong guesses thus waits behind a user who types the
 // right password; with
 // more than one place, one is kept for the first line, so that such a user
 // does not even wait for a guess to finish.
@@ -19,7 +19,7 @@ type passwordQueue struct {
 	mu    sync.Mutex
 	free  int // places free to run a check
 	slots int
-	// reserved places are for trusted checks only.
+	// reserved places are for known and trusted checks only.
 	reserved int
 	// maxWaiting bounds the checks that wait; more are refused.
 	maxWaiting int
@@ -29,7 +29,8 @@ type passwordQueue struct {
 
 // Priorities of password checks, first served first.
 const (
-	trusted priority = iota
+	known priority = iota
+	trusted
 	doubtful
 	suspect
 	priorities
@@ -58,7 +59,7 @@ func newPasswordQueue(slots, maxWaiting int) *passwordQueue {
 
 // canRun tells whether a check of priority p may take a free place.
 func (q *passwordQueue) canRun(p priority) bool {
-	if p == trusted {
+	if p <= trusted {
 		return q.free > 0
 	}
 	return q.free > q.reserved

@@ -270,9 +270,26 @@ func describe(err error) string {
 			msg = strings.TrimSuffix(msg, ": "+c)
 		}
 		if msg == before {
-			return msg
+			return onceNamed(msg)
 		}
 	}
+}
+
+// onceNamed drops a part of msg that repeats the end of the one before,
+// as the store's operations and errors both name what they are about:
+// `update user "bob": user "bob": not found` reads
+// `update user "bob": not found`. Only parts that name something (hold a
+// quoted name) are dropped.
+func onceNamed(msg string) string {
+	parts := strings.Split(msg, ": ")
+	for i := 0; i+1 < len(parts); {
+		if next := parts[i+1]; strings.Contains(next, `"`) && strings.HasSuffix(parts[i], " "+next) {
+			parts = append(parts[:i+1], parts[i+2:]...)
+			continue
+		}
+		i++
+	}
+	return strings.Join(parts, ": ")
 }
 
 // unjoin lists the errors joined in err (errors.Join), or err itself.

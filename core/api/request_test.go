@@ -261,6 +261,9 @@ func TestDescribe(t *testing.T) {
 		{fmt.Errorf("x: %w", errors.Join(sdk.ErrUnavailable, context.Canceled)), "x: context canceled"},
 		{sdk.WithCategory(sdk.ErrAlreadyExists, `quota "x" already exists`), `quota "x" already exists`},
 		{sdk.ErrInvalidArgument, "invalid argument"},
+		{fmt.Errorf("update user %q: %w", "nobody", fmt.Errorf("user %q: %w", "nobody", sdk.ErrNotFound)), `update user "nobody": not found`},
+		{fmt.Errorf("delete quota %q: %w", "x", fmt.Errorf("quota %q: %w", "x", sdk.ErrNotFound)), `delete quota "x": not found`},
+		{fmt.Errorf("update user %q: %w", "bob", fmt.Errorf("quota %q: %w", "bob", sdk.ErrNotFound)), `update user "bob": quota "bob": not found`},
 	} {
 		if got := describe(tc.err); got != tc.want {
 			t.Errorf("describe(%q) = %q, want %q", tc.err, got, tc.want)

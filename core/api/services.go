@@ -91,6 +91,13 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	// A follower loses the log with the right to see it (an admin
 	// demoted while following another user's service).
+	if opts.Follow {
+		done, ok := s.openStream(w, c)
+		if !ok {
+			return
+		}
+		defer done()
+	}
 	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return now.sees(owner) })
 	defer cancel()
 	rc := http.NewResponseController(w)

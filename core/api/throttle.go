@@ -18,6 +18,7 @@ import (
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/httplimit"
+	"github.com/zoe-project/zoe/internal/safetext"
 )
 
 // ThrottleRule says when failed logins lock what they are counted under:
@@ -32,14 +33,15 @@ type ThrottleRule struct {
 }
 
 // Throttle is how failed logins are throttled: per client address, per
-// user name and address, and per user name. The stronger locks are on the
-// address and the pair, which only hurt whoever sends from it; the lock on
-// a name alone, which an attacker anywhere could renew, is short and does
-// not apply from an address the user logged in from recently.
+// user name and address, and per user name. The locks on the address and
+// the pair refuse, which only hurts whoever sends from it; the lock on a
+// name alone, which an attacker anywhere could renew, never refuses: it
+// sends the checks of the name to the last line of the password queue
+// (suspect), except from an address the user logged in from recently.
 type Throttle struct {
 	Address, Pair, Name ThrottleRule
 	// KnownFor is how long an address a user logged in from is exempt from
-	// the lock of the user's name.
+	// the lock of the user's name, and its checks served first.
 	KnownFor time.Duration
 }
 
@@ -63,7 +65,21 @@ type throttle struct {
 	addrs, pairs, names strikeTable
 	// known are the pairs that logged in, with the time.
 	known map[string]time.Time
+	// inflight counts the password checks in flight by address
+	// ("a\x00"+addr), by pair ("p\x00"+pairKey) and, from addresses the
+	// name did not log in from lately, by name ("n\x00"+name); wake is
+	// closed and replaced whenever one ends.
+	inflight map[string]int
+	wake     chan struct{}
 }
+
+// Bounds of the password checks in flight (waiting in the queue or
+// running): without them, guesses sent at once are all checked before the
+// first failure locks anything.
+const (
+	maxChecksPerAddress = 2
+	maxChecksPerPair    = 1
+)
 
 type strikeTable struct {
 	rule ThrottleRule
@@ -83,6 +99,7 @@ func newThrottle(cfg Throttle, log hclog.Logger) *throttle {
 		cfg = DefaultThrottle()
 	}
 	return &throttle{cfg: cfg, log: log, now: time.Now, known: map[string]time.Time{},
+		inflight: map[string]int{}, wake: make(chan struct{}),
 		addrs: strikeTable{rule: cfg.Address, kind: "address", m: map[string]*strikes{}},
 		pairs: strikeTable{rule: cfg.Pair, kind: "user_address", m: map[string]*strikes{}},
 		names: strikeTable{rule: cfg.Name, kind: "user", m: map[string]*strikes{}}}
@@ -90,15 +107,54 @@ func newThrottle(cfg Throttle, log hclog.Logger) *throttle {
 
 func pairKey(name, addr string) string { return name + "\x00" + addr }
 
+// enter waits until a password check of name from addr may start: at most
+// maxChecksPerAddress from an address and maxChecksPerPair of a pair are
+// in flight; the others wait here, outside the password queue. leave
+// ends the check.
+func (t *throttle) enter(ctx context.Context, name, addr string) (leave func(), err error) {
+	keys := []string{"a\x00" + addr, "p\x00" + pairKey(name, addr)}
+	for {
+		t.mu.Lock()
+		if t.inflight[keys[0]] < maxChecksPerAddress && t.inflight[keys[1]] < maxChecksPerPair {
+			if !t.isKnown(name, addr, t.now()) {
+				keys = append(keys, "n\x00"+name)
+			}
+			for _, k := range keys {
+				t.inflight[k]++
+			}
+			t.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { t.leave(keys) }) }, nil
+		}
+		wake := t.wake
+		t.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (t *throttle) leave(keys []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		if t.inflight[k]--; t.inflight[k] <= 0 {
+			delete(t.inflight, k)
+		}
+	}
+	close(t.wake)
+	t.wake = make(chan struct{})
+}
+
 // wait is how long logins of name from addr are refused still (0: not).
+// The name's own lock does not refuse (checkPriority).
 func (t *throttle) wait(name, addr string) time.Duration {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	locks := []*strikes{t.addrs.m[addr], t.pairs.m[pairKey(name, addr)]}
-	if !t.isKnown(name, addr, now) {
-		locks = append(locks, t.names.m[name])
-	}
 	var until time.Time
 	for _, s := range locks {
 		if s != nil && s.until.After(until) {
@@ -109,16 +165,20 @@ func (t *throttle) wait(name, addr string) time.Duration {
 }
 
 // standing is what the throttle knows of a login of name from addr:
-// whether the user logged in from there lately, and the recent failures
-// from the address, of the pair, and for the name.
-type standing struct{ known, addrFailed, pairFailed, nameFailed bool }
+// whether the user logged in from there lately, the recent failures from
+// the address, of the pair, and for the name, whether the name is locked,
+// and whether checks of the name from addresses it did not log in from
+// are in flight.
+type standing struct{ known, addrFailed, pairFailed, nameFailed, nameLocked, nameBusy bool }
 
 func (t *throttle) standing(name, addr string) standing {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	n := t.names.m[name]
 	return standing{known: t.isKnown(name, addr, now), addrFailed: t.addrs.recent(addr, now),
-		pairFailed: t.pairs.recent(pairKey(name, addr), now), nameFailed: t.names.recent(name, now)}
+		pairFailed: t.pairs.recent(pairKey(name, addr), now), nameFailed: t.names.recent(name, now),
+		nameLocked: n != nil && n.until.After(now), nameBusy: t.inflight["n\x00"+name] > 0}
 }
 
 func (t *throttle) isKnown(name, addr string, now time.Time) bool {
@@ -144,7 +204,7 @@ func (t *throttle) failed(name, addr string) time.Duration {
 	}{{&t.addrs, addr}, {&t.pairs, pairKey(name, addr)}, {&t.names, name}} {
 		if d := c.st.fail(c.key, name, addr, now); d > 0 {
 			t.log.Warn("failed logins: further logins refused for a while", "kind", c.st.kind,
-				"user", name, "address", addr, "failures", c.st.m[c.key].failures, "locked_for", d.String())
+				"user", logName(name), "address", addr, "failures", c.st.m[c.key].failures, "locked_for", d.String())
 			lock = max(lock, d)
 		}
 	}
@@ -205,13 +265,13 @@ func (st *strikeTable) makeRoom(now time.Time) {
 	}
 }
 
-// succeeded clears the address's and the pair's failures and remembers
-// the pair as known.
+// succeeded clears the pair's failures and remembers the pair as known.
+// The address's failures stay until forgotten: a user who guesses at
+// others' names would otherwise clear them with a login of his own.
 func (t *throttle) succeeded(name, addr string) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.addrs.m, addr)
 	delete(t.pairs.m, pairKey(name, addr))
 	if len(t.known) >= t.cfg.Pair.MaxRemembered {
 		for k, at := range t.known {
@@ -223,12 +283,13 @@ func (t *throttle) succeeded(name, addr string) {
 	t.known[pairKey(name, addr)] = now
 }
 
-// list returns the recent failures, most first, at most n.
+// list returns the recent failures, most first, at most n of each kind.
 func (t *throttle) list(n int) []client.LoginFailures {
 	now := t.now()
 	t.mu.Lock()
 	var out []client.LoginFailures
 	for _, st := range []*strikeTable{&t.addrs, &t.pairs, &t.names} {
+		var kind []client.LoginFailures
 		for _, s := range st.m {
 			if now.Sub(s.last) >= st.rule.Forget {
 				continue
@@ -238,18 +299,42 @@ func (t *throttle) list(n int) []client.LoginFailures {
 				until := s.until.UTC()
 				f.LockedUntil = &until
 			}
-			out = append(out, f)
+			kind = append(kind, f)
 		}
+		sortFailures(kind)
+		out = append(out, kind[:min(n, len(kind))]...)
 	}
 	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b client.LoginFailures) int {
+	sortFailures(out)
+	return out
+}
+
+func sortFailures(fs []client.LoginFailures) {
+	slices.SortFunc(fs, func(a, b client.LoginFailures) int {
 		return cmp.Or(cmp.Compare(b.Failures, a.Failures), b.LastFailure.Compare(a.LastFailure),
 			cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Username, b.Username), cmp.Compare(a.Address, b.Address))
 	})
-	if len(out) > n {
-		out = out[:n]
+}
+
+// maxLoginName bounds the user names a login may give, in bytes: longer
+// ones are refused before they are counted, cached or logged.
+const maxLoginName = 128
+
+// loginNameProblem says what is wrong with a user name given to log in
+// ("" when nothing).
+func loginNameProblem(name string) string {
+	if len(name) > maxLoginName {
+		return fmt.Sprintf("at most %d bytes", maxLoginName)
 	}
-	return out
+	return safetext.NameProblem(name)
+}
+
+// logName is a user name as logged: quoted, and cut short.
+func logName(name string) string {
+	if len(name) > 64 {
+		return strconv.Quote(name[:64]) + "..."
+	}
+	return strconv.Quote(name)
 }
 
 // login is what a request's credentials met: its client's address (the
@@ -330,7 +415,7 @@ func (s *Server) judged(ctx context.Context, name string, f *failure) *failure {
 	case f == nil:
 		s.throttle.succeeded(name, addr)
 	case f.status == http.StatusUnauthorized:
-		s.log.Info("login failed", "user", name, "address", addr)
+		s.log.Info("login failed", "user", logName(name), "address", addr)
 		s.throttle.failed(name, addr)
 	}
 	return f
@@ -338,7 +423,23 @@ func (s *Server) judged(ctx context.Context, name string, f *failure) *failure {
 
 // passwordCheck runs a check of name's password through the queue of
 // password checks, and counts its outcome for the client that started it.
+// The locks are looked at again once its turn comes: failures counted
+// while it waited may have locked it.
 func (s *Server) passwordCheck(ctx context.Context, p priority, name, password string) checked {
+	unavailable := func(err error) checked {
+		if err == errQueueFull || errors.Is(err, context.DeadlineExceeded) {
+			return checked{fail: &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "too many logins are being checked; try again"}}
+		}
+		return checked{fail: &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the request ended before its credentials were checked"}}
+	}
+	leave, err := s.throttle.enter(ctx, name, clientAddress(ctx))
+	if err != nil {
+		return unavailable(err)
+	}
+	defer leave()
+	if f := s.throttled(ctx, name); f != nil {
+		return checked{fail: f}
+	}
 	release, err := s.passwords.acquire(ctx, p)
 	if err == errQueueFull || errors.Is(err, context.DeadlineExceeded) {
 		return checked{fail: &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "too many logins are being checked; try again"}}
@@ -347,26 +448,31 @@ func (s *Server) passwordCheck(ctx context.Context, p priority, name, password s
 		return checked{fail: &failure{http.StatusServiceUnavailable, client.CodeUnavailable, "the request ended before its credentials were checked"}}
 	}
 	defer release()
+	if f := s.throttled(ctx, name); f != nil {
+		return checked{fail: f}
+	}
 	u, f := s.checkPassword(ctx, name, password)
 	return checked{u, s.judged(ctx, name, f)}
 }
 
 // checkPriority is the priority of a check of name's password for ctx's
 // client. Suspect: after recent failures of the pair, or from the address
-// unless the user logged in from it lately. Trusted: the user logged in
-// from the address lately, or the store knows the name and nobody failed
-// to log in as it. Doubtful otherwise: a name the store does not know, or
-// one others guess at, from an address without failures — so a user
-// whose name is attacked waits behind the first guess of each new address
-// at worst, never behind the second.
+// or of a locked name unless the user logged in from the address lately.
+// Known: the user logged in from the address lately. Trusted: the store
+// knows the name, nobody failed to log in as it, and no check of it from
+// an address it did not log in from is in flight. Doubtful otherwise: a
+// name the store does not know, or one others guess at, from an address
+// without failures — so a user whose name is attacked waits behind the
+// first guess of each new address at worst, never behind the second, and
+// from an address she used, behind none.
 func (s *Server) checkPriority(ctx context.Context, name string) priority {
 	st := s.throttle.standing(name, clientAddress(ctx))
 	switch {
-	case st.pairFailed || (st.addrFailed && !st.known):
+	case st.pairFailed || (!st.known && (st.addrFailed || st.nameLocked)):
 		return suspect
 	case st.known:
-		return trusted
-	case st.nameFailed:
+		return known
+	case st.nameFailed || st.nameBusy:
 		return doubtful
 	}
 	if _, err := s.cfg.Store.GetUser(ctx, name); err != nil {
@@ -392,7 +498,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, f *failure) {
 func (s *Server) getLogins(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	q := s.passwords.stats()
 	out := client.Logins{Failures: s.throttle.list(maxListedFailures), PasswordChecks: client.PasswordChecks{
-		Running: q.Running, Waiting: q.Waiting[trusted] + q.Waiting[doubtful], WaitingSuspect: q.Waiting[suspect], Refused: q.Refused}}
+		Running: q.Running, Waiting: q.Waiting[known] + q.Waiting[trusted] + q.Waiting[doubtful], WaitingSuspect: q.Waiting[suspect], Refused: q.Refused}}
 	if out.Failures == nil {
 		out.Failures = []client.LoginFailures{}
 	}
@@ -403,4 +509,5 @@ func (s *Server) getLogins(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	s.write(w, http.StatusOK, out)
 }
 
-const maxListedFailures = 1000
+// maxListedFailures bounds the failures GET /logins lists, of each kind.
+const maxListedFailures = 100

@@ -80,12 +80,12 @@ func TestThrottlePair(t *testing.T) {
 	if d := th.failed("alice", "10.0.0.1"); d != 0 {
 		t.Errorf("after Forget: lock %s", d)
 	}
-	// A success clears the pair and the address.
+	// A success clears the pair, not the address.
 	for range 10 {
 		th.failed("alice", "10.0.0.1")
 	}
 	th.succeeded("alice", "10.0.0.1")
-	if d, st := th.wait("alice", "10.0.0.1"), th.standing("alice", "10.0.0.1"); d != 0 || st != (standing{known: true, nameFailed: true}) {
+	if d, st := th.wait("alice", "10.0.0.1"), th.standing("alice", "10.0.0.1"); d != 0 || st != (standing{known: true, addrFailed: true, nameFailed: true, nameLocked: true}) {
 		t.Errorf("after a success: wait %s, %+v", d, st)
 	}
 }
@@ -103,8 +103,9 @@ func TestThrottleAddressAndName(t *testing.T) {
 		t.Errorf("another address: %s", d)
 	}
 
-	// Many addresses trying one name lock the name, briefly, except from
-	// where the user logged in before.
+	// Many addresses trying one name lock the name, briefly; the lock
+	// refuses nobody, it sends the name's checks last, except from where
+	// the user logged in before.
 	th.succeeded("carol", "192.0.2.1")
 	for i := range 200 {
 		th.failed("carol", fmt.Sprintf("198.51.100.%d", i))
@@ -113,15 +114,15 @@ func TestThrottleAddressAndName(t *testing.T) {
 		}
 		c.add(time.Second)
 	}
-	if d := th.wait("carol", "203.0.113.1"); d <= 0 || d > DefaultThrottle().Name.Max {
-		t.Errorf("a new address waits %s, want up to %s", d, DefaultThrottle().Name.Max)
+	if d, st := th.wait("carol", "203.0.113.1"), th.standing("carol", "203.0.113.1"); d != 0 || !st.nameLocked {
+		t.Errorf("a new address: wait %s, %+v; want 0 and the name locked", d, st)
 	}
 	if d := th.wait("carol", "192.0.2.1"); d != 0 || !th.standing("carol", "192.0.2.1").known {
 		t.Errorf("from the address carol logged in from: wait %s, %+v", d, th.standing("carol", "192.0.2.1"))
 	}
 
 	list := th.list(10)
-	if len(list) != 10 || list[0] != (client.LoginFailures{Kind: "user", Username: "carol", Failures: 200,
+	if len(list) != 30 || list[0] != (client.LoginFailures{Kind: "user", Username: "carol", Failures: 200,
 		LastFailure: c.t.Add(-time.Second), LockedUntil: list[0].LockedUntil}) || list[0].LockedUntil == nil {
 		t.Errorf("list: %+v", list)
 	}
@@ -180,24 +181,24 @@ func TestPasswordQueue(t *testing.T) {
 		})
 	}
 	start("s1", suspect, t.Context())
-	waiting([priorities]int{0, 0, 1})
+	waiting([priorities]int{0, 0, 0, 1})
 	start("s2", suspect, t.Context())
-	waiting([priorities]int{0, 0, 2})
+	waiting([priorities]int{0, 0, 0, 2})
 	gone, cancel := context.WithCancel(t.Context())
 	start("t1", trusted, gone)
-	waiting([priorities]int{1, 0, 2})
+	waiting([priorities]int{0, 1, 0, 2})
 	// Full: a suspect check is refused; one of a higher priority takes the
 	// place of the newest of the lowest.
 	if _, err := q.acquire(t.Context(), suspect); !errors.Is(err, errQueueFull) {
 		t.Errorf("a suspect check in a full queue: %v", err)
 	}
 	start("t2", trusted, t.Context())
-	waiting([priorities]int{2, 0, 1})
+	waiting([priorities]int{0, 2, 0, 1})
 	start("u1", doubtful, t.Context())
-	waiting([priorities]int{2, 1, 0})
+	waiting([priorities]int{0, 2, 1, 0})
 	// A check given up leaves the queue.
 	cancel()
-	waiting([priorities]int{1, 1, 0})
+	waiting([priorities]int{0, 1, 1, 0})
 	hold()
 	wg.Wait()
 	full := " " + errQueueFull.Error()
@@ -329,12 +330,12 @@ func TestPasswordChecksQueued(t *testing.T) {
 	guess := get(t.Context(), "bob", "guess", "10.6.6.6")
 	testutil.WaitFor(t, 5*time.Second, "a suspect waiting", func() (bool, string) {
 		q := s.passwords.stats()
-		return q.Waiting == [priorities]int{0, 1, 1}, fmt.Sprintf("%+v", q)
+		return q.Waiting == [priorities]int{0, 0, 1, 1}, fmt.Sprintf("%+v", q)
 	})
 	right := get(t.Context(), "bob", "bob-secret", "10.0.0.3")
 	testutil.WaitFor(t, 5*time.Second, "three waiting", func() (bool, string) {
 		q := s.passwords.stats()
-		return q.Waiting == [priorities]int{0, 2, 1}, fmt.Sprintf("%+v", q)
+		return q.Waiting == [priorities]int{0, 0, 2, 1}, fmt.Sprintf("%+v", q)
 	})
 	cancel()
 	if code := <-abandoned; code != http.StatusServiceUnavailable {

@@ -38,6 +38,10 @@ type Limits struct {
 	// IdleTimeout is how long a keep-alive connection may wait for its
 	// next request.
 	IdleTimeout time.Duration
+	// MaxStreamsPerConn bounds the requests one HTTP/2 connection carries
+	// at once: the connection bounds would otherwise be multiplied by
+	// HTTP/2's default of 250.
+	MaxStreamsPerConn int
 }
 
 // Defaults are well under the open files a process usually has (a test
@@ -51,6 +55,7 @@ func Defaults() Limits {
 		BodyTimeout:        30 * time.Second,
 		WriteTimeout:       60 * time.Second,
 		IdleTimeout:        2 * time.Minute,
+		MaxStreamsPerConn:  16,
 	}
 }
 
@@ -74,6 +79,7 @@ func (l Limits) WithDefaults() Limits {
 	setD(&l.BodyTimeout, d.BodyTimeout)
 	setD(&l.WriteTimeout, d.WriteTimeout)
 	setD(&l.IdleTimeout, d.IdleTimeout)
+	set(&l.MaxStreamsPerConn, d.MaxStreamsPerConn)
 	return l
 }
 
@@ -93,6 +99,7 @@ func Server(h http.Handler, l Limits, errorLog *log.Logger) *http.Server {
 		// that does not read.
 		WriteTimeout: l.WriteTimeout,
 		ErrorLog:     errorLog,
+		HTTP2:        &http.HTTP2Config{MaxConcurrentStreams: l.MaxStreamsPerConn},
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -224,5 +226,58 @@ func TestAddressKey(t *testing.T) {
 	}
 	if got := AddressKey(&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}); got != "192.0.2.7" {
 		t.Errorf("AddressKey: %q", got)
+	}
+}
+
+// TestHTTP2Streams: over TLS with HTTP/2, a connection carries at most
+// MaxStreamsPerConn requests at once: the client must open more
+// connections (which the Listener counts) for more.
+func TestHTTP2Streams(t *testing.T) {
+	const n = 20
+	var (
+		mu      sync.Mutex
+		conns   = map[string]bool{}
+		entered int
+	)
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		entered++
+		mu.Unlock()
+		if r.ProtoMajor != 2 {
+			t.Errorf("protocol %s", r.Proto)
+		}
+		<-release
+	})
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config = Server(h, Limits{}, log.New(io.Discard, "", 0))
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	c := ts.Client()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, err := c.Get(ts.URL)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	testutil.WaitFor(t, 10*time.Second, "every request in its handler", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return entered == n, fmt.Sprintf("%d entered", entered)
+	})
+	mu.Lock()
+	used := len(conns)
+	mu.Unlock()
+	close(release)
+	wg.Wait()
+	if want := (n + Defaults().MaxStreamsPerConn - 1) / Defaults().MaxStreamsPerConn; used < want {
+		t.Errorf("%d requests at once on %d connections, want at least %d", n, used, want)
 	}
 }

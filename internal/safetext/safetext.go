@@ -6,6 +6,7 @@ package safetext
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -23,8 +24,14 @@ func Unsafe(r rune) bool {
 // execution, a token, a port, ...): "" when it is fine. Names are shown in
 // terminals and pages, so control and format characters are refused, and
 // so are invalid UTF-8 and U+FFFD, which a JSON decoder leaves in place of
-// invalid UTF-8 or of a lone surrogate such as "\ud800".
+// invalid UTF-8 or of a lone surrogate such as "\ud800". Characters that
+// show as nothing (default ignorable ones such as the Hangul fillers) and
+// names of spaces only are refused too: such a name cannot be told apart
+// from another, or from none. The empty name is fine (optional names).
 func NameProblem(s string) string {
+	if s != "" && strings.TrimSpace(s) == "" {
+		return "must not be blank"
+	}
 	for i, r := range s {
 		switch {
 		case r == utf8.RuneError:
@@ -34,9 +41,22 @@ func NameProblem(s string) string {
 			return fmt.Sprintf("must not hold U+FFFD (at byte %d), the mark of text that was not valid UTF-8", i)
 		case Unsafe(r):
 			return fmt.Sprintf("must not hold control or format characters (%U at byte %d)", r, i)
+		case invisible(r):
+			return fmt.Sprintf("must not hold invisible characters (%U at byte %d)", r, i)
 		}
 	}
 	return ""
+}
+
+// invisible says whether r is a default ignorable code point that is not a
+// format character (those are Unsafe): it shows as nothing. Variation
+// selectors, which pick an emoji's look, are allowed.
+func invisible(r rune) bool {
+	switch r {
+	case '\u115f', '\u1160', '\u3164', '\uffa0': // Hangul fillers
+		return true
+	}
+	return unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }
 
 // Escape returns s with every unsafe character (Unsafe, newlines and tabs

@@ -26,6 +26,14 @@ func TestNameProblem(t *testing.T) {
 		{"invalid UTF-8", "ab\xffc", "byte 2 is not"},
 		{"truncated UTF-8", "ab\xe2\x82", "valid UTF-8"},
 		{"replacement character", "a\ufffd", "U+FFFD"},
+		{"Hangul choseong filler", "\u115f", "U+115F"},
+		{"Hangul jungseong filler", "a\u1160", "U+1160"},
+		{"Hangul filler", "\u3164", "U+3164"},
+		{"halfwidth Hangul filler", "\uffa0", "U+FFA0"},
+		{"combining grapheme joiner", "a\u034fb", "U+034F"},
+		{"spaces only", "   ", "blank"},
+		{"inner spaces", " a b ", ""},
+		{"emoji with a variation selector", "\u2764\ufe0f", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
