@@ -300,3 +300,34 @@ func TestRemovedUserForgotten(t *testing.T) {
 		t.Errorf("the old alice's token: %d", r.status)
 	}
 }
+
+// TestQueuedStartAsksSource: the daemon's engine asks the auth source
+// (through the API's look-ups) before a start: a user removed from the
+// users file while his execution waits does not get it started, even
+// when nothing else noticed (no generation poll, no sweep, no request).
+func TestQueuedStartAsksSource(t *testing.T) {
+	e := newTunedEnv(t, func(c *api.Config) {
+		// Every look-up is due at once; nothing else looks him up.
+		c.IdentityTTL, c.GenerationPoll, c.IdentitySweep = 10*time.Millisecond, time.Hour, time.Hour
+	})
+	root, alice := e.as("root"), e.as("alice")
+	big := app("big", nil)
+	big["services"].([]any)[0].(map[string]any)["resources"].(map[string]any)["cores"] = map[string]any{"min": 16, "max": nil}
+	full := e.startApp(root, "full", big)
+	e.await(root, full.ID, "running")
+	mine := e.startApp(alice, "mine", app("mine", nil))
+	e.await(root, mine.ID, "queued")
+
+	without := map[string]string{}
+	for k, v := range allUsers {
+		if k != "alice" {
+			without[k] = v
+		}
+	}
+	e.writeUsers(without)
+	e.must(root, "POST", fmt.Sprintf("/executions/%d/terminate", full.ID), nil, http.StatusAccepted, nil)
+	got := e.await(root, mine.ID, "error", "running")
+	if got.Status != "error" || got.ErrorMessage != engine.OwnerGone {
+		t.Errorf("the removed user's queued execution: %s %q", got.Status, got.ErrorMessage)
+	}
+}
