@@ -90,7 +90,21 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) {
 		s.fail(w, err)
 		return
 	}
-	s.log.Info("user changed", "user", name, "by", c.name())
+	// What was set, so that an audit finds who gave whom which role.
+	logged := []any{"user", name, "by", c.name()}
+	switch {
+	case upd.ClearRole:
+		logged = append(logged, "role", "the source's ("+string(u.AuthRole)+")")
+	case upd.Role != nil:
+		logged = append(logged, "role", string(*upd.Role))
+	}
+	if in.Enabled != nil {
+		logged = append(logged, "enabled", *in.Enabled)
+	}
+	if in.Quota != nil {
+		logged = append(logged, "quota", *in.Quota)
+	}
+	s.log.Info("user changed", logged...)
 	s.write(w, http.StatusOK, s.userJSON(u))
 }
 

@@ -37,6 +37,7 @@ type Store interface {
 	GetUser(ctx context.Context, username string) (state.User, error)
 	ListUsers(ctx context.Context) ([]state.User, error)
 	UpdateUser(ctx context.Context, username string, u state.UserUpdate) (state.User, error)
+	ForgetUser(ctx context.Context, username string) (state.Forgotten, error)
 
 	CreateQuota(ctx context.Context, q state.Quota) (state.Quota, error)
 	GetQuota(ctx context.Context, name string) (state.Quota, error)
@@ -47,6 +48,7 @@ type Store interface {
 	GetExecution(ctx context.Context, id int64) (state.Execution, error)
 	ListExecutions(ctx context.Context, f state.Filter) ([]state.Execution, string, error)
 	DeleteExecution(ctx context.Context, id int64) error
+	ActiveExecutions(ctx context.Context) ([]state.Execution, error)
 	Events(ctx context.Context, executionID int64) ([]state.Event, error)
 	EventsAfter(ctx context.Context, afterID int64, f state.EventFilter) ([]state.Event, error)
 	LastEventID(ctx context.Context) (int64, error)
@@ -61,6 +63,7 @@ type Store interface {
 	TouchToken(ctx context.Context, id int64) error
 	DeleteTokens(ctx context.Context, username string) (int64, error)
 	PurgeExpiredTokens(ctx context.Context) (int64, error)
+	TokenHolders(ctx context.Context) ([]string, error)
 
 	SchemaVersion(ctx context.Context) (int, error)
 	Version(ctx context.Context) (uint64, bool)
@@ -70,6 +73,8 @@ type Store interface {
 type Engine interface {
 	Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error)
 	Terminate(ctx context.Context, id int64, reason string) (state.Execution, error)
+	// EndOwner ends every active execution of a user, in error with reason.
+	EndOwner(ctx context.Context, owner, reason string) (int, error)
 	WaitingReason(id int64) string
 	WaitingVersion() uint64
 	Queue(ctx context.Context) ([]engine.QueueEntry, error)
@@ -141,6 +146,11 @@ type Config struct {
 	// TokenPurge is how often Run deletes expired tokens; default
 	// DefaultTokenPurge (1 hour).
 	TokenPurge time.Duration
+	// IdentitySweep is how often Run looks up the users who hold tokens,
+	// overrides or active executions, for the sources whose generation
+	// says nothing (it also sweeps at its start and when a generation
+	// changes); default DefaultIdentitySweep (10 minutes).
+	IdentitySweep time.Duration
 	// PasswordChecks bounds the password checks that run at once;
 	// default the number of cores.
 	PasswordChecks int
@@ -222,6 +232,9 @@ func New(log hclog.Logger, cfg Config) *Server {
 	}
 	if cfg.TokenPurge <= 0 {
 		cfg.TokenPurge = DefaultTokenPurge
+	}
+	if cfg.IdentitySweep <= 0 {
+		cfg.IdentitySweep = DefaultIdentitySweep
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), creds: newCredentialCache(), closing: make(chan struct{}),
 		csrf:    http.NewCrossOriginProtection(),

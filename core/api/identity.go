@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -21,12 +23,22 @@ import (
 // half of Config.IdentityTTL, and is refused once it is older than
 // IdentityTTL without a new answer. Run polls the plugins' Generation and
 // drops every cached answer, passwords included, when a source changed.
+//
+// A user no source knows any more is forgotten (gone): their tokens are
+// revoked, Zoe's overrides of them cleared (a new account of the same
+// name inherits neither) and their active executions ended. Requests find
+// it out, so do the engine's starts (Current), and so does a sweep of the
+// users who hold something (sweep): at Run's start, when a generation
+// changes, and every IdentitySweep for the sources without one.
 
 // Defaults of the identity timings.
 const (
 	DefaultIdentityTTL    = time.Minute
 	DefaultGenerationPoll = 5 * time.Second
 	DefaultTokenPurge     = time.Hour
+	DefaultIdentitySweep  = 10 * time.Minute
+	// sweepParallel bounds the look-ups of a sweep that run at once.
+	sweepParallel = 4
 	// lookupTimeout bounds one look-up of a user with the auth plugins.
 	lookupTimeout = 10 * time.Second
 	// lookupPatience is how long a request waits for a look-up when the
@@ -165,20 +177,65 @@ func (s *Server) lookup(ctx context.Context, u state.User, epoch uint64) lookupR
 			s.idents.put(u.Username, u.LastLogin, epoch)
 			return lookupResult{user: u}
 		}
-		return lookupResult{fail: &failure{http.StatusUnauthorized, client.CodeUnauthenticated,
-			"the authentication source cannot confirm tokens; log in with your password again"}}
+		return lookupResult{fail: &failure{http.StatusUnauthorized, client.CodeUnauthenticated, identityUnsupported}}
 	case !notFound: // no auth plugin at all
 		return lookupResult{fail: unconfirmed()}
 	}
-	n, err := s.cfg.Store.DeleteTokens(ctx, u.Username)
-	if err != nil {
+	if err := s.gone(ctx, u.Username); err != nil {
 		return lookupResult{fail: s.storeFailure(err)}
 	}
-	s.idents.forget(u.Username)
-	s.log.Warn("user no longer exists at the authentication source: their tokens are revoked",
-		"user", u.Username, "tokens", n)
-	return lookupResult{fail: &failure{http.StatusUnauthorized, client.CodeUnauthenticated,
-		"your account no longer exists at the authentication source; your tokens are revoked"}}
+	return lookupResult{fail: &failure{http.StatusUnauthorized, client.CodeUnauthenticated, identityGone}}
+}
+
+// Messages of current's failures that Current tells apart.
+const (
+	identityGone        = "your account no longer exists at the authentication source; your tokens are revoked"
+	identityUnsupported = "the authentication source cannot confirm tokens; log in with your password again"
+)
+
+// gone forgets a user no source knows any more: tokens revoked, Zoe's
+// overrides cleared (state.Store.ForgetUser), active executions ended.
+// The user's row stays, disabled or not, and so does their workspace.
+func (s *Server) gone(ctx context.Context, name string) error {
+	f, err := s.cfg.Store.ForgetUser(ctx, name)
+	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return err
+	}
+	s.idents.forget(name)
+	n := 0
+	if s.cfg.Engine != nil {
+		if n, err = s.cfg.Engine.EndOwner(ctx, name, engine.OwnerGone); err != nil {
+			s.log.Warn("cannot end the executions of a user who no longer exists", "user", name, "error", err)
+		}
+	}
+	if f != (state.Forgotten{}) || n > 0 {
+		s.log.Warn("user no longer exists at the authentication source: tokens revoked, overrides cleared, executions ended",
+			"user", name, "tokens", f.Tokens, "role_override", string(f.RoleOverride), "quota", f.Quota, "executions", n)
+	}
+	return nil
+}
+
+// Current is the user as the auth source has them now (engine.Identities):
+// the same look-up, cache and bound as a request's. It wraps
+// sdk.ErrNotFound when no source knows the user any more (forgotten, see
+// gone) and sdk.ErrUnavailable when none confirms them within the bound.
+// With sources that cannot look users up, the row of the last login
+// serves: nothing fresher can be had.
+func (s *Server) Current(ctx context.Context, username string) (state.User, error) {
+	u, err := s.cfg.Store.GetUser(ctx, username)
+	if err != nil {
+		return state.User{}, err
+	}
+	cu, f := s.current(ctx, u)
+	switch {
+	case f == nil:
+		return cu, nil
+	case f.message == identityGone:
+		return state.User{}, fmt.Errorf("user %q no longer exists at the authentication source: %w", username, sdk.ErrNotFound)
+	case f.message == identityUnsupported:
+		return u, nil
+	}
+	return state.User{}, fmt.Errorf("user %q: %s: %w", username, f.message, sdk.ErrUnavailable)
 }
 
 // identityUnconfirmed is the message of unconfirmed(): an open stream
@@ -242,25 +299,124 @@ func (s *Server) Run(ctx context.Context) {
 	defer poll.Stop()
 	purge := time.NewTicker(s.cfg.TokenPurge)
 	defer purge.Stop()
+	sweep := time.NewTicker(s.cfg.IdentitySweep)
+	defer sweep.Stop()
+	// One sweep at a time, in its own goroutine so that polls go on; one
+	// asked for meanwhile runs after it.
+	sweepAsked := make(chan struct{}, 1)
+	askSweep := func() {
+		select {
+		case sweepAsked <- struct{}{}:
+		default:
+		}
+	}
+	var sweeper sync.WaitGroup
+	defer sweeper.Wait()
+	sweeper.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sweepAsked:
+				s.sweep(ctx)
+			}
+		}
+	})
 	gens := make([]uint64, len(s.cfg.Auth))
 	known := make([]bool, len(s.cfg.Auth))
 	s.pollGenerations(ctx, gens, known)
 	s.purgeTokens(ctx)
+	// Users removed while the daemon was down.
+	askSweep()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
-			s.pollGenerations(ctx, gens, known)
+			if s.pollGenerations(ctx, gens, known) {
+				askSweep()
+			}
+		case <-sweep.C:
+			askSweep()
 		case <-purge.C:
 			s.purgeTokens(ctx)
 		}
 	}
 }
 
+// sweep looks up, sweepParallel at a time, the users who hold something a
+// removed user must not keep (tokens, an override of Zoe's, active
+// executions), unless confirmed within half the bound, and applies the
+// answers: a changed identity is recorded, a user no source knows is
+// forgotten (gone). Users who hold nothing are left alone: there is
+// nothing to take from them.
+func (s *Server) sweep(ctx context.Context) {
+	users, err := s.sweepable(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("cannot list the users to confirm with the authentication sources", "error", err)
+		}
+		return
+	}
+	sem := make(chan struct{}, sweepParallel)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, u := range users {
+		at, epoch, ok := s.idents.get(u.Username)
+		if ok && time.Since(at) < s.cfg.IdentityTTL/2 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case sem <- struct{}{}:
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			// Shared with the user's requests, like theirs.
+			_, _, _ = s.idents.flights.Do(u.Username, func() (any, error) {
+				lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+				defer cancel()
+				return s.lookup(lctx, u, epoch), nil
+			})
+		})
+	}
+}
+
+// sweepable lists the users a sweep looks up.
+func (s *Server) sweepable(ctx context.Context) ([]state.User, error) {
+	holders, err := s.cfg.Store.TokenHolders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	active, err := s.cfg.Store.ActiveExecutions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users, err := s.cfg.Store.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holds := make(map[string]bool, len(holders)+len(active))
+	for _, n := range holders {
+		holds[n] = true
+	}
+	for _, ex := range active {
+		holds[ex.Owner] = true
+	}
+	out := users[:0]
+	for _, u := range users {
+		if holds[u.Username] || u.Role != u.AuthRole || u.Quota != "" {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 // pollGenerations drops the cached passwords and identities when the
-// generation of an auth plugin changed since the last poll.
-func (s *Server) pollGenerations(ctx context.Context, gens []uint64, known []bool) {
+// generation of an auth plugin changed since the last poll, and says
+// whether it did.
+func (s *Server) pollGenerations(ctx context.Context, gens []uint64, known []bool) bool {
 	changed := false
 	for i, a := range s.cfg.Auth {
 		gctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -282,6 +438,7 @@ func (s *Server) pollGenerations(ctx context.Context, gens []uint64, known []boo
 		s.idents.drop()
 		s.log.Info("an authentication source changed: cached passwords and identities dropped")
 	}
+	return changed
 }
 
 func (s *Server) purgeTokens(ctx context.Context) {

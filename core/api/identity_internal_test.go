@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
@@ -365,5 +369,154 @@ func TestSlowSourceWithinBound(t *testing.T) {
 	}
 	if d := time.Since(start); d < lookupPatience {
 		t.Errorf("served after %v, before the look-up had its chance", d)
+	}
+}
+
+// endings is an engine that records whose executions were ended.
+type endings struct {
+	Engine
+	mu    sync.Mutex
+	ended []string
+}
+
+func (e *endings) EndOwner(_ context.Context, owner, reason string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ended = append(e.ended, owner+": "+reason)
+	return 1, nil
+}
+
+func (e *endings) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.ended...)
+}
+
+// TestCurrent: the engine gets an owner as the source has them now,
+// through the same cache and bound as requests: a demotion applies, a
+// removed user is not found (and forgotten, his executions ended), a
+// source that cannot answer beyond the bound is unavailable, and a source
+// that cannot look users up leaves the last login's row.
+func TestCurrent(t *testing.T) {
+	const ttl = time.Hour
+	e := newIdentityEnv(t, ttl)
+	eng := &endings{}
+	e.s.cfg.Engine = eng
+	e.login("alice")
+	bob := e.login("bob")
+	ctx := t.Context()
+
+	e.src.change(false, func(us map[string]auth.Identity) {
+		uid := uint32(1234)
+		us["alice"] = auth.Identity{Username: "alice", Role: auth.RoleUser, UID: &uid}
+	})
+	if u, err := e.s.Current(ctx, "alice"); err != nil || u.Role != auth.RoleAdmin {
+		t.Fatalf("confirmed a moment ago: %+v %v", u, err)
+	}
+	e.age("alice", ttl/2)
+	if u, err := e.s.Current(ctx, "alice"); err != nil || u.Role != auth.RoleUser || u.UID == nil || *u.UID != 1234 {
+		t.Fatalf("demoted: %+v %v", u, err)
+	}
+
+	e.src.fail(fmt.Errorf("ldap down: %w", sdk.ErrUnavailable))
+	e.age("alice", ttl)
+	if _, err := e.s.Current(ctx, "alice"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("source down beyond the bound: %v", err)
+	}
+	e.src.fail(nil)
+
+	if _, err := e.st.UpdateUser(ctx, "bob", state.UserUpdate{Role: ref(auth.RoleAdmin)}); err != nil {
+		t.Fatal(err)
+	}
+	e.src.change(false, func(us map[string]auth.Identity) { delete(us, "bob") })
+	e.age("bob", ttl)
+	if _, err := e.s.Current(ctx, "bob"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("removed: %v", err)
+	}
+	if got := eng.list(); len(got) != 1 || got[0] != "bob: "+engine.OwnerGone {
+		t.Errorf("executions ended: %v", got)
+	}
+	if u, err := e.st.GetUser(ctx, "bob"); err != nil || u.Role != auth.RoleUser {
+		t.Errorf("the removed user keeps his override: %+v %v", u, err)
+	}
+	if code, _ := e.me(bob); code != http.StatusUnauthorized {
+		t.Errorf("the removed user's token: %d", code)
+	}
+	if _, err := e.s.Current(ctx, "nobody"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("unknown user: %v", err)
+	}
+
+	// A source that cannot look users up: the row of the last login.
+	e2 := newIdentityEnv(t, ttl, &slowAuth{})
+	if code, body := e2.call("POST", "/sessions", "", client.Login{Username: "alice", Password: "secret"}); code != http.StatusCreated {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	e2.age("alice", ttl)
+	if _, err := e2.st.UpdateUser(ctx, "alice", state.UserUpdate{Quota: ref("")}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := e2.s.Current(ctx, "alice"); err != nil || u.Username != "alice" {
+		t.Errorf("without look-ups: %+v %v", u, err)
+	}
+}
+
+// TestSweepWithoutGeneration: with a source whose generation never
+// changes, the periodic sweep still forgets a removed user who sends no
+// request, once his last answer is half the bound old; users who hold
+// nothing are not looked up.
+func TestSweepWithoutGeneration(t *testing.T) {
+	const ttl = time.Hour
+	e := newIdentityEnv(t, ttl)
+	e.s.cfg.IdentitySweep = 20 * time.Millisecond
+	bob := e.login("bob")
+	if _, err := e.st.UpdateUser(t.Context(), "bob", state.UserUpdate{Quota: ref("admin")}); err != nil {
+		t.Fatal(err)
+	}
+	e.login("alice")
+	if _, err := e.st.DeleteTokens(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e.src.change(false, func(us map[string]auth.Identity) { delete(us, "bob"); delete(us, "alice") })
+	e.age("bob", ttl/2)
+	e.age("alice", ttl/2)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); e.s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	testutil.WaitFor(t, 10*time.Second, "bob's tokens revoked", func() (bool, string) {
+		ts, err := e.st.ListTokens(t.Context(), "bob")
+		return err == nil && len(ts) == 0, fmt.Sprint(len(ts), err)
+	})
+	if u, err := e.st.GetUser(t.Context(), "bob"); err != nil || u.Quota != "" {
+		t.Errorf("bob keeps his quota: %+v %v", u, err)
+	}
+	if code, _ := e.me(bob); code != http.StatusUnauthorized {
+		t.Errorf("bob's token: %d", code)
+	}
+	// alice holds nothing: she was not looked up, so not confirmed.
+	e.s.idents.mu.Lock()
+	at := e.s.idents.m["alice"]
+	e.s.idents.mu.Unlock()
+	if time.Since(at) < ttl/2 {
+		t.Errorf("alice, who holds nothing, was looked up")
+	}
+}
+
+func ref[T any](v T) *T { return &v }
+
+// TestRoleChangeLogged: the log says which role an admin gave whom, so an
+// audit finds what a demoted admin did within the bound.
+func TestRoleChangeLogged(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	var buf testutil.SyncBuffer
+	e.s.log = hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	e.login("bob")
+	alice := e.login("alice")
+	if code, body := e.call("PATCH", "/users/bob", alice, client.UserUpdate{Role: ref("admin")}); code != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	if log := buf.String(); !strings.Contains(log, "user changed: user=bob by=alice role=admin") {
+		t.Errorf("log %q does not say the role set", log)
 	}
 }

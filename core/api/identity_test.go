@@ -11,6 +11,7 @@ import (
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/api"
+	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
 
@@ -216,6 +217,13 @@ func TestAdminManagesTokens(t *testing.T) {
 	// Another user's token is not found under the wrong name.
 	if r := e.do(root, "DELETE", fmt.Sprintf("/users/bob/tokens/%d", s2.TokenInfo.ID), nil); r.status != http.StatusNotFound {
 		t.Errorf("alice's token revoked as bob's: %d", r.status)
+	} else if msg := r.apiError(t).Message; msg != fmt.Sprintf(`delete token: user "bob" has no token %d`, s2.TokenInfo.ID) {
+		t.Errorf("alice's token revoked as bob's: %q", msg)
+	}
+	if r := e.do(alice, "DELETE", "/tokens/999999", nil); r.status != http.StatusNotFound {
+		t.Errorf("an unknown token revoked: %d", r.status)
+	} else if msg := r.apiError(t).Message; msg != `delete token: user "alice" has no token 999999` {
+		t.Errorf("an unknown token revoked: %q", msg)
 	}
 	if r := e.do(root, "GET", "/users/nobody/tokens", nil); r.status != http.StatusNotFound {
 		t.Errorf("tokens of an unknown user: %d", r.status)
@@ -234,4 +242,92 @@ func TestAdminManagesTokens(t *testing.T) {
 		return true, ""
 	})
 	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"], TokenName: "short"}, http.StatusCreated, nil)
+}
+
+// TestRemovedUserForgotten: a user removed from the users file who sends
+// no request is still forgotten, once the file's generation changes: his
+// tokens are revoked, his running execution ends in error, and Zoe's
+// overrides of him are cleared, so that a new account of the same name
+// inherits neither his tokens nor his admin role.
+func TestRemovedUserForgotten(t *testing.T) {
+	e := newTunedEnv(t, func(c *api.Config) {
+		c.IdentityTTL, c.GenerationPoll = time.Hour, 100*time.Millisecond
+	})
+	root := e.as("root")
+	alice, _ := e.token("alice", "laptop")
+	e.must(root, "PATCH", "/users/alice", client.UserUpdate{Role: ptr("admin"), Quota: ptr("admin")}, http.StatusOK, nil)
+	ex := e.startApp(alice, "mine", app("mine", nil))
+	e.await(root, ex.ID, "running")
+
+	without := map[string]string{}
+	for k, v := range allUsers {
+		if k != "alice" {
+			without[k] = v
+		}
+	}
+	e.writeUsers(without)
+	got := e.await(root, ex.ID, "error")
+	if got.ErrorMessage != engine.OwnerGone {
+		t.Errorf("her execution's error: %q, want %q", got.ErrorMessage, engine.OwnerGone)
+	}
+	var l client.TokenList
+	e.must(root, "GET", "/users/alice/tokens", nil, http.StatusOK, &l)
+	if len(l.Tokens) != 0 {
+		t.Errorf("the removed user keeps tokens %+v", l.Tokens)
+	}
+	var u client.User
+	e.must(root, "GET", "/users/alice", nil, http.StatusOK, &u)
+	if u.Role != "user" || u.Quota != "user" {
+		t.Errorf("the removed user keeps Zoe's overrides: %+v", u)
+	}
+
+	// A new alice, a user at the source: no admin, no old token.
+	e.writeUsers(allUsers)
+	var s client.Session
+	testutil.WaitFor(t, 10*time.Second, "the new alice logs in", func() (bool, string) {
+		r := e.do(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"]})
+		if r.status == http.StatusCreated {
+			r.json(t, &s)
+		}
+		return r.status == http.StatusCreated, fmt.Sprint(r.status)
+	})
+	var me client.User
+	e.must(who{user: "alice", token: s.Token}, "GET", "/me", nil, http.StatusOK, &me)
+	if me.Role != "user" || me.Quota != "user" {
+		t.Errorf("the new alice: %+v", me)
+	}
+	if r := e.do(alice, "GET", "/me", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("the old alice's token: %d", r.status)
+	}
+}
+
+// TestQueuedStartAsksSource: the daemon's engine asks the auth source
+// (through the API's look-ups) before a start: a user removed from the
+// users file while his execution waits does not get it started, even
+// when nothing else noticed (no generation poll, no sweep, no request).
+func TestQueuedStartAsksSource(t *testing.T) {
+	e := newTunedEnv(t, func(c *api.Config) {
+		// Every look-up is due at once; nothing else looks him up.
+		c.IdentityTTL, c.GenerationPoll, c.IdentitySweep = 10*time.Millisecond, time.Hour, time.Hour
+	})
+	root, alice := e.as("root"), e.as("alice")
+	big := app("big", nil)
+	big["services"].([]any)[0].(map[string]any)["resources"].(map[string]any)["cores"] = map[string]any{"min": 16, "max": nil}
+	full := e.startApp(root, "full", big)
+	e.await(root, full.ID, "running")
+	mine := e.startApp(alice, "mine", app("mine", nil))
+	e.await(root, mine.ID, "queued")
+
+	without := map[string]string{}
+	for k, v := range allUsers {
+		if k != "alice" {
+			without[k] = v
+		}
+	}
+	e.writeUsers(without)
+	e.must(root, "POST", fmt.Sprintf("/executions/%d/terminate", full.ID), nil, http.StatusAccepted, nil)
+	got := e.await(root, mine.ID, "error", "running")
+	if got.Status != "error" || got.ErrorMessage != engine.OwnerGone {
+		t.Errorf("the removed user's queued execution: %s %q", got.Status, got.ErrorMessage)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -131,8 +132,11 @@ func Run(ctx context.Context, opts Options) error {
 	if zshop != nil {
 		apiCfg.Shop = zshop
 	}
+	// The engine asks the API for the owners as their source has them
+	// now; it is created first, so it reaches the API once it exists.
+	idents := &identities{}
 	if plugins.Backend != nil && plugins.Workspace != nil {
-		eng, err := newEngine(log, cfg, store, plugins, serviceLogs, opts.Executable)
+		eng, err := newEngine(log, cfg, store, plugins, serviceLogs, opts.Executable, idents)
 		if err != nil {
 			return err
 		}
@@ -167,6 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 		opts.API(&apiCfg)
 	}
 	handler := api.New(log.Named("api"), apiCfg)
+	idents.api.Store(handler)
 	// The API's background work: auth sources' changes, expired tokens.
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	apiDone := make(chan struct{})
@@ -213,7 +218,19 @@ func httpLimits(h config.HTTP) httplimit.Limits {
 		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout}.WithDefaults()
 }
 
-func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store, exe string) (*engine.Engine, error) {
+// identities is the engine's way to the API's look-ups of users
+// (engine.Identities), set once the API exists; until then a start waits.
+type identities struct{ api atomic.Pointer[api.Server] }
+
+func (i *identities) Current(ctx context.Context, username string) (state.User, error) {
+	s := i.api.Load()
+	if s == nil {
+		return state.User{}, fmt.Errorf("the API is not ready to confirm users: %w", sdk.ErrUnavailable)
+	}
+	return s.Current(ctx, username)
+}
+
+func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store, exe string, idents engine.Identities) (*engine.Engine, error) {
 	policy, err := scheduler.ParsePolicy(cfg.Scheduler.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler policy in %s: %w", cfg.File, err)
@@ -232,6 +249,7 @@ func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins 
 		Containers: containerPolicy(cfg, plugins, exe),
 		PidsLimit:  cfg.Containers.PidsLimit,
 		Logs:       serviceLogs,
+		Identities: idents,
 	})
 }
 

@@ -102,6 +102,19 @@ type Workspace interface {
 	Prepare(ctx context.Context, u workspace.User) (workspace.Mount, error)
 }
 
+// Identities gives an execution's owner as the auth source has them now
+// (the API server in the daemon): the role, uid and gid a start is
+// admitted with. Current wraps sdk.ErrNotFound when no source knows the
+// user any more, and another error (sdk.ErrUnavailable) when none can
+// confirm them within the API's bound now; the start then waits.
+type Identities interface {
+	Current(ctx context.Context, username string) (state.User, error)
+}
+
+// OwnerGone is the error of an execution whose owner the auth source no
+// longer knows.
+const OwnerGone = "the owner no longer exists at the authentication source"
+
 // Config is what the engine needs.
 type Config struct {
 	Store      state.Store
@@ -122,6 +135,9 @@ type Config struct {
 	// PidsLimit is every service's process limit (containers.pids_limit):
 	// 0 is the back-end's default, backend.DefaultPidsLimit; -1 none.
 	PidsLimit int64
+	// Identities, when not nil, gives the owner's current identity before
+	// every start; nil: the store's row of the owner serves (tests).
+	Identities Identities
 	// ProxyBase prefixes the proxy paths of the services' ports.
 	ProxyBase string
 	// StopGrace is how long a service has to stop before it is killed;
@@ -394,4 +410,24 @@ func (e *Engine) end(ctx context.Context, id int64, c state.ExecutionChange) {
 	}
 	e.stopStarting(id)
 	e.Trigger()
+}
+
+// EndOwner ends every active execution of owner in error with reason (a
+// user the auth source no longer knows runs nothing more); it says how
+// many it ended.
+func (e *Engine) EndOwner(ctx context.Context, owner, reason string) (int, error) {
+	execs, err := e.cfg.Store.ActiveExecutions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("end the executions of %q: %w", owner, err)
+	}
+	n := 0
+	for _, ex := range execs {
+		if ex.Owner != owner || ex.Status == state.StatusCleaningUp {
+			continue
+		}
+		msg := reason
+		e.end(ctx, ex.ID, state.ExecutionChange{Reason: reason, ErrorMessage: &msg})
+		n++
+	}
+	return n, nil
 }

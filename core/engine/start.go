@@ -28,9 +28,23 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 	if err != nil || (ex.Status != state.StatusQueued && ex.Status != state.StatusStarting && ex.Status != state.StatusRunning) {
 		return
 	}
-	user, err := store.GetUser(ctx, ex.Owner)
+	// The owner as the auth source has them now: a demotion or new ids
+	// apply to this start, and a removed owner starts nothing.
+	user, err := e.owner(ctx, ex.Owner)
+	if errors.Is(err, sdk.ErrNotFound) && e.cfg.Identities != nil {
+		msg := OwnerGone
+		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		e.log.Warn("an execution's owner no longer exists at the authentication source", "execution", ex.ID,
+			"owner", ex.Owner)
+		return
+	}
 	if err != nil {
-		e.log.Warn("cannot read an execution's owner", "execution", ex.ID, "error", err)
+		if ctx.Err() == nil {
+			e.log.Warn("cannot confirm an execution's owner; its start waits", "execution", ex.ID, "owner", ex.Owner,
+				"error", err)
+			// The next pass places it again: not at once.
+			sleep(ctx, e.cfg.Interval)
+		}
 		return
 	}
 	runAs, sec, err := e.cfg.Containers.Run(user.UID, user.GID)
@@ -135,6 +149,14 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 	_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusStarting}, state.StatusRunning,
 		state.ExecutionChange{Reason: fmt.Sprintf("its %d essential services run", n), Started: true})
 	e.logTransition(ex.ID, err)
+}
+
+// owner is the execution owner's identity to start with.
+func (e *Engine) owner(ctx context.Context, name string) (state.User, error) {
+	if e.cfg.Identities == nil {
+		return e.cfg.Store.GetUser(ctx, name)
+	}
+	return e.cfg.Identities.Current(ctx, name)
 }
 
 // transient errors are worth trying again later.

@@ -39,6 +39,13 @@ type Store interface {
 	// enabled and quota. Disabling a user deletes their tokens in the same
 	// transaction.
 	UpdateUser(ctx context.Context, username string, u UserUpdate) (User, error)
+	// ForgetUser is for a user the auth source no longer knows: in one
+	// transaction it deletes their tokens and clears Zoe's overrides of
+	// them (the role override and the quota), so that a new account of the
+	// same name inherits none of it. Enabled stays: a name an admin
+	// disabled stays disabled (fail closed) until an admin enables it. An
+	// unknown user is sdk.ErrNotFound.
+	ForgetUser(ctx context.Context, username string) (Forgotten, error)
 
 	CreateQuota(ctx context.Context, q Quota) (Quota, error)
 	GetQuota(ctx context.Context, name string) (Quota, error)
@@ -119,6 +126,9 @@ type Store interface {
 	// PurgeExpiredTokens deletes the expired tokens of every user and says
 	// how many. CreateToken also frees a name an expired token holds.
 	PurgeExpiredTokens(ctx context.Context) (int64, error)
+	// TokenHolders lists the users who hold a token, expired or not,
+	// ordered by username.
+	TokenHolders(ctx context.Context) ([]string, error)
 	// TouchToken sets the token's last use to now.
 	TouchToken(ctx context.Context, id int64) error
 

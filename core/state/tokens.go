@@ -3,6 +3,8 @@ package state
 import (
 	"context"
 	"fmt"
+
+	"github.com/zoe-project/zoe/sdk"
 )
 
 const tokenCols = "id, username, name, hash, created_at, expires_at, last_used"
@@ -65,7 +67,8 @@ func (s *store) DeleteToken(ctx context.Context, username string, id int64) erro
 	err := s.db.tx(ctx, func(q querier) error {
 		n, err := q.exec(ctx, "DELETE FROM tokens WHERE username = $1 AND id = $2", username, id)
 		if err == nil && n == 0 {
-			return notFound("user %q has no token %d", username, id)
+			// In words: "...: not found" would repeat what it says.
+			return sdk.WithCategory(sdk.ErrNotFound, fmt.Sprintf("user %q has no token %d", username, id))
 		}
 		return err
 	})
@@ -101,4 +104,13 @@ func (s *store) PurgeExpiredTokens(ctx context.Context) (int64, error) {
 		return err
 	})
 	return n, s.fail("purge expired tokens", err)
+}
+
+func (s *store) TokenHolders(ctx context.Context) ([]string, error) {
+	rs, err := s.db.query(ctx, "SELECT DISTINCT username FROM tokens ORDER BY username")
+	names, err := collect(rs, err, func(r row) (string, error) {
+		var n string
+		return n, r.Scan(&n)
+	})
+	return names, s.fail("token holders", err)
 }

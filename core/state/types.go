@@ -107,6 +107,16 @@ type UserUpdate struct {
 	Quota *string
 }
 
+// Forgotten is what ForgetUser removed of a user.
+type Forgotten struct {
+	// Tokens is how many tokens were deleted.
+	Tokens int64
+	// RoleOverride and Quota are the overrides that were cleared, "" for
+	// none.
+	RoleOverride auth.Role
+	Quota        string
+}
+
 // Quota bounds what one user may run at a time; 0 means unlimited for every
 // field.
 type Quota struct {

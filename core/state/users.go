@@ -190,3 +190,32 @@ func (s *store) UpdateUser(ctx context.Context, username string, up UserUpdate) 
 	})
 	return u, s.fail(op, err)
 }
+
+func (s *store) ForgetUser(ctx context.Context, username string) (Forgotten, error) {
+	var f Forgotten
+	err := s.db.tx(ctx, func(q querier) error {
+		var role, quota *string
+		err := q.queryRow(ctx, "SELECT role_override, quota FROM users WHERE username = $1", username).Scan(&role, &quota)
+		if isNoRows(err) {
+			return notFound("user %q", username)
+		}
+		if err != nil {
+			return err
+		}
+		if role != nil {
+			f.RoleOverride = auth.Role(*role)
+		}
+		if quota != nil {
+			f.Quota = *quota
+		}
+		if f.Tokens, err = q.exec(ctx, "DELETE FROM tokens WHERE username = $1", username); err != nil {
+			return err
+		}
+		if role == nil && quota == nil {
+			return nil
+		}
+		_, err = q.exec(ctx, "UPDATE users SET role_override = NULL, quota = NULL WHERE username = $1", username)
+		return err
+	})
+	return f, s.fail(fmt.Sprintf("forget user %q", username), err)
+}

@@ -3,7 +3,9 @@ package statetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,6 +229,11 @@ func testTokens(t *testing.T, h Harness) {
 	}
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.err, tc.cat) })
+	}
+	// Said in words, without the category's name after them.
+	if err := st.DeleteToken(ctx, "bob", a.ID); err == nil || strings.HasSuffix(err.Error(), sdk.ErrNotFound.Error()) ||
+		!strings.Contains(err.Error(), fmt.Sprintf(`user "bob" has no token %d`, a.ID)) {
+		t.Errorf("DeleteToken of another's token: %v", err)
 	}
 	if err := st.DeleteToken(ctx, "alice", a.ID); err != nil {
 		t.Fatal(err)

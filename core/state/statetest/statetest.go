@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 		{"Users", testUsers},
 		{"RoleOverride", testRoleOverride},
 		{"SyncIdentity", testSyncIdentity},
+		{"ForgetUser", testForgetUser},
 		{"Quotas", testQuotas},
 		{"CreateExecution", testCreateExecution},
 		{"QuotaRefusals", testQuotaRefusals},

@@ -217,6 +217,58 @@ func testSyncIdentity(t *testing.T, h Harness) {
 	wantErr(t, err, sdk.ErrInvalidArgument)
 }
 
+// testForgetUser: a user the source no longer knows loses their tokens
+// and Zoe's overrides; a new account of the same name inherits neither,
+// while a disabled name stays disabled. Other users keep theirs.
+func testForgetUser(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	login(t, st, "dave", auth.RoleUser)
+	login(t, st, "erin", auth.RoleUser)
+	must(st.UpdateUser(ctx, "dave", state.UserUpdate{Role: ptr(auth.RoleAdmin), Quota: ptr("admin")}))(t)
+	must(st.UpdateUser(ctx, "erin", state.UserUpdate{Role: ptr(auth.RoleAdmin), Quota: ptr("admin")}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "dave", Name: "a", Hash: []byte{1}}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "dave", Name: "b", Hash: []byte{2}}))(t)
+	must(st.CreateToken(ctx, state.NewToken{Username: "erin", Name: "a", Hash: []byte{3}}))(t)
+	if got := must(st.TokenHolders(ctx))(t); !slices.Equal(got, []string{"dave", "erin"}) {
+		t.Fatalf("TokenHolders = %v", got)
+	}
+
+	f := must(st.ForgetUser(ctx, "dave"))(t)
+	if f != (state.Forgotten{Tokens: 2, RoleOverride: auth.RoleAdmin, Quota: "admin"}) {
+		t.Fatalf("ForgetUser = %+v", f)
+	}
+	u := must(st.GetUser(ctx, "dave"))(t)
+	if u.Role != auth.RoleUser || u.AuthRole != auth.RoleUser || u.Quota != "" || !u.Enabled {
+		t.Fatalf("after ForgetUser: %+v", u)
+	}
+	if ts := must(st.ListTokens(ctx, "dave"))(t); len(ts) != 0 {
+		t.Fatalf("dave keeps tokens %v", ts)
+	}
+	// A new dave with the same role at the source gets no override.
+	if u := login(t, st, "dave", auth.RoleUser); u.Role != auth.RoleUser || u.Quota != "" {
+		t.Fatalf("the new dave: %+v", u)
+	}
+	if got := must(st.TokenHolders(ctx))(t); !slices.Equal(got, []string{"erin"}) {
+		t.Fatalf("TokenHolders = %v", got)
+	}
+	if u := must(st.GetUser(ctx, "erin"))(t); u.Role != auth.RoleAdmin || u.Quota != "admin" {
+		t.Fatalf("erin was touched: %+v", u)
+	}
+
+	// Nothing to forget: nothing changes, no error; a disabled name stays
+	// disabled.
+	must(st.UpdateUser(ctx, "dave", state.UserUpdate{Enabled: ptr(false)}))(t)
+	if f := must(st.ForgetUser(ctx, "dave"))(t); f != (state.Forgotten{}) {
+		t.Fatalf("ForgetUser again = %+v", f)
+	}
+	if u := must(st.GetUser(ctx, "dave"))(t); u.Enabled {
+		t.Fatalf("ForgetUser enabled dave: %+v", u)
+	}
+	_, err := st.ForgetUser(ctx, "nobody")
+	wantErr(t, err, sdk.ErrNotFound, "nobody")
+}
+
 func equalUser(a, b state.User) bool {
 	return a.Username == b.Username && a.Role == b.Role && a.AuthRole == b.AuthRole && slices.Equal(a.Groups, b.Groups) &&
 		equalPtr(a.UID, b.UID) && equalPtr(a.GID, b.GID) && a.Email == b.Email && a.Enabled == b.Enabled &&
