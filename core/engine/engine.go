@@ -115,6 +115,10 @@ type Identities interface {
 // longer knows.
 const OwnerGone = "the owner no longer exists at the authentication source"
 
+// OwnerDisabled is the error of an execution whose owner an admin disabled
+// before it started.
+const OwnerDisabled = "the owner is disabled"
+
 // Config is what the engine needs.
 type Config struct {
 	Store      state.Store

@@ -78,7 +78,7 @@ func newSourceEnv(t *testing.T, p policy.Policy, src *source) (*env, *specs) {
 func TestStartFollowsSource(t *testing.T) {
 	t.Run("demoted", func(t *testing.T) {
 		data := t.TempDir()
-		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser}}}
+		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser, Enabled: true}}}
 		e, rec := newSourceEnv(t, policy.Policy{HostPaths: []policy.HostPath{{Path: data, Roles: []auth.Role{auth.RoleAdmin}}}}, src)
 		// Accepted while the store still has her as an admin.
 		ex := e.submit(withVolumes(t, zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}),
@@ -108,7 +108,7 @@ func TestStartFollowsSource(t *testing.T) {
 	t.Run("new ids", func(t *testing.T) {
 		uid, gid := uint32(1000), uint32(1001)
 		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser,
-			UID: &uid, GID: &gid}}}
+			Enabled: true, UID: &uid, GID: &gid}}}
 		e, rec := newSourceEnv(t, policy.Policy{RunAs: &policy.IDs{UID: 4000, GID: 4001}}, src)
 		e.run()
 		ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
@@ -117,8 +117,21 @@ func TestStartFollowsSource(t *testing.T) {
 			t.Fatalf("started %+v, want user 1000:1001", list)
 		}
 	})
+	t.Run("disabled", func(t *testing.T) {
+		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser}}}
+		e, rec := newSourceEnv(t, policy.Policy{}, src)
+		ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
+		e.run()
+		got := e.waitStatus(ex.ID, state.StatusError)
+		if got.ErrorMessage != engine.OwnerDisabled {
+			t.Errorf("error %q, want %q", got.ErrorMessage, engine.OwnerDisabled)
+		}
+		if n := len(rec.started()); n != 0 {
+			t.Errorf("%d services started", n)
+		}
+	})
 	t.Run("source unavailable", func(t *testing.T) {
-		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser}},
+		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser, Enabled: true}},
 			err: fmt.Errorf("ldap down: %w", sdk.ErrUnavailable)}
 		e, rec := newSourceEnv(t, policy.Policy{}, src)
 		ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))

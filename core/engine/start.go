@@ -47,6 +47,12 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		}
 		return
 	}
+	if !user.Enabled && ex.Status == state.StatusQueued {
+		// Disabled while it waited: a disabled user starts nothing.
+		msg := OwnerDisabled
+		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		return
+	}
 	runAs, sec, err := e.cfg.Containers.Run(user.UID, user.GID)
 	if err != nil {
 		msg := err.Error()
