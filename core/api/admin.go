@@ -105,6 +105,9 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) {
 		logged = append(logged, "quota", *in.Quota)
 	}
 	s.log.Info("user changed", logged...)
+	if upd.Role != nil || upd.ClearRole {
+		s.recheck(r.Context(), u)
+	}
 	s.write(w, http.StatusOK, s.userJSON(u))
 }
 

@@ -75,6 +75,9 @@ type Engine interface {
 	Terminate(ctx context.Context, id int64, reason string) (state.Execution, error)
 	// EndOwner ends every active execution of a user, in error with reason.
 	EndOwner(ctx context.Context, owner, reason string) (int, error)
+	// Recheck ends the active executions of a user that the container
+	// policy no longer allows for their role.
+	Recheck(ctx context.Context, owner string, role auth.Role) (int, error)
 	WaitingReason(id int64) string
 	WaitingVersion() uint64
 	Queue(ctx context.Context) ([]engine.QueueEntry, error)

@@ -193,6 +193,18 @@ const (
 	identityUnsupported = "the authentication source cannot confirm tokens; log in with your password again"
 )
 
+// recheck ends the executions of u that the container policy no longer
+// allows for their role now: a demoted admin keeps no admin-only host path
+// mounted.
+func (s *Server) recheck(ctx context.Context, u state.User) {
+	if s.cfg.Engine == nil {
+		return
+	}
+	if _, err := s.cfg.Engine.Recheck(ctx, u.Username, u.Role); err != nil {
+		s.log.Warn("cannot check a user's executions against their new role", "user", u.Username, "error", err)
+	}
+}
+
 // gone forgets a user no source knows any more: tokens revoked, Zoe's
 // overrides cleared (state.Store.ForgetUser), active executions ended.
 // The user's row stays, disabled or not, and so does their workspace.
@@ -270,6 +282,9 @@ func (s *Server) apply(ctx context.Context, u state.User, id auth.Identity, epoc
 			"override_dropped", u.Role != u.AuthRole && nu.Role == nu.AuthRole)
 	} else {
 		s.log.Info("identity changed at the authentication source", "user", u.Username)
+	}
+	if nu.Role != u.Role {
+		s.recheck(ctx, nu)
 	}
 	s.idents.put(u.Username, now, epoch)
 	return lookupResult{user: nu}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,8 +376,9 @@ func TestSlowSourceWithinBound(t *testing.T) {
 // endings is an engine that records whose executions were ended.
 type endings struct {
 	Engine
-	mu    sync.Mutex
-	ended []string
+	mu        sync.Mutex
+	ended     []string
+	rechecked []string
 }
 
 func (e *endings) EndOwner(_ context.Context, owner, reason string) (int, error) {
@@ -384,6 +386,13 @@ func (e *endings) EndOwner(_ context.Context, owner, reason string) (int, error)
 	defer e.mu.Unlock()
 	e.ended = append(e.ended, owner+": "+reason)
 	return 1, nil
+}
+
+func (e *endings) Recheck(_ context.Context, owner string, role auth.Role) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rechecked = append(e.rechecked, owner+": "+string(role))
+	return 0, nil
 }
 
 func (e *endings) list() []string {
@@ -416,6 +425,13 @@ func TestCurrent(t *testing.T) {
 	e.age("alice", ttl/2)
 	if u, err := e.s.Current(ctx, "alice"); err != nil || u.Role != auth.RoleUser || u.UID == nil || *u.UID != 1234 {
 		t.Fatalf("demoted: %+v %v", u, err)
+	}
+	// Her running executions are checked against her new role.
+	eng.mu.Lock()
+	rechecked := slices.Clone(eng.rechecked)
+	eng.mu.Unlock()
+	if !slices.Equal(rechecked, []string{"alice: user"}) {
+		t.Errorf("rechecked %v, want alice as a user", rechecked)
 	}
 
 	e.src.fail(fmt.Errorf("ldap down: %w", sdk.ErrUnavailable))

@@ -78,6 +78,7 @@ import (
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/workspace"
 )
@@ -414,6 +415,34 @@ func (e *Engine) end(ctx context.Context, id int64, c state.ExecutionChange) {
 	}
 	e.stopStarting(id)
 	e.Trigger()
+}
+
+// Recheck applies the container policy to the active executions of owner
+// again, for their role now: an execution the policy no longer allows
+// them (a host path of a role they lost) ends in error with the reason.
+// Queued ones are checked again anyway when they start. It returns how
+// many ended.
+func (e *Engine) Recheck(ctx context.Context, owner string, role auth.Role) (int, error) {
+	execs, err := e.cfg.Store.ActiveExecutions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("check the executions of %q again: %w", owner, err)
+	}
+	n := 0
+	for _, ex := range execs {
+		if ex.Owner != owner || ex.Status == state.StatusCleaningUp {
+			continue
+		}
+		err := e.admit(ex, state.User{Username: owner, Role: role}, workspace.Mount{})
+		if err == nil {
+			continue
+		}
+		msg := "the owner's role is now " + string(role) + ": " + err.Error()
+		e.end(ctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		e.log.Warn("an execution the container policy no longer allows its owner ended", "execution", ex.ID,
+			"owner", owner, "role", string(role))
+		n++
+	}
+	return n, nil
 }
 
 // EndOwner ends every active execution of owner in error with reason (a

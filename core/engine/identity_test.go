@@ -179,3 +179,33 @@ func TestEndOwner(t *testing.T) {
 		t.Errorf("EndOwner again = %d, %v", n, err)
 	}
 }
+
+// TestRecheck: an admin's running execution that mounts an admin-only host
+// path ends in error when their role becomes user; one the policy still
+// allows goes on.
+func TestRecheck(t *testing.T) {
+	data := t.TempDir()
+	src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleAdmin, AuthRole: auth.RoleAdmin, Enabled: true}}}
+	e, _ := newSourceEnv(t, policy.Policy{HostPaths: []policy.HostPath{{Path: data, Roles: []auth.Role{auth.RoleAdmin}}}}, src)
+	e.run()
+	mounted := e.submit(withVolumes(t, zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}),
+		zapp.Volume{Name: "data", Path: data}))
+	plain := e.submit(zappJSON(t, false, svc{name: "beta", ess: 1, total: 1, monitor: true, env: forever()}))
+	e.waitStatus(mounted.ID, state.StatusRunning)
+	e.waitStatus(plain.ID, state.StatusRunning)
+
+	if n, err := e.eng.Recheck(t.Context(), "alice", auth.RoleAdmin); err != nil || n != 0 {
+		t.Fatalf("Recheck as admin = %d, %v; want nothing ended", n, err)
+	}
+	if n, err := e.eng.Recheck(t.Context(), "alice", auth.RoleUser); err != nil || n != 1 {
+		t.Fatalf("Recheck as user = %d, %v; want 1 ended", n, err)
+	}
+	got := e.waitStatus(mounted.ID, state.StatusError)
+	if want := "the owner's role is now user: "; !strings.HasPrefix(got.ErrorMessage, want) ||
+		!strings.Contains(got.ErrorMessage, "allows only for the roles admin") {
+		t.Errorf("error %q, want %q and the rule", got.ErrorMessage, want)
+	}
+	if got, err := e.store.GetExecution(t.Context(), plain.ID); err != nil || got.Status != state.StatusRunning {
+		t.Errorf("the other execution: %+v %v, want running", got.Status, err)
+	}
+}
