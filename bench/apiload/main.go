@@ -24,8 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -35,8 +33,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/zoe-project/zoe/bench/internal/benchd"
 	"github.com/zoe-project/zoe/core/config"
-	"github.com/zoe-project/zoe/core/daemon"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
 
@@ -124,7 +122,7 @@ func run(o options) error {
 		return err
 	}
 	defer logFile.Close()
-	base, stopDaemon, err := startDaemon(ctx, cfgFile, zoeBin, logFile)
+	base, stopDaemon, err := benchd.Start(ctx, cfgFile, zoeBin, "apiload", logFile)
 	if err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
@@ -259,7 +257,7 @@ func writeConfig(dir, password string, db config.State) (cfgFile string, err err
 	if err := os.WriteFile(users, fmt.Appendf(nil, "%s,%s,user\n", user, hash), 0o600); err != nil {
 		return "", err
 	}
-	addr, err := freeAddr()
+	addr, err := benchd.FreeAddr()
 	if err != nil {
 		return "", err
 	}
@@ -288,37 +286,4 @@ workspace "dir" {
 		return "", err
 	}
 	return cfgFile, nil
-}
-
-// freeAddr picks a free port: the configuration wants a real one.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// startDaemon runs the daemon in this process until stop is called; it
-// returns once the API serves.
-func startDaemon(ctx context.Context, cfgFile, zoeBin string, log io.Writer) (base string, stop func() error, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigFile: cfgFile, Executable: zoeBin, Version: "apiload",
-			Diagnostics: os.Stderr, LogOutput: log, Ready: func(a net.Addr) { ready <- a }})
-	}()
-	select {
-	case a := <-ready:
-		return "http://" + a.String() + "/api/v1", func() error { cancel(); return <-done }, nil
-	case err := <-done:
-		cancel()
-		return "", nil, fmt.Errorf("the daemon stopped before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		<-done
-		return "", nil, errors.New("the daemon did not serve within 60s")
-	}
 }

@@ -35,8 +35,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/zoe-project/zoe/bench/internal/benchd"
 	"github.com/zoe-project/zoe/client"
-	"github.com/zoe-project/zoe/core/daemon"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
@@ -112,7 +112,7 @@ func run(o options) error {
 		return err
 	}
 	defer logFile.Close()
-	base, stopDaemon, err := startDaemon(ctx, cfgFile, zoeBin, logFile)
+	base, stopDaemon, err := benchd.Start(ctx, cfgFile, zoeBin, "bruteforce", logFile)
 	if err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
@@ -239,12 +239,10 @@ func writeConfig(dir string, names []string) (string, string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), users.Bytes(), 0o600); err != nil {
 		return "", "", err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := benchd.FreeAddr()
 	if err != nil {
 		return "", "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	db := filepath.Join(dir, "data", "zoe.db")
 	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 		return "", "", err
@@ -262,27 +260,4 @@ workspace "dir" {
 `, addr)
 	cfgFile := filepath.Join(dir, "zoe.hcl")
 	return cfgFile, db, os.WriteFile(cfgFile, []byte(cfg), 0o600)
-}
-
-// startDaemon runs the daemon in this process until stop is called; it
-// returns once the API serves.
-func startDaemon(ctx context.Context, cfgFile, zoeBin string, log io.Writer) (base string, stop func() error, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigFile: cfgFile, Executable: zoeBin, Version: "bruteforce",
-			Diagnostics: os.Stderr, LogOutput: log, Ready: func(a net.Addr) { ready <- a }})
-	}()
-	select {
-	case a := <-ready:
-		return "http://" + a.String() + "/api/v1", func() error { cancel(); return <-done }, nil
-	case err := <-done:
-		cancel()
-		return "", nil, fmt.Errorf("the daemon stopped before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		<-done
-		return "", nil, errors.New("the daemon did not serve within 60s")
-	}
 }

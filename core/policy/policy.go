@@ -198,22 +198,20 @@ func (p *Policy) checkVolume(v zapp.Volume, role auth.Role, also []string) strin
 		return fmt.Sprintf("%s cannot be checked on the host: %v", hp, err)
 	}
 	// Where the path leads may not lie inside a read-write host path,
-	// whatever allows it: containers write there.
-	for _, h := range p.HostPaths {
-		if dir, err := Resolve(h.Path); err == nil && !h.ReadOnly && real != dir && Within(real, dir) {
-			return fmt.Sprintf("%s leads to %s through a symbolic link, inside %s, which containers can write to", hp, real, h.Path)
-		}
-	}
-	// And it must be allowed too, for the role and the mode; an allowed
-	// directory may itself be a symbolic link.
+	// whatever allows it: containers write there. And it must be allowed
+	// too, for the role and the mode; an allowed directory may itself be
+	// a symbolic link.
 	ok := false
 	for _, h := range p.HostPaths {
-		if !h.allows(role) {
+		dir, err := Resolve(h.Path)
+		if err != nil {
 			continue
 		}
-		if dir, err := Resolve(h.Path); err == nil && (HostPath{Path: dir, ReadOnly: h.ReadOnly}).mounts(real, v.ReadOnly) {
+		if !h.ReadOnly && real != dir && Within(real, dir) {
+			return fmt.Sprintf("%s leads to %s through a symbolic link, inside %s, which containers can write to", hp, real, h.Path)
+		}
+		if h.allows(role) && (HostPath{Path: dir, ReadOnly: h.ReadOnly}).mounts(real, v.ReadOnly) {
 			ok = true
-			break
 		}
 	}
 	if !ok {
