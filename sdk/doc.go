@@ -7,6 +7,11 @@
 // calls serve.Serve from main; protobuf never shows. sdk/plugintest runs a
 // plugin in-process over real gRPC and holds a conformance suite per kind.
 //
+// The plain contract (this package and sdk/backend, sdk/auth,
+// sdk/workspace) links no RPC library, so the core's pure parts can use its
+// types and error categories; the wire lives apart, in sdk/handshake and the
+// kinds' *rpc packages (sdk/backend/backendrpc, ...).
+//
 // This package holds what every kind shares: the Plugin interface, the
 // configuration schema a plugin publishes, the diagnostics it returns, and the
 // error categories that survive the wire, so that errors.Is(err, ErrNotFound)

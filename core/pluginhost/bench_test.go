@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/zoe-project/zoe/sdk/handshake"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
@@ -48,8 +50,8 @@ func BenchmarkAuthenticate(b *testing.B) {
 
 	b.Run("bare-go-plugin", func(b *testing.B) {
 		client := plugin.NewClient(&plugin.ClientConfig{
-			HandshakeConfig:  sdk.Handshake(),
-			VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {bare.Name: &bare.Plugin{}}},
+			HandshakeConfig:  handshake.Config(),
+			VersionedPlugins: map[int]plugin.PluginSet{handshake.ProtocolVersion: {bare.Name: &bare.Plugin{}}},
 			Cmd:              exec.Command(filepath.Join(binDir, "zoe-plugin-auth-benchbare")),
 			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 			AutoMTLS:         true,

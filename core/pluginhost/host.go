@@ -17,6 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zoe-project/zoe/sdk/auth/authrpc"
+	"github.com/zoe-project/zoe/sdk/backend/backendrpc"
+	"github.com/zoe-project/zoe/sdk/handshake"
+	"github.com/zoe-project/zoe/sdk/workspace/workspacerpc"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
@@ -211,8 +216,8 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, cont
 		secure = &plugin.SecureConfig{Checksum: p.spec.Checksum, Hash: sha256.New()}
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: pluginSet(p.spec.Kind)},
+		HandshakeConfig:  handshake.Config(),
+		VersionedPlugins: map[int]plugin.PluginSet{handshake.ProtocolVersion: pluginSet(p.spec.Kind)},
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -302,11 +307,11 @@ func (p *Plugin) checkInfo(info sdk.Info) error {
 func pluginSet(kind sdk.Kind) plugin.PluginSet {
 	switch kind {
 	case sdk.KindAuth:
-		return plugin.PluginSet{string(kind): &auth.Plugin{}}
+		return plugin.PluginSet{string(kind): &authrpc.Plugin{}}
 	case sdk.KindWorkspace:
-		return plugin.PluginSet{string(kind): &workspace.Plugin{}}
+		return plugin.PluginSet{string(kind): &workspacerpc.Plugin{}}
 	case sdk.KindBackend:
-		return plugin.PluginSet{string(kind): &backend.Plugin{}}
+		return plugin.PluginSet{string(kind): &backendrpc.Plugin{}}
 	}
 	return plugin.PluginSet{}
 }

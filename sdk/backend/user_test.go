@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/zoe-project/zoe/sdk"
-	backendv1 "github.com/zoe-project/zoe/sdk/proto/zoe/plugin/backend/v1"
 )
 
 func TestCheckUser(t *testing.T) {
@@ -49,27 +48,8 @@ func TestCheckUser(t *testing.T) {
 	}
 }
 
-// A spec from an older core, without the security message, reads as the
-// strictest policy; every field crosses the wire both ways.
-func TestSecurityOnTheWire(t *testing.T) {
-	if got := specFromProto(&backendv1.ServiceSpec{Name: "old"}).Security; got != (Security{}) {
-		t.Errorf("absent security = %+v, want the zero value", got)
-	}
-	for _, sec := range []Security{{AllowRoot: true}, {AllowPrivilegeEscalation: true}, {KeepCapabilities: true}} {
-		if got := specFromProto(specToProto(ServiceSpec{Security: sec})).Security; got != sec {
-			t.Errorf("security %+v came back as %+v", sec, got)
-		}
-	}
-}
-
-// The process limit crosses the wire; 0 (an older core) is the default,
-// never unlimited; below -1 is refused.
+// The process limit: 0 is the default, never unlimited; below -1 is refused.
 func TestPidsLimit(t *testing.T) {
-	for _, n := range []int64{0, 1, 100, -1} {
-		if got := specFromProto(specToProto(ServiceSpec{Resources: Resources{PidsLimit: n}})).Resources.PidsLimit; got != n {
-			t.Errorf("pids limit %d came back as %d", n, got)
-		}
-	}
 	cases := []struct {
 		in, want int64
 		ok       bool

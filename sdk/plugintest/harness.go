@@ -13,6 +13,10 @@ package plugintest
 import (
 	"testing"
 
+	"github.com/zoe-project/zoe/sdk/auth/authrpc"
+	"github.com/zoe-project/zoe/sdk/backend/backendrpc"
+	"github.com/zoe-project/zoe/sdk/workspace/workspacerpc"
+
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -43,15 +47,15 @@ func dispense[T any](t testing.TB, kind sdk.Kind, p plugin.Plugin) T {
 
 // Auth serves impl over in-process gRPC and returns the core's side of it.
 func Auth(t testing.TB, impl auth.Authenticator) auth.Authenticator {
-	return dispense[auth.Authenticator](t, sdk.KindAuth, &auth.Plugin{Impl: impl})
+	return dispense[auth.Authenticator](t, sdk.KindAuth, &authrpc.Plugin{Impl: impl})
 }
 
 // Workspace serves impl over in-process gRPC and returns the core's side.
 func Workspace(t testing.TB, impl workspace.Provider) workspace.Provider {
-	return dispense[workspace.Provider](t, sdk.KindWorkspace, &workspace.Plugin{Impl: impl})
+	return dispense[workspace.Provider](t, sdk.KindWorkspace, &workspacerpc.Plugin{Impl: impl})
 }
 
 // Backend serves impl over in-process gRPC and returns the core's side.
 func Backend(t testing.TB, impl backend.Backend) backend.Backend {
-	return dispense[backend.Backend](t, sdk.KindBackend, &backend.Plugin{Impl: impl})
+	return dispense[backend.Backend](t, sdk.KindBackend, &backendrpc.Plugin{Impl: impl})
 }

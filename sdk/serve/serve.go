@@ -16,6 +16,11 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/zoe-project/zoe/sdk/auth/authrpc"
+	"github.com/zoe-project/zoe/sdk/backend/backendrpc"
+	"github.com/zoe-project/zoe/sdk/handshake"
+	"github.com/zoe-project/zoe/sdk/workspace/workspacerpc"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -49,7 +54,7 @@ func Serve(f Factory) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	hs := sdk.Handshake()
+	hs := handshake.Config()
 	if len(os.Args) == 2 && os.Args[1] == "describe" && os.Getenv(hs.MagicCookieKey) == "" {
 		if err := describe(p, kind); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -60,7 +65,7 @@ func Serve(f Factory) {
 	go watchParent(log, os.Getppid())
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: set},
+		VersionedPlugins: map[int]plugin.PluginSet{handshake.ProtocolVersion: set},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts,
 				grpc.ChainUnaryInterceptor(recoverUnary(log)),
@@ -77,15 +82,15 @@ func Set(p sdk.Plugin) (sdk.Kind, plugin.PluginSet, error) {
 	set := plugin.PluginSet{}
 	if b, ok := p.(backend.Backend); ok {
 		kinds = append(kinds, sdk.KindBackend)
-		set[string(sdk.KindBackend)] = &backend.Plugin{Impl: b}
+		set[string(sdk.KindBackend)] = &backendrpc.Plugin{Impl: b}
 	}
 	if a, ok := p.(auth.Authenticator); ok {
 		kinds = append(kinds, sdk.KindAuth)
-		set[string(sdk.KindAuth)] = &auth.Plugin{Impl: a}
+		set[string(sdk.KindAuth)] = &authrpc.Plugin{Impl: a}
 	}
 	if w, ok := p.(workspace.Provider); ok {
 		kinds = append(kinds, sdk.KindWorkspace)
-		set[string(sdk.KindWorkspace)] = &workspace.Plugin{Impl: w}
+		set[string(sdk.KindWorkspace)] = &workspacerpc.Plugin{Impl: w}
 	}
 	if len(kinds) != 1 {
 		return "", nil, fmt.Errorf("zoe plugin %T implements %d plugin kinds %v; it must implement exactly one of backend.Backend, auth.Authenticator, workspace.Provider", p, len(kinds), kinds)

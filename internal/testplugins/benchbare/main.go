@@ -7,11 +7,12 @@ package main
 import (
 	"context"
 
+	"github.com/zoe-project/zoe/sdk/handshake"
+
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	"github.com/zoe-project/zoe/internal/testplugins/benchbare/bare"
-	"github.com/zoe-project/zoe/sdk"
 	authv1 "github.com/zoe-project/zoe/sdk/proto/zoe/plugin/auth/v1"
 )
 
@@ -25,8 +26,8 @@ func (server) Authenticate(_ context.Context, req *authv1.AuthenticateRequest) (
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: sdk.Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {
+		HandshakeConfig: handshake.Config(),
+		VersionedPlugins: map[int]plugin.PluginSet{handshake.ProtocolVersion: {
 			bare.Name: &bare.Plugin{Register: func(s *grpc.Server) { authv1.RegisterAuthServer(s, server{}) }},
 		}},
 		GRPCServer: plugin.DefaultGRPCServer,

@@ -1,4 +1,8 @@
-package auth
+// Package authrpc carries the auth contract (package sdk/auth) over gRPC
+// with hashicorp/go-plugin: the server side wraps a plugin's implementation,
+// the client side gives the core an auth.Authenticator that calls the plugin.
+// Plugin authors do not use it: serve.Serve does.
+package authrpc
 
 import (
 	"context"
@@ -8,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 	"github.com/zoe-project/zoe/sdk/internal/wire"
 	authv1 "github.com/zoe-project/zoe/sdk/proto/zoe/plugin/auth/v1"
 )
@@ -16,13 +21,13 @@ import (
 // side only.
 type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl Authenticator
+	Impl auth.Authenticator
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
 func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	wire.RegisterBase(s, p.Impl, sdk.KindAuth, APIVersion)
+	wire.RegisterBase(s, p.Impl, sdk.KindAuth, auth.APIVersion)
 	authv1.RegisterAuthServer(s, &server{impl: p.Impl})
 	return nil
 }
@@ -38,7 +43,7 @@ func (p *Plugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.C
 
 type server struct {
 	authv1.UnimplementedAuthServer
-	impl Authenticator
+	impl auth.Authenticator
 }
 
 func (s *server) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest) (*authv1.AuthenticateResponse, error) {
@@ -65,7 +70,7 @@ func (s *server) Generation(ctx context.Context, _ *authv1.GenerationRequest) (*
 	return &authv1.GenerationResponse{Generation: g}, nil
 }
 
-func toWire(id Identity) *authv1.Identity {
+func toWire(id auth.Identity) *authv1.Identity {
 	return &authv1.Identity{
 		Username:    id.Username,
 		Role:        string(id.Role),
@@ -82,20 +87,20 @@ type client struct {
 	c authv1.AuthClient
 }
 
-var _ Authenticator = (*client)(nil)
+var _ auth.Authenticator = (*client)(nil)
 
-func (c *client) Authenticate(ctx context.Context, username, password string) (Identity, error) {
+func (c *client) Authenticate(ctx context.Context, username, password string) (auth.Identity, error) {
 	resp, err := c.c.Authenticate(ctx, &authv1.AuthenticateRequest{Username: username, Password: password})
 	if err != nil {
-		return Identity{}, wire.FromStatus(err)
+		return auth.Identity{}, wire.FromStatus(err)
 	}
 	return fromWire(resp.GetIdentity())
 }
 
-func (c *client) Lookup(ctx context.Context, username string) (Identity, error) {
+func (c *client) Lookup(ctx context.Context, username string) (auth.Identity, error) {
 	resp, err := c.c.Lookup(ctx, &authv1.LookupRequest{Username: username})
 	if err != nil {
-		return Identity{}, wire.FromStatus(err)
+		return auth.Identity{}, wire.FromStatus(err)
 	}
 	return fromWire(resp.GetIdentity())
 }
@@ -108,13 +113,13 @@ func (c *client) Generation(ctx context.Context) (uint64, error) {
 	return resp.GetGeneration(), nil
 }
 
-func fromWire(id *authv1.Identity) (Identity, error) {
-	role, err := ParseRole(id.GetRole())
+func fromWire(id *authv1.Identity) (auth.Identity, error) {
+	role, err := auth.ParseRole(id.GetRole())
 	if err != nil {
 		// The plugin's answer is wrong, not the caller's request.
-		return Identity{}, fmt.Errorf("auth plugin answered %q: %w", id.GetRole(), sdk.ErrInternal)
+		return auth.Identity{}, fmt.Errorf("auth plugin answered %q: %w", id.GetRole(), sdk.ErrInternal)
 	}
-	return Identity{
+	return auth.Identity{
 		Username:    id.GetUsername(),
 		Role:        role,
 		Groups:      id.GetGroups(),

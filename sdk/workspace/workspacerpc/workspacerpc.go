@@ -1,4 +1,8 @@
-package workspace
+// Package workspacerpc carries the workspace contract (package sdk/workspace) over gRPC
+// with hashicorp/go-plugin: the server side wraps a plugin's implementation,
+// the client side gives the core a workspace.Provider that calls the plugin.
+// Plugin authors do not use it: serve.Serve does.
+package workspacerpc
 
 import (
 	"context"
@@ -9,19 +13,20 @@ import (
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/internal/wire"
 	workspacev1 "github.com/zoe-project/zoe/sdk/proto/zoe/plugin/workspace/v1"
+	"github.com/zoe-project/zoe/sdk/workspace"
 )
 
 // Plugin is the go-plugin glue of the workspace kind. Impl is set on the
 // plugin's side only.
 type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl Provider
+	Impl workspace.Provider
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
 func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	wire.RegisterBase(s, p.Impl, sdk.KindWorkspace, APIVersion)
+	wire.RegisterBase(s, p.Impl, sdk.KindWorkspace, workspace.APIVersion)
 	workspacev1.RegisterWorkspaceServer(s, &server{impl: p.Impl})
 	return nil
 }
@@ -35,17 +40,17 @@ func (p *Plugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.C
 	return &client{BaseClient: base, c: workspacev1.NewWorkspaceClient(c)}, nil
 }
 
-func userToProto(u User) *workspacev1.User {
+func userToProto(u workspace.User) *workspacev1.User {
 	return &workspacev1.User{Username: u.Username, Uid: u.UID, Gid: u.GID}
 }
 
-func userFromProto(u *workspacev1.User) User {
-	return User{Username: u.GetUsername(), UID: u.Uid, GID: u.Gid}
+func userFromProto(u *workspacev1.User) workspace.User {
+	return workspace.User{Username: u.GetUsername(), UID: u.Uid, GID: u.Gid}
 }
 
 type server struct {
 	workspacev1.UnimplementedWorkspaceServer
-	impl Provider
+	impl workspace.Provider
 }
 
 func (s *server) Prepare(ctx context.Context, req *workspacev1.PrepareRequest) (*workspacev1.PrepareResponse, error) {
@@ -79,18 +84,18 @@ type client struct {
 	c workspacev1.WorkspaceClient
 }
 
-var _ Provider = (*client)(nil)
+var _ workspace.Provider = (*client)(nil)
 
-func (c *client) Prepare(ctx context.Context, u User) (Mount, error) {
+func (c *client) Prepare(ctx context.Context, u workspace.User) (workspace.Mount, error) {
 	resp, err := c.c.Prepare(ctx, &workspacev1.PrepareRequest{User: userToProto(u)})
 	if err != nil {
-		return Mount{}, wire.FromStatus(err)
+		return workspace.Mount{}, wire.FromStatus(err)
 	}
 	m := resp.GetMount()
-	return Mount{HostPath: m.GetHostPath(), VolumeName: m.GetVolumeName(), MountPoint: m.GetMountPoint(), ReadOnly: m.GetReadOnly()}, nil
+	return workspace.Mount{HostPath: m.GetHostPath(), VolumeName: m.GetVolumeName(), MountPoint: m.GetMountPoint(), ReadOnly: m.GetReadOnly()}, nil
 }
 
-func (c *client) Exists(ctx context.Context, u User) (bool, error) {
+func (c *client) Exists(ctx context.Context, u workspace.User) (bool, error) {
 	resp, err := c.c.Exists(ctx, &workspacev1.ExistsRequest{User: userToProto(u)})
 	if err != nil {
 		return false, wire.FromStatus(err)
@@ -98,7 +103,7 @@ func (c *client) Exists(ctx context.Context, u User) (bool, error) {
 	return resp.GetExists(), nil
 }
 
-func (c *client) Size(ctx context.Context, u User) (int64, error) {
+func (c *client) Size(ctx context.Context, u workspace.User) (int64, error) {
 	resp, err := c.c.Size(ctx, &workspacev1.SizeRequest{User: userToProto(u)})
 	if err != nil {
 		return 0, wire.FromStatus(err)

@@ -1,4 +1,7 @@
-package sdk
+// Package handshake is what the core and a plugin check before they talk
+// over go-plugin. It is apart from package sdk so that the plain contract
+// (error categories, schemas, the kinds' types) links no RPC library.
+package handshake
 
 import "github.com/hashicorp/go-plugin"
 
@@ -7,17 +10,12 @@ import "github.com/hashicorp/go-plugin"
 // how the contracts evolve within it.
 const ProtocolVersion = 1
 
-// Handshake is what the core and a plugin check before they talk. The cookie
-// only tells a person who runs a plugin binary by hand that it is not a
-// program to run by itself.
-func Handshake() plugin.HandshakeConfig {
+// Config is the handshake. The cookie only tells a person who runs a plugin
+// binary by hand that it is not a program to run by itself.
+func Config() plugin.HandshakeConfig {
 	return plugin.HandshakeConfig{
 		ProtocolVersion:  ProtocolVersion,
 		MagicCookieKey:   "ZOE_PLUGIN_MAGIC_COOKIE",
 		MagicCookieValue: "7a6f652d706c7567696e2d6b696e64732d6261636b656e642d617574682d77",
 	}
 }
-
-// LogLevelEnv is the environment variable through which the core tells a
-// plugin its log level.
-const LogLevelEnv = "ZOE_PLUGIN_LOG_LEVEL"

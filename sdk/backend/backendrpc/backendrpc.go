@@ -1,4 +1,8 @@
-package backend
+// Package backendrpc carries the backend contract (package sdk/backend) over gRPC
+// with hashicorp/go-plugin: the server side wraps a plugin's implementation,
+// the client side gives the core a backend.Backend that calls the plugin.
+// Plugin authors do not use it: serve.Serve does.
+package backendrpc
 
 import (
 	"context"
@@ -8,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/internal/wire"
 	backendv1 "github.com/zoe-project/zoe/sdk/proto/zoe/plugin/backend/v1"
 )
@@ -16,13 +21,13 @@ import (
 // plugin's side only.
 type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl Backend
+	Impl backend.Backend
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
 func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	wire.RegisterBase(s, p.Impl, sdk.KindBackend, APIVersion)
+	wire.RegisterBase(s, p.Impl, sdk.KindBackend, backend.APIVersion)
 	backendv1.RegisterBackendServer(s, &server{impl: p.Impl})
 	return nil
 }
@@ -38,7 +43,7 @@ func (p *Plugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.C
 
 type server struct {
 	backendv1.UnimplementedBackendServer
-	impl Backend
+	impl backend.Backend
 }
 
 func (s *server) Nodes(ctx context.Context, _ *backendv1.NodesRequest) (*backendv1.NodesResponse, error) {
@@ -54,7 +59,7 @@ func (s *server) Nodes(ctx context.Context, _ *backendv1.NodesRequest) (*backend
 }
 
 func (s *server) CreateNetwork(ctx context.Context, req *backendv1.CreateNetworkRequest) (*backendv1.CreateNetworkResponse, error) {
-	id, err := s.impl.CreateNetwork(ctx, NetworkSpec{Name: req.GetName(), Labels: req.GetLabels()})
+	id, err := s.impl.CreateNetwork(ctx, backend.NetworkSpec{Name: req.GetName(), Labels: req.GetLabels()})
 	if err != nil {
 		return nil, wire.ToStatus(err)
 	}
@@ -123,11 +128,11 @@ func (s *server) Events(_ *backendv1.EventsRequest, stream grpc.ServerStreamingS
 	if err := wire.StreamOpened(stream); err != nil {
 		return err
 	}
-	return wire.Forward(stream.Context(), ch, func(e Event) error { return stream.Send(eventToProto(e)) })
+	return wire.Forward(stream.Context(), ch, func(e backend.Event) error { return stream.Send(eventToProto(e)) })
 }
 
 func (s *server) Logs(req *backendv1.LogsRequest, stream grpc.ServerStreamingServer[backendv1.LogEntry]) error {
-	ch, err := s.impl.Logs(stream.Context(), handleFromProto(req.GetHandle()), LogOptions{
+	ch, err := s.impl.Logs(stream.Context(), handleFromProto(req.GetHandle()), backend.LogOptions{
 		Follow: req.GetFollow(), Tail: int(req.GetTail()), Since: fromUnixNano(req.GetSinceUnixNano())})
 	if err != nil {
 		return wire.ToStatus(err)
@@ -135,7 +140,7 @@ func (s *server) Logs(req *backendv1.LogsRequest, stream grpc.ServerStreamingSer
 	if err := wire.StreamOpened(stream); err != nil {
 		return err
 	}
-	return wire.Forward(stream.Context(), ch, func(l LogEntry) error { return stream.Send(logToProto(l)) })
+	return wire.Forward(stream.Context(), ch, func(l backend.LogEntry) error { return stream.Send(logToProto(l)) })
 }
 
 type client struct {
@@ -143,21 +148,21 @@ type client struct {
 	c backendv1.BackendClient
 }
 
-var _ Backend = (*client)(nil)
+var _ backend.Backend = (*client)(nil)
 
-func (c *client) Nodes(ctx context.Context) ([]Node, error) {
+func (c *client) Nodes(ctx context.Context) ([]backend.Node, error) {
 	resp, err := c.c.Nodes(ctx, &backendv1.NodesRequest{})
 	if err != nil {
 		return nil, wire.FromStatus(err)
 	}
-	out := make([]Node, 0, len(resp.GetNodes()))
+	out := make([]backend.Node, 0, len(resp.GetNodes()))
 	for _, n := range resp.GetNodes() {
 		out = append(out, nodeFromProto(n))
 	}
 	return out, nil
 }
 
-func (c *client) CreateNetwork(ctx context.Context, spec NetworkSpec) (string, error) {
+func (c *client) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (string, error) {
 	resp, err := c.c.CreateNetwork(ctx, &backendv1.CreateNetworkRequest{Name: spec.Name, Labels: spec.Labels})
 	if err != nil {
 		return "", wire.FromStatus(err)
@@ -170,58 +175,58 @@ func (c *client) RemoveNetwork(ctx context.Context, id string) error {
 	return wire.FromStatus(err)
 }
 
-func (c *client) Start(ctx context.Context, spec ServiceSpec) (ServiceStatus, error) {
+func (c *client) Start(ctx context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error) {
 	resp, err := c.c.Start(ctx, &backendv1.StartRequest{Spec: specToProto(spec)})
 	if err != nil {
-		return ServiceStatus{}, wire.FromStatus(err)
+		return backend.ServiceStatus{}, wire.FromStatus(err)
 	}
 	return statusFromProto(resp.GetStatus()), nil
 }
 
-func (c *client) Stop(ctx context.Context, h Handle, grace time.Duration) error {
+func (c *client) Stop(ctx context.Context, h backend.Handle, grace time.Duration) error {
 	_, err := c.c.Stop(ctx, &backendv1.StopRequest{Handle: handleToProto(h), GracePeriodNanos: int64(grace)})
 	return wire.FromStatus(err)
 }
 
-func (c *client) Remove(ctx context.Context, h Handle, force bool) error {
+func (c *client) Remove(ctx context.Context, h backend.Handle, force bool) error {
 	_, err := c.c.Remove(ctx, &backendv1.RemoveRequest{Handle: handleToProto(h), Force: force})
 	return wire.FromStatus(err)
 }
 
-func (c *client) Inspect(ctx context.Context, h Handle) (ServiceStatus, error) {
+func (c *client) Inspect(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
 	resp, err := c.c.Inspect(ctx, &backendv1.InspectRequest{Handle: handleToProto(h)})
 	if err != nil {
-		return ServiceStatus{}, wire.FromStatus(err)
+		return backend.ServiceStatus{}, wire.FromStatus(err)
 	}
 	return statusFromProto(resp.GetStatus()), nil
 }
 
-func (c *client) Recover(ctx context.Context, h Handle) (ServiceStatus, error) {
+func (c *client) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
 	resp, err := c.c.Recover(ctx, &backendv1.RecoverRequest{Handle: handleToProto(h)})
 	if err != nil {
-		return ServiceStatus{}, wire.FromStatus(err)
+		return backend.ServiceStatus{}, wire.FromStatus(err)
 	}
 	return statusFromProto(resp.GetStatus()), nil
 }
 
-func (c *client) List(ctx context.Context) ([]ServiceStatus, error) {
+func (c *client) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 	resp, err := c.c.List(ctx, &backendv1.ListRequest{})
 	if err != nil {
 		return nil, wire.FromStatus(err)
 	}
-	out := make([]ServiceStatus, 0, len(resp.GetServices()))
+	out := make([]backend.ServiceStatus, 0, len(resp.GetServices()))
 	for _, s := range resp.GetServices() {
 		out = append(out, statusFromProto(s))
 	}
 	return out, nil
 }
 
-func (c *client) Update(ctx context.Context, h Handle, r Resources) error {
+func (c *client) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
 	_, err := c.c.Update(ctx, &backendv1.UpdateRequest{Handle: handleToProto(h), Resources: resourcesToProto(r)})
 	return wire.FromStatus(err)
 }
 
-func (c *client) Events(ctx context.Context) (<-chan Event, error) {
+func (c *client) Events(ctx context.Context) (<-chan backend.Event, error) {
 	stream, err := c.c.Events(ctx, &backendv1.EventsRequest{})
 	if err != nil {
 		return nil, wire.FromStatus(err)
@@ -229,7 +234,7 @@ func (c *client) Events(ctx context.Context) (<-chan Event, error) {
 	return wire.Receive(ctx, stream, stream.Recv, eventFromProto)
 }
 
-func (c *client) Logs(ctx context.Context, h Handle, opts LogOptions) (<-chan LogEntry, error) {
+func (c *client) Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error) {
 	stream, err := c.c.Logs(ctx, &backendv1.LogsRequest{
 		Handle: handleToProto(h), Follow: opts.Follow, Tail: int32(opts.Tail), SinceUnixNano: unixNano(opts.Since)})
 	if err != nil {
