@@ -2,6 +2,14 @@ module github.com/zoe-project/zoe
 
 go 1.26.0
 
+// The plugin SDK is its own module (sdk/go.mod) so that a plugin depends on
+// it alone; the core, Zoe's plugins and the examples use the copy in this
+// tree. A replace rather than a go.work: this module is an application that
+// nobody requires, so its replace directives never reach anyone else, and
+// every go command (go build, go mod tidy, CI) sees the same thing without a
+// workspace file to keep or to forget.
+replace github.com/zoe-project/zoe/sdk => ./sdk
+
 require (
 	github.com/containerd/errdefs v1.0.0
 	github.com/hashicorp/go-hclog v1.6.3
@@ -14,12 +22,12 @@ require (
 	github.com/spf13/cobra v1.10.2
 	github.com/yuin/goldmark v1.8.7
 	github.com/zclconf/go-cty v1.19.0
+	github.com/zoe-project/zoe/sdk v0.0.0-00010101000000-000000000000
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 	google.golang.org/grpc v1.85.0
-	google.golang.org/protobuf v1.36.12
 	modernc.org/sqlite v1.60.1
 )
 
@@ -70,6 +78,7 @@ require (
 	golang.org/x/tools v0.51.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc v1.6.2 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
 	modernc.org/libc v1.77.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the Go code of sdk/proto into the directory given (default: the
 # tree itself). protoc comes from Debian's protobuf-compiler; the Go plugins are
-# the versions pinned as tools in go.mod.
+# the versions pinned as tools in the root go.mod, which also selects the
+# protobuf and gRPC runtime sdk/go.mod requires (keep them the same version).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/sdk/proto}
