@@ -6,9 +6,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"slices"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -69,5 +68,5 @@ func (g *guestbook) Lookup(_ context.Context, user string) (auth.Identity, error
 func (g *guestbook) Generation(context.Context) (uint64, error) { return g.gen, nil }
 
 func main() {
-	serve.Serve(func(log hclog.Logger) sdk.Plugin { return &guestbook{} })
+	serve.Serve(func(log *slog.Logger) sdk.Plugin { return &guestbook{} })
 }

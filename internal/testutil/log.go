@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"log/slog"
 	"sync"
 	"testing"
 
@@ -19,6 +20,17 @@ func Logger(t testing.TB) hclog.Logger {
 		}
 	})
 	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: buf})
+}
+
+// PluginLogger is Logger for a plugin, which logs with log/slog.
+func PluginLogger(t testing.TB) *slog.Logger {
+	buf := &SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plugin log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // SyncBuffer is a log output that may be written from several goroutines.

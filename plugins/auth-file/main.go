@@ -3,7 +3,7 @@
 package main
 
 import (
-	"github.com/hashicorp/go-hclog"
+	"log/slog"
 
 	"github.com/zoe-project/zoe/plugins/auth-file/authfile"
 	"github.com/zoe-project/zoe/sdk"
@@ -11,5 +11,5 @@ import (
 )
 
 func main() {
-	serve.Serve(func(log hclog.Logger) sdk.Plugin { return authfile.New(log) })
+	serve.Serve(func(log *slog.Logger) sdk.Plugin { return authfile.New(log) })
 }

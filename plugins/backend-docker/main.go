@@ -3,11 +3,11 @@
 package main
 
 import (
-	"github.com/hashicorp/go-hclog"
+	"log/slog"
 
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/serve"
 )
 
-func main() { serve.Serve(func(log hclog.Logger) sdk.Plugin { return docker.New(log) }) }
+func main() { serve.Serve(func(log *slog.Logger) sdk.Plugin { return docker.New(log) }) }

@@ -3,11 +3,11 @@
 package main
 
 import (
-	"github.com/hashicorp/go-hclog"
+	"log/slog"
 
 	"github.com/zoe-project/zoe/plugins/workspace-dir/dirws"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/serve"
 )
 
-func main() { serve.Serve(func(log hclog.Logger) sdk.Plugin { return dirws.New(log) }) }
+func main() { serve.Serve(func(log *slog.Logger) sdk.Plugin { return dirws.New(log) }) }

@@ -1,19 +1,31 @@
 // Package serve is the one call a plugin's main makes:
 //
 //	func main() {
-//		serve.Serve(func(log hclog.Logger) sdk.Plugin { return myplugin.New(log) })
+//		serve.Serve(func(log *slog.Logger) sdk.Plugin { return myplugin.New(log) })
 //	}
 //
 // The value the factory returns must implement exactly one of
 // backend.Backend, auth.Authenticator and workspace.Provider.
+//
+// Started by the core, the binary serves the plugin. Run by hand, it runs a
+// command instead: "describe" prints the plugin's info and configuration
+// schema as JSON, "help" lists the commands, and a plugin may add its own
+// (see Command).
 package serve
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/zoe-project/zoe/sdk/auth/authrpc"
@@ -33,34 +45,94 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Factory builds the plugin with the logger it must use. Anything the plugin
-// logs reaches the core's log under the plugin's name.
-type Factory func(log hclog.Logger) sdk.Plugin
+// Factory builds the plugin with the logger it must use. What the plugin
+// logs reaches the core's log under the plugin's name, with its level,
+// message and attributes; the level the core asked for is already applied.
+//
+// The logger is the standard library's, not go-hclog (which go-plugin and
+// the core use): a plugin's API should not tie its author to a logging
+// library, and log/slog is what the rest of their code can already use.
+type Factory func(log *slog.Logger) sdk.Plugin
 
-// Serve serves the plugin until the core tells it to stop or goes away. Run
-// by hand with the argument "describe", the binary prints its info and
-// configuration schema as JSON instead.
-func Serve(f Factory) {
-	log := hclog.New(&hclog.LoggerOptions{
-		Level:      hclog.LevelFromString(os.Getenv(sdk.LogLevelEnv)),
-		Output:     os.Stderr,
-		JSONFormat: true,
-		// The core stamps each line as it forwards it.
-		DisableTime: true,
-	})
-	p := f(log)
-	kind, set, err := Set(p)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+// An Option changes what Serve does. Command is one.
+type Option interface{ apply(*options) }
+
+type options struct{ commands []Command }
+
+// Command is a command of the plugin binary that a person runs by hand,
+// e.g. "zoe-plugin-auth-file adduser users.csv alice user". Commands run only
+// when the core did not start the binary; the core never passes arguments.
+type Command struct {
+	// Name is the first argument that selects it: lower-case letters,
+	// digits and dashes, not "describe" or "help".
+	Name string
+	// Usage is what follows the name, e.g. "FILE USER ROLE".
+	Usage string
+	// Help says in one line what the command does; "help" lists it.
+	Help string
+	// Run gets the arguments after the name and a context cancelled on
+	// SIGINT or SIGTERM. An error ends the binary with status 1, or with
+	// status 2 and the command's usage if it wraps ErrUsage.
+	Run func(ctx context.Context, args []string) error
+}
+
+func (c Command) apply(o *options) { o.commands = append(o.commands, c) }
+
+// ErrUsage is what a Command's Run wraps when its arguments are wrong.
+var ErrUsage = errors.New("wrong arguments")
+
+var commandName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+func (o options) check() error {
+	seen := map[string]bool{"describe": true, "help": true}
+	for _, c := range o.commands {
+		switch {
+		case !commandName.MatchString(c.Name):
+			return fmt.Errorf("command name %q: use lower-case letters, digits and dashes", c.Name)
+		case seen[c.Name]:
+			return fmt.Errorf("command %q is defined twice or is built in", c.Name)
+		case c.Run == nil:
+			return fmt.Errorf("command %q has no Run function", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	return nil
+}
+
+// Serve serves the plugin until the core tells it to stop or goes away, or,
+// when a person runs the binary, runs the command they named.
+func Serve(f Factory, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "zoe plugin:", err)
 		os.Exit(2)
 	}
 	hs := handshake.Config()
-	if len(os.Args) == 2 && os.Args[1] == "describe" && os.Getenv(hs.MagicCookieKey) == "" {
-		if err := describe(p, kind); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
+	level := parseLevel(os.Getenv(sdk.LogLevelEnv))
+	if os.Getenv(hs.MagicCookieKey) == "" {
+		// Not started by the core: a person reads stderr.
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := byHand{
+			name: filepath.Base(os.Args[0]), stdout: os.Stdout, stderr: os.Stderr, commands: o.commands,
+			describe: func(w io.Writer) error { return describe(w, f(log)) },
+		}.run(ctx, os.Args[1:])
+		stop()
+		os.Exit(code)
+	}
+
+	// Both loggers write the real stderr, which go-plugin's host reads, and
+	// keep it: go-plugin points os.Stderr elsewhere once it serves.
+	stderr := &lineWriter{w: os.Stderr}
+	log := slog.New(newHandler(stderr, level))
+	p := f(log)
+	_, set, err := Set(p)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
 	go watchParent(log, os.Getppid())
 	plugin.Serve(&plugin.ServeConfig{
@@ -72,8 +144,80 @@ func Serve(f Factory) {
 				grpc.ChainStreamInterceptor(recoverStream(log)))
 			return grpc.NewServer(opts...)
 		},
-		Logger: log,
+		// go-plugin's own messages, in the same format.
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Level:      hclog.LevelFromString(os.Getenv(sdk.LogLevelEnv)),
+			Output:     stderr,
+			JSONFormat: true,
+		}),
 	})
+}
+
+// byHand is the binary run by a person.
+type byHand struct {
+	name           string
+	stdout, stderr io.Writer
+	commands       []Command
+	describe       func(io.Writer) error
+}
+
+// run runs the command args name and returns the exit status: 0, 1 when the
+// command failed, 2 when it was misused.
+func (b byHand) run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		b.usage(b.stderr)
+		return 2
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		b.usage(b.stdout)
+		return 0
+	case "describe":
+		if len(args) > 0 {
+			fmt.Fprintf(b.stderr, "%s describe takes no arguments\n", b.name)
+			return 2
+		}
+		if err := b.describe(b.stdout); err != nil {
+			fmt.Fprintf(b.stderr, "%s describe: %v\n", b.name, err)
+			return 1
+		}
+		return 0
+	}
+	for _, c := range b.commands {
+		if c.Name != name {
+			continue
+		}
+		err := c.Run(ctx, args)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, ErrUsage):
+			fmt.Fprintf(b.stderr, "%s %s: %v\nusage: %s %s %s\n", b.name, c.Name, err, b.name, c.Name, c.Usage)
+			return 2
+		}
+		fmt.Fprintf(b.stderr, "%s %s: %v\n", b.name, c.Name, err)
+		return 1
+	}
+	fmt.Fprintf(b.stderr, "%s: unknown command %q\n\n", b.name, name)
+	b.usage(b.stderr)
+	return 2
+}
+
+func (b byHand) usage(w io.Writer) {
+	fmt.Fprintf(w, "%s is a Zoe plugin: the Zoe core starts it. Run by hand, it knows these commands:\n\n", b.name)
+	cmds := append([]Command{{Name: "describe", Help: "print the plugin's info and configuration schema as JSON"}}, b.commands...)
+	cmds = append(cmds, Command{Name: "help", Help: "print this"})
+	for _, c := range cmds {
+		line := b.name + " " + c.Name
+		if c.Usage != "" {
+			line += " " + c.Usage
+		}
+		fmt.Fprintf(w, "  %s\n", line)
+		if c.Help != "" {
+			fmt.Fprintf(w, "        %s\n", c.Help)
+		}
+	}
 }
 
 // Set returns the kind of p and the go-plugin set that serves it.
@@ -98,7 +242,12 @@ func Set(p sdk.Plugin) (sdk.Kind, plugin.PluginSet, error) {
 	return kinds[0], set, nil
 }
 
-func describe(p sdk.Plugin, kind sdk.Kind) error {
+// describe writes p's info and schema as JSON.
+func describe(w io.Writer, p sdk.Plugin) error {
+	kind, _, err := Set(p)
+	if err != nil {
+		return err
+	}
 	info := p.Info()
 	info.Kind = kind
 	info.APIVersions = []string{map[sdk.Kind]string{
@@ -111,7 +260,7 @@ func describe(p sdk.Plugin, kind sdk.Kind) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Println(string(out))
+	_, err = fmt.Fprintln(w, string(out))
 	return err
 }
 
@@ -119,7 +268,7 @@ func describe(p sdk.Plugin, kind sdk.Kind) error {
 // the core was killed and could not stop it: no orphans. The core also asks
 // the kernel to kill its plugins when it dies (Pdeathsig); this covers what
 // that cannot, e.g. a plugin started from a thread that has since exited.
-func watchParent(log hclog.Logger, parent int) {
+func watchParent(log *slog.Logger, parent int) {
 	for range time.Tick(time.Second) {
 		if os.Getppid() != parent {
 			log.Error("the zoe core that started this plugin is gone; exiting", "parent_pid", parent)
@@ -128,7 +277,7 @@ func watchParent(log hclog.Logger, parent int) {
 	}
 }
 
-func recoverUnary(log hclog.Logger) grpc.UnaryServerInterceptor {
+func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -140,7 +289,7 @@ func recoverUnary(log hclog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
-func recoverStream(log hclog.Logger) grpc.StreamServerInterceptor {
+func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		defer func() {
 			if r := recover(); r != nil {

@@ -6,11 +6,10 @@ package authfile
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/plugins/auth-file/userfile"
 	"github.com/zoe-project/zoe/sdk"
@@ -31,7 +30,7 @@ var _ auth.Authenticator = (*Plugin)(nil)
 // Plugin authenticates the users of a users file. It is safe for concurrent
 // use.
 type Plugin struct {
-	log hclog.Logger
+	log *slog.Logger
 
 	mu sync.Mutex
 	// path is the absolute path of the users file; "" until Configure.
@@ -47,9 +46,9 @@ type Plugin struct {
 }
 
 // New returns an unconfigured plugin that logs to log.
-func New(log hclog.Logger) *Plugin {
+func New(log *slog.Logger) *Plugin {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Plugin{log: log}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,7 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/zoe-project/zoe/internal/testutil"
@@ -44,7 +44,7 @@ func configJSON(t testing.TB, usersFile string) []byte {
 }
 
 // configured returns a plugin configured with a users file holding content.
-func configured(t testing.TB, log hclog.Logger, content string) (*Plugin, string) {
+func configured(t testing.TB, log *slog.Logger, content string) (*Plugin, string) {
 	t.Helper()
 	path := writeUsers(t, filepath.Join(t.TempDir(), "users"), content)
 	p := New(log)
@@ -54,12 +54,12 @@ func configured(t testing.TB, log hclog.Logger, content string) (*Plugin, string
 	return p, path
 }
 
-func testLogger(out *testutil.SyncBuffer) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "auth-file", Output: out, Level: hclog.Debug})
+func testLogger(out *testutil.SyncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func TestInfoAndSchema(t *testing.T) {
-	p := New(hclog.NewNullLogger())
+	p := New(slog.New(slog.DiscardHandler))
 	if info := p.Info(); info.Name != "file" || info.Version != Version || info.Description == "" {
 		t.Errorf("Info() = %+v", info)
 	}
@@ -157,7 +157,7 @@ func TestConfigureRelativeToWorkingDirectory(t *testing.T) {
 	dir := t.TempDir()
 	writeUsers(t, filepath.Join(dir, "users"), "alice,a-pass,user\n")
 	t.Chdir(dir)
-	p := New(hclog.NewNullLogger())
+	p := New(slog.New(slog.DiscardHandler))
 	if err := p.Configure(context.Background(), sdk.Config{JSON: configJSON(t, "users")}); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestConfigureRelativeToWorkingDirectory(t *testing.T) {
 }
 
 func TestValidateOnlyChangesNothing(t *testing.T) {
-	p, _ := configured(t, hclog.NewNullLogger(), "alice,a-pass,user\n")
+	p, _ := configured(t, slog.New(slog.DiscardHandler), "alice,a-pass,user\n")
 	other := writeUsers(t, filepath.Join(t.TempDir(), "users"), "bob,b-pass,user\n")
 	if err := p.Configure(context.Background(), sdk.Config{JSON: configJSON(t, other), ValidateOnly: true}); err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestValidateOnlyChangesNothing(t *testing.T) {
 }
 
 func TestReconfigure(t *testing.T) {
-	p, _ := configured(t, hclog.NewNullLogger(), "alice,a-pass,user\n")
+	p, _ := configured(t, slog.New(slog.DiscardHandler), "alice,a-pass,user\n")
 	other := writeUsers(t, filepath.Join(t.TempDir(), "users"), "bob,b-pass,admin\n")
 	ctx := context.Background()
 
@@ -210,7 +210,7 @@ func TestAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := configured(t, hclog.NewNullLogger(), fmt.Sprintf("alice,a-pass,user,1000,100\nbob,%s,admin\ncarol,c-pass,guest,,50\n", hash))
+	p, _ := configured(t, slog.New(slog.DiscardHandler), fmt.Sprintf("alice,a-pass,user,1000,100\nbob,%s,admin\ncarol,c-pass,guest,,50\n", hash))
 	uid, gid, gid50 := uint32(1000), uint32(100), uint32(50)
 	tests := []struct {
 		name, user, pass string
@@ -254,10 +254,10 @@ func TestAuthenticate(t *testing.T) {
 }
 
 func TestAuthenticateErrors(t *testing.T) {
-	if _, err := New(hclog.NewNullLogger()).Authenticate(context.Background(), "alice", "a-pass"); !errors.Is(err, sdk.ErrUnavailable) {
+	if _, err := New(slog.New(slog.DiscardHandler)).Authenticate(context.Background(), "alice", "a-pass"); !errors.Is(err, sdk.ErrUnavailable) {
 		t.Errorf("before Configure: error %v, want ErrUnavailable", err)
 	}
-	p, _ := configured(t, hclog.NewNullLogger(), "alice,a-pass,user\n")
+	p, _ := configured(t, slog.New(slog.DiscardHandler), "alice,a-pass,user\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := p.Authenticate(ctx, "alice", "a-pass"); !errors.Is(err, context.Canceled) {
@@ -315,7 +315,7 @@ func TestFileChanges(t *testing.T) {
 		}, []string{"carol:c-pass"}, []string{"alice:a-pass3"}, 0},
 	}
 	for _, s := range steps {
-		before := strings.Count(out.String(), "[ERROR]")
+		before := strings.Count(out.String(), "level=ERROR")
 		s.change(t)
 		// Several rounds: a broken version must be logged once, not per call.
 		for range 3 {
@@ -332,7 +332,7 @@ func TestFileChanges(t *testing.T) {
 				}
 			}
 		}
-		if got := strings.Count(out.String(), "[ERROR]") - before; got != s.errs {
+		if got := strings.Count(out.String(), "level=ERROR") - before; got != s.errs {
 			t.Errorf("%s: %d errors logged, want %d:\n%s", s.name, got, s.errs, out.String())
 		}
 	}
@@ -345,7 +345,7 @@ func TestFileChanges(t *testing.T) {
 
 // TestConcurrent runs logins while the file is rewritten; -race checks it.
 func TestConcurrent(t *testing.T) {
-	p, path := configured(t, hclog.NewNullLogger(), "alice,a-pass,user\n")
+	p, path := configured(t, slog.New(slog.DiscardHandler), "alice,a-pass,user\n")
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -397,7 +397,7 @@ func TestConcurrent(t *testing.T) {
 // changed file, and only then.
 func TestLookupFollowsTheFile(t *testing.T) {
 	ctx := context.Background()
-	p, path := configured(t, hclog.NewNullLogger(), "alice,a-pass,admin,1000,100\nbob,b-pass,user\n")
+	p, path := configured(t, slog.New(slog.DiscardHandler), "alice,a-pass,admin,1000,100\nbob,b-pass,user\n")
 	g1 := must(t)(p.Generation(ctx))
 	uid, gid := uint32(1000), uint32(100)
 	if id, err := p.Lookup(ctx, "alice"); err != nil || !reflect.DeepEqual(id, auth.Identity{Username: "alice", Role: auth.RoleAdmin, UID: &uid, GID: &gid}) {

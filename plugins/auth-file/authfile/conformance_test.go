@@ -2,9 +2,9 @@ package authfile
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -21,7 +21,7 @@ func TestConformance(t *testing.T) {
 	uid, gid := uint32(1000), uint32(100)
 	plugintest.RunAuthConformance(t, plugintest.AuthSuite{
 		New: func(t *testing.T) auth.Authenticator {
-			p, _ := configured(t, hclog.NewNullLogger(), file)
+			p, _ := configured(t, slog.New(slog.DiscardHandler), file)
 			return p
 		},
 		Accounts: []plugintest.AuthAccount{

@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -37,7 +38,6 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -79,7 +79,7 @@ var _ backend.Backend = (*Plugin)(nil)
 // Plugin is the Docker back-end. The zero value is not usable; call New. It
 // is safe for concurrent use.
 type Plugin struct {
-	log hclog.Logger
+	log *slog.Logger
 
 	mu   sync.Mutex
 	rt   *runtime
@@ -106,9 +106,9 @@ type host struct {
 }
 
 // New returns an unconfigured back-end that logs to log.
-func New(log hclog.Logger) *Plugin {
+func New(log *slog.Logger) *Plugin {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Plugin{log: log, subs: map[int]chan backend.Event{}, gone: map[string]time.Time{}}
 }

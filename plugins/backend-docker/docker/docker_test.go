@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/internal/testimages"
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
@@ -44,7 +43,7 @@ func TestConfigure(t *testing.T) {
 			if c.block != nil {
 				js, _ = json.Marshal(c.block)
 			}
-			p := docker.New(hclog.NewNullLogger())
+			p := docker.New(slog.New(slog.DiscardHandler))
 			defer p.Close()
 			err := p.Configure(context.Background(), sdk.Config{JSON: js, Deployment: "d"})
 			if c.path == "" {

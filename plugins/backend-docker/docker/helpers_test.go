@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
@@ -87,7 +87,7 @@ func dockerClient(t *testing.T) *client.Client {
 // for deployment dep.
 func open(t *testing.T, dep string, block map[string]any) *docker.Plugin {
 	t.Helper()
-	p := docker.New(hclog.New(&hclog.LoggerOptions{Name: "docker", Level: hclog.Warn, Output: testWriter{t}}))
+	p := docker.New(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	var js []byte
 	if block != nil {
 		var err error

@@ -3,10 +3,9 @@ package sim
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -26,7 +25,7 @@ const (
 // feed follows the state file's window of events and hands them to this
 // instance's subscribers. It outlives re-configurations.
 type feed struct {
-	log hclog.Logger
+	log *slog.Logger
 
 	mu sync.Mutex
 	// cursors holds, per platform ID, the number of the last event handed on.
@@ -40,7 +39,7 @@ type feed struct {
 	done     chan struct{}
 }
 
-func newFeed(log hclog.Logger) *feed {
+func newFeed(log *slog.Logger) *feed {
 	return &feed{log: log, cursors: map[string]uint64{}, subs: map[*subscriber]struct{}{}, done: make(chan struct{})}
 }
 

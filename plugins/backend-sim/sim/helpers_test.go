@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/backend-sim/sim"
@@ -66,7 +65,7 @@ func openAs(t testing.TB, stateFile, deployment string, overrides map[string]any
 	return p
 }
 
-func testLogger(t testing.TB) hclog.Logger { return testutil.Logger(t) }
+func testLogger(t testing.TB) *slog.Logger { return testutil.PluginLogger(t) }
 
 // stateFile names a state file in a fresh directory.
 func stateFile(t testing.TB) string { return filepath.Join(t.TempDir(), "sim.json") }

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -59,7 +58,7 @@ func eventsPlatform(n int) *platform {
 // A subscriber that falls hopelessly behind has its stream closed; the
 // others carry on, and delivery never waits for it.
 func TestHopelesslyBehindSubscriberIsClosed(t *testing.T) {
-	f := newFeed(hclog.NewNullLogger())
+	f := newFeed(slog.New(slog.DiscardHandler))
 	defer f.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -103,7 +102,7 @@ func TestHopelesslyBehindSubscriberIsClosed(t *testing.T) {
 // Events with no subscriber wait for the first one; later subscribers get
 // only what comes after them.
 func TestBacklogGoesToTheNextSubscriber(t *testing.T) {
-	f := newFeed(hclog.NewNullLogger())
+	f := newFeed(slog.New(slog.DiscardHandler))
 	defer f.close()
 	f.begin("p", 0)
 	f.deliver(eventsPlatform(3), "d")

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -27,7 +26,7 @@ var errUnchanged = errors.New("unchanged")
 // runtime is one configuration of the simulation: the settings, the state
 // file and the goroutine that carries out planned changes on time.
 type runtime struct {
-	log  hclog.Logger
+	log  *slog.Logger
 	set  settings
 	feed *feed
 
@@ -49,7 +48,7 @@ type runtime struct {
 	stopOnce sync.Once
 }
 
-func newRuntime(log hclog.Logger, set settings, f *feed) *runtime {
+func newRuntime(log *slog.Logger, set settings, f *feed) *runtime {
 	return &runtime{log: log, set: set, feed: f, changed: make(chan struct{}),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }

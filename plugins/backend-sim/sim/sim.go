@@ -59,6 +59,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -67,7 +68,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -100,7 +100,7 @@ var _ backend.Backend = (*Plugin)(nil)
 // Plugin is the simulated back-end. The zero value is not usable; call New.
 // It is safe for concurrent use.
 type Plugin struct {
-	log    hclog.Logger
+	log    *slog.Logger
 	events *feed
 
 	mu sync.Mutex
@@ -110,9 +110,9 @@ type Plugin struct {
 }
 
 // New returns an unconfigured back-end that logs to log.
-func New(log hclog.Logger) *Plugin {
+func New(log *slog.Logger) *Plugin {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Plugin{log: log, events: newFeed(log)}
 }

@@ -2,9 +2,8 @@ package dirws_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"testing"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/plugins/workspace-dir/dirws"
 	"github.com/zoe-project/zoe/sdk"
@@ -19,7 +18,7 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := dirws.New(hclog.NewNullLogger())
+			p := dirws.New(slog.New(slog.DiscardHandler))
 			if err := p.Configure(t.Context(), sdk.Config{JSON: block, Deployment: "conformance"}); err != nil {
 				t.Fatalf("Configure: %v", err)
 			}

@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -42,7 +42,7 @@ const (
 // Plugin is the "dir" workspace provider. The zero value is not usable; call
 // New. It is safe for concurrent use.
 type Plugin struct {
-	log hclog.Logger
+	log *slog.Logger
 
 	mu sync.RWMutex
 	// dir is <base_path>/<deployment_path>, absolute; empty until a
@@ -53,9 +53,9 @@ type Plugin struct {
 var _ workspace.Provider = (*Plugin)(nil)
 
 // New returns an unconfigured provider that logs to log.
-func New(log hclog.Logger) *Plugin {
+func New(log *slog.Logger) *Plugin {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Plugin{log: log}
 }

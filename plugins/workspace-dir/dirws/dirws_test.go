@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
@@ -34,7 +33,7 @@ func blockJSON(t *testing.T, attrs map[string]any) []byte {
 func configured(t *testing.T) (*Plugin, string) {
 	t.Helper()
 	base := t.TempDir()
-	p := New(hclog.NewNullLogger())
+	p := New(slog.New(slog.DiscardHandler))
 	cfg := sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": base}), Deployment: "prod"}
 	if err := p.Configure(t.Context(), cfg); err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -269,7 +268,7 @@ func TestConfigure(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, base)
 			}
-			p := New(hclog.NewNullLogger())
+			p := New(slog.New(slog.DiscardHandler))
 			err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, tt.attrs(base)), Deployment: tt.deployment})
 			if tt.wantPaths != nil {
 				if got := diagPaths(t, err); !slices.Equal(got, tt.wantPaths) {
@@ -304,7 +303,7 @@ func TestConfigure(t *testing.T) {
 func TestConfigureRelativeBase(t *testing.T) {
 	wd := t.TempDir()
 	t.Chdir(wd)
-	p := New(hclog.NewNullLogger())
+	p := New(slog.New(slog.DiscardHandler))
 	if err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": "ws"}), Deployment: "prod"}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -320,7 +319,7 @@ func TestConfigureRelativeBase(t *testing.T) {
 func TestConfigureRelativeToConfigDir(t *testing.T) {
 	t.Chdir(t.TempDir())
 	confDir := t.TempDir()
-	p := New(hclog.NewNullLogger())
+	p := New(slog.New(slog.DiscardHandler))
 	cfg := sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": "ws"}), Deployment: "prod", ConfigDir: confDir}
 	if err := p.Configure(t.Context(), cfg); err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -382,7 +381,7 @@ func TestConfigureValidateOnly(t *testing.T) {
 			if tt.deplPath != nil {
 				attrs["deployment_path"] = tt.deplPath
 			}
-			p := New(hclog.NewNullLogger())
+			p := New(slog.New(slog.DiscardHandler))
 			err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, attrs), Deployment: "prod", ValidateOnly: true})
 			if tt.wantPaths == nil && err != nil {
 				t.Fatalf("Configure: %v", err)
@@ -413,7 +412,7 @@ func TestConfigureUnwritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, validate := range []bool{false, true} {
-		p := New(hclog.NewNullLogger())
+		p := New(slog.New(slog.DiscardHandler))
 		err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": base}), Deployment: "prod", ValidateOnly: validate})
 		if got := diagPaths(t, err); !slices.Equal(got, []string{"deployment_path"}) {
 			t.Errorf("ValidateOnly=%v: diagnostic paths = %q (%v)", validate, got, err)
@@ -441,7 +440,7 @@ func TestReconfigure(t *testing.T) {
 }
 
 func TestUnconfigured(t *testing.T) {
-	p := New(hclog.NewNullLogger())
+	p := New(slog.New(slog.DiscardHandler))
 	u := workspace.User{Username: "alice"}
 	if _, err := p.Prepare(t.Context(), u); !errors.Is(err, sdk.ErrUnavailable) {
 		t.Errorf("Prepare = %v, want ErrUnavailable", err)
@@ -764,7 +763,7 @@ func TestConfigureRefusesSharedDirectories(t *testing.T) {
 			if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
 				t.Fatal(err)
 			}
-			p := New(hclog.NewNullLogger())
+			p := New(slog.New(slog.DiscardHandler))
 			err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": base}), Deployment: "prod"})
 			var d sdk.Diagnostics
 			if !errors.As(err, &d) || len(d) != 1 || d[0].Path[0] != which || !strings.Contains(d[0].Detail, "chmod go-w") {
