@@ -326,7 +326,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 	ctx := t.Context()
 
 	// The operator's view of the platform: counts every start.
-	ctl := sim.New(testutil.Logger(t).Named("ctl"))
+	ctl := sim.New(testutil.PluginLogger(t).With("plugin", "ctl"))
 	blk, err := json.Marshal(map[string]any{"state_file": filepath.Join(dir, "data", "backend-sim", "simtest.json"),
 		"default_run": "1h", "pull_images": true,
 		"node": map[string]any{"node1": map[string]any{"cores": 16, "memory": "64GiB"}, "node2": map[string]any{"cores": 16, "memory": "64GiB"}}})

@@ -163,7 +163,7 @@ func newEnv(t *testing.T, o options) *env {
 	e.backend = start(sdk.KindBackend, "sim", simCfg)
 	ws := start(sdk.KindWorkspace, "dir", fmt.Appendf(nil, `{"base_path": %q}`, filepath.Join(dir, "ws")))
 
-	e.ctl = sim.New(log.Named("ctl"))
+	e.ctl = sim.New(testutil.PluginLogger(t).With("plugin", "ctl"))
 	if err := e.ctl.Configure(ctx, cfgOf(simCfg)); err != nil {
 		t.Fatal(err)
 	}

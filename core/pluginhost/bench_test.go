@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +76,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	})
 
 	b.Run("in-process", func(b *testing.B) {
-		p := authfile.New(quiet)
+		p := authfile.New(slog.New(slog.DiscardHandler))
 		if err := p.Configure(ctx, sdk.Config{JSON: fmt.Appendf(nil, `{"users_file":%q}`, users), APIVersion: auth.APIVersion}); err != nil {
 			b.Fatal(err)
 		}

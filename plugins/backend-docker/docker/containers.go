@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -30,9 +29,8 @@ type handleState struct {
 	Name        string `json:"name"`
 }
 
-func makeHandle(hostName, id, name string) backend.Handle {
-	b, _ := json.Marshal(handleState{Host: hostName, ContainerID: id, Name: name})
-	return backend.Handle{ID: id, Version: handleVersion, State: b}
+func makeHandle(hostName, id, name string) (backend.Handle, error) {
+	return backend.EncodeHandle(id, handleVersion, handleState{Host: hostName, ContainerID: id, Name: name})
 }
 
 // locate finds the host and container id a handle names. A handle without
@@ -45,12 +43,9 @@ func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, *host,
 	id := h.ID
 	candidates := rt.order
 	if len(h.State) > 0 {
-		if h.Version != handleVersion {
-			return nil, nil, container.InspectResponse{}, fmt.Errorf("handle %q: version %d: %w", h.ID, h.Version, sdk.ErrInvalidArgument)
-		}
 		var st handleState
-		if err := json.Unmarshal(h.State, &st); err != nil {
-			return nil, nil, container.InspectResponse{}, fmt.Errorf("handle %q: %v: %w", h.ID, err, sdk.ErrInvalidArgument)
+		if _, err := backend.DecodeHandle(h, handleVersion, &st); err != nil {
+			return nil, nil, container.InspectResponse{}, err
 		}
 		if st.ContainerID != "" {
 			id = st.ContainerID
@@ -145,7 +140,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err != nil {
 		return backend.ServiceStatus{}, wrap(err, "inspect container %q", spec.Name)
 	}
-	return status(h, res.Container), nil
+	return status(h, res.Container)
 }
 
 // ensureImage pulls the image when the host lacks it.
@@ -310,9 +305,13 @@ func mounts(vols []backend.Volume) ([]mount.Mount, error) {
 }
 
 // status translates an inspected container.
-func status(h *host, c container.InspectResponse) backend.ServiceStatus {
+func status(h *host, c container.InspectResponse) (backend.ServiceStatus, error) {
 	name := strings.TrimPrefix(c.Name, "/")
-	st := backend.ServiceStatus{Handle: makeHandle(h.name, c.ID, name), Name: name, Node: h.name}
+	handle, err := makeHandle(h.name, c.ID, name)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	st := backend.ServiceStatus{Handle: handle, Name: name, Node: h.name}
 	if c.Config != nil {
 		st.Labels = c.Config.Labels
 	}
@@ -359,7 +358,7 @@ func status(h *host, c container.InspectResponse) backend.ServiceStatus {
 		}
 		sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].Port < st.Ports[j].Port })
 	}
-	return st
+	return st, nil
 }
 
 func parseTime(s string) time.Time {
@@ -402,7 +401,7 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	return status(hst, c), nil
+	return status(hst, c)
 }
 
 // Recover is Inspect: the engine keeps everything, the handle finds it.
@@ -434,7 +433,11 @@ func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 			if err != nil {
 				return nil, wrap(err, "inspect container %s on %s", c.ID, name)
 			}
-			out = append(out, status(h, res.Container))
+			st, err := status(h, res.Container)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
 		}
 	}
 	return out, nil

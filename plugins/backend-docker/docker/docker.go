@@ -11,7 +11,9 @@
 //
 // A handle's ID is the container id; its State (Version 1) is the JSON
 // {"host", "container_id", "name"}, so a restarted plugin finds the
-// container again. A handle without State is looked up on every host.
+// container again (backend.EncodeHandle and DecodeHandle: a handle a newer
+// version wrote is sdk.ErrUnsupported). A handle without State is looked up
+// on every host.
 //
 // # Events
 //

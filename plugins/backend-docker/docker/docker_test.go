@@ -344,7 +344,7 @@ func TestRecover(t *testing.T) {
 		{"again: idempotent", st.Handle, nil},
 		{"id only", backend.Handle{ID: st.Handle.ID}, nil},
 		{"removed container", gone.Handle, sdk.ErrNotFound},
-		{"unknown version", backend.Handle{ID: st.Handle.ID, Version: 99, State: st.Handle.State}, sdk.ErrInvalidArgument},
+		{"a newer plugin's version", backend.Handle{ID: st.Handle.ID, Version: 99, State: st.Handle.State}, sdk.ErrUnsupported},
 		{"garbled state", backend.Handle{ID: st.Handle.ID, Version: 1, State: []byte("{")}, sdk.ErrInvalidArgument},
 	}
 	for _, c := range cases {

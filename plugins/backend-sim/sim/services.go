@@ -3,7 +3,6 @@ package sim
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -187,14 +186,14 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		pl.Services[id] = s
 		pl.emit(rt.set.deployment, backend.Event{Kind: backend.EventStarted, ServiceName: s.Name, HandleID: id,
 			Time: now, Message: "started on node " + n.name})
-		started = status(s)
-		return nil
+		started, err = status(s)
+		return err
 	})
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
 	if s := pl.Services[id]; s != nil {
-		return status(s), nil
+		return status(s)
 	}
 	// Gone already (ZOE_SIM_VANISH=0s).
 	started.State = backend.ServiceVanished
@@ -348,20 +347,19 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	return status(s), nil
+	return status(s)
 }
 
 // Recover takes a service back from its handle. The platform lives in the
 // state file, so there is nothing to reattach: it checks the handle and
 // reports the service, as often as asked.
 func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
-	if h.Version != handleVersion {
-		return backend.ServiceStatus{}, fmt.Errorf("handle %q has version %d; this plugin reads version %d: %w",
-			h.ID, h.Version, handleVersion, sdk.ErrInvalidArgument)
-	}
 	var hs handleState
-	if err := json.Unmarshal(h.State, &hs); err != nil || hs.Name == "" {
-		return backend.ServiceStatus{}, fmt.Errorf("handle %q: unreadable state %q: %w", h.ID, h.State, sdk.ErrInvalidArgument)
+	if _, err := backend.DecodeHandle(h, handleVersion, &hs); err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	if hs.Name == "" {
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q: no service name in its state %q: %w", h.ID, h.State, sdk.ErrInvalidArgument)
 	}
 	st, err := p.Inspect(ctx, h)
 	if err != nil {
@@ -387,7 +385,11 @@ func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 	var out []backend.ServiceStatus
 	for _, s := range pl.Services {
 		if s.Deployment == rt.set.deployment {
-			out = append(out, status(s))
+			st, err := status(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
 		}
 	}
 	slices.SortFunc(out, func(a, b backend.ServiceStatus) int { return cmp.Compare(a.Name, b.Name) })
@@ -559,13 +561,15 @@ func find(pl *platform, id string) (*service, error) {
 }
 
 // status reports a service; it copies what the caller could modify.
-func status(s *service) backend.ServiceStatus {
-	// A struct of strings always encodes.
-	hs, _ := json.Marshal(handleState{Name: s.Name, Node: s.Node, Deployment: s.Deployment})
+func status(s *service) (backend.ServiceStatus, error) {
+	h, err := backend.EncodeHandle(s.ID, handleVersion, handleState{Name: s.Name, Node: s.Node, Deployment: s.Deployment})
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
 	return backend.ServiceStatus{
-		Handle: backend.Handle{ID: s.ID, Version: handleVersion, State: hs},
+		Handle: h,
 		Name:   s.Name, State: s.State, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled,
 		Node: s.Node, IP: s.IP, Ports: slices.Clone(s.Ports),
 		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Message: s.Message, Labels: maps.Clone(s.Labels),
-	}
+	}, nil
 }

@@ -540,7 +540,8 @@ func TestRecoverChecksTheHandle(t *testing.T) {
 		wantErr error
 	}{
 		{"handle from Start", st.Handle, nil},
-		{"unknown version", backend.Handle{ID: st.Handle.ID, Version: 2, State: st.Handle.State}, sdk.ErrInvalidArgument},
+		{"a newer plugin's version", backend.Handle{ID: st.Handle.ID, Version: 2, State: st.Handle.State}, sdk.ErrUnsupported},
+		{"no version", backend.Handle{ID: st.Handle.ID, State: st.Handle.State}, sdk.ErrInvalidArgument},
 		{"unreadable state", backend.Handle{ID: st.Handle.ID, Version: 1, State: []byte("{")}, sdk.ErrInvalidArgument},
 		{"another service's state", backend.Handle{ID: st.Handle.ID, Version: 1, State: []byte(`{"name":"other"}`)}, sdk.ErrInvalidArgument},
 		{"gone", backend.Handle{ID: "nope", Version: 1, State: st.Handle.State}, sdk.ErrNotFound},
