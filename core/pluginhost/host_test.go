@@ -5,6 +5,7 @@ package pluginhost
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/zoe-project/zoe/internal/testutil"
@@ -375,4 +377,46 @@ func running(path string) bool {
 		}
 	}
 	return false
+}
+
+// What a plugin logs reaches the core's log with its level, message and
+// attributes, and the core's level bounds what the plugin sends.
+func TestPluginLogsReachTheCoresLog(t *testing.T) {
+	for _, tc := range []struct {
+		level hclog.Level
+		want  bool
+	}{{hclog.Debug, true}, {hclog.Warn, false}} {
+		t.Run(tc.level.String(), func(t *testing.T) {
+			out := &testutil.SyncBuffer{}
+			log := hclog.New(&hclog.LoggerOptions{Name: "core", Level: hclog.Trace, Output: out, JSONFormat: true})
+			users := usersFile(t)
+			spec := authSpec(t, users)
+			spec.LogLevel = tc.level
+			p, err := Start(context.Background(), log, spec, fastTiming())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Stop returns once go-plugin has read all of the plugin's stderr.
+			p.Stop()
+			var loaded map[string]any
+			for line := range strings.SplitSeq(out.String(), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(line), &m) == nil && m["@message"] == "loaded users file" {
+					loaded = m
+				}
+			}
+			if !tc.want {
+				if loaded != nil {
+					t.Errorf("an info line passed the plugin's warn level: %v", loaded)
+				}
+				return
+			}
+			if loaded == nil {
+				t.Fatalf("the plugin's line is not in the core's log:\n%s", out)
+			}
+			if loaded["@level"] != "info" || loaded["path"] != users || loaded["users"] != 2.0 {
+				t.Errorf("forwarded as %v, want level info, path %s, users 2", loaded, users)
+			}
+		})
+	}
 }
