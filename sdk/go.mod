@@ -1,3 +1,11 @@
+// The SDK a Zoe plugin builds against, a module of its own so that a plugin
+// requires only what plugins need. Its releases are the repository's tags
+// sdk/vX.Y.Z (the form Go requires for a module in a subdirectory), so
+// "go get github.com/zoe-project/zoe/sdk@v0.1.0" fetches the tag sdk/v0.1.0.
+// Keep this list to what the SDK's packages import: every line here becomes
+// a requirement of every plugin. No tool lines for the same reason: the
+// project's tools (staticcheck, the protobuf generators) are in the root
+// go.mod.
 module github.com/zoe-project/zoe/sdk
 
 go 1.26.0
