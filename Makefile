@@ -43,10 +43,14 @@ test-go: build
 
 # staticcheck is a tool of the root module only (a tool line in sdk/go.mod
 # would become a requirement of every plugin): go tool -n builds it and prints
-# its path, and that binary checks the SDK's module too.
+# its path, and that binary checks the SDK's module too. go mod tidy -diff
+# keeps sdk/go.mod to what the SDK imports: each line of it is required by
+# every plugin.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
+	cd sdk && $(GO) mod tidy -diff
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
 	@sc=$$($(GO) tool -n staticcheck) && echo "staticcheck ./..." && $$sc ./... && \
