@@ -48,6 +48,7 @@ import (
 // Factory builds the plugin with the logger it must use. What the plugin
 // logs reaches the core's log under the plugin's name, with its level,
 // message and attributes; the level the core asked for is already applied.
+// When a person runs the binary (describe), the logger writes text to stderr.
 //
 // The logger is the standard library's, not go-hclog (which go-plugin and
 // the core use): a plugin's API should not tie its author to a logging
@@ -60,8 +61,8 @@ type Option interface{ apply(*options) }
 type options struct{ commands []Command }
 
 // Command is a command of the plugin binary that a person runs by hand,
-// e.g. "zoe-plugin-auth-file adduser users.csv alice user". Commands run only
-// when the core did not start the binary; the core never passes arguments.
+// e.g. "zoe-plugin-auth-mine adduser alice admin". Commands run only when
+// the core did not start the binary; the core never passes arguments.
 type Command struct {
 	// Name is the first argument that selects it: lower-case letters,
 	// digits and dashes, not "describe" or "help".
@@ -116,6 +117,9 @@ func Serve(f Factory, opts ...Option) {
 		// Not started by the core: a person reads stderr.
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		// The first signal cancels ctx; the next one kills, as usual, a
+		// command that does not heed ctx.
+		go func() { <-ctx.Done(); stop() }()
 		code := byHand{
 			name: filepath.Base(os.Args[0]), stdout: os.Stdout, stderr: os.Stderr, commands: o.commands,
 			describe: func(w io.Writer) error { return describe(w, f(log)) },
