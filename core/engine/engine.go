@@ -66,6 +66,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +157,11 @@ type Config struct {
 	// LogDrain bounds the wait for the rest of an ended service's output
 	// before its container is removed; default 10 s.
 	LogDrain time.Duration
+	// BackoffBase is how long an execution whose start or clean-up failed
+	// waits before the next attempt, doubled after each further failure
+	// up to BackoffMax, plus up to half of it at random; defaults 1 s and
+	// 5 min.
+	BackoffBase, BackoffMax time.Duration
 }
 
 // Labels the engine puts on every container.
@@ -188,6 +194,9 @@ type Engine struct {
 	dyn            map[int64]dynState
 	held           *scheduler.Hold
 	collectors     map[logKey]*collector
+	// retries are the executions backing off after a failed attempt.
+	retries map[int64]*retry
+	backOff backOff
 }
 
 type worker struct {
@@ -221,13 +230,20 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 	if cfg.LogDrain <= 0 {
 		cfg.LogDrain = 10 * time.Second
 	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 5 * time.Minute
+	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	return &Engine{
 		cfg: cfg, log: log, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		workers: map[int64]*worker{}, waiting: map[int64]string{},
-		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{},
+		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{}, retries: map[int64]*retry{},
+		backOff: backOff{base: cfg.BackoffBase, limit: cfg.BackoffMax, jitter: rand.Float64},
 	}, nil
 }
 
@@ -335,8 +351,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // spawn runs f as the execution's only worker, unless it has one. It is
-// called by the pass only, so a worker cannot be spawned twice.
-func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(ctx context.Context)) bool {
+// called by the pass only, so a worker cannot be spawned twice. A worker
+// that ends makes the next pass come at once, unless it failed (returned
+// an error, and was not cancelled): the execution then backs off, and the
+// pass that makes the next attempt comes when the back-off ends. A worker
+// that succeeds ends the back-off.
+func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(ctx context.Context) error) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.workers[id] != nil {
@@ -346,18 +366,93 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 	w := &worker{cancel: cancel, cleanup: cleanup, placed: placed}
 	e.workers[id] = w
 	e.wg.Go(func() {
-		defer func() {
-			cancel()
+		err := f(ctx)
+		cancelled := ctx.Err() != nil
+		cancel()
+		e.mu.Lock()
+		if e.workers[id] == w {
+			delete(e.workers, id)
+		}
+		e.mu.Unlock()
+		switch {
+		case cancelled:
+			e.Trigger()
+		case err != nil:
+			e.failed(context.WithoutCancel(ctx), id, cleanup, err)
+		default:
 			e.mu.Lock()
-			if e.workers[id] == w {
-				delete(e.workers, id)
-			}
+			e.dropRetry(id)
 			e.mu.Unlock()
 			e.Trigger()
-		}()
-		f(ctx)
+		}
 	})
 	return true
+}
+
+// failed starts or lengthens the back-off of an execution whose worker
+// failed with err: its next attempt is due after the delay, when a timer
+// asks for a pass; until then passes skip it. The reason is the
+// execution's waiting reason and an event.
+func (e *Engine) failed(ctx context.Context, id int64, cleanup bool, err error) {
+	e.mu.Lock()
+	r := e.retries[id]
+	if r != nil && r.cleanup != cleanup {
+		e.dropRetry(id)
+		r = nil
+	}
+	if r == nil {
+		r = &retry{cleanup: cleanup}
+		e.retries[id] = r
+	}
+	r.failures++
+	n := r.failures
+	d := e.backOff.delay(n)
+	r.due = time.Now().Add(d)
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.timer = time.AfterFunc(d, e.Trigger)
+	reason := retryReason(cleanup, d, err)
+	e.setWaiting(id, reason)
+	e.mu.Unlock()
+	e.log.Warn("an attempt failed; backing off", "execution", id, "cleanup", cleanup, "failures", n,
+		"retry_in", d, "error", err)
+	// The event says it once per attempt: the back-off bounds how many.
+	ex, err := e.cfg.Store.GetExecution(ctx, id)
+	if err != nil || (ex.Status == state.StatusCleaningUp) != cleanup || !ex.Status.Active() {
+		return
+	}
+	_, err = e.cfg.Store.Transition(ctx, id, []state.Status{ex.Status}, ex.Status,
+		state.ExecutionChange{Reason: "waiting: " + reason})
+	e.logTransition(id, err)
+}
+
+// backingOff tells whether the execution's start (or clean-up) is backing
+// off at now; a back-off of the other kind is dropped, as the execution
+// has moved on (a start that failed, then a Terminate).
+func (e *Engine) backingOff(id int64, cleanup bool, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.retries[id]
+	if r == nil {
+		return false
+	}
+	if r.cleanup != cleanup {
+		e.dropRetry(id)
+		e.setWaiting(id, "")
+		return false
+	}
+	return now.Before(r.due)
+}
+
+// dropRetry ends an execution's back-off; e.mu is held.
+func (e *Engine) dropRetry(id int64) {
+	if r := e.retries[id]; r != nil {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(e.retries, id)
+	}
 }
 
 func (e *Engine) busy(id int64) bool {
