@@ -373,28 +373,31 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 		if e.workers[id] == w {
 			delete(e.workers, id)
 		}
-		e.mu.Unlock()
+		// With the worker's removal, or a pass in between would try again
+		// at once.
+		var reason string
 		switch {
 		case cancelled:
-			e.Trigger()
 		case err != nil:
-			e.failed(context.WithoutCancel(ctx), id, cleanup, err)
+			reason = e.backOffLocked(id, cleanup, err)
 		default:
-			e.mu.Lock()
 			e.dropRetry(id)
-			e.mu.Unlock()
-			e.Trigger()
 		}
+		e.mu.Unlock()
+		if reason != "" {
+			e.recordRetry(context.WithoutCancel(ctx), id, cleanup, reason, err)
+			return
+		}
+		e.Trigger()
 	})
 	return true
 }
 
-// failed starts or lengthens the back-off of an execution whose worker
-// failed with err: its next attempt is due after the delay, when a timer
-// asks for a pass; until then passes skip it. The reason is the
-// execution's waiting reason and an event.
-func (e *Engine) failed(ctx context.Context, id int64, cleanup bool, err error) {
-	e.mu.Lock()
+// backOffLocked starts or lengthens the back-off of an execution whose
+// worker failed with err: its next attempt is due after the delay, when a
+// timer asks for a pass; until then passes skip it. It returns the
+// execution's waiting reason, which it sets. e.mu is held.
+func (e *Engine) backOffLocked(id int64, cleanup bool, err error) string {
 	r := e.retries[id]
 	if r != nil && r.cleanup != cleanup {
 		e.dropRetry(id)
@@ -405,8 +408,7 @@ func (e *Engine) failed(ctx context.Context, id int64, cleanup bool, err error) 
 		e.retries[id] = r
 	}
 	r.failures++
-	n := r.failures
-	d := e.backOff.delay(n)
+	d := e.backOff.delay(r.failures)
 	r.due = time.Now().Add(d)
 	if r.timer != nil {
 		r.timer.Stop()
@@ -414,10 +416,13 @@ func (e *Engine) failed(ctx context.Context, id int64, cleanup bool, err error) 
 	r.timer = time.AfterFunc(d, e.Trigger)
 	reason := retryReason(cleanup, d, err)
 	e.setWaiting(id, reason)
-	e.mu.Unlock()
-	e.log.Warn("an attempt failed; backing off", "execution", id, "cleanup", cleanup, "failures", n,
-		"retry_in", d, "error", err)
-	// The event says it once per attempt: the back-off bounds how many.
+	return reason
+}
+
+// recordRetry logs a failed attempt and records reason as an event of the
+// execution, once per attempt: the back-off bounds how many.
+func (e *Engine) recordRetry(ctx context.Context, id int64, cleanup bool, reason string, err error) {
+	e.log.Warn("an attempt failed; backing off", "execution", id, "cleanup", cleanup, "reason", reason, "error", err)
 	ex, err := e.cfg.Store.GetExecution(ctx, id)
 	if err != nil || (ex.Status == state.StatusCleaningUp) != cleanup || !ex.Status.Active() {
 		return
