@@ -28,15 +28,47 @@
 //     one order in parallel. Why every queued execution waits is recorded as
 //     a queued→queued event when it changes, and kept for WaitingReason.
 //
+// Executions backing off (below) are skipped by both: neither cleaned up
+// nor placed.
+//
+// # Failures and back-off
+//
+// A worker whose attempt fails in a way worth trying again (a plugin
+// unavailable, the auth source unable to confirm the owner, a transient
+// error of the back-end, the store failing) does not make a pass: its
+// execution backs off, the way controller-runtime requeues a failing
+// object. The next attempt is due after Config.BackoffBase (1 s), doubled
+// after each further failure in a row up to Config.BackoffMax (5 min), plus
+// a jitter of up to half of it that never shortens it; a timer then asks for
+// the pass that makes it. Until then the passes skip the execution. The
+// reason, such as "retrying the start in 8s: cannot prepare the workspace:
+// ...", is the execution's WaitingReason and an event (queued→queued,
+// starting→starting, running→running or cleaning_up→cleaning_up) once per
+// attempt. An attempt that succeeds (the services started, the clean-up
+// done) ends the back-off. A failure that trying again cannot mend (the
+// back-end refuses an essential service, the workspace cannot be prepared
+// for good) ends the execution in error instead.
+//
+// A back-end's sdk.ErrConflict is such a failure, like any other category;
+// only the store's sdk.ErrConflict, when the execution's status changed
+// under a worker, means that the execution ended meanwhile. A back-end's
+// sdk.ErrAlreadyExists on Start is a start whose answer was lost: the
+// service is adopted.
+//
 // # Descriptions and ids
 //
 // The store needs the services when it creates the execution, but their DNS
-// names and environment depend on the execution id the store assigns. Submit
-// therefore expands the ZApp with a placeholder id and stores each instance
-// without DNS name and environment (what the scheduler needs: image,
-// resources, labels, ports, order); the worker that starts services expands
-// the stored description again with the real id. Expansion is deterministic,
-// so the instances are the same.
+// names and environment depend on the execution id the store assigns, and
+// the owner's uid and gid (ZOE_UID, ZOE_GID) are only known when it starts.
+// The ZApp is therefore expanded once, at submission, by zapp.Instances:
+// each service's instance is stored with all that does not depend on the
+// execution (what the scheduler needs: image, resources, labels, ports,
+// order; the command; the environment as written). The start worker
+// completes the stored instance with zapp.Bind, a pure function of it and
+// of the execution's id, name, owner and ids, which adds the DNS name,
+// resolves the environment's templates and adds Zoe's variables; it is
+// tested to give what a whole expansion gives. The command is split into
+// words by zapp.SplitCommand, with a shell's quoting but no shell.
 //
 // # Where an execution ends
 //
