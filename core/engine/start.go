@@ -280,7 +280,7 @@ func (e *Engine) bind(ex state.Execution, user state.User, jobs []job) error {
 		}
 		if err == nil && j.in.Command != nil {
 			if j.cmd, err = zapp.SplitCommand(*j.in.Command); err != nil {
-				err = fmt.Errorf("the command of service %s %w", j.sv.Name, err)
+				err = fmt.Errorf("the command of service %s: %w", j.sv.Name, err)
 			}
 		}
 		if err != nil {
