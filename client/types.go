@@ -185,7 +185,8 @@ type Execution struct {
 	Owner  string `json:"owner"`
 	Name   string `json:"name"`
 	Status string `json:"status"`
-	// WaitingReason says why a queued execution waits.
+	// WaitingReason says why an active execution waits: for room when it
+	// is queued, or before trying again a start or a clean-up that failed.
 	WaitingReason string          `json:"waiting_reason,omitempty"`
 	ErrorMessage  string          `json:"error_message,omitempty"`
 	ExitCode      *int            `json:"exit_code,omitempty"`

@@ -259,7 +259,9 @@ func (s *Server) executionJSON(ex state.Execution) client.Execution {
 	out := client.Execution{ID: ex.ID, Owner: ex.Owner, Name: ex.Name, Status: string(ex.Status),
 		ErrorMessage: ex.ErrorMessage, ExitCode: ex.ExitCode, Size: ex.Size, Cores: ex.Cores, Memory: ex.Memory,
 		SubmittedAt: ex.SubmittedAt, StartedAt: ex.StartedAt, EndedAt: ex.EndedAt}
-	if (ex.Status == state.StatusQueued || ex.Status == state.StatusSubmitted) && s.cfg.Engine != nil {
+	// Queued executions wait for room; any active one may be backing off
+	// after a failed attempt to start or clean up.
+	if ex.Status.Active() && s.cfg.Engine != nil {
 		out.WaitingReason = s.cfg.Engine.WaitingReason(ex.ID)
 	}
 	return out

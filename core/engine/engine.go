@@ -28,15 +28,47 @@
 //     one order in parallel. Why every queued execution waits is recorded as
 //     a queued→queued event when it changes, and kept for WaitingReason.
 //
+// Executions backing off (below) are skipped by both: neither cleaned up
+// nor placed.
+//
+// # Failures and back-off
+//
+// A worker whose attempt fails in a way worth trying again (a plugin
+// unavailable, the auth source unable to confirm the owner, a transient
+// error of the back-end, the store failing) does not make a pass: its
+// execution backs off, the way controller-runtime requeues a failing
+// object. The next attempt is due after Config.BackoffBase (1 s), doubled
+// after each further failure in a row up to Config.BackoffMax (5 min), plus
+// a jitter of up to half of it that never shortens it; a timer then asks for
+// the pass that makes it. Until then the passes skip the execution. The
+// reason, such as "retrying the start in 8s: cannot prepare the workspace:
+// ...", is the execution's WaitingReason and an event (queued→queued,
+// starting→starting, running→running or cleaning_up→cleaning_up) once per
+// attempt. An attempt that succeeds (the services started, the clean-up
+// done) ends the back-off. A failure that trying again cannot mend (the
+// back-end refuses an essential service, the workspace cannot be prepared
+// for good) ends the execution in error instead.
+//
+// A back-end's sdk.ErrConflict is such a failure, like any other category;
+// only the store's sdk.ErrConflict, when the execution's status changed
+// under a worker, means that the execution ended meanwhile. A back-end's
+// sdk.ErrAlreadyExists on Start is a start whose answer was lost: the
+// service is adopted.
+//
 // # Descriptions and ids
 //
 // The store needs the services when it creates the execution, but their DNS
-// names and environment depend on the execution id the store assigns. Submit
-// therefore expands the ZApp with a placeholder id and stores each instance
-// without DNS name and environment (what the scheduler needs: image,
-// resources, labels, ports, order); the worker that starts services expands
-// the stored description again with the real id. Expansion is deterministic,
-// so the instances are the same.
+// names and environment depend on the execution id the store assigns, and
+// the owner's uid and gid (ZOE_UID, ZOE_GID) are only known when it starts.
+// The ZApp is therefore expanded once, at submission, by zapp.Instances:
+// each service's instance is stored with all that does not depend on the
+// execution (what the scheduler needs: image, resources, labels, ports,
+// order; the command; the environment as written). The start worker
+// completes the stored instance with zapp.Bind, a pure function of it and
+// of the execution's id, name, owner and ids, which adds the DNS name,
+// resolves the environment's templates and adds Zoe's variables; it is
+// tested to give what a whole expansion gives. The command is split into
+// words by zapp.SplitCommand, with a shell's quoting but no shell.
 //
 // # Where an execution ends
 //
@@ -66,6 +98,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +189,11 @@ type Config struct {
 	// LogDrain bounds the wait for the rest of an ended service's output
 	// before its container is removed; default 10 s.
 	LogDrain time.Duration
+	// BackoffBase is how long an execution whose start or clean-up failed
+	// waits before the next attempt, doubled after each further failure
+	// up to BackoffMax, plus up to half of it at random; defaults 1 s and
+	// 5 min.
+	BackoffBase, BackoffMax time.Duration
 }
 
 // Labels the engine puts on every container.
@@ -188,6 +226,9 @@ type Engine struct {
 	dyn            map[int64]dynState
 	held           *scheduler.Hold
 	collectors     map[logKey]*collector
+	// retries are the executions backing off after a failed attempt.
+	retries map[int64]*retry
+	backOff backOff
 }
 
 type worker struct {
@@ -221,13 +262,20 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 	if cfg.LogDrain <= 0 {
 		cfg.LogDrain = 10 * time.Second
 	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 5 * time.Minute
+	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	return &Engine{
 		cfg: cfg, log: log, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		workers: map[int64]*worker{}, waiting: map[int64]string{},
-		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{},
+		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{}, retries: map[int64]*retry{},
+		backOff: backOff{base: cfg.BackoffBase, limit: cfg.BackoffMax, jitter: rand.Float64},
 	}, nil
 }
 
@@ -335,8 +383,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // spawn runs f as the execution's only worker, unless it has one. It is
-// called by the pass only, so a worker cannot be spawned twice.
-func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(ctx context.Context)) bool {
+// called by the pass only, so a worker cannot be spawned twice. A worker
+// that ends makes the next pass come at once, unless it failed (returned
+// an error, and was not cancelled): the execution then backs off, and the
+// pass that makes the next attempt comes when the back-off ends. A worker
+// that succeeds ends the back-off.
+func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(ctx context.Context) error) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.workers[id] != nil {
@@ -346,18 +398,98 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 	w := &worker{cancel: cancel, cleanup: cleanup, placed: placed}
 	e.workers[id] = w
 	e.wg.Go(func() {
-		defer func() {
-			cancel()
-			e.mu.Lock()
-			if e.workers[id] == w {
-				delete(e.workers, id)
-			}
-			e.mu.Unlock()
-			e.Trigger()
-		}()
-		f(ctx)
+		err := f(ctx)
+		cancelled := ctx.Err() != nil
+		cancel()
+		e.mu.Lock()
+		if e.workers[id] == w {
+			delete(e.workers, id)
+		}
+		// With the worker's removal, or a pass in between would try again
+		// at once.
+		var reason string
+		switch {
+		case cancelled:
+		case err != nil:
+			reason = e.backOffLocked(id, cleanup, err)
+		default:
+			e.dropRetry(id)
+		}
+		e.mu.Unlock()
+		if reason != "" {
+			e.recordRetry(context.WithoutCancel(ctx), id, cleanup, reason, err)
+			return
+		}
+		e.Trigger()
 	})
 	return true
+}
+
+// backOffLocked starts or lengthens the back-off of an execution whose
+// worker failed with err: its next attempt is due after the delay, when a
+// timer asks for a pass; until then passes skip it. It returns the
+// execution's waiting reason, which it sets. e.mu is held.
+func (e *Engine) backOffLocked(id int64, cleanup bool, err error) string {
+	r := e.retries[id]
+	if r != nil && r.cleanup != cleanup {
+		e.dropRetry(id)
+		r = nil
+	}
+	if r == nil {
+		r = &retry{cleanup: cleanup}
+		e.retries[id] = r
+	}
+	r.failures++
+	d := e.backOff.delay(r.failures)
+	r.due = time.Now().Add(d)
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.timer = time.AfterFunc(d, e.Trigger)
+	reason := retryReason(cleanup, d, err)
+	e.setWaiting(id, reason)
+	return reason
+}
+
+// recordRetry logs a failed attempt and records reason as an event of the
+// execution, once per attempt: the back-off bounds how many.
+func (e *Engine) recordRetry(ctx context.Context, id int64, cleanup bool, reason string, err error) {
+	e.log.Warn("an attempt failed; backing off", "execution", id, "cleanup", cleanup, "reason", reason, "error", err)
+	ex, err := e.cfg.Store.GetExecution(ctx, id)
+	if err != nil || (ex.Status == state.StatusCleaningUp) != cleanup || !ex.Status.Active() {
+		return
+	}
+	_, err = e.cfg.Store.Transition(ctx, id, []state.Status{ex.Status}, ex.Status,
+		state.ExecutionChange{Reason: "waiting: " + reason})
+	e.logTransition(id, err)
+}
+
+// backingOff tells whether the execution's start (or clean-up) is backing
+// off at now; a back-off of the other kind is dropped, as the execution
+// has moved on (a start that failed, then a Terminate).
+func (e *Engine) backingOff(id int64, cleanup bool, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.retries[id]
+	if r == nil {
+		return false
+	}
+	if r.cleanup != cleanup {
+		e.dropRetry(id)
+		e.setWaiting(id, "")
+		return false
+	}
+	return now.Before(r.due)
+}
+
+// dropRetry ends an execution's back-off; e.mu is held.
+func (e *Engine) dropRetry(id int64) {
+	if r := e.retries[id]; r != nil {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(e.retries, id)
+	}
 }
 
 func (e *Engine) busy(id int64) bool {

@@ -198,6 +198,7 @@ func newEnv(t *testing.T, o options) *env {
 		Store: e.store, Backend: be, Workspace: pluginhost.Workspace{Plugin: ws},
 		Deployment: deployment, Policy: o.policy, CanPull: true, Limits: zapp.DefaultLimits(),
 		StopGrace: 2 * time.Second, Interval: 100 * time.Millisecond,
+		BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
 	}
 	if o.logs {
 		if e.logs, err = logs.New(filepath.Join(dir, "logs"), logs.Options{}); err != nil {

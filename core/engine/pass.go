@@ -267,6 +267,7 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 	quotas := map[string]time.Duration{}
 	now := time.Now()
+	e.pruneRetries(snap)
 	for _, ex := range snap.execs {
 		switch ex.Status {
 		case state.StatusSubmitted:
@@ -286,8 +287,15 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 				e.Trigger()
 			}
 		case state.StatusCleaningUp:
+			if e.backingOff(ex.ID, true, now) {
+				continue
+			}
 			ex := ex
-			e.spawn(ex.ID, true, nil, func(ctx context.Context) { e.cleanup(ctx, ex) })
+			if e.spawn(ex.ID, true, nil, func(ctx context.Context) error { return e.cleanup(ctx, ex) }) {
+				e.mu.Lock()
+				e.setWaiting(ex.ID, "")
+				e.mu.Unlock()
+			}
 		case state.StatusRunning:
 			if ex.StartedAt == nil {
 				continue
@@ -306,6 +314,25 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 					e.log.Warn("cannot enforce a run-time limit", "execution", ex.ID, "error", err)
 				}
 			}
+		}
+	}
+}
+
+// pruneRetries drops the back-offs of executions that are no longer
+// active (ended otherwise than by their clean-up).
+func (e *Engine) pruneRetries(snap *snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.retries) == 0 {
+		return
+	}
+	active := make(map[int64]bool, len(snap.execs))
+	for _, ex := range snap.execs {
+		active[ex.ID] = true
+	}
+	for id := range e.retries {
+		if !active[id] {
+			e.dropRetry(id)
 		}
 	}
 }
@@ -397,7 +424,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 			svcs = append(svcs, scheduler.ServiceFromInstance(inst, node))
 			rows = append(rows, sv)
 		}
-		if busy || !waits {
+		if busy || !waits || e.backingOff(ex.ID, false, in.Now) {
 			continue
 		}
 		se := scheduler.Execution{ID: ex.ID, Size: ex.Size, SubmittedAt: ex.SubmittedAt, Services: svcs}
@@ -455,7 +482,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 		e.setWaiting(id, "")
 		delete(e.dyn, id)
 		e.mu.Unlock()
-		e.spawn(id, false, placed, func(ctx context.Context) { e.start(ctx, ex, jobs, addrs) })
+		e.spawn(id, false, placed, func(ctx context.Context) error { return e.start(ctx, ex, jobs, addrs) })
 	}
 	for _, w := range dec.Waiting {
 		en := entries[w.Execution]
@@ -486,6 +513,10 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 type job struct {
 	sv   state.Service
 	node string
+	// in is the service's instance, bound, and cmd its command split
+	// (nil: the image's); filled by the start worker.
+	in  zapp.Instance
+	cmd []string
 }
 
 func sortJobs(jobs []job) {

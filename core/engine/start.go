@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,14 +18,20 @@ import (
 
 // start is the worker that starts an execution's services: the owner's
 // workspace first, the network, then the services one startup_order after
-// the other, the services of one order in parallel.
-func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, addrs map[string]string) {
+// the other, the services of one order in parallel. It returns an error
+// when something failed that is worth trying again (a plugin unavailable,
+// the store failing): the execution then backs off (see spawn). Failures
+// that trying again cannot mend end the execution instead.
+func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, addrs map[string]string) error {
 	store := e.cfg.Store
 	// Writes that record what was done must not be lost to a cancel.
 	wctx := context.WithoutCancel(ctx)
 	ex, err := store.GetExecution(ctx, snap.ID)
-	if err != nil || (ex.Status != state.StatusQueued && ex.Status != state.StatusStarting && ex.Status != state.StatusRunning) {
-		return
+	if err != nil {
+		return fmt.Errorf("cannot read the execution: %w", err)
+	}
+	if ex.Status != state.StatusQueued && ex.Status != state.StatusStarting && ex.Status != state.StatusRunning {
+		return nil
 	}
 	// The owner as the auth source has them now: a demotion or new ids
 	// apply to this start, and a removed owner starts nothing.
@@ -36,28 +41,22 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
 		e.log.Warn("an execution's owner no longer exists at the authentication source", "execution", ex.ID,
 			"owner", ex.Owner)
-		return
+		return nil
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			e.log.Warn("cannot confirm an execution's owner; its start waits", "execution", ex.ID, "owner", ex.Owner,
-				"error", err)
-			// The next pass places it again: not at once.
-			sleep(ctx, e.cfg.Interval)
-		}
-		return
+		return fmt.Errorf("cannot confirm the owner %s: %w", ex.Owner, err)
 	}
 	if !user.Enabled && ex.Status == state.StatusQueued {
 		// Disabled while it waited: a disabled user starts nothing.
 		msg := OwnerDisabled
 		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
-		return
+		return nil
 	}
 	runAs, sec, err := e.cfg.Containers.Run(user.UID, user.GID)
 	if err != nil {
 		msg := err.Error()
 		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
-		return
+		return nil
 	}
 	// The services run as these ids, so the workspace is theirs; they are
 	// the owner's when the auth source gives them, else run_as.
@@ -69,43 +68,51 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		if ctx.Err() == nil && !transient(err) {
 			msg := "cannot prepare the workspace of " + user.Username + ": " + err.Error()
 			e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+			e.log.Warn("cannot prepare a workspace", "execution", ex.ID, "user", user.Username, "error", err)
+			return nil
 		}
-		e.log.Warn("cannot prepare a workspace", "execution", ex.ID, "user", user.Username, "error", err)
-		return
+		return fmt.Errorf("cannot prepare the workspace: %w", err)
 	}
 	if err := e.admit(ex, user, mount); err != nil {
 		msg := err.Error()
 		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
 		e.log.Warn("the container policy refuses an execution", "execution", ex.ID, "error", err)
-		return
+		return nil
+	}
+	// What depends on the execution's id and its owner's ids is added to
+	// the stored instances now (see "Descriptions and ids").
+	if err := e.bind(ex, user, jobs); err != nil {
+		msg := err.Error()
+		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+		return nil
 	}
 	sortJobs(jobs)
 	netID := ex.NetworkID
 	if netID == "" {
-		if netID, err = e.createNetwork(ctx, ex); err != nil {
-			if errors.Is(err, sdk.ErrConflict) {
-				return // ended meanwhile: nothing was started
-			}
-			e.log.Warn("cannot create an execution's network", "execution", ex.ID, "error", err)
-			return
+		netID, err = e.createNetwork(ctx, ex)
+		switch {
+		case errors.Is(err, errEnded):
+			return nil // nothing was started; the clean-up ends it
+		case err != nil && ctx.Err() == nil && !transient(err):
+			msg := "cannot create the execution's network: " + err.Error()
+			e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
+			return nil
+		case err != nil:
+			return fmt.Errorf("cannot create the execution's network: %w", err)
 		}
 	}
 	if ex.Status == state.StatusQueued {
 		_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
 			state.ExecutionChange{Reason: fmt.Sprintf("placed %s on network %s", joinNames(jobs), netID)})
-		if err != nil {
+		if errors.Is(err, sdk.ErrConflict) {
 			// Terminated meanwhile: nothing was started; the clean-up
 			// removes the recorded network.
-			e.logTransition(ex.ID, err)
-			return
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cannot record the start: %w", err)
 		}
 		ex.Status = state.StatusStarting
-	}
-	insts, err := e.expand(ex, user)
-	if err != nil {
-		msg := err.Error()
-		e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
-		return
 	}
 	for i := 0; i < len(jobs); {
 		j := i
@@ -116,38 +123,53 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		errs := make([]error, j-i)
 		for k := i; k < j; k++ {
 			wg.Go(func() {
-				errs[k-i] = e.startOne(ctx, ex, jobs[k], insts[jobs[k].sv.Name], netID, mount, runAs, sec, addrs)
+				errs[k-i] = e.startOne(ctx, ex, jobs[k], netID, mount, runAs, sec, addrs)
 			})
 		}
 		wg.Wait()
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
+		var retry error
 		for k, err := range errs {
-			if err != nil && jobs[i+k].sv.Essential && !transient(err) {
-				msg := fmt.Sprintf("essential service %s could not start: %v", jobs[i+k].sv.Name, err)
+			var r refusedError
+			switch {
+			case err == nil:
+			case errors.As(err, &r) && jobs[i+k].sv.Essential:
+				msg := fmt.Sprintf("essential service %s could not start: %v", jobs[i+k].sv.Name, r.err)
 				e.end(wctx, ex.ID, state.ExecutionChange{Reason: msg, ErrorMessage: &msg})
-				return
+				return nil
+			case errors.As(err, &r):
+				// An elastic service the back-end refused is in error, for
+				// good; the next pass starts the later orders.
+				if retry == nil {
+					retry = errRefusedElastic
+				}
+			case retry == nil || retry == errRefusedElastic:
+				retry = fmt.Errorf("service %s could not start: %w", jobs[i+k].sv.Name, err)
 			}
 		}
-		if slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		if retry == errRefusedElastic {
+			return nil
+		}
+		if retry != nil {
 			// Later orders wait until the failed ones are placed again.
-			return
+			return retry
 		}
 		i = j
 	}
 	if ex.Status != state.StatusStarting {
-		return
+		return nil
 	}
 	svcs, err := store.Services(wctx, ex.ID)
 	if err != nil {
-		return
+		return fmt.Errorf("cannot read the services: %w", err)
 	}
 	n := 0
 	for _, sv := range svcs {
 		if sv.Essential {
 			if sv.Status != state.ServiceRunning {
-				return
+				return nil
 			}
 			n++
 		}
@@ -155,7 +177,24 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 	_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusStarting}, state.StatusRunning,
 		state.ExecutionChange{Reason: fmt.Sprintf("its %d essential services run", n), Started: true})
 	e.logTransition(ex.ID, err)
+	return nil
 }
+
+// errRefusedElastic stands for elastic services the back-end refused:
+// no reason to back off.
+var errRefusedElastic = errors.New("an elastic service could not start")
+
+// refusedError is a start the back-end refused for good (not transient):
+// the service is in error.
+type refusedError struct{ err error }
+
+func (r refusedError) Error() string { return r.err.Error() }
+func (r refusedError) Unwrap() error { return r.err }
+
+// errEnded: the execution ended while it was being started (the store
+// refused a change with sdk.ErrConflict). A back-end's sdk.ErrConflict is
+// not this: it is an ordinary failure.
+var errEnded = errors.New("the execution ended meanwhile")
 
 // owner is the execution owner's identity to start with.
 func (e *Engine) owner(ctx context.Context, name string) (state.User, error) {
@@ -173,7 +212,8 @@ func transient(err error) bool {
 
 // createNetwork creates the execution's network and records its id before
 // anything else can use it. When the execution ended meanwhile (the store
-// refuses the id with sdk.ErrConflict) the network is removed again.
+// refuses the id with sdk.ErrConflict) the network is removed again and
+// errEnded returned; the back-end's errors are returned as they are.
 func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string, error) {
 	wctx := context.WithoutCancel(ctx)
 	spec := backend.NetworkSpec{Name: e.networkName(ex.ID), Labels: map[string]string{
@@ -197,6 +237,9 @@ func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string,
 		if rerr := e.cfg.Backend.RemoveNetwork(wctx, id); rerr != nil && !errors.Is(rerr, sdk.ErrNotFound) {
 			e.log.Warn("cannot remove a network whose id could not be recorded", "execution", ex.ID, "network", id,
 				"error", rerr)
+		}
+		if errors.Is(err, sdk.ErrConflict) {
+			return "", errEnded
 		}
 		return "", fmt.Errorf("record network %s: %w", id, err)
 	}
@@ -224,34 +267,36 @@ func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Moun
 	return nil
 }
 
-// expand expands the stored description with the execution's id.
-func (e *Engine) expand(ex state.Execution, user state.User) (map[string]zapp.Instance, error) {
-	app, err := zapp.Load(ex.Description, e.cfg.Limits)
-	if err != nil {
-		return nil, fmt.Errorf("the description is no longer valid: %w", err)
+// bind completes the stored instance of every job for execution ex of
+// user, and splits its command.
+func (e *Engine) bind(ex state.Execution, user state.User, jobs []job) error {
+	c := zapp.ExpandContext{ExecutionID: strconv.FormatInt(ex.ID, 10), ExecutionName: ex.Name, UserName: ex.Owner,
+		UID: user.UID, GID: user.GID, Deployment: e.cfg.Deployment, ProxyBase: e.cfg.ProxyBase}
+	for i := range jobs {
+		j := &jobs[i]
+		in, err := instanceOf(j.sv)
+		if err == nil {
+			j.in, err = zapp.Bind(in, c)
+		}
+		if err == nil && j.in.Command != nil {
+			if j.cmd, err = zapp.SplitCommand(*j.in.Command); err != nil {
+				err = fmt.Errorf("the command of service %s: %w", j.sv.Name, err)
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
-	list, err := zapp.Expand(app, zapp.ExpandContext{
-		ExecutionID: strconv.FormatInt(ex.ID, 10), ExecutionName: ex.Name, UserName: ex.Owner,
-		UID: user.UID, GID: user.GID, Deployment: e.cfg.Deployment, ProxyBase: e.cfg.ProxyBase, Limits: e.cfg.Limits,
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]zapp.Instance, len(list))
-	for _, in := range list {
-		out[in.Name] = in
-	}
-	return out, nil
+	return nil
 }
 
 // startOne starts one service and records it. Starting a service the
-// back-end has already (a start whose answer was lost) adopts it.
-func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zapp.Instance, netID string, mount workspace.Mount, runAs string, sec backend.Security, addrs map[string]string) error {
+// back-end has already (a start whose answer was lost) adopts it. A start
+// the back-end refuses for good is recorded and returned as a
+// refusedError; other errors are worth trying again.
+func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security, addrs map[string]string) error {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
-	if in.Name == "" {
-		return fmt.Errorf("service %s is not in the description: %w", j.sv.Name, sdk.ErrInternal)
-	}
 	node := j.node
 	if _, err := store.UpdateService(ctx, j.sv.ID, state.ServiceUpdate{Node: &node}); err != nil {
 		return err
@@ -260,7 +305,7 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zap
 		state.ServiceChange{Reason: "placed on node " + node}); err != nil {
 		return err
 	}
-	spec := e.spec(ex, in, node, netID, mount)
+	spec := e.spec(ex, j, netID, mount)
 	spec.User, spec.Security = runAs, sec
 	st, err := e.cfg.Backend.Start(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
@@ -281,9 +326,9 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zap
 		if terr != nil {
 			e.log.Warn("cannot record a failed start", "service", j.sv.Name, "error", terr)
 		}
-		return err
+		return refusedError{err}
 	}
-	return e.record(wctx, ex, j.sv, in, st, addrs, "started on node "+st.Node)
+	return e.record(wctx, ex, j.sv, j.in, st, addrs, "started on node "+st.Node)
 }
 
 // find looks for a service of this deployment by name.
@@ -317,14 +362,12 @@ func (e *Engine) record(ctx context.Context, ex state.Execution, sv state.Servic
 	return err
 }
 
-func (e *Engine) spec(ex state.Execution, in zapp.Instance, node, netID string, mount workspace.Mount) backend.ServiceSpec {
+// spec is what the back-end is asked to start for job j.
+func (e *Engine) spec(ex state.Execution, j job, netID string, mount workspace.Mount) backend.ServiceSpec {
+	in, node := j.in, j.node
 	env := make(map[string]string, len(in.Environment))
 	for _, v := range in.Environment {
 		env[v.Name] = v.Value
-	}
-	var cmd []string
-	if in.Command != nil {
-		cmd = strings.Fields(*in.Command)
 	}
 	vols := []backend.Volume{{HostPath: mount.HostPath, VolumeName: mount.VolumeName, MountPoint: zapp.WorkspacePath,
 		ReadOnly: mount.ReadOnly}}
@@ -337,7 +380,7 @@ func (e *Engine) spec(ex state.Execution, in zapp.Instance, node, netID string, 
 	}
 	id := strconv.FormatInt(ex.ID, 10)
 	return backend.ServiceSpec{
-		Name: e.containerName(ex.ID, in.Name), Hostname: in.DNSName, Image: in.Image, Command: cmd, WorkDir: in.WorkDir,
+		Name: e.containerName(ex.ID, in.Name), Hostname: in.DNSName, Image: in.Image, Command: j.cmd, WorkDir: in.WorkDir,
 		Environment: env,
 		Labels: map[string]string{LabelDeployment: e.cfg.Deployment, LabelExecution: id, LabelService: in.Name,
 			LabelOwner: ex.Owner},
@@ -389,18 +432,17 @@ func (e *Engine) endpoints(ex state.Execution, in zapp.Instance, st backend.Serv
 }
 
 // cleanup stops and removes every container of an execution that ends,
-// removes its network and ends it.
-func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
+// removes its network and ends it. It returns an error when something
+// failed, to be tried again after a back-off (see spawn).
+func (e *Engine) cleanup(ctx context.Context, ex state.Execution) error {
 	store, be := e.cfg.Store, e.cfg.Backend
 	svcs, err := store.Services(ctx, ex.ID)
 	if err != nil {
-		return
+		return fmt.Errorf("cannot read the services: %w", err)
 	}
 	listed, err := be.List(ctx)
 	if err != nil {
-		e.log.Debug("cannot list services to clean up; trying again", "execution", ex.ID, "error", err)
-		sleep(ctx, e.cfg.Interval)
-		return
+		return fmt.Errorf("cannot list the back-end's services: %w", err)
 	}
 	mine := map[string]backend.ServiceStatus{}
 	for _, st := range listed {
@@ -410,7 +452,14 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	failed := false
+	var failed error // the first failure
+	fail := func(err error) {
+		mu.Lock()
+		if failed == nil {
+			failed = err
+		}
+		mu.Unlock()
+	}
 	for _, sv := range svcs {
 		name := e.containerName(ex.ID, sv.Name)
 		st, ok := mine[name]
@@ -420,9 +469,7 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 			if ok {
 				if err := e.removeContainer(ctx, st.Handle, &k); err != nil {
 					e.log.Warn("cannot remove a service", "execution", ex.ID, "service", sv.Name, "error", err)
-					mu.Lock()
-					failed = true
-					mu.Unlock()
+					fail(fmt.Errorf("cannot remove service %s: %w", sv.Name, err))
 					return
 				}
 			}
@@ -440,26 +487,22 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 		wg.Go(func() {
 			if err := e.removeContainer(ctx, st.Handle, nil); err != nil {
 				e.log.Warn("cannot remove a container", "execution", ex.ID, "name", st.Name, "error", err)
-				mu.Lock()
-				failed = true
-				mu.Unlock()
+				fail(fmt.Errorf("cannot remove container %s: %w", st.Name, err))
 			}
 		})
 	}
 	wg.Wait()
-	if failed || ctx.Err() != nil {
-		sleep(ctx, e.cfg.Interval)
-		return
+	if failed != nil || ctx.Err() != nil {
+		return failed
 	}
 	cur, err := store.GetExecution(ctx, ex.ID)
 	if err != nil {
-		return
+		return fmt.Errorf("cannot read the execution: %w", err)
 	}
 	if cur.NetworkID != "" {
 		if err := be.RemoveNetwork(ctx, cur.NetworkID); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 			e.log.Warn("cannot remove a network", "execution", ex.ID, "network", cur.NetworkID, "error", err)
-			sleep(ctx, e.cfg.Interval)
-			return
+			return fmt.Errorf("cannot remove the network: %w", err)
 		}
 	}
 	to := state.StatusTerminated
@@ -468,13 +511,16 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 	}
 	_, err = store.Transition(ctx, ex.ID, []state.Status{state.StatusCleaningUp}, to,
 		state.ExecutionChange{Reason: "every service and the network removed", Ended: true})
-	e.logTransition(ex.ID, err)
+	if err != nil && !errors.Is(err, sdk.ErrConflict) {
+		return fmt.Errorf("cannot record the end: %w", err)
+	}
 	if err == nil {
 		e.mu.Lock()
 		e.setWaiting(ex.ID, "")
 		delete(e.dyn, ex.ID)
 		e.mu.Unlock()
 	}
+	return nil
 }
 
 // removeContainer stops a container with the grace period and removes it;

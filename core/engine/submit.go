@@ -14,10 +14,6 @@ import (
 	"github.com/zoe-project/zoe/sdk/auth"
 )
 
-// placeholderID is the execution id of the expansion done at submission,
-// before the store assigns the real one.
-const placeholderID = "0"
-
 // Submit validates a ZApp description against the configured limits and
 // the container policy for the owner's role, and records a new execution
 // of it for owner (who must have logged in: the caller did RecordLogin),
@@ -33,8 +29,8 @@ func (e *Engine) Submit(ctx context.Context, owner, name string, description []b
 	if _, _, err := e.cfg.Containers.Run(user.UID, user.GID); err != nil {
 		return state.Execution{}, err
 	}
-	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Deployment: e.cfg.Deployment,
-		ProxyBase: e.cfg.ProxyBase, Containers: e.cfg.Containers, Role: user.Role})
+	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Containers: e.cfg.Containers,
+		Role: user.Role})
 	if err != nil {
 		return state.Execution{}, err
 	}
@@ -49,7 +45,9 @@ func (e *Engine) Submit(ctx context.Context, owner, name string, description []b
 // Submission is what NewExecution needs of the engine's configuration,
 // and the submitter's role, which the container policy may depend on.
 type Submission struct {
-	Limits     zapp.Limits
+	Limits zapp.Limits
+	// Deployment and ProxyBase are not used any more: the instances are
+	// bound when the execution starts. Kept for the callers that set them.
 	Deployment string
 	ProxyBase  string
 	Containers policy.Policy
@@ -57,8 +55,9 @@ type Submission struct {
 }
 
 // NewExecution is the execution Submit records for a ZApp description:
-// validated, its services expanded into instances (what depends on the
-// execution id is computed when it starts). Errors are Submit's.
+// validated, its services expanded into instances (zapp.Instances: what
+// depends on the execution's id is added by zapp.Bind when it starts).
+// Errors are Submit's.
 func NewExecution(owner, name string, description []byte, sub Submission) (state.NewExecution, error) {
 	app, err := zapp.Load(description, sub.Limits)
 	if err != nil {
@@ -70,10 +69,7 @@ func NewExecution(owner, name string, description []byte, sub Submission) (state
 	if name == "" {
 		name = app.Name
 	}
-	instances, err := zapp.Expand(app, zapp.ExpandContext{
-		ExecutionID: placeholderID, ExecutionName: name, UserName: owner, Deployment: sub.Deployment,
-		ProxyBase: sub.ProxyBase, Limits: sub.Limits,
-	})
+	instances, err := zapp.Instances(app, sub.Limits)
 	if err != nil {
 		return state.NewExecution{}, fmt.Errorf("expand the ZApp: %w: %w", sdk.ErrInvalidArgument, err)
 	}
@@ -81,7 +77,6 @@ func NewExecution(owner, name string, description []byte, sub Submission) (state
 	for _, in := range instances {
 		ne.Cores += in.Cores
 		ne.Memory += in.MemoryReservation
-		in.DNSName, in.Environment = "", nil
 		d, err := json.Marshal(in)
 		if err != nil {
 			return state.NewExecution{}, fmt.Errorf("encode instance %s: %w", in.Name, sdk.ErrInternal)

@@ -32,13 +32,15 @@ type Instance struct {
 	Service   string `json:"service"` // the group's name
 	Index     int    `json:"index"`   // n
 	Essential bool   `json:"essential"`
-	// DNSName is <instance>-<execution id>-<deployment>, lower-cased.
+	// DNSName is <instance>-<execution id>-<deployment>, lower-cased;
+	// empty until Bind.
 	DNSName string  `json:"dns_name"`
 	Image   string  `json:"image"`
 	Command *string `json:"command"`
 	WorkDir string  `json:"work_dir,omitempty"`
 	// Environment is the user's variables with their templates resolved,
-	// then those Zoe sets; no name appears twice.
+	// then those Zoe sets; no name appears twice. Until Bind (as
+	// Instances returns it), the user's variables as written.
 	Environment  []EnvVar `json:"environment"`
 	Ports        []Port   `json:"ports"`
 	Volumes      []Volume `json:"volumes"`
@@ -62,12 +64,34 @@ const WorkspacePath = "/mnt/workspace"
 // Expand turns a description into the instances of one execution: the
 // essential instances of every service, services in startup_order then
 // document order, then the elastic ones in the same order. The
-// description must validate against c.Limits; it is not modified.
+// description must validate against c.Limits; it is not modified. It is
+// Instances, then Bind of each instance.
 func Expand(a *App, c ExpandContext) ([]Instance, error) {
+	out, err := Instances(a, c.Limits)
+	if err != nil {
+		return nil, err
+	}
+	b := newBinder(c)
+	for i := range out {
+		if out[i], err = b.bind(out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Instances returns the instances of one execution of a, in Expand's order,
+// without what depends on the execution, which Bind adds: their DNSName is
+// empty and their Environment holds the service's variables as written,
+// templates unresolved, without Zoe's. Zoe stores them when an execution
+// is submitted, before the store gives it an id, and binds each one when
+// it starts, once the owner's uid and gid are known too. The description
+// must validate against l; it is not modified.
+func Instances(a *App, l Limits) ([]Instance, error) {
 	if a == nil {
 		return nil, errors.New("expand: no description")
 	}
-	if probs := Validate(a, c.Limits); len(probs) > 0 {
+	if probs := Validate(a, l); len(probs) > 0 {
 		return nil, fmt.Errorf("expand: invalid description: %w", probs)
 	}
 	order := make([]int, len(a.Services))
@@ -79,19 +103,6 @@ func Expand(a *App, c ExpandContext) ([]Instance, error) {
 	slices.SortStableFunc(order, func(x, y int) int {
 		return cmp.Compare(a.Services[x].StartupOrder, a.Services[y].StartupOrder)
 	})
-	e := expander{app: a, ctx: c, proxyBase: strings.TrimRight(c.ProxyBase, "/"),
-		dnsSuffix: strings.ToLower("-" + c.ExecutionID + "-" + c.Deployment), instances: newInstanceSet(a.Services)}
-	if c.UID != nil {
-		e.uid = strconv.FormatUint(uint64(*c.UID), 10)
-	}
-	if c.GID != nil {
-		e.gid = strconv.FormatUint(uint64(*c.GID), 10)
-	}
-	// The proxy variables' names, once per service rather than per instance.
-	proxyNames := make([][]string, len(a.Services))
-	for i := range a.Services {
-		proxyNames[i] = proxyVarNames(a.Services[i].Ports)
-	}
 	out := make([]Instance, 0, total)
 	for _, essential := range []bool{true, false} {
 		for _, i := range order {
@@ -101,48 +112,17 @@ func Expand(a *App, c ExpandContext) ([]Instance, error) {
 				from, to = s.EssentialCount, s.TotalCount
 			}
 			for n := from; n < to; n++ {
-				inst, err := e.instance(s, n, essential, proxyNames[i])
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, inst)
+				out = append(out, instance(s, n, essential))
 			}
 		}
 	}
 	return out, nil
 }
 
-// proxyVarNames names the REVERSE_PROXY_PATH_<port> variable of each port,
-// "" for a port number already named (the same number in tcp and udp).
-func proxyVarNames(ports []Port) []string {
-	names := make([]string, len(ports))
-	for j, p := range ports {
-		if !slices.ContainsFunc(ports[:j], func(q Port) bool { return q.PortNumber == p.PortNumber }) {
-			names[j] = "REVERSE_PROXY_PATH_" + strconv.Itoa(p.PortNumber)
-		}
-	}
-	return names
-}
-
-type expander struct {
-	app       *App
-	ctx       ExpandContext
-	proxyBase string
-	dnsSuffix string // -<execution id>-<deployment>, lower-cased
-	uid, gid  string // "" when unknown
-	instances instanceSet
-	buf       []byte // reused to resolve templates
-}
-
-func (e *expander) dnsName(instance string) string {
-	return strings.ToLower(instance) + e.dnsSuffix
-}
-
-func (e *expander) instance(s *Service, n int, essential bool, proxyNames []string) (Instance, error) {
-	name := s.Name + strconv.Itoa(n)
+func instance(s *Service, n int, essential bool) Instance {
 	inst := Instance{
-		Name: name, Service: s.Name, Index: n, Essential: essential,
-		DNSName: e.dnsName(name), Image: s.Image, WorkDir: s.WorkDir,
+		Name: s.Name + strconv.Itoa(n), Service: s.Name, Index: n, Essential: essential,
+		Image: s.Image, WorkDir: s.WorkDir, Environment: slices.Clone(s.Environment),
 		Ports: slices.Clone(s.Ports), Volumes: slices.Clone(s.Volumes), Labels: slices.Clone(s.Labels),
 		StartupOrder: s.StartupOrder, Monitor: s.Monitor, Cores: DefaultCores,
 	}
@@ -166,31 +146,71 @@ func (e *expander) instance(s *Service, n int, essential bool, proxyNames []stri
 	if r.Shm != nil {
 		inst.Shm = *r.Shm
 	}
+	return inst
+}
 
-	env := make([]EnvVar, 0, len(s.Environment)+7+len(s.Ports))
-	for _, v := range s.Environment {
-		val, err := e.resolve(v.Value, inst.DNSName)
+// Bind completes in, an instance as Instances returns it (stored and read
+// back as JSON or not), for the execution c: its DNS name, its
+// environment's templates resolved and Zoe's variables added. It is a pure
+// function of in and c: Bind(Instances(a, l)[i], c) is Expand(a, c)[i].
+// Instances validated the templates; {dns_name#<instance>} names an
+// instance of the same execution. An instance bound already is refused.
+func Bind(in Instance, c ExpandContext) (Instance, error) {
+	b := newBinder(c)
+	return b.bind(in)
+}
+
+type binder struct {
+	ctx       ExpandContext
+	proxyBase string
+	dnsSuffix string // -<execution id>-<deployment>, lower-cased
+	uid, gid  string // "" when unknown
+	buf       []byte // reused to resolve templates
+}
+
+func newBinder(c ExpandContext) *binder {
+	b := &binder{ctx: c, proxyBase: strings.TrimRight(c.ProxyBase, "/"),
+		dnsSuffix: strings.ToLower("-" + c.ExecutionID + "-" + c.Deployment)}
+	if c.UID != nil {
+		b.uid = strconv.FormatUint(uint64(*c.UID), 10)
+	}
+	if c.GID != nil {
+		b.gid = strconv.FormatUint(uint64(*c.GID), 10)
+	}
+	return b
+}
+
+func (b *binder) bind(inst Instance) (Instance, error) {
+	if inst.DNSName != "" {
+		return Instance{}, fmt.Errorf("bind %s: bound already, as %s", inst.Name, inst.DNSName)
+	}
+	name := inst.Name
+	inst.DNSName = strings.ToLower(name) + b.dnsSuffix
+	env := make([]EnvVar, 0, len(inst.Environment)+7+len(inst.Ports))
+	for _, v := range inst.Environment {
+		val, err := b.resolve(v.Value, inst.DNSName)
 		if err != nil {
 			return Instance{}, fmt.Errorf("expand: %s: environment variable %s: %w", name, v.Name, err)
 		}
 		env = append(env, EnvVar{v.Name, val})
 	}
-	c := &e.ctx
+	c := &b.ctx
 	env = append(env,
 		EnvVar{"EXECUTION_ID", c.ExecutionID},
 		EnvVar{"DEPLOY_NAME", c.Deployment},
 		EnvVar{"ZOE_USER", c.UserName})
 	if c.UID != nil {
-		env = append(env, EnvVar{"ZOE_UID", e.uid})
+		env = append(env, EnvVar{"ZOE_UID", b.uid})
 	}
 	if c.GID != nil {
-		env = append(env, EnvVar{"ZOE_GID", e.gid})
+		env = append(env, EnvVar{"ZOE_GID", b.gid})
 	}
 	env = append(env, EnvVar{"SERVICE_NAME", name}, EnvVar{"ZOE_WORKSPACE", WorkspacePath})
-	for j, p := range s.Ports {
-		if proxyNames[j] != "" {
-			env = append(env, EnvVar{proxyNames[j],
-				e.proxyBase + "/" + c.ExecutionID + "/" + name + "/" + strconv.Itoa(p.PortNumber)})
+	for j, p := range inst.Ports {
+		// One variable per port number, tcp and udp alike.
+		if !slices.ContainsFunc(inst.Ports[:j], func(q Port) bool { return q.PortNumber == p.PortNumber }) {
+			env = append(env, EnvVar{"REVERSE_PROXY_PATH_" + strconv.Itoa(p.PortNumber),
+				b.proxyBase + "/" + c.ExecutionID + "/" + name + "/" + strconv.Itoa(p.PortNumber)})
 		}
 	}
 	inst.Environment = env
@@ -198,35 +218,34 @@ func (e *expander) instance(s *Service, n int, essential bool, proxyNames []stri
 }
 
 // resolve substitutes the template variables of one value.
-func (e *expander) resolve(value, selfDNS string) (string, error) {
+func (b *binder) resolve(value, selfDNS string) (string, error) {
 	if indexBrace(value) < 0 {
 		return value, nil
 	}
-	b := e.buf[:0]
+	buf := b.buf[:0]
 	var unknown string
-	msg := scanTemplate(value, func(s string) { b = append(b, s...) }, func(name string) {
+	msg := scanTemplate(value, func(s string) { buf = append(buf, s...) }, func(name string) {
 		switch name {
 		case varUserName:
-			b = append(b, e.ctx.UserName...)
+			buf = append(buf, b.ctx.UserName...)
 		case varExecutionID:
-			b = append(b, e.ctx.ExecutionID...)
+			buf = append(buf, b.ctx.ExecutionID...)
 		case varExecutionName:
-			b = append(b, e.ctx.ExecutionName...)
+			buf = append(buf, b.ctx.ExecutionName...)
 		case varDeploymentName:
-			b = append(b, e.ctx.Deployment...)
+			buf = append(buf, b.ctx.Deployment...)
 		case varDNSSelf:
-			b = append(b, selfDNS...)
+			buf = append(buf, selfDNS...)
 		default:
-			inst, ok := strings.CutPrefix(name, varDNSPrefix)
-			if ok && e.instances.has(inst) {
-				b = append(b, strings.ToLower(inst)...)
-				b = append(b, e.dnsSuffix...)
+			if inst, ok := strings.CutPrefix(name, varDNSPrefix); ok && inst != "" {
+				buf = append(buf, strings.ToLower(inst)...)
+				buf = append(buf, b.dnsSuffix...)
 			} else if unknown == "" {
 				unknown = name
 			}
 		}
 	})
-	e.buf = b
+	b.buf = buf
 	// Validate has refused both already; kept so that no path panics or
 	// silently drops text.
 	if msg != "" {
@@ -235,7 +254,7 @@ func (e *expander) resolve(value, selfDNS string) (string, error) {
 	if unknown != "" {
 		return "", fmt.Errorf("unknown variable {%s}", unknown)
 	}
-	return string(b), nil
+	return string(buf), nil
 }
 
 // Clone returns a deep copy of a, sharing nothing with it.

@@ -254,7 +254,7 @@ func TestTemplates(t *testing.T) {
 		{"{a{b}}", "", `unbalanced "{" at character 1`},
 		{"é{}", "", `empty "{}" at character 2`},
 	}
-	e := expander{app: &App{}, ctx: ctx()}
+	e := newBinder(ctx())
 	for _, c := range cases {
 		got, err := e.resolve(c.in, "self")
 		if c.err != "" {
@@ -367,6 +367,62 @@ func TestConvertV2Errors(t *testing.T) {
 	} {
 		if _, _, err := ConvertV2([]byte(doc)); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s:\n got %v\nwant %s", doc, err, want)
+		}
+	}
+}
+
+// TestBindEqualsExpand: the instances Zoe stores at submission (Instances,
+// through JSON), bound when the execution starts, are those Expand gives
+// with the same context.
+func TestBindEqualsExpand(t *testing.T) {
+	apps := map[string]*App{"big": bigApp(5)}
+	for _, f := range testdataFiles {
+		data, err := os.ReadFile("testdata/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if apps[f], err = Load(data, DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noIDs := ctx()
+	noIDs.UID, noIDs.GID, noIDs.ExecutionID, noIDs.ProxyBase = nil, nil, "7", ""
+	for name, a := range apps {
+		for _, c := range []ExpandContext{ctx(), noIDs} {
+			want, err := Expand(a, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := Instances(a, c.Limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stored) != len(want) {
+				t.Fatalf("%s: %d instances, Expand gives %d", name, len(stored), len(want))
+			}
+			for i, in := range stored {
+				if in.DNSName != "" {
+					t.Errorf("%s: stored %s has the DNS name %s", name, in.Name, in.DNSName)
+				}
+				js, err := json.Marshal(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var back Instance
+				if err := json.Unmarshal(js, &back); err != nil {
+					t.Fatal(err)
+				}
+				got, err := Bind(back, c)
+				if err != nil {
+					t.Fatalf("%s: Bind(%s): %v", name, in.Name, err)
+				}
+				if !reflect.DeepEqual(got, want[i]) {
+					t.Errorf("%s: Bind(%s) =\n%+v\nExpand gives\n%+v", name, in.Name, got, want[i])
+				}
+				if _, err := Bind(got, c); err == nil || !strings.Contains(err.Error(), "bound already") {
+					t.Errorf("%s: binding %s twice: %v", name, in.Name, err)
+				}
+			}
 		}
 	}
 }

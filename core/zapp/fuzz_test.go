@@ -11,7 +11,7 @@ import (
 
 // FuzzLoadExpand: decoding, validation and expansion never panic; what
 // Load accepts validates, expands into total_count instances per service,
-// and survives a JSON round trip. The seed corpus (f.Add and
+// which Instances then Bind give too, and survives a JSON round trip. The seed corpus (f.Add and
 // testdata/fuzz/FuzzLoadExpand) runs with every plain go test.
 func FuzzLoadExpand(f *testing.F) {
 	for _, file := range append(testdataFiles, "v2-spark.json") {
@@ -47,6 +47,15 @@ func FuzzLoadExpand(f *testing.F) {
 		insts, err := Expand(a, ctx())
 		if err != nil {
 			t.Fatalf("Expand of a loaded description: %v", err)
+		}
+		stored, err := Instances(a, DefaultLimits())
+		if err != nil || len(stored) != len(insts) {
+			t.Fatalf("Instances: %d, %v; Expand gives %d", len(stored), err, len(insts))
+		}
+		for i := range stored {
+			if b, err := Bind(stored[i], ctx()); err != nil || !reflect.DeepEqual(b, insts[i]) {
+				t.Fatalf("Bind(%s) = %+v, %v; Expand gives %+v", stored[i].Name, b, err, insts[i])
+			}
 		}
 		n := 0
 		for _, s := range a.Services {

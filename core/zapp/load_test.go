@@ -298,6 +298,13 @@ func loadCases() []loadCase {
 		{name: "command missing", edit: func(m map[string]any) { delete(svcOf(m, 0), "command") }, want: []want{{w0 + "command", "is required"}}},
 		{name: "command empty", edit: func(m map[string]any) { svcOf(m, 0)["command"] = "" },
 			want: []want{{w0 + "command", "must not be empty: use null to keep the image's command"}}},
+		{name: "command needs a shell", edit: func(m map[string]any) { svcOf(m, 0)["command"] = "echo $HOME | wc" },
+			want: []want{{w0 + "command", "a shell expansion ($HOME) at character 6: Zoe runs the command without a shell: " +
+				"quote it to pass it as it is, or write sh -c '...' to run a shell"}}},
+		{name: "command unterminated quote", edit: func(m map[string]any) { svcOf(m, 0)["command"] = `sh -c 'echo a` },
+			want: []want{{w0 + "command", "cannot be split into words: at character 7: reached EOF without closing quote `'`"}}},
+		{name: "command blank", edit: func(m map[string]any) { svcOf(m, 0)["command"] = "  " },
+			want: []want{{w0 + "command", "holds no word: use null to keep the image's command"}}},
 		{name: "command array", edit: func(m map[string]any) { svcOf(m, 0)["command"] = []any{"sh", "-c"} },
 			want: []want{{w0 + "command", "must be a string or null, got an array of 2 elements"}}},
 		{name: "work_dir relative", edit: func(m map[string]any) { svcOf(m, 0)["work_dir"] = "src" },

@@ -262,8 +262,12 @@ func (v *validator) service(sv svc, s *Service) {
 	v.ports(sv, s.Ports)
 	v.environmentNames(sv, s.Environment)
 	v.volumes(sv, s.Volumes)
-	if s.Command != nil && sv.ok("command") && *s.Command == "" {
-		sv.add("command", "must not be empty: use null to keep the image's command")
+	if s.Command != nil && sv.ok("command") {
+		if *s.Command == "" {
+			sv.add("command", "must not be empty: use null to keep the image's command")
+		} else if _, err := SplitCommand(*s.Command); err != nil {
+			sv.add("command", err.Error())
+		}
 	}
 	if s.WorkDir != "" && sv.ok("work_dir") {
 		if msg := checkWorkDir(s.WorkDir); msg != "" {

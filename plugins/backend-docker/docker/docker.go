@@ -296,7 +296,10 @@ func wrap(err error, format string, args ...any) error {
 		return fmt.Errorf("%s: engine unreachable: %v: %w", msg, err, sdk.ErrUnavailable)
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrNotFound)
-	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err):
+	case cerrdefs.IsAlreadyExists(err):
+		// Kept apart from a conflict: the core adopts what exists already.
+		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrAlreadyExists)
+	case cerrdefs.IsConflict(err):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrConflict)
 	case cerrdefs.IsInvalidArgument(err):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrInvalidArgument)

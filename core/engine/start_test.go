@@ -1,0 +1,213 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zoe-project/zoe/core/engine"
+	"github.com/zoe-project/zoe/core/pluginhost"
+	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/internal/testutil"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// TestCategoriesCrossTheWire: through the plugin host, the back-end's
+// "already exists" and "conflict" stay apart, as the engine needs: it
+// adopts what exists and treats a conflict as a failure.
+func TestCategoriesCrossTheWire(t *testing.T) {
+	e := newEnv(t, options{})
+	ctx := t.Context()
+	be := pluginhost.Backend{Plugin: e.backend}
+	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
+	running := e.waitStatus(ex.ID, state.StatusRunning)
+	_, err := be.CreateNetwork(ctx, backend.NetworkSpec{Name: fmt.Sprintf("zoe-%s-%d", deployment, ex.ID)})
+	if !errors.Is(err, sdk.ErrAlreadyExists) || errors.Is(err, sdk.ErrConflict) {
+		t.Errorf("creating a network of a taken name: %v, want already exists only", err)
+	}
+	err = be.RemoveNetwork(ctx, running.NetworkID)
+	if !errors.Is(err, sdk.ErrConflict) || errors.Is(err, sdk.ErrAlreadyExists) {
+		t.Errorf("removing a network in use: %v, want conflict only", err)
+	}
+}
+
+// TestStartAdoptsWhatExists: a service the back-end runs already under the
+// name the engine starts it with (a start whose answer was lost) is adopted,
+// not started twice: Start's sdk.ErrAlreadyExists crossed the wire.
+func TestStartAdoptsWhatExists(t *testing.T) {
+	e := newEnv(t, options{noEngine: true})
+	ctx := t.Context()
+	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
+	st, err := e.ctl.Start(ctx, backend.ServiceSpec{Name: containerName(ex.ID, "alpha0"), Image: "zoe/test:1",
+		User: "1000:1000", Environment: forever(), Labels: map[string]string{engine.LabelExecution: fmt.Sprint(ex.ID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	e.waitStatus(ex.ID, state.StatusRunning)
+	if s := e.services(ex.ID)["alpha0"]; s.Handle.ID != st.Handle.ID {
+		t.Errorf("alpha0 has the handle %q, want the existing service's %q", s.Handle.ID, st.Handle.ID)
+	}
+	if n := e.startsOf(containerName(ex.ID, "alpha0")); n != 1 {
+		t.Errorf("started %d times", n)
+	}
+}
+
+// conflicting is a back-end whose CreateNetwork answers conflict.
+type conflicting struct{ engine.Backend }
+
+func (conflicting) CreateNetwork(context.Context, backend.NetworkSpec) (string, error) {
+	return "", fmt.Errorf("create network: address pools overlap: %w", sdk.ErrConflict)
+}
+
+// TestBackendConflictIsAFailure: a back-end's sdk.ErrConflict is an ordinary
+// failure, which ends the execution in error with the reason, not a sign that
+// the execution ended meanwhile.
+func TestBackendConflictIsAFailure(t *testing.T) {
+	e := newEnv(t, options{wrap: func(b engine.Backend) engine.Backend { return conflicting{b} }})
+	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
+	end := e.waitStatus(ex.ID, state.StatusError)
+	if want := "cannot create the execution's network: create network: address pools overlap"; !strings.HasPrefix(end.ErrorMessage, want) {
+		t.Errorf("error %q, want %q", end.ErrorMessage, want)
+	}
+	if n := e.startsOf(containerName(ex.ID, "alpha0")); n != 0 {
+		t.Errorf("started %d times", n)
+	}
+}
+
+// recorder records the networks the back-end created and removed.
+type recorder struct {
+	engine.Backend
+	mu               sync.Mutex
+	created, removed []string
+}
+
+func (r *recorder) RemoveNetwork(ctx context.Context, id string) error {
+	err := r.Backend.RemoveNetwork(ctx, id)
+	if err == nil {
+		r.mu.Lock()
+		r.removed = append(r.removed, id)
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *recorder) networks() (created, removed []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.created), slices.Clone(r.removed)
+}
+
+func (r *recorder) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (string, error) {
+	id, err := r.Backend.CreateNetwork(ctx, spec)
+	r.mu.Lock()
+	r.created = append(r.created, id)
+	r.mu.Unlock()
+	return id, err
+}
+
+// endingStore ends every execution whose network is being recorded, as
+// another daemon could have meanwhile: the store then refuses the id with
+// sdk.ErrConflict.
+type endingStore struct{ state.Store }
+
+func (s endingStore) SetNetwork(ctx context.Context, id int64, networkID string) error {
+	if _, err := s.Transition(ctx, id, []state.Status{state.StatusQueued}, state.StatusCleaningUp,
+		state.ExecutionChange{Reason: "ended elsewhere"}); err != nil {
+		return err
+	}
+	if _, err := s.Transition(ctx, id, []state.Status{state.StatusCleaningUp}, state.StatusTerminated,
+		state.ExecutionChange{Reason: "ended elsewhere", Ended: true}); err != nil {
+		return err
+	}
+	return s.Store.SetNetwork(ctx, id, networkID)
+}
+
+// TestEndedWhileCreatingNetwork: the store refuses the id of an execution's
+// new network as the execution ended meanwhile (the store's
+// sdk.ErrConflict): the network is removed, nothing is started, no error is
+// recorded and nothing is retried.
+func TestEndedWhileCreatingNetwork(t *testing.T) {
+	rec := &recorder{}
+	e := newEnv(t, options{noEngine: true, wrap: func(b engine.Backend) engine.Backend { rec.Backend = b; return rec }})
+	e.cfg.Store = endingStore{e.store}
+	var err error
+	if e.eng, err = engine.New(testutil.Logger(t).Named("engine"), e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
+	e.run()
+	end := e.waitStatus(ex.ID, state.StatusTerminated)
+	waitFor(t, "the network removed", func() (bool, string) {
+		created, removed := rec.networks()
+		return len(created) == 1 && slices.Equal(created, removed), fmt.Sprint(created, removed)
+	})
+	if created, _ := rec.networks(); end.NetworkID != "" || end.ErrorMessage != "" ||
+		!errors.Is(e.ctl.RemoveNetwork(t.Context(), created[0]), sdk.ErrNotFound) {
+		t.Errorf("the execution's network %q, error %q; the created network is still there", end.NetworkID,
+			end.ErrorMessage)
+	}
+	if n := e.startsOf(containerName(ex.ID, "alpha0")); n != 0 {
+		t.Errorf("started %d times", n)
+	}
+	if r := e.eng.WaitingReason(ex.ID); r != "" {
+		t.Errorf("waiting reason %q", r)
+	}
+}
+
+// TestStartSpec: the instance stored at submission is bound at the start
+// with the execution's id (DNS name, templates, Zoe's variables), and the
+// command is split with the shell's quoting.
+func TestStartSpec(t *testing.T) {
+	var rec *specs
+	e := newEnv(t, options{noEngine: true, wrap: func(b engine.Backend) engine.Backend {
+		rec = &specs{Backend: b}
+		return rec
+	}})
+	e.cfg.ProxyBase = "/zoe/proxy"
+	var err error
+	if e.eng, err = engine.New(testutil.Logger(t).Named("engine"), e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	desc := zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, ports: []int{8888},
+		env: forever("SELF", "{dns_name#self}", "RUN", "{execution_id}/{{x}}")})
+	var m map[string]any
+	if err := json.Unmarshal(desc, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["services"].([]any)[0].(map[string]any)["command"] = `sh -c 'echo "a b" {execution_id}' \$HOME`
+	if desc, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	ex := e.submit(desc)
+	stored := e.services(ex.ID)["alpha0"].Description
+	if strings.Contains(string(stored), "EXECUTION_ID") || !strings.Contains(string(stored), `"dns_name":""`) {
+		t.Errorf("stored instance %s, want it unbound", stored)
+	}
+	e.run()
+	e.waitStatus(ex.ID, state.StatusRunning)
+	list := rec.started()
+	if len(list) != 1 {
+		t.Fatalf("started %d services", len(list))
+	}
+	spec, id := list[0], fmt.Sprint(ex.ID)
+	if want := []string{"sh", "-c", `echo "a b" {execution_id}`, "$HOME"}; !slices.Equal(spec.Command, want) {
+		t.Errorf("command %q, want %q", spec.Command, want)
+	}
+	self := containerName(ex.ID, "alpha0")
+	for k, want := range map[string]string{"SELF": self, "RUN": id + "/{x}", "EXECUTION_ID": id, "ZOE_USER": "alice",
+		"SERVICE_NAME": "alpha0", "REVERSE_PROXY_PATH_8888": "/zoe/proxy/" + id + "/alpha0/8888"} {
+		if spec.Environment[k] != want {
+			t.Errorf("%s=%q, want %q", k, spec.Environment[k], want)
+		}
+	}
+	if spec.Hostname != self || spec.Name != self {
+		t.Errorf("name %q, host name %q, want %q", spec.Name, spec.Hostname, self)
+	}
+}
