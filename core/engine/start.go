@@ -264,7 +264,7 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zap
 	spec.User, spec.Security = runAs, sec
 	st, err := e.cfg.Backend.Start(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
-		st, err = e.find(wctx, spec.Name)
+		st, err = e.find(wctx, ex.ID, spec.Name)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -286,9 +286,9 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, in zap
 	return e.record(wctx, ex, j.sv, in, st, addrs, "started on node "+st.Node)
 }
 
-// find looks for a service of this deployment by name.
-func (e *Engine) find(ctx context.Context, name string) (backend.ServiceStatus, error) {
-	list, err := e.cfg.Backend.List(ctx)
+// find looks for a service of execution id by name.
+func (e *Engine) find(ctx context.Context, id int64, name string) (backend.ServiceStatus, error) {
+	list, err := e.cfg.Backend.List(ctx, executionServices(id))
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
@@ -396,13 +396,15 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 	if err != nil {
 		return
 	}
-	listed, err := be.List(ctx)
+	listed, err := be.List(ctx, executionServices(ex.ID))
 	if err != nil {
 		e.log.Debug("cannot list services to clean up; trying again", "execution", ex.ID, "error", err)
 		sleep(ctx, e.cfg.Interval)
 		return
 	}
 	mine := map[string]backend.ServiceStatus{}
+	// Checked again: a plugin older than List's labels lists the whole
+	// deployment.
 	for _, st := range listed {
 		if st.Labels[LabelExecution] == strconv.FormatInt(ex.ID, 10) || strings.HasSuffix(st.Name, "-"+strconv.FormatInt(ex.ID, 10)+"-"+strings.ToLower(e.cfg.Deployment)) {
 			mine[st.Name] = st
@@ -475,6 +477,11 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) {
 		delete(e.dyn, ex.ID)
 		e.mu.Unlock()
 	}
+}
+
+// executionServices selects the back-end's services of execution id.
+func executionServices(id int64) backend.ListOptions {
+	return backend.ListOptions{Labels: map[string]string{LabelExecution: strconv.FormatInt(id, 10)}}
 }
 
 // removeContainer stops a container with the grace period and removes it;
