@@ -49,9 +49,11 @@ func (*closer) Capabilities(context.Context) (backend.Capabilities, error) {
 
 var errNothing = fmt.Errorf("the closer test plugin runs nothing: %w", sdk.ErrUnsupported)
 
-func (*closer) Nodes(context.Context) ([]backend.Node, error)                     { return nil, nil }
-func (*closer) CreateNetwork(context.Context, backend.NetworkSpec) (string, error) { return "", errNothing }
-func (*closer) RemoveNetwork(context.Context, string) error                        { return errNothing }
+func (*closer) Nodes(context.Context) ([]backend.Node, error) { return nil, nil }
+func (*closer) CreateNetwork(context.Context, backend.NetworkSpec) (string, error) {
+	return "", errNothing
+}
+func (*closer) RemoveNetwork(context.Context, string) error { return errNothing }
 func (*closer) Start(context.Context, backend.ServiceSpec) (backend.ServiceStatus, error) {
 	return backend.ServiceStatus{}, errNothing
 }
