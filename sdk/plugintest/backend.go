@@ -27,7 +27,8 @@ type BackendSuite struct {
 	// process with SIGKILL and checks that a new one takes the running
 	// services back, so a back-end whose services die with its process
 	// fails; it also starts one with another Deployment and checks that the
-	// two see only their own services. Required.
+	// two see only their own services. It is called for every process the
+	// suite starts: build the binary once, in TestMain. Required.
 	Process func(t *testing.T) (binary string, cfg sdk.Config)
 	// LongRunning returns a service that writes at least two lines when it
 	// starts, one more when it is asked to stop (SIGTERM), and runs until
