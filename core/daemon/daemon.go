@@ -136,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 	// now; it is created first, so it reaches the API once it exists.
 	idents := &identities{}
 	if plugins.Backend != nil && plugins.Workspace != nil {
-		eng, err := newEngine(log, cfg, store, plugins, serviceLogs, opts.Executable, idents)
+		eng, err := newEngine(ctx, log, cfg, store, plugins, serviceLogs, opts.Executable, idents)
 		if err != nil {
 			return err
 		}
@@ -230,7 +230,7 @@ func (i *identities) Current(ctx context.Context, username string) (state.User, 
 	return s.Current(ctx, username)
 }
 
-func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store, exe string, idents engine.Identities) (*engine.Engine, error) {
+func newEngine(ctx context.Context, log hclog.Logger, cfg *config.Config, store state.Store, plugins *Plugins, serviceLogs *logs.Store, exe string, idents engine.Identities) (*engine.Engine, error) {
 	policy, err := scheduler.ParsePolicy(cfg.Scheduler.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler policy in %s: %w", cfg.File, err)
@@ -239,12 +239,22 @@ func newEngine(log hclog.Logger, cfg *config.Config, store state.Store, plugins 
 	if err != nil {
 		return nil, fmt.Errorf("scheduler placement in %s: %w", cfg.File, err)
 	}
+	be := pluginhost.Backend{Plugin: plugins.Backend}
+	// Asked once: the answer follows the plugin's configuration, which
+	// stays while the daemon runs.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	caps, err := be.Capabilities(cctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("ask the back-end plugin %q what it can do: %w", plugins.Backend.Status().Name, err)
+	}
+	log.Info("back-end capabilities", "pulls_images", caps.PullsImages, "updater", caps.Updater, "closer", caps.Closer)
 	return engine.New(log.Named("engine"), engine.Config{
-		Store: store, Backend: pluginhost.Backend{Plugin: plugins.Backend}, Workspace: *plugins.Workspace,
+		Store: store, Backend: be, Workspace: *plugins.Workspace,
 		Deployment: cfg.DeploymentName, Policy: policy, Placement: placement, Backfill: cfg.Scheduler.Backfill,
-		// The back-ends pull missing images; one that cannot refuses the
-		// start and the execution ends in error.
-		CanPull:    true,
+		// A back-end that does not pull gets services only on nodes that
+		// have their image.
+		CanPull:    caps.PullsImages,
 		Limits:     zapp.Limits{MaxCores: cfg.Limits.MaxServiceCores, MaxMemory: cfg.Limits.MaxServiceMemory},
 		Containers: containerPolicy(cfg, plugins, exe),
 		PidsLimit:  cfg.Containers.PidsLimit,

@@ -339,7 +339,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 	if err := ctl.Configure(ctx, sdk.Config{JSON: blk, Deployment: "simtest", DataDir: filepath.Join(dir, "data"), ConfigDir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ctl.Close)
+	t.Cleanup(func() { _ = ctl.Close(context.Background()) })
 	evs, err := ctl.Events(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -383,7 +383,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 		t.Fatalf("terminate: %d", code)
 	}
 	alice.await(c.ID, "cleaning_up")
-	list, err := ctl.List(ctx)
+	list, err := ctl.List(ctx, backend.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 	if ex := alice.execution(a.ID); ex.Status != "running" {
 		t.Errorf("A is %s after the restart", ex.Status)
 	}
-	list, err = ctl.List(ctx)
+	list, err = ctl.List(ctx, backend.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 		}
 		alice.await(id, "terminated")
 	}
-	if list, err := ctl.List(ctx); err != nil || len(list) != 0 {
+	if list, err := ctl.List(ctx, backend.ListOptions{}); err != nil || len(list) != 0 {
 		t.Errorf("left on the platform: %+v %v", list, err)
 	}
 	// No network is left behind either, those of the executions caught

@@ -70,9 +70,9 @@ func (f *faulty) times(method string) []time.Time {
 	return append([]time.Time(nil), f.calls[method]...)
 }
 
-func (f *faulty) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+func (f *faulty) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
 	f.call("List", "")
-	return f.Backend.List(ctx)
+	return f.Backend.List(ctx, opts)
 }
 
 func (f *faulty) Nodes(ctx context.Context) ([]backend.Node, error) {

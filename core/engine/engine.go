@@ -126,7 +126,7 @@ type Backend interface {
 	Stop(ctx context.Context, h backend.Handle, grace time.Duration) error
 	Remove(ctx context.Context, h backend.Handle, force bool) error
 	Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error)
-	List(ctx context.Context) ([]backend.ServiceStatus, error)
+	List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error)
 	Events(ctx context.Context) (<-chan backend.Event, error)
 	Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error)
 }

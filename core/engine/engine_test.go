@@ -167,7 +167,7 @@ func newEnv(t *testing.T, o options) *env {
 	if err := e.ctl.Configure(ctx, cfgOf(simCfg)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.ctl.Close)
+	t.Cleanup(func() { _ = e.ctl.Close(context.Background()) })
 	evs, err := e.ctl.Events(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +382,7 @@ func containerName(id int64, svc string) string { return fmt.Sprintf("%s-%d-%s",
 func (e *env) platformEmpty(handles ...state.Handle) {
 	e.t.Helper()
 	ctx := e.t.Context()
-	list, err := e.ctl.List(ctx)
+	list, err := e.ctl.List(ctx, backend.ListOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -706,7 +706,7 @@ func TestStartupOrder(t *testing.T) {
 		svc{name: "beta", ess: 2, total: 2, env: delay},
 		svc{name: "gamma", order: 1, ess: 1, total: 1, env: delay}))
 	e.waitStatus(ex.ID, state.StatusRunning)
-	list, err := e.ctl.List(t.Context())
+	list, err := e.ctl.List(t.Context(), backend.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -784,7 +784,7 @@ func TestOrphanRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the orphan removed", func() (bool, string) {
-		list, err := e.ctl.List(ctx)
+		list, err := e.ctl.List(ctx, backend.ListOptions{})
 		return err == nil && len(list) == 0, fmt.Sprint(len(list), err)
 	})
 }

@@ -64,7 +64,7 @@ func (e *Engine) pass(ctx context.Context) error {
 	}
 	// List after reading the store: every service the store says runs was
 	// started before the List, so its absence means it is gone.
-	listed, err := e.cfg.Backend.List(ctx)
+	listed, err := e.cfg.Backend.List(ctx, backend.ListOptions{})
 	if err != nil {
 		e.log.Debug("cannot list the back-end's services; reconciliation waits", "error", err)
 	} else if e.reconcile(ctx, snap, listed) {

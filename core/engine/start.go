@@ -309,7 +309,7 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 	spec.User, spec.Security = runAs, sec
 	st, err := e.cfg.Backend.Start(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
-		st, err = e.find(wctx, spec.Name)
+		st, err = e.find(wctx, ex.ID, spec.Name)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -331,9 +331,9 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 	return e.record(wctx, ex, j.sv, j.in, st, addrs, "started on node "+st.Node)
 }
 
-// find looks for a service of this deployment by name.
-func (e *Engine) find(ctx context.Context, name string) (backend.ServiceStatus, error) {
-	list, err := e.cfg.Backend.List(ctx)
+// find looks for a service of execution id by name.
+func (e *Engine) find(ctx context.Context, id int64, name string) (backend.ServiceStatus, error) {
+	list, err := e.cfg.Backend.List(ctx, executionServices(id))
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
@@ -440,11 +440,13 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) error {
 	if err != nil {
 		return fmt.Errorf("cannot read the services: %w", err)
 	}
-	listed, err := be.List(ctx)
+	listed, err := be.List(ctx, executionServices(ex.ID))
 	if err != nil {
 		return fmt.Errorf("cannot list the back-end's services: %w", err)
 	}
 	mine := map[string]backend.ServiceStatus{}
+	// Checked again: a plugin older than List's labels lists the whole
+	// deployment.
 	for _, st := range listed {
 		if st.Labels[LabelExecution] == strconv.FormatInt(ex.ID, 10) || strings.HasSuffix(st.Name, "-"+strconv.FormatInt(ex.ID, 10)+"-"+strings.ToLower(e.cfg.Deployment)) {
 			mine[st.Name] = st
@@ -521,6 +523,11 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) error {
 		e.mu.Unlock()
 	}
 	return nil
+}
+
+// executionServices selects the back-end's services of execution id.
+func executionServices(id int64) backend.ListOptions {
+	return backend.ListOptions{Labels: map[string]string{LabelExecution: strconv.FormatInt(id, 10)}}
 }
 
 // removeContainer stops a container with the grace period and removes it;

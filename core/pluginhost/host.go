@@ -440,7 +440,12 @@ func (p *Plugin) relaunch() bool {
 	}
 }
 
-// Stop stops supervising and ends the plugin process.
+// closeTimeout bounds a plugin's Close when the host stops it.
+const closeTimeout = 5 * time.Second
+
+// Stop stops supervising and ends the plugin process. A back-end plugin
+// that implements backend.Closer is closed first, so that it releases its
+// clients; its services keep running.
 func (p *Plugin) Stop() {
 	p.mu.Lock()
 	select {
@@ -454,9 +459,18 @@ func (p *Plugin) Stop() {
 	p.mu.Unlock()
 	<-p.stopped
 	p.mu.Lock()
-	client, kill := p.client, p.kill
+	client, kill, impl := p.client, p.kill, p.impl
 	p.state, p.since, p.impl = StateStopped, time.Now(), nil
 	p.mu.Unlock()
+	// No new call reaches the plugin from here on (Impl refuses): Close
+	// is its last.
+	if c, ok := impl.(backend.Closer); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		if err := c.Close(ctx); err != nil && !errors.Is(err, sdk.ErrUnsupported) {
+			p.log.Warn("the plugin did not close cleanly", "error", err)
+		}
+		cancel()
+	}
 	if client != nil {
 		client.Kill() // gracefully first: the plugin may have work to finish
 		kill()

@@ -22,6 +22,7 @@ import (
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 var binDir string
@@ -37,6 +38,7 @@ func TestMain(m *testing.M) {
 		"zoe-plugin-workspace-dir":  "plugins/workspace-dir",
 		"zoe-plugin-auth-hang":      "internal/testplugins/hang",
 		"zoe-plugin-auth-benchbare": "internal/testplugins/benchbare",
+		"zoe-plugin-backend-closer": "internal/testplugins/closer",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -418,5 +420,38 @@ func TestPluginLogsReachTheCoresLog(t *testing.T) {
 				t.Errorf("forwarded as %v, want level info, path %s, users 2", loaded, users)
 			}
 		})
+	}
+}
+
+// A back-end with backend.Closer is closed before its process is stopped:
+// its Close ran (and wrote its marker) by the time Stop returns.
+func TestStopClosesABackend(t *testing.T) {
+	path, err := Find(binDir, sdk.KindBackend, "closer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "closed")
+	p, err := Start(context.Background(), testutil.Logger(t), Spec{
+		Kind: sdk.KindBackend, Name: "closer", Path: path, StartTimeout: 10 * time.Second, Dir: t.TempDir(),
+		Setup: func(ctx context.Context, p sdk.Plugin) error {
+			return p.Configure(ctx, sdk.Config{JSON: fmt.Appendf(nil, `{"marker":%q}`, marker), APIVersion: backend.APIVersion})
+		},
+	}, fastTiming())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	caps, err := Backend{p}.Capabilities(context.Background())
+	if err != nil || !caps.Closer || caps.Updater {
+		t.Errorf("Capabilities = %+v, %v; want a Closer and no Updater", caps, err)
+	}
+	if err := (Backend{p}).Update(context.Background(), backend.Handle{ID: "x"}, backend.Resources{}); !errors.Is(err, sdk.ErrUnsupported) {
+		t.Errorf("Update of a back-end without it: %v, want sdk.ErrUnsupported", err)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("closed before Stop: %v", err)
+	}
+	p.Stop()
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "closed" {
+		t.Errorf("after Stop the marker reads %q, %v; want the plugin closed", b, err)
 	}
 }

@@ -148,16 +148,27 @@ func (b Backend) Recover(ctx context.Context, h backend.Handle) (backend.Service
 	return impl.Recover(ctx, h)
 }
 
-func (b Backend) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+func (b Backend) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
 	impl, err := current[backend.Backend](b.Plugin)
 	if err != nil {
 		return nil, err
 	}
-	return impl.List(ctx)
+	return impl.List(ctx, opts)
 }
 
-func (b Backend) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
+// Capabilities are the current process's; the plugin's answer says which
+// optional interfaces it has.
+func (b Backend) Capabilities(ctx context.Context) (backend.Capabilities, error) {
 	impl, err := current[backend.Backend](b.Plugin)
+	if err != nil {
+		return backend.Capabilities{}, err
+	}
+	return impl.Capabilities(ctx)
+}
+
+// Update is sdk.ErrUnsupported for a plugin without backend.Updater.
+func (b Backend) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
+	impl, err := current[backend.Updater](b.Plugin)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,10 @@
 //
 // The harness returns the client side of the plugin, so the protobuf
 // conversions, streams and error categories of the wire are all exercised.
+// LaunchBackend goes further: it runs the plugin's binary as a process of
+// its own, as the core does, so that the back-end suite can kill it and
+// check that the services outlive it. sdk/README.md says what each suite
+// checks.
 package plugintest
 
 import (

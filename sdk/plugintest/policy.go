@@ -26,23 +26,13 @@ func checkRootRefused(t *testing.T, p backend.Backend, s BackendSuite) {
 	for _, user := range []string{"", "0", "0:0", "00:23456", "root", "root:root", "12345:0", "12345"} {
 		t.Run(fmt.Sprintf("user %q", user), func(t *testing.T) {
 			ctx := ctxFor(t, s.Timeout)
-			net, spec := prepare(t, ctx, p, s.LongRunning())
-			defer func() { _ = p.RemoveNetwork(ctx, net) }()
+			_, spec := prepare(t, ctx, p, s.LongRunning())
 			spec.User, spec.Security = user, backend.Security{}
 			st, err := p.Start(ctx, spec)
 			if !errors.Is(err, sdk.ErrInvalidArgument) {
 				t.Errorf("Start as %q without AllowRoot = %+v, %v; want sdk.ErrInvalidArgument", user, st, err)
 			}
-			list, err := p.List(ctx)
-			if err != nil {
-				t.Fatalf("List: %v", err)
-			}
-			for _, x := range list {
-				if x.Name == spec.Name {
-					t.Errorf("a refused spec left %+v on the platform", x)
-					_ = p.Remove(ctx, x.Handle, true)
-				}
-			}
+			checkNothingLeft(t, ctx, p, spec.Name)
 		})
 	}
 }
@@ -66,23 +56,13 @@ func checkMissingHostPath(t *testing.T, p backend.Backend, s BackendSuite) {
 	}
 	missing := base + "/zoe-conformance-missing-" + randomSuffix() + "/dir"
 	ctx := ctxFor(t, s.Timeout)
-	net, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage, Command: []string{"/data"},
+	_, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage, Command: []string{"/data"},
 		Volumes: []backend.Volume{{HostPath: missing, MountPoint: "/data"}}})
-	defer func() { _ = p.RemoveNetwork(ctx, net) }()
 	if st, err := p.Start(ctx, spec); err == nil {
 		_ = p.Remove(ctx, st.Handle, true)
 		t.Errorf("Start with the missing host path %s = %+v; want an error", missing, st)
 	}
-	list, err := p.List(ctx)
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	for _, x := range list {
-		if x.Name == spec.Name {
-			t.Errorf("a refused spec left %+v on the platform", x)
-			_ = p.Remove(ctx, x.Handle, true)
-		}
-	}
+	checkNothingLeft(t, ctx, p, spec.Name)
 	if _, err := os.Stat(missing[:strings.LastIndex(missing, "/")]); local && !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the missing host path was created: %v", err)
 	}
@@ -164,11 +144,10 @@ func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSu
 			if err != nil {
 				t.Fatalf("Events: %v", err)
 			}
-			net, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage,
+			_, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage,
 				Command: []string{"/probe/rw", "/probe/ro"}, User: c.user, Security: c.sec,
 				Resources: backend.Resources{PidsLimit: c.pids},
 				Volumes:   []backend.Volume{{HostPath: dir, MountPoint: "/probe/rw"}, {HostPath: dir, MountPoint: "/probe/ro", ReadOnly: true}}})
-			defer func() { _ = p.RemoveNetwork(ctx, net) }()
 			st, err := p.Start(ctx, spec)
 			if err != nil {
 				t.Fatalf("Start the probe as %q with %+v: %v", c.user, c.sec, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
 
@@ -41,6 +42,11 @@ func RunWorkspaceConformance(t *testing.T, s WorkspaceSuite) {
 		}
 		if (m.HostPath == "") == (m.VolumeName == "") {
 			t.Errorf("mount %+v: want exactly one of HostPath and VolumeName", m)
+		}
+		// Back-ends refuse a relative host path (backend.CheckVolumes): it
+		// would resolve against wherever the platform runs.
+		if m.HostPath != "" && !path.IsAbs(m.HostPath) {
+			t.Errorf("host path %q is relative: want an absolute path on the platform's nodes", m.HostPath)
 		}
 		if ok, err := p.Exists(ctx, alice); err != nil || !ok {
 			t.Errorf("Exists after Prepare = %v, %v; want true, nil", ok, err)

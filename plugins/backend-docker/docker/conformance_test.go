@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/plugintest"
 )
@@ -12,7 +13,12 @@ func TestConformance(t *testing.T) {
 	dep := deployment(t)
 	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
 		New: func(t *testing.T) backend.Backend { return open(t, dep, nil) },
+		Process: func(*testing.T) (string, sdk.Config) {
+			return pluginBinary, sdk.Config{Deployment: dep}
+		},
 		LongRunning: func() backend.ServiceSpec {
+			// It prints a line on stdout and one on stderr when it starts,
+			// and "terminated" on SIGTERM.
 			return backend.ServiceSpec{Image: testimages.HTTPService,
 				Ports:     []backend.Port{{Port: 8080, Protocol: "tcp", Name: "http"}},
 				Resources: backend.Resources{Cores: 0.5, MemoryLimit: 64 << 20, MemoryReservation: 32 << 20}}

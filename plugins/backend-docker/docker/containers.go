@@ -104,6 +104,9 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err := backend.CheckUser(spec); err != nil {
 		return backend.ServiceStatus{}, fmt.Errorf("start: %w", err)
 	}
+	if err := backend.CheckVolumes(spec.Volumes); err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
 	h, err := rt.pickHost(spec.Node)
 	if err != nil {
 		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
@@ -410,18 +413,27 @@ func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.Service
 }
 
 // List reports every container of the deployment on every host, in all
-// states. A host that cannot be asked is an error: a partial list would
-// make the core believe services vanished.
-func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+// states, or those with opts' labels (the engine filters on them). A host
+// that cannot be asked is an error: a partial list would make the core
+// believe services vanished.
+func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
 	rt, err := p.runtime()
 	if err != nil {
 		return nil, err
+	}
+	// Label filters of one kind are ANDed by the engine.
+	labels := []string{LabelDeployment + "=" + rt.deployment}
+	for k, v := range opts.Labels {
+		if k == LabelDeployment && v != rt.deployment {
+			return nil, nil
+		}
+		labels = append(labels, k+"="+v)
 	}
 	var out []backend.ServiceStatus
 	for _, name := range rt.order {
 		h := rt.hosts[name]
 		list, err := h.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
-			Filters: client.Filters{}.Add("label", LabelDeployment+"="+rt.deployment)})
+			Filters: client.Filters{}.Add("label", labels...)})
 		if err != nil {
 			return nil, wrap(err, "list containers on %s", name)
 		}

@@ -76,7 +76,11 @@ const (
 	resubscribeDelay = 500 * time.Millisecond
 )
 
-var _ backend.Backend = (*Plugin)(nil)
+var (
+	_ backend.Backend = (*Plugin)(nil)
+	_ backend.Updater = (*Plugin)(nil)
+	_ backend.Closer  = (*Plugin)(nil)
+)
 
 // Plugin is the Docker back-end. The zero value is not usable; call New. It
 // is safe for concurrent use.
@@ -261,8 +265,18 @@ func (rt *runtime) closeAll() {
 	}
 }
 
-// Close releases the engines' connections. The plugin is unusable after.
-func (p *Plugin) Close() error {
+// Capabilities: the plugin pulls images unless pull_images is off.
+func (p *Plugin) Capabilities(context.Context) (backend.Capabilities, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return backend.Capabilities{}, err
+	}
+	return backend.Capabilities{PullsImages: rt.pull}, nil
+}
+
+// Close releases the engines' connections; the containers and networks
+// stay. The plugin is unusable after, until Configure.
+func (p *Plugin) Close(context.Context) error {
 	p.mu.Lock()
 	rt := p.rt
 	p.rt = nil
@@ -422,7 +436,8 @@ func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (s
 }
 
 // RemoveNetwork removes the network from every host; sdk.ErrNotFound when
-// no host has it.
+// no host has it, sdk.ErrConflict while a container uses it (the engine
+// says 403, "has active endpoints").
 func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 	rt, err := p.runtime()
 	if err != nil {
@@ -437,6 +452,11 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 			removed++
 		case cerrdefs.IsNotFound(err):
 		default:
+			if res, ierr := rt.hosts[name].cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{}); ierr == nil && len(res.Network.Containers) > 0 {
+				errs = append(errs, fmt.Errorf("remove network %q on %s: %d containers use it: %v: %w", id, name,
+					len(res.Network.Containers), err, sdk.ErrConflict))
+				continue
+			}
 			errs = append(errs, wrap(err, "remove network %q on %s", id, name))
 		}
 	}

@@ -44,7 +44,7 @@ func TestConfigure(t *testing.T) {
 				js, _ = json.Marshal(c.block)
 			}
 			p := docker.New(slog.New(slog.DiscardHandler))
-			defer p.Close()
+			defer func() { _ = p.Close(context.Background()) }()
 			err := p.Configure(context.Background(), sdk.Config{JSON: js, Deployment: "d"})
 			if c.path == "" {
 				if err != nil {
@@ -307,7 +307,7 @@ func TestList(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			list, err := c.p.List(ctx)
+			list, err := c.p.List(ctx, backend.ListOptions{})
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -434,7 +434,7 @@ func TestUnreachableEngine(t *testing.T) {
 			return err
 		}},
 		{"Inspect", func() error { _, err := p.Inspect(ctx, h); return err }},
-		{"List", func() error { _, err := p.List(ctx); return err }},
+		{"List", func() error { _, err := p.List(ctx, backend.ListOptions{}); return err }},
 		{"Events", func() error { _, err := p.Events(ctx); return err }},
 		{"Logs", func() error { _, err := p.Logs(ctx, h, backend.LogOptions{}); return err }},
 	}

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -22,9 +24,15 @@ import (
 // wait bounds every wait for the engine in these tests.
 const wait = 60 * time.Second
 
-// TestMain builds the test images. The tests need a Docker engine: without
-// one they fail, they do not skip.
-func TestMain(m *testing.M) {
+// pluginBinary is the plugin built by TestMain, which the conformance suite
+// runs as a process of its own.
+var pluginBinary string
+
+// TestMain builds the test images and the plugin. The tests need a Docker
+// engine: without one they fail, they do not skip.
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cli, err := client.New(client.FromEnv)
 	if err == nil {
@@ -34,9 +42,20 @@ func TestMain(m *testing.M) {
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: the Docker back-end's tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v\n", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "zoe-backend-docker-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := testutil.Build(dir, map[string]string{"zoe-plugin-backend-docker": "plugins/backend-docker"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pluginBinary = filepath.Join(dir, "zoe-plugin-backend-docker")
+	return m.Run()
 }
 
 func random() string {
@@ -98,7 +117,7 @@ func open(t *testing.T, dep string, block map[string]any) *docker.Plugin {
 	if err := p.Configure(context.Background(), sdk.Config{JSON: js, Deployment: dep, APIVersion: backend.APIVersion}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	t.Cleanup(func() { _ = p.Close() })
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
 }
 

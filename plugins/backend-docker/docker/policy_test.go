@@ -103,7 +103,7 @@ func TestPolicyRefusals(t *testing.T) {
 			if _, err := p.Start(ctx, spec); !errors.Is(err, sdk.ErrInvalidArgument) {
 				t.Errorf("Start = %v, want sdk.ErrInvalidArgument", err)
 			}
-			list, err := p.List(ctx)
+			list, err := p.List(ctx, backend.ListOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -78,7 +78,7 @@ func TestConfigureDiagnostics(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := sim.New(testLogger(t))
-			t.Cleanup(p.Close)
+			t.Cleanup(func() { _ = p.Close(context.Background()) })
 			err := p.Configure(context.Background(), sdk.Config{
 				JSON: block(t, stateFile(t), tt.overrides), Deployment: "test", DataDir: tt.dataDir})
 			if tt.want == nil {
@@ -100,7 +100,7 @@ func TestConfigureDiagnostics(t *testing.T) {
 func TestDefaultStateFile(t *testing.T) {
 	data := t.TempDir()
 	p := sim.New(testLogger(t))
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	if err := p.Configure(t.Context(), sdk.Config{JSON: block(t, "", nil), Deployment: "prod", DataDir: data}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestDefaultStateFile(t *testing.T) {
 func TestRelativeStateFileResolvesAgainstConfigDir(t *testing.T) {
 	dir := t.TempDir()
 	p := sim.New(testLogger(t))
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	if err := p.Configure(t.Context(), sdk.Config{JSON: block(t, "state/sim.json", nil), ConfigDir: dir}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestValidateOnly(t *testing.T) {
 	t.Run("writes nothing", func(t *testing.T) {
 		dir := t.TempDir()
 		p := sim.New(testLogger(t))
-		t.Cleanup(p.Close)
+		t.Cleanup(func() { _ = p.Close(context.Background()) })
 		cfg := sdk.Config{JSON: block(t, "", nil), Deployment: "prod", DataDir: filepath.Join(dir, "data"), ValidateOnly: true}
 		if err := p.Configure(t.Context(), cfg); err != nil {
 			t.Fatalf("Configure: %v", err)
@@ -158,7 +158,7 @@ func TestValidateOnly(t *testing.T) {
 		}
 		for _, validate := range []bool{true, false} {
 			p := sim.New(testLogger(t))
-			t.Cleanup(p.Close)
+			t.Cleanup(func() { _ = p.Close(context.Background()) })
 			cfg := sdk.Config{JSON: block(t, path, nil), ValidateOnly: validate}
 			if got := diagPaths(t, p.Configure(t.Context(), cfg)); !slices.Equal(got, []string{"state_file"}) {
 				t.Errorf("ValidateOnly=%v: diagnostics at %q, want state_file", validate, got)
@@ -210,7 +210,7 @@ pull_images = false
 		t.Fatal(diags)
 	}
 	p := sim.New(testLogger(t))
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	js, diags := hclschema.Decode(f.Body, p.Schema(), nil)
 	if diags.HasErrors() {
 		t.Fatal(diags)

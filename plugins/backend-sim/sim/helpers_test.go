@@ -57,7 +57,7 @@ func open(t testing.TB, stateFile string, overrides map[string]any) *sim.Plugin 
 func openAs(t testing.TB, stateFile, deployment string, overrides map[string]any) *sim.Plugin {
 	t.Helper()
 	p := sim.New(testLogger(t))
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	err := p.Configure(context.Background(), sdk.Config{JSON: block(t, stateFile, overrides), Deployment: deployment})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)

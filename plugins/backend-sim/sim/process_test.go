@@ -94,7 +94,7 @@ func TestKilledPluginProcessRecoversItsServices(t *testing.T) {
 	}
 	events := subscribe(t, b)
 	local := open(t, path, nil)
-	if list, err := local.List(ctxFor(t)); err != nil || len(list) != 1 || list[0].Name != "svc" {
+	if list, err := local.List(ctxFor(t), backend.ListOptions{}); err != nil || len(list) != 1 || list[0].Name != "svc" {
 		t.Errorf("List in this process = %+v, %v", list, err)
 	}
 	if err := local.Kill(ctxFor(t), "svc"); err != nil {

@@ -218,6 +218,10 @@ func checkSpec(spec backend.ServiceSpec) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("service %q: %s: %w", spec.Name, strings.Join(problems, ", "), sdk.ErrInvalidArgument)
 	}
+	// What a real back-end would refuse to mount, though nothing is.
+	if err := backend.CheckVolumes(spec.Volumes); err != nil {
+		return fmt.Errorf("service %q: %w", spec.Name, err)
+	}
 	return nil
 }
 
@@ -372,8 +376,9 @@ func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.Service
 	return st, nil
 }
 
-// List reports every service of this deployment, running or exited, by name.
-func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
+// List reports every service of this deployment, running or exited, by
+// name; with opts' labels, those that carry them.
+func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
 	rt, err := p.runtime()
 	if err != nil {
 		return nil, err
@@ -384,7 +389,7 @@ func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 	}
 	var out []backend.ServiceStatus
 	for _, s := range pl.Services {
-		if s.Deployment == rt.set.deployment {
+		if s.Deployment == rt.set.deployment && opts.Matches(s.Labels) {
 			st, err := status(s)
 			if err != nil {
 				return nil, err

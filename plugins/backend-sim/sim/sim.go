@@ -95,7 +95,11 @@ const (
 	forever = "forever"
 )
 
-var _ backend.Backend = (*Plugin)(nil)
+var (
+	_ backend.Backend = (*Plugin)(nil)
+	_ backend.Updater = (*Plugin)(nil)
+	_ backend.Closer  = (*Plugin)(nil)
+)
 
 // Plugin is the simulated back-end. The zero value is not usable; call New.
 // It is safe for concurrent use.
@@ -255,9 +259,19 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	return nil
 }
 
+// Capabilities: the simulator "pulls" images unless pull_images is off.
+func (p *Plugin) Capabilities(context.Context) (backend.Capabilities, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return backend.Capabilities{}, err
+	}
+	return backend.Capabilities{PullsImages: rt.set.pullImages}, nil
+}
+
 // Close stops the simulation in this process and ends every event and log
-// stream. The platform itself lives on in the state file.
-func (p *Plugin) Close() {
+// stream. The platform itself lives on in the state file. It may be called
+// more than once.
+func (p *Plugin) Close(context.Context) error {
 	p.mu.Lock()
 	rt := p.rt
 	p.rt, p.closed = nil, true
@@ -266,6 +280,7 @@ func (p *Plugin) Close() {
 		rt.close()
 	}
 	p.events.close()
+	return nil
 }
 
 // runtime returns the configured simulation or an sdk.ErrUnavailable error.

@@ -89,7 +89,7 @@ func TestPlacement(t *testing.T) {
 				if !errors.Is(err, tt.wantErr) || !strings.Contains(fmt.Sprint(err), tt.wantText) {
 					t.Fatalf("Start = %+v, %v; want %v with %q", st, err, tt.wantErr, tt.wantText)
 				}
-				if list, _ := p.List(ctxFor(t)); len(list) != len(tt.before) {
+				if list, _ := p.List(ctxFor(t), backend.ListOptions{}); len(list) != len(tt.before) {
 					t.Errorf("a failed Start left services behind: %+v", list)
 				}
 				return
@@ -525,7 +525,7 @@ func TestKillVanishRemove(t *testing.T) {
 		t.Errorf("exited event of a forced removal %+v, want 137", e)
 	}
 	wantCategory(t, "Remove of an exited service", p.Remove(ctx, killed.Handle, false), nil)
-	list, err := p.List(ctx)
+	list, err := p.List(ctx, backend.ListOptions{})
 	if err != nil || len(list) != 0 {
 		t.Errorf("List = %+v, %v; want nothing left", list, err)
 	}
@@ -606,7 +606,7 @@ func TestDeploymentsShareNodes(t *testing.T) {
 		t.Fatalf("dev event %+v", e)
 	}
 	for _, p := range []*sim.Plugin{prod, dev} {
-		list, err := p.List(ctxFor(t))
+		list, err := p.List(ctxFor(t), backend.ListOptions{})
 		if err != nil || len(list) != 1 {
 			t.Errorf("List = %+v, %v; want one service", list, err)
 		}
@@ -633,7 +633,7 @@ func TestStateSurvivesTheInstance(t *testing.T) {
 	}
 	long := start(t, first, spec("long", "RUN=forever"))
 	short := start(t, first, spec("short", "RUN=200ms", "EXIT=4"))
-	first.Close()
+	_ = first.Close(t.Context())
 	end := short.StartedAt.Add(200 * time.Millisecond)
 	waitFor(t, "the short service's end to pass", func() bool { return time.Now().After(end) })
 
@@ -698,7 +698,7 @@ func TestUnconfigured(t *testing.T) {
 	wantCategory(t, "Events", err, sdk.ErrUnavailable)
 	_, err = p.Start(ctx, spec("a"))
 	wantCategory(t, "Start", err, sdk.ErrUnavailable)
-	_, err = p.List(ctx)
+	_, err = p.List(ctx, backend.ListOptions{})
 	wantCategory(t, "List", err, sdk.ErrUnavailable)
 }
 

@@ -6,10 +6,13 @@ package backendrpc
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -32,7 +35,10 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	return nil
 }
 
-// GRPCClient returns a Backend; it also has Exited() <-chan struct{}.
+// GRPCClient returns a Backend that also implements every optional
+// interface (backend.Updater, backend.Closer): the plugin's own answer says
+// whether it has them, sdk.ErrUnsupported when not. It also has
+// Exited() <-chan struct{}.
 func (p *Plugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	base, err := wire.NewBaseClient(ctx, c)
 	if err != nil {
@@ -44,6 +50,17 @@ func (p *Plugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.C
 type server struct {
 	backendv1.UnimplementedBackendServer
 	impl backend.Backend
+}
+
+func (s *server) Capabilities(ctx context.Context, _ *backendv1.CapabilitiesRequest) (*backendv1.CapabilitiesResponse, error) {
+	c, err := s.impl.Capabilities(ctx)
+	if err != nil {
+		return nil, wire.ToStatus(err)
+	}
+	// What the implementation is, not what it says it is.
+	_, updater := s.impl.(backend.Updater)
+	_, closer := s.impl.(backend.Closer)
+	return &backendv1.CapabilitiesResponse{PullsImages: c.PullsImages, Updater: updater, Closer: closer}, nil
 }
 
 func (s *server) Nodes(ctx context.Context, _ *backendv1.NodesRequest) (*backendv1.NodesResponse, error) {
@@ -103,8 +120,8 @@ func (s *server) Recover(ctx context.Context, req *backendv1.RecoverRequest) (*b
 	return &backendv1.RecoverResponse{Status: statusToProto(st)}, nil
 }
 
-func (s *server) List(ctx context.Context, _ *backendv1.ListRequest) (*backendv1.ListResponse, error) {
-	list, err := s.impl.List(ctx)
+func (s *server) List(ctx context.Context, req *backendv1.ListRequest) (*backendv1.ListResponse, error) {
+	list, err := s.impl.List(ctx, backend.ListOptions{Labels: req.GetLabels()})
 	if err != nil {
 		return nil, wire.ToStatus(err)
 	}
@@ -116,8 +133,20 @@ func (s *server) List(ctx context.Context, _ *backendv1.ListRequest) (*backendv1
 }
 
 func (s *server) Update(ctx context.Context, req *backendv1.UpdateRequest) (*backendv1.UpdateResponse, error) {
-	err := s.impl.Update(ctx, handleFromProto(req.GetHandle()), resourcesFromProto(req.GetResources()))
+	u, ok := s.impl.(backend.Updater)
+	if !ok {
+		return nil, wire.ToStatus(fmt.Errorf("back-end %q cannot update services: %w", s.impl.Info().Name, sdk.ErrUnsupported))
+	}
+	err := u.Update(ctx, handleFromProto(req.GetHandle()), resourcesFromProto(req.GetResources()))
 	return &backendv1.UpdateResponse{}, wire.ToStatus(err)
+}
+
+func (s *server) Close(ctx context.Context, _ *backendv1.CloseRequest) (*backendv1.CloseResponse, error) {
+	c, ok := s.impl.(backend.Closer)
+	if !ok {
+		return nil, wire.ToStatus(fmt.Errorf("back-end %q has nothing to close: %w", s.impl.Info().Name, sdk.ErrUnsupported))
+	}
+	return &backendv1.CloseResponse{}, wire.ToStatus(c.Close(ctx))
 }
 
 func (s *server) Events(_ *backendv1.EventsRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
@@ -148,7 +177,27 @@ type client struct {
 	c backendv1.BackendClient
 }
 
-var _ backend.Backend = (*client)(nil)
+var (
+	_ backend.Backend = (*client)(nil)
+	_ backend.Updater = (*client)(nil)
+	_ backend.Closer  = (*client)(nil)
+)
+
+// legacyCapabilities are those of a plugin built before the Capabilities
+// call: every v1 plugin had Update, none had Close, and the core took them
+// all to pull images.
+var legacyCapabilities = backend.Capabilities{PullsImages: true, Updater: true}
+
+func (c *client) Capabilities(ctx context.Context) (backend.Capabilities, error) {
+	resp, err := c.c.Capabilities(ctx, &backendv1.CapabilitiesRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return legacyCapabilities, nil
+	}
+	if err != nil {
+		return backend.Capabilities{}, wire.FromStatus(err)
+	}
+	return backend.Capabilities{PullsImages: resp.GetPullsImages(), Updater: resp.GetUpdater(), Closer: resp.GetCloser()}, nil
+}
 
 func (c *client) Nodes(ctx context.Context) ([]backend.Node, error) {
 	resp, err := c.c.Nodes(ctx, &backendv1.NodesRequest{})
@@ -209,8 +258,8 @@ func (c *client) Recover(ctx context.Context, h backend.Handle) (backend.Service
 	return statusFromProto(resp.GetStatus()), nil
 }
 
-func (c *client) List(ctx context.Context) ([]backend.ServiceStatus, error) {
-	resp, err := c.c.List(ctx, &backendv1.ListRequest{})
+func (c *client) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
+	resp, err := c.c.List(ctx, &backendv1.ListRequest{Labels: opts.Labels})
 	if err != nil {
 		return nil, wire.FromStatus(err)
 	}
@@ -223,6 +272,13 @@ func (c *client) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 
 func (c *client) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
 	_, err := c.c.Update(ctx, &backendv1.UpdateRequest{Handle: handleToProto(h), Resources: resourcesToProto(r)})
+	return wire.FromStatus(err)
+}
+
+// Close asks the plugin to release what it holds; sdk.ErrUnsupported when
+// it has no backend.Closer (or was built before Close existed).
+func (c *client) Close(ctx context.Context) error {
+	_, err := c.c.Close(ctx, &backendv1.CloseRequest{})
 	return wire.FromStatus(err)
 }
 

@@ -359,6 +359,104 @@ func (x *Node) GetMemoryReserved() int64 {
 	return 0
 }
 
+type CapabilitiesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapabilitiesRequest) Reset() {
+	*x = CapabilitiesRequest{}
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapabilitiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapabilitiesRequest) ProtoMessage() {}
+
+func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapabilitiesRequest.ProtoReflect.Descriptor instead.
+func (*CapabilitiesRequest) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{1}
+}
+
+type CapabilitiesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start pulls images a node lacks.
+	PullsImages bool `protobuf:"varint,1,opt,name=pulls_images,json=pullsImages,proto3" json:"pulls_images,omitempty"`
+	// The plugin implements the optional Update and Close calls.
+	Updater       bool `protobuf:"varint,2,opt,name=updater,proto3" json:"updater,omitempty"`
+	Closer        bool `protobuf:"varint,3,opt,name=closer,proto3" json:"closer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapabilitiesResponse) Reset() {
+	*x = CapabilitiesResponse{}
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapabilitiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapabilitiesResponse) ProtoMessage() {}
+
+func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapabilitiesResponse.ProtoReflect.Descriptor instead.
+func (*CapabilitiesResponse) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CapabilitiesResponse) GetPullsImages() bool {
+	if x != nil {
+		return x.PullsImages
+	}
+	return false
+}
+
+func (x *CapabilitiesResponse) GetUpdater() bool {
+	if x != nil {
+		return x.Updater
+	}
+	return false
+}
+
+func (x *CapabilitiesResponse) GetCloser() bool {
+	if x != nil {
+		return x.Closer
+	}
+	return false
+}
+
 type NodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -367,7 +465,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[1]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +477,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[1]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +490,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{1}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{3}
 }
 
 type NodesResponse struct {
@@ -404,7 +502,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[2]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +514,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[2]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +527,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{2}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -449,7 +547,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[3]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +559,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[3]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +572,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{3}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateNetworkRequest) GetName() string {
@@ -500,7 +598,7 @@ type CreateNetworkResponse struct {
 
 func (x *CreateNetworkResponse) Reset() {
 	*x = CreateNetworkResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[4]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +610,7 @@ func (x *CreateNetworkResponse) String() string {
 func (*CreateNetworkResponse) ProtoMessage() {}
 
 func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[4]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +623,7 @@ func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{4}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateNetworkResponse) GetId() string {
@@ -544,7 +642,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[5]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +654,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[5]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +667,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{5}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveNetworkRequest) GetId() string {
@@ -587,7 +685,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[6]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +697,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[6]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +710,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{6}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{8}
 }
 
 type Resources struct {
@@ -630,7 +728,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[7]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +740,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[7]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +753,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{7}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Resources) GetMemoryReservation() int64 {
@@ -706,7 +804,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[8]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +816,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[8]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +829,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{8}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Volume) GetHostPath() string {
@@ -774,7 +872,7 @@ type Port struct {
 
 func (x *Port) Reset() {
 	*x = Port{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[9]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +884,7 @@ func (x *Port) String() string {
 func (*Port) ProtoMessage() {}
 
 func (x *Port) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[9]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +897,7 @@ func (x *Port) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Port.ProtoReflect.Descriptor instead.
 func (*Port) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{9}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Port) GetPort() uint32 {
@@ -859,7 +957,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[10]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +969,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[10]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +982,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{10}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1015,7 +1113,7 @@ type Security struct {
 
 func (x *Security) Reset() {
 	*x = Security{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1125,7 @@ func (x *Security) String() string {
 func (*Security) ProtoMessage() {}
 
 func (x *Security) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[11]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1138,7 @@ func (x *Security) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Security.ProtoReflect.Descriptor instead.
 func (*Security) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{11}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Security) GetAllowRoot() bool {
@@ -1078,7 +1176,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1188,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[12]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1201,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{12}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Handle) GetId() string {
@@ -1139,7 +1237,7 @@ type PublishedPort struct {
 
 func (x *PublishedPort) Reset() {
 	*x = PublishedPort{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1249,7 @@ func (x *PublishedPort) String() string {
 func (*PublishedPort) ProtoMessage() {}
 
 func (x *PublishedPort) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[13]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1262,7 @@ func (x *PublishedPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishedPort.ProtoReflect.Descriptor instead.
 func (*PublishedPort) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{13}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishedPort) GetPort() uint32 {
@@ -1215,7 +1313,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1325,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[14]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1338,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{14}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ServiceStatus) GetHandle() *Handle {
@@ -1336,7 +1434,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1446,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[15]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1459,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{15}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartRequest) GetSpec() *ServiceSpec {
@@ -1380,7 +1478,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1490,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[16]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1503,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{16}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartResponse) GetStatus() *ServiceStatus {
@@ -1425,7 +1523,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1535,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[17]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1548,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{17}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopRequest) GetHandle() *Handle {
@@ -1475,7 +1573,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1585,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[18]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1598,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{18}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{20}
 }
 
 type RemoveRequest struct {
@@ -1513,7 +1611,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1623,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[19]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1636,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{19}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveRequest) GetHandle() *Handle {
@@ -1563,7 +1661,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1673,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[20]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1686,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{20}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{22}
 }
 
 type InspectRequest struct {
@@ -1600,7 +1698,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1710,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[21]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1723,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{21}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *InspectRequest) GetHandle() *Handle {
@@ -1644,7 +1742,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1754,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[22]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1767,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{22}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InspectResponse) GetStatus() *ServiceStatus {
@@ -1688,7 +1786,7 @@ type RecoverRequest struct {
 
 func (x *RecoverRequest) Reset() {
 	*x = RecoverRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1798,7 @@ func (x *RecoverRequest) String() string {
 func (*RecoverRequest) ProtoMessage() {}
 
 func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[23]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1811,7 @@ func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverRequest.ProtoReflect.Descriptor instead.
 func (*RecoverRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{23}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RecoverRequest) GetHandle() *Handle {
@@ -1732,7 +1830,7 @@ type RecoverResponse struct {
 
 func (x *RecoverResponse) Reset() {
 	*x = RecoverResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1842,7 @@ func (x *RecoverResponse) String() string {
 func (*RecoverResponse) ProtoMessage() {}
 
 func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[24]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1855,7 @@ func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverResponse.ProtoReflect.Descriptor instead.
 func (*RecoverResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{24}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RecoverResponse) GetStatus() *ServiceStatus {
@@ -1768,14 +1866,16 @@ func (x *RecoverResponse) GetStatus() *ServiceStatus {
 }
 
 type ListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the services carrying every one of these labels; empty for all.
+	Labels        map[string]string `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1887,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[25]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1900,14 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{25}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 type ListResponse struct {
@@ -1812,7 +1919,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1931,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[26]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1944,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{26}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListResponse) GetServices() []*ServiceStatus {
@@ -1857,7 +1964,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1976,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[27]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +1989,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{27}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateRequest) GetHandle() *Handle {
@@ -1907,7 +2014,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2026,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[28]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2039,79 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{28}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{30}
+}
+
+type CloseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseRequest) Reset() {
+	*x = CloseRequest{}
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseRequest) ProtoMessage() {}
+
+func (x *CloseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
+func (*CloseRequest) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{31}
+}
+
+type CloseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseResponse) Reset() {
+	*x = CloseResponse{}
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseResponse) ProtoMessage() {}
+
+func (x *CloseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
+func (*CloseResponse) Descriptor() ([]byte, []int) {
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{32}
 }
 
 type EventsRequest struct {
@@ -1943,7 +2122,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2134,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[29]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2147,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{29}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{33}
 }
 
 type Event struct {
@@ -1985,7 +2164,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2176,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[30]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2189,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{30}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Event) GetKind() EventKind {
@@ -2070,7 +2249,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2261,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[31]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2274,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{31}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LogsRequest) GetHandle() *Handle {
@@ -2137,7 +2316,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[32]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2328,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[32]
+	mi := &file_zoe_plugin_backend_v1_backend_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2341,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{32}
+	return file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogEntry) GetTimeUnixNano() int64 {
@@ -2202,7 +2381,12 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\fstate_detail\x18\b \x01(\tR\vstateDetail\x12%\n" +
 	"\x0ecores_reserved\x18\t \x01(\x01R\rcoresReserved\x12'\n" +
 	"\x0fmemory_reserved\x18\n" +
-	" \x01(\x03R\x0ememoryReserved\"\x0e\n" +
+	" \x01(\x03R\x0ememoryReserved\"\x15\n" +
+	"\x13CapabilitiesRequest\"k\n" +
+	"\x14CapabilitiesResponse\x12!\n" +
+	"\fpulls_images\x18\x01 \x01(\bR\vpullsImages\x12\x18\n" +
+	"\aupdater\x18\x02 \x01(\bR\aupdater\x12\x16\n" +
+	"\x06closer\x18\x03 \x01(\bR\x06closer\"\x0e\n" +
 	"\fNodesRequest\"B\n" +
 	"\rNodesResponse\x121\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1b.zoe.plugin.backend.v1.NodeR\x05nodes\"\xb6\x01\n" +
@@ -2309,14 +2493,20 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\x0eRecoverRequest\x125\n" +
 	"\x06handle\x18\x01 \x01(\v2\x1d.zoe.plugin.backend.v1.HandleR\x06handle\"O\n" +
 	"\x0fRecoverResponse\x12<\n" +
-	"\x06status\x18\x01 \x01(\v2$.zoe.plugin.backend.v1.ServiceStatusR\x06status\"\r\n" +
-	"\vListRequest\"P\n" +
+	"\x06status\x18\x01 \x01(\v2$.zoe.plugin.backend.v1.ServiceStatusR\x06status\"\x90\x01\n" +
+	"\vListRequest\x12F\n" +
+	"\x06labels\x18\x01 \x03(\v2..zoe.plugin.backend.v1.ListRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
 	"\fListResponse\x12@\n" +
 	"\bservices\x18\x01 \x03(\v2$.zoe.plugin.backend.v1.ServiceStatusR\bservices\"\x86\x01\n" +
 	"\rUpdateRequest\x125\n" +
 	"\x06handle\x18\x01 \x01(\v2\x1d.zoe.plugin.backend.v1.HandleR\x06handle\x12>\n" +
 	"\tresources\x18\x02 \x01(\v2 .zoe.plugin.backend.v1.ResourcesR\tresources\"\x10\n" +
-	"\x0eUpdateResponse\"\x0f\n" +
+	"\x0eUpdateResponse\"\x0e\n" +
+	"\fCloseRequest\"\x0f\n" +
+	"\rCloseResponse\"\x0f\n" +
 	"\rEventsRequest\"\xda\x01\n" +
 	"\x05Event\x124\n" +
 	"\x04kind\x18\x01 \x01(\x0e2 .zoe.plugin.backend.v1.EventKindR\x04kind\x12!\n" +
@@ -2355,8 +2545,9 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\xac\b\n" +
-	"\aBackend\x12R\n" +
+	"\rSTREAM_STDERR\x10\x022\xe9\t\n" +
+	"\aBackend\x12g\n" +
+	"\fCapabilities\x12*.zoe.plugin.backend.v1.CapabilitiesRequest\x1a+.zoe.plugin.backend.v1.CapabilitiesResponse\x12R\n" +
 	"\x05Nodes\x12#.zoe.plugin.backend.v1.NodesRequest\x1a$.zoe.plugin.backend.v1.NodesResponse\x12j\n" +
 	"\rCreateNetwork\x12+.zoe.plugin.backend.v1.CreateNetworkRequest\x1a,.zoe.plugin.backend.v1.CreateNetworkResponse\x12j\n" +
 	"\rRemoveNetwork\x12+.zoe.plugin.backend.v1.RemoveNetworkRequest\x1a,.zoe.plugin.backend.v1.RemoveNetworkResponse\x12R\n" +
@@ -2366,7 +2557,8 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\aInspect\x12%.zoe.plugin.backend.v1.InspectRequest\x1a&.zoe.plugin.backend.v1.InspectResponse\x12X\n" +
 	"\aRecover\x12%.zoe.plugin.backend.v1.RecoverRequest\x1a&.zoe.plugin.backend.v1.RecoverResponse\x12O\n" +
 	"\x04List\x12\".zoe.plugin.backend.v1.ListRequest\x1a#.zoe.plugin.backend.v1.ListResponse\x12U\n" +
-	"\x06Update\x12$.zoe.plugin.backend.v1.UpdateRequest\x1a%.zoe.plugin.backend.v1.UpdateResponse\x12N\n" +
+	"\x06Update\x12$.zoe.plugin.backend.v1.UpdateRequest\x1a%.zoe.plugin.backend.v1.UpdateResponse\x12R\n" +
+	"\x05Close\x12#.zoe.plugin.backend.v1.CloseRequest\x1a$.zoe.plugin.backend.v1.CloseResponse\x12N\n" +
 	"\x06Events\x12$.zoe.plugin.backend.v1.EventsRequest\x1a\x1c.zoe.plugin.backend.v1.Event0\x01\x12M\n" +
 	"\x04Logs\x12\".zoe.plugin.backend.v1.LogsRequest\x1a\x1f.zoe.plugin.backend.v1.LogEntry0\x01BFZDgithub.com/zoe-project/zoe/sdk/proto/zoe/plugin/backend/v1;backendv1b\x06proto3"
 
@@ -2383,107 +2575,117 @@ func file_zoe_plugin_backend_v1_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_zoe_plugin_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_zoe_plugin_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_zoe_plugin_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_zoe_plugin_backend_v1_backend_proto_goTypes = []any{
 	(NodeState)(0),                // 0: zoe.plugin.backend.v1.NodeState
 	(ServiceState)(0),             // 1: zoe.plugin.backend.v1.ServiceState
 	(EventKind)(0),                // 2: zoe.plugin.backend.v1.EventKind
 	(Stream)(0),                   // 3: zoe.plugin.backend.v1.Stream
 	(*Node)(nil),                  // 4: zoe.plugin.backend.v1.Node
-	(*NodesRequest)(nil),          // 5: zoe.plugin.backend.v1.NodesRequest
-	(*NodesResponse)(nil),         // 6: zoe.plugin.backend.v1.NodesResponse
-	(*CreateNetworkRequest)(nil),  // 7: zoe.plugin.backend.v1.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil), // 8: zoe.plugin.backend.v1.CreateNetworkResponse
-	(*RemoveNetworkRequest)(nil),  // 9: zoe.plugin.backend.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil), // 10: zoe.plugin.backend.v1.RemoveNetworkResponse
-	(*Resources)(nil),             // 11: zoe.plugin.backend.v1.Resources
-	(*Volume)(nil),                // 12: zoe.plugin.backend.v1.Volume
-	(*Port)(nil),                  // 13: zoe.plugin.backend.v1.Port
-	(*ServiceSpec)(nil),           // 14: zoe.plugin.backend.v1.ServiceSpec
-	(*Security)(nil),              // 15: zoe.plugin.backend.v1.Security
-	(*Handle)(nil),                // 16: zoe.plugin.backend.v1.Handle
-	(*PublishedPort)(nil),         // 17: zoe.plugin.backend.v1.PublishedPort
-	(*ServiceStatus)(nil),         // 18: zoe.plugin.backend.v1.ServiceStatus
-	(*StartRequest)(nil),          // 19: zoe.plugin.backend.v1.StartRequest
-	(*StartResponse)(nil),         // 20: zoe.plugin.backend.v1.StartResponse
-	(*StopRequest)(nil),           // 21: zoe.plugin.backend.v1.StopRequest
-	(*StopResponse)(nil),          // 22: zoe.plugin.backend.v1.StopResponse
-	(*RemoveRequest)(nil),         // 23: zoe.plugin.backend.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 24: zoe.plugin.backend.v1.RemoveResponse
-	(*InspectRequest)(nil),        // 25: zoe.plugin.backend.v1.InspectRequest
-	(*InspectResponse)(nil),       // 26: zoe.plugin.backend.v1.InspectResponse
-	(*RecoverRequest)(nil),        // 27: zoe.plugin.backend.v1.RecoverRequest
-	(*RecoverResponse)(nil),       // 28: zoe.plugin.backend.v1.RecoverResponse
-	(*ListRequest)(nil),           // 29: zoe.plugin.backend.v1.ListRequest
-	(*ListResponse)(nil),          // 30: zoe.plugin.backend.v1.ListResponse
-	(*UpdateRequest)(nil),         // 31: zoe.plugin.backend.v1.UpdateRequest
-	(*UpdateResponse)(nil),        // 32: zoe.plugin.backend.v1.UpdateResponse
-	(*EventsRequest)(nil),         // 33: zoe.plugin.backend.v1.EventsRequest
-	(*Event)(nil),                 // 34: zoe.plugin.backend.v1.Event
-	(*LogsRequest)(nil),           // 35: zoe.plugin.backend.v1.LogsRequest
-	(*LogEntry)(nil),              // 36: zoe.plugin.backend.v1.LogEntry
-	nil,                           // 37: zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
-	nil,                           // 38: zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
-	nil,                           // 39: zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
-	nil,                           // 40: zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
+	(*CapabilitiesRequest)(nil),   // 5: zoe.plugin.backend.v1.CapabilitiesRequest
+	(*CapabilitiesResponse)(nil),  // 6: zoe.plugin.backend.v1.CapabilitiesResponse
+	(*NodesRequest)(nil),          // 7: zoe.plugin.backend.v1.NodesRequest
+	(*NodesResponse)(nil),         // 8: zoe.plugin.backend.v1.NodesResponse
+	(*CreateNetworkRequest)(nil),  // 9: zoe.plugin.backend.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil), // 10: zoe.plugin.backend.v1.CreateNetworkResponse
+	(*RemoveNetworkRequest)(nil),  // 11: zoe.plugin.backend.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil), // 12: zoe.plugin.backend.v1.RemoveNetworkResponse
+	(*Resources)(nil),             // 13: zoe.plugin.backend.v1.Resources
+	(*Volume)(nil),                // 14: zoe.plugin.backend.v1.Volume
+	(*Port)(nil),                  // 15: zoe.plugin.backend.v1.Port
+	(*ServiceSpec)(nil),           // 16: zoe.plugin.backend.v1.ServiceSpec
+	(*Security)(nil),              // 17: zoe.plugin.backend.v1.Security
+	(*Handle)(nil),                // 18: zoe.plugin.backend.v1.Handle
+	(*PublishedPort)(nil),         // 19: zoe.plugin.backend.v1.PublishedPort
+	(*ServiceStatus)(nil),         // 20: zoe.plugin.backend.v1.ServiceStatus
+	(*StartRequest)(nil),          // 21: zoe.plugin.backend.v1.StartRequest
+	(*StartResponse)(nil),         // 22: zoe.plugin.backend.v1.StartResponse
+	(*StopRequest)(nil),           // 23: zoe.plugin.backend.v1.StopRequest
+	(*StopResponse)(nil),          // 24: zoe.plugin.backend.v1.StopResponse
+	(*RemoveRequest)(nil),         // 25: zoe.plugin.backend.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 26: zoe.plugin.backend.v1.RemoveResponse
+	(*InspectRequest)(nil),        // 27: zoe.plugin.backend.v1.InspectRequest
+	(*InspectResponse)(nil),       // 28: zoe.plugin.backend.v1.InspectResponse
+	(*RecoverRequest)(nil),        // 29: zoe.plugin.backend.v1.RecoverRequest
+	(*RecoverResponse)(nil),       // 30: zoe.plugin.backend.v1.RecoverResponse
+	(*ListRequest)(nil),           // 31: zoe.plugin.backend.v1.ListRequest
+	(*ListResponse)(nil),          // 32: zoe.plugin.backend.v1.ListResponse
+	(*UpdateRequest)(nil),         // 33: zoe.plugin.backend.v1.UpdateRequest
+	(*UpdateResponse)(nil),        // 34: zoe.plugin.backend.v1.UpdateResponse
+	(*CloseRequest)(nil),          // 35: zoe.plugin.backend.v1.CloseRequest
+	(*CloseResponse)(nil),         // 36: zoe.plugin.backend.v1.CloseResponse
+	(*EventsRequest)(nil),         // 37: zoe.plugin.backend.v1.EventsRequest
+	(*Event)(nil),                 // 38: zoe.plugin.backend.v1.Event
+	(*LogsRequest)(nil),           // 39: zoe.plugin.backend.v1.LogsRequest
+	(*LogEntry)(nil),              // 40: zoe.plugin.backend.v1.LogEntry
+	nil,                           // 41: zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
+	nil,                           // 42: zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
+	nil,                           // 43: zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
+	nil,                           // 44: zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
+	nil,                           // 45: zoe.plugin.backend.v1.ListRequest.LabelsEntry
 }
 var file_zoe_plugin_backend_v1_backend_proto_depIdxs = []int32{
 	0,  // 0: zoe.plugin.backend.v1.Node.state:type_name -> zoe.plugin.backend.v1.NodeState
 	4,  // 1: zoe.plugin.backend.v1.NodesResponse.nodes:type_name -> zoe.plugin.backend.v1.Node
-	37, // 2: zoe.plugin.backend.v1.CreateNetworkRequest.labels:type_name -> zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
-	38, // 3: zoe.plugin.backend.v1.ServiceSpec.environment:type_name -> zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
-	39, // 4: zoe.plugin.backend.v1.ServiceSpec.labels:type_name -> zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
-	11, // 5: zoe.plugin.backend.v1.ServiceSpec.resources:type_name -> zoe.plugin.backend.v1.Resources
-	12, // 6: zoe.plugin.backend.v1.ServiceSpec.volumes:type_name -> zoe.plugin.backend.v1.Volume
-	13, // 7: zoe.plugin.backend.v1.ServiceSpec.ports:type_name -> zoe.plugin.backend.v1.Port
-	15, // 8: zoe.plugin.backend.v1.ServiceSpec.security:type_name -> zoe.plugin.backend.v1.Security
-	16, // 9: zoe.plugin.backend.v1.ServiceStatus.handle:type_name -> zoe.plugin.backend.v1.Handle
+	41, // 2: zoe.plugin.backend.v1.CreateNetworkRequest.labels:type_name -> zoe.plugin.backend.v1.CreateNetworkRequest.LabelsEntry
+	42, // 3: zoe.plugin.backend.v1.ServiceSpec.environment:type_name -> zoe.plugin.backend.v1.ServiceSpec.EnvironmentEntry
+	43, // 4: zoe.plugin.backend.v1.ServiceSpec.labels:type_name -> zoe.plugin.backend.v1.ServiceSpec.LabelsEntry
+	13, // 5: zoe.plugin.backend.v1.ServiceSpec.resources:type_name -> zoe.plugin.backend.v1.Resources
+	14, // 6: zoe.plugin.backend.v1.ServiceSpec.volumes:type_name -> zoe.plugin.backend.v1.Volume
+	15, // 7: zoe.plugin.backend.v1.ServiceSpec.ports:type_name -> zoe.plugin.backend.v1.Port
+	17, // 8: zoe.plugin.backend.v1.ServiceSpec.security:type_name -> zoe.plugin.backend.v1.Security
+	18, // 9: zoe.plugin.backend.v1.ServiceStatus.handle:type_name -> zoe.plugin.backend.v1.Handle
 	1,  // 10: zoe.plugin.backend.v1.ServiceStatus.state:type_name -> zoe.plugin.backend.v1.ServiceState
-	17, // 11: zoe.plugin.backend.v1.ServiceStatus.ports:type_name -> zoe.plugin.backend.v1.PublishedPort
-	40, // 12: zoe.plugin.backend.v1.ServiceStatus.labels:type_name -> zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
-	14, // 13: zoe.plugin.backend.v1.StartRequest.spec:type_name -> zoe.plugin.backend.v1.ServiceSpec
-	18, // 14: zoe.plugin.backend.v1.StartResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	16, // 15: zoe.plugin.backend.v1.StopRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	16, // 16: zoe.plugin.backend.v1.RemoveRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	16, // 17: zoe.plugin.backend.v1.InspectRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	18, // 18: zoe.plugin.backend.v1.InspectResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	16, // 19: zoe.plugin.backend.v1.RecoverRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	18, // 20: zoe.plugin.backend.v1.RecoverResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	18, // 21: zoe.plugin.backend.v1.ListResponse.services:type_name -> zoe.plugin.backend.v1.ServiceStatus
-	16, // 22: zoe.plugin.backend.v1.UpdateRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	11, // 23: zoe.plugin.backend.v1.UpdateRequest.resources:type_name -> zoe.plugin.backend.v1.Resources
-	2,  // 24: zoe.plugin.backend.v1.Event.kind:type_name -> zoe.plugin.backend.v1.EventKind
-	16, // 25: zoe.plugin.backend.v1.LogsRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
-	3,  // 26: zoe.plugin.backend.v1.LogEntry.stream:type_name -> zoe.plugin.backend.v1.Stream
-	5,  // 27: zoe.plugin.backend.v1.Backend.Nodes:input_type -> zoe.plugin.backend.v1.NodesRequest
-	7,  // 28: zoe.plugin.backend.v1.Backend.CreateNetwork:input_type -> zoe.plugin.backend.v1.CreateNetworkRequest
-	9,  // 29: zoe.plugin.backend.v1.Backend.RemoveNetwork:input_type -> zoe.plugin.backend.v1.RemoveNetworkRequest
-	19, // 30: zoe.plugin.backend.v1.Backend.Start:input_type -> zoe.plugin.backend.v1.StartRequest
-	21, // 31: zoe.plugin.backend.v1.Backend.Stop:input_type -> zoe.plugin.backend.v1.StopRequest
-	23, // 32: zoe.plugin.backend.v1.Backend.Remove:input_type -> zoe.plugin.backend.v1.RemoveRequest
-	25, // 33: zoe.plugin.backend.v1.Backend.Inspect:input_type -> zoe.plugin.backend.v1.InspectRequest
-	27, // 34: zoe.plugin.backend.v1.Backend.Recover:input_type -> zoe.plugin.backend.v1.RecoverRequest
-	29, // 35: zoe.plugin.backend.v1.Backend.List:input_type -> zoe.plugin.backend.v1.ListRequest
-	31, // 36: zoe.plugin.backend.v1.Backend.Update:input_type -> zoe.plugin.backend.v1.UpdateRequest
-	33, // 37: zoe.plugin.backend.v1.Backend.Events:input_type -> zoe.plugin.backend.v1.EventsRequest
-	35, // 38: zoe.plugin.backend.v1.Backend.Logs:input_type -> zoe.plugin.backend.v1.LogsRequest
-	6,  // 39: zoe.plugin.backend.v1.Backend.Nodes:output_type -> zoe.plugin.backend.v1.NodesResponse
-	8,  // 40: zoe.plugin.backend.v1.Backend.CreateNetwork:output_type -> zoe.plugin.backend.v1.CreateNetworkResponse
-	10, // 41: zoe.plugin.backend.v1.Backend.RemoveNetwork:output_type -> zoe.plugin.backend.v1.RemoveNetworkResponse
-	20, // 42: zoe.plugin.backend.v1.Backend.Start:output_type -> zoe.plugin.backend.v1.StartResponse
-	22, // 43: zoe.plugin.backend.v1.Backend.Stop:output_type -> zoe.plugin.backend.v1.StopResponse
-	24, // 44: zoe.plugin.backend.v1.Backend.Remove:output_type -> zoe.plugin.backend.v1.RemoveResponse
-	26, // 45: zoe.plugin.backend.v1.Backend.Inspect:output_type -> zoe.plugin.backend.v1.InspectResponse
-	28, // 46: zoe.plugin.backend.v1.Backend.Recover:output_type -> zoe.plugin.backend.v1.RecoverResponse
-	30, // 47: zoe.plugin.backend.v1.Backend.List:output_type -> zoe.plugin.backend.v1.ListResponse
-	32, // 48: zoe.plugin.backend.v1.Backend.Update:output_type -> zoe.plugin.backend.v1.UpdateResponse
-	34, // 49: zoe.plugin.backend.v1.Backend.Events:output_type -> zoe.plugin.backend.v1.Event
-	36, // 50: zoe.plugin.backend.v1.Backend.Logs:output_type -> zoe.plugin.backend.v1.LogEntry
-	39, // [39:51] is the sub-list for method output_type
-	27, // [27:39] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	19, // 11: zoe.plugin.backend.v1.ServiceStatus.ports:type_name -> zoe.plugin.backend.v1.PublishedPort
+	44, // 12: zoe.plugin.backend.v1.ServiceStatus.labels:type_name -> zoe.plugin.backend.v1.ServiceStatus.LabelsEntry
+	16, // 13: zoe.plugin.backend.v1.StartRequest.spec:type_name -> zoe.plugin.backend.v1.ServiceSpec
+	20, // 14: zoe.plugin.backend.v1.StartResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	18, // 15: zoe.plugin.backend.v1.StopRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	18, // 16: zoe.plugin.backend.v1.RemoveRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	18, // 17: zoe.plugin.backend.v1.InspectRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	20, // 18: zoe.plugin.backend.v1.InspectResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	18, // 19: zoe.plugin.backend.v1.RecoverRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	20, // 20: zoe.plugin.backend.v1.RecoverResponse.status:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	45, // 21: zoe.plugin.backend.v1.ListRequest.labels:type_name -> zoe.plugin.backend.v1.ListRequest.LabelsEntry
+	20, // 22: zoe.plugin.backend.v1.ListResponse.services:type_name -> zoe.plugin.backend.v1.ServiceStatus
+	18, // 23: zoe.plugin.backend.v1.UpdateRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	13, // 24: zoe.plugin.backend.v1.UpdateRequest.resources:type_name -> zoe.plugin.backend.v1.Resources
+	2,  // 25: zoe.plugin.backend.v1.Event.kind:type_name -> zoe.plugin.backend.v1.EventKind
+	18, // 26: zoe.plugin.backend.v1.LogsRequest.handle:type_name -> zoe.plugin.backend.v1.Handle
+	3,  // 27: zoe.plugin.backend.v1.LogEntry.stream:type_name -> zoe.plugin.backend.v1.Stream
+	5,  // 28: zoe.plugin.backend.v1.Backend.Capabilities:input_type -> zoe.plugin.backend.v1.CapabilitiesRequest
+	7,  // 29: zoe.plugin.backend.v1.Backend.Nodes:input_type -> zoe.plugin.backend.v1.NodesRequest
+	9,  // 30: zoe.plugin.backend.v1.Backend.CreateNetwork:input_type -> zoe.plugin.backend.v1.CreateNetworkRequest
+	11, // 31: zoe.plugin.backend.v1.Backend.RemoveNetwork:input_type -> zoe.plugin.backend.v1.RemoveNetworkRequest
+	21, // 32: zoe.plugin.backend.v1.Backend.Start:input_type -> zoe.plugin.backend.v1.StartRequest
+	23, // 33: zoe.plugin.backend.v1.Backend.Stop:input_type -> zoe.plugin.backend.v1.StopRequest
+	25, // 34: zoe.plugin.backend.v1.Backend.Remove:input_type -> zoe.plugin.backend.v1.RemoveRequest
+	27, // 35: zoe.plugin.backend.v1.Backend.Inspect:input_type -> zoe.plugin.backend.v1.InspectRequest
+	29, // 36: zoe.plugin.backend.v1.Backend.Recover:input_type -> zoe.plugin.backend.v1.RecoverRequest
+	31, // 37: zoe.plugin.backend.v1.Backend.List:input_type -> zoe.plugin.backend.v1.ListRequest
+	33, // 38: zoe.plugin.backend.v1.Backend.Update:input_type -> zoe.plugin.backend.v1.UpdateRequest
+	35, // 39: zoe.plugin.backend.v1.Backend.Close:input_type -> zoe.plugin.backend.v1.CloseRequest
+	37, // 40: zoe.plugin.backend.v1.Backend.Events:input_type -> zoe.plugin.backend.v1.EventsRequest
+	39, // 41: zoe.plugin.backend.v1.Backend.Logs:input_type -> zoe.plugin.backend.v1.LogsRequest
+	6,  // 42: zoe.plugin.backend.v1.Backend.Capabilities:output_type -> zoe.plugin.backend.v1.CapabilitiesResponse
+	8,  // 43: zoe.plugin.backend.v1.Backend.Nodes:output_type -> zoe.plugin.backend.v1.NodesResponse
+	10, // 44: zoe.plugin.backend.v1.Backend.CreateNetwork:output_type -> zoe.plugin.backend.v1.CreateNetworkResponse
+	12, // 45: zoe.plugin.backend.v1.Backend.RemoveNetwork:output_type -> zoe.plugin.backend.v1.RemoveNetworkResponse
+	22, // 46: zoe.plugin.backend.v1.Backend.Start:output_type -> zoe.plugin.backend.v1.StartResponse
+	24, // 47: zoe.plugin.backend.v1.Backend.Stop:output_type -> zoe.plugin.backend.v1.StopResponse
+	26, // 48: zoe.plugin.backend.v1.Backend.Remove:output_type -> zoe.plugin.backend.v1.RemoveResponse
+	28, // 49: zoe.plugin.backend.v1.Backend.Inspect:output_type -> zoe.plugin.backend.v1.InspectResponse
+	30, // 50: zoe.plugin.backend.v1.Backend.Recover:output_type -> zoe.plugin.backend.v1.RecoverResponse
+	32, // 51: zoe.plugin.backend.v1.Backend.List:output_type -> zoe.plugin.backend.v1.ListResponse
+	34, // 52: zoe.plugin.backend.v1.Backend.Update:output_type -> zoe.plugin.backend.v1.UpdateResponse
+	36, // 53: zoe.plugin.backend.v1.Backend.Close:output_type -> zoe.plugin.backend.v1.CloseResponse
+	38, // 54: zoe.plugin.backend.v1.Backend.Events:output_type -> zoe.plugin.backend.v1.Event
+	40, // 55: zoe.plugin.backend.v1.Backend.Logs:output_type -> zoe.plugin.backend.v1.LogEntry
+	42, // [42:56] is the sub-list for method output_type
+	28, // [28:42] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_zoe_plugin_backend_v1_backend_proto_init() }
@@ -2497,7 +2699,7 @@ func file_zoe_plugin_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zoe_plugin_backend_v1_backend_proto_rawDesc), len(file_zoe_plugin_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

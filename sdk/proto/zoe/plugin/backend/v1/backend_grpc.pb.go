@@ -22,6 +22,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	Backend_Capabilities_FullMethodName  = "/zoe.plugin.backend.v1.Backend/Capabilities"
 	Backend_Nodes_FullMethodName         = "/zoe.plugin.backend.v1.Backend/Nodes"
 	Backend_CreateNetwork_FullMethodName = "/zoe.plugin.backend.v1.Backend/CreateNetwork"
 	Backend_RemoveNetwork_FullMethodName = "/zoe.plugin.backend.v1.Backend/RemoveNetwork"
@@ -32,6 +33,7 @@ const (
 	Backend_Recover_FullMethodName       = "/zoe.plugin.backend.v1.Backend/Recover"
 	Backend_List_FullMethodName          = "/zoe.plugin.backend.v1.Backend/List"
 	Backend_Update_FullMethodName        = "/zoe.plugin.backend.v1.Backend/Update"
+	Backend_Close_FullMethodName         = "/zoe.plugin.backend.v1.Backend/Close"
 	Backend_Events_FullMethodName        = "/zoe.plugin.backend.v1.Backend/Events"
 	Backend_Logs_FullMethodName          = "/zoe.plugin.backend.v1.Backend/Logs"
 )
@@ -40,32 +42,48 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type BackendClient interface {
+	// Capabilities reports what the plugin can do beyond the required calls,
+	// and which optional calls (Update, Close) it implements. A plugin built
+	// before this call existed answers UNIMPLEMENTED; the core then takes it
+	// as it did then: it pulls images and implements Update, not Close.
+	Capabilities(ctx context.Context, in *CapabilitiesRequest, opts ...grpc.CallOption) (*CapabilitiesResponse, error)
 	// Nodes lists the platform's nodes with their capacity and state.
 	Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error)
-	// CreateNetwork creates the private network of one execution.
+	// CreateNetwork creates the private network of one execution;
+	// ALREADY_EXISTS when one of that name exists.
 	CreateNetwork(ctx context.Context, in *CreateNetworkRequest, opts ...grpc.CallOption) (*CreateNetworkResponse, error)
-	// RemoveNetwork removes a network made by CreateNetwork; NOT_FOUND if gone.
+	// RemoveNetwork removes a network made by CreateNetwork; NOT_FOUND if
+	// gone, FAILED_PRECONDITION (conflict) while a running service uses it.
 	RemoveNetwork(ctx context.Context, in *RemoveNetworkRequest, opts ...grpc.CallOption) (*RemoveNetworkResponse, error)
-	// Start starts one service instance and returns its handle and status. It
-	// applies spec.user and spec.security as backend.Backend.Start documents
-	// (sdk/backend): INVALID_ARGUMENT, before anything is created, for a spec
-	// it cannot honour, a user that is not numeric, or one that is empty or
-	// uid 0 without allow_root.
+	// Start starts one service instance and returns its handle and status;
+	// ALREADY_EXISTS, leaving it untouched, when a service of that name
+	// exists in the deployment. It applies spec.user and spec.security as
+	// backend.Backend.Start documents (sdk/backend): INVALID_ARGUMENT, before
+	// anything is created, for a spec it cannot honour, a user that is not
+	// numeric, or one that is empty or uid 0 without allow_root.
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
-	// Stop asks the service to stop, and kills it after the grace period.
+	// Stop asks the service to stop, kills it after the grace period, and
+	// returns once it has exited.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
-	// Remove deletes a stopped (or, with force, a running) service.
+	// Remove deletes a stopped (or, with force, a running) service;
+	// FAILED_PRECONDITION (conflict) for a running one without force.
 	Remove(ctx context.Context, in *RemoveRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
 	// Inspect reports a service's current status.
 	Inspect(ctx context.Context, in *InspectRequest, opts ...grpc.CallOption) (*InspectResponse, error)
 	// Recover takes back a service from a handle stored by the core, e.g. after
-	// the plugin or the core restarted.
+	// the plugin or the core restarted; NOT_FOUND when the platform no longer
+	// has it.
 	Recover(ctx context.Context, in *RecoverRequest, opts ...grpc.CallOption) (*RecoverResponse, error)
-	// List reports every service of this deployment the platform holds, for
-	// reconciliation.
+	// List reports the services of this deployment the platform holds (those
+	// carrying every label of the request's labels), for reconciliation.
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
-	// Update changes a running service's resources.
+	// Update changes a running service's resources. Optional:
+	// UNIMPLEMENTED when the plugin has no backend.Updater.
 	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*UpdateResponse, error)
+	// Close releases the plugin's clients before the core stops it; services
+	// are left as they are. Optional: UNIMPLEMENTED when the plugin has no
+	// backend.Closer.
+	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
 	// Events streams what happens to this deployment's services.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// Logs streams one service's output.
@@ -78,6 +96,16 @@ type backendClient struct {
 
 func NewBackendClient(cc grpc.ClientConnInterface) BackendClient {
 	return &backendClient{cc}
+}
+
+func (c *backendClient) Capabilities(ctx context.Context, in *CapabilitiesRequest, opts ...grpc.CallOption) (*CapabilitiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CapabilitiesResponse)
+	err := c.cc.Invoke(ctx, Backend_Capabilities_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *backendClient) Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error) {
@@ -180,6 +208,16 @@ func (c *backendClient) Update(ctx context.Context, in *UpdateRequest, opts ...g
 	return out, nil
 }
 
+func (c *backendClient) Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloseResponse)
+	err := c.cc.Invoke(ctx, Backend_Close_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *backendClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[0], Backend_Events_FullMethodName, cOpts...)
@@ -222,32 +260,48 @@ type Backend_LogsClient = grpc.ServerStreamingClient[LogEntry]
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
 type BackendServer interface {
+	// Capabilities reports what the plugin can do beyond the required calls,
+	// and which optional calls (Update, Close) it implements. A plugin built
+	// before this call existed answers UNIMPLEMENTED; the core then takes it
+	// as it did then: it pulls images and implements Update, not Close.
+	Capabilities(context.Context, *CapabilitiesRequest) (*CapabilitiesResponse, error)
 	// Nodes lists the platform's nodes with their capacity and state.
 	Nodes(context.Context, *NodesRequest) (*NodesResponse, error)
-	// CreateNetwork creates the private network of one execution.
+	// CreateNetwork creates the private network of one execution;
+	// ALREADY_EXISTS when one of that name exists.
 	CreateNetwork(context.Context, *CreateNetworkRequest) (*CreateNetworkResponse, error)
-	// RemoveNetwork removes a network made by CreateNetwork; NOT_FOUND if gone.
+	// RemoveNetwork removes a network made by CreateNetwork; NOT_FOUND if
+	// gone, FAILED_PRECONDITION (conflict) while a running service uses it.
 	RemoveNetwork(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error)
-	// Start starts one service instance and returns its handle and status. It
-	// applies spec.user and spec.security as backend.Backend.Start documents
-	// (sdk/backend): INVALID_ARGUMENT, before anything is created, for a spec
-	// it cannot honour, a user that is not numeric, or one that is empty or
-	// uid 0 without allow_root.
+	// Start starts one service instance and returns its handle and status;
+	// ALREADY_EXISTS, leaving it untouched, when a service of that name
+	// exists in the deployment. It applies spec.user and spec.security as
+	// backend.Backend.Start documents (sdk/backend): INVALID_ARGUMENT, before
+	// anything is created, for a spec it cannot honour, a user that is not
+	// numeric, or one that is empty or uid 0 without allow_root.
 	Start(context.Context, *StartRequest) (*StartResponse, error)
-	// Stop asks the service to stop, and kills it after the grace period.
+	// Stop asks the service to stop, kills it after the grace period, and
+	// returns once it has exited.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
-	// Remove deletes a stopped (or, with force, a running) service.
+	// Remove deletes a stopped (or, with force, a running) service;
+	// FAILED_PRECONDITION (conflict) for a running one without force.
 	Remove(context.Context, *RemoveRequest) (*RemoveResponse, error)
 	// Inspect reports a service's current status.
 	Inspect(context.Context, *InspectRequest) (*InspectResponse, error)
 	// Recover takes back a service from a handle stored by the core, e.g. after
-	// the plugin or the core restarted.
+	// the plugin or the core restarted; NOT_FOUND when the platform no longer
+	// has it.
 	Recover(context.Context, *RecoverRequest) (*RecoverResponse, error)
-	// List reports every service of this deployment the platform holds, for
-	// reconciliation.
+	// List reports the services of this deployment the platform holds (those
+	// carrying every label of the request's labels), for reconciliation.
 	List(context.Context, *ListRequest) (*ListResponse, error)
-	// Update changes a running service's resources.
+	// Update changes a running service's resources. Optional:
+	// UNIMPLEMENTED when the plugin has no backend.Updater.
 	Update(context.Context, *UpdateRequest) (*UpdateResponse, error)
+	// Close releases the plugin's clients before the core stops it; services
+	// are left as they are. Optional: UNIMPLEMENTED when the plugin has no
+	// backend.Closer.
+	Close(context.Context, *CloseRequest) (*CloseResponse, error)
 	// Events streams what happens to this deployment's services.
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
 	// Logs streams one service's output.
@@ -262,6 +316,9 @@ type BackendServer interface {
 // pointer dereference when methods are called.
 type UnimplementedBackendServer struct{}
 
+func (UnimplementedBackendServer) Capabilities(context.Context, *CapabilitiesRequest) (*CapabilitiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Capabilities not implemented")
+}
 func (UnimplementedBackendServer) Nodes(context.Context, *NodesRequest) (*NodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Nodes not implemented")
 }
@@ -292,6 +349,9 @@ func (UnimplementedBackendServer) List(context.Context, *ListRequest) (*ListResp
 func (UnimplementedBackendServer) Update(context.Context, *UpdateRequest) (*UpdateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Update not implemented")
 }
+func (UnimplementedBackendServer) Close(context.Context, *CloseRequest) (*CloseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Close not implemented")
+}
 func (UnimplementedBackendServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Events not implemented")
 }
@@ -317,6 +377,24 @@ func RegisterBackendServer(s grpc.ServiceRegistrar, srv BackendServer) {
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&Backend_ServiceDesc, srv)
+}
+
+func _Backend_Capabilities_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CapabilitiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Capabilities(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Capabilities_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Capabilities(ctx, req.(*CapabilitiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _Backend_Nodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -499,6 +577,24 @@ func _Backend_Update_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_Close_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Close(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Close_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Close(ctx, req.(*CloseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Backend_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(EventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -528,6 +624,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "zoe.plugin.backend.v1.Backend",
 	HandlerType: (*BackendServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Capabilities",
+			Handler:    _Backend_Capabilities_Handler,
+		},
 		{
 			MethodName: "Nodes",
 			Handler:    _Backend_Nodes_Handler,
@@ -567,6 +667,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Update",
 			Handler:    _Backend_Update_Handler,
+		},
+		{
+			MethodName: "Close",
+			Handler:    _Backend_Close_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
