@@ -42,6 +42,7 @@ type setup struct {
 	deployment string
 	root       string // state_dir, shared by deployments
 	dir        string // root/<deployment>
+	volumes    string // volumes_dir/<deployment>, or empty
 	images     map[string]string
 	address    string
 	node       string
@@ -71,6 +72,9 @@ func (b *Backend) Schema() sdk.Schema {
 			Help: "the images services may name, each mapped to the absolute path of an executable on this machine"},
 		{Name: "state_dir", Type: "string", Default: "",
 			Help: "where services' records and output are kept; empty for <data_dir>/localproc"},
+		{Name: "volumes_dir", Type: "string", Default: "",
+			Help: "where named volumes are made, a directory each; every directory above it must be open to the " +
+				"services' users; empty: named volumes are refused"},
 		{Name: "address", Type: "string", Default: "127.0.0.1", Help: "the address users reach published ports at"},
 		{Name: "node_name", Type: "string", Default: "", Help: "the node's name; empty for the host name"},
 		{Name: "cgroup_root", Type: "string", Default: "/sys/fs/cgroup",
@@ -86,6 +90,7 @@ type config struct {
 	AllowSharedHost bool              `json:"allow_shared_host"`
 	Images          map[string]string `json:"images"`
 	StateDir        string            `json:"state_dir"`
+	VolumesDir      string            `json:"volumes_dir"`
 	Address         string            `json:"address"`
 	NodeName        string            `json:"node_name"`
 	CgroupRoot      string            `json:"cgroup_root"`
@@ -133,6 +138,14 @@ func (b *Backend) Configure(_ context.Context, cfg sdk.Config) error {
 		diags = append(diags, sdk.AttributeError("state_dir", "Relative state directory",
 			"state_dir resolves to "+root+": give an absolute path."))
 	}
+	volumes := c.VolumesDir
+	if volumes != "" && !filepath.IsAbs(volumes) {
+		volumes = filepath.Join(cfg.ConfigDir, volumes)
+	}
+	if volumes != "" && !filepath.IsAbs(volumes) {
+		diags = append(diags, sdk.AttributeError("volumes_dir", "Relative volumes directory",
+			"volumes_dir resolves to "+volumes+": give an absolute path."))
+	}
 	node := c.NodeName
 	if node == "" {
 		h, err := os.Hostname()
@@ -150,9 +163,20 @@ func (b *Backend) Configure(_ context.Context, cfg sdk.Config) error {
 	s := &setup{deployment: cfg.Deployment, root: root, dir: filepath.Join(root, cfg.Deployment),
 		images: c.Images, address: c.Address, node: node, maxLog: c.MaxLogBytes,
 		cgroups: detectCgroups(c.CgroupRoot, c.CgroupParent), uid: os.Geteuid(), gid: os.Getegid()}
-	for _, d := range []string{"services", "networks", "volumes"} {
+	for _, d := range []string{"services", "networks"} {
 		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o700); err != nil {
 			return sdk.Diagnostics{sdk.AttributeError("state_dir", "Cannot create the state directory", err.Error())}
+		}
+	}
+	if volumes != "" {
+		// Open to pass through, not to list: each volume is its user's.
+		s.volumes = filepath.Join(volumes, cfg.Deployment)
+		err := os.MkdirAll(s.volumes, 0o711)
+		if err == nil {
+			err = os.Chmod(s.volumes, 0o711)
+		}
+		if err != nil {
+			return sdk.Diagnostics{sdk.AttributeError("volumes_dir", "Cannot create the volumes directory", err.Error())}
 		}
 	}
 	if s.exe = b.exe; s.exe == "" {

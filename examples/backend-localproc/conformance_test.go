@@ -42,13 +42,15 @@ func TestMain(m *testing.M) {
 const shImage = "zoe-test/sh:1"
 
 // testConfig is the block of a test: every back-end of one test shares
-// its state directory, as the processes of one machine would.
+// its state directory, as the processes of one machine would. Named
+// volumes go to a directory open to all (t.TempDir's are not).
 func testConfig(t *testing.T, stateDir string) sdk.Config {
 	t.Helper()
 	block, err := json.Marshal(map[string]any{
 		"allow_shared_host": true,
 		"images":            map[string]string{shImage: "/bin/sh"},
 		"state_dir":         stateDir,
+		"volumes_dir":       openDir(t),
 		"address":           "127.0.0.1",
 		"node_name":         "local",
 		"cgroup_root":       "/sys/fs/cgroup",
@@ -84,6 +86,7 @@ func TestConformance(t *testing.T) {
 		t.Skip("the suite runs its services as 12345:23456, which localproc can do only as root")
 	}
 	cfg := testConfig(t, t.TempDir())
+	t.Cleanup(removeTestCgroups)
 	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
 		New:     func(t *testing.T) backend.Backend { return configured(t, cfg) },
 		Process: func(*testing.T) (string, sdk.Config) { return binary, cfg },

@@ -30,6 +30,9 @@ func (b *Backend) Stop(ctx context.Context, h backend.Handle, grace time.Duratio
 	}
 	sv, err := s.lookup(h)
 	if err != nil || sv.status.State != backend.ServiceRunning {
+		if sv != nil {
+			sv.killLost()
+		}
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(sv.dir, stopFile), []byte(strconv.FormatInt(grace.Milliseconds(), 10)), 0o600); err != nil {
@@ -59,6 +62,18 @@ func (s *setup) signalAndWait(ctx context.Context, h backend.Handle, sv *service
 	}
 }
 
+// killLost kills the program of a service whose supervisor ended without
+// a word: it is reported exited, so it must not run on.
+func (sv *service) killLost() {
+	if !sv.lost {
+		return
+	}
+	if start, ok := procStart(sv.st.PID); ok && start == sv.st.PIDStart {
+		_ = syscall.Kill(-sv.st.PID, syscall.SIGKILL)
+	}
+	killCgroups(sv.rec.Cgroups)
+}
+
 // Remove deletes the service's directory, killing it first with force.
 func (b *Backend) Remove(ctx context.Context, h backend.Handle, force bool) error {
 	s, err := b.setup()
@@ -77,13 +92,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle, force bool) erro
 			return err
 		}
 	}
-	if sv.status.State == backend.ServiceExited && !sv.st.Exited {
-		// The supervisor is gone without a word: its program may still run.
-		if start, ok := procStart(sv.st.PID); ok && start == sv.st.PIDStart {
-			_ = syscall.Kill(-sv.st.PID, syscall.SIGKILL)
-		}
-		killCgroups(sv.rec.Cgroups)
-	}
+	sv.killLost()
 	removeCgroups(sv.rec.Cgroups)
 	// Out of sight at once, then deleted.
 	gone := filepath.Join(filepath.Dir(sv.dir), ".removed-"+sv.rec.ID)

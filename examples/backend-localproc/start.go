@@ -264,7 +264,10 @@ func (s *setup) plan(spec backend.ServiceSpec) (record, []string, error) {
 			if !safeName.MatchString(v.VolumeName) {
 				return record{}, nil, invalid("volume %d: name %q: letters, digits, '.', '_' and '-' only", i, v.VolumeName)
 			}
-			host = filepath.Join(s.dir, "volumes", v.VolumeName)
+			if s.volumes == "" {
+				return record{}, nil, invalid("volume %d: named volume %q: localproc has no volumes_dir", i, v.VolumeName)
+			}
+			host = filepath.Join(s.volumes, v.VolumeName)
 			named = append(named, host)
 		} else if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
 			return record{}, nil, invalid("volume %d (%s): host path %s is not a directory here (localproc creates none)",

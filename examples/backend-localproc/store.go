@@ -82,6 +82,8 @@ type service struct {
 	rec    record
 	st     status
 	status backend.ServiceStatus
+	// lost: the supervisor ended without recording the exit.
+	lost bool
 }
 
 func writeJSON(path string, v any) error {
@@ -169,7 +171,7 @@ func observe(dir string) (*service, error) {
 			return nil, err
 		}
 		if !sv.st.Exited {
-			sv.st.Exited, sv.st.ExitCode = true, -1
+			sv.lost, sv.st.Exited, sv.st.ExitCode = true, true, -1
 			sv.st.Message = "the supervisor ended without recording the exit (killed, or the machine restarted)"
 		}
 	}
