@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -249,6 +250,9 @@ func (b *Backend) Nodes(context.Context) ([]backend.Node, error) {
 		return nil, fmt.Errorf("localproc: reading %s: %w", s.root, err)
 	}
 	for _, d := range deployments {
+		if !d.IsDir() {
+			continue
+		}
 		svcs, err := listServices(filepath.Join(s.root, d.Name()))
 		if err != nil {
 			return nil, err
@@ -256,7 +260,8 @@ func (b *Backend) Nodes(context.Context) ([]backend.Node, error) {
 		for _, sv := range svcs {
 			if sv.status.State == backend.ServiceRunning {
 				n.CoresReserved += sv.rec.Resources.Cores
-				n.MemoryReserved += max(sv.rec.Resources.MemoryReservation, sv.rec.Resources.MemoryLimit)
+				r := sv.rec.Resources
+				n.MemoryReserved += cmp.Or(r.MemoryReservation, r.MemoryLimit)
 			}
 		}
 	}

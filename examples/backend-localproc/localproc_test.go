@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -377,4 +380,110 @@ func TestLogFile(t *testing.T) {
 			t.Errorf("line %d = %.80q, want %.80q", i, got[i], want[i])
 		}
 	}
+}
+
+// TestPlanNotRoot: a plugin that does not run as root runs services only as
+// itself, cannot cut the bounding set, and so needs no_new_privs.
+func TestPlanNotRoot(t *testing.T) {
+	s := &setup{deployment: "unit", dir: t.TempDir(), images: map[string]string{shImage: "/bin/sh"},
+		node: "local", address: "127.0.0.1", uid: 1000, gid: 1000, maxLog: 1 << 20,
+		cgroups: cgroups{usable: []string{"pids"}}}
+	cases := []struct {
+		name string
+		user string
+		sec  backend.Security
+		res  backend.Resources
+		want error
+	}{
+		{"itself", "1000:1000", backend.Security{}, backend.Resources{}, nil},
+		{"itself, by an empty user", "", backend.Security{AllowRoot: true}, backend.Resources{}, nil},
+		{"another user", "1001:1000", backend.Security{}, backend.Resources{}, sdk.ErrInvalidArgument},
+		{"escalation with every capability dropped", "1000:1000", backend.Security{AllowPrivilegeEscalation: true},
+			backend.Resources{}, sdk.ErrInvalidArgument},
+		{"escalation with the default capabilities", "1000:1000",
+			backend.Security{AllowPrivilegeEscalation: true, KeepCapabilities: true}, backend.Resources{}, nil},
+		{"a memory limit without a memory cgroup", "1000:1000", backend.Security{}, backend.Resources{MemoryLimit: 1 << 30},
+			sdk.ErrInvalidArgument},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec := sh("true")
+			spec.Name, spec.User, spec.Security, spec.Resources = "svc", c.user, c.sec, c.res
+			rec, _, err := s.plan(spec)
+			if !errors.Is(err, c.want) || (err == nil) != (c.want == nil) {
+				t.Fatalf("plan = %v, want %v", err, c.want)
+			}
+			if err == nil && (rec.SetUser || rec.SetCaps || rec.UID != 1000 || rec.NoNewPrivs == c.sec.AllowPrivilegeEscalation) {
+				t.Errorf("record %+v: want no user change, no capability change, uid 1000, no_new_privs unless escalation", rec)
+			}
+		})
+	}
+}
+
+// TestConfigure: what the block gets wrong is a diagnostic on its attribute,
+// and a failed Configure leaves the previous configuration in force.
+func TestConfigure(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]any{"allow_shared_host": true, "images": map[string]string{shImage: "/bin/sh"},
+		"address": "127.0.0.1", "node_name": "", "cgroup_root": "/sys/fs/cgroup", "cgroup_parent": "p",
+		"max_log_bytes": 1000, "volumes_dir": "", "state_dir": ""}
+	cases := []struct {
+		name      string
+		edit      func(map[string]any)
+		attribute string
+	}{
+		{"isolation not acknowledged", func(m map[string]any) { m["allow_shared_host"] = false }, "allow_shared_host"},
+		{"a relative executable", func(m map[string]any) { m["images"] = map[string]string{"x": "bin/sh"} }, "images"},
+		{"a missing executable", func(m map[string]any) { m["images"] = map[string]string{"x": "/no/such/file"} }, "images"},
+		{"not executable", func(m map[string]any) { m["images"] = map[string]string{"x": plain} }, "images"},
+		{"no room for output", func(m map[string]any) { m["max_log_bytes"] = 0 }, "max_log_bytes"},
+		{"a cgroup above its root", func(m map[string]any) { m["cgroup_parent"] = "../x" }, "cgroup_parent"},
+	}
+	b := New(slog.New(slog.NewTextHandler(testWriter{t}, nil)), binary)
+	cfg := sdk.Config{Deployment: "unit", DataDir: dir, ConfigDir: dir}
+	var err error
+	if cfg.JSON, err = json.Marshal(good); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Configure(context.Background(), cfg); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			block := maps.Clone(good)
+			c.edit(block)
+			bad := cfg
+			if bad.JSON, err = json.Marshal(block); err != nil {
+				t.Fatal(err)
+			}
+			var diags sdk.Diagnostics
+			if err := b.Configure(context.Background(), bad); !errors.As(err, &diags) || len(diags) != 1 ||
+				len(diags[0].Path) != 1 || diags[0].Path[0] != c.attribute {
+				t.Fatalf("Configure = %#v; want one diagnostic on %s", err, c.attribute)
+			}
+			if nodes, err := b.Nodes(context.Background()); err != nil || len(nodes) != 1 || len(nodes[0].Images) != 1 || nodes[0].Images[0] != shImage {
+				t.Errorf("Nodes after a failed Configure = %+v, %v; want the previous configuration's images", nodes, err)
+			}
+		})
+	}
+	t.Run("validate only makes nothing", func(t *testing.T) {
+		other := t.TempDir()
+		v := cfg
+		v.DataDir, v.ValidateOnly = other, true
+		if err := New(b.log, binary).Configure(context.Background(), v); err != nil {
+			t.Fatalf("Configure: %v", err)
+		}
+		if entries, _ := os.ReadDir(other); len(entries) != 0 {
+			t.Errorf("ValidateOnly made %v", entries)
+		}
+	})
+	t.Run("not configured", func(t *testing.T) {
+		if _, err := New(b.log, binary).List(context.Background(), backend.ListOptions{}); !errors.Is(err, sdk.ErrUnavailable) {
+			t.Errorf("List before Configure = %v, want sdk.ErrUnavailable", err)
+		}
+	})
 }

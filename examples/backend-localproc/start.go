@@ -352,6 +352,9 @@ func (s *setup) checkPorts(rec record) error {
 		return fmt.Errorf("localproc: %w", err)
 	}
 	for _, d := range deployments {
+		if !d.IsDir() {
+			continue
+		}
 		svcs, err := listServices(filepath.Join(s.root, d.Name()))
 		if err != nil {
 			return err
