@@ -219,6 +219,15 @@ func (s *setup) networkFile(id string) string {
 	return filepath.Join(s.dir, "networks", id+".json")
 }
 
+// networkExists tells whether id names a network of the deployment.
+func (s *setup) networkExists(id string) bool {
+	if !safeName.MatchString(id) {
+		return false
+	}
+	_, err := os.Stat(s.networkFile(id))
+	return err == nil
+}
+
 // CreateNetwork records the network; its id is its name, unique in the
 // deployment.
 func (b *Backend) CreateNetwork(_ context.Context, spec backend.NetworkSpec) (string, error) {
@@ -251,7 +260,7 @@ func (b *Backend) RemoveNetwork(_ context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(s.networkFile(id)); !safeName.MatchString(id) || err != nil {
+	if !s.networkExists(id) {
 		return fmt.Errorf("network %q: %w", id, sdk.ErrNotFound)
 	}
 	svcs, err := listServices(s.dir)

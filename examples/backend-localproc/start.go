@@ -186,7 +186,7 @@ func (s *setup) plan(spec backend.ServiceSpec) (record, []string, error) {
 		return record{}, nil, invalid("node %q: localproc has only %q", spec.Node, s.node)
 	}
 	if spec.Network != "" {
-		if _, err := os.Stat(s.networkFile(spec.Network)); !safeName.MatchString(spec.Network) || err != nil {
+		if !s.networkExists(spec.Network) {
 			return record{}, nil, invalid("network %q does not exist", spec.Network)
 		}
 	}
