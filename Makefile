@@ -35,11 +35,14 @@ test: deps proto-check lint test-go
 test-images:
 	$(GO) run ./internal/testimages/cmd/build
 
-# The SDK is a module of its own (sdk/go.mod): ./... at the root stops at
-# its boundary, so every Go command runs once per module.
+# The SDK is a module of its own (sdk/go.mod), and so is the example
+# third-party back-end, which depends on the SDK alone: ./... at the root
+# stops at their boundaries, so every Go command runs once per module.
+MODULES := . sdk examples/backend-localproc
+
 test-go: build
-	$(GO) test -race -count=1 ./...
-	cd sdk && $(GO) test -race -count=1 ./...
+	@for m in $(MODULES); do echo "go test -race ./... in $$m"; \
+	  (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
 
 # staticcheck is a tool of the root module only (a tool line in sdk/go.mod
 # would become a requirement of every plugin): go tool -n builds it and prints
@@ -49,12 +52,9 @@ test-go: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) mod tidy -diff
-	cd sdk && $(GO) mod tidy -diff
-	$(GO) vet ./...
-	cd sdk && $(GO) vet ./...
-	@sc=$$($(GO) tool -n staticcheck) && echo "staticcheck ./..." && $$sc ./... && \
-	  echo "cd sdk && staticcheck ./..." && cd sdk && $$sc ./...
+	@sc=$$($(GO) tool -n staticcheck) && for m in $(MODULES); do \
+	  echo "go mod tidy -diff, go vet, staticcheck in $$m"; \
+	  (cd $$m && $(GO) mod tidy -diff && $(GO) vet ./... && $$sc ./...) || exit 1; done
 
 # protoc comes from Debian; the Go generators are pinned in go.mod.
 # PostgreSQL too: the state store's tests start a throwaway server from its

@@ -82,9 +82,7 @@ func sh(script string) backend.ServiceSpec {
 }
 
 func TestConformance(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the suite runs its services as 12345:23456, which localproc can do only as root")
-	}
+	needRoot(t)
 	cfg := testConfig(t, t.TempDir())
 	t.Cleanup(removeTestCgroups)
 	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
