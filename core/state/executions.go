@@ -52,11 +52,26 @@ func scanEvent(r row) (Event, error) {
 // addEvent must be the last statement of its transaction: it takes the
 // event lock (dialect.eventLock), held until the commit.
 func (s *store) addEvent(ctx context.Context, q querier, ev Event) error {
+	return s.addEvents(ctx, q, []Event{ev})
+}
+
+// addEvents is addEvent for several events, inserted in one statement in
+// their order.
+func (s *store) addEvents(ctx context.Context, q querier, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
 	if err := s.d.eventLock(ctx, q); err != nil {
 		return err
 	}
+	var a args
+	vals := make([]string, len(evs))
+	for i, ev := range evs {
+		vals[i] = "(" + strings.Join([]string{a.add(ev.ExecutionID), a.add(ev.ServiceName), a.add(s.ts(ev.Time)),
+			a.add(ev.From), a.add(ev.To), a.add(ev.Reason)}, ", ") + ")"
+	}
 	_, err := q.exec(ctx, `INSERT INTO events (execution_id, service_name, at, from_status, to_status, reason)
-		VALUES ($1, $2, $3, $4, $5, $6)`, ev.ExecutionID, ev.ServiceName, s.ts(ev.Time), ev.From, ev.To, ev.Reason)
+		VALUES `+strings.Join(vals, ", "), a...)
 	return err
 }
 
