@@ -71,7 +71,9 @@ func openSQLite(ctx context.Context, path string, log hclog.Logger, target int) 
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 
-	s := &store{db: &sqliteDB{w: w, r: r}, d: sqliteDialect(), log: named(log)}
+	db := &sqliteDB{w: w, r: r}
+	db.commits.run = db.runBatch
+	s := &store{db: db, d: sqliteDialect(), log: named(log)}
 	if err := migrateRetrying(ctx, s, target); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
@@ -164,6 +166,9 @@ type sqliteDB struct {
 	// reads keeps the reads' statements prepared: parsing a query costs
 	// about as much as running a small one.
 	reads stmtCache
+	// commits batches the write transactions (group commit): with
+	// synchronous=FULL every commit waits for the disk.
+	commits group
 }
 
 // stmtCache holds prepared statements by query text. The queries are the
@@ -256,6 +261,11 @@ func (db *sqliteDB) queryRow(ctx context.Context, q string, a ...any) row {
 }
 
 func (db *sqliteDB) tx(ctx context.Context, fn func(querier) error) error {
+	return db.commits.tx(ctx, fn)
+}
+
+// tx1 runs fn in a transaction of its own.
+func (db *sqliteDB) tx1(ctx context.Context, fn func(querier) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -265,6 +275,60 @@ func (db *sqliteDB) tx(ctx context.Context, fn func(querier) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// runBatch runs the members in one transaction, each in a savepoint (see
+// group).
+func (db *sqliteDB) runBatch(ms []*member) []error {
+	errs := make([]error, len(ms))
+	if len(ms) == 1 {
+		errs[0] = db.tx1(ms[0].ctx, ms[0].fn)
+		return errs
+	}
+	// The batch is everyone's: no one caller's context ends it (the busy
+	// timeout bounds the wait for the write lock).
+	ctx := context.Background()
+	// fail gives err to every member that has no error of its own: nothing
+	// of the batch commits.
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	q := detached{sqlQ{tx}}
+	for i, m := range ms {
+		if err := m.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT member"); err != nil {
+			_ = tx.Rollback()
+			return fail(err)
+		}
+		if errs[i] = m.fn(q); errs[i] != nil {
+			// Fails when the error rolled back the whole transaction
+			// (SQLite does on a full disk or an I/O error).
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO member"); err != nil {
+				_ = tx.Rollback()
+				return fail(fmt.Errorf("the database rolled back a batch of writes: %w", sdk.ErrUnavailable))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE member"); err != nil {
+			_ = tx.Rollback()
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return errs
 }
 
 func (db *sqliteDB) close() error {
