@@ -2,7 +2,11 @@ package state
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
+
+	"github.com/zoe-project/zoe/sdk"
 )
 
 // group is group commit. A commit waits for the disk (fsync), and that wait
@@ -63,17 +67,25 @@ func (g *group) tx(ctx context.Context, fn func(querier) error) error {
 	batch := g.queue[:n:n]
 	g.queue = append([]*member(nil), g.queue[n:]...)
 	g.mu.Unlock()
-	errs := g.run(batch)
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		g.queue[0].done <- outcome{lead: true}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-	for i, o := range batch[1:] {
-		o.done <- outcome{err: errs[i+1]}
-	}
+	var errs []error
+	defer func() {
+		if errs == nil {
+			// run panicked; the panic goes on in this caller, the others
+			// learn that their writes did not commit.
+			errs = slices.Repeat([]error{fmt.Errorf("a batch of writes failed: %w", sdk.ErrInternal)}, len(batch))
+		}
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			g.queue[0].done <- outcome{lead: true}
+		} else {
+			g.leading = false
+		}
+		g.mu.Unlock()
+		for i, o := range batch[1:] {
+			o.done <- outcome{err: errs[i+1]}
+		}
+	}()
+	errs = g.run(batch)
 	return errs[0]
 }
 

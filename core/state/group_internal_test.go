@@ -149,3 +149,51 @@ func TestSQLiteBatch(t *testing.T) {
 		t.Errorf("quotas %q, want %q", names, want)
 	}
 }
+
+// TestGroupPanic: a write that panics fails its batch, not the writes
+// after it.
+func TestGroupPanic(t *testing.T) {
+	release := make(chan struct{})
+	g := &group{}
+	g.run = func(batch []*member) []error {
+		errs := make([]error, len(batch))
+		for i, m := range batch {
+			errs[i] = m.fn(nil)
+		}
+		return errs
+	}
+	ok := func(querier) error { return nil }
+	boom := func(querier) error {
+		<-release
+		panic("boom")
+	}
+	ctx := t.Context()
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		_ = g.tx(ctx, boom)
+	}()
+	other := make(chan error, 1)
+	testutil.WaitFor(t, 10*time.Second, "the panicking batch", func() (bool, string) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.leading, "not leading"
+	})
+	go func() { other <- g.tx(ctx, ok) }()
+	testutil.WaitFor(t, 10*time.Second, "a queued write", func() (bool, string) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.queue) == 1, fmt.Sprintf("%d queued", len(g.queue))
+	})
+	close(release)
+	if r := <-panicked; r != "boom" {
+		t.Fatalf("the panicking caller got %v", r)
+	}
+	// Queued after the batch: it runs in the next one.
+	if err := <-other; err != nil {
+		t.Fatalf("the next write: %v", err)
+	}
+	if err := g.tx(ctx, ok); err != nil {
+		t.Fatalf("a write after: %v", err)
+	}
+}

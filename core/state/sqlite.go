@@ -270,11 +270,21 @@ func (db *sqliteDB) tx1(ctx context.Context, fn func(querier) error) error {
 	if err != nil {
 		return err
 	}
+	defer rollbackOnPanic(tx)
 	if err := fn(sqlQ{tx}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	return tx.Commit()
+}
+
+// rollbackOnPanic ends the transaction of a write that panics: it would
+// hold the writer's one connection for good.
+func rollbackOnPanic(tx *sql.Tx) {
+	if r := recover(); r != nil {
+		_ = tx.Rollback()
+		panic(r)
+	}
 }
 
 // runBatch runs the members in one transaction, each in a savepoint (see
@@ -302,6 +312,7 @@ func (db *sqliteDB) runBatch(ms []*member) []error {
 	if err != nil {
 		return fail(err)
 	}
+	defer rollbackOnPanic(tx)
 	q := detached{sqlQ{tx}}
 	for i, m := range ms {
 		if err := m.ctx.Err(); err != nil {
