@@ -48,13 +48,15 @@ func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{execs: execs, svcs: make(map[int64][]state.Service, len(execs)), workers: workers}
-	for _, ex := range execs {
-		if s.svcs[ex.ID], err = e.cfg.Store.Services(ctx, ex.ID); err != nil {
-			return nil, err
-		}
+	// After the executions: one submitted in between has services here
+	// and waits for the next pass; one that ended in between has none
+	// here, and no containers either (cleaning up ends once they are
+	// removed).
+	svcs, err := e.cfg.Store.ActiveServices(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
+	return &snapshot{execs: execs, svcs: svcs, workers: workers}, nil
 }
 
 func (e *Engine) pass(ctx context.Context) error {
