@@ -3,35 +3,54 @@ package state
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/zoe-project/zoe/sdk"
 )
 
 // group is group commit. A commit waits for the disk (fsync), and that wait
-// costs the same for one transaction as for fifty, so the write
-// transactions that queue for the database's writer while it commits are
-// run together next, in one database transaction, each in a savepoint of
-// its own (a failing one is rolled back alone), and share one commit. Each
-// caller returns once the commit that holds its writes is done: durability
-// is the same as one commit each.
+// costs the same for one transaction as for thirty, so the write
+// transactions that queue while one commits are run together next, in one
+// database transaction, each in a savepoint of its own (a failing one is
+// rolled back alone), and share one commit. Each caller returns once the
+// commit that holds its writes is done: durability is the same as one
+// commit each. When a batch fails as a whole (its commit fails, or
+// PostgreSQL breaks a deadlock with another daemon's batch), each of its
+// transactions is run again alone, so a batch never fails a write that
+// would succeed alone: the functions passed to tx may run more than once,
+// and must set what they return rather than add to it.
 //
 // There is no goroutine of its own: the caller that finds no batch running
 // leads; it runs the batch of everyone queued at that moment, hands the
 // lead to the first of those who came meanwhile, and returns.
 type group struct {
-	// run runs a batch and returns each member's error; a batch of one
-	// runs as a transaction of its own, with its caller's context.
-	run func(batch []*member) []error
+	// alone runs fn in a transaction of its own.
+	alone func(ctx context.Context, fn func(querier) error) error
+	// begin starts the transaction of a batch: the statements of q, its
+	// savepoints among them, run with contexts whose end does not
+	// interrupt them (detached), and end runs the last statements and
+	// commits (commit true) or rolls back.
+	begin func() (q batchQuerier, end func(commit bool) error, err error)
 
 	mu      sync.Mutex
 	queue   []*member
 	leading bool
 }
 
-// maxBatch bounds a batch: its transactions wait for the slowest.
-const maxBatch = 64
+// batchQuerier is the querier of a batch's transaction.
+type batchQuerier interface {
+	querier
+	// member is called before each member's function runs, done after
+	// it, with its error: the querier may keep things for the end of the
+	// batch (pgBatch's events), and drops a failed member's.
+	member()
+	done(err error)
+}
+
+// maxBatch bounds a batch: its transactions wait for the slowest, and on
+// PostgreSQL more than 64 savepoints that write overflow the server's
+// cache of subtransactions, which slows every snapshot.
+const maxBatch = 32
 
 type member struct {
 	ctx  context.Context
@@ -43,6 +62,9 @@ type outcome struct {
 	err error
 	// lead says the member is to run the next batch.
 	lead bool
+	// alone says the batch failed: the member runs its function again in
+	// a transaction of its own.
+	alone bool
 }
 
 // tx runs fn in a write transaction, alone or with others.
@@ -57,7 +79,10 @@ func (g *group) tx(ctx context.Context, fn func(querier) error) error {
 		// Waits for the batch even when ctx ends: once queued, fn may be
 		// running, and its outcome is what the caller must learn.
 		o := <-m.done
-		if !o.lead {
+		switch {
+		case o.alone:
+			return g.alone(ctx, fn)
+		case !o.lead:
 			return o.err
 		}
 	}
@@ -67,32 +92,103 @@ func (g *group) tx(ctx context.Context, fn func(querier) error) error {
 	batch := g.queue[:n:n]
 	g.queue = append([]*member(nil), g.queue[n:]...)
 	g.mu.Unlock()
-	var errs []error
+	var outs []outcome
+	finished := false
 	defer func() {
-		if errs == nil {
-			// run panicked; the panic goes on in this caller, the others
-			// learn that their writes did not commit.
-			errs = slices.Repeat([]error{fmt.Errorf("a batch of writes failed: %w", sdk.ErrInternal)}, len(batch))
-		}
-		g.mu.Lock()
-		if len(g.queue) > 0 {
-			g.queue[0].done <- outcome{lead: true}
-		} else {
-			g.leading = false
-		}
-		g.mu.Unlock()
-		for i, o := range batch[1:] {
-			o.done <- outcome{err: errs[i+1]}
+		if !finished {
+			// The batch panicked; the panic goes on in this caller, the
+			// others learn that their writes did not commit.
+			err := fmt.Errorf("a batch of writes failed: %w", sdk.ErrInternal)
+			outs = make([]outcome, len(batch))
+			for i := range outs {
+				outs[i] = outcome{err: err}
+			}
+			g.finish(batch, outs)
 		}
 	}()
-	errs = g.run(batch)
-	return errs[0]
+	outs = g.run(batch)
+	finished = true
+	g.finish(batch, outs)
+	if outs[0].alone {
+		return g.alone(ctx, fn)
+	}
+	return outs[0].err
+}
+
+// finish hands the lead to the first member queued, if any, and gives the
+// batch's other members their outcomes.
+func (g *group) finish(batch []*member, outs []outcome) {
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		g.queue[0].done <- outcome{lead: true}
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	for i, m := range batch[1:] {
+		m.done <- outs[i+1]
+	}
+}
+
+// run runs a batch; a batch of one runs alone, with its caller's context.
+func (g *group) run(batch []*member) []outcome {
+	outs := make([]outcome, len(batch))
+	if len(batch) == 1 {
+		outs[0].err = g.alone(batch[0].ctx, batch[0].fn)
+		return outs
+	}
+	again := func() []outcome {
+		for i := range outs {
+			outs[i] = outcome{alone: true}
+		}
+		return outs
+	}
+	q, end, err := g.begin()
+	if err != nil {
+		return again()
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = end(false)
+		}
+	}()
+	ctx := context.Background()
+	for i, m := range batch {
+		if err := m.ctx.Err(); err != nil {
+			outs[i].err = err
+			continue
+		}
+		if _, err := q.exec(ctx, "SAVEPOINT member"); err != nil {
+			return again()
+		}
+		q.member()
+		err := m.fn(q)
+		q.done(err)
+		if err != nil {
+			outs[i].err = err
+			// Fails when the error ended the whole transaction (SQLite
+			// rolls it back on a full disk or an I/O error; PostgreSQL
+			// aborts it on a deadlock).
+			if _, rerr := q.exec(ctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
+				return again()
+			}
+		}
+		if _, err := q.exec(ctx, "RELEASE SAVEPOINT member"); err != nil {
+			return again()
+		}
+	}
+	committed = true
+	if err := end(true); err != nil {
+		return again()
+	}
+	return outs
 }
 
 // detached runs statements with contexts whose end does not interrupt
 // them: a member of a batch whose caller gives up must not interrupt a
-// statement, which would roll back the whole batch (SQLite rolls back the
-// transaction of an interrupted write).
+// statement, which would end the whole batch (SQLite rolls back the
+// transaction of an interrupted write, pgx closes the connection).
 type detached struct{ q querier }
 
 func (d detached) exec(ctx context.Context, query string, a ...any) (int64, error) {
@@ -106,3 +202,10 @@ func (d detached) query(ctx context.Context, query string, a ...any) (rows, erro
 func (d detached) queryRow(ctx context.Context, query string, a ...any) row {
 	return d.q.queryRow(context.WithoutCancel(ctx), query, a...)
 }
+
+// plainBatch is the batch querier of a database that needs nothing at a
+// batch's end (SQLite).
+type plainBatch struct{ detached }
+
+func (plainBatch) member()    {}
+func (plainBatch) done(error) {}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,139 +15,158 @@ import (
 	"github.com/zoe-project/zoe/sdk"
 )
 
-// TestGroup: the writes that queue while a batch runs are run together
-// next, each caller gets its own outcome, and the lead passes on.
-func TestGroup(t *testing.T) {
-	release := make(chan struct{})
-	var (
-		mu      sync.Mutex
-		batches [][]string
-	)
-	g := &group{}
-	g.run = func(batch []*member) []error {
-		errs := make([]error, len(batch))
-		var names []string
-		for i, m := range batch {
-			q := &nameQ{}
-			errs[i] = m.fn(q)
-			names = append(names, q.name)
-		}
-		mu.Lock()
-		batches = append(batches, names)
-		first := len(batches) == 1
-		mu.Unlock()
-		if first {
-			<-release // holds the first batch until the others queued
-		}
-		return errs
-	}
-	write := func(name string) func(querier) error {
-		return func(q querier) error {
-			q.(*nameQ).name = name
-			if name == "bad" {
-				return errors.New("bad write")
+// fakeDB runs a group's transactions on nothing and records them.
+type fakeDB struct {
+	mu  sync.Mutex
+	log []string
+	// hold blocks the transaction of the write named "first".
+	hold chan struct{}
+	// failCommits fails that many batch commits.
+	failCommits int
+}
+
+func (d *fakeDB) record(s string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.log = append(d.log, s)
+}
+
+func (d *fakeDB) records() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.log)
+}
+
+func (d *fakeDB) group() *group {
+	return &group{
+		alone: func(ctx context.Context, fn func(querier) error) error {
+			q := &fakeQ{}
+			err := fn(q)
+			d.record("alone " + strings.Join(q.names, " "))
+			if slices.Contains(q.names, "first") {
+				<-d.hold
 			}
-			return nil
-		}
+			return err
+		},
+		begin: func() (batchQuerier, func(bool) error, error) {
+			q := &fakeQ{}
+			return q, func(commit bool) error {
+				d.mu.Lock()
+				fail := commit && d.failCommits > 0
+				if fail {
+					d.failCommits--
+				}
+				d.mu.Unlock()
+				what := "commit"
+				if !commit || fail {
+					what = "rollback"
+				}
+				d.record("batch " + strings.Join(q.names, " ") + ": " + what)
+				if fail {
+					return errors.New("commit failed")
+				}
+				return nil
+			}, nil
+		},
 	}
-	ctx := t.Context()
-	errs := make(chan string, 5)
-	var wg sync.WaitGroup
+}
+
+// fakeQ records the names of the writes that used it.
+type fakeQ struct {
+	querier
+	names []string
+}
+
+func (q *fakeQ) exec(context.Context, string, ...any) (int64, error) { return 0, nil }
+func (q *fakeQ) member()                                              {}
+func (q *fakeQ) done(error)                                           {}
+
+func write(name string) func(querier) error {
+	return func(q querier) error {
+		fq := q.(*fakeQ)
+		fq.names = append(fq.names, name)
+		if name == "bad" {
+			return errors.New("bad write")
+		}
+		return nil
+	}
+}
+
+// queueBehindFirst starts "first", alone, holds it, and queues the others
+// behind it in their order; it returns each one's error, by name, once
+// they have all run.
+func queueBehindFirst(t *testing.T, d *fakeDB, g *group, names ...string) map[string]error {
+	t.Helper()
+	d.hold = make(chan struct{})
+	var (
+		mu   sync.Mutex
+		errs = map[string]error{}
+		wg   sync.WaitGroup
+	)
 	call := func(name string) {
 		wg.Go(func() {
-			if err := g.tx(ctx, write(name)); err != nil {
-				errs <- name + ": " + err.Error()
-			}
+			err := g.tx(t.Context(), write(name))
+			mu.Lock()
+			errs[name] = err
+			mu.Unlock()
 		})
 	}
-	call("first")
 	queued := func(n int) func() (bool, string) {
 		return func() (bool, string) {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			mu.Lock()
-			defer mu.Unlock()
-			return len(batches) == 1 && len(g.queue) == n, fmt.Sprintf("%d batches, %d queued", len(batches), len(g.queue))
+			rs := d.records()
+			return len(rs) == 1 && len(g.queue) == n, fmt.Sprintf("%q done, %d queued", rs, len(g.queue))
 		}
 	}
-	testutil.WaitFor(t, 10*time.Second, "the first batch", queued(0))
-	for i, name := range []string{"a", "bad", "b"} {
+	call("first")
+	testutil.WaitFor(t, 10*time.Second, "the first write", queued(0))
+	for i, name := range names {
 		call(name)
 		testutil.WaitFor(t, 10*time.Second, "queued writes", queued(i+1))
 	}
-	close(release)
+	close(d.hold)
 	wg.Wait()
-	close(errs)
-	var got []string
-	for e := range errs {
-		got = append(got, e)
+	return errs
+}
+
+// TestGroup: the writes that queue while a batch runs are run together
+// next, each caller gets its own outcome, and the lead passes on.
+func TestGroup(t *testing.T) {
+	d := &fakeDB{}
+	g := d.group()
+	errs := queueBehindFirst(t, d, g, "a", "bad", "b")
+	for name, err := range errs {
+		if (err != nil) != (name == "bad") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
-	if !slices.Equal(got, []string{"bad: bad write"}) {
-		t.Errorf("errors %q, want only bad's", got)
-	}
-	if len(batches) != 2 || !slices.Equal(batches[0], []string{"first"}) ||
-		!slices.Equal(batches[1], []string{"a", "bad", "b"}) {
-		t.Errorf("batches %q, want [first] [a bad b]", batches)
+	if want := []string{"alone first", "batch a bad b: commit"}; !slices.Equal(d.records(), want) {
+		t.Errorf("transactions %q, want %q", d.records(), want)
 	}
 	if g.leading || len(g.queue) != 0 {
 		t.Errorf("after the writes: leading %v, %d queued", g.leading, len(g.queue))
 	}
 }
 
-// nameQ is a querier that only records who used it.
-type nameQ struct {
-	querier
-	name string
-}
-
-// TestSQLiteBatch: in one batch a failing write is rolled back alone, a
-// write whose caller gave up is not run, and the others commit.
-func TestSQLiteBatch(t *testing.T) {
-	ctx := t.Context()
-	s, err := openSQLite(ctx, filepath.Join(t.TempDir(), "zoe.db"), testutil.Logger(t), CurrentSchemaVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	db := s.db.(*sqliteDB)
-	insert := func(name string) func(querier) error {
-		return func(q querier) error {
-			// Two statements: the first of a failing write must go too.
-			if _, err := q.exec(ctx, "INSERT INTO quotas (name) VALUES ($1)", name+"-x"); err != nil {
-				return err
-			}
-			_, err := q.exec(ctx, "INSERT INTO quotas (name) VALUES ($1)", name)
-			return err
+// TestGroupFailedBatch: when a batch does not commit, each of its writes
+// runs again alone.
+func TestGroupFailedBatch(t *testing.T) {
+	d := &fakeDB{failCommits: 1}
+	g := d.group()
+	errs := queueBehindFirst(t, d, g, "a", "bad", "b")
+	for name, err := range errs {
+		if (err != nil) != (name == "bad") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
-	gone, cancel := context.WithCancel(ctx)
-	cancel()
-	ms := []*member{
-		{ctx: ctx, fn: insert("a")},
-		{ctx: ctx, fn: insert("user")}, // the default quota exists
-		{ctx: gone, fn: insert("c")},
-		{ctx: ctx, fn: insert("d")},
+	got := d.records()
+	if len(got) != 5 || got[1] != "batch a bad b: rollback" {
+		t.Fatalf("transactions %q, want the batch rolled back, then each write alone", got)
 	}
-	errs := db.runBatch(ms)
-	if errs[0] != nil || errs[3] != nil {
-		t.Fatalf("the good writes failed: %v", errs)
-	}
-	if sdk.Category(s.fail("x", errs[1])) != sdk.ErrAlreadyExists {
-		t.Errorf("the duplicate: %v", errs[1])
-	}
-	if !errors.Is(errs[2], context.Canceled) {
-		t.Errorf("the cancelled write: %v", errs[2])
-	}
-	qs, err := s.ListQuotas(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, q := range qs {
-		names = append(names, q.Name)
-	}
-	if want := []string{"a", "a-x", "admin", "d", "d-x", "guest", "user"}; !slices.Equal(names, want) {
-		t.Errorf("quotas %q, want %q", names, want)
+	slices.Sort(got[2:])
+	if want := []string{"alone a", "alone b", "alone bad"}; !slices.Equal(got[2:], want) {
+		t.Errorf("then %q, want %q", got[2:], want)
 	}
 }
 
@@ -154,14 +174,7 @@ func TestSQLiteBatch(t *testing.T) {
 // after it.
 func TestGroupPanic(t *testing.T) {
 	release := make(chan struct{})
-	g := &group{}
-	g.run = func(batch []*member) []error {
-		errs := make([]error, len(batch))
-		for i, m := range batch {
-			errs[i] = m.fn(nil)
-		}
-		return errs
-	}
+	g := &group{alone: func(ctx context.Context, fn func(querier) error) error { return fn(nil) }}
 	ok := func(querier) error { return nil }
 	boom := func(querier) error {
 		<-release
@@ -195,5 +208,56 @@ func TestGroupPanic(t *testing.T) {
 	}
 	if err := g.tx(ctx, ok); err != nil {
 		t.Fatalf("a write after: %v", err)
+	}
+}
+
+// TestSQLiteBatch: in one batch a failing write is rolled back alone, a
+// write whose caller gave up is not run, and the others commit.
+func TestSQLiteBatch(t *testing.T) {
+	ctx := t.Context()
+	s, err := openSQLite(ctx, filepath.Join(t.TempDir(), "zoe.db"), testutil.Logger(t), CurrentSchemaVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	db := s.db.(*sqliteDB)
+	insert := func(name string) func(querier) error {
+		return func(q querier) error {
+			// Two statements: the first of a failing write must go too.
+			if _, err := q.exec(ctx, "INSERT INTO quotas (name) VALUES ($1)", name+"-x"); err != nil {
+				return err
+			}
+			_, err := q.exec(ctx, "INSERT INTO quotas (name) VALUES ($1)", name)
+			return err
+		}
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	ms := []*member{
+		{ctx: ctx, fn: insert("a")},
+		{ctx: ctx, fn: insert("user")}, // the default quota exists
+		{ctx: gone, fn: insert("c")},
+		{ctx: ctx, fn: insert("d")},
+	}
+	outs := db.commits.run(ms)
+	if outs[0] != (outcome{}) || outs[3] != (outcome{}) {
+		t.Fatalf("the good writes: %+v", outs)
+	}
+	if sdk.Category(s.fail("x", outs[1].err)) != sdk.ErrAlreadyExists || outs[1].alone {
+		t.Errorf("the duplicate: %+v", outs[1])
+	}
+	if !errors.Is(outs[2].err, context.Canceled) || outs[2].alone {
+		t.Errorf("the cancelled write: %+v", outs[2])
+	}
+	qs, err := s.ListQuotas(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range qs {
+		names = append(names, q.Name)
+	}
+	if want := []string{"a", "a-x", "admin", "d", "d-x", "guest", "user"}; !slices.Equal(names, want) {
+		t.Errorf("quotas %q, want %q", names, want)
 	}
 }

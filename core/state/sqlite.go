@@ -72,7 +72,7 @@ func openSQLite(ctx context.Context, path string, log hclog.Logger, target int) 
 	r.SetMaxIdleConns(n)
 
 	db := &sqliteDB{w: w, r: r}
-	db.commits.run = db.runBatch
+	db.commits.alone, db.commits.begin = db.tx1, db.beginBatch
 	s := &store{db: db, d: sqliteDialect(), log: named(log)}
 	if err := migrateRetrying(ctx, s, target); err != nil {
 		_ = s.Close()
@@ -287,59 +287,21 @@ func rollbackOnPanic(tx *sql.Tx) {
 	}
 }
 
-// runBatch runs the members in one transaction, each in a savepoint (see
-// group).
-func (db *sqliteDB) runBatch(ms []*member) []error {
-	errs := make([]error, len(ms))
-	if len(ms) == 1 {
-		errs[0] = db.tx1(ms[0].ctx, ms[0].fn)
-		return errs
-	}
+// beginBatch starts the transaction of a batch (see group).
+func (db *sqliteDB) beginBatch() (batchQuerier, func(commit bool) error, error) {
 	// The batch is everyone's: no one caller's context ends it (the busy
-	// timeout bounds the wait for the write lock).
-	ctx := context.Background()
-	// fail gives err to every member that has no error of its own: nothing
-	// of the batch commits.
-	fail := func(err error) []error {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-		}
-		return errs
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
+	// timeout bounds the wait for another process's write lock).
+	tx, err := db.w.BeginTx(context.Background(), nil)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
-	defer rollbackOnPanic(tx)
-	q := detached{sqlQ{tx}}
-	for i, m := range ms {
-		if err := m.ctx.Err(); err != nil {
-			errs[i] = err
-			continue
+	end := func(commit bool) error {
+		if commit {
+			return tx.Commit()
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT member"); err != nil {
-			_ = tx.Rollback()
-			return fail(err)
-		}
-		if errs[i] = m.fn(q); errs[i] != nil {
-			// Fails when the error rolled back the whole transaction
-			// (SQLite does on a full disk or an I/O error).
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO member"); err != nil {
-				_ = tx.Rollback()
-				return fail(fmt.Errorf("the database rolled back a batch of writes: %w", sdk.ErrUnavailable))
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE member"); err != nil {
-			_ = tx.Rollback()
-			return fail(err)
-		}
+		return tx.Rollback()
 	}
-	if err := tx.Commit(); err != nil {
-		return fail(err)
-	}
-	return errs
+	return plainBatch{detached{sqlQ{tx}}}, end, nil
 }
 
 func (db *sqliteDB) close() error {
