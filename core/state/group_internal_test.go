@@ -78,8 +78,8 @@ type fakeQ struct {
 }
 
 func (q *fakeQ) exec(context.Context, string, ...any) (int64, error) { return 0, nil }
-func (q *fakeQ) member()                                              {}
-func (q *fakeQ) done(error)                                           {}
+func (q *fakeQ) member()                                             {}
+func (q *fakeQ) done(error)                                          {}
 
 func write(name string) func(querier) error {
 	return func(q querier) error {
