@@ -56,20 +56,27 @@ type member struct {
 	ctx  context.Context
 	fn   func(querier) error
 	done chan outcome
+	// solo runs in a batch of its own: the batch it was in failed.
+	solo bool
 }
 
 type outcome struct {
 	err error
 	// lead says the member is to run the next batch.
 	lead bool
-	// alone says the batch failed: the member runs its function again in
-	// a transaction of its own.
+	// alone says the batch failed: the member is to run again, in a batch
+	// of its own.
 	alone bool
 }
 
-// tx runs fn in a write transaction, alone or with others.
+// tx runs fn in a write transaction, alone or with others. The store's
+// transactions run one at a time: SQLite has one writer, and the commits
+// are what a batch shares.
 func (g *group) tx(ctx context.Context, fn func(querier) error) error {
-	m := &member{ctx: ctx, fn: fn, done: make(chan outcome, 1)}
+	return g.do(&member{ctx: ctx, fn: fn, done: make(chan outcome, 1)})
+}
+
+func (g *group) do(m *member) error {
 	g.mu.Lock()
 	g.queue = append(g.queue, m)
 	lead := !g.leading
@@ -81,14 +88,17 @@ func (g *group) tx(ctx context.Context, fn func(querier) error) error {
 		o := <-m.done
 		switch {
 		case o.alone:
-			return g.alone(ctx, fn)
+			return g.do(&member{ctx: m.ctx, fn: m.fn, done: make(chan outcome, 1), solo: true})
 		case !o.lead:
 			return o.err
 		}
 	}
 	// m is first in the queue: it came alone, or was handed the lead.
 	g.mu.Lock()
-	n := min(len(g.queue), maxBatch)
+	n := 1
+	for !m.solo && n < min(len(g.queue), maxBatch) && !g.queue[n].solo {
+		n++
+	}
 	batch := g.queue[:n:n]
 	g.queue = append([]*member(nil), g.queue[n:]...)
 	g.mu.Unlock()
@@ -110,7 +120,7 @@ func (g *group) tx(ctx context.Context, fn func(querier) error) error {
 	finished = true
 	g.finish(batch, outs)
 	if outs[0].alone {
-		return g.alone(ctx, fn)
+		return g.do(&member{ctx: m.ctx, fn: m.fn, done: make(chan outcome, 1), solo: true})
 	}
 	return outs[0].err
 }
