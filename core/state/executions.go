@@ -392,7 +392,8 @@ func (s *store) Transition(ctx context.Context, id int64, from []Status, to Stat
 func (s *store) SetNetwork(ctx context.Context, id int64, networkID string) error {
 	err := s.db.tx(ctx, func(q querier) error {
 		var cur string
-		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forUpdate, id).Scan(&cur)
+		// Not FOR UPDATE: see group.overlap.
+		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forNoKeyUpdate, id).Scan(&cur)
 		if isNoRows(err) {
 			return notFound("execution %d", id)
 		}

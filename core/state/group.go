@@ -31,6 +31,12 @@ type group struct {
 	// interrupt them (detached), and end runs the last statements and
 	// commits (commit true) or rolls back.
 	begin func() (q batchQuerier, end func(commit bool) error, err error)
+	// overlap lets the next batch run while one commits, on another
+	// connection (PostgreSQL): the commit is the longest part of a batch.
+	// The committing batch waits for nothing of the next one but the rows
+	// its events refer to (the foreign key's lock), which is why no
+	// transaction locks an execution's row FOR UPDATE but to delete it.
+	overlap bool
 
 	mu      sync.Mutex
 	queue   []*member
@@ -69,9 +75,9 @@ type outcome struct {
 	alone bool
 }
 
-// tx runs fn in a write transaction, alone or with others. The store's
-// transactions run one at a time: SQLite has one writer, and the commits
-// are what a batch shares.
+// tx runs fn in a write transaction, alone or with others. The batches
+// run one at a time: SQLite has one writer, and on PostgreSQL batches
+// running side by side could deadlock on each other's rows (see overlap).
 func (g *group) tx(ctx context.Context, fn func(querier) error) error {
 	return g.do(&member{ctx: ctx, fn: fn, done: make(chan outcome, 1)})
 }
@@ -103,49 +109,69 @@ func (g *group) do(m *member) error {
 	g.queue = append([]*member(nil), g.queue[n:]...)
 	g.mu.Unlock()
 	var outs []outcome
-	finished := false
+	handed, delivered := false, false
 	defer func() {
-		if !finished {
-			// The batch panicked; the panic goes on in this caller, the
-			// others learn that their writes did not commit.
-			err := fmt.Errorf("a batch of writes failed: %w", sdk.ErrInternal)
-			outs = make([]outcome, len(batch))
-			for i := range outs {
-				outs[i] = outcome{err: err}
-			}
-			g.finish(batch, outs)
+		if delivered {
+			return
 		}
+		// The batch panicked; the panic goes on in this caller, the others
+		// learn that their writes did not commit.
+		err := fmt.Errorf("a batch of writes failed: %w", sdk.ErrInternal)
+		outs = make([]outcome, len(batch))
+		for i := range outs {
+			outs[i] = outcome{err: err}
+		}
+		if !handed {
+			g.handOver()
+		}
+		g.deliver(batch, outs)
 	}()
-	outs = g.run(batch)
-	finished = true
-	g.finish(batch, outs)
+	outs, commit := g.run(batch)
+	if commit != nil && g.overlap {
+		g.handOver()
+		handed = true
+	}
+	if commit != nil {
+		outs = commit()
+	}
+	if !handed {
+		g.handOver()
+		handed = true
+	}
+	g.deliver(batch, outs)
+	delivered = true
 	if outs[0].alone {
 		return g.do(&member{ctx: m.ctx, fn: m.fn, done: make(chan outcome, 1), solo: true})
 	}
 	return outs[0].err
 }
 
-// finish hands the lead to the first member queued, if any, and gives the
-// batch's other members their outcomes.
-func (g *group) finish(batch []*member, outs []outcome) {
+// handOver gives the lead to the first member queued, if any.
+func (g *group) handOver() {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if len(g.queue) > 0 {
 		g.queue[0].done <- outcome{lead: true}
 	} else {
 		g.leading = false
 	}
-	g.mu.Unlock()
+}
+
+// deliver gives the batch's other members their outcomes.
+func (g *group) deliver(batch []*member, outs []outcome) {
 	for i, m := range batch[1:] {
 		m.done <- outs[i+1]
 	}
 }
 
-// run runs a batch; a batch of one runs alone, with its caller's context.
-func (g *group) run(batch []*member) []outcome {
+// run runs the members of a batch and returns their outcomes, or commit,
+// which ends the batch and returns them. A batch of one runs alone, with
+// its caller's context.
+func (g *group) run(batch []*member) ([]outcome, func() []outcome) {
 	outs := make([]outcome, len(batch))
 	if len(batch) == 1 {
 		outs[0].err = g.alone(batch[0].ctx, batch[0].fn)
-		return outs
+		return outs, nil
 	}
 	again := func() []outcome {
 		for i := range outs {
@@ -155,11 +181,11 @@ func (g *group) run(batch []*member) []outcome {
 	}
 	q, end, err := g.begin()
 	if err != nil {
-		return again()
+		return again(), nil
 	}
-	committed := false
+	ended := false
 	defer func() {
-		if !committed {
+		if !ended {
 			_ = end(false)
 		}
 	}()
@@ -169,8 +195,11 @@ func (g *group) run(batch []*member) []outcome {
 			outs[i].err = err
 			continue
 		}
+		// Not released: the commit releases them all, and a release
+		// would cost PostgreSQL a round trip per member. Each nests in
+		// the one before, and a rollback goes to the innermost.
 		if _, err := q.exec(ctx, "SAVEPOINT member"); err != nil {
-			return again()
+			return again(), nil
 		}
 		q.member()
 		err := m.fn(q)
@@ -181,18 +210,17 @@ func (g *group) run(batch []*member) []outcome {
 			// rolls it back on a full disk or an I/O error; PostgreSQL
 			// aborts it on a deadlock).
 			if _, rerr := q.exec(ctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
-				return again()
+				return again(), nil
 			}
 		}
-		if _, err := q.exec(ctx, "RELEASE SAVEPOINT member"); err != nil {
+	}
+	ended = true
+	return nil, func() []outcome {
+		if err := end(true); err != nil {
 			return again()
 		}
+		return outs
 	}
-	committed = true
-	if err := end(true); err != nil {
-		return again()
-	}
-	return outs
 }
 
 // detached runs statements with contexts whose end does not interrupt

@@ -23,6 +23,9 @@ type fakeDB struct {
 	hold chan struct{}
 	// failCommits fails that many batch commits.
 	failCommits int
+	// committing, when set, is told of each batch commit, which then
+	// waits for commits.
+	committing, commits chan struct{}
 }
 
 func (d *fakeDB) record(s string) {
@@ -51,6 +54,10 @@ func (d *fakeDB) group() *group {
 		begin: func() (batchQuerier, func(bool) error, error) {
 			q := &fakeQ{}
 			return q, func(commit bool) error {
+				if commit && d.commits != nil {
+					d.committing <- struct{}{}
+					<-d.commits
+				}
 				d.mu.Lock()
 				fail := commit && d.failCommits > 0
 				if fail {
@@ -170,6 +177,33 @@ func TestGroupFailedBatch(t *testing.T) {
 	}
 }
 
+// TestGroupOverlap: with overlap, the next batch runs while one commits.
+func TestGroupOverlap(t *testing.T) {
+	d := &fakeDB{committing: make(chan struct{}), commits: make(chan struct{})}
+	g := d.group()
+	g.overlap = true
+	errC := make(chan error, 1)
+	go func() {
+		// While a and b wait for their commit, c runs: the commit waits
+		// for it (without overlap, this would never end).
+		<-d.committing
+		errC <- g.tx(t.Context(), write("c"))
+		close(d.commits)
+	}()
+	errs := queueBehindFirst(t, d, g, "a", "b")
+	if err := <-errC; err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range errs {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if want := []string{"alone first", "alone c", "batch a b: commit"}; !slices.Equal(d.records(), want) {
+		t.Errorf("transactions %q, want %q", d.records(), want)
+	}
+}
+
 // TestGroupPanic: a write that panics fails its batch, not the writes
 // after it.
 func TestGroupPanic(t *testing.T) {
@@ -239,7 +273,11 @@ func TestSQLiteBatch(t *testing.T) {
 		{ctx: gone, fn: insert("c")},
 		{ctx: ctx, fn: insert("d")},
 	}
-	outs := db.commits.run(ms)
+	outs, commit := db.commits.run(ms)
+	if outs != nil || commit == nil {
+		t.Fatalf("a batch of %d ran as one: %+v", len(ms), outs)
+	}
+	outs = commit()
 	if outs[0] != (outcome{}) || outs[3] != (outcome{}) {
 		t.Fatalf("the good writes: %+v", outs)
 	}

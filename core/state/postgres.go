@@ -58,6 +58,7 @@ func openPostgres(ctx context.Context, dsn, deployment string, log hclog.Logger,
 	db := &pgDB{pool: pool}
 	s := &store{db: db, d: postgresDialect(schema), log: named(log)}
 	db.commits.alone, db.commits.begin, db.flushEvents = db.tx1, db.beginBatch, s.insertDeferredEvents
+	db.commits.overlap = true
 	if err := s.migrate(ctx, target); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("postgres schema %s: %w", schema, err)

@@ -166,6 +166,15 @@ func (s *store) PlaceServices(ctx context.Context, executionID int64, ps []Place
 	return out, s.fail(op, err)
 }
 
+// withColumn scans a row with one more column than its reader expects,
+// into dst.
+type withColumn struct {
+	r   row
+	dst any
+}
+
+func (w withColumn) Scan(dest ...any) error { return w.r.Scan(append(dest, w.dst)...) }
+
 // notPlaced says why PlaceServices could not place the services ids.
 func notPlaced(ctx context.Context, q querier, executionID int64, ids []int64) error {
 	var a args
@@ -206,13 +215,18 @@ func (s *store) RecordStarted(ctx context.Context, id int64, st Started) (Servic
 	}
 	var out Service
 	err := s.db.tx(ctx, func(q querier) error {
-		var err error
+		var (
+			err error
+			had bool // endpoints to replace: a service started again
+		)
 		// The status test is the compare-and-set; on PostgreSQL the update
 		// locks the row.
-		out, err = scanService(q.queryRow(ctx, `UPDATE services SET status = $1, handle_version = $2, handle_id = $3,
-			handle_data = $4, node = $5, ip = $6, backend_status = $7, exit_code = NULL
-			WHERE id = $8 AND status = $9 RETURNING `+serviceCols, string(ServiceRunning), int64(st.Handle.Version),
-			st.Handle.ID, st.Handle.Data, st.Node, st.IP, st.BackendStatus, id, string(ServiceStarting)))
+		out, err = scanService(withColumn{q.queryRow(ctx, `UPDATE services SET status = $1, handle_version = $2,
+			handle_id = $3, handle_data = $4, node = $5, ip = $6, backend_status = $7, exit_code = NULL
+			WHERE id = $8 AND status = $9
+			RETURNING `+serviceCols+`, EXISTS (SELECT 1 FROM endpoints WHERE service_id = $8)`,
+			string(ServiceRunning), int64(st.Handle.Version), st.Handle.ID, st.Handle.Data, st.Node, st.IP,
+			st.BackendStatus, id, string(ServiceStarting)), &had})
 		if isNoRows(err) {
 			var name, cur string
 			err := q.queryRow(ctx, "SELECT name, status FROM services WHERE id = $1", id).Scan(&name, &cur)
@@ -229,7 +243,7 @@ func (s *store) RecordStarted(ctx context.Context, id int64, st Started) (Servic
 		if err != nil {
 			return err
 		}
-		if err := replaceEndpoints(ctx, q, id, st.Endpoints); err != nil {
+		if err := replaceEndpoints(ctx, q, id, had, st.Endpoints); err != nil {
 			return err
 		}
 		return s.addEvent(ctx, q, Event{ExecutionID: out.ExecutionID, ServiceName: out.Name, Time: now(),
@@ -328,16 +342,19 @@ func (s *store) SetEndpoints(ctx context.Context, serviceID int64, eps []Endpoin
 		if err != nil {
 			return err
 		}
-		return replaceEndpoints(ctx, q, serviceID, eps)
+		return replaceEndpoints(ctx, q, serviceID, true, eps)
 	})
 	return s.fail(op, err)
 }
 
 // replaceEndpoints replaces the endpoints of a service whose row the
-// transaction holds; eps are checked (checkEndpoints).
-func replaceEndpoints(ctx context.Context, q querier, serviceID int64, eps []Endpoint) error {
-	if _, err := q.exec(ctx, "DELETE FROM endpoints WHERE service_id = $1", serviceID); err != nil {
-		return err
+// transaction holds (had: it may have some); eps are checked
+// (checkEndpoints).
+func replaceEndpoints(ctx context.Context, q querier, serviceID int64, had bool, eps []Endpoint) error {
+	if had {
+		if _, err := q.exec(ctx, "DELETE FROM endpoints WHERE service_id = $1", serviceID); err != nil {
+			return err
+		}
 	}
 	if len(eps) == 0 {
 		return nil
