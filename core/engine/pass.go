@@ -85,10 +85,9 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 	for _, ex := range snap.execs {
 		in.busy[ex.ID] = e.busySince(snap, ex.ID)
 	}
-	_, needs := decideReconcile(in, nil)
-	var recovered map[int64]recovery
+	acts, needs := decideReconcile(in, nil)
 	if len(needs) > 0 {
-		recovered = make(map[int64]recovery, len(needs))
+		recovered := make(map[int64]recovery, len(needs))
 		for _, r := range needs {
 			st, err := e.cfg.Backend.Recover(ctx, toBackendHandle(r.sv.Handle))
 			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
@@ -96,8 +95,8 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 			}
 			recovered[r.sv.ID] = recovery{st: st, err: err}
 		}
+		acts, _ = decideReconcile(in, recovered)
 	}
-	acts, _ := decideReconcile(in, recovered)
 	changed := false
 	for _, a := range acts {
 		changed = changed || a.changes()

@@ -112,10 +112,12 @@ func (a action) String() string {
 }
 
 // decideReconcile returns the actions, in the order to carry them out, and
-// the handles it needs Recover's answer about (keyed by service id in
-// recovered). A service whose recovery is missing from recovered, or
-// failed for another reason than sdk.ErrNotFound, is left for the next
-// pass. With recovered nil it only says which recoveries it needs.
+// the services whose handles it needs Recover's answers about (in
+// recovered, by service id). A service whose answer is missing from
+// recovered, or failed for another reason than sdk.ErrNotFound, is left for
+// the next pass. The needs do not depend on recovered: asked first with
+// nil, it says which answers to get, and is then asked again with them
+// (when it needs none, the first actions are the ones).
 func decideReconcile(in *reconcileInput, recovered map[int64]recovery) ([]action, []recoverReq) {
 	byHandle := make(map[string]backend.ServiceStatus, len(in.listed))
 	byName := make(map[string]backend.ServiceStatus, len(in.listed))
