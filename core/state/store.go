@@ -5,6 +5,12 @@
 // (production; each deployment in its own schema, zoe_<deployment>, so that
 // several deployments can share a database).
 //
+// A write returns once it is committed, and committed as durably as the
+// database allows (SQLite: synchronous=FULL). Writes that arrive while
+// another commits share the next transaction and its commit (group commit,
+// each in a savepoint of its own), so that a busy daemon pays one wait for
+// the disk per batch rather than per write.
+//
 // Errors wrap the sdk categories: sdk.ErrNotFound, ErrAlreadyExists,
 // ErrInvalidArgument, ErrConflict (a lost compare-and-set, deleting an
 // active execution), ErrResourceExhausted (a quota refusal) and
