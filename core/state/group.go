@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/zoe-project/zoe/sdk"
 )
@@ -16,21 +18,23 @@ import (
 // commit that holds its writes is done: durability is the same as one
 // commit each. When a batch fails as a whole (its commit fails, or
 // PostgreSQL breaks a deadlock with another daemon's batch), each of its
-// transactions is run again alone, so a batch never fails a write that
-// would succeed alone: the functions passed to tx may run more than once,
-// and must set what they return rather than add to it.
+// transactions is run again in a batch of its own, so a batch never fails
+// a write that would succeed alone: the functions passed to tx may run
+// more than once, and must set what they return rather than add to it.
 //
 // There is no goroutine of its own: the caller that finds no batch running
 // leads; it runs the batch of everyone queued at that moment, hands the
-// lead to the first of those who came meanwhile, and returns.
+// lead to the first of those who came meanwhile, and returns. A caller
+// whose context ends while it waits in the queue leaves it; once in a
+// batch, it waits for the batch's outcome, which batchTimeout bounds.
 type group struct {
 	// alone runs fn in a transaction of its own.
 	alone func(ctx context.Context, fn func(querier) error) error
-	// begin starts the transaction of a batch: the statements of q, its
-	// savepoints among them, run with contexts whose end does not
-	// interrupt them (detached), and end runs the last statements and
-	// commits (commit true) or rolls back.
-	begin func() (q batchQuerier, end func(commit bool) error, err error)
+	// begin starts the transaction of a batch. The statements of q, its
+	// savepoints among them, run with ctx whatever context their callers
+	// pass (see detached); end runs the last statements and commits
+	// (commit true) or rolls back.
+	begin func(ctx context.Context) (q batchQuerier, end func(commit bool) error, err error)
 	// overlap lets the next batch run while one commits, on another
 	// connection (PostgreSQL): the commit is the longest part of a batch.
 	// The committing batch waits for nothing of the next one but the rows
@@ -53,17 +57,35 @@ type batchQuerier interface {
 	done(err error)
 }
 
-// maxBatch bounds a batch: its transactions wait for the slowest, and on
-// PostgreSQL more than 64 savepoints that write overflow the server's
-// cache of subtransactions, which slows every snapshot.
-const maxBatch = 32
+const (
+	// maxBatch bounds a batch: its transactions wait for the slowest, and
+	// on PostgreSQL more than 64 savepoints that write overflow the
+	// server's cache of subtransactions, which slows every snapshot.
+	maxBatch = 32
+	// batchTimeout bounds a batch, whose callers wait for it even when
+	// their contexts end: a database that stops answering fails it, and
+	// each of its writes runs again with its caller's context.
+	batchTimeout = time.Minute
+)
+
+// A member is queued, then taken into a batch or abandoned by its caller.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
 
 type member struct {
-	ctx  context.Context
-	fn   func(querier) error
-	done chan outcome
+	ctx   context.Context
+	fn    func(querier) error
+	done  chan outcome
+	state atomic.Int32
 	// solo runs in a batch of its own: the batch it was in failed.
 	solo bool
+}
+
+func newMember(ctx context.Context, fn func(querier) error, solo bool) *member {
+	return &member{ctx: ctx, fn: fn, done: make(chan outcome, 1), solo: solo}
 }
 
 type outcome struct {
@@ -79,35 +101,38 @@ type outcome struct {
 // run one at a time: SQLite has one writer, and on PostgreSQL batches
 // running side by side could deadlock on each other's rows (see overlap).
 func (g *group) tx(ctx context.Context, fn func(querier) error) error {
-	return g.do(&member{ctx: ctx, fn: fn, done: make(chan outcome, 1)})
+	return g.do(newMember(ctx, fn, false))
 }
 
 func (g *group) do(m *member) error {
 	g.mu.Lock()
 	g.queue = append(g.queue, m)
 	lead := !g.leading
-	g.leading = true
+	if lead {
+		g.leading = true
+		m.state.Store(taken)
+	}
 	g.mu.Unlock()
 	if !lead {
-		// Waits for the batch even when ctx ends: once queued, fn may be
-		// running, and its outcome is what the caller must learn.
-		o := <-m.done
+		var o outcome
+		select {
+		case o = <-m.done:
+		case <-m.ctx.Done():
+			if m.state.CompareAndSwap(queued, abandoned) {
+				return m.ctx.Err()
+			}
+			// Taken meanwhile: its outcome, or the lead, is on the way.
+			o = <-m.done
+		}
 		switch {
 		case o.alone:
-			return g.do(&member{ctx: m.ctx, fn: m.fn, done: make(chan outcome, 1), solo: true})
+			return g.do(newMember(m.ctx, m.fn, true))
 		case !o.lead:
 			return o.err
 		}
 	}
 	// m is first in the queue: it came alone, or was handed the lead.
-	g.mu.Lock()
-	n := 1
-	for !m.solo && n < min(len(g.queue), maxBatch) && !g.queue[n].solo {
-		n++
-	}
-	batch := g.queue[:n:n]
-	g.queue = append([]*member(nil), g.queue[n:]...)
-	g.mu.Unlock()
+	batch := g.take(m)
 	var outs []outcome
 	handed, delivered := false, false
 	defer func() {
@@ -141,20 +166,44 @@ func (g *group) do(m *member) error {
 	g.deliver(batch, outs)
 	delivered = true
 	if outs[0].alone {
-		return g.do(&member{ctx: m.ctx, fn: m.fn, done: make(chan outcome, 1), solo: true})
+		return g.do(newMember(m.ctx, m.fn, true))
 	}
 	return outs[0].err
 }
 
-// handOver gives the lead to the first member queued, if any.
+// take removes the leader m, first in the queue, and the members that
+// join its batch from the queue, and returns the batch.
+func (g *group) take(m *member) []*member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	batch := []*member{m}
+	i := 1
+	for ; !m.solo && i < len(g.queue) && len(batch) < maxBatch; i++ {
+		c := g.queue[i]
+		if c.solo {
+			break
+		}
+		if c.state.CompareAndSwap(queued, taken) {
+			batch = append(batch, c)
+		}
+	}
+	g.queue = append([]*member(nil), g.queue[i:]...)
+	return batch
+}
+
+// handOver gives the lead to the first member queued that is still
+// waiting, if any.
 func (g *group) handOver() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.queue) > 0 {
-		g.queue[0].done <- outcome{lead: true}
-	} else {
-		g.leading = false
+	for len(g.queue) > 0 {
+		if next := g.queue[0]; next.state.CompareAndSwap(queued, taken) {
+			next.done <- outcome{lead: true}
+			return
+		}
+		g.queue = g.queue[1:]
 	}
+	g.leading = false
 }
 
 // deliver gives the batch's other members their outcomes.
@@ -179,17 +228,19 @@ func (g *group) run(batch []*member) ([]outcome, func() []outcome) {
 		}
 		return outs
 	}
-	q, end, err := g.begin()
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	q, end, err := g.begin(ctx)
 	if err != nil {
+		cancel()
 		return again(), nil
 	}
 	ended := false
 	defer func() {
 		if !ended {
 			_ = end(false)
+			cancel()
 		}
 	}()
-	ctx := context.Background()
 	for i, m := range batch {
 		if err := m.ctx.Err(); err != nil {
 			outs[i].err = err
@@ -216,6 +267,7 @@ func (g *group) run(batch []*member) ([]outcome, func() []outcome) {
 	}
 	ended = true
 	return nil, func() []outcome {
+		defer cancel()
 		if err := end(true); err != nil {
 			return again()
 		}
@@ -223,22 +275,25 @@ func (g *group) run(batch []*member) ([]outcome, func() []outcome) {
 	}
 }
 
-// detached runs statements with contexts whose end does not interrupt
-// them: a member of a batch whose caller gives up must not interrupt a
+// detached runs statements with the batch's context, whatever context the
+// members pass: a member whose caller gives up must not interrupt a
 // statement, which would end the whole batch (SQLite rolls back the
 // transaction of an interrupted write, pgx closes the connection).
-type detached struct{ q querier }
-
-func (d detached) exec(ctx context.Context, query string, a ...any) (int64, error) {
-	return d.q.exec(context.WithoutCancel(ctx), query, a...)
+type detached struct {
+	ctx context.Context
+	q   querier
 }
 
-func (d detached) query(ctx context.Context, query string, a ...any) (rows, error) {
-	return d.q.query(context.WithoutCancel(ctx), query, a...)
+func (d detached) exec(_ context.Context, query string, a ...any) (int64, error) {
+	return d.q.exec(d.ctx, query, a...)
 }
 
-func (d detached) queryRow(ctx context.Context, query string, a ...any) row {
-	return d.q.queryRow(context.WithoutCancel(ctx), query, a...)
+func (d detached) query(_ context.Context, query string, a ...any) (rows, error) {
+	return d.q.query(d.ctx, query, a...)
+}
+
+func (d detached) queryRow(_ context.Context, query string, a ...any) row {
+	return d.q.queryRow(d.ctx, query, a...)
 }
 
 // plainBatch is the batch querier of a database that needs nothing at a

@@ -51,7 +51,7 @@ func (d *fakeDB) group() *group {
 			}
 			return err
 		},
-		begin: func() (batchQuerier, func(bool) error, error) {
+		begin: func(context.Context) (batchQuerier, func(bool) error, error) {
 			q := &fakeQ{}
 			return q, func(commit bool) error {
 				if commit && d.commits != nil {
@@ -201,6 +201,51 @@ func TestGroupOverlap(t *testing.T) {
 	}
 	if want := []string{"alone first", "alone c", "batch a b: commit"}; !slices.Equal(d.records(), want) {
 		t.Errorf("transactions %q, want %q", d.records(), want)
+	}
+}
+
+// TestGroupAbandon: a caller whose context ends while it waits in the
+// queue returns at once, and its write is not run.
+func TestGroupAbandon(t *testing.T) {
+	d := &fakeDB{hold: make(chan struct{})}
+	g := d.group()
+	queued := func(n int) func() (bool, string) {
+		return func() (bool, string) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return len(g.queue) == n, fmt.Sprintf("%d queued", len(g.queue))
+		}
+	}
+	first := make(chan error, 1)
+	go func() { first <- g.tx(t.Context(), write("first")) }()
+	testutil.WaitFor(t, 10*time.Second, "the first write", func() (bool, string) {
+		return len(d.records()) == 1, fmt.Sprint(d.records())
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- g.tx(ctx, write("x")) }()
+	testutil.WaitFor(t, 10*time.Second, "x queued", queued(1))
+	cancel()
+	// While first still runs (without leaving the queue, x would wait
+	// for it, and this would never end).
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("x: %v", err)
+	}
+	after := make(chan error, 1)
+	go func() { after <- g.tx(t.Context(), write("a")) }()
+	testutil.WaitFor(t, 10*time.Second, "a queued", queued(2))
+	close(d.hold)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-after; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"alone first", "alone a"}; !slices.Equal(d.records(), want) {
+		t.Errorf("transactions %q, want %q", d.records(), want)
+	}
+	if g.leading || len(g.queue) != 0 {
+		t.Errorf("after the writes: leading %v, %d queued", g.leading, len(g.queue))
 	}
 }
 

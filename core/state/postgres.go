@@ -179,14 +179,12 @@ func (db *pgDB) tx1(ctx context.Context, fn func(querier) error) error {
 // are inserted at its end, under the event lock: taken by a member, the
 // lock would be held while the next members wait for rows that another
 // transaction holds, waiting for the lock.
-func (db *pgDB) beginBatch() (batchQuerier, func(commit bool) error, error) {
-	// The batch is everyone's: no one caller's context ends it.
-	ctx := context.Background()
+func (db *pgDB) beginBatch(ctx context.Context) (batchQuerier, func(commit bool) error, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	b := &pgBatch{detached: detached{pgQ{tx}}}
+	b := &pgBatch{detached: detached{ctx, pgQ{tx}}}
 	end := func(commit bool) error {
 		if !commit {
 			return tx.Rollback(ctx)

@@ -290,10 +290,8 @@ func rollbackOnPanic(tx *sql.Tx) {
 }
 
 // beginBatch starts the transaction of a batch (see group).
-func (db *sqliteDB) beginBatch() (batchQuerier, func(commit bool) error, error) {
-	// The batch is everyone's: no one caller's context ends it (the busy
-	// timeout bounds the wait for another process's write lock).
-	tx, err := db.w.BeginTx(context.Background(), nil)
+func (db *sqliteDB) beginBatch(ctx context.Context) (batchQuerier, func(commit bool) error, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -303,7 +301,7 @@ func (db *sqliteDB) beginBatch() (batchQuerier, func(commit bool) error, error) 
 		}
 		return tx.Rollback()
 	}
-	return plainBatch{detached{sqliteTx{tx: tx, db: db}}}, end, nil
+	return plainBatch{detached{ctx, sqliteTx{tx: tx, db: db}}}, end, nil
 }
 
 func (db *sqliteDB) close() error {
