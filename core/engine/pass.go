@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,13 +47,15 @@ func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{execs: execs, svcs: make(map[int64][]state.Service, len(execs)), workers: workers}
-	for _, ex := range execs {
-		if s.svcs[ex.ID], err = e.cfg.Store.Services(ctx, ex.ID); err != nil {
-			return nil, err
-		}
+	// After the executions: one submitted in between has services here
+	// and waits for the next pass; one that ended in between has none
+	// here, and no containers either (cleaning up ends once they are
+	// removed).
+	svcs, err := e.cfg.Store.ActiveServices(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
+	return &snapshot{execs: execs, svcs: svcs, workers: workers}, nil
 }
 
 func (e *Engine) pass(ctx context.Context) error {
@@ -76,92 +77,56 @@ func (e *Engine) pass(ctx context.Context) error {
 	return e.schedule(ctx, snap)
 }
 
-// reconcile compares the store with the back-end's services; it says
-// whether it changed anything.
+// reconcile compares the store with the back-end's services and carries
+// out what decideReconcile decides; it says whether it changed anything.
 func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend.ServiceStatus) bool {
-	recoverAll := e.recoverAll.Swap(false)
-	byHandle := map[string]backend.ServiceStatus{}
-	byName := map[string]backend.ServiceStatus{}
-	for _, st := range listed {
-		byHandle[st.Handle.ID] = st
-		byName[st.Name] = st
+	in := &reconcileInput{execs: snap.execs, svcs: snap.svcs, busy: make(map[int64]bool, len(snap.execs)),
+		listed: listed, recoverAll: e.recoverAll.Swap(false), name: e.containerName}
+	for _, ex := range snap.execs {
+		in.busy[ex.ID] = e.busySince(snap, ex.ID)
+	}
+	acts, needs := decideReconcile(in, nil)
+	if len(needs) > 0 {
+		recovered := make(map[int64]recovery, len(needs))
+		for _, r := range needs {
+			st, err := e.cfg.Backend.Recover(ctx, toBackendHandle(r.sv.Handle))
+			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				e.log.Warn("cannot recover a service", "execution", r.ex.ID, "service", r.sv.Name, "error", err)
+			}
+			recovered[r.sv.ID] = recovery{st: st, err: err}
+		}
+		acts, _ = decideReconcile(in, recovered)
 	}
 	changed := false
-	known := map[string]bool{}
-	active := map[int64]bool{}
-	for _, ex := range snap.execs {
-		active[ex.ID] = true
-		for _, sv := range snap.svcs[ex.ID] {
-			known[e.containerName(ex.ID, sv.Name)] = true
-		}
-		if ex.Status != state.StatusStarting && ex.Status != state.StatusRunning {
-			continue
-		}
-		busy := e.busySince(snap, ex.ID)
-		for _, sv := range snap.svcs[ex.ID] {
-			name := e.containerName(ex.ID, sv.Name)
-			switch {
-			case sv.Status == state.ServiceRunning || (sv.Status == state.ServiceStarting && !busy && sv.Handle.ID != ""):
-				st, ok := byHandle[sv.Handle.ID]
-				if !ok {
-					st, ok = byName[name]
-				}
-				if recoverAll || !ok {
-					rst, err := e.cfg.Backend.Recover(ctx, toBackendHandle(sv.Handle))
-					switch {
-					case errors.Is(err, sdk.ErrNotFound):
-						st, ok = backend.ServiceStatus{State: backend.ServiceVanished}, true
-					case err != nil:
-						e.log.Warn("cannot recover a service", "execution", ex.ID, "service", sv.Name, "error", err)
-						continue
-					default:
-						st, ok = rst, true
-					}
-				}
-				switch st.State {
-				case backend.ServiceExited, backend.ServiceVanished:
-					e.died(ctx, ex, sv, st)
-					changed = true
-				case backend.ServiceRunning, backend.ServiceCreated:
-					if sv.Status == state.ServiceStarting {
-						e.adopt(ctx, ex, sv, st)
-						changed = true
-					}
-					h := st.Handle
-					if h.ID == "" {
-						h = toBackendHandle(sv.Handle)
-					}
-					e.collect(logKey{ex.ID, sv.Name}, h)
-				}
-			case sv.Status == state.ServiceStarting && !busy:
-				// Left starting by a daemon that died: adopt what the
-				// back-end has, start again what it has not.
-				if st, ok := byName[name]; ok {
-					e.adopt(ctx, ex, sv, st)
-					e.collect(logKey{ex.ID, sv.Name}, st.Handle)
-				} else {
-					e.reset(ctx, sv, "its start was interrupted; it will be started again")
-				}
-				changed = true
-			}
-		}
-	}
-	for _, st := range listed {
-		if known[st.Name] {
-			continue
-		}
-		if id, err := strconv.ParseInt(st.Labels[LabelExecution], 10, 64); err == nil && !active[id] {
-			// Double-check: an execution newer than the snapshot.
-			if cur, err := e.cfg.Store.GetExecution(ctx, id); err == nil && cur.Status.Active() {
-				continue
-			}
-		}
-		e.log.Info("removing a container this deployment's store does not know", "name", st.Name, "handle", st.Handle.ID)
-		if err := e.cfg.Backend.Remove(ctx, st.Handle, true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
-			e.log.Warn("cannot remove an orphan container", "name", st.Name, "error", err)
+	for _, a := range acts {
+		changed = changed || a.changes()
+		switch a.kind {
+		case actDied:
+			e.died(ctx, a.ex, a.sv, a.st)
+		case actAdopt:
+			e.adopt(ctx, a.ex, a.sv, a.st)
+		case actCollect:
+			e.collect(logKey{a.ex.ID, a.sv.Name}, a.handle)
+		case actReset:
+			e.reset(ctx, a.sv, a.reason)
+		case actRemove:
+			e.removeOrphan(ctx, a)
 		}
 	}
 	return changed
+}
+
+// removeOrphan removes a container the store does not know.
+func (e *Engine) removeOrphan(ctx context.Context, a action) {
+	if a.unlessActive != 0 {
+		if cur, err := e.cfg.Store.GetExecution(ctx, a.unlessActive); err == nil && cur.Status.Active() {
+			return
+		}
+	}
+	e.log.Info("removing a container this deployment's store does not know", "name", a.st.Name, "handle", a.st.Handle.ID)
+	if err := e.cfg.Backend.Remove(ctx, a.st.Handle, true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		e.log.Warn("cannot remove an orphan container", "name", a.st.Name, "error", err)
+	}
 }
 
 func toBackendHandle(h state.Handle) backend.Handle {

@@ -298,11 +298,8 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
 	node := j.node
-	if _, err := store.UpdateService(ctx, j.sv.ID, state.ServiceUpdate{Node: &node}); err != nil {
-		return err
-	}
-	if _, err := store.TransitionService(ctx, j.sv.ID, []state.ServiceStatus{state.ServiceCreated}, state.ServiceStarting,
-		state.ServiceChange{Reason: "placed on node " + node}); err != nil {
+	if _, err := store.PlaceServices(ctx, ex.ID, []state.Placement{{ServiceID: j.sv.ID, Node: node,
+		Reason: "placed on node " + node}}); err != nil {
 		return err
 	}
 	spec := e.spec(ex, j, netID, mount)
@@ -345,20 +342,19 @@ func (e *Engine) find(ctx context.Context, id int64, name string) (backend.Servi
 	return backend.ServiceStatus{}, fmt.Errorf("service %s: %w", name, sdk.ErrNotFound)
 }
 
-// record stores a started service: handle, node, address, endpoints, then
-// running.
+// record stores a started service: handle, node, address, endpoints and
+// running, in one transaction.
 func (e *Engine) record(ctx context.Context, ex state.Execution, sv state.Service, in zapp.Instance, st backend.ServiceStatus, addrs map[string]string, reason string) error {
-	h := fromBackendHandle(st.Handle)
-	bs := string(st.State)
-	if _, err := e.cfg.Store.UpdateService(ctx, sv.ID, state.ServiceUpdate{Handle: &h, Node: &st.Node, IP: &st.IP,
-		BackendStatus: &bs, ClearExitCode: true}); err != nil {
-		return err
-	}
-	if err := e.cfg.Store.SetEndpoints(ctx, sv.ID, e.endpoints(ex, in, st, addrs)); err != nil {
+	s := state.Started{Handle: fromBackendHandle(st.Handle), Node: st.Node, IP: st.IP, BackendStatus: string(st.State),
+		Endpoints: e.endpoints(ex, in, st, addrs), Reason: reason}
+	_, err := e.cfg.Store.RecordStarted(ctx, sv.ID, s)
+	if errors.Is(err, sdk.ErrInvalidArgument) {
+		// Endpoints the store refuses do not keep a running service from
+		// being recorded.
 		e.log.Warn("cannot record endpoints", "service", sv.Name, "error", err)
+		s.Endpoints = nil
+		_, err = e.cfg.Store.RecordStarted(ctx, sv.ID, s)
 	}
-	_, err := e.cfg.Store.TransitionService(ctx, sv.ID, []state.ServiceStatus{state.ServiceStarting}, state.ServiceRunning,
-		state.ServiceChange{Reason: reason, BackendStatus: &bs})
 	return err
 }
 

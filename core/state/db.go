@@ -47,7 +47,10 @@ type backend interface {
 	// tx runs fn in a write transaction and commits when it returns nil.
 	// Write transactions of one database are serialised for the rows they
 	// lock: SQLite takes the write lock at BEGIN (IMMEDIATE), PostgreSQL
-	// locks the rows read with dialect.forUpdate.
+	// locks the rows read with dialect.forUpdate. Several calls may share
+	// one transaction and its commit (group commit), each in a savepoint,
+	// and fn may run more than once: it sets what it returns rather than
+	// adding to it.
 	tx(ctx context.Context, fn func(q querier) error) error
 	close() error
 	// generation grows whenever a write commits, by this store or any

@@ -52,11 +52,58 @@ func scanEvent(r row) (Event, error) {
 // addEvent must be the last statement of its transaction: it takes the
 // event lock (dialect.eventLock), held until the commit.
 func (s *store) addEvent(ctx context.Context, q querier, ev Event) error {
+	return s.addEvents(ctx, q, []Event{ev})
+}
+
+// addEvents is addEvent for several events, inserted in one statement in
+// their order. In a batch of PostgreSQL's group commit they are inserted
+// at the end of the batch instead (pgDB.beginBatch).
+func (s *store) addEvents(ctx context.Context, q querier, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if b, ok := q.(eventDeferrer); ok {
+		b.deferEvents(evs)
+		return nil
+	}
 	if err := s.d.eventLock(ctx, q); err != nil {
 		return err
 	}
+	var a args
+	vals := make([]string, len(evs))
+	for i, ev := range evs {
+		vals[i] = "(" + strings.Join([]string{a.add(ev.ExecutionID), a.add(ev.ServiceName), a.add(s.ts(ev.Time)),
+			a.add(ev.From), a.add(ev.To), a.add(ev.Reason)}, ", ") + ")"
+	}
 	_, err := q.exec(ctx, `INSERT INTO events (execution_id, service_name, at, from_status, to_status, reason)
-		VALUES ($1, $2, $3, $4, $5, $6)`, ev.ExecutionID, ev.ServiceName, s.ts(ev.Time), ev.From, ev.To, ev.Reason)
+		VALUES `+strings.Join(vals, ", "), a...)
+	return err
+}
+
+// eventDeferrer is a querier whose events wait for the end of its
+// transaction.
+type eventDeferrer interface {
+	deferEvents(evs []Event)
+}
+
+// insertDeferredEvents inserts the events of a batch, in their order, under
+// the event lock, as its last statements. The events of an execution a
+// later member deleted are left out: they would have gone with it.
+func (s *store) insertDeferredEvents(ctx context.Context, q querier, evs []Event) error {
+	if err := s.d.eventLock(ctx, q); err != nil {
+		return err
+	}
+	var a args
+	vals := make([]string, len(evs))
+	for i, ev := range evs {
+		vals[i] = fmt.Sprintf("(%s::bigint, %s::bigint, %s::text, %s::%s, %s::text, %s::text, %s::text)",
+			a.add(int64(i)), a.add(ev.ExecutionID), a.add(ev.ServiceName), a.add(s.ts(ev.Time)), s.d.timeType,
+			a.add(ev.From), a.add(ev.To), a.add(ev.Reason))
+	}
+	_, err := q.exec(ctx, `INSERT INTO events (execution_id, service_name, at, from_status, to_status, reason)
+		SELECT v.execution_id, v.service_name, v.at, v.from_status, v.to_status, v.reason
+		FROM (VALUES `+strings.Join(vals, ", ")+`) AS v (pos, execution_id, service_name, at, from_status, to_status, reason)
+		WHERE EXISTS (SELECT 1 FROM executions x WHERE x.id = v.execution_id) ORDER BY v.pos`, a...)
 	return err
 }
 
@@ -345,7 +392,8 @@ func (s *store) Transition(ctx context.Context, id int64, from []Status, to Stat
 func (s *store) SetNetwork(ctx context.Context, id int64, networkID string) error {
 	err := s.db.tx(ctx, func(q querier) error {
 		var cur string
-		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forUpdate, id).Scan(&cur)
+		// Not FOR UPDATE: see group.overlap.
+		err := q.queryRow(ctx, "SELECT status FROM executions WHERE id = $1"+s.d.forNoKeyUpdate, id).Scan(&cur)
 		if isNoRows(err) {
 			return notFound("execution %d", id)
 		}

@@ -55,7 +55,10 @@ func openPostgres(ctx context.Context, dsn, deployment string, log hclog.Logger,
 		// password.
 		return nil, fmt.Errorf("postgres: %w: %w", sdk.ErrUnavailable, err)
 	}
-	s := &store{db: &pgDB{pool: pool}, d: postgresDialect(schema), log: named(log)}
+	db := &pgDB{pool: pool}
+	s := &store{db: db, d: postgresDialect(schema), log: named(log)}
+	db.commits.alone, db.commits.begin, db.flushEvents = db.tx1, db.beginBatch, s.insertDeferredEvents
+	db.commits.overlap = true
 	if err := s.migrate(ctx, target); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("postgres schema %s: %w", schema, err)
@@ -135,6 +138,13 @@ func postgresCategory(err error) error {
 
 type pgDB struct {
 	pool *pgxpool.Pool
+	// commits batches the write transactions (group commit): a commit
+	// waits for the disk, and the event lock (see dialect.eventLock)
+	// makes the transactions that record events commit one at a time.
+	commits group
+	// flushEvents inserts the events of a batch at its end, under the
+	// event lock (store.insertDeferredEvents).
+	flushEvents func(ctx context.Context, q querier, evs []Event) error
 	// snapshot is the last snapshot generation saw, and gen its number.
 	mu       sync.Mutex
 	snapshot string
@@ -157,8 +167,57 @@ func (db *pgDB) queryRow(ctx context.Context, q string, a ...any) row {
 // and the transactions that must not interleave lock the rows they change
 // first (SELECT ... FOR UPDATE).
 func (db *pgDB) tx(ctx context.Context, fn func(querier) error) error {
+	return db.commits.tx(ctx, fn)
+}
+
+// tx1 runs fn in a transaction of its own.
+func (db *pgDB) tx1(ctx context.Context, fn func(querier) error) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
 }
+
+// beginBatch starts the transaction of a batch (see group). Its events
+// are inserted at its end, under the event lock: taken by a member, the
+// lock would be held while the next members wait for rows that another
+// transaction holds, waiting for the lock.
+func (db *pgDB) beginBatch(ctx context.Context) (batchQuerier, func(commit bool) error, error) {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &pgBatch{detached: detached{ctx, pgQ{tx}}}
+	end := func(commit bool) error {
+		if !commit {
+			return tx.Rollback(ctx)
+		}
+		if len(b.events) > 0 {
+			if err := db.flushEvents(ctx, b.detached, b.events); err != nil {
+				_ = tx.Rollback(ctx)
+				return err
+			}
+		}
+		return tx.Commit(ctx)
+	}
+	return b, end, nil
+}
+
+// pgBatch is the querier of a batch: it keeps the members' events for the
+// end (see store.addEvents).
+type pgBatch struct {
+	detached
+	events []Event
+	// mark is where the running member's events start.
+	mark int
+}
+
+func (b *pgBatch) member() { b.mark = len(b.events) }
+
+func (b *pgBatch) done(err error) {
+	if err != nil {
+		b.events = b.events[:b.mark]
+	}
+}
+
+func (b *pgBatch) deferEvents(evs []Event) { b.events = append(b.events, evs...) }
 
 // generation numbers the server's current snapshot: the transactions a
 // statement sees (pg_current_snapshot: the lowest still running, the next

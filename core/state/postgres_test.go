@@ -28,6 +28,16 @@ func BenchmarkPostgres(b *testing.B) {
 	statetest.Bench(b, postgresHarness())
 }
 
+// BenchmarkPostgresStart runs on a server of its own that waits for the
+// disk, as a production one does: the tests' server does not.
+func BenchmarkPostgresStart(b *testing.B) {
+	durable := testutil.NewDurablePostgres()
+	b.Cleanup(durable.Stop)
+	h := postgresHarness()
+	h.New = durable.DSN
+	statetest.BenchStart(b, h)
+}
+
 // TestPostgresDeployments: deployments sharing a database live in their own
 // schemas and do not see each other.
 func TestPostgresDeployments(t *testing.T) {

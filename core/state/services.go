@@ -38,6 +38,20 @@ func (s *store) Services(ctx context.Context, executionID int64) ([]Service, err
 	return svs, s.fail("services", err)
 }
 
+func (s *store) ActiveServices(ctx context.Context) (map[int64][]Service, error) {
+	rs, err := s.db.query(ctx, "SELECT "+serviceCols+" FROM services WHERE execution_id IN (SELECT id FROM executions WHERE "+
+		activeSQL+") ORDER BY execution_id, startup_order, id")
+	svs, err := collect(rs, err, scanService)
+	if err != nil {
+		return nil, s.fail("active services", err)
+	}
+	out := map[int64][]Service{}
+	for _, sv := range svs {
+		out[sv.ExecutionID] = append(out[sv.ExecutionID], sv)
+	}
+	return out, nil
+}
+
 func (s *store) GetService(ctx context.Context, id int64) (Service, error) {
 	sv, err := scanService(s.db.queryRow(ctx, "SELECT "+serviceCols+" FROM services WHERE id = $1", id))
 	if isNoRows(err) {
@@ -89,6 +103,151 @@ func (s *store) TransitionService(ctx context.Context, id int64, from []ServiceS
 		}
 		return s.addEvent(ctx, q, Event{ExecutionID: exec, ServiceName: name, Time: now(), From: cur, To: string(to),
 			Reason: c.Reason})
+	})
+	return out, s.fail(op, err)
+}
+
+func (s *store) PlaceServices(ctx context.Context, executionID int64, ps []Placement) ([]Service, error) {
+	op := fmt.Sprintf("execution %d: place services", executionID)
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(ps))
+	seen := make(map[int64]bool, len(ps))
+	for i, p := range ps {
+		switch {
+		case p.Node == "":
+			return nil, fmt.Errorf("%s: %w", op, invalid("service %d without a node", p.ServiceID))
+		case seen[p.ServiceID]:
+			return nil, fmt.Errorf("%s: %w", op, invalid("service %d placed twice", p.ServiceID))
+		}
+		seen[p.ServiceID], ids[i] = true, p.ServiceID
+	}
+	var out []Service
+	err := s.db.tx(ctx, func(q querier) error {
+		// One statement for all: the status test is the compare-and-set,
+		// and on PostgreSQL the update locks the rows.
+		var a args
+		cases := make([]string, len(ps))
+		for i, p := range ps {
+			cases[i] = "WHEN " + a.add(p.ServiceID) + " THEN " + a.add(p.Node)
+		}
+		rs, err := q.query(ctx, "UPDATE services SET status = "+a.add(string(ServiceStarting))+
+			", node = CASE id "+strings.Join(cases, " ")+" END WHERE execution_id = "+a.add(executionID)+
+			" AND status = "+a.add(string(ServiceCreated))+" AND id IN "+in(&a, ids)+" RETURNING "+serviceCols, a...)
+		placed, err := collect(rs, err, scanService)
+		if err != nil {
+			return err
+		}
+		byID := make(map[int64]Service, len(placed))
+		for _, sv := range placed {
+			byID[sv.ID] = sv
+		}
+		if len(placed) < len(ps) {
+			// The transaction is rolled back.
+			var missed []int64
+			for _, id := range ids {
+				if _, ok := byID[id]; !ok {
+					missed = append(missed, id)
+				}
+			}
+			return notPlaced(ctx, q, executionID, missed)
+		}
+		out = make([]Service, len(ps))
+		evs := make([]Event, len(ps))
+		t := now()
+		for i, p := range ps {
+			out[i] = byID[p.ServiceID]
+			evs[i] = Event{ExecutionID: executionID, ServiceName: out[i].Name, Time: t, From: string(ServiceCreated),
+				To: string(ServiceStarting), Reason: p.Reason}
+		}
+		return s.addEvents(ctx, q, evs)
+	})
+	return out, s.fail(op, err)
+}
+
+// withColumn scans a row with one more column than its reader expects,
+// into dst.
+type withColumn struct {
+	r   row
+	dst any
+}
+
+func (w withColumn) Scan(dest ...any) error { return w.r.Scan(append(dest, w.dst)...) }
+
+// notPlaced says why PlaceServices could not place the services ids.
+func notPlaced(ctx context.Context, q querier, executionID int64, ids []int64) error {
+	var a args
+	rs, err := q.query(ctx, "SELECT id, name, status FROM services WHERE execution_id = "+a.add(executionID)+
+		" AND id IN "+in(&a, ids), a...)
+	type found struct {
+		id           int64
+		name, status string
+	}
+	rows, err := collect(rs, err, func(r row) (found, error) {
+		var f found
+		return f, r.Scan(&f.id, &f.name, &f.status)
+	})
+	if err != nil {
+		return err
+	}
+	byID := make(map[int64]found, len(rows))
+	for _, f := range rows {
+		byID[f.id] = f
+	}
+	for _, id := range ids {
+		f, ok := byID[id]
+		if !ok {
+			return notFound("service %d of execution %d", id, executionID)
+		}
+		if f.status != string(ServiceCreated) {
+			return fmt.Errorf("service %d (%s) is %s: %w", id, f.name, f.status, sdk.ErrConflict)
+		}
+	}
+	// Every one was created when read here: one changed concurrently.
+	return fmt.Errorf("a service changed status concurrently: %w", sdk.ErrConflict)
+}
+
+func (s *store) RecordStarted(ctx context.Context, id int64, st Started) (Service, error) {
+	op := fmt.Sprintf("service %d: %s to %s", id, ServiceStarting, ServiceRunning)
+	if err := checkEndpoints(st.Endpoints); err != nil {
+		return Service{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var out Service
+	err := s.db.tx(ctx, func(q querier) error {
+		var (
+			err error
+			had bool // endpoints to replace: a service started again
+		)
+		// The status test is the compare-and-set; on PostgreSQL the update
+		// locks the row.
+		out, err = scanService(withColumn{q.queryRow(ctx, `UPDATE services SET status = $1, handle_version = $2,
+			handle_id = $3, handle_data = $4, node = $5, ip = $6, backend_status = $7, exit_code = NULL
+			WHERE id = $8 AND status = $9
+			RETURNING `+serviceCols+`, EXISTS (SELECT 1 FROM endpoints WHERE service_id = $8)`,
+			string(ServiceRunning), int64(st.Handle.Version), st.Handle.ID, st.Handle.Data, st.Node, st.IP,
+			st.BackendStatus, id, string(ServiceStarting)), &had})
+		if isNoRows(err) {
+			var name, cur string
+			err := q.queryRow(ctx, "SELECT name, status FROM services WHERE id = $1", id).Scan(&name, &cur)
+			switch {
+			case isNoRows(err):
+				return notFound("service %d", id)
+			case err != nil:
+				return err
+			case cur == string(ServiceStarting):
+				return fmt.Errorf("service %d changed status concurrently: %w", id, sdk.ErrConflict)
+			}
+			return fmt.Errorf("service %d (%s) is %s: %w", id, name, cur, sdk.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		if err := replaceEndpoints(ctx, q, id, had, st.Endpoints); err != nil {
+			return err
+		}
+		return s.addEvent(ctx, q, Event{ExecutionID: out.ExecutionID, ServiceName: out.Name, Time: now(),
+			From: string(ServiceStarting), To: string(ServiceRunning), Reason: st.Reason})
 	})
 	return out, s.fail(op, err)
 }
@@ -183,20 +342,32 @@ func (s *store) SetEndpoints(ctx context.Context, serviceID int64, eps []Endpoin
 		if err != nil {
 			return err
 		}
+		return replaceEndpoints(ctx, q, serviceID, true, eps)
+	})
+	return s.fail(op, err)
+}
+
+// replaceEndpoints replaces the endpoints of a service whose row the
+// transaction holds (had: it may have some); eps are checked
+// (checkEndpoints).
+func replaceEndpoints(ctx context.Context, q querier, serviceID int64, had bool, eps []Endpoint) error {
+	if had {
 		if _, err := q.exec(ctx, "DELETE FROM endpoints WHERE service_id = $1", serviceID); err != nil {
 			return err
 		}
-		for _, ep := range eps {
-			if _, err := q.exec(ctx, `INSERT INTO endpoints
-				(service_id, name, port, protocol, external_address, external_port, url)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`, serviceID, ep.Name, int64(ep.Port), ep.Protocol,
-				ep.ExternalAddress, int64(ep.ExternalPort), ep.URL); err != nil {
-				return err
-			}
-		}
+	}
+	if len(eps) == 0 {
 		return nil
-	})
-	return s.fail(op, err)
+	}
+	var a args
+	vals := make([]string, len(eps))
+	for i, ep := range eps {
+		vals[i] = "(" + strings.Join([]string{a.add(serviceID), a.add(ep.Name), a.add(int64(ep.Port)), a.add(ep.Protocol),
+			a.add(ep.ExternalAddress), a.add(int64(ep.ExternalPort)), a.add(ep.URL)}, ", ") + ")"
+	}
+	_, err := q.exec(ctx, `INSERT INTO endpoints (service_id, name, port, protocol, external_address, external_port, url)
+		VALUES `+strings.Join(vals, ", "), a...)
+	return err
 }
 
 func (s *store) Endpoints(ctx context.Context, executionID int64) ([]Endpoint, error) {

@@ -51,17 +51,19 @@ func openSQLite(ctx context.Context, path string, log hclog.Logger, target int) 
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 
-	// One writer connection: writers queue in database/sql instead of
-	// spinning on SQLITE_BUSY, and every transaction on it is BEGIN
-	// IMMEDIATE, so it holds the write lock from the start (other processes
-	// wait on the busy timeout). Readers have their own pool and never block
-	// the writer in WAL mode.
+	// One writer at a time: the store's transactions run one after the
+	// other (group), so they queue instead of spinning on SQLITE_BUSY, and
+	// every transaction is BEGIN IMMEDIATE, holding the write lock from the
+	// start (other processes wait on the busy timeout). Two connections:
+	// database/sql prepares a statement on a free one before it prepares
+	// it again on the transaction's (sqliteTx). Readers have their own
+	// pool and never block the writer in WAL mode.
 	w, err := sql.Open("sqlite", sqliteDSN(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
+	w.SetMaxOpenConns(2)
+	w.SetMaxIdleConns(2)
 	r, err := sql.Open("sqlite", sqliteDSN(path, true))
 	if err != nil {
 		_ = w.Close()
@@ -71,7 +73,9 @@ func openSQLite(ctx context.Context, path string, log hclog.Logger, target int) 
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 
-	s := &store{db: &sqliteDB{w: w, r: r}, d: sqliteDialect(), log: named(log)}
+	db := &sqliteDB{w: w, r: r}
+	db.commits.alone, db.commits.begin = db.tx1, db.beginBatch
+	s := &store{db: db, d: sqliteDialect(), log: named(log)}
 	if err := migrateRetrying(ctx, s, target); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
@@ -161,9 +165,12 @@ type sqliteDB struct {
 	// 1, so its values are added to the last one given (generations only
 	// grow).
 	versionBase, versionLast uint64
-	// reads keeps the reads' statements prepared: parsing a query costs
-	// about as much as running a small one.
-	reads stmtCache
+	// reads and writes keep the statements prepared: parsing a query
+	// costs about as much as running a small one.
+	reads, writes stmtCache
+	// commits batches the write transactions (group commit): with
+	// synchronous=FULL every commit waits for the disk.
+	commits group
 }
 
 // stmtCache holds prepared statements by query text. The queries are the
@@ -256,15 +263,45 @@ func (db *sqliteDB) queryRow(ctx context.Context, q string, a ...any) row {
 }
 
 func (db *sqliteDB) tx(ctx context.Context, fn func(querier) error) error {
+	return db.commits.tx(ctx, fn)
+}
+
+// tx1 runs fn in a transaction of its own.
+func (db *sqliteDB) tx1(ctx context.Context, fn func(querier) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(sqlQ{tx}); err != nil {
+	defer rollbackOnPanic(tx)
+	if err := fn(sqliteTx{tx: tx, db: db}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	return tx.Commit()
+}
+
+// rollbackOnPanic ends the transaction of a write that panics: it would
+// hold the writer's one connection for good.
+func rollbackOnPanic(tx *sql.Tx) {
+	if r := recover(); r != nil {
+		_ = tx.Rollback()
+		panic(r)
+	}
+}
+
+// beginBatch starts the transaction of a batch (see group).
+func (db *sqliteDB) beginBatch(ctx context.Context) (batchQuerier, func(commit bool) error, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	end := func(commit bool) error {
+		if commit {
+			return tx.Commit()
+		}
+		return tx.Rollback()
+	}
+	return plainBatch{detached{ctx, sqliteTx{tx: tx, db: db}}}, end, nil
 }
 
 func (db *sqliteDB) close() error {
@@ -275,7 +312,55 @@ func (db *sqliteDB) close() error {
 		db.version = nil
 	}
 	db.versionMu.Unlock()
-	return errors.Join(verr, db.reads.close(), db.r.Close(), db.w.Close())
+	return errors.Join(verr, db.reads.close(), db.writes.close(), db.r.Close(), db.w.Close())
+}
+
+// sqliteTx runs a transaction's statements prepared (db.writes).
+type sqliteTx struct {
+	tx *sql.Tx
+	db *sqliteDB
+}
+
+// stmt returns q prepared in the transaction, or nil.
+func (t sqliteTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	st := t.db.writes.stmt(ctx, t.db.w, q)
+	if st == nil {
+		return nil
+	}
+	// Prepared on this transaction's connection once, then reused.
+	return t.tx.StmtContext(ctx, st)
+}
+
+func (t sqliteTx) exec(ctx context.Context, q string, a ...any) (int64, error) {
+	st := t.stmt(ctx, q)
+	if st == nil {
+		return sqlQ{t.tx}.exec(ctx, q, a...)
+	}
+	res, err := st.ExecContext(ctx, a...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t sqliteTx) query(ctx context.Context, q string, a ...any) (rows, error) {
+	st := t.stmt(ctx, q)
+	if st == nil {
+		return sqlQ{t.tx}.query(ctx, q, a...)
+	}
+	rs, err := st.QueryContext(ctx, a...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rs}, nil
+}
+
+func (t sqliteTx) queryRow(ctx context.Context, q string, a ...any) row {
+	st := t.stmt(ctx, q)
+	if st == nil {
+		return sqlQ{t.tx}.queryRow(ctx, q, a...)
+	}
+	return st.QueryRowContext(ctx, a...)
 }
 
 // sqlQ adapts a *sql.DB or *sql.Tx.

@@ -46,3 +46,7 @@ func TestSQLiteFile(t *testing.T) {
 		t.Errorf("no write-ahead log: %v", err)
 	}
 }
+
+func BenchmarkSQLiteStart(b *testing.B) {
+	statetest.BenchStart(b, sqliteHarness())
+}

@@ -5,6 +5,12 @@
 // (production; each deployment in its own schema, zoe_<deployment>, so that
 // several deployments can share a database).
 //
+// A write returns once it is committed, and committed as durably as the
+// database allows (SQLite: synchronous=FULL). Writes that arrive while
+// another commits share the next transaction and its commit (group commit,
+// each in a savepoint of its own), so that a busy daemon pays one wait for
+// the disk per batch rather than per write.
+//
 // Errors wrap the sdk categories: sdk.ErrNotFound, ErrAlreadyExists,
 // ErrInvalidArgument, ErrConflict (a lost compare-and-set, deleting an
 // active execution), ErrResourceExhausted (a quota refusal) and
@@ -102,10 +108,31 @@ type Store interface {
 	// Services returns the execution's services in start-up order (empty for
 	// an unknown execution).
 	Services(ctx context.Context, executionID int64) ([]Service, error)
+	// ActiveServices returns the services of every active execution by
+	// execution id, each execution's in the order Services gives, in one
+	// query: the engine reads them on every pass. An active execution
+	// without services has no entry.
+	ActiveServices(ctx context.Context) (map[int64][]Service, error)
 	GetService(ctx context.Context, id int64) (Service, error)
 	// TransitionService is Transition for a service; the event goes to its
 	// execution's timeline.
 	TransitionService(ctx context.Context, id int64, from []ServiceStatus, to ServiceStatus, c ServiceChange) (Service, error)
+	// PlaceServices places services of the execution, in one transaction:
+	// each gets its node and moves from created to starting, with an
+	// event (Placement.Reason) in the execution's timeline. It is all or
+	// nothing: a service that is not created refuses the whole call with
+	// sdk.ErrConflict (compare-and-set, as TransitionService), one that
+	// does not exist or belongs to another execution with
+	// sdk.ErrNotFound, and nothing changes. It returns the services as
+	// placed, in the order of ps. An empty ps does nothing.
+	PlaceServices(ctx context.Context, executionID int64, ps []Placement) ([]Service, error)
+	// RecordStarted records a service the back-end started, in one
+	// transaction: its handle, node, IP and back-end status, no exit code,
+	// its endpoints (replaced), and the move from starting to running with
+	// an event (Started.Reason). A service that is not starting is
+	// sdk.ErrConflict and nothing changes (compare-and-set, as
+	// TransitionService); bad endpoints are sdk.ErrInvalidArgument.
+	RecordStarted(ctx context.Context, id int64, s Started) (Service, error)
 	// UpdateService changes the service's other fields.
 	UpdateService(ctx context.Context, id int64, u ServiceUpdate) (Service, error)
 	// SetEndpoints replaces the service's endpoints.

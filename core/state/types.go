@@ -210,6 +210,26 @@ type Service struct {
 	Description   json.RawMessage
 }
 
+// Placement is a service of an execution placed on a node (PlaceServices).
+type Placement struct {
+	ServiceID int64
+	Node      string
+	// Reason is recorded in the service's event.
+	Reason string
+}
+
+// Started is what RecordStarted records of a service the back-end runs.
+type Started struct {
+	Handle        Handle
+	Node          string
+	IP            string
+	BackendStatus string
+	// Endpoints replace the service's, checked as SetEndpoints checks them.
+	Endpoints []Endpoint
+	// Reason is recorded in the event.
+	Reason string
+}
+
 // Endpoint is a port of a service and where it can be reached.
 type Endpoint struct {
 	ServiceID int64

@@ -194,6 +194,7 @@ func (s *store) UpdateUser(ctx context.Context, username string, up UserUpdate) 
 func (s *store) ForgetUser(ctx context.Context, username string) (Forgotten, error) {
 	var f Forgotten
 	err := s.db.tx(ctx, func(q querier) error {
+		f = Forgotten{} // see backend.tx
 		var role, quota *string
 		err := q.queryRow(ctx, "SELECT role_override, quota FROM users WHERE username = $1", username).Scan(&role, &quota)
 		if isNoRows(err) {

@@ -46,10 +46,19 @@ type Postgres struct {
 	port int
 	run  []string // prefix running a command as the server's owner
 	dbs  atomic.Int64
+	// durable keeps PostgreSQL's durability (NewDurablePostgres).
+	durable bool
 }
 
-// NewPostgres returns a server that starts on first use.
+// NewPostgres returns a server that starts on first use. It does not wait
+// for the disk (fsync and synchronous commit off): tests need no
+// durability.
 func NewPostgres() *Postgres { return &Postgres{} }
+
+// NewDurablePostgres is NewPostgres with PostgreSQL's default durability
+// (fsync, synchronous commit, full page writes), for benchmarks whose
+// figures must include the disk.
+func NewDurablePostgres() *Postgres { return &Postgres{durable: true} }
 
 // StartPostgres starts a server for t alone, stopped when t ends, and
 // returns the DSN of a new database on it. When several tests of a binary
@@ -163,8 +172,10 @@ func (p *Postgres) start() error {
 		if err != nil {
 			return err
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "+
-			"-c full_page_writes=off -c max_connections=200", p.port, dir)
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200", p.port, dir)
+		if !p.durable {
+			opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		}
 		out, err := p.cmd("pg_ctl", "-D", data, "-l", filepath.Join(dir, "pg.log"), "-o", opts, "-w", "-t", "60",
 			"start").CombinedOutput()
 		if err == nil {
