@@ -62,6 +62,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -83,6 +84,7 @@ const (
 	attrStateFile  = "state_file"
 	attrDefaultRun = "default_run"
 	attrPullImages = "pull_images"
+	attrCPUProfile = "cpu_profile"
 	blockNode      = "node"
 	attrCores      = "cores"
 	attrMemory     = "memory"
@@ -107,6 +109,8 @@ type Plugin struct {
 	// rt is the configured simulation; nil until a successful Configure.
 	rt     *runtime
 	closed bool
+	// profile is the CPU profile being written, nil for none.
+	profile *os.File
 }
 
 // New returns an unconfigured back-end that logs to log.
@@ -145,6 +149,12 @@ func (p *Plugin) Schema() sdk.Schema {
 				Name: attrPullImages, Type: "bool", Default: true,
 				Help: "Pull images missing on a node (with image_pull events) rather than refuse the service.",
 			},
+			{
+				Name: attrCPUProfile, Type: "string",
+				Help: "For benchmarks: write a CPU profile of the plugin process from its first Configure until it " +
+					"stops, to this file with the process id before the extension (sim.pprof: sim.1234.pprof, so that " +
+					"a restarted plugin keeps its predecessor's); relative to the configuration file's directory.",
+			},
 		},
 		Blocks: []sdk.Block{{
 			Name:    blockNode,
@@ -168,6 +178,7 @@ type blockConfig struct {
 	StateFile  *string               `json:"state_file"`
 	DefaultRun string                `json:"default_run"`
 	PullImages bool                  `json:"pull_images"`
+	CPUProfile string                `json:"cpu_profile"`
 	Nodes      map[string]nodeConfig `json:"node"`
 }
 
@@ -200,6 +211,8 @@ type settings struct {
 	defaultRun    time.Duration
 	defaultNoExit bool
 	pullImages    bool
+	// cpuProfile is the file to write a CPU profile to, "" for none.
+	cpuProfile string
 	// nodes are in name order, the order in which Start picks one when the
 	// spec names none (HCL hands labelled blocks over as a map).
 	nodes []node
@@ -244,6 +257,9 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 		p.mu.Unlock()
 		return fmt.Errorf("configure: the plugin is closed: %w", sdk.ErrUnavailable)
 	}
+	if set.cpuProfile != "" && p.profile == nil {
+		p.profile = p.startProfile(set.cpuProfile)
+	}
 	old := p.rt
 	p.rt = rt
 	go rt.drive()
@@ -259,13 +275,37 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 // stream. The platform itself lives on in the state file.
 func (p *Plugin) Close() {
 	p.mu.Lock()
-	rt := p.rt
-	p.rt, p.closed = nil, true
+	rt, prof := p.rt, p.profile
+	p.rt, p.closed, p.profile = nil, true, nil
 	p.mu.Unlock()
 	if rt != nil {
 		rt.close()
 	}
 	p.events.close()
+	if prof != nil {
+		pprof.StopCPUProfile()
+		if err := prof.Close(); err != nil {
+			p.log.Error("cannot write the CPU profile", "path", prof.Name(), "error", err)
+		}
+	}
+}
+
+// startProfile starts writing a CPU profile of the process to path; a
+// failure is logged, not fatal: the profile is a benchmark's aid.
+func (p *Plugin) startProfile(path string) *os.File {
+	ext := filepath.Ext(path)
+	path = fmt.Sprintf("%s.%d%s", strings.TrimSuffix(path, ext), os.Getpid(), ext)
+	f, err := os.Create(path)
+	if err != nil {
+		p.log.Error("cannot create the CPU profile", "path", path, "error", err)
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		p.log.Error("cannot start the CPU profile", "path", path, "error", err)
+		_ = f.Close()
+		return nil
+	}
+	return f
 }
 
 // runtime returns the configured simulation or an sdk.ErrUnavailable error.
@@ -287,7 +327,10 @@ func parseConfig(cfg sdk.Config) (settings, sdk.Diagnostics) {
 		c.DefaultRun = "1h" // a block handed over without the schema's defaults (tests)
 	}
 	var diags sdk.Diagnostics
-	set := settings{deployment: cfg.Deployment, pullImages: c.PullImages}
+	set := settings{deployment: cfg.Deployment, pullImages: c.PullImages, cpuProfile: c.CPUProfile}
+	if set.cpuProfile != "" && !filepath.IsAbs(set.cpuProfile) && cfg.ConfigDir != "" {
+		set.cpuProfile = filepath.Join(cfg.ConfigDir, set.cpuProfile)
+	}
 	if set.deployment == "" {
 		set.deployment = "default"
 	}
