@@ -23,8 +23,9 @@ const (
 	subscriberBuffer = 64
 )
 
-// feed follows the state file's window of events and hands them to this
-// instance's subscribers. It outlives re-configurations.
+// feed hands the platform's events to this instance's subscribers: those
+// of its own transactions and those other instances appended to the state
+// file. It outlives re-configurations.
 type feed struct {
 	log hclog.Logger
 
@@ -54,30 +55,31 @@ func (f *feed) begin(id string, seq uint64) {
 	}
 }
 
-// deliver hands on the deployment's events of pl that are new to this
-// feed. Platforms are seen in any order; the cursor only moves forward, so
-// every event is handed on once.
-func (f *feed) deliver(pl *platform, deployment string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cursor := f.cursors[pl.ID]
-	if pl.ID == "" || pl.Seq <= cursor {
+// deliver hands on the deployment's events among records, new events of
+// the platform id, that are new to this feed: the cursor only moves
+// forward, so every event is handed on once, whoever saw it first.
+func (f *feed) deliver(id string, records []eventRecord, deployment string) {
+	if id == "" || len(records) == 0 {
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cursor := f.cursors[id]
 	var out []backend.Event
-	for i, r := range pl.Events {
+	for _, r := range records {
 		if r.Seq <= cursor {
 			continue
 		}
-		if i == 0 && r.Seq > cursor+1 {
+		if r.Seq > cursor+1 && cursor > 0 {
 			f.log.Warn("missed events of the simulated platform: this instance fell behind the state file's window",
 				"missed", r.Seq-cursor-1, "window", maxEvents)
 		}
+		cursor = r.Seq
 		if r.Deployment == deployment {
 			out = append(out, r.Event)
 		}
 	}
-	f.cursors[pl.ID] = pl.Seq
+	f.cursors[id] = cursor
 	if len(out) == 0 || f.closed {
 		return
 	}

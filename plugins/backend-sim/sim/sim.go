@@ -244,8 +244,12 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	if err := os.MkdirAll(filepath.Dir(set.statePath), 0o755); err != nil {
 		return sdk.Diagnostics{sdk.AttributeError(attrStateFile, "Cannot create the state file's directory", err.Error())}
 	}
-	rt := newRuntime(p.log, set, p.events)
+	rt, err := newRuntime(p.log, set, p.events)
+	if err != nil {
+		return sdk.Diagnostics{sdk.AttributeError(attrStateFile, "Cannot open the simulated platform", err.Error())}
+	}
 	if err := rt.load(ctx); err != nil {
+		rt.file.close()
 		var d sdk.Diagnostics
 		if errors.As(err, &d) {
 			return d
