@@ -168,9 +168,13 @@ func TestIndexesFollowChanges(t *testing.T) {
 	}{
 		{"start a", func(pl *platform) { pl.put(svc("a", "n1", backend.ServiceRunning, 0.1, 1<<20, 30000, at)) }},
 		{"start b", func(pl *platform) { pl.put(svc("b", "n1", backend.ServiceRunning, 0.2, 2<<20, 30001, time.Time{})) }},
-		{"start c elsewhere", func(pl *platform) { pl.put(svc("c", "n2", backend.ServiceRunning, 1.5, 3<<20, 30000, at.Add(time.Hour))) }},
+		{"start c elsewhere", func(pl *platform) {
+			pl.put(svc("c", "n2", backend.ServiceRunning, 1.5, 3<<20, 30000, at.Add(time.Hour)))
+		}},
 		{"a exits", func(pl *platform) { pl.put(svc("a", "n1", backend.ServiceExited, 0.1, 1<<20, 30000, at)) }},
-		{"b grows", func(pl *platform) { pl.put(svc("b", "n1", backend.ServiceRunning, 0.7, 5<<20, 30001, at.Add(time.Minute))) }},
+		{"b grows", func(pl *platform) {
+			pl.put(svc("b", "n1", backend.ServiceRunning, 0.7, 5<<20, 30001, at.Add(time.Minute)))
+		}},
 		{"a removed", func(pl *platform) { pl.drop("a") }},
 		{"c vanishes", func(pl *platform) { pl.drop("c") }},
 	}
