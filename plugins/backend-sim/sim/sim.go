@@ -31,27 +31,31 @@
 //
 // The simulated platform outlives the plugin, as a Docker engine outlives a
 // Docker plugin: its whole state (services with their start times and
-// planned ends, networks, pulled images and a window of recent events) is a
-// JSON file, rewritten atomically (temporary file and rename) on every change
-// under an exclusive flock of "<state file>.lock". Every instance — several
-// plugin processes, or several Plugin values in one process — reads the same
-// file, so they all see one platform. Time runs on while no plugin is up: a
+// planned ends, networks, pulled images and recent events) is a file of JSON
+// lines, under an exclusive flock of "<state file>.lock": a snapshot of the
+// platform, then one line per change, appended before the call returns.
+// Once the changes outweigh the snapshot, the file is replaced atomically
+// (temporary file and rename) by a new snapshot, so that a change costs the
+// same on average whatever the platform's size. Every instance — several
+// plugin processes, or several Plugin values in one process — keeps the
+// platform in memory, with indexes, and reads the lines the others append,
+// so they all see one platform. Time runs on while no plugin is up: a
 // service's end is a wall-clock time, and whoever next loads the state
 // carries out every end that has passed, stamped with the time it was due.
 //
 // # Events
 //
-// Each event is appended to the state file's window of recent events
-// (maxEvents) with a sequence number; every instance follows that window,
-// polling the file, and hands its deployment's events to each of its
-// subscribers, so an event caused by one instance reaches the subscribers
-// of all of them. Events that arrive while an instance has no subscriber,
-// notably the ends carried out when a restarted plugin loads the state, are
-// kept (up to maxBacklog) for its next subscriber. Each subscriber has its
-// own queue, so a slow one never holds up the simulation; one that falls more
-// than maxPending events behind is hopelessly so: its stream is closed, with
-// a warning in the log, and the core subscribes again and reconciles with
-// List, as after any broken stream.
+// Each event is numbered and written with the change that caused it; every
+// instance hands its deployment's events, its own and those it reads from
+// the file, to each of its subscribers, so an event caused by one instance
+// reaches the subscribers of all of them. Events that arrive while an
+// instance has no subscriber, notably the ends carried out when a restarted
+// plugin loads the state, are kept (up to maxBacklog) for its next
+// subscriber. Each subscriber has its own queue, so a slow one never holds
+// up the simulation; one that falls more than maxPending events behind is
+// hopelessly so: its stream is closed, with a warning in the log, and the
+// core subscribes again and reconciles with List, as after any broken
+// stream.
 package sim
 
 import (
