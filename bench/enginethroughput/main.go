@@ -105,6 +105,14 @@ func run(o options) error {
 		if err := os.MkdirAll(o.profile, 0o755); err != nil {
 			return err
 		}
+		// The sim's profiles are named by process: those of an earlier run
+		// would be taken for this one's.
+		old, _ := filepath.Glob(filepath.Join(o.profile, "sim.*.pprof"))
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+		}
 	}
 	dir, err := os.MkdirTemp("", "zoe-enginethroughput-")
 	if err != nil {
@@ -225,7 +233,11 @@ func run(o options) error {
 		// One per plugin process: sim.<pid>.pprof.
 		sims, _ := filepath.Glob(filepath.Join(o.profile, "sim.*.pprof"))
 		for _, f := range sims {
-			top(f)
+			if strings.HasSuffix(f, ".heap.pprof") {
+				heapTop(f)
+			} else {
+				top(f)
+			}
 		}
 	}
 	return waitErr
@@ -444,6 +456,17 @@ func top(file string) {
 		}
 		fmt.Print(out.String())
 	}
+}
+
+// heapTop prints what holds a heap profile's memory when it was written.
+func heapTop(file string) {
+	fmt.Printf("\n%s (go tool pprof -top -sample_index=inuse_space -nodecount=15):\n", file)
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=15", file).Output()
+	if err != nil {
+		fmt.Printf("go tool pprof: %v\n", err)
+		return
+	}
+	fmt.Print(string(out))
 }
 
 // checkBuild finds the zoe binary and the plugins this configuration

@@ -43,9 +43,11 @@ type runtime struct {
 	mu sync.RWMutex
 	pl *platform
 
-	// watchers are closed when their service next changes (follow, Stop).
-	wmu      sync.Mutex
-	watchers map[string]chan struct{}
+	// watchers are closed when their service next changes (Stop);
+	// followers get each new record of their service (Logs).
+	wmu       sync.Mutex
+	watchers  map[string]chan struct{}
+	followers map[string]map[*follower]struct{}
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -59,6 +61,7 @@ func newRuntime(log hclog.Logger, set settings, f *feed) (*runtime, error) {
 		return nil, err
 	}
 	return &runtime{log: log, set: set, feed: f, file: sf, watchers: map[string]chan struct{}{},
+		followers: map[string]map[*follower]struct{}{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
@@ -286,10 +289,13 @@ func (rt *runtime) transact(ctx context.Context, before func(*platform), fn func
 
 	if all {
 		rt.notifyAll()
+		rt.updateAllFollowers()
 	} else {
 		rt.notify(seen.services)
+		rt.updateFollowers(seen.services)
 	}
 	rt.notify(t.services)
+	rt.updateFollowers(t.services)
 	rt.feed.deliver(pl.id, seen.events, rt.set.deployment)
 	rt.feed.deliver(pl.id, t.events, rt.set.deployment)
 	rt.poke()
@@ -489,4 +495,5 @@ func (rt *runtime) close() {
 	rt.file.close()
 	rt.txMu.Unlock()
 	rt.notifyAll()
+	rt.cancelFollowers()
 }

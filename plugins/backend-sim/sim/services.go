@@ -472,49 +472,11 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 		close(ch)
 		return ch, nil
 	}
-	ch := make(chan backend.LogEntry, subscriberBuffer)
-	go rt.follow(ctx, h.ID, from, ch)
-	return ch, nil
-}
-
-// follow sends a service's log lines from index next on, as they come,
-// until it stops running, goes away, or ctx ends. It waits for changes of
-// this service only: a followed service that says nothing costs nothing.
-func (rt *runtime) follow(ctx context.Context, id string, next int, ch chan<- backend.LogEntry) {
-	defer close(ch)
-	for {
-		changed := rt.watch(id)
-		s, err := rt.service(ctx, id)
-		if err != nil {
-			if ctx.Err() == nil {
-				rt.log.Warn("log stream ends early", "service", id, "error", err)
-			}
-			return
-		}
-		if s == nil {
-			return
-		}
-		// A service's lines are only ever appended, so an index resumes.
-		for lines := s.lines(); next < len(lines); next++ {
-			select {
-			case ch <- entry(lines[next]):
-			case <-ctx.Done():
-				return
-			}
-		}
-		if s.State != backend.ServiceRunning {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-rt.feed.done: // the plugin is closed
-			return
-		case <-rt.stop: // configured again: the core follows anew
-			return
-		case <-changed:
-		}
+	f, ok := rt.follow(ctx, h.ID, from)
+	if !ok {
+		return nil, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
+	return f.ch, nil
 }
 
 func entry(l logLine) backend.LogEntry {

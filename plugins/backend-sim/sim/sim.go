@@ -157,7 +157,8 @@ func (p *Plugin) Schema() sdk.Schema {
 				Name: attrCPUProfile, Type: "string",
 				Help: "For benchmarks: write a CPU profile of the plugin process from its first Configure until it " +
 					"stops, to this file with the process id before the extension (sim.pprof: sim.1234.pprof, so that " +
-					"a restarted plugin keeps its predecessor's); relative to the configuration file's directory.",
+					"a restarted plugin keeps its predecessor's), and a heap profile when it stops (sim.1234.heap.pprof); " +
+					"relative to the configuration file's directory.",
 			},
 		},
 		Blocks: []sdk.Block{{
@@ -295,6 +296,25 @@ func (p *Plugin) Close() {
 		if err := prof.Close(); err != nil {
 			p.log.Error("cannot write the CPU profile", "path", prof.Name(), "error", err)
 		}
+		p.writeHeapProfile(heapProfilePath(prof.Name()))
+	}
+}
+
+// heapProfilePath names the heap profile beside the CPU profile:
+// sim.1234.pprof, sim.1234.heap.pprof.
+func heapProfilePath(cpu string) string {
+	ext := filepath.Ext(cpu)
+	return strings.TrimSuffix(cpu, ext) + ".heap" + ext
+}
+
+func (p *Plugin) writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		p.log.Error("cannot create the heap profile", "path", path, "error", err)
+		return
+	}
+	if err := errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close()); err != nil {
+		p.log.Error("cannot write the heap profile", "path", path, "error", err)
 	}
 }
 
