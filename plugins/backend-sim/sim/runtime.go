@@ -62,7 +62,7 @@ func newRuntime(log hclog.Logger, set settings, f *feed) (*runtime, error) {
 	}
 	return &runtime{log: log, set: set, feed: f, file: sf, watchers: map[string]chan struct{}{},
 		followers: map[string]map[*follower]struct{}{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+		kick:      make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // load opens the platform at Configure: it creates the state file when
