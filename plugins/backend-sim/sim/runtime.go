@@ -60,9 +60,12 @@ func newRuntime(log hclog.Logger, set settings, f *feed) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runtime{log: log, set: set, feed: f, file: sf, watchers: map[string]chan struct{}{},
+	return &runtime{
+		log: log, set: set, feed: f, file: sf,
+		watchers:  map[string]chan struct{}{},
 		followers: map[string]map[*follower]struct{}{},
-		kick:      make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+		kick:      make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}, nil
 }
 
 // load opens the platform at Configure: it creates the state file when
@@ -251,6 +254,8 @@ func (rt *runtime) transact(ctx context.Context, before func(*platform), fn func
 	rt.mu.Lock()
 	seen, all, err := rt.catchUp()
 	if err != nil {
+		// Perhaps half applied: start again from the file next time.
+		rt.reload = true
 		rt.mu.Unlock()
 		return err
 	}

@@ -264,6 +264,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		rt.file.close()
 		return fmt.Errorf("configure: the plugin is closed: %w", sdk.ErrUnavailable)
 	}
 	if set.cpuProfile != "" && p.profile == nil {

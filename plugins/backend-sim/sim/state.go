@@ -309,12 +309,6 @@ func (pl *platform) nextChange() (plan, bool) {
 	return plan{}, false
 }
 
-// due tells whether a running service has a change planned at or before now.
-func (pl *platform) due(now time.Time) bool {
-	p, ok := pl.nextChange()
-	return ok && !p.at.After(now)
-}
-
 // appendEvent numbers an event and keeps it among the recent ones.
 func (pl *platform) appendEvent(deployment string, e backend.Event) eventRecord {
 	pl.seq++
