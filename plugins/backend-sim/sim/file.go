@@ -334,16 +334,12 @@ func (sf *stateFile) due() bool {
 // survive the plugin, not the machine, and large simulations would become
 // disk-bound.
 func (sf *stateFile) rewrite(pl *platform) error {
-	b, err := json.Marshal(pl.snapshot())
-	if err != nil {
-		return fmt.Errorf("encode state: %v: %w", err, sdk.ErrInternal)
-	}
-	b = append(b, '\n')
 	f, err := os.CreateTemp(filepath.Dir(sf.path), filepath.Base(sf.path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write state: %v: %w", err, sdk.ErrInternal)
 	}
-	_, werr := f.Write(b)
+	// Encode writes the line, newline included, without another copy of it.
+	werr := json.NewEncoder(f).Encode(pl.snapshot())
 	fi, serr := f.Stat()
 	if err := errors.Join(werr, serr); err != nil {
 		_ = f.Close()
@@ -355,7 +351,7 @@ func (sf *stateFile) rewrite(pl *platform) error {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("replace state %s: %v: %w", sf.path, err, sdk.ErrInternal)
 	}
-	sf.use(f, inode(fi), int64(len(b)), int64(len(b)))
+	sf.use(f, inode(fi), fi.Size(), fi.Size())
 	return nil
 }
 

@@ -373,7 +373,11 @@ func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.Service
 	return st, nil
 }
 
-// List reports every service of this deployment, running or exited, by name.
+// List reports every service of this deployment, running or exited, by
+// name. It is the one call that costs the platform's size, so it copies
+// nothing it need not: the statuses share their labels, ports and handle
+// state with the platform's services, which never change, and the caller
+// must not change them either.
 func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 	rt, err := p.runtime()
 	if err != nil {
@@ -393,7 +397,7 @@ func (p *Plugin) List(ctx context.Context) ([]backend.ServiceStatus, error) {
 	slices.SortFunc(mine, func(a, b *service) int { return cmp.Compare(a.Name, b.Name) })
 	out := make([]backend.ServiceStatus, len(mine))
 	for i, s := range mine {
-		out[i] = status(s)
+		out[i] = shared(s)
 	}
 	return out, nil
 }
@@ -526,10 +530,18 @@ func find(pl *platform, id string) (*service, error) {
 
 // status reports a service; it copies what the caller could modify.
 func status(s *service) backend.ServiceStatus {
+	st := shared(s)
+	st.Handle.State, st.Ports, st.Labels = slices.Clone(st.Handle.State), slices.Clone(st.Ports), maps.Clone(st.Labels)
+	return st
+}
+
+// shared reports a service sharing its labels, ports and handle state,
+// which the caller must not modify.
+func shared(s *service) backend.ServiceStatus {
 	return backend.ServiceStatus{
-		Handle: backend.Handle{ID: s.ID, Version: handleVersion, State: slices.Clone(s.handle)},
+		Handle: backend.Handle{ID: s.ID, Version: handleVersion, State: s.handle},
 		Name:   s.Name, State: s.State, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled,
-		Node: s.Node, IP: s.IP, Ports: slices.Clone(s.Ports),
-		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Message: s.Message, Labels: maps.Clone(s.Labels),
+		Node: s.Node, IP: s.IP, Ports: s.Ports,
+		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Message: s.Message, Labels: s.Labels,
 	}
 }
