@@ -22,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -29,16 +30,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -180,8 +185,9 @@ func run(o options) error {
 			return err
 		}
 	}
-	fmt.Printf("%d executions of %d services (%d services) from %d clients; %s store; %d sim nodes; %d CPUs (GOMAXPROCS %d), %s\n",
-		o.executions, o.services, o.executions*o.services, o.clients, o.store, nodes, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("%d executions of %d services (%d services) from %d clients; %s store; %d sim nodes; %d CPUs (GOMAXPROCS %d), %s; open files limit %s\n",
+		o.executions, o.services, o.executions*o.services, o.clients, o.store, nodes, runtime.NumCPU(), runtime.GOMAXPROCS(0),
+		runtime.Version(), openFilesLimit())
 	t0 := time.Now()
 	if err := submit(ctx, c, o); err != nil {
 		pprof.StopCPUProfile()
@@ -222,6 +228,7 @@ func run(o options) error {
 	}
 	fmt.Printf("sim plugin:  %s CPU, peak RSS %s\n", (cpuTime(simPID) + childrenCPU() - cpuBefore).Round(10*time.Millisecond), peakRSS(simPID))
 	printStateFiles(filepath.Join(dir, "data", "backend-sim"))
+	printProblems(logFile.Name())
 
 	// Stopping the daemon stops the plugin, which writes its profile.
 	daemonUp = false
@@ -436,6 +443,54 @@ func printStateFiles(dir string) {
 		}
 	}
 	fmt.Printf("sim state:   %s\n", strings.Join(parts, ", "))
+}
+
+// openFilesLimit is this process's limit of open files: the daemon keeps
+// files open per service.
+func openFilesLimit() string {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return "unknown"
+	}
+	return strconv.FormatUint(l.Cur, 10)
+}
+
+// printProblems sums up the daemon's warnings and errors by message, the
+// most frequent first.
+func printProblems(logFile string) {
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		return
+	}
+	counts := problems(string(b))
+	keys := slices.SortedFunc(maps.Keys(counts), func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
+	for i, k := range keys {
+		if i == 8 {
+			fmt.Printf("daemon log:  ... and %d more kinds of warnings\n", len(keys)-i)
+			break
+		}
+		fmt.Printf("daemon log:  %6d× %s\n", counts[k], k)
+	}
+}
+
+// problems counts the warnings and errors of an hclog log by level,
+// logger and message: "<time> [WARN]  zoe.engine: message: key=value ..."
+// counts as "[WARN] zoe.engine: message", the message ending where the
+// first attribute begins.
+func problems(log string) map[string]int {
+	attr := regexp.MustCompile(`:? [a-z_]+=`)
+	counts := map[string]int{}
+	for line := range strings.SplitSeq(log, "\n") {
+		_, rest, ok := strings.Cut(line, " [")
+		if !ok || !(strings.HasPrefix(rest, "WARN]") || strings.HasPrefix(rest, "ERROR]")) {
+			continue
+		}
+		if loc := attr.FindStringIndex(rest); loc != nil {
+			rest = rest[:loc[0]]
+		}
+		counts["["+strings.Join(strings.Fields(rest), " ")]++
+	}
+	return counts
 }
 
 // top prints a profile's heaviest functions, by their own time and with
