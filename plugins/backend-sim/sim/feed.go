@@ -85,12 +85,15 @@ func (f *feed) deliver(id string, records []eventRecord, deployment string) {
 	}
 	if len(f.subs) == 0 {
 		f.backlog = append(f.backlog, out...)
-		if n := len(f.backlog) - maxBacklog; n > 0 {
-			if !f.dropping {
-				f.log.Warn("no event subscriber for a long time: dropping the oldest events", "kept", maxBacklog)
-				f.dropping = true
-			}
-			f.backlog = slices.Delete(f.backlog, 0, n)
+		if len(f.backlog) > maxBacklog && !f.dropping {
+			f.log.Warn("no event subscriber for a long time: dropping the oldest events", "kept", maxBacklog)
+			f.dropping = true
+		}
+		// The oldest are dropped in batches, so that each event costs O(1):
+		// the backlog holds up to twice maxBacklog, of which the next
+		// subscriber gets the last maxBacklog.
+		if len(f.backlog) > 2*maxBacklog {
+			f.backlog = slices.Clone(f.backlog[len(f.backlog)-maxBacklog:])
 		}
 		return
 	}
@@ -109,7 +112,7 @@ func (f *feed) subscribe(ctx context.Context) (<-chan backend.Event, error) {
 	}
 	s := &subscriber{ch: make(chan backend.Event, subscriberBuffer), wake: make(chan struct{}, 1)}
 	if len(f.subs) == 0 {
-		s.queue, f.backlog, f.dropping = f.backlog, nil, false
+		s.queue, f.backlog, f.dropping = f.backlog[max(len(f.backlog)-maxBacklog, 0):], nil, false
 	}
 	f.subs[s] = struct{}{}
 	go f.pump(ctx, s)

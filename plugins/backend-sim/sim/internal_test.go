@@ -131,6 +131,31 @@ func TestBacklogGoesToTheNextSubscriber(t *testing.T) {
 	}
 }
 
+// With no subscriber for long, the next one gets the last maxBacklog
+// events, in order.
+func TestBacklogKeepsTheLastEvents(t *testing.T) {
+	f := newFeed(hclog.NewNullLogger())
+	defer f.close()
+	f.begin("p", 0)
+	const n = 5*maxBacklog/2 + 7
+	for i := 1; i <= n; i += 1000 {
+		f.deliver("p", records(i, min(1000, n-i+1)), "d")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, _ := f.subscribe(ctx)
+	for i := n - maxBacklog; i < n; i++ {
+		if e := <-ch; e.ServiceName != fmt.Sprint(i) {
+			t.Fatalf("event %+v, want service %d", e, i)
+		}
+	}
+	// The next event is the next one delivered: no more were kept.
+	f.deliver("p", records(n+1, 1), "d")
+	if e := <-ch; e.ServiceName != fmt.Sprint(n) {
+		t.Errorf("event %+v after the backlog, want service %d", e, n)
+	}
+}
+
 // A change replaces a service with a copy, which readers do not share: the
 // copy must share nothing modifiable with the original.
 func TestCloneIsDeep(t *testing.T) {
