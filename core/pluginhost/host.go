@@ -453,7 +453,8 @@ func (h *health) judge(now time.Time, err error, cpu time.Duration, stopped bool
 		return v, nil
 	}
 	if silent := now.Sub(h.answered); silent >= h.timing.BusyTimeout {
-		return verdictFailed, fmt.Errorf("no health check answered for %s (busy_timeout %s): %w", silent.Round(time.Second), h.timing.BusyTimeout, err)
+		return verdictFailed, fmt.Errorf("no health check answered for %s, the longest a busy plugin may go without answering: %w",
+			silent.Round(time.Second), err)
 	}
 	if worked {
 		// Not a failure, and not a reason to forgive earlier ones either.

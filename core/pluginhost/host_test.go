@@ -492,7 +492,7 @@ func TestBusyTimeout(t *testing.T) {
 	p, logs := startBusy(t, timing)
 	setBusy(t, p, time.Hour)
 	waitFor(t, "a restart", 20*time.Second, func() bool { return p.Status().Restarts == 1 })
-	if !strings.Contains(logs.String(), "busy_timeout") {
-		t.Errorf("the host did not say the plugin was restarted for busy_timeout")
+	if !strings.Contains(logs.String(), "the longest a busy plugin may go without answering") {
+		t.Errorf("the host did not say the plugin was restarted for being busy too long")
 	}
 }

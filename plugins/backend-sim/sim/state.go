@@ -392,7 +392,7 @@ func (pl *platform) hostPorts(n node, ports []backend.Port) ([]backend.Published
 	return out, nil
 }
 
-// planned is a planned change of a running service; plans is a heap of
+// plan is a planned change of a running service; plans is a heap of
 // them, earliest first. A plan whose service has since been replaced or
 // removed is stale and skipped.
 type plan struct {
