@@ -71,7 +71,7 @@ func (f *feed) deliver(id string, records []eventRecord, deployment string) {
 			continue
 		}
 		if r.Seq > cursor+1 && cursor > 0 {
-			f.log.Warn("missed events of the simulated platform: this instance fell behind the state file's window",
+			f.log.Warn("missed events of the simulated platform: this instance did not read the state file for two compactions",
 				"missed", r.Seq-cursor-1, "window", maxEvents)
 		}
 		cursor = r.Seq
