@@ -24,6 +24,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -64,9 +65,18 @@ type Spec struct {
 }
 
 // Timing of supervision; the defaults suit production, tests shorten them.
+//
+// A plugin is pinged (gRPC health check) every PingInterval and must
+// answer within PingTimeout. A busy plugin is not a dead one: a ping left
+// unanswered counts as a failure only when the process did no work since
+// the previous ping (its CPU time did not grow) or is stopped (SIGSTOP, a
+// debugger); the plugin is restarted after PingFailures such failures in a
+// row, or when it has answered no ping for BusyTimeout however busy it is.
 type Timing struct {
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	PingFailures int
+	BusyTimeout  time.Duration
 	BackoffMin   time.Duration
 	BackoffMax   time.Duration
 	// FailedAfter consecutive failed restarts the state becomes failed.
@@ -75,7 +85,7 @@ type Timing struct {
 
 // DefaultTiming gives the values Start uses for the zero fields of a Timing.
 func DefaultTiming() Timing {
-	return Timing{PingInterval: 5 * time.Second, PingTimeout: 5 * time.Second,
+	return Timing{PingInterval: 5 * time.Second, PingTimeout: 5 * time.Second, PingFailures: 3, BusyTimeout: 2 * time.Minute,
 		BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second, FailedAfter: 5}
 }
 
@@ -86,6 +96,12 @@ func (t Timing) withDefaults() Timing {
 	}
 	if t.PingTimeout <= 0 {
 		t.PingTimeout = d.PingTimeout
+	}
+	if t.PingFailures <= 0 {
+		t.PingFailures = d.PingFailures
+	}
+	if t.BusyTimeout <= 0 {
+		t.BusyTimeout = d.BusyTimeout
 	}
 	if t.BackoffMin <= 0 {
 		t.BackoffMin = d.BackoffMin
@@ -363,7 +379,7 @@ func (p *Plugin) supervise() {
 // called (returning nil).
 func (p *Plugin) watch() error {
 	p.mu.RLock()
-	client, impl := p.client, p.impl
+	client, impl, pid := p.client, p.impl, p.pid
 	p.mu.RUnlock()
 	var exited <-chan struct{}
 	if e, ok := impl.(interface{ Exited() <-chan struct{} }); ok {
@@ -371,6 +387,8 @@ func (p *Plugin) watch() error {
 	}
 	tick := time.NewTicker(p.timing.PingInterval)
 	defer tick.Stop()
+	h := health{timing: p.timing, answered: time.Now()}
+	h.cpu, _, _ = processCPU(pid)
 	for {
 		select {
 		case <-p.stop:
@@ -378,11 +396,89 @@ func (p *Plugin) watch() error {
 		case <-exited:
 			return errors.New("the plugin process exited")
 		case <-tick.C:
-			if err := p.ping(client); err != nil {
-				return fmt.Errorf("health check failed: %w", err)
+			err := p.ping(client)
+			if client.Exited() {
+				return errors.New("the plugin process exited")
+			}
+			cpu, stopped, perr := processCPU(pid)
+			verdict, dead := h.judge(time.Now(), err, cpu, stopped, perr)
+			switch verdict {
+			case verdictBusy:
+				p.log.Warn("the plugin is busy: a health check went unanswered, but the process is working; not restarting it",
+					"error", err, "unanswered_for", time.Since(h.answered).Round(time.Millisecond))
+			case verdictBack:
+				p.log.Info("the plugin answers health checks again")
+			case verdictFailed:
+				if dead == nil {
+					p.log.Warn("a health check failed", "failures", h.failures, "restart_after", p.timing.PingFailures, "error", err)
+				}
+			}
+			if dead != nil {
+				return fmt.Errorf("health check failed: %w", dead)
 			}
 		}
 	}
+}
+
+// health judges a plugin's pings: a busy plugin is not a dead one.
+type health struct {
+	timing Timing
+	// answered is when the plugin last answered; cpu its CPU time at the
+	// previous ping; failures the failures in a row; busy whether the last
+	// ping went unanswered while the process worked.
+	answered time.Time
+	cpu      time.Duration
+	failures int
+	busy     bool
+}
+
+type verdict int
+
+const (
+	verdictOK verdict = iota
+	verdictBack
+	verdictBusy
+	verdictFailed
+)
+
+// judge takes a ping's outcome and the process's CPU time and state
+// (perr when they cannot be read: no /proc) and tells what it means, and
+// why the plugin is dead if it is.
+func (h *health) judge(now time.Time, err error, cpu time.Duration, stopped bool, perr error) (verdict, error) {
+	worked := perr == nil && !stopped && cpu > h.cpu
+	if perr == nil {
+		h.cpu = cpu
+	}
+	if err == nil {
+		v := verdictOK
+		if h.busy || h.failures > 0 {
+			v = verdictBack
+		}
+		h.answered, h.failures, h.busy = now, 0, false
+		return v, nil
+	}
+	if silent := now.Sub(h.answered); silent >= h.timing.BusyTimeout {
+		return verdictFailed, fmt.Errorf("no health check answered for %s, the longest a busy plugin may go without answering: %w",
+			silent.Round(time.Second), err)
+	}
+	if worked {
+		// Not a failure, and not a reason to forgive earlier ones either.
+		h.busy = true
+		return verdictBusy, nil
+	}
+	h.busy = false
+	h.failures++
+	why := "the process did no work meanwhile"
+	switch {
+	case perr != nil:
+		why = "the process's CPU time is unknown: " + perr.Error()
+	case stopped:
+		why = "the process is stopped"
+	}
+	if h.failures >= h.timing.PingFailures {
+		return verdictFailed, fmt.Errorf("%d in a row, the last: %w (%s)", h.failures, err, why)
+	}
+	return verdictFailed, nil
 }
 
 func (p *Plugin) ping(client *plugin.Client) error {
@@ -393,12 +489,23 @@ func (p *Plugin) ping(client *plugin.Client) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timing.PingTimeout)
+	defer cancel()
+	if gc, ok := rpc.(*plugin.GRPCClient); ok {
+		// go-plugin's own Ping has no deadline: asked directly, the call
+		// ends with its timeout instead of waiting for the process.
+		_, err := healthpb.NewHealthClient(gc.Conn).Check(ctx, &healthpb.HealthCheckRequest{Service: plugin.GRPCServiceName})
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer within %s", p.timing.PingTimeout)
+		}
+		return err
+	}
 	done := make(chan error, 1)
 	go func() { done <- rpc.Ping() }()
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(p.timing.PingTimeout):
+	case <-ctx.Done():
 		return fmt.Errorf("no answer within %s", p.timing.PingTimeout)
 	}
 }

@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 		"zoe-plugin-auth-hang":      "internal/testplugins/hang",
 		"zoe-plugin-auth-benchbare": "internal/testplugins/benchbare",
 		"zoe-plugin-backend-closer": "internal/testplugins/closer",
+		"zoe-plugin-auth-busy":      "internal/testplugins/busy",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -453,5 +454,123 @@ func TestStopClosesABackend(t *testing.T) {
 	p.Stop()
 	if b, err := os.ReadFile(marker); err != nil || string(b) != "closed" {
 		t.Errorf("after Stop the marker reads %q, %v; want the plugin closed", b, err)
+	}
+}
+
+// startBusy starts the busy test plugin, whose health checks can be made
+// to take long while it burns a core, and returns it with its host's log.
+func startBusy(t *testing.T, timing Timing) (*Plugin, *testutil.SyncBuffer) {
+	t.Helper()
+	path, err := Find(binDir, sdk.KindAuth, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testutil.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: logs})
+	p, err := Start(context.Background(), log, Spec{
+		Kind: sdk.KindAuth, Name: "busy", Path: path, StartTimeout: 10 * time.Second, Dir: t.TempDir(),
+	}, timing)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return p, logs
+}
+
+// healthChecks is how many health checks the busy plugin has received.
+func healthChecks(t *testing.T, p *Plugin) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, err := Auth{p}.Authenticate(ctx, "checks", "")
+	if err != nil {
+		t.Fatalf("ask the busy plugin: %v", err)
+	}
+	n, err := strconv.Atoi(id.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func setBusy(t *testing.T, p *Plugin, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := (Auth{p}).Authenticate(ctx, "busy", d.String()); err != nil {
+		t.Fatalf("make the plugin busy: %v", err)
+	}
+}
+
+// busyTiming pings every 200ms with a 500ms timeout: the busy plugin's
+// checks, at 700ms, all time out.
+func busyTiming() Timing {
+	t := fastTiming()
+	t.PingTimeout, t.PingFailures, t.BusyTimeout = 500*time.Millisecond, 3, time.Minute
+	return t
+}
+
+// A plugin whose health checks go unanswered while it works is busy, not
+// dead: it is not restarted, however many checks time out in a row.
+func TestBusyPluginIsNotRestarted(t *testing.T) {
+	timing := busyTiming()
+	p, logs := startBusy(t, timing)
+	pid := p.Status().PID
+	setBusy(t, p, 700*time.Millisecond)
+	from := healthChecks(t, p)
+	want := from + 2*timing.PingFailures
+	waitFor(t, fmt.Sprintf("%d unanswered health checks", want-from), 30*time.Second, func() bool {
+		return healthChecks(t, p) >= want || p.Status().Restarts > 0
+	})
+	setBusy(t, p, 0)
+	// Two answered checks: the host has judged every busy one.
+	from = healthChecks(t, p)
+	waitFor(t, "answered health checks", 10*time.Second, func() bool { return healthChecks(t, p) >= from+2 })
+	if st := p.Status(); st.Restarts != 0 || st.PID != pid || st.State != StateReady {
+		t.Errorf("status after a busy spell %+v, want the same process (%d), ready, never restarted", st, pid)
+	}
+	if n := strings.Count(logs.String(), "the plugin is busy"); n < timing.PingFailures {
+		t.Errorf("the host judged the plugin busy %d times, want at least %d", n, timing.PingFailures)
+	}
+}
+
+// A plugin that stops answering because it is stopped (SIGSTOP) is dead:
+// restarted after PingFailures checks in a row.
+func TestStoppedPluginIsRestarted(t *testing.T) {
+	p, logs := startBusy(t, busyTiming())
+	pid := p.Status().PID
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	waitFor(t, "a restart", 20*time.Second, func() bool {
+		st := p.Status()
+		return st.Restarts == 1 && st.State == StateReady
+	})
+	if st := p.Status(); st.PID == pid {
+		t.Errorf("status %+v, want a new process", st)
+	}
+	if l := logs.String(); !strings.Contains(l, "3 in a row") || !strings.Contains(l, "the process is stopped") {
+		t.Errorf("the host did not say the plugin was restarted after 3 checks failed while it was stopped")
+	}
+	waitFor(t, "the stopped process to be killed", 10*time.Second, func() bool { return !alive(pid) })
+	healthChecks(t, p) // the new process answers
+}
+
+// Busy is no excuse forever: a plugin that answers no health check for
+// BusyTimeout is restarted, working or not.
+func TestBusyTimeout(t *testing.T) {
+	timing := busyTiming()
+	timing.BusyTimeout = 3 * time.Second
+	p, logs := startBusy(t, timing)
+	setBusy(t, p, time.Hour)
+	waitFor(t, "a restart", 20*time.Second, func() bool { return p.Status().Restarts == 1 })
+	if !strings.Contains(logs.String(), "the longest a busy plugin may go without answering") {
+		t.Errorf("the host did not say the plugin was restarted for being busy too long")
 	}
 }

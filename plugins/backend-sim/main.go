@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/zoe-project/zoe/plugins/backend-sim/sim"
@@ -11,4 +12,12 @@ import (
 	"github.com/zoe-project/zoe/sdk/serve"
 )
 
-func main() { serve.Serve(func(log *slog.Logger) sdk.Plugin { return sim.New(log) }) }
+func main() {
+	var p *sim.Plugin
+	serve.Serve(func(log *slog.Logger) sdk.Plugin { p = sim.New(log); return p })
+	// The core stopped the plugin: end the streams and write what must be
+	// written (the CPU profile of a benchmark).
+	if p != nil {
+		_ = p.Close(context.Background())
+	}
+}

@@ -22,8 +22,9 @@ const (
 	subscriberBuffer = 64
 )
 
-// feed follows the state file's window of events and hands them to this
-// instance's subscribers. It outlives re-configurations.
+// feed hands the platform's events to this instance's subscribers: those
+// of its own transactions and those other instances appended to the state
+// file. It outlives re-configurations.
 type feed struct {
 	log *slog.Logger
 
@@ -53,41 +54,45 @@ func (f *feed) begin(id string, seq uint64) {
 	}
 }
 
-// deliver hands on the deployment's events of pl that are new to this
-// feed. Platforms are seen in any order; the cursor only moves forward, so
-// every event is handed on once.
-func (f *feed) deliver(pl *platform, deployment string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cursor := f.cursors[pl.ID]
-	if pl.ID == "" || pl.Seq <= cursor {
+// deliver hands on the deployment's events among records, new events of
+// the platform id, that are new to this feed: the cursor only moves
+// forward, so every event is handed on once, whoever saw it first.
+func (f *feed) deliver(id string, records []eventRecord, deployment string) {
+	if id == "" || len(records) == 0 {
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cursor := f.cursors[id]
 	var out []backend.Event
-	for i, r := range pl.Events {
+	for _, r := range records {
 		if r.Seq <= cursor {
 			continue
 		}
-		if i == 0 && r.Seq > cursor+1 {
-			f.log.Warn("missed events of the simulated platform: this instance fell behind the state file's window",
+		if r.Seq > cursor+1 && cursor > 0 {
+			f.log.Warn("missed events of the simulated platform: this instance did not read the state file for two compactions",
 				"missed", r.Seq-cursor-1, "window", maxEvents)
 		}
+		cursor = r.Seq
 		if r.Deployment == deployment {
 			out = append(out, r.Event)
 		}
 	}
-	f.cursors[pl.ID] = pl.Seq
+	f.cursors[id] = cursor
 	if len(out) == 0 || f.closed {
 		return
 	}
 	if len(f.subs) == 0 {
 		f.backlog = append(f.backlog, out...)
-		if n := len(f.backlog) - maxBacklog; n > 0 {
-			if !f.dropping {
-				f.log.Warn("no event subscriber for a long time: dropping the oldest events", "kept", maxBacklog)
-				f.dropping = true
-			}
-			f.backlog = slices.Delete(f.backlog, 0, n)
+		if len(f.backlog) > maxBacklog && !f.dropping {
+			f.log.Warn("no event subscriber for a long time: dropping the oldest events", "kept", maxBacklog)
+			f.dropping = true
+		}
+		// The oldest are dropped in batches, so that each event costs O(1):
+		// the backlog holds up to twice maxBacklog, of which the next
+		// subscriber gets the last maxBacklog.
+		if len(f.backlog) > 2*maxBacklog {
+			f.backlog = slices.Clone(f.backlog[len(f.backlog)-maxBacklog:])
 		}
 		return
 	}
@@ -106,7 +111,7 @@ func (f *feed) subscribe(ctx context.Context) (<-chan backend.Event, error) {
 	}
 	s := &subscriber{ch: make(chan backend.Event, subscriberBuffer), wake: make(chan struct{}, 1)}
 	if len(f.subs) == 0 {
-		s.queue, f.backlog, f.dropping = f.backlog, nil, false
+		s.queue, f.backlog, f.dropping = f.backlog[max(len(f.backlog)-maxBacklog, 0):], nil, false
 	}
 	f.subs[s] = struct{}{}
 	go f.pump(ctx, s)

@@ -1,46 +1,52 @@
 package sim
 
 import (
-	"bytes"
+	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 // pollInterval is how often an instance looks at the state file for what
-// other instances did, and the longest a planned change waits past its time
-// when this instance was not told of it.
+// other instances did: one stat when nothing changed.
 const pollInterval = 100 * time.Millisecond
 
-// errUnchanged tells mutate that the transaction changed nothing, so there
+// errUnchanged tells transact that the transaction changed nothing, so there
 // is nothing to write.
 var errUnchanged = errors.New("unchanged")
 
-// runtime is one configuration of the simulation: the settings, the state
-// file and the goroutine that carries out planned changes on time.
+// runtime is one configuration of the simulation: the settings, the
+// platform in memory, the state file it follows, and the goroutine that
+// carries out planned changes on time.
 type runtime struct {
 	log  *slog.Logger
 	set  settings
 	feed *feed
+	file *stateFile
 
-	// txMu orders this instance's own transactions; the flock orders them
-	// with everybody else's.
+	// txMu orders this instance's transactions; the state file's flock
+	// orders them with everybody else's.
 	txMu sync.Mutex
+	// reload says the platform in memory may differ from the file (a write
+	// failed): the next transaction loads the file again. Under txMu.
+	reload bool
 
-	mu sync.Mutex
-	// cache is the last platform read or written, with the bytes of the
-	// file it came from: reading a file is cheap, decoding it is not.
-	cache    *platform
-	cacheRaw []byte
-	// changed is closed and replaced whenever cache moves on.
-	changed chan struct{}
+	// mu guards pl, which transactions change in place.
+	mu sync.RWMutex
+	pl *platform
+
+	// watchers are closed when their service next changes (Stop);
+	// followers get each new record of their service (Logs).
+	wmu       sync.Mutex
+	watchers  map[string]chan struct{}
+	followers map[string]map[*follower]struct{}
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -48,12 +54,18 @@ type runtime struct {
 	stopOnce sync.Once
 }
 
-func newRuntime(log *slog.Logger, set settings, f *feed) *runtime {
-	return &runtime{log: log, set: set, feed: f, changed: make(chan struct{}),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+func newRuntime(log *slog.Logger, set settings, f *feed) (*runtime, error) {
+	sf, err := openStateFile(set.statePath)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime{
+		log: log, set: set, feed: f, file: sf,
+		watchers:  map[string]chan struct{}{},
+		followers: map[string]map[*follower]struct{}{},
+		kick:      make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}, nil
 }
-
-func (rt *runtime) lockPath() string { return rt.set.statePath + ".lock" }
 
 // load opens the platform at Configure: it creates the state file when
 // missing, and carries out what happened while no plugin was up — ends that
@@ -65,13 +77,15 @@ func (rt *runtime) load(ctx context.Context) error {
 	// Earlier events are history, unless this process already follows this
 	// platform (Configure called again); the ends carried out now are not.
 	begin := func(pl *platform) {
-		rt.feed.begin(pl.ID, pl.Seq)
-		rt.removeStaleTemps()
+		rt.feed.begin(pl.id, pl.seq)
+		for _, err := range rt.file.removeStaleTemps() {
+			rt.log.Warn("cannot remove a stale temporary state file", "error", err)
+		}
 	}
-	_, err := rt.transact(ctx, begin, func(pl *platform, now time.Time) error {
-		for _, s := range pl.Services {
+	err := rt.transact(ctx, begin, func(t *tx) error {
+		for _, s := range t.pl.services {
 			if _, ok := rt.set.node(s.Node); !ok && s.Deployment == rt.set.deployment && s.State == backend.ServiceRunning {
-				s.VanishAt = now
+				t.update(s, func(s *service) { s.VanishAt = t.now })
 				strays = append(strays, s.Name)
 			}
 		}
@@ -83,175 +97,341 @@ func (rt *runtime) load(ctx context.Context) error {
 	return err
 }
 
-// removeStaleTemps removes the temporary files of writers killed mid-write.
-// It runs under the lock, when no writer can be at work.
-func (rt *runtime) removeStaleTemps() {
-	dir, base := filepath.Split(rt.set.statePath)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
+// tx is one transaction: it changes the platform in place and records
+// what it changed, to append to the state file and to tell the watchers
+// and subscribers.
+type tx struct {
+	pl       *platform
+	now      time.Time
+	services map[string]*service // nil: removed
+	networks map[string]*network
+	pulled   map[string]bool
+	events   []eventRecord
+	counters bool
+}
+
+func newTx(pl *platform, now time.Time) *tx {
+	return &tx{pl: pl, now: now, services: map[string]*service{}, networks: map[string]*network{}, pulled: map[string]bool{}}
+}
+
+// put adds or replaces a service; s must be new, not one of the platform's.
+func (t *tx) put(s *service) {
+	t.pl.put(s)
+	t.services[s.ID] = s
+}
+
+// update replaces a service with a copy changed by fn, and returns it.
+func (t *tx) update(s *service, fn func(*service)) *service {
+	c := cloneService(s)
+	fn(c)
+	t.put(c)
+	return c
+}
+
+func (t *tx) drop(id string) {
+	t.pl.drop(id)
+	t.services[id] = nil
+}
+
+func (t *tx) putNetwork(n *network) {
+	t.pl.putNetwork(n)
+	t.networks[n.ID] = n
+}
+
+func (t *tx) dropNetwork(id string) {
+	t.pl.dropNetwork(id)
+	t.networks[id] = nil
+}
+
+func (t *tx) pull(node, image string) {
+	t.pl.pulled[node] = slices.Concat(t.pl.pulled[node], []string{image})
+	t.pulled[node] = true
+}
+
+func (t *tx) emit(deployment string, e backend.Event) {
+	t.events = append(t.events, t.pl.appendEvent(deployment, e))
+}
+
+// address gives a service an address on its network: 10.<subnet>.x.y, or
+// 172.17.x.y without one. Subnets wrap after 255 networks, which does not
+// matter to a simulation whose networks are isolated anyway.
+func (t *tx) address(netID string) string {
+	if n := t.pl.networks[netID]; n != nil {
+		c := *n
+		c.Hosts++
+		t.putNetwork(&c)
+		h := c.Hosts + 1
+		return fmt.Sprintf("10.%d.%d.%d", c.Subnet%256, (h>>8)%256, h%256)
 	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), base+".tmp-") {
-			continue
+	t.pl.bridgeHosts++
+	t.counters = true
+	h := t.pl.bridgeHosts + 1
+	return fmt.Sprintf("172.17.%d.%d", (h>>8)%256, h%256)
+}
+
+func (t *tx) changed() bool {
+	return len(t.services)+len(t.networks)+len(t.pulled)+len(t.events) > 0 || t.counters
+}
+
+func (t *tx) record() *change {
+	c := &change{NextSubnet: t.pl.nextSubnet, BridgeHosts: t.pl.bridgeHosts, Events: t.events}
+	if len(t.services) > 0 {
+		c.Services = t.services
+	}
+	if len(t.networks) > 0 {
+		c.Networks = t.networks
+	}
+	for n := range t.pulled {
+		if c.Pulled == nil {
+			c.Pulled = map[string][]string{}
 		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			rt.log.Warn("cannot remove a stale temporary state file", "path", e.Name(), "error", err)
+		c.Pulled[n] = t.pl.pulled[n]
+	}
+	return c
+}
+
+// advance carries out, in time order, every change planned at or before
+// now, each stamped with the time it was due: time runs on while no plugin
+// is up.
+func (t *tx) advance() {
+	for {
+		p, ok := t.pl.nextChange()
+		if !ok || p.at.After(t.now) {
+			return
 		}
+		heap.Pop(&t.pl.plans)
+		_, f, _ := p.s.next()
+		t.carryOut(p.s, p.at, f)
 	}
 }
 
-// mutate runs fn on a fresh copy of the platform, under the state file's
-// lock, after carrying out the changes that are due, and saves the result.
-// fn must check everything before it modifies anything: on error, its
-// changes are saved if the due changes made the platform change anyway. The
-// platform returned is saved and must not be modified.
-func (rt *runtime) mutate(ctx context.Context, fn func(pl *platform, now time.Time) error) (*platform, error) {
-	return rt.transact(ctx, nil, fn)
+func (t *tx) carryOut(s *service, at time.Time, f fate) {
+	ev := backend.Event{ServiceName: s.Name, HandleID: s.ID, Time: at}
+	switch f {
+	case fateExit:
+		t.update(s, func(s *service) {
+			s.State, s.FinishedAt, s.ExitCode, s.Message = backend.ServiceExited, at, s.EndCode, s.EndMessage
+		})
+		ev.Kind, ev.ExitCode, ev.Message = backend.EventExited, s.EndCode, s.EndMessage
+		t.emit(s.Deployment, ev)
+	case fateOOM:
+		c := t.update(s, func(s *service) {
+			s.State, s.FinishedAt, s.ExitCode, s.OOMKilled = backend.ServiceExited, at, 137, true
+			s.Message = "killed: out of memory"
+			s.Logs = append(s.Logs, logLine{Time: at, Stream: backend.Stderr, Line: "Killed"})
+		})
+		ev.Kind, ev.Message = backend.EventOOMKilled, c.Message
+		t.emit(s.Deployment, ev)
+		ev.Kind, ev.ExitCode = backend.EventExited, 137
+		t.emit(s.Deployment, ev)
+	case fateVanish:
+		t.drop(s.ID)
+		ev.Kind, ev.Message = backend.EventVanished, "the platform no longer knows the service"
+		t.emit(s.Deployment, ev)
+	}
 }
 
-// transact is mutate with a look at the platform as read, before anything
-// is carried out.
-func (rt *runtime) transact(ctx context.Context, before func(*platform), fn func(pl *platform, now time.Time) error) (*platform, error) {
+// transact runs fn on the platform, under the state file's lock, after
+// catching up with the file and carrying out the changes that are due, and
+// appends what changed to the file. fn must check everything before it
+// changes anything; whatever it changed is saved, even when it fails.
+// before, if set, looks at the platform as read, before anything is
+// carried out.
+func (rt *runtime) transact(ctx context.Context, before func(*platform), fn func(t *tx) error) error {
 	rt.txMu.Lock()
 	defer rt.txMu.Unlock()
-	unlock, err := lockFile(ctx, rt.lockPath())
+	select {
+	case <-rt.stop:
+		return fmt.Errorf("the sim back-end was configured again or closed: %w", sdk.ErrUnavailable)
+	default:
+	}
+	unlock, err := rt.file.acquire(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
-	raw, err := os.ReadFile(rt.set.statePath)
-	fresh := isNotExist(err)
-	var pl *platform
-	switch {
-	case fresh:
-		pl, err = newPlatform()
-	case err == nil:
-		pl, err = rt.decode(raw, true)
-	}
+	rt.mu.Lock()
+	seen, all, err := rt.catchUp()
 	if err != nil {
-		return nil, err
+		// Perhaps half applied: start again from the file next time.
+		rt.reload = true
+		rt.mu.Unlock()
+		return err
 	}
+	pl := rt.pl
 	if before != nil {
 		before(pl)
 	}
-	now := time.Now()
-	changed := pl.advance(now) || fresh
-	ferr := fn(pl, now)
+	t := newTx(pl, time.Now())
+	t.advance()
+	ferr := fn(t)
 	if errors.Is(ferr, errUnchanged) {
 		ferr = nil
 	} else if ferr == nil {
-		pl.advance(now)
-		changed = true
+		// What fn made due (a Kill, a Stop without grace) happens now.
+		t.advance()
 	}
-	if changed {
-		pl.Rev++
-		raw, err := writePlatform(rt.set.statePath, pl)
-		if err != nil {
-			return nil, err
+	if t.changed() {
+		if err := rt.file.append(t.record()); err != nil {
+			// The platform in memory is ahead of the file: read it again.
+			rt.reload = true
+			rt.mu.Unlock()
+			return err
 		}
-		rt.publish(pl, raw)
-		rt.feed.deliver(pl, rt.set.deployment)
-		rt.poke()
 	}
-	if ferr != nil {
-		return nil, ferr
+	rt.mu.Unlock()
+	var compactErr error
+	if rt.file.due() {
+		// Readers go on meanwhile; writers wait for txMu.
+		rt.mu.RLock()
+		compactErr = rt.file.rewrite(pl)
+		rt.mu.RUnlock()
+		if compactErr != nil {
+			rt.reload = true
+		}
 	}
-	return pl, nil
+
+	if all {
+		rt.notifyAll()
+		rt.updateAllFollowers()
+	} else {
+		rt.notify(seen.services)
+		rt.updateFollowers(seen.services)
+	}
+	rt.notify(t.services)
+	rt.updateFollowers(t.services)
+	rt.feed.deliver(pl.id, seen.events, rt.set.deployment)
+	rt.feed.deliver(pl.id, t.events, rt.set.deployment)
+	rt.poke()
+	if compactErr != nil {
+		rt.log.Warn("cannot compact the state file; it is read again", "error", compactErr)
+	}
+	return ferr
 }
 
-// publish makes pl, read from or written as raw, the cached platform
-// unless a later revision is cached.
-func (rt *runtime) publish(pl *platform, raw []byte) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.cache != nil && rt.cache.ID == pl.ID && rt.cache.Rev > pl.Rev {
+// caughtUp is what catching up with the file brought: the services that
+// changed and the events.
+type caughtUp struct {
+	services map[string]*service
+	events   []eventRecord
+}
+
+// catchUp brings the platform in memory up to date with the state file,
+// under its lock and rt.mu: it applies the changes other instances
+// appended, or loads the file again when it was replaced (all is then
+// true: every service may have changed). A missing file is created.
+func (rt *runtime) catchUp() (seen caughtUp, all bool, err error) {
+	seen.services = map[string]*service{}
+	if rt.pl != nil && !rt.reload {
+		ok, err := rt.file.catchUp(rt.pl, func(c *change) {
+			for id, s := range c.Services {
+				seen.services[id] = s
+			}
+			seen.events = append(seen.events, c.Events...)
+		})
+		if err != nil || ok {
+			return seen, false, err
+		}
+	}
+	// First load, a replaced file, or a failed write.
+	pl, err := rt.file.load()
+	if isNotExist(err) {
+		if pl, err = newPlatform(); err == nil {
+			err = rt.file.rewrite(pl)
+		}
+	}
+	if err != nil {
+		return seen, false, err
+	}
+	first := rt.pl == nil
+	rt.pl, rt.reload = pl, false
+	if !first {
+		// The feed hands on only the events it has not yet.
+		seen.events = append(seen.events, pl.recentEvents()...)
+	}
+	return seen, !first, nil
+}
+
+// read runs fn on the platform as of now: caught up with the file and
+// with the changes that are due. fn must not keep the platform, only the
+// services and networks it holds, which never change.
+func (rt *runtime) read(ctx context.Context, fn func(pl *platform)) error {
+	rt.mu.RLock()
+	loaded := rt.pl != nil
+	due := loaded && len(rt.pl.plans) > 0 && !rt.pl.plans[0].at.After(time.Now())
+	rt.mu.RUnlock()
+	if !loaded || due || !rt.file.fresh() {
+		if err := rt.transact(ctx, nil, func(*tx) error { return errUnchanged }); err != nil {
+			return err
+		}
+	}
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	fn(rt.pl)
+	return nil
+}
+
+// service returns a service as of now, nil if there is none.
+func (rt *runtime) service(ctx context.Context, id string) (*service, error) {
+	var s *service
+	err := rt.read(ctx, func(pl *platform) { s = pl.services[id] })
+	return s, err
+}
+
+// watch returns a channel closed when the service next changes or goes
+// away, or when the runtime stops.
+func (rt *runtime) watch(id string) <-chan struct{} {
+	rt.wmu.Lock()
+	defer rt.wmu.Unlock()
+	ch := rt.watchers[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		rt.watchers[id] = ch
+	}
+	return ch
+}
+
+func (rt *runtime) notify(ids map[string]*service) {
+	if len(ids) == 0 {
 		return
 	}
-	moved := rt.cache != pl
-	rt.cache, rt.cacheRaw = pl, raw
-	if moved {
-		close(rt.changed)
-		rt.changed = make(chan struct{})
-	}
-}
-
-// decode returns the platform a state file's content holds: the cached one
-// when the content is the cached content (a copy when the caller means to
-// modify it), else the content decoded, which becomes the cached one.
-func (rt *runtime) decode(raw []byte, modify bool) (*platform, error) {
-	rt.mu.Lock()
-	c, same := rt.cache, rt.cache != nil && bytes.Equal(raw, rt.cacheRaw)
-	rt.mu.Unlock()
-	if same {
-		if modify {
-			return c.clone(), nil
+	rt.wmu.Lock()
+	defer rt.wmu.Unlock()
+	for id := range ids {
+		if ch := rt.watchers[id]; ch != nil {
+			close(ch)
+			delete(rt.watchers, id)
 		}
-		return c, nil
 	}
-	pl, err := decodePlatform(rt.set.statePath, raw)
-	if err != nil {
-		return nil, err
-	}
-	if !modify {
-		rt.publish(pl, raw)
-	}
-	return pl, nil
 }
 
-// changes returns a channel closed when the cached platform next changes.
-func (rt *runtime) changes() <-chan struct{} {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.changed
+func (rt *runtime) notifyAll() {
+	rt.wmu.Lock()
+	defer rt.wmu.Unlock()
+	for id, ch := range rt.watchers {
+		close(ch)
+		delete(rt.watchers, id)
+	}
 }
 
-// current returns the platform as the state file has it now, without the
-// lock: the file is only ever replaced whole. The result must not be
-// modified.
-func (rt *runtime) current() (*platform, error) {
-	raw, err := os.ReadFile(rt.set.statePath)
-	if isNotExist(err) {
-		// Deleted behind the plugin's back: an empty platform, which the
-		// next transaction saves anew.
-		return &platform{Format: stateFormat, Services: map[string]*service{}, Networks: map[string]*network{}, Pulled: map[string][]string{}}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return rt.decode(raw, false)
-}
-
-// view returns the platform as of now, carrying out due changes first, and
-// hands on the events other instances wrote.
-func (rt *runtime) view(ctx context.Context) (*platform, error) {
-	pl, err := rt.current()
-	if err != nil {
-		return nil, err
-	}
-	if pl.due(time.Now()) {
-		return rt.mutate(ctx, func(*platform, time.Time) error { return errUnchanged })
-	}
-	rt.feed.deliver(pl, rt.set.deployment)
-	return pl, nil
-}
-
-// waitFor waits until cond holds of the platform or ctx ends.
-func (rt *runtime) waitFor(ctx context.Context, cond func(*platform) bool) error {
+// waitFor waits until cond holds of the service (nil once gone) or ctx
+// ends.
+func (rt *runtime) waitFor(ctx context.Context, id string, cond func(*service) bool) error {
 	for {
-		changed := rt.changes()
-		pl, err := rt.view(ctx)
+		changed := rt.watch(id)
+		s, err := rt.service(ctx, id)
 		if err != nil {
 			return err
 		}
-		if cond(pl) {
+		if cond(s) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-rt.stop:
+			return fmt.Errorf("the sim back-end was configured again or closed: %w", sdk.ErrUnavailable)
 		case <-changed:
-		case <-time.After(pollInterval):
 		}
 	}
 }
@@ -288,7 +468,7 @@ func (rt *runtime) drive() {
 		case <-timer.C:
 		}
 		wait := pollInterval
-		pl, err := rt.view(ctx)
+		err := rt.read(ctx, func(*platform) {})
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
@@ -300,16 +480,24 @@ func (rt *runtime) drive() {
 			}
 		default:
 			lastErr = ""
-			if at, ok := pl.nextChange(); ok {
-				wait = min(wait, max(time.Until(at), time.Millisecond))
+			rt.mu.Lock()
+			if p, ok := rt.pl.nextChange(); ok {
+				wait = min(wait, max(time.Until(p.at), time.Millisecond))
 			}
+			rt.mu.Unlock()
 		}
 		timer.Reset(wait)
 	}
 }
 
-// close stops the driver and waits for it.
+// close stops the driver, waits for it, and ends the waits on this
+// runtime.
 func (rt *runtime) close() {
 	rt.stopOnce.Do(func() { close(rt.stop) })
 	<-rt.done
+	rt.txMu.Lock()
+	rt.file.close()
+	rt.txMu.Unlock()
+	rt.notifyAll()
+	rt.cancelFollowers()
 }

@@ -31,22 +31,23 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl, err := rt.view(ctx)
+	out := make([]backend.Node, 0, len(rt.set.nodes))
+	err = rt.read(ctx, func(pl *platform) {
+		for _, n := range rt.set.nodes {
+			cores, mem := pl.reserved(n.name)
+			bn := backend.Node{
+				Name: n.name, Address: n.address, Cores: n.cores, MemoryBytes: n.memory,
+				Labels: slices.Clone(n.labels), Images: slices.Compact(slices.Sorted(slices.Values(slices.Concat(n.images, pl.pulled[n.name])))),
+				State: backend.NodeReady, CoresReserved: cores, MemoryReserved: mem,
+			}
+			if n.disabled {
+				bn.State, bn.StateDetail = backend.NodeDisabled, "disabled in the configuration"
+			}
+			out = append(out, bn)
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]backend.Node, 0, len(rt.set.nodes))
-	for _, n := range rt.set.nodes {
-		cores, mem := pl.reserved(n.name, "")
-		bn := backend.Node{
-			Name: n.name, Address: n.address, Cores: n.cores, MemoryBytes: n.memory,
-			Labels: slices.Clone(n.labels), Images: slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(n.images), pl.Pulled[n.name]...)))),
-			State: backend.NodeReady, CoresReserved: cores, MemoryReserved: mem,
-		}
-		if n.disabled {
-			bn.State, bn.StateDetail = backend.NodeDisabled, "disabled in the configuration"
-		}
-		out = append(out, bn)
 	}
 	return out, nil
 }
@@ -65,15 +66,14 @@ func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (s
 		return "", err
 	}
 	id = "net-" + id
-	_, err = rt.mutate(ctx, func(pl *platform, _ time.Time) error {
-		for _, n := range pl.Networks {
-			if n.Name == spec.Name && n.Deployment == rt.set.deployment {
-				return fmt.Errorf("network %q exists (%s): %w", spec.Name, n.ID, sdk.ErrAlreadyExists)
-			}
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		if old := t.pl.netByName[nameKey{rt.set.deployment, spec.Name}]; old != "" {
+			return fmt.Errorf("network %q exists (%s): %w", spec.Name, old, sdk.ErrAlreadyExists)
 		}
-		pl.Networks[id] = &network{ID: id, Name: spec.Name, Deployment: rt.set.deployment,
-			Labels: maps.Clone(spec.Labels), Subnet: pl.NextSubnet}
-		pl.NextSubnet++
+		t.putNetwork(&network{ID: id, Name: spec.Name, Deployment: rt.set.deployment,
+			Labels: maps.Clone(spec.Labels), Subnet: t.pl.nextSubnet})
+		t.pl.nextSubnet++
+		t.counters = true
 		return nil
 	})
 	if err != nil {
@@ -88,16 +88,14 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	_, err = rt.mutate(ctx, func(pl *platform, _ time.Time) error {
-		if pl.Networks[id] == nil {
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		if t.pl.networks[id] == nil {
 			return fmt.Errorf("network %q: %w", id, sdk.ErrNotFound)
 		}
-		for _, s := range pl.Services {
-			if s.Network == id && s.State == backend.ServiceRunning {
-				return fmt.Errorf("network %q is in use by running service %q: %w", id, s.Name, sdk.ErrConflict)
-			}
+		if n := t.pl.netRunning[id]; n > 0 {
+			return fmt.Errorf("network %q is in use by %d running services: %w", id, n, sdk.ErrConflict)
 		}
-		delete(pl.Networks, id)
+		t.dropNetwork(id)
 		return nil
 	})
 	return err
@@ -134,14 +132,14 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		return backend.ServiceStatus{}, err
 	}
 	var started backend.ServiceStatus
-	pl, err := rt.mutate(ctx, func(pl *platform, now time.Time) error {
-		if spec.Network != "" && pl.Networks[spec.Network] == nil {
+	var gone bool
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		pl, now := t.pl, t.now
+		if spec.Network != "" && pl.networks[spec.Network] == nil {
 			return fmt.Errorf("service %q: network %q: %w", spec.Name, spec.Network, sdk.ErrNotFound)
 		}
-		for _, s := range pl.Services {
-			if s.Name == spec.Name && s.Deployment == rt.set.deployment {
-				return fmt.Errorf("service %q exists (%s, %s): %w", spec.Name, s.ID, s.State, sdk.ErrAlreadyExists)
-			}
+		if s := pl.named(rt.set.deployment, spec.Name); s != nil {
+			return fmt.Errorf("service %q exists (%s, %s): %w", spec.Name, s.ID, s.State, sdk.ErrAlreadyExists)
 		}
 		n, err := rt.place(pl, spec)
 		if err != nil {
@@ -156,16 +154,16 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		}
 		// Checks are over: from here on the platform changes.
 		if !pl.hasImage(n, spec.Image) {
-			pl.Pulled[n.name] = append(pl.Pulled[n.name], spec.Image)
+			t.pull(n.name, spec.Image)
 			for _, msg := range []string{"pulling image %s on node %s", "pulled image %s on node %s"} {
-				pl.emit(rt.set.deployment, backend.Event{Kind: backend.EventImagePull, ServiceName: spec.Name, HandleID: id,
+				t.emit(rt.set.deployment, backend.Event{Kind: backend.EventImagePull, ServiceName: spec.Name, HandleID: id,
 					Time: now, Message: fmt.Sprintf(msg, spec.Image, n.name)})
 			}
 		}
 		s := &service{
 			ID: id, Name: spec.Name, Deployment: rt.set.deployment, ExecutionID: spec.ExecutionID, Node: n.name,
 			Network: spec.Network, Image: spec.Image, Hostname: spec.Hostname, Labels: maps.Clone(spec.Labels),
-			Resources: spec.Resources, IP: pl.address(spec.Network), Ports: ports,
+			Resources: spec.Resources, IP: t.address(spec.Network), Ports: ports,
 			State: backend.ServiceRunning, StartedAt: now, IgnoreTerm: k.ignoreTerm, TermTime: k.termTime,
 		}
 		if !k.runForever {
@@ -177,26 +175,31 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if k.vanish > 0 {
 			s.VanishAt = now.Add(k.vanish)
 		}
-		// A nanosecond apart, as a real engine's lines would be, so that
+		// A nanosecond apart, after the first line ("started <name> on
+		// <node>", see lines), as a real engine's lines would be, so that
 		// a reader can resume after any of them (LogOptions.Since).
-		s.Logs = append(s.Logs, logLine{Time: now, Stream: backend.Stdout, Line: fmt.Sprintf("started %s on %s", s.Name, s.Node)})
 		for i, l := range k.logs {
 			s.Logs = append(s.Logs, logLine{Time: now.Add(time.Duration(i + 1)), Stream: backend.Stdout, Line: l})
 		}
-		pl.Services[id] = s
-		pl.emit(rt.set.deployment, backend.Event{Kind: backend.EventStarted, ServiceName: s.Name, HandleID: id,
+		t.put(s)
+		t.emit(rt.set.deployment, backend.Event{Kind: backend.EventStarted, ServiceName: s.Name, HandleID: id,
 			Time: now, Message: "started on node " + n.name})
-		started, err = status(s)
-		return err
+		// What is due already (ZOE_SIM_RUN=0s) happens at once.
+		t.advance()
+		if cur := pl.services[id]; cur != nil {
+			started = status(cur)
+		} else {
+			started, gone = status(s), true
+		}
+		return nil
 	})
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	if s := pl.Services[id]; s != nil {
-		return status(s)
+	if gone {
+		// Gone already (ZOE_SIM_VANISH=0s).
+		started.State = backend.ServiceVanished
 	}
-	// Gone already (ZOE_SIM_VANISH=0s).
-	started.State = backend.ServiceVanished
 	return started, nil
 }
 
@@ -238,7 +241,7 @@ func (rt *runtime) place(pl *platform, spec backend.ServiceSpec) (node, error) {
 		case !rt.set.pullImages && !pl.hasImage(n, spec.Image):
 			return node{}, fmt.Errorf("image %s is not on node %s (pull_images is off): %w", spec.Image, n.name, sdk.ErrNotFound)
 		}
-		return n, pl.fits(n, spec.Resources, "")
+		return n, pl.fits(n, spec.Resources, nil)
 	}
 	ready, withImage := 0, 0
 	for _, n := range rt.set.nodes {
@@ -250,7 +253,7 @@ func (rt *runtime) place(pl *platform, spec backend.ServiceSpec) (node, error) {
 			continue
 		}
 		withImage++
-		if pl.fits(n, spec.Resources, "") == nil {
+		if pl.fits(n, spec.Resources, nil) == nil {
 			return n, nil
 		}
 	}
@@ -274,24 +277,21 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration
 	if err != nil {
 		return err
 	}
-	_, err = rt.mutate(ctx, func(pl *platform, now time.Time) error {
-		s, err := find(pl, h.ID)
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		s, err := find(t.pl, h.ID)
 		if err != nil {
 			return err
 		}
 		if s.State != backend.ServiceRunning {
 			return errUnchanged
 		}
-		s.stop(now, max(grace, 0))
+		t.update(s, func(s *service) { s.stop(t.now, max(grace, 0)) })
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	err = rt.waitFor(ctx, func(pl *platform) bool {
-		s := pl.Services[h.ID]
-		return s == nil || s.State != backend.ServiceRunning
-	})
+	err = rt.waitFor(ctx, h.ID, func(s *service) bool { return s == nil || s.State != backend.ServiceRunning })
 	if err != nil {
 		return fmt.Errorf("stop %s: still running: %v: %w", h.ID, err, sdk.ErrDeadlineExceeded)
 	}
@@ -319,8 +319,8 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 	if err != nil {
 		return err
 	}
-	_, err = rt.mutate(ctx, func(pl *platform, now time.Time) error {
-		s, err := find(pl, h.ID)
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		s, err := find(t.pl, h.ID)
 		if err != nil {
 			return err
 		}
@@ -328,10 +328,10 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 			if !force {
 				return fmt.Errorf("service %q is running; stop it or force the removal: %w", s.Name, sdk.ErrConflict)
 			}
-			s.EndCode, s.EndMessage = 137, "killed: removed by force"
-			pl.carryOut(s, now, fateExit)
+			s = t.update(s, func(s *service) { s.EndCode, s.EndMessage = 137, "killed: removed by force" })
+			t.carryOut(s, t.now, fateExit)
 		}
-		delete(pl.Services, s.ID)
+		t.drop(s.ID)
 		return nil
 	})
 	return err
@@ -343,15 +343,14 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	pl, err := rt.view(ctx)
+	s, err := rt.service(ctx, h.ID)
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	s, err := find(pl, h.ID)
-	if err != nil {
-		return backend.ServiceStatus{}, err
+	if s == nil {
+		return backend.ServiceStatus{}, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
-	return status(s)
+	return status(s), nil
 }
 
 // Recover takes a service back from its handle. The platform lives in the
@@ -377,27 +376,31 @@ func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.Service
 }
 
 // List reports every service of this deployment, running or exited, by
-// name; with opts' labels, those that carry them.
+// name (with opts' labels, those that carry them). It is the one call that costs the platform's size, so it copies
+// nothing it need not: the statuses share their labels, ports and handle
+// state with the platform's services, which never change, and the caller
+// must not change them either.
 func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
 	rt, err := p.runtime()
 	if err != nil {
 		return nil, err
 	}
-	pl, err := rt.view(ctx)
+	var mine []*service
+	err = rt.read(ctx, func(pl *platform) {
+		for _, s := range pl.services {
+			if s.Deployment == rt.set.deployment && opts.Matches(s.Labels) {
+				mine = append(mine, s)
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	var out []backend.ServiceStatus
-	for _, s := range pl.Services {
-		if s.Deployment == rt.set.deployment && opts.Matches(s.Labels) {
-			st, err := status(s)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, st)
-		}
+	slices.SortFunc(mine, func(a, b *service) int { return cmp.Compare(a.Name, b.Name) })
+	out := make([]backend.ServiceStatus, len(mine))
+	for i, s := range mine {
+		out[i] = shared(s)
 	}
-	slices.SortFunc(out, func(a, b backend.ServiceStatus) int { return cmp.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -407,8 +410,8 @@ func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resourc
 	if err != nil {
 		return err
 	}
-	_, err = rt.mutate(ctx, func(pl *platform, _ time.Time) error {
-		s, err := find(pl, h.ID)
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		s, err := find(t.pl, h.ID)
 		if err != nil {
 			return err
 		}
@@ -422,10 +425,10 @@ func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resourc
 		if !ok {
 			return fmt.Errorf("service %q runs on node %q, which is not configured: %w", s.Name, s.Node, sdk.ErrNotFound)
 		}
-		if err := pl.fits(n, r, s.ID); err != nil {
+		if err := t.pl.fits(n, r, s); err != nil {
 			return fmt.Errorf("update %q: %w", s.Name, err)
 		}
-		s.Resources = r
+		t.update(s, func(s *service) { s.Resources = r })
 		return nil
 	})
 	return err
@@ -446,18 +449,18 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 	if err != nil {
 		return nil, err
 	}
-	pl, err := rt.view(ctx)
+	s, err := rt.service(ctx, h.ID)
 	if err != nil {
 		return nil, err
 	}
-	s, err := find(pl, h.ID)
-	if err != nil {
-		return nil, err
+	if s == nil {
+		return nil, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
+	lines := s.lines()
 	from := 0
 	if !opts.Since.IsZero() {
-		from = len(s.Logs)
-		for i, l := range s.Logs {
+		from = len(lines)
+		for i, l := range lines {
 			if !l.Time.Before(opts.Since) {
 				from = i
 				break
@@ -465,58 +468,21 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 		}
 	}
 	if opts.Tail > 0 {
-		from = max(len(s.Logs)-opts.Tail, from)
+		from = max(len(lines)-opts.Tail, from)
 	}
 	if !opts.Follow {
-		ch := make(chan backend.LogEntry, len(s.Logs)-from)
-		for _, l := range s.Logs[from:] {
+		ch := make(chan backend.LogEntry, len(lines)-from)
+		for _, l := range lines[from:] {
 			ch <- entry(l)
 		}
 		close(ch)
 		return ch, nil
 	}
-	ch := make(chan backend.LogEntry, subscriberBuffer)
-	go rt.follow(ctx, h.ID, from, ch)
-	return ch, nil
-}
-
-// follow sends a service's log lines from index next on, as they come,
-// until it stops running, goes away, or ctx ends.
-func (rt *runtime) follow(ctx context.Context, id string, next int, ch chan<- backend.LogEntry) {
-	defer close(ch)
-	for {
-		changed := rt.changes()
-		pl, err := rt.view(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				rt.log.Warn("log stream ends early", "service", id, "error", err)
-			}
-			return
-		}
-		s := pl.Services[id]
-		if s == nil {
-			return
-		}
-		// A service's lines are only ever appended, so an index resumes.
-		for ; next < len(s.Logs); next++ {
-			select {
-			case ch <- entry(s.Logs[next]):
-			case <-ctx.Done():
-				return
-			}
-		}
-		if s.State != backend.ServiceRunning {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-rt.feed.done: // the plugin is closed
-			return
-		case <-changed:
-		case <-time.After(pollInterval):
-		}
+	f, ok := rt.follow(ctx, h.ID, from)
+	if !ok {
+		return nil, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
+	return f.ch, nil
 }
 
 func entry(l logLine) backend.LogEntry {
@@ -545,20 +511,19 @@ func (p *Plugin) byName(ctx context.Context, name string, plan func(*service, ti
 	if err != nil {
 		return err
 	}
-	_, err = rt.mutate(ctx, func(pl *platform, now time.Time) error {
-		for _, s := range pl.Services {
-			if s.Name == name && s.Deployment == rt.set.deployment && s.State == backend.ServiceRunning {
-				plan(s, now)
-				return nil
-			}
+	err = rt.transact(ctx, nil, func(t *tx) error {
+		s := t.pl.named(rt.set.deployment, name)
+		if s == nil || s.State != backend.ServiceRunning {
+			return fmt.Errorf("no running service %q: %w", name, sdk.ErrNotFound)
 		}
-		return fmt.Errorf("no running service %q: %w", name, sdk.ErrNotFound)
+		t.update(s, func(s *service) { plan(s, t.now) })
+		return nil
 	})
 	return err
 }
 
 func find(pl *platform, id string) (*service, error) {
-	s := pl.Services[id]
+	s := pl.services[id]
 	if s == nil {
 		return nil, fmt.Errorf("service %q: %w", id, sdk.ErrNotFound)
 	}
@@ -566,15 +531,19 @@ func find(pl *platform, id string) (*service, error) {
 }
 
 // status reports a service; it copies what the caller could modify.
-func status(s *service) (backend.ServiceStatus, error) {
-	h, err := backend.EncodeHandle(s.ID, handleVersion, handleState{Name: s.Name, Node: s.Node, Deployment: s.Deployment})
-	if err != nil {
-		return backend.ServiceStatus{}, err
-	}
+func status(s *service) backend.ServiceStatus {
+	st := shared(s)
+	st.Handle.State, st.Ports, st.Labels = slices.Clone(st.Handle.State), slices.Clone(st.Ports), maps.Clone(st.Labels)
+	return st
+}
+
+// shared reports a service sharing its labels, ports and handle state,
+// which the caller must not modify.
+func shared(s *service) backend.ServiceStatus {
 	return backend.ServiceStatus{
-		Handle: h,
+		Handle: backend.Handle{ID: s.ID, Version: handleVersion, State: s.handle},
 		Name:   s.Name, State: s.State, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled,
-		Node: s.Node, IP: s.IP, Ports: slices.Clone(s.Ports),
-		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Message: s.Message, Labels: maps.Clone(s.Labels),
-	}, nil
+		Node: s.Node, IP: s.IP, Ports: s.Ports,
+		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Message: s.Message, Labels: s.Labels,
+	}
 }

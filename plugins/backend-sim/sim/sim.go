@@ -31,27 +31,31 @@
 //
 // The simulated platform outlives the plugin, as a Docker engine outlives a
 // Docker plugin: its whole state (services with their start times and
-// planned ends, networks, pulled images and a window of recent events) is a
-// JSON file, rewritten atomically (temporary file and rename) on every change
-// under an exclusive flock of "<state file>.lock". Every instance — several
-// plugin processes, or several Plugin values in one process — reads the same
-// file, so they all see one platform. Time runs on while no plugin is up: a
+// planned ends, networks, pulled images and recent events) is a file of JSON
+// lines, under an exclusive flock of "<state file>.lock": a snapshot of the
+// platform, then one line per change, appended before the call returns.
+// Once the changes outweigh the snapshot, the file is replaced atomically
+// (temporary file and rename) by a new snapshot, so that a change costs the
+// same on average whatever the platform's size. Every instance — several
+// plugin processes, or several Plugin values in one process — keeps the
+// platform in memory, with indexes, and reads the lines the others append,
+// so they all see one platform. Time runs on while no plugin is up: a
 // service's end is a wall-clock time, and whoever next loads the state
 // carries out every end that has passed, stamped with the time it was due.
 //
 // # Events
 //
-// Each event is appended to the state file's window of recent events
-// (maxEvents) with a sequence number; every instance follows that window,
-// polling the file, and hands its deployment's events to each of its
-// subscribers, so an event caused by one instance reaches the subscribers
-// of all of them. Events that arrive while an instance has no subscriber,
-// notably the ends carried out when a restarted plugin loads the state, are
-// kept (up to maxBacklog) for its next subscriber. Each subscriber has its
-// own queue, so a slow one never holds up the simulation; one that falls more
-// than maxPending events behind is hopelessly so: its stream is closed, with
-// a warning in the log, and the core subscribes again and reconciles with
-// List, as after any broken stream.
+// Each event is numbered and written with the change that caused it; every
+// instance hands its deployment's events, its own and those it reads from
+// the file, to each of its subscribers, so an event caused by one instance
+// reaches the subscribers of all of them. Events that arrive while an
+// instance has no subscriber, notably the ends carried out when a restarted
+// plugin loads the state, are kept (up to maxBacklog) for its next
+// subscriber. Each subscriber has its own queue, so a slow one never holds
+// up the simulation; one that falls more than maxPending events behind is
+// hopelessly so: its stream is closed, with a warning in the log, and the
+// core subscribes again and reconciles with List, as after any broken
+// stream.
 package sim
 
 import (
@@ -63,6 +67,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -83,6 +88,7 @@ const (
 	attrStateFile  = "state_file"
 	attrDefaultRun = "default_run"
 	attrPullImages = "pull_images"
+	attrCPUProfile = "cpu_profile"
 	blockNode      = "node"
 	attrCores      = "cores"
 	attrMemory     = "memory"
@@ -111,6 +117,8 @@ type Plugin struct {
 	// rt is the configured simulation; nil until a successful Configure.
 	rt     *runtime
 	closed bool
+	// profile is the CPU profile being written, nil for none.
+	profile *os.File
 }
 
 // New returns an unconfigured back-end that logs to log.
@@ -149,6 +157,13 @@ func (p *Plugin) Schema() sdk.Schema {
 				Name: attrPullImages, Type: "bool", Default: true,
 				Help: "Pull images missing on a node (with image_pull events) rather than refuse the service.",
 			},
+			{
+				Name: attrCPUProfile, Type: "string",
+				Help: "For benchmarks: write a CPU profile of the plugin process from its first Configure until it " +
+					"stops, to this file with the process id before the extension (sim.pprof: sim.1234.pprof, so that " +
+					"a restarted plugin keeps its predecessor's), and a heap profile when it stops (sim.1234.heap.pprof); " +
+					"relative to the configuration file's directory.",
+			},
 		},
 		Blocks: []sdk.Block{{
 			Name:    blockNode,
@@ -172,6 +187,7 @@ type blockConfig struct {
 	StateFile  *string               `json:"state_file"`
 	DefaultRun string                `json:"default_run"`
 	PullImages bool                  `json:"pull_images"`
+	CPUProfile string                `json:"cpu_profile"`
 	Nodes      map[string]nodeConfig `json:"node"`
 }
 
@@ -204,6 +220,8 @@ type settings struct {
 	defaultRun    time.Duration
 	defaultNoExit bool
 	pullImages    bool
+	// cpuProfile is the file to write a CPU profile to, "" for none.
+	cpuProfile string
 	// nodes are in name order, the order in which Start picks one when the
 	// spec names none (HCL hands labelled blocks over as a map).
 	nodes []node
@@ -235,8 +253,12 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	if err := os.MkdirAll(filepath.Dir(set.statePath), 0o755); err != nil {
 		return sdk.Diagnostics{sdk.AttributeError(attrStateFile, "Cannot create the state file's directory", err.Error())}
 	}
-	rt := newRuntime(p.log, set, p.events)
+	rt, err := newRuntime(p.log, set, p.events)
+	if err != nil {
+		return sdk.Diagnostics{sdk.AttributeError(attrStateFile, "Cannot open the simulated platform", err.Error())}
+	}
 	if err := rt.load(ctx); err != nil {
+		rt.file.close()
 		var d sdk.Diagnostics
 		if errors.As(err, &d) {
 			return d
@@ -246,7 +268,11 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		rt.file.close()
 		return fmt.Errorf("configure: the plugin is closed: %w", sdk.ErrUnavailable)
+	}
+	if set.cpuProfile != "" && p.profile == nil {
+		p.profile = p.startProfile(set.cpuProfile)
 	}
 	old := p.rt
 	p.rt = rt
@@ -273,14 +299,57 @@ func (p *Plugin) Capabilities(context.Context) (backend.Capabilities, error) {
 // more than once.
 func (p *Plugin) Close(context.Context) error {
 	p.mu.Lock()
-	rt := p.rt
-	p.rt, p.closed = nil, true
+	rt, prof := p.rt, p.profile
+	p.rt, p.closed, p.profile = nil, true, nil
 	p.mu.Unlock()
 	if rt != nil {
 		rt.close()
 	}
 	p.events.close()
+	if prof != nil {
+		pprof.StopCPUProfile()
+		if err := prof.Close(); err != nil {
+			p.log.Error("cannot write the CPU profile", "path", prof.Name(), "error", err)
+		}
+		p.writeHeapProfile(heapProfilePath(prof.Name()))
+	}
 	return nil
+}
+
+// heapProfilePath names the heap profile beside the CPU profile:
+// sim.1234.pprof, sim.1234.heap.pprof.
+func heapProfilePath(cpu string) string {
+	ext := filepath.Ext(cpu)
+	return strings.TrimSuffix(cpu, ext) + ".heap" + ext
+}
+
+func (p *Plugin) writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		p.log.Error("cannot create the heap profile", "path", path, "error", err)
+		return
+	}
+	if err := errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close()); err != nil {
+		p.log.Error("cannot write the heap profile", "path", path, "error", err)
+	}
+}
+
+// startProfile starts writing a CPU profile of the process to path; a
+// failure is logged, not fatal: the profile is a benchmark's aid.
+func (p *Plugin) startProfile(path string) *os.File {
+	ext := filepath.Ext(path)
+	path = fmt.Sprintf("%s.%d%s", strings.TrimSuffix(path, ext), os.Getpid(), ext)
+	f, err := os.Create(path)
+	if err != nil {
+		p.log.Error("cannot create the CPU profile", "path", path, "error", err)
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		p.log.Error("cannot start the CPU profile", "path", path, "error", err)
+		_ = f.Close()
+		return nil
+	}
+	return f
 }
 
 // runtime returns the configured simulation or an sdk.ErrUnavailable error.
@@ -302,7 +371,10 @@ func parseConfig(cfg sdk.Config) (settings, sdk.Diagnostics) {
 		c.DefaultRun = "1h" // a block handed over without the schema's defaults (tests)
 	}
 	var diags sdk.Diagnostics
-	set := settings{deployment: cfg.Deployment, pullImages: c.PullImages}
+	set := settings{deployment: cfg.Deployment, pullImages: c.PullImages, cpuProfile: c.CPUProfile}
+	if set.cpuProfile != "" && !filepath.IsAbs(set.cpuProfile) && cfg.ConfigDir != "" {
+		set.cpuProfile = filepath.Join(cfg.ConfigDir, set.cpuProfile)
+	}
 	if set.deployment == "" {
 		set.deployment = "default"
 	}

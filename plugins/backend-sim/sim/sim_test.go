@@ -316,6 +316,58 @@ func TestLogs(t *testing.T) {
 	})
 }
 
+// A follower whose reader is slower than the service sends what its
+// stream does not hold later, in order, and ends when the service does, or
+// when its reader goes away.
+func TestFollowMoreThanTheStreamHolds(t *testing.T) {
+	p := open(t, stateFile(t), nil)
+	var want []string
+	for i := range 50 {
+		want = append(want, fmt.Sprint("line ", i))
+	}
+	st := start(t, p, spec("chatty", "RUN=forever", "LOG="+strings.Join(want, "|")))
+	want = append([]string{"started chatty on node1"}, want...)
+	t.Run("to the end", func(t *testing.T) {
+		ch, err := p.Logs(ctxFor(t), st.Handle, backend.LogOptions{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nothing read until the service has stopped: the lines wait.
+		if err := p.Stop(ctxFor(t), st.Handle, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for l := range ch {
+			got = append(got, string(l.Line))
+		}
+		if want := append(want, "received SIGTERM, exiting"); !slices.Equal(got, want) {
+			t.Errorf("followed lines %q, want %q", got, want)
+		}
+	})
+	t.Run("reader gone", func(t *testing.T) {
+		other := start(t, p, spec("chatty2", "RUN=forever", "LOG="+strings.Join(want[1:], "|")))
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, err := p.Logs(ctx, other.Handle, backend.LogOptions{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ch
+		cancel()
+		waitFor(t, "the stream to close", func() bool {
+			for {
+				select {
+				case _, ok := <-ch:
+					if !ok {
+						return true
+					}
+				default:
+					return false
+				}
+			}
+		})
+	})
+}
+
 func TestEventsFanOut(t *testing.T) {
 	p := open(t, stateFile(t), nil)
 	first, second := subscribe(t, p), subscribe(t, p)

@@ -2,32 +2,25 @@ package sim
 
 import (
 	"cmp"
-	"context"
+	"container/heap"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
+	"math"
 	"slices"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 const (
-	// stateFormat is the version of the state file's layout.
-	stateFormat = 1
-	// maxEvents is how many recent events the state file keeps for the
-	// instances that follow it, polling every pollInterval: far more than
-	// can happen in that time, as every event costs a write of the file.
-	// An instance that falls behind anyway says so in the log.
+	// maxEvents is how many recent events the state file's snapshot keeps,
+	// for instances in other processes that had not read the last changes
+	// when the file was compacted. An instance that falls behind anyway says
+	// so in the log.
 	maxEvents = 1024
 	// firstHostPort is where published ports start on every node, as
 	// Kubernetes' node ports do; lastHostPort bounds them.
@@ -35,27 +28,50 @@ const (
 	lastHostPort  = 60999
 )
 
-// platform is the whole simulated platform: the state file's content. A
-// value that has been saved or published to readers is never modified again;
-// transactions work on a fresh copy read from the file.
+// platform is the whole simulated platform, in memory, with the indexes
+// that make every change cost what it changes rather than what the
+// platform holds. Services and networks are immutable values: a change
+// replaces them (put), so that a reader may keep one after letting the
+// platform go.
 type platform struct {
-	Format int `json:"format"`
-	// ID tells a platform from another one created later at the same path,
+	// id tells a platform from another one created later at the same path,
 	// whose event numbers start again.
-	ID string `json:"id"`
-	// Rev counts the saves; Seq numbers the events.
-	Rev uint64 `json:"rev"`
-	Seq uint64 `json:"seq"`
-	// Services by handle ID, of every deployment sharing the file.
-	Services map[string]*service `json:"services"`
-	Networks map[string]*network `json:"networks"`
-	// Pulled lists the images pulled onto each node, besides those the
+	id string
+	// seq numbers the events.
+	seq uint64
+	// services by handle ID, of every deployment sharing the file.
+	services map[string]*service
+	networks map[string]*network
+	// pulled lists the images pulled onto each node, besides those the
 	// configuration says it has.
-	Pulled     map[string][]string `json:"pulled"`
-	NextSubnet int                 `json:"next_subnet"`
-	// BridgeHosts counts the addresses given to services without a network.
-	BridgeHosts int           `json:"bridge_hosts"`
-	Events      []eventRecord `json:"events"`
+	pulled     map[string][]string
+	nextSubnet int
+	// bridgeHosts counts the addresses given to services without a network.
+	bridgeHosts int
+	// events are the recent events, oldest first: at least the last
+	// maxEvents, at most twice that.
+	events []eventRecord
+
+	// The indexes, kept by put and drop.
+	byName     map[nameKey]string  // service ID by deployment and name
+	netByName  map[nameKey]string  // network ID by deployment and name
+	nodes      map[string]*nodeUse // what the running services use, by node
+	netRunning map[string]int      // running services by network ID
+	plans      plans               // planned changes of running services
+	planned    int                 // running services with a planned change
+}
+
+type nameKey struct{ deployment, name string }
+
+// nodeUse is what the running services on a node reserve and publish.
+type nodeUse struct {
+	// nanoCores is in billionths of a core: whole numbers add and subtract
+	// without drift.
+	nanoCores int64
+	memory    int64
+	ports     map[uint16]bool
+	// freeFrom is a port at or below the lowest free one.
+	freeFrom int
 }
 
 type eventRecord struct {
@@ -74,8 +90,8 @@ type network struct {
 }
 
 // service is one simulated container. Its fate is planned when it starts
-// (EndAt, OOMAt, VanishAt) and carried out by whoever loads the state after
-// the time has come.
+// (EndAt, OOMAt, VanishAt) and carried out when the time comes, by whichever
+// instance is up then.
 type service struct {
 	ID          string                  `json:"id"`
 	Name        string                  `json:"name"`
@@ -107,13 +123,25 @@ type service struct {
 	IgnoreTerm bool          `json:"ignore_term,omitempty"`
 	TermTime   time.Duration `json:"term_time,omitempty"`
 
-	Logs []logLine `json:"logs"`
+	// Logs are the lines after the first, "started <name> on <node>", which
+	// is made from the service when read rather than stored: a service that
+	// says nothing else costs nothing.
+	Logs []logLine `json:"logs,omitempty"`
+
+	// handle is the handle's state, made once by put.
+	handle []byte
 }
 
 type logLine struct {
 	Time   time.Time      `json:"time"`
 	Stream backend.Stream `json:"stream"`
 	Line   string         `json:"line"`
+}
+
+// lines returns the service's output, its first line included.
+func (s *service) lines() []logLine {
+	return append([]logLine{{Time: s.StartedAt, Stream: backend.Stdout, Line: fmt.Sprintf("started %s on %s", s.Name, s.Node)}},
+		s.Logs...)
 }
 
 // fate is what happens to a running service next.
@@ -149,112 +177,177 @@ func memoryOf(r backend.Resources) int64 {
 	return r.MemoryLimit
 }
 
+func nanoCores(c float64) int64 { return int64(math.Round(c * 1e9)) }
+
 func newPlatform() (*platform, error) {
 	id, err := randomID(8)
 	if err != nil {
 		return nil, err
 	}
-	return &platform{Format: stateFormat, ID: id, Services: map[string]*service{},
-		Networks: map[string]*network{}, Pulled: map[string][]string{}, NextSubnet: 1}, nil
+	pl := emptyPlatform()
+	pl.id = id
+	return pl, nil
 }
 
-// due tells whether a running service has a change planned at or before now.
-func (pl *platform) due(now time.Time) bool {
-	at, ok := pl.nextChange()
-	return ok && !at.After(now)
+func emptyPlatform() *platform {
+	return &platform{services: map[string]*service{}, networks: map[string]*network{}, pulled: map[string][]string{},
+		nextSubnet: 1, byName: map[nameKey]string{}, netByName: map[nameKey]string{}, nodes: map[string]*nodeUse{},
+		netRunning: map[string]int{}}
 }
 
-// nextChange returns the earliest planned change of any running service.
-func (pl *platform) nextChange() (time.Time, bool) {
-	var first time.Time
-	found := false
-	for _, s := range pl.Services {
-		if s.State != backend.ServiceRunning {
-			continue
-		}
-		if at, _, ok := s.next(); ok && (!found || at.Before(first)) {
-			first, found = at, true
-		}
+// put adds or replaces a service. s must not be modified afterwards.
+func (pl *platform) put(s *service) {
+	if old := pl.services[s.ID]; old != nil {
+		pl.unindex(old)
 	}
-	return first, found
-}
-
-// advance carries out, in time order, every change planned at or before now,
-// each stamped with the time it was due: time runs on while no plugin is up.
-// It tells whether anything changed.
-func (pl *platform) advance(now time.Time) bool {
-	type change struct {
-		s  *service
-		at time.Time
-		f  fate
+	if s.handle == nil {
+		// A struct of strings always encodes.
+		s.handle, _ = json.Marshal(handleState{Name: s.Name, Node: s.Node, Deployment: s.Deployment})
 	}
-	var due []change
-	for _, s := range pl.Services {
-		if s.State != backend.ServiceRunning {
-			continue
-		}
-		if at, f, ok := s.next(); ok && !at.After(now) {
-			due = append(due, change{s, at, f})
-		}
+	pl.services[s.ID] = s
+	pl.byName[nameKey{s.Deployment, s.Name}] = s.ID
+	if s.State != backend.ServiceRunning {
+		return
 	}
-	slices.SortFunc(due, func(a, b change) int {
-		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.s.Name, b.s.Name), cmp.Compare(a.s.ID, b.s.ID))
-	})
-	for _, c := range due {
-		pl.carryOut(c.s, c.at, c.f)
+	n := pl.node(s.Node)
+	n.nanoCores += nanoCores(s.Resources.Cores)
+	n.memory += memoryOf(s.Resources)
+	for _, p := range s.Ports {
+		n.ports[p.HostPort] = true
 	}
-	return len(due) > 0
-}
-
-func (pl *platform) carryOut(s *service, at time.Time, f fate) {
-	ev := backend.Event{ServiceName: s.Name, HandleID: s.ID, Time: at}
-	switch f {
-	case fateExit:
-		s.State, s.FinishedAt, s.ExitCode, s.Message = backend.ServiceExited, at, s.EndCode, s.EndMessage
-		ev.Kind, ev.ExitCode, ev.Message = backend.EventExited, s.EndCode, s.EndMessage
-		pl.emit(s.Deployment, ev)
-	case fateOOM:
-		s.State, s.FinishedAt, s.ExitCode, s.OOMKilled = backend.ServiceExited, at, 137, true
-		s.Message = "killed: out of memory"
-		s.Logs = append(s.Logs, logLine{Time: at, Stream: backend.Stderr, Line: "Killed"})
-		ev.Kind, ev.Message = backend.EventOOMKilled, s.Message
-		pl.emit(s.Deployment, ev)
-		ev.Kind, ev.ExitCode = backend.EventExited, 137
-		pl.emit(s.Deployment, ev)
-	case fateVanish:
-		delete(pl.Services, s.ID)
-		ev.Kind, ev.Message = backend.EventVanished, "the platform no longer knows the service"
-		pl.emit(s.Deployment, ev)
+	if s.Network != "" {
+		pl.netRunning[s.Network]++
 	}
-}
-
-// emit appends an event to the window of recent events.
-func (pl *platform) emit(deployment string, e backend.Event) {
-	pl.Seq++
-	pl.Events = append(pl.Events, eventRecord{Seq: pl.Seq, Deployment: deployment, Event: e})
-	if n := len(pl.Events) - maxEvents; n > 0 {
-		pl.Events = slices.Delete(pl.Events, 0, n)
-	}
-}
-
-// reserved sums what the running services on a node reserve, leaving out
-// the service skip.
-func (pl *platform) reserved(nodeName, skip string) (float64, int64) {
-	var cores float64
-	var mem int64
-	for _, s := range pl.Services {
-		if s.Node == nodeName && s.State == backend.ServiceRunning && s.ID != skip {
-			cores += s.Resources.Cores
-			mem += memoryOf(s.Resources)
+	if at, _, ok := s.next(); ok {
+		pl.planned++
+		heap.Push(&pl.plans, plan{at: at, s: s})
+		if len(pl.plans) > 2*pl.planned+1024 {
+			// Mostly stale plans of services changed since: drop them, so
+			// that the heap stays as big as what it plans.
+			pl.plans = slices.DeleteFunc(pl.plans, func(p plan) bool { return pl.services[p.s.ID] != p.s })
+			heap.Init(&pl.plans)
 		}
 	}
-	return cores, mem
 }
 
-// fits tells whether r fits on n beside what runs there (but skip), and
-// why not.
-func (pl *platform) fits(n node, r backend.Resources, skip string) error {
-	cores, mem := pl.reserved(n.name, skip)
+// drop removes a service.
+func (pl *platform) drop(id string) {
+	if old := pl.services[id]; old != nil {
+		pl.unindex(old)
+		delete(pl.services, id)
+	}
+}
+
+// unindex takes a service out of the indexes; its planned change is left
+// in the heap, where it is recognised as stale.
+func (pl *platform) unindex(s *service) {
+	if k := (nameKey{s.Deployment, s.Name}); pl.byName[k] == s.ID {
+		delete(pl.byName, k)
+	}
+	if s.State != backend.ServiceRunning {
+		return
+	}
+	n := pl.node(s.Node)
+	n.nanoCores -= nanoCores(s.Resources.Cores)
+	n.memory -= memoryOf(s.Resources)
+	for _, p := range s.Ports {
+		delete(n.ports, p.HostPort)
+		n.freeFrom = min(n.freeFrom, int(p.HostPort))
+	}
+	if s.Network != "" {
+		if pl.netRunning[s.Network]--; pl.netRunning[s.Network] <= 0 {
+			delete(pl.netRunning, s.Network)
+		}
+	}
+	if _, _, ok := s.next(); ok {
+		pl.planned--
+	}
+}
+
+func (pl *platform) node(name string) *nodeUse {
+	n := pl.nodes[name]
+	if n == nil {
+		n = &nodeUse{ports: map[uint16]bool{}, freeFrom: firstHostPort}
+		pl.nodes[name] = n
+	}
+	return n
+}
+
+// putNetwork adds or replaces a network; dropNetwork removes one.
+func (pl *platform) putNetwork(n *network) {
+	if old := pl.networks[n.ID]; old != nil {
+		delete(pl.netByName, nameKey{old.Deployment, old.Name})
+	}
+	pl.networks[n.ID] = n
+	pl.netByName[nameKey{n.Deployment, n.Name}] = n.ID
+}
+
+func (pl *platform) dropNetwork(id string) {
+	if old := pl.networks[id]; old != nil {
+		if k := (nameKey{old.Deployment, old.Name}); pl.netByName[k] == id {
+			delete(pl.netByName, k)
+		}
+		delete(pl.networks, id)
+	}
+}
+
+// named returns a deployment's service by name.
+func (pl *platform) named(deployment, name string) *service {
+	return pl.services[pl.byName[nameKey{deployment, name}]]
+}
+
+// nextChange returns the earliest planned change of any running service,
+// dropping the stale plans on the way.
+func (pl *platform) nextChange() (plan, bool) {
+	for len(pl.plans) > 0 {
+		p := pl.plans[0]
+		if pl.services[p.s.ID] == p.s {
+			return p, true
+		}
+		heap.Pop(&pl.plans)
+	}
+	return plan{}, false
+}
+
+// appendEvent numbers an event and keeps it among the recent ones.
+func (pl *platform) appendEvent(deployment string, e backend.Event) eventRecord {
+	pl.seq++
+	r := eventRecord{Seq: pl.seq, Deployment: deployment, Event: e}
+	pl.keepEvents(r)
+	return r
+}
+
+// keepEvents adds records to the recent events, dropping the oldest in
+// batches so that each costs O(1).
+func (pl *platform) keepEvents(rs ...eventRecord) {
+	pl.events = append(pl.events, rs...)
+	if len(pl.events) > 2*maxEvents {
+		pl.events = slices.Clone(pl.events[len(pl.events)-maxEvents:])
+	}
+}
+
+// recentEvents returns the last maxEvents events.
+func (pl *platform) recentEvents() []eventRecord {
+	return pl.events[max(len(pl.events)-maxEvents, 0):]
+}
+
+// reserved returns what the running services on a node reserve.
+func (pl *platform) reserved(nodeName string) (float64, int64) {
+	n := pl.nodes[nodeName]
+	if n == nil {
+		return 0, 0
+	}
+	return float64(n.nanoCores) / 1e9, n.memory
+}
+
+// fits tells whether r fits on n beside what runs there (but skip, a
+// service whose reservation r would replace), and why not.
+func (pl *platform) fits(n node, r backend.Resources, skip *service) error {
+	cores, mem := pl.reserved(n.name)
+	if skip != nil && skip.State == backend.ServiceRunning && skip.Node == n.name {
+		cores = float64(pl.nodes[n.name].nanoCores-nanoCores(skip.Resources.Cores)) / 1e9
+		mem -= memoryOf(skip.Resources)
+	}
 	want := memoryOf(r)
 	if cores+r.Cores > n.cores+1e-9 || mem+want > n.memory {
 		return fmt.Errorf("node %q has %.4g of %.4g cores and %s of %s memory free; the service asks for %.4g cores and %s: %w",
@@ -266,50 +359,60 @@ func (pl *platform) fits(n node, r backend.Resources, skip string) error {
 
 // hasImage tells whether the image is on the node, configured or pulled.
 func (pl *platform) hasImage(n node, image string) bool {
-	return slices.Contains(n.images, image) || slices.Contains(pl.Pulled[n.name], image)
+	return slices.Contains(n.images, image) || slices.Contains(pl.pulled[n.name], image)
 }
 
 // hostPorts picks free host ports on a node for the given ports.
 func (pl *platform) hostPorts(n node, ports []backend.Port) ([]backend.PublishedPort, error) {
-	used := map[uint16]bool{}
-	for _, s := range pl.Services {
-		if s.Node == n.name && s.State == backend.ServiceRunning {
-			for _, p := range s.Ports {
-				used[p.HostPort] = true
-			}
-		}
+	if len(ports) == 0 {
+		return nil, nil
 	}
+	use := pl.node(n.name)
 	out := make([]backend.PublishedPort, 0, len(ports))
-	next := firstHostPort
+	next := use.freeFrom
+	taken := map[uint16]bool{}
 	for _, p := range ports {
-		for next <= lastHostPort && used[uint16(next)] {
+		for next <= lastHostPort && (use.ports[uint16(next)] || taken[uint16(next)]) {
 			next++
 		}
 		if next > lastHostPort {
 			return nil, fmt.Errorf("node %q has no free host port left: %w", n.name, sdk.ErrResourceExhausted)
+		}
+		if len(taken) == 0 {
+			// Every port below the first one given is in use.
+			use.freeFrom = next
 		}
 		proto := p.Protocol
 		if proto == "" {
 			proto = "tcp"
 		}
 		out = append(out, backend.PublishedPort{Port: p.Port, Protocol: proto, HostAddress: n.address, HostPort: uint16(next)})
-		used[uint16(next)] = true
+		taken[uint16(next)] = true
 	}
 	return out, nil
 }
 
-// address gives a service an address on its network: 10.<subnet>.x.y, or
-// 172.17.x.y without one. Subnets wrap after 255 networks, which does not
-// matter to a simulation whose networks are isolated anyway.
-func (pl *platform) address(netID string) string {
-	if n := pl.Networks[netID]; n != nil {
-		n.Hosts++
-		h := n.Hosts + 1
-		return fmt.Sprintf("10.%d.%d.%d", n.Subnet%256, (h>>8)%256, h%256)
-	}
-	pl.BridgeHosts++
-	h := pl.BridgeHosts + 1
-	return fmt.Sprintf("172.17.%d.%d", (h>>8)%256, h%256)
+// plan is a planned change of a running service; plans is a heap of
+// them, earliest first. A plan whose service has since been replaced or
+// removed is stale and skipped.
+type plan struct {
+	at time.Time
+	s  *service
+}
+
+type plans []plan
+
+func (h plans) Len() int { return len(h) }
+func (h plans) Less(i, j int) bool {
+	return cmp.Or(h[i].at.Compare(h[j].at), cmp.Compare(h[i].s.Name, h[j].s.Name), cmp.Compare(h[i].s.ID, h[j].s.ID)) < 0
+}
+func (h plans) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *plans) Push(x any)   { *h = append(*h, x.(plan)) }
+func (h *plans) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return p
 }
 
 func randomID(n int) (string, error) {
@@ -320,115 +423,10 @@ func randomID(n int) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// readPlatform reads a state file; a missing one is fs.ErrNotExist.
-func readPlatform(path string) (*platform, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return decodePlatform(path, b)
-}
-
-func decodePlatform(path string, b []byte) (*platform, error) {
-	var pl platform
-	if err := json.Unmarshal(b, &pl); err != nil {
-		return nil, fmt.Errorf("state file %s is corrupt: %v: %w", path, err, sdk.ErrInternal)
-	}
-	if pl.Format != stateFormat {
-		return nil, fmt.Errorf("state file %s has format %d; this plugin reads format %d: %w", path, pl.Format, stateFormat, sdk.ErrUnsupported)
-	}
-	if pl.Services == nil {
-		pl.Services = map[string]*service{}
-	}
-	if pl.Networks == nil {
-		pl.Networks = map[string]*network{}
-	}
-	if pl.Pulled == nil {
-		pl.Pulled = map[string][]string{}
-	}
-	return &pl, nil
-}
-
-// clone returns a deep copy of pl, which a transaction may modify: cheaper
-// than decoding the file again when it has not changed.
-func (pl *platform) clone() *platform {
-	c := *pl
-	c.Services = make(map[string]*service, len(pl.Services))
-	for id, s := range pl.Services {
-		sc := *s
-		sc.Labels, sc.Ports, sc.Logs = maps.Clone(s.Labels), slices.Clone(s.Ports), slices.Clone(s.Logs)
-		c.Services[id] = &sc
-	}
-	c.Networks = make(map[string]*network, len(pl.Networks))
-	for id, n := range pl.Networks {
-		nc := *n
-		nc.Labels = maps.Clone(n.Labels)
-		c.Networks[id] = &nc
-	}
-	c.Pulled = make(map[string][]string, len(pl.Pulled))
-	for n, imgs := range pl.Pulled {
-		c.Pulled[n] = slices.Clone(imgs)
-	}
-	c.Events = slices.Clone(pl.Events)
+// cloneService returns a copy of s that a change may modify: nothing
+// modifiable is shared.
+func cloneService(s *service) *service {
+	c := *s
+	c.Labels, c.Ports, c.Logs = maps.Clone(s.Labels), slices.Clone(s.Ports), slices.Clone(s.Logs)
 	return &c
 }
-
-// writePlatform replaces the state file atomically: readers see the old
-// file or the new one, never half of one, even if the plugin is killed
-// mid-write. There is no fsync: the platform must survive the plugin, not
-// the machine, and large simulations would become disk-bound.
-func writePlatform(path string, pl *platform) ([]byte, error) {
-	b, err := json.Marshal(pl)
-	if err != nil {
-		return nil, fmt.Errorf("encode state: %v: %w", err, sdk.ErrInternal)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("write state: %v: %w", err, sdk.ErrInternal)
-	}
-	_, werr := f.Write(b)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(f.Name())
-		return nil, fmt.Errorf("write state %s: %v: %w", f.Name(), err, sdk.ErrInternal)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		_ = os.Remove(f.Name())
-		return nil, fmt.Errorf("replace state %s: %v: %w", path, err, sdk.ErrInternal)
-	}
-	return b, nil
-}
-
-// lockFile takes the exclusive flock of path, waiting until ctx ends. Each
-// call opens the file anew: flock excludes open file descriptions, so this
-// excludes other instances in this process as well as other processes.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %v: %w", path, err, sdk.ErrInternal)
-	}
-	wait := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			// Closing the descriptor releases the lock.
-			return func() { _ = f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %v: %w", path, err, sdk.ErrInternal)
-		}
-		// Polled rather than blocking so that a hung holder cannot hang
-		// the caller past its deadline.
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("waiting for the lock of %s: %v: %w", path, ctx.Err(), sdk.ErrDeadlineExceeded)
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 20*time.Millisecond)
-	}
-}
-
-// isNotExist tells a missing state file from a broken one.
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
