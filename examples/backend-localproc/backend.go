@@ -72,7 +72,7 @@ func (b *Backend) Schema() sdk.Schema {
 		{Name: "images", Type: "map(string)", Required: true,
 			Help: "the images services may name, each mapped to the absolute path of an executable on this machine"},
 		{Name: "state_dir", Type: "string", Default: "",
-			Help: "where services' records and output are kept; empty for <data_dir>/localproc"},
+			Help: "where services' records and output are kept; empty for <data_dir>/backend-localproc"},
 		{Name: "volumes_dir", Type: "string", Default: "",
 			Help: "where named volumes are made, a directory each; every directory above it must be open to the " +
 				"services' users; empty: named volumes are refused"},
@@ -130,7 +130,7 @@ func (b *Backend) Configure(_ context.Context, cfg sdk.Config) error {
 	}
 	root := c.StateDir
 	if root == "" {
-		root = filepath.Join(cfg.DataDir, "localproc")
+		root = filepath.Join(cfg.DataDir, "backend-localproc") // <kind>-<name>, as the SDK asks
 	}
 	if !filepath.IsAbs(root) {
 		root = filepath.Join(cfg.ConfigDir, root)

@@ -195,38 +195,40 @@ func encodeHandle(r record) (backend.Handle, error) {
 	return backend.EncodeHandle(r.ID, handleVersion, handleState{Name: r.Name})
 }
 
-// lookup finds the service of a handle; sdk.ErrNotFound when it is gone,
-// or when another service now has its name.
+// lookup finds the service of a handle by its ID, in the directory its
+// State names when it can be read, else among all of the deployment's:
+// sdk.ErrNotFound when none has the ID (gone, or another service now has
+// the name), whatever the State; a State it cannot read is an error only
+// for an ID that names a service.
 func (s *setup) lookup(h backend.Handle) (*service, error) {
-	if h.Version == 0 && len(h.State) == 0 {
-		// Only an ID, which names the service too (the conformance suite
-		// asks so of an unknown one, and wants sdk.ErrNotFound).
-		svcs, err := listServices(s.dir)
+	var hs handleState
+	v, decodeErr := backend.DecodeHandle(h, handleVersion, &hs)
+	if decodeErr == nil && v > 0 && !safeName.MatchString(hs.Name) {
+		decodeErr = fmt.Errorf("names service %q: %w", hs.Name, sdk.ErrInvalidArgument)
+	}
+	if decodeErr == nil && v > 0 {
+		sv, err := observe(s.serviceDir(hs.Name))
 		if err != nil {
 			return nil, err
 		}
-		for _, sv := range svcs {
-			if sv.rec.ID == h.ID {
-				return sv, nil
-			}
+		if sv.rec.ID != h.ID {
+			return nil, fmt.Errorf("service %q of handle %q: %w", hs.Name, h.ID, sdk.ErrNotFound)
 		}
-		return nil, fmt.Errorf("service of handle %q: %w", h.ID, sdk.ErrNotFound)
+		return sv, nil
 	}
-	var hs handleState
-	if _, err := backend.DecodeHandle(h, handleVersion, &hs); err != nil {
-		return nil, fmt.Errorf("localproc handle %q: %w", h.ID, err)
-	}
-	if !safeName.MatchString(hs.Name) {
-		return nil, fmt.Errorf("localproc handle %q names service %q: %w", h.ID, hs.Name, sdk.ErrInvalidArgument)
-	}
-	sv, err := observe(s.serviceDir(hs.Name))
+	svcs, err := listServices(s.dir)
 	if err != nil {
 		return nil, err
 	}
-	if sv.rec.ID != h.ID {
-		return nil, fmt.Errorf("service %q of handle %q: %w", hs.Name, h.ID, sdk.ErrNotFound)
+	for _, sv := range svcs {
+		if sv.rec.ID == h.ID {
+			if decodeErr != nil {
+				return nil, fmt.Errorf("localproc handle %q: %w", h.ID, decodeErr)
+			}
+			return sv, nil
+		}
 	}
-	return sv, nil
+	return nil, fmt.Errorf("service of handle %q: %w", h.ID, sdk.ErrNotFound)
 }
 
 func (s *setup) serviceDir(name string) string { return filepath.Join(s.dir, "services", name) }

@@ -1,7 +1,8 @@
 // Package testimages builds the images the Docker back-end's tests run,
 // without a registry: small static Go programs (the sub-directories of this
-// package), each copied into an image FROM scratch and tagged
-// zoe-test/<name>:1 in the local engine.
+// package, and the SDK's conformance probe), each copied into an image FROM
+// scratch as /prog, its entrypoint, and tagged zoe-test/<name>:1 in the
+// local engine.
 package testimages
 
 import (
@@ -36,10 +37,10 @@ const (
 	Worker = "zoe-test/worker:1"
 	// OOM allocates memory until it is killed.
 	OOM = "zoe-test/oom:1"
-	// Probe prints its uid, gid, groups, namespaces, the NoNewPrivs and
-	// Cap* lines of /proc/self/status, and whether it can write in each
-	// directory given as an argument, then exits 0: the probe of the
-	// back-end conformance suite (plugintest.BackendSuite.ProbeImage).
+	// Probe is the probe of the back-end conformance suite
+	// (plugintest.BackendSuite.ProbeImage), built from the SDK's
+	// github.com/zoe-project/zoe/sdk/plugintest/probe, which documents its
+	// output.
 	Probe = "zoe-test/probe:1"
 )
 
@@ -47,12 +48,14 @@ const (
 // whose label matches the freshly built program is not built again.
 const labelSum = "zoe.testimage.sum"
 
-var programs = []struct{ dir, image string }{
-	{"httpservice", HTTPService},
-	{"job", Job},
-	{"worker", Worker},
-	{"oom", OOM},
-	{"probe", Probe},
+// programs are the images' Go packages, built from this package's
+// directory: the root module, which reaches the SDK through its replace.
+var programs = []struct{ pkg, image string }{
+	{"./httpservice", HTTPService},
+	{"./job", Job},
+	{"./worker", Worker},
+	{"./oom", OOM},
+	{"github.com/zoe-project/zoe/sdk/plugintest/probe", Probe},
 }
 
 // Images lists every test image.
@@ -90,13 +93,13 @@ func Build(ctx context.Context, cli *client.Client) error {
 	if err != nil {
 		return fmt.Errorf("testimages: %w", err)
 	}
-	for _, p := range programs {
-		bin := filepath.Join(tmp, p.dir)
-		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", bin, "./"+p.dir)
+	for i, p := range programs {
+		bin := filepath.Join(tmp, fmt.Sprintf("prog%d", i))
+		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", bin, p.pkg)
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("testimages: build %s: %v\n%s", p.dir, err, out)
+			return fmt.Errorf("testimages: build %s: %v\n%s", p.pkg, err, out)
 		}
 		if err := buildImage(ctx, cli, bin, p.image); err != nil {
 			return fmt.Errorf("testimages: image %s: %w", p.image, err)

@@ -46,7 +46,10 @@ const APIVersion = "v1"
 
 // Backend is implemented by back-end plugins. Every call that names a service
 // takes the Handle that Start, List or Recover returned: the core stores
-// handles, so a plugin keeps no state that a restart could lose.
+// handles, so a plugin keeps no state that a restart could lose. A handle's
+// ID decides which service it names: a call on a handle whose ID names no
+// service of this deployment is sdk.ErrNotFound, whatever Version and State
+// hold, a handle with only an ID included (see DecodeHandle).
 //
 // The optional interfaces Updater and Closer add methods a back-end may
 // have; Capabilities says what it can do beyond this interface.
@@ -87,6 +90,12 @@ type Backend interface {
 	// The spec is checked whole before anything is created on the
 	// platform; a spec the back-end cannot honour is refused with
 	// sdk.ErrInvalidArgument. When Start fails it leaves nothing behind.
+	// A back-end may always be stricter than the spec (refuse root even
+	// with Security.AllowRoot, say), never looser: what it cannot enforce
+	// of the user, Security, Resources.MemoryLimit, Resources.PidsLimit or
+	// a read-only volume, it refuses. What only makes a service work less
+	// well (no DNS name for Hostname, no /dev/shm of ShmSize) it may leave
+	// undone, and says so in its documentation.
 	// Errors the core retries later: sdk.ErrUnavailable,
 	// sdk.ErrResourceExhausted and sdk.ErrDeadlineExceeded; with any other
 	// the service is in error, and its execution too when it is essential.
@@ -101,7 +110,11 @@ type Backend interface {
 	// PidsLimit); a back-end that cannot limit them refuses the spec.
 	// Whatever the spec says, the back-end never runs a service privileged,
 	// never adds capabilities, and never puts it in the host's network, PID
-	// or IPC namespace.
+	// or IPC namespace. A back-end that cannot give services namespaces of
+	// their own (processes on the host, say) isolates nothing: it refuses
+	// its configuration unless the administrator opts in with an attribute
+	// of its own that has no default (e.g. allow_shared_host = true), and
+	// says so in Info.Description.
 	//
 	// Volumes are checked as CheckVolumes says (absolute paths, exactly one
 	// source). The first volume is always the owner's workspace, at
@@ -133,12 +146,15 @@ type Backend interface {
 	// Recover takes back a service from a stored handle, in a plugin process
 	// that may be new, and reports its status: running services must still
 	// run after their plugin process was killed and started again. It is
-	// idempotent. A service the platform no longer knows is sdk.ErrNotFound
-	// (the core then counts it vanished); a handle this plugin cannot read
-	// (a version it does not know) is sdk.ErrInvalidArgument. The core
-	// calls it for every service it holds running after each new event
-	// subscription (the plugin or the core restarted), and for one that List
-	// no longer shows.
+	// idempotent. A handle whose ID names no service of this deployment is
+	// sdk.ErrNotFound, whatever its State (the core then counts the service
+	// vanished); one whose ID names a service but whose State this plugin
+	// cannot read is sdk.ErrUnsupported when a newer version of the plugin
+	// wrote it, sdk.ErrInvalidArgument otherwise (see DecodeHandle); the
+	// core leaves the service alone on both. The core calls it for every
+	// service it holds running after each new event subscription (the
+	// plugin or the core restarted), and for one that List no longer
+	// shows.
 	Recover(ctx context.Context, h Handle) (ServiceStatus, error)
 	// List reports the services of this deployment (sdk.Config.Deployment)
 	// on the platform, in every state until they are removed, each with its
@@ -268,7 +284,10 @@ type Node struct {
 	Images      []string
 	State       NodeState
 	StateDetail string
-	// Reserved by whatever the platform runs, Zoe's services or not.
+	// CoresReserved and MemoryReserved are what everything running on the
+	// node reserves, Zoe's services or not, this deployment's included:
+	// the scheduler does not add the services it placed again. A Zoe
+	// service reserves Resources.Cores and Resources.MemoryReservation.
 	CoresReserved  float64
 	MemoryReserved int64
 }
@@ -282,18 +301,38 @@ type NetworkSpec struct {
 	Labels map[string]string
 }
 
-// Resources of one service instance.
+// Resources of one service instance. The limits (MemoryLimit, PidsLimit)
+// are enforced, or the spec refused; the rest the back-end honours as its
+// platform can.
 type Resources struct {
+	// MemoryReservation is what the scheduler counted for the service
+	// (the ZApp's memory.min; 0 when it gives none): a soft guarantee
+	// where the platform has one (Docker's soft limit), else only counted
+	// in Node.MemoryReserved.
 	MemoryReservation int64
-	MemoryLimit       int64
-	Cores             float64
-	ShmSize           int64
+	// MemoryLimit is a hard limit in bytes, swap included: the service is
+	// killed (OOM) beyond it. 0 is none. The core sets the ZApp's
+	// memory.max, else its memory.min, else 0. A back-end that cannot
+	// enforce a limit refuses a spec with one.
+	MemoryLimit int64
+	// Cores is what the scheduler counted for the service (the ZApp's
+	// cores.min; 0.1 when it gives none), always more than 0: the
+	// service's share of the node. A back-end may cap the service at it
+	// (Docker does) or not; it never refuses a spec for it.
+	Cores float64
+	// ShmSize is the size in bytes of the service's own /dev/shm; 0 is the
+	// platform's default (64 MiB on Docker). A back-end whose services
+	// have no /dev/shm of their own leaves it undone.
+	ShmSize int64
 	// PidsLimit is the most processes and threads the service may have
 	// at once, so that a fork bomb exhausts its own share and not the
 	// host's. The zero value is safe: 0 is DefaultPidsLimit; -1 is no
 	// limit, which the core asks for only when the administrator wrote it
 	// (containers.pids_limit = -1). Other negative values are refused
-	// (see PidsLimit).
+	// (see PidsLimit). The core always sets it (1024 unless the
+	// administrator chose otherwise). A limit on the service's processes
+	// as a whole (a pids cgroup) is one; a per-user RLIMIT_NPROC is not,
+	// as it counts the user's processes everywhere.
 	PidsLimit int64
 }
 
@@ -340,11 +379,12 @@ type ServiceSpec struct {
 	// with sdk.ErrAlreadyExists.
 	Name string
 	// Hostname is the DNS name the execution's other services reach this
-	// one by, on the execution's network.
+	// one by, on the execution's network; also the service's host name.
 	Hostname string
 	Image    string
-	// Command replaces the image's command when not empty; each element is
-	// one argument, passed as it is (no shell).
+	// Command replaces the image's command when not empty (Docker's CMD:
+	// the image's ENTRYPOINT, if any, stays and gets it as arguments);
+	// each element is one argument, passed as it is (no shell).
 	Command     []string
 	WorkDir     string
 	Environment map[string]string
@@ -396,8 +436,12 @@ type Security struct {
 	// no_new_privs flag (Docker's no-new-privileges, Kubernetes'
 	// allowPrivilegeEscalation: false).
 	AllowPrivilegeEscalation bool
-	// KeepCapabilities keeps the platform's default Linux capabilities.
-	// When false every capability is dropped.
+	// KeepCapabilities keeps the platform's default Linux capabilities,
+	// never more than Docker's default set: CHOWN, DAC_OVERRIDE, FOWNER,
+	// FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW,
+	// SYS_CHROOT, MKNOD, AUDIT_WRITE and SETFCAP. A platform without
+	// defaults of its own keeps these or fewer. When false every
+	// capability is dropped.
 	KeepCapabilities bool
 }
 
@@ -409,8 +453,9 @@ type Handle struct {
 	// ID names the service on the platform and never changes: the core
 	// matches List's services to its own by it.
 	ID string
-	// Version is the format of State. A plugin reads every version it ever
-	// wrote, and refuses one it does not know with sdk.ErrInvalidArgument.
+	// Version is the format of State, from 1; 0 with no State is a handle
+	// of an ID alone. A plugin reads every version it ever wrote; a newer
+	// one is sdk.ErrUnsupported (see DecodeHandle).
 	Version uint32
 	// State is the plugin's own bytes (JSON, say); small, a few hundred
 	// bytes.
@@ -421,6 +466,9 @@ type Handle struct {
 type ServiceState string
 
 const (
+	// ServiceCreated: the service exists but its program has not started
+	// yet (Docker's state between create and start). The core counts it
+	// as running; Start returns only once the service runs.
 	ServiceCreated ServiceState = "created"
 	ServiceRunning ServiceState = "running"
 	ServiceExited  ServiceState = "exited"
@@ -442,7 +490,9 @@ type ServiceStatus struct {
 	// Name is the spec's.
 	Name  string
 	State ServiceState
-	// ExitCode and OOMKilled tell how an exited service ended.
+	// ExitCode and OOMKilled tell how an exited service ended: the
+	// program's exit status, 128+n when signal n killed it (137 for
+	// SIGKILL, as Docker reports it), -1 when the platform cannot tell.
 	ExitCode  int
 	OOMKilled bool
 	// Node is the node it runs on; IP its address on the execution's

@@ -73,7 +73,9 @@ func TestDecodeHandle(t *testing.T) {
 		{name: "written by a newer plugin", h: Handle{ID: "c1", Version: 3, State: []byte(`{}`)},
 			wantErr: sdk.ErrUnsupported, wantMsg: "version 3, written by a newer version of this plugin, which reads versions 1 to 2"},
 		{name: "much newer", h: Handle{ID: "c1", Version: math.MaxUint32, State: []byte(`{}`)}, wantErr: sdk.ErrUnsupported},
-		{name: "no version", h: Handle{ID: "c1", State: good.State}, wantErr: sdk.ErrInvalidArgument, wantMsg: "no version"},
+		{name: "only an ID: version 0, state untouched", h: Handle{ID: "c1"}, wantVersion: 0, wantState: stateV2{Host: "before"}},
+		{name: "only an ID, empty state", h: Handle{ID: "c1", State: []byte{}}, wantVersion: 0, wantState: stateV2{Host: "before"}},
+		{name: "a state without a version", h: Handle{ID: "c1", State: good.State}, wantErr: sdk.ErrInvalidArgument, wantMsg: "no version"},
 		{name: "not JSON", h: Handle{ID: "c1", Version: 2, State: []byte(`host=h1`)}, wantErr: sdk.ErrInvalidArgument, wantMsg: "unreadable state"},
 		{name: "wrong shape", h: Handle{ID: "c1", Version: 2, State: []byte(`{"port":"eighty"}`)}, wantErr: sdk.ErrInvalidArgument},
 		{name: "no state", h: Handle{ID: "c1", Version: 2}, wantErr: sdk.ErrInvalidArgument},
@@ -81,7 +83,7 @@ func TestDecodeHandle(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var st stateV2
+			st := stateV2{Host: "before"}
 			var into any = &st
 			if tc.into != nil {
 				into = tc.into()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -17,8 +18,9 @@ import (
 
 // BackendSuite describes a back-end plugin to the conformance suite.
 type BackendSuite struct {
-	// New returns a configured back-end, run in the test's process behind
-	// real gRPC. Values returned by New see the same platform.
+	// New returns a configured back-end: the implementation itself, which
+	// the suite serves over real gRPC in the test's process. Values
+	// returned by New see the same platform.
 	New func(t *testing.T) backend.Backend
 	// Process runs the plugin as a process of its own, as the core does:
 	// it returns the plugin's binary (built by the test) and the
@@ -35,21 +37,27 @@ type BackendSuite struct {
 	// it is stopped. The suite sets Name, Hostname, Network and ExecutionID,
 	// adds labels, and sets User to "12345:23456" when it is empty and
 	// Security.AllowRoot false: the suite's services run under the
-	// strictest container policy.
+	// strictest container policy, as a user no image knows, so the
+	// back-end must be able to run processes as any uid:gid where the
+	// suite runs (as root, for one that runs processes on its host).
 	LongRunning func() backend.ServiceSpec
 	// Exiting returns a service that exits by itself with code 3.
 	Exiting func() backend.ServiceSpec
 	// Timeout bounds every wait for the platform; 30s when zero.
 	Timeout time.Duration
-	// ProbeImage is an image of the probe program (internal/testimages,
-	// zoe-test/probe:1 in Zoe's tree; its output is described there). The
-	// suite runs it to see from inside a container that the back-end
-	// honours the container policy: user, no_new_privs, no capabilities,
-	// no host namespaces, read-only volumes. A back-end that runs real
-	// containers must give it; one that cannot run a program leaves it
-	// empty and says why in NoProbe.
+	// ProbeImage is an image of the probe program, built from
+	// github.com/zoe-project/zoe/sdk/plugintest/probe (zoe-test/probe:1 in
+	// Zoe's tree), whose documentation gives its output. The suite runs it
+	// to see from inside a service that the back-end honours the container
+	// policy: user, groups, no_new_privs, capabilities, namespaces of its
+	// own, read-only volumes, the process and memory limits; and it asks
+	// for a missing host path. A back-end that runs programs gives it.
 	ProbeImage string
-	// NoProbe is why there is no ProbeImage (a simulator runs no program).
+	// NoProbe, when there is no ProbeImage, says why: a simulator runs no
+	// program; a back-end that isolates nothing (see backend.Backend's
+	// Start) cannot pass the probe's namespace checks. The suite then skips
+	// "policy: inside the container" and "policy: a missing host path":
+	// check what applies of them in the back-end's own tests.
 	NoProbe string
 	// ProbeDir returns a host directory of the platform's node that the
 	// probe may mount and that uid 12345 may write to; the suite also
@@ -89,28 +97,7 @@ func RunBackendConformance(t *testing.T, s BackendSuite) {
 			}
 		}
 	})
-	t.Run("unknown handles are not found", func(t *testing.T) {
-		p := open(t)
-		ctx := ctxFor(t, s.Timeout)
-		// Recover is asked only of the handles the plugin gave: the
-		// lifecycle checks it on one whose service was removed.
-		h := backend.Handle{ID: "zoe-conformance-no-such-service"}
-		if _, err := p.Inspect(ctx, h); !errors.Is(err, sdk.ErrNotFound) {
-			t.Errorf("Inspect: %v, want sdk.ErrNotFound", err)
-		}
-		if err := p.Stop(ctx, h, time.Second); !errors.Is(err, sdk.ErrNotFound) {
-			t.Errorf("Stop: %v, want sdk.ErrNotFound", err)
-		}
-		if err := p.Remove(ctx, h, true); !errors.Is(err, sdk.ErrNotFound) {
-			t.Errorf("Remove: %v, want sdk.ErrNotFound", err)
-		}
-		if _, err := p.Logs(ctx, h, backend.LogOptions{}); !errors.Is(err, sdk.ErrNotFound) {
-			t.Errorf("Logs: %v, want sdk.ErrNotFound", err)
-		}
-		if err := p.RemoveNetwork(ctx, "zoe-conformance-no-such-network"); !errors.Is(err, sdk.ErrNotFound) {
-			t.Errorf("RemoveNetwork: %v, want sdk.ErrNotFound", err)
-		}
-	})
+	t.Run("unknown handles are not found", func(t *testing.T) { checkUnknownHandles(t, open(t), s) })
 	t.Run("lifecycle", func(t *testing.T) { checkLifecycle(t, open(t), s) })
 	t.Run("exit code", func(t *testing.T) {
 		p := open(t)
@@ -256,6 +243,29 @@ func checkLifecycle(t *testing.T, p backend.Backend, s BackendSuite) {
 	}
 	if err := p.RemoveNetwork(ctx, net); err != nil {
 		t.Errorf("RemoveNetwork: %v", err)
+	}
+}
+
+// checkUnknownHandles: the ID decides. A handle whose ID names no service
+// is sdk.ErrNotFound on every call, whatever its Version and State: only
+// an ID, a State no plugin wrote, a version from the future.
+func checkUnknownHandles(t *testing.T, p backend.Backend, s BackendSuite) {
+	ctx := ctxFor(t, s.Timeout)
+	id := "zoe-conformance-no-such-service"
+	for what, h := range map[string]backend.Handle{
+		"only an ID":          {ID: id},
+		"an unreadable state": {ID: id, Version: 1, State: []byte("\x00 not what any plugin wrote")},
+		"a newer version":     {ID: id, Version: math.MaxUint32, State: []byte(`{}`)},
+	} {
+		t.Run(what, func(t *testing.T) {
+			checkGone(t, ctx, p, h, "an unknown handle with "+what)
+			if err := p.Remove(ctx, h, true); !errors.Is(err, sdk.ErrNotFound) {
+				t.Errorf("Remove of an unknown handle with %s: %v, want sdk.ErrNotFound", what, err)
+			}
+		})
+	}
+	if err := p.RemoveNetwork(ctx, "zoe-conformance-no-such-network"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("RemoveNetwork: %v, want sdk.ErrNotFound", err)
 	}
 }
 

@@ -103,6 +103,20 @@ var brokenPlugins = map[string]struct {
 		},
 		fail: []string{"names_are_unique"},
 	},
+	"Recover reads the handle before it looks the ID up": {
+		run: func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "platform.json")
+			RunBackendConformance(t, memSuite(t, path, path, memFlaws{RecoverReadsFirst: true}))
+		},
+		fail: []string{"unknown_handles_are_not_found"},
+	},
+	"handles reach another deployment's services": {
+		run: func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "platform.json")
+			RunBackendConformance(t, memSuite(t, path, path, memFlaws{HandlesCrossDeployments: true}))
+		},
+		fail: []string{"deployments_are_apart"},
+	},
 	"workspace on a relative host path": {
 		run: func(t *testing.T) {
 			RunWorkspaceConformance(t, WorkspaceSuite{New: func(*testing.T) workspace.Provider {

@@ -12,6 +12,32 @@
 // its own, as the core does, so that the back-end suite can kill it and
 // check that the services outlive it. sdk/README.md says what each suite
 // checks.
+//
+// # The probe
+//
+// The back-end suite sees the container policy from inside a service by
+// running a probe image (BackendSuite.ProbeImage): the program
+// github.com/zoe-project/zoe/sdk/plugintest/probe, standard library only,
+// as the image's entrypoint (not under /probe, where the suite mounts its
+// volumes). Build it with
+//
+//	CGO_ENABLED=0 go build -o prog github.com/zoe-project/zoe/sdk/plugintest/probe
+//
+// It prints "key: value" lines and exits 0; the suite reads them through
+// Logs and wants, under the strictest policy: uid 12345, gid 23456, no 0
+// among the groups, NoNewPrivs 1, the five Cap* masks (CapInh, CapPrm,
+// CapEff, CapBnd, CapAmb, hexadecimal) 0, "ns net", "ns pid" and "ns ipc"
+// links that are neither the host's initial namespaces nor the test's,
+// "write /probe/rw: ok", "write /probe/ro: read-only file system",
+// "pids.max: 1024" and "memory.max: 67108864" (the spec's 64 MiB). Run as
+// uid 0 with Security.AllowRoot it wants "uid: 0" and no capabilities; with
+// KeepCapabilities and AllowPrivilegeEscalation, "NoNewPrivs: 0", a CapBnd
+// that is not 0 and within Docker's default set, and "pids.max: 77". A
+// back-end may refuse these two looser runs with sdk.ErrInvalidArgument.
+//
+// A back-end without a probe sets NoProbe to say why; the suite then skips
+// "policy: inside the container" and "policy: a missing host path" (which
+// starts the probe with a volume whose host path does not exist).
 package plugintest
 
 import (

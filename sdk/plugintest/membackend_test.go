@@ -155,6 +155,12 @@ func (p *memPlatform) save(st *memState) error {
 type memFlaws struct {
 	ListIgnoresLabels bool `json:"list_ignores_labels"`
 	StartReplaces     bool `json:"start_replaces"`
+	// RecoverReadsFirst refuses a handle it cannot read before it looks
+	// its ID up.
+	RecoverReadsFirst bool `json:"recover_reads_first"`
+	// HandlesCrossDeployments finds another deployment's service by its
+	// handle.
+	HandlesCrossDeployments bool `json:"handles_cross_deployments"`
 }
 
 type memBackend struct {
@@ -320,9 +326,9 @@ func memStatus(id string, s *memService) backend.ServiceStatus {
 }
 
 // find returns the deployment's service h names.
-func find(st *memState, dep string, h backend.Handle) (*memService, error) {
+func (b *memBackend) find(st *memState, dep string, h backend.Handle) (*memService, error) {
 	s, ok := st.Services[h.ID]
-	if !ok || s.Deployment != dep {
+	if !ok || (s.Deployment != dep && !b.flaws.HandlesCrossDeployments) {
 		return nil, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
 	return s, nil
@@ -331,7 +337,7 @@ func find(st *memState, dep string, h backend.Handle) (*memService, error) {
 // Stop writes a line, as a service told to stop would, and exits 0.
 func (b *memBackend) Stop(_ context.Context, h backend.Handle, _ time.Duration) error {
 	return b.do(func(st *memState, dep string, emit func(string, backend.Event)) error {
-		s, err := find(st, dep, h)
+		s, err := b.find(st, dep, h)
 		if err != nil || s.State != backend.ServiceRunning {
 			return err
 		}
@@ -348,7 +354,7 @@ func (b *memBackend) Stop(_ context.Context, h backend.Handle, _ time.Duration) 
 
 func (b *memBackend) Remove(_ context.Context, h backend.Handle, force bool) error {
 	return b.do(func(st *memState, dep string, emit func(string, backend.Event)) error {
-		s, err := find(st, dep, h)
+		s, err := b.find(st, dep, h)
 		if err != nil {
 			return err
 		}
@@ -366,7 +372,7 @@ func (b *memBackend) Remove(_ context.Context, h backend.Handle, force bool) err
 func (b *memBackend) Inspect(_ context.Context, h backend.Handle) (backend.ServiceStatus, error) {
 	var out backend.ServiceStatus
 	return out, b.do(func(st *memState, dep string, _ func(string, backend.Event)) error {
-		s, err := find(st, dep, h)
+		s, err := b.find(st, dep, h)
 		if err == nil {
 			out = memStatus(h.ID, s)
 		}
@@ -374,16 +380,30 @@ func (b *memBackend) Inspect(_ context.Context, h backend.Handle) (backend.Servi
 	})
 }
 
+// Recover looks the handle's ID up, then checks the State, when there is
+// one: the name of the service.
 func (b *memBackend) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
 	var name string
-	if err := json.Unmarshal(h.State, &name); h.Version != 1 || err != nil {
-		return backend.ServiceStatus{}, fmt.Errorf("handle %q (version %d): %w", h.State, h.Version, sdk.ErrInvalidArgument)
+	readErr := json.Unmarshal(h.State, &name)
+	if h.Version != 1 {
+		readErr = fmt.Errorf("version %d", h.Version)
+	}
+	if h.Version == 0 && len(h.State) == 0 {
+		readErr = nil // only an ID
+	}
+	if readErr != nil && b.flaws.RecoverReadsFirst {
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q: %v: %w", h.ID, readErr, sdk.ErrInvalidArgument)
 	}
 	st, err := b.Inspect(ctx, h)
-	if err == nil && st.Name != name {
+	switch {
+	case err != nil:
+		return backend.ServiceStatus{}, err
+	case readErr != nil:
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q: %v: %w", h.ID, readErr, sdk.ErrInvalidArgument)
+	case len(h.State) > 0 && st.Name != name:
 		return backend.ServiceStatus{}, fmt.Errorf("handle of %q names %q: %w", name, st.Name, sdk.ErrInvalidArgument)
 	}
-	return st, err
+	return st, nil
 }
 
 func (b *memBackend) List(_ context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
@@ -400,7 +420,7 @@ func (b *memBackend) List(_ context.Context, opts backend.ListOptions) ([]backen
 
 func (b *memBackend) Update(_ context.Context, h backend.Handle, r backend.Resources) error {
 	return b.do(func(st *memState, dep string, _ func(string, backend.Event)) error {
-		s, err := find(st, dep, h)
+		s, err := b.find(st, dep, h)
 		if err != nil {
 			return err
 		}
@@ -437,7 +457,7 @@ func (b *memBackend) lines(h backend.Handle, from int) ([]backend.LogEntry, bool
 	var out []backend.LogEntry
 	running := false
 	err := b.do(func(st *memState, dep string, _ func(string, backend.Event)) error {
-		s, err := find(st, dep, h)
+		s, err := b.find(st, dep, h)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,16 @@ import (
 // probeUser is who the suite's services run as: no user of any image.
 const probeUser = "12345:23456"
 
+// dockerDefaultCaps is the mask of Docker's default capabilities, the most
+// Security.KeepCapabilities keeps: CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
+// KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT,
+// MKNOD, AUDIT_WRITE and SETFCAP (bits 0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18,
+// 27, 29 and 31 of /proc/self/status's Cap* lines).
+const dockerDefaultCaps = 0xa80425fb
+
+// probeMemory is the memory limit of the probe's strictest run.
+const probeMemory = 64 << 20
+
 // checkRootRefused: a spec that would run as root, or as a user the image
 // could map to root, without Security.AllowRoot is refused with
 // sdk.ErrInvalidArgument and leaves nothing on the platform; so is one in
@@ -38,8 +48,8 @@ func checkRootRefused(t *testing.T, p backend.Backend, s BackendSuite) {
 }
 
 // checkMissingHostPath: a host path that does not exist is an error of
-// Start, is not created, and leaves nothing on the platform. A back-end
-// that runs no program (no ProbeImage) mounts nothing and is not asked.
+// Start, is not created, and leaves nothing on the platform. It runs the
+// probe image, so a back-end with NoProbe is not asked.
 func checkMissingHostPath(t *testing.T, p backend.Backend, s BackendSuite) {
 	if s.ProbeImage == "" {
 		if s.NoProbe == "" {
@@ -77,7 +87,9 @@ const (
 
 // checkProbe runs the probe image under three policies and reads from its
 // output that the back-end applied each, the process limit included (the
-// default for 0, else the spec's).
+// default for 0, else the spec's), and the memory limit. A back-end may
+// refuse the two looser policies (sdk.ErrInvalidArgument): it may always be
+// stricter than the spec.
 func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSuite) {
 	if s.ProbeImage == "" {
 		if s.NoProbe == "" {
@@ -111,26 +123,33 @@ func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSu
 		return nil
 	}
 	cases := []struct {
-		name   string
-		user   string
-		sec    backend.Security
-		pids   int64 // Resources.PidsLimit
-		checks []func(map[string]string) error
+		name      string
+		user      string
+		sec       backend.Security
+		res       backend.Resources
+		mayRefuse bool
+		checks    []func(map[string]string) error
 	}{
-		{"strictest", probeUser, backend.Security{}, 0, []func(map[string]string) error{
+		{"strictest", probeUser, backend.Security{}, backend.Resources{MemoryLimit: probeMemory}, false, []func(map[string]string) error{
 			want("uid", "12345"), want("gid", "23456"), noRootGroup, noNewPrivs, noCaps, ownNamespaces,
 			want("write /probe/rw", "ok"), want("write /probe/ro", "read-only file system"),
-			want("pids.max", strconv.Itoa(backend.DefaultPidsLimit)),
+			want("pids.max", strconv.Itoa(backend.DefaultPidsLimit)), want("memory.max", strconv.Itoa(probeMemory)),
 		}},
-		{"root allowed, nothing more", "0:0", backend.Security{AllowRoot: true}, 0, []func(map[string]string) error{
+		{"root allowed, nothing more", "0:0", backend.Security{AllowRoot: true}, backend.Resources{}, true, []func(map[string]string) error{
 			want("uid", "0"), noNewPrivs, noCaps, ownNamespaces, want("write /probe/ro", "read-only file system"),
 		}},
 		{"escalation and default capabilities allowed", probeUser,
-			backend.Security{AllowPrivilegeEscalation: true, KeepCapabilities: true}, 77, []func(map[string]string) error{
+			backend.Security{AllowPrivilegeEscalation: true, KeepCapabilities: true}, backend.Resources{PidsLimit: 77}, true,
+			[]func(map[string]string) error{
 				want("uid", "12345"), want("NoNewPrivs", "0"), ownNamespaces, want("pids.max", "77"),
 				func(f map[string]string) error {
-					if n, err := strconv.ParseUint(f["CapBnd"], 16, 64); err != nil || n == 0 {
+					n, err := strconv.ParseUint(f["CapBnd"], 16, 64)
+					switch {
+					case err != nil || n == 0:
 						return fmt.Errorf("CapBnd = %q, want the platform's default capabilities", f["CapBnd"])
+					case n&^dockerDefaultCaps != 0:
+						return fmt.Errorf("CapBnd = %q has capabilities beyond Docker's default set (%x): %x",
+							f["CapBnd"], dockerDefaultCaps, n&^dockerDefaultCaps)
 					}
 					return nil
 				},
@@ -146,11 +165,15 @@ func checkProbe(t *testing.T, open func(*testing.T) backend.Backend, s BackendSu
 			}
 			_, spec := prepare(t, ctx, p, backend.ServiceSpec{Image: s.ProbeImage,
 				Command: []string{"/probe/rw", "/probe/ro"}, User: c.user, Security: c.sec,
-				Resources: backend.Resources{PidsLimit: c.pids},
+				Resources: c.res,
 				Volumes:   []backend.Volume{{HostPath: dir, MountPoint: "/probe/rw"}, {HostPath: dir, MountPoint: "/probe/ro", ReadOnly: true}}})
 			st, err := p.Start(ctx, spec)
+			if c.mayRefuse && errors.Is(err, sdk.ErrInvalidArgument) {
+				checkNothingLeft(t, ctx, p, spec.Name)
+				t.Skipf("the back-end refuses the probe as %q with %+v (stricter than the spec, which it may be): %v", c.user, c.sec, err)
+			}
 			if err != nil {
-				t.Fatalf("Start the probe as %q with %+v: %v", c.user, c.sec, err)
+				t.Fatalf("Start the probe as %q with %+v and %+v: %v", c.user, c.sec, c.res, err)
 			}
 			defer func() { _ = p.Remove(ctx, st.Handle, true) }()
 			e := waitEvent(t, ctx, events, spec.Name, backend.EventExited)

@@ -1,8 +1,10 @@
 package plugintest
 
 import (
+	"errors"
 	"testing"
 
+	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -74,9 +76,10 @@ func checkRestart(t *testing.T, s BackendSuite) {
 }
 
 // checkDeployments runs two plugin processes of two deployments on one
-// platform: each lists only its own services, and its events are its own.
-// The core removes every service it lists that its store does not know, so
-// a back-end that lists another deployment's would destroy it.
+// platform: each lists only its own services, its events are its own, and
+// the other's handles name nothing to it. The core removes every service
+// it lists that its store does not know, so a back-end that lists another
+// deployment's would destroy it.
 func checkDeployments(t *testing.T, s BackendSuite) {
 	_, cfg := s.Process(t)
 	other := cfg.Deployment + "-other-" + randomSuffix()
@@ -88,7 +91,7 @@ func checkDeployments(t *testing.T, s BackendSuite) {
 		t.Fatalf("Events: %v", err)
 	}
 	_, specA := prepare(t, ctx, a, s.LongRunning())
-	start(t, ctx, a, specA)
+	stA := start(t, ctx, a, specA)
 	_, specB := prepare(t, ctx, b, s.LongRunning())
 	start(t, ctx, b, specB)
 	waitEvent(t, ctx, bEvents, specB.Name, backend.EventStarted)
@@ -104,6 +107,23 @@ func checkDeployments(t *testing.T, s BackendSuite) {
 				t.Errorf("List(%v) holds %+v of another deployment: the core would remove it as an orphan", opts.Labels, x)
 			}
 		}
+	}
+	// Calls that change nothing when the back-end gets them wrong: no
+	// Stop, and Remove without force (of a running service).
+	if _, err := b.Inspect(ctx, stA.Handle); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Inspect of another deployment's service: %v, want sdk.ErrNotFound", err)
+	}
+	if _, err := b.Recover(ctx, stA.Handle); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Recover of another deployment's service: %v, want sdk.ErrNotFound", err)
+	}
+	if _, err := b.Logs(ctx, stA.Handle, backend.LogOptions{}); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Logs of another deployment's service: %v, want sdk.ErrNotFound", err)
+	}
+	if err := b.Remove(ctx, stA.Handle, false); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Remove of another deployment's service: %v, want sdk.ErrNotFound", err)
+	}
+	if got, err := a.Inspect(ctx, stA.Handle); err != nil || got.State != backend.ServiceRunning {
+		t.Errorf("the service after the other deployment's calls: %+v, %v; want it running", got, err)
 	}
 	// What arrived by now; events are hints, so there is no waiting for
 	// one that should not come.

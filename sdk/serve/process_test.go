@@ -146,8 +146,10 @@ func TestPluginLogsReachTheHostsLog(t *testing.T) {
 }
 
 func TestRunByHand(t *testing.T) {
+	cookie := handshake.Config()
 	tests := []struct {
 		args           []string
+		env            []string
 		code           int
 		stdout, stderr string
 	}{
@@ -157,12 +159,19 @@ func TestRunByHand(t *testing.T) {
 		{args: []string{"nope"}, code: 2, stderr: `unknown command "nope"`},
 		{args: nil, code: 2, stderr: "is a Zoe plugin: the Zoe core starts it"},
 		{args: []string{"describe"}, code: 0, stdout: `"Kind": "auth"`},
+		// A plugin that runs its own binary with a command gets the
+		// command, even with the environment the core gave it.
+		{args: []string{"echo", "under", "the", "core"}, env: []string{cookie.MagicCookieKey + "=" + cookie.MagicCookieValue},
+			code: 0, stdout: "under the core\n"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			cmd := exec.Command(os.Args[0], tc.args...)
-			cmd.Env = append(os.Environ(), asPluginEnv+"=1")
+			// A binary that serves instead would wait for a core: killed.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], tc.args...)
+			cmd.Env = append(append(os.Environ(), asPluginEnv+"=1"), tc.env...)
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
 			code := 0

@@ -11,6 +11,15 @@
 // command instead: "describe" prints the plugin's info and configuration
 // schema as JSON, "help" lists the commands, and a plugin may add its own
 // (see Command).
+//
+// Serve tells the two apart by the environment and the arguments: the core
+// sets ZOE_PLUGIN_MAGIC_COOKIE (go-plugin's handshake cookie) and passes no
+// arguments. With the variable and no arguments the binary serves; with
+// arguments, or without the variable, it runs the command the first
+// argument names. So a plugin that runs its own binary again (a supervisor
+// of its services, a helper) gives it a Command's name and arguments: the
+// copy runs that command even with the core's environment. Run without
+// arguments and with that environment, a copy would try to serve a plugin.
 package serve
 
 import (
@@ -61,8 +70,9 @@ type Option interface{ apply(*options) }
 type options struct{ commands []Command }
 
 // Command is a command of the plugin binary that a person runs by hand,
-// e.g. "zoe-plugin-auth-mine adduser alice admin". Commands run only when
-// the core did not start the binary; the core never passes arguments.
+// e.g. "zoe-plugin-auth-mine adduser alice admin", or that the plugin runs
+// itself (a supervisor, say). Commands run whenever the binary has
+// arguments; the core never passes any.
 type Command struct {
 	// Name is the first argument that selects it: lower-case letters,
 	// digits and dashes, not "describe" or "help".
@@ -101,7 +111,8 @@ func (o options) check() error {
 }
 
 // Serve serves the plugin until the core tells it to stop or goes away, or,
-// when a person runs the binary, runs the command they named.
+// when the binary has arguments or the core did not start it, runs the
+// command they name.
 func Serve(f Factory, opts ...Option) {
 	var o options
 	for _, opt := range opts {
@@ -113,8 +124,9 @@ func Serve(f Factory, opts ...Option) {
 	}
 	hs := handshake.Config()
 	level := parseLevel(os.Getenv(sdk.LogLevelEnv))
-	if os.Getenv(hs.MagicCookieKey) == "" {
-		// Not started by the core: a person reads stderr.
+	if os.Getenv(hs.MagicCookieKey) == "" || len(os.Args) > 1 {
+		// Not started by the core, which passes no arguments: a person,
+		// or the plugin's own program, reads stderr.
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		// The first signal cancels ctx; the next one kills, as usual, a

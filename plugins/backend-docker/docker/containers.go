@@ -33,45 +33,48 @@ func makeHandle(hostName, id, name string) (backend.Handle, error) {
 	return backend.EncodeHandle(id, handleVersion, handleState{Host: hostName, ContainerID: id, Name: name})
 }
 
-// locate finds the host and container id a handle names. A handle without
-// State is looked for on every host.
+// locate finds the container a handle names: by its ID, on the host its
+// State names when it can be read, else on every host. An ID that names no
+// container of this deployment is sdk.ErrNotFound whatever the State; one
+// that does, with a State this plugin cannot read, is DecodeHandle's error.
 func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, *host, container.InspectResponse, error) {
 	rt, err := p.runtime()
 	if err != nil {
 		return nil, nil, container.InspectResponse{}, err
 	}
-	id := h.ID
-	candidates := rt.order
-	if len(h.State) > 0 {
-		var st handleState
-		if _, err := backend.DecodeHandle(h, handleVersion, &st); err != nil {
-			return nil, nil, container.InspectResponse{}, err
-		}
-		if st.ContainerID != "" {
-			id = st.ContainerID
-		}
-		if _, ok := rt.hosts[st.Host]; ok {
-			candidates = []string{st.Host}
-		}
-	}
-	if id == "" {
+	if h.ID == "" {
 		return nil, nil, container.InspectResponse{}, fmt.Errorf("handle without a container id: %w", sdk.ErrInvalidArgument)
+	}
+	var st handleState
+	v, decodeErr := backend.DecodeHandle(h, handleVersion, &st)
+	candidates := rt.order
+	if _, ok := rt.hosts[st.Host]; ok && v > 0 && decodeErr == nil {
+		candidates = []string{st.Host}
 	}
 	var errs []error
 	for _, name := range candidates {
 		hst := rt.hosts[name]
-		res, err := hst.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		res, err := hst.cli.ContainerInspect(ctx, h.ID, client.ContainerInspectOptions{})
+		if err == nil && (res.Container.ID != h.ID || res.Container.Config == nil ||
+			res.Container.Config.Labels[LabelDeployment] != rt.deployment) {
+			// Found by name or id prefix, another deployment's, or not
+			// Zoe's: nothing this handle names.
+			continue
+		}
 		if err == nil {
+			if decodeErr != nil {
+				return nil, nil, container.InspectResponse{}, decodeErr
+			}
 			return rt, hst, res.Container, nil
 		}
 		if !cerrdefs.IsNotFound(err) {
-			errs = append(errs, wrap(err, "inspect container %s on %s", id, name))
+			errs = append(errs, wrap(err, "inspect container %s on %s", h.ID, name))
 		}
 	}
 	if len(errs) > 0 {
 		return nil, nil, container.InspectResponse{}, errors.Join(errs...)
 	}
-	return nil, nil, container.InspectResponse{}, fmt.Errorf("container %s: %w", id, sdk.ErrNotFound)
+	return nil, nil, container.InspectResponse{}, fmt.Errorf("container %s: %w", h.ID, sdk.ErrNotFound)
 }
 
 // pickHost is where a service goes: the node the scheduler chose, or the

@@ -10,10 +10,12 @@
 // # Handles
 //
 // A handle's ID is the container id; its State (Version 1) is the JSON
-// {"host", "container_id", "name"}, so a restarted plugin finds the
-// container again (backend.EncodeHandle and DecodeHandle: a handle a newer
-// version wrote is sdk.ErrUnsupported). A handle without State is looked up
-// on every host.
+// {"host", "container_id", "name"}, so a restarted plugin asks the right
+// engine (backend.EncodeHandle and DecodeHandle). The ID decides: a handle
+// is looked up by it, on the State's host or, without a State it can read,
+// on every host; an ID that names no container of this deployment is
+// sdk.ErrNotFound, and only then is a State it cannot read an error
+// (sdk.ErrUnsupported when a newer version wrote it).
 //
 // # Events
 //

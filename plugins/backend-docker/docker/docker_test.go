@@ -335,6 +335,8 @@ func TestRecover(t *testing.T) {
 	if err := first.Remove(ctx, gone.Handle, true); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
+	stranger := open(t, deployment(t), nil)
+	theirs := start(t, ctx, stranger, network(t, ctx, stranger), backend.ServiceSpec{Image: testimages.HTTPService})
 	cases := []struct {
 		name    string
 		h       backend.Handle
@@ -344,6 +346,14 @@ func TestRecover(t *testing.T) {
 		{"again: idempotent", st.Handle, nil},
 		{"id only", backend.Handle{ID: st.Handle.ID}, nil},
 		{"removed container", gone.Handle, sdk.ErrNotFound},
+		// The ID decides: what names nothing of ours is not found,
+		// whatever the State.
+		{"removed container, garbled state", backend.Handle{ID: gone.Handle.ID, Version: 1, State: []byte("{")}, sdk.ErrNotFound},
+		{"removed container, a newer plugin's version", backend.Handle{ID: gone.Handle.ID, Version: 99, State: gone.Handle.State}, sdk.ErrNotFound},
+		{"the container's name for its id", backend.Handle{ID: st.Name}, sdk.ErrNotFound},
+		{"an id prefix", backend.Handle{ID: st.Handle.ID[:12]}, sdk.ErrNotFound},
+		{"another deployment's container", theirs.Handle, sdk.ErrNotFound},
+		{"another deployment's container, by id", backend.Handle{ID: theirs.Handle.ID}, sdk.ErrNotFound},
 		{"a newer plugin's version", backend.Handle{ID: st.Handle.ID, Version: 99, State: st.Handle.State}, sdk.ErrUnsupported},
 		{"garbled state", backend.Handle{ID: st.Handle.ID, Version: 1, State: []byte("{")}, sdk.ErrInvalidArgument},
 	}

@@ -278,7 +278,7 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration
 		return err
 	}
 	err = rt.transact(ctx, nil, func(t *tx) error {
-		s, err := find(t.pl, h.ID)
+		s, err := find(t.pl, rt.set.deployment, h.ID)
 		if err != nil {
 			return err
 		}
@@ -320,7 +320,7 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 		return err
 	}
 	err = rt.transact(ctx, nil, func(t *tx) error {
-		s, err := find(t.pl, h.ID)
+		s, err := find(t.pl, rt.set.deployment, h.ID)
 		if err != nil {
 			return err
 		}
@@ -347,28 +347,30 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	if s == nil {
+	if s == nil || s.Deployment != rt.set.deployment {
 		return backend.ServiceStatus{}, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
 	return status(s), nil
 }
 
 // Recover takes a service back from its handle. The platform lives in the
-// state file, so there is nothing to reattach: it checks the handle and
-// reports the service, as often as asked.
+// state file, so there is nothing to reattach: it looks the ID up, checks
+// the State when there is one, and reports the service, as often as asked.
 func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
-	var hs handleState
-	if _, err := backend.DecodeHandle(h, handleVersion, &hs); err != nil {
-		return backend.ServiceStatus{}, err
-	}
-	if hs.Name == "" {
-		return backend.ServiceStatus{}, fmt.Errorf("handle %q: no service name in its state %q: %w", h.ID, h.State, sdk.ErrInvalidArgument)
-	}
 	st, err := p.Inspect(ctx, h)
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	if st.Name != hs.Name {
+	var hs handleState
+	v, err := backend.DecodeHandle(h, handleVersion, &hs)
+	switch {
+	case err != nil:
+		return backend.ServiceStatus{}, err
+	case v == 0:
+		return st, nil // only an ID
+	case hs.Name == "":
+		return backend.ServiceStatus{}, fmt.Errorf("handle %q: no service name in its state %q: %w", h.ID, h.State, sdk.ErrInvalidArgument)
+	case st.Name != hs.Name:
 		return backend.ServiceStatus{}, fmt.Errorf("handle %q names service %q but the platform has %q under that id: %w",
 			h.ID, hs.Name, st.Name, sdk.ErrInvalidArgument)
 	}
@@ -411,7 +413,7 @@ func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resourc
 		return err
 	}
 	err = rt.transact(ctx, nil, func(t *tx) error {
-		s, err := find(t.pl, h.ID)
+		s, err := find(t.pl, rt.set.deployment, h.ID)
 		if err != nil {
 			return err
 		}
@@ -453,7 +455,7 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 	if err != nil {
 		return nil, err
 	}
-	if s == nil {
+	if s == nil || s.Deployment != rt.set.deployment {
 		return nil, fmt.Errorf("service %q: %w", h.ID, sdk.ErrNotFound)
 	}
 	lines := s.lines()
@@ -522,9 +524,11 @@ func (p *Plugin) byName(ctx context.Context, name string, plan func(*service, ti
 	return err
 }
 
-func find(pl *platform, id string) (*service, error) {
+// find returns the deployment's service of that handle ID: the file may
+// hold other deployments' services, which no handle of this one names.
+func find(pl *platform, deployment, id string) (*service, error) {
 	s := pl.services[id]
-	if s == nil {
+	if s == nil || s.Deployment != deployment {
 		return nil, fmt.Errorf("service %q: %w", id, sdk.ErrNotFound)
 	}
 	return s, nil

@@ -596,7 +596,12 @@ func TestRecoverChecksTheHandle(t *testing.T) {
 		{"no version", backend.Handle{ID: st.Handle.ID, State: st.Handle.State}, sdk.ErrInvalidArgument},
 		{"unreadable state", backend.Handle{ID: st.Handle.ID, Version: 1, State: []byte("{")}, sdk.ErrInvalidArgument},
 		{"another service's state", backend.Handle{ID: st.Handle.ID, Version: 1, State: []byte(`{"name":"other"}`)}, sdk.ErrInvalidArgument},
+		{"only the ID", backend.Handle{ID: st.Handle.ID}, nil},
 		{"gone", backend.Handle{ID: "nope", Version: 1, State: st.Handle.State}, sdk.ErrNotFound},
+		// The ID decides: what names nothing is not found, whatever the State.
+		{"gone, only an ID", backend.Handle{ID: "nope"}, sdk.ErrNotFound},
+		{"gone, unreadable state", backend.Handle{ID: "nope", Version: 1, State: []byte("{")}, sdk.ErrNotFound},
+		{"gone, a newer plugin's version", backend.Handle{ID: "nope", Version: 2, State: st.Handle.State}, sdk.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -652,7 +657,7 @@ func TestDeploymentsShareNodes(t *testing.T) {
 	path := stateFile(t)
 	prod, dev := openAs(t, path, "prod", nil), openAs(t, path, "dev", nil)
 	devEvents := subscribe(t, dev)
-	start(t, prod, spec("svc", "RUN=forever"))
+	prodSvc := start(t, prod, spec("svc", "RUN=forever"))
 	start(t, dev, spec("svc", "RUN=forever")) // the same name in another deployment
 	if e := next(t, devEvents, "svc"); e.Kind != backend.EventStarted {
 		t.Fatalf("dev event %+v", e)
@@ -671,6 +676,16 @@ func TestDeploymentsShareNodes(t *testing.T) {
 	case e := <-devEvents:
 		t.Errorf("dev sees another deployment's event %+v", e)
 	default:
+	}
+	// prod's handle names nothing to dev.
+	if _, err := dev.Inspect(ctxFor(t), prodSvc.Handle); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("dev's Inspect of prod's service: %v, want not found", err)
+	}
+	if err := dev.Stop(ctxFor(t), prodSvc.Handle, time.Second); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("dev's Stop of prod's service: %v, want not found", err)
+	}
+	if st, err := prod.Inspect(ctxFor(t), prodSvc.Handle); err != nil || st.State != backend.ServiceRunning {
+		t.Errorf("prod's service after dev's calls: %+v, %v; want it running", st, err)
 	}
 }
 

@@ -1104,8 +1104,8 @@ type Security struct {
 	// the processes run with Linux's no_new_privs flag (Docker's
 	// no-new-privileges, Kubernetes' allowPrivilegeEscalation: false).
 	AllowPrivilegeEscalation bool `protobuf:"varint,2,opt,name=allow_privilege_escalation,json=allowPrivilegeEscalation,proto3" json:"allow_privilege_escalation,omitempty"`
-	// Keeps the platform's default Linux capabilities. When false every
-	// capability is dropped.
+	// Keeps the platform's default Linux capabilities, never more than
+	// Docker's default set. When false every capability is dropped.
 	KeepCapabilities bool `protobuf:"varint,3,opt,name=keep_capabilities,json=keepCapabilities,proto3" json:"keep_capabilities,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -1164,7 +1164,8 @@ func (x *Security) GetKeepCapabilities() bool {
 
 // A handle is the back-end's own record of a service: opaque to the core,
 // which stores it and hands it back. version lets a newer plugin read the
-// state an older one wrote.
+// state an older one wrote. The id decides: a call on a handle whose id names
+// no service of the deployment is NOT_FOUND, whatever version and state hold.
 type Handle struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`

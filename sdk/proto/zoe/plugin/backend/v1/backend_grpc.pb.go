@@ -72,7 +72,7 @@ type BackendClient interface {
 	Inspect(ctx context.Context, in *InspectRequest, opts ...grpc.CallOption) (*InspectResponse, error)
 	// Recover takes back a service from a handle stored by the core, e.g. after
 	// the plugin or the core restarted; NOT_FOUND when the platform no longer
-	// has it.
+	// has it; UNIMPLEMENTED (unsupported) for a state a newer plugin wrote.
 	Recover(ctx context.Context, in *RecoverRequest, opts ...grpc.CallOption) (*RecoverResponse, error)
 	// List reports the services of this deployment the platform holds (those
 	// carrying every label of the request's labels), for reconciliation.
@@ -290,7 +290,7 @@ type BackendServer interface {
 	Inspect(context.Context, *InspectRequest) (*InspectResponse, error)
 	// Recover takes back a service from a handle stored by the core, e.g. after
 	// the plugin or the core restarted; NOT_FOUND when the platform no longer
-	// has it.
+	// has it; UNIMPLEMENTED (unsupported) for a state a newer plugin wrote.
 	Recover(context.Context, *RecoverRequest) (*RecoverResponse, error)
 	// List reports the services of this deployment the platform holds (those
 	// carrying every label of the request's labels), for reconciliation.
