@@ -33,6 +33,7 @@ func (s *Store) Open(executionID int64, service, source string) (*Writer, error)
 		return nil, err
 	}
 	w, err := s.open(l, source)
+	s.trim()
 	if err != nil {
 		s.release(l)
 		return nil, err
@@ -62,7 +63,8 @@ func (s *Store) open(l *svcLog, source string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
-	l.f, l.seq, l.size = f, seq, st.size
+	l.setFile(f)
+	l.seq, l.size = seq, st.size
 	l.source, l.last, l.n, l.closed = st.source, st.last, st.n, st.closed
 	// An empty newest file (a crash between creating it at a rotation and
 	// writing its header) gets its open record here: every file starts
@@ -72,8 +74,7 @@ func (s *Store) open(l *svcLog, source string) (*Writer, error) {
 			l.last, l.n = time.Time{}, 0
 		}
 		if err := l.write(appendRecord(nil, time.Now(), kindOpen, []byte(source))); err != nil {
-			f.Close()
-			l.f = nil
+			l.closeFile()
 			return nil, err
 		}
 		l.source, l.closed = source, false
@@ -107,6 +108,12 @@ func (w *Writer) Since() time.Time {
 // ends a catch-up (it may be stored twice, never lost). The stream must be
 // Stdout or Stderr.
 func (w *Writer) Append(e Entry) (bool, error) {
+	ok, err := w.append(e)
+	w.s.trim()
+	return ok, err
+}
+
+func (w *Writer) append(e Entry) (bool, error) {
 	if e.Stream != Stdout && e.Stream != Stderr {
 		return false, fmt.Errorf("logs: stream %q: %w", e.Stream, sdk.ErrInvalidArgument)
 	}
@@ -173,11 +180,7 @@ func (w *Writer) Close() error {
 	}
 	w.done = true
 	l.writer = false
-	var err error
-	if l.f != nil {
-		err = l.f.Close()
-		l.f = nil
-	}
+	err := l.closeFile()
 	l.mu.Unlock()
 	w.s.release(l)
 	if err != nil {
@@ -190,6 +193,12 @@ func (w *Writer) Close() error {
 // read it all. A service without a log is left without one; a writer opened
 // later opens the log again.
 func (s *Store) Close(executionID int64, service string) error {
+	err := s.closeLog(executionID, service)
+	s.trim()
+	return err
+}
+
+func (s *Store) closeLog(executionID int64, service string) error {
 	l, err := s.acquire(executionID, service)
 	if err != nil {
 		return err
@@ -231,18 +240,19 @@ func (s *Store) Close(executionID int64, service string) error {
 	return nil
 }
 
-// write appends b to the current file; l.mu is held and l.f open.
+// write appends b to the current file; l.mu is held and a writer open.
 func (l *svcLog) write(b []byte) error {
-	if l.f == nil {
-		return notFound(l.key)
+	f, err := l.file()
+	if err != nil {
+		return err
 	}
-	n, err := l.f.Write(b)
+	n, err := f.Write(b)
 	if err != nil {
 		if n > 0 {
 			// A partial record would swallow the next one.
-			_ = l.f.Truncate(l.size)
+			_ = f.Truncate(l.size)
 		}
-		return fmt.Errorf("logs: write %s: %w", l.f.Name(), err)
+		return fmt.Errorf("logs: write %s: %w", f.Name(), err)
 	}
 	l.size += int64(n)
 	return nil
@@ -262,8 +272,8 @@ func (s *Store) rotate(l *svcLog) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("logs: rotate: %w", err)
 	}
-	l.f.Close()
-	l.f, l.seq, l.size = f, next, int64(len(hdr))
+	l.setFile(f)
+	l.seq, l.size = next, int64(len(hdr))
 	seqs, err := l.files()
 	if err != nil {
 		return nil // the new file is written; pruning waits for the next rotation
