@@ -153,6 +153,9 @@ type svcLog struct {
 	n      int       // entries of source at time last, at the end
 	closed bool
 	buf    []byte
+	// header is the open record of a log that does not exist yet, written
+	// when the first record creates it; nil once the log exists.
+	header []byte
 }
 
 // New opens or creates the store in dir (created 0700).
@@ -319,7 +322,8 @@ func (s *Store) RemoveExecution(executionID int64) error {
 	return nil
 }
 
-// Services lists the services of the execution that have a log, sorted.
+// Services lists the services of the execution that have a log, sorted:
+// a log is created by its writer's first record.
 func (s *Store) Services(executionID int64) ([]string, error) {
 	if executionID < 1 {
 		return nil, fmt.Errorf("logs: execution id %d: %w", executionID, sdk.ErrInvalidArgument)

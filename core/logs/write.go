@@ -21,7 +21,9 @@ type Writer struct {
 	done     bool
 }
 
-// Open returns the writer of a service's log, creating the log if needed.
+// Open returns the writer of a service's log. A new log is created by its
+// first record (a service that prints nothing costs no file); until then
+// it reads as empty.
 // source names what the entries come from (the back-end's handle id of the
 // container): when it is the source the log already ends with, writing
 // resumes (see Resync); otherwise the new source's entries follow the old
@@ -51,25 +53,26 @@ func (s *Store) open(l *svcLog, source string) (*Writer, error) {
 	if l.removed {
 		return nil, notFound(l.key)
 	}
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("logs: %w", err)
-	}
 	st, err := l.load()
 	if err != nil {
 		return nil, err
 	}
-	seq := max(st.seq, 1)
-	f, err := os.OpenFile(l.path(seq), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("logs: %w", err)
-	}
-	l.setFile(f)
-	l.seq, l.size = seq, st.size
+	l.seq, l.size = max(st.seq, 1), st.size
 	l.source, l.last, l.n, l.closed = st.source, st.last, st.n, st.closed
-	// An empty newest file (a crash between creating it at a rotation and
-	// writing its header) gets its open record here: every file starts
-	// with one, which is what a later load finds the source by.
-	if st.seq == 0 || st.size == 0 || !st.haveSource || st.source != source || st.closed {
+	l.header = nil
+	// The file is opened at the first write (file): a service that prints
+	// nothing costs no file, and starting one costs no system call but
+	// load's listing.
+	switch {
+	case st.seq == 0:
+		// A new log is created at the first write, with its open record
+		// of now.
+		l.header = appendRecord(nil, time.Now(), kindOpen, []byte(source))
+		l.source, l.last, l.n = source, time.Time{}, 0
+	case st.size == 0 || !st.haveSource || st.source != source || st.closed:
+		// An empty newest file (a crash between creating it at a rotation
+		// and writing its header) gets its open record here: every file
+		// starts with one, which is what a later load finds the source by.
 		if st.source != source {
 			l.last, l.n = time.Time{}, 0
 		}
@@ -146,8 +149,10 @@ func (w *Writer) append(e Entry) (bool, error) {
 		t = time.Now()
 	}
 	if l.closed {
-		if err := l.write(appendRecord(nil, time.Now(), kindOpen, []byte(l.source))); err != nil {
-			return false, err
+		if l.header == nil {
+			if err := l.write(appendRecord(nil, time.Now(), kindOpen, []byte(l.source))); err != nil {
+				return false, err
+			}
 		}
 		l.closed = false
 	}
@@ -181,6 +186,11 @@ func (w *Writer) Close() error {
 	w.done = true
 	l.writer = false
 	err := l.closeFile()
+	if l.header != nil {
+		// Its followers wait for a log that will not come.
+		l.header = nil
+		l.notify()
+	}
 	l.mu.Unlock()
 	w.s.release(l)
 	if err != nil {
@@ -214,6 +224,13 @@ func (s *Store) closeLog(executionID int64, service string) error {
 		if l.closed {
 			return nil
 		}
+		if l.header != nil {
+			// No log yet: none is created, but the followers waiting
+			// for it end.
+			l.closed = true
+			l.notify()
+			return nil
+		}
 		if err := l.write(rec); err != nil {
 			return err
 		}
@@ -240,8 +257,39 @@ func (s *Store) closeLog(executionID int64, service string) error {
 	return nil
 }
 
-// write appends b to the current file; l.mu is held and a writer open.
+// write appends b to the current file, created first if the log is new;
+// l.mu is held and a writer open.
 func (l *svcLog) write(b []byte) error {
+	if l.header != nil {
+		if err := l.create(); err != nil {
+			return err
+		}
+	}
+	return l.writeRecord(b)
+}
+
+// create creates the directory and the first file of a new log, with its
+// open record (l.header).
+func (l *svcLog) create() error {
+	if l.f == nil {
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		f, err := os.OpenFile(l.path(l.seq), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		l.setFile(f)
+	}
+	if err := l.writeRecord(l.header); err != nil {
+		return err
+	}
+	l.header = nil
+	return nil
+}
+
+// writeRecord appends b to the current file.
+func (l *svcLog) writeRecord(b []byte) error {
 	f, err := l.file()
 	if err != nil {
 		return err
