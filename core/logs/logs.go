@@ -11,9 +11,10 @@
 // current file past Options.MaxFileSize a new file is started and only the
 // Options.MaxFiles newest rotated files are kept. Directories are 0700 and
 // files 0600. A log is created by its writer's first record, and the
-// writers keep at most Options.MaxOpenFiles files open. Numbers only grow, so a follower that reaches the end of a
-// file it is not the newest one knows the writer has moved on (the writer
-// finishes a file before it creates the next) and goes on with the next.
+// writers keep at most Options.MaxOpenFiles files open. Numbers only grow,
+// so a follower that reaches the end of a file it is not the newest one
+// knows the writer has moved on (the writer finishes a file before it
+// creates the next) and goes on with the next.
 //
 // # Records
 //
