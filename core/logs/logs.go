@@ -10,9 +10,11 @@
 // current file, the others are rotated ones. When an append would take the
 // current file past Options.MaxFileSize a new file is started and only the
 // Options.MaxFiles newest rotated files are kept. Directories are 0700 and
-// files 0600. Numbers only grow, so a follower that reaches the end of a
-// file it is not the newest one knows the writer has moved on (the writer
-// finishes a file before it creates the next) and goes on with the next.
+// files 0600. A log is created by its writer's first record, and the
+// writers keep at most Options.MaxOpenFiles files open. Numbers only grow,
+// so a follower that reaches the end of a file it is not the newest one
+// knows the writer has moved on (the writer finishes a file before it
+// creates the next) and goes on with the next.
 //
 // # Records
 //
@@ -41,6 +43,7 @@
 package logs
 
 import (
+	"container/list"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,6 +51,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -68,6 +72,12 @@ type Options struct {
 	// process wakes it (a writer in another process, or none yet); default
 	// 1 s.
 	Poll time.Duration
+	// MaxOpenFiles bounds the files the writers keep open: past it, the
+	// file of the writer that appended least recently is closed, and opened
+	// again at its next append. Default: DefaultMaxOpenFiles or an eighth
+	// of the process's limit on open files, whichever is lower (at least
+	// 16). Readers open files of their own.
+	MaxOpenFiles int
 	// Logger reports what cannot be read or removed; nil discards.
 	Logger hclog.Logger
 }
@@ -77,6 +87,9 @@ const (
 	DefaultMaxFileSize = 10 << 20
 	DefaultMaxFiles    = 3
 	DefaultPoll        = time.Second
+	// One running service each; a daemon with more running services
+	// reopens files, it does not run out of them.
+	DefaultMaxOpenFiles = 1024
 )
 
 // Entry is one line of a service's output.
@@ -103,6 +116,12 @@ type Store struct {
 
 	mu   sync.Mutex
 	logs map[key]*svcLog
+
+	// fmu guards openFiles, the svcLogs whose writer has its file open, the
+	// most recently used first. Lock order: svcLog.mu, then fmu; fmu is
+	// held only to TryLock another svcLog.
+	fmu       sync.Mutex
+	openFiles list.List
 }
 
 type key struct {
@@ -113,15 +132,20 @@ type key struct {
 // svcLog is the in-memory side of one service's log, shared by its writer
 // and its readers while any of them uses it.
 type svcLog struct {
+	s    *Store
 	key  key
 	dir  string
 	refs int // guarded by Store.mu
+	// elem is the log's place in Store.openFiles while f is open; guarded by
+	// Store.fmu (and set or cleared with mu held as well).
+	elem *list.Element
 
 	mu sync.Mutex
 	// wake is closed at the next change; nil until a follower waits.
 	wake    chan struct{}
 	removed bool
-	// The writer's state, valid while writer is set.
+	// The writer's state, valid while writer is set. f is the current
+	// file, nil when closed to stay within Options.MaxOpenFiles.
 	writer bool
 	f      *os.File
 	seq    int64
@@ -131,6 +155,9 @@ type svcLog struct {
 	n      int       // entries of source at time last, at the end
 	closed bool
 	buf    []byte
+	// header is the open record of a log that does not exist yet, written
+	// when the first record creates it; nil once the log exists.
+	header []byte
 }
 
 // New opens or creates the store in dir (created 0700).
@@ -147,6 +174,9 @@ func New(dir string, opts Options) (*Store, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = DefaultPoll
 	}
+	if opts.MaxOpenFiles <= 0 {
+		opts.MaxOpenFiles = defaultMaxOpenFiles()
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -154,6 +184,16 @@ func New(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("logs: create %s: %w", dir, err)
 	}
 	return &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[key]*svcLog{}}, nil
+}
+
+// defaultMaxOpenFiles leaves most of the process's open files to the rest
+// of the daemon (the state database, connections, readers).
+func defaultMaxOpenFiles() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return DefaultMaxOpenFiles
+	}
+	return int(max(16, min(DefaultMaxOpenFiles, rl.Cur/8)))
 }
 
 // Dir is the store's directory.
@@ -186,7 +226,7 @@ func (s *Store) acquire(executionID int64, service string) (*svcLog, error) {
 	defer s.mu.Unlock()
 	l := s.logs[k]
 	if l == nil {
-		l = &svcLog{key: k, dir: filepath.Join(s.execDir(executionID), service)}
+		l = &svcLog{s: s, key: k, dir: filepath.Join(s.execDir(executionID), service)}
 		s.logs[k] = l
 	}
 	l.refs++
@@ -268,10 +308,7 @@ func (s *Store) RemoveExecution(executionID int64) error {
 	for _, l := range gone {
 		l.mu.Lock()
 		l.removed = true
-		if l.f != nil {
-			l.f.Close()
-			l.f = nil
-		}
+		l.closeFile()
 		l.mu.Unlock()
 	}
 	err := os.RemoveAll(s.execDir(executionID))
@@ -287,7 +324,8 @@ func (s *Store) RemoveExecution(executionID int64) error {
 	return nil
 }
 
-// Services lists the services of the execution that have a log, sorted.
+// Services lists the services of the execution that have a log, sorted:
+// a log is created by its writer's first record.
 func (s *Store) Services(executionID int64) ([]string, error) {
 	if executionID < 1 {
 		return nil, fmt.Errorf("logs: execution id %d: %w", executionID, sdk.ErrInvalidArgument)

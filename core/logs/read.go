@@ -25,7 +25,8 @@ type ReadOptions struct {
 // once the log is closed for good (Close) and read to its end, or ctx's
 // error when ctx ends. An error of fn ends Read with it. A service without
 // a log gives an error wrapping sdk.ErrNotFound, as does a log removed
-// (RemoveExecution) while it is followed.
+// (RemoveExecution) while it is followed; one whose writer has yet to
+// write reads as empty.
 //
 // A follower that falls so far behind that the files it has yet to read are
 // rotated away goes on with the oldest file left.
@@ -37,10 +38,51 @@ func (s *Store) Read(ctx context.Context, executionID int64, service string, opt
 	defer s.release(l)
 	r := &reader{s: s, l: l}
 	defer r.close()
-	if err := r.start(opts.Tail); err != nil {
-		return err
-	}
 	var poll *time.Timer
+	wait := func(wake <-chan struct{}) error {
+		if poll == nil {
+			poll = time.NewTimer(s.opts.Poll)
+		} else {
+			poll.Reset(s.opts.Poll)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-poll.C:
+		}
+		return nil
+	}
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
+	for retried := false; ; {
+		wake := l.changed()
+		err := r.start(opts.Tail)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sdk.ErrNotFound) {
+			return err
+		}
+		// A log whose writer has yet to write its first record, which
+		// creates it, is empty, as if it existed.
+		writing, created, closed := l.writing()
+		switch {
+		case writing && created && !retried:
+			retried = true // created since start looked
+			continue
+		case !writing || created:
+			return err
+		case !opts.Follow || closed:
+			return nil
+		}
+		if err := wait(wake); err != nil {
+			return err
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -68,19 +110,18 @@ func (s *Store) Read(ctx context.Context, executionID int64, service string, opt
 		if !opts.Follow || closed {
 			return nil
 		}
-		if poll == nil {
-			poll = time.NewTimer(s.opts.Poll)
-			defer poll.Stop()
-		} else {
-			poll.Reset(s.opts.Poll)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		case <-poll.C:
+		if err := wait(wake); err != nil {
+			return err
 		}
 	}
+}
+
+// writing tells whether the log has a writer in this process, whether the
+// writer has created the log, and whether the log is closed.
+func (l *svcLog) writing() (writing, created, closed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.writer && !l.removed, l.header == nil, l.closed
 }
 
 // reader is a position in a service's files.

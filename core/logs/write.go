@@ -21,7 +21,9 @@ type Writer struct {
 	done     bool
 }
 
-// Open returns the writer of a service's log, creating the log if needed.
+// Open returns the writer of a service's log. A new log is created by its
+// first record (a service that prints nothing costs no file); until then
+// it reads as empty.
 // source names what the entries come from (the back-end's handle id of the
 // container): when it is the source the log already ends with, writing
 // resumes (see Resync); otherwise the new source's entries follow the old
@@ -33,6 +35,7 @@ func (s *Store) Open(executionID int64, service, source string) (*Writer, error)
 		return nil, err
 	}
 	w, err := s.open(l, source)
+	s.trim()
 	if err != nil {
 		s.release(l)
 		return nil, err
@@ -50,30 +53,31 @@ func (s *Store) open(l *svcLog, source string) (*Writer, error) {
 	if l.removed {
 		return nil, notFound(l.key)
 	}
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("logs: %w", err)
-	}
 	st, err := l.load()
 	if err != nil {
 		return nil, err
 	}
-	seq := max(st.seq, 1)
-	f, err := os.OpenFile(l.path(seq), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("logs: %w", err)
-	}
-	l.f, l.seq, l.size = f, seq, st.size
+	l.seq, l.size = max(st.seq, 1), st.size
 	l.source, l.last, l.n, l.closed = st.source, st.last, st.n, st.closed
-	// An empty newest file (a crash between creating it at a rotation and
-	// writing its header) gets its open record here: every file starts
-	// with one, which is what a later load finds the source by.
-	if st.seq == 0 || st.size == 0 || !st.haveSource || st.source != source || st.closed {
+	l.header = nil
+	// The file is opened at the first write (file): a service that prints
+	// nothing costs no file, and starting one costs no system call but
+	// load's listing.
+	switch {
+	case st.seq == 0:
+		// A new log is created at the first write, with its open record
+		// of now.
+		l.header = appendRecord(nil, time.Now(), kindOpen, []byte(source))
+		l.source, l.last, l.n = source, time.Time{}, 0
+	case st.size == 0 || !st.haveSource || st.source != source || st.closed:
+		// An empty newest file (a crash between creating it at a rotation
+		// and writing its header) gets its open record here: every file
+		// starts with one, which is what a later load finds the source by.
 		if st.source != source {
 			l.last, l.n = time.Time{}, 0
 		}
 		if err := l.write(appendRecord(nil, time.Now(), kindOpen, []byte(source))); err != nil {
-			f.Close()
-			l.f = nil
+			l.closeFile()
 			return nil, err
 		}
 		l.source, l.closed = source, false
@@ -107,6 +111,12 @@ func (w *Writer) Since() time.Time {
 // ends a catch-up (it may be stored twice, never lost). The stream must be
 // Stdout or Stderr.
 func (w *Writer) Append(e Entry) (bool, error) {
+	ok, err := w.append(e)
+	w.s.trim()
+	return ok, err
+}
+
+func (w *Writer) append(e Entry) (bool, error) {
 	if e.Stream != Stdout && e.Stream != Stderr {
 		return false, fmt.Errorf("logs: stream %q: %w", e.Stream, sdk.ErrInvalidArgument)
 	}
@@ -139,8 +149,10 @@ func (w *Writer) Append(e Entry) (bool, error) {
 		t = time.Now()
 	}
 	if l.closed {
-		if err := l.write(appendRecord(nil, time.Now(), kindOpen, []byte(l.source))); err != nil {
-			return false, err
+		if l.header == nil {
+			if err := l.write(appendRecord(nil, time.Now(), kindOpen, []byte(l.source))); err != nil {
+				return false, err
+			}
 		}
 		l.closed = false
 	}
@@ -173,10 +185,11 @@ func (w *Writer) Close() error {
 	}
 	w.done = true
 	l.writer = false
-	var err error
-	if l.f != nil {
-		err = l.f.Close()
-		l.f = nil
+	err := l.closeFile()
+	if l.header != nil {
+		// Its followers wait for a log that will not come.
+		l.header = nil
+		l.notify()
 	}
 	l.mu.Unlock()
 	w.s.release(l)
@@ -190,6 +203,12 @@ func (w *Writer) Close() error {
 // read it all. A service without a log is left without one; a writer opened
 // later opens the log again.
 func (s *Store) Close(executionID int64, service string) error {
+	err := s.closeLog(executionID, service)
+	s.trim()
+	return err
+}
+
+func (s *Store) closeLog(executionID int64, service string) error {
 	l, err := s.acquire(executionID, service)
 	if err != nil {
 		return err
@@ -203,6 +222,13 @@ func (s *Store) Close(executionID int64, service string) error {
 	rec := appendRecord(nil, time.Now(), kindClose, nil)
 	if l.writer {
 		if l.closed {
+			return nil
+		}
+		if l.header != nil {
+			// No log yet: none is created, but the followers waiting
+			// for it end.
+			l.closed = true
+			l.notify()
 			return nil
 		}
 		if err := l.write(rec); err != nil {
@@ -231,18 +257,50 @@ func (s *Store) Close(executionID int64, service string) error {
 	return nil
 }
 
-// write appends b to the current file; l.mu is held and l.f open.
+// write appends b to the current file, created first if the log is new;
+// l.mu is held and a writer open.
 func (l *svcLog) write(b []byte) error {
-	if l.f == nil {
-		return notFound(l.key)
+	if l.header != nil {
+		if err := l.create(); err != nil {
+			return err
+		}
 	}
-	n, err := l.f.Write(b)
+	return l.writeRecord(b)
+}
+
+// create creates the directory and the first file of a new log, with its
+// open record (l.header).
+func (l *svcLog) create() error {
+	if l.f == nil {
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		f, err := os.OpenFile(l.path(l.seq), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		l.setFile(f)
+	}
+	if err := l.writeRecord(l.header); err != nil {
+		return err
+	}
+	l.header = nil
+	return nil
+}
+
+// writeRecord appends b to the current file.
+func (l *svcLog) writeRecord(b []byte) error {
+	f, err := l.file()
+	if err != nil {
+		return err
+	}
+	n, err := f.Write(b)
 	if err != nil {
 		if n > 0 {
 			// A partial record would swallow the next one.
-			_ = l.f.Truncate(l.size)
+			_ = f.Truncate(l.size)
 		}
-		return fmt.Errorf("logs: write %s: %w", l.f.Name(), err)
+		return fmt.Errorf("logs: write %s: %w", f.Name(), err)
 	}
 	l.size += int64(n)
 	return nil
@@ -262,8 +320,8 @@ func (s *Store) rotate(l *svcLog) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("logs: rotate: %w", err)
 	}
-	l.f.Close()
-	l.f, l.seq, l.size = f, next, int64(len(hdr))
+	l.setFile(f)
+	l.seq, l.size = next, int64(len(hdr))
 	seqs, err := l.files()
 	if err != nil {
 		return nil // the new file is written; pruning waits for the next rotation

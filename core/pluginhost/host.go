@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -227,6 +228,8 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, cont
 	// The kernel kills the plugin when the core dies, even by SIGKILL; the
 	// SDK's parent watchdog covers the rest.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// go-plugin names the logger of the plugin's stderr after the binary.
+	binary := filepath.Base(cmd.Path)
 	var secure *plugin.SecureConfig
 	if p.spec.Checksum != nil {
 		secure = &plugin.SecureConfig{Checksum: p.spec.Checksum, Hash: sha256.New()}
@@ -240,9 +243,12 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, cont
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     p.spec.StartTimeout,
-		Logger:           p.log,
-		SyncStdout:       p.log.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
-		SyncStderr:       p.log.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
+		// go-plugin's parsing of stderr can panic on a line of the
+		// plugin's; pluginOutput's does not (see stderr.go).
+		Logger:     goPluginLogger{Logger: p.log, binary: binary},
+		Stderr:     newPluginOutput(p.log.Named(binary), hclog.Debug, p.spec.LogLevel),
+		SyncStdout: newPluginOutput(p.log, hclog.Info, p.spec.LogLevel),
+		SyncStderr: newPluginOutput(p.log, hclog.Info, p.spec.LogLevel),
 	})
 	type result struct {
 		impl sdk.Plugin

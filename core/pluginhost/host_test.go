@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
@@ -40,6 +41,7 @@ func TestMain(m *testing.M) {
 		"zoe-plugin-auth-benchbare": "internal/testplugins/benchbare",
 		"zoe-plugin-backend-closer": "internal/testplugins/closer",
 		"zoe-plugin-auth-busy":      "internal/testplugins/busy",
+		"zoe-plugin-auth-stderr":    "internal/testplugins/stderr",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -421,6 +423,67 @@ func TestPluginLogsReachTheCoresLog(t *testing.T) {
 				t.Errorf("forwarded as %v, want level info, path %s, users 2", loaded, users)
 			}
 		})
+	}
+}
+
+// A plugin cannot crash the core, nor write to its terminal, through its
+// stderr: hostile lines (wrong types in hclog's fields, a 1 MiB line,
+// invalid UTF-8, escape sequences) reach the core's log escaped and cut,
+// and the plugin serves on.
+func TestHostileStderr(t *testing.T) {
+	path, err := Find(binDir, sdk.KindAuth, "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &testutil.SyncBuffer{}
+	// Text, as a terminal gets it.
+	log := hclog.New(&hclog.LoggerOptions{Name: "core", Level: hclog.Trace, Output: out})
+	p, err := Start(context.Background(), log, Spec{
+		Kind: sdk.KindAuth, Name: "stderr", Path: path, StartTimeout: 10 * time.Second, Dir: t.TempDir(),
+		LogLevel: hclog.Trace,
+	}, fastTiming())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Auth{p}
+	if id, err := a.Authenticate(context.Background(), "alice", "wonderland"); err != nil || id.Username != "alice" {
+		t.Fatalf("Authenticate = %v, %v", id, err)
+	}
+	if _, err := a.Authenticate(context.Background(), "again", ""); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := a.Authenticate(context.Background(), "alice", "wonderland"); err != nil || id.Username != "alice" {
+		t.Fatalf("Authenticate after the hostile lines = %v, %v", id, err)
+	}
+	// Written three times: at the start, and again on stderr and on
+	// os.Stderr, which go-plugin forwards over gRPC, later.
+	testutil.WaitFor(t, 10*time.Second, "the hostile lines in the log", func() (bool, string) {
+		n := strings.Count(out.String(), "hostile lines written")
+		return n == 3, fmt.Sprintf("%d times", n)
+	})
+	p.Stop()
+	if st := p.Status(); st.Restarts != 0 {
+		t.Errorf("restarted %d times: %s", st.Restarts, st.LastError)
+	}
+	got := out.String()
+	for _, bad := range []string{"\x1b", "\x07", "\u009b", "\xff"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("%q reached the log raw", bad)
+		}
+	}
+	if !utf8.ValidString(got) {
+		t.Error("the log is not valid UTF-8")
+	}
+	for _, want := range []string{
+		`esc \x1b[31mred\x1b[0m \u009b2J`, `plain esc \x1b[2J\x1b]0;title\a`, "bad utf8 \ufffd\ufffd", `plain bad utf8 \xff`,
+		"truncated_bytes=", `_@caller={}`, `_@message2=x`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q is not in the log", want)
+		}
+	}
+	if len(got) > 1<<20 {
+		t.Errorf("the log has %d bytes: the 1 MiB lines were not cut", len(got))
 	}
 }
 

@@ -1,0 +1,95 @@
+package pluginhost
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zoe-project/zoe/internal/testutil"
+)
+
+func TestPluginOutput(t *testing.T) {
+	long := strings.Repeat("x", maxLine+10)
+	for _, tc := range []struct {
+		name string
+		def  hclog.Level
+		min  hclog.Level
+		in   []string // written one after the other
+		want []map[string]any
+	}{
+		{name: "hclog JSON", in: []string{`{"@level":"warn","@message":"m","@timestamp":"2025-01-02T03:04:05.000000Z","k":"v","n":2,"@module":"sub"}` + "\n"},
+			want: []map[string]any{{"@level": "warn", "@message": "m", "@module": "core.sub", "k": "v", "n": 2.0,
+				"timestamp": "2025-01-02T03:04:05.000Z"}}},
+		{name: "split writes", in: []string{`{"@level":"info",`, `"@message":"m"}`, "\nplain\n"},
+			want: []map[string]any{{"@level": "info", "@message": "m"}, {"@level": "debug", "@message": "plain"}}},
+		{name: "wrong types", in: []string{`{"@message":1}` + "\n" + `{"@level":"error","@message":{"a":"\u001b"},"@timestamp":[1]}` + "\n"},
+			want: []map[string]any{{"@level": "debug", "@message": `{"@message":1}`},
+				{"@level": "error", "@message": `{"a":"\u001b"}`, "timestamp": "[1]"}}},
+		{name: "reserved keys", in: []string{`{"@level":"info","@message":"m","@caller":"c","":1}` + "\n"},
+			want: []map[string]any{{"@level": "info", "@message": "m", "_@caller": "c", "_": 1.0}}},
+		{name: "control characters", in: []string{"a\x1b[2J\x00\xff\u202e\tb\r\n"},
+			want: []map[string]any{{"@level": "debug", "@message": `a\x1b[2J\x00\xff\u202e\tb`}}},
+		{name: "prefixes", def: hclog.Info, in: []string{"[WARN] w\n[ERROR] e\n[TRACE] t\nx\n"},
+			want: []map[string]any{{"@level": "warn", "@message": "[WARN] w"}, {"@level": "error", "@message": "[ERROR] e"},
+				{"@level": "trace", "@message": "[TRACE] t"}, {"@level": "info", "@message": "x"}}},
+		{name: "panic", in: []string{"panic: boom\n\ngoroutine 1 [running]:\n"},
+			want: []map[string]any{{"@level": "error", "@message": "panic: boom"}, {"@level": "error", "@message": "goroutine 1 [running]:"}}},
+		{name: "below the plugin's level", min: hclog.Warn, in: []string{`{"@level":"info","@message":"i"}` + "\nplain\n" + `{"@level":"error","@message":"e"}` + "\n"},
+			want: []map[string]any{{"@level": "error", "@message": "e"}}},
+		{name: "long line", in: []string{`{"@level":"error","@message":"`, long, `"}` + "\nnext\n"},
+			want: []map[string]any{{"@level": "debug", "@message": `{"@level":"error","@message":"` + long[:maxLine-30],
+				"truncated_bytes": float64(len(long) + 32 - maxLine)}, {"@level": "debug", "@message": "next"}}},
+		{name: "not hclog JSON", in: []string{`{"level":"info"}` + "\n" + `{"@level":"off","@message":"o"}` + "\n{\n"},
+			want: []map[string]any{{"@level": "debug", "@message": `{"level":"info"}`},
+				{"@level": "debug", "@message": `{"@level":"off","@message":"o"}`}, {"@level": "debug", "@message": "{"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := &testutil.SyncBuffer{}
+			log := hclog.New(&hclog.LoggerOptions{Name: "core", Level: hclog.Trace, Output: out, JSONFormat: true})
+			def := tc.def
+			if def == hclog.NoLevel {
+				def = hclog.Debug
+			}
+			w := newPluginOutput(log, def, tc.min)
+			for _, s := range tc.in {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			var got []map[string]any
+			for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+				if line == "" {
+					continue
+				}
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("%q: %v", line, err)
+				}
+				delete(m, "@timestamp")
+				if m["@module"] == "core" {
+					delete(m, "@module")
+				}
+				got = append(got, m)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d lines, want %d:\n%s", len(got), len(tc.want), out)
+			}
+			for i := range got {
+				if g, _ := json.Marshal(got[i]); string(g) != mustJSON(t, tc.want[i]) {
+					t.Errorf("line %d:\n got %s\nwant %s", i, g, mustJSON(t, tc.want[i]))
+				}
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
