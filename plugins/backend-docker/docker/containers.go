@@ -198,6 +198,9 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		labels[k] = v
 	}
 	labels[LabelDeployment] = deployment
+	// Docker has no field for a reservation: the label keeps it for
+	// Nodes' CoresReserved.
+	labels[LabelCores] = strconv.FormatFloat(spec.Resources.Cores, 'g', -1, 64)
 	env := make([]string, 0, len(spec.Environment))
 	for k, v := range spec.Environment {
 		env = append(env, k+"="+v)
@@ -220,13 +223,10 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	res := cpuResources(r)
+	res.Memory, res.MemoryReservation, res.PidsLimit = r.MemoryLimit, r.MemoryReservation, &pids
 	hc := &container.HostConfig{
-		Resources: container.Resources{
-			Memory:            r.MemoryLimit,
-			MemoryReservation: r.MemoryReservation,
-			NanoCPUs:          int64(math.Round(r.Cores * 1e9)),
-			PidsLimit:         &pids,
-		},
+		Resources:     res,
 		ShmSize:       r.ShmSize,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		PortBindings:  network.PortMap{},
@@ -283,6 +283,17 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: ep}}
 	}
 	return cfg, hc, nc, nil
+}
+
+// cpuResources: Cores is a reservation, a relative weight (CPU shares, 1024
+// a core, at least the engine's minimum of 2), never a cap; only
+// CoresLimit caps (NanoCPUs; none for 0).
+func cpuResources(r backend.Resources) container.Resources {
+	out := container.Resources{CPUShares: max(2, int64(math.Round(r.Cores*1024)))}
+	if r.CoresLimit > 0 {
+		out.NanoCPUs = int64(math.Round(r.CoresLimit * 1e9))
+	}
+	return out
 }
 
 // mounts translates the volumes. Host paths are bind mounts of type
@@ -458,13 +469,19 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	return out, nil
 }
 
-// Update changes a container's memory and CPU.
+// Update changes a container's memory and CPU (shares and cap). A cap of 0
+// leaves the container's cap as it was (0 is "unchanged" to Docker's
+// update).
+// The reservation Nodes counts stays the one of Start (a label, which
+// Docker cannot change).
 func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
 	_, hst, c, err := p.locate(ctx, h)
 	if err != nil {
 		return err
 	}
-	res := &container.Resources{MemoryReservation: r.MemoryReservation, NanoCPUs: int64(math.Round(r.Cores * 1e9))}
+	cpu := cpuResources(r)
+	res := &cpu
+	res.MemoryReservation = r.MemoryReservation
 	if r.MemoryLimit > 0 {
 		res.Memory, res.MemorySwap = r.MemoryLimit, r.MemoryLimit
 	}

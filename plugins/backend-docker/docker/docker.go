@@ -33,10 +33,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +61,10 @@ const (
 
 	// LabelDeployment is the label every container and network carries.
 	LabelDeployment = "zoe.deployment"
+
+	// LabelCores holds a container's reservation, Resources.Cores: Docker
+	// has no field for it (CPU shares are relative, NanoCPUs the cap).
+	LabelCores = "zoe.cores"
 
 	handleVersion = 1
 
@@ -384,7 +390,7 @@ func (p *Plugin) node(ctx context.Context, h *host) backend.Node {
 			continue
 		}
 		r := ins.Container.HostConfig.Resources
-		n.CoresReserved += float64(r.NanoCPUs) / 1e9
+		n.CoresReserved += reservedCores(c.Labels, r.NanoCPUs)
 		if r.MemoryReservation > 0 {
 			n.MemoryReserved += r.MemoryReservation
 		} else {
@@ -490,4 +496,13 @@ func (p *Plugin) removedByUs(id string) bool {
 	defer p.mu.Unlock()
 	_, ok := p.gone[id]
 	return ok
+}
+
+// reservedCores is a container's reservation: its label zoe.cores, or, for a
+// container created before the label, its cap.
+func reservedCores(labels map[string]string, nanoCPUs int64) float64 {
+	if v, err := strconv.ParseFloat(labels[LabelCores], 64); err == nil && v >= 0 && !math.IsInf(v, 0) {
+		return v
+	}
+	return float64(nanoCPUs) / 1e9
 }
