@@ -173,7 +173,9 @@ func TestListInspects(t *testing.T) {
 			f.set("a", fakeContainer{state: container.StateRunning, status: "Up 2 minutes"})
 			f.set("b", fakeContainer{state: container.StateRunning, status: "Up 2 minutes"})
 		}, map[string]int{}, map[string]int{"a": 0, "b": 0}},
-		{"b exited", func() { f.set("b", fakeContainer{state: container.StateExited, status: "Exited (3) 1 second ago", exitCode: 3}) },
+		{"b exited", func() {
+			f.set("b", fakeContainer{state: container.StateExited, status: "Exited (3) 1 second ago", exitCode: 3})
+		},
 			map[string]int{"b": 1}, map[string]int{"a": 0, "b": 3}},
 		{"a new one, a gone", func() {
 			f.remove("a")
@@ -216,7 +218,10 @@ func TestNodeReservations(t *testing.T) {
 		{"first", nil, map[string]int{"a": 1, "b": 1}, 1.5, 3 << 20},
 		{"again", nil, map[string]int{}, 1.5, 3 << 20},
 		{"a gone", func() { f.remove("a") }, map[string]int{}, 1, 2 << 20},
-		{"b updated", func() { h.cache.forget("b"); f.set("b", fakeContainer{state: container.StateRunning, status: "Up 1 second", nanoCPUs: 1e9, memoryRes: 4 << 20}) },
+		{"b updated", func() {
+			h.cache.forget("b")
+			f.set("b", fakeContainer{state: container.StateRunning, status: "Up 1 second", nanoCPUs: 1e9, memoryRes: 4 << 20})
+		},
 			map[string]int{"b": 1}, 1, 4 << 20},
 	}
 	for _, s := range steps {
