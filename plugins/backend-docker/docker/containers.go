@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -531,50 +532,74 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	return out, nil
 }
 
+// inspectsAtOnce bounds the inspects List makes at once on a host: the
+// first listing of a restarted plugin inspects every container.
+const inspectsAtOnce = 8
+
 // statuses translates a host's listing, inspecting the containers whose
 // details are not cached for their summary's state. whole says the listing
 // is the whole deployment's: the cache then forgets the containers not in
 // it.
 func (h *host) statuses(ctx context.Context, items []container.Summary, whole bool) ([]backend.ServiceStatus, error) {
-	out := make([]backend.ServiceStatus, 0, len(items))
+	sts := make([]backend.ServiceStatus, len(items))
+	found := make([]bool, len(items)) // false: removed since the listing
 	ids := make(map[string]bool, len(items))
-	for _, c := range items {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(inspectsAtOnce)
+	for i, c := range items {
 		ids[c.ID] = true
 		key := summaryKey(c)
-		d, ok := h.cache.lookup(c.ID, key)
-		if !ok {
-			h.cache.inspected()
-			res, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
-			if cerrdefs.IsNotFound(err) {
-				continue
-			}
+		if d, ok := h.cache.lookup(c.ID, key); ok {
+			st, err := summaryStatus(h, c, d)
 			if err != nil {
-				return nil, wrap(err, "inspect container %s on %s", c.ID, h.name)
+				return nil, err
 			}
-			if res.Container.State == nil || res.Container.State.Status != c.State {
-				// It changed between the listing and the inspect: the
-				// inspect is newer, and its details are not the key's.
-				st, err := status(h, res.Container)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, st)
-				continue
-			}
-			d = detailsOf(res.Container)
-			d.key = key
-			h.cache.store(c.ID, d)
+			sts[i], found[i] = st, true
+			continue
 		}
-		st, err := summaryStatus(h, c, d)
-		if err != nil {
-			return nil, err
+		g.Go(func() error {
+			var err error
+			sts[i], found[i], err = h.inspectStatus(gctx, c, key)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]backend.ServiceStatus, 0, len(items))
+	for i, st := range sts {
+		if found[i] {
+			out = append(out, st)
 		}
-		out = append(out, st)
 	}
 	if whole {
 		h.cache.keepDetails(ids)
 	}
 	return out, nil
+}
+
+// inspectStatus inspects a listed container for what its summary lacks,
+// and keeps it for key; false when the container is gone.
+func (h *host) inspectStatus(ctx context.Context, c container.Summary, key string) (backend.ServiceStatus, bool, error) {
+	h.cache.inspected()
+	res, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return backend.ServiceStatus{}, false, nil
+	}
+	if err != nil {
+		return backend.ServiceStatus{}, false, wrap(err, "inspect container %s on %s", c.ID, h.name)
+	}
+	if res.Container.State == nil || res.Container.State.Status != c.State {
+		// It changed between the listing and the inspect: the inspect
+		// is newer, and its details are not the key's.
+		st, err := status(h, res.Container)
+		return st, err == nil, err
+	}
+	d := detailsOf(res.Container)
+	d.key = key
+	h.cache.store(c.ID, d)
+	st, err := summaryStatus(h, c, d)
+	return st, err == nil, err
 }
 
 // Update changes a container's memory and CPU (shares and cap). A cap of 0
