@@ -618,7 +618,9 @@ func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resourc
 	if r.MemoryLimit > 0 {
 		res.Memory, res.MemorySwap = r.MemoryLimit, r.MemoryLimit
 	}
-	hst.cache.forget(c.ID)
+	// Forgotten after the update, failed or not, so that Nodes reads the
+	// resources again.
+	defer hst.cache.forget(c.ID)
 	if _, err := hst.cli.ContainerUpdate(ctx, c.ID, client.ContainerUpdateOptions{Resources: res}); err != nil {
 		return wrap(err, "update container %s", c.ID)
 	}
