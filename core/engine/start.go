@@ -381,7 +381,7 @@ func (e *Engine) spec(ex state.Execution, j job, netID string, mount workspace.M
 		Labels: map[string]string{LabelDeployment: e.cfg.Deployment, LabelExecution: id, LabelService: in.Name,
 			LabelOwner: ex.Owner},
 		Resources: backend.Resources{MemoryReservation: in.MemoryReservation, MemoryLimit: in.MemoryLimit,
-			Cores: in.Cores, ShmSize: in.Shm, PidsLimit: e.cfg.PidsLimit},
+			Cores: in.Cores, CoresLimit: in.CoresLimit, ShmSize: in.Shm, PidsLimit: e.cfg.PidsLimit},
 		Volumes: vols, Ports: ports, Network: netID, Node: node, ExecutionID: id,
 	}
 }

@@ -317,9 +317,15 @@ type Resources struct {
 	MemoryLimit int64
 	// Cores is what the scheduler counted for the service (the ZApp's
 	// cores.min; 0.1 when it gives none), always more than 0: the
-	// service's share of the node. A back-end may cap the service at it
-	// (Docker does) or not; it never refuses a spec for it.
+	// service's share of the node, a reservation and never a cap (that is
+	// CoresLimit). A back-end weighs the service by it where it can
+	// (Docker: CPU shares) and counts it in Node.CoresReserved; it never
+	// refuses a spec for it.
 	Cores float64
+	// CoresLimit is the most cores the service may use (the ZApp's
+	// cores.max); 0 is no cap. A back-end enforces it where it can
+	// (Docker: NanoCPUs) and otherwise leaves the service uncapped.
+	CoresLimit float64
 	// ShmSize is the size in bytes of the service's own /dev/shm; 0 is the
 	// platform's default (64 MiB on Docker). A back-end whose services
 	// have no /dev/shm of their own leaves it undone.

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -198,6 +199,9 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 		labels[k] = v
 	}
 	labels[LabelDeployment] = deployment
+	// Docker has no field for a reservation: the label keeps it for
+	// Nodes' CoresReserved.
+	labels[LabelCores] = strconv.FormatFloat(spec.Resources.Cores, 'g', -1, 64)
 	env := make([]string, 0, len(spec.Environment))
 	for k, v := range spec.Environment {
 		env = append(env, k+"="+v)
@@ -220,13 +224,10 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	res := cpuResources(r)
+	res.Memory, res.MemoryReservation, res.PidsLimit = r.MemoryLimit, r.MemoryReservation, &pids
 	hc := &container.HostConfig{
-		Resources: container.Resources{
-			Memory:            r.MemoryLimit,
-			MemoryReservation: r.MemoryReservation,
-			NanoCPUs:          int64(math.Round(r.Cores * 1e9)),
-			PidsLimit:         &pids,
-		},
+		Resources:     res,
 		ShmSize:       r.ShmSize,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		PortBindings:  network.PortMap{},
@@ -285,6 +286,17 @@ func containerConfig(deployment string, spec backend.ServiceSpec, external strin
 	return cfg, hc, nc, nil
 }
 
+// cpuResources: Cores is a reservation, a relative weight (CPU shares, 1024
+// a core, at least the engine's minimum of 2), never a cap; only
+// CoresLimit caps (NanoCPUs; none for 0).
+func cpuResources(r backend.Resources) container.Resources {
+	out := container.Resources{CPUShares: max(2, int64(math.Round(r.Cores*1024)))}
+	if r.CoresLimit > 0 {
+		out.NanoCPUs = int64(math.Round(r.CoresLimit * 1e9))
+	}
+	return out
+}
+
 // mounts translates the volumes. Host paths are bind mounts of type
 // "bind", not Binds entries: with Binds the engine creates a missing host
 // path as an empty root-owned directory, with a mount it refuses to create
@@ -322,49 +334,118 @@ func status(h *host, c container.InspectResponse) (backend.ServiceStatus, error)
 		st.Labels = c.Config.Labels
 	}
 	if s := c.State; s != nil {
-		switch s.Status {
-		case container.StateCreated:
-			st.State = backend.ServiceCreated
-		case container.StateExited, container.StateDead:
-			st.State = backend.ServiceExited
-		default:
-			st.State = backend.ServiceRunning
-		}
-		st.ExitCode, st.OOMKilled, st.Message = s.ExitCode, s.OOMKilled, s.Error
-		st.StartedAt, st.FinishedAt = parseTime(s.StartedAt), parseTime(s.FinishedAt)
+		st.State = serviceState(s.Status)
+		d := detailsOf(c)
+		st.ExitCode, st.OOMKilled, st.Message, st.StartedAt, st.FinishedAt = d.exitCode, d.oomKilled, d.message, d.startedAt, d.finishedAt
 	}
 	if ns := c.NetworkSettings; ns != nil {
 		mode := ""
 		if c.HostConfig != nil {
 			mode = string(c.HostConfig.NetworkMode)
 		}
-		keys := make([]string, 0, len(ns.Networks))
-		for k := range ns.Networks {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ep := ns.Networks[k]
-			if ep == nil || !ep.IPAddress.IsValid() {
-				continue
-			}
-			if st.IP == "" || k == mode || ep.NetworkID == mode {
-				st.IP = ep.IPAddress.String()
-			}
-		}
+		st.IP = ipOf(mode, ns.Networks)
 		for port, bindings := range ns.Ports {
 			for _, b := range bindings {
 				hp, err := strconv.ParseUint(b.HostPort, 10, 16)
-				if err != nil || (b.HostIP.IsValid() && b.HostIP.Is6() && !b.HostIP.Is4In6()) {
+				if err != nil || hp == 0 || !reachable(b.HostIP) {
 					continue
 				}
 				st.Ports = append(st.Ports, backend.PublishedPort{Port: port.Num(), Protocol: string(port.Proto()), HostAddress: h.external, HostPort: uint16(hp)})
 				break
 			}
 		}
-		sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].Port < st.Ports[j].Port })
+		sortPorts(st.Ports)
 	}
 	return st, nil
+}
+
+// summaryStatus translates a listed container, with the details its
+// summary lacks. It says what status says of the same container.
+func summaryStatus(h *host, c container.Summary, d details) (backend.ServiceStatus, error) {
+	name := ""
+	for _, n := range c.Names {
+		// A name with a second slash is a legacy link's alias.
+		if n = strings.TrimPrefix(n, "/"); !strings.Contains(n, "/") {
+			name = n
+			break
+		}
+	}
+	handle, err := makeHandle(h.name, c.ID, name)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	st := backend.ServiceStatus{Handle: handle, Name: name, Node: h.name, Labels: c.Labels, State: serviceState(c.State),
+		ExitCode: d.exitCode, OOMKilled: d.oomKilled, Message: d.message, StartedAt: d.startedAt, FinishedAt: d.finishedAt}
+	if c.NetworkSettings != nil {
+		st.IP = ipOf(c.HostConfig.NetworkMode, c.NetworkSettings.Networks)
+	}
+	seen := map[backend.PublishedPort]bool{}
+	for _, pt := range c.Ports {
+		key := backend.PublishedPort{Port: pt.PrivatePort, Protocol: pt.Type}
+		if pt.PublicPort == 0 || !reachable(pt.IP) || seen[key] {
+			continue
+		}
+		seen[key] = true
+		st.Ports = append(st.Ports, backend.PublishedPort{Port: pt.PrivatePort, Protocol: pt.Type, HostAddress: h.external, HostPort: pt.PublicPort})
+	}
+	sortPorts(st.Ports)
+	return st, nil
+}
+
+// detailsOf reads what a summary lacks from an inspected container.
+func detailsOf(c container.InspectResponse) details {
+	s := c.State
+	if s == nil {
+		return details{}
+	}
+	return details{exitCode: s.ExitCode, oomKilled: s.OOMKilled, message: s.Error,
+		startedAt: parseTime(s.StartedAt), finishedAt: parseTime(s.FinishedAt)}
+}
+
+func serviceState(s container.ContainerState) backend.ServiceState {
+	switch s {
+	case container.StateCreated:
+		return backend.ServiceCreated
+	case container.StateExited, container.StateDead:
+		return backend.ServiceExited
+	}
+	return backend.ServiceRunning
+}
+
+// ipOf is the container's address on its own network (mode), else on the
+// first network, by name, that gave it one.
+func ipOf(mode string, networks map[string]*network.EndpointSettings) string {
+	keys := make([]string, 0, len(networks))
+	for k := range networks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ip := ""
+	for _, k := range keys {
+		ep := networks[k]
+		if ep == nil || !ep.IPAddress.IsValid() {
+			continue
+		}
+		if ip == "" || k == mode || ep.NetworkID == mode {
+			ip = ep.IPAddress.String()
+		}
+	}
+	return ip
+}
+
+// reachable: a binding on any address or an IPv4 one; users are given the
+// host's external address, which is IPv4.
+func reachable(ip netip.Addr) bool {
+	return !ip.IsValid() || !ip.Is6() || ip.Is4In6()
+}
+
+func sortPorts(ps []backend.PublishedPort) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Port != ps[j].Port {
+			return ps[i].Port < ps[j].Port
+		}
+		return ps[i].Protocol < ps[j].Protocol
+	})
 }
 
 func parseTime(s string) time.Time {
@@ -418,7 +499,9 @@ func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.Service
 // List reports every container of the deployment on every host, in all
 // states, or those with opts' labels (the engine filters on them). A host
 // that cannot be asked is an error: a partial list would make the core
-// believe services vanished.
+// believe services vanished. Statuses come from the engine's listing; a
+// container is inspected only for what its summary lacks (exit code, OOM,
+// times), and only when its summary's state changed since it was last.
 func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
 	rt, err := p.runtime()
 	if err != nil {
@@ -440,34 +523,104 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 		if err != nil {
 			return nil, wrap(err, "list containers on %s", name)
 		}
-		for _, c := range list.Items {
-			res, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
-			if cerrdefs.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, wrap(err, "inspect container %s on %s", c.ID, name)
-			}
-			st, err := status(h, res.Container)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, st)
+		sts, err := h.statuses(ctx, list.Items, len(opts.Labels) == 0)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, sts...)
 	}
 	return out, nil
 }
 
-// Update changes a container's memory and CPU.
+// inspectsAtOnce bounds the inspects List makes at once on a host: the
+// first listing of a restarted plugin inspects every container.
+const inspectsAtOnce = 8
+
+// statuses translates a host's listing, inspecting the containers whose
+// details are not cached for their summary's state. whole says the listing
+// is the whole deployment's: the cache then forgets the containers not in
+// it.
+func (h *host) statuses(ctx context.Context, items []container.Summary, whole bool) ([]backend.ServiceStatus, error) {
+	sts := make([]backend.ServiceStatus, len(items))
+	found := make([]bool, len(items)) // false: removed since the listing
+	ids := make(map[string]bool, len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(inspectsAtOnce)
+	for i, c := range items {
+		ids[c.ID] = true
+		key := summaryKey(c)
+		if d, ok := h.cache.lookup(c.ID, key); ok {
+			st, err := summaryStatus(h, c, d)
+			if err != nil {
+				return nil, err
+			}
+			sts[i], found[i] = st, true
+			continue
+		}
+		g.Go(func() error {
+			var err error
+			sts[i], found[i], err = h.inspectStatus(gctx, c, key)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]backend.ServiceStatus, 0, len(items))
+	for i, st := range sts {
+		if found[i] {
+			out = append(out, st)
+		}
+	}
+	if whole {
+		h.cache.keepDetails(ids)
+	}
+	return out, nil
+}
+
+// inspectStatus inspects a listed container for what its summary lacks,
+// and keeps it for key; false when the container is gone.
+func (h *host) inspectStatus(ctx context.Context, c container.Summary, key string) (backend.ServiceStatus, bool, error) {
+	h.cache.inspected()
+	res, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return backend.ServiceStatus{}, false, nil
+	}
+	if err != nil {
+		return backend.ServiceStatus{}, false, wrap(err, "inspect container %s on %s", c.ID, h.name)
+	}
+	if res.Container.State == nil || res.Container.State.Status != c.State {
+		// It changed between the listing and the inspect: the inspect
+		// is newer, and its details are not the key's.
+		st, err := status(h, res.Container)
+		return st, err == nil, err
+	}
+	d := detailsOf(res.Container)
+	d.key = key
+	h.cache.store(c.ID, d)
+	st, err := summaryStatus(h, c, d)
+	return st, err == nil, err
+}
+
+// Update changes a container's memory and CPU (shares and cap). A cap of 0
+// leaves the container's cap as it was (0 is "unchanged" to Docker's
+// update).
+// The reservation Nodes counts stays the one of Start (a label, which
+// Docker cannot change).
 func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resources) error {
 	_, hst, c, err := p.locate(ctx, h)
 	if err != nil {
 		return err
 	}
-	res := &container.Resources{MemoryReservation: r.MemoryReservation, NanoCPUs: int64(math.Round(r.Cores * 1e9))}
+	cpu := cpuResources(r)
+	res := &cpu
+	res.MemoryReservation = r.MemoryReservation
 	if r.MemoryLimit > 0 {
 		res.Memory, res.MemorySwap = r.MemoryLimit, r.MemoryLimit
 	}
+	// Forgotten after the update, failed or not, so that Nodes reads the
+	// resources again.
+	defer hst.cache.forget(c.ID)
 	if _, err := hst.cli.ContainerUpdate(ctx, c.ID, client.ContainerUpdateOptions{Resources: res}); err != nil {
 		return wrap(err, "update container %s", c.ID)
 	}

@@ -33,15 +33,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -59,6 +62,10 @@ const (
 
 	// LabelDeployment is the label every container and network carries.
 	LabelDeployment = "zoe.deployment"
+
+	// LabelCores holds a container's reservation, Resources.Cores: Docker
+	// has no field for it (CPU shares are relative, NanoCPUs the cap).
+	LabelCores = "zoe.cores"
 
 	handleVersion = 1
 
@@ -111,6 +118,7 @@ type host struct {
 	external string
 	labels   []string
 	disabled bool
+	cache    *hostCache
 }
 
 // New returns an unconfigured back-end that logs to log.
@@ -258,7 +266,7 @@ func newHost(name string, hc hostConfig, validateOnly bool) (*host, sdk.Diagnost
 		at(attrAddress, "cannot make a Docker client", err.Error())
 		return nil, diags
 	}
-	return &host{name: name, cli: cli, external: hc.External, labels: slices.Clone(hc.Labels), disabled: hc.Disabled}, diags
+	return &host{name: name, cli: cli, external: hc.External, labels: slices.Clone(hc.Labels), disabled: hc.Disabled, cache: newHostCache()}, diags
 }
 
 func (rt *runtime) closeAll() {
@@ -378,20 +386,35 @@ func (p *Plugin) node(ctx context.Context, h *host) backend.Node {
 		p.log.Warn("cannot list containers", "host", h.name, "error", err)
 		return n
 	}
+	ids := make(map[string]bool, len(list.Items))
 	for _, c := range list.Items {
-		ins, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
-		if err != nil || ins.Container.HostConfig == nil {
-			continue
+		ids[c.ID] = true
+		r, ok := h.cache.reservation(c.ID)
+		if !ok {
+			// The resources are not in the summary: inspected once.
+			h.cache.inspected()
+			ins, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+			if err != nil || ins.Container.HostConfig == nil {
+				continue
+			}
+			r = reservationOf(c.Labels, ins.Container.HostConfig.Resources)
+			h.cache.storeReservation(c.ID, r)
 		}
-		r := ins.Container.HostConfig.Resources
-		n.CoresReserved += float64(r.NanoCPUs) / 1e9
-		if r.MemoryReservation > 0 {
-			n.MemoryReserved += r.MemoryReservation
-		} else {
-			n.MemoryReserved += r.Memory
-		}
+		n.CoresReserved += r.cores
+		n.MemoryReserved += r.memory
 	}
+	h.cache.keepReservations(ids)
 	return n
+}
+
+// reservationOf is what a container reserves: its cores (reservedCores),
+// its memory reservation, else its limit.
+func reservationOf(labels map[string]string, r container.Resources) reservation {
+	mem := r.MemoryReservation
+	if mem <= 0 {
+		mem = r.Memory
+	}
+	return reservation{cores: reservedCores(labels, r.NanoCPUs), memory: mem}
 }
 
 // CreateNetwork creates the execution's bridge network, named spec.Name, on
@@ -490,4 +513,13 @@ func (p *Plugin) removedByUs(id string) bool {
 	defer p.mu.Unlock()
 	_, ok := p.gone[id]
 	return ok
+}
+
+// reservedCores is a container's reservation: its label zoe.cores, or, for a
+// container created before the label, its cap.
+func reservedCores(labels map[string]string, nanoCPUs int64) float64 {
+	if v, err := strconv.ParseFloat(labels[LabelCores], 64); err == nil && v >= 0 && !math.IsInf(v, 0) {
+		return v
+	}
+	return float64(nanoCPUs) / 1e9
 }

@@ -12,10 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
@@ -454,5 +457,54 @@ func TestUnreachableEngine(t *testing.T) {
 				t.Errorf("%s: %v, want sdk.ErrUnavailable", c.name, err)
 			}
 		})
+	}
+}
+
+// TestCores: Cores is a reservation (CPU shares, the label Nodes counts),
+// CoresLimit the only cap. (TestNodeReservations counts the labels exactly,
+// against a fake engine: here other tests' containers may come and go.)
+func TestCores(t *testing.T) {
+	dep := deployment(t)
+	p := open(t, dep, nil)
+	ctx := ctxFor(t)
+	cli := dockerClient(t)
+	net := network(t, ctx, p)
+	cases := []struct {
+		name       string
+		r          backend.Resources
+		wantNano   int64
+		wantShares int64
+	}{
+		{"a cap", backend.Resources{Cores: 0.5, CoresLimit: 1.5}, 1.5e9, 512},
+		{"no cap", backend.Resources{Cores: 0.75}, 0, 768},
+		{"two cores, capped at them", backend.Resources{Cores: 2, CoresLimit: 2}, 2e9, 2048},
+		{"the smallest weight", backend.Resources{Cores: 0.001}, 0, 2},
+	}
+	sum := 0.0
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Resources: c.r})
+			sum += c.r.Cores
+			res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := res.Container.HostConfig.Resources
+			if r.NanoCPUs != c.wantNano || r.CPUShares != c.wantShares {
+				t.Errorf("NanoCPUs %d, CPUShares %d; want %d, %d", r.NanoCPUs, r.CPUShares, c.wantNano, c.wantShares)
+			}
+			if got := res.Container.Config.Labels[docker.LabelCores]; got != strconv.FormatFloat(c.r.Cores, 'g', -1, 64) {
+				t.Errorf("label %s = %q, want %v", docker.LabelCores, got, c.r.Cores)
+			}
+		})
+	}
+	// Every Zoe container on the engine counts, whatever its deployment:
+	// at least these.
+	nodes, err := p.Nodes(ctx)
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("Nodes = %+v, %v; want one node", nodes, err)
+	}
+	if got := nodes[0].CoresReserved; got < sum-1e-9 {
+		t.Errorf("CoresReserved = %v, want at least %v (these services' reservations)", got, sum)
 	}
 }

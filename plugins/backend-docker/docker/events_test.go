@@ -50,7 +50,7 @@ func TestUpdate(t *testing.T) {
 	net := network(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
 		Resources: backend.Resources{Cores: 1, MemoryLimit: 64 << 20, MemoryReservation: 32 << 20}})
-	want := backend.Resources{Cores: 0.5, MemoryLimit: 128 << 20, MemoryReservation: 48 << 20}
+	want := backend.Resources{Cores: 0.5, CoresLimit: 0.5, MemoryLimit: 128 << 20, MemoryReservation: 48 << 20}
 	if err := p.Update(ctx, st.Handle, want); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("inspect: %v", err)
 	}
 	r := res.Container.HostConfig.Resources
-	if r.NanoCPUs != 5e8 || r.Memory != want.MemoryLimit || r.MemoryReservation != want.MemoryReservation {
-		t.Errorf("resources after Update: cpus %d memory %d reservation %d; want %+v", r.NanoCPUs, r.Memory, r.MemoryReservation, want)
+	if r.NanoCPUs != 5e8 || r.CPUShares != 512 || r.Memory != want.MemoryLimit || r.MemoryReservation != want.MemoryReservation {
+		t.Errorf("resources after Update: cpus %d shares %d memory %d reservation %d; want %+v", r.NanoCPUs, r.CPUShares, r.Memory, r.MemoryReservation, want)
 	}
 }

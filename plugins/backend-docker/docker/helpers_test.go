@@ -66,7 +66,7 @@ func random() string {
 
 // deployment returns a deployment name of its own for t, and removes every
 // container and network labelled with it when t ends.
-func deployment(t *testing.T) string {
+func deployment(t testing.TB) string {
 	t.Helper()
 	dep := "zoe-test-" + random()
 	cli := dockerClient(t)
@@ -92,7 +92,7 @@ func deployment(t *testing.T) string {
 	return dep
 }
 
-func dockerClient(t *testing.T) *client.Client {
+func dockerClient(t testing.TB) *client.Client {
 	t.Helper()
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
@@ -104,7 +104,7 @@ func dockerClient(t *testing.T) *client.Client {
 
 // open returns a plugin configured with block (nil for the local engine)
 // for deployment dep.
-func open(t *testing.T, dep string, block map[string]any) *docker.Plugin {
+func open(t testing.TB, dep string, block map[string]any) *docker.Plugin {
 	t.Helper()
 	p := docker.New(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	var js []byte
@@ -121,11 +121,11 @@ func open(t *testing.T, dep string, block map[string]any) *docker.Plugin {
 	return p
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
-func ctxFor(t *testing.T) context.Context {
+func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return ctx

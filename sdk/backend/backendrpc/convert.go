@@ -78,12 +78,12 @@ func nodeFromProto(n *backendv1.Node) backend.Node {
 
 func resourcesToProto(r backend.Resources) *backendv1.Resources {
 	return &backendv1.Resources{MemoryReservation: r.MemoryReservation, MemoryLimit: r.MemoryLimit, Cores: r.Cores, ShmSize: r.ShmSize,
-		PidsLimit: r.PidsLimit}
+		PidsLimit: r.PidsLimit, CoresLimit: r.CoresLimit}
 }
 
 func resourcesFromProto(r *backendv1.Resources) backend.Resources {
 	return backend.Resources{MemoryReservation: r.GetMemoryReservation(), MemoryLimit: r.GetMemoryLimit(), Cores: r.GetCores(), ShmSize: r.GetShmSize(),
-		PidsLimit: r.GetPidsLimit()}
+		PidsLimit: r.GetPidsLimit(), CoresLimit: r.GetCoresLimit()}
 }
 
 func specToProto(s backend.ServiceSpec) *backendv1.ServiceSpec {

@@ -29,3 +29,13 @@ func TestPidsLimitOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestCoresOnTheWire: the reservation and the cap cross the wire apart.
+func TestCoresOnTheWire(t *testing.T) {
+	for _, r := range []backend.Resources{{Cores: 0.1}, {Cores: 0.5, CoresLimit: 1.5}, {Cores: 2, CoresLimit: 2}} {
+		got := specFromProto(specToProto(backend.ServiceSpec{Resources: r})).Resources
+		if got.Cores != r.Cores || got.CoresLimit != r.CoresLimit {
+			t.Errorf("cores %v, limit %v came back as %v, %v", r.Cores, r.CoresLimit, got.Cores, got.CoresLimit)
+		}
+	}
+}

@@ -721,7 +721,10 @@ type Resources struct {
 	ShmSize           int64                  `protobuf:"varint,4,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
 	// The most processes and threads the service may have: 0 is the
 	// back-end's default (sdk/backend.DefaultPidsLimit), -1 no limit.
-	PidsLimit     int64 `protobuf:"varint,5,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
+	PidsLimit int64 `protobuf:"varint,5,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
+	// The most cores the service may use (the ZApp's cores.max); 0 is no
+	// cap. cores is the reservation, never a cap.
+	CoresLimit    float64 `protobuf:"fixed64,6,opt,name=cores_limit,json=coresLimit,proto3" json:"cores_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -787,6 +790,13 @@ func (x *Resources) GetShmSize() int64 {
 func (x *Resources) GetPidsLimit() int64 {
 	if x != nil {
 		return x.PidsLimit
+	}
+	return 0
+}
+
+func (x *Resources) GetCoresLimit() float64 {
+	if x != nil {
+		return x.CoresLimit
 	}
 	return 0
 }
@@ -2401,14 +2411,16 @@ const file_zoe_plugin_backend_v1_backend_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"&\n" +
 	"\x14RemoveNetworkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
-	"\x15RemoveNetworkResponse\"\xad\x01\n" +
+	"\x15RemoveNetworkResponse\"\xce\x01\n" +
 	"\tResources\x12-\n" +
 	"\x12memory_reservation\x18\x01 \x01(\x03R\x11memoryReservation\x12!\n" +
 	"\fmemory_limit\x18\x02 \x01(\x03R\vmemoryLimit\x12\x14\n" +
 	"\x05cores\x18\x03 \x01(\x01R\x05cores\x12\x19\n" +
 	"\bshm_size\x18\x04 \x01(\x03R\ashmSize\x12\x1d\n" +
 	"\n" +
-	"pids_limit\x18\x05 \x01(\x03R\tpidsLimit\"\x84\x01\n" +
+	"pids_limit\x18\x05 \x01(\x03R\tpidsLimit\x12\x1f\n" +
+	"\vcores_limit\x18\x06 \x01(\x01R\n" +
+	"coresLimit\"\x84\x01\n" +
 	"\x06Volume\x12\x1b\n" +
 	"\thost_path\x18\x01 \x01(\tR\bhostPath\x12\x1f\n" +
 	"\vvolume_name\x18\x02 \x01(\tR\n" +
