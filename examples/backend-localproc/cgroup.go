@@ -110,8 +110,8 @@ func (c cgroups) create(rec record) error {
 		m := strconv.FormatInt(r.MemoryLimit, 10)
 		limits["memory.limit_in_bytes"], limits["memory.max"] = m, m
 	}
-	if r.Cores > 0 {
-		quota := strconv.FormatInt(int64(r.Cores*100000), 10)
+	if r.CoresLimit > 0 {
+		quota := strconv.FormatInt(int64(r.CoresLimit*100000), 10)
 		limits["cpu.cfs_period_us"], limits["cpu.cfs_quota_us"], limits["cpu.max"] = "100000", quota, quota+" 100000"
 	}
 	written := map[string]bool{}

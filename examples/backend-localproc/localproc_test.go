@@ -164,7 +164,7 @@ done`
 			"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
 			"CapBnd": "0000000000000000", "CapAmb": "0000000000000000", "pids.max": "1024"}},
 		{"escalation, default capabilities, limits", backend.Security{AllowPrivilegeEscalation: true, KeepCapabilities: true},
-			backend.Resources{PidsLimit: 77, MemoryLimit: 64 << 20, Cores: 0.5}, map[string]string{
+			backend.Resources{PidsLimit: 77, MemoryLimit: 64 << 20, Cores: 0.1, CoresLimit: 0.5}, map[string]string{
 				"Uid": ids, "NoNewPrivs": "0", "CapEff": "0000000000000000", "CapBnd": fmt.Sprintf("%016x", dockerMask),
 				"pids.max": "77", "memory.limit_in_bytes": strconv.Itoa(64 << 20), "cpu.cfs_quota_us": "50000"}},
 	}

@@ -232,7 +232,7 @@ func (s *setup) plan(spec backend.ServiceSpec) (record, []string, error) {
 	}
 
 	// Limits need cgroups.
-	need := map[string]bool{"pids": pids != -1, "memory": spec.Resources.MemoryLimit > 0, "cpu": spec.Resources.Cores > 0}
+	need := map[string]bool{"pids": pids != -1, "memory": spec.Resources.MemoryLimit > 0, "cpu": spec.Resources.CoresLimit > 0}
 	for _, c := range []string{"pids", "memory", "cpu"} {
 		if need[c] && !s.cgroups.has(c) {
 			return record{}, nil, invalid("localproc cannot apply the %s limit: no usable %s cgroup (%s)", c, c, s.cgroups)
