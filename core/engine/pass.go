@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
@@ -73,6 +75,7 @@ func (e *Engine) pass(ctx context.Context) error {
 			return err
 		}
 	}
+	e.insts.keep(snap.execs)
 	e.lifecycle(ctx, snap)
 	return e.schedule(ctx, snap)
 }
@@ -86,15 +89,25 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 		in.busy[ex.ID] = e.busySince(snap, ex.ID)
 	}
 	acts, needs := decideReconcile(in, nil)
-	if len(needs) > 0 {
+	if len(needs) == 0 {
+		e.recoverFailed = nil
+	} else {
 		recovered := make(map[int64]recovery, len(needs))
+		failed := make(map[int64]string, len(e.recoverFailed))
 		for _, r := range needs {
 			st, err := e.cfg.Backend.Recover(ctx, toBackendHandle(r.sv.Handle))
 			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-				e.log.Warn("cannot recover a service", "execution", r.ex.ID, "service", r.sv.Name, "error", err)
+				// Asked again on every pass: said once, and again when
+				// the answer changes.
+				failed[r.sv.ID] = err.Error()
+				if prev, ok := e.recoverFailed[r.sv.ID]; !ok || prev != err.Error() {
+					e.log.Warn("cannot recover a service; trying again on every pass", "execution", r.ex.ID,
+						"service", r.sv.Name, "error", err)
+				}
 			}
 			recovered[r.sv.ID] = recovery{st: st, err: err}
 		}
+		e.recoverFailed = failed
 		acts, _ = decideReconcile(in, recovered)
 	}
 	changed := false
@@ -139,7 +152,7 @@ func fromBackendHandle(h backend.Handle) state.Handle {
 
 // adopt records a service the back-end runs as running.
 func (e *Engine) adopt(ctx context.Context, ex state.Execution, sv state.Service, st backend.ServiceStatus) {
-	in, err := instanceOf(sv)
+	in, err := e.insts.get(sv)
 	if err != nil {
 		e.log.Error("cannot adopt a service", "execution", ex.ID, "service", sv.Name, "error", err)
 		return
@@ -212,7 +225,7 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	c := state.ExecutionChange{Reason: fmt.Sprintf("essential service %s %s", sv.Name, what)}
 	app, err := zapp.Decode(ex.Description)
 	if err == nil && app.WillEnd {
-		in, _ := instanceOf(sv)
+		in, _ := e.insts.get(sv)
 		switch {
 		case st.State == backend.ServiceVanished:
 			msg := c.Reason
@@ -227,30 +240,17 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	e.end(ctx, ex.ID, c)
 }
 
-// lifecycle queues submitted executions, cleans up those that end and
-// enforces run-time limits.
+// lifecycle queues submitted executions (in snap too: see queue), cleans
+// up those that end and enforces run-time limits.
 func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 	quotas := map[string]time.Duration{}
 	now := time.Now()
 	e.pruneRetries(snap)
-	for _, ex := range snap.execs {
+	var submitted []int // indexes in snap.execs
+	for i, ex := range snap.execs {
 		switch ex.Status {
 		case state.StatusSubmitted:
-			if _, err := zapp.Load(ex.Description, e.cfg.Limits); err != nil {
-				msg := "the description is no longer valid: " + err.Error()
-				_, err = e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusError,
-					state.ExecutionChange{Reason: msg, ErrorMessage: &msg, Ended: true})
-				e.logTransition(ex.ID, err)
-				continue
-			}
-			_, err := e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued,
-				state.ExecutionChange{Reason: fmt.Sprintf("accepted: %d services", len(snap.svcs[ex.ID]))})
-			e.logTransition(ex.ID, err)
-			if err == nil {
-				// This pass schedules from its snapshot, which still has
-				// the execution submitted: the next one places it now.
-				e.Trigger()
-			}
+			submitted = append(submitted, i)
 		case state.StatusCleaningUp:
 			if e.backingOff(ex.ID, true, now) {
 				continue
@@ -281,7 +281,42 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 			}
 		}
 	}
+	e.queue(ctx, snap, submitted)
 }
+
+// queue checks the submitted executions snap.execs[i] of each index i
+// again and queues them, or ends them in error. The snapshot gets the
+// executions as queued, so that this pass schedules them: it is what the
+// store has now, the compare-and-set having succeeded. The transitions are
+// made concurrently, so that the store commits them together.
+func (e *Engine) queue(ctx context.Context, snap *snapshot, submitted []int) {
+	var g errgroup.Group
+	g.SetLimit(queueConcurrency)
+	for _, i := range submitted {
+		ex := snap.execs[i]
+		g.Go(func() error {
+			if _, err := zapp.Load(ex.Description, e.cfg.Limits); err != nil {
+				msg := "the description is no longer valid: " + err.Error()
+				_, err = e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusError,
+					state.ExecutionChange{Reason: msg, ErrorMessage: &msg, Ended: true})
+				e.logTransition(ex.ID, err)
+				return nil
+			}
+			queued, err := e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued,
+				state.ExecutionChange{Reason: fmt.Sprintf("accepted: %d services", len(snap.svcs[ex.ID]))})
+			e.logTransition(ex.ID, err)
+			if err == nil {
+				snap.execs[i] = queued
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the functions return nil
+}
+
+// queueConcurrency bounds the transitions queue makes at once: about what
+// the store commits together (state's group commit takes 32).
+const queueConcurrency = 32
 
 // pruneRetries drops the back-offs of executions that are no longer
 // active (ended otherwise than by their clean-up).
@@ -358,7 +393,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 		var rows []state.Service
 		waits := false
 		for _, sv := range snap.svcs[ex.ID] {
-			inst, err := instanceOf(sv)
+			inst, err := e.insts.get(sv)
 			if err != nil {
 				e.log.Error("bad stored service", "execution", ex.ID, "error", err)
 				continue

@@ -46,7 +46,7 @@ func (e *Engine) Queue(ctx context.Context) ([]QueueEntry, error) {
 			}
 			in := make([]scheduler.Service, 0, len(svcs))
 			for _, sv := range svcs {
-				if inst, err := instanceOf(sv); err == nil {
+				if inst, err := e.insts.get(sv); err == nil {
 					in = append(in, scheduler.ServiceFromInstance(inst, ""))
 				}
 			}
