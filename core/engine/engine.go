@@ -221,6 +221,8 @@ type Engine struct {
 
 	mu      sync.Mutex
 	workers map[int64]*worker
+	// workersGen changes whenever a worker is spawned or ends.
+	workersGen uint64
 	// waiting is why each queued execution waits; waitingVersion counts
 	// its changes (see WaitingVersion). Both change in setWaiting only.
 	waiting        map[int64]string
@@ -237,6 +239,8 @@ type Engine struct {
 	// the last pass (by id), so that it is logged once; used by the pass
 	// only.
 	recoverFailed map[int64]string
+	// last is the last snapshot read, kept by read; used by the pass only.
+	last *snapshot
 }
 
 type worker struct {
@@ -405,6 +409,7 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 	ctx, cancel := context.WithCancel(e.runCtx)
 	w := &worker{cancel: cancel, cleanup: cleanup, placed: placed}
 	e.workers[id] = w
+	e.workersGen++
 	e.wg.Go(func() {
 		err := f(ctx)
 		cancelled := ctx.Err() != nil
@@ -413,6 +418,7 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 		if e.workers[id] == w {
 			delete(e.workers, id)
 		}
+		e.workersGen++
 		// With the worker's removal, or a pass in between would try again
 		// at once.
 		var reason string

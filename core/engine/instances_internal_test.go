@@ -107,3 +107,71 @@ func TestRecoverFailureLoggedOnce(t *testing.T) {
 		}
 	}
 }
+
+// versioned is a store of one active execution whose version the test
+// sets, counting the reads of the active executions.
+type versioned struct {
+	state.Store
+	version uint64
+	ok      bool
+	reads   int
+}
+
+func (v *versioned) Version(context.Context) (uint64, bool) { return v.version, v.ok }
+
+func (v *versioned) ActiveExecutions(context.Context) ([]state.Execution, error) {
+	v.reads++
+	return []state.Execution{{ID: 1, Status: state.StatusRunning}}, nil
+}
+
+func (v *versioned) ActiveServices(context.Context) (map[int64][]state.Service, error) {
+	return map[int64][]state.Service{}, nil
+}
+
+// TestReadServesAgain: the pass's snapshot is read again only when the
+// store's version or the workers changed, or the version cannot be read.
+func TestReadServesAgain(t *testing.T) {
+	store := &versioned{version: 7, ok: true}
+	e, err := New(nil, Config{Store: store, Backend: struct{ Backend }{}, Workspace: struct{ Workspace }{},
+		Deployment: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.runCtx = t.Context()
+	release := make(chan struct{})
+	steps := []struct {
+		name   string
+		change func()
+		reads  int
+	}{
+		{"first", func() {}, 1},
+		{"nothing changed", func() {}, 1},
+		{"a write", func() { store.version++ }, 2},
+		{"a worker spawned", func() {
+			e.spawn(1, false, nil, func(context.Context) error { <-release; return nil })
+		}, 3},
+		{"nothing changed", func() {}, 3},
+		{"the worker ended", func() {
+			close(release)
+			e.wg.Wait()
+		}, 4},
+		{"the version unknown", func() { store.ok = false }, 5},
+		{"unknown again", func() {}, 6},
+		{"known again", func() { store.ok = true }, 7},
+		{"the snapshot changed by the pass", func() { e.last = nil }, 8},
+		{"nothing changed", func() {}, 8},
+	}
+	for _, s := range steps {
+		s.change()
+		snap, err := e.read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if store.reads != s.reads {
+			t.Errorf("%s: %d reads, want %d", s.name, store.reads, s.reads)
+		}
+		if _, busy := snap.workers[1]; busy != (s.reads == 3) {
+			t.Errorf("%s: the snapshot has the worker: %v", s.name, busy)
+		}
+	}
+}

@@ -28,6 +28,11 @@ type snapshot struct {
 	// shows as they were: its execution counts as busy until the next
 	// pass, or its services could be started twice.
 	workers map[int64]map[int64]string
+	// version is the store's version read before the snapshot (valid
+	// when versionOK), and workersGen Engine.workersGen with workers.
+	version    uint64
+	versionOK  bool
+	workersGen uint64
 }
 
 // busySince tells whether the execution has a worker, or had one when the
@@ -37,14 +42,32 @@ func (e *Engine) busySince(s *snapshot, id int64) bool {
 	return had || e.busy(id)
 }
 
+// read takes a snapshot of the store. The last one serves again when
+// nothing changed since: neither the store's version (read before it, so a
+// write made while it was read changes it) nor the workers (which the
+// snapshot also holds). Under load this saves nothing; idle, with many
+// running services, it saves reading them all on every pass. It is the
+// pass's alone (Engine.last).
 func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 	// Before the store: see snapshot.workers.
 	e.mu.Lock()
-	workers := make(map[int64]map[int64]string, len(e.workers))
-	for id, w := range e.workers {
-		workers[id] = w.placed
+	gen := e.workersGen
+	var workers map[int64]map[int64]string
+	if e.last == nil || e.last.workersGen != gen {
+		workers = make(map[int64]map[int64]string, len(e.workers))
+		for id, w := range e.workers {
+			workers[id] = w.placed
+		}
 	}
 	e.mu.Unlock()
+	v, ok := e.cfg.Store.Version(ctx)
+	if last := e.last; ok && last != nil && last.versionOK && last.version == v && last.workersGen == gen {
+		return last, nil
+	}
+	if workers == nil {
+		workers = e.last.workers
+	}
+	e.last = nil
 	execs, err := e.cfg.Store.ActiveExecutions(ctx)
 	if err != nil {
 		return nil, err
@@ -57,7 +80,8 @@ func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{execs: execs, svcs: svcs, workers: workers}, nil
+	e.last = &snapshot{execs: execs, svcs: svcs, workers: workers, version: v, versionOK: ok, workersGen: gen}
+	return e.last, nil
 }
 
 func (e *Engine) pass(ctx context.Context) error {
@@ -290,6 +314,12 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 // store has now, the compare-and-set having succeeded. The transitions are
 // made concurrently, so that the store commits them together.
 func (e *Engine) queue(ctx context.Context, snap *snapshot, submitted []int) {
+	if len(submitted) == 0 {
+		return
+	}
+	// The snapshot changes: not to serve again (see read), though the
+	// store's version changes too.
+	e.last = nil
 	var g errgroup.Group
 	g.SetLimit(queueConcurrency)
 	for _, i := range submitted {
