@@ -108,7 +108,7 @@ func (e *Engine) pass(ctx context.Context) error {
 // out what decideReconcile decides; it says whether it changed anything.
 func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend.ServiceStatus) bool {
 	in := &reconcileInput{execs: snap.execs, svcs: snap.svcs, busy: make(map[int64]bool, len(snap.execs)),
-		listed: listed, recoverAll: e.recoverAll.Swap(false), name: e.containerName}
+		listed: listed, recoverAll: e.recoverAll.Swap(false), name: e.containerName, following: e.following}
 	for _, ex := range snap.execs {
 		in.busy[ex.ID] = e.busySince(snap, ex.ID)
 	}
