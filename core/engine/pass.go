@@ -367,8 +367,10 @@ func (e *Engine) pruneRetries(snap *snapshot) {
 	}
 }
 
+// logTransition logs a failed transition, unless the execution changed
+// meanwhile (compare-and-set) or the engine stops (its context ended).
 func (e *Engine) logTransition(id int64, err error) {
-	if err != nil && !errors.Is(err, sdk.ErrConflict) {
+	if err != nil && !errors.Is(err, sdk.ErrConflict) && !errors.Is(err, context.Canceled) {
 		e.log.Warn("transition failed", "execution", id, "error", err)
 	}
 }
