@@ -8,7 +8,7 @@
 // The daemon runs in this process (daemon.Run) on a configuration of its
 // own in a temporary directory: auth "file", workspace "dir", SQLite or a
 // throwaway PostgreSQL server (Debian's postgresql, as the store's tests
-// use), and the real backend-sim plugin binary (bin/zoe-plugin-backend-sim)
+// use, but durable: fsync and synchronous commit on), and the real backend-sim plugin binary (bin/zoe-plugin-backend-sim)
 // as a plugin process, with 4 nodes big enough for every service, services
 // that run forever and no artificial delay. It prints the time until every
 // submission was accepted, the time until every execution was running, the
@@ -133,7 +133,9 @@ func run(o options) error {
 
 	store := fmt.Sprintf("sqlite = %q", filepath.Join(dir, "data", "zoe.db"))
 	if o.store == "postgres" {
-		pg := testutil.NewPostgres()
+		// Durable (fsync, synchronous commit), as a production server:
+		// the figure includes the disk, as SQLite's does.
+		pg := testutil.NewDurablePostgres()
 		defer pg.Stop()
 		dsn, err := pg.NewDatabase()
 		if err != nil {

@@ -49,6 +49,18 @@ func (e *Engine) collect(k logKey, h backend.Handle) {
 	e.collectorFor(k, h)
 }
 
+// following tells whether a collector follows the service's container of
+// handle already, or nothing is to be collected (no log store).
+func (e *Engine) following(execID int64, service, handle string) bool {
+	if e.cfg.Logs == nil {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.collectors[logKey{execID, service}]
+	return c != nil && c.handle.ID == handle
+}
+
 // collectorFor returns the collector of k for h, starting one if needed; a
 // collector of another container of the service is cancelled first, so
 // that a service has one writer at a time.

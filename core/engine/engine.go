@@ -15,18 +15,20 @@
 //     back-end has it and made created again when it does not, so nothing is
 //     started twice (container names are unique in a deployment). Containers
 //     of executions that are not active are orphans and removed.
-//  2. Lifecycle: submitted executions are checked again and queued (or fail),
-//     executions cleaning up are cleaned up by a worker (every container
-//     stopped with a grace period and removed, the network removed, then
-//     terminated, or error when the execution has an error message), and
-//     running executions past their owner's run-time limit are terminated.
+//  2. Lifecycle: submitted executions are checked again and queued (or
+//     fail), to be scheduled in the same pass; executions cleaning up are
+//     cleaned up by a worker (every container stopped with a grace period
+//     and removed, the network removed, then terminated, or error when the
+//     execution has an error message), and running executions past their
+//     owner's run-time limit are terminated.
 //  3. Scheduling: queued executions, executions left starting, and running
 //     executions with elastic services to place go to scheduler.Schedule
 //     with the back-end's nodes; each execution with services to start gets
 //     a worker that prepares the owner's workspace, creates the network and
 //     starts the services one startup_order after the other, the services of
-//     one order in parallel. Why every queued execution waits is recorded as
-//     a queued→queued event when it changes, and kept for WaitingReason.
+//     one order placed together (one PlaceServices) and started in
+//     parallel. Why every queued execution waits is recorded as a
+//     queued→queued event when it changes, and kept for WaitingReason.
 //
 // Executions backing off (below) are skipped by both: neither cleaned up
 // nor placed.
@@ -219,6 +221,8 @@ type Engine struct {
 
 	mu      sync.Mutex
 	workers map[int64]*worker
+	// workersGen changes whenever a worker is spawned or ends.
+	workersGen uint64
 	// waiting is why each queued execution waits; waitingVersion counts
 	// its changes (see WaitingVersion). Both change in setWaiting only.
 	waiting        map[int64]string
@@ -229,6 +233,14 @@ type Engine struct {
 	// retries are the executions backing off after a failed attempt.
 	retries map[int64]*retry
 	backOff backOff
+	// insts are the decoded instances of the active services.
+	insts instances
+	// recoverFailed is the error of each service whose Recover failed on
+	// the last pass (by id), so that it is logged once; used by the pass
+	// only.
+	recoverFailed map[int64]string
+	// last is the last snapshot read, kept by read; used by the pass only.
+	last *snapshot
 }
 
 type worker struct {
@@ -397,6 +409,7 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 	ctx, cancel := context.WithCancel(e.runCtx)
 	w := &worker{cancel: cancel, cleanup: cleanup, placed: placed}
 	e.workers[id] = w
+	e.workersGen++
 	e.wg.Go(func() {
 		err := f(ctx)
 		cancelled := ctx.Err() != nil
@@ -405,6 +418,7 @@ func (e *Engine) spawn(id int64, cleanup bool, placed map[int64]string, f func(c
 		if e.workers[id] == w {
 			delete(e.workers, id)
 		}
+		e.workersGen++
 		// With the worker's removal, or a pass in between would try again
 		// at once.
 		var reason string

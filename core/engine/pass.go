@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
@@ -26,6 +28,11 @@ type snapshot struct {
 	// shows as they were: its execution counts as busy until the next
 	// pass, or its services could be started twice.
 	workers map[int64]map[int64]string
+	// version is the store's version read before the snapshot (valid
+	// when versionOK), and workersGen Engine.workersGen with workers.
+	version    uint64
+	versionOK  bool
+	workersGen uint64
 }
 
 // busySince tells whether the execution has a worker, or had one when the
@@ -35,14 +42,32 @@ func (e *Engine) busySince(s *snapshot, id int64) bool {
 	return had || e.busy(id)
 }
 
+// read takes a snapshot of the store. The last one serves again when
+// nothing changed since: neither the store's version (read before it, so a
+// write made while it was read changes it) nor the workers (which the
+// snapshot also holds). Under load this saves nothing; idle, with many
+// running services, it saves reading them all on every pass. It is the
+// pass's alone (Engine.last).
 func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 	// Before the store: see snapshot.workers.
 	e.mu.Lock()
-	workers := make(map[int64]map[int64]string, len(e.workers))
-	for id, w := range e.workers {
-		workers[id] = w.placed
+	gen := e.workersGen
+	var workers map[int64]map[int64]string
+	if e.last == nil || e.last.workersGen != gen {
+		workers = make(map[int64]map[int64]string, len(e.workers))
+		for id, w := range e.workers {
+			workers[id] = w.placed
+		}
 	}
 	e.mu.Unlock()
+	v, ok := e.cfg.Store.Version(ctx)
+	if last := e.last; ok && last != nil && last.versionOK && last.version == v && last.workersGen == gen {
+		return last, nil
+	}
+	if workers == nil {
+		workers = e.last.workers
+	}
+	e.last = nil
 	execs, err := e.cfg.Store.ActiveExecutions(ctx)
 	if err != nil {
 		return nil, err
@@ -55,7 +80,8 @@ func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{execs: execs, svcs: svcs, workers: workers}, nil
+	e.last = &snapshot{execs: execs, svcs: svcs, workers: workers, version: v, versionOK: ok, workersGen: gen}
+	return e.last, nil
 }
 
 func (e *Engine) pass(ctx context.Context) error {
@@ -73,6 +99,7 @@ func (e *Engine) pass(ctx context.Context) error {
 			return err
 		}
 	}
+	e.insts.keep(snap.execs)
 	e.lifecycle(ctx, snap)
 	return e.schedule(ctx, snap)
 }
@@ -81,20 +108,30 @@ func (e *Engine) pass(ctx context.Context) error {
 // out what decideReconcile decides; it says whether it changed anything.
 func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend.ServiceStatus) bool {
 	in := &reconcileInput{execs: snap.execs, svcs: snap.svcs, busy: make(map[int64]bool, len(snap.execs)),
-		listed: listed, recoverAll: e.recoverAll.Swap(false), name: e.containerName}
+		listed: listed, recoverAll: e.recoverAll.Swap(false), name: e.containerName, following: e.following}
 	for _, ex := range snap.execs {
 		in.busy[ex.ID] = e.busySince(snap, ex.ID)
 	}
 	acts, needs := decideReconcile(in, nil)
-	if len(needs) > 0 {
+	if len(needs) == 0 {
+		e.recoverFailed = nil
+	} else {
 		recovered := make(map[int64]recovery, len(needs))
+		failed := make(map[int64]string, len(e.recoverFailed))
 		for _, r := range needs {
 			st, err := e.cfg.Backend.Recover(ctx, toBackendHandle(r.sv.Handle))
 			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-				e.log.Warn("cannot recover a service", "execution", r.ex.ID, "service", r.sv.Name, "error", err)
+				// Asked again on every pass: said once, and again when
+				// the answer changes.
+				failed[r.sv.ID] = err.Error()
+				if prev, ok := e.recoverFailed[r.sv.ID]; !ok || prev != err.Error() {
+					e.log.Warn("cannot recover a service; trying again on every pass", "execution", r.ex.ID,
+						"service", r.sv.Name, "error", err)
+				}
 			}
 			recovered[r.sv.ID] = recovery{st: st, err: err}
 		}
+		e.recoverFailed = failed
 		acts, _ = decideReconcile(in, recovered)
 	}
 	changed := false
@@ -139,7 +176,7 @@ func fromBackendHandle(h backend.Handle) state.Handle {
 
 // adopt records a service the back-end runs as running.
 func (e *Engine) adopt(ctx context.Context, ex state.Execution, sv state.Service, st backend.ServiceStatus) {
-	in, err := instanceOf(sv)
+	in, err := e.insts.get(sv)
 	if err != nil {
 		e.log.Error("cannot adopt a service", "execution", ex.ID, "service", sv.Name, "error", err)
 		return
@@ -212,7 +249,7 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	c := state.ExecutionChange{Reason: fmt.Sprintf("essential service %s %s", sv.Name, what)}
 	app, err := zapp.Decode(ex.Description)
 	if err == nil && app.WillEnd {
-		in, _ := instanceOf(sv)
+		in, _ := e.insts.get(sv)
 		switch {
 		case st.State == backend.ServiceVanished:
 			msg := c.Reason
@@ -227,30 +264,17 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	e.end(ctx, ex.ID, c)
 }
 
-// lifecycle queues submitted executions, cleans up those that end and
-// enforces run-time limits.
+// lifecycle queues submitted executions (in snap too: see queue), cleans
+// up those that end and enforces run-time limits.
 func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 	quotas := map[string]time.Duration{}
 	now := time.Now()
 	e.pruneRetries(snap)
-	for _, ex := range snap.execs {
+	var submitted []int // indexes in snap.execs
+	for i, ex := range snap.execs {
 		switch ex.Status {
 		case state.StatusSubmitted:
-			if _, err := zapp.Load(ex.Description, e.cfg.Limits); err != nil {
-				msg := "the description is no longer valid: " + err.Error()
-				_, err = e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusError,
-					state.ExecutionChange{Reason: msg, ErrorMessage: &msg, Ended: true})
-				e.logTransition(ex.ID, err)
-				continue
-			}
-			_, err := e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued,
-				state.ExecutionChange{Reason: fmt.Sprintf("accepted: %d services", len(snap.svcs[ex.ID]))})
-			e.logTransition(ex.ID, err)
-			if err == nil {
-				// This pass schedules from its snapshot, which still has
-				// the execution submitted: the next one places it now.
-				e.Trigger()
-			}
+			submitted = append(submitted, i)
 		case state.StatusCleaningUp:
 			if e.backingOff(ex.ID, true, now) {
 				continue
@@ -281,7 +305,48 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 			}
 		}
 	}
+	e.queue(ctx, snap, submitted)
 }
+
+// queue checks the submitted executions snap.execs[i] of each index i
+// again and queues them, or ends them in error. The snapshot gets the
+// executions as queued, so that this pass schedules them: it is what the
+// store has now, the compare-and-set having succeeded. The transitions are
+// made concurrently, so that the store commits them together.
+func (e *Engine) queue(ctx context.Context, snap *snapshot, submitted []int) {
+	if len(submitted) == 0 {
+		return
+	}
+	// The snapshot changes: not to serve again (see read), though the
+	// store's version changes too.
+	e.last = nil
+	var g errgroup.Group
+	g.SetLimit(queueConcurrency)
+	for _, i := range submitted {
+		ex := snap.execs[i]
+		g.Go(func() error {
+			if _, err := zapp.Load(ex.Description, e.cfg.Limits); err != nil {
+				msg := "the description is no longer valid: " + err.Error()
+				_, err = e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusError,
+					state.ExecutionChange{Reason: msg, ErrorMessage: &msg, Ended: true})
+				e.logTransition(ex.ID, err)
+				return nil
+			}
+			queued, err := e.cfg.Store.Transition(ctx, ex.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued,
+				state.ExecutionChange{Reason: fmt.Sprintf("accepted: %d services", len(snap.svcs[ex.ID]))})
+			e.logTransition(ex.ID, err)
+			if err == nil {
+				snap.execs[i] = queued
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the functions return nil
+}
+
+// queueConcurrency bounds the transitions queue makes at once: about what
+// the store commits together (state's group commit takes 32).
+const queueConcurrency = 32
 
 // pruneRetries drops the back-offs of executions that are no longer
 // active (ended otherwise than by their clean-up).
@@ -302,8 +367,10 @@ func (e *Engine) pruneRetries(snap *snapshot) {
 	}
 }
 
+// logTransition logs a failed transition, unless the execution changed
+// meanwhile (compare-and-set) or the engine stops (its context ended).
 func (e *Engine) logTransition(id int64, err error) {
-	if err != nil && !errors.Is(err, sdk.ErrConflict) {
+	if err != nil && !errors.Is(err, sdk.ErrConflict) && !errors.Is(err, context.Canceled) {
 		e.log.Warn("transition failed", "execution", id, "error", err)
 	}
 }
@@ -358,7 +425,7 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 		var rows []state.Service
 		waits := false
 		for _, sv := range snap.svcs[ex.ID] {
-			inst, err := instanceOf(sv)
+			inst, err := e.insts.get(sv)
 			if err != nil {
 				e.log.Error("bad stored service", "execution", ex.ID, "error", err)
 				continue

@@ -33,6 +33,10 @@ type reconcileInput struct {
 	recoverAll bool
 	// name is the back-end's name of a service (Engine.containerName).
 	name func(execID int64, service string) string
+	// following, when set, tells whether the service's output is followed
+	// from the container of handle already (or not kept at all): there is
+	// then nothing to collect.
+	following func(execID int64, service, handle string) bool
 }
 
 // recoverReq asks for the back-end's Recover of a stored service's handle.
@@ -133,17 +137,16 @@ func decideReconcile(in *reconcileInput, recovered map[int64]recovery) ([]action
 	active := make(map[int64]bool, len(in.execs))
 	for _, ex := range in.execs {
 		active[ex.ID] = true
-		for _, sv := range in.svcs[ex.ID] {
-			known[in.name(ex.ID, sv.Name)] = true
-		}
 		// Services of executions queued or cleaning up are the
 		// scheduler's and the clean-up's.
-		if ex.Status != state.StatusStarting && ex.Status != state.StatusRunning {
-			continue
-		}
+		mine := ex.Status == state.StatusStarting || ex.Status == state.StatusRunning
 		busy := in.busy[ex.ID]
 		for _, sv := range in.svcs[ex.ID] {
 			name := in.name(ex.ID, sv.Name)
+			known[name] = true
+			if !mine {
+				continue
+			}
 			switch {
 			case sv.Status == state.ServiceRunning || (sv.Status == state.ServiceStarting && !busy && sv.Handle.ID != ""):
 				// The back-end has had it: what is it doing?
@@ -176,7 +179,11 @@ func decideReconcile(in *reconcileInput, recovered map[int64]recovery) ([]action
 					if h.ID == "" {
 						h = toBackendHandle(sv.Handle)
 					}
-					acts = append(acts, action{kind: actCollect, ex: ex, sv: sv, handle: h})
+					// Most passes find every running service followed
+					// already: no action for each.
+					if in.following == nil || !in.following(ex.ID, sv.Name, h.ID) {
+						acts = append(acts, action{kind: actCollect, ex: ex, sv: sv, handle: h})
+					}
 				}
 			case sv.Status == state.ServiceStarting && !busy:
 				// Left starting, without a handle, by a daemon that died:

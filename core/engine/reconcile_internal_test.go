@@ -48,6 +48,9 @@ func TestDecideReconcile(t *testing.T) {
 		recovered  map[int64]recovery
 		want       []string
 		wantNeeds  []string // service@execution
+		// following are the containers whose output is followed, as
+		// service@execution:handle.
+		following []string
 	}{
 		{
 			name:   "running and listed by handle: its logs are followed",
@@ -55,6 +58,21 @@ func TestDecideReconcile(t *testing.T) {
 			svcs:   []state.Service{sv(10, 1, "a", state.ServiceRunning, "h-a")},
 			listed: []backend.ServiceStatus{ls("a-1-test", "h-a", running, 1)},
 			want:   []string{"collect a@1: h-a"},
+		},
+		{
+			name:      "running and followed already: nothing to do",
+			execs:     []state.Execution{ex(1, state.StatusRunning)},
+			svcs:      []state.Service{sv(10, 1, "a", state.ServiceRunning, "h-a")},
+			listed:    []backend.ServiceStatus{ls("a-1-test", "h-a", running, 1)},
+			following: []string{"a@1:h-a"},
+		},
+		{
+			name:      "running, another container of it followed: the listed one's logs",
+			execs:     []state.Execution{ex(1, state.StatusRunning)},
+			svcs:      []state.Service{sv(10, 1, "a", state.ServiceRunning, "h-a")},
+			listed:    []backend.ServiceStatus{ls("a-1-test", "h-a", running, 1)},
+			following: []string{"a@1:h-old", "a@2:h-a"},
+			want:      []string{"collect a@1: h-a"},
 		},
 		{
 			// Containers are known by name: a back-end lists the name it
@@ -275,6 +293,11 @@ func TestDecideReconcile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &reconcileInput{svcs: map[int64][]state.Service{}, busy: map[int64]bool{}, listed: tc.listed,
 				recoverAll: tc.recoverAll, name: name, execs: tc.execs}
+			if tc.following != nil {
+				in.following = func(id int64, svc, handle string) bool {
+					return slices.Contains(tc.following, fmt.Sprintf("%s@%d:%s", svc, id, handle))
+				}
+			}
 			for _, s := range tc.svcs {
 				in.svcs[s.ExecutionID] = append(in.svcs[s.ExecutionID], s)
 			}

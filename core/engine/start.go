@@ -119,6 +119,15 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		for j < len(jobs) && jobs[j].sv.StartupOrder == jobs[i].sv.StartupOrder {
 			j++
 		}
+		// The services of one order are placed together, in one
+		// transaction: all or none (a conflict means something else
+		// changed one of them; the next pass sees what).
+		if err := e.place(ctx, ex.ID, jobs[i:j]); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("cannot place %s: %w", joinNames(jobs[i:j]), err)
+		}
 		var wg sync.WaitGroup
 		errs := make([]error, j-i)
 		for k := i; k < j; k++ {
@@ -274,7 +283,7 @@ func (e *Engine) bind(ex state.Execution, user state.User, jobs []job) error {
 		UID: user.UID, GID: user.GID, Deployment: e.cfg.Deployment, ProxyBase: e.cfg.ProxyBase}
 	for i := range jobs {
 		j := &jobs[i]
-		in, err := instanceOf(j.sv)
+		in, err := e.insts.get(j.sv)
 		if err == nil {
 			j.in, err = zapp.Bind(in, c)
 		}
@@ -290,18 +299,24 @@ func (e *Engine) bind(ex state.Execution, user state.User, jobs []job) error {
 	return nil
 }
 
-// startOne starts one service and records it. Starting a service the
-// back-end has already (a start whose answer was lost) adopts it. A start
-// the back-end refuses for good is recorded and returned as a
-// refusedError; other errors are worth trying again.
+// place moves the services of jobs from created to starting on their
+// nodes, in one call.
+func (e *Engine) place(ctx context.Context, id int64, jobs []job) error {
+	ps := make([]state.Placement, len(jobs))
+	for i, j := range jobs {
+		ps[i] = state.Placement{ServiceID: j.sv.ID, Node: j.node, Reason: "placed on node " + j.node}
+	}
+	_, err := e.cfg.Store.PlaceServices(ctx, id, ps)
+	return err
+}
+
+// startOne starts one service, placed already (place), and records it.
+// Starting a service the back-end has already (a start whose answer was
+// lost) adopts it. A start the back-end refuses for good is recorded and
+// returned as a refusedError; other errors are worth trying again.
 func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security, addrs map[string]string) error {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
-	node := j.node
-	if _, err := store.PlaceServices(ctx, ex.ID, []state.Placement{{ServiceID: j.sv.ID, Node: node,
-		Reason: "placed on node " + node}}); err != nil {
-		return err
-	}
 	spec := e.spec(ex, j, netID, mount)
 	spec.User, spec.Security = runAs, sec
 	st, err := e.cfg.Backend.Start(ctx, spec)

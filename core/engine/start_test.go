@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -209,5 +210,88 @@ func TestStartSpec(t *testing.T) {
 	}
 	if spec.Hostname != self || spec.Name != self {
 		t.Errorf("name %q, host name %q, want %q", spec.Name, spec.Hostname, self)
+	}
+}
+
+// placing records the services of each PlaceServices call, and refuses
+// the first conflicts calls with sdk.ErrConflict, changing nothing, as if
+// something else had changed a service meanwhile.
+type placing struct {
+	state.Store
+	mu        sync.Mutex
+	conflicts int
+	calls     [][]string // the services placed, by name
+}
+
+func (p *placing) PlaceServices(ctx context.Context, id int64, ps []state.Placement) ([]state.Service, error) {
+	p.mu.Lock()
+	if p.conflicts > 0 {
+		p.conflicts--
+		p.mu.Unlock()
+		return nil, fmt.Errorf("a service changed status concurrently: %w", sdk.ErrConflict)
+	}
+	p.mu.Unlock()
+	svcs, err := p.Store.PlaceServices(ctx, id, ps)
+	if err == nil {
+		names := make([]string, len(svcs))
+		for i, sv := range svcs {
+			names[i] = sv.Name
+		}
+		slices.Sort(names)
+		p.mu.Lock()
+		p.calls = append(p.calls, names)
+		p.mu.Unlock()
+	}
+	return svcs, err
+}
+
+func (p *placing) placed() [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.calls)
+}
+
+// TestOrderPlacedTogether: the services of one startup order are placed in
+// one PlaceServices call, an order after the other; a conflict places none
+// of them, and the start is tried again after a back-off.
+func TestOrderPlacedTogether(t *testing.T) {
+	for _, conflicts := range []int{0, 1} {
+		t.Run(fmt.Sprint(conflicts, " conflicts"), func(t *testing.T) {
+			e := newEnv(t, options{noEngine: true})
+			store := &placing{Store: e.store, conflicts: conflicts}
+			e.cfg.Store = store
+			var err error
+			if e.eng, err = engine.New(testutil.Logger(t).Named("engine"), e.cfg); err != nil {
+				t.Fatal(err)
+			}
+			ex := e.submit(zappJSON(t, false,
+				svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()},
+				svc{name: "beta", ess: 2, total: 2, env: forever()},
+				svc{name: "gamma", order: 1, ess: 1, total: 1, env: forever()}))
+			e.run()
+			e.waitStatus(ex.ID, state.StatusRunning)
+			want := [][]string{{"alpha0", "beta0", "beta1"}, {"gamma0"}}
+			if got := store.placed(); !slices.EqualFunc(got, want, slices.Equal) {
+				t.Errorf("placed %v, want %v", got, want)
+			}
+			evs, err := e.store.Events(t.Context(), ex.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			starts := map[string]int{}
+			retried := false
+			for _, ev := range evs {
+				if ev.ServiceName != "" && ev.To == string(state.ServiceStarting) {
+					starts[ev.ServiceName]++
+				}
+				retried = retried || ev.ServiceName == "" && strings.Contains(ev.Reason, "retrying the start")
+			}
+			if want := map[string]int{"alpha0": 1, "beta0": 1, "beta1": 1, "gamma0": 1}; !maps.Equal(starts, want) {
+				t.Errorf("services moved to starting %v times, want %v", starts, want)
+			}
+			if retried != (conflicts > 0) {
+				t.Errorf("a start retried after a back-off: %v, want %v", retried, conflicts > 0)
+			}
+		})
 	}
 }

@@ -46,7 +46,7 @@ func (e *Engine) Queue(ctx context.Context) ([]QueueEntry, error) {
 			}
 			in := make([]scheduler.Service, 0, len(svcs))
 			for _, sv := range svcs {
-				if inst, err := instanceOf(sv); err == nil {
+				if inst, err := e.insts.get(sv); err == nil {
 					in = append(in, scheduler.ServiceFromInstance(inst, ""))
 				}
 			}
@@ -137,12 +137,12 @@ func (e *Engine) Nodes(ctx context.Context) ([]NodeUsage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("back-end nodes: %w", err)
 	}
-	snap, err := e.read(ctx)
+	active, err := e.cfg.Store.ActiveServices(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("nodes: %w", err)
 	}
 	count := map[string]int{}
-	for _, svcs := range snap.svcs {
+	for _, svcs := range active {
 		for _, sv := range svcs {
 			switch sv.Status {
 			case state.ServiceStarting, state.ServiceRunning, state.ServiceStopping:
