@@ -130,12 +130,29 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, j-i)
+		sts := make([]backend.ServiceStatus, j-i)
 		for k := i; k < j; k++ {
 			wg.Go(func() {
-				errs[k-i] = e.startOne(ctx, ex, jobs[k], netID, mount, runAs, sec, addrs)
+				sts[k-i], errs[k-i] = e.startOne(ctx, ex, jobs[k], netID, mount, runAs, sec)
 			})
 		}
 		wg.Wait()
+		// The services that started are recorded together, in one
+		// transaction, even when ctx is cancelled: they run.
+		var (
+			idx  []int
+			recs []startedService
+		)
+		for k, err := range errs {
+			if err == nil {
+				jb := jobs[i+k]
+				idx = append(idx, k)
+				recs = append(recs, startedService{sv: jb.sv, in: jb.in, st: sts[k], reason: "started on node " + sts[k].Node})
+			}
+		}
+		for n, err := range e.recordMany(wctx, ex, recs, addrs) {
+			errs[idx[n]] = err
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -310,11 +327,12 @@ func (e *Engine) place(ctx context.Context, id int64, jobs []job) error {
 	return err
 }
 
-// startOne starts one service, placed already (place), and records it.
-// Starting a service the back-end has already (a start whose answer was
-// lost) adopts it. A start the back-end refuses for good is recorded and
-// returned as a refusedError; other errors are worth trying again.
-func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security, addrs map[string]string) error {
+// startOne starts one service, placed already (place); the caller records
+// it (recordMany). Starting a service the back-end has already (a start
+// whose answer was lost) adopts it. A start the back-end refuses for good
+// is recorded and returned as a refusedError; other errors are worth
+// trying again.
+func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security) (backend.ServiceStatus, error) {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
 	spec := e.spec(ex, j, netID, mount)
@@ -326,11 +344,11 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 	if err != nil {
 		if ctx.Err() != nil {
 			// Terminated: the clean-up finds what may have started.
-			return err
+			return st, err
 		}
 		if transient(err) {
 			e.reset(wctx, j.sv, "could not start, will try again: "+err.Error())
-			return err
+			return st, err
 		}
 		msg := err.Error()
 		_, terr := store.TransitionService(wctx, j.sv.ID, []state.ServiceStatus{state.ServiceStarting}, state.ServiceError,
@@ -338,9 +356,9 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 		if terr != nil {
 			e.log.Warn("cannot record a failed start", "service", j.sv.Name, "error", terr)
 		}
-		return refusedError{err}
+		return st, refusedError{err}
 	}
-	return e.record(wctx, ex, j.sv, j.in, st, addrs, "started on node "+st.Node)
+	return st, nil
 }
 
 // find looks for a service of execution id by name.
@@ -360,17 +378,65 @@ func (e *Engine) find(ctx context.Context, id int64, name string) (backend.Servi
 // record stores a started service: handle, node, address, endpoints and
 // running, in one transaction.
 func (e *Engine) record(ctx context.Context, ex state.Execution, sv state.Service, in zapp.Instance, st backend.ServiceStatus, addrs map[string]string, reason string) error {
-	s := state.Started{Handle: fromBackendHandle(st.Handle), Node: st.Node, IP: st.IP, BackendStatus: string(st.State),
-		Endpoints: e.endpoints(ex, in, st, addrs), Reason: reason}
-	_, err := e.cfg.Store.RecordStarted(ctx, sv.ID, s)
-	if errors.Is(err, sdk.ErrInvalidArgument) {
-		// Endpoints the store refuses do not keep a running service from
-		// being recorded.
-		e.log.Warn("cannot record endpoints", "service", sv.Name, "error", err)
-		s.Endpoints = nil
-		_, err = e.cfg.Store.RecordStarted(ctx, sv.ID, s)
+	return e.recordMany(ctx, ex, []startedService{{sv: sv, in: in, st: st, reason: reason}}, addrs)[0]
+}
+
+// startedService is a service the back-end runs, to record (recordMany).
+type startedService struct {
+	sv     state.Service
+	in     zapp.Instance
+	st     backend.ServiceStatus
+	reason string
+}
+
+// recordMany stores services the back-end started, as record does, all in
+// one transaction; it returns each one's error, in the order of ss.
+func (e *Engine) recordMany(ctx context.Context, ex state.Execution, ss []startedService, addrs map[string]string) []error {
+	errs := make([]error, len(ss))
+	if len(ss) == 0 {
+		return errs
 	}
-	return err
+	recs := make([]state.StartedService, len(ss))
+	for i, s := range ss {
+		st := s.st
+		recs[i] = state.StartedService{ServiceID: s.sv.ID, Started: state.Started{Handle: fromBackendHandle(st.Handle),
+			Node: st.Node, IP: st.IP, BackendStatus: string(st.State), Endpoints: e.endpoints(ex, s.in, st, addrs),
+			Reason: s.reason}}
+	}
+	_, res, err := e.cfg.Store.RecordStartedMany(ctx, recs)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	var again []int
+	for i, err := range res {
+		if errors.Is(err, sdk.ErrInvalidArgument) {
+			// Endpoints the store refuses do not keep a running service
+			// from being recorded.
+			e.log.Warn("cannot record endpoints", "service", ss[i].sv.Name, "error", err)
+			again = append(again, i)
+		}
+		errs[i] = err
+	}
+	if len(again) == 0 {
+		return errs
+	}
+	retry := make([]state.StartedService, len(again))
+	for n, i := range again {
+		retry[n] = recs[i]
+		retry[n].Endpoints = nil
+	}
+	_, res, err = e.cfg.Store.RecordStartedMany(ctx, retry)
+	for n, i := range again {
+		if err != nil {
+			errs[i] = err
+		} else {
+			errs[i] = res[n]
+		}
+	}
+	return errs
 }
 
 // spec is what the back-end is asked to start for job j.

@@ -133,6 +133,15 @@ type Store interface {
 	// sdk.ErrConflict and nothing changes (compare-and-set, as
 	// TransitionService); bad endpoints are sdk.ErrInvalidArgument.
 	RecordStarted(ctx context.Context, id int64, s Started) (Service, error)
+	// RecordStartedMany is RecordStarted for several services, in one
+	// transaction: each is recorded as RecordStarted records it, and each
+	// is its own compare-and-set. One that RecordStarted would refuse
+	// (sdk.ErrConflict, sdk.ErrNotFound, sdk.ErrInvalidArgument) has that
+	// error at its index in errs, changes nothing and leaves the others to
+	// be recorded; out holds the recorded services at theirs, in the order
+	// of ss. err is the store failing: then nothing changed and out and
+	// errs are nil.
+	RecordStartedMany(ctx context.Context, ss []StartedService) (out []Service, errs []error, err error)
 	// UpdateService changes the service's other fields.
 	UpdateService(ctx context.Context, id int64, u ServiceUpdate) (Service, error)
 	// SetEndpoints replaces the service's endpoints.

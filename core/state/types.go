@@ -230,6 +230,12 @@ type Started struct {
 	Reason string
 }
 
+// StartedService is a service to record started (RecordStartedMany).
+type StartedService struct {
+	ServiceID int64
+	Started
+}
+
 // Endpoint is a port of a service and where it can be reached.
 type Endpoint struct {
 	ServiceID int64
