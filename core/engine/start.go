@@ -88,8 +88,11 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 	}
 	sortJobs(jobs)
 	netID := ex.NetworkID
+	created := "" // the network created here, to record with the move to starting
 	if netID == "" {
-		netID, err = e.createNetwork(ctx, ex)
+		// A queued execution records the network's id with its move to
+		// starting, in one transaction; a starting one at once.
+		netID, err = e.createNetwork(ctx, ex, ex.Status != state.StatusQueued)
 		switch {
 		case errors.Is(err, errEnded):
 			return nil // nothing was started; the clean-up ends it
@@ -100,13 +103,23 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		case err != nil:
 			return fmt.Errorf("cannot create the execution's network: %w", err)
 		}
+		if ex.Status == state.StatusQueued {
+			created = netID
+		}
 	}
 	if ex.Status == state.StatusQueued {
+		// Recorded before any service is started on it (see "Networks"
+		// in the package documentation).
 		_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
-			state.ExecutionChange{Reason: fmt.Sprintf("placed %s on network %s", joinNames(jobs), netID)})
+			state.ExecutionChange{Reason: fmt.Sprintf("placed %s on network %s", joinNames(jobs), netID),
+				NetworkID: created})
+		if err != nil && created != "" {
+			// Not recorded: no clean-up would find it.
+			e.removeNetwork(wctx, ex.ID, created)
+		}
 		if errors.Is(err, sdk.ErrConflict) {
 			// Terminated meanwhile: nothing was started; the clean-up
-			// removes the recorded network.
+			// removes a network recorded before.
 			return nil
 		}
 		if err != nil {
@@ -236,11 +249,13 @@ func transient(err error) bool {
 		errors.Is(err, sdk.ErrDeadlineExceeded)
 }
 
-// createNetwork creates the execution's network and records its id before
-// anything else can use it. When the execution ended meanwhile (the store
-// refuses the id with sdk.ErrConflict) the network is removed again and
-// errEnded returned; the back-end's errors are returned as they are.
-func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string, error) {
+// createNetwork creates the execution's network and, with record,
+// records its id before anything else can use it (without, the caller
+// records it before any service starts on it). When the execution ended
+// meanwhile (the store refuses the id with sdk.ErrConflict) the network is
+// removed again and errEnded returned; the back-end's errors are returned
+// as they are.
+func (e *Engine) createNetwork(ctx context.Context, ex state.Execution, record bool) (string, error) {
 	wctx := context.WithoutCancel(ctx)
 	spec := backend.NetworkSpec{Name: e.networkName(ex.ID), Labels: map[string]string{
 		LabelDeployment: e.cfg.Deployment, LabelExecution: strconv.FormatInt(ex.ID, 10), LabelOwner: ex.Owner}}
@@ -255,21 +270,27 @@ func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string,
 		spec.Name += "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		id, err = e.cfg.Backend.CreateNetwork(ctx, spec)
 	}
-	if err != nil {
-		return "", err
+	if err != nil || !record {
+		return id, err
 	}
 	// Recorded even when ctx is cancelled: the network exists.
 	if err := e.cfg.Store.SetNetwork(wctx, ex.ID, id); err != nil {
-		if rerr := e.cfg.Backend.RemoveNetwork(wctx, id); rerr != nil && !errors.Is(rerr, sdk.ErrNotFound) {
-			e.log.Warn("cannot remove a network whose id could not be recorded", "execution", ex.ID, "network", id,
-				"error", rerr)
-		}
+		e.removeNetwork(wctx, ex.ID, id)
 		if errors.Is(err, sdk.ErrConflict) {
 			return "", errEnded
 		}
 		return "", fmt.Errorf("record network %s: %w", id, err)
 	}
 	return id, nil
+}
+
+// removeNetwork removes a network of execution exID whose id could not be
+// recorded.
+func (e *Engine) removeNetwork(ctx context.Context, exID int64, id string) {
+	if err := e.cfg.Backend.RemoveNetwork(ctx, id); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		e.log.Warn("cannot remove a network whose id could not be recorded", "execution", exID, "network", id,
+			"error", err)
+	}
 }
 
 // admit applies the container policy again just before a start: the

@@ -83,6 +83,10 @@ type Store interface {
 	// Transition moves the execution to status to if its status is one of
 	// from (compare-and-set) and records an event, in one transaction. When
 	// the status is another, the error wraps sdk.ErrConflict and names it.
+	// A change with a NetworkID records it too (an active to only, else
+	// sdk.ErrInvalidArgument): the engine records the network it created
+	// with the move to starting, in one transaction; a refusal records
+	// neither.
 	Transition(ctx context.Context, id int64, from []Status, to Status, c ExecutionChange) (Execution, error)
 	// SetNetwork records the back-end's id of the execution's network ("" to
 	// forget it) in any active status, without an event: it is not a status
