@@ -83,9 +83,12 @@
 // # Networks
 //
 // Each execution has a network named zoe-<deployment>-<id>. The back-end's
-// id of it is recorded in the execution (state.Store.SetNetwork) as soon as
-// CreateNetwork returns, before any service is started on it, so that the
-// clean-up of a daemon that restarted removes it.
+// id of it is recorded in the execution as soon as CreateNetwork returns,
+// before any service is started on it, so that the clean-up of a daemon
+// that restarted removes it: with the execution's move from queued to
+// starting, in the same transaction (state.ExecutionChange.NetworkID), or
+// alone (state.Store.SetNetwork) for an execution that is starting already.
+// When that write is refused the engine removes the network again.
 //
 // One window remains: a daemon that dies after the back-end created the
 // network and before the store recorded its id leaves a network no one

@@ -88,8 +88,11 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 	}
 	sortJobs(jobs)
 	netID := ex.NetworkID
+	created := "" // the network created here, to record with the move to starting
 	if netID == "" {
-		netID, err = e.createNetwork(ctx, ex)
+		// A queued execution records the network's id with its move to
+		// starting, in one transaction; a starting one at once.
+		netID, err = e.createNetwork(ctx, ex, ex.Status != state.StatusQueued)
 		switch {
 		case errors.Is(err, errEnded):
 			return nil // nothing was started; the clean-up ends it
@@ -100,13 +103,23 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		case err != nil:
 			return fmt.Errorf("cannot create the execution's network: %w", err)
 		}
+		if ex.Status == state.StatusQueued {
+			created = netID
+		}
 	}
 	if ex.Status == state.StatusQueued {
+		// Recorded before any service is started on it (see "Networks"
+		// in the package documentation).
 		_, err = store.Transition(wctx, ex.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
-			state.ExecutionChange{Reason: fmt.Sprintf("placed %s on network %s", joinNames(jobs), netID)})
+			state.ExecutionChange{Reason: fmt.Sprintf("placed %s on network %s", joinNames(jobs), netID),
+				NetworkID: created})
+		if err != nil && created != "" {
+			// Not recorded: no clean-up would find it.
+			e.removeNetwork(wctx, ex.ID, created)
+		}
 		if errors.Is(err, sdk.ErrConflict) {
 			// Terminated meanwhile: nothing was started; the clean-up
-			// removes the recorded network.
+			// removes a network recorded before.
 			return nil
 		}
 		if err != nil {
@@ -130,12 +143,29 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, j-i)
+		sts := make([]backend.ServiceStatus, j-i)
 		for k := i; k < j; k++ {
 			wg.Go(func() {
-				errs[k-i] = e.startOne(ctx, ex, jobs[k], netID, mount, runAs, sec, addrs)
+				sts[k-i], errs[k-i] = e.startOne(ctx, ex, jobs[k], netID, mount, runAs, sec)
 			})
 		}
 		wg.Wait()
+		// The services that started are recorded together, in one
+		// transaction, even when ctx is cancelled: they run.
+		var (
+			idx  []int
+			recs []startedService
+		)
+		for k, err := range errs {
+			if err == nil {
+				jb := jobs[i+k]
+				idx = append(idx, k)
+				recs = append(recs, startedService{sv: jb.sv, in: jb.in, st: sts[k], reason: "started on node " + sts[k].Node})
+			}
+		}
+		for n, err := range e.recordMany(wctx, ex, recs, addrs) {
+			errs[idx[n]] = err
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -219,11 +249,13 @@ func transient(err error) bool {
 		errors.Is(err, sdk.ErrDeadlineExceeded)
 }
 
-// createNetwork creates the execution's network and records its id before
-// anything else can use it. When the execution ended meanwhile (the store
-// refuses the id with sdk.ErrConflict) the network is removed again and
-// errEnded returned; the back-end's errors are returned as they are.
-func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string, error) {
+// createNetwork creates the execution's network and, with record,
+// records its id before anything else can use it (without, the caller
+// records it before any service starts on it). When the execution ended
+// meanwhile (the store refuses the id with sdk.ErrConflict) the network is
+// removed again and errEnded returned; the back-end's errors are returned
+// as they are.
+func (e *Engine) createNetwork(ctx context.Context, ex state.Execution, record bool) (string, error) {
 	wctx := context.WithoutCancel(ctx)
 	spec := backend.NetworkSpec{Name: e.networkName(ex.ID), Labels: map[string]string{
 		LabelDeployment: e.cfg.Deployment, LabelExecution: strconv.FormatInt(ex.ID, 10), LabelOwner: ex.Owner}}
@@ -238,21 +270,27 @@ func (e *Engine) createNetwork(ctx context.Context, ex state.Execution) (string,
 		spec.Name += "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		id, err = e.cfg.Backend.CreateNetwork(ctx, spec)
 	}
-	if err != nil {
-		return "", err
+	if err != nil || !record {
+		return id, err
 	}
 	// Recorded even when ctx is cancelled: the network exists.
 	if err := e.cfg.Store.SetNetwork(wctx, ex.ID, id); err != nil {
-		if rerr := e.cfg.Backend.RemoveNetwork(wctx, id); rerr != nil && !errors.Is(rerr, sdk.ErrNotFound) {
-			e.log.Warn("cannot remove a network whose id could not be recorded", "execution", ex.ID, "network", id,
-				"error", rerr)
-		}
+		e.removeNetwork(wctx, ex.ID, id)
 		if errors.Is(err, sdk.ErrConflict) {
 			return "", errEnded
 		}
 		return "", fmt.Errorf("record network %s: %w", id, err)
 	}
 	return id, nil
+}
+
+// removeNetwork removes a network of execution exID whose id could not be
+// recorded.
+func (e *Engine) removeNetwork(ctx context.Context, exID int64, id string) {
+	if err := e.cfg.Backend.RemoveNetwork(ctx, id); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		e.log.Warn("cannot remove a network whose id could not be recorded", "execution", exID, "network", id,
+			"error", err)
+	}
 }
 
 // admit applies the container policy again just before a start: the
@@ -310,11 +348,12 @@ func (e *Engine) place(ctx context.Context, id int64, jobs []job) error {
 	return err
 }
 
-// startOne starts one service, placed already (place), and records it.
-// Starting a service the back-end has already (a start whose answer was
-// lost) adopts it. A start the back-end refuses for good is recorded and
-// returned as a refusedError; other errors are worth trying again.
-func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security, addrs map[string]string) error {
+// startOne starts one service, placed already (place); the caller records
+// it (recordMany). Starting a service the back-end has already (a start
+// whose answer was lost) adopts it. A start the back-end refuses for good
+// is recorded and returned as a refusedError; other errors are worth
+// trying again.
+func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security) (backend.ServiceStatus, error) {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
 	spec := e.spec(ex, j, netID, mount)
@@ -326,11 +365,11 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 	if err != nil {
 		if ctx.Err() != nil {
 			// Terminated: the clean-up finds what may have started.
-			return err
+			return st, err
 		}
 		if transient(err) {
 			e.reset(wctx, j.sv, "could not start, will try again: "+err.Error())
-			return err
+			return st, err
 		}
 		msg := err.Error()
 		_, terr := store.TransitionService(wctx, j.sv.ID, []state.ServiceStatus{state.ServiceStarting}, state.ServiceError,
@@ -338,9 +377,9 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 		if terr != nil {
 			e.log.Warn("cannot record a failed start", "service", j.sv.Name, "error", terr)
 		}
-		return refusedError{err}
+		return st, refusedError{err}
 	}
-	return e.record(wctx, ex, j.sv, j.in, st, addrs, "started on node "+st.Node)
+	return st, nil
 }
 
 // find looks for a service of execution id by name.
@@ -360,17 +399,65 @@ func (e *Engine) find(ctx context.Context, id int64, name string) (backend.Servi
 // record stores a started service: handle, node, address, endpoints and
 // running, in one transaction.
 func (e *Engine) record(ctx context.Context, ex state.Execution, sv state.Service, in zapp.Instance, st backend.ServiceStatus, addrs map[string]string, reason string) error {
-	s := state.Started{Handle: fromBackendHandle(st.Handle), Node: st.Node, IP: st.IP, BackendStatus: string(st.State),
-		Endpoints: e.endpoints(ex, in, st, addrs), Reason: reason}
-	_, err := e.cfg.Store.RecordStarted(ctx, sv.ID, s)
-	if errors.Is(err, sdk.ErrInvalidArgument) {
-		// Endpoints the store refuses do not keep a running service from
-		// being recorded.
-		e.log.Warn("cannot record endpoints", "service", sv.Name, "error", err)
-		s.Endpoints = nil
-		_, err = e.cfg.Store.RecordStarted(ctx, sv.ID, s)
+	return e.recordMany(ctx, ex, []startedService{{sv: sv, in: in, st: st, reason: reason}}, addrs)[0]
+}
+
+// startedService is a service the back-end runs, to record (recordMany).
+type startedService struct {
+	sv     state.Service
+	in     zapp.Instance
+	st     backend.ServiceStatus
+	reason string
+}
+
+// recordMany stores services the back-end started, as record does, all in
+// one transaction; it returns each one's error, in the order of ss.
+func (e *Engine) recordMany(ctx context.Context, ex state.Execution, ss []startedService, addrs map[string]string) []error {
+	errs := make([]error, len(ss))
+	if len(ss) == 0 {
+		return errs
 	}
-	return err
+	recs := make([]state.StartedService, len(ss))
+	for i, s := range ss {
+		st := s.st
+		recs[i] = state.StartedService{ServiceID: s.sv.ID, Started: state.Started{Handle: fromBackendHandle(st.Handle),
+			Node: st.Node, IP: st.IP, BackendStatus: string(st.State), Endpoints: e.endpoints(ex, s.in, st, addrs),
+			Reason: s.reason}}
+	}
+	_, res, err := e.cfg.Store.RecordStartedMany(ctx, recs)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	var again []int
+	for i, err := range res {
+		if errors.Is(err, sdk.ErrInvalidArgument) {
+			// Endpoints the store refuses do not keep a running service
+			// from being recorded.
+			e.log.Warn("cannot record endpoints", "service", ss[i].sv.Name, "error", err)
+			again = append(again, i)
+		}
+		errs[i] = err
+	}
+	if len(again) == 0 {
+		return errs
+	}
+	retry := make([]state.StartedService, len(again))
+	for n, i := range again {
+		retry[n] = recs[i]
+		retry[n].Endpoints = nil
+	}
+	_, res, err = e.cfg.Store.RecordStartedMany(ctx, retry)
+	for n, i := range again {
+		if err != nil {
+			errs[i] = err
+		} else {
+			errs[i] = res[n]
+		}
+	}
+	return errs
 }
 
 // spec is what the back-end is asked to start for job j.

@@ -113,21 +113,35 @@ func (r *recorder) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) 
 	return id, err
 }
 
-// endingStore ends every execution whose network is being recorded, as
-// another daemon could have meanwhile: the store then refuses the id with
-// sdk.ErrConflict.
+// endingStore ends every execution whose network is being recorded, alone
+// or with the move to starting, as another daemon could have meanwhile: the
+// store then refuses the id with sdk.ErrConflict.
 type endingStore struct{ state.Store }
 
-func (s endingStore) SetNetwork(ctx context.Context, id int64, networkID string) error {
-	if _, err := s.Transition(ctx, id, []state.Status{state.StatusQueued}, state.StatusCleaningUp,
+func (s endingStore) end(ctx context.Context, id int64) error {
+	if _, err := s.Store.Transition(ctx, id, []state.Status{state.StatusQueued}, state.StatusCleaningUp,
 		state.ExecutionChange{Reason: "ended elsewhere"}); err != nil {
 		return err
 	}
-	if _, err := s.Transition(ctx, id, []state.Status{state.StatusCleaningUp}, state.StatusTerminated,
-		state.ExecutionChange{Reason: "ended elsewhere", Ended: true}); err != nil {
+	_, err := s.Store.Transition(ctx, id, []state.Status{state.StatusCleaningUp}, state.StatusTerminated,
+		state.ExecutionChange{Reason: "ended elsewhere", Ended: true})
+	return err
+}
+
+func (s endingStore) SetNetwork(ctx context.Context, id int64, networkID string) error {
+	if err := s.end(ctx, id); err != nil {
 		return err
 	}
 	return s.Store.SetNetwork(ctx, id, networkID)
+}
+
+func (s endingStore) Transition(ctx context.Context, id int64, from []state.Status, to state.Status, c state.ExecutionChange) (state.Execution, error) {
+	if c.NetworkID != "" {
+		if err := s.end(ctx, id); err != nil {
+			return state.Execution{}, err
+		}
+	}
+	return s.Store.Transition(ctx, id, from, to, c)
 }
 
 // TestEndedWhileCreatingNetwork: the store refuses the id of an execution's

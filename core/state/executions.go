@@ -344,6 +344,9 @@ func (s *store) Transition(ctx context.Context, id int64, from []Status, to Stat
 	if len(from) == 0 || !to.Valid() || slices.ContainsFunc(from, func(s Status) bool { return !s.Valid() }) {
 		return Execution{}, fmt.Errorf("%s: %w", op, invalid("unknown status"))
 	}
+	if c.NetworkID != "" && !to.Active() {
+		return Execution{}, fmt.Errorf("%s: %w", op, invalid("a network id for an execution that ends"))
+	}
 	var out Execution
 	err := s.db.tx(ctx, func(q querier) error {
 		var cur string
@@ -373,6 +376,9 @@ func (s *store) Transition(ctx context.Context, id int64, from []Status, to Stat
 		}
 		if c.Ended {
 			set = append(set, "ended_at = "+a.add(s.ts(t)))
+		}
+		if c.NetworkID != "" {
+			set = append(set, "network_id = "+a.add(c.NetworkID))
 		}
 		// The status test repeats the check above: the update is a
 		// compare-and-set even where the read took no lock.

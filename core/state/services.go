@@ -209,47 +209,89 @@ func notPlaced(ctx context.Context, q querier, executionID int64, ids []int64) e
 }
 
 func (s *store) RecordStarted(ctx context.Context, id int64, st Started) (Service, error) {
-	op := fmt.Sprintf("service %d: %s to %s", id, ServiceStarting, ServiceRunning)
-	if err := checkEndpoints(st.Endpoints); err != nil {
-		return Service{}, fmt.Errorf("%s: %w", op, err)
+	out, errs, err := s.RecordStartedMany(ctx, []StartedService{{ServiceID: id, Started: st}})
+	if err != nil {
+		return Service{}, err
 	}
-	var out Service
+	return out[0], errs[0]
+}
+
+func (s *store) RecordStartedMany(ctx context.Context, ss []StartedService) ([]Service, []error, error) {
+	out := make([]Service, len(ss))
+	errs := make([]error, len(ss))
+	if len(ss) == 0 {
+		return out, errs, nil
+	}
+	ops := make([]string, len(ss))
+	for i, x := range ss {
+		ops[i] = fmt.Sprintf("service %d: %s to %s", x.ServiceID, ServiceStarting, ServiceRunning)
+	}
 	err := s.db.tx(ctx, func(q querier) error {
-		var (
-			err error
-			had bool // endpoints to replace: a service started again
-		)
-		// The status test is the compare-and-set; on PostgreSQL the update
-		// locks the row.
-		out, err = scanService(withColumn{q.queryRow(ctx, `UPDATE services SET status = $1, handle_version = $2,
-			handle_id = $3, handle_data = $4, node = $5, ip = $6, backend_status = $7, exit_code = NULL
-			WHERE id = $8 AND status = $9
-			RETURNING `+serviceCols+`, EXISTS (SELECT 1 FROM endpoints WHERE service_id = $8)`,
-			string(ServiceRunning), int64(st.Handle.Version), st.Handle.ID, st.Handle.Data, st.Node, st.IP,
-			st.BackendStatus, id, string(ServiceStarting)), &had})
-		if isNoRows(err) {
-			var name, cur string
-			err := q.queryRow(ctx, "SELECT name, status FROM services WHERE id = $1", id).Scan(&name, &cur)
-			switch {
-			case isNoRows(err):
-				return notFound("service %d", id)
-			case err != nil:
-				return err
-			case cur == string(ServiceStarting):
-				return fmt.Errorf("service %d changed status concurrently: %w", id, sdk.ErrConflict)
+		// The closure may run again (group commit): it starts afresh.
+		var evs []Event
+		for i, x := range ss {
+			out[i], errs[i] = Service{}, nil
+			if err := checkEndpoints(x.Endpoints); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", ops[i], err)
+				continue
 			}
-			return fmt.Errorf("service %d (%s) is %s: %w", id, name, cur, sdk.ErrConflict)
+			sv, refused, err := recordStarted(ctx, q, x.ServiceID, x.Started)
+			if err != nil {
+				return err
+			}
+			if refused != nil {
+				errs[i] = fmt.Errorf("%s: %w", ops[i], refused)
+				continue
+			}
+			out[i] = sv
+			evs = append(evs, Event{ExecutionID: sv.ExecutionID, ServiceName: sv.Name, Time: now(),
+				From: string(ServiceStarting), To: string(ServiceRunning), Reason: x.Reason})
 		}
-		if err != nil {
-			return err
-		}
-		if err := replaceEndpoints(ctx, q, id, had, st.Endpoints); err != nil {
-			return err
-		}
-		return s.addEvent(ctx, q, Event{ExecutionID: out.ExecutionID, ServiceName: out.Name, Time: now(),
-			From: string(ServiceStarting), To: string(ServiceRunning), Reason: st.Reason})
+		return s.addEvents(ctx, q, evs)
 	})
-	return out, s.fail(op, err)
+	if err != nil {
+		op := ops[0]
+		if len(ops) > 1 {
+			op = fmt.Sprintf("record %d started services", len(ops))
+		}
+		return nil, nil, s.fail(op, err)
+	}
+	return out, errs, nil
+}
+
+// recordStarted records one started service in the transaction of q. A
+// service that is not starting or does not exist is refused (nothing
+// written); err is the database failing.
+func recordStarted(ctx context.Context, q querier, id int64, st Started) (out Service, refused, err error) {
+	had := false // endpoints to replace: a service started again
+	// The status test is the compare-and-set; on PostgreSQL the update
+	// locks the row.
+	out, err = scanService(withColumn{q.queryRow(ctx, `UPDATE services SET status = $1, handle_version = $2,
+		handle_id = $3, handle_data = $4, node = $5, ip = $6, backend_status = $7, exit_code = NULL
+		WHERE id = $8 AND status = $9
+		RETURNING `+serviceCols+`, EXISTS (SELECT 1 FROM endpoints WHERE service_id = $8)`,
+		string(ServiceRunning), int64(st.Handle.Version), st.Handle.ID, st.Handle.Data, st.Node, st.IP,
+		st.BackendStatus, id, string(ServiceStarting)), &had})
+	if isNoRows(err) {
+		var name, cur string
+		err := q.queryRow(ctx, "SELECT name, status FROM services WHERE id = $1", id).Scan(&name, &cur)
+		switch {
+		case isNoRows(err):
+			return Service{}, notFound("service %d", id), nil
+		case err != nil:
+			return Service{}, nil, err
+		case cur == string(ServiceStarting):
+			return Service{}, fmt.Errorf("service %d changed status concurrently: %w", id, sdk.ErrConflict), nil
+		}
+		return Service{}, fmt.Errorf("service %d (%s) is %s: %w", id, name, cur, sdk.ErrConflict), nil
+	}
+	if err != nil {
+		return Service{}, nil, err
+	}
+	if err := replaceEndpoints(ctx, q, id, had, st.Endpoints); err != nil {
+		return Service{}, nil, err
+	}
+	return out, nil, nil
 }
 
 func (s *store) UpdateService(ctx context.Context, id int64, u ServiceUpdate) (Service, error) {

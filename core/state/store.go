@@ -83,6 +83,10 @@ type Store interface {
 	// Transition moves the execution to status to if its status is one of
 	// from (compare-and-set) and records an event, in one transaction. When
 	// the status is another, the error wraps sdk.ErrConflict and names it.
+	// A change with a NetworkID records it too (an active to only, else
+	// sdk.ErrInvalidArgument): the engine records the network it created
+	// with the move to starting, in one transaction; a refusal records
+	// neither.
 	Transition(ctx context.Context, id int64, from []Status, to Status, c ExecutionChange) (Execution, error)
 	// SetNetwork records the back-end's id of the execution's network ("" to
 	// forget it) in any active status, without an event: it is not a status
@@ -133,6 +137,15 @@ type Store interface {
 	// sdk.ErrConflict and nothing changes (compare-and-set, as
 	// TransitionService); bad endpoints are sdk.ErrInvalidArgument.
 	RecordStarted(ctx context.Context, id int64, s Started) (Service, error)
+	// RecordStartedMany is RecordStarted for several services, in one
+	// transaction: each is recorded as RecordStarted records it, and each
+	// is its own compare-and-set. One that RecordStarted would refuse
+	// (sdk.ErrConflict, sdk.ErrNotFound, sdk.ErrInvalidArgument) has that
+	// error at its index in errs, changes nothing and leaves the others to
+	// be recorded; out holds the recorded services at theirs, in the order
+	// of ss. err is the store failing: then nothing changed and out and
+	// errs are nil.
+	RecordStartedMany(ctx context.Context, ss []StartedService) (out []Service, errs []error, err error)
 	// UpdateService changes the service's other fields.
 	UpdateService(ctx context.Context, id int64, u ServiceUpdate) (Service, error)
 	// SetEndpoints replaces the service's endpoints.

@@ -230,6 +230,12 @@ type Started struct {
 	Reason string
 }
 
+// StartedService is a service to record started (RecordStartedMany).
+type StartedService struct {
+	ServiceID int64
+	Started
+}
+
 // Endpoint is a port of a service and where it can be reached.
 type Endpoint struct {
 	ServiceID int64
@@ -327,6 +333,9 @@ type ExecutionChange struct {
 	ExitCode     *int
 	// Started and Ended set started_at and ended_at to now.
 	Started, Ended bool
+	// NetworkID, when not empty, records the execution's network id (as
+	// SetNetwork) in the same transaction; only with an active to.
+	NetworkID string
 }
 
 // ServiceChange is what TransitionService changes besides the status.

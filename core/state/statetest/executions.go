@@ -338,6 +338,27 @@ func testSetNetwork(t *testing.T, h Harness) {
 		}
 	}
 	wantErr(t, st.SetNetwork(ctx, 1<<40, "x"), sdk.ErrNotFound)
+	// A transition may record the network with the status: not when it is
+	// refused, nor for a status that ends the execution.
+	_, err := st.Transition(ctx, e.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
+		state.ExecutionChange{NetworkID: "net-5"})
+	wantErr(t, err, sdk.ErrConflict, "is terminated")
+	_, err = st.Transition(ctx, e.ID, []state.Status{state.StatusTerminated}, state.StatusError,
+		state.ExecutionChange{NetworkID: "net-5"})
+	wantErr(t, err, sdk.ErrInvalidArgument, "network id")
+	if got := must(st.GetExecution(ctx, e.ID))(t); got.NetworkID != "net-3" || got.Status != cur {
+		t.Fatalf("refused transitions left %s with network %q", got.Status, got.NetworkID)
+	}
+	// other: submitted, then queued, then starting with its network.
+	must(st.Transition(ctx, other.ID, []state.Status{state.StatusSubmitted}, state.StatusQueued, state.ExecutionChange{}))(t)
+	got := must(st.Transition(ctx, other.ID, []state.Status{state.StatusQueued}, state.StatusStarting,
+		state.ExecutionChange{Reason: "placed", NetworkID: "net-6"}))(t)
+	if got.NetworkID != "net-6" || got.Status != state.StatusStarting {
+		t.Fatalf("transition with a network returned %s with %q", got.Status, got.NetworkID)
+	}
+	if got := must(st.GetExecution(ctx, other.ID))(t); got.NetworkID != "net-6" || got.Status != state.StatusStarting {
+		t.Fatalf("transition with a network stored %s with %q", got.Status, got.NetworkID)
+	}
 	// Not an event, and no other execution touched.
 	if n := len(must(st.Events(ctx, e.ID))(t)); n != 5 {
 		t.Fatalf("%d events, want the 5 transitions'", n)

@@ -227,6 +227,88 @@ func testRecordStarted(t *testing.T, h Harness) {
 	}
 }
 
+// testRecordStartedMany: services recorded together are each recorded as
+// RecordStarted records one; one that is refused changes nothing and does
+// not keep the others from being recorded.
+func testRecordStartedMany(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	login(t, st, "alice", auth.RoleAdmin)
+	e := submit(t, st, "alice", "x", 4)
+	svs := must(st.Services(ctx, e.ID))(t)
+	a, b, c, d := svs[0], svs[1], svs[2], svs[3]
+	must(st.PlaceServices(ctx, e.ID, []state.Placement{{ServiceID: a.ID, Node: "node1", Reason: "placed"},
+		{ServiceID: b.ID, Node: "node1", Reason: "placed"}, {ServiceID: c.ID, Node: "node1", Reason: "placed"}}))(t)
+	must(st.RecordStarted(ctx, a.ID, state.Started{Node: "node1", Reason: "first"}))(t)
+
+	out, errs, err := st.RecordStartedMany(ctx, nil)
+	if err != nil || len(out) != 0 || len(errs) != 0 {
+		t.Fatalf("no services: %v, %v, %v", out, errs, err)
+	}
+	handle := state.Handle{Version: 2, ID: "h-b", Data: []byte{0, 1}}
+	eps := []state.Endpoint{{Name: "ui", Port: 80, Protocol: "tcp", ExternalAddress: "192.0.2.1", ExternalPort: 8080}}
+	ss := []state.StartedService{
+		{ServiceID: a.ID, Started: state.Started{Node: "n", Reason: "again"}},
+		{ServiceID: b.ID, Started: state.Started{Handle: handle, Node: "node2", IP: "10.0.0.2", BackendStatus: "running",
+			Endpoints: eps, Reason: "started b"}},
+		{ServiceID: d.ID, Started: state.Started{Node: "n"}},
+		{ServiceID: 1 << 40, Started: state.Started{Node: "n"}},
+		{ServiceID: c.ID, Started: state.Started{Node: "n", Endpoints: []state.Endpoint{{Name: "x", Port: 0, Protocol: "tcp"}}}},
+	}
+	out, errs, err = st.RecordStartedMany(ctx, ss)
+	noErr(t, err)
+	if len(out) != len(ss) || len(errs) != len(ss) {
+		t.Fatalf("%d services and %d errors for %d", len(out), len(errs), len(ss))
+	}
+	wantErr(t, errs[0], sdk.ErrConflict, fmt.Sprintf("service %d (%s) is running", a.ID, a.Name))
+	noErr(t, errs[1])
+	wantErr(t, errs[2], sdk.ErrConflict, "is created")
+	wantErr(t, errs[3], sdk.ErrNotFound)
+	wantErr(t, errs[4], sdk.ErrInvalidArgument, "port out of range")
+	got := out[1]
+	if got.ID != b.ID || got.Status != state.ServiceRunning || got.Node != "node2" || got.IP != "10.0.0.2" ||
+		got.BackendStatus != "running" || got.Handle.ID != "h-b" || !bytes.Equal(got.Handle.Data, handle.Data) {
+		t.Fatalf("recorded %+v", got)
+	}
+	if stored := must(st.GetService(ctx, b.ID))(t); !reflect.DeepEqual(stored, got) {
+		t.Fatalf("stored %+v, returned %+v", stored, got)
+	}
+	for i, want := range []struct {
+		sv     state.Service
+		status state.ServiceStatus
+		node   string
+	}{{a, state.ServiceRunning, "node1"}, {c, state.ServiceStarting, "node1"}, {d, state.ServiceCreated, ""}} {
+		if got := must(st.GetService(ctx, want.sv.ID))(t); got.Status != want.status || got.Node != want.node {
+			t.Errorf("refused service %d changed: %+v", i, got)
+		}
+	}
+	wantEps := []state.Endpoint{{ServiceID: b.ID, ServiceName: b.Name, Name: "ui", Port: 80, Protocol: "tcp",
+		ExternalAddress: "192.0.2.1", ExternalPort: 8080}}
+	if got := must(st.Endpoints(ctx, e.ID))(t); !slices.Equal(got, wantEps) {
+		t.Fatalf("endpoints\n%+v\nwant\n%+v", got, wantEps)
+	}
+	// The refused one, recorded alone afterwards.
+	out, errs, err = st.RecordStartedMany(ctx, []state.StartedService{{ServiceID: c.ID, Started: state.Started{Node: "node3",
+		Reason: "started c"}}})
+	noErr(t, err)
+	noErr(t, errs[0])
+	if out[0].Status != state.ServiceRunning || out[0].Node != "node3" {
+		t.Fatalf("recorded %+v", out[0])
+	}
+
+	var steps []string
+	for _, ev := range must(st.Events(ctx, e.ID))(t) {
+		if ev.To == string(state.ServiceRunning) {
+			steps = append(steps, ev.ServiceName+":"+ev.From+">"+ev.To+":"+ev.Reason)
+		}
+	}
+	want := []string{a.Name + ":starting>running:first", b.Name + ":starting>running:started b",
+		c.Name + ":starting>running:started c"}
+	if !slices.Equal(steps, want) {
+		t.Fatalf("events\n%q\nwant\n%q", steps, want)
+	}
+}
+
 // testStartRace: stores racing to place overlapping sets of services and
 // to record their starts: each service is placed once and recorded once.
 func testStartRace(t *testing.T, h Harness) {

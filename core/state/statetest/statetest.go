@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"ActiveServices", testActiveServices},
 		{"PlaceServices", testPlaceServices},
 		{"RecordStarted", testRecordStarted},
+		{"RecordStartedMany", testRecordStartedMany},
 		{"StartRace", testStartRace},
 		{"DeleteExecution", testDeleteExecution},
 		{"EventsAfter", testEventsAfter},
