@@ -128,6 +128,32 @@ func (c apiClient) submit(name string, desc json.RawMessage) zoeclient.Execution
 	return ex
 }
 
+// serveDaemon runs the daemon in this process until the test ends and
+// returns the address it serves on.
+func serveDaemon(t *testing.T, opts Options) net.Addr {
+	t.Helper()
+	ready := make(chan net.Addr, 1)
+	opts.Ready = func(a net.Addr) { ready <- a }
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("Run returned before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not serve within 30s")
+	}
+	return addr
+}
+
 func waitUntil(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -175,25 +201,7 @@ func notebook(t *testing.T) json.RawMessage {
 func TestExecutionsAPIEndToEnd(t *testing.T) {
 	file, _, opts, _ := setup(t, simConfig)
 	addGuest(t, file)
-	ready := make(chan net.Addr, 1)
-	opts.Ready = func(a net.Addr) { ready <- a }
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-errc:
-		t.Fatalf("Run returned before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not serve within 30s")
-	}
+	addr := serveDaemon(t, opts)
 	base := "http://" + addr.String() + "/api/v1"
 	alice := apiClient{t: t, base: base, user: "alice", pass: "wonderland"}
 
