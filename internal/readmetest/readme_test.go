@@ -1,0 +1,519 @@
+package readmetest
+
+// TestREADMEWalkthrough follows the README as a new user would: on a fresh
+// clone, it runs the README's marked shell blocks (walkthrough.go says how
+// they are marked) in order, with bash, and checks each one's outcome.
+//
+// The clone is `git clone` of this repository checked out at HEAD: the
+// test's own commit, which in CI is a clean clone anyway; changes not
+// committed are not in it, README included. Each command runs in a bash of
+// its own in the clone, which starts from the exported variables and the
+// directory the previous command left, as the reader's terminal would.
+// Standard input is empty: commands that ask for the admin's password find it
+// in ZOE_PASSWORD, as the README says they may, once a command has printed it
+// (`zoe users init`, run by `make run`).
+//
+// So that the test harms nothing of a developer's own `make run` or sim
+// daemon, which may be running on the same machine, it rewrites in the clone:
+//   - the `listen` address of examples/zoe.hcl and examples/sim.hcl to free
+//     ports, and every mention of the old addresses in the commands;
+//   - their `deployment_name` to names of the test's own, since the Docker
+//     back-end removes the containers of its deployment it does not know;
+//   - ZOE_ADDR is set to the new address of examples/zoe.hcl, because the
+//     README's commands rely on zoe's default address, 127.0.0.1:5001;
+//   - XDG_CONFIG_HOME points into the test's directory, where `zoe login`
+//     stores its token instead of ~/.config/zoe (GOENV keeps the Go
+//     settings of ~/.config/go/env).
+//
+// State and logs stay under the clone's .zoe. `make build` uses the normal Go
+// caches and `make test-images` builds its images in the engine, shared (and
+// not rebuilt when present). The test needs a Docker engine (examples/zoe.hcl
+// runs ZApps as containers on the local engine): without one it fails, it
+// does not skip. Every container and network of its deployments is removed
+// when it ends.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dockerclient "github.com/moby/moby/client"
+
+	"github.com/zoe-project/zoe/internal/testutil"
+)
+
+// The configurations the README's daemons serve, whose listen address and
+// deployment name the test replaces.
+var configs = []string{"examples/zoe.hcl", "examples/sim.hcl"}
+
+// The password `zoe users init` prints (cmd/zoe/users.go).
+var passwordLine = regexp.MustCompile(`its password, shown only now:\s+(\S+)`)
+
+func TestREADMEWalkthrough(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	if dl, ok := t.Deadline(); ok {
+		// Room to stop the daemons and clean up before go test's own
+		// timeout kills everything.
+		ctx, cancel = context.WithDeadline(t.Context(), dl.Add(-time.Minute))
+	}
+	defer cancel()
+
+	docker := dockerEngine(t)
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	clone := filepath.Join(work, "zoe")
+	head := strings.TrimSpace(run(t, root, "git", "rev-parse", "HEAD"))
+	run(t, root, "git", "clone", "--quiet", "--no-checkout", root, clone)
+	run(t, clone, "git", "checkout", "--quiet", "--detach", head)
+	t.Logf("fresh clone of %s at %s in %s", root, head, clone)
+
+	readme, err := os.ReadFile(filepath.Join(clone, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := Parse(string(readme))
+	if err != nil {
+		t.Fatalf("the README's walkthrough markers: %v", err)
+	}
+	if len(blocks) == 0 {
+		t.Fatal("the README marks no walkthrough block")
+	}
+
+	w := &walk{dir: clone, state: filepath.Join(work, "shell"), addrs: map[string]string{}}
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	for _, cfg := range configs {
+		dep, err := w.rewrite(filepath.Join(clone, cfg), "rt-"+hex.EncodeToString(suffix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// LIFO: runs after the daemons are stopped (below).
+		t.Cleanup(func() { removeDeployment(t, docker, dep) })
+	}
+	t.Cleanup(w.stopDaemons(t))
+
+	goenv := strings.TrimSpace(run(t, root, "go", "env", "GOENV"))
+	// The developer's own ZOE_ADDR, ZOE_TOKEN, ZOE_USER or ZOE_PASSWORD
+	// would take the commands elsewhere.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ZOE_") {
+			w.env = append(w.env, kv)
+		}
+	}
+	w.env = append(w.env,
+		"XDG_CONFIG_HOME="+filepath.Join(work, "config"),
+		"GOENV="+goenv,
+		"ZOE_ADDR="+w.addrs[w.defaultAddr],
+	)
+	if err := os.MkdirAll(w.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.state, "pwd"), []byte(clone+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, b := range blocks {
+		if !t.Run(b.Name, func(t *testing.T) { w.block(ctx, t, b) }) {
+			t.Fatalf("walkthrough %q (README.md:%d) failed: the next blocks build on it", b.Name, b.Line)
+		}
+	}
+}
+
+// walk is the state of one walkthrough.
+type walk struct {
+	dir         string            // the clone
+	state       string            // where each command's shell leaves its variables and directory
+	env         []string          // the commands' environment
+	addrs       map[string]string // the README's addresses to the test's
+	defaultAddr string            // examples/zoe.hcl's address in the README
+
+	mu       sync.Mutex
+	password string
+	daemons  []*proc
+}
+
+var (
+	listenAttr     = regexp.MustCompile(`(?m)^(\s*listen\s*=\s*)"([^"]+)"`)
+	deploymentAttr = regexp.MustCompile(`(?m)^(\s*deployment_name\s*=\s*)"([^"]+)"`)
+)
+
+// rewrite gives the configuration file a free port and a deployment name of
+// its own, returning that name.
+func (w *walk) rewrite(file, prefix string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	listen := listenAttr.FindSubmatch(b)
+	dep := deploymentAttr.FindSubmatch(b)
+	if listen == nil || dep == nil {
+		return "", fmt.Errorf("%s: no listen or deployment_name line for the test to replace", file)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	name := prefix + "-" + string(dep[2])
+	b = listenAttr.ReplaceAll(b, fmt.Appendf(nil, "${1}%q", addr))
+	b = deploymentAttr.ReplaceAll(b, fmt.Appendf(nil, "${1}%q", name))
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		return "", err
+	}
+	w.addrs[string(listen[2])] = addr
+	if filepath.Base(file) == "zoe.hcl" {
+		w.defaultAddr = string(listen[2])
+	}
+	return name, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// block runs one walkthrough block and checks its outcome.
+func (w *walk) block(ctx context.Context, t *testing.T, b Block) {
+	t.Logf("walkthrough %q, README.md:%d", b.Name, b.Line)
+	var stdout bytes.Buffer
+	cmds := b.Run()
+	for i, c := range cmds {
+		text := w.substitute(t, b, c.Text)
+		t.Logf("README.md:%d $ %s", c.Line, text)
+		if b.Expect.Daemon != "" && i == len(cmds)-1 {
+			w.daemon(ctx, t, b, text)
+			return
+		}
+		p, err := w.start(ctx, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, interrupt := b.InterruptAfter(c)
+		if interrupt {
+			if !p.waitOutput(ctx, after) {
+				p.wait()
+				t.Fatalf("README.md:%d: ended without printing %q\nstdout:\n%s\nstderr:\n%s", c.Line, after, p.stdout.String(), p.stderr.String())
+			}
+			p.signal(syscall.SIGINT)
+		}
+		code := p.wait()
+		out := p.stdout.String()
+		t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, p.stderr.String())
+		stdout.WriteString(out)
+		w.learnPassword(out)
+		want := 0
+		if i == len(cmds)-1 {
+			want = b.Expect.Exit
+		}
+		if code != want && !(interrupt && code == 130) {
+			t.Fatalf("README.md:%d: exit code %d, want %d", c.Line, code, want)
+		}
+	}
+	for _, s := range b.Expect.Stdout {
+		if !strings.Contains(stdout.String(), s) {
+			t.Errorf("walkthrough %q: the standard output does not contain %q", b.Name, s)
+		}
+	}
+}
+
+// substitute applies the test's addresses and the password to a command.
+func (w *walk) substitute(t *testing.T, b Block, text string) string {
+	for from, to := range w.addrs {
+		text = strings.ReplaceAll(text, from, to)
+	}
+	if b.Expect.Password != "" && strings.Contains(text, b.Expect.Password) {
+		w.mu.Lock()
+		pw := w.password
+		w.mu.Unlock()
+		if pw == "" {
+			t.Fatalf("walkthrough %q needs the admin's password, and no command printed it yet", b.Name)
+		}
+		text = strings.ReplaceAll(text, b.Expect.Password, pw)
+	}
+	return text
+}
+
+// learnPassword keeps the password `zoe users init` printed, for the
+// commands that follow (ZOE_PASSWORD, and the password clause).
+func (w *walk) learnPassword(out string) {
+	m := passwordLine.FindStringSubmatch(out)
+	if m == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.password = m[1]
+	w.env = append(w.env, "ZOE_PASSWORD="+m[1])
+}
+
+// daemon starts the block's daemon in the background and waits for its
+// health; it runs until the walkthrough ends.
+func (w *walk) daemon(ctx context.Context, t *testing.T, b Block, text string) {
+	addr, ok := w.addrs[b.Expect.Daemon]
+	if !ok {
+		t.Fatalf("daemon %s: not the listen address of %s", b.Expect.Daemon, strings.Join(configs, " or "))
+	}
+	p, err := w.start(ctx, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.daemons = append(w.daemons, p)
+	w.mu.Unlock()
+	url := "http://" + addr + "/api/v1/health"
+	hc := &http.Client{Timeout: 5 * time.Second}
+	last := "no answer"
+	for {
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("the daemon ended (exit %d) before it was healthy; last health: %s\nstdout:\n%s\nstderr:\n%s",
+				p.code, last, p.stdout.String(), p.stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("the daemon was not healthy at %s before the test's deadline; last: %s\nstdout:\n%s\nstderr:\n%s",
+				url, last, p.stdout.String(), p.stderr.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	out := p.stdout.String()
+	t.Logf("healthy at %s (README's %s)\nstdout so far:\n%s", addr, b.Expect.Daemon, out)
+	w.learnPassword(out)
+	for _, s := range b.Expect.Stdout {
+		if !strings.Contains(out, s) {
+			t.Errorf("walkthrough %q: the daemon's standard output does not contain %q", b.Name, s)
+		}
+	}
+}
+
+// stopDaemons stops the walkthrough's daemons as their reader would, with
+// SIGTERM (Ctrl-C does the same), and checks that they stop.
+func (w *walk) stopDaemons(t *testing.T) func() {
+	return func() {
+		w.mu.Lock()
+		daemons := w.daemons
+		w.mu.Unlock()
+		for _, p := range daemons {
+			p.signal(syscall.SIGTERM)
+		}
+		for _, p := range daemons {
+			select {
+			case <-p.done:
+				t.Logf("daemon %q stopped (exit %d); its stderr:\n%s", p.text, p.code, tail(p.stderr.String(), 4000))
+			case <-time.After(time.Minute):
+				p.signal(syscall.SIGKILL)
+				<-p.done
+				t.Errorf("daemon %q did not stop within a minute of SIGTERM", p.text)
+			}
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// proc is a command running in a bash of its own, in a process group of its
+// own so that signals reach what it started (make, then zoe).
+type proc struct {
+	text           string
+	cmd            *exec.Cmd
+	stdout, stderr *watched
+	done           chan struct{}
+	code           int
+}
+
+// start runs text in bash in the clone, after the variables and directory
+// the previous command left, and saves them again after it.
+func (w *walk) start(ctx context.Context, text string) (*proc, error) {
+	env := filepath.Join(w.state, "env")
+	pwd := filepath.Join(w.state, "pwd")
+	script := fmt.Sprintf("set -o pipefail\n"+
+		"cd \"$(cat %[1]q)\" || exit\n"+
+		"if [ -f %[2]q ]; then . %[2]q; fi\n"+
+		"%[3]s\n"+
+		"__walkthrough_rc=$?\n"+
+		"export -p | grep -Ev '^declare -[-a-zA-Z]* (BASHOPTS|SHELLOPTS|BASH_[A-Z_]*|PWD|OLDPWD|SHLVL|_)(=|$)' > %[2]q\n"+
+		"pwd > %[1]q\n"+
+		"exit $__walkthrough_rc\n", pwd, env, text)
+	p := &proc{text: text, stdout: newWatched(), stderr: newWatched(), done: make(chan struct{})}
+	p.cmd = exec.Command("bash", "-c", script)
+	p.cmd.Dir = w.dir
+	w.mu.Lock()
+	p.cmd.Env = append([]string(nil), w.env...)
+	w.mu.Unlock()
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bash: %w", err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exit):
+			p.code = exit.ExitCode()
+			if status, ok := exit.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+				p.code = 128 + int(status.Signal())
+			}
+		default:
+			p.code = -1
+		}
+		close(p.done)
+	}()
+	// A command still running at the test's deadline is killed, so that
+	// its failure is reported rather than go test's timeout.
+	go func() {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			p.signal(syscall.SIGKILL)
+		}
+	}()
+	return p, nil
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+func (p *proc) wait() int {
+	<-p.done
+	return p.code
+}
+
+// waitOutput waits until the command's output (standard output or error)
+// holds s; false if it ended first.
+func (p *proc) waitOutput(ctx context.Context, s string) bool {
+	for {
+		if strings.Contains(p.stdout.String(), s) || strings.Contains(p.stderr.String(), s) {
+			return true
+		}
+		select {
+		case <-p.done:
+			return strings.Contains(p.stdout.String(), s) || strings.Contains(p.stderr.String(), s)
+		case <-ctx.Done():
+			return false
+		case <-p.stdout.changed():
+		case <-p.stderr.changed():
+		}
+	}
+}
+
+// watched is an output buffer that tells when it grows.
+type watched struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	ch  chan struct{} // closed at the next write
+}
+
+func newWatched() *watched { return &watched{ch: make(chan struct{})} }
+
+func (w *watched) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(b)
+	close(w.ch)
+	w.ch = make(chan struct{})
+	return n, err
+}
+
+func (w *watched) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func (w *watched) changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+// run runs a set-up command, failing t when it fails.
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// dockerEngine fails the test when no Docker engine answers, as the other
+// Docker tests do (core/daemon/docker_test.go).
+func dockerEngine(t *testing.T) *dockerclient.Client {
+	t.Helper()
+	cli, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		t.Fatalf("Docker client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx, dockerclient.PingOptions{}); err != nil {
+		t.Fatalf("the README's walkthrough needs a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
+	}
+	return cli
+}
+
+// removeDeployment removes what the walkthrough left in the engine: the
+// containers and networks labelled with its deployment.
+func removeDeployment(t *testing.T, cli *dockerclient.Client, dep string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := dockerclient.Filters{}.Add("label", "zoe.deployment="+dep)
+	if list, err := cli.ContainerList(ctx, dockerclient.ContainerListOptions{All: true, Filters: f}); err == nil {
+		for _, c := range list.Items {
+			if _, err := cli.ContainerRemove(ctx, c.ID, dockerclient.ContainerRemoveOptions{Force: true}); err != nil {
+				t.Errorf("cleanup: remove container %s: %v", c.ID, err)
+			}
+		}
+	} else {
+		t.Errorf("cleanup: list the containers of %s: %v", dep, err)
+	}
+	if list, err := cli.NetworkList(ctx, dockerclient.NetworkListOptions{Filters: f}); err == nil {
+		for _, n := range list.Items {
+			if _, err := cli.NetworkRemove(ctx, n.ID, dockerclient.NetworkRemoveOptions{}); err != nil {
+				t.Errorf("cleanup: remove network %s: %v", n.Name, err)
+			}
+		}
+	} else {
+		t.Errorf("cleanup: list the networks of %s: %v", dep, err)
+	}
+}
