@@ -64,13 +64,15 @@ var configs = []string{"examples/zoe.hcl", "examples/sim.hcl"}
 var passwordLine = regexp.MustCompile(`its password, shown only now:\s+(\S+)`)
 
 func TestREADMEWalkthrough(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
+	// The commands' context: cancelled (which kills what still runs) by
+	// the first cleanup registered, so the last to run, after the daemons
+	// were stopped with SIGTERM; and a minute before go test's own timeout,
+	// so that a command that hangs is reported and the daemons still stop.
+	ctx, cancel := context.WithCancel(context.Background())
 	if dl, ok := t.Deadline(); ok {
-		// Room to stop the daemons and clean up before go test's own
-		// timeout kills everything.
-		ctx, cancel = context.WithDeadline(t.Context(), dl.Add(-time.Minute))
+		ctx, cancel = context.WithDeadline(context.Background(), dl.Add(-time.Minute))
 	}
-	defer cancel()
+	t.Cleanup(cancel)
 
 	docker := dockerEngine(t)
 	root, err := testutil.ModuleRoot()
@@ -83,6 +85,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 	run(t, root, "git", "clone", "--quiet", "--no-checkout", root, clone)
 	run(t, clone, "git", "checkout", "--quiet", "--detach", head)
 	t.Logf("fresh clone of %s at %s in %s", root, head, clone)
+	if st := run(t, root, "git", "status", "--porcelain", "--untracked-files=no"); st != "" {
+		t.Logf("changes not committed are not in the clone, and not tested:\n%s", st)
+	}
 
 	readme, err := os.ReadFile(filepath.Join(clone, "README.md"))
 	if err != nil {
@@ -326,7 +331,13 @@ func (w *walk) stopDaemons(t *testing.T) func() {
 		for _, p := range daemons {
 			select {
 			case <-p.done:
-				t.Logf("daemon %q stopped (exit %d); its stderr:\n%s", p.text, p.code, tail(p.stderr.String(), 4000))
+				// The exit code is bash's, killed by the signal too; zoe
+				// says when it stops cleanly.
+				stderr := p.stderr.String()
+				t.Logf("daemon %q stopped (exit %d); its stderr:\n%s", p.text, p.code, tail(stderr, 4000))
+				if !strings.Contains(stderr, "shutting down") {
+					t.Errorf("daemon %q did not log its clean shutdown (\"shutting down\") on SIGTERM", p.text)
+				}
 			case <-time.After(time.Minute):
 				p.signal(syscall.SIGKILL)
 				<-p.done

@@ -77,6 +77,7 @@ func Parse(readme string) ([]Block, error) {
 	lines := strings.Split(readme, "\n")
 	var blocks []Block
 	var errs []error
+	names := map[string]int{} // name to line
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSpace(lines[i])
 		if !strings.HasPrefix(line, markerOpen) {
@@ -87,6 +88,10 @@ func Parse(readme string) ([]Block, error) {
 			errs = append(errs, fmt.Errorf("README.md:%d: %w", i+1, err))
 			continue
 		}
+		if at, ok := names[b.Name]; ok {
+			errs = append(errs, fmt.Errorf("README.md:%d: walkthrough %q is already the name of README.md:%d", b.Line, b.Name, at))
+		}
+		names[b.Name] = b.Line
 		blocks = append(blocks, b)
 		i = next
 	}
