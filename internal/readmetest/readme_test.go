@@ -101,7 +101,10 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatal("the README marks no walkthrough block")
 	}
 
-	w := &walk{dir: clone, state: filepath.Join(work, "shell"), addrs: map[string]string{}}
+	w, err := newWalk(clone, filepath.Join(work, "shell"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)
 	for _, cfg := range configs {
@@ -115,27 +118,19 @@ func TestREADMEWalkthrough(t *testing.T) {
 	t.Cleanup(w.stopDaemons(t))
 
 	goenv := strings.TrimSpace(run(t, root, "go", "env", "GOENV"))
-	// The developer's own ZOE_ADDR, ZOE_TOKEN, ZOE_USER or ZOE_PASSWORD
-	// would take the commands elsewhere.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ZOE_") {
-			w.env = append(w.env, kv)
-		}
-	}
 	w.env = append(w.env,
 		"XDG_CONFIG_HOME="+filepath.Join(work, "config"),
 		"GOENV="+goenv,
 		"ZOE_ADDR="+w.addrs[w.defaultAddr],
 	)
-	if err := os.MkdirAll(w.state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(w.state, "pwd"), []byte(clone+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 
 	for _, b := range blocks {
-		if !t.Run(b.Name, func(t *testing.T) { w.block(ctx, t, b) }) {
+		ok := t.Run(b.Name, func(t *testing.T) {
+			if err := w.block(ctx, t.Logf, b); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if !ok {
 			t.Fatalf("walkthrough %q (README.md:%d) failed: the next blocks build on it", b.Name, b.Line)
 		}
 	}
@@ -152,6 +147,23 @@ type walk struct {
 	mu       sync.Mutex
 	password string
 	daemons  []*proc
+}
+
+// newWalk prepares a walkthrough in dir, its shells keeping their state in
+// the directory state. The commands' environment is the test's, but for the
+// developer's own ZOE_ADDR, ZOE_TOKEN, ZOE_USER or ZOE_PASSWORD, which would
+// take them elsewhere.
+func newWalk(dir, state string) (*walk, error) {
+	w := &walk{dir: dir, state: state, addrs: map[string]string{}}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ZOE_") {
+			w.env = append(w.env, kv)
+		}
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return nil, err
+	}
+	return w, os.WriteFile(filepath.Join(state, "pwd"), []byte(dir+"\n"), 0o600)
 }
 
 var (
@@ -197,33 +209,37 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// block runs one walkthrough block and checks its outcome.
-func (w *walk) block(ctx context.Context, t *testing.T, b Block) {
-	t.Logf("walkthrough %q, README.md:%d", b.Name, b.Line)
+// block runs one walkthrough block and checks its outcome, logging each
+// command and its output with logf.
+func (w *walk) block(ctx context.Context, logf func(string, ...any), b Block) error {
+	logf("walkthrough %q, README.md:%d", b.Name, b.Line)
 	var stdout bytes.Buffer
 	cmds := b.Run()
 	for i, c := range cmds {
-		text := w.substitute(t, b, c.Text)
-		t.Logf("README.md:%d $ %s", c.Line, text)
-		if b.Expect.Daemon != "" && i == len(cmds)-1 {
-			w.daemon(ctx, t, b, text)
-			return
+		text, err := w.substitute(b, c.Text)
+		if err != nil {
+			return err
 		}
+		logf("README.md:%d $ %s", c.Line, text)
+		if b.Expect.Daemon != "" && i == len(cmds)-1 {
+			return w.daemon(ctx, logf, b, text)
+		}
+		began := time.Now()
 		p, err := w.start(ctx, text)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		after, interrupt := b.InterruptAfter(c)
 		if interrupt {
 			if !p.waitOutput(ctx, after) {
 				p.wait()
-				t.Fatalf("README.md:%d: ended without printing %q\nstdout:\n%s\nstderr:\n%s", c.Line, after, p.stdout.String(), p.stderr.String())
+				return fmt.Errorf("README.md:%d: ended without printing %q\nstdout:\n%s\nstderr:\n%s", c.Line, after, p.stdout.String(), p.stderr.String())
 			}
 			p.signal(syscall.SIGINT)
 		}
 		code := p.wait()
 		out := p.stdout.String()
-		t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, p.stderr.String())
+		logf("exit %d after %s\nstdout:\n%s\nstderr:\n%s", code, time.Since(began).Round(time.Millisecond), out, p.stderr.String())
 		stdout.WriteString(out)
 		w.learnPassword(out)
 		want := 0
@@ -231,31 +247,38 @@ func (w *walk) block(ctx context.Context, t *testing.T, b Block) {
 			want = b.Expect.Exit
 		}
 		if code != want && !(interrupt && code == 130) {
-			t.Fatalf("README.md:%d: exit code %d, want %d", c.Line, code, want)
+			return fmt.Errorf("README.md:%d: exit code %d, want %d", c.Line, code, want)
 		}
 	}
+	return b.checkStdout(stdout.String(), "")
+}
+
+// checkStdout checks the stdout clauses of b against out.
+func (b Block) checkStdout(out, whose string) error {
+	var errs []error
 	for _, s := range b.Expect.Stdout {
-		if !strings.Contains(stdout.String(), s) {
-			t.Errorf("walkthrough %q: the standard output does not contain %q", b.Name, s)
+		if !strings.Contains(out, s) {
+			errs = append(errs, fmt.Errorf("walkthrough %q: the%s standard output does not contain %q", b.Name, whose, s))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // substitute applies the test's addresses and the password to a command.
-func (w *walk) substitute(t *testing.T, b Block, text string) string {
+func (w *walk) substitute(b Block, text string) (string, error) {
 	for from, to := range w.addrs {
 		text = strings.ReplaceAll(text, from, to)
 	}
-	if b.Expect.Password != "" && strings.Contains(text, b.Expect.Password) {
+	if word := b.passwordWord(); word != nil && word.MatchString(text) {
 		w.mu.Lock()
 		pw := w.password
 		w.mu.Unlock()
 		if pw == "" {
-			t.Fatalf("walkthrough %q needs the admin's password, and no command printed it yet", b.Name)
+			return "", fmt.Errorf("walkthrough %q needs the admin's password, and no command printed it yet", b.Name)
 		}
-		text = strings.ReplaceAll(text, b.Expect.Password, pw)
+		text = word.ReplaceAllLiteralString(text, pw)
 	}
-	return text
+	return text, nil
 }
 
 // learnPassword keeps the password `zoe users init` printed, for the
@@ -273,14 +296,14 @@ func (w *walk) learnPassword(out string) {
 
 // daemon starts the block's daemon in the background and waits for its
 // health; it runs until the walkthrough ends.
-func (w *walk) daemon(ctx context.Context, t *testing.T, b Block, text string) {
+func (w *walk) daemon(ctx context.Context, logf func(string, ...any), b Block, text string) error {
 	addr, ok := w.addrs[b.Expect.Daemon]
 	if !ok {
-		t.Fatalf("daemon %s: not the listen address of %s", b.Expect.Daemon, strings.Join(configs, " or "))
+		return fmt.Errorf("daemon %s: not the listen address of %s", b.Expect.Daemon, strings.Join(configs, " or "))
 	}
 	p, err := w.start(ctx, text)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	w.mu.Lock()
 	w.daemons = append(w.daemons, p)
@@ -300,22 +323,18 @@ func (w *walk) daemon(ctx context.Context, t *testing.T, b Block, text string) {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("the daemon ended (exit %d) before it was healthy; last health: %s\nstdout:\n%s\nstderr:\n%s",
+			return fmt.Errorf("the daemon ended (exit %d) before it was healthy; last health: %s\nstdout:\n%s\nstderr:\n%s",
 				p.code, last, p.stdout.String(), p.stderr.String())
 		case <-ctx.Done():
-			t.Fatalf("the daemon was not healthy at %s before the test's deadline; last: %s\nstdout:\n%s\nstderr:\n%s",
+			return fmt.Errorf("the daemon was not healthy at %s before the test's deadline; last: %s\nstdout:\n%s\nstderr:\n%s",
 				url, last, p.stdout.String(), p.stderr.String())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	out := p.stdout.String()
-	t.Logf("healthy at %s (README's %s)\nstdout so far:\n%s", addr, b.Expect.Daemon, out)
+	logf("healthy at %s (README's %s)\nstdout so far:\n%s", addr, b.Expect.Daemon, out)
 	w.learnPassword(out)
-	for _, s := range b.Expect.Stdout {
-		if !strings.Contains(out, s) {
-			t.Errorf("walkthrough %q: the daemon's standard output does not contain %q", b.Name, s)
-		}
-	}
+	return b.checkStdout(out, " daemon's")
 }
 
 // stopDaemons stops the walkthrough's daemons as their reader would, with

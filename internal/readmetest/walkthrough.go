@@ -22,8 +22,9 @@
 //	                           the command starting with PREFIX runs until its output
 //	                           shows TEXT, then gets Ctrl-C (SIGINT), as the reader
 //	                           stops a followed log
-//	password WORD              WORD in the block stands for the admin's password, the
-//	                           one `zoe users init` (run by `make run`) printed
+//	password WORD              WORD, as a whole word in the block, stands for the
+//	                           admin's password, the one `zoe users init` (run by
+//	                           `make run`) printed
 //
 // Quoted strings are Go's ("...", with backslash escapes). A block's commands
 // are its lines, lines ending with a backslash joined to the next one, here
@@ -135,7 +136,10 @@ func parseBlock(lines []string, at int) (b Block, next int, err error) {
 	return b, end, nil
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+var (
+	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	wordPattern = regexp.MustCompile(`^\w+$`)
+)
 
 func parseClauses(body string, b *Block) error {
 	clauses, err := splitClauses(body)
@@ -165,11 +169,11 @@ func parseClauses(body string, b *Block) error {
 			b.Expect.Skip = append(b.Expect.Skip, c[1])
 		case len(c) == 4 && c[0] == "interrupt" && c[2] == "after":
 			b.Expect.Interrupt = append(b.Expect.Interrupt, Interrupt{Prefix: c[1], After: c[3]})
-		case len(c) == 2 && c[0] == "password":
+		case len(c) == 2 && c[0] == "password" && wordPattern.MatchString(c[1]):
 			b.Expect.Password = c[1]
 		default:
 			return fmt.Errorf("unknown clause %q: the clauses are exit N, stdout contains \"TEXT\", daemon ADDR, "+
-				"skip \"PREFIX\", interrupt \"PREFIX\" after \"TEXT\" and password WORD", strings.Join(c, " "))
+				"skip \"PREFIX\", interrupt \"PREFIX\" after \"TEXT\" and password WORD (letters, digits, '_')", strings.Join(c, " "))
 		}
 	}
 	return nil
@@ -279,7 +283,7 @@ func (b *Block) check() error {
 			return fmt.Errorf("interrupt %q: no command of walkthrough %q starts so", in.Prefix, b.Name)
 		}
 	}
-	if b.Expect.Password != "" && !strings.Contains(b.joined(), b.Expect.Password) {
+	if word := b.passwordWord(); word != nil && !word.MatchString(b.joined()) {
 		return fmt.Errorf("password %s: walkthrough %q does not hold it", b.Expect.Password, b.Name)
 	}
 	run := b.Run()
@@ -321,6 +325,16 @@ func (b *Block) InterruptAfter(c Command) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// passwordWord matches the password clause's word as a word, so that
+// PASSWORD stands for the password in admin:PASSWORD but not in
+// $ZOE_PASSWORD; nil without the clause.
+func (b *Block) passwordWord() *regexp.Regexp {
+	if b.Expect.Password == "" {
+		return nil
+	}
+	return regexp.MustCompile(`\b` + regexp.QuoteMeta(b.Expect.Password) + `\b`)
 }
 
 func (b *Block) hasPrefix(p string) bool {

@@ -92,6 +92,8 @@ func TestParseErrors(t *testing.T) {
 		{"skip of nothing", "<!-- walkthrough: q; skip \"make tests\" -->" + block, `skip "make tests": no command`},
 		{"interrupt of nothing", "<!-- walkthrough: q; interrupt \"tail\" after \"x\" -->" + block, `interrupt "tail": no command`},
 		{"password not in the block", "<!-- walkthrough: q; password PASSWORD -->" + block, "does not hold it"},
+		{"password within a word only", "<!-- walkthrough: q; password PASSWORD -->\n" + fence + "sh\necho $ZOE_PASSWORD\n" + fence + "\n", "does not hold it"},
+		{"password not a word", "<!-- walkthrough: q; password \"a b\" -->" + block, `unknown clause "password a b"`},
 		{"everything skipped", "<!-- walkthrough: q; skip \"make\" -->" + block, "no command to run"},
 		{"daemon and exit", "<!-- walkthrough: q; daemon 127.0.0.1:1; exit 1 -->" + block, "exclude each other"},
 		{"two daemons", "<!-- walkthrough: q; daemon a:1; daemon b:2 -->" + block, "one daemon per block"},
