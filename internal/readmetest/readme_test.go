@@ -14,13 +14,18 @@ package readmetest
 // (`zoe users init`, run by `make run`).
 //
 // So that the test harms nothing of a developer's own `make run` or sim
-// daemon, which may be running on the same machine, it rewrites in the clone:
-//   - the `listen` address of examples/zoe.hcl and examples/sim.hcl to free
-//     ports, and every mention of the old addresses in the commands;
-//   - their `deployment_name` to names of the test's own, since the Docker
-//     back-end removes the containers of its deployment it does not know;
-//   - ZOE_ADDR is set to the new address of examples/zoe.hcl, because the
-//     README's commands rely on zoe's default address, 127.0.0.1:5001;
+// daemon, which may be running on the same machine (and runs under `make
+// test` and in CI beside them):
+//   - in the clone, the `listen` address of examples/zoe.hcl and
+//     examples/sim.hcl becomes a free port, and every mention of the old
+//     addresses in the commands the new one;
+//   - in the clone, their `deployment_name` becomes a name of the test's
+//     own, since the Docker back-end removes the containers of its
+//     deployment it does not know, and names containers and networks after
+//     it;
+//   - ZOE_ADDR is the new address of examples/zoe.hcl, because the README's
+//     commands rely on zoe's default address, 127.0.0.1:5001 (a block that
+//     talks to another daemon exports ZOE_ADDR itself, as the sim's does);
 //   - XDG_CONFIG_HOME points into the test's directory, where `zoe login`
 //     stores its token instead of ~/.config/zoe (GOENV keeps the Go
 //     settings of ~/.config/go/env).
@@ -152,11 +157,16 @@ type walk struct {
 // newWalk prepares a walkthrough in dir, its shells keeping their state in
 // the directory state. The commands' environment is the test's, but for the
 // developer's own ZOE_ADDR, ZOE_TOKEN, ZOE_USER or ZOE_PASSWORD, which would
-// take them elsewhere.
+// take them elsewhere, and the variables of the make that may run the test
+// (make test), which a reader's terminal does not have.
 func newWalk(dir, state string) (*walk, error) {
 	w := &walk{dir: dir, state: state, addrs: map[string]string{}}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ZOE_") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "ZOE_"):
+		case name == "MAKEFLAGS" || name == "MFLAGS" || name == "MAKELEVEL" || name == "MAKEOVERRIDES":
+		default:
 			w.env = append(w.env, kv)
 		}
 	}
