@@ -111,7 +111,6 @@ func TestNames(t *testing.T) {
 // fakeAPI is a Zoe API of one execution with services, their logs (lines
 // "TIME text") and a terminate that fails for ids it does not know.
 type fakeAPI struct {
-	t        *testing.T
 	mu       sync.Mutex
 	execs    map[int64]*client.Execution
 	logs     map[int64]string // by service id
