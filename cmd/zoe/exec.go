@@ -521,6 +521,10 @@ func execKillCmd(c *cli) *cobra.Command {
 					return err
 				}
 			}
+			if err := cmd.Context().Err(); err != nil && len(errs) == 0 {
+				// Interrupted before every id was asked.
+				return err
+			}
 			return killErrors(len(ids), errs)
 		}),
 	}
