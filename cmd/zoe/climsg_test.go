@@ -411,7 +411,7 @@ func TestExecutionSizeExplained(t *testing.T) {
 	if err := printExecution(&b, &client.Execution{ID: 1, Name: "x", Status: "queued", Size: 512}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "Scheduling size:") || !strings.Contains(b.String(), "512 (the ZApp's size: the SIZE and DYNSIZE") {
+	if !strings.Contains(b.String(), "Scheduling size:") || !strings.Contains(b.String(), "512 (the ZApp's size: smaller ones start first under SIZE and DYNSIZE") {
 		t.Errorf("zoe exec get:\n%s", b.String())
 	}
 }

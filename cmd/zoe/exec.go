@@ -380,7 +380,7 @@ func printExecution(w io.Writer, ex *client.Execution) error {
 		f.add("Exit code", *ex.ExitCode)
 	}
 	// Size is only what the SIZE and DYNSIZE policies order the queue by.
-	f.add("Scheduling size", fmt.Sprintf("%d (the ZApp's size: the SIZE and DYNSIZE scheduler policies start smaller ones first)", ex.Size))
+	f.add("Scheduling size", fmt.Sprintf("%d (the ZApp's size: smaller ones start first under SIZE and DYNSIZE scheduling)", ex.Size))
 	f.add("Resources", fmt.Sprintf("%s cores, %s", cores(ex.Cores), size(ex.Memory)))
 	f.add("Submitted", timeLocal(ex.SubmittedAt))
 	f.add("Started", timePtr(ex.StartedAt))
