@@ -251,6 +251,13 @@ func TestLogsOfEveryService(t *testing.T) {
 		third.Time != "2026-01-01T00:00:03Z" || third.Line != "master \x1b[2Jsees w0" {
 		t.Errorf("the third JSON line: %+v %v", third, err)
 	}
+	// Services without output yet: said so.
+	delete(f.logs, 11)
+	delete(f.logs, 12)
+	if _, errLine = runZoeIn(t, f, "exec", "logs", "1"); errLine != "execution 1 (running): its services have no output yet" {
+		t.Errorf("zoe exec logs of services without output: %q", errLine)
+	}
+	f = threeServices()
 	// One service named: its output alone, as it is.
 	if out, errLine = runZoeIn(t, f, "exec", "logs", "1", "w0"); errLine != "" || out != "worker up\nworker registered\ndone\n" {
 		t.Errorf("zoe exec logs 1 w0: %q %q", errLine, out)

@@ -59,8 +59,8 @@ func execLogsCmd(c *cli) *cobra.Command {
 				p.prefixed(ex.Services)
 				if follow {
 					err = followLogs(cmd.Context(), cl, ex.Services, tail, p)
-				} else {
-					err = mergeLogs(cmd.Context(), cl, ex.Services, tail, p)
+				} else if err = mergeLogs(cmd.Context(), cl, ex.Services, tail, p); err != nil {
+					err = fmt.Errorf("execution %d (%s): %w", ex.ID, ex.Status, err)
 				}
 				if follow && errors.Is(err, context.Canceled) {
 					return nil
@@ -244,6 +244,10 @@ func mergeLogs(ctx context.Context, cl *client.Client, services []client.Service
 			}
 		}
 		return nil
+	}
+	if len(sources) == 0 {
+		// As a single service without output answers.
+		return errors.New("its services have no output yet")
 	}
 	for _, s := range sources {
 		if err := next(s); err != nil {
