@@ -114,7 +114,11 @@ func (c *cli) signInMessage(api *client.APIError) string {
 		}
 		return "the token stored by zoe login was refused (" + api.Message() + ")"
 	case "--user", "ZOE_USER":
-		return "signing in as the user of " + c.source.kind + " failed: " + api.Message()
+		user := c.user
+		if c.source.kind == "ZOE_USER" {
+			user = c.getenv("ZOE_USER")
+		}
+		return fmt.Sprintf("signing in as %s (%s) failed: %s", user, c.source.kind, api.Message())
 	}
 	return "the token of " + c.source.kind + " was refused: " + api.Message()
 }

@@ -404,8 +404,10 @@ func TestSignInMessages(t *testing.T) {
 		{credSource{kind: "stored", expired: true}, "the token stored by zoe login has expired: log in again with zoe login"},
 		{credSource{kind: "stored"}, "the token stored by zoe login was refused (the token is invalid, expired or revoked; log in again)"},
 		{credSource{kind: "ZOE_TOKEN"}, "the token of ZOE_TOKEN was refused: the token is invalid, expired or revoked; log in again"},
+		{credSource{kind: "ZOE_USER"}, "signing in as eve (ZOE_USER) failed: the token is invalid, expired or revoked; log in again"},
 	} {
 		c := newCLI()
+		c.getenv = func(k string) string { return map[string]string{"ZOE_USER": "eve"}[k] }
 		c.source = tc.src
 		if got := c.signInMessage(api); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.src, got, tc.want)
