@@ -146,23 +146,42 @@ func TestAPIErrors(t *testing.T) {
 		{
 			name: "error document", status: 400,
 			body: `{"error":{"code":"invalid_argument","message":"invalid ZApp","details":[{"path":"services[0].image","message":"required"},{"message":"second\nline"}]}}`,
-			want: "invalid ZApp (invalid_argument): services[0].image: required; second; line", code: CodeInvalidArgument,
+			want: "invalid ZApp: services[0].image: required; second; line", code: CodeInvalidArgument,
+		},
+		{
+			// The only detail, already said by the message, is not said
+			// twice.
+			name: "repeated detail", status: 400,
+			body: `{"error":{"code":"invalid_argument","message":"parameter \"X\": must be an integer","details":[{"path":"shop.parameters.X","message":"must be an integer"}]}}`,
+			want: `parameter "X": must be an integer`, code: CodeInvalidArgument,
+		},
+		{
+			name: "repeated path and detail", status: 400,
+			body: `{"error":{"code":"invalid_argument","message":"tail: must be a non-negative integer","details":[{"path":"tail","message":"must be a non-negative integer"}]}}`,
+			want: "tail: must be a non-negative integer", code: CodeInvalidArgument,
+		},
+		{
+			// A detail whose text the message holds, but about another
+			// field, is kept.
+			name: "same text, other path", status: 400,
+			body: `{"error":{"code":"invalid_argument","message":"cores: required","details":[{"path":"memory","message":"required"}]}}`,
+			want: "cores: required: memory: required", code: CodeInvalidArgument,
 		},
 		{
 			name: "no details", status: 403,
 			body: `{"error":{"code":"permission_denied","message":"admins only"}}`,
-			want: "admins only (permission_denied)", code: CodePermissionDenied,
+			want: "admins only", code: CodePermissionDenied,
 		},
 		{
 			name: "plain text", status: 502, ctype: "text/plain",
-			body: "upstream down\n", want: "502 Bad Gateway: upstream down (unavailable)", code: CodeUnavailable,
+			body: "upstream down\n", want: "502 Bad Gateway: upstream down", code: CodeUnavailable,
 		},
 		{
 			name: "html", status: 401, ctype: "text/html",
-			body: "<html><body>nope</body></html>", want: "401 Unauthorized (unauthenticated)", code: CodeUnauthenticated,
+			body: "<html><body>nope</body></html>", want: "401 Unauthorized", code: CodeUnauthenticated,
 		},
 		{
-			name: "empty", status: 418, want: "418 I'm a teapot (internal)", code: CodeInternal,
+			name: "empty", status: 418, want: "418 I'm a teapot", code: CodeInternal,
 		},
 	}
 	for _, c := range cases {

@@ -16,24 +16,67 @@ type APIError struct {
 	Body   ErrorBody
 }
 
-// Error is one line: "message (code)", then the details, separated by
-// semicolons.
+// Error is one line: the message, then the details it does not already
+// say (Problems), separated by semicolons. The code is left out: it is for
+// programs (IsCode), and the message says the same in words.
 func (e *APIError) Error() string {
 	var b strings.Builder
-	b.WriteString(oneLine(e.Body.Message))
-	fmt.Fprintf(&b, " (%s)", e.Body.Code)
-	for i, d := range e.Body.Details {
+	b.WriteString(e.Message())
+	for i, d := range e.Problems() {
 		if i == 0 {
 			b.WriteString(": ")
 		} else {
 			b.WriteString("; ")
 		}
-		if d.Path != "" {
-			b.WriteString(d.Path + ": ")
-		}
-		b.WriteString(oneLine(d.Message))
+		b.WriteString(d.String())
 	}
 	return b.String()
+}
+
+// Message is the server's message on one line.
+func (e *APIError) Message() string { return oneLine(e.Body.Message) }
+
+// Problems are the details of the answer that its message does not
+// already say, each on one line: a ZApp's problems, the wrong fields of a
+// request. Some answers repeat their only detail in the message ("tail:
+// must be ...", path "tail"); that detail is left out rather than said
+// twice.
+func (e *APIError) Problems() []Detail {
+	msg := e.Message()
+	var out []Detail
+	for _, d := range e.Body.Details {
+		d = Detail{Path: oneLine(d.Path), Message: oneLine(d.Message)}
+		if d.Message == "" || said(msg, d) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// said tells whether msg already says d: its text, and the last part of
+// its path when it has one (`parameter "X": must be ...` says the detail
+// shop.parameters.X: must be ...).
+func said(msg string, d Detail) bool {
+	if !strings.Contains(msg, d.Message) {
+		return false
+	}
+	if d.Path == "" {
+		return true
+	}
+	last := d.Path[strings.LastIndexAny(d.Path, ".]")+1:]
+	if last == "" {
+		last = d.Path
+	}
+	return strings.Contains(msg, last)
+}
+
+// String is the detail on one line: "path: message", or the message.
+func (d Detail) String() string {
+	if d.Path == "" {
+		return d.Message
+	}
+	return d.Path + ": " + d.Message
 }
 
 // IsStatus tells whether err is an APIError with the given HTTP status.

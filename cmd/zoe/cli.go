@@ -81,24 +81,46 @@ func (c *cli) run(fn func(cmd *cobra.Command, args []string) error) func(*cobra.
 			return usageErrorf(cmd, "invalid --output %q: want table or json", c.output)
 		}
 		err := fn(cmd, args)
-		if client.IsStatus(err, http.StatusUnauthorized) {
-			return fmt.Errorf("%w; %s", err, c.signInHint())
+		var said *signInError
+		var api *client.APIError
+		if errors.As(err, &api) && api.Status == http.StatusUnauthorized && !errors.As(err, &said) {
+			return &signInError{msg: c.signInMessage(api), err: err}
 		}
 		return err
 	}
 }
 
-func (c *cli) signInHint() string {
+// signInError is a refused sign-in said in the command's words: which
+// credentials were refused and what to do. It wraps the API's error.
+type signInError struct {
+	msg string
+	err error
+}
+
+func (e *signInError) Error() string { return e.msg }
+func (e *signInError) Unwrap() error { return e.err }
+
+// signInMessage says why the credentials in force were refused (a 401):
+// the API's message when it tells more than the command knows, without
+// repeating its advice.
+func (c *cli) signInMessage(api *client.APIError) string {
 	switch c.source.kind {
 	case "":
-		return "sign in with zoe login, or set ZOE_TOKEN or ZOE_USER and ZOE_PASSWORD"
+		// The API's message is for HTTP clients (send a bearer token).
+		return "not signed in: log in with zoe login, or set ZOE_TOKEN, or ZOE_USER and ZOE_PASSWORD"
 	case "stored":
 		if c.source.expired {
-			return "the token stored by zoe login has expired: run zoe login again"
+			return "the token stored by zoe login has expired: log in again with zoe login"
 		}
-		return "the token stored by zoe login was refused (revoked?): run zoe login again"
+		return "the token stored by zoe login was refused (" + api.Message() + ")"
+	case "--user", "ZOE_USER":
+		user := c.user
+		if c.source.kind == "ZOE_USER" {
+			user = c.getenv("ZOE_USER")
+		}
+		return fmt.Sprintf("signing in as %s (%s) failed: %s", user, c.source.kind, api.Message())
 	}
-	return "check the credentials of " + c.source.kind
+	return "the token of " + c.source.kind + " was refused: " + api.Message()
 }
 
 // resolvedAddr is the server's address: --addr, else ZOE_ADDR, else the
@@ -214,20 +236,68 @@ func exitCode(err error) int {
 	return 1
 }
 
-// errorLine is err as the one line printed on stderr.
+// errorLine is err as printed on stderr after "zoe: ": one line, except
+// for a list of problems (a ZApp's, a command's several failures), which
+// follows its headline one per line, indented, as zoe zapp validate
+// prints them. Every line is escaped: the server's messages may quote what
+// a client sent.
 func errorLine(err error) string {
 	if errors.Is(err, context.Canceled) {
 		return "interrupted"
 	}
+	full := err.Error()
+	head, items := full, []string(nil)
+	var (
+		api  *client.APIError
+		list *listError
+	)
+	switch {
+	case errors.As(err, &list) && strings.HasSuffix(full, list.Error()):
+		head = strings.TrimSuffix(full, list.Error()) + list.head
+		items = list.items
+	case errors.As(err, &api) && len(api.Problems()) > 1 && strings.HasSuffix(full, api.Error()):
+		// The error is the API's, after the command's context ("start
+		// the execution: ").
+		head = strings.TrimSuffix(full, api.Error()) + api.Message()
+		for _, d := range api.Problems() {
+			items = append(items, d.String())
+		}
+	}
+	var b strings.Builder
+	b.WriteString(safe(joinLines(head)))
+	if len(items) > 0 {
+		b.WriteString(":")
+	}
+	for _, it := range items {
+		b.WriteString("\n  " + safe(joinLines(it)))
+	}
+	return b.String()
+}
+
+// joinLines joins the non-blank lines of s with "; ".
+func joinLines(s string) string {
 	var lines []string
-	for l := range strings.Lines(err.Error()) {
+	for l := range strings.Lines(s) {
 		if l = strings.TrimSpace(l); l != "" {
 			lines = append(lines, l)
 		}
 	}
-	// The server's messages may quote what a client sent.
-	return safe(strings.Join(lines, "; "))
+	return strings.Join(lines, "; ")
 }
+
+// listError is a failure made of several: a headline and one line per
+// item. Its Error is one line; errorLine prints the items on lines of
+// their own.
+type listError struct {
+	head  string
+	items []string
+	errs  []error
+}
+
+func (e *listError) Error() string { return e.head + ": " + strings.Join(e.items, "; ") }
+
+// Unwrap gives the failures, for errors.Is and errors.As.
+func (e *listError) Unwrap() []error { return e.errs }
 
 // markUsageErrors makes every argument-count and flag error of cmd and its
 // subcommands a usageError, and gives the command groups a body that

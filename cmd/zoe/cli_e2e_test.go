@@ -215,7 +215,8 @@ func (h *home) okJSON(v any, args ...string) {
 	}
 }
 
-// checkOneLineStderr: errors are one line, never a stack trace.
+// checkOneLineStderr: errors are one line, never a stack trace; only a
+// list of problems follows it, one indented line each.
 func checkOneLineStderr(t *testing.T, r result) {
 	t.Helper()
 	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic:") {
@@ -223,9 +224,19 @@ func checkOneLineStderr(t *testing.T, r result) {
 	}
 	if r.code != 0 {
 		lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
-		if len(lines) != 1 || !strings.HasPrefix(lines[0], "zoe: ") {
-			t.Errorf("the error is not one line starting with \"zoe: \":\n%s", r.stderr)
+		if !strings.HasPrefix(lines[0], "zoe: ") || (len(lines) > 1 && !strings.HasSuffix(lines[0], ":")) {
+			t.Errorf("the error is not one line starting with \"zoe: \", or a list:\n%s", r.stderr)
 		}
+		for _, l := range lines[1:] {
+			if !strings.HasPrefix(l, "  ") || strings.TrimSpace(l) == "" {
+				t.Errorf("the error's line %q is not an indented problem:\n%s", l, r.stderr)
+			}
+		}
+	}
+	// No error names its category code: "(conflict)", "(invalid_argument)".
+	if regexp.MustCompile(`\((invalid_argument|unauthenticated|permission_denied|not_found|method_not_allowed|conflict|` +
+		`quota_exceeded|too_large|unsupported_media_type|unsupported|unavailable|internal|too_many_requests)\)`).MatchString(r.stderr) {
+		t.Errorf("stderr has a category code:\n%s", r.stderr)
 	}
 }
 
@@ -290,11 +301,15 @@ func TestCLIAgainstDaemon(t *testing.T) {
 
 	t.Run("wrong password and guests", func(t *testing.T) {
 		h := newHome(t, s, "ZOE_USER=carol", "ZOE_PASSWORD=nope")
-		h.fails(1, nil, "exec", "ls")
+		h.fails(1, []string{"ZOE_USER", "invalid username or password"}, "exec", "ls")
+		// zoe login says what is wrong, not to run zoe login.
+		r := newHome(t, s, "ZOE_PASSWORD=nope").fails(1, []string{"as carol: the user name or password is wrong"}, "login", "--user", "carol")
+		if strings.Contains(r.stderr, "zoe login") {
+			t.Errorf("zoe login with a wrong password: %s", r.stderr)
+		}
 		g := asUser(t, s, "gus")
 		g.fails(1, []string{"guest"}, "exec", "ls")
-		r := g.zoe("", "login")
-		if r.code == 0 {
+		if r := g.zoe("", "login"); r.code == 0 {
 			t.Errorf("a guest logged in: %s", r.stdout)
 		}
 	})
@@ -531,9 +546,11 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		logs := carol.start("exec", "logs", id, "-f")
 		logs.waitOutput("hello from main\nsecond line\n")
 		events.waitOutput(`"to":"running"`)
-		var killed cliExecution
+		var killed struct {
+			Terminated []cliExecution `json:"terminated"`
+		}
 		carol.okJSON(&killed, "exec", "kill", id, "--wait")
-		if killed.ID != run.ID || killed.Status != "terminated" {
+		if len(killed.Terminated) != 1 || killed.Terminated[0].ID != run.ID || killed.Terminated[0].Status != "terminated" {
 			t.Errorf("zoe exec kill --wait -o json: %+v", killed)
 		}
 		// The followed log ends with the service; the events go on until
@@ -565,6 +582,59 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("logs of every service, kill of several", func(t *testing.T) {
+		carol := carol.at(t)
+		two := strings.Replace(cliZApp, `"services": [{`, `"services": [{
+    "name": "side", "image": "zoe/test:1", "monitor": false,
+    "essential_count": 1, "total_count": 1, "startup_order": 0,
+    "resources": {"memory": {"min": 268435456, "max": null}, "cores": {"min": 0.5, "max": null}},
+    "ports": [], "environment": [["ZOE_SIM_LOG", "from the side"]], "volumes": [], "command": null
+  }, {`, 1)
+		file := filepath.Join(t.TempDir(), "two.json")
+		if err := os.WriteFile(file, []byte(two), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var a, b cliExecution
+		carol.okJSON(&a, "exec", "start", file, "--wait", "--timeout", "60s")
+		carol.okJSON(&b, "exec", "start", zappFile, "--name", "other")
+		ida, idb := strconv.FormatInt(a.ID, 10), strconv.FormatInt(b.ID, 10)
+		follow := carol.start("exec", "logs", ida, "-f")
+		waitFor(t, 30*time.Second, "both services' output", func() (bool, string) {
+			out := carol.ok("exec", "logs", ida)
+			return strings.Contains(out, "main0 | hello from main\nmain0 | second line\n") &&
+				strings.Contains(out, "side0 | from the side\n"), out
+		})
+		follow.waitOutput("side0 | from the side\n")
+		follow.waitOutput("main0 | second line\n")
+		var lines []struct{ Service, Line string }
+		for _, l := range strings.Split(strings.TrimSpace(carol.ok("exec", "logs", ida, "-o", "json")), "\n") {
+			var v struct{ Service, Line string }
+			if err := json.Unmarshal([]byte(l), &v); err != nil {
+				t.Fatalf("zoe exec logs -o json: %v: %q", err, l)
+			}
+			lines = append(lines, v)
+		}
+		if !slices.Contains(lines, struct{ Service, Line string }{"side0", "from the side"}) ||
+			!slices.Contains(lines, struct{ Service, Line string }{"main0", "second line"}) {
+			t.Errorf("zoe exec logs -o json of two services: %+v", lines)
+		}
+		if out := carol.ok("exec", "logs", ida, "side0"); !strings.HasPrefix(out, "started side0") || !strings.HasSuffix(out, "\nfrom the side\n") {
+			t.Errorf("zoe exec logs SERVICE: %q", out)
+		}
+		// kill takes several ids; the follower ends with the services.
+		out := carol.ok("exec", "kill", ida, idb, "--wait")
+		if !strings.Contains(out, "Execution "+ida+": terminated") || !strings.Contains(out, "Execution "+idb+": terminated") {
+			t.Errorf("zoe exec kill A B --wait:\n%s", out)
+		}
+		if r := follow.wait(false); r.code != 0 {
+			t.Errorf("zoe exec logs -f of two services: exit %d: %s", r.code, r.stderr)
+		}
+		r := carol.fails(1, []string{"2 of 2 executions not terminated:"}, "exec", "kill", ida, idb)
+		if !strings.Contains(r.stderr, "\n  ") {
+			t.Errorf("zoe exec kill of two ended executions:\n%s", r.stderr)
+		}
+	})
+
 	t.Run("users are isolated", func(t *testing.T) {
 		dave := dave.at(t)
 		id := strconv.FormatInt(ex.ID, 10)
@@ -590,6 +660,18 @@ func TestCLIAgainstDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 		carol.fails(1, []string{"services[0]"}, "exec", "start", bad)
+		// Several problems: one per line, under the headline.
+		worse := filepath.Join(t.TempDir(), "worse.json")
+		text := strings.Replace(cliZApp, `"essential_count": 1`, `"essential_count": 3`, 1)
+		text = strings.Replace(text, `"image": "zoe/test:1"`, `"image": ""`, 1)
+		if err := os.WriteFile(worse, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := carol.fails(1, nil, "exec", "start", worse)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if len(lines) < 3 || !strings.HasSuffix(lines[0], ":") || !strings.HasPrefix(lines[1], "  description.services[0].") {
+			t.Errorf("zoe exec start of a ZApp with problems:\n%s", r.stderr)
+		}
 		broken := filepath.Join(t.TempDir(), "broken.json")
 		if err := os.WriteFile(broken, []byte("{\n  \"name\": ,\n}"), 0o600); err != nil {
 			t.Fatal(err)
@@ -607,6 +689,11 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		show := carol.ok("shop", "show", "notebook-0")
 		if !strings.Contains(show, "NOTEBOOK_TOKEN") {
 			t.Errorf("zoe shop show notebook-0:\n%s", show)
+		}
+		// The README's table, aligned; no Markdown or HTML left.
+		if !regexp.MustCompile(`(?m)^Parameter +What it does +Default\n-+ +-+ +-+$`).MatchString(show) ||
+			strings.Contains(show, "|---") || strings.Contains(show, "<") {
+			t.Errorf("zoe shop show notebook-0: the description's table:\n%s", show)
 		}
 		var nb cliExecution
 		carol.okJSON(&nb, "exec", "start", "--shop", "notebook-0", "--param", "NOTEBOOK_IDLE_MINUTES=30", "--name", "nb")

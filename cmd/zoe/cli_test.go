@@ -105,15 +105,6 @@ func TestPickService(t *testing.T) {
 	}
 }
 
-func TestHTMLText(t *testing.T) {
-	in := "<h1>Spark</h1>\n<p>A cluster &amp; a <em>notebook</em>.</p>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n<p>Line<br>break</p>\n" +
-		"<table>\n<thead>\n<tr>\n<th>A</th>\n<th>B</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>1</td>\n<td>2</td>\n</tr>\n<tr>\n<td>3</td>\n<td>4</td>\n</tr>\n</tbody>\n</table>\n<p>end</p>"
-	want := "Spark\n\nA cluster & a notebook.\n\n  - one\n  - two\n\nLine\nbreak\n\nA | B\n1 | 2\n3 | 4\n\nend"
-	if got := htmlText(in); got != want {
-		t.Errorf("htmlText:\n%q\nwant\n%q", got, want)
-	}
-}
-
 func TestPosition(t *testing.T) {
 	data := []byte("{\n  \"a\": 1,\n  oops\n}")
 	var v any
@@ -170,15 +161,6 @@ func TestParseParams(t *testing.T) {
 		if !errors.As(err, &u) {
 			t.Errorf("parseParams(%q): %v, want a usage error", bad, err)
 		}
-	}
-}
-
-func TestErrorLine(t *testing.T) {
-	if got := errorLine(errors.New("a\n  b\n\nc")); got != "a; b; c" {
-		t.Errorf("errorLine = %q", got)
-	}
-	if exitCode(usageError{err: errors.New("x")}) != 2 || exitCode(errors.New("x")) != 1 {
-		t.Error("exit codes")
 	}
 }
 

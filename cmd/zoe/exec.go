@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -301,7 +302,9 @@ func each[T any](c *cli, cmd *cobra.Command, items []T, what, done, jsonKey stri
 	doneItems := []T{}
 	for _, it := range items {
 		if err = do(cl, cmd.Context(), it); err != nil {
-			err = fmt.Errorf("%s %v: %w", what, it, err)
+			if noun := what[strings.LastIndexByte(what, ' ')+1:]; !names(err.Error(), noun, it) {
+				err = fmt.Errorf("%s %v: %w", what, it, err)
+			}
 			break
 		}
 		doneItems = append(doneItems, it)
@@ -315,6 +318,34 @@ func each[T any](c *cli, cmd *cobra.Command, items []T, what, done, jsonKey stri
 		}
 	}
 	return err
+}
+
+// naming is err about noun it ("execution", 5): as it is when it names
+// it already ("no execution 5"), else after "execution 5: ".
+func naming(noun string, it any, err error) error {
+	if names(err.Error(), noun, it) {
+		return err
+	}
+	return fmt.Errorf("%s %v: %w", noun, it, err)
+}
+
+// names tells whether msg names noun it: "execution 5" (not 50),
+// `quota "small"`.
+func names(msg, noun string, it any) bool {
+	v := fmt.Sprint(it)
+	for _, name := range []string{noun + " " + v, noun + " " + strconv.Quote(v)} {
+		for rest := msg; ; {
+			i := strings.Index(rest, name)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(name):]
+			if rest == "" || rest[0] < '0' || rest[0] > '9' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // execution makes the client and gets the execution an id argument names.
@@ -348,7 +379,8 @@ func printExecution(w io.Writer, ex *client.Execution) error {
 	if ex.ExitCode != nil {
 		f.add("Exit code", *ex.ExitCode)
 	}
-	f.add("Size", ex.Size)
+	// Size is only what the SIZE and DYNSIZE policies order the queue by.
+	f.add("Scheduling size", fmt.Sprintf("%d (the ZApp's size: smaller ones start first under SIZE and DYNSIZE scheduling)", ex.Size))
 	f.add("Resources", fmt.Sprintf("%s cores, %s", cores(ex.Cores), size(ex.Memory)))
 	f.add("Submitted", timeLocal(ex.SubmittedAt))
 	f.add("Started", timePtr(ex.StartedAt))
@@ -401,42 +433,120 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// killResult is zoe exec kill -o json: the executions terminated (as the
+// API gave them, or as they ended with --wait) and the failures, as zoe
+// exec rm prints {"deleted": [...]}.
+type killResult struct {
+	Terminated []*client.Execution `json:"terminated"`
+	Errors     []killFailure       `json:"errors,omitempty"`
+}
+
+type killFailure struct {
+	ID    int64  `json:"id"`
+	Error string `json:"error"`
+}
+
 func execKillCmd(c *cli) *cobra.Command {
 	var (
 		wait    bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:               "kill ID [--wait]",
-		Aliases:           []string{"terminate", "stop"},
-		Short:             "Terminate an execution",
-		Long:              "Asks Zoe to terminate the execution; with --wait, waits until it is terminated (or in error).",
-		Args:              cobra.ExactArgs(1),
+		Use:     "kill ID... [--wait [--timeout D]]",
+		Aliases: []string{"terminate", "stop"},
+		Short:   "Terminate executions",
+		Long: "Asks Zoe to terminate each execution, and reports each one; a failure does not stop the others " +
+			"(exit 1 if any failed). With --wait, then waits until every one is terminated (or in error); " +
+			"--timeout bounds the whole wait. With -o json, prints {\"terminated\": [the executions], " +
+			"\"errors\": [{\"id\": ..., \"error\": ...}]}, also when one fails.",
+		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: c.completeExecution,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
-			id, cl, err := c.idAndClient(cmd, args[0])
+			ids, err := parseIDs(cmd, args)
 			if err != nil {
 				return err
 			}
-			ex, err := cl.Terminate(cmd.Context(), id)
+			if timeout < 0 {
+				return usageErrorf(cmd, "--timeout must be positive")
+			}
+			cl, err := c.client(cmd)
 			if err != nil {
 				return err
+			}
+			res := killResult{Terminated: []*client.Execution{}}
+			var errs []error
+			fail := func(id int64, err error) {
+				errs = append(errs, naming("execution", id, err))
+				res.Errors = append(res.Errors, killFailure{ID: id, Error: err.Error()})
+			}
+			report := func(ex *client.Execution) {
+				if !c.json() {
+					fmt.Fprintf(cmd.OutOrStdout(), "Execution %d: %s%s.\n", ex.ID, ex.Status, exitCodeText(ex.ExitCode))
+				}
+			}
+			for _, id := range ids {
+				if cmd.Context().Err() != nil {
+					break
+				}
+				ex, err := cl.Terminate(cmd.Context(), id)
+				if err != nil {
+					fail(id, err)
+					continue
+				}
+				res.Terminated = append(res.Terminated, ex)
+				if !wait {
+					report(ex)
+				}
 			}
 			if wait {
-				if ex, err = waitExecution(cmd, c, cl, id, timeout, untilEnded); err != nil {
-					return err
+				deadline := time.Now().Add(timeout)
+				for i, ex := range res.Terminated {
+					left := time.Duration(0)
+					if timeout > 0 {
+						// The whole wait has the timeout; one past it
+						// still looks once.
+						left = max(time.Until(deadline), time.Nanosecond)
+					}
+					done, err := waitExecution(cmd, c, cl, ex.ID, left, untilEnded)
+					if err != nil {
+						fail(ex.ID, err)
+						continue
+					}
+					res.Terminated[i] = done
+					report(done)
 				}
 			}
 			if c.json() {
-				return writeJSON(cmd.OutOrStdout(), ex)
+				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Execution %d: %s%s.\n", ex.ID, ex.Status, exitCodeText(ex.ExitCode))
-			return nil
+			if err := cmd.Context().Err(); err != nil && len(errs) == 0 {
+				// Interrupted before every id was asked.
+				return err
+			}
+			return killErrors(len(ids), errs)
 		}),
 	}
-	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the execution is terminated")
+	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the executions are terminated")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (default: wait forever)")
 	return cmd
+}
+
+// killErrors is the error of zoe exec kill: the one failure, or a list of
+// them.
+func killErrors(n int, errs []error) error {
+	switch {
+	case len(errs) == 0:
+		return nil
+	case n == 1:
+		return errs[0]
+	}
+	items := make([]string, len(errs))
+	for i, e := range errs {
+		items[i] = e.Error()
+	}
+	return &listError{head: fmt.Sprintf("%d of %d executions not terminated", len(errs), n), items: items, errs: errs}
 }
 
 func execRmCmd(c *cli) *cobra.Command {

@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -154,55 +152,6 @@ func timePtr(t *time.Time) string {
 	}
 	return timeLocal(*t)
 }
-
-// htmlText turns the sanitized HTML of a shop description into plain text
-// for a terminal: block elements become line breaks, list items dashes,
-// other tags disappear and entities are decoded.
-func htmlText(s string) string {
-	s = htmlRows().ReplaceAllStringFunc(s, func(row string) string {
-		var cells []string
-		for _, m := range htmlCells().FindAllStringSubmatch(row, -1) {
-			cells = append(cells, strings.TrimSpace(m[1]))
-		}
-		return strings.Join(cells, " | ") + "\n"
-	})
-	s = htmlItemEnds().ReplaceAllString(s, "")
-	s = htmlBlocks().ReplaceAllString(s, "\n")
-	s = htmlItems().ReplaceAllString(s, "\n  - ")
-	s = htmlTags().ReplaceAllString(s, "")
-	s = html.UnescapeString(s)
-	var out []string
-	blank := true
-	for l := range strings.Lines(s) {
-		l = strings.TrimRight(l, " \t\r\n")
-		if l == "" {
-			if !blank {
-				out = append(out, "")
-			}
-			blank = true
-			continue
-		}
-		out = append(out, l)
-		blank = false
-	}
-	return strings.TrimSpace(strings.Join(out, "\n"))
-}
-
-func htmlBlocks() *regexp.Regexp {
-	return regexp.MustCompile(`(?i)<br\s*/?>|</?(p|div|h[1-6]|ul|ol|pre|blockquote|table|tr)(\s[^>]*)?>`)
-}
-
-func htmlRows() *regexp.Regexp {
-	return regexp.MustCompile(`(?is)(?:</?(?:thead|tbody)>\s*)*<tr(?:\s[^>]*)?>.*?</tr>\s*(?:</?(?:thead|tbody)>\s*)*`)
-}
-
-func htmlCells() *regexp.Regexp { return regexp.MustCompile(`(?is)<t[dh](?:\s[^>]*)?>(.*?)</t[dh]>`) }
-
-func htmlItemEnds() *regexp.Regexp { return regexp.MustCompile(`(?i)</li>\s*`) }
-
-func htmlItems() *regexp.Regexp { return regexp.MustCompile(`(?i)<li(\s[^>]*)?>`) }
-
-func htmlTags() *regexp.Regexp { return regexp.MustCompile(`<[^>]*>`) }
 
 // safe is text from the server (names, messages, reasons) for a
 // terminal: on one line (tabs, newlines and carriage returns become

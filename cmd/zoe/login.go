@@ -67,7 +67,7 @@ func loginCmd(c *cli) *cobra.Command {
 			}
 			s, err := cl.Login(cmd.Context(), client.Login{Username: user, Password: pw, TokenName: tokenName, TTL: int64(ttl / time.Second)})
 			if err != nil {
-				return fmt.Errorf("log in to %s as %s: %w", cl.Addr(), user, err)
+				return loginError(cl.Addr(), user, err)
 			}
 			path, err := saveCredentials(&credentials{Addr: cl.Addr(), Username: s.User.Username, Token: s.Token,
 				TokenID: s.TokenInfo.ID, TokenName: s.TokenInfo.Name, ExpiresAt: s.TokenInfo.ExpiresAt})
@@ -102,6 +102,16 @@ func loginCmd(c *cli) *cobra.Command {
 	cmd.Flags().StringVar(&tokenName, "token-name", "", "name of the token in zoe token ls (default: chosen by the server)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lifetime of the token, e.g. 8h or 720h (default: the server's, 24h)")
 	return cmd
+}
+
+// loginError says why a login failed. A 401 is a wrong user name or
+// password, which the API does not tell apart (a 429, logins locked after
+// too many failures, says so and for how long in the API's words).
+func loginError(addr, user string, err error) error {
+	if client.IsStatus(err, http.StatusUnauthorized) {
+		return &signInError{msg: fmt.Sprintf("log in to %s as %s: the user name or password is wrong", addr, user), err: err}
+	}
+	return fmt.Errorf("log in to %s as %s: %w", addr, user, err)
 }
 
 func askUsername(cmd *cobra.Command, in *bufio.Reader) (string, error) {
