@@ -300,8 +300,8 @@ func (e *Engine) backendDown(snap *snapshot, err error) {
 		}
 		e.log.Warn("the back-end cannot be reached; its executions are kept as they are, not failed: running "+
 			"ones are checked again, and queued ones placed, once it answers", "error", err,
-			"running", counts["running"], "starting", counts["starting"], "queued", counts["queued"],
-			"cleaning_up", counts["cleaning_up"])
+			"running", counts["running"], "starting", counts["starting"],
+			"queued", counts["queued"]+counts["submitted"], "cleaning_up", counts["cleaning_up"])
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/internal/testutil"
@@ -138,4 +140,59 @@ func TestTwoStoresOneDeployment(t *testing.T) {
 			t.Errorf("the check after the take-over: %v", err)
 		}
 	})
+}
+
+// TestBackendUnreachable: while the back-end cannot be listed, the engine
+// says so once, keeps the running execution as it is and gives the queued
+// one the reason it waits; once the back-end answers it says so, and the
+// queued execution starts.
+func TestBackendUnreachable(t *testing.T) {
+	e, f, _ := newFaultyEnv(t)
+	e.stop()
+	out := &testutil.SyncBuffer{}
+	var err error
+	if e.eng, err = engine.New(hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Info}), e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	ctx := t.Context()
+	running := e.submit(zappJSON(t, false, svc{name: "main", ess: 1, total: 1, monitor: true, env: forever()}))
+	e.waitStatus(running.ID, state.StatusRunning)
+
+	f.set("List", "", fmt.Errorf("docker: connection refused: %w", sdk.ErrUnavailable))
+	queued := e.submit(zappJSON(t, false, svc{name: "main", ess: 1, total: 1, monitor: true, env: forever()}))
+	const wantReason = "the back-end cannot be reached: docker: connection refused: unavailable"
+	waitFor(t, "the queued execution's reason", func() (bool, string) {
+		r := e.eng.WaitingReason(queued.ID)
+		return r == wantReason, r
+	})
+	// Several passes fail to list; said once.
+	n := len(f.times("List"))
+	waitFor(t, "more passes", func() (bool, string) {
+		k := len(f.times("List"))
+		return k >= n+3, fmt.Sprint(k)
+	})
+	if c := strings.Count(out.String(), "the back-end cannot be reached; its executions are kept"); c != 1 {
+		t.Errorf("said %d times that the back-end cannot be reached, want once:\n%s", c, out)
+	}
+	if !strings.Contains(out.String(), "running=1") {
+		t.Errorf("the log does not count the executions kept:\n%s", out)
+	}
+	for id, want := range map[int64]state.Status{running.ID: state.StatusRunning, queued.ID: state.StatusQueued} {
+		if ex, err := e.store.GetExecution(ctx, id); err != nil || ex.Status != want {
+			t.Errorf("execution %d is %s (%v) while the back-end is unreachable, want %s", id, ex.Status, err, want)
+		}
+	}
+
+	f.set("List", "", nil)
+	e.waitStatus(queued.ID, state.StatusRunning)
+	if !strings.Contains(out.String(), "the back-end answers again; checking its executions") {
+		t.Errorf("not said that the back-end answers again:\n%s", out)
+	}
+	if r := e.eng.WaitingReason(queued.ID); r != "" {
+		t.Errorf("waiting reason %q once running", r)
+	}
+	if ex, err := e.store.GetExecution(ctx, running.ID); err != nil || ex.Status != state.StatusRunning {
+		t.Errorf("the running execution became %s (%v)", ex.Status, err)
+	}
 }
