@@ -49,8 +49,8 @@ func (env *dockerEnv) secondConfig(t *testing.T) (file, addr string) {
 }
 
 // zoeServerArgs runs `zoe server` with args until it exits or the test
-// ends; wait returns its exit status and output.
-func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (error, string), stop func()) {
+// ends; wait returns its output and exit status.
+func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (string, error), stop func()) {
 	t.Helper()
 	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(filepath.Join(binDir, "zoe"), append([]string{"server"}, args...)...)
@@ -62,7 +62,7 @@ func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (erro
 	go func() { done <- cmd.Wait() }()
 	var exitErr error
 	exited := false
-	wait = func(d time.Duration) (error, string) {
+	wait = func(d time.Duration) (string, error) {
 		t.Helper()
 		if !exited {
 			select {
@@ -72,7 +72,7 @@ func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (erro
 				t.Fatalf("zoe server %s did not exit within %s; output:\n%s", strings.Join(args, " "), d, out)
 			}
 		}
-		return exitErr, out.String()
+		return out.String(), exitErr
 	}
 	stop = func() {
 		if exited {
@@ -134,7 +134,7 @@ func TestDeploymentOfTwoStores(t *testing.T) {
 	fileB, addrB := env.secondConfig(t)
 	t.Run("B refuses to start", func(t *testing.T) {
 		wait, _ := zoeServerArgs(t, "-config", fileB)
-		err, out := wait(time.Minute)
+		out, err := wait(time.Minute)
 		if err == nil {
 			t.Fatalf("B started; output:\n%s", out)
 		}

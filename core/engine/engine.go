@@ -13,8 +13,13 @@
 //     its restart count increased, so that the scheduler places it again. A
 //     service left starting by a daemon that died is adopted when the
 //     back-end has it and made created again when it does not, so nothing is
-//     started twice (container names are unique in a deployment). Containers
-//     of executions that are not active are orphans and removed.
+//     started twice (container names are unique in a deployment). This
+//     store's containers (LabelStore) of executions that are not active are
+//     orphans and removed; another store's, and unlabelled ones from before
+//     store labels, are left alone (see ownership.go). A back-end that
+//     cannot be listed is said once, and again when it answers: its
+//     executions are kept as they are, and queued ones wait with the
+//     reason.
 //  2. Lifecycle: submitted executions are checked again and queued (or
 //     fail), to be scheduled in the same pass; executions cleaning up are
 //     cleaned up by a worker (every container stopped with a grace period
