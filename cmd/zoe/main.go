@@ -22,7 +22,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := rootCmd()
-	root.SetArgs(goStyleFlags(os.Args[1:], "config"))
+	root.SetArgs(goStyleFlags(os.Args[1:], "config", "take-over"))
 	if err := root.ExecuteContext(ctx); err != nil {
 		// Configuration errors were printed as diagnostics already.
 		if !errors.Is(err, daemon.ErrInvalidConfig) {
@@ -83,6 +83,7 @@ func executable() string {
 
 func serverCmd() *cobra.Command {
 	var file string
+	var takeOver bool
 	cmd := &cobra.Command{
 		Use:   "server --config FILE",
 		Short: "Run the Zoe daemon",
@@ -90,11 +91,13 @@ func serverCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return daemon.Run(cmd.Context(), daemon.Options{
 				ConfigFile: file, Executable: executable(), Version: version,
-				Diagnostics: os.Stderr, LogOutput: os.Stderr,
+				Diagnostics: os.Stderr, LogOutput: os.Stderr, TakeOver: takeOver,
 			})
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "/etc/zoe/zoe.hcl", "configuration file")
+	cmd.Flags().BoolVar(&takeOver, "take-over", false,
+		"remove the services of this deployment that another daemon's store created (that store is gone for good) instead of refusing to start")
 	return cmd
 }
 

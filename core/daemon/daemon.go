@@ -48,6 +48,10 @@ type Options struct {
 	// API, when not nil, adjusts the API's configuration (tests shorten
 	// its timings).
 	API func(*api.Config)
+	// TakeOver (zoe server -take-over) removes the services of this
+	// deployment that other stores created, instead of refusing to start
+	// (see claimDeployment).
+	TakeOver bool
 }
 
 // ErrInvalidConfig means the configuration was refused; the diagnostics
@@ -138,6 +142,9 @@ func Run(ctx context.Context, opts Options) error {
 	if plugins.Backend != nil && plugins.Workspace != nil {
 		eng, err := newEngine(ctx, log, cfg, store, plugins, serviceLogs, opts.Executable, idents)
 		if err != nil {
+			return err
+		}
+		if err := claimDeployment(ctx, log, eng, cfg.File, opts.TakeOver); err != nil {
 			return err
 		}
 		engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
@@ -261,6 +268,36 @@ func newEngine(ctx context.Context, log hclog.Logger, cfg *config.Config, store 
 		Logs:       serviceLogs,
 		Identities: idents,
 	})
+}
+
+// claimDeployment is the check before the engine's first pass that no
+// other daemon, with a store of its own, runs the deployment on the
+// back-end (see the engine's ownership.go): its services are refused, or
+// removed with takeOver. A back-end that cannot be asked now does not keep
+// the daemon from starting: the engine leaves other stores' services alone
+// anyway, and reports them once it sees them.
+func claimDeployment(ctx context.Context, log hclog.Logger, eng *engine.Engine, file string, takeOver bool) error {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err := eng.CheckOwnership(cctx)
+	cancel()
+	var owned *engine.OwnershipError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &owned) && takeOver:
+		n, err := eng.TakeOver(ctx)
+		if err != nil {
+			return fmt.Errorf("take over deployment %q: removed %d services of other stores, then: %w",
+				owned.Deployment, n, err)
+		}
+		log.Warn("took the deployment over from other stores", "deployment", owned.Deployment, "removed", n)
+		return nil
+	case errors.As(err, &owned):
+		return fmt.Errorf("refusing to start: %w (zoe server -config %s -take-over)", err, file)
+	default:
+		log.Warn("cannot check that no other daemon runs this deployment; starting all the same", "error", err)
+		return nil
+	}
 }
 
 // checkServing holds the rules that a file must meet to be served: who

@@ -71,7 +71,9 @@ func (f *faulty) times(method string) []time.Time {
 }
 
 func (f *faulty) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
-	f.call("List", "")
+	if err := f.call("List", ""); err != nil {
+		return nil, err
+	}
 	return f.Backend.List(ctx, opts)
 }
 

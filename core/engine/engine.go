@@ -13,8 +13,13 @@
 //     its restart count increased, so that the scheduler places it again. A
 //     service left starting by a daemon that died is adopted when the
 //     back-end has it and made created again when it does not, so nothing is
-//     started twice (container names are unique in a deployment). Containers
-//     of executions that are not active are orphans and removed.
+//     started twice (container names are unique in a deployment). This
+//     store's containers (LabelStore) of executions that are not active are
+//     orphans and removed; another store's, and unlabelled ones from before
+//     store labels, are left alone (see ownership.go). A back-end that
+//     cannot be listed is said once, and again when it answers: its
+//     executions are kept as they are, and queued ones wait with the
+//     reason.
 //  2. Lifecycle: submitted executions are checked again and queued (or
 //     fail), to be scheduled in the same pass; executions cleaning up are
 //     cleaned up by a worker (every container stopped with a grace period
@@ -194,6 +199,10 @@ type Config struct {
 	// LogDrain bounds the wait for the rest of an ended service's output
 	// before its container is removed; default 10 s.
 	LogDrain time.Duration
+	// StoreID is the store's identity (state.Store.Identity), which labels
+	// what the engine creates (LabelStore); "": the engine reads it from
+	// the store before its first pass.
+	StoreID string
 	// BackoffBase is how long an execution whose start or clean-up failed
 	// waits before the next attempt, doubled after each further failure
 	// up to BackoffMax, plus up to half of it at random; defaults 1 s and
@@ -201,12 +210,16 @@ type Config struct {
 	BackoffBase, BackoffMax time.Duration
 }
 
-// Labels the engine puts on every container.
+// Labels the engine puts on every container; LabelDeployment, LabelExecution,
+// LabelOwner and LabelStore on every network too.
 const (
 	LabelDeployment = "zoe.deployment"
 	LabelExecution  = "zoe.execution"
 	LabelService    = "zoe.service"
 	LabelOwner      = "zoe.owner"
+	// LabelStore is the identity of the store whose engine created it
+	// (see ownership.go).
+	LabelStore = "zoe.store"
 )
 
 // Engine runs executions. Create it with New and call Run.
@@ -244,6 +257,12 @@ type Engine struct {
 	recoverFailed map[int64]string
 	// last is the last snapshot read, kept by read; used by the pass only.
 	last *snapshot
+	// storeID is the store's identity (Config.StoreID), read once; see
+	// identity.
+	storeID string
+	// watch is what the pass has reported about the back-end and the
+	// deployment's other owners; used by the pass only.
+	watch watch
 }
 
 type worker struct {
@@ -287,7 +306,7 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 		log = hclog.NewNullLogger()
 	}
 	return &Engine{
-		cfg: cfg, log: log, wake: make(chan struct{}, 1), ready: make(chan struct{}),
+		cfg: cfg, log: log, storeID: cfg.StoreID, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		workers: map[int64]*worker{}, waiting: map[int64]string{},
 		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{}, retries: map[int64]*retry{},
 		backOff: backOff{base: cfg.BackoffBase, limit: cfg.BackoffMax, jitter: rand.Float64},

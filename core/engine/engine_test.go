@@ -775,18 +775,51 @@ func TestBackendPluginKilled(t *testing.T) {
 	e.platformEmpty(handle)
 }
 
+// TestOrphanRemoved: a container of this store that the store does not
+// know is removed; another store's, and one without a store label (from a
+// Zoe before store labels), are left alone.
 func TestOrphanRemoved(t *testing.T) {
 	e := newEnv(t, options{})
 	ctx := t.Context()
-	// A container of this deployment the store does not know.
-	if _, err := e.ctl.Start(ctx, backend.ServiceSpec{Name: "stray", Image: "x", User: "1000:1000", Environment: forever(),
-		Labels: map[string]string{engine.LabelExecution: "999"}}); err != nil {
+	own, err := e.store.Identity(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the orphan removed", func() (bool, string) {
-		list, err := e.ctl.List(ctx, backend.ListOptions{})
-		return err == nil && len(list) == 0, fmt.Sprint(len(list), err)
-	})
+	start := func(name, store string) {
+		t.Helper()
+		labels := map[string]string{engine.LabelExecution: "999"}
+		if store != "" {
+			labels[engine.LabelStore] = store
+		}
+		if _, err := e.ctl.Start(ctx, backend.ServiceSpec{Name: name, Image: "x", User: "1000:1000", Environment: forever(),
+			Labels: labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	removed := func(name string) {
+		t.Helper()
+		waitFor(t, name+" removed", func() (bool, string) {
+			list, err := e.ctl.List(ctx, backend.ListOptions{})
+			names = nil
+			for _, st := range list {
+				names = append(names, st.Name)
+			}
+			slices.Sort(names)
+			return err == nil && !slices.Contains(names, name), fmt.Sprint(names, err)
+		})
+	}
+	start("stray", own)
+	start("theirs", "fedcba9876543210fedcba9876543210")
+	start("old", "")
+	removed("stray")
+	// Passes follow one another: the pass that removes a second orphan
+	// of this store comes after one that saw the other two.
+	start("stray2", own)
+	removed("stray2")
+	if !slices.Equal(names, []string{"old", "theirs"}) {
+		t.Errorf("left on the platform: %v, want old and theirs", names)
+	}
 }
 
 func TestFailures(t *testing.T) { eachStore(t, testFailures) }

@@ -99,7 +99,7 @@ func TestRecoverFailureLoggedOnce(t *testing.T) {
 	}
 	for _, s := range steps {
 		be.err = s.err
-		if changed := e.reconcile(t.Context(), snap, s.listed); changed {
+		if changed := e.reconcile(t.Context(), snap, "store-1", s.listed); changed {
 			t.Errorf("%s: reconcile changed the store", s.name)
 		}
 		if n := warnings(); n != s.want {

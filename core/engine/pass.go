@@ -85,6 +85,11 @@ func (e *Engine) read(ctx context.Context) (*snapshot, error) {
 }
 
 func (e *Engine) pass(ctx context.Context) error {
+	// Before anything is created: it is labelled with it.
+	storeID, err := e.identity(ctx)
+	if err != nil {
+		return err
+	}
 	snap, err := e.read(ctx)
 	if err != nil {
 		return err
@@ -92,23 +97,32 @@ func (e *Engine) pass(ctx context.Context) error {
 	// List after reading the store: every service the store says runs was
 	// started before the List, so its absence means it is gone.
 	listed, err := e.cfg.Backend.List(ctx, backend.ListOptions{})
-	if err != nil {
-		e.log.Debug("cannot list the back-end's services; reconciliation waits", "error", err)
-	} else if e.reconcile(ctx, snap, listed) {
-		if snap, err = e.read(ctx); err != nil {
-			return err
+	down := err != nil
+	if down {
+		e.backendDown(snap, err)
+	} else {
+		e.backendUp(snap)
+		if e.reconcile(ctx, snap, storeID, listed) {
+			if snap, err = e.read(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	e.insts.keep(snap.execs)
 	e.lifecycle(ctx, snap)
+	if down {
+		// Nothing can be placed on a back-end that does not answer
+		// (Nodes fails too): the queued executions wait, with the reason.
+		return nil
+	}
 	return e.schedule(ctx, snap)
 }
 
 // reconcile compares the store with the back-end's services and carries
 // out what decideReconcile decides; it says whether it changed anything.
-func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend.ServiceStatus) bool {
+func (e *Engine) reconcile(ctx context.Context, snap *snapshot, storeID string, listed []backend.ServiceStatus) bool {
 	in := &reconcileInput{execs: snap.execs, svcs: snap.svcs, busy: make(map[int64]bool, len(snap.execs)),
-		listed: listed, recoverAll: e.recoverAll.Swap(false), name: e.containerName, following: e.following}
+		listed: listed, store: storeID, recoverAll: e.recoverAll.Swap(false), name: e.containerName, following: e.following}
 	for _, ex := range snap.execs {
 		in.busy[ex.ID] = e.busySince(snap, ex.ID)
 	}
@@ -134,6 +148,7 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 		e.recoverFailed = failed
 		acts, _ = decideReconcile(in, recovered)
 	}
+	e.reportOwners(acts)
 	changed := false
 	for _, a := range acts {
 		changed = changed || a.changes()
@@ -153,7 +168,8 @@ func (e *Engine) reconcile(ctx context.Context, snap *snapshot, listed []backend
 	return changed
 }
 
-// removeOrphan removes a container the store does not know.
+// removeOrphan removes a container of this store that the store does not
+// know (decideReconcile leaves other stores' and unlabelled ones alone).
 func (e *Engine) removeOrphan(ctx context.Context, a action) {
 	if a.unlessActive != 0 {
 		if cur, err := e.cfg.Store.GetExecution(ctx, a.unlessActive); err == nil && cur.Status.Active() {

@@ -27,6 +27,9 @@ type reconcileInput struct {
 	busy map[int64]bool
 	// listed is the back-end's List, taken after the snapshot.
 	listed []backend.ServiceStatus
+	// store is the identity of this engine's store (LabelStore): a listed
+	// service labelled with another store's is another daemon's.
+	store string
 	// recoverAll asks to Recover every stored handle, listed or not: the
 	// back-end (or the daemon) restarted, and the listing may show what
 	// the plugin has not taken back yet.
@@ -69,6 +72,14 @@ const (
 	// not know; remove it, unless unlessActive is an execution that is
 	// active now (it may be newer than the snapshot).
 	actRemove
+	// actForeign: st is a service of this deployment that another store
+	// created (another daemon runs the deployment name on this back-end):
+	// never removed, adopted or counted; the pass reports the other store.
+	actForeign
+	// actUnlabelled: st is a service of this deployment without a store
+	// label (made by a Zoe before store labels) that the store does not
+	// know: left alone, with a warning (see ownership.go).
+	actUnlabelled
 )
 
 // action is one thing the reconciliation does.
@@ -106,6 +117,10 @@ func (a action) String() string {
 		return fmt.Sprintf("collect %s: %s", svc, a.handle.ID)
 	case actReset:
 		return fmt.Sprintf("reset %s: %s", svc, a.reason)
+	case actForeign:
+		return fmt.Sprintf("foreign %s (%s) of store %s: left alone", a.st.Name, a.st.Handle.ID, a.st.Labels[LabelStore])
+	case actUnlabelled:
+		return fmt.Sprintf("unlabelled %s (%s): left alone", a.st.Name, a.st.Handle.ID)
 	case actRemove:
 		if a.unlessActive != 0 {
 			return fmt.Sprintf("remove %s (%s) unless execution %d is active", a.st.Name, a.st.Handle.ID, a.unlessActive)
@@ -125,14 +140,22 @@ func (a action) String() string {
 func decideReconcile(in *reconcileInput, recovered map[int64]recovery) ([]action, []recoverReq) {
 	byHandle := make(map[string]backend.ServiceStatus, len(in.listed))
 	byName := make(map[string]backend.ServiceStatus, len(in.listed))
+	var (
+		acts    []action
+		needs   []recoverReq
+		foreign []action
+	)
 	for _, st := range in.listed {
+		// Another store's services are not this store's, whatever their
+		// names: with a clash (two stores' execution 1) the name would
+		// otherwise make one daemon adopt the other's container.
+		if owner := st.Labels[LabelStore]; owner != "" && owner != in.store {
+			foreign = append(foreign, action{kind: actForeign, st: st})
+			continue
+		}
 		byHandle[st.Handle.ID] = st
 		byName[st.Name] = st
 	}
-	var (
-		acts  []action
-		needs []recoverReq
-	)
 	known := map[string]bool{}
 	active := make(map[int64]bool, len(in.execs))
 	for _, ex := range in.execs {
@@ -198,11 +221,21 @@ func decideReconcile(in *reconcileInput, recovered map[int64]recovery) ([]action
 			}
 		}
 	}
-	// The back-end lists only this deployment's services: one the store
-	// does not know is an orphan.
+	// The back-end lists only this deployment's services: one of this
+	// store that the store does not know is an orphan. One without a store
+	// label was made by a Zoe before store labels, by this daemon or by
+	// another of the same deployment name: nothing tells which, so it is
+	// never removed (see unlabelled in ownership.go).
 	for _, st := range in.listed {
 		if known[st.Name] {
 			continue
+		}
+		switch owner := st.Labels[LabelStore]; {
+		case owner == "":
+			acts = append(acts, action{kind: actUnlabelled, st: st})
+			continue
+		case owner != in.store:
+			continue // in foreign
 		}
 		a := action{kind: actRemove, st: st}
 		if id, err := strconv.ParseInt(st.Labels[LabelExecution], 10, 64); err == nil && !active[id] {
@@ -212,5 +245,5 @@ func decideReconcile(in *reconcileInput, recovered map[int64]recovery) ([]action
 		}
 		acts = append(acts, a)
 	}
-	return acts, needs
+	return append(acts, foreign...), needs
 }

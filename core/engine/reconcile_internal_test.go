@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -11,17 +12,31 @@ import (
 )
 
 func TestDecideReconcile(t *testing.T) {
+	const ours, theirs = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
 	name := func(id int64, svc string) string { return fmt.Sprintf("%s-%d-test", svc, id) }
 	ex := func(id int64, st state.Status) state.Execution { return state.Execution{ID: id, Status: st} }
 	// sv is a stored service; its id is unique in every case.
 	sv := func(id, exec int64, n string, st state.ServiceStatus, handle string) state.Service {
 		return state.Service{ID: id, ExecutionID: exec, Name: n, Status: st, Handle: state.Handle{ID: handle, Version: 1}}
 	}
-	// ls is a service the back-end lists; exec labels it unless 0.
+	// ls is a service of this store that the back-end lists; exec labels
+	// it unless 0.
 	ls := func(n, handle string, st backend.ServiceState, exec int64) backend.ServiceStatus {
-		s := backend.ServiceStatus{Name: n, Handle: backend.Handle{ID: handle}, State: st}
+		s := backend.ServiceStatus{Name: n, Handle: backend.Handle{ID: handle}, State: st,
+			Labels: map[string]string{LabelDeployment: "test", LabelStore: ours}}
 		if exec != 0 {
-			s.Labels = map[string]string{LabelExecution: fmt.Sprint(exec), LabelDeployment: "test"}
+			s.Labels[LabelExecution] = fmt.Sprint(exec)
+		}
+		return s
+	}
+	// of makes s another store's (store "" : without a store label, made
+	// by a Zoe before store labels).
+	of := func(store string, s backend.ServiceStatus) backend.ServiceStatus {
+		s.Labels = maps.Clone(s.Labels)
+		if store == "" {
+			delete(s.Labels, LabelStore)
+		} else {
+			s.Labels[LabelStore] = store
 		}
 		return s
 	}
@@ -45,9 +60,11 @@ func TestDecideReconcile(t *testing.T) {
 		busy       []int64
 		listed     []backend.ServiceStatus
 		recoverAll bool
-		recovered  map[int64]recovery
-		want       []string
-		wantNeeds  []string // service@execution
+		// noStore: the engine does not know its store's identity.
+		noStore   bool
+		recovered map[int64]recovery
+		want      []string
+		wantNeeds []string // service@execution
 		// following are the containers whose output is followed, as
 		// service@execution:handle.
 		following []string
@@ -265,12 +282,67 @@ func TestDecideReconcile(t *testing.T) {
 				ls("stray", "h-stray", exit, 0),     // no execution label
 				func() backend.ServiceStatus {
 					s := ls("bad", "h-bad", running, 0)
-					s.Labels = map[string]string{LabelExecution: "x1"}
+					s.Labels[LabelExecution] = "x1"
 					return s
 				}(),
 			},
 			want: []string{"collect a@1: h-a", "remove zz-1-test (h-zz)", "remove a-7-test (h-7) unless execution 7 is active",
 				"remove stray (h-stray)", "remove bad (h-bad)"},
+		},
+		{
+			// Two daemons of one deployment name, each with its store:
+			// the other's execution 1 has the names of ours.
+			name:  "another store's services: never removed, adopted, recovered or followed, whatever their names",
+			execs: []state.Execution{ex(1, state.StatusRunning), ex(2, state.StatusStarting)},
+			svcs: []state.Service{sv(10, 1, "a", state.ServiceRunning, "h-a"), sv(11, 1, "b", state.ServiceStarting, ""),
+				sv(20, 2, "a", state.ServiceStarting, "")},
+			listed: []backend.ServiceStatus{
+				ls("a-1-test", "h-a", running, 1),
+				of(theirs, ls("b-1-test", "h-their-b", running, 1)),  // our b has no handle: not adopted
+				of(theirs, ls("a-2-test", "h-their-a2", running, 2)), // nor this one
+				of(theirs, ls("a-9-test", "h-their-9", exit, 9)),     // unknown to us: not an orphan
+				of(theirs, ls("stray", "h-their-stray", exit, 0)),
+			},
+			want: []string{"collect a@1: h-a",
+				"reset b@1: its start was interrupted; it will be started again",
+				"reset a@2: its start was interrupted; it will be started again",
+				"foreign b-1-test (h-their-b) of store " + theirs + ": left alone",
+				"foreign a-2-test (h-their-a2) of store " + theirs + ": left alone",
+				"foreign a-9-test (h-their-9) of store " + theirs + ": left alone",
+				"foreign stray (h-their-stray) of store " + theirs + ": left alone"},
+		},
+		{
+			name:      "another store's service under our handle's name is not ours: ours is recovered",
+			execs:     []state.Execution{ex(1, state.StatusRunning)},
+			svcs:      []state.Service{sv(10, 1, "a", state.ServiceRunning, "h-a")},
+			listed:    []backend.ServiceStatus{of(theirs, ls("a-1-test", "h-their-a", exit, 1))},
+			recovered: map[int64]recovery{10: {err: notFound}},
+			wantNeeds: []string{"a@1"},
+			want: []string{"died a@1: vanished code 0 oom false",
+				"foreign a-1-test (h-their-a) of store " + theirs + ": left alone"},
+		},
+		{
+			// Made by a Zoe before store labels: by us or by another
+			// daemon, nothing tells.
+			name:  "unlabelled services: adopted when the store has them, else left alone, never removed",
+			execs: []state.Execution{ex(1, state.StatusRunning), ex(2, state.StatusStarting)},
+			svcs: []state.Service{sv(10, 1, "a", state.ServiceRunning, "h-a"),
+				sv(20, 2, "a", state.ServiceStarting, "")},
+			listed: []backend.ServiceStatus{
+				of("", ls("a-1-test", "h-a", running, 1)),
+				of("", ls("a-2-test", "h-a2", running, 2)),
+				of("", ls("a-7-test", "h-7", running, 7)),
+				of("", ls("zz-1-test", "h-zz", exit, 1)),
+			},
+			want: []string{"collect a@1: h-a", "adopt a@2: running h-a2 on ", "collect a@2: h-a2",
+				"unlabelled a-7-test (h-7): left alone", "unlabelled zz-1-test (h-zz): left alone"},
+		},
+		{
+			name:    "with no store identity, nothing is removed",
+			listed:  []backend.ServiceStatus{ls("a-5-test", "h-5", exit, 5), of("", ls("b-5-test", "h-b5", exit, 5))},
+			noStore: true,
+			want: []string{"unlabelled b-5-test (h-b5): left alone",
+				"foreign a-5-test (h-5) of store " + ours + ": left alone"},
 		},
 		{
 			name:   "an inactive execution's containers are orphans",
@@ -292,7 +364,10 @@ func TestDecideReconcile(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &reconcileInput{svcs: map[int64][]state.Service{}, busy: map[int64]bool{}, listed: tc.listed,
-				recoverAll: tc.recoverAll, name: name, execs: tc.execs}
+				recoverAll: tc.recoverAll, name: name, execs: tc.execs, store: ours}
+			if tc.noStore {
+				in.store = ""
+			}
 			if tc.following != nil {
 				in.following = func(id int64, svc, handle string) bool {
 					return slices.Contains(tc.following, fmt.Sprintf("%s@%d:%s", svc, id, handle))
@@ -308,7 +383,7 @@ func TestDecideReconcile(t *testing.T) {
 			var got []string
 			for _, a := range acts {
 				got = append(got, a.String())
-				if a.kind != actRemove && (a.sv.ExecutionID != a.ex.ID || a.sv.ID == 0) {
+				if a.kind != actRemove && a.kind != actForeign && a.kind != actUnlabelled && (a.sv.ExecutionID != a.ex.ID || a.sv.ID == 0) {
 					t.Errorf("%s: service %+v of execution %d", a, a.sv, a.ex.ID)
 				}
 			}
@@ -335,7 +410,7 @@ func TestDecideReconcile(t *testing.T) {
 // pass read it again.
 func TestActionChanges(t *testing.T) {
 	for k, want := range map[actionKind]bool{actDied: true, actAdopt: true, actReset: true, actCollect: false,
-		actRemove: false} {
+		actRemove: false, actForeign: false, actUnlabelled: false} {
 		if got := (action{kind: k}).changes(); got != want {
 			t.Errorf("%s: changes %v, want %v", action{kind: k}, got, want)
 		}

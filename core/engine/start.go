@@ -257,16 +257,22 @@ func transient(err error) bool {
 // as they are.
 func (e *Engine) createNetwork(ctx context.Context, ex state.Execution, record bool) (string, error) {
 	wctx := context.WithoutCancel(ctx)
+	storeID, err := e.identity(ctx)
+	if err != nil {
+		return "", err
+	}
 	spec := backend.NetworkSpec{Name: e.networkName(ex.ID), Labels: map[string]string{
-		LabelDeployment: e.cfg.Deployment, LabelExecution: strconv.FormatInt(ex.ID, 10), LabelOwner: ex.Owner}}
+		LabelDeployment: e.cfg.Deployment, LabelExecution: strconv.FormatInt(ex.ID, 10), LabelOwner: ex.Owner,
+		LabelStore: storeID}}
 	id, err := e.cfg.Backend.CreateNetwork(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
 		// Created by a daemon that died before recording its id (see
-		// "Networks" in the package documentation): without the id it
-		// cannot be removed, so it is left to the operator and the
-		// execution gets a network of another name.
-		e.log.Warn("an execution's network exists but its id was never recorded; leaving it behind",
-			"execution", ex.ID, "network", spec.Name)
+		// "Networks" in the package documentation), or by another store's
+		// daemon of this deployment name (see ownership.go): without the
+		// id it cannot be removed, and it may not be this store's, so it
+		// is left alone and the execution gets a network of another name.
+		e.log.Warn("an execution's network name is taken: by a network whose id was never recorded, or by "+
+			"another daemon of this deployment; leaving it alone", "execution", ex.ID, "network", spec.Name)
 		spec.Name += "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		id, err = e.cfg.Backend.CreateNetwork(ctx, spec)
 	}
@@ -356,11 +362,15 @@ func (e *Engine) place(ctx context.Context, id int64, jobs []job) error {
 func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID string, mount workspace.Mount, runAs string, sec backend.Security) (backend.ServiceStatus, error) {
 	store := e.cfg.Store
 	wctx := context.WithoutCancel(ctx)
-	spec := e.spec(ex, j, netID, mount)
+	storeID, err := e.identity(ctx)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	spec := e.spec(ex, j, netID, mount, storeID)
 	spec.User, spec.Security = runAs, sec
 	st, err := e.cfg.Backend.Start(ctx, spec)
 	if errors.Is(err, sdk.ErrAlreadyExists) {
-		st, err = e.find(wctx, ex.ID, spec.Name)
+		st, err = e.find(wctx, ex.ID, spec.Name, storeID)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -382,16 +392,29 @@ func (e *Engine) startOne(ctx context.Context, ex state.Execution, j job, netID 
 	return st, nil
 }
 
-// find looks for a service of execution id by name.
-func (e *Engine) find(ctx context.Context, id int64, name string) (backend.ServiceStatus, error) {
+// find looks for a service of execution id by name, to adopt after the
+// back-end said the name is taken. One that another store created (see
+// ownership.go) is not this execution's: another daemon runs the
+// deployment name, and the start fails with sdk.ErrAlreadyExists, saying
+// so, rather than adopt it.
+func (e *Engine) find(ctx context.Context, id int64, name, storeID string) (backend.ServiceStatus, error) {
 	list, err := e.cfg.Backend.List(ctx, executionServices(id))
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
 	for _, st := range list {
-		if st.Name == name {
-			return st, nil
+		if st.Name != name {
+			continue
 		}
+		if owner := st.Labels[LabelStore]; owner != "" && owner != storeID {
+			e.log.Error("a service's name is taken by another store's service: another Zoe daemon runs this "+
+				"deployment on the back-end", "execution", id, "name", name, "store", owner,
+				"deployment", e.cfg.Deployment)
+			return backend.ServiceStatus{}, fmt.Errorf("the name %s is taken on the back-end by a service of "+
+				"another Zoe store (%s): another daemon runs deployment %q there; one of them needs another "+
+				"deployment_name: %w", name, owner, e.cfg.Deployment, sdk.ErrAlreadyExists)
+		}
+		return st, nil
 	}
 	return backend.ServiceStatus{}, fmt.Errorf("service %s: %w", name, sdk.ErrNotFound)
 }
@@ -461,7 +484,7 @@ func (e *Engine) recordMany(ctx context.Context, ex state.Execution, ss []starte
 }
 
 // spec is what the back-end is asked to start for job j.
-func (e *Engine) spec(ex state.Execution, j job, netID string, mount workspace.Mount) backend.ServiceSpec {
+func (e *Engine) spec(ex state.Execution, j job, netID string, mount workspace.Mount, storeID string) backend.ServiceSpec {
 	in, node := j.in, j.node
 	env := make(map[string]string, len(in.Environment))
 	for _, v := range in.Environment {
@@ -481,7 +504,7 @@ func (e *Engine) spec(ex state.Execution, j job, netID string, mount workspace.M
 		Name: e.containerName(ex.ID, in.Name), Hostname: in.DNSName, Image: in.Image, Command: j.cmd, WorkDir: in.WorkDir,
 		Environment: env,
 		Labels: map[string]string{LabelDeployment: e.cfg.Deployment, LabelExecution: id, LabelService: in.Name,
-			LabelOwner: ex.Owner},
+			LabelOwner: ex.Owner, LabelStore: storeID},
 		Resources: backend.Resources{MemoryReservation: in.MemoryReservation, MemoryLimit: in.MemoryLimit,
 			Cores: in.Cores, CoresLimit: in.CoresLimit, ShmSize: in.Shm, PidsLimit: e.cfg.PidsLimit},
 		Volumes: vols, Ports: ports, Network: netID, Node: node, ExecutionID: id,
@@ -542,10 +565,18 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) error {
 	if err != nil {
 		return fmt.Errorf("cannot list the back-end's services: %w", err)
 	}
+	storeID, err := e.identity(ctx)
+	if err != nil {
+		return err
+	}
 	mine := map[string]backend.ServiceStatus{}
 	// Checked again: a plugin older than List's labels lists the whole
-	// deployment.
+	// deployment. Another store's services of the same execution number
+	// are not this execution's (see ownership.go).
 	for _, st := range listed {
+		if owner := st.Labels[LabelStore]; owner != "" && owner != storeID {
+			continue
+		}
 		if st.Labels[LabelExecution] == strconv.FormatInt(ex.ID, 10) || strings.HasSuffix(st.Name, "-"+strconv.FormatInt(ex.ID, 10)+"-"+strings.ToLower(e.cfg.Deployment)) {
 			mine[st.Name] = st
 		}
@@ -584,6 +615,13 @@ func (e *Engine) cleanup(ctx context.Context, ex state.Execution) error {
 		})
 	}
 	for _, st := range mine {
+		if st.Labels[LabelStore] != storeID {
+			// Without a store label, and not named as one of the
+			// execution's services: nothing says it is this store's.
+			e.log.Warn("leaving alone a container of this execution's number without a store label", "execution", ex.ID,
+				"name", st.Name)
+			continue
+		}
 		wg.Go(func() {
 			if err := e.removeContainer(ctx, st.Handle, nil); err != nil {
 				e.log.Warn("cannot remove a container", "execution", ex.ID, "name", st.Name, "error", err)

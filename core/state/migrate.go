@@ -2,7 +2,9 @@ package state
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
@@ -14,7 +16,11 @@ import (
 
 // CurrentSchemaVersion is the newest schema this zoe knows: the number of
 // migrations of each dialect.
-const CurrentSchemaVersion = 3
+const CurrentSchemaVersion = 4
+
+// identityVersion is the schema version that has the store_meta table,
+// which holds the store's identity.
+const identityVersion = 4
 
 // migrationFiles holds migrations/<dialect>/NNNN_name.sql; migration N
 // brings the schema from version N-1 to N.
@@ -100,9 +106,38 @@ func (s *store) migrate(ctx context.Context, target int) error {
 			}
 			s.log.Info("applied schema migration", "version", m.version, "name", m.name)
 		}
+		if max(cur, target) >= identityVersion {
+			// Once, under the migration lock: a store opened again, or by
+			// another process, keeps the identity it was given first.
+			id, err := newIdentity()
+			if err != nil {
+				return err
+			}
+			if _, err := q.exec(ctx, "INSERT INTO store_meta (key, value) VALUES ('identity', $1) ON CONFLICT (key) DO NOTHING",
+				id); err != nil {
+				return fmt.Errorf("store identity: %w", err)
+			}
+		}
 		return nil
 	})
 	return s.fail("migrate", err)
+}
+
+// newIdentity is a store identity: 128 random bits in hex, so that two
+// stores never share one by chance.
+func newIdentity() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("store identity: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// Identity is the store's identity (see Store.Identity).
+func (s *store) Identity(ctx context.Context) (string, error) {
+	var id string
+	err := s.db.queryRow(ctx, "SELECT value FROM store_meta WHERE key = 'identity'").Scan(&id)
+	return id, s.fail("store identity", err)
 }
 
 func schemaVersion(ctx context.Context, q querier) (int, error) {

@@ -172,6 +172,14 @@ type Store interface {
 	// TouchToken sets the token's last use to now.
 	TouchToken(ctx context.Context, id int64) error
 
+	// Identity is the store's own identity: 32 hex digits, random, given
+	// once when the store's schema is first created (or brought to
+	// version 4) and kept for good. Every process sharing the database
+	// reads the same; another database, even of the same deployment name,
+	// has another. The engine labels what it creates on the back-end with
+	// it (zoe.store).
+	Identity(ctx context.Context) (string, error)
+
 	// SchemaVersion is the version of the database's schema.
 	SchemaVersion(ctx context.Context) (int, error)
 

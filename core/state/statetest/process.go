@@ -129,7 +129,12 @@ func testMigrations(t *testing.T, h Harness) {
 			var eventIDs []int64
 			if v >= 1 {
 				const at = "'2030-01-02T03:04:05.000000Z'"
-				must(h.SQL(ctx, loc, "INSERT INTO users (username, role, created_at, last_login) VALUES "+
+				// Version 3 renamed the auth plugin's role.
+				roleCol := "role"
+				if v >= 3 {
+					roleCol = "auth_role"
+				}
+				must(h.SQL(ctx, loc, "INSERT INTO users (username, "+roleCol+", created_at, last_login) VALUES "+
 					"('bob', 'admin', "+at+", "+at+") RETURNING 1"))(t)
 				id = must(h.SQL(ctx, loc, "INSERT INTO executions (owner, name, description, status, cores, "+
 					"submitted_at) VALUES ('bob', 'old', '{\"k\": 1}', 'running', 2, "+at+") RETURNING id"))(t)

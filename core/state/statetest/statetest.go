@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"TokenPurge", testTokenPurge},
 		{"ConcurrentSubmissions", testConcurrentSubmissions},
 		{"Migrations", testMigrations},
+		{"Identity", testIdentity},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
