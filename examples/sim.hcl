@@ -70,7 +70,7 @@ backend "sim" {
     cores   = 16
     memory  = "64GiB"
     labels  = ["ssd"]
-    images  = ["zoe/notebook:1.0", "zoe/spark:2.4"]
+    images  = ["zoe/notebook:1.0", "zoe/spark-master:1.0", "zoe/spark-worker:1.0"]
     address = "127.0.0.1"
   }
 
