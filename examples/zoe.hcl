@@ -158,6 +158,13 @@ workspace "dir" {
 backend "docker" {
   pull_images = true # pull images the engine lacks
 
+  # The local engine, labelled "spark": the shop's spark-0 entry asks for
+  # nodes with that label. Without host blocks the local engine is "local"
+  # too, with no labels.
+  host "local" {
+    labels = ["spark"]
+  }
+
   # One block per engine to drive several; the label is the node's name.
   # host "node1" {
   #   address          = "tcp://10.0.0.1:2376"

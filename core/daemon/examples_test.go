@@ -139,15 +139,19 @@ func awaitLong(t *testing.T, c apiClient, id int64, status ...string) zoeclient.
 // real `zoe server` on the Docker engine.
 func TestExamplesOnDocker(t *testing.T) {
 	env := newDockerEnv(t)
-	shop := filepath.Join(moduleRoot(t), "examples", "shop")
-	f, err := os.OpenFile(env.file, os.O_APPEND|os.O_WRONLY, 0)
+	// The backend block of examples/zoe.hcl as it is (the file's last),
+	// which labels the local engine for spark-0, instead of the test's own.
+	cfg, err := os.ReadFile(env.file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fmt.Fprintf(f, "shop_dir = %q\n", shop); err != nil {
-		t.Fatal(err)
+	block := lastBlock(t, "zoe.hcl", `backend "docker" {`)
+	text := strings.Replace(string(cfg), "backend \"docker\" {}\n", block, 1)
+	if text == string(cfg) {
+		t.Fatal(`the test's configuration has no backend "docker" {} to replace`)
 	}
-	if err := f.Close(); err != nil {
+	text += fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop"))
+	if err := os.WriteFile(env.file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startZoe(t, env.file, env.addr)
@@ -197,6 +201,21 @@ func TestExamplesOnDocker(t *testing.T) {
 	}
 }
 
+// lastBlock is the block of examples/<file> that starts a line with start:
+// from there to the end of the file, of which it must be the last block.
+func lastBlock(t *testing.T, file, start string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "examples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), "\n"+start)
+	if i < 0 {
+		t.Fatalf("examples/%s has no line starting with %s", file, start)
+	}
+	return string(b[i+1:]) + "\n"
+}
+
 var tokenLine = regexp.MustCompile(`token: ([0-9a-f]{32})`)
 
 // checkNotebook asks the notebook stand-in's published page without its
@@ -210,9 +229,12 @@ func checkNotebook(t *testing.T, env *dockerEnv, run zoeclient.Execution, instan
 		t.Fatalf("no published notebook endpoint for %s: %+v", instance, run.Endpoints)
 	}
 	url := run.Endpoints[i].URL
-	if page, err := httpGet(url); err == nil || !strings.Contains(page, "Notebook stand-in: open this page with ?token=") {
-		t.Errorf("GET %s without the token: %q %v, want a refusal", url, page, err)
-	}
+	// Running is when the container started, not when it listens: the
+	// page is asked for until it answers, and must answer with a refusal.
+	waitUntil(t, "the notebook refusing a request without the token", func() (bool, string) {
+		page, err := httpGet(url)
+		return err != nil && strings.Contains(page, "Notebook stand-in: open this page with ?token="), fmt.Sprintf("%q %v", page, err)
+	})
 	var token string
 	waitUntil(t, "the notebook's token in its log", func() (bool, string) {
 		l := env.logs(env.container(run.ID, instance))
@@ -232,18 +254,10 @@ func checkNotebook(t *testing.T, env *dockerEnv, run zoeclient.Execution, instan
 // nodes of examples/sim.hcl (its backend block as it is), and checks that
 // what can never fit them is refused with the reason.
 func TestExamplesOnSim(t *testing.T) {
-	simHCL, err := os.ReadFile(filepath.Join(moduleRoot(t), "examples", "sim.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(string(simHCL), "\nbackend \"sim\" {")
-	if i < 0 {
-		t.Fatal(`examples/sim.hcl has no backend "sim" block at the start of a line`)
-	}
-	// The block is the file's last; its state_file defaults to one under
-	// this test's data_dir.
+	// Its state_file defaults to one under this test's data_dir.
 	cfg := strings.Replace(baseConfig, `deployment_name = "unit"`, `deployment_name = "simexamples"`, 1) +
-		fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop")) + string(simHCL[i:])
+		fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop")) +
+		lastBlock(t, "sim.hcl", `backend "sim" {`)
 	_, _, opts, _ := setup(t, cfg)
 	addr := serveDaemon(t, opts)
 	alice := apiClient{t: t, base: "http://" + addr.String() + "/api/v1", user: "alice", pass: "wonderland"}
@@ -266,7 +280,7 @@ func TestExamplesOnSim(t *testing.T) {
 	desc := strings.Replace(string(exampleApp(t, "hello.json")), `"name": "web",`, `"name": "web", "labels": ["tpu"],`, 1)
 	var e zoeclient.Error
 	code := alice.do("POST", "/executions", map[string]any{"name": "tpu", "description": json.RawMessage(desc)}, &e)
-	want := zoeclient.Detail{Path: "description.services[0].labels", Message: "requires labels [tpu] that no node has (the nodes' labels are gpu, ssd)"}
+	want := zoeclient.Detail{Path: "description.services[0].labels", Message: "requires labels [tpu] that no node has (the nodes' labels are gpu, spark, ssd)"}
 	if code != http.StatusBadRequest || e.Error.Code != "invalid_argument" || !slices.Contains(e.Error.Details, want) {
 		t.Errorf("a ZApp requiring labels no node has: %d %+v, want the detail %+v", code, e, want)
 	}
