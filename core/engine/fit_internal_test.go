@@ -11,12 +11,11 @@ import (
 
 // fitService is one service of a ZApp of TestFitProblems.
 type fitService struct {
-	name        string
-	ess, total  int
-	cores       float64
-	memory      int64
-	labels      []string
-	withMonitor bool
+	name       string
+	ess, total int
+	cores      float64
+	memory     int64
+	labels     []string
 }
 
 func fitApp(t *testing.T, svcs ...fitService) (*zapp.App, []zapp.Instance) {
