@@ -153,7 +153,7 @@ workspace "dir" {
 # execution, services as containers, ports published on 127.0.0.1. An engine
 # that does not answer is no configuration error: the node is "unreachable"
 # and executions wait. `make test-images` builds the images the ZApps of
-# examples/docker run on. examples/sim.hcl uses the simulated back-end
+# examples/docker and examples/shop run on. examples/sim.hcl uses the simulated back-end
 # instead; without a backend block the daemon serves the API alone.
 backend "docker" {
   pull_images = true # pull images the engine lacks

@@ -285,3 +285,23 @@ func TestExamplesOnSim(t *testing.T) {
 		t.Errorf("a ZApp requiring labels no node has: %d %+v, want the detail %+v", code, e, want)
 	}
 }
+
+// TestShopEntryNeverFits: starting a shop entry goes through the same check
+// as a description: spark-0 asks for nodes labelled spark, which the nodes
+// of simConfig are not.
+func TestShopEntryNeverFits(t *testing.T) {
+	cfg := simConfig + fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop"))
+	_, _, opts, _ := setup(t, cfg)
+	addr := serveDaemon(t, opts)
+	alice := apiClient{t: t, base: "http://" + addr.String() + "/api/v1", user: "alice", pass: "wonderland"}
+	var e zoeclient.Error
+	code := alice.do("POST", "/executions", map[string]any{"name": "spark", "shop": map[string]any{"id": "spark-0"}}, &e)
+	if code != http.StatusBadRequest || e.Error.Code != "invalid_argument" || !slices.ContainsFunc(e.Error.Details, func(d zoeclient.Detail) bool {
+		return strings.HasSuffix(d.Path, "services[0].labels") && d.Message == "requires labels [spark] that no node has (no node has any label)"
+	}) {
+		t.Errorf("spark-0 on nodes without the label: %d %+v", code, e)
+	}
+	// What fits is accepted.
+	notebook := submitExample(t, alice, example{name: "notebook", shop: "notebook-0"})
+	awaitLong(t, alice, notebook.ID, "running")
+}
