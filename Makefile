@@ -28,10 +28,11 @@ run: build test-images
 
 test: deps proto-check lint test-go
 
-# The images the Docker back-end's tests and examples/docker run, built in
-# the local engine from small Go programs, without a registry.
-# Small FROM-scratch images (HTTP service, job, worker) that the examples in
-# examples/docker and the tests run; no registry needed.
+# The images the Docker back-end's tests, examples/docker and examples/shop
+# run, built in the local engine without a registry: small FROM-scratch
+# images of static Go programs (internal/testimages): an HTTP service, a
+# job, a worker, and the stand-ins of the shop's notebook, batch and Spark
+# images until real ones are built.
 test-images:
 	$(GO) run ./internal/testimages/cmd/build
 

@@ -66,18 +66,19 @@ backend "sim" {
   # refused.
   pull_images = true
 
+  # The shop's spark-0 entry runs on nodes labelled "spark".
   node "node1" {
     cores   = 16
     memory  = "64GiB"
-    labels  = ["ssd"]
-    images  = ["zoe/notebook:1.0", "zoe/spark:2.4"]
+    labels  = ["ssd", "spark"]
+    images  = ["zoe/notebook:1.0", "zoe/spark-master:1.0", "zoe/spark-worker:1.0"]
     address = "127.0.0.1"
   }
 
   node "node2" {
     cores  = 16
     memory = "64GiB"
-    labels = ["ssd"]
+    labels = ["ssd", "spark"]
   }
 
   node "gpu1" {

@@ -153,10 +153,17 @@ workspace "dir" {
 # execution, services as containers, ports published on 127.0.0.1. An engine
 # that does not answer is no configuration error: the node is "unreachable"
 # and executions wait. `make test-images` builds the images the ZApps of
-# examples/docker run on. examples/sim.hcl uses the simulated back-end
+# examples/docker and examples/shop run on. examples/sim.hcl uses the simulated back-end
 # instead; without a backend block the daemon serves the API alone.
 backend "docker" {
   pull_images = true # pull images the engine lacks
+
+  # The local engine, labelled "spark": the shop's spark-0 entry asks for
+  # nodes with that label. Without host blocks the local engine is "local"
+  # too, with no labels.
+  host "local" {
+    labels = ["spark"]
+  }
 
   # One block per engine to drive several; the label is the node's name.
   # host "node1" {

@@ -74,14 +74,20 @@ func waitExecution(cmd *cobra.Command, c *cli, cl *client.Client, id int64, time
 		defer cancel()
 	}
 	view := newLiveView(cmd.ErrOrStderr(), c.json())
+	view.endless = timeout <= 0
 	var last *client.Execution
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	for {
+	for polls := 0; ; polls++ {
 		ex, err := cl.GetExecution(ctx, id)
 		switch {
 		case err == nil:
 			last = ex
+			if waiting(ex) && polls%queueEvery == 0 {
+				view.queue = queuePlace(ctx, cl, id, view.queue)
+			} else if !waiting(ex) {
+				view.queue = ""
+			}
 			view.show(ex)
 			if done, gerr := g(ex); done {
 				view.end()
@@ -97,15 +103,46 @@ func waitExecution(cmd *cobra.Command, c *cli, cl *client.Client, id int64, time
 			continue
 		}
 		view.end()
-		status := "not known"
+		status, why := "not known", ""
 		if last != nil {
 			status = last.Status
+			if view.queue != "" {
+				why += " (" + view.queue + ")"
+			}
+			if last.WaitingReason != "" {
+				why += ": " + safe(last.WaitingReason)
+			}
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && cmd.Context().Err() == nil {
-			return nil, fmt.Errorf("execution %d is still %s after %s", id, status, timeout)
+			return nil, fmt.Errorf("execution %d is still %s after %s%s", id, status, timeout, why)
 		}
 		return nil, fmt.Errorf("stopped waiting for execution %d (%s); it goes on: %w", id, status, cmd.Context().Err())
 	}
+}
+
+// queueEvery: the queue (GET /stats) is asked for every queueEvery polls
+// while the execution waits, as it changes slowly and costs the daemon more.
+const queueEvery = 4
+
+// waiting: the execution waits for the scheduler.
+func waiting(ex *client.Execution) bool {
+	return ex.Status == "submitted" || ex.Status == "queued"
+}
+
+// queuePlace says where execution id stands in the queue, as GET /stats
+// reports it (every signed-in user sees the queue): "position 2 of 3 in
+// the queue", "" when it is not there; old when the daemon does not answer.
+func queuePlace(ctx context.Context, cl *client.Client, id int64, old string) string {
+	st, err := cl.Stats(ctx)
+	if err != nil {
+		return old
+	}
+	for _, q := range st.Queue {
+		if q.ExecutionID == id {
+			return fmt.Sprintf("position %d of %d in the queue", q.Position, len(st.Queue))
+		}
+	}
+	return ""
 }
 
 // transient errors are worth waiting through: the daemon restarts, or a
@@ -123,6 +160,11 @@ type liveView struct {
 	quiet bool
 	drawn int               // lines drawn last time, on a terminal
 	seen  map[string]string // plain mode: what was printed last, by line key
+	// queue is where the execution stands in the queue ("" unknown);
+	// endless: the wait has no time limit, which a waiting execution's
+	// view says, with how to stop.
+	queue   string
+	endless bool
 }
 
 func newLiveView(w io.Writer, jsonMode bool) *liveView {
@@ -135,7 +177,17 @@ func newLiveView(w io.Writer, jsonMode bool) *liveView {
 // viewLines is the view of ex: one line for the execution, one per
 // service, aligned for a terminal or plain for a log.
 func viewLines(ex *client.Execution, tty bool) (keys, lines []string) {
+	return waitLines(ex, tty, "", false)
+}
+
+// waitLines is viewLines with where the execution stands in the queue and,
+// when endless, a line saying that the wait has no time limit while the
+// execution waits.
+func waitLines(ex *client.Execution, tty bool, queue string, endless bool) (keys, lines []string) {
 	head := fmt.Sprintf("execution %d %s: %s", ex.ID, ex.Name, ex.Status)
+	if queue != "" {
+		head += ", " + queue
+	}
 	if ex.WaitingReason != "" {
 		head += " (" + ex.WaitingReason + ")"
 	}
@@ -160,6 +212,10 @@ func viewLines(ex *client.Execution, tty bool) (keys, lines []string) {
 		}
 		keys, lines = append(keys, "service "+s.Name), append(lines, l)
 	}
+	if endless && waiting(ex) {
+		keys = append(keys, "endless")
+		lines = append(lines, "waiting with no time limit (--timeout sets one); Ctrl-C stops the wait, not the execution")
+	}
 	return keys, lines
 }
 
@@ -167,7 +223,7 @@ func (v *liveView) show(ex *client.Execution) {
 	if v.quiet {
 		return
 	}
-	keys, lines := viewLines(ex, v.tty)
+	keys, lines := waitLines(ex, v.tty, v.queue, v.endless)
 	for i := range lines {
 		lines[i] = safe(lines[i])
 	}

@@ -635,9 +635,12 @@ func testTerminateInEveryState(t *testing.T, store storeKind) {
 	})
 	t.Run("queued", func(t *testing.T) {
 		e := newEnv(t, options{store: store})
+		// 8 cores fit a node of 8, once the blocker that takes both ends:
+		// the ZApp is accepted, and waits.
+		blocker := e.submit(zappJSON(t, false, svc{name: "blocker", ess: 2, total: 2, monitor: true, cores: 8, env: forever()}))
+		e.waitStatus(blocker.ID, state.StatusRunning)
 		v0 := e.eng.WaitingVersion()
-		// 12 cores fit no node of 8.
-		ex := e.submit(zappJSON(t, false, svc{name: "big", ess: 1, total: 1, monitor: true, cores: 12, env: forever()}))
+		ex := e.submit(zappJSON(t, false, svc{name: "big", ess: 1, total: 1, monitor: true, cores: 8, env: forever()}))
 		e.waitStatus(ex.ID, state.StatusQueued)
 		waitFor(t, "a waiting reason", func() (bool, string) {
 			r := e.eng.WaitingReason(ex.ID)

@@ -12,6 +12,7 @@ import (
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 // Submit validates a ZApp description against the configured limits and
@@ -21,6 +22,9 @@ import (
 // policy refuses, wraps sdk.ErrInvalidArgument and zapp.Problems; an owner
 // whose containers the policy cannot run (uid 0) gets
 // sdk.ErrPermissionDenied; a quota refusal wraps sdk.ErrResourceExhausted.
+// A ZApp that can never run on the back-end's nodes as configured (labels
+// no node has, more than a node or all of them hold) is refused as invalid
+// too, with the reason (fitProblems); one that cannot run now waits.
 func (e *Engine) Submit(ctx context.Context, owner, name string, description []byte) (state.Execution, error) {
 	user, err := e.cfg.Store.GetUser(ctx, owner)
 	if err != nil {
@@ -30,7 +34,7 @@ func (e *Engine) Submit(ctx context.Context, owner, name string, description []b
 		return state.Execution{}, err
 	}
 	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Containers: e.cfg.Containers,
-		Role: user.Role})
+		Role: user.Role, Nodes: e.configuredNodes(ctx)})
 	if err != nil {
 		return state.Execution{}, err
 	}
@@ -52,6 +56,10 @@ type Submission struct {
 	ProxyBase  string
 	Containers policy.Policy
 	Role       auth.Role
+	// Nodes are every node the back-end knows, whatever their state; nil
+	// when they are not known, and the ZApp is then not checked against
+	// them.
+	Nodes []backend.Node
 }
 
 // NewExecution is the execution Submit records for a ZApp description:
@@ -72,6 +80,10 @@ func NewExecution(owner, name string, description []byte, sub Submission) (state
 	instances, err := zapp.Instances(app, sub.Limits)
 	if err != nil {
 		return state.NewExecution{}, fmt.Errorf("expand the ZApp: %w: %w", sdk.ErrInvalidArgument, err)
+	}
+	if probs := fitProblems(app, instances, sub.Nodes); probs != nil {
+		return state.NewExecution{}, fmt.Errorf("the ZApp can never run on this platform as configured: %w: %w",
+			sdk.ErrInvalidArgument, probs)
 	}
 	ne := state.NewExecution{Owner: owner, Name: name, Description: description, Size: app.Size}
 	for _, in := range instances {

@@ -1,8 +1,10 @@
-// Package testimages builds the images the Docker back-end's tests run,
-// without a registry: small static Go programs (the sub-directories of this
-// package, and the SDK's conformance probe), each copied into an image FROM
-// scratch as /prog, its entrypoint, and tagged zoe-test/<name>:1 in the
-// local engine.
+// Package testimages builds the images the Docker back-end's tests and the
+// examples run, without a registry: small static Go programs (the
+// sub-directories of this package, and the SDK's conformance probe), each
+// copied into an image FROM scratch as /prog, its entrypoint, and tagged
+// zoe-test/<name>:1 in the local engine; and the stand-ins of the shop's
+// images (zoe/...:1.0), the same programs under the names the shop's entries
+// use, until real images replace them.
 package testimages
 
 import (
@@ -19,6 +21,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"github.com/moby/moby/client"
 )
@@ -44,18 +48,45 @@ const (
 	Probe = "zoe-test/probe:1"
 )
 
+// The stand-ins of the images of examples/shop: what they run is honest
+// about being a stand-in (see each program's documentation).
+const (
+	// Notebook is the notebook program: a page listing the workspace.
+	Notebook = "zoe/notebook:1.0"
+	// SparkNotebook is the notebook program too; with SPARK_MASTER_URL
+	// set it says whether the master answers.
+	SparkNotebook = "zoe/spark-notebook:1.0"
+	// PythonBatch is the batch program: it writes zoe-batch-result.txt in
+	// the workspace and exits with $EXIT_CODE.
+	PythonBatch = "zoe/python-batch:1.0"
+	// SparkMaster is HTTPService, serving on 8080 (the master's web UI).
+	SparkMaster = "zoe/spark-master:1.0"
+	// SparkWorker is Worker with HOLD set: it asks the master named by
+	// SPARK_MASTER_URL and stays up.
+	SparkWorker = "zoe/spark-worker:1.0"
+)
+
 // labelSum is the label holding the sha256 of an image's program: an image
 // whose label matches the freshly built program is not built again.
 const labelSum = "zoe.testimage.sum"
 
 // programs are the images' Go packages, built from this package's
-// directory: the root module, which reaches the SDK through its replace.
-var programs = []struct{ pkg, image string }{
-	{"./httpservice", HTTPService},
-	{"./job", Job},
-	{"./worker", Worker},
-	{"./oom", OOM},
-	{"github.com/zoe-project/zoe/sdk/plugintest/probe", Probe},
+// directory: the root module, which reaches the SDK through its replace;
+// env is the image's environment (NAME=value).
+var programs = []struct {
+	pkg, image string
+	env        []string
+}{
+	{"./httpservice", HTTPService, nil},
+	{"./job", Job, nil},
+	{"./worker", Worker, nil},
+	{"./oom", OOM, nil},
+	{"github.com/zoe-project/zoe/sdk/plugintest/probe", Probe, nil},
+	{"./notebook", Notebook, nil},
+	{"./notebook", SparkNotebook, nil},
+	{"./batch", PythonBatch, nil},
+	{"./httpservice", SparkMaster, nil},
+	{"./worker", SparkWorker, []string{"HOLD=1"}},
 }
 
 // Images lists every test image.
@@ -93,32 +124,45 @@ func Build(ctx context.Context, cli *client.Client) error {
 	if err != nil {
 		return fmt.Errorf("testimages: %w", err)
 	}
+	built := map[string]string{} // package -> binary: one build serves several images
 	for i, p := range programs {
-		bin := filepath.Join(tmp, fmt.Sprintf("prog%d", i))
-		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", bin, p.pkg)
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("testimages: build %s: %v\n%s", p.pkg, err, out)
+		bin, ok := built[p.pkg]
+		if !ok {
+			bin = filepath.Join(tmp, fmt.Sprintf("prog%d", i))
+			cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", bin, p.pkg)
+			cmd.Dir = src
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("testimages: build %s: %v\n%s", p.pkg, err, out)
+			}
+			built[p.pkg] = bin
 		}
-		if err := buildImage(ctx, cli, bin, p.image); err != nil {
+		if err := buildImage(ctx, cli, bin, p.image, p.env); err != nil {
 			return fmt.Errorf("testimages: image %s: %w", p.image, err)
 		}
 	}
 	return nil
 }
 
-func buildImage(ctx context.Context, cli *client.Client, bin, tag string) error {
+func buildImage(ctx context.Context, cli *client.Client, bin, tag string, env []string) error {
 	prog, err := os.ReadFile(bin)
 	if err != nil {
 		return err
 	}
-	h := sha256.Sum256(prog)
-	sum := hex.EncodeToString(h[:])
+	dockerfile := "FROM scratch\nCOPY prog /prog\n"
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		dockerfile += "ENV " + name + "=" + strconv.Quote(value) + "\n"
+	}
+	dockerfile += "ENTRYPOINT [\"/prog\"]\n"
+	// The sum covers the Dockerfile too: a changed environment rebuilds.
+	h := sha256.New()
+	h.Write(prog)
+	h.Write([]byte(dockerfile))
+	sum := hex.EncodeToString(h.Sum(nil))
 	if img, err := cli.ImageInspect(ctx, tag); err == nil && img.Config != nil && img.Config.Labels[labelSum] == sum {
 		return nil
 	}
-	dockerfile := "FROM scratch\nCOPY prog /prog\nENTRYPOINT [\"/prog\"]\n"
 	var ctxTar bytes.Buffer
 	tw := tar.NewWriter(&ctxTar)
 	for _, f := range []struct {

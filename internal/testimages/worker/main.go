@@ -2,14 +2,19 @@
 // for its page over HTTP, retrying for up to $GIVE_UP (a duration, default
 // 30s), prints "answer: <page>" and exits 0, or exits 1 when the master
 // never answers. With $HOLD set it stays up after the answer, like a
-// cluster's worker, until SIGTERM (then it exits 0).
+// cluster's worker, until SIGTERM (then it exits 0). As the stand-in of
+// zoe/spark-worker:1.0 (an image with HOLD set), it finds the master in
+// $SPARK_MASTER_URL (spark://host:port) when $MASTER is not set, and asks
+// the master's web UI on port 8080 of that host.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,8 +24,11 @@ import (
 
 func main() {
 	master := os.Getenv("MASTER")
+	if u, err := url.Parse(os.Getenv("SPARK_MASTER_URL")); master == "" && err == nil && u.Hostname() != "" {
+		master = net.JoinHostPort(u.Hostname(), "8080")
+	}
 	if master == "" {
-		fmt.Fprintln(os.Stderr, "MASTER is not set")
+		fmt.Fprintln(os.Stderr, "neither MASTER nor SPARK_MASTER_URL is set")
 		os.Exit(2)
 	}
 	giveUp := 30 * time.Second
