@@ -17,7 +17,7 @@ func TestShopCheck(t *testing.T) {
 		"bad/app.json":      readExample(t, "batch/batch.json", "", ""),
 		"bad/README.md":     "# Bad\n",
 		"big/manifest.json": `{"version": 1, "zapps": [{"category": "C", "name": "Big", "description": "big.json", "readable_descr": "README.md", "parameters": []}]}`,
-		"big/big.json":      readExample(t, "batch/batch.json", `"cores": {"min": 4,`, `"cores": {"min": 64,`),
+		"big/big.json":      readExample(t, "batch/batch.json", `"cores": {"min": 1,`, `"cores": {"min": 64,`),
 		"big/README.md":     "# Big\n",
 		"ok/manifest.json":  `{"version": 1, "zapps": [{"category": "C", "name": "Fine", "description": "batch.json", "readable_descr": "README.md", "parameters": []}]}`,
 		"ok/batch.json":     readExample(t, "batch/batch.json", "", ""),
@@ -32,7 +32,7 @@ func TestShopCheck(t *testing.T) {
 		}
 	}
 	f := newFixture(t)
-	smallLimits := f.write(t, baseConfig+"\nlimits {\n  max_service_cores = 2\n}\n")
+	smallLimits := f.write(t, baseConfig+"\nlimits {\n  max_service_cores = 0.75\n}\n")
 	badConfig := filepath.Join(f.dir, "bad.hcl")
 	if err := os.WriteFile(badConfig, []byte("limits {\n  max_service_cores = -1\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
