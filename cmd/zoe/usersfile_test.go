@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/auth-file/userfile"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
@@ -273,5 +279,140 @@ func TestUsersOldName(t *testing.T) {
 	help := runZoe(t, "", "--help")
 	if strings.Contains(help.stdout, "\n  users ") || !strings.Contains(help.stdout, "users-file") {
 		t.Errorf("zoe --help lists the old name, or not the new one:\n%s", help.stdout)
+	}
+}
+
+// apiMe calls GET /api/v1/me with a bearer token or Basic credentials and
+// returns the status and the caller's identity.
+func apiMe(t *testing.T, addr, token, user, password string) (int, client.User) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	} else {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var u client.User
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, u
+}
+
+// apiLogin gets a token with POST /api/v1/sessions.
+func apiLogin(t *testing.T, addr, user, password string) string {
+	t.Helper()
+	body, err := json.Marshal(client.Login{Username: user, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := httpClient.Post("http://"+addr+"/api/v1/sessions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s client.Session
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("log in as %s: status %d", user, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Token
+}
+
+// Users file edits under a running daemon (backend-sim): a user added by
+// zoe users-file logs in right after; a role change, a new password and
+// disabling take effect within the bound (the daemon polls the plugin's
+// generation every few seconds), a disabled user's token is revoked for
+// good, and a removed user cannot log in.
+func TestUsersFileUnderDaemon(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.csv")
+	testutil.WriteUsersFile(t, users, testutil.User{Name: "alice", Password: "wonderland", Role: "admin"})
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	config := filepath.Join(dir, "zoe.hcl")
+	if err := os.WriteFile(config, fmt.Appendf(nil, cliConfig, addr, filepath.Join(root, "examples", "shop")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := launchServer(t, addr, config, "wonderland")
+
+	edit := func(stdin string, args ...string) {
+		t.Helper()
+		r := runZoe(t, stdin, append([]string{"users-file"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("zoe users-file %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	const bound = 30 * time.Second // the daemon polls every 5 s; slack for a loaded machine
+	status := func(token, user, pw string, want int, role string) func() (bool, string) {
+		return func() (bool, string) {
+			code, u := apiMe(t, s.addr, token, user, pw)
+			return code == want && (role == "" || u.Role == role), fmt.Sprintf("status %d, role %q", code, u.Role)
+		}
+	}
+
+	// Added: logs in at once, with the ids given.
+	edit("bob-pw\n", "add", users, "bob", "--uid", "1000", "--gid", "100")
+	code, u := apiMe(t, s.addr, "", "bob", "bob-pw")
+	if code != http.StatusOK || u.Role != "user" || u.UID == nil || *u.UID != 1000 || u.GID == nil || *u.GID != 100 {
+		t.Fatalf("bob right after zoe users-file add: status %d, %+v", code, u)
+	}
+	token := apiLogin(t, s.addr, "bob", "bob-pw")
+
+	// A role change reaches both the password and the token.
+	edit("", "set", users, "bob", "--role", "admin", "--clear-ids")
+	waitFor(t, bound, "bob admin by password", status("", "bob", "bob-pw", http.StatusOK, "admin"))
+	waitFor(t, bound, "bob admin by token", status(token, "", "", http.StatusOK, "admin"))
+	if _, u := apiMe(t, s.addr, token, "", ""); u.UID != nil {
+		t.Errorf("bob's uid %d after --clear-ids", *u.UID)
+	}
+
+	// A new password: the old one stops working, the token goes on.
+	edit("bob-new\n", "passwd", users, "bob")
+	waitFor(t, bound, "bob's old password refused", status("", "bob", "bob-pw", http.StatusUnauthorized, ""))
+	if code, _ := apiMe(t, s.addr, "", "bob", "bob-new"); code != http.StatusOK {
+		t.Errorf("bob's new password: status %d", code)
+	}
+
+	// Disabled: the token is revoked, the password refused.
+	edit("", "disable", users, "bob")
+	waitFor(t, bound, "bob's token refused", status(token, "", "", http.StatusUnauthorized, ""))
+	if code, _ := apiMe(t, s.addr, "", "bob", "bob-new"); code != http.StatusUnauthorized {
+		t.Errorf("disabled bob logs in: status %d", code)
+	}
+
+	// Enabled again: the password works at once (a refused password is
+	// not cached, and the plugin reads the changed file before checking;
+	// waiting here would pile up failures, and lock bob out, if it did not),
+	// the revoked token does not.
+	edit("", "enable", users, "bob")
+	if code, u := apiMe(t, s.addr, "", "bob", "bob-new"); code != http.StatusOK || u.Role != "admin" {
+		t.Errorf("bob enabled again: status %d, role %q", code, u.Role)
+	}
+	if code, _ := apiMe(t, s.addr, token, "", ""); code != http.StatusUnauthorized {
+		t.Errorf("the token revoked while bob was disabled works again: status %d", code)
+	}
+
+	// Removed: refused.
+	edit("", "rm", users, "bob")
+	waitFor(t, bound, "removed bob refused", status("", "bob", "bob-new", http.StatusUnauthorized, ""))
+	if code, _ := apiMe(t, s.addr, "", "alice", "wonderland"); code != http.StatusOK {
+		t.Errorf("alice after the edits: status %d", code)
 	}
 }
