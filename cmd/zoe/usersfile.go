@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -148,6 +149,19 @@ func runInit(cmd *cobra.Command, file, admin string, ifMissing bool) error {
 	if err := checkName(cmd, admin); err != nil {
 		return err
 	}
+	out := cmd.OutOrStdout()
+	exists := func() error {
+		if ifMissing {
+			fmt.Fprintf(out, "%s exists: left as it is (zoe users-file ls %s lists its users; zoe users-file passwd %s NAME resets a password)\n",
+				safe(file), safe(file), safe(file))
+			return nil
+		}
+		return fmt.Errorf("%s exists; add users with zoe users-file add %s NAME, reset a password with zoe users-file passwd %s NAME", file, file, file)
+	}
+	// Checked first to spare the hashing; Create checks again under the lock.
+	if _, err := os.Lstat(file); err == nil {
+		return exists()
+	}
 	pw := rand.Text()
 	hash, err := userfile.HashPassword(pw)
 	if err != nil {
@@ -160,14 +174,9 @@ func runInit(cmd *cobra.Command, file, admin string, ifMissing bool) error {
 		return err
 	}
 	err = userfile.Create(file, d.Bytes())
-	out := cmd.OutOrStdout()
 	switch {
-	case errors.Is(err, fs.ErrExist) && ifMissing:
-		fmt.Fprintf(out, "%s exists: left as it is (zoe users-file ls %s lists its users; zoe users-file passwd %s NAME resets a password)\n",
-			safe(file), safe(file), safe(file))
-		return nil
 	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%s exists; add users with zoe users-file add %s NAME, reset a password with zoe users-file passwd %s NAME", file, file, file)
+		return exists()
 	case err != nil:
 		return err
 	}
