@@ -123,6 +123,23 @@ func printPassword(w io.Writer, pw string) {
 	fmt.Fprintf(w, "Its password, shown only now:\n\n    %s\n\n", pw)
 }
 
+// warnNoAdmin warns when file has no enabled admin left after an edit
+// that may have removed the last one; another auth source may have one,
+// so it is not refused.
+func warnNoAdmin(cmd *cobra.Command, file string) {
+	u, err := userfile.Load(file)
+	if err != nil {
+		return
+	}
+	for _, e := range u.Entries() {
+		if e.Role == auth.RoleAdmin && !e.Disabled {
+			return
+		}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has no enabled admin left; add one with zoe users-file add %s NAME --role admin\n",
+		safe(file), safe(file))
+}
+
 // following is the note printed after a change: what the daemon does.
 const following = "a running daemon follows within seconds"
 
@@ -329,6 +346,7 @@ func usersFileSetCmd() *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Changed %s in %s; %s.\n", name, safe(file), following)
+			warnNoAdmin(cmd, file)
 			return nil
 		},
 	}
@@ -368,6 +386,9 @@ func usersFileDisableCmd(disable bool) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s in %s; %s.\n", done, name, safe(file), following)
+			if disable {
+				warnNoAdmin(cmd, file)
+			}
 			return nil
 		},
 	}
@@ -391,6 +412,7 @@ func usersFileRmCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Removed %d user(s) from %s; %s.\n", len(names), safe(file), following)
+			warnNoAdmin(cmd, file)
 			return nil
 		},
 	}

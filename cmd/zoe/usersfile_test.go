@@ -158,6 +158,13 @@ func TestUsersFileCommands(t *testing.T) {
 					t.Errorf("after rm:\n%s", content)
 				}
 			}},
+		{name: "rm the last admin", args: []string{"rm", "FILE", "alice"},
+			err: []string{"warning: FILE has no enabled admin left; add one with zoe users-file add FILE NAME --role admin"},
+			check: func(t *testing.T, u *userfile.Users, _, _ string) {
+				if u.Len() != 2 {
+					t.Errorf("%d users after rm alice, want 2", u.Len())
+				}
+			}},
 		{name: "rm with an unknown name", args: []string{"rm", "FILE", "bob", "zed", "yan"}, code: 1,
 			err: []string{`user "zed", "yan" is not in the users file FILE`}},
 		{name: "rm nobody", args: []string{"rm", "FILE"}, code: 2},

@@ -70,8 +70,8 @@ func (p *Plugin) Schema() sdk.Schema {
 		Required: true,
 		Help: "Path of the users file, relative to the configuration file's directory: one " +
 			"username,password,role[,uid,gid] line per user, role guest, user or admin, password " +
-			"a bcrypt hash or plain text. It must be readable by its owner only " +
-			"(chmod 600) and is re-read when it changes.",
+			"a bcrypt hash or plain text; a password starting with '!' marks a disabled user. It must be " +
+			"readable by its owner only (chmod 600) and is re-read when it changes; zoe users-file edits it.",
 	}}}
 }
 
