@@ -265,12 +265,14 @@ func TestEdit(t *testing.T) {
 		if _, err := Edit(path, addUser("bob", h)); err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 12345 || st.Gid != 23456 {
-			t.Errorf("owner %d:%d, want 12345:23456", st.Uid, st.Gid)
+		for _, p := range []string{path, LockPath(path)} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 12345 || st.Gid != 23456 {
+				t.Errorf("%s: owner %d:%d, want 12345:23456", filepath.Base(p), st.Uid, st.Gid)
+			}
 		}
 	})
 	t.Run("follows a symbolic link", func(t *testing.T) {
@@ -343,6 +345,20 @@ func TestEdit(t *testing.T) {
 		after, _ := os.Stat(path)
 		if err != nil || changed || !os.SameFile(before, after) {
 			t.Errorf("Edit = %v, %v; replaced: %v", changed, err, !os.SameFile(before, after))
+		}
+	})
+	t.Run("a link as the lock file", func(t *testing.T) {
+		dir := t.TempDir()
+		path := writeFile(t, dir, "alice,pw,user\n", 0o600)
+		elsewhere := filepath.Join(dir, "elsewhere")
+		if err := os.Symlink(elsewhere, LockPath(path)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Edit(path, addUser("bob", h)); err == nil {
+			t.Errorf("Edit through a lock file that is a link succeeded")
+		}
+		if _, err := os.Lstat(elsewhere); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the lock's link made a file appear: %v", err)
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {

@@ -47,7 +47,13 @@ func Edit(path string, fn func(*Doc) error) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("users file %s: %w", path, err)
 	}
-	unlock, err := lock(real)
+	// The lock file gets the users file's owner, so that an edit run as
+	// root once does not keep that owner from editing afterwards.
+	var owner fs.FileInfo
+	if fi, err := os.Stat(real); err == nil {
+		owner = fi
+	}
+	unlock, err := lock(real, owner)
 	if err != nil {
 		return false, err
 	}
@@ -108,7 +114,7 @@ func Create(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create users file: %w", err)
 	}
-	unlock, err := lock(path)
+	unlock, err := lock(path, nil)
 	if err != nil {
 		return err
 	}
@@ -217,12 +223,25 @@ func syncDir(dir string) error {
 }
 
 // lock takes the exclusive lock of the users file at path, waiting up to
-// lockWait for another edit to finish, and returns its release.
-func lock(path string) (func(), error) {
+// lockWait for another edit to finish, and returns its release. Run as
+// root, it gives the lock file the owner of like (when not nil). The lock
+// file is opened read-only (flock needs no more) and never through a
+// symbolic link, so that a link planted there makes no file appear
+// elsewhere.
+func lock(path string, like fs.FileInfo) (func(), error) {
 	name := LockPath(path)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock users file: %w", err)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("lock users file %s: %w (the lock file belongs to another user: chown it to the owner of %s, or remove it when no edit runs)", path, err, path)
+		}
+		return nil, fmt.Errorf("lock users file %s: %w", path, err)
+	}
+	if st, ok := sysStat(like); ok && os.Geteuid() == 0 {
+		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock users file %s: %w", path, err)
+		}
 	}
 	deadline := time.Now().Add(lockWait)
 	for {
