@@ -34,7 +34,13 @@ func hashPasswordCmd() *cobra.Command {
 }
 
 func readPassword(in io.Reader, prompt io.Writer) (string, error) {
-	a, onTerminal, err := terminalPassword(in, prompt, "Password: ")
+	return readNewPassword(in, prompt, "Password: ")
+}
+
+// readNewPassword is a new password: asked twice on a terminal (the first
+// time with ask), else the first line of in.
+func readNewPassword(in io.Reader, prompt io.Writer, ask string) (string, error) {
+	a, onTerminal, err := terminalPassword(in, prompt, ask)
 	if err == nil && !onTerminal {
 		a, err = firstLine(bufio.NewReader(in))
 	}

@@ -104,10 +104,10 @@ func idFlags(cmd *cobra.Command, uid, gid uint32) (u, g *uint32) {
 // newPassword reads a password (asked twice on a terminal, else the first
 // line of standard input), or makes a random one when random is set; it
 // returns the password and its bcrypt hash.
-func newPassword(cmd *cobra.Command, random bool) (pw, hash string, err error) {
+func newPassword(cmd *cobra.Command, name string, random bool) (pw, hash string, err error) {
 	if random {
 		pw = rand.Text()
-	} else if pw, err = readPassword(cmd.InOrStdin(), cmd.ErrOrStderr()); err != nil {
+	} else if pw, err = readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "New password for "+name+": "); err != nil {
 		return "", "", err
 	}
 	hash, err = userfile.HashPassword(pw)
@@ -233,7 +233,7 @@ func usersFileAddCmd() *cobra.Command {
 			if _, ok := users.Lookup(name); ok {
 				return usersFileError(file, fmt.Errorf("user %q %w", name, userfile.ErrUserExists))
 			}
-			pw, hash, err := newPassword(cmd, random)
+			pw, hash, err := newPassword(cmd, name, random)
 			if err != nil {
 				return err
 			}
@@ -284,7 +284,7 @@ func usersFilePasswdCmd() *cobra.Command {
 			if !ok {
 				return usersFileError(file, fmt.Errorf("user %q %w", name, userfile.ErrUnknownUser))
 			}
-			pw, hash, err := newPassword(cmd, random)
+			pw, hash, err := newPassword(cmd, name, random)
 			if err != nil {
 				return err
 			}
