@@ -361,13 +361,15 @@ func usersFileSetCmd() *cobra.Command {
 func usersFileDisableCmd(disable bool) *cobra.Command {
 	verb, short, done := "enable", "Enable a disabled user again, with the password it had", "Enabled"
 	if disable {
-		verb, short, done = "disable", "Disable a user, keeping its password: no logins, its tokens revoked", "Disabled"
+		verb, short, done = "disable", "Disable a user, keeping its password: to the daemon it is gone, as if removed", "Disabled"
 	}
 	return &cobra.Command{
 		Use:   verb + " FILE NAME",
 		Short: short,
-		Long: short + ". A disabled user's password field starts with '!'; a running daemon refuses its " +
-			"logins and revokes its tokens within seconds. Enabling restores the password it had.",
+		Long: short + ". A disabled user's password field starts with '!'. Within seconds a running daemon " +
+			"refuses its logins and, as for a removed user, revokes its tokens, ends its active executions and " +
+			"clears what zoe user set gave it (role, quota); enabling restores the password, not those. " +
+			"zoe user set NAME --disable is the daemon's own switch, kept in its state rather than in the file.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file, name := args[0], args[1]
@@ -387,6 +389,7 @@ func usersFileDisableCmd(disable bool) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s in %s; %s.\n", done, name, safe(file), following)
 			if disable {
+				fmt.Fprintf(cmd.OutOrStdout(), "To the daemon %s is gone: tokens revoked, active executions ended.\n", name)
 				warnNoAdmin(cmd, file)
 			}
 			return nil
