@@ -23,7 +23,7 @@ build:
 # The first run creates a users file with an admin and a random password,
 # printed once; there is no default password.
 run: build test-images
-	@test -f $(RUN_DIR)/users.csv || $(BIN)/zoe users init $(RUN_DIR)/users.csv
+	@$(BIN)/zoe users-file init --if-missing $(RUN_DIR)/users.csv
 	$(BIN)/zoe server -config examples/zoe.hcl
 
 test: deps proto-check lint test-go

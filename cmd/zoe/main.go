@@ -49,7 +49,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	c := newCLI()
-	root.AddCommand(serverCmd(), configCmd(), hashPasswordCmd(), usersCmd(), zappCmd(), shopCmd(c),
+	root.AddCommand(serverCmd(), configCmd(), hashPasswordCmd(), usersFileCmd(), usersCmd(), zappCmd(), shopCmd(c),
 		loginCmd(c), logoutCmd(c), infoCmd(c), healthCmd(c), tokenCmd(c), execCmd(c), statsCmd(c), eventsCmd(c),
 		userCmd(c), quotaCmd(c), pluginCmd(c))
 	root.InitDefaultCompletionCmd()

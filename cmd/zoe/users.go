@@ -2,12 +2,9 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +34,13 @@ func hashPasswordCmd() *cobra.Command {
 }
 
 func readPassword(in io.Reader, prompt io.Writer) (string, error) {
-	a, onTerminal, err := terminalPassword(in, prompt, "Password: ")
+	return readNewPassword(in, prompt, "Password: ")
+}
+
+// readNewPassword is a new password: asked twice on a terminal (the first
+// time with ask), else the first line of in.
+func readNewPassword(in io.Reader, prompt io.Writer, ask string) (string, error) {
+	a, onTerminal, err := terminalPassword(in, prompt, ask)
 	if err == nil && !onTerminal {
 		a, err = firstLine(bufio.NewReader(in))
 	}
@@ -59,39 +62,33 @@ func readPassword(in io.Reader, prompt io.Writer) (string, error) {
 	return a, nil
 }
 
+// usersCmd is the old name of zoe users-file, kept hidden for the scripts
+// that run zoe users init; it was too easily confused with zoe user (the
+// API's users).
 func usersCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "users", Short: "Manage the file auth plugin's users file"}
+	cmd := &cobra.Command{
+		Use:    "users",
+		Short:  "Deprecated: see zoe users-file (the users file) and zoe user (the API's users)",
+		Hidden: true,
+		Args:   cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usageErrorf(cmd, "zoe users is now zoe users-file (the file auth plugin's users file, offline); "+
+				"zoe user is the API's users (a running daemon)")
+		},
+	}
 	var admin string
+	var ifMissing bool
 	init := &cobra.Command{
 		Use:   "init FILE",
-		Short: "Create a users file with one admin and a random password, printed once",
+		Short: "Deprecated: zoe users-file init",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw := rand.Text()
-			hash, err := userfile.HashPassword(pw)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(args[0]), 0o700); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return fmt.Errorf("create users file: %w", err)
-			}
-			_, err = fmt.Fprintf(f, "# Zoe users: username,password,role[,uid,gid]; role is guest, user or admin.\n"+
-				"# Passwords may be bcrypt hashes (zoe hash-password) or plain text; prefer hashes.\n%s,%s,admin\n", admin, hash)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created %s with the admin user %q; its password, shown only now:\n\n    %s\n\n", args[0], admin, pw)
-			return nil
+			fmt.Fprintln(cmd.ErrOrStderr(), "zoe: zoe users init is deprecated; use zoe users-file init")
+			return runInit(cmd, args[0], admin, ifMissing)
 		},
 	}
 	init.Flags().StringVar(&admin, "admin", "admin", "name of the admin user")
+	init.Flags().BoolVar(&ifMissing, "if-missing", false, "do nothing, successfully, when FILE exists")
 	cmd.AddCommand(init)
 	return cmd
 }

@@ -58,7 +58,7 @@ func (p *Plugin) Info() sdk.Info {
 	return sdk.Info{
 		Name:        Name,
 		Version:     Version,
-		Description: "Users, passwords (bcrypt or plain) and roles from a username,password,role[,uid,gid] text file",
+		Description: "Users, passwords (bcrypt or plain; '!' first: disabled) and roles from a username,password,role[,uid,gid] text file",
 	}
 }
 
@@ -70,8 +70,8 @@ func (p *Plugin) Schema() sdk.Schema {
 		Required: true,
 		Help: "Path of the users file, relative to the configuration file's directory: one " +
 			"username,password,role[,uid,gid] line per user, role guest, user or admin, password " +
-			"a bcrypt hash or plain text. It must be readable by its owner only " +
-			"(chmod 600) and is re-read when it changes.",
+			"a bcrypt hash or plain text; a password starting with '!' marks a disabled user. It must be " +
+			"readable by its owner only (chmod 600) and is re-read when it changes; zoe users-file edits it.",
 	}}}
 }
 
@@ -124,7 +124,7 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 	p.path, p.users, p.seen = path, users, fi
 	p.gen++
 	p.mu.Unlock()
-	p.log.Info("loaded users file", "path", path, "users", users.Len())
+	p.log.Info("loaded users file", "path", path, "users", users.Len(), "disabled", disabled(users))
 	return nil
 }
 
@@ -155,7 +155,8 @@ func (p *Plugin) Authenticate(ctx context.Context, username, password string) (a
 
 // Lookup returns the identity of username as the users file has it now,
 // first re-reading the file if it changed; sdk.ErrNotFound when the file no
-// longer has the user.
+// longer has the user or has it disabled (a password field starting with
+// '!').
 func (p *Plugin) Lookup(ctx context.Context, username string) (auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
 		return auth.Identity{}, fmt.Errorf("lookup: %w", err)
@@ -167,6 +168,10 @@ func (p *Plugin) Lookup(ctx context.Context, username string) (auth.Identity, er
 	e, ok := users.Lookup(username)
 	if !ok {
 		return auth.Identity{}, fmt.Errorf("user %q is not in the users file: %w", username, sdk.ErrNotFound)
+	}
+	if e.Disabled {
+		// As the contract asks: the core revokes the user's tokens.
+		return auth.Identity{}, fmt.Errorf("user %q is disabled in the users file: %w", username, sdk.ErrNotFound)
 	}
 	return e.Identity(), nil
 }
@@ -214,7 +219,7 @@ func (p *Plugin) current() (*userfile.Users, uint64, error) {
 	}
 	p.users = users
 	p.gen++
-	p.log.Info("re-read changed users file", "path", p.path, "users", users.Len())
+	p.log.Info("re-read changed users file", "path", p.path, "users", users.Len(), "disabled", disabled(users))
 	return p.users, p.gen, nil
 }
 
@@ -222,4 +227,17 @@ func (p *Plugin) current() (*userfile.Users, uint64, error) {
 // Mode counts so that fixing a file's permissions makes it read again.
 func sameVersion(a, b os.FileInfo) bool {
 	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
+}
+
+// disabled counts the disabled users, for the log: a plain-text password of
+// an older file that starts with '!' now disables its user, and this count
+// is where that shows.
+func disabled(u *userfile.Users) int {
+	n := 0
+	for _, e := range u.Entries() {
+		if e.Disabled {
+			n++
+		}
+	}
+	return n
 }

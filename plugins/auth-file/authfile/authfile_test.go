@@ -437,3 +437,38 @@ func must(t *testing.T) func(uint64, error) uint64 {
 		return v
 	}
 }
+
+// A disabled user (password field starting with '!') can neither log in
+// nor be looked up, as the contract asks (the core then revokes its
+// tokens); enabled again, it logs in with the password it had.
+func TestDisabledUsers(t *testing.T) {
+	ctx := context.Background()
+	p, path := configured(t, slog.New(slog.DiscardHandler), "alice,a-pass,admin\nbob,!b-pass,user\n")
+	if _, err := p.Authenticate(ctx, "bob", "b-pass"); !errors.Is(err, sdk.ErrInvalidCredentials) {
+		t.Errorf("Authenticate(disabled bob) = %v, want ErrInvalidCredentials", err)
+	}
+	if _, err := p.Lookup(ctx, "bob"); !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "disabled") {
+		t.Errorf("Lookup(disabled bob) = %v, want ErrNotFound saying disabled", err)
+	}
+	g1 := must(t)(p.Generation(ctx))
+
+	// Enabled again: his password works; alice disabled: hers does not.
+	writeUsers(t, path, "alice,!a-pass,admin\nbob,b-pass,user\n")
+	if g := must(t)(p.Generation(ctx)); g == g1 {
+		t.Errorf("generation stays %d after users were enabled and disabled", g)
+	}
+	if id, err := p.Authenticate(ctx, "bob", "b-pass"); err != nil || id.Username != "bob" {
+		t.Errorf("Authenticate(enabled bob) = %+v, %v", id, err)
+	}
+	if _, err := p.Lookup(ctx, "bob"); err != nil {
+		t.Errorf("Lookup(enabled bob) = %v", err)
+	}
+	for _, pw := range []string{"a-pass", "!a-pass"} {
+		if _, err := p.Authenticate(ctx, "alice", pw); !errors.Is(err, sdk.ErrInvalidCredentials) {
+			t.Errorf("Authenticate(disabled alice, %q) = %v, want ErrInvalidCredentials", pw, err)
+		}
+	}
+	if _, err := p.Lookup(ctx, "alice"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Lookup(disabled alice) = %v, want ErrNotFound", err)
+	}
+}

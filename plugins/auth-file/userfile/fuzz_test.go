@@ -23,6 +23,7 @@ func FuzzParse(f *testing.F) {
 		"alice,$2b$04$short,user\nbob,$6$salt$hash,user",
 		"alice,\"unclosed,user\nbob,p\"w,user\n",
 		"alice,pw,user,4294967296,-1\n",
+		"alice,!pw,user\nbob,!,guest\n",
 	} {
 		f.Add(s)
 	}
@@ -53,6 +54,16 @@ func FuzzParse(f *testing.F) {
 			}
 			if u.maxCost > bcrypt.MinCost+2 {
 				continue // the fuzzer may have made a costly hash: skip checks that would run it
+			}
+			if e.Disabled {
+				// A disabled user checks with no password: neither the
+				// field nor what follows its '!'.
+				for _, pw := range []string{fields[1], strings.TrimLeft(fields[1], "!")} {
+					if _, ok := u.Check(e.Username, pw); ok {
+						t.Fatalf("Check(disabled %q) accepts a password", e.Username)
+					}
+				}
+				continue
 			}
 			if got, ok := u.Check(e.Username, fields[1]); !ok || got.Username != e.Username || got.Role != e.Role {
 				t.Fatalf("Check(%q, its password) = %+v, %v", e.Username, got, ok)

@@ -14,7 +14,12 @@
 //     starting with '.' or '-' (it names the user's workspace directory).
 //   - password: plain text, or a bcrypt hash ($2a$, $2b$ or $2y$) as printed
 //     by HashPassword or `htpasswd -nbB`. Plain text is accepted for the
-//     original Zoe's files but should be replaced by hashes.
+//     original Zoe's files but should be replaced by hashes. A password
+//     that starts with '!' marks a disabled user, as in /etc/shadow: the
+//     rest (possibly empty) is the password kept for when the user is
+//     enabled again, and the user can neither log in nor be looked up.
+//     A plain-text password of an older file that starts with '!' thus
+//     disables its user: it fails closed, and `zoe users-file ls` shows it.
 //   - role: guest, user or admin.
 //   - uid, gid: optional POSIX user and group ids (0 to 4294967295); an empty
 //     field means the id is not known.
@@ -62,8 +67,15 @@ type Entry struct {
 	GID *uint32
 	// Line is the line of the file that defines the user.
 	Line int
-	// Hashed tells whether the password is a bcrypt hash (false: plain text).
+	// Hashed tells whether the password is a bcrypt hash (false: plain
+	// text, or none).
 	Hashed bool
+	// Disabled tells whether the password field starts with '!': the user
+	// can neither log in nor be looked up.
+	Disabled bool
+	// NoPassword tells whether the line has no password at all (a disabled
+	// user whose field is only '!').
+	NoPassword bool
 }
 
 // Identity returns the entry as the identity of an authenticated user.
@@ -183,7 +195,14 @@ func parseLine(line string) (*entry, []string) {
 	}
 	e.Username = fields[0]
 
-	switch pw := fields[1]; {
+	pw := fields[1]
+	if strings.HasPrefix(pw, "!") {
+		e.Disabled = true
+		pw = strings.TrimLeft(pw, "!")
+	}
+	switch {
+	case pw == "" && e.Disabled:
+		e.NoPassword = true
 	case pw == "":
 		msgs = append(msgs, "empty password")
 	case isBcrypt(pw):
@@ -357,8 +376,9 @@ func (u *Users) Entries() []Entry {
 	return out
 }
 
-// Lookup returns the user named username. It checks no password and is not
-// timing-safe; use Check to authenticate.
+// Lookup returns the user named username, disabled or not (see
+// Entry.Disabled). It checks no password and is not timing-safe; use Check
+// to authenticate.
 func (u *Users) Lookup(username string) (Entry, bool) {
 	e, ok := u.byName[username]
 	if !ok {
@@ -368,7 +388,7 @@ func (u *Users) Lookup(username string) (Entry, bool) {
 }
 
 // Check tells whether password is username's password and returns the
-// user's entry when it is. An unknown user, a plain-text user and a hashed
+// user's entry when it is; a disabled user never checks. An unknown user, a plain-text user and a hashed
 // user take about the same time: when the file holds any bcrypt hash, every
 // check runs a bcrypt comparison at the file's highest cost (against the
 // costliest hash when the user's own is cheaper or absent) besides one
@@ -399,7 +419,7 @@ func (u *Users) Check(username, password string) (Entry, bool) {
 	}
 
 	switch {
-	case !known:
+	case !known, e.Disabled:
 		return Entry{}, false
 	case hashed && hashOK, !hashed && digestOK:
 		return e.public(), true

@@ -53,6 +53,8 @@ func TestParseErrors(t *testing.T) {
 		{"short bcrypt", "alice,$2a$10$short,user", []string{"users:1: malformed bcrypt hash (want $2b$CC$ and 53 characters of salt and hash, 60 in all)"}},
 		{"bcrypt bad alphabet", "alice,$2b$10$" + strings.Repeat("!", 53) + ",user", []string{"users:1: malformed bcrypt hash (want $2b$CC$ and 53 characters of salt and hash, 60 in all)"}},
 		{"bcrypt bad cost", "alice," + cost99 + ",user", []string{"users:1: bcrypt hash with a cost outside 4..31"}},
+		{"disabled, malformed hash", "alice,!$2a$10$short,user", []string{"users:1: malformed bcrypt hash (want $2b$CC$ and 53 characters of salt and hash, 60 in all)"}},
+		{"disabled, sha512-crypt", "alice,!$6$salt$abcdef,user", []string{"users:1: password looks like a crypt(3) hash other than bcrypt; only bcrypt hashes ($2a$, $2b$, $2y$) and plain text are supported"}},
 		{"sha512-crypt", "alice,$6$salt$abcdef,user", []string{"users:1: password looks like a crypt(3) hash other than bcrypt; only bcrypt hashes ($2a$, $2b$, $2y$) and plain text are supported"}},
 		{"every column wrong", "a b,,root,x,y", []string{
 			"users:1: username: character 2 is not allowed (use letters, digits, '.', '_', '-', '@')",
@@ -150,6 +152,12 @@ func TestParse(t *testing.T) {
 		{"64-character username", strings.Repeat("a", 64) + ",pw,user", []Entry{{Username: strings.Repeat("a", 64), Role: auth.RoleUser, Line: 1}}},
 		{"bcrypt hash", "alice," + hash + ",admin", []Entry{{Username: "alice", Role: auth.RoleAdmin, Line: 1, Hashed: true}}},
 		{"$2x$ is plain text", "alice,$2x$10$abc,user", []Entry{{Username: "alice", Role: auth.RoleUser, Line: 1}}},
+		{"disabled, hashed", "alice,!" + hash + ",admin", []Entry{{Username: "alice", Role: auth.RoleAdmin, Line: 1, Hashed: true, Disabled: true}}},
+		{"disabled, plain", "alice,!pw,user", []Entry{{Username: "alice", Role: auth.RoleUser, Line: 1, Disabled: true}}},
+		{"disabled, quoted", `alice,"!p,w",user`, []Entry{{Username: "alice", Role: auth.RoleUser, Line: 1, Disabled: true}}},
+		{"disabled, no password", "alice,!,user", []Entry{{Username: "alice", Role: auth.RoleUser, Line: 1, Disabled: true, NoPassword: true}}},
+		{"disabled twice", "alice,!!" + hash + ",user", []Entry{{Username: "alice", Role: auth.RoleUser, Line: 1, Hashed: true, Disabled: true}}},
+		{"! inside is plain text", "alice,p!w,user", []Entry{{Username: "alice", Role: auth.RoleUser, Line: 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +183,9 @@ func TestCheck(t *testing.T) {
 		"bob," + hash + ",admin",
 		`carol," spaced, pass ",guest`,
 		"dave," + hash2y + ",user",
+		"erin,!" + hash + ",user",
+		"frank,!f-pass,user",
+		"gina,!,user",
 	}, "\n")
 	plainOnly := "alice,a-pass,user,1000,100"
 	tests := []struct {
@@ -192,6 +203,12 @@ func TestCheck(t *testing.T) {
 		{"bcrypt hash as password", file, "bob", hash, false, Entry{}},
 		{"$2y$ right", file, "dave", "y-pass", true, Entry{Username: "dave", Role: auth.RoleUser, Line: 4, Hashed: true}},
 		{"unknown user", file, "eve", "a-pass", false, Entry{}},
+		{"disabled, bcrypt right", file, "erin", "h-pass", false, Entry{}},
+		{"disabled, hash with its !", file, "erin", "!h-pass", false, Entry{}},
+		{"disabled, plain right", file, "frank", "f-pass", false, Entry{}},
+		{"disabled, plain with its !", file, "frank", "!f-pass", false, Entry{}},
+		{"disabled, no password", file, "gina", "", false, Entry{}},
+		{"disabled, no password, !", file, "gina", "!", false, Entry{}},
 		{"unknown user, empty password", file, "eve", "", false, Entry{}},
 		{"username is case-sensitive", file, "Alice", "a-pass", false, Entry{}},
 		{"unknown user, plain-only file", plainOnly, "eve", "a-pass", false, Entry{}},
