@@ -3,7 +3,7 @@
 # Relative paths resolve against this file's directory.
 #
 #   make build
-#   test -f .zoe/users.csv || bin/zoe users init .zoe/users.csv
+#   bin/zoe users-file init --if-missing .zoe/users.csv   # prints the admin's password the first time
 #   bin/zoe config validate examples/sim.hcl
 #   bin/zoe server -config examples/sim.hcl
 #
@@ -41,8 +41,8 @@ service_logs {
   max_files     = 3
 }
 
-# The users file `make run` creates (one admin, random password); add users
-# with their bcrypt hashes from `bin/zoe hash-password`.
+# The users file (one admin, random password, from zoe users-file init); add
+# users with bin/zoe users-file add .zoe/users.csv NAME.
 auth "file" {
   users_file = "../.zoe/users.csv"
 }

@@ -132,9 +132,10 @@ http {
 
 # Authentication, tried in the order of the blocks. The file plugin reads
 # username,password,role[,uid,gid] lines; role is guest, user or admin;
-# passwords are bcrypt hashes (`zoe hash-password`) or plain text. The file
-# must be readable by its owner only. `make run` creates it on first use with
-# one admin and a random password.
+# passwords are bcrypt hashes or plain text; a password starting with '!'
+# marks a disabled user. The file must be readable by its owner only.
+# `make run` creates it on first use with one admin and a random password;
+# `zoe users-file` adds users, resets passwords and changes roles.
 auth "file" {
   users_file = "../.zoe/users.csv"
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func userCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "List and change users (admins)"}
+	cmd := &cobra.Command{Use: "user", Short: "List and change the users the daemon knows (admins; the users file itself: zoe users-file)"}
 	ls := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
