@@ -58,8 +58,11 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		if rt.Request != nil {
 			schema := g.ref(reflect.TypeOf(rt.Request))
-			if rt.Method == "PUT" && rt.Path == "/quotas/{name}" {
-				schema = g.quotaChange()
+			switch {
+			case rt.Method == "POST" && rt.Path == "/quotas":
+				schema = g.quotaBody("NewQuota", true)
+			case rt.Method == "PUT" && rt.Path == "/quotas/{name}":
+				schema = g.quotaBody("QuotaChange", false)
 			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": schema}}}
@@ -138,24 +141,26 @@ func paramSchema(typ string) map[string]any {
 	return map[string]any{"type": typ}
 }
 
-// quotaChange is the body of PUT /quotas/{name}: a Quota whose name may
-// be left out, since the path names it (a different one is refused).
-func (g *schemaGen) quotaChange() map[string]any {
+// quotaBody is the body of POST /quotas (NewQuota) and of PUT
+// /quotas/{name} (QuotaChange): a Quota whose limits may be left out (0:
+// unlimited), and whose name may be left out of a PUT, since the path
+// names it (a different one is refused).
+func (g *schemaGen) quotaBody(name string, nameRequired bool) map[string]any {
 	g.ref(reflect.TypeFor[client.Quota]())
 	quota := g.schemas["Quota"].(map[string]any)
 	props := map[string]any{}
 	for k, v := range quota["properties"].(map[string]any) {
 		props[k] = v
 	}
-	props["name"] = map[string]any{"type": "string", "description": "the quota of the path, or absent"}
-	var required []string
-	for _, name := range quota["required"].([]string) {
-		if name != "name" {
-			required = append(required, name)
-		}
+	out := map[string]any{"type": "object", "properties": props,
+		"description": "A quota; a limit left out is 0, unlimited."}
+	if nameRequired {
+		out["required"] = []string{"name"}
+	} else {
+		props["name"] = map[string]any{"type": "string", "description": "the quota of the path, or absent"}
 	}
-	g.schemas["QuotaChange"] = map[string]any{"type": "object", "properties": props, "required": required}
-	return map[string]any{"$ref": "#/components/schemas/QuotaChange"}
+	g.schemas[name] = out
+	return map[string]any{"$ref": "#/components/schemas/" + name}
 }
 
 // operationID is e.g. getExecutionsId for GET /executions/{id}.

@@ -134,6 +134,15 @@ type Logins struct {
 	PasswordChecks PasswordChecks  `json:"password_checks"`
 }
 
+// NewQuota A quota; a limit left out is 0, unlimited.
+type NewQuota struct {
+	ConcurrentExecutions *int     `json:"concurrent_executions,omitempty"`
+	Cores                *float64 `json:"cores,omitempty"`
+	Memory               *int64   `json:"memory,omitempty"`
+	Name                 string   `json:"name"`
+	RuntimeLimit         *int64   `json:"runtime_limit,omitempty"`
+}
+
 // Node defines model for Node.
 type Node struct {
 	Address        *string   `json:"address,omitempty"`
@@ -193,15 +202,15 @@ type Quota struct {
 	RuntimeLimit         int64   `json:"runtime_limit"`
 }
 
-// QuotaChange defines model for QuotaChange.
+// QuotaChange A quota; a limit left out is 0, unlimited.
 type QuotaChange struct {
-	ConcurrentExecutions int     `json:"concurrent_executions"`
-	Cores                float64 `json:"cores"`
-	Memory               int64   `json:"memory"`
+	ConcurrentExecutions *int     `json:"concurrent_executions,omitempty"`
+	Cores                *float64 `json:"cores,omitempty"`
+	Memory               *int64   `json:"memory,omitempty"`
 
 	// Name the quota of the path, or absent
 	Name         *string `json:"name,omitempty"`
-	RuntimeLimit int64   `json:"runtime_limit"`
+	RuntimeLimit *int64  `json:"runtime_limit,omitempty"`
 }
 
 // QuotaList defines model for QuotaList.
@@ -381,7 +390,7 @@ type GetServicesIdLogsParams struct {
 type PostExecutionsJSONRequestBody = StartExecution
 
 // PostQuotasJSONRequestBody defines body for PostQuotas for application/json ContentType.
-type PostQuotasJSONRequestBody = Quota
+type PostQuotasJSONRequestBody = NewQuota
 
 // PutQuotasNameJSONRequestBody defines body for PutQuotasName for application/json ContentType.
 type PutQuotasNameJSONRequestBody = QuotaChange

@@ -28,7 +28,7 @@ var passwords = map[string]string{
 }
 
 // version is the test daemon's: the info.version of the kept document.
-const version = "dev"
+const version = "dev" // as writedoc.Version
 
 const simConfig = `deployment_name = "openapitest"
 data_dir        = "data"

@@ -3,7 +3,7 @@ package openapitest
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "write the served OpenAPI document to openapi.json")
 
 // servedDocument is GET /openapi.json, indented as the kept copy is.
 func servedDocument(t *testing.T, base string) []byte {
@@ -27,29 +25,34 @@ func servedDocument(t *testing.T, base string) []byte {
 		t.Fatalf("GET /openapi.json: %d %v", resp.StatusCode, err)
 	}
 	var out bytes.Buffer
-	if err := json.Indent(&out, body, "", "  "); err != nil {
+	if err := json.Indent(&out, bytes.TrimSpace(body), "", "  "); err != nil {
 		t.Fatalf("GET /openapi.json: not JSON: %v", err)
 	}
 	out.WriteByte('\n')
 	return out.Bytes()
 }
 
-// checkKeptDocument fails when openapi.json is not what the daemon serves
-// (with -update it writes it).
+// checkKeptDocument fails when openapi.json is not what the daemon serves.
 func checkKeptDocument(t *testing.T, served []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile("openapi.json", served, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	kept, err := os.ReadFile("openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(kept, served) {
-		t.Errorf("openapi.json is not the document the daemon serves: run go test ./core/api/openapitest -update, then go generate ./core/api/openapitest")
+		t.Errorf("openapi.json is not the document the daemon serves (run go generate ./core/api/openapitest): %s", firstDifference(kept, served))
 	}
+}
+
+// firstDifference is the first line where kept and served differ.
+func firstDifference(kept, served []byte) string {
+	k, s := bytes.Split(kept, []byte("\n")), bytes.Split(served, []byte("\n"))
+	for i := range min(len(k), len(s)) {
+		if !bytes.Equal(k[i], s[i]) {
+			return fmt.Sprintf("line %d: kept %q, served %q", i+1, k[i], s[i])
+		}
+	}
+	return fmt.Sprintf("kept %d lines, served %d", len(k), len(s))
 }
 
 // TestClientGenerated: the kept client is what oapi-codegen makes of the
