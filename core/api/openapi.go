@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -42,21 +43,29 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		var params []any
 		for _, m := range pathParam.FindAllStringSubmatch(rt.Path, -1) {
-			typ := "string"
-			if m[1] == "id" {
-				typ = "integer"
-			}
-			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": typ}})
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": pathParamSchema(rt.Path, m[1])})
 		}
 		for _, q := range rt.Query {
-			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Help, "schema": map[string]any{"type": q.Type}})
+			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Help, "schema": paramSchema(q.Type)})
+		}
+		if rt.Method == "GET" && rt.Path == "/events" {
+			params = append(params, map[string]any{"name": "Last-Event-ID", "in": "header",
+				"description": "resume after this cursor (the id: of the last message received); the same as last_event_id",
+				"schema":      paramSchema("int64")})
 		}
 		if params != nil {
 			op["parameters"] = params
 		}
 		if rt.Request != nil {
+			schema := g.ref(reflect.TypeOf(rt.Request))
+			switch {
+			case rt.Method == "POST" && rt.Path == "/quotas":
+				schema = g.quotaBody("NewQuota", true)
+			case rt.Method == "PUT" && rt.Path == "/quotas/{name}":
+				schema = g.quotaBody("QuotaChange", false)
+			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-				"application/json": map[string]any{"schema": g.ref(reflect.TypeOf(rt.Request))}}}
+				"application/json": map[string]any{"schema": schema}}}
 		}
 		status := rt.Status
 		if status == 0 {
@@ -66,14 +75,32 @@ func (s *Server) OpenAPI() map[string]any {
 		switch {
 		case rt.Response != nil:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.ref(reflect.TypeOf(rt.Response))}}
+		case rt.Produces == "application/json": // this document
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{
+				"type": "object", "description": "an OpenAPI 3 document", "additionalProperties": true}}}
+		case rt.Produces == "text/event-stream":
+			// OpenAPI 3.0 cannot describe the messages of a stream: the
+			// schema of each data: line is named by x-zoe-event-data.
+			ok["content"] = map[string]any{rt.Produces: map[string]any{
+				"schema":           map[string]any{"type": "string"},
+				"x-zoe-event-data": g.ref(reflect.TypeFor[client.Event]())}}
+		case strings.HasPrefix(rt.Produces, "image/"):
+			ok["content"] = map[string]any{rt.Produces: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
 		case rt.Produces != "":
 			ok["content"] = map[string]any{rt.Produces: map[string]any{"schema": map[string]any{"type": "string"}}}
 		}
-		op["responses"] = map[string]any{
+		responses := map[string]any{
 			strconv.Itoa(status): ok,
 			"default": map[string]any{"description": "An error", "content": map[string]any{
 				"application/json": map[string]any{"schema": errRef}}},
 		}
+		if rt.Path == "/health" {
+			// Degraded is an answer, not an error: the same document.
+			responses[strconv.Itoa(http.StatusServiceUnavailable)] = map[string]any{
+				"description": "Degraded: the store or a plugin does not answer",
+				"content":     ok["content"]}
+		}
+		op["responses"] = responses
 		if paths[rt.Path] == nil {
 			paths[rt.Path] = map[string]any{}
 		}
@@ -94,6 +121,46 @@ func (s *Server) OpenAPI() map[string]any {
 			},
 		},
 	}
+}
+
+// pathParamSchema is the schema of a path parameter: ids are numbers but
+// for the shop's, which are the names of its directories.
+func pathParamSchema(path, name string) map[string]any {
+	if name == "id" && !strings.HasPrefix(path, "/shop/") {
+		return paramSchema("int64")
+	}
+	return paramSchema("string")
+}
+
+// paramSchema is the schema of a parameter of type typ: string, boolean,
+// integer (a Go int) or int64.
+func paramSchema(typ string) map[string]any {
+	if typ == "int64" {
+		return map[string]any{"type": "integer", "format": "int64"}
+	}
+	return map[string]any{"type": typ}
+}
+
+// quotaBody is the body of POST /quotas (NewQuota) and of PUT
+// /quotas/{name} (QuotaChange): a Quota whose limits may be left out (0:
+// unlimited), and whose name may be left out of a PUT, since the path
+// names it (a different one is refused).
+func (g *schemaGen) quotaBody(name string, nameRequired bool) map[string]any {
+	g.ref(reflect.TypeFor[client.Quota]())
+	quota := g.schemas["Quota"].(map[string]any)
+	props := map[string]any{}
+	for k, v := range quota["properties"].(map[string]any) {
+		props[k] = v
+	}
+	out := map[string]any{"type": "object", "properties": props,
+		"description": "A quota; a limit left out is 0, unlimited."}
+	if nameRequired {
+		out["required"] = []string{"name"}
+	} else {
+		props["name"] = map[string]any{"type": "string", "description": "the quota of the path, or absent"}
+	}
+	g.schemas[name] = out
+	return map[string]any{"$ref": "#/components/schemas/" + name}
 }
 
 // operationID is e.g. getExecutionsId for GET /executions/{id}.
@@ -149,10 +216,24 @@ func (g *schemaGen) ref(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string"}
 	case reflect.Bool:
 		return map[string]any{"type": "boolean"}
-	case reflect.Float32, reflect.Float64:
-		return map[string]any{"type": "number"}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	case reflect.Float32:
+		return map[string]any{"type": "number", "format": "float"}
+	case reflect.Float64:
+		return map[string]any{"type": "number", "format": "double"}
+	case reflect.Int64:
+		return map[string]any{"type": "integer", "format": "int64"}
+	case reflect.Int32:
+		return map[string]any{"type": "integer", "format": "int32"}
+	case reflect.Uint32:
+		// A uid or a gid: formats that generators know (oapi-codegen
+		// gives a uint32), with the bounds for those that do not.
+		return map[string]any{"type": "integer", "format": "uint32", "minimum": 0, "maximum": math.MaxUint32}
+	case reflect.Uint64:
+		return map[string]any{"type": "integer", "format": "uint64", "minimum": 0}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16:
+		return map[string]any{"type": "integer", "minimum": 0}
+	case reflect.Int, reflect.Int8, reflect.Int16:
+		// A Go int: a generator's default integer type.
 		return map[string]any{"type": "integer"}
 	}
 	return map[string]any{}

@@ -40,8 +40,8 @@ func (s *Server) table() []route {
 		{Method: "GET", Path: "/shop/{id}/logo", Access: SignedIn, Summary: "A shop entry's logo", Produces: "image/*", handle: s.shopLogo},
 		{Method: "GET", Path: "/stats", Access: SignedIn, Summary: "The queue; for admins also running executions and nodes", Response: client.Stats{}, handle: s.getStats},
 		{Method: "GET", Path: "/events", Access: SignedIn, Summary: "Server-Sent Events of execution and service state changes (data: Event)", Produces: "text/event-stream", Query: []param{
-			{"execution", "integer", "only this execution's events"},
-			{"last_event_id", "integer", "resume after this cursor (or the Last-Event-ID header)"},
+			{"execution", "int64", "only this execution's events"},
+			{"last_event_id", "int64", "resume after this cursor (or the Last-Event-ID header)"},
 		}, handle: s.events},
 		{Method: "GET", Path: "/users", Access: Admin, Summary: "Every user", Response: client.UserList{}, handle: s.listUsers},
 		{Method: "GET", Path: "/users/{name}", Access: Admin, Summary: "A user", Response: client.User{}, handle: s.getUser},
