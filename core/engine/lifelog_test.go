@@ -12,6 +12,7 @@ import (
 
 	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
 )
 
 // syncBuffer is a bytes.Buffer the engine's goroutines may write to while
@@ -113,5 +114,31 @@ func TestLifeLog(t *testing.T) {
 	}
 	if strings.Contains(out.String(), secret) {
 		t.Errorf("the log holds a description's environment value:\n%s", out.String())
+	}
+}
+
+// An execution's cores are a sum of its services' fractions, rounded to
+// millicores: 0.1 three times is 0.3, not 0.30000000000000004.
+func TestExecutionCoresAreRounded(t *testing.T) {
+	for _, tc := range []struct {
+		cores []float64
+		want  float64
+	}{
+		{[]float64{0.1, 0.1, 0.1}, 0.3},
+		{[]float64{1.1, 0.9}, 2},
+		{[]float64{0.25, 0.125}, 0.375},
+		{[]float64{2}, 2},
+	} {
+		var svcs []svc
+		for i, c := range tc.cores {
+			svcs = append(svcs, svc{name: fmt.Sprintf("svc%d", i), ess: 1, total: 1, monitor: i == 0, cores: c})
+		}
+		ne, err := engine.NewExecution("alice", "x", zappJSON(t, false, svcs...), engine.Submission{Limits: zapp.DefaultLimits()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ne.Cores != tc.want {
+			t.Errorf("cores %v: %v, want %v", tc.cores, ne.Cores, tc.want)
+		}
 	}
 }
