@@ -213,9 +213,9 @@ func (p *Plugin) describe(err error) error {
 	what := fmt.Sprintf("%s plugin %q (%s)", p.spec.Kind, p.spec.Name, p.spec.Path)
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("%s: the binary's sha256 does not match the checksum in the configuration; refusing to run it: %w", what, sdk.ErrPermissionDenied)
+		return refusal{fmt.Sprintf("%s: the binary's sha256 does not match the checksum in the configuration; refusing to run it", what), sdk.ErrPermissionDenied}
 	case errors.Is(err, context.DeadlineExceeded) || err.Error() == "timeout while waiting for plugin to start":
-		return fmt.Errorf("%s did not start within %s (start_timeout): %w", what, p.spec.StartTimeout, sdk.ErrDeadlineExceeded)
+		return refusal{fmt.Sprintf("%s did not start within %s (start_timeout)", what, p.spec.StartTimeout), sdk.ErrDeadlineExceeded}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

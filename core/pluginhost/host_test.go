@@ -204,7 +204,7 @@ func TestHangingPluginIsGivenUp(t *testing.T) {
 	_, err = Start(context.Background(), testutil.Logger(t), Spec{
 		Kind: sdk.KindAuth, Name: "hang", Path: path, StartTimeout: 500 * time.Millisecond, Dir: t.TempDir(),
 	}, fastTiming())
-	if !errors.Is(err, sdk.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "did not start within 500ms") {
+	if !errors.Is(err, sdk.ErrDeadlineExceeded) || !strings.HasSuffix(err.Error(), "did not start within 500ms (start_timeout)") {
 		t.Fatalf("Start of a hanging plugin: %v, want a start timeout error", err)
 	}
 	if took := time.Since(begin); took > 5*time.Second {
@@ -227,7 +227,7 @@ func TestChecksum(t *testing.T) {
 	bad[0] ^= 0xff
 	spec.Checksum = bad[:]
 	_, err = Start(context.Background(), testutil.Logger(t), spec, fastTiming())
-	if !errors.Is(err, sdk.ErrPermissionDenied) || !strings.Contains(err.Error(), "does not match the checksum") {
+	if !errors.Is(err, sdk.ErrPermissionDenied) || !strings.HasSuffix(err.Error(), "does not match the checksum in the configuration; refusing to run it") {
 		t.Fatalf("Start with a wrong checksum: %v, want a refusal", err)
 	}
 }
