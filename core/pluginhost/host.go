@@ -233,8 +233,11 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, func
 	cmd.Dir = p.spec.Dir
 	cmd.Env = append(pluginEnv(), sdk.LogLevelEnv+"="+p.spec.LogLevel.String())
 	// The kernel kills the plugin when the core dies, even by SIGKILL; the
-	// SDK's parent watchdog covers the rest.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// SDK's parent watchdog covers the rest. In its own process group, the
+	// plugin does not get the signals sent to the core's (a terminal's,
+	// timeout(1)'s SIGTERM): the core stops its plugins itself, after
+	// closing them, and their end is then no crash.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	// go-plugin names the logger of the plugin's stderr after the binary.
 	binary := filepath.Base(cmd.Path)
 	var secure *plugin.SecureConfig

@@ -144,6 +144,20 @@ func TestStartAndUse(t *testing.T) {
 	}
 }
 
+// A signal to the core's process group (a terminal's, timeout(1)'s) does
+// not reach the plugins: the core stops them itself.
+func TestPluginHasItsOwnProcessGroup(t *testing.T) {
+	p := startAuth(t, authSpec(t, usersFile(t)))
+	pid := p.Status().PID
+	pgid, err := syscall.Getpgid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgid != pid || pgid == syscall.Getpgrp() {
+		t.Errorf("the plugin's process group is %d (its pid %d, the core's group %d), want its own", pgid, pid, syscall.Getpgrp())
+	}
+}
+
 func TestKilledPluginIsRestartedAndUsable(t *testing.T) {
 	p := startAuth(t, authSpec(t, usersFile(t)))
 	for round := 1; round <= 2; round++ {
