@@ -57,7 +57,7 @@ func TestExecutionsThroughTheAPI(t *testing.T) {
 	r := e.do(alice, "POST", "/executions", client.StartExecution{Shop: &client.ShopStart{ID: nb,
 		Parameters: map[string]string{"NOTEBOOK_IDLE_MINUTES": "7"}}})
 	if eb := r.apiError(t); r.status != http.StatusBadRequest || len(eb.Details) != 1 ||
-		eb.Details[0].Path != "shop.parameters.NOTEBOOK_IDLE_MINUTES" {
+		eb.Details[0].Path != "shop.parameters.NOTEBOOK_IDLE_MINUTES" || strings.Contains(eb.Message, eb.Details[0].Message) {
 		t.Errorf("wrong parameter: %d %+v", r.status, eb)
 	}
 	var fromShop client.Execution

@@ -171,7 +171,14 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	)
 	switch {
 	case errors.As(err, &bad):
-		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, bad.Error(), bad.detail)
+		// The message does not repeat the detail: a detail with a path
+		// says what is wrong where, under a summary; one without is the
+		// message itself.
+		if bad.detail.Path == "" {
+			s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, bad.detail.Message)
+			return
+		}
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid "+bad.detail.Path, bad.detail)
 		return
 	case errors.As(err, &probs):
 		details := make([]client.Detail, 0, len(probs))
@@ -193,7 +200,12 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 				}
 			}
 		}
-		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, describe(err), details...)
+		msg := describe(err)
+		if len(details) > 0 {
+			// The details say which parameter and what is wrong with it.
+			msg = fmt.Sprintf("the shop parameters have %d problem(s)", len(details))
+		}
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, msg, details...)
 		return
 	}
 	if errors.Is(err, context.Canceled) {
@@ -279,11 +291,12 @@ func describe(err error) string {
 // as the store's operations and errors both name what they are about:
 // `update user "bob": user "bob": not found` reads
 // `update user "bob": not found`. Only parts that name something (hold a
-// quoted name) are dropped.
+// quoted name) are dropped, and parts that repeat the one before whole
+// (`no such file: no such file`).
 func onceNamed(msg string) string {
 	parts := strings.Split(msg, ": ")
 	for i := 0; i+1 < len(parts); {
-		if next := parts[i+1]; strings.Contains(next, `"`) && strings.HasSuffix(parts[i], " "+next) {
+		if next := parts[i+1]; next == parts[i] || strings.Contains(next, `"`) && strings.HasSuffix(parts[i], " "+next) {
 			parts = append(parts[:i+1], parts[i+2:]...)
 			continue
 		}

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/shop"
 	"github.com/zoe-project/zoe/sdk"
 )
 
@@ -268,5 +270,63 @@ func TestDescribe(t *testing.T) {
 		if got := describe(tc.err); got != tc.want {
 			t.Errorf("describe(%q) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestFailMessages: an error answer's message says what is wrong once:
+// not again in its details, without the names of sdk categories or codes
+// at its end, and without a part said twice.
+func TestFailMessages(t *testing.T) {
+	params := errors.Join(&shop.ParameterError{Parameter: "CORES", Message: "must be a number from 1 to 8"},
+		&shop.ParameterError{Parameter: "NAME", Message: "unknown parameter"})
+	for _, tc := range []struct {
+		name    string
+		err     error
+		status  int
+		message string
+		details []client.Detail
+	}{
+		{"a field of the body", &badRequest{client.Detail{Path: "name", Message: "1 to 64 letters"}}, 400,
+			"invalid name", []client.Detail{{Path: "name", Message: "1 to 64 letters"}}},
+		{"the whole body", &badRequest{client.Detail{Message: "the JSON body ends too early"}}, 400,
+			"the JSON body ends too early", nil},
+		{"shop parameters", params, 400, "the shop parameters have 2 problem(s)",
+			[]client.Detail{{Path: "shop.parameters.CORES", Message: "must be a number from 1 to 8"},
+				{Path: "shop.parameters.NAME", Message: "unknown parameter"}}},
+		{"one shop parameter", fmt.Errorf("shop entry x: %w", &shop.ParameterError{Parameter: "N", Message: "not a number"}), 400,
+			"the shop parameters have 1 problem(s)", []client.Detail{{Path: "shop.parameters.N", Message: "not a number"}}},
+		{"a conflict", fmt.Errorf("terminate: %w", fmt.Errorf("execution 3 is ended: %w", sdk.ErrConflict)), 409,
+			"terminate: execution 3 is ended", nil},
+		{"a quota", fmt.Errorf("you may run 5 executions at a time: %w", sdk.ErrResourceExhausted), 409,
+			"you may run 5 executions at a time", nil},
+		{"a part said twice", fmt.Errorf("open the shop: %w: %w", errors.New("no such directory: no such directory"), sdk.ErrUnavailable), 503,
+			"open the shop: no such directory", nil},
+		{"a name said twice", fmt.Errorf("update user %q: %w", "bob", fmt.Errorf("user %q: %w", "bob", sdk.ErrNotFound)), 404,
+			`update user "bob": not found`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(hclog.NewNullLogger(), Config{})
+			rec := httptest.NewRecorder()
+			s.fail(rec, tc.err)
+			var e client.Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+				t.Fatalf("not the error shape: %s", rec.Body)
+			}
+			if rec.Code != tc.status || e.Error.Message != tc.message || !slices.Equal(e.Error.Details, tc.details) {
+				t.Errorf("got %d %q %+v\nwant %d %q %+v", rec.Code, e.Error.Message, e.Error.Details, tc.status, tc.message, tc.details)
+			}
+			for _, d := range e.Error.Details {
+				if strings.Contains(e.Error.Message, d.Message) {
+					t.Errorf("the message %q repeats the detail %q", e.Error.Message, d.Message)
+				}
+			}
+			// "not found" and "already exists" say what is wrong; the
+			// others only sort an error.
+			for _, cat := range classifying {
+				if strings.HasSuffix(e.Error.Message, cat) || strings.Contains(e.Error.Message, "("+e.Error.Code+")") {
+					t.Errorf("the message %q ends in a category or holds the code", e.Error.Message)
+				}
+			}
+		})
 	}
 }

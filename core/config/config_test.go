@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -36,210 +37,42 @@ func locations(diags hcl.Diagnostics) []string {
 	return out
 }
 
+// brokenCase is a configuration with errors and every diagnostic Parse
+// reports for it, "bad.hcl:LINE,COL: Summary". The table is a file,
+// testdata/broken.json, so that the daemon's tests run the same files
+// through both `zoe config validate` and `zoe server`.
+type brokenCase struct {
+	Name   string   `json:"name"`
+	Src    string   `json:"src"`
+	Want   []string `json:"want"`
+	Detail string   `json:"detail"` // substring of the first diagnostic's detail
+}
+
+func brokenCases(t *testing.T) []brokenCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "broken.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []brokenCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatalf("testdata/broken.json: %v", err)
+	}
+	if len(cases) == 0 {
+		t.Fatal("testdata/broken.json has no cases")
+	}
+	return cases
+}
+
 func TestParseErrors(t *testing.T) {
 	t.Setenv("ZOE_TEST_UNSET", "")
-	tests := []struct {
-		name   string
-		src    string
-		want   []string // every diagnostic, "bad.hcl:LINE,COL: Summary"
-		detail string   // substring of the first diagnostic's detail
-	}{
-		{
-			name: "syntax error",
-			src:  "listen = \"127.0.0.1:5001\"\nscheduler {\n  policy = \n}\n",
-			want: []string{"bad.hcl:3,12: Invalid expression"},
-		},
-		{
-			name: "unclosed block",
-			src:  "scheduler {\n  policy = \"FIFO\"\n",
-			want: []string{"bad.hcl:1,11: Unclosed configuration block"},
-		},
-		{
-			name:   "unknown attribute",
-			src:    "\nlistenn = \"127.0.0.1:5001\"\n",
-			want:   []string{"bad.hcl:2,1: Unsupported argument"},
-			detail: `Did you mean "listen"?`,
-		},
-		{
-			name:   "unknown block",
-			src:    "schedular {\n}\n",
-			want:   []string{"bad.hcl:1,1: Unsupported block type"},
-			detail: `Did you mean "scheduler"?`,
-		},
-		{
-			name: "unknown attribute in core block",
-			src:  "limits {\n  max_cores = 3\n}\n",
-			want: []string{"bad.hcl:2,3: Unsupported argument"},
-		},
-		{
-			name:   "number where host:port expected",
-			src:    "listen = 5\n",
-			want:   []string{"bad.hcl:1,10: Invalid listen address"},
-			detail: `"5" is not host:port`,
-		},
-		{
-			name:   "wrong type",
-			src:    "listen = [\"127.0.0.1:5001\"]\nscheduler {\n  backfill = \"maybe\"\n}\n",
-			want:   []string{"bad.hcl:1,10: Incorrect attribute value type", "bad.hcl:3,14: Incorrect attribute value type"},
-			detail: "string required",
-		},
-		{
-			name: "bad port",
-			src:  "listen = \"localhost:0\"\n",
-			want: []string{"bad.hcl:1,10: Invalid listen address"},
-		},
-		{
-			name: "bad deployment name",
-			src:  "deployment_name = \"Prod\"\n",
-			want: []string{"bad.hcl:1,19: Invalid deployment name"},
-		},
-		{
-			name:   "bad enum value",
-			src:    "scheduler {\n  policy = \"LIFO\"\n}\n",
-			want:   []string{"bad.hcl:2,12: Invalid scheduler policy"},
-			detail: `use one of "FIFO", "SIZE", "DYNSIZE"`,
-		},
-		{
-			name:   "enum in wrong case",
-			src:    "log_level = \"INFO\"\n",
-			want:   []string{"bad.hcl:1,13: Invalid log level"},
-			detail: `Did you mean "info"?`,
-		},
-		{
-			name: "bad placement",
-			src:  "scheduler {\n  placement = \"spread\"\n}\n",
-			want: []string{"bad.hcl:2,15: Invalid placement"},
-		},
-		{
-			name:   "bad size",
-			src:    "limits {\n  max_service_memory = \"64 GB!\"\n}\n",
-			want:   []string{"bad.hcl:2,24: Invalid size"},
-			detail: `invalid size "64 GB!"`,
-		},
-		{
-			name: "fractional and zero limits",
-			src:  "limits {\n  max_service_memory = 1.5\n  max_service_cores = 0\n}\n",
-			want: []string{"bad.hcl:2,24: Invalid size", "bad.hcl:3,23: Invalid core limit"},
-		},
-		{
-			name: "bad service logs",
-			src:  "service_logs {\n  max_file_size = 100\n  max_files = 2.5\n}\n",
-			want: []string{"bad.hcl:2,19: Invalid log file size", "bad.hcl:3,15: Invalid number of log files"},
-		},
-		{
-			name:   "bad duration",
-			src:    "auth \"file\" {\n  start_timeout = \"30 seconds\"\n}\n",
-			want:   []string{"bad.hcl:2,19: Invalid duration"},
-			detail: `"30 seconds" is not a duration`,
-		},
-		{
-			name: "negative duration",
-			src:  "auth \"file\" {\n  start_timeout = \"-1s\"\n}\n",
-			want: []string{"bad.hcl:2,19: Invalid duration"},
-		},
-		{
-			name:   "bad checksum prefix",
-			src:    "workspace \"dir\" {\n  checksum = \"md5:d41d8cd98f00b204e9800998ecf8427e\"\n}\n",
-			want:   []string{"bad.hcl:2,14: Invalid checksum"},
-			detail: `does not start with "sha256:"`,
-		},
-		{
-			name:   "short checksum",
-			src:    "workspace \"dir\" {\n  checksum = \"sha256:abc\"\n}\n",
-			want:   []string{"bad.hcl:2,14: Invalid checksum"},
-			detail: "not 64 hex digits",
-		},
-		{
-			name:   "duplicate plugin label",
-			src:    "auth \"file\" {}\nauth \"ldap\" {}\nauth \"file\" {}\n",
-			want:   []string{"bad.hcl:3,6: Duplicate plugin name"},
-			detail: "bad.hcl:1,1-12",
-		},
-		{
-			name: "same label in different kinds is fine",
-			src:  "auth \"x\" {}\nworkspace \"x\" {}\nbackend \"x\" {}\n",
-		},
-		{
-			name:   "two workspace blocks",
-			src:    "workspace \"dir\" {}\n\nworkspace \"nfs\" {}\n",
-			want:   []string{"bad.hcl:3,1: Duplicate workspace block"},
-			detail: "the first one is at bad.hcl:1,1-16",
-		},
-		{
-			name: "two backend blocks",
-			src:  "backend \"docker\" {}\nbackend \"docker\" {}\n",
-			want: []string{"bad.hcl:2,1: Duplicate backend block"},
-		},
-		{
-			name: "plugin without label",
-			src:  "auth {\n}\n",
-			want: []string{"bad.hcl:1,6: Missing name for auth"},
-		},
-		{
-			name: "bad plugin name",
-			src:  "auth \"File_1\" {}\n",
-			want: []string{"bad.hcl:1,6: Invalid plugin name"},
-		},
-		{
-			name:   "state with both stores",
-			src:    "state {\n  sqlite   = \"zoe.db\"\n  postgres = \"postgres://x\"\n}\n",
-			want:   []string{"bad.hcl:3,3: Conflicting state stores"},
-			detail: "exactly one",
-		},
-		{
-			name: "state with both stores reports errors inside them too",
-			src:  "state {\n  sqlite   = \"zoe.db\"\n  postgres = env(\"ZOE_TEST_SURELY_UNSET\")\n}\n",
-			want: []string{"bad.hcl:3,14: Error in function call", "bad.hcl:3,3: Conflicting state stores"},
-		},
-		{
-			name: "empty state",
-			src:  "state {\n}\n",
-			want: []string{"bad.hcl:1,1: Missing state store"},
-		},
-		{
-			name: "duplicate core block",
-			src:  "tls {\n  cert_file = \"c\"\n  key_file = \"k\"\n}\ntls {\n  cert_file = \"c\"\n  key_file = \"k\"\n}\n",
-			want: []string{"bad.hcl:5,1: Duplicate tls block"},
-		},
-		{
-			name: "tls missing key and empty cert",
-			src:  "tls {\n  cert_file = \"\"\n}\n",
-			want: []string{"bad.hcl:1,5: Missing required argument", "bad.hcl:2,15: Invalid path"},
-		},
-		{
-			name:   "env of an unset variable",
-			src:    "state {\n  postgres = env(\"ZOE_TEST_SURELY_UNSET\")\n}\n",
-			want:   []string{"bad.hcl:2,14: Error in function call"},
-			detail: `environment variable "ZOE_TEST_SURELY_UNSET" is not set`,
-		},
-		{
-			name: "env of an unset variable in a plugin's reserved attribute",
-			src:  "auth \"file\" {\n  binary = env(\"ZOE_TEST_SURELY_UNSET\")\n}\n",
-			want: []string{"bad.hcl:2,12: Error in function call"},
-		},
-		{
-			name: "env of a set but empty variable is empty, not unset",
-			src:  "state {\n  postgres = env(\"ZOE_TEST_UNSET\", \"x\")\n}\n",
-			want: []string{"bad.hcl:2,14: Invalid state store"},
-		},
-		{
-			name: "unknown function and variable",
-			src:  "listen = nope(\"x\")\nshop_dir = here\n",
-			want: []string{"bad.hcl:1,10: Call to unknown function", "bad.hcl:2,12: Variables not allowed"},
-		},
-		{
-			name: "three independent errors",
-			src:  "listen = \"localhost\"\n\nscheduler {\n  policy = \"LIFO\"\n}\n\nauth \"file\" {\n  start_timeout = \"soon\"\n}\n",
-			want: []string{"bad.hcl:1,10: Invalid listen address", "bad.hcl:4,12: Invalid scheduler policy", "bad.hcl:8,19: Invalid duration"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, diags := Parse("bad.hcl", []byte(tt.src))
+	for _, tt := range brokenCases(t) {
+		t.Run(tt.Name, func(t *testing.T) {
+			cfg, diags := Parse("bad.hcl", []byte(tt.Src))
 			if cfg == nil || cfg.Files["bad.hcl"] == nil {
 				t.Fatal("Parse must return a Config holding the parsed file")
 			}
-			want := slices.Clone(tt.want)
+			want := slices.Clone(tt.Want)
 			slices.Sort(want)
 			if got := locations(diags); !slices.Equal(got, want) {
 				t.Fatalf("diagnostics\n got %q\nwant %q\n%v", got, want, diags)
@@ -249,8 +82,8 @@ func TestParseErrors(t *testing.T) {
 					t.Errorf("%s: severity %v, want error", at(d), d.Severity)
 				}
 			}
-			if tt.detail != "" && !strings.Contains(diags[0].Detail, tt.detail) {
-				t.Errorf("detail %q does not contain %q", diags[0].Detail, tt.detail)
+			if tt.Detail != "" && !strings.Contains(diags[0].Detail, tt.Detail) {
+				t.Errorf("detail %q does not contain %q", diags[0].Detail, tt.Detail)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,17 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 
 // Validate checks a configuration file, plugins included, without serving.
 func Validate(ctx context.Context, opts Options) error {
+	cfg, diags := check(ctx, opts)
+	return report(opts, cfg, diags)
+}
+
+// check is everything `zoe config validate` checks, and what `zoe server`
+// checks before it creates anything: the file, every plugin (started to
+// check its configuration, without side effects, and stopped) and the
+// rules of a served file. Both report the same diagnostics for the same
+// file, and a refused file leaves nothing behind: no data directory, no
+// database, no plugin process.
+func check(ctx context.Context, opts Options) (*config.Config, hcl.Diagnostics) {
 	cfg, diags := config.Load(opts.ConfigFile)
 	// Plugins are checked even when core attributes are wrong, so that one
 	// run reports every problem of the file; after a syntax error there are
@@ -75,21 +87,15 @@ func Validate(ctx context.Context, opts Options) error {
 	if !diags.HasErrors() || len(cfg.Plugins) > 0 {
 		diags = append(diags, checkServing(cfg)...)
 	}
-	return report(opts, cfg, diags)
+	return cfg, diags
 }
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, opts Options) error {
-	cfg, diags := config.Load(opts.ConfigFile)
-	if diags.HasErrors() {
-		// Plugins are not started for a file that cannot be served: their
-		// start would have side effects. `zoe config validate` reports
-		// theirs too.
-		return report(opts, cfg, diags)
-	}
-	diags = append(diags, checkServing(cfg)...)
-	if diags.HasErrors() {
-		return report(opts, cfg, diags)
+	// Everything `zoe config validate` checks, before anything is created.
+	cfg, checked := check(ctx, opts)
+	if err := report(opts, cfg, checked); err != nil {
+		return err
 	}
 	log := newLogger(opts, cfg.LogLevel)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -101,6 +107,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer store.Close()
 	log.Info("state store open", "store", cfg.State.String())
+	// The API deletes executions, the engine moves them: both logged.
+	store = engine.WithLifeLog(log.Named("engine"), store)
 	var zshop *shop.Shop
 	if cfg.ShopDir != "" {
 		// A broken entry hides only itself and is logged by the shop.
@@ -118,9 +126,10 @@ func Run(ctx context.Context, opts Options) error {
 	removeOrphanLogs(ctx, log, store, serviceLogs)
 	plugins, d := StartPlugins(ctx, log, cfg, opts.Executable, false, opts.Timing)
 	defer plugins.Stop()
-	diags = append(diags, d...)
-	diags = append(diags, checkContainers(cfg, plugins, opts.Executable)...)
-	if err := report(opts, cfg, diags); err != nil {
+	// Configured for real, a plugin may still refuse (a directory it
+	// cannot create); what check reported already is not repeated.
+	d = append(d, checkContainers(cfg, plugins, opts.Executable)...)
+	if err := report(opts, cfg, unreported(d, checked)); err != nil {
 		return err
 	}
 
@@ -323,6 +332,24 @@ func checkServing(cfg *config.Config) hcl.Diagnostics {
 			Detail: `Zoe needs a workspace plugin, e.g. workspace "dir" { base_path = "/srv/zoe-workspaces" }.`, Subject: whole})
 	}
 	return diags
+}
+
+// unreported are the diagnostics of diags that are not in done.
+func unreported(diags, done hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if !slices.ContainsFunc(done, func(x *hcl.Diagnostic) bool { return sameDiagnostic(d, x) }) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func sameDiagnostic(a, b *hcl.Diagnostic) bool {
+	if a.Severity != b.Severity || a.Summary != b.Summary || a.Detail != b.Detail || (a.Subject == nil) != (b.Subject == nil) {
+		return false
+	}
+	return a.Subject == nil || *a.Subject == *b.Subject
 }
 
 func report(opts Options, cfg *config.Config, diags hcl.Diagnostics) error {

@@ -351,3 +351,134 @@ func TestRunOnEitherStore(t *testing.T) {
 		})
 	}
 }
+
+// brokenCase is one of core/config's broken configurations
+// (core/config/testdata/broken.json).
+type brokenCase struct {
+	Name string   `json:"name"`
+	Src  string   `json:"src"`
+	Want []string `json:"want"`
+}
+
+// `zoe server` runs what `zoe config validate` runs, first: for every
+// broken configuration of core/config's table, and for files whose core
+// and plugin blocks are wrong together, Run writes the diagnostics
+// Validate writes, and leaves nothing behind: no data directory, no
+// database, no plugin process.
+func TestRunAndValidateAgree(t *testing.T) {
+	t.Setenv("ZOE_TEST_UNSET", "")
+	b, err := os.ReadFile(filepath.Join("..", "config", "testdata", "broken.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []brokenCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases,
+		brokenCase{Name: "core and plugin errors", Src: `listen = "localhost"
+scheduler { policy = "LIFO" }
+auth "file" {
+  users_file = "users.csv"
+  colour     = "red"
+}
+workspace "dir" {
+  base_path = "ws"
+  size      = 3
+}
+backend "sim" {
+  default_run = "soon"
+}
+`, Want: []string{"Invalid listen address", "Invalid scheduler policy", "Unsupported argument", "Unsupported argument", "Invalid duration"}},
+		brokenCase{Name: "only a plugin is wrong", Src: strings.NewReplacer("users.csv", "missing.csv", `data_dir        = "data"`, "").Replace(baseConfig), Want: []string{"Cannot use users file"}})
+	for _, c := range cases {
+		if len(c.Want) == 0 {
+			continue // valid as far as core/config goes: Run would serve it
+		}
+		t.Run(c.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			// At the end, so that the case's lines keep their numbers.
+			src := c.Src + "\ndata_dir = \"data\"\n"
+			file := filepath.Join(dir, "zoe.hcl")
+			if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte("alice,x,admin\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, fn := range []struct {
+				name string
+				call func(context.Context, Options) error
+			}{{"Validate", Validate}, {"Run", Run}} {
+				diags, logs := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
+				opts := Options{ConfigFile: file, Executable: filepath.Join(binDir, "zoe"), Version: "test",
+					Diagnostics: diags, LogOutput: logs, Ready: func(net.Addr) { t.Errorf("%s served a broken file", fn.name) }}
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				err := fn.call(ctx, opts)
+				cancel()
+				if !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("%s: %v, want ErrInvalidConfig\n%s", fn.name, err, diags)
+				}
+				if strings.Contains(logs.String(), "[ERROR]") {
+					t.Errorf("%s logged an error besides the diagnostics:\n%s", fn.name, logs)
+				}
+				out[fn.name] = diags.String()
+				for _, left := range []string{"data", "ws"} {
+					if _, err := os.Stat(filepath.Join(dir, left)); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("%s left %s behind (stat: %v)", fn.name, left, err)
+					}
+				}
+				noChildren(t)
+			}
+			if out["Run"] != out["Validate"] || strings.Contains(out["Run"], `Duplicate argument`) {
+				t.Errorf("zoe server's diagnostics:\n%s\nzoe config validate's:\n%s", out["Run"], out["Validate"])
+			}
+			// The file's own errors, and maybe more: the plugin blocks of
+			// the table are incomplete.
+			if n := strings.Count(out["Run"], "Error: "); n < len(c.Want) {
+				t.Errorf("%d errors, want at least %d:\n%s", n, len(c.Want), out["Run"])
+			}
+			for _, w := range c.Want {
+				if _, summary, _ := strings.Cut(w, ": "); !strings.Contains(out["Run"], "Error: "+summary) &&
+					!strings.Contains(out["Run"], "Error: "+w) {
+					t.Errorf("no %q in:\n%s", w, out["Run"])
+				}
+			}
+		})
+	}
+}
+
+// A plugin binary refused for its permissions is reported as that, with
+// the command that fixes it, not as an unknown plugin.
+func TestUnsafePluginBinary(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "zoe-plugin-workspace-dir")
+	b, err := os.ReadFile(filepath.Join(binDir, "zoe-plugin-workspace-dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bin, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	file, _, opts, diags := setup(t, strings.Replace(baseConfig, `workspace "dir" {`, fmt.Sprintf("workspace \"dir\" {\n  binary = %q", bin), 1))
+	if err := Validate(t.Context(), opts); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Validate: %v, want ErrInvalidConfig", err)
+	}
+	for _, want := range []string{
+		`Error: Refused workspace plugin "dir"`,
+		"on " + file + " line 9", // listen and data_dir come first
+		"plugin binary " + bin + " is group-writable (mode 0775): others than its owner could replace it; chmod go-w " + bin + ".",
+	} {
+		// The rendering wraps long lines.
+		if !strings.Contains(strings.Join(strings.Fields(diags.String()), " "), want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, diags)
+		}
+	}
+	if strings.Contains(diags.String(), "Unknown") {
+		t.Errorf("a refused binary is reported as unknown:\n%s", diags)
+	}
+}

@@ -57,11 +57,14 @@ func StartPlugins(ctx context.Context, log hclog.Logger, cfg *config.Config, exe
 	for _, pb := range cfg.Plugins {
 		path, err := binary(pluginDir, pb)
 		if err != nil {
+			// A binary that is there but unsafe to run is not unknown:
+			// the administrator has its permissions to fix, not its name.
+			summary, detail := fmt.Sprintf("Refused %s plugin %q", pb.Kind, pb.Name), err.Error()+"."
+			if errors.Is(err, sdk.ErrNotFound) {
+				summary, detail = fmt.Sprintf("Unknown %s plugin %q", pb.Kind, pb.Name), detail+available(pluginDir)
+			}
 			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Unknown %s plugin %q", pb.Kind, pb.Name),
-				Detail:   err.Error() + "." + available(pluginDir),
-				Subject:  pb.DefRange.Ptr(),
+				Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: pb.DefRange.Ptr(),
 			})
 			continue
 		}

@@ -305,6 +305,7 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	cfg.Store = WithLifeLog(log, cfg.Store)
 	return &Engine{
 		cfg: cfg, log: log, storeID: cfg.StoreID, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		workers: map[int64]*worker{}, waiting: map[int64]string{},

@@ -154,7 +154,19 @@ func (e *Engine) Nodes(ctx context.Context) ([]NodeUsage, error) {
 	}
 	out := make([]NodeUsage, len(nodes))
 	for i, n := range nodes {
+		n.Cores, n.CoresReserved = roundCores(n.Cores), roundCores(n.CoresReserved)
 		out[i] = NodeUsage{Node: n, Services: count[n.Name]}
 	}
 	return out, nil
+}
+
+// roundCores rounds cores to millicores, the finest unit the scheduler
+// counts in: a sum of fractions would otherwise show its binary rounding
+// (0.1 + 0.2 is 0.30000000000000004, a back-end's 1.1 + 0.9
+// 2.0000000000000004).
+func roundCores(c float64) float64 {
+	if math.IsNaN(c) || math.IsInf(c, 0) || math.Abs(c) > 1e12 {
+		return c // not a sum of reservations; left for the reader to see
+	}
+	return math.Round(c*1000) / 1000
 }

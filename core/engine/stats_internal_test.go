@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -57,5 +58,25 @@ func TestQueueOrderIsTheSchedulers(t *testing.T) {
 				t.Fatalf("%s round %d: order %v, the scheduler's %v", policy, round, got, want)
 			}
 		}
+	}
+}
+
+func TestRoundCores(t *testing.T) {
+	for _, tc := range []struct{ in, want float64 }{
+		{2.0000000000000004, 2},
+		{0.30000000000000004, 0.3},
+		{1.9999999999999998, 2},
+		{0.0005, 0.001},
+		{0.0004, 0},
+		{16, 16},
+		{0, 0},
+		{1e13, 1e13},
+	} {
+		if got := roundCores(tc.in); got != tc.want {
+			t.Errorf("roundCores(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := roundCores(math.Inf(1)); !math.IsInf(got, 1) {
+		t.Errorf("roundCores(+Inf) = %v", got)
 	}
 }

@@ -96,6 +96,7 @@ func NewExecution(owner, name string, description []byte, sub Submission) (state
 		ne.Services = append(ne.Services, state.NewService{Name: in.Name, Group: in.Service,
 			Essential: in.Essential, StartupOrder: in.StartupOrder, Description: d})
 	}
+	ne.Cores = roundCores(ne.Cores)
 	return ne, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -143,9 +144,8 @@ type Plugin struct {
 	impl     sdk.Plugin
 	info     sdk.Info
 	pid      int
-	// kill ends the current process at once, even while go-plugin still
-	// waits for its handshake (when Client.Kill would wait too).
-	kill context.CancelFunc
+	// end ends the current process (see dispense).
+	end func(graceful bool)
 
 	// Back-off survives a restart that works, so that a plugin that dies
 	// soon after each start still backs off and ends up failed; it resets
@@ -184,19 +184,19 @@ func Start(ctx context.Context, log hclog.Logger, spec Spec, timing Timing) (*Pl
 func (p *Plugin) launch(ctx context.Context, restart bool) error {
 	ctx, cancel := context.WithTimeout(ctx, p.spec.StartTimeout)
 	defer cancel()
-	client, impl, kill, err := p.dispense(ctx)
+	client, impl, end, err := p.dispense(ctx)
 	if err != nil {
 		return p.describe(err)
 	}
 	if p.spec.Setup != nil {
 		if err := p.spec.Setup(ctx, impl); err != nil {
-			kill()
-			client.Kill()
+			// At once: Setup may have failed because the plugin hangs.
+			end(false)
 			return err
 		}
 	}
 	p.mu.Lock()
-	p.client, p.impl, p.info, p.kill = client, impl, impl.Info(), kill
+	p.client, p.impl, p.info, p.end = client, impl, impl.Info(), end
 	p.state, p.since, p.lastErr = StateReady, time.Now(), nil
 	if restart {
 		p.restarts++
@@ -213,27 +213,40 @@ func (p *Plugin) describe(err error) error {
 	what := fmt.Sprintf("%s plugin %q (%s)", p.spec.Kind, p.spec.Name, p.spec.Path)
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("%s: the binary's sha256 does not match the checksum in the configuration; refusing to run it: %w", what, sdk.ErrPermissionDenied)
+		return refusal{fmt.Sprintf("%s: the binary's sha256 does not match the checksum in the configuration; refusing to run it", what), sdk.ErrPermissionDenied}
 	case errors.Is(err, context.DeadlineExceeded) || err.Error() == "timeout while waiting for plugin to start":
-		return fmt.Errorf("%s did not start within %s (start_timeout): %w", what, p.spec.StartTimeout, sdk.ErrDeadlineExceeded)
+		return refusal{fmt.Sprintf("%s did not start within %s (start_timeout)", what, p.spec.StartTimeout), sdk.ErrDeadlineExceeded}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, context.CancelFunc, error) {
+// dispense starts the process and returns the plugin in it, with end,
+// which ends the process: gracefully (go-plugin asks the plugin to exit,
+// and kills it if it does not) or at once, even while go-plugin still
+// waits for its handshake (when Client.Kill would wait too). A process
+// ended so exited because the host wanted it to: its exit is not logged
+// as an error.
+func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, func(graceful bool), error) {
 	procCtx, kill := context.WithCancel(context.Background())
+	ending := &atomic.Bool{}
 	cmd := exec.CommandContext(procCtx, p.spec.Path)
 	cmd.Dir = p.spec.Dir
 	cmd.Env = append(pluginEnv(), sdk.LogLevelEnv+"="+p.spec.LogLevel.String())
 	// The kernel kills the plugin when the core dies, even by SIGKILL; the
-	// SDK's parent watchdog covers the rest.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// SDK's parent watchdog covers the rest. In its own process group, the
+	// plugin does not get the signals sent to the core's (a terminal's,
+	// timeout(1)'s SIGTERM): the core stops its plugins itself, after
+	// closing them, and their end is then no crash.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	// go-plugin names the logger of the plugin's stderr after the binary.
 	binary := filepath.Base(cmd.Path)
 	var secure *plugin.SecureConfig
 	if p.spec.Checksum != nil {
 		secure = &plugin.SecureConfig{Checksum: p.spec.Checksum, Hash: sha256.New()}
 	}
+	// Named once, by p.log: not again after the binary.
+	stderr := newPluginOutput(p.log, hclog.Debug, p.spec.LogLevel)
+	stderr.self = []string{binary, string(p.spec.Kind) + "-" + p.spec.Name, p.spec.Name}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake.Config(),
 		VersionedPlugins: map[int]plugin.PluginSet{handshake.ProtocolVersion: pluginSet(p.spec.Kind)},
@@ -245,11 +258,19 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, cont
 		StartTimeout:     p.spec.StartTimeout,
 		// go-plugin's parsing of stderr can panic on a line of the
 		// plugin's; pluginOutput's does not (see stderr.go).
-		Logger:     goPluginLogger{Logger: p.log, binary: binary},
-		Stderr:     newPluginOutput(p.log.Named(binary), hclog.Debug, p.spec.LogLevel),
+		Logger:     goPluginLogger{Logger: p.log, binary: binary, ending: ending},
+		Stderr:     stderr,
 		SyncStdout: newPluginOutput(p.log, hclog.Info, p.spec.LogLevel),
 		SyncStderr: newPluginOutput(p.log, hclog.Info, p.spec.LogLevel),
 	})
+	end := func(graceful bool) {
+		ending.Store(true)
+		if graceful {
+			client.Kill()
+		}
+		kill()
+		client.Kill()
+	}
 	type result struct {
 		impl sdk.Plugin
 		err  error
@@ -279,15 +300,13 @@ func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, cont
 			r.err = p.checkInfo(r.impl.Info())
 		}
 		if r.err != nil {
-			kill()
-			client.Kill()
+			end(false)
 			return nil, nil, nil, r.err
 		}
-		return client, r.impl, kill, nil
+		return client, r.impl, end, nil
 	case <-ctx.Done():
 		// Killing the process ends the handshake wait and the pending calls.
-		kill()
-		client.Kill()
+		end(false)
 		<-done
 		return nil, nil, nil, ctx.Err()
 	}
@@ -360,7 +379,7 @@ func (p *Plugin) supervise() {
 			return // stopping
 		}
 		p.mu.Lock()
-		old, kill := p.client, p.kill
+		end := p.end
 		if time.Since(p.since) >= p.timing.BackoffMax {
 			p.delay, p.failures = p.timing.BackoffMin, 0
 		} else {
@@ -373,8 +392,7 @@ func (p *Plugin) supervise() {
 		p.state, p.since, p.lastErr, p.impl, p.pid = state, time.Now(), reason, nil, 0
 		p.mu.Unlock()
 		p.log.Error("plugin lost; restarting it", "reason", reason)
-		kill()
-		old.Kill()
+		end(false)
 		if !p.relaunch() {
 			return
 		}
@@ -572,7 +590,7 @@ func (p *Plugin) Stop() {
 	p.mu.Unlock()
 	<-p.stopped
 	p.mu.Lock()
-	client, kill, impl := p.client, p.kill, p.impl
+	end, impl := p.end, p.impl
 	p.state, p.since, p.impl = StateStopped, time.Now(), nil
 	p.mu.Unlock()
 	// No new call reaches the plugin from here on (Impl refuses): Close
@@ -584,9 +602,8 @@ func (p *Plugin) Stop() {
 		}
 		cancel()
 	}
-	if client != nil {
-		client.Kill() // gracefully first: the plugin may have work to finish
-		kill()
+	if end != nil {
+		end(true) // gracefully first: the plugin may have work to finish
 	}
 }
 

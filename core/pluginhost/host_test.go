@@ -144,6 +144,20 @@ func TestStartAndUse(t *testing.T) {
 	}
 }
 
+// A signal to the core's process group (a terminal's, timeout(1)'s) does
+// not reach the plugins: the core stops them itself.
+func TestPluginHasItsOwnProcessGroup(t *testing.T) {
+	p := startAuth(t, authSpec(t, usersFile(t)))
+	pid := p.Status().PID
+	pgid, err := syscall.Getpgid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgid != pid || pgid == syscall.Getpgrp() {
+		t.Errorf("the plugin's process group is %d (its pid %d, the core's group %d), want its own", pgid, pid, syscall.Getpgrp())
+	}
+}
+
 func TestKilledPluginIsRestartedAndUsable(t *testing.T) {
 	p := startAuth(t, authSpec(t, usersFile(t)))
 	for round := 1; round <= 2; round++ {
@@ -204,7 +218,7 @@ func TestHangingPluginIsGivenUp(t *testing.T) {
 	_, err = Start(context.Background(), testutil.Logger(t), Spec{
 		Kind: sdk.KindAuth, Name: "hang", Path: path, StartTimeout: 500 * time.Millisecond, Dir: t.TempDir(),
 	}, fastTiming())
-	if !errors.Is(err, sdk.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "did not start within 500ms") {
+	if !errors.Is(err, sdk.ErrDeadlineExceeded) || !strings.HasSuffix(err.Error(), "did not start within 500ms (start_timeout)") {
 		t.Fatalf("Start of a hanging plugin: %v, want a start timeout error", err)
 	}
 	if took := time.Since(begin); took > 5*time.Second {
@@ -227,7 +241,7 @@ func TestChecksum(t *testing.T) {
 	bad[0] ^= 0xff
 	spec.Checksum = bad[:]
 	_, err = Start(context.Background(), testutil.Logger(t), spec, fastTiming())
-	if !errors.Is(err, sdk.ErrPermissionDenied) || !strings.Contains(err.Error(), "does not match the checksum") {
+	if !errors.Is(err, sdk.ErrPermissionDenied) || !strings.HasSuffix(err.Error(), "does not match the checksum in the configuration; refusing to run it") {
 		t.Fatalf("Start with a wrong checksum: %v, want a refusal", err)
 	}
 }
@@ -422,8 +436,72 @@ func TestPluginLogsReachTheCoresLog(t *testing.T) {
 			if loaded["@level"] != "info" || loaded["path"] != users || loaded["users"] != 2.0 {
 				t.Errorf("forwarded as %v, want level info, path %s, users 2", loaded, users)
 			}
+			// The plugin named once; the time is the core's line's own.
+			if loaded["@module"] != "core.plugin.auth-file" || loaded["timestamp"] != nil || loaded["plugin_time"] != nil {
+				t.Errorf("forwarded as %v, want module core.plugin.auth-file and no second time stamp", loaded)
+			}
 		})
 	}
+}
+
+// exitLines are the lines of the log in out that say the plugin process
+// exited, as "level: error".
+func exitLines(t *testing.T, out string) []string {
+	t.Helper()
+	var lines []string
+	for line := range strings.SplitSeq(out, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["@message"] == exitMessage {
+			e, _ := m["error"].(string)
+			lines = append(lines, fmt.Sprintf("%s: %s", m["@level"], e))
+		}
+	}
+	return lines
+}
+
+// A process the host ends on purpose (a stop, a refused configuration)
+// exits as expected: at debug, not as an error, even when it was killed.
+// A plugin that dies by itself is still an error.
+func TestDeliberateEndsAreNotErrors(t *testing.T) {
+	logTo := func() (*testutil.SyncBuffer, hclog.Logger) {
+		out := &testutil.SyncBuffer{}
+		return out, hclog.New(&hclog.LoggerOptions{Name: "core", Level: hclog.Trace, Output: out, JSONFormat: true})
+	}
+	t.Run("stop", func(t *testing.T) {
+		out, log := logTo()
+		p, err := Start(context.Background(), log, authSpec(t, usersFile(t)), fastTiming())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Stop()
+		if got := exitLines(t, out.String()); len(got) != 1 || got[0] != "debug: " {
+			t.Errorf("exit lines %q, want one at debug", got)
+		}
+	})
+	t.Run("refused configuration", func(t *testing.T) {
+		out, log := logTo()
+		if _, err := Start(context.Background(), log, authSpec(t, filepath.Join(t.TempDir(), "missing.csv")), fastTiming()); err == nil {
+			t.Fatal("Start with a missing users file succeeded")
+		}
+		if got := exitLines(t, out.String()); len(got) != 1 || got[0] != "debug: signal: killed" {
+			t.Errorf("exit lines %q, want one at debug", got)
+		}
+	})
+	t.Run("crash", func(t *testing.T) {
+		out, log := logTo()
+		p, err := Start(context.Background(), log, authSpec(t, usersFile(t)), fastTiming())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop()
+		if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the exit to be logged", 10*time.Second, func() bool { return len(exitLines(t, out.String())) > 0 })
+		if got := exitLines(t, out.String()); got[0] != "error: signal: killed" {
+			t.Errorf("exit lines %q, want the crash at error", got)
+		}
+	})
 }
 
 // A plugin cannot crash the core, nor write to its terminal, through its

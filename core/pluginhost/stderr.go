@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,6 +36,34 @@ const maxModule = 64
 type goPluginLogger struct {
 	hclog.Logger
 	binary string // the base name of the plugin's binary
+	// ending is set when the host ends the process on purpose (a stop, a
+	// refused configuration, a lost plugin replaced): its exit, even by
+	// SIGKILL, is then expected, and logged at debug.
+	ending *atomic.Bool
+}
+
+// exitMessage is go-plugin's line when the process ends, at error when
+// it did not exit with 0 (killed, for one).
+const exitMessage = "plugin process exited"
+
+func (l goPluginLogger) expected(msg string) bool {
+	return msg == exitMessage && l.ending != nil && l.ending.Load()
+}
+
+func (l goPluginLogger) Error(msg string, args ...any) {
+	if l.expected(msg) {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Error(msg, args...)
+}
+
+func (l goPluginLogger) Info(msg string, args ...any) {
+	if l.expected(msg) {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Info(msg, args...)
 }
 
 func (l goPluginLogger) Named(name string) hclog.Logger {
@@ -56,6 +85,11 @@ type pluginOutput struct {
 	log hclog.Logger
 	def hclog.Level
 	min hclog.Level
+	// self are the plugin's names (its label, kind-label, binary): a line's
+	// "@module" that starts with one does not name the plugin twice.
+	self []string
+	// now is the time a line is read (time.Now; tests set it).
+	now func() time.Time
 
 	mu      sync.Mutex
 	buf     []byte
@@ -64,7 +98,7 @@ type pluginOutput struct {
 }
 
 func newPluginOutput(log hclog.Logger, def, min hclog.Level) *pluginOutput {
-	return &pluginOutput{log: log, def: def, min: min}
+	return &pluginOutput{log: log, def: def, min: min, now: time.Now}
 }
 
 // Write takes any part of the output; a line is logged once complete.
@@ -141,9 +175,11 @@ func (w *pluginOutput) jsonLine(line []byte) bool {
 	}
 	delete(m, "@level")
 	log := w.log
-	if mod, ok := jsonString(m["@module"]); ok && mod != "" {
+	if mod, ok := jsonString(m["@module"]); ok {
 		delete(m, "@module")
-		log = log.Named(truncate(clean([]byte(mod)), maxModule))
+		if mod = w.ownModule(mod); mod != "" {
+			log = log.Named(truncate(clean([]byte(mod)), maxModule))
+		}
 	}
 	var msg string
 	if v, ok := m["@message"]; ok {
@@ -153,13 +189,9 @@ func (w *pluginOutput) jsonLine(line []byte) bool {
 	var args []any
 	if v, ok := m["@timestamp"]; ok {
 		delete(m, "@timestamp")
-		ts := text(v)
-		if s, ok := jsonString(v); ok {
-			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				ts = t.Format(hclog.TimeFormat)
-			}
+		if t, ok := w.lateTime(v); ok {
+			args = append(args, "plugin_time", t)
 		}
-		args = append(args, "timestamp", ts)
 	}
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
 		for k := range m {
@@ -177,6 +209,44 @@ func (w *pluginOutput) jsonLine(line []byte) bool {
 	}
 	w.emit(log, level, msg, args...)
 	return true
+}
+
+// maxLag is how long a line may take from the plugin to the core's log
+// before the time the plugin gave it is worth a field of its own.
+const maxLag = time.Second
+
+// lateTime is a line's "@timestamp" as a field, when it says something:
+// the core's line has the time it was read, which is the plugin's to
+// within the pipe's delay, so a second time stamp is noise. Only a
+// readable time that is further than maxLag from now (output the plugin
+// held back) is kept; a zero or unreadable one tells nothing and goes.
+func (w *pluginOutput) lateTime(v json.RawMessage) (string, bool) {
+	s, ok := jsonString(v)
+	if !ok {
+		return "", false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return "", false
+	}
+	if lag := w.now().Sub(t); lag <= maxLag && lag >= -maxLag {
+		return "", false
+	}
+	return t.UTC().Format(hclog.TimeFormat), true
+}
+
+// ownModule is a line's "@module" without the plugin's own name, which
+// its logger has already.
+func (w *pluginOutput) ownModule(mod string) string {
+	for _, name := range w.self {
+		if mod == name {
+			return ""
+		}
+		if rest, ok := strings.CutPrefix(mod, name+"."); ok {
+			return rest
+		}
+	}
+	return mod
 }
 
 func (w *pluginOutput) emit(log hclog.Logger, level hclog.Level, msg string, args ...any) {

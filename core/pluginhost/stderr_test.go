@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -20,13 +21,31 @@ func TestPluginOutput(t *testing.T) {
 		want []map[string]any
 	}{
 		{name: "hclog JSON", in: []string{`{"@level":"warn","@message":"m","@timestamp":"2025-01-02T03:04:05.000000Z","k":"v","n":2,"@module":"sub"}` + "\n"},
-			want: []map[string]any{{"@level": "warn", "@message": "m", "@module": "core.sub", "k": "v", "n": 2.0,
-				"timestamp": "2025-01-02T03:04:05.000Z"}}},
+			want: []map[string]any{{"@level": "warn", "@message": "m", "@module": "core.sub", "k": "v", "n": 2.0}}},
+		// The core's line has its own time; the plugin's is kept only
+		// when it is late, and never as year 1.
+		{name: "time stamps", in: []string{
+			`{"@level":"info","@message":"late","@timestamp":"2025-01-02T03:04:00.000000Z"}` + "\n",
+			`{"@level":"info","@message":"other zone","@timestamp":"2025-01-02T04:04:05+01:00"}` + "\n",
+			`{"@level":"info","@message":"zero","@timestamp":"0001-01-01T00:00:00Z"}` + "\n",
+			`{"@level":"info","@message":"unreadable","@timestamp":"yesterday"}` + "\n",
+			`{"@level":"info","@message":"on time","@timestamp":"2025-01-02T03:04:04.500000Z"}` + "\n"},
+			want: []map[string]any{{"@level": "info", "@message": "late", "plugin_time": "2025-01-02T03:04:00.000Z"},
+				{"@level": "info", "@message": "other zone"}, {"@level": "info", "@message": "zero"},
+				{"@level": "info", "@message": "unreadable"}, {"@level": "info", "@message": "on time"}}},
+		// The logger names the plugin already.
+		{name: "module of the plugin's own name", in: []string{
+			`{"@level":"info","@message":"a","@module":"auth-x"}` + "\n",
+			`{"@level":"info","@message":"b","@module":"zoe-plugin-auth-x.client"}` + "\n",
+			`{"@level":"info","@message":"c","@module":"x"}` + "\n",
+			`{"@level":"info","@message":"d","@module":"xy"}` + "\n"},
+			want: []map[string]any{{"@level": "info", "@message": "a"}, {"@level": "info", "@message": "b", "@module": "core.client"},
+				{"@level": "info", "@message": "c"}, {"@level": "info", "@message": "d", "@module": "core.xy"}}},
 		{name: "split writes", in: []string{`{"@level":"info",`, `"@message":"m"}`, "\nplain\n"},
 			want: []map[string]any{{"@level": "info", "@message": "m"}, {"@level": "debug", "@message": "plain"}}},
 		{name: "wrong types", in: []string{`{"@message":1}` + "\n" + `{"@level":"error","@message":{"a":"\u001b"},"@timestamp":[1]}` + "\n"},
 			want: []map[string]any{{"@level": "debug", "@message": `{"@message":1}`},
-				{"@level": "error", "@message": `{"a":"\u001b"}`, "timestamp": "[1]"}}},
+				{"@level": "error", "@message": `{"a":"\u001b"}`}}},
 		{name: "reserved keys", in: []string{`{"@level":"info","@message":"m","@caller":"c","":1}` + "\n"},
 			want: []map[string]any{{"@level": "info", "@message": "m", "_@caller": "c", "_": 1.0}}},
 		{name: "control characters", in: []string{"a\x1b[2J\x00\xff\u202e\tb\r\n"},
@@ -53,6 +72,8 @@ func TestPluginOutput(t *testing.T) {
 				def = hclog.Debug
 			}
 			w := newPluginOutput(log, def, tc.min)
+			w.self = []string{"zoe-plugin-auth-x", "auth-x", "x"}
+			w.now = func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) }
 			for _, s := range tc.in {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
