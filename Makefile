@@ -28,7 +28,7 @@ run: build test-images
 
 # Every step says what it does before it starts (step prints the line, with
 # the time, so that a slow step shows which it is), and go test prints a
-# line per package as it ends; the first failing step fails make.
+# line per package, in order; the first failing step fails make.
 test: deps proto-check lint test-go
 	@$(call step,make test passed)
 
