@@ -26,7 +26,13 @@ run: build test-images
 	@$(BIN)/zoe users-file init --if-missing $(RUN_DIR)/users.csv
 	$(BIN)/zoe server -config examples/zoe.hcl
 
+# Every step says what it does before it starts (step prints the line, with
+# the time, so that a slow step shows which it is), and go test prints a
+# line per package, in order; the first failing step fails make.
 test: deps proto-check lint test-go
+	@$(call step,make test passed)
+
+step = echo "== $$(date +%T) $(1)"
 
 # The images the Docker back-end's tests, examples/docker and examples/shop
 # run, built in the local engine without a registry: small FROM-scratch
@@ -41,8 +47,13 @@ test-images:
 # stops at their boundaries, so every Go command runs once per module.
 MODULES := . sdk examples/backend-localproc
 
-test-go: build
-	@for m in $(MODULES); do echo "go test -race ./... in $$m"; \
+# -count=1: results are never taken from the test cache, every run runs
+# every test. Not after make build: its -trimpath gives every package
+# another build ID, so from empty caches it compiled everything once more
+# (2.5 minutes of a fresh make test), and the tests link each binary
+# themselves (internal/testutil.Build).
+test-go:
+	@for m in $(MODULES); do $(call step,go test -race ./... in $$m); \
 	  (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
 
 # staticcheck is a tool of the root module only (a tool line in sdk/go.mod
@@ -51,26 +62,32 @@ test-go: build
 # keeps sdk/go.mod to what the SDK imports: each line of it is required by
 # every plugin.
 lint:
+	@$(call step,gofmt -l)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(call step,building staticcheck (go tool -n staticcheck; the version go.mod pins))
 	@sc=$$($(GO) tool -n staticcheck) && for m in $(MODULES); do \
-	  echo "go mod tidy -diff, go vet, staticcheck in $$m"; \
-	  (cd $$m && $(GO) mod tidy -diff && $(GO) vet ./... && $$sc ./...) || exit 1; done
+	  $(call step,go mod tidy -diff in $$m); (cd $$m && $(GO) mod tidy -diff) || exit 1; \
+	  $(call step,go vet ./... in $$m); (cd $$m && $(GO) vet ./...) || exit 1; \
+	  $(call step,staticcheck ./... in $$m); (cd $$m && $$sc ./...) || exit 1; done
 
-# protoc comes from Debian; the Go generators are pinned in go.mod.
-# PostgreSQL too: the state store's tests start a throwaway server from its
-# binaries (internal/testutil/postgres.go).
-# gcc too: go test -race needs cgo.
+# What the tests need besides Go, from Debian, installed only when missing
+# (with sudo when not root): gcc, since go test -race needs cgo; protoc, for
+# proto-check (the Go generators are pinned in go.mod); PostgreSQL, since the
+# state store's tests start a throwaway server from its binaries
+# (internal/testutil/postgres.go).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 deps:
-	@command -v gcc >/dev/null || { echo "installing gcc"; \
-	  (apt-get update -qq && apt-get install -y -qq gcc libc6-dev) >/dev/null || \
-	  (sudo apt-get update -qq && sudo apt-get install -y -qq gcc libc6-dev) >/dev/null; }
-	@command -v protoc >/dev/null || { echo "installing protobuf-compiler"; \
-	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null || \
-	  (sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler) >/dev/null; }
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql"; \
-	  (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null || \
-	  (sudo apt-get update -qq && sudo apt-get install -y -qq postgresql) >/dev/null; }
+	@$(call step,deps: gcc and protoc and PostgreSQL from Debian when missing)
+	@pkgs=; \
+	  command -v gcc >/dev/null || { echo "gcc missing: go test -race needs cgo"; pkgs="$$pkgs gcc libc6-dev"; }; \
+	  command -v protoc >/dev/null || { echo "protoc missing: proto-check regenerates sdk/proto with it"; pkgs="$$pkgs protobuf-compiler"; }; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL missing: the state store's tests start a server"; pkgs="$$pkgs postgresql"; }; \
+	  if [ -z "$$pkgs" ]; then echo "all present: nothing to install"; exit 0; fi; \
+	  echo "installing with apt-get:$$pkgs"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
 
 proto: deps
 	scripts/protogen.sh
@@ -78,6 +95,7 @@ proto: deps
 # Fails when the committed generated code is not what the .proto files give
 # (the line naming protoc's version aside, so that another protoc compares).
 proto-check: deps
+	@$(call step,proto-check: sdk/proto against what protoc makes of the .proto files)
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && scripts/protogen.sh $$tmp && \
 	  for f in $$(cd $$tmp && find . -name '*.go'); do \
 	    diff -q -I '^// .*protoc  *v[0-9.]*$$' $$tmp/$$f sdk/proto/$$f >/dev/null || { echo "sdk/proto/$$f is stale: run make proto"; exit 1; }; \

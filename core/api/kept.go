@@ -19,6 +19,11 @@ type keptCache[T any] struct {
 	version uint64
 	m       map[string]T
 	loads   singleflight.Group
+
+	// afterMiss, nil but in tests, runs in Load between a miss and
+	// joining the loads: a test ends another load there, to show that
+	// a caller coming in right after it does not load again.
+	afterMiss func()
 }
 
 // maxCachedReads bounds a cache; a full one starts again. Keys longer
@@ -68,6 +73,9 @@ func (c *keptCache[T]) Put(version uint64, key string, v T) {
 func (c *keptCache[T]) Load(ctx context.Context, version uint64, key string, load func(context.Context) (T, error)) (T, error) {
 	if v, ok := c.Get(version, key); ok {
 		return v, nil
+	}
+	if c.afterMiss != nil {
+		c.afterMiss()
 	}
 	ch := c.loads.DoChan(strconv.FormatUint(version, 10)+" "+key, func() (_ any, err error) {
 		// singleflight panics again where nothing can recover: a bug in

@@ -127,6 +127,44 @@ func TestKeptCacheLoad(t *testing.T) {
 			t.Errorf("kept value: %d, %v", v, err)
 		}
 	})
+	// The interleaving behind "2 loads for 8 callers", forced: a caller
+	// misses the cache, then the load in flight ends and keeps its value,
+	// and only then does the caller join the loads, finding none in
+	// flight. It must take the kept value rather than load again.
+	t.Run("a caller missing just before a load ends does not load again", func(t *testing.T) {
+		var c keptCache[int]
+		var loads atomic.Int32
+		started, release := make(chan struct{}), make(chan struct{})
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) {
+				loads.Add(1)
+				close(started)
+				<-release
+				return 7, nil
+			})
+			first <- err
+		}()
+		<-started
+		// The first caller is past its miss (in its load): the hook is
+		// the second caller's alone.
+		c.afterMiss = func() {
+			close(release)
+			if err := <-first; err != nil {
+				t.Errorf("first caller: %v", err)
+			}
+		}
+		v, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) {
+			loads.Add(1)
+			return 8, nil
+		})
+		if v != 7 || err != nil {
+			t.Errorf("second caller: %d, %v; want the kept 7", v, err)
+		}
+		if n := loads.Load(); n != 1 {
+			t.Errorf("%d loads for 2 callers", n)
+		}
+	})
 	t.Run("errors are not kept", func(t *testing.T) {
 		var c keptCache[int]
 		if _, err := c.Load(t.Context(), 1, "k", func(context.Context) (int, error) { return 0, errors.New("boom") }); err == nil {
