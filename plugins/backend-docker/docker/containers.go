@@ -488,6 +488,11 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
+	if oomWait(c.State, time.Now()) > 0 {
+		if res, err := hst.inspect(ctx, c.ID); err == nil {
+			c = res.Container
+		}
+	}
 	return status(hst, c)
 }
 
@@ -582,7 +587,7 @@ func (h *host) statuses(ctx context.Context, items []container.Summary, whole bo
 // and keeps it for key; false when the container is gone.
 func (h *host) inspectStatus(ctx context.Context, c container.Summary, key string) (backend.ServiceStatus, bool, error) {
 	h.cache.inspected()
-	res, err := h.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	res, err := h.inspect(ctx, c.ID)
 	if cerrdefs.IsNotFound(err) {
 		return backend.ServiceStatus{}, false, nil
 	}

@@ -170,7 +170,7 @@ func (p *Plugin) translate(ctx context.Context, h *host, m events.Message, t tim
 	case events.ActionDie:
 		var evs []backend.Event
 		if !oom[m.Actor.ID] {
-			if res, err := h.cli.ContainerInspect(ctx, m.Actor.ID, client.ContainerInspectOptions{}); err == nil &&
+			if res, err := h.inspect(ctx, m.Actor.ID); err == nil &&
 				res.Container.State != nil && res.Container.State.OOMKilled {
 				evs = append(evs, with(backend.EventOOMKilled, "out of memory"))
 			}
