@@ -38,6 +38,14 @@ type route struct {
 	Status            int
 	// Produces is the content type of a non-JSON answer.
 	Produces string
+	// Headers are request headers the route reads, documented as such.
+	Headers []param
+	// RequestSchema, when set, documents the request body instead of
+	// Request's type (a body whose fields the route makes optional).
+	RequestSchema func(g *schemaGen) map[string]any
+	// Degraded is a status answered with the same document as Status: an
+	// answer, not an error (GET /health's 503).
+	Degraded int
 	handle   func(w http.ResponseWriter, r *http.Request, c *caller)
 }
 

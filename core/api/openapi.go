@@ -48,21 +48,16 @@ func (s *Server) OpenAPI() map[string]any {
 		for _, q := range rt.Query {
 			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Help, "schema": paramSchema(q.Type)})
 		}
-		if rt.Method == "GET" && rt.Path == "/events" {
-			params = append(params, map[string]any{"name": "Last-Event-ID", "in": "header",
-				"description": "resume after this cursor (the id: of the last message received); the same as last_event_id",
-				"schema":      paramSchema("int64")})
+		for _, h := range rt.Headers {
+			params = append(params, map[string]any{"name": h.Name, "in": "header", "description": h.Help, "schema": paramSchema(h.Type)})
 		}
 		if params != nil {
 			op["parameters"] = params
 		}
 		if rt.Request != nil {
 			schema := g.ref(reflect.TypeOf(rt.Request))
-			switch {
-			case rt.Method == "POST" && rt.Path == "/quotas":
-				schema = g.quotaBody("NewQuota", true)
-			case rt.Method == "PUT" && rt.Path == "/quotas/{name}":
-				schema = g.quotaBody("QuotaChange", false)
+			if rt.RequestSchema != nil {
+				schema = rt.RequestSchema(g)
 			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": schema}}}
@@ -94,9 +89,9 @@ func (s *Server) OpenAPI() map[string]any {
 			"default": map[string]any{"description": "An error", "content": map[string]any{
 				"application/json": map[string]any{"schema": errRef}}},
 		}
-		if rt.Path == "/health" {
+		if rt.Degraded != 0 {
 			// Degraded is an answer, not an error: the same document.
-			responses[strconv.Itoa(http.StatusServiceUnavailable)] = map[string]any{
+			responses[strconv.Itoa(rt.Degraded)] = map[string]any{
 				"description": "Degraded: the store or a plugin does not answer",
 				"content":     ok["content"]}
 		}
@@ -162,6 +157,11 @@ func (g *schemaGen) quotaBody(name string, nameRequired bool) map[string]any {
 	g.schemas[name] = out
 	return map[string]any{"$ref": "#/components/schemas/" + name}
 }
+
+// newQuotaSchema and quotaChangeSchema document the bodies of POST
+// /quotas and PUT /quotas/{name} (route.RequestSchema).
+func newQuotaSchema(g *schemaGen) map[string]any    { return g.quotaBody("NewQuota", true) }
+func quotaChangeSchema(g *schemaGen) map[string]any { return g.quotaBody("QuotaChange", false) }
 
 // operationID is e.g. getExecutionsId for GET /executions/{id}.
 func operationID(rt route) string {

@@ -18,7 +18,7 @@ func (s *Server) table() []route {
 	}
 	return []route{
 		{Method: "GET", Path: "/info", Access: Anyone, Summary: "Version and deployment", Response: client.Info{}, handle: s.getInfo},
-		{Method: "GET", Path: "/health", Access: Anyone, Summary: "ok or degraded (503); details for admins", Response: client.Health{}, handle: s.getHealth},
+		{Method: "GET", Path: "/health", Access: Anyone, Summary: "ok or degraded (503); details for admins", Response: client.Health{}, Degraded: http.StatusServiceUnavailable, handle: s.getHealth},
 		{Method: "GET", Path: "/openapi.json", Access: Anyone, Summary: "This API as an OpenAPI 3 document", Produces: "application/json", handle: s.openAPI},
 		{Method: "POST", Path: "/sessions", Access: Anyone, Summary: "Log in: a bearer token for the username and password", Request: client.Login{}, Response: client.Session{}, Status: http.StatusCreated, handle: s.login},
 		{Method: "GET", Path: "/me", Access: SignedIn, Summary: "Who the caller is", Response: client.User{}, handle: s.me},
@@ -42,6 +42,8 @@ func (s *Server) table() []route {
 		{Method: "GET", Path: "/events", Access: SignedIn, Summary: "Server-Sent Events of execution and service state changes (data: Event)", Produces: "text/event-stream", Query: []param{
 			{"execution", "int64", "only this execution's events"},
 			{"last_event_id", "int64", "resume after this cursor (or the Last-Event-ID header)"},
+		}, Headers: []param{
+			{"Last-Event-ID", "int64", "resume after this cursor (the id: of the last message received); the same as last_event_id"},
 		}, handle: s.events},
 		{Method: "GET", Path: "/users", Access: Admin, Summary: "Every user", Response: client.UserList{}, handle: s.listUsers},
 		{Method: "GET", Path: "/users/{name}", Access: Admin, Summary: "A user", Response: client.User{}, handle: s.getUser},
@@ -49,9 +51,9 @@ func (s *Server) table() []route {
 		{Method: "GET", Path: "/users/{name}/tokens", Access: Admin, Summary: "A user's tokens", Response: client.TokenList{}, handle: s.listUserTokens},
 		{Method: "DELETE", Path: "/users/{name}/tokens/{id}", Access: Admin, Summary: "Revoke one of a user's tokens", Status: http.StatusNoContent, handle: s.revokeUserToken},
 		{Method: "GET", Path: "/quotas", Access: Admin, Summary: "Every quota", Response: client.QuotaList{}, handle: s.listQuotas},
-		{Method: "POST", Path: "/quotas", Access: Admin, Summary: "Create a quota", Request: client.Quota{}, Response: client.Quota{}, Status: http.StatusCreated, handle: s.createQuota},
+		{Method: "POST", Path: "/quotas", Access: Admin, Summary: "Create a quota", Request: client.Quota{}, RequestSchema: newQuotaSchema, Response: client.Quota{}, Status: http.StatusCreated, handle: s.createQuota},
 		{Method: "GET", Path: "/quotas/{name}", Access: Admin, Summary: "A quota", Response: client.Quota{}, handle: s.getQuota},
-		{Method: "PUT", Path: "/quotas/{name}", Access: Admin, Summary: "Change a quota's limits", Request: client.Quota{}, Response: client.Quota{}, handle: s.updateQuota},
+		{Method: "PUT", Path: "/quotas/{name}", Access: Admin, Summary: "Change a quota's limits", Request: client.Quota{}, RequestSchema: quotaChangeSchema, Response: client.Quota{}, handle: s.updateQuota},
 		{Method: "DELETE", Path: "/quotas/{name}", Access: Admin, Summary: "Delete a quota; its users get their role's default", Status: http.StatusNoContent, handle: s.deleteQuota},
 		{Method: "GET", Path: "/logins", Access: Admin, Summary: "Failed logins and the locks they hold, password checks and connections", Response: client.Logins{}, handle: s.getLogins},
 		{Method: "GET", Path: "/plugins", Access: Admin, Summary: "The plugin processes and their states", Response: client.PluginList{}, handle: s.listPlugins},

@@ -263,6 +263,10 @@ type Engine struct {
 	// watch is what the pass has reported about the back-end and the
 	// deployment's other owners; used by the pass only.
 	watch watch
+	// nodes is the back-end's node list as last read for a submission's
+	// fit check, and when; under mu (see configuredNodes).
+	nodes   []backend.Node
+	nodesAt time.Time
 }
 
 type worker struct {

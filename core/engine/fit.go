@@ -17,11 +17,24 @@ import (
 // back-end.
 const nodesTimeout = 5 * time.Second
 
+// nodesFresh is how long a node list read for one submission serves the
+// next ones: what the fit check uses (names, labels, totals) changes when
+// nodes are added, removed or relabelled, not with what runs, and a burst
+// of submissions then costs the back-end one Nodes call, not one each.
+const nodesFresh = 10 * time.Second
+
 // configuredNodes is every node the back-end knows, whatever its state, or
-// nil when it is not known: no back-end, or no answer.
+// nil when it is not known: no back-end, or no answer. A list read less
+// than nodesFresh ago is used again.
 func (e *Engine) configuredNodes(ctx context.Context) []backend.Node {
 	if e.cfg.Backend == nil {
 		return nil
+	}
+	e.mu.Lock()
+	nodes, at := e.nodes, e.nodesAt
+	e.mu.Unlock()
+	if nodes != nil && time.Since(at) < nodesFresh {
+		return nodes
 	}
 	ctx, cancel := context.WithTimeout(ctx, nodesTimeout)
 	defer cancel()
@@ -30,6 +43,9 @@ func (e *Engine) configuredNodes(ctx context.Context) []backend.Node {
 		e.log.Debug("the back-end's nodes are not known: ZApps are not checked against them", "error", err)
 		return nil
 	}
+	e.mu.Lock()
+	e.nodes, e.nodesAt = nodes, time.Now()
+	e.mu.Unlock()
 	return nodes
 }
 

@@ -1,11 +1,9 @@
 package engine_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -13,26 +11,8 @@ import (
 	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer the engine's goroutines may write to while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // lifeLines are the lifecycle lines of execution id in a JSON log, in
 // order, each as "@level @message" with its attributes.
@@ -57,7 +37,7 @@ func lifeLines(t *testing.T, out string, id int64) []map[string]any {
 // holds environment values).
 func TestLifeLog(t *testing.T) {
 	e := newEnv(t, options{noEngine: true})
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	log := hclog.New(&hclog.LoggerOptions{Name: "engine", Level: hclog.Info, Output: &out, JSONFormat: true})
 	var err error
 	if e.eng, err = engine.New(log, e.cfg); err != nil {

@@ -19,7 +19,10 @@ const oomSettle = time.Second
 // with SIGKILL's code (137) and is not marked OOM-killed is inspected
 // again once oomSettle has passed since its end, so that its OOM kill is
 // not reported, and kept, as a plain exit. Other containers cost one
-// inspect, as before; a SIGKILLed one at most oomSettle more.
+// inspect, as before; a SIGKILLed one at most oomSettle more. The wait
+// ends at a time set by the container's end, not by the call: a burst of
+// containers killed together (a user's ZApp can make one) delays a reader
+// going through them in turn by oomSettle in all, not oomSettle each.
 func (h *host) inspect(ctx context.Context, id string) (client.ContainerInspectResult, error) {
 	res, err := h.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
