@@ -18,11 +18,11 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/chromedp/cdproto/cdp/jsonv2"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	jsonv2 "github.com/chromedp/cdproto/cdp/jsonv2"
 )
 
 // The browser tests drive Debian's headless Chromium (make deps installs it)
