@@ -100,7 +100,7 @@ type checker struct {
 	sawDoctype, sawElement bool
 	titleText              strings.Builder
 	inTitle, inSVG         bool
-	lang, charset          bool
+	charset                bool
 }
 
 type openElem struct {

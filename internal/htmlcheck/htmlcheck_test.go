@@ -48,8 +48,8 @@ func TestCheckGood(t *testing.T) {
 <svg viewBox="0 0 10 10" aria-hidden="true"><rect width="10" height="10"/><use href="#x"/></svg>`),
 		"optional end tags": doc(`<ul><li>one<li>two</ul><p>para<p>another
 <table><thead><tr><th>a<th>b<tbody><tr><td>1<td>2</table><dl><dt>t<dd>d</dl>`),
-		"json data block": doc(`<script type="application/json" id="data">{"a": 1}</script>`),
-		"br end tag":      doc(`line<br>two</br>`),
+		"json data block":        doc(`<script type="application/json" id="data">{"a": 1}</script>`),
+		"br end tag":             doc(`line<br>two</br>`),
 		"comment before doctype": "<!-- generated -->\n" + doc(""),
 	}
 	for name, page := range cases {
