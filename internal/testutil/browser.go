@@ -736,6 +736,7 @@ func (b *Browser) Screenshot(name string) string {
 }
 
 func (b *Browser) screenshot(name string) (string, error) {
+	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout())
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG

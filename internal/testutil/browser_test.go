@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/zoe-project/zoe/internal/htmlcheck"
 )
 
 // One Chromium for the browser tests of this package (a start costs about
@@ -168,6 +170,31 @@ func TestBrowserFormAndScript(t *testing.T) {
 	}
 	if r := img.Bounds(); r.Dx() < 100 || r.Dy() < 100 {
 		t.Errorf("screenshot is %v", r)
+	}
+}
+
+// The test site's pages pass htmlcheck, but for what the browser tests
+// want wrong in them: what the browser refuses, htmlcheck reports.
+func TestTestSiteHTML(t *testing.T) {
+	site := newTestSite(t)
+	base, _ := url.Parse(site.URL)
+	for path, want := range map[string][]string{
+		"/":        nil,
+		"/broken":  {htmlcheck.RuleInlineScript},
+		"/offsite": {htmlcheck.RuleExternal, htmlcheck.RuleExternal},
+	} {
+		resp, err := http.Get(site.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range htmlcheck.Check(resp.Body, base.JoinPath(path)) {
+			got = append(got, p.Rule)
+		}
+		resp.Body.Close()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: problems %v, want %v", path, got, want)
+		}
 	}
 }
 
