@@ -365,14 +365,22 @@ func TestScreenshotDir(t *testing.T) {
 	})
 }
 
+// BenchmarkChromiumStart starts a Chromium, opens a tab and stops it,
+// reporting the start (to the open tab) and the stop apart.
 func BenchmarkChromiumStart(b *testing.B) {
+	var start, stop time.Duration
 	for b.Loop() {
+		t0 := time.Now()
 		c := NewChromium()
 		c.Browser(b)
+		t1 := time.Now()
 		if err := c.Stop(); err != nil {
 			b.Fatal(err)
 		}
+		start, stop = start+t1.Sub(t0), stop+time.Since(t1)
 	}
+	b.ReportMetric(start.Seconds()/float64(b.N), "s-start/op")
+	b.ReportMetric(stop.Seconds()/float64(b.N), "s-stop/op")
 }
 
 // BenchmarkPage is one step of a browser test: load a page with a form,
