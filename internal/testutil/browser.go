@@ -69,7 +69,10 @@ const (
 // prints a spurious error on some machines), then for the wrapper's name
 // on PATH.
 func FindChromium() (string, error) {
-	chromiumPaths := []string{"/usr/lib/chromium/chromium", "chromium"}
+	return findChromium([]string{"/usr/lib/chromium/chromium", "chromium"})
+}
+
+func findChromium(chromiumPaths []string) (string, error) {
 	for _, p := range chromiumPaths {
 		if path, err := exec.LookPath(p); err == nil {
 			return path, nil
@@ -95,6 +98,8 @@ type Chromium struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	paths []string // where to look for the binary, for tests; nil: FindChromium's
 }
 
 // NewChromium returns a browser that starts on first use.
@@ -121,7 +126,11 @@ func NewBrowser(t testing.TB) *Browser {
 // to a proxy), so that an address literal such as http://192.0.2.1/ goes
 // nowhere either.
 func (c *Chromium) start() error {
-	path, err := FindChromium()
+	find := FindChromium
+	if c.paths != nil {
+		find = func() (string, error) { return findChromium(c.paths) }
+	}
+	path, err := find()
 	if err != nil {
 		return err
 	}

@@ -354,6 +354,27 @@ func TestBrowserCleanup(t *testing.T) {
 	}
 }
 
+func TestChromiumMissing(t *testing.T) {
+	for _, ci := range []string{"", "true"} {
+		t.Run("CI="+ci, func(t *testing.T) {
+			t.Setenv("CI", ci)
+			c := &Chromium{paths: []string{"/nonexistent/chromium"}}
+			rec := &recorder{TB: t}
+			rec.run(func() { c.Browser(rec) })
+			if err := c.Stop(); err != nil {
+				t.Error(err)
+			}
+			msg, want := rec.skip, "browser tests skipped: chromium not found"
+			if ci == "true" {
+				msg, want = rec.fatal, "browser tests (CI): chromium not found"
+			}
+			if !strings.HasPrefix(msg, want) || !strings.Contains(msg, "make deps") {
+				t.Errorf("got fatal %q, skip %q; want %q... with the install hint", rec.fatal, rec.skip, want)
+			}
+		})
+	}
+}
+
 func TestScreenshotDir(t *testing.T) {
 	t.Setenv("ZOE_TEST_ARTIFACTS", "")
 	t.Run("a b/../c", func(t *testing.T) {
@@ -403,6 +424,7 @@ type recorder struct {
 	mu     sync.Mutex
 	errors []string
 	fatal  string
+	skip   string
 }
 
 func (r *recorder) Helper() {}
@@ -418,6 +440,13 @@ type fatalStop struct{}
 func (r *recorder) Fatalf(format string, args ...any) {
 	r.mu.Lock()
 	r.fatal = fmt.Sprintf(format, args...)
+	r.mu.Unlock()
+	panic(fatalStop{})
+}
+
+func (r *recorder) Skipf(format string, args ...any) {
+	r.mu.Lock()
+	r.skip = fmt.Sprintf(format, args...)
 	r.mu.Unlock()
 	panic(fatalStop{})
 }
