@@ -32,7 +32,8 @@ import (
 // browser context of its own (its own cookies and storage), so tests that
 // share a Chromium do not see each other's sessions. A package with several
 // browser tests shares one Chromium from TestMain (a start costs about a
-// second); a single test can use NewBrowser, which starts its own.
+// second on an idle machine, several on a busy one); a single test can use
+// NewBrowser, which starts its own.
 //
 //	var chromium = testutil.NewChromium()
 //
