@@ -103,7 +103,10 @@ func start(t testing.TB, p backend.Backend, s backend.ServiceSpec) backend.Servi
 
 func subscribe(t testing.TB, p backend.Backend) <-chan backend.Event {
 	t.Helper()
-	ch, err := p.Events(ctxFor(t))
+	// The stream lasts as long as the test: with ctxFor's bound it closed
+	// after 10 s, before a test that starts thousands of services under
+	// load had read it (next bounds each wait instead).
+	ch, err := p.Events(t.Context())
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
