@@ -11,6 +11,7 @@ go 1.26.0
 replace github.com/zoe-project/zoe/sdk => ./sdk
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/containerd/errdefs v1.0.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/hashicorp/go-hclog v1.6.3

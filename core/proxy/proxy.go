@@ -205,8 +205,8 @@ func New(log hclog.Logger, cfg Config) (*Proxy, error) {
 		ReadBufferSize:     32 << 10,
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      p.tr,
+		Rewrite:   p.rewrite,
+		Transport: p.tr,
 		// 0: ReverseProxy flushes each write of an event stream or of an
 		// answer of unknown length (-1 for those), and lets a sized
 		// answer fill the connection's buffers.

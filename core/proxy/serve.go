@@ -223,7 +223,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 			}
 		}
 		if len(kept) != len(vs) {
-			p.log.Warn("a service tried to set one of Zoe's cookies; dropped", "execution",
+			p.log.Debug("a service tried to set one of Zoe's cookies; dropped", "execution",
 				res.Request.Context().Value(routedKey{}).(*routed).exec)
 			h["Set-Cookie"] = kept
 		}
