@@ -263,7 +263,7 @@ func (p *Proxy) watch() {
 		}
 		for id, svcs := range p.conns.tracked() {
 			ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CheckEvery)
-			tg, err := p.looks.read(ctx, id)
+			tg, err := p.looks.get(ctx, id)
 			cancel()
 			switch {
 			case errors.Is(err, errNoExecution):

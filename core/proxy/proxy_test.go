@@ -609,4 +609,3 @@ func TestRealStore(t *testing.T) {
 		t.Fatalf("cleaning up: %d %s, want 404", code, body)
 	}
 }
-

@@ -66,10 +66,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	notFound := func(msg string) { page(w, r, http.StatusNotFound, "Not found", msg, 0) }
-	if p.conns.isEnded(rt.exec) {
-		notFound("Execution " + strconv.FormatInt(rt.exec, 10) + " has ended.")
-		return
-	}
 	t, err := p.looks.get(r.Context(), rt.exec)
 	switch {
 	case errors.Is(err, errNoExecution):
@@ -86,6 +82,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !t.status.Active() || t.status == state.StatusCleaningUp {
 		notFound("Execution " + strconv.FormatInt(rt.exec, 10) + " has ended (" + string(t.status) + ").")
+		return
+	}
+	if p.conns.isEnded(rt.exec) { // told by the daemon before the store says so
+		notFound("Execution " + strconv.FormatInt(rt.exec, 10) + " has ended.")
 		return
 	}
 	sv, ok := t.services[rt.service]
