@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +57,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 
 	type result struct {
 		rps, mbps     float64
+		cpu           time.Duration // of the whole process, per request
 		p50, p90, p99 time.Duration
 	}
 	results := map[string]result{}
@@ -68,8 +70,10 @@ func BenchmarkProxyOverhead(b *testing.B) {
 
 	for _, tg := range targets {
 		b.Run("small/"+tg.name, func(b *testing.B) {
+			cpu0 := cpuTime()
 			lat, elapsed := load(b, tg.base+path, b.N, 0)
-			r := result{rps: float64(b.N) / elapsed.Seconds(), p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99)}
+			r := result{rps: float64(b.N) / elapsed.Seconds(), p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99),
+				cpu: (cpuTime() - cpu0) / time.Duration(b.N)}
 			report(b, r.rps, r.p50, r.p99)
 			record("small/"+tg.name, r)
 		})
@@ -86,8 +90,10 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	for _, tg := range targets {
 		b.Run("large/"+tg.name, func(b *testing.B) {
 			b.SetBytes(bigSize)
+			cpu0 := cpuTime()
 			_, elapsed := load(b, tg.base+path+"big", b.N, 0)
-			r := result{mbps: float64(b.N) * bigSize / 1e6 / elapsed.Seconds()}
+			r := result{mbps: float64(b.N) * bigSize / 1e6 / elapsed.Seconds(),
+				cpu: (cpuTime() - cpu0) * (1 << 20) / time.Duration(b.N*bigSize)}
 			b.ReportMetric(r.mbps, "MB/s")
 			record("large/"+tg.name, r)
 		})
@@ -103,8 +109,14 @@ func BenchmarkProxyOverhead(b *testing.B) {
 		fmt.Fprintf(&t, "%-14s %12v %12v %8.2f   p90\n", "", d.p90, p.p90, float64(p.p90)/float64(d.p90))
 		fmt.Fprintf(&t, "%-14s %12v %12v %8.2f   p99\n", "", d.p99, p.p99, float64(p.p99)/float64(d.p99))
 	}
+	if d, p := results["small/direct"], results["small/proxy"]; d.cpu > 0 {
+		fmt.Fprintf(&t, "%-14s %12v %12v %8.2f   CPU per request (client, service and proxy together)\n", "small", d.cpu, p.cpu,
+			float64(p.cpu)/float64(d.cpu))
+	}
 	d, p := results["large/direct"], results["large/proxy"]
 	fmt.Fprintf(&t, "%-14s %12.0f %12.0f %8.2f   MB/s\n", "large", d.mbps, p.mbps, p.mbps/d.mbps)
+	fmt.Fprintf(&t, "%-14s %12v %12v %8.2f   CPU per MiB (client, service and proxy together)\n", "", d.cpu, p.cpu,
+		float64(p.cpu)/float64(d.cpu))
 	// Printed rather than logged: a parent benchmark's log is not shown.
 	// The load average says how much of the machine others were using.
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -192,6 +204,16 @@ func load(b *testing.B, url string, n int, rate float64) ([]time.Duration, time.
 		b.Fatal(err)
 	}
 	return slices.Concat(lats...), elapsed
+}
+
+// cpuTime is the CPU time the process used, user and system: what the
+// proxy adds per request does not depend on what else runs on the machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pct is the p-th percentile of the latencies.

@@ -151,14 +151,8 @@ func caller(r *http.Request) (proxy.Caller, error) {
 	return proxy.Caller{}, proxy.ErrUnauthenticated
 }
 
-// env is a proxy in a real http.Server (with the daemon's limits) on
-// 127.0.0.1.
-type env struct {
-	store *fakeStore
-	proxy *proxy.Proxy
-	url   string // http://127.0.0.1:port
-}
-
+// newEnv runs a proxy in a real http.Server (with the daemon's limits) on
+// 127.0.0.1 and returns it and its URL.
 func newEnv(t testing.TB, store proxy.Store, tweak func(*proxy.Config)) (*proxy.Proxy, string) {
 	cfg := proxy.Config{Prefix: prefix, Store: store, Caller: caller, LoginURL: "/zoe/login",
 		Cookies: []string{"zoe_session", "zoe_csrf"}}
