@@ -187,6 +187,7 @@ type backend struct {
 	// sse: the handler writes event i+1 only once the test received event
 	// i (sent on next).
 	next chan struct{}
+	gone chan struct{}
 }
 
 type echoed struct {
@@ -195,7 +196,7 @@ type echoed struct {
 }
 
 func newBackend(t testing.TB) *backend {
-	b := &backend{next: make(chan struct{})}
+	b := &backend{next: make(chan struct{}), gone: make(chan struct{}, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "zoe_session", Value: "planted", Path: "/"})
@@ -248,6 +249,24 @@ func newBackend(t testing.TB) *backend {
 			}
 			_, _ = fmt.Fprintf(w, "data: event %d\n\n", i)
 			_ = rc.Flush()
+		}
+	})
+	mux.HandleFunc("/zoe/proxy/{exec}/{svc}/{port}/upload", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		_, _ = fmt.Fprint(w, n)
+	})
+	// endless writes until the client is gone, then says so on gone.
+	mux.HandleFunc("/zoe/proxy/{exec}/{svc}/{port}/endless", func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				b.gone <- struct{}{}
+				return
+			}
 		}
 	})
 	url := serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})

@@ -315,6 +315,66 @@ func TestLargeDownload(t *testing.T) {
 	}
 }
 
+// TestUpload: a request body streams to the service.
+func TestUpload(t *testing.T) {
+	s, _ := world(t)
+	_, url := newEnv(t, s, nil)
+	const size = 64 << 20
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	req, _ := http.NewRequest(http.MethodPost, url+prefix+"/1/nb0/8888/upload", io.LimitReader(zeros{}, size))
+	req.AddCookie(&http.Cookie{Name: "zoe_session", Value: "alice"})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	runtime.ReadMemStats(&after)
+	if res.StatusCode != 200 || string(body) != fmt.Sprint(size) {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("%d MiB allocated to send %d MiB: the body is buffered", alloc>>20, size>>20)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestStalledClient: a client that stops reading an answer is dropped
+// after IdleTimeout, and the service's connection with it; one that reads
+// is not, however long it lasts (TestLargeDownload, TestEventStream).
+func TestStalledClient(t *testing.T) {
+	t.Parallel()
+	s, b := world(t)
+	p, url := newEnv(t, s, func(c *proxy.Config) { c.IdleTimeout = 200 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+prefix+"/1/nb0/8888/endless", nil)
+	req.AddCookie(&http.Cookie{Name: "zoe_session", Value: "alice"})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	// Not reading: the socket buffers fill, the proxy's write stalls and
+	// its deadline passes.
+	select {
+	case <-b.gone:
+	case <-ctx.Done():
+		t.Fatal("the service is still writing to a client that stopped reading")
+	}
+	for p.Stats().Open != 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("%d connections still counted", p.Stats().Open)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestEventStream: each event arrives before the service writes the next.
 func TestEventStream(t *testing.T) {
 	t.Parallel()
