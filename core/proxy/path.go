@@ -56,6 +56,9 @@ func parsePath(prefix, escaped, rawQuery string) (route, *pathError) {
 	if !ok {
 		return route{}, &pathError{status: 404, msg: "no execution " + strconv.Quote(parts[0]) + "; " + usage}
 	}
+	if !serviceName(parts[1]) {
+		return route{}, &pathError{status: 404, msg: "no service " + strconv.Quote(parts[1]) + " (names are letters, digits and '-')"}
+	}
 	port, ok := canonical(parts[2], 65535)
 	if !ok {
 		return route{}, &pathError{status: 404, msg: "port " + strconv.Quote(parts[2]) + " is not a port number (1-65535); " + usage}
@@ -88,4 +91,19 @@ func canonical(s string, max int64) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// serviceName says whether s can be a service instance's name: letters,
+// digits and '-' (as core/zapp allows), at most 64 characters.
+func serviceName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
 }

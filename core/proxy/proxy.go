@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,11 @@ type Config struct {
 	// is behind a TLS-terminating proxy ("https"); "" for the
 	// connection's own.
 	Scheme string
+	// TrustedProxies are the reverse proxies in front of Zoe (the http
+	// block's trusted_proxies): from them the X-Forwarded-For chain,
+	// X-Forwarded-Proto and X-Forwarded-Host are passed on; from anyone
+	// else they are replaced.
+	TrustedProxies []netip.Prefix
 	// MaxConnsPerUser bounds the proxied requests and WebSockets one user
 	// has open at once (429 beyond). Default 256.
 	MaxConnsPerUser int

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -535,6 +536,22 @@ func TestForwardedRequest(t *testing.T) {
 		}
 		if h.Get("Service-Worker-Allowed") != "" || h.Get("Content-Security-Policy") != "" {
 			t.Errorf("Service-Worker-Allowed %q, CSP %q", h.Get("Service-Worker-Allowed"), h.Get("Content-Security-Policy"))
+		}
+	})
+	t.Run("behind a trusted proxy", func(t *testing.T) {
+		_, url := newEnv(t, s, func(c *proxy.Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		})
+		st, body, _ := get(t, url+prefix+"/1/nb0/8888/", "alice", "X-Forwarded-For", "192.0.2.7",
+			"X-Forwarded-Proto", "https", "X-Forwarded-Host", "zoe.example.org")
+		if st != 200 {
+			t.Fatalf("%d %s", st, body)
+		}
+		e := decode(t, body)
+		if e.Header.Get("X-Forwarded-For") != "192.0.2.7, 127.0.0.1" || e.Header.Get("X-Forwarded-Proto") != "https" ||
+			e.Header.Get("X-Forwarded-Host") != "zoe.example.org" {
+			t.Errorf("forwarded for %q proto %q host %q", e.Header.Get("X-Forwarded-For"), e.Header.Get("X-Forwarded-Proto"),
+				e.Header.Get("X-Forwarded-Host"))
 		}
 	})
 	t.Run("Zoe's bearer token", func(t *testing.T) {

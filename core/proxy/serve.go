@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +142,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(p.deadlines(w, r), r.WithContext(context.WithValue(ctx, routedKey{}, rd)))
 }
 
+// trusted says whether the peer at addr is one of the trusted proxies.
+func (p *Proxy) trusted(addr string) bool {
+	if len(p.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, pf := range p.cfg.TrustedProxies {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Proxy) isZoeToken(h string) bool {
 	scheme, tok, ok := strings.Cut(h, " ")
 	return ok && strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(strings.TrimSpace(tok), p.cfg.TokenPrefix)
@@ -162,6 +181,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h.Del(k)
 	}
 	pr.SetXForwarded()
+	if p.trusted(pr.In.RemoteAddr) {
+		if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+h.Get("X-Forwarded-For"))
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			h.Set("X-Forwarded-Proto", v)
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+			h.Set("X-Forwarded-Host", v)
+		}
+	}
 	if p.cfg.Scheme != "" {
 		h.Set("X-Forwarded-Proto", p.cfg.Scheme)
 	}
