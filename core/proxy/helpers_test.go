@@ -140,8 +140,11 @@ func (f *fakeStore) addService(exec int64, name string, st state.ServiceStatus, 
 // a bearer token zoe_<user>; "admin" is an admin.
 func caller(r *http.Request) (proxy.Caller, error) {
 	if c, err := r.Cookie("zoe_session"); err == nil {
-		if c.Value == "broken" {
+		switch c.Value {
+		case "broken":
 			return proxy.Caller{}, fmt.Errorf("the session store is down")
+		case "disabled":
+			return proxy.Caller{}, fmt.Errorf("user disabled: %w", proxy.ErrForbidden)
 		}
 		return proxy.Caller{Username: c.Value, Admin: c.Value == "admin"}, nil
 	}

@@ -57,6 +57,7 @@ func TestAccess(t *testing.T) {
 		{"anonymous", "/1/nb0/8888/x", "", nil, 401, "log in"},
 		{"anonymous browser", "/1/nb0/8888/x?a=1", "", []string{"Accept", "text/html"}, 401,
 			`href="/zoe/login?next=%2Fzoe%2Fproxy%2F1%2Fnb0%2F8888%2Fx%3Fa%3D1"`},
+		{"a user who may not use the proxy", "/1/nb0/8888/x", "disabled", nil, 403, "may not use the proxy"},
 		{"the caller check fails", "/1/nb0/8888/x", "broken", nil, 503, "cannot check"},
 		{"unknown execution", "/99/nb0/8888/x", "alice", nil, 404, "no execution 99"},
 		{"unknown service", "/1/nope/8888/x", "alice", nil, 404, `no service "nope"`},
