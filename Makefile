@@ -116,6 +116,7 @@ proto-check: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./plugins/auth-file/userfile
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequests -fuzztime 60s ./core/api
+	$(GO) test -run '^$$' -fuzz FuzzParsePath -fuzztime 60s ./core/proxy
 
 # The state store's benchmark fills 100,000 executions per store (a few
 # minutes); ZOE_BENCH_EXECUTIONS=2000 make bench for a quick run.
@@ -123,6 +124,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./core/pluginhost
 	$(GO) test -run '^$$' -bench . -benchmem ./core/zapp
 	$(GO) test -run '^$$' -bench . -timeout 60m ./core/state
+	$(GO) test -run '^$$' -bench ProxyOverhead -benchtime 5s ./core/proxy
 
 clean:
 	rm -rf $(BIN)
