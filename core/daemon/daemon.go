@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -260,17 +261,21 @@ func mount(base string, apiH, pages http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := path.Clean("/" + r.URL.Path)
 		switch {
-		case prefix != "" && p == prefix:
+		case prefix != "" && r.URL.Path == prefix:
 			http.Redirect(w, r, prefix+"/", http.StatusMovedPermanently)
 		case p == prefix+"/api" || strings.HasPrefix(p, prefix+"/api/"):
 			apiAt.ServeHTTP(w, r)
 		case p == prefix+"/proxy" || strings.HasPrefix(p, prefix+"/proxy/"):
 			proxy.ServeHTTP(w, r)
-		case strings.HasPrefix(p, prefix+"/"):
+		case p == prefix || strings.HasPrefix(p, prefix+"/"):
 			pages.ServeHTTP(w, r)
 		default:
-			// Outside the base path: the API's answer for an unknown path.
-			apiH.ServeHTTP(w, r)
+			// Outside the base path (which is not /): nothing.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(client.Error{Error: client.ErrorBody{Code: client.CodeNotFound,
+				Message: "nothing here: Zoe is served under " + prefix + "/"}})
 		}
 	})
 }

@@ -171,9 +171,10 @@ func (h *Handler) endpoints(ex *client.Execution) []endpoint {
 		e := endpoint{Endpoint: ep}
 		if proxied[group[ep.Service]+"/"+strconv.Itoa(ep.Port)] {
 			e.Link = h.base + "/proxy/" + strconv.FormatInt(ex.ID, 10) + "/" + url.PathEscape(ep.Service) + "/" + strconv.Itoa(ep.Port) + "/"
-			// A URL template naming the proxy path leads deeper into it.
-			if strings.HasPrefix(ep.URL, e.Link) {
-				e.Link = ep.URL
+			// A URL template naming the proxy path leads deeper into it;
+			// only its path and query are taken, never a host.
+			if u, err := url.Parse(ep.URL); err == nil && strings.HasPrefix(u.EscapedPath(), e.Link) {
+				e.Link = u.RequestURI()
 			}
 		} else if ep.ExternalAddress != "" && ep.ExternalPort != 0 {
 			e.Address = ep.ExternalAddress + ":" + strconv.Itoa(ep.ExternalPort)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -166,7 +167,7 @@ func (h *Handler) safeNext(next string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return home
 	}
-	if !strings.HasPrefix(u.Path, home) || strings.HasPrefix(u.Path, h.base+"/api/") ||
+	if u.Path != path.Clean(u.Path) && u.Path != home || !strings.HasPrefix(u.Path, home) || strings.HasPrefix(u.Path, h.base+"/api/") ||
 		strings.HasPrefix(u.Path, h.base+"/login") {
 		return home
 	}

@@ -38,6 +38,10 @@ func (h *Handler) sanitised(html string) template.HTML {
 	return template.HTML(h.policy.Sanitize(html))
 }
 
+// maxShopDetails bounds the entries whose description the shop page
+// shows (one API call each).
+const maxShopDetails = 100
+
 type category struct {
 	Name    string
 	Entries []shopEntry
@@ -54,7 +58,14 @@ func (h *Handler) shop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var cats []category
-	for _, e := range list.Entries {
+	for i, e := range list.Entries {
+		// The list leaves the descriptions out; a shop is small, and
+		// the pages show each entry's.
+		if i < maxShopDetails {
+			if full, err := c.ShopEntry(r.Context(), e.ID); err == nil {
+				e = *full
+			}
+		}
 		i := slices.IndexFunc(cats, func(c category) bool { return c.Name == e.Category })
 		if i < 0 {
 			cats = append(cats, category{Name: e.Category})
@@ -323,6 +334,6 @@ func jsonProblem(b []byte, err error) string {
 	}
 	before := b[:min(int(se.Offset), len(b))]
 	line := bytes.Count(before, []byte("\n")) + 1
-	col := len(before) - bytes.LastIndexByte(before, '\n')
+	col := len(before) - (bytes.LastIndexByte(before, '\n') + 1)
 	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }

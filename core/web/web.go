@@ -19,6 +19,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ func New(log hclog.Logger, cfg Config) *Handler {
 	}
 	base := strings.TrimSuffix(cfg.BasePath, "/")
 	h := &Handler{cfg: cfg, log: log, base: base, mux: http.NewServeMux(),
-		csrfKey: make([]byte, 32), cop: http.NewCrossOriginProtection(), policy: bluemonday.UGCPolicy()}
+		csrfKey: make([]byte, 32), cop: http.NewCrossOriginProtection(), policy: shopPolicy()}
 	_, _ = rand.Read(h.csrfKey) // never fails (crypto/rand)
 	h.pages = parsePages()
 	h.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -284,4 +285,18 @@ func dict(kv ...any) (map[string]any, error) {
 		m[k] = kv[i+1]
 	}
 	return m, nil
+}
+
+// shopPolicy sanitises the shop's descriptions as user content: text,
+// structure and links, no images (a page loads nothing from elsewhere, and
+// an entry's relative image has no place under the pages' paths).
+func shopPolicy() *bluemonday.Policy {
+	p := bluemonday.NewPolicy()
+	p.AllowStandardURLs()
+	p.AllowAttrs("href").OnElements("a")
+	p.RequireNoFollowOnLinks(true)
+	p.AllowElements("p", "br", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "em", "strong", "b", "i",
+		"code", "pre", "blockquote", "hr", "table", "thead", "tbody", "tr", "th", "td", "del", "dl", "dt", "dd", "sub", "sup")
+	p.AllowAttrs("class").Matching(regexp.MustCompile(`^language-[a-zA-Z0-9_-]+$`)).OnElements("code")
+	return p
 }
