@@ -9,9 +9,9 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
-	"fmt"
 	"io"
 	"net"
 	"net/http"

@@ -91,7 +91,7 @@ type executionData struct {
 	// Position is the execution's place in the queue; 0 when it does
 	// not wait.
 	Position, QueueLength int
-	LogTail             int
+	LogTail               int
 	// LastEvent is the id of the last event shown: the live stream
 	// resumes after it.
 	LastEvent int64

@@ -134,7 +134,7 @@ func summarise(desc json.RawMessage) summary {
 // field is one input of the start page.
 type field struct {
 	ID, Name, Label, Help, Type, Value, Error string
-	Min, Max, Step                           string
+	Min, Max, Step                            string
 }
 
 type startData struct {
