@@ -131,8 +131,12 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	for _, sv := range ex.Services {
+	for i, sv := range ex.Services {
 		v := serviceView{Service: sv}
+		if i >= maxLogServices {
+			d.Services = append(d.Services, v)
+			continue
+		}
 		if rc, err := c.Logs(r.Context(), sv.ID, client.LogOptions{Tail: h.cfg.LogTail}); err == nil {
 			b, _ := readAtMost(rc, maxLogView)
 			_ = rc.Close()
@@ -148,8 +152,13 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "execution", p)
 }
 
-// maxLogView bounds the log a page shows (the last LogTail lines).
-const maxLogView = 256 << 10
+// maxLogView bounds the log a page shows of one service (the last
+// LogTail lines); maxLogServices bounds the services whose log it shows
+// (the others' are a link away).
+const (
+	maxLogView     = 256 << 10
+	maxLogServices = 20
+)
 
 // endpoints decides each endpoint's link: the ports the description marks
 // proxy go through <base>/proxy/<execution>/<service>/<port>/.
