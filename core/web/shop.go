@@ -262,8 +262,11 @@ type uploadData struct {
 	Errors            []string
 }
 
+// uploadPage is the form for a ZApp description of one's own; ?from=<shop
+// entry> fills it with that entry's description, to change its services'
+// memory, cores or anything else before starting it.
 func (h *Handler) uploadPage(w http.ResponseWriter, r *http.Request) {
-	_, p, ok := h.signedIn(w, r)
+	c, p, ok := h.signedIn(w, r)
 	if !ok {
 		return
 	}
@@ -271,7 +274,19 @@ func (h *Handler) uploadPage(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusForbidden, "Guests may start the shop's ZApps only.")
 		return
 	}
-	p.Title, p.Data = "Start your own ZApp", uploadData{}
+	d := uploadData{}
+	if from := r.URL.Query().Get("from"); from != "" {
+		e, err := c.ShopEntry(r.Context(), from)
+		if err != nil {
+			h.apiFailed(w, r, err)
+			return
+		}
+		var b bytes.Buffer
+		if err := json.Indent(&b, e.Description, "", "  "); err == nil {
+			d.Name, d.Description = e.Name, b.String()
+		}
+	}
+	p.Title, p.Data = "Start your own ZApp", d
 	h.render(w, http.StatusOK, "upload", p)
 }
 

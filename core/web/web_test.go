@@ -264,6 +264,15 @@ func TestPages(t *testing.T) {
 		if strings.Contains(page, "/proxy/"+id+"/main0/22/") {
 			t.Error("port 22 (not proxy) is linked through the proxy")
 		}
+		if logo := b.get("/shop/demo-0/logo"); logo.status != 200 || logo.header.Get("Content-Type") != "image/png" ||
+			!strings.Contains(pages["/shop"].body, `src="/zoe/shop/demo-0/logo"`) {
+			t.Errorf("the logo: %d %s", logo.status, logo.header.Get("Content-Type"))
+		}
+		custom := b.get("/upload?from=demo-0")
+		checkPage(t, "upload from the shop", custom)
+		if !strings.Contains(custom.body, "&#34;total_count&#34;: 1") {
+			t.Errorf("the upload form is not filled with the entry's description:\n%s", custom.body)
+		}
 		shop := pages["/shop"].body + pages["/shop/demo-0"].body
 		if strings.Contains(shop, "<script>alert") || strings.Contains(shop, "onerror") || strings.Contains(shop, "evil.example") {
 			t.Errorf("the shop's README is not sanitised:\n%s", shop)
