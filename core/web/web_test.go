@@ -2,7 +2,10 @@ package web_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -237,6 +240,25 @@ func TestPages(t *testing.T) {
 		a = b.post("/upload", url.Values{"csrf": {tok}, "description": {demo}, "name": {"mine"}})
 		if a.status != http.StatusSeeOther {
 			t.Errorf("a good ZApp: %d\n%s", a.status, a.body)
+		}
+		// As a file, the way the form sends it.
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("csrf", tok)
+		_ = mw.WriteField("name", "from a file")
+		fw, _ := mw.CreateFormFile("file", "bad.json")
+		_, _ = fw.Write([]byte(bad))
+		_ = mw.Close()
+		req, _ := http.NewRequest("POST", e.addr+"/zoe/upload", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(page), "description.services[0].image") {
+			t.Errorf("a bad ZApp as a file: %d\n%s", resp.StatusCode, page)
 		}
 	})
 
