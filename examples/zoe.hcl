@@ -121,6 +121,10 @@ http {
   # then names the client whose failed logins are counted; without this,
   # the header is ignored.
   # trusted_proxies = ["127.0.0.1"]
+  # Serve everything under a path instead of the root, behind a proxy that
+  # forwards https://example.org/zoe/...: the web pages at /zoe/, the API at
+  # /zoe/api/v1/, the services' web interfaces at /zoe/proxy/.
+  # base_path = "/zoe"
 }
 
 # Plugins: one labelled block per plugin in use, the label being the plugin's

@@ -275,7 +275,7 @@ func (s *Server) Shutdown() { s.closingOnce.Do(func() { close(s.closing) }) }
 // the request's credentials, checked again every StreamRecheck, no longer
 // give access a or no longer satisfy still (the caller as checked again
 // may still see what the stream shows).
-func (s *Server) streamContext(r *http.Request, a Access, still func(now *caller) bool) (context.Context, context.CancelFunc) {
+func (s *Server) streamContext(r *http.Request, a Access, webGuests bool, still func(now *caller) bool) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(r.Context())
 	go func() {
 		t := time.NewTicker(s.cfg.StreamRecheck)
@@ -295,7 +295,7 @@ func (s *Server) streamContext(r *http.Request, a Access, still func(now *caller
 				if fail != nil && fail.status == http.StatusServiceUnavailable && fail.message != identityUnconfirmed {
 					continue // the store or an auth plugin hiccups: not a refusal
 				}
-				if fail != nil || refused(a, c) || !still(c) {
+				if fail != nil || refused(a, webGuests, c) || !still(c) {
 					s.log.Info("stream ended: its credentials no longer give access", "path", r.URL.Path)
 					cancel()
 					return
@@ -306,8 +306,8 @@ func (s *Server) streamContext(r *http.Request, a Access, still func(now *caller
 	return ctx, cancel
 }
 
-func refused(a Access, c *caller) bool {
-	status, _, _ := allowed(a, c)
+func refused(a Access, webGuests bool, c *caller) bool {
+	status, _, _ := allowed(a, webGuests, c)
 	return status != 0
 }
 

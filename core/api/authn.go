@@ -58,7 +58,7 @@ func (s *Server) authenticate(r *http.Request) (*caller, *failure) {
 		if f != nil {
 			return nil, f
 		}
-		return &caller{user: &u, ver: ver}, nil
+		return &caller{user: &u, ver: ver, web: viaWebPages(r.Context())}, nil
 	}
 	name, password, ok := r.BasicAuth()
 	if !ok {
@@ -69,7 +69,7 @@ func (s *Server) authenticate(r *http.Request) (*caller, *failure) {
 	if f != nil {
 		return nil, f
 	}
-	return &caller{user: &u, ver: ver}, nil
+	return &caller{user: &u, ver: ver, web: viaWebPages(r.Context())}, nil
 }
 
 func (s *Server) byToken(ctx context.Context, ver storeVersion, tok string) (state.User, *failure) {
@@ -385,7 +385,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 		s.refuse(w, r, f)
 		return
 	}
-	if status, code, msg := allowed(SignedIn, &caller{user: &u}); status != 0 {
+	// Guests log in through the web pages only (ViaWebPages).
+	if status, code, msg := allowed(SignedIn, true, &caller{user: &u, web: viaWebPages(r.Context())}); status != 0 {
 		s.error(w, status, code, msg)
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/zoe-project/zoe/client"
@@ -43,6 +44,10 @@ type route struct {
 	// RequestSchema, when set, documents the request body instead of
 	// Request's type (a body whose fields the route makes optional).
 	RequestSchema func(g *schemaGen) map[string]any
+	// WebGuests lets guests call a SignedIn route when the request comes
+	// from Zoe's own web pages, in process (ViaWebPages): guests use the
+	// pages, never the API itself.
+	WebGuests bool
 	// Degraded is a status answered with the same document as Status: an
 	// answer, not an error (GET /health's 503).
 	Degraded int
@@ -54,6 +59,9 @@ type param struct{ Name, Type, Help string }
 // caller is who sent a request; nil user for anonymous callers.
 type caller struct {
 	user *state.User
+	// web is set when the request comes from the web pages in process
+	// (ViaWebPages).
+	web bool
 	// ver is the store's version read before anything else for this
 	// request: what the request reads may be cached under it.
 	ver storeVersion
@@ -93,7 +101,7 @@ func (s *Server) serve(rt route) http.Handler {
 			s.refuse(w, r, fail)
 			return
 		}
-		if status, code, msg := allowed(rt.Access, c); status != 0 {
+		if status, code, msg := allowed(rt.Access, rt.WebGuests, c); status != 0 {
 			drain(r)
 			s.error(w, status, code, msg)
 			return
@@ -102,9 +110,28 @@ func (s *Server) serve(rt route) http.Handler {
 	})
 }
 
-// allowed decides whether c may call a route of access a: 0 when it may,
-// else the status, code and message of the refusal.
-func allowed(a Access, c *caller) (int, string, string) {
+// webPagesKey marks the context of a request made by the web pages in
+// process. Its type is unexported, so only code in this process can set
+// it: nothing a remote client sends can.
+type webPagesKey struct{}
+
+// ViaWebPages marks ctx as the context of a request that Zoe's web pages
+// (core/web) make to the API in process, on behalf of the browser's user:
+// guests, refused by the API itself, are let through the routes the pages
+// need (route.WebGuests) and may log in.
+func ViaWebPages(ctx context.Context) context.Context {
+	return context.WithValue(ctx, webPagesKey{}, true)
+}
+
+func viaWebPages(ctx context.Context) bool {
+	v, _ := ctx.Value(webPagesKey{}).(bool)
+	return v
+}
+
+// allowed decides whether c may call a route of access a (webGuests: its
+// WebGuests): 0 when it may, else the status, code and message of the
+// refusal.
+func allowed(a Access, webGuests bool, c *caller) (int, string, string) {
 	if a == Anyone {
 		return 0, "", ""
 	}
@@ -115,6 +142,8 @@ func allowed(a Access, c *caller) (int, string, string) {
 	switch {
 	case !c.user.Enabled:
 		return http.StatusForbidden, client.CodePermissionDenied, "user " + c.user.Username + " is disabled"
+	case c.user.Role == auth.RoleGuest && a == SignedIn && webGuests && c.web:
+		return 0, "", ""
 	case c.user.Role == auth.RoleGuest:
 		return http.StatusForbidden, client.CodePermissionDenied, "guests may not use the API; use the web pages"
 	case a == Admin && !c.admin():

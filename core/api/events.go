@@ -32,7 +32,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 	defer done()
-	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return !c.admin() || now.admin() })
+	ctx, cancel := s.streamContext(r, SignedIn, true, func(now *caller) bool { return !c.admin() || now.admin() })
 	defer cancel()
 	// A client that never reads would keep the stream for ever: the
 	// keep-alive comments are too small to fill the socket's buffers, so

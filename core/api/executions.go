@@ -15,6 +15,7 @@ import (
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/internal/safetext"
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
 // noEngine answers for the routes that need a back-end when none is
@@ -125,6 +126,12 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	if msg := checkStart(in); msg != "" {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, msg)
+		return
+	}
+	// Guests (through the web pages) start what the shop offers them,
+	// never a description of their own.
+	if in.Shop == nil && c.user.Role == auth.RoleGuest {
+		s.error(w, http.StatusForbidden, client.CodePermissionDenied, "guests may start shop entries only, not a ZApp description of their own")
 		return
 	}
 	desc := []byte(in.Description)

@@ -56,7 +56,7 @@ func TestEveryErrorIsJSON(t *testing.T) {
 		{"GET", "/api/v1//executions", 404, client.CodeNotFound, "/api/v1/executions is"},
 		{"GET", "/api/v1/info/", 404, client.CodeNotFound, "no such API route"},
 		{"GET", "/api/v1/nope", 404, client.CodeNotFound, "no such API route"},
-		{"GET", "/", 404, client.CodeNotFound, "no such API route"},
+		{"GET", "/api/nope", 404, client.CodeNotFound, "no such API route"},
 		{"PUT", "/api/v1/info", 405, client.CodeMethodNotAllowed, "use GET"},
 		{"DELETE", "/api/v1/quotas", 405, client.CodeMethodNotAllowed, "use GET, POST"},
 		{"GET", "/api/v1/executions?name=%zz", 400, client.CodeInvalidArgument, "invalid query"},

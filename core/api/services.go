@@ -98,7 +98,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 		defer done()
 	}
-	ctx, cancel := s.streamContext(r, SignedIn, func(now *caller) bool { return now.sees(owner) })
+	ctx, cancel := s.streamContext(r, SignedIn, true, func(now *caller) bool { return now.sees(owner) })
 	defer cancel()
 	rc := http.NewResponseController(w)
 	// A log may be long, and a followed one lasts while it sends: each

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"math/big"
 	"net/netip"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -24,13 +27,44 @@ type HTTP struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client, for the throttling of failed logins.
 	TrustedProxies []netip.Prefix
+	// BasePath is where the daemon serves everything (the web pages,
+	// <BasePath>/api/v1, <BasePath>/proxy): "" when not set, the root
+	// (see Base).
+	BasePath string
+}
+
+// Base is the base path: "/" or an absolute clean path without a
+// trailing slash.
+func (h HTTP) Base() string {
+	if h.BasePath == "" {
+		return "/"
+	}
+	return h.BasePath
+}
+
+// basePathProblem says what is wrong with a base path; "" when nothing.
+func basePathProblem(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return "it must be an absolute path, starting with /"
+	case p != "/" && strings.HasSuffix(p, "/"):
+		return "it must not end with / (write " + strings.TrimRight(p, "/") + ")"
+	case path.Clean(p) != p:
+		return "it must be a clean path, without empty, . or .. segments (write " + path.Clean(p) + ")"
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/-._~", r)) {
+			return fmt.Sprintf("%q may not appear in it: letters, digits, /, -, ., _ and ~ only (no query, no escapes)", r)
+		}
+	}
+	return ""
 }
 
 func (d *decoder) http(b *hcl.Block) {
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "max_connections"}, {Name: "max_connections_per_address"}, {Name: "max_header_size"},
 		{Name: "read_header_timeout"}, {Name: "body_timeout"}, {Name: "write_timeout"}, {Name: "idle_timeout"},
-		{Name: "password_checks"}, {Name: "trusted_proxies"},
+		{Name: "password_checks"}, {Name: "trusted_proxies"}, {Name: "base_path"},
 	}})
 	d.add(diags)
 	a, h := content.Attributes, &d.cfg.HTTP
@@ -63,6 +97,13 @@ func (d *decoder) http(b *hcl.Block) {
 				continue
 			}
 			h.TrustedProxies = append(h.TrustedProxies, p)
+		}
+	}
+	if v, r, ok := d.str(a, "base_path"); ok {
+		if msg := basePathProblem(v); msg != "" {
+			d.errorf(r, "Invalid base path", "base_path %q: %s.", v, msg)
+		} else {
+			h.BasePath = v
 		}
 	}
 	if h.MaxConnections > 0 && h.MaxConnectionsPerAddress > h.MaxConnections {

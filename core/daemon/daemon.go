@@ -4,13 +4,17 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +31,7 @@ import (
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/shop"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/web"
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
 )
@@ -193,7 +198,9 @@ func Run(ctx context.Context, opts Options) error {
 	apiDone := make(chan struct{})
 	go func() { defer close(apiDone); handler.Run(apiCtx) }()
 	defer func() { stopAPI(); <-apiDone }()
-	srv := httplimit.Server(handler, limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
+	base := cfg.HTTP.Base()
+	pages := web.New(log.Named("web"), web.Config{API: handler, BasePath: base, Secure: cfg.TLS != nil})
+	srv := httplimit.Server(mount(base, handler, pages), limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
 	srv.RegisterOnShutdown(handler.Shutdown)
 	errc := make(chan error, 1)
 	go func() {
@@ -207,7 +214,9 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.TLS != nil {
 		scheme = "https"
 	}
-	log.Info("zoe is ready", "url", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()),
+	prefix := strings.TrimSuffix(base, "/")
+	log.Info("zoe is ready", "url", fmt.Sprintf("%s://%s%s/", scheme, ln.Addr(), prefix),
+		"api", fmt.Sprintf("%s://%s%s/api/v1/", scheme, ln.Addr(), prefix),
 		"deployment", cfg.DeploymentName, "plugins", len(plugins.All))
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
@@ -225,6 +234,54 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	return nil
 }
+
+// mount serves everything under the base path: <base>/api/ is the API
+// (which sees its paths without the base), <base>/proxy/ the services'
+// web interfaces, anything else under <base>/ the web pages, which see
+// their full paths. It routes by the cleaned path but passes the request
+// on as it came: a path not in its plain form is the API's to refuse in
+// its JSON shape (front.go), not a mux's to redirect.
+func mount(base string, apiH, pages http.Handler) http.Handler {
+	prefix := strings.TrimSuffix(base, "/")
+	apiAt := apiH
+	if prefix != "" {
+		strip := http.StripPrefix(prefix, apiH)
+		apiAt = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, prefix+"/") {
+				strip.ServeHTTP(w, r)
+			} else {
+				apiH.ServeHTTP(w, r) // //zoe/api/...: refused as not plain
+			}
+		})
+	}
+	// PROXY: core/proxy is mounted here, at <base>/proxy/ (the engine's
+	// ProxyBase, which the containers get as REVERSE_PROXY_PATH_<port>).
+	// Until it is, the path is reserved: the pages never answer it.
+	var proxy http.Handler = http.NotFoundHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := path.Clean("/" + r.URL.Path)
+		switch {
+		case prefix != "" && r.URL.Path == prefix:
+			http.Redirect(w, r, prefix+"/", http.StatusMovedPermanently)
+		case p == prefix+"/api" || strings.HasPrefix(p, prefix+"/api/"):
+			apiAt.ServeHTTP(w, r)
+		case p == prefix+"/proxy" || strings.HasPrefix(p, prefix+"/proxy/"):
+			proxy.ServeHTTP(w, r)
+		case p == prefix || strings.HasPrefix(p, prefix+"/"):
+			pages.ServeHTTP(w, r)
+		default:
+			// Outside the base path (which is not /): nothing.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(client.Error{Error: client.ErrorBody{Code: client.CodeNotFound,
+				Message: "nothing here: Zoe is served under " + prefix + "/"}})
+		}
+	})
+}
+
+// proxyBase is the path of the proxy under the base path.
+func proxyBase(base string) string { return strings.TrimSuffix(base, "/") + "/proxy" }
 
 // httpLimits are the API server's bounds: the http block's, defaults for
 // what it does not set.
@@ -267,7 +324,7 @@ func newEngine(ctx context.Context, log hclog.Logger, cfg *config.Config, store 
 	log.Info("back-end capabilities", "pulls_images", caps.PullsImages, "updater", caps.Updater, "closer", caps.Closer)
 	return engine.New(log.Named("engine"), engine.Config{
 		Store: store, Backend: be, Workspace: *plugins.Workspace,
-		Deployment: cfg.DeploymentName, Policy: policy, Placement: placement, Backfill: cfg.Scheduler.Backfill,
+		Deployment: cfg.DeploymentName, ProxyBase: proxyBase(cfg.HTTP.Base()), Policy: policy, Placement: placement, Backfill: cfg.Scheduler.Backfill,
 		// A back-end that does not pull gets services only on nodes that
 		// have their image.
 		CanPull:    caps.PullsImages,
