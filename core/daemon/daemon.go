@@ -28,12 +28,14 @@ import (
 	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/logs"
 	"github.com/zoe-project/zoe/core/pluginhost"
+	"github.com/zoe-project/zoe/core/proxy"
 	"github.com/zoe-project/zoe/core/scheduler"
 	"github.com/zoe-project/zoe/core/shop"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/web"
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
 // Options of a daemon run.
@@ -200,7 +202,18 @@ func Run(ctx context.Context, opts Options) error {
 	defer func() { stopAPI(); <-apiDone }()
 	base := cfg.HTTP.Base()
 	pages := web.New(log.Named("web"), web.Config{API: handler, BasePath: base, Secure: cfg.TLS != nil})
-	srv := httplimit.Server(mount(base, handler, pages), limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
+	services, err := proxy.New(log.Named("proxy"), proxy.Config{
+		Prefix: proxyBase(base), Store: store, Caller: proxyCaller(handler),
+		LoginURL: strings.TrimSuffix(base, "/") + "/login", Cookies: web.Cookies(),
+		TrustedProxies: cfg.HTTP.TrustedProxies,
+	})
+	if err != nil {
+		return fmt.Errorf("the proxy: %w", err)
+	}
+	// After the server's Shutdown (deferred later, so run earlier): it
+	// does not close the WebSockets it handed over.
+	defer services.Close()
+	srv := httplimit.Server(mount(base, handler, pages, services), limits, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
 	srv.RegisterOnShutdown(handler.Shutdown)
 	errc := make(chan error, 1)
 	go func() {
@@ -241,7 +254,7 @@ func Run(ctx context.Context, opts Options) error {
 // their full paths. It routes by the cleaned path but passes the request
 // on as it came: a path not in its plain form is the API's to refuse in
 // its JSON shape (front.go), not a mux's to redirect.
-func mount(base string, apiH, pages http.Handler) http.Handler {
+func mount(base string, apiH, pages, services http.Handler) http.Handler {
 	prefix := strings.TrimSuffix(base, "/")
 	apiAt := apiH
 	if prefix != "" {
@@ -254,10 +267,8 @@ func mount(base string, apiH, pages http.Handler) http.Handler {
 			}
 		})
 	}
-	// PROXY: core/proxy is mounted here, at <base>/proxy/ (the engine's
-	// ProxyBase, which the containers get as REVERSE_PROXY_PATH_<port>).
-	// Until it is, the path is reserved: the pages never answer it.
-	var proxy http.Handler = http.NotFoundHandler()
+	// services, core/proxy, is at <base>/proxy/: the engine's ProxyBase,
+	// which the containers get as REVERSE_PROXY_PATH_<port>.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := path.Clean("/" + r.URL.Path)
 		switch {
@@ -266,7 +277,7 @@ func mount(base string, apiH, pages http.Handler) http.Handler {
 		case p == prefix+"/api" || strings.HasPrefix(p, prefix+"/api/"):
 			apiAt.ServeHTTP(w, r)
 		case p == prefix+"/proxy" || strings.HasPrefix(p, prefix+"/proxy/"):
-			proxy.ServeHTTP(w, r)
+			services.ServeHTTP(w, r)
 		case p == prefix || strings.HasPrefix(p, prefix+"/"):
 			pages.ServeHTTP(w, r)
 		default:
@@ -278,6 +289,26 @@ func mount(base string, apiH, pages http.Handler) http.Handler {
 				Message: "nothing here: Zoe is served under " + prefix + "/"}})
 		}
 	})
+}
+
+// proxyCaller tells the proxy who sends a request, with the API's rules:
+// the Authorization header or the web pages' session cookie.
+func proxyCaller(a *api.Server) func(r *http.Request) (proxy.Caller, error) {
+	return func(r *http.Request) (proxy.Caller, error) {
+		who, err := a.Identify(r, web.SessionToken(r))
+		var refused *api.Refusal
+		switch {
+		case errors.As(err, &refused) && refused.Status == http.StatusUnauthorized:
+			return proxy.Caller{}, fmt.Errorf("%s: %w", refused.Message, proxy.ErrUnauthenticated)
+		case errors.As(err, &refused) && refused.Status == http.StatusForbidden:
+			return proxy.Caller{}, fmt.Errorf("%s: %w", refused.Message, proxy.ErrForbidden)
+		case err != nil:
+			return proxy.Caller{}, err
+		case who == nil:
+			return proxy.Caller{}, proxy.ErrUnauthenticated
+		}
+		return proxy.Caller{Username: who.Username, Admin: who.Role == auth.RoleAdmin, Authorization: who.Header}, nil
+	}
 }
 
 // proxyBase is the path of the proxy under the base path.

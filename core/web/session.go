@@ -54,7 +54,9 @@ func (h *Handler) cookie(name, value string, expires time.Time) *http.Cookie {
 }
 
 // session reads the session cookie; nil when there is none.
-func (h *Handler) session(r *http.Request) *session {
+func (h *Handler) session(r *http.Request) *session { return sessionOf(r) }
+
+func sessionOf(r *http.Request) *session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil
@@ -264,3 +266,16 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	h.clearSession(w)
 	h.redirect(w, r, "/login?why=out")
 }
+
+// SessionToken is the API token of r's session cookie, "" when r has
+// none: the daemon's proxy identifies the browser's user by it.
+func SessionToken(r *http.Request) string {
+	if s := sessionOf(r); s != nil {
+		return s.token
+	}
+	return ""
+}
+
+// Cookies are the names of the pages' cookies, which the proxy never
+// forwards to a service nor lets one set.
+func Cookies() []string { return []string{sessionCookie, loginCookie} }
