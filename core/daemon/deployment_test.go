@@ -97,6 +97,7 @@ func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (stri
 }
 
 func TestDeploymentOfTwoStores(t *testing.T) {
+	parallelDocker(t, false)
 	env := newDockerEnv(t)
 	ctx := t.Context()
 

@@ -39,6 +39,7 @@ func withHostVolume(t *testing.T, app json.RawMessage, name, path string, readOn
 }
 
 func TestDockerContainerPolicy(t *testing.T) {
+	parallelDocker(t, false)
 	env := newDockerEnv(t)
 	dir := filepath.Dir(env.file)
 	// carol is in the users file without uid and gid.

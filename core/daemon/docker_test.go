@@ -56,9 +56,46 @@ var dockerUsers = []struct {
 	uid  int
 }{{"alice", 1000}, {"bob", 1001}}
 
-var buildDockerPlugin = sync.OnceValue(func() error {
-	return testutil.Build(binDir, map[string]string{"zoe-plugin-backend-docker": "plugins/backend-docker"})
+// dockerSetUp builds the test images and the back-end plugin once for
+// every Docker test of the package.
+var dockerSetUp = sync.OnceValue(func() error {
+	cli, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		return fmt.Errorf("Docker client: %w", err)
+	}
+	defer cli.Close()
+	ctx, cancel := contextTimeout(10 * time.Minute)
+	defer cancel()
+	if err := testimages.Build(ctx, cli); err != nil {
+		return fmt.Errorf("these tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %w", err)
+	}
+	if err := testutil.Build(binDir, map[string]string{"zoe-plugin-backend-docker": "plugins/backend-docker"}); err != nil {
+		return fmt.Errorf("building the Docker back-end plugin: %w", err)
+	}
+	return nil
 })
+
+// dockerCores keeps TestExamplesOnDocker apart from the other Docker
+// tests, which run in parallel (each on a deployment of its own). The
+// back-end counts the cores reserved by every Zoe container on the engine,
+// whatever its deployment, and spark-0's elastic workers take all the
+// cores left (of 2 here): a test submitting beside it would wait in the
+// queue past its bounds. The others together reserve about 1.2 cores.
+var dockerCores sync.RWMutex
+
+// parallelDocker runs t in parallel with the package's other tests; alone,
+// it excludes the other Docker tests (dockerCores) until t ends, after its
+// containers are removed.
+func parallelDocker(t *testing.T, alone bool) {
+	t.Parallel()
+	if alone {
+		dockerCores.Lock()
+		t.Cleanup(dockerCores.Unlock)
+	} else {
+		dockerCores.RLock()
+		t.Cleanup(dockerCores.RUnlock)
+	}
+}
 
 // dockerEnv is a deployment of its own on the local engine.
 type dockerEnv struct {
@@ -80,12 +117,8 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 		t.Fatalf("Docker client: %v", err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	ctx := t.Context()
-	if err := testimages.Build(ctx, cli); err != nil {
-		t.Fatalf("these tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
-	}
-	if err := buildDockerPlugin(); err != nil {
-		t.Fatalf("building the Docker back-end plugin: %v", err)
+	if err := dockerSetUp(); err != nil {
+		t.Fatal(err)
 	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
@@ -308,6 +341,7 @@ const mib = 1 << 20
 // TestDockerEndToEnd runs real ZApps through one `zoe server` on the Docker
 // engine; the subtests share it and run in order.
 func TestDockerEndToEnd(t *testing.T) {
+	parallelDocker(t, false)
 	env := newDockerEnv(t)
 	srv := startZoe(t, env.file, env.addr)
 	alice, bob := env.user(t, "alice"), env.user(t, "bob")

@@ -24,6 +24,7 @@ import (
 // The machine's open files are shared (20,000): 2,000 connections (4,000
 // descriptors, both ends in this process) under bounds set to match.
 func TestSlowClients(t *testing.T) {
+	t.Parallel()
 	const slow = 2000
 	_, _, opts, _ := setup(t, baseConfig+fmt.Sprintf(`
 http {

@@ -33,6 +33,9 @@ var pluginBinary string
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	// The tests run in parallel, each on a deployment of its own: they
+	// wait on the engine rather than compute.
+	testutil.RaiseParallel(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cli, err := client.New(client.FromEnv)
 	if err == nil {
