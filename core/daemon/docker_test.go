@@ -83,11 +83,11 @@ var dockerSetUp = sync.OnceValue(func() error {
 // queue past its bounds. The others together reserve about 1.2 cores.
 var dockerCores sync.RWMutex
 
-// parallelDocker runs t in parallel with the package's other tests; alone,
-// it excludes the other Docker tests (dockerCores) until t ends, after its
-// containers are removed.
-func parallelDocker(t *testing.T, alone bool) {
-	t.Parallel()
+// holdCores holds dockerCores until t ends: alone, it excludes the other
+// Docker tests; otherwise it shares with them. The tests take it once their
+// daemon serves, before their first submission: daemons start beside each
+// other, and a test's executions are gone when it passes.
+func holdCores(t *testing.T, alone bool) {
 	if alone {
 		dockerCores.Lock()
 		t.Cleanup(dockerCores.Unlock)
@@ -341,9 +341,10 @@ const mib = 1 << 20
 // TestDockerEndToEnd runs real ZApps through one `zoe server` on the Docker
 // engine; the subtests share it and run in order.
 func TestDockerEndToEnd(t *testing.T) {
-	parallelDocker(t, false)
+	t.Parallel()
 	env := newDockerEnv(t)
 	srv := startZoe(t, env.file, env.addr)
+	holdCores(t, false)
 	alice, bob := env.user(t, "alice"), env.user(t, "bob")
 	outer := t
 

@@ -139,7 +139,7 @@ func awaitLong(t *testing.T, c apiClient, id int64, status ...string) zoeclient.
 // real `zoe server` on the Docker engine, while no other Docker test of
 // the package runs (dockerCores).
 func TestExamplesOnDocker(t *testing.T) {
-	parallelDocker(t, true) // spark-0 takes every core left
+	t.Parallel()
 	env := newDockerEnv(t)
 	// The backend block of examples/zoe.hcl as it is (the file's last),
 	// which labels the local engine for spark-0, instead of the test's own.
@@ -157,6 +157,7 @@ func TestExamplesOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	startZoe(t, env.file, env.addr)
+	holdCores(t, true) // spark-0 takes every core left
 
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
