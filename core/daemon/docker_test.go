@@ -75,26 +75,15 @@ var dockerSetUp = sync.OnceValue(func() error {
 	return nil
 })
 
-// dockerCores keeps TestExamplesOnDocker apart from the other Docker
-// tests, which run in parallel (each on a deployment of its own). The
-// back-end counts the cores reserved by every Zoe container on the engine,
-// whatever its deployment, and spark-0's elastic workers take all the
-// cores left (of 2 here): a test submitting beside it would wait in the
-// queue past its bounds. The others together reserve about 1.2 cores.
-var dockerCores sync.RWMutex
-
-// holdCores holds dockerCores until t ends: alone, it excludes the other
-// Docker tests; otherwise it shares with them. The tests take it once their
-// daemon serves, before their first submission: daemons start beside each
-// other, and a test's executions are gone when it passes.
+// holdCores holds the Docker engine's cores (testutil.DockerCores) until t
+// ends: TestExamplesOnDocker alone, since spark-0's elastic workers take
+// every core left (of 2 here) and a test submitting beside it would wait in
+// the queue past its bounds; the other Docker tests of the package share
+// them (about 1.2 cores together). The tests take it once their daemon
+// serves, before their first submission: daemons start beside each other,
+// and a test's executions are gone when it passes.
 func holdCores(t *testing.T, alone bool) {
-	if alone {
-		dockerCores.Lock()
-		t.Cleanup(dockerCores.Unlock)
-	} else {
-		dockerCores.RLock()
-		t.Cleanup(dockerCores.RUnlock)
-	}
+	testutil.DockerCores(t, alone)
 }
 
 // dockerEnv is a deployment of its own on the local engine.

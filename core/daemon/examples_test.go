@@ -136,8 +136,8 @@ func awaitLong(t *testing.T, c apiClient, id int64, status ...string) zoeclient.
 }
 
 // TestExamplesOnDocker runs every example, one after the other, through a
-// real `zoe server` on the Docker engine, while no other Docker test of
-// the package runs (dockerCores).
+// real `zoe server` on the Docker engine, while no other Docker test runs
+// (holdCores).
 func TestExamplesOnDocker(t *testing.T) {
 	t.Parallel()
 	env := newDockerEnv(t)

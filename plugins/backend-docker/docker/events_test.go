@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -47,6 +48,7 @@ func TestVanished(t *testing.T) {
 // TestUpdate changes a running container's resources.
 func TestUpdate(t *testing.T) {
 	t.Parallel()
+	testutil.DockerCores(t, true) // a core reserved
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	net := network(t, ctx, p)
