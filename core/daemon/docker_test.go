@@ -75,15 +75,18 @@ var dockerSetUp = sync.OnceValue(func() error {
 	return nil
 })
 
-// holdCores holds the Docker engine's cores (testutil.DockerCores) until t
-// ends: TestExamplesOnDocker alone, since spark-0's elastic workers take
-// every core left (of 2 here) and a test submitting beside it would wait in
-// the queue past its bounds; the other Docker tests of the package share
-// them (about 1.2 cores together). The tests take it once their daemon
-// serves, before their first submission: daemons start beside each other,
-// and a test's executions are gone when it passes.
+// holdCores holds the Docker engine (testutil.DockerLock) until t ends,
+// alone or shared with the other Docker tests, of this package or another.
+// Alone: TestExamplesOnDocker, since spark-0's elastic workers take every
+// core left (of 2 here) and a test submitting beside it would wait in the
+// queue past its bounds; and TestDockerEndToEnd, which checks that two
+// users' networks are isolated, which another network's creation breaks
+// for a moment. The others share it (they reserve 0.1 cores each). The
+// tests take it once their daemon serves, before their first submission:
+// daemons start beside each other, and a test's executions are gone when
+// it passes.
 func holdCores(t *testing.T, alone bool) {
-	testutil.DockerCores(t, alone)
+	testutil.DockerLock(t, alone)
 }
 
 // dockerEnv is a deployment of its own on the local engine.
@@ -333,7 +336,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := newDockerEnv(t)
 	srv := startZoe(t, env.file, env.addr)
-	holdCores(t, false)
+	holdCores(t, true) // "the networks of two users are isolated"
 	alice, bob := env.user(t, "alice"), env.user(t, "bob")
 	outer := t
 

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/zoe-project/zoe/internal/testimages"
-	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/plugintest"
@@ -12,7 +11,6 @@ import (
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	testutil.DockerCores(t, false) // half a core per service
 	dep := deployment(t)
 	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
 		New: func(t *testing.T) backend.Backend { return open(t, dep, nil) },

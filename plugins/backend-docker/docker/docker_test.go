@@ -21,7 +21,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
-	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -65,7 +64,6 @@ func TestConfigure(t *testing.T) {
 
 func TestNodes(t *testing.T) {
 	t.Parallel()
-	testutil.DockerCores(t, false) // 0.25 cores
 	dep := deployment(t)
 	p := open(t, dep, map[string]any{"host": map[string]any{"n1": map[string]any{"labels": []string{"ssd"}, "external_address": "10.1.2.3"}}})
 	ctx := ctxFor(t)
@@ -479,8 +477,7 @@ func TestCores(t *testing.T) {
 	t.Parallel()
 	// 3.25 cores reserved, more than the engine has here: no other test
 	// reserving cores runs meanwhile, in this package or another.
-	testutil.DockerCores(t, true)
-	dep := deployment(t)
+	dep := exclusiveDeployment(t)
 	p := open(t, dep, nil)
 	ctx := ctxFor(t)
 	cli := dockerClient(t)

@@ -8,7 +8,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
-	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -48,8 +47,7 @@ func TestVanished(t *testing.T) {
 // TestUpdate changes a running container's resources.
 func TestUpdate(t *testing.T) {
 	t.Parallel()
-	testutil.DockerCores(t, true) // a core reserved
-	p := open(t, deployment(t), nil)
+	p := open(t, exclusiveDeployment(t), nil) // a core reserved
 	ctx := ctxFor(t)
 	net := network(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,

@@ -68,8 +68,24 @@ func random() string {
 }
 
 // deployment returns a deployment name of its own for t, and removes every
-// container and network labelled with it when t ends.
+// container and network labelled with it when t ends. t shares the Docker
+// engine (testutil.DockerLock) until then.
 func deployment(t testing.TB) string {
+	t.Helper()
+	testutil.DockerLock(t, false)
+	return newDeployment(t)
+}
+
+// exclusiveDeployment is deployment for a test that needs the engine to
+// itself (testutil.DockerLock): no other test using Docker runs meanwhile,
+// in this package or another.
+func exclusiveDeployment(t testing.TB) string {
+	t.Helper()
+	testutil.DockerLock(t, true)
+	return newDeployment(t)
+}
+
+func newDeployment(t testing.TB) string {
 	t.Helper()
 	dep := "zoe-test-" + random()
 	cli := dockerClient(t)
