@@ -29,6 +29,8 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	// The parallel tests mostly wait on Docker and daemon processes.
+	testutil.RaiseParallel(8)
 	os.Exit(testutil.RunWithBinaries(m, "zoe-daemon-test-", true, &binDir))
 }
 
@@ -95,7 +97,9 @@ func gone(pid int) bool {
 }
 
 // noChildren checks that the test process has no child process left, not
-// even an unreaped one, once the plugins were stopped.
+// even an unreaped one, once the plugins were stopped. The tests calling it
+// do not call t.Parallel: Go runs them all before it starts any parallel
+// test, so no other test's plugins or daemons are about.
 func noChildren(t *testing.T) {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
@@ -251,6 +255,7 @@ func TestInvalidConfig(t *testing.T) {
 }
 
 func TestValidateCreatesNothing(t *testing.T) {
+	t.Parallel()
 	file, _, opts, diags := setup(t, baseConfig)
 	if err := Validate(t.Context(), opts); err != nil {
 		t.Fatalf("Validate: %v\n%s", err, diags)
@@ -267,6 +272,7 @@ func TestValidateCreatesNothing(t *testing.T) {
 
 // One run of Validate reports the core's errors and the plugins' together.
 func TestValidateReportsCoreAndPluginErrorsAtOnce(t *testing.T) {
+	t.Parallel()
 	file, _, opts, diags := setup(t, `scheduler { policy = "LIFO" }
 auth "file" {
   users_file = "users.csv"
@@ -452,6 +458,7 @@ backend "sim" {
 // A plugin binary refused for its permissions is reported as that, with
 // the command that fixes it, not as an unknown plugin.
 func TestUnsafePluginBinary(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "zoe-plugin-workspace-dir")
 	b, err := os.ReadFile(filepath.Join(binDir, "zoe-plugin-workspace-dir"))

@@ -97,11 +97,13 @@ func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (stri
 }
 
 func TestDeploymentOfTwoStores(t *testing.T) {
+	t.Parallel()
 	env := newDockerEnv(t)
 	ctx := t.Context()
 
 	// Daemon A runs an execution.
 	a := startZoe(t, env.file, env.addr)
+	holdCores(t, false)
 	alice := env.user(t, "alice")
 	ex := alice.submit("hello", exampleApp(t, "hello.json"))
 	alice.await(ex.ID, "running")

@@ -39,6 +39,7 @@ func withHostVolume(t *testing.T, app json.RawMessage, name, path string, readOn
 }
 
 func TestDockerContainerPolicy(t *testing.T) {
+	t.Parallel()
 	env := newDockerEnv(t)
 	dir := filepath.Dir(env.file)
 	// carol is in the users file without uid and gid.
@@ -79,6 +80,7 @@ func TestDockerContainerPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	startZoe(t, env.file, env.addr)
+	holdCores(t, false)
 
 	t.Run("host paths not allowed are refused at submission", func(t *testing.T) {
 		alice := env.user(t, "alice")

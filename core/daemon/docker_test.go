@@ -56,9 +56,38 @@ var dockerUsers = []struct {
 	uid  int
 }{{"alice", 1000}, {"bob", 1001}}
 
-var buildDockerPlugin = sync.OnceValue(func() error {
-	return testutil.Build(binDir, map[string]string{"zoe-plugin-backend-docker": "plugins/backend-docker"})
+// dockerSetUp builds the test images and the back-end plugin once for
+// every Docker test of the package.
+var dockerSetUp = sync.OnceValue(func() error {
+	cli, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		return fmt.Errorf("Docker client: %w", err)
+	}
+	defer cli.Close()
+	ctx, cancel := contextTimeout(10 * time.Minute)
+	defer cancel()
+	if err := testimages.Build(ctx, cli); err != nil {
+		return fmt.Errorf("these tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %w", err)
+	}
+	if err := testutil.Build(binDir, map[string]string{"zoe-plugin-backend-docker": "plugins/backend-docker"}); err != nil {
+		return fmt.Errorf("building the Docker back-end plugin: %w", err)
+	}
+	return nil
 })
+
+// holdCores holds the Docker engine (testutil.DockerLock) until t ends,
+// alone or shared with the other Docker tests, of this package or another.
+// Alone: TestExamplesOnDocker, since spark-0's elastic workers take every
+// core left (of 2 here) and a test submitting beside it would wait in the
+// queue past its bounds; and TestDockerEndToEnd, which checks that two
+// users' networks are isolated, which another network's creation breaks
+// for a moment. The others share it (they reserve 0.1 cores each). The
+// tests take it once their daemon serves, before their first submission:
+// daemons start beside each other, and a test's executions are gone when
+// it passes.
+func holdCores(t *testing.T, alone bool) {
+	testutil.DockerLock(t, alone)
+}
 
 // dockerEnv is a deployment of its own on the local engine.
 type dockerEnv struct {
@@ -80,12 +109,8 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 		t.Fatalf("Docker client: %v", err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	ctx := t.Context()
-	if err := testimages.Build(ctx, cli); err != nil {
-		t.Fatalf("these tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
-	}
-	if err := buildDockerPlugin(); err != nil {
-		t.Fatalf("building the Docker back-end plugin: %v", err)
+	if err := dockerSetUp(); err != nil {
+		t.Fatal(err)
 	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
@@ -308,8 +333,10 @@ const mib = 1 << 20
 // TestDockerEndToEnd runs real ZApps through one `zoe server` on the Docker
 // engine; the subtests share it and run in order.
 func TestDockerEndToEnd(t *testing.T) {
+	t.Parallel()
 	env := newDockerEnv(t)
 	srv := startZoe(t, env.file, env.addr)
+	holdCores(t, true) // "the networks of two users are isolated"
 	alice, bob := env.user(t, "alice"), env.user(t, "bob")
 	outer := t
 

@@ -199,6 +199,7 @@ func notebook(t *testing.T) json.RawMessage {
 }
 
 func TestExecutionsAPIEndToEnd(t *testing.T) {
+	t.Parallel()
 	file, _, opts, _ := setup(t, simConfig)
 	addGuest(t, file)
 	addr := serveDaemon(t, opts)
@@ -329,6 +330,7 @@ func simApp(t *testing.T, services ...map[string]any) json.RawMessage {
 }
 
 func TestDaemonKilledMidway(t *testing.T) {
+	t.Parallel()
 	file, addr, _, _ := setup(t, simConfig)
 	dir := filepath.Dir(file)
 	ctx := t.Context()

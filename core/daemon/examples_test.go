@@ -136,8 +136,10 @@ func awaitLong(t *testing.T, c apiClient, id int64, status ...string) zoeclient.
 }
 
 // TestExamplesOnDocker runs every example, one after the other, through a
-// real `zoe server` on the Docker engine.
+// real `zoe server` on the Docker engine, while no other Docker test runs
+// (holdCores).
 func TestExamplesOnDocker(t *testing.T) {
+	t.Parallel()
 	env := newDockerEnv(t)
 	// The backend block of examples/zoe.hcl as it is (the file's last),
 	// which labels the local engine for spark-0, instead of the test's own.
@@ -155,6 +157,7 @@ func TestExamplesOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	startZoe(t, env.file, env.addr)
+	holdCores(t, true) // spark-0 takes every core left
 
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
@@ -254,6 +257,7 @@ func checkNotebook(t *testing.T, env *dockerEnv, run zoeclient.Execution, instan
 // nodes of examples/sim.hcl (its backend block as it is), and checks that
 // what can never fit them is refused with the reason.
 func TestExamplesOnSim(t *testing.T) {
+	t.Parallel()
 	// Its state_file defaults to one under this test's data_dir.
 	cfg := strings.Replace(baseConfig, `deployment_name = "unit"`, `deployment_name = "simexamples"`, 1) +
 		fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop")) +
@@ -290,6 +294,7 @@ func TestExamplesOnSim(t *testing.T) {
 // as a description: spark-0 asks for nodes labelled spark, which the nodes
 // of simConfig are not.
 func TestShopEntryNeverFits(t *testing.T) {
+	t.Parallel()
 	cfg := simConfig + fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop"))
 	_, _, opts, _ := setup(t, cfg)
 	addr := serveDaemon(t, opts)

@@ -43,6 +43,7 @@ backend "localproc" {
 `
 
 func TestThirdPartyBackendThroughTheDaemon(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		// localproc switches to the services' users, which needs root, as
 		// the Docker tests need the engine: the suite runs as root.

@@ -137,6 +137,9 @@ func newFaultyEnv(t *testing.T) (*env, *faulty, time.Time) {
 	return e, f, t0
 }
 
+// The back-off tests are not parallel: checkBackoff bounds the engine's
+// passes by the time elapsed, which other tests beside them would skew.
+
 // step is the n-th step of the test back-off (n ≥ 1), without its jitter.
 func step(n int) time.Duration {
 	d := testBase

@@ -36,6 +36,7 @@ func (l *listFilters) all() []map[string]string {
 // The clean-up of an execution lists only its services, by their label,
 // and leaves the other executions' running.
 func TestCleanupListsItsExecutionOnly(t *testing.T) {
+	t.Parallel()
 	var lf *listFilters
 	e := newEnv(t, options{wrap: func(b engine.Backend) engine.Backend {
 		lf = &listFilters{Backend: b}

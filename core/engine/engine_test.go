@@ -40,7 +40,12 @@ var binDir string
 // test that needs it.
 var pg = testutil.NewPostgres()
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+func TestMain(m *testing.M) {
+	// The parallel tests wait on the engine's passes and the plugins more
+	// than they compute.
+	testutil.RaiseParallel(8)
+	os.Exit(runTests(m))
+}
 
 func runTests(m *testing.M) int {
 	defer pg.Stop()
@@ -476,6 +481,7 @@ func testLifecycle(t *testing.T, store storeKind) {
 // cannot be removed without its id: the execution runs on another network,
 // which is recorded and removed at the end; the unknown one stays.
 func TestNetworkNameTaken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{noEngine: true})
 	ctx := t.Context()
 	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
@@ -502,6 +508,7 @@ func TestNetworkNameTaken(t *testing.T) {
 }
 
 func TestSubmitInvalid(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{noEngine: true})
 	_, err := e.eng.Submit(t.Context(), "alice", "bad", []byte(`{"name": "x", "version": 3, "services": []}`))
 	var probs zapp.Problems
@@ -615,6 +622,9 @@ func testDeaths(t *testing.T, store storeKind) {
 	e.platformEmpty()
 }
 
+// Not parallel: "starting" bounds how long a terminate takes, which the
+// package's other tests running beside it on a loaded machine would
+// stretch.
 func TestTerminateInEveryState(t *testing.T) { eachStore(t, testTerminateInEveryState) }
 
 func testTerminateInEveryState(t *testing.T, store storeKind) {
@@ -702,6 +712,7 @@ func testTerminateInEveryState(t *testing.T, store storeKind) {
 }
 
 func TestStartupOrder(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	delay := forever("ZOE_SIM_START_DELAY", "1s")
 	ex := e.submit(zappJSON(t, false,
@@ -728,6 +739,7 @@ func TestStartupOrder(t *testing.T) {
 }
 
 func TestRuntimeLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	q, err := e.store.GetQuota(ctx, "user")
@@ -751,6 +763,7 @@ func TestRuntimeLimit(t *testing.T) {
 }
 
 func TestBackendPluginKilled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
@@ -782,6 +795,7 @@ func TestBackendPluginKilled(t *testing.T) {
 // know is removed; another store's, and one without a store label (from a
 // Zoe before store labels), are left alone.
 func TestOrphanRemoved(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	own, err := e.store.Identity(ctx)
@@ -865,6 +879,7 @@ func testFailures(t *testing.T, store storeKind) {
 }
 
 func TestElasticVanishedIsReplaced(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ex := e.submit(zappJSON(t, false,
 		svc{name: "master", ess: 1, total: 1, monitor: true, env: forever()},

@@ -15,6 +15,7 @@ import (
 // the JSON path and the reason; one that only cannot run now is accepted
 // and waits.
 func TestSubmitNeverFits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{nodes: map[string]any{
 		"node1": map[string]any{"cores": 8, "memory": "16GiB", "labels": []string{"ssd"}},
 		"old1":  map[string]any{"cores": 4, "memory": "16GiB", "labels": []string{"gpu"}, "disabled": true},

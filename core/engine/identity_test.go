@@ -76,6 +76,7 @@ func newSourceEnv(t *testing.T, p policy.Policy, src *source) (*env, *specs) {
 // execution ends in error, new ids apply, and a source that cannot answer
 // makes the start wait.
 func TestStartFollowsSource(t *testing.T) {
+	t.Parallel()
 	t.Run("demoted", func(t *testing.T) {
 		data := t.TempDir()
 		src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleUser, AuthRole: auth.RoleUser, Enabled: true}}}
@@ -151,6 +152,7 @@ func TestStartFollowsSource(t *testing.T) {
 // TestEndOwner: the active executions of a user the source no longer
 // knows end in error with the reason; the others' go on.
 func TestEndOwner(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	if _, err := e.store.RecordLogin(t.Context(), auth.Identity{Username: "bob", Role: auth.RoleUser}); err != nil {
 		t.Fatal(err)
@@ -184,6 +186,7 @@ func TestEndOwner(t *testing.T) {
 // path ends in error when their role becomes user; one the policy still
 // allows goes on.
 func TestRecheck(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	src := &source{users: map[string]state.User{"alice": {Username: "alice", Role: auth.RoleAdmin, AuthRole: auth.RoleAdmin, Enabled: true}}}
 	e, _ := newSourceEnv(t, policy.Policy{HostPaths: []policy.HostPath{{Path: data, Roles: []auth.Role{auth.RoleAdmin}}}}, src)

@@ -36,6 +36,7 @@ func lifeLines(t *testing.T, out string, id int64) []map[string]any {
 // naming it by id, owner and name, and never prints its description (which
 // holds environment values).
 func TestLifeLog(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{noEngine: true})
 	var out testutil.SyncBuffer
 	log := hclog.New(&hclog.LoggerOptions{Name: "engine", Level: hclog.Info, Output: &out, JSONFormat: true})
@@ -100,6 +101,7 @@ func TestLifeLog(t *testing.T) {
 // An execution's cores are a sum of its services' fractions, rounded to
 // millicores: 0.1 three times is 0.3, not 0.30000000000000004.
 func TestExecutionCoresAreRounded(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		cores []float64
 		want  float64

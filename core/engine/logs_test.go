@@ -104,6 +104,7 @@ func (f *follower) end(t *testing.T) {
 // (written as it is stopped), after its container is removed; followers
 // end with the execution.
 func TestLogs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{logs: true})
 	ex := e.submit(zappJSON(t, false,
 		svc{name: "main", ess: 1, total: 1, monitor: true, env: forever("ZOE_SIM_LOG", "hello|  spaced  |wörld")},
@@ -143,6 +144,7 @@ func TestLogs(t *testing.T) {
 // written while it was down, nothing twice, and the replacement of the
 // elastic service goes on in the same log.
 func TestLogsAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	var subs *cutLogs
 	e := newEnv(t, options{logs: true, wrap: func(b engine.Backend) engine.Backend {
 		subs = &cutLogs{Backend: b}
@@ -274,6 +276,7 @@ func (c *cutLogs) subscriptions() int {
 }
 
 func TestLogsStreamBreaks(t *testing.T) {
+	t.Parallel()
 	var cut *cutLogs
 	e := newEnv(t, options{logs: true, wrap: func(b engine.Backend) engine.Backend {
 		cut = &cutLogs{Backend: b, after: 2}
@@ -297,6 +300,7 @@ func TestLogsStreamBreaks(t *testing.T) {
 // TestLogsOff: without a store nothing is collected and executions run as
 // before.
 func TestLogsOff(t *testing.T) {
+	t.Parallel()
 	var cut *cutLogs
 	e := newEnv(t, options{wrap: func(b engine.Backend) engine.Backend {
 		cut = &cutLogs{Backend: b}
@@ -341,6 +345,7 @@ func queueIDs(t *testing.T, q []engine.QueueEntry) []int64 {
 }
 
 func TestQueue(t *testing.T) {
+	t.Parallel()
 	oneNode := map[string]any{"node1": map[string]any{"cores": 2, "memory": "16GiB", "address": "10.1.0.1"}}
 	for _, tt := range []struct {
 		policy scheduler.Policy
@@ -434,6 +439,7 @@ func TestQueue(t *testing.T) {
 }
 
 func TestNodes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	ex := e.submit(zappJSON(t, false,
@@ -512,6 +518,7 @@ func (l *lateLogs) Logs(ctx context.Context, h backend.Handle, opts backend.LogO
 }
 
 func TestLogsLastReadRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{logs: true, wrap: func(b engine.Backend) engine.Backend {
 		return &lateLogs{Backend: b, failures: 2}
 	}})

@@ -45,6 +45,7 @@ func (e *env) secondStore(t *testing.T) (*engine.Engine, state.Store, engine.Con
 // neither removes nor adopts A's service: its own execution 1, whose names
 // are A's, fails with the conflict. TakeOver removes A's services.
 func TestTwoStoresOneDeployment(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	storeA, err := e.store.Identity(ctx)
@@ -147,6 +148,7 @@ func TestTwoStoresOneDeployment(t *testing.T) {
 // one the reason it waits; once the back-end answers it says so, and the
 // queued execution starts.
 func TestBackendUnreachable(t *testing.T) {
+	t.Parallel()
 	e, f, _ := newFaultyEnv(t)
 	e.stop()
 	out := &testutil.SyncBuffer{}

@@ -58,6 +58,7 @@ func (s *specs) started() []backend.ServiceSpec {
 }
 
 func TestSubmitRefusedByPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{noEngine: true})
 	one := zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true})
 	for _, tc := range []struct{ path, want string }{
@@ -79,6 +80,7 @@ func TestSubmitRefusedByPolicy(t *testing.T) {
 }
 
 func TestSubmitOwnerRoot(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{noEngine: true})
 	zero := uint32(0)
 	if _, err := e.store.RecordLogin(t.Context(), auth.Identity{Username: "toor", Role: auth.RoleUser, UID: &zero, GID: &zero}); err != nil {
@@ -93,6 +95,7 @@ func TestSubmitOwnerRoot(t *testing.T) {
 // TestPolicyTightened: an execution accepted under a policy that allowed
 // its host path does not start once the policy no longer does.
 func TestPolicyTightened(t *testing.T) {
+	t.Parallel()
 	var rec *specs
 	e := newEnv(t, options{noEngine: true, wrap: func(b engine.Backend) engine.Backend {
 		rec = &specs{Backend: b}
@@ -125,6 +128,7 @@ func TestPolicyTightened(t *testing.T) {
 // TestPolicyLinkPlanted: a host path that became a symbolic link to /
 // after the submission is refused before the start.
 func TestPolicyLinkPlanted(t *testing.T) {
+	t.Parallel()
 	var rec *specs
 	e := newEnv(t, options{noEngine: true, wrap: func(b engine.Backend) engine.Backend {
 		rec = &specs{Backend: b}
@@ -161,6 +165,7 @@ func TestPolicyLinkPlanted(t *testing.T) {
 // TestRunAs: services run as the owner's ids, else as run_as, never with
 // more rights than the policy gives.
 func TestRunAs(t *testing.T) {
+	t.Parallel()
 	uid, gid := uint32(1000), uint32(1001)
 	for _, tc := range []struct {
 		name   string

@@ -23,6 +23,7 @@ import (
 // "already exists" and "conflict" stay apart, as the engine needs: it
 // adopts what exists and treats a conflict as a failure.
 func TestCategoriesCrossTheWire(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := t.Context()
 	be := pluginhost.Backend{Plugin: e.backend}
@@ -42,6 +43,7 @@ func TestCategoriesCrossTheWire(t *testing.T) {
 // name the engine starts it with (a start whose answer was lost) is adopted,
 // not started twice: Start's sdk.ErrAlreadyExists crossed the wire.
 func TestStartAdoptsWhatExists(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{noEngine: true})
 	ctx := t.Context()
 	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
@@ -71,6 +73,7 @@ func (conflicting) CreateNetwork(context.Context, backend.NetworkSpec) (string, 
 // failure, which ends the execution in error with the reason, not a sign that
 // the execution ended meanwhile.
 func TestBackendConflictIsAFailure(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{wrap: func(b engine.Backend) engine.Backend { return conflicting{b} }})
 	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
 	end := e.waitStatus(ex.ID, state.StatusError)
@@ -149,6 +152,7 @@ func (s endingStore) Transition(ctx context.Context, id int64, from []state.Stat
 // sdk.ErrConflict): the network is removed, nothing is started, no error is
 // recorded and nothing is retried.
 func TestEndedWhileCreatingNetwork(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	e := newEnv(t, options{noEngine: true, wrap: func(b engine.Backend) engine.Backend { rec.Backend = b; return rec }})
 	e.cfg.Store = endingStore{e.store}
@@ -180,6 +184,7 @@ func TestEndedWhileCreatingNetwork(t *testing.T) {
 // with the execution's id (DNS name, templates, Zoe's variables), and the
 // command is split with the shell's quoting.
 func TestStartSpec(t *testing.T) {
+	t.Parallel()
 	var rec *specs
 	e := newEnv(t, options{noEngine: true, wrap: func(b engine.Backend) engine.Backend {
 		rec = &specs{Backend: b}
@@ -269,6 +274,7 @@ func (p *placing) placed() [][]string {
 // one PlaceServices call, an order after the other; a conflict places none
 // of them, and the start is tried again after a back-off.
 func TestOrderPlacedTogether(t *testing.T) {
+	t.Parallel()
 	for _, conflicts := range []int{0, 1} {
 		t.Run(fmt.Sprint(conflicts, " conflicts"), func(t *testing.T) {
 			e := newEnv(t, options{noEngine: true})

@@ -10,6 +10,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	dep := deployment(t)
 	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
 		New: func(t *testing.T) backend.Backend { return open(t, dep, nil) },

@@ -63,6 +63,7 @@ func TestConfigure(t *testing.T) {
 }
 
 func TestNodes(t *testing.T) {
+	t.Parallel()
 	dep := deployment(t)
 	p := open(t, dep, map[string]any{"host": map[string]any{"n1": map[string]any{"labels": []string{"ssd"}, "external_address": "10.1.2.3"}}})
 	ctx := ctxFor(t)
@@ -95,6 +96,7 @@ func TestNodes(t *testing.T) {
 // TestDNSNames: a worker reaches its master by the master's hostname on the
 // execution network.
 func TestDNSNames(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events, err := p.Events(ctx)
@@ -117,6 +119,7 @@ func TestDNSNames(t *testing.T) {
 
 // TestPublishedPort: a declared port answers HTTP on the host.
 func TestPublishedPort(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	net := network(t, ctx, p)
@@ -143,6 +146,7 @@ func TestPublishedPort(t *testing.T) {
 // TestWorkspace: a job writes into its bind-mounted workspace; the file
 // appears in the host directory; a read-only mount refuses the write.
 func TestWorkspace(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		readOnly bool
@@ -192,6 +196,7 @@ func TestWorkspace(t *testing.T) {
 
 // TestOOM: a service over its memory limit is reported OOM-killed.
 func TestOOM(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events, err := p.Events(ctx)
@@ -212,6 +217,7 @@ func TestOOM(t *testing.T) {
 }
 
 func TestLogs(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	net := network(t, ctx, p)
@@ -290,6 +296,7 @@ func TestLogs(t *testing.T) {
 
 // TestList: each deployment lists its own containers, in every state.
 func TestList(t *testing.T) {
+	t.Parallel()
 	ctx := ctxFor(t)
 	a, b := open(t, deployment(t), nil), open(t, deployment(t), nil)
 	netA, netB := network(t, ctx, a), network(t, ctx, b)
@@ -329,6 +336,7 @@ func TestList(t *testing.T) {
 
 // TestRecover: a second instance takes services back from their handles.
 func TestRecover(t *testing.T) {
+	t.Parallel()
 	dep := deployment(t)
 	first, second := open(t, dep, nil), open(t, dep, nil)
 	ctx := ctxFor(t)
@@ -378,6 +386,7 @@ func TestRecover(t *testing.T) {
 
 // TestStartErrors: a taken name, a missing image that cannot be pulled.
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events, err := p.Events(ctx)
@@ -429,6 +438,7 @@ func net0() (string, error) {
 // TestUnreachableEngine: an engine that does not answer is an unreachable
 // node, and every call on it fails with sdk.ErrUnavailable.
 func TestUnreachableEngine(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "closed.sock")
 	p := open(t, "zoe-test-"+random(), map[string]any{"host": map[string]any{"dead": map[string]any{"address": "unix://" + sock}}})
 	ctx := ctxFor(t)
@@ -464,7 +474,10 @@ func TestUnreachableEngine(t *testing.T) {
 // CoresLimit the only cap. (TestNodeReservations counts the labels exactly,
 // against a fake engine: here other tests' containers may come and go.)
 func TestCores(t *testing.T) {
-	dep := deployment(t)
+	t.Parallel()
+	// 3.25 cores reserved, more than the engine has here: no other test
+	// reserving cores runs meanwhile, in this package or another.
+	dep := exclusiveDeployment(t)
 	p := open(t, dep, nil)
 	ctx := ctxFor(t)
 	cli := dockerClient(t)

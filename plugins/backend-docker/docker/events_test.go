@@ -14,6 +14,7 @@ import (
 // TestVanished: a container removed behind Zoe's back is vanished; one the
 // plugin removed itself is not.
 func TestVanished(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events, err := p.Events(ctx)
@@ -45,7 +46,8 @@ func TestVanished(t *testing.T) {
 
 // TestUpdate changes a running container's resources.
 func TestUpdate(t *testing.T) {
-	p := open(t, deployment(t), nil)
+	t.Parallel()
+	p := open(t, exclusiveDeployment(t), nil) // a core reserved
 	ctx := ctxFor(t)
 	net := network(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,

@@ -33,6 +33,9 @@ var pluginBinary string
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	// The tests run in parallel, each on a deployment of its own: they
+	// wait on the engine rather than compute.
+	testutil.RaiseParallel(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cli, err := client.New(client.FromEnv)
 	if err == nil {
@@ -65,8 +68,24 @@ func random() string {
 }
 
 // deployment returns a deployment name of its own for t, and removes every
-// container and network labelled with it when t ends.
+// container and network labelled with it when t ends. t shares the Docker
+// engine (testutil.DockerLock) until then.
 func deployment(t testing.TB) string {
+	t.Helper()
+	testutil.DockerLock(t, false)
+	return newDeployment(t)
+}
+
+// exclusiveDeployment is deployment for a test that needs the engine to
+// itself (testutil.DockerLock): no other test using Docker runs meanwhile,
+// in this package or another.
+func exclusiveDeployment(t testing.TB) string {
+	t.Helper()
+	testutil.DockerLock(t, true)
+	return newDeployment(t)
+}
+
+func newDeployment(t testing.TB) string {
 	t.Helper()
 	dep := "zoe-test-" + random()
 	cli := dockerClient(t)

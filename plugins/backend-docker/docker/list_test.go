@@ -13,6 +13,7 @@ import (
 // state changed since the last List, forgets the containers that are
 // gone, and says what Inspect says.
 func TestListInspectsOnlyChanges(t *testing.T) {
+	t.Parallel()
 	const n = 4
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)

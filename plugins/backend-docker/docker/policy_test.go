@@ -20,6 +20,7 @@ import (
 // TestPolicyConfig: the container the engine holds says what the policy
 // says, for the strictest policy and for one that allows everything it can.
 func TestPolicyConfig(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	cli := dockerClient(t)
@@ -75,6 +76,7 @@ func TestPolicyConfig(t *testing.T) {
 // TestPolicyRefusals: what the back-end refuses, before anything exists:
 // a missing host path is not created, the host's network is not joined.
 func TestPolicyRefusals(t *testing.T) {
+	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	net := network(t, ctx, p)
@@ -122,6 +124,7 @@ func TestPolicyRefusals(t *testing.T) {
 // TestNamedVolume: a named volume is a mount of type volume, created by the
 // engine when missing, read-only when asked.
 func TestNamedVolume(t *testing.T) {
+	t.Parallel()
 	cli := dockerClient(t)
 	vol := "zoe-test-vol-" + random()
 	// Registered first, so it runs last: after the deployment's clean-up
