@@ -319,6 +319,7 @@ type TokenList struct {
 
 // User defines model for User.
 type User struct {
+	AuthEmail *string   `json:"auth_email,omitempty"`
 	AuthRole  *string   `json:"auth_role,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	Email     *string   `json:"email,omitempty"`
@@ -339,6 +340,7 @@ type UserList struct {
 
 // UserUpdate defines model for UserUpdate.
 type UserUpdate struct {
+	Email   *string `json:"email,omitempty"`
 	Enabled *bool   `json:"enabled,omitempty"`
 	Quota   *string `json:"quota,omitempty"`
 	Role    *string `json:"role,omitempty"`
