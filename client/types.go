@@ -123,10 +123,10 @@ type User struct {
 	Role     string `json:"role"`
 	// AuthRole is the role the auth plugin gives; Role differs when an
 	// admin changed it.
-	AuthRole  string    `json:"auth_role,omitempty"`
-	Groups    []string  `json:"groups,omitempty"`
-	UID       *uint32   `json:"uid,omitempty"`
-	GID       *uint32   `json:"gid,omitempty"`
+	AuthRole string   `json:"auth_role,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	UID      *uint32  `json:"uid,omitempty"`
+	GID      *uint32  `json:"gid,omitempty"`
 	// Email is the address notifications go to: the one an admin set
 	// when there is one, else AuthEmail.
 	Email string `json:"email,omitempty"`
