@@ -1,0 +1,98 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNotificationsBlock(t *testing.T) {
+	t.Setenv("ZOE_TEST_SMTP_PASSWORD", "s3cret-pw")
+	src := `notifications {
+  long_running = "2h"
+  public_url   = "https://zoe.example.org/base/"
+  queue_size   = 50
+  max_attempts = 3
+  smtp {
+    server   = "smtp.example.org"
+    port     = 2525
+    ca_file  = "ca.pem"
+    username = "zoe"
+    password = env("ZOE_TEST_SMTP_PASSWORD")
+    from     = "Zoe <zoe@example.org>"
+    timeout  = "10s"
+  }
+}
+`
+	cfg, diags := Parse("/etc/zoe/zoe.hcl", []byte(src))
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	want := &Notifications{LongRunning: 2 * time.Hour, PublicURL: "https://zoe.example.org/base", QueueSize: 50, MaxAttempts: 3,
+		SMTP: SMTP{Server: "smtp.example.org", Port: 2525, TLS: "starttls", CAFile: "/etc/zoe/ca.pem", Username: "zoe",
+			Password: "s3cret-pw", From: `"Zoe" <zoe@example.org>`, Timeout: 10 * time.Second}}
+	if !reflect.DeepEqual(cfg.Notifications, want) {
+		t.Errorf("got %+v, want %+v", cfg.Notifications, want)
+	}
+	// The password does not show when the block is printed.
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(verb, *cfg.Notifications); strings.Contains(s, "s3cret") {
+			t.Errorf("%s shows the password: %s", verb, s)
+		}
+	}
+	if cfg, _ := Parse("zoe.hcl", nil); cfg.Notifications != nil {
+		t.Errorf("no block: %+v, want nil (no mail)", cfg.Notifications)
+	}
+	// Defaults: STARTTLS on 587; implicit TLS on 465; none on 25.
+	for mode, port := range map[string]int{"": 587, `tls = "tls"`: 465, `tls = "none"`: 25} {
+		cfg, diags := Parse("zoe.hcl", []byte("notifications {\n  smtp {\n    server = \"127.0.0.1\"\n    from = \"z@x.example\"\n    "+mode+"\n  }\n}\n"))
+		if len(diags) > 0 {
+			t.Fatal(mode, diags)
+		}
+		if s := cfg.Notifications.SMTP; s.Port != port || s.Timeout != DefaultSMTPTimeout || (mode == "" && s.TLS != "starttls") {
+			t.Errorf("%q: %+v", mode, s)
+		}
+	}
+
+	smtp := func(lines ...string) string {
+		return "notifications {\n  smtp {\n" + strings.Join(lines, "\n") + "\n  }\n}\n"
+	}
+	const srv, from = `    server = "smtp.example.org"`, `    from = "zoe@example.org"`
+	for _, tc := range []struct{ name, src, want string }{
+		{"no smtp block", "notifications {\n}\n", "bad.hcl:1,1: Missing smtp block"},
+		{"two smtp blocks", "notifications {\n  smtp {\n" + srv + "\n" + from + "\n  }\n  smtp {\n" + srv + "\n" + from + "\n  }\n}\n",
+			"bad.hcl:6,3: Duplicate smtp block"},
+		{"no server", smtp(from), "bad.hcl:2,8: Missing required argument"},
+		{"server with a port", smtp(`    server = "smtp.example.org:25"`, from), "bad.hcl:3,14: Invalid SMTP server"},
+		{"bad tls", smtp(srv, from, `    tls = "ssl"`), "bad.hcl:5,11: Invalid SMTP TLS mode"},
+		{"bad port", smtp(srv, from, `    port = 0`), "bad.hcl:5,12: Invalid number"},
+		{"bad sender", smtp(srv, `    from = "zoe"`), "bad.hcl:4,12: Invalid sender"},
+		{"sender with a newline", smtp(srv, `    from = "zoe@example.org\nBcc: x@y.example"`), "bad.hcl:4,12: Invalid sender"},
+		{"username alone", smtp(srv, from, `    username = "zoe"`), "bad.hcl:5,5: Incomplete SMTP credentials"},
+		{"credentials in clear", smtp(srv, from, `    tls = "none"`, `    username = "zoe"`, `    password = "x"`),
+			"bad.hcl:5,11: Credentials in clear text"},
+		{"unset env", smtp(srv, from, `    username = "zoe"`, `    password = env("ZOE_TEST_UNSET_SMTP")`),
+			"bad.hcl:6,16: Error in function call"},
+		{"bad timeout", smtp(srv, from, `    timeout = "soon"`), "bad.hcl:5,15: Invalid duration"},
+		{"bad public url", "notifications {\n  public_url = \"zoe.example.org\"\n  smtp {\n" + srv + "\n" + from + "\n  }\n}\n",
+			"bad.hcl:2,16: Invalid public URL"},
+		{"bad long_running", "notifications {\n  long_running = \"-1h\"\n  smtp {\n" + srv + "\n" + from + "\n  }\n}\n",
+			"bad.hcl:2,18: Invalid duration"},
+		{"unknown attribute", smtp(srv, from, `    pasword = "x"`), "bad.hcl:5,5: Unsupported argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, diags := Parse("bad.hcl", []byte(tc.src))
+			if got := locations(diags); !slices.Equal(got, []string{tc.want}) {
+				t.Errorf("diagnostics %q, want %q", got, tc.want)
+			}
+			for _, d := range diags {
+				if strings.Contains(d.Detail, "s3cret") {
+					t.Errorf("a diagnostic shows the password: %s", d.Detail)
+				}
+			}
+		})
+	}
+}
