@@ -93,7 +93,7 @@ func (d *decoder) notifications(b *hcl.Block) {
 			n.PublicURL = strings.TrimRight(v, "/")
 		}
 	}
-	d.count(a, "queue_size", 1, 1<<20, &n.QueueSize)
+	d.count(a, "queue_size", 1, 100000, &n.QueueSize)
 	d.count(a, "max_attempts", 1, 100, &n.MaxAttempts)
 	var smtp *hcl.Block
 	for _, sb := range content.Blocks {
