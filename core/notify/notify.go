@@ -345,8 +345,8 @@ func (n *Notifier) send(ctx context.Context, j *job) {
 	if err == nil {
 		err = n.cfg.Sender.Send(ctx, n.cfg.From, m.To, msg)
 	}
-	if ctx.Err() != nil {
-		return // not settled: sent after the next start
+	if err != nil && ctx.Err() != nil {
+		return // not settled: sent again after the next start
 	}
 	j.attempts++
 	switch {

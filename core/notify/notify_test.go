@@ -138,9 +138,9 @@ func (e *env) run(t *testing.T, cfg notify.Config) (stop func()) {
 	return stop
 }
 
-func sender(t *testing.T, ms *mailServer, tlsMode, caFile, user, password string) notify.Sender {
+func sender(t *testing.T, ms *testutil.MailServer, tlsMode, caFile, user, password string) notify.Sender {
 	t.Helper()
-	s, err := notify.NewSMTP(config.SMTP{Server: "127.0.0.1", Port: ms.addr.Port, TLS: tlsMode, CAFile: caFile,
+	s, err := notify.NewSMTP(config.SMTP{Server: "127.0.0.1", Port: ms.Port, TLS: tlsMode, CAFile: caFile,
 		Username: user, Password: config.Secret(password), Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -150,19 +150,19 @@ func sender(t *testing.T, ms *mailServer, tlsMode, caFile, user, password string
 
 // mailOf is a received mail, parsed.
 type mailOf struct {
-	received
+	testutil.Mail
 	header  mail.Header
 	subject string
 	body    string
 }
 
-func next(t *testing.T, ms *mailServer) mailOf {
+func next(t *testing.T, ms *testutil.MailServer) mailOf {
 	t.Helper()
 	select {
-	case r := <-ms.received:
-		m, err := mail.ReadMessage(bytes.NewReader(r.data))
+	case r := <-ms.Received:
+		m, err := mail.ReadMessage(bytes.NewReader(r.Data))
 		if err != nil {
-			t.Fatalf("unreadable mail: %v\n%s", err, r.data)
+			t.Fatalf("unreadable mail: %v\n%s", err, r.Data)
 		}
 		subject, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
 		if err != nil {
@@ -172,7 +172,7 @@ func next(t *testing.T, ms *mailServer) mailOf {
 		if err != nil {
 			t.Fatalf("body: %v", err)
 		}
-		return mailOf{received: r, header: m.Header, subject: subject, body: string(body)}
+		return mailOf{Mail: r, header: m.Header, subject: subject, body: string(body)}
 	case <-time.After(wait):
 		t.Fatal("no mail came")
 	}
@@ -180,11 +180,11 @@ func next(t *testing.T, ms *mailServer) mailOf {
 }
 
 // noMore checks nothing else was received once the notifier is stopped.
-func noMore(t *testing.T, ms *mailServer) {
+func noMore(t *testing.T, ms *testutil.MailServer) {
 	t.Helper()
 	select {
-	case r := <-ms.received:
-		t.Fatalf("an unexpected mail:\n%s", r.data)
+	case r := <-ms.Received:
+		t.Fatalf("an unexpected mail:\n%s", r.Data)
 	default:
 	}
 }
@@ -194,7 +194,7 @@ func noMore(t *testing.T, ms *mailServer) {
 // where; an owner without an address gets none.
 func TestNotify(t *testing.T) {
 	e := newEnv(t)
-	ms := startMailServer(t, serverOptions{})
+	ms := testutil.StartMailServer(t, testutil.MailServerOptions{})
 	stop := e.run(t, notify.Config{Sender: sender(t, ms, "none", "", "", ""), LongRunning: time.Hour,
 		PublicURL: "https://zoe.example/base"})
 
@@ -206,13 +206,18 @@ func TestNotify(t *testing.T) {
 	sentinel := e.end(t, "alice", "sentinel", state.StatusError, "the last", 0)
 
 	got := []mailOf{next(t, ms), next(t, ms), next(t, ms)}
+	// The cursor moves past every mail settled.
+	testutil.WaitFor(t, wait, "the cursor past the last end", func() (bool, string) {
+		id, _, err := e.st.FeedCursor(t.Context(), notify.CursorName)
+		return id >= lastEvent(t, e.st), fmt.Sprint(id, err)
+	})
 	stop()
 	noMore(t, ms)
 	byID := map[string]mailOf{}
 	for _, m := range got {
-		if m.from != "zoe@zoe.example" || !slices.Equal(m.to, []string{"alice@lab.example"}) ||
+		if m.From != "zoe@zoe.example" || !slices.Equal(m.To, []string{"alice@lab.example"}) ||
 			m.header.Get("To") != "<alice@lab.example>" || m.header.Get("From") != `"Zoe" <zoe@zoe.example>` {
-			t.Errorf("envelope %q → %q, headers From %q To %q", m.from, m.to, m.header.Get("From"), m.header.Get("To"))
+			t.Errorf("envelope %q → %q, headers From %q To %q", m.From, m.To, m.header.Get("From"), m.header.Get("To"))
 		}
 		if m.header.Get("Auto-Submitted") != "auto-generated" || m.header.Get("Message-ID") == "" {
 			t.Errorf("headers: %v", m.header)
@@ -241,10 +246,6 @@ func TestNotify(t *testing.T) {
 		!strings.Contains(l.body, "Status:     terminated") || !strings.Contains(l.body, "Ran for:    2h0m") {
 		t.Errorf("the long one: %q\n%s", l.subject, l.body)
 	}
-	// The cursor moved past every mail settled.
-	if id, _, _ := e.st.FeedCursor(t.Context(), notify.CursorName); id < lastEvent(t, e.st) {
-		t.Errorf("cursor %d, want the last event %d", id, lastEvent(t, e.st))
-	}
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -270,7 +271,7 @@ func lastEvent(t *testing.T, st state.Store) int64 {
 // a restart sends nothing twice and loses nothing that ended in between.
 func TestNotifyRestart(t *testing.T) {
 	e := newEnv(t)
-	ms := startMailServer(t, serverOptions{})
+	ms := testutil.StartMailServer(t, testutil.MailServerOptions{})
 	e.end(t, "alice", "before-the-first-start", state.StatusError, "old", 0)
 	cfg := notify.Config{Sender: sender(t, ms, "none", "", "", "")}
 	stop := e.run(t, cfg)
@@ -301,15 +302,15 @@ func TestNotifyRestart(t *testing.T) {
 // with the execution and owner.
 func TestNotifyServerDownThenUp(t *testing.T) {
 	e := newEnv(t)
-	ca := newCA(t, "ca")
-	ms := startMailServer(t, serverOptions{down: true, tls: ca.serverTLS(t), user: "zoe", password: "pw-not-in-logs"})
-	e.run(t, notify.Config{Sender: sender(t, ms, "starttls", ca.file, "zoe", "pw-not-in-logs"), MaxAttempts: 100})
+	ca := testutil.NewCA(t, "ca")
+	ms := testutil.StartMailServer(t, testutil.MailServerOptions{Down: true, TLS: ca.ServerTLS(t), User: "zoe", Password: "pw-not-in-logs"})
+	e.run(t, notify.Config{Sender: sender(t, ms, "starttls", ca.File, "zoe", "pw-not-in-logs"), MaxAttempts: 100})
 	x := e.end(t, "alice", "waits", state.StatusError, "boom", 0)
 	testutil.WaitFor(t, wait, "two refused attempts", func() (bool, string) {
-		n := ms.refused.Load()
+		n := ms.Refused.Load()
 		return n >= 2, fmt.Sprint(n)
 	})
-	ms.down.Store(false)
+	ms.Down.Store(false)
 	if m := next(t, ms); !strings.Contains(m.subject, fmt.Sprintf("(#%d)", x.ID)) {
 		t.Fatalf("mail %q", m.subject)
 	}
@@ -327,7 +328,7 @@ func TestNotifyServerDownThenUp(t *testing.T) {
 // stops promptly and its cursor ends past every end.
 func TestNotifyServerDownForGood(t *testing.T) {
 	e := newEnv(t)
-	ms := startMailServer(t, serverOptions{down: true})
+	ms := testutil.StartMailServer(t, testutil.MailServerOptions{Down: true})
 	const ends, attempts, queue = 6, 3, 2
 	n := notify.New(e.hl, notify.Config{Store: e.st, Sender: sender(t, ms, "none", "", "", ""), From: "zoe@zoe.example",
 		MaxAttempts: attempts, QueueSize: queue, Poll: 10 * time.Millisecond,
@@ -347,12 +348,12 @@ func TestNotifyServerDownForGood(t *testing.T) {
 	testutil.WaitFor(t, wait, "every mail given up", func() (bool, string) {
 		most = max(most, n.Queued())
 		g := strings.Count(e.log.String(), "notification not sent; giving up")
-		return g == ends, fmt.Sprintf("%d given up, %d refused", g, ms.refused.Load())
+		return g == ends, fmt.Sprintf("%d given up, %d refused", g, ms.Refused.Load())
 	})
 	if most > queue {
 		t.Errorf("%d mails queued at once, want at most %d", most, queue)
 	}
-	if got := ms.refused.Load(); got != ends*attempts {
+	if got := ms.Refused.Load(); got != ends*attempts {
 		t.Errorf("%d connections, want %d (%d attempts each)", got, ends*attempts, attempts)
 	}
 	testutil.WaitFor(t, wait, "the cursor past the last end", func() (bool, string) {
@@ -375,37 +376,34 @@ func TestNotifyServerDownForGood(t *testing.T) {
 // credentials; a certificate from another CA, or a server without
 // STARTTLS, gets no mail and a logged reason.
 func TestNotifyTLS(t *testing.T) {
-	ca, other := newCA(t, "ca"), newCA(t, "other")
+	ca, other := testutil.NewCA(t, "ca"), testutil.NewCA(t, "other")
 	for _, tc := range []struct {
 		name      string
-		server    serverOptions
+		server    testutil.MailServerOptions
 		mode, ca  string
 		delivered bool
 		logged    string
 	}{
-		{"starttls", serverOptions{tls: ca.serverTLS(t), user: "zoe", password: "pw"}, "starttls", ca.file, true, ""},
-		{"implicit tls", serverOptions{tls: ca.serverTLS(t), implicit: true, user: "zoe", password: "pw"}, "tls", ca.file, true, ""},
-		{"wrong ca", serverOptions{tls: other.serverTLS(t), user: "zoe", password: "pw"}, "starttls", ca.file, false,
+		{"starttls", testutil.MailServerOptions{TLS: ca.ServerTLS(t), User: "zoe", Password: "pw"}, "starttls", ca.File, true, ""},
+		{"implicit tls", testutil.MailServerOptions{TLS: ca.ServerTLS(t), Implicit: true, User: "zoe", Password: "pw"}, "tls", ca.File, true, ""},
+		{"wrong ca", testutil.MailServerOptions{TLS: other.ServerTLS(t), User: "zoe", Password: "pw"}, "starttls", ca.File, false,
 			"certificate signed by unknown authority"},
-		{"wrong ca, implicit", serverOptions{tls: other.serverTLS(t), implicit: true, user: "zoe", password: "pw"}, "tls", ca.file, false,
+		{"wrong ca, implicit", testutil.MailServerOptions{TLS: other.ServerTLS(t), Implicit: true, User: "zoe", Password: "pw"}, "tls", ca.File, false,
 			"certificate signed by unknown authority"},
-		{"system roots", serverOptions{tls: ca.serverTLS(t), user: "zoe", password: "pw"}, "starttls", "", false,
+		{"system roots", testutil.MailServerOptions{TLS: ca.ServerTLS(t), User: "zoe", Password: "pw"}, "starttls", "", false,
 			"certificate signed by unknown authority"},
-		{"no starttls offered", serverOptions{}, "starttls", ca.file, false, "does not offer STARTTLS"},
+		{"no starttls offered", testutil.MailServerOptions{}, "starttls", ca.File, false, "does not offer STARTTLS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			ms := startMailServer(t, tc.server)
+			ms := testutil.StartMailServer(t, tc.server)
 			stop := e.run(t, notify.Config{Sender: sender(t, ms, tc.mode, tc.ca, "zoe", "pw"), MaxAttempts: 1})
 			x := e.end(t, "alice", "x", state.StatusError, "boom", 0)
 			if tc.delivered {
 				if m := next(t, ms); !strings.Contains(m.subject, fmt.Sprintf("(#%d)", x.ID)) {
 					t.Fatalf("mail %q", m.subject)
 				}
-				ms.mu.Lock()
-				logins := slices.Clone(ms.logins)
-				ms.mu.Unlock()
-				if !slices.Equal(logins, []string{"zoe"}) {
+				if logins := ms.Logins(); !slices.Equal(logins, []string{"zoe"}) {
 					t.Errorf("logins %v, want zoe once", logins)
 				}
 				return
@@ -430,7 +428,7 @@ func TestNotifyHeaderInjection(t *testing.T) {
 		Email: "mallory@lab.example\r\nBcc: eve@evil.example"}); err != nil {
 		t.Fatal(err)
 	}
-	ms := startMailServer(t, serverOptions{})
+	ms := testutil.StartMailServer(t, testutil.MailServerOptions{})
 	stop := e.run(t, notify.Config{Sender: sender(t, ms, "none", "", "", "")})
 	e.end(t, "mallory", "sneaky", state.StatusError, "boom", 0)
 	name := "x\r\nBcc: eve@evil.example\r\nSubject: pwned\r\n\r\nfake body"
@@ -438,8 +436,8 @@ func TestNotifyHeaderInjection(t *testing.T) {
 	m := next(t, ms)
 	stop()
 	noMore(t, ms)
-	if !slices.Equal(m.to, []string{"alice@lab.example"}) {
-		t.Errorf("recipients %v", m.to)
+	if !slices.Equal(m.To, []string{"alice@lab.example"}) {
+		t.Errorf("recipients %v", m.To)
 	}
 	if len(m.header["Subject"]) != 1 || m.header.Get("Bcc") != "" || len(m.header["To"]) != 1 {
 		t.Errorf("headers %v", m.header)

@@ -1,4 +1,4 @@
-package notify_test
+package testutil
 
 import (
 	"crypto/ecdsa"
@@ -24,41 +24,54 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// mailServer is a real SMTP server (github.com/emersion/go-smtp) on
-// 127.0.0.1 that keeps what it receives. While down, it closes every
+// MailServer is a real SMTP server (github.com/emersion/go-smtp) on
+// 127.0.0.1 that keeps what it receives. While Down, it closes every
 // connection at once, as a server that is not there would.
-type mailServer struct {
-	addr     *net.TCPAddr
-	srv      *smtp.Server
-	down     atomic.Bool
-	refused  atomic.Int64 // connections closed while down
-	received chan received
+type MailServer struct {
+	Port int
+	// Down: connections are closed as soon as they are accepted.
+	Down atomic.Bool
+	// Refused counts the connections closed while Down.
+	Refused atomic.Int64
+	// Received has each mail accepted, in order.
+	Received chan Mail
 
 	user, password string
 	mu             sync.Mutex
 	logins         []string
 }
 
-type received struct {
-	from string
-	to   []string
-	data []byte
+// Mail is a mail as the server received it: the envelope and the data.
+type Mail struct {
+	From string
+	To   []string
+	Data []byte
 }
 
-type serverOptions struct {
-	// tls: the certificate, offered with STARTTLS, or from the first byte
-	// with implicit.
-	tls      *tls.Config
-	implicit bool
-	// user and password: required credentials (PLAIN).
-	user, password string
-	down           bool
+// MailServerOptions configure a MailServer.
+type MailServerOptions struct {
+	// TLS is the server's certificate, offered with STARTTLS, or from the
+	// first byte when Implicit.
+	TLS      *tls.Config
+	Implicit bool
+	// User and Password are required credentials (AUTH PLAIN), when set.
+	User, Password string
+	// Down starts the server down.
+	Down bool
 }
 
-func startMailServer(t *testing.T, o serverOptions) *mailServer {
+// Logins are the users who authenticated, in order.
+func (ms *MailServer) Logins() []string {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return append([]string(nil), ms.logins...)
+}
+
+// StartMailServer starts a server for the test, stopped at its end.
+func StartMailServer(t testing.TB, o MailServerOptions) *MailServer {
 	t.Helper()
-	ms := &mailServer{received: make(chan received, 100), user: o.user, password: o.password}
-	ms.down.Store(o.down)
+	ms := &MailServer{Received: make(chan Mail, 100), user: o.User, password: o.Password}
+	ms.Down.Store(o.Down)
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{ms: ms}, nil
 	}))
@@ -68,20 +81,19 @@ func startMailServer(t *testing.T, o serverOptions) *mailServer {
 	srv.ReadTimeout, srv.WriteTimeout = time.Minute, time.Minute
 	srv.MaxMessageBytes = 1 << 20
 	srv.MaxRecipients = 10
-	if !o.implicit {
-		srv.TLSConfig = o.tls
+	if !o.Implicit {
+		srv.TLSConfig = o.TLS
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err) // a test machine always has a loopback
 	}
-	ms.addr = ln.Addr().(*net.TCPAddr)
+	ms.Port = ln.Addr().(*net.TCPAddr).Port
 	var l net.Listener = &flappingListener{Listener: ln, ms: ms}
-	if o.implicit {
-		l = tls.NewListener(l, o.tls)
+	if o.Implicit {
+		l = tls.NewListener(l, o.TLS)
 	}
-	ms.srv = srv
-	done := make(chan struct{})
+		done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 	return ms
@@ -90,22 +102,22 @@ func startMailServer(t *testing.T, o serverOptions) *mailServer {
 // flappingListener closes what it accepts while the server is down.
 type flappingListener struct {
 	net.Listener
-	ms *mailServer
+	ms *MailServer
 }
 
 func (l *flappingListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil || !l.ms.down.Load() {
+		if err != nil || !l.ms.Down.Load() {
 			return c, err
 		}
 		c.Close()
-		l.ms.refused.Add(1)
+		l.ms.Refused.Add(1)
 	}
 }
 
 type session struct {
-	ms   *mailServer
+	ms   *MailServer
 	from string
 	to   []string
 	auth bool
@@ -149,22 +161,23 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	s.ms.received <- received{from: s.from, to: s.to, data: b}
+	s.ms.Received <- Mail{From: s.from, To: s.to, Data: b}
 	return nil
 }
 
 func (s *session) Reset()        { s.from, s.to = "", nil }
 func (s *session) Logout() error { return nil }
 
-// testCA is a certificate authority made for one test, and the file its
-// certificate is in.
-type testCA struct {
+// TestCA is a certificate authority made for one test, and File the PEM
+// file its certificate is in.
+type TestCA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
-	file string
+	File string
 }
 
-func newCA(t *testing.T, name string) *testCA {
+// NewCA makes a CA named name.
+func NewCA(t testing.TB, name string) *TestCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -185,11 +198,11 @@ func newCA(t *testing.T, name string) *testCA {
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &testCA{cert: cert, key: key, file: file}
+	return &TestCA{cert: cert, key: key, File: file}
 }
 
-// serverTLS is a certificate for 127.0.0.1 signed by the CA.
-func (ca *testCA) serverTLS(t *testing.T) *tls.Config {
+// ServerTLS is a certificate for 127.0.0.1 signed by the CA.
+func (ca *TestCA) ServerTLS(t testing.TB) *tls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
