@@ -93,7 +93,7 @@ func StartMailServer(t testing.TB, o MailServerOptions) *MailServer {
 	if o.Implicit {
 		l = tls.NewListener(l, o.TLS)
 	}
-		done := make(chan struct{})
+	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 	return ms
