@@ -50,8 +50,11 @@ func ran(e state.Execution, ended time.Time) time.Duration {
 	if e.EndedAt != nil {
 		ended = *e.EndedAt
 	}
-	return max(ended.Sub(*e.StartedAt), 0).Round(time.Second)
+	return max(ended.Sub(*e.StartedAt), 0)
 }
+
+// shown is a duration as the mail shows it, to the second.
+func shown(d time.Duration) string { return d.Round(time.Second).String() }
 
 // oneLine makes user text safe for one line of a mail: control characters
 // (CR and LF among them) become spaces, invalid UTF-8 is replaced, and it
@@ -80,7 +83,7 @@ func (m message) subject() string {
 	if m.Status == string(state.StatusError) {
 		return fmt.Sprintf("[Zoe] Execution \"%s\" (#%d) ended in error", name, m.Execution.ID)
 	}
-	return fmt.Sprintf("[Zoe] Execution \"%s\" (#%d) ended after %s", name, m.Execution.ID, ran(m.Execution, m.Ended))
+	return fmt.Sprintf("[Zoe] Execution \"%s\" (#%d) ended after %s", name, m.Execution.ID, shown(ran(m.Execution, m.Ended)))
 }
 
 func (m message) body() string {
@@ -90,7 +93,7 @@ func (m message) body() string {
 	if m.Status == string(state.StatusError) {
 		fmt.Fprintf(&b, "your execution \"%s\" (id %d) ended in error.\n\n", oneLine(e.Name, maxNameLen), e.ID)
 	} else {
-		fmt.Fprintf(&b, "your execution \"%s\" (id %d) has ended after running %s.\n\n", oneLine(e.Name, maxNameLen), e.ID, ran(e, m.Ended))
+		fmt.Fprintf(&b, "your execution \"%s\" (id %d) has ended after running %s.\n\n", oneLine(e.Name, maxNameLen), e.ID, shown(ran(e, m.Ended)))
 	}
 	row := func(k, v string) {
 		if v != "" {
@@ -119,7 +122,7 @@ func (m message) body() string {
 	}
 	row("Ended", at(&ended))
 	if e.StartedAt != nil {
-		row("Ran for", ran(e, m.Ended).String())
+		row("Ran for", shown(ran(e, m.Ended)))
 	}
 	if m.Link != "" {
 		fmt.Fprintf(&b, "\nIts services, events and logs: %s\n", m.Link)

@@ -252,6 +252,7 @@ func (n *Notifier) message(ctx context.Context, ev state.Event) (message, bool, 
 	m := message{EventID: ev.ID, StoreID: n.storeID, Execution: e, Status: ev.To, Reason: ev.Reason, Ended: ev.Time,
 		Owner: e.Owner, From: n.cfg.From, LongRunning: n.cfg.LongRunning}
 	if ev.To != string(state.StatusError) && (n.cfg.LongRunning <= 0 || ran(e, ev.Time) < n.cfg.LongRunning) {
+		log.Debug("notifications: a short run that did not fail; no mail", "ran", ran(e, ev.Time))
 		return message{}, false, nil
 	}
 	u, err := n.cfg.Store.GetUser(ctx, e.Owner)
