@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -94,5 +96,34 @@ func TestNotificationsBlock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNotificationsExample: the commented-out block in examples/zoe.hcl,
+// uncommented, is valid.
+func TestNotificationsExample(t *testing.T) {
+	t.Setenv("ZOE_SMTP_PASSWORD", "x")
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "zoe.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "# notifications {" || len(block) > 0 {
+			block = append(block, strings.TrimPrefix(strings.TrimPrefix(line, "#"), " "))
+		}
+		if len(block) > 0 && line == "# }" {
+			break
+		}
+	}
+	if len(block) < 3 {
+		t.Fatal("no commented-out notifications block in examples/zoe.hcl")
+	}
+	cfg, diags := Parse("zoe.hcl", []byte(strings.Join(block, "\n")))
+	if len(diags) > 0 {
+		t.Fatalf("%s\n%s", diags, strings.Join(block, "\n"))
+	}
+	if n := cfg.Notifications; n == nil || n.SMTP.Server != "smtp.example.org" || n.SMTP.TLS != SMTPStartTLS || n.LongRunning != 4*time.Hour {
+		t.Errorf("got %+v", n)
 	}
 }
