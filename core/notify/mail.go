@@ -151,7 +151,9 @@ func (m message) bytes() ([]byte, error) {
 	h := func(k, v string) { fmt.Fprintf(&buf, "%s: %s\r\n", k, v) }
 	h("From", from.String())
 	h("To", (&mail.Address{Address: to.Address}).String())
-	h("Subject", mime.QEncoding.Encode("utf-8", m.subject()))
+	// Folded between encoded words (RFC 2047 §2), so that no header line
+	// grows past 998 bytes (RFC 5322 §2.1.1) whatever the name.
+	h("Subject", strings.ReplaceAll(mime.QEncoding.Encode("utf-8", m.subject()), "?= =?", "?=\r\n =?"))
 	h("Date", m.Date.Format(time.RFC1123Z))
 	h("Message-ID", fmt.Sprintf("<zoe-notify.%d.%s@%s>", m.EventID, m.StoreID, domain))
 	h("Auto-Submitted", "auto-generated")

@@ -1,6 +1,9 @@
 package notify
 
 import (
+	"bytes"
+	"mime"
+	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +61,35 @@ func TestBackoff(t *testing.T) {
 				t.Errorf("backoff(%d) = %s, want in [%s, %s]", tc.attempts, d, tc.hi*4/5, tc.hi)
 			}
 		}
+	}
+}
+
+// TestMessageLines: every line of a mail about a long name in a non-Latin
+// script stays under RFC 5322's 998 bytes, and the subject decodes whole.
+func TestMessageLines(t *testing.T) {
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	name := strings.Repeat("計算", 300)
+	m := message{EventID: 7, StoreID: "abc", Execution: state.Execution{ID: 3, Name: name, StartedAt: &start, SubmittedAt: start},
+		Status: "error", Reason: strings.Repeat("ü", 3000), Ended: start, Owner: "alice", To: "alice@lab.example",
+		From: "Zoe <zoe@zoe.example>", Date: start}
+	b, err := m.bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(b), "\r\n") {
+		if len(line) > 998 || strings.ContainsAny(line, "\r\n") {
+			t.Errorf("line %d: %d bytes", i, len(line))
+		}
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil || !strings.Contains(subject, oneLine(name, maxNameLen)) || !strings.HasSuffix(subject, "(#3) ended in error") {
+		t.Errorf("subject %q, %v", subject, err)
+	}
+	if got := msg.Header.Get("Message-ID"); got != "<zoe-notify.7.abc@zoe.example>" {
+		t.Errorf("Message-ID %q", got)
 	}
 }
