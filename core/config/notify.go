@@ -1,9 +1,11 @@
 package config
 
 import (
+	"crypto/x509"
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -132,7 +134,14 @@ func (d *decoder) smtp(b *hcl.Block, s *SMTP) {
 	s.Port = defaultSMTPPort(s.TLS)
 	d.count(a, "port", 1, 65535, &s.Port)
 	if v, ok := d.path(a, "ca_file"); ok {
-		s.CAFile = v
+		// Checked now, so that `zoe config validate` finds a wrong path.
+		if pem, err := os.ReadFile(v); err != nil {
+			d.errorf(a["ca_file"].Expr.Range(), "Invalid CA file", "Cannot read ca_file: %v.", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			d.errorf(a["ca_file"].Expr.Range(), "Invalid CA file", "ca_file %s holds no PEM certificate.", v)
+		} else {
+			s.CAFile = v
+		}
 	}
 	if v, _, ok := d.str(a, "username"); ok {
 		s.Username = v

@@ -9,10 +9,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zoe-project/zoe/internal/testutil"
 )
 
 func TestNotificationsBlock(t *testing.T) {
 	t.Setenv("ZOE_TEST_SMTP_PASSWORD", "s3cret-pw")
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "ca")
+	if err := os.Rename(ca.File, filepath.Join(dir, "ca.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "not-pem.txt"), []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	src := `notifications {
   long_running = "2h"
   public_url   = "https://zoe.example.org/base/"
@@ -29,12 +39,12 @@ func TestNotificationsBlock(t *testing.T) {
   }
 }
 `
-	cfg, diags := Parse("/etc/zoe/zoe.hcl", []byte(src))
+	cfg, diags := Parse(filepath.Join(dir, "zoe.hcl"), []byte(src))
 	if len(diags) > 0 {
 		t.Fatal(diags)
 	}
 	want := &Notifications{LongRunning: 2 * time.Hour, PublicURL: "https://zoe.example.org/base", QueueSize: 50, MaxAttempts: 3,
-		SMTP: SMTP{Server: "smtp.example.org", Port: 2525, TLS: "starttls", CAFile: "/etc/zoe/ca.pem", Username: "zoe",
+		SMTP: SMTP{Server: "smtp.example.org", Port: 2525, TLS: "starttls", CAFile: filepath.Join(dir, "ca.pem"), Username: "zoe",
 			Password: "s3cret-pw", From: `"Zoe" <zoe@example.org>`, Timeout: 10 * time.Second}}
 	if !reflect.DeepEqual(cfg.Notifications, want) {
 		t.Errorf("got %+v, want %+v", cfg.Notifications, want)
@@ -84,6 +94,8 @@ func TestNotificationsBlock(t *testing.T) {
 		{"bad long_running", "notifications {\n  long_running = \"-1h\"\n  smtp {\n" + srv + "\n" + from + "\n  }\n}\n",
 			"bad.hcl:2,18: Invalid duration"},
 		{"unknown attribute", smtp(srv, from, `    pasword = "x"`), "bad.hcl:5,5: Unsupported argument"},
+		{"missing ca file", smtp(srv, from, `    ca_file = "`+filepath.Join(dir, "nowhere.pem")+`"`), "bad.hcl:5,15: Invalid CA file"},
+		{"ca file not pem", smtp(srv, from, `    ca_file = "`+filepath.Join(dir, "not-pem.txt")+`"`), "bad.hcl:5,15: Invalid CA file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, diags := Parse("bad.hcl", []byte(tc.src))
