@@ -16,6 +16,9 @@
 // mail but may send again the mails that were in flight (they keep their
 // Message-ID, so many mail readers show them once). Ends older than MaxAge
 // when read (notifications switched off and on again) are skipped.
+//
+// Several daemons sharing one PostgreSQL store share the cursor too, but
+// each sends what it reads: give the notifications block to one of them.
 package notify
 
 import (

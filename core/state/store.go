@@ -28,7 +28,7 @@ import (
 type Store interface {
 	// RecordLogin creates the user on first login (enabled, with the role's
 	// default quota) or updates the auth role (User.AuthRole), groups, uid,
-	// gid, email and last login. The auth plugin is the source of those
+	// gid, email (User.AuthEmail: an admin's address stays) and last login. The auth plugin is the source of those
 	// fields; enabled and quota are Zoe's own and left alone. The role an
 	// admin set (UserUpdate.Role) stays until the source's role changes:
 	// the latest change wins, so a new auth role drops the override. The
