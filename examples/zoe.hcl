@@ -129,7 +129,8 @@ http {
 # one an admin set (zoe user set NAME --email ADDRESS), else the auth
 # source's; users without one get none. Mail is sent in the background and
 # retried with back-off (max_attempts, queue_size bound it); failures are
-# logged at warn. It links to <public_url>/executions/<id>.
+# logged at warn. It links to <public_url>/executions/<id>: public_url is
+# the address users open Zoe at, with the base path Zoe is served under.
 # notifications {
 #   long_running = "4h"
 #   public_url   = "https://zoe.example.org"

@@ -18,8 +18,9 @@ type Notifications struct {
 	// LongRunning: an execution that ran at least this long is worth a mail
 	// whatever its end; 0 means only errors.
 	LongRunning time.Duration
-	// PublicURL is where users reach Zoe, without a trailing slash; the
-	// mail links to PublicURL/executions/<id>. "" for no link.
+	// PublicURL is where users reach Zoe's pages (the base path they are
+	// served under included), without a trailing slash; the mail links to
+	// PublicURL/executions/<id>. "" for no link.
 	PublicURL string
 	// QueueSize bounds the mails waiting to be sent or retried; MaxAttempts
 	// bounds the tries of one mail. 0: the notifier's defaults.
