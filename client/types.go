@@ -123,11 +123,15 @@ type User struct {
 	Role     string `json:"role"`
 	// AuthRole is the role the auth plugin gives; Role differs when an
 	// admin changed it.
-	AuthRole  string    `json:"auth_role,omitempty"`
-	Groups    []string  `json:"groups,omitempty"`
-	UID       *uint32   `json:"uid,omitempty"`
-	GID       *uint32   `json:"gid,omitempty"`
-	Email     string    `json:"email,omitempty"`
+	AuthRole string   `json:"auth_role,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	UID      *uint32  `json:"uid,omitempty"`
+	GID      *uint32  `json:"gid,omitempty"`
+	// Email is the address notifications go to: the one an admin set
+	// when there is one, else AuthEmail.
+	Email string `json:"email,omitempty"`
+	// AuthEmail is the address the auth plugin gives.
+	AuthEmail string    `json:"auth_email,omitempty"`
 	Enabled   bool      `json:"enabled"`
 	Quota     string    `json:"quota"` // the quota that applies (the role's default when none is set)
 	CreatedAt time.Time `json:"created_at"`
@@ -141,11 +145,14 @@ type UserList struct {
 
 // UserUpdate is the body of PATCH /api/v1/users/{name}; absent fields are
 // left alone. Role "" returns the user to the auth plugin's role, Quota ""
-// to the role's default quota.
+// to the role's default quota, Email "" to the auth plugin's address.
 type UserUpdate struct {
 	Role    *string `json:"role,omitempty"`
 	Enabled *bool   `json:"enabled,omitempty"`
 	Quota   *string `json:"quota,omitempty"`
+	// Email overrides the auth plugin's address: a bare address such as
+	// ada@example.org, at most 254 bytes.
+	Email *string `json:"email,omitempty"`
 }
 
 // Quota bounds what one user may run at a time; 0 means unlimited.

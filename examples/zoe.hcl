@@ -127,6 +127,34 @@ http {
   # base_path = "/zoe"
 }
 
+# E-mail notifications, off without this block: the owner of an execution
+# gets a mail when it ends in error, or when it ends (in any way) after
+# running at least long_running (unset: errors only). The address is the
+# one an admin set (zoe user set NAME --email ADDRESS), else the auth
+# source's; users without one get none. Mail is sent in the background and
+# retried with back-off (max_attempts, queue_size bound it); failures are
+# logged at warn. It links to <public_url>/executions/<id>: public_url is
+# the address users open Zoe at, with the base path Zoe is served under.
+# notifications {
+#   long_running = "4h"
+#   public_url   = "https://zoe.example.org"
+#   # queue_size   = 1000
+#   # max_attempts = 6
+#   smtp {
+#     server   = "smtp.example.org"
+#     # "starttls" (default, port 587; a server without STARTTLS is refused),
+#     # "tls" (TLS from the first byte, port 465) or "none" (plain text,
+#     # port 25, no credentials allowed).
+#     tls      = "starttls"
+#     # port   = 587
+#     # ca_file = "/etc/zoe/smtp-ca.pem"  # default: the system's CAs
+#     username = "zoe"
+#     password = env("ZOE_SMTP_PASSWORD")  # never written in the file, never logged
+#     from     = "Zoe <zoe@example.org>"
+#     # timeout = "30s"                   # per mail, connection to QUIT
+#   }
+# }
+
 # Plugins: one labelled block per plugin in use, the label being the plugin's
 # name (binary zoe-plugin-<kind>-<label>). Besides the plugin's own settings,
 # every plugin block accepts:

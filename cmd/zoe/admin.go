@@ -82,6 +82,9 @@ func (c *cli) printUser(cmd *cobra.Command, u *client.User) error {
 		f.add("GID", *u.GID)
 	}
 	f.add("Email", u.Email)
+	if u.AuthEmail != u.Email {
+		f.add("Email (auth source)", u.AuthEmail)
+	}
 	f.add("Created", timeLocal(u.CreatedAt))
 	f.add("Last login", timeLocal(u.LastLogin))
 	return f.flush()
@@ -93,10 +96,11 @@ func userSetCmd(c *cli) *cobra.Command {
 		enable, disable bool
 		quota           string
 		defaultQuota    bool
+		email           string
 	)
 	cmd := &cobra.Command{
-		Use:               "set NAME [--role ROLE] [--enable|--disable] [--quota QUOTA|--default-quota]",
-		Short:             "Change a user's role, whether they may sign in, or their quota",
+		Use:               "set NAME [--role ROLE] [--enable|--disable] [--quota QUOTA|--default-quota] [--email ADDRESS]",
+		Short:             "Change a user's role, whether they may sign in, their quota or their e-mail address",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeUser,
 		RunE: c.run(func(cmd *cobra.Command, args []string) error {
@@ -122,8 +126,11 @@ func userSetCmd(c *cli) *cobra.Command {
 				none := ""
 				u.Quota = &none
 			}
-			if u.Role == nil && u.Enabled == nil && u.Quota == nil {
-				return usageErrorf(cmd, "nothing to change: give --role, --enable, --disable, --quota or --default-quota")
+			if cmd.Flags().Changed("email") {
+				u.Email = &email
+			}
+			if u.Role == nil && u.Enabled == nil && u.Quota == nil && u.Email == nil {
+				return usageErrorf(cmd, "nothing to change: give --role, --enable, --disable, --quota, --default-quota or --email")
 			}
 			cl, err := c.client(cmd)
 			if err != nil {
@@ -142,6 +149,7 @@ func userSetCmd(c *cli) *cobra.Command {
 	f.BoolVar(&disable, "disable", false, "refuse the user's sign-ins and tokens")
 	f.StringVar(&quota, "quota", "", "the quota that applies to the user (see zoe quota ls)")
 	f.BoolVar(&defaultQuota, "default-quota", false, "return the user to their role's default quota")
+	f.StringVar(&email, "email", "", `the address notifications go to, over the auth source's ("" returns to it)`)
 	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"guest", "user", "admin"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("quota", c.completeQuota)
 	return cmd

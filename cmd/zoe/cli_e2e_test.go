@@ -777,6 +777,22 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		dave.fails(1, []string{"disabled"}, "exec", "ls")
 		admin.ok("user", "set", "dave", "--enable", "--default-quota")
 		dave.ok("exec", "ls")
+		// The address notifications go to: set, shown, refused when bad,
+		// back to the auth source's with "".
+		if out := admin.ok("user", "set", "dave", "--email", "dave@lab.example"); !strings.Contains(out, "dave@lab.example") {
+			t.Errorf("zoe user set --email:\n%s", out)
+		}
+		admin.fails(1, []string{"email"}, "user", "set", "dave", "--email", "Dave <dave@lab.example>")
+		admin.okJSON(&u, "user", "get", "dave")
+		if u["email"] != "dave@lab.example" {
+			t.Errorf("dave's address: %v", u)
+		}
+		admin.ok("user", "set", "dave", "--email", "")
+		u = nil
+		admin.okJSON(&u, "user", "get", "dave")
+		if _, ok := u["email"]; ok {
+			t.Errorf("dave's address after --email \"\": %v", u)
+		}
 		if out := admin.ok("plugin", "ls"); !strings.Contains(out, "backend") || !strings.Contains(out, "ready") {
 			t.Errorf("zoe plugin ls:\n%s", out)
 		}

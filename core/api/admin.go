@@ -22,7 +22,7 @@ func (s *Server) userJSON(u state.User) client.User {
 		quota = state.DefaultQuotaName(u.Role)
 	}
 	return client.User{Username: u.Username, Role: string(u.Role), AuthRole: string(u.AuthRole), Groups: u.Groups, UID: u.UID, GID: u.GID,
-		Email: u.Email, Enabled: u.Enabled, Quota: quota, CreatedAt: u.CreatedAt, LastLogin: u.LastLogin}
+		Email: u.Email, AuthEmail: u.AuthEmail, Enabled: u.Enabled, Quota: quota, CreatedAt: u.CreatedAt, LastLogin: u.LastLogin}
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ *caller) {
@@ -75,6 +75,12 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) {
 			return
 		}
 	}
+	if in.Email != nil && *in.Email != "" {
+		if err := state.CheckEmail(*in.Email); err != nil {
+			details = append(details, client.Detail{Path: "email",
+				Message: fmt.Sprintf("must be an address such as ada@example.org, without a name, at most %d bytes", state.MaxEmailLength)})
+		}
+	}
 	if len(details) > 0 {
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid user update", details...)
 		return
@@ -84,7 +90,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) {
 		s.error(w, http.StatusConflict, client.CodeConflict, "you cannot disable yourself or give up your own admin role; ask another admin")
 		return
 	}
-	upd.Enabled, upd.Quota = in.Enabled, in.Quota
+	upd.Enabled, upd.Quota, upd.Email = in.Enabled, in.Quota, in.Email
 	u, err := s.cfg.Store.UpdateUser(r.Context(), name, upd)
 	if err != nil {
 		s.fail(w, err)
@@ -103,6 +109,9 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 	if in.Quota != nil {
 		logged = append(logged, "quota", *in.Quota)
+	}
+	if in.Email != nil {
+		logged = append(logged, "email", *in.Email)
 	}
 	s.log.Info("user changed", logged...)
 	if upd.Role != nil || upd.ClearRole {

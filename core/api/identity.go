@@ -222,7 +222,7 @@ func (s *Server) gone(ctx context.Context, name string) error {
 	}
 	if f != (state.Forgotten{}) || n > 0 {
 		s.log.Warn("user no longer exists at the authentication source: tokens revoked, overrides cleared, executions ended",
-			"user", name, "tokens", f.Tokens, "role_override", string(f.RoleOverride), "quota", f.Quota, "executions", n)
+			"user", name, "tokens", f.Tokens, "role_override", string(f.RoleOverride), "quota", f.Quota, "email_override", f.Email, "executions", n)
 	}
 	return nil
 }

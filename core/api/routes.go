@@ -47,7 +47,7 @@ func (s *Server) table() []route {
 		}, handle: s.events},
 		{Method: "GET", Path: "/users", Access: Admin, Summary: "Every user", Response: client.UserList{}, handle: s.listUsers},
 		{Method: "GET", Path: "/users/{name}", Access: Admin, Summary: "A user", Response: client.User{}, handle: s.getUser},
-		{Method: "PATCH", Path: "/users/{name}", Access: Admin, Summary: "Change a user's role, enabled flag or quota; disabling revokes their tokens", Request: client.UserUpdate{}, Response: client.User{}, handle: s.updateUser},
+		{Method: "PATCH", Path: "/users/{name}", Access: Admin, Summary: "Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens", Request: client.UserUpdate{}, Response: client.User{}, handle: s.updateUser},
 		{Method: "GET", Path: "/users/{name}/tokens", Access: Admin, Summary: "A user's tokens", Response: client.TokenList{}, handle: s.listUserTokens},
 		{Method: "DELETE", Path: "/users/{name}/tokens/{id}", Access: Admin, Summary: "Revoke one of a user's tokens", Status: http.StatusNoContent, handle: s.revokeUserToken},
 		{Method: "GET", Path: "/quotas", Access: Admin, Summary: "Every quota", Response: client.QuotaList{}, handle: s.listQuotas},

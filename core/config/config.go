@@ -60,6 +60,8 @@ type Config struct {
 	Containers Containers
 	// HTTP bounds the API server's connections and deadlines.
 	HTTP HTTP
+	// Notifications is the e-mail notifier's; nil: no mail is sent.
+	Notifications *Notifications
 
 	// Plugins are the auth, workspace and backend blocks in file order.
 	Plugins []*Plugin

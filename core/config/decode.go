@@ -35,7 +35,7 @@ func rootSchema() *hcl.BodySchema {
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"}, {Type: "state"}, {Type: "scheduler"}, {Type: "limits"}, {Type: "service_logs"},
 			{Type: "containers"},
-			{Type: "http"},
+			{Type: "http"}, {Type: "notifications"},
 		},
 	}
 	for _, k := range sdk.Kinds() {
@@ -129,6 +129,8 @@ func (d *decoder) root(body hcl.Body) {
 			d.containers(b)
 		case "http":
 			d.http(b)
+		case "notifications":
+			d.notifications(b)
 		}
 	}
 	d.checkHostPaths()

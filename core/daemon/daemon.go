@@ -179,6 +179,13 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 		apiCfg.Engine = eng
 	}
+	if cfg.Notifications != nil {
+		stopNotify, err := startNotifier(ctx, log.Named("notify"), store, cfg.Notifications)
+		if err != nil {
+			return fmt.Errorf("notifications (in %s): %w", cfg.File, err)
+		}
+		defer stopNotify()
+	}
 	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (listen in %s): %w", cfg.Listen, cfg.File, err)

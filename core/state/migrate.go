@@ -16,7 +16,7 @@ import (
 
 // CurrentSchemaVersion is the newest schema this zoe knows: the number of
 // migrations of each dialect.
-const CurrentSchemaVersion = 4
+const CurrentSchemaVersion = 5
 
 // identityVersion is the schema version that has the store_meta table,
 // which holds the store's identity.

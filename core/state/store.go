@@ -28,7 +28,7 @@ import (
 type Store interface {
 	// RecordLogin creates the user on first login (enabled, with the role's
 	// default quota) or updates the auth role (User.AuthRole), groups, uid,
-	// gid, email and last login. The auth plugin is the source of those
+	// gid, email (User.AuthEmail: an admin's address stays) and last login. The auth plugin is the source of those
 	// fields; enabled and quota are Zoe's own and left alone. The role an
 	// admin set (UserUpdate.Role) stays until the source's role changes:
 	// the latest change wins, so a new auth role drops the override. The
@@ -42,12 +42,12 @@ type Store interface {
 	// ListUsers returns every user ordered by username.
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser changes Zoe's own fields of the user: the role override,
-	// enabled and quota. Disabling a user deletes their tokens in the same
+	// enabled, quota and the e-mail override (User.Email). Disabling a user deletes their tokens in the same
 	// transaction.
 	UpdateUser(ctx context.Context, username string, u UserUpdate) (User, error)
 	// ForgetUser is for a user the auth source no longer knows: in one
 	// transaction it deletes their tokens and clears Zoe's overrides of
-	// them (the role override and the quota), so that a new account of the
+	// them (the role override, the quota and the e-mail), so that a new account of the
 	// same name inherits none of it. Enabled stays: a name an admin
 	// disabled stays disabled (fail closed) until an admin enables it. An
 	// unknown user is sdk.ErrNotFound.
@@ -108,6 +108,14 @@ type Store interface {
 	// LastEventID is the largest event id, 0 when there is none: a feed
 	// that starts now asks for the events after it.
 	LastEventID(ctx context.Context) (int64, error)
+	// FeedCursor is how far the feed's consumer name has read (the last
+	// event id it is done with), as SetFeedCursor last recorded it; ok is
+	// false when it never did.
+	FeedCursor(ctx context.Context, name string) (id int64, ok bool, err error)
+	// SetFeedCursor records that name is done with the events up to id.
+	// A cursor only moves forward: an id below the recorded one changes
+	// nothing, so that writers racing each other cannot move it back.
+	SetFeedCursor(ctx context.Context, name string, id int64) error
 
 	// Services returns the execution's services in start-up order (empty for
 	// an unknown execution).

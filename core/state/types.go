@@ -84,8 +84,12 @@ type User struct {
 	// UID and GID are the POSIX ids, nil when the auth source does not know
 	// them.
 	UID, GID *uint32
-	Email    string
-	Enabled  bool
+	// Email is the effective address: the one an admin set
+	// (UserUpdate.Email) when there is one, else AuthEmail.
+	Email string
+	// AuthEmail is the address the auth plugin gave at the last login.
+	AuthEmail string
+	Enabled   bool
 	// Quota names the user's quota; "" means the default of the effective
 	// role (DefaultQuotaName(Role)).
 	Quota     string
@@ -105,6 +109,9 @@ type UserUpdate struct {
 	Enabled   *bool
 	// Quota "" returns the user to the effective role's default quota.
 	Quota *string
+	// Email overrides the auth source's address (User.AuthEmail); ""
+	// drops the override. It must pass CheckEmail.
+	Email *string
 }
 
 // Forgotten is what ForgetUser removed of a user.
@@ -115,6 +122,7 @@ type Forgotten struct {
 	// none.
 	RoleOverride auth.Role
 	Quota        string
+	Email        string
 }
 
 // Quota bounds what one user may run at a time; 0 means unlimited for every

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/mail"
 	"strings"
 
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -14,7 +15,12 @@ import (
 // plugin's.
 const effectiveRoleSQL = "COALESCE(role_override, auth_role)"
 
-const userCols = "username, " + effectiveRoleSQL + ", auth_role, user_groups, uid, gid, email, enabled, quota, created_at, last_login"
+// effectiveEmailSQL is the user's address: the one an admin set, else the
+// auth source's.
+const effectiveEmailSQL = "COALESCE(email_override, email)"
+
+const userCols = "username, " + effectiveRoleSQL + ", auth_role, user_groups, uid, gid, " + effectiveEmailSQL +
+	", email, enabled, quota, created_at, last_login"
 
 func scanUser(r row) (User, error) {
 	var (
@@ -24,7 +30,7 @@ func scanUser(r row) (User, error) {
 		uid, gid       *int64
 		quota          *string
 	)
-	if err := r.Scan(&u.Username, &role, &authRole, &groups, &uid, &gid, &u.Email, &u.Enabled, &quota,
+	if err := r.Scan(&u.Username, &role, &authRole, &groups, &uid, &gid, &u.Email, &u.AuthEmail, &u.Enabled, &quota,
 		timeDst(&u.CreatedAt), timeDst(&u.LastLogin)); err != nil {
 		return User{}, err
 	}
@@ -52,6 +58,23 @@ func uint32Arg(p *uint32) any {
 		return nil
 	}
 	return int64(*p)
+}
+
+// MaxEmailLength bounds an address an admin sets (RFC 5321's limit on a
+// path).
+const MaxEmailLength = 254
+
+// CheckEmail accepts a bare address such as "ada@example.org": no display
+// name, no comments, at most MaxEmailLength bytes.
+func CheckEmail(addr string) error {
+	if len(addr) > MaxEmailLength {
+		return invalid("email: at most %d bytes", MaxEmailLength)
+	}
+	a, err := mail.ParseAddress(addr)
+	if err != nil || a.Name != "" || a.Address != addr {
+		return invalid("email %q: not an address such as ada@example.org", addr)
+	}
+	return nil
 }
 
 func checkUsername(name string) error {
@@ -154,6 +177,16 @@ func (s *store) UpdateUser(ctx context.Context, username string, up UserUpdate) 
 		}
 		set = append(set, "role_override = "+a.add(string(*up.Role)))
 	}
+	if up.Email != nil {
+		var e any
+		if *up.Email != "" {
+			if err := CheckEmail(*up.Email); err != nil {
+				return User{}, fmt.Errorf("%s: %w", op, err)
+			}
+			e = *up.Email
+		}
+		set = append(set, "email_override = "+a.add(e))
+	}
 	if up.Enabled != nil {
 		set = append(set, "enabled = "+a.add(*up.Enabled))
 	}
@@ -195,8 +228,8 @@ func (s *store) ForgetUser(ctx context.Context, username string) (Forgotten, err
 	var f Forgotten
 	err := s.db.tx(ctx, func(q querier) error {
 		f = Forgotten{} // see backend.tx
-		var role, quota *string
-		err := q.queryRow(ctx, "SELECT role_override, quota FROM users WHERE username = $1", username).Scan(&role, &quota)
+		var role, quota, email *string
+		err := q.queryRow(ctx, "SELECT role_override, quota, email_override FROM users WHERE username = $1", username).Scan(&role, &quota, &email)
 		if isNoRows(err) {
 			return notFound("user %q", username)
 		}
@@ -209,13 +242,16 @@ func (s *store) ForgetUser(ctx context.Context, username string) (Forgotten, err
 		if quota != nil {
 			f.Quota = *quota
 		}
+		if email != nil {
+			f.Email = *email
+		}
 		if f.Tokens, err = q.exec(ctx, "DELETE FROM tokens WHERE username = $1", username); err != nil {
 			return err
 		}
-		if role == nil && quota == nil {
+		if role == nil && quota == nil && email == nil {
 			return nil
 		}
-		_, err = q.exec(ctx, "UPDATE users SET role_override = NULL, quota = NULL WHERE username = $1", username)
+		_, err = q.exec(ctx, "UPDATE users SET role_override = NULL, quota = NULL, email_override = NULL WHERE username = $1", username)
 		return err
 	})
 	return f, s.fail(fmt.Sprintf("forget user %q", username), err)

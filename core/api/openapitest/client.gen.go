@@ -319,6 +319,7 @@ type TokenList struct {
 
 // User defines model for User.
 type User struct {
+	AuthEmail *string   `json:"auth_email,omitempty"`
 	AuthRole  *string   `json:"auth_role,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	Email     *string   `json:"email,omitempty"`
@@ -339,6 +340,7 @@ type UserList struct {
 
 // UserUpdate defines model for UserUpdate.
 type UserUpdate struct {
+	Email   *string `json:"email,omitempty"`
 	Enabled *bool   `json:"enabled,omitempty"`
 	Quota   *string `json:"quota,omitempty"`
 	Role    *string `json:"role,omitempty"`
@@ -651,14 +653,14 @@ type ClientInterface interface {
 	// Corresponds with GET /users/{name} (the `GetUsersName` operationId).
 	GetUsersName(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PatchUsersNameWithBody Change a user's role, enabled flag or quota; disabling revokes their tokens
+	// PatchUsersNameWithBody Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /users/{name} (the `PatchUsersName` operationId).
 	PatchUsersNameWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PatchUsersName Change a user's role, enabled flag or quota; disabling revokes their tokens
+	// PatchUsersName Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1172,7 +1174,7 @@ func (c *Client) GetUsersName(ctx context.Context, name string, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
-// PatchUsersNameWithBody Change a user's role, enabled flag or quota; disabling revokes their tokens
+// PatchUsersNameWithBody Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 //
 // Takes any type of body and a specified content type.
 //
@@ -1189,7 +1191,7 @@ func (c *Client) PatchUsersNameWithBody(ctx context.Context, name string, conten
 	return c.Client.Do(req)
 }
 
-// PatchUsersName Change a user's role, enabled flag or quota; disabling revokes their tokens
+// PatchUsersName Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2698,14 +2700,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /users/{name} (the `GetUsersName` operationId).
 	GetUsersNameWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetUsersNameResponse, error)
 
-	// PatchUsersNameWithBodyWithResponse Change a user's role, enabled flag or quota; disabling revokes their tokens
+	// PatchUsersNameWithBodyWithResponse Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /users/{name} (the `PatchUsersName` operationId).
 	PatchUsersNameWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchUsersNameResponse, error)
 
-	// PatchUsersNameWithResponse Change a user's role, enabled flag or quota; disabling revokes their tokens
+	// PatchUsersNameWithResponse Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4589,7 +4591,7 @@ func (c *ClientWithResponses) GetUsersNameWithResponse(ctx context.Context, name
 	return ParseGetUsersNameResponse(rsp)
 }
 
-// PatchUsersNameWithBodyWithResponse Change a user's role, enabled flag or quota; disabling revokes their tokens
+// PatchUsersNameWithBodyWithResponse Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4602,7 +4604,7 @@ func (c *ClientWithResponses) PatchUsersNameWithBodyWithResponse(ctx context.Con
 	return ParsePatchUsersNameResponse(rsp)
 }
 
-// PatchUsersNameWithResponse Change a user's role, enabled flag or quota; disabling revokes their tokens
+// PatchUsersNameWithResponse Change a user's role, enabled flag, quota or e-mail address; disabling revokes their tokens
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -44,6 +44,8 @@ func Run(t *testing.T, h Harness) {
 		{"RoleOverride", testRoleOverride},
 		{"SyncIdentity", testSyncIdentity},
 		{"ForgetUser", testForgetUser},
+		{"EmailOverride", testEmailOverride},
+		{"FeedCursor", testFeedCursor},
 		{"Quotas", testQuotas},
 		{"CreateExecution", testCreateExecution},
 		{"QuotaRefusals", testQuotaRefusals},

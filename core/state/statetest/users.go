@@ -269,9 +269,71 @@ func testForgetUser(t *testing.T, h Harness) {
 	wantErr(t, err, sdk.ErrNotFound, "nobody")
 }
 
+// testEmailOverride: an admin's address wins over the auth source's, logins
+// leave it alone, "" drops it, a bad one is refused, ForgetUser clears it.
+func testEmailOverride(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	id := auth.Identity{Username: "fay", Role: auth.RoleUser, Email: "fay@source.example"}
+	if u := must(st.RecordLogin(ctx, id))(t); u.Email != "fay@source.example" || u.AuthEmail != u.Email {
+		t.Fatalf("after login: %+v", u)
+	}
+	u := must(st.UpdateUser(ctx, "fay", state.UserUpdate{Email: ptr("fay@admin.example")}))(t)
+	if u.Email != "fay@admin.example" || u.AuthEmail != "fay@source.example" {
+		t.Fatalf("after the override: %+v", u)
+	}
+	id.Email = "fay@moved.example"
+	if u := must(st.RecordLogin(ctx, id))(t); u.Email != "fay@admin.example" || u.AuthEmail != "fay@moved.example" {
+		t.Fatalf("a login changed the override: %+v", u)
+	}
+	if u := must(st.SyncIdentity(ctx, id))(t); u.Email != "fay@admin.example" {
+		t.Fatalf("a sync changed the override: %+v", u)
+	}
+	for _, bad := range []string{"not an address", "Fay <fay@x.example>", "fay@x.example\r\nBcc: eve@x.example",
+		strings.Repeat("a", state.MaxEmailLength) + "@x.example"} {
+		_, err := st.UpdateUser(ctx, "fay", state.UserUpdate{Email: ptr(bad)})
+		wantErr(t, err, sdk.ErrInvalidArgument, "email")
+	}
+	if u := must(st.GetUser(ctx, "fay"))(t); u.Email != "fay@admin.example" {
+		t.Fatalf("a refused update changed the address: %+v", u)
+	}
+	if u := must(st.UpdateUser(ctx, "fay", state.UserUpdate{Email: ptr("")}))(t); u.Email != "fay@moved.example" {
+		t.Fatalf("after dropping the override: %+v", u)
+	}
+	must(st.UpdateUser(ctx, "fay", state.UserUpdate{Email: ptr("fay@admin.example")}))(t)
+	if f := must(st.ForgetUser(ctx, "fay"))(t); f.Email != "fay@admin.example" {
+		t.Fatalf("ForgetUser = %+v", f)
+	}
+	if u := must(st.GetUser(ctx, "fay"))(t); u.Email != "fay@moved.example" {
+		t.Fatalf("after ForgetUser: %+v", u)
+	}
+}
+
+// testFeedCursor: absent at first, recorded, only ever moves forward, one
+// per name.
+func testFeedCursor(t *testing.T, h Harness) {
+	st, loc := open(t, h)
+	ctx := t.Context()
+	if _, ok, err := st.FeedCursor(ctx, "mail"); err != nil || ok {
+		t.Fatalf("a new store's cursor: ok %v, err %v", ok, err)
+	}
+	noErr(t, st.SetFeedCursor(ctx, "mail", 7))
+	noErr(t, st.SetFeedCursor(ctx, "mail", 3)) // behind: ignored
+	noErr(t, st.SetFeedCursor(ctx, "other", 1))
+	if id, ok, err := st.FeedCursor(ctx, "mail"); err != nil || !ok || id != 7 {
+		t.Fatalf("cursor = %d, %v, %v; want 7", id, ok, err)
+	}
+	noErr(t, st.SetFeedCursor(ctx, "mail", 9))
+	if id, ok, err := reopen(t, h, loc).FeedCursor(ctx, "mail"); err != nil || !ok || id != 9 {
+		t.Fatalf("after reopening: %d, %v, %v; want 9", id, ok, err)
+	}
+	wantErr(t, st.SetFeedCursor(ctx, "", 1), sdk.ErrInvalidArgument)
+	wantErr(t, st.SetFeedCursor(ctx, "mail", -1), sdk.ErrInvalidArgument)
+}
+
 func equalUser(a, b state.User) bool {
 	return a.Username == b.Username && a.Role == b.Role && a.AuthRole == b.AuthRole && slices.Equal(a.Groups, b.Groups) &&
-		equalPtr(a.UID, b.UID) && equalPtr(a.GID, b.GID) && a.Email == b.Email && a.Enabled == b.Enabled &&
+		equalPtr(a.UID, b.UID) && equalPtr(a.GID, b.GID) && a.Email == b.Email && a.AuthEmail == b.AuthEmail && a.Enabled == b.Enabled &&
 		a.Quota == b.Quota && a.CreatedAt.Equal(b.CreatedAt) && a.LastLogin.Equal(b.LastLogin)
 }
 
