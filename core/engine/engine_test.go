@@ -676,20 +676,18 @@ func testTerminateInEveryState(t *testing.T, store storeKind) {
 		e := newEnv(t, options{store: store})
 		ex := e.submit(zappJSON(t, false,
 			svc{name: "fast", ess: 1, total: 1, monitor: true, env: forever()},
-			svc{name: "slow", order: 1, ess: 1, total: 1, env: forever("ZOE_SIM_START_DELAY", "5s")}))
+			// A start that would take an hour: the execution can end only
+			// if terminating interrupts it.
+			svc{name: "slow", order: 1, ess: 1, total: 1, env: forever("ZOE_SIM_START_DELAY", "1h")}))
 		e.waitStatus(ex.ID, state.StatusStarting)
 		waitFor(t, "slow starting", func() (bool, string) {
 			s := e.services(ex.ID)["slow0"]
 			return s.Status == state.ServiceStarting, string(s.Status)
 		})
-		t0 := time.Now()
 		if _, err := e.eng.Terminate(t.Context(), ex.ID, "too slow"); err != nil {
 			t.Fatal(err)
 		}
 		e.waitStatus(ex.ID, state.StatusTerminated)
-		if d := time.Since(t0); d > 4*time.Second {
-			t.Errorf("terminating a starting execution took %s", d)
-		}
 		if got, _ := e.transitions(ex.ID); !slices.Equal(got, []string{"submitted", "queued", "starting", "cleaning_up", "terminated"}) {
 			t.Errorf("transitions %v", got)
 		}
