@@ -460,7 +460,8 @@ func TestServerAPI(t *testing.T) {
 		checkPluginProcess(t, wsP.PID, s.cmd.Process.Pid, "zoe-plugin-workspace-dir")
 	})
 
-	for _, path := range []string{"/", "/nope", "/api/v1/nope", "/api/v2/info", "/api/v1/info/extra"} {
+	// Outside /api/ are the web pages (their own 404 page is HTML).
+	for _, path := range []string{"/api/nope", "/api/v1/nope", "/api/v2/info", "/api/v1/info/extra"} {
 		t.Run("404 "+path, func(t *testing.T) {
 			var e struct {
 				Error *struct {
