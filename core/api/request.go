@@ -26,6 +26,13 @@ const maxBody = 4 << 20
 // are errors, answered here with a 400 that names the field. It reports
 // whether v was filled.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return s.decodeChecked(w, r, v, nil)
+}
+
+// decodeChecked is decode with a check of the body run first, for the
+// parts whose problems decoding cannot place (a map's keys): a
+// *badRequest it returns is the answer.
+func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, v any, check func([]byte) error) bool {
 	if !jsonBody(r) {
 		drain(r)
 		got := r.Header.Get("Content-Type")
@@ -44,7 +51,12 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 				client.Detail{Message: fmt.Sprintf("not valid UTF-8 at byte %d; JSON is UTF-8", i)})
 			return false
 		}
-		err = decodeJSON(bytes.NewReader(data), v)
+		if check != nil {
+			err = check(data)
+		}
+		if err == nil {
+			err = decodeJSON(bytes.NewReader(data), v)
+		}
 	}
 	if err == nil {
 		return true

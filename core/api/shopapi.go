@@ -1,15 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/zoe-project/zoe/client"
@@ -127,16 +130,52 @@ func shopSubmitError(err error, app *zapp.App, res map[string]client.ServiceReso
 
 // resourcePath is the JSON path of a shop.ResourceError in the request.
 func resourcePath(e *shop.ResourceError) string {
-	p := "shop.resources"
-	if serviceName.MatchString(e.Service) {
-		p += "." + e.Service
-	} else {
-		p += "[" + strconv.Quote(e.Service) + "]"
-	}
+	p := serviceResourcesPath(e.Service)
 	if e.Field != "" {
 		p += "." + e.Field
 	}
 	return p
+}
+
+// serviceResourcesPath is the JSON path of shop.resources.<service>.
+func serviceResourcesPath(service string) string {
+	if serviceName.MatchString(service) {
+		return "shop.resources." + service
+	}
+	return "shop.resources[" + strconv.Quote(service) + "]"
+}
+
+// checkShopResources decodes each value of shop.resources strictly, so
+// that its problems are answered at its path: the decoding of the whole
+// body names a map's values without their key. Anything else wrong is
+// left to that decoding.
+func checkShopResources(data []byte) error {
+	var top struct {
+		Shop *struct {
+			Resources map[string]json.RawMessage `json:"resources"`
+		} `json:"shop"`
+	}
+	if json.Unmarshal(data, &top) != nil || top.Shop == nil {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(top.Shop.Resources)) {
+		raw := bytes.TrimSpace(top.Shop.Resources[name])
+		path := serviceResourcesPath(name)
+		if len(raw) == 0 || (raw[0] != '{' && string(raw) != "null") {
+			return &badRequest{client.Detail{Path: path, Message: "must be an object: {\"memory\": bytes, \"cores\": a number}"}}
+		}
+		err := decodeJSON(bytes.NewReader(raw), new(client.ServiceResources))
+		var bad *badRequest
+		if errors.As(err, &bad) {
+			if bad.detail.Path != "" {
+				bad.detail.Path = path + "." + bad.detail.Path
+			} else {
+				bad.detail.Path = path
+			}
+			return bad
+		}
+	}
+	return nil
 }
 
 // serviceName is what a service's name may be (zapp): a path element as
