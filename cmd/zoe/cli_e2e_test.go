@@ -703,6 +703,21 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		carol.fails(1, []string{"NOTEBOOK_IDLE_MINUTES"}, "exec", "start", "--shop", "notebook-0", "--param", "NOTEBOOK_IDLE_MINUTES=7")
 		carol.fails(1, nil, "exec", "start", "--shop", "no-such-entry")
 		carol.ok("exec", "kill", strconv.FormatInt(nb.ID, 10))
+		// The notebook's memory and cores, by flags.
+		var sized struct {
+			ID     int64   `json:"id"`
+			Cores  float64 `json:"cores"`
+			Memory int64   `json:"memory"`
+		}
+		carol.okJSON(&sized, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=768MiB", "--cores", "notebook=1.5")
+		if sized.Cores != 1.5 || sized.Memory != 768<<20 {
+			t.Errorf("zoe exec start --memory --cores: %+v, want 1.5 cores and 768 MiB", sized)
+		}
+		carol.ok("exec", "kill", strconv.FormatInt(sized.ID, 10))
+		carol.fails(1, []string{"shop.resources.worker", "unknown service"}, "exec", "start", "--shop", "notebook-0", "--cores", "worker=1")
+		carol.fails(1, []string{"shop.resources.notebook.memory", "at least 1024 bytes"}, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=1KB")
+		carol.fails(2, []string{"--memory"}, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=lots")
+		carol.fails(2, []string{"--shop"}, "exec", "start", zappFile, "--cores", "notebook=1")
 	})
 
 	t.Run("stats", func(t *testing.T) {
