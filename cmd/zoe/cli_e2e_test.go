@@ -718,6 +718,10 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		carol.fails(1, []string{"shop.resources.notebook.memory", "at least 1024 bytes"}, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=1KB")
 		carol.fails(2, []string{"--memory"}, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=lots")
 		carol.fails(2, []string{"--shop"}, "exec", "start", zappFile, "--cores", "notebook=1")
+		// zoe info says what the quota leaves.
+		if out := carol.ok("info"); !regexp.MustCompile(`(?m)^Using: +\d+ of 5 executions, [0-9.]+ \(no limit\) cores, .+ \(no limit\) memory$`).MatchString(out) {
+			t.Errorf("zoe info does not say what carol uses:\n%s", out)
+		}
 	})
 
 	t.Run("stats", func(t *testing.T) {
