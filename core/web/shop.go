@@ -211,10 +211,11 @@ func (h *Handler) showStart(w http.ResponseWriter, p page, status int, e *client
 			f := serviceFields{Service: sv.Name,
 				Memory: field{ID: fmt.Sprintf("res-%d-memory", i), Name: "r." + sv.Name + ".memory", Type: "text",
 					Label: sv.Name + ": memory of each instance", Value: sizeText(sv.Resources.Memory.Min),
-					Help: "A size in bytes or with a unit: 512MiB, 2GiB (KiB, MiB, GiB, TiB; KB, MB, GB, TB)."},
+					Help: "A size in bytes or with a unit: 512MiB, 2GiB (KiB, MiB, GiB, TiB; KB, MB, GB, TB). " +
+						entryValue(sizeText(sv.Resources.Memory.Min))},
 				Cores: field{ID: fmt.Sprintf("res-%d-cores", i), Name: "r." + sv.Name + ".cores", Type: "number",
 					Label: sv.Name + ": cores of each instance", Value: coresText(sv.Resources.Cores.Min), Min: "0", Step: "any",
-					Help: "A number of cores, fractions allowed: 0.5, 1.5."},
+					Help: "A number of cores, fractions allowed: 0.5, 1.5. " + entryValue(coresText(sv.Resources.Cores.Min))},
 			}
 			if v, ok := values[f.Memory.Name]; ok {
 				f.Memory.Value = v
@@ -263,6 +264,15 @@ func sizeText(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// entryValue says what the entry asks for, beside a field that may
+// change it.
+func entryValue(v string) string {
+	if v == "" {
+		return "The entry leaves it to Zoe's default."
+	}
+	return "The entry asks for " + v + "."
 }
 
 func coresText(f float64) string {

@@ -237,6 +237,9 @@ func TestPages(t *testing.T) {
 		if mem == nil || cores == nil {
 			t.Fatalf("no memory or cores field:\n%s", page.body)
 		}
+		if !strings.Contains(page.body, "The entry asks for 256MiB.") || !strings.Contains(page.body, "The entry asks for 0.5.") {
+			t.Error("the fields' help does not say what the entry asks for")
+		}
 		if attr(mem, "value") != "256MiB" || attr(cores, "value") != "0.5" || attr(cores, "type") != "number" {
 			t.Errorf("the fields' values: memory %q, cores %q", attr(mem, "value"), attr(cores, "value"))
 		}
