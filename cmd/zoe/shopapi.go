@@ -116,7 +116,7 @@ func printShopServices(w io.Writer, e *client.ShopEntry) error {
 			EssentialCount int    `json:"essential_count"`
 			TotalCount     int    `json:"total_count"`
 			Resources      struct {
-				Memory struct{ Min *int64 } `json:"memory"`
+				Memory struct{ Min *int64 }   `json:"memory"`
 				Cores  struct{ Min *float64 } `json:"cores"`
 			} `json:"resources"`
 		} `json:"services"`
