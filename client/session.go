@@ -48,6 +48,12 @@ func (c *Client) Me(ctx context.Context) (*User, error) {
 	return &v, c.get(ctx, "/me", nil, &v)
 }
 
+// MyQuota is GET /me/quota: the caller's quota and what they use of it.
+func (c *Client) MyQuota(ctx context.Context) (*QuotaUse, error) {
+	var v QuotaUse
+	return &v, c.get(ctx, "/me/quota", nil, &v)
+}
+
 // Tokens is GET /tokens: the caller's tokens.
 func (c *Client) Tokens(ctx context.Context) (*TokenList, error) {
 	var v TokenList

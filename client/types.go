@@ -164,6 +164,21 @@ type Quota struct {
 	RuntimeLimit         int64   `json:"runtime_limit"` // seconds
 }
 
+// QuotaUse is GET /api/v1/me/quota: the caller's quota and what their
+// active executions take of it.
+type QuotaUse struct {
+	Quota Quota `json:"quota"`
+	Used  Usage `json:"used"`
+}
+
+// Usage is what active executions take: how many, and the cores and
+// memory (bytes) they reserve, counted as the quota check counts them.
+type Usage struct {
+	Executions int     `json:"executions"`
+	Cores      float64 `json:"cores"`
+	Memory     int64   `json:"memory"`
+}
+
 // QuotaList is GET /api/v1/quotas.
 type QuotaList struct {
 	Quotas []Quota `json:"quotas"`
@@ -179,10 +194,22 @@ type StartExecution struct {
 }
 
 // ShopStart starts a shop entry with values for its parameters, keyed by
-// ShopParameter.Key.
+// ShopParameter.Key, and the resources of its services, keyed by service
+// name and set after the parameters. Guests may not set resources.
 type ShopStart struct {
-	ID         string            `json:"id"`
-	Parameters map[string]string `json:"parameters,omitempty"`
+	ID         string                      `json:"id"`
+	Parameters map[string]string           `json:"parameters,omitempty"`
+	Resources  map[string]ServiceResources `json:"resources,omitempty"`
+}
+
+// ServiceResources is what each instance of a service reserves, as the
+// ZApp format writes it: Memory in bytes (resources.memory.min), Cores a
+// number (resources.cores.min). An absent value keeps the entry's; a limit
+// (max) below the new value is raised to it. Values are checked as a ZApp's
+// are: problems have the paths shop.resources.<service>.memory and .cores.
+type ServiceResources struct {
+	Memory *int64   `json:"memory,omitempty"`
+	Cores  *float64 `json:"cores,omitempty"`
 }
 
 // Execution is one run of a ZApp. List answers leave out Description,

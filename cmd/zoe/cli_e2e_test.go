@@ -687,6 +687,9 @@ func TestCLIAgainstDaemon(t *testing.T) {
 			t.Errorf("zoe shop ls:\n%s", ls)
 		}
 		show := carol.ok("shop", "show", "notebook-0")
+		if !regexp.MustCompile(`(?m)^  notebook +1 \(1 essential\) +256 MiB +0\.5$`).MatchString(show) {
+			t.Errorf("zoe shop show notebook-0: the services' resources:\n%s", show)
+		}
 		if !strings.Contains(show, "NOTEBOOK_TOKEN") {
 			t.Errorf("zoe shop show notebook-0:\n%s", show)
 		}
@@ -703,6 +706,25 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		carol.fails(1, []string{"NOTEBOOK_IDLE_MINUTES"}, "exec", "start", "--shop", "notebook-0", "--param", "NOTEBOOK_IDLE_MINUTES=7")
 		carol.fails(1, nil, "exec", "start", "--shop", "no-such-entry")
 		carol.ok("exec", "kill", strconv.FormatInt(nb.ID, 10))
+		// The notebook's memory and cores, by flags.
+		var sized struct {
+			ID     int64   `json:"id"`
+			Cores  float64 `json:"cores"`
+			Memory int64   `json:"memory"`
+		}
+		carol.okJSON(&sized, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=768MiB", "--cores", "notebook=1.5")
+		if sized.Cores != 1.5 || sized.Memory != 768<<20 {
+			t.Errorf("zoe exec start --memory --cores: %+v, want 1.5 cores and 768 MiB", sized)
+		}
+		carol.ok("exec", "kill", strconv.FormatInt(sized.ID, 10))
+		carol.fails(1, []string{"shop.resources.worker", "unknown service"}, "exec", "start", "--shop", "notebook-0", "--cores", "worker=1")
+		carol.fails(1, []string{"shop.resources.notebook.memory", "at least 1024 bytes"}, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=1KB")
+		carol.fails(2, []string{"--memory"}, "exec", "start", "--shop", "notebook-0", "--memory", "notebook=lots")
+		carol.fails(2, []string{"--shop"}, "exec", "start", zappFile, "--cores", "notebook=1")
+		// zoe info says what the quota leaves.
+		if out := carol.ok("info"); !regexp.MustCompile(`(?m)^Using: +\d+ of 5 executions, [0-9.]+ \(no limit\) cores, .+ \(no limit\) memory$`).MatchString(out) {
+			t.Errorf("zoe info does not say what carol uses:\n%s", out)
+		}
 	})
 
 	t.Run("stats", func(t *testing.T) {

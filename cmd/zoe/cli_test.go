@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,37 @@ func TestParseParams(t *testing.T) {
 		var u usageError
 		if !errors.As(err, &u) {
 			t.Errorf("parseParams(%q): %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestParseResources(t *testing.T) {
+	cmd := &cobra.Command{Use: "start"}
+	got, err := parseResources(cmd, []string{"worker=2GiB", "master=512MiB"}, []string{"worker=1.5", "notebook=2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := func(n int64) *int64 { return &n }
+	cores := func(f float64) *float64 { return &f }
+	want := map[string]client.ServiceResources{
+		"worker": {Memory: mem(2 << 30), Cores: cores(1.5)}, "master": {Memory: mem(512 << 20)}, "notebook": {Cores: cores(2)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseResources: %v, want %v", got, want)
+	}
+	if got, err := parseResources(cmd, nil, nil); got != nil || err != nil {
+		t.Errorf("no flags: %v %v, want nothing", got, err)
+	}
+	for _, bad := range []struct{ memory, cores []string }{
+		{[]string{"worker"}, nil}, {[]string{"=2GiB"}, nil}, {[]string{"worker=2XB"}, nil}, {[]string{"worker=1.5B"}, nil},
+		{[]string{"worker=1GiB", "worker=2GiB"}, nil},
+		{nil, []string{"worker"}}, {nil, []string{"worker=many"}}, {nil, []string{"worker=Inf"}}, {nil, []string{"worker=NaN"}},
+		{nil, []string{"worker=1", "worker=2"}},
+	} {
+		_, err := parseResources(cmd, bad.memory, bad.cores)
+		var u usageError
+		if !errors.As(err, &u) {
+			t.Errorf("parseResources(%q, %q): %v, want a usage error", bad.memory, bad.cores, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/config"
 )
 
 func execCmd(c *cli) *cobra.Command {
@@ -36,15 +38,19 @@ func execStartCmd(c *cli) *cobra.Command {
 	var (
 		shopID  string
 		params  []string
+		memory  []string
+		cores   []string
 		name    string
 		wait    bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "start FILE|--shop ID [--param KEY=VALUE ...] [--name NAME] [--wait]",
+		Use:   "start FILE|--shop ID [--param KEY=VALUE ...] [--memory SERVICE=SIZE ...] [--cores SERVICE=N ...] [--name NAME] [--wait]",
 		Short: "Start a ZApp: a description file (- for standard input) or an entry of the shop",
 		Long: "Submits a ZApp description (FILE, or - for standard input) or a shop entry (--shop ID, with " +
-			"--param KEY=VALUE for its parameters: see zoe shop show ID) and prints the new execution. " +
+			"--param KEY=VALUE for its parameters: see zoe shop show ID; --memory SERVICE=SIZE and --cores " +
+			"SERVICE=N for what each instance of a service reserves, e.g. --memory worker=2GiB --cores worker=1.5) " +
+			"and prints the new execution. " +
 			"With --wait, shows each service's state until the execution runs, then prints its endpoints; " +
 			"it exits 1 if the execution ends in error (or --timeout passes first).",
 		Args: cobra.MaximumNArgs(1),
@@ -61,12 +67,19 @@ func execStartCmd(c *cli) *cobra.Command {
 				return usageErrorf(cmd, "give the ZApp: a description FILE or --shop ID")
 			case len(params) > 0 && shopID == "":
 				return usageErrorf(cmd, "--param sets the parameters of a shop entry: use it with --shop")
+			case (len(memory) > 0 || len(cores) > 0) && shopID == "":
+				return usageErrorf(cmd, "--memory and --cores set the resources of a shop entry's services: use them with --shop "+
+					"(a description FILE states its own)")
 			case shopID != "":
 				values, err := parseParams(cmd, params)
 				if err != nil {
 					return err
 				}
-				req.Shop = &client.ShopStart{ID: shopID, Parameters: values}
+				res, err := parseResources(cmd, memory, cores)
+				if err != nil {
+					return err
+				}
+				req.Shop = &client.ShopStart{ID: shopID, Parameters: values, Resources: res}
 			default:
 				desc, err := readDescription(cmd, args[0])
 				if err != nil {
@@ -119,6 +132,8 @@ func execStartCmd(c *cli) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&shopID, "shop", "", "start this shop entry (see zoe shop ls)")
 	f.StringArrayVarP(&params, "param", "p", nil, "a shop parameter as KEY=VALUE; repeat for several")
+	f.StringArrayVar(&memory, "memory", nil, "memory each instance of a shop entry's service reserves, as SERVICE=SIZE (e.g. worker=2GiB); repeat for several")
+	f.StringArrayVar(&cores, "cores", nil, "cores each instance of a shop entry's service reserves, as SERVICE=N (e.g. worker=1.5); repeat for several")
 	f.StringVar(&name, "name", "", "the execution's name (default: the ZApp's)")
 	f.BoolVarP(&wait, "wait", "w", false, "wait until the execution runs and print its endpoints")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (default: wait forever)")
@@ -143,6 +158,48 @@ func parseParams(cmd *cobra.Command, params []string) (map[string]string, error)
 		values[k] = v
 	}
 	return values, nil
+}
+
+// parseResources turns --memory SERVICE=SIZE and --cores SERVICE=N into
+// the resources of a shop start; the server checks the bounds.
+func parseResources(cmd *cobra.Command, memory, cores []string) (map[string]client.ServiceResources, error) {
+	if len(memory) == 0 && len(cores) == 0 {
+		return nil, nil
+	}
+	res := map[string]client.ServiceResources{}
+	for _, m := range memory {
+		svc, v, ok := strings.Cut(m, "=")
+		if !ok || svc == "" {
+			return nil, usageErrorf(cmd, "invalid --memory %q: want SERVICE=SIZE, e.g. worker=2GiB", m)
+		}
+		r := res[svc]
+		if r.Memory != nil {
+			return nil, usageErrorf(cmd, "--memory %s is given twice", svc)
+		}
+		n, err := config.ParseSize(v)
+		if err != nil {
+			return nil, usageErrorf(cmd, "invalid --memory %s: %v", svc, err)
+		}
+		r.Memory = &n
+		res[svc] = r
+	}
+	for _, c := range cores {
+		svc, v, ok := strings.Cut(c, "=")
+		if !ok || svc == "" {
+			return nil, usageErrorf(cmd, "invalid --cores %q: want SERVICE=N, e.g. worker=1.5", c)
+		}
+		r := res[svc]
+		if r.Cores != nil {
+			return nil, usageErrorf(cmd, "--cores %s is given twice", svc)
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, usageErrorf(cmd, "invalid --cores %s: %q is not a number of cores, e.g. 1.5", svc, v)
+		}
+		r.Cores = &f
+		res[svc] = r
+	}
+	return res, nil
 }
 
 // readDescription reads a ZApp description file (- for standard input)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -262,6 +263,12 @@ func infoCmd(c *cli) *cobra.Command {
 				if me, meErr = cl.Me(cmd.Context()); meErr == nil {
 					f.add("User", fmt.Sprintf("%s (%s, quota %s)", me.Username, me.Role, me.Quota))
 				}
+				var q *client.QuotaUse
+				if meErr == nil {
+					if q, meErr = cl.MyQuota(cmd.Context()); meErr == nil {
+						f.add("Using", quotaUse(*q))
+					}
+				}
 			} else {
 				f.add("User", "not signed in (zoe login)")
 			}
@@ -273,6 +280,29 @@ func infoCmd(c *cli) *cobra.Command {
 	}
 	c.addFlags(cmd)
 	return cmd
+}
+
+// quotaUse says what the active executions take of each limit.
+func quotaUse(q client.QuotaUse) string {
+	of := func(used string, limit string) string {
+		if limit == "" {
+			return used + " (no limit)"
+		}
+		return used + " of " + limit
+	}
+	var ex, cores, mem string
+	if q.Quota.ConcurrentExecutions > 0 {
+		ex = strconv.Itoa(q.Quota.ConcurrentExecutions)
+	}
+	if q.Quota.Cores > 0 {
+		cores = strconv.FormatFloat(q.Quota.Cores, 'f', -1, 64)
+	}
+	if q.Quota.Memory > 0 {
+		mem = size(q.Quota.Memory)
+	}
+	usedCores := strconv.FormatFloat(math.Round(q.Used.Cores*1000)/1000, 'f', -1, 64)
+	return fmt.Sprintf("%s executions, %s cores, %s memory", of(strconv.Itoa(q.Used.Executions), ex),
+		of(usedCores, cores), of(size(q.Used.Memory), mem))
 }
 
 func healthCmd(c *cli) *cobra.Command {

@@ -4,9 +4,11 @@ package main
 // role sees it.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -86,6 +88,9 @@ func printShopEntry(w io.Writer, e *client.ShopEntry) error {
 	if text := htmlText(e.DescriptionHTML); text != "" {
 		fmt.Fprintf(w, "\n%s\n", safetext.EscapeLines(text))
 	}
+	if err := printShopServices(w, e); err != nil {
+		return err
+	}
 	if len(e.Parameters) == 0 {
 		fmt.Fprintf(w, "\nNo parameters: zoe exec start --shop %s\n", safe(e.ID))
 		return nil
@@ -99,6 +104,42 @@ func printShopEntry(w io.Writer, e *client.ShopEntry) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nStart it with: zoe exec start --shop %s --param %s=VALUE ...\n", safe(e.ID), safe(e.Parameters[0].Key))
+	return nil
+}
+
+// printShopServices lists the entry's services with what each instance
+// reserves, which --memory and --cores change.
+func printShopServices(w io.Writer, e *client.ShopEntry) error {
+	var desc struct {
+		Services []struct {
+			Name           string `json:"name"`
+			EssentialCount int    `json:"essential_count"`
+			TotalCount     int    `json:"total_count"`
+			Resources      struct {
+				Memory struct{ Min *int64 }   `json:"memory"`
+				Cores  struct{ Min *float64 } `json:"cores"`
+			} `json:"resources"`
+		} `json:"services"`
+	}
+	if json.Unmarshal(e.Description, &desc) != nil || len(desc.Services) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nServices (each instance reserves):")
+	t := newTable(w, "  SERVICE", "INSTANCES", "MEMORY", "CORES")
+	for _, s := range desc.Services {
+		mem, cores := "-", "-"
+		if m := s.Resources.Memory.Min; m != nil {
+			mem = size(*m)
+		}
+		if c := s.Resources.Cores.Min; c != nil {
+			cores = strconv.FormatFloat(*c, 'f', -1, 64)
+		}
+		t.row("  "+s.Name, fmt.Sprintf("%d (%d essential)", s.TotalCount, s.EssentialCount), mem, cores)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Change them with --memory %s=SIZE --cores %s=N on zoe exec start.\n", safe(desc.Services[0].Name), safe(desc.Services[0].Name))
 	return nil
 }
 

@@ -125,6 +125,23 @@ func quotaJSON(q state.Quota) client.Quota {
 		RuntimeLimit: int64(q.RuntimeLimit / time.Second)}
 }
 
+// myQuota is the caller's own quota and what they use of it: every user
+// may read theirs, the quotas' routes stay for admins.
+func (s *Server) myQuota(w http.ResponseWriter, r *http.Request, c *caller) {
+	q, err := s.cfg.Store.EffectiveQuota(r.Context(), c.name())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	u, err := s.cfg.Store.Usage(r.Context(), c.name())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.write(w, http.StatusOK, client.QuotaUse{Quota: quotaJSON(q),
+		Used: client.Usage{Executions: u.Executions, Cores: u.Cores, Memory: u.Memory}})
+}
+
 // minQuotaCores is the smallest limit of cores a quota may set.
 const minQuotaCores = 0.001
 

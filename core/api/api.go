@@ -44,6 +44,8 @@ type Store interface {
 	ListQuotas(ctx context.Context) ([]state.Quota, error)
 	UpdateQuota(ctx context.Context, q state.Quota) (state.Quota, error)
 	DeleteQuota(ctx context.Context, name string) error
+	EffectiveQuota(ctx context.Context, username string) (state.Quota, error)
+	Usage(ctx context.Context, username string) (state.Usage, error)
 
 	GetExecution(ctx context.Context, id int64) (state.Execution, error)
 	ListExecutions(ctx context.Context, f state.Filter) ([]state.Execution, string, error)

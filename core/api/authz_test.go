@@ -76,6 +76,7 @@ func TestAuthorizationTable(t *testing.T) {
 		{"GET", "/openapi.json", nil, [5]int{ok, ok, ok, ok, ok}},
 		{"POST", "/sessions", login, [5]int{u, f, 201, 201, 201}},
 		{"GET", "/me", nil, [5]int{u, f, ok, ok, ok}},
+		{"GET", "/me/quota", nil, [5]int{u, f, ok, ok, ok}},
 		{"GET", "/tokens", nil, [5]int{u, f, ok, ok, ok}},
 		{"DELETE", fmt.Sprintf("/tokens/%d", sess.TokenInfo.ID), nil, [5]int{u, f, nf, 204, nf}},
 		{"GET", "/executions", nil, [5]int{u, f, ok, ok, ok}},

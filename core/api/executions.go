@@ -13,6 +13,7 @@ import (
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/internal/safetext"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -121,7 +122,7 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request, c *calle
 		return
 	}
 	var in client.StartExecution
-	if !s.decode(w, r, &in) {
+	if !s.decodeChecked(w, r, &in, checkShopResources) {
 		return
 	}
 	if msg := checkStart(in); msg != "" {
@@ -134,13 +135,18 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request, c *calle
 		s.error(w, http.StatusForbidden, client.CodePermissionDenied, "guests may start shop entries only, not a ZApp description of their own")
 		return
 	}
+	if in.Shop != nil && len(in.Shop.Resources) > 0 && !mayCustomise(c) {
+		s.error(w, http.StatusForbidden, client.CodePermissionDenied, "guests may not change the resources of a shop entry's services; start it as it is")
+		return
+	}
 	desc := []byte(in.Description)
+	var app *zapp.App
 	if in.Shop != nil {
 		var (
 			ok  bool
 			err error
 		)
-		desc, ok, err = s.shopDescription(c, in.Shop)
+		desc, app, ok, err = s.shopDescription(c, in.Shop)
 		if !ok {
 			s.error(w, http.StatusNotFound, client.CodeNotFound, "no shop entry "+strconv.Quote(in.Shop.ID))
 			return
@@ -152,6 +158,9 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	ex, err := s.cfg.Engine.Submit(r.Context(), c.name(), in.Name, desc)
 	if err != nil {
+		if in.Shop != nil {
+			err = shopSubmitError(err, app, in.Shop.Resources)
+		}
 		s.fail(w, err)
 		return
 	}

@@ -26,6 +26,13 @@ const maxBody = 4 << 20
 // are errors, answered here with a 400 that names the field. It reports
 // whether v was filled.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return s.decodeChecked(w, r, v, nil)
+}
+
+// decodeChecked is decode with a check of the body run first, for the
+// parts whose problems decoding cannot place (a map's keys): a
+// *badRequest it returns is the answer.
+func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, v any, check func([]byte) error) bool {
 	if !jsonBody(r) {
 		drain(r)
 		got := r.Header.Get("Content-Type")
@@ -44,7 +51,12 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 				client.Detail{Message: fmt.Sprintf("not valid UTF-8 at byte %d; JSON is UTF-8", i)})
 			return false
 		}
-		err = decodeJSON(bytes.NewReader(data), v)
+		if check != nil {
+			err = check(data)
+		}
+		if err == nil {
+			err = decodeJSON(bytes.NewReader(data), v)
+		}
 	}
 	if err == nil {
 		return true
@@ -165,9 +177,8 @@ func (s *Server) pathID(w http.ResponseWriter, r *http.Request, what string) (in
 // and a shop entry's wrong parameters are the details.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	var (
-		probs  zapp.Problems
-		params *shop.ParameterError
-		bad    *badRequest
+		probs zapp.Problems
+		bad   *badRequest
 	)
 	switch {
 	case errors.As(err, &bad):
@@ -180,32 +191,12 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		}
 		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, "invalid "+bad.detail.Path, bad.detail)
 		return
-	case errors.As(err, &probs):
-		details := make([]client.Detail, 0, len(probs))
-		for _, p := range probs {
-			path := "description"
-			if p.Path != "" {
-				path += "." + strings.TrimPrefix(p.Path, ".")
-			}
-			details = append(details, client.Detail{Path: path, Message: p.Message})
-		}
-		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, fmt.Sprintf("the ZApp description has %d problem(s)", len(probs)), details...)
-		return
 	case errors.Is(err, shop.ErrInvalidParameter):
-		var details []client.Detail
-		if errors.As(err, &params) {
-			for _, e := range unjoin(err) {
-				if errors.As(e, &params) {
-					details = append(details, client.Detail{Path: "shop.parameters." + params.Parameter, Message: params.Message})
-				}
-			}
-		}
-		msg := describe(err)
-		if len(details) > 0 {
-			// The details say which parameter and what is wrong with it.
-			msg = fmt.Sprintf("the shop parameters have %d problem(s)", len(details))
-		}
-		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, msg, details...)
+		s.shopInvalid(w, err)
+		return
+	case errors.As(err, &probs):
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, fmt.Sprintf("the ZApp description has %d problem(s)", len(probs)),
+			problemDetails(probs)...)
 		return
 	}
 	if errors.Is(err, context.Canceled) {
@@ -231,6 +222,64 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		}
 	}
 	s.error(w, status, code, describe(err))
+}
+
+// problemDetails are a ZApp description's problems, at their paths in
+// the request (under description).
+func problemDetails(probs zapp.Problems) []client.Detail {
+	details := make([]client.Detail, 0, len(probs))
+	for _, p := range probs {
+		path := "description"
+		if p.Path != "" {
+			path += "." + strings.TrimPrefix(p.Path, ".")
+		}
+		details = append(details, client.Detail{Path: path, Message: p.Message})
+	}
+	return details
+}
+
+// shopInvalid answers the wrong values of a shop entry's start: each
+// parameter at shop.parameters.<key>, each service's memory or cores at
+// shop.resources.<service>.<field>, and the description's other problems
+// at their paths.
+func (s *Server) shopInvalid(w http.ResponseWriter, err error) {
+	var (
+		details               []client.Detail
+		params, res, descProb int
+	)
+	for _, e := range unjoin(err) {
+		var (
+			pe    *shop.ParameterError
+			re    *shop.ResourceError
+			probs zapp.Problems
+		)
+		switch {
+		case errors.As(e, &pe):
+			params++
+			details = append(details, client.Detail{Path: "shop.parameters." + pe.Parameter, Message: pe.Message})
+		case errors.As(e, &re):
+			res++
+			details = append(details, client.Detail{Path: resourcePath(re), Message: re.Message})
+		case errors.As(e, &probs):
+			descProb += len(probs)
+			details = append(details, problemDetails(probs)...)
+		case e != shop.ErrInvalidParameter: // the category alone says nothing more
+			details = append(details, client.Detail{Message: describe(e)})
+		}
+	}
+	var msg string
+	switch {
+	case params+res+descProb == 0:
+		s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, describe(err))
+		return
+	case res == 0 && descProb == 0:
+		msg = fmt.Sprintf("the shop parameters have %d problem(s)", len(details))
+	case params == 0 && res == 0:
+		msg = fmt.Sprintf("the ZApp description has %d problem(s)", len(details))
+	default:
+		msg = fmt.Sprintf("the shop entry's values have %d problem(s)", len(details))
+	}
+	s.error(w, http.StatusBadRequest, client.CodeInvalidArgument, msg, details...)
 }
 
 // categoryStatus is the HTTP status and code of an sdk error category.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/shop"
+	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
 )
 
@@ -295,6 +296,15 @@ func TestFailMessages(t *testing.T) {
 				{Path: "shop.parameters.NAME", Message: "unknown parameter"}}},
 		{"one shop parameter", fmt.Errorf("shop entry x: %w", &shop.ParameterError{Parameter: "N", Message: "not a number"}), 400,
 			"the shop parameters have 1 problem(s)", []client.Detail{{Path: "shop.parameters.N", Message: "not a number"}}},
+		{"services' resources", errors.Join(&shop.ParameterError{Parameter: "N", Message: "not a number"},
+			&shop.ResourceError{Service: "worker", Field: shop.FieldMemory, Message: "must be at least 1024 bytes, got 1"},
+			&shop.ResourceError{Service: "a.b", Message: "unknown service"}), 400,
+			"the shop entry's values have 3 problem(s)", []client.Detail{{Path: "shop.parameters.N", Message: "not a number"},
+				{Path: "shop.resources.worker.memory", Message: "must be at least 1024 bytes, got 1"},
+				{Path: `shop.resources["a.b"]`, Message: "unknown service"}}},
+		{"an entry's description with the values", fmt.Errorf("%w: the description with these values is invalid: %w",
+			shop.ErrInvalidParameter, zapp.Problems{{Path: "services[0].image", Message: "must not be empty"}}), 400,
+			"the ZApp description has 1 problem(s)", []client.Detail{{Path: "description.services[0].image", Message: "must not be empty"}}},
 		{"a conflict", fmt.Errorf("terminate: %w", fmt.Errorf("execution 3 is ended: %w", sdk.ErrConflict)), 409,
 			"terminate: execution 3 is ended", nil},
 		{"a quota", fmt.Errorf("you may run 5 executions at a time: %w", sdk.ErrResourceExhausted), 409,

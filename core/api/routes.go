@@ -22,6 +22,7 @@ func (s *Server) table() []route {
 		{Method: "GET", Path: "/openapi.json", Access: Anyone, Summary: "This API as an OpenAPI 3 document", Produces: "application/json", handle: s.openAPI},
 		{Method: "POST", Path: "/sessions", Access: Anyone, Summary: "Log in: a bearer token for the username and password", Request: client.Login{}, Response: client.Session{}, Status: http.StatusCreated, handle: s.login},
 		{Method: "GET", Path: "/me", Access: SignedIn, WebGuests: true, Summary: "Who the caller is", Response: client.User{}, handle: s.me},
+		{Method: "GET", Path: "/me/quota", Access: SignedIn, WebGuests: true, Summary: "The caller's quota and what their active executions take of it", Response: client.QuotaUse{}, handle: s.myQuota},
 		{Method: "GET", Path: "/tokens", Access: SignedIn, WebGuests: true, Summary: "The caller's tokens", Response: client.TokenList{}, handle: s.listTokens},
 		{Method: "DELETE", Path: "/tokens/{id}", Access: SignedIn, WebGuests: true, Summary: "Revoke one of the caller's tokens", Status: http.StatusNoContent, handle: s.revokeToken},
 		{Method: "GET", Path: "/executions", Access: SignedIn, WebGuests: true, Summary: "Executions, newest first", Query: execQuery, Response: client.ExecutionList{}, handle: s.listExecutions},

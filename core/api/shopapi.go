@@ -1,18 +1,25 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/shop"
+	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
 )
 
 func role(c *caller) string { return string(c.user.Role) }
@@ -63,26 +70,117 @@ func shopEntryJSON(e *shop.Entry, details bool) client.ShopEntry {
 	return out
 }
 
-// shopDescription applies the parameters to the entry: the description
-// to submit. ok is false when the caller sees no such entry.
-func (s *Server) shopDescription(c *caller, in *client.ShopStart) (desc []byte, ok bool, err error) {
+// shopDescription applies the parameters and resources to the entry:
+// the description to submit, and the app it encodes (to place the
+// submission's problems). ok is false when the caller sees no such entry.
+func (s *Server) shopDescription(c *caller, in *client.ShopStart) (desc []byte, app *zapp.App, ok bool, err error) {
 	if s.cfg.Shop == nil {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	e, ok := s.cfg.Shop.Entry(in.ID, role(c))
 	if !ok {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
-	app, err := e.Apply(in.Parameters)
+	app, err = e.ApplyWith(in.Parameters, shopResources(in.Resources))
 	if err != nil {
-		return nil, true, err
+		return nil, nil, true, err
 	}
 	desc, err = json.Marshal(app)
 	if err != nil {
-		return nil, true, fmt.Errorf("shop entry %s: encode its description: %v: %w", e.ID, err, sdk.ErrInternal)
+		return nil, nil, true, fmt.Errorf("shop entry %s: encode its description: %v: %w", e.ID, err, sdk.ErrInternal)
 	}
-	return desc, true, nil
+	return desc, app, true, nil
 }
+
+func shopResources(in map[string]client.ServiceResources) map[string]shop.Resources {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]shop.Resources, len(in))
+	for name, r := range in {
+		out[name] = shop.Resources{Memory: r.Memory, Cores: r.Cores}
+	}
+	return out
+}
+
+// mayCustomise says whether the caller may set the resources of a shop
+// entry's services. Guests may not: they start what the shop offers as it
+// is, as they may not start a description of their own (and the original
+// Zoe's guests could not customise either); users and admins may, since a
+// description of their own may ask for any resources within the limits.
+func mayCustomise(c *caller) bool { return c.user.Role != auth.RoleGuest }
+
+// shopSubmitError places the submission's problems with a value of
+// resources (the nodes' capacity) at shop.resources; others stay as the
+// submission reported them.
+func shopSubmitError(err error, app *zapp.App, res map[string]client.ServiceResources) error {
+	var probs zapp.Problems
+	if app == nil || len(res) == 0 || !errors.As(err, &probs) {
+		return err
+	}
+	rerrs, rest := shop.ResourceProblems(app, shopResources(res), probs)
+	if len(rerrs) == 0 {
+		return err
+	}
+	if len(rest) > 0 {
+		rerrs = append(rerrs, fmt.Errorf("%w: %w", shop.ErrInvalidParameter, rest))
+	}
+	return errors.Join(rerrs...)
+}
+
+// resourcePath is the JSON path of a shop.ResourceError in the request.
+func resourcePath(e *shop.ResourceError) string {
+	p := serviceResourcesPath(e.Service)
+	if e.Field != "" {
+		p += "." + e.Field
+	}
+	return p
+}
+
+// serviceResourcesPath is the JSON path of shop.resources.<service>.
+func serviceResourcesPath(service string) string {
+	if serviceName.MatchString(service) {
+		return "shop.resources." + service
+	}
+	return "shop.resources[" + strconv.Quote(service) + "]"
+}
+
+// checkShopResources decodes each value of shop.resources strictly, so
+// that its problems are answered at its path: the decoding of the whole
+// body names a map's values without their key. Anything else wrong is
+// left to that decoding.
+func checkShopResources(data []byte) error {
+	var top struct {
+		Shop *struct {
+			Resources map[string]json.RawMessage `json:"resources"`
+		} `json:"shop"`
+	}
+	if json.Unmarshal(data, &top) != nil || top.Shop == nil {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(top.Shop.Resources)) {
+		raw := bytes.TrimSpace(top.Shop.Resources[name])
+		path := serviceResourcesPath(name)
+		if len(raw) == 0 || (raw[0] != '{' && string(raw) != "null") {
+			return &badRequest{client.Detail{Path: path, Message: "must be an object: {\"memory\": bytes, \"cores\": a number}"}}
+		}
+		err := decodeJSON(bytes.NewReader(raw), new(client.ServiceResources))
+		var bad *badRequest
+		if errors.As(err, &bad) {
+			if bad.detail.Path != "" {
+				bad.detail.Path = path + "." + bad.detail.Path
+			} else {
+				bad.detail.Path = path
+			}
+			return bad
+		}
+	}
+	return nil
+}
+
+// serviceName is what a service's name may be (zapp): a path element as
+// it is.
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
 
 // shopLogo serves the entry's logo from inside the shop directory only
 // (os.Root), with a policy that keeps an SVG's scripts from running.

@@ -107,6 +107,11 @@ func (e *ParameterError) Unwrap() error { return ErrInvalidParameter }
 // never changed. Every wrong value is reported, each as a *ParameterError;
 // all errors wrap ErrInvalidParameter.
 func (e *Entry) Apply(values map[string]string) (*zapp.App, error) {
+	return e.apply(values, true)
+}
+
+// apply is Apply; the result is validated only when validate is set.
+func (e *Entry) apply(values map[string]string, validate bool) (*zapp.App, error) {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		if !slices.ContainsFunc(e.Parameters, func(p Parameter) bool { return p.Key == name }) {
@@ -132,6 +137,9 @@ func (e *Entry) Apply(values map[string]string) (*zapp.App, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if !validate {
+		return app, nil
 	}
 	if probs := zapp.Validate(app, e.limits); len(probs) > 0 {
 		return nil, fmt.Errorf("%w: the description with these values is invalid: %w", ErrInvalidParameter, probs)

@@ -192,16 +192,11 @@ func checkAgainstQuota(ctx context.Context, q querier, quota Quota, e NewExecuti
 	if quota.ConcurrentExecutions == 0 && quota.Cores == 0 && quota.Memory == 0 {
 		return nil
 	}
-	var (
-		n      int64
-		cores  float64
-		memory int64
-	)
-	if err := q.queryRow(ctx, `SELECT COUNT(*), CAST(COALESCE(SUM(cores), 0) AS DOUBLE PRECISION),
-		CAST(COALESCE(SUM(memory), 0) AS BIGINT) FROM executions WHERE owner = $1 AND `+activeSQL,
-		e.Owner).Scan(&n, &cores, &memory); err != nil {
+	u, err := usage(ctx, q, e.Owner)
+	if err != nil {
 		return err
 	}
+	n, cores, memory := int64(u.Executions), u.Cores, u.Memory
 	const eps = 1e-9 // sums of fractional cores
 	switch {
 	case quota.ConcurrentExecutions > 0 && n >= int64(quota.ConcurrentExecutions):
@@ -216,6 +211,24 @@ func checkAgainstQuota(ctx context.Context, q querier, quota Quota, e NewExecuti
 			fmtBytes(e.Memory), fmtBytes(memory), quota.Name, fmtBytes(quota.Memory), sdk.ErrResourceExhausted)
 	}
 	return nil
+}
+
+// usage sums the owner's active executions.
+func usage(ctx context.Context, q querier, owner string) (Usage, error) {
+	var (
+		u Usage
+		n int64
+	)
+	err := q.queryRow(ctx, `SELECT COUNT(*), CAST(COALESCE(SUM(cores), 0) AS DOUBLE PRECISION),
+		CAST(COALESCE(SUM(memory), 0) AS BIGINT) FROM executions WHERE owner = $1 AND `+activeSQL,
+		owner).Scan(&n, &u.Cores, &u.Memory)
+	u.Executions = int(n)
+	return u, err
+}
+
+func (s *store) Usage(ctx context.Context, username string) (Usage, error) {
+	u, err := usage(ctx, s.db, username)
+	return u, s.fail("usage", err)
 }
 
 func plural(n int64, one, many string) string {

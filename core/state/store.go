@@ -65,6 +65,10 @@ type Store interface {
 	// EffectiveQuota is the quota that applies to the user: their own, else
 	// the default of their effective role (User.Role).
 	EffectiveQuota(ctx context.Context, username string) (Quota, error)
+	// Usage is what the user's active executions take: counted as
+	// CreateExecution counts them against the quota. A user without
+	// executions, known or not, uses nothing.
+	Usage(ctx context.Context, username string) (Usage, error)
 
 	// CreateExecution checks the owner's quota and inserts the execution
 	// (submitted), its services (created) and a "submitted" event, all in

@@ -125,6 +125,14 @@ type Forgotten struct {
 	Email        string
 }
 
+// Usage is what a user's active executions take of their quota: how
+// many there are and what they reserve.
+type Usage struct {
+	Executions int
+	Cores      float64
+	Memory     int64 // bytes
+}
+
 // Quota bounds what one user may run at a time; 0 means unlimited for every
 // field.
 type Quota struct {

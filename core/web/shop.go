@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/config"
 )
 
 func (h *Handler) shopRoutes() {
@@ -142,8 +144,17 @@ type startData struct {
 	Summary summary
 	Name    field
 	Params  []field
+	// Resources are the memory and cores of each service, for the roles
+	// that may change them; nil for guests.
+	Resources []serviceFields
 	// Errors are the API's problems that belong to no field.
 	Errors []string
+}
+
+// serviceFields are the inputs of one service's resources.
+type serviceFields struct {
+	Service       string
+	Memory, Cores field
 }
 
 func (h *Handler) startPage(w http.ResponseWriter, r *http.Request) {
@@ -156,12 +167,14 @@ func (h *Handler) startPage(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	h.showStart(w, p, http.StatusOK, e, nil, nil)
+	h.showStart(w, p, http.StatusOK, e, nil, nil, nil)
 }
 
 // showStart renders an entry's start page with the values sent (nil: the
-// defaults) and the API's error.
-func (h *Handler) showStart(w http.ResponseWriter, p page, status int, e *client.ShopEntry, values map[string]string, apiErr *client.APIError) {
+// defaults), the API's error, and the problems found here, by the JSON
+// path of their field.
+func (h *Handler) showStart(w http.ResponseWriter, p page, status int, e *client.ShopEntry, values map[string]string,
+	apiErr *client.APIError, local map[string]string) {
 	d := startData{Entry: shopEntry{ShopEntry: *e, About: h.sanitised(e.DescriptionHTML)}, Summary: summarise(e.Description)}
 	name := e.Name
 	if values != nil {
@@ -193,11 +206,80 @@ func (h *Handler) showStart(w http.ResponseWriter, p page, status int, e *client
 	for i := range d.Params {
 		byField["shop.parameters."+strings.TrimPrefix(d.Params[i].Name, "p.")] = &d.Params[i]
 	}
+	if !p.Guest() {
+		for i, sv := range d.Summary.Services {
+			f := serviceFields{Service: sv.Name,
+				Memory: field{ID: fmt.Sprintf("res-%d-memory", i), Name: "r." + sv.Name + ".memory", Type: "text",
+					Label: sv.Name + ": memory of each instance", Value: sizeText(sv.Resources.Memory.Min),
+					Help: "A size in bytes or with a unit: 512MiB, 2GiB (KiB, MiB, GiB, TiB; KB, MB, GB, TB). " +
+						entryValue(sizeText(sv.Resources.Memory.Min))},
+				Cores: field{ID: fmt.Sprintf("res-%d-cores", i), Name: "r." + sv.Name + ".cores", Type: "number",
+					Label: sv.Name + ": cores of each instance", Value: coresText(sv.Resources.Cores.Min), Min: "0", Step: "any",
+					Help: "A number of cores, fractions allowed: 0.5, 1.5. " + entryValue(coresText(sv.Resources.Cores.Min))},
+			}
+			if v, ok := values[f.Memory.Name]; ok {
+				f.Memory.Value = v
+			}
+			if v, ok := values[f.Cores.Name]; ok {
+				f.Cores.Value = v
+			}
+			d.Resources = append(d.Resources, f)
+		}
+		for i := range d.Resources {
+			r := &d.Resources[i]
+			byField["shop.resources."+r.Service] = &r.Memory
+			byField["shop.resources."+r.Service+".memory"] = &r.Memory
+			byField["shop.resources."+r.Service+".cores"] = &r.Cores
+		}
+	}
 	if apiErr != nil {
 		d.Errors = fieldErrors(apiErr, byField)
 	}
+	for path, msg := range local {
+		if f, ok := byField[path]; ok {
+			f.Error = msg
+		} else {
+			d.Errors = append(d.Errors, msg)
+		}
+	}
+	if len(local) > 0 && apiErr == nil {
+		d.Errors = append([]string{"Some values are not valid: see beside each field."}, d.Errors...)
+	}
 	p.Title, p.Data = e.Name, d
 	h.render(w, status, "start", p)
+}
+
+// sizeText writes bytes as the start page's memory fields take them: in
+// the largest binary unit they are a whole number of; "" for none.
+func sizeText(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// entryValue says what the entry asks for, beside a field that may
+// change it.
+func entryValue(v string) string {
+	if v == "" {
+		return "The entry leaves it to Zoe's default."
+	}
+	return "The entry asks for " + v + "."
+}
+
+func coresText(f float64) string {
+	if f <= 0 {
+		return ""
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // fieldErrors puts each of the API's problems next to the field its
@@ -244,10 +326,18 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 			params[sp.Key] = strings.TrimSpace(v[0])
 		}
 	}
-	ex, err := c.StartExecution(r.Context(), client.StartExecution{Name: values["name"], Shop: &client.ShopStart{ID: e.ID, Parameters: params}})
+	res, local := formResources(r, summarise(e.Description), values)
+	if len(local) > 0 {
+		h.showStart(w, p, http.StatusBadRequest, e, values, nil, local)
+		return
+	}
+	ex, err := c.StartExecution(r.Context(), client.StartExecution{Name: values["name"],
+		Shop: &client.ShopStart{ID: e.ID, Parameters: params, Resources: res}})
 	var ae *client.APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
-		h.showStart(w, p, http.StatusBadRequest, e, values, ae)
+	// A wrong value, or more than the quota leaves: the form again, to
+	// change what was asked.
+	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Body.Code == client.CodeQuotaExceeded) {
+		h.showStart(w, p, ae.Status, e, values, ae, nil)
 		return
 	}
 	if err != nil {
@@ -255,6 +345,47 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.redirect(w, r, "/executions/"+strconv.FormatInt(ex.ID, 10))
+}
+
+// formResources reads the services' memory and cores from the start
+// form into values (as sent, to show again) and the resources to ask for:
+// only those that differ from the entry's, so that a form sent as shown
+// changes nothing. Whatever the role: the API refuses what a role may
+// not ask. local are the values that cannot be read, by JSON path.
+func formResources(r *http.Request, sum summary, values map[string]string) (map[string]client.ServiceResources, map[string]string) {
+	res := map[string]client.ServiceResources{}
+	local := map[string]string{}
+	for _, sv := range sum.Services {
+		var out client.ServiceResources
+		path := "shop.resources." + sv.Name
+		if v := strings.TrimSpace(r.PostFormValue("r." + sv.Name + ".memory")); v != "" {
+			values["r."+sv.Name+".memory"] = v
+			n, err := config.ParseSize(v)
+			switch {
+			case err != nil:
+				local[path+".memory"] = fmt.Sprintf("%q is not a size: write a number of bytes or one with a unit, e.g. 512MiB or 2GiB.", v)
+			case n != sv.Resources.Memory.Min:
+				out.Memory = &n
+			}
+		}
+		if v := strings.TrimSpace(r.PostFormValue("r." + sv.Name + ".cores")); v != "" {
+			values["r."+sv.Name+".cores"] = v
+			f, err := strconv.ParseFloat(v, 64)
+			switch {
+			case err != nil || math.IsInf(f, 0) || math.IsNaN(f):
+				local[path+".cores"] = fmt.Sprintf("%q is not a number of cores, e.g. 0.5 or 2.", v)
+			case f != sv.Resources.Cores.Min:
+				out.Cores = &f
+			}
+		}
+		if out.Memory != nil || out.Cores != nil {
+			res[sv.Name] = out
+		}
+	}
+	if len(res) == 0 {
+		res = nil
+	}
+	return res, local
 }
 
 type uploadData struct {

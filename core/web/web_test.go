@@ -218,6 +218,108 @@ func TestPages(t *testing.T) {
 		}
 	})
 
+	t.Run("services' memory and cores, and the quota at home", func(t *testing.T) {
+		e := e.with(t)
+		dora := e.as("dora")
+		root := e.as("root")
+		_, admin, _ := strings.Cut(root.sessionCookie().Value, ".")
+		if st := e.apiStatus(admin, "POST", "/quotas", `{"name": "web-small", "concurrent_executions": 3, "cores": 4, "memory": 4294967296}`); st != http.StatusCreated {
+			t.Fatalf("creating a quota: %d", st)
+		}
+		if st := e.apiStatus(admin, "PATCH", "/users/dora", `{"quota": "web-small"}`); st != http.StatusOK {
+			t.Fatalf("giving dora the quota: %d", st)
+		}
+
+		// The fields, labelled, with the entry's values.
+		page := dora.get("/shop/demo-0")
+		checkPage(t, "start page with resources", page)
+		mem, cores := input(t, page.body, "r.main.memory"), input(t, page.body, "r.main.cores")
+		if mem == nil || cores == nil {
+			t.Fatalf("no memory or cores field:\n%s", page.body)
+		}
+		if !strings.Contains(page.body, "The entry asks for 256MiB.") || !strings.Contains(page.body, "The entry asks for 0.5.") {
+			t.Error("the fields' help does not say what the entry asks for")
+		}
+		if attr(mem, "value") != "256MiB" || attr(cores, "value") != "0.5" || attr(cores, "type") != "number" {
+			t.Errorf("the fields' values: memory %q, cores %q", attr(mem, "value"), attr(cores, "value"))
+		}
+
+		// Started with them: the execution reserves what was asked.
+		a := dora.startDemo(url.Values{"r.main.memory": {"1GiB"}, "r.main.cores": {"1.5"}})
+		if a.status != http.StatusSeeOther {
+			t.Fatalf("start with resources: %d\n%s", a.status, a.body)
+		}
+		if ex := dora.follow(a); !strings.Contains(ex.body, "1.5 cores, 1.0 GiB") {
+			t.Errorf("the execution does not reserve 1.5 cores and 1 GiB:\n%s", ex.body)
+		}
+
+		// Wrong values, each beside its field, kept as sent.
+		for _, c := range []struct {
+			name, field, value, says string
+			status                   int
+		}{
+			{"too little memory (the API)", "r.main.memory", "100", "at least 1024 bytes", http.StatusBadRequest},
+			{"above the administrative limit (the API)", "r.main.cores", "17", "max_service_cores", http.StatusBadRequest},
+			{"not a size (the page)", "r.main.memory", "lots", "not a size", http.StatusBadRequest},
+			{"not a number (the page)", "r.main.cores", "many", "not a number of cores", http.StatusBadRequest},
+		} {
+			a := dora.startDemo(url.Values{c.field: {c.value}})
+			if a.status != c.status {
+				t.Errorf("%s: %d, want %d", c.name, a.status, c.status)
+				continue
+			}
+			if msg := fieldError(t, a.body, c.field); !strings.Contains(msg, c.says) {
+				t.Errorf("%s: beside the field: %q, want %q\n%s", c.name, msg, c.says, a.body)
+			}
+			if in := input(t, a.body, c.field); in == nil || attr(in, "value") != c.value {
+				t.Errorf("%s: the value sent is not kept", c.name)
+			}
+			checkPage(t, c.name, a)
+		}
+		// More than the quota leaves: the form again, saying so.
+		a = dora.startDemo(url.Values{"r.main.cores": {"3"}})
+		if a.status != http.StatusConflict || !strings.Contains(a.body, "web-small") || input(t, a.body, "r.main.cores") == nil {
+			t.Errorf("over quota: %d\n%s", a.status, a.body)
+		}
+
+		// Home: the limits and what is used, as meters.
+		home := dora.get("/")
+		checkPage(t, "home with a quota", home)
+		for id, want := range map[string][2]string{
+			"quota-executions": {"3", "1"}, "quota-cores": {"4", "1.5"}, "quota-memory": {"4294967296", "1073741824"},
+		} {
+			m := element(t, home.body, "meter", id)
+			if m == nil || attr(m, "max") != want[0] || attr(m, "value") != want[1] || attr(m, "min") != "0" {
+				t.Errorf("meter %s: %v, want max %s value %s\n%s", id, m, want[0], want[1], home.body)
+			}
+		}
+		for _, s := range []string{"web-small", "1.5 of 4", "1 of 3", "1.0 GiB of 4.0 GiB"} {
+			if !strings.Contains(home.body, s) {
+				t.Errorf("home does not say %q", s)
+			}
+		}
+		// A user without limits on cores and memory: no meter for them.
+		bob := e.as("bob").get("/")
+		if element(t, bob.body, "meter", "quota-cores") != nil || !strings.Contains(bob.body, "(no limit)") ||
+			element(t, bob.body, "meter", "quota-executions") == nil {
+			t.Errorf("bob's home (5 executions, no other limit):\n%s", bob.body)
+		}
+
+		// Guests: no fields, and a form made by hand is refused by the API.
+		gus := e.as("gus")
+		gpage := gus.get("/shop/demo-0")
+		if input(t, gpage.body, "r.main.memory") != nil || input(t, gpage.body, "r.main.cores") != nil {
+			t.Error("a guest's start page has resource fields")
+		}
+		a = gus.startDemo(url.Values{"r.main.cores": {"2"}})
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "guests may not change the resources") {
+			t.Errorf("a guest's resources: %d\n%s", a.status, a.body)
+		}
+		if m := element(t, gus.get("/").body, "meter", "quota-executions"); m == nil || attr(m, "max") != "1" {
+			t.Errorf("the guest's home: no meter of 1 execution: %v", m)
+		}
+	})
+
 	t.Run("upload lists problems by JSON path", func(t *testing.T) {
 		e := e.with(t)
 		b := e.as("alice")
@@ -532,6 +634,54 @@ func checkPage(t *testing.T, name string, a answer) {
 	if t.Failed() {
 		t.Logf("%s:\n%s", name, a.body)
 	}
+}
+
+// element is the page's element of that tag and id, nil when there is none.
+func element(t *testing.T, page, tag, id string) *html.Node {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range doc.Descendants() {
+		if n.Type == html.ElementNode && n.Data == tag && attr(n, "id") == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// input is the page's input of that name, nil when there is none.
+func input(t *testing.T, page, name string) *html.Node {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range doc.Descendants() {
+		if n.Type == html.ElementNode && n.Data == "input" && attr(n, "name") == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// fieldError is the error shown beside the input of that name: the text
+// of its description, when it is marked invalid.
+func fieldError(t *testing.T, page, name string) string {
+	t.Helper()
+	in := input(t, page, name)
+	if in == nil || attr(in, "aria-invalid") != "true" {
+		return ""
+	}
+	help := attr(in, "aria-describedby")
+	doc, _ := html.Parse(strings.NewReader(page))
+	for n := range doc.Descendants() {
+		if n.Type == html.ElementNode && help != "" && attr(n, "id") == help {
+			return text(n)
+		}
+	}
+	return ""
 }
 
 func text(n *html.Node) string {

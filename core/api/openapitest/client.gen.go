@@ -218,6 +218,12 @@ type QuotaList struct {
 	Quotas []Quota `json:"quotas"`
 }
 
+// QuotaUse defines model for QuotaUse.
+type QuotaUse struct {
+	Quota Quota `json:"quota"`
+	Used  Usage `json:"used"`
+}
+
 // Service defines model for Service.
 type Service struct {
 	BackendStatus *string `json:"backend_status,omitempty"`
@@ -233,6 +239,12 @@ type Service struct {
 	RestartCount  int     `json:"restart_count"`
 	StartupOrder  int     `json:"startup_order"`
 	Status        string  `json:"status"`
+}
+
+// ServiceResources defines model for ServiceResources.
+type ServiceResources struct {
+	Cores  *float64 `json:"cores,omitempty"`
+	Memory *int64   `json:"memory,omitempty"`
 }
 
 // Session defines model for Session.
@@ -277,8 +289,9 @@ type ShopParameter struct {
 
 // ShopStart defines model for ShopStart.
 type ShopStart struct {
-	Id         string             `json:"id"`
-	Parameters *map[string]string `json:"parameters,omitempty"`
+	Id         string                       `json:"id"`
+	Parameters *map[string]string           `json:"parameters,omitempty"`
+	Resources  *map[string]ServiceResources `json:"resources,omitempty"`
 }
 
 // StartExecution defines model for StartExecution.
@@ -315,6 +328,13 @@ type TokenInfo struct {
 // TokenList defines model for TokenList.
 type TokenList struct {
 	Tokens []TokenInfo `json:"tokens"`
+}
+
+// Usage defines model for Usage.
+type Usage struct {
+	Cores      float64 `json:"cores"`
+	Executions int     `json:"executions"`
+	Memory     int64   `json:"memory"`
 }
 
 // User defines model for User.
@@ -535,6 +555,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMeQuota The caller's quota and what their active executions take of it
+	//
+	// Corresponds with GET /me/quota (the `GetMeQuota` operationId).
+	GetMeQuota(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOpenapiJson This API as an OpenAPI 3 document
 	//
@@ -837,6 +862,21 @@ func (c *Client) GetLogins(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /me (the `GetMe` operationId).
 func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMeQuota The caller's quota and what their active executions take of it
+//
+// Corresponds with GET /me/quota (the `GetMeQuota` operationId).
+func (c *Client) GetMeQuota(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeQuotaRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1654,6 +1694,33 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeQuotaRequest constructs an http.Request for the GetMeQuota method
+func NewGetMeQuotaRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/me/quota")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2553,6 +2620,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
 
+	// GetMeQuotaWithResponse The caller's quota and what their active executions take of it
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /me/quota (the `GetMeQuota` operationId).
+	GetMeQuotaWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeQuotaResponse, error)
+
 	// GetOpenapiJsonWithResponse This API as an OpenAPI 3 document
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3196,6 +3270,54 @@ func (r GetMeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeQuotaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *QuotaUse
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeQuotaResponse) GetJSON200() *QuotaUse {
+	return r.JSON200
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetMeQuotaResponse) GetJSONDefault() *Error {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeQuotaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeQuotaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeQuotaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeQuotaResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4318,6 +4440,19 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 	return ParseGetMeResponse(rsp)
 }
 
+// GetMeQuotaWithResponse The caller's quota and what their active executions take of it
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /me/quota (the `GetMeQuota` operationId).
+func (c *ClientWithResponses) GetMeQuotaWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeQuotaResponse, error) {
+	rsp, err := c.GetMeQuota(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeQuotaResponse(rsp)
+}
+
 // GetOpenapiJsonWithResponse This API as an OpenAPI 3 document
 //
 // Returns a wrapper object for the known response body format(s).
@@ -4952,6 +5087,39 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest User
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeQuotaResponse parses an HTTP response from a GetMeQuotaWithResponse call
+func ParseGetMeQuotaResponse(rsp *http.Response) (*GetMeQuotaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeQuotaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest QuotaUse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -97,6 +97,13 @@ func TestRoutes(t *testing.T) {
 	want(t, "GET /me as anonymous", me, err, http.StatusUnauthorized)
 	me, err = guest.GetMeWithResponse(ctx)
 	want(t, "GET /me as a guest", me, err, http.StatusForbidden)
+	mq, err := alice.GetMeQuotaWithResponse(ctx)
+	want(t, "GET /me/quota", mq, err, http.StatusOK)
+	if mq.JSON200 == nil || mq.JSON200.Quota.Name != "user" {
+		t.Errorf("GET /me/quota: not alice's quota: %s", mq.Body)
+	}
+	mq, err = anon.GetMeQuotaWithResponse(ctx)
+	want(t, "GET /me/quota as anonymous", mq, err, http.StatusUnauthorized)
 	toks, err := alice.GetTokensWithResponse(ctx)
 	want(t, "GET /tokens", toks, err, http.StatusOK)
 	toks, err = anon.GetTokensWithResponse(ctx)
@@ -119,6 +126,7 @@ func TestRoutes(t *testing.T) {
 	want(t, "GET /shop as a guest", shop, err, http.StatusForbidden)
 	se, err := alice.GetShopIdWithResponse(ctx, entry)
 	want(t, "GET /shop/"+entry, se, err, http.StatusOK)
+	first := se.JSON200.Description.(map[string]any)["services"].([]any)[0].(map[string]any)["name"].(string)
 	se, err = alice.GetShopIdWithResponse(ctx, "no-such-entry")
 	want(t, "GET /shop/no-such-entry", se, err, http.StatusNotFound)
 	logo, err := alice.GetShopIdLogoWithResponse(ctx, entry)
@@ -151,7 +159,13 @@ func TestRoutes(t *testing.T) {
 	want(t, "GET /events as anonymous", evs, err, http.StatusUnauthorized)
 	fromShop, err := alice.PostExecutionsWithResponse(ctx, PostExecutionsJSONRequestBody{Shop: &ShopStart{Id: entry}})
 	want(t, "POST /executions of a shop entry", fromShop, err, http.StatusCreated)
-	bad, err := alice.PostExecutionsWithResponse(ctx, PostExecutionsJSONRequestBody{Description: map[string]any{"name": "x"}})
+	resources := map[string]ServiceResources{first: {Memory: ptr(int64(256 << 20)), Cores: ptr(0.5)}}
+	fromShop2, err := alice.PostExecutionsWithResponse(ctx, PostExecutionsJSONRequestBody{Shop: &ShopStart{Id: entry, Resources: &resources}})
+	want(t, "POST /executions of a shop entry with resources", fromShop2, err, http.StatusCreated)
+	badRes := map[string]ServiceResources{"no-such-service": {Cores: ptr(1.0)}}
+	bad, err := alice.PostExecutionsWithResponse(ctx, PostExecutionsJSONRequestBody{Shop: &ShopStart{Id: entry, Resources: &badRes}})
+	want(t, "POST /executions of a shop entry, an unknown service", bad, err, http.StatusBadRequest)
+	bad, err = alice.PostExecutionsWithResponse(ctx, PostExecutionsJSONRequestBody{Description: map[string]any{"name": "x"}})
 	want(t, "POST /executions, a bad description", bad, err, http.StatusBadRequest)
 	bad, err = alice.PostExecutionsWithBodyWithResponse(ctx, "text/plain", strings.NewReader("{}"))
 	want(t, "POST /executions, not JSON", bad, err, http.StatusUnsupportedMediaType)

@@ -164,10 +164,28 @@ func testQuotaRefusals(t *testing.T, h Harness) {
 		}
 		wantErr(t, err, sdk.ErrResourceExhausted, s.parts...)
 	}
+	// Usage counts what the refusals counted: the accepted ones.
+	for _, c := range []struct {
+		user string
+		want state.Usage
+	}{
+		{"guest", state.Usage{Executions: 1, Cores: 100, Memory: 1 << 40}},
+		{"user", state.Usage{Executions: 5}},
+		{"cores", state.Usage{Executions: 2, Cores: 4}},
+		{"memory", state.Usage{Executions: 2, Memory: 8 << 30}},
+		{"nobody-known", state.Usage{}},
+	} {
+		if got := must(st.Usage(ctx, c.user))(t); got != c.want {
+			t.Errorf("usage of %s: %+v, want %+v", c.user, got, c.want)
+		}
+	}
 	// Only active executions count: once the guest's ends, they may run
 	// another.
 	must(st.Transition(ctx, ids[0], []state.Status{state.StatusSubmitted}, state.StatusTerminated,
 		state.ExecutionChange{Ended: true}))(t)
+	if got := must(st.Usage(ctx, "guest"))(t); got != (state.Usage{}) {
+		t.Errorf("usage of guest after the end: %+v, want none", got)
+	}
 	submit(t, st, "guest", "again", 0)
 }
 
