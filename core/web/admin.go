@@ -148,7 +148,23 @@ func (h *Handler) adminUsers(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	h.render(w, http.StatusOK, "admin-users", adminPage(p, r, "Users", "users", us.Users))
+	qs, err := c.Quotas(r.Context())
+	if err != nil {
+		h.apiFailed(w, r, err)
+		return
+	}
+	d := usersData{Users: us.Users, Defined: map[string]bool{}}
+	for _, q := range qs.Quotas {
+		d.Defined[q.Name] = true
+	}
+	h.render(w, http.StatusOK, "admin-users", adminPage(p, r, "Users", "users", d))
+}
+
+type usersData struct {
+	Users []client.User
+	// Defined are the quotas that exist: a role's default quota that
+	// does not is no limit.
+	Defined map[string]bool
 }
 
 // roles are the roles an admin may give.
@@ -168,6 +184,9 @@ type userData struct {
 	Errors []string
 	// Self is the admin's own page: they cannot disable themself.
 	Self bool
+	// QuotaDefined tells whether the user's quota exists: a role's
+	// default quota that does not is no limit.
+	QuotaDefined bool
 }
 
 // userChoices are the choices the user's form shows for u as it is.
@@ -211,6 +230,9 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, c *client.Cli
 	}
 	d.Tokens, d.Quotas, d.Roles, d.Self = toks.Tokens, qs.Quotas, roles(), d.U.Username == p.User.Username
 	d.WasRole, d.WasQuota = userChoices(d.U)
+	for _, q := range d.Quotas {
+		d.QuotaDefined = d.QuotaDefined || q.Name == d.U.Quota
+	}
 	h.render(w, status, "admin-user", adminPage(p, r, "User "+d.U.Username, "users", d))
 }
 
