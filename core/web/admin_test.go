@@ -168,7 +168,9 @@ func TestAdminPages(t *testing.T) {
 					queued = row
 				}
 			}
-			return queued != nil && strings.Contains(page, "Running executions <small>(1)"), page
+			// The node counts what runs on it once its services run.
+			return queued != nil && strings.Contains(page, "Running executions <small>(1)") &&
+				strings.Contains(page, "10.00 of 16.00 reserved"), page
 		})
 		checkAdminPage(t, e, "status", answer{status: 200, header: root.get("/admin/status").header, body: page})
 		id := strings.TrimPrefix(locs[1], "/zoe/executions/")
@@ -182,6 +184,7 @@ func TestAdminPages(t *testing.T) {
 			`max="16" high="14.4" value="10"`, // its cores
 			`max="68719476736"`,               // its memory, 64GiB
 			`10.00 of 16.00 reserved`,
+			`<dt>Labels</dt><dd><code>ssd</code>, <code>gpu</code></dd>`,
 			`href="/zoe/admin/users/alice"`,
 		} {
 			if !strings.Contains(page, want) {

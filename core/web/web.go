@@ -19,6 +19,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -157,6 +158,7 @@ func parsePages() map[string]*template.Template {
 		"dict":  dict,
 		// The admin pages'.
 		"runtime": formatRuntime,
+		"pathseg": url.PathEscape,
 	}
 	// The layout and the partials every page may use.
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles,
