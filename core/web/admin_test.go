@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,10 @@ func TestAdminPages(t *testing.T) {
 			if !found {
 				t.Errorf("plugin %s is not shown ready: %q", kind, plugins)
 			}
+		}
+		// An admin opens anyone's execution from there.
+		if a := root.do("GET", locs[0], nil); a.status != http.StatusOK || !strings.Contains(a.body, "big run") {
+			t.Errorf("alice's execution for an admin: %d", a.status)
 		}
 		for _, loc := range locs {
 			alice.do("POST", loc+"/terminate", url.Values{"csrf": {csrf(t, alice.do("GET", loc, nil).body, loc+"/terminate")}})
@@ -487,18 +492,34 @@ func TestAdminPages(t *testing.T) {
 		b.login("mallory", "guess", "")
 		page := root.get("/admin/logins")
 		checkAdminPage(t, e, "logins", page)
-		doc, _ := html.Parse(strings.NewReader(page.body))
-		found := false
-		for n := range doc.Descendants() {
-			if n.Type == html.ElementNode && n.Data == "tr" {
-				row := strings.Join(strings.Fields(text(n)), " ")
-				found = found || strings.HasPrefix(row, "user from address mallory 198.51.100.9 1 ")
-			}
-		}
-		if !found {
+		if !hasRow(page.body, "user from address", "mallory", "198.51.100.9", "1") {
 			t.Errorf("mallory's failure is not listed:\n%s", page.body)
 		}
+		// Enough failures lock: the page says which key until when.
+		for range 8 {
+			b.login("mallory", "guess", "")
+		}
+		page = root.get("/admin/logins")
+		checkAdminPage(t, e, "logins with locks", page)
+		locked := false
+		for _, row := range rows(page.body) {
+			locked = locked || len(row) == 6 && row[1] == "mallory" && strings.HasPrefix(row[5], "locked 20")
+		}
+		if !locked || !regexp.MustCompile(`[1-9]\d* keys? (is|are) locked now`).MatchString(page.body) {
+			t.Errorf("no lock of mallory's logins shown:\n%s", page.body)
+		}
 	})
+}
+
+// hasRow tells whether a page has a table row that starts with these
+// cells.
+func hasRow(page string, cells ...string) bool {
+	for _, row := range rows(page) {
+		if len(row) >= len(cells) && slices.Equal(row[:len(cells)], cells) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkAdminPage checks a page with checkPage and htmlcheck.
