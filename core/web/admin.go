@@ -18,11 +18,8 @@ import (
 // failed logins. Each checks that the browser's user is an admin before
 // calling the API, which refuses everyone else again (403) on its own.
 func (h *Handler) adminRoutes() {
-	h.handle("GET /admin/{$}", func(w http.ResponseWriter, r *http.Request) {
-		if _, _, ok := h.signedInAdmin(w, r); ok {
-			h.redirect(w, r, "/admin/status")
-		}
-	})
+	h.handle("GET /admin", h.adminIndex)
+	h.handle("GET /admin/{$}", h.adminIndex)
 	h.handle("GET /admin/status", h.adminStatus)
 	h.handle("GET /admin/users", h.adminUsers)
 	h.handle("GET /admin/users/{name}", h.adminUser)
@@ -36,6 +33,13 @@ func (h *Handler) adminRoutes() {
 	h.handle("GET /admin/quotas/{name}/delete", h.adminDeleteQuotaPage)
 	h.handle("POST /admin/quotas/{name}/delete", h.adminDeleteQuota)
 	h.handle("GET /admin/logins", h.adminLogins)
+}
+
+// adminIndex leads to the status page.
+func (h *Handler) adminIndex(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := h.signedInAdmin(w, r); ok {
+		h.redirect(w, r, "/admin/status")
+	}
 }
 
 // signedInAdmin is signedIn for the admin pages: anyone but an enabled

@@ -12,9 +12,10 @@ import (
 
 // TestAdminInBrowser: an admin manages Zoe with Chromium, by clicking
 // through the pages, at a phone's width; the pages run no script the CSP
-// refuses and load nothing from elsewhere.
+// refuses and load nothing from elsewhere. The daemon serves at / (the
+// other tests use a base path).
 func TestAdminInBrowser(t *testing.T) {
-	e := newEnv(t, "/zoe")
+	e := newEnv(t, "")
 	e.as("alice") // a user to manage
 	b := testutil.NewBrowser(t)
 	ctx := b.Context()
@@ -39,7 +40,7 @@ func TestAdminInBrowser(t *testing.T) {
 		}
 	}
 
-	b.Navigate(e.addr + "/zoe/login")
+	b.Navigate(e.addr + "/login")
 	b.Fill("Username", "root")
 	b.Fill("Password", passwords["root"])
 	b.Click("Log in")
@@ -111,7 +112,7 @@ func TestAdminInBrowser(t *testing.T) {
 		t.Errorf("beside the memory field: %q", got)
 	}
 	b.Screenshot("admin-quota-error")
-	if u, _ := url.Parse(b.URL()); u.Path != "/zoe/admin/quotas" {
+	if u, _ := url.Parse(b.URL()); u.Path != "/admin/quotas" {
 		t.Errorf("after the bad form: %s", b.URL())
 	}
 }

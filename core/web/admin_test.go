@@ -41,8 +41,10 @@ func TestAdminPages(t *testing.T) {
 			}
 			checkAdminPage(t, e, p, a)
 		}
-		if a := root.get("/admin/"); a.status != http.StatusSeeOther || a.location() != "/zoe/admin/status" {
-			t.Errorf("/admin/: %d to %q", a.status, a.location())
+		for _, p := range []string{"/admin", "/admin/"} {
+			if a := root.get(p); a.status != http.StatusSeeOther || a.location() != "/zoe/admin/status" {
+				t.Errorf("%s: %d to %q", p, a.status, a.location())
+			}
 		}
 		if !strings.Contains(root.get("/").body, `href="/zoe/admin/status"`) {
 			t.Error("no admin link in an admin's menu")
@@ -66,7 +68,7 @@ func TestAdminPages(t *testing.T) {
 			if strings.Contains(who.b.get("/").body, "/zoe/admin/") {
 				t.Errorf("the %s's menu links to the admin pages", who.name)
 			}
-			for _, p := range append(pages, "/admin/", "/admin/users/bob", "/admin/quotas/nope") {
+			for _, p := range append(pages, "/admin", "/admin/", "/admin/users/bob", "/admin/quotas/nope") {
 				a := who.b.get(p)
 				if a.status != http.StatusForbidden || !strings.Contains(a.body, "for Zoe&#39;s administrators") {
 					t.Errorf("GET %s as a %s: %d, want 403\n%s", p, who.name, a.status, a.body)
