@@ -56,22 +56,31 @@ func (h *Handler) signedInAdmin(w http.ResponseWriter, r *http.Request) (*client
 	return c, p, true
 }
 
-// adminDone are the messages a page shows after a change led to it
-// (?done=...): fixed texts, so that a link cannot make a page say
-// anything else.
-var adminDone = map[string]string{
-	"created":  "The quota is created.",
-	"saved":    "The changes are saved.",
-	"deleted":  "The quota is deleted; its users have their role's default quota.",
-	"disabled": "The user is disabled: their tokens are revoked and they cannot log in.",
-	"enabled":  "The user is enabled: they can log in again.",
-	"revoked":  "The token is revoked.",
-	"nothing":  "Nothing was changed.",
+// doneMessage is what a page says after a change led to it (?done=...):
+// fixed texts, so that a link cannot make a page say anything else.
+func doneMessage(code string) string {
+	switch code {
+	case "created":
+		return "The quota is created."
+	case "saved":
+		return "The changes are saved."
+	case "deleted":
+		return "The quota is deleted; its users have their role's default quota."
+	case "disabled":
+		return "The user is disabled: their tokens are revoked and they cannot log in."
+	case "enabled":
+		return "The user is enabled: they can log in again."
+	case "revoked":
+		return "The token is revoked."
+	case "nothing":
+		return "Nothing was changed."
+	}
+	return ""
 }
 
 // adminPage fills the parts of an admin page every one has.
 func adminPage(p page, r *http.Request, title, section string, data any) page {
-	p.Title, p.Flash = title, adminDone[r.URL.Query().Get("done")]
+	p.Title, p.Flash = title, doneMessage(r.URL.Query().Get("done"))
 	p.Data = adminData{Section: section, Page: data}
 	return p
 }

@@ -46,6 +46,11 @@ func TestAdminPages(t *testing.T) {
 				t.Errorf("%s: %d to %q", p, a.status, a.location())
 			}
 		}
+		// A page says only its own fixed messages.
+		if a := root.get("/admin/status?done=" + url.QueryEscape("Send your password to evil.example")); strings.Contains(a.body, "evil") ||
+			strings.Contains(a.body, `class="flash"`) {
+			t.Error("the status page shows a message from its link")
+		}
 		if !strings.Contains(root.get("/").body, `href="/zoe/admin/status"`) {
 			t.Error("no admin link in an admin's menu")
 		}
