@@ -482,6 +482,9 @@ func TestAdminPages(t *testing.T) {
 		}
 		// Delete: a page to confirm, then the form.
 		setUser(t, root, "gus", url.Values{"quota": {"small"}})
+		if list := root.get("/admin/quotas").body; !hasRow(list, "small", "2", "4", "512.0 MiB", "1h30m", "1") {
+			t.Errorf("the list after the edit, with gus on the quota: %q", rows(list))
+		}
 		confirm := root.get("/admin/quotas/small/delete")
 		if confirm.status != 200 || !strings.Contains(confirm.body, "(gus) will then have their role's default quota") {
 			t.Errorf("the confirmation: %d\n%s", confirm.status, confirm.body)
