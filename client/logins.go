@@ -1,6 +1,9 @@
 package client
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Logins is GET /api/v1/logins (admins): the recent failed logins and the
 // locks they hold, the password checks and the API's connections.
@@ -43,4 +46,11 @@ type Connections struct {
 	Open      int    `json:"open"`
 	Addresses int    `json:"addresses"`
 	Refused   uint64 `json:"refused"`
+}
+
+// Logins is GET /logins (admins): the recent failed logins and the locks
+// they hold.
+func (c *Client) Logins(ctx context.Context) (*Logins, error) {
+	var v Logins
+	return &v, c.get(ctx, "/logins", nil, &v)
 }

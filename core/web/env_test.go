@@ -64,6 +64,7 @@ backend "sim" {
   node "node1" {
     cores  = 16
     memory = "64GiB"
+    labels = ["ssd", "gpu"]
   }
 }
 `

@@ -19,6 +19,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -106,6 +107,7 @@ func (h *Handler) routes() {
 	h.shopRoutes()
 	h.executionRoutes()
 	h.streamRoutes()
+	h.adminRoutes()
 	h.mux.HandleFunc(h.base+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "There is no such page.")
 	})
@@ -154,15 +156,18 @@ func parsePages() map[string]*template.Template {
 		"bytes": humanBytes,
 		"badge": badge,
 		"dict":  dict,
+		// The admin pages'.
+		"runtime": formatRuntime,
+		"pathseg": url.PathEscape,
 	}
 	// The layout and the partials every page may use.
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles,
-		"templates/layout.html", "templates/exectable.html", "templates/field.html"))
+		"templates/layout.html", "templates/exectable.html", "templates/field.html", "templates/adminnav.html"))
 	names, _ := fs.Glob(templateFiles, "templates/*.html")
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		n = strings.TrimPrefix(n, "templates/")
-		if n == "layout.html" || n == "exectable.html" || n == "field.html" {
+		if n == "layout.html" || n == "exectable.html" || n == "field.html" || n == "adminnav.html" {
 			continue
 		}
 		pages[strings.TrimSuffix(n, ".html")] = template.Must(template.Must(layout.Clone()).ParseFS(templateFiles, "templates/"+n))
