@@ -273,8 +273,8 @@ func TestAdminPages(t *testing.T) {
 		}
 		// A role that is none: said beside the field.
 		a = setUser(t, root, "alice", url.Values{"role": {"emperor"}})
-		if a.status != http.StatusBadRequest || fieldError(t, a.body, "role") == "" {
-			t.Errorf("role emperor: %d, error beside the field %q\n%s", a.status, fieldError(t, a.body, "role"), a.body)
+		if a.status != http.StatusBadRequest || adminFieldError(t, a.body, "role") == "" {
+			t.Errorf("role emperor: %d, error beside the field %q\n%s", a.status, adminFieldError(t, a.body, "role"), a.body)
 		}
 		// An admin cannot demote themself: said at the top.
 		a = setUser(t, root, "root", url.Values{"role": {"user"}})
@@ -303,8 +303,8 @@ func TestAdminPages(t *testing.T) {
 			t.Errorf("the quota's page does not list bob:\n%s", page)
 		}
 		a = setUser(t, root, "bob", url.Values{"quota": {"nope"}})
-		if a.status != http.StatusBadRequest || !strings.Contains(fieldError(t, a.body, "quota"), `no quota "nope"`) {
-			t.Errorf("an unknown quota: %d %q\n%s", a.status, fieldError(t, a.body, "quota"), a.body)
+		if a.status != http.StatusBadRequest || !strings.Contains(adminFieldError(t, a.body, "quota"), `no quota "nope"`) {
+			t.Errorf("an unknown quota: %d %q\n%s", a.status, adminFieldError(t, a.body, "quota"), a.body)
 		}
 		checkAdminPage(t, e, "user page with a field error", a)
 		if a := setUser(t, root, "bob", url.Values{"quota": {""}}); a.status != http.StatusSeeOther {
@@ -441,7 +441,7 @@ func TestAdminPages(t *testing.T) {
 				continue
 			}
 			if tc.field != "" {
-				if got := fieldError(t, a.body, tc.field); !strings.Contains(got, tc.want) {
+				if got := adminFieldError(t, a.body, tc.field); !strings.Contains(got, tc.want) {
 					t.Errorf("%s: beside the field %q, want %q", tc.name, got, tc.want)
 				}
 				for k, v := range tc.form {
@@ -470,12 +470,12 @@ func TestAdminPages(t *testing.T) {
 			}
 		}
 		a = postForm(t, root, "/admin/quotas/small", "/zoe/admin/quotas/small", url.Values{"executions": {"2"}, "cores": {"-1"}, "memory": {"2XB"}, "runtime": {"1h"}})
-		if a.status != http.StatusBadRequest || !strings.Contains(fieldError(t, a.body, "memory"), "unknown unit") {
-			t.Errorf("a bad edit: %d %q\n%s", a.status, fieldError(t, a.body, "memory"), a.body)
+		if a.status != http.StatusBadRequest || !strings.Contains(adminFieldError(t, a.body, "memory"), "unknown unit") {
+			t.Errorf("a bad edit: %d %q\n%s", a.status, adminFieldError(t, a.body, "memory"), a.body)
 		}
 		a = postForm(t, root, "/admin/quotas/small", "/zoe/admin/quotas/small", url.Values{"executions": {"2"}, "cores": {"-1"}, "memory": {"1GiB"}, "runtime": {"1h"}})
-		if a.status != http.StatusBadRequest || !strings.Contains(fieldError(t, a.body, "cores"), "must be 0 (unlimited)") {
-			t.Errorf("negative cores: %d %q\n%s", a.status, fieldError(t, a.body, "cores"), a.body)
+		if a.status != http.StatusBadRequest || !strings.Contains(adminFieldError(t, a.body, "cores"), "must be 0 (unlimited)") {
+			t.Errorf("negative cores: %d %q\n%s", a.status, adminFieldError(t, a.body, "cores"), a.body)
 		}
 		if page := root.get("/admin/quotas/small").body; !strings.Contains(page, `value="512MiB"`) {
 			t.Error("a bad edit changed the quota")
@@ -612,7 +612,7 @@ func hasAttr(n *html.Node, name string) bool {
 }
 
 // fieldError is the error said beside the control with this id (or name).
-func fieldError(t *testing.T, page, id string) string {
+func adminFieldError(t *testing.T, page, id string) string {
 	t.Helper()
 	doc, err := html.Parse(strings.NewReader(page))
 	if err != nil {
