@@ -192,7 +192,10 @@ type userData struct {
 	// form showed, so that only what the admin changed is sent.
 	Role, Quota, WasRole, WasQuota string
 	RoleError, QuotaError          string
-	Roles                          []string
+	// Email is the form's address: "" is the auth source's. WasEmail is
+	// what the form showed.
+	Email, WasEmail, EmailError string
+	Roles                       []string
 	// Errors are the API's problems that belong to no field.
 	Errors []string
 	// Self is the admin's own page: they cannot disable themself.
@@ -200,6 +203,15 @@ type userData struct {
 	// QuotaDefined tells whether the user's quota exists: a role's
 	// default quota that does not is no limit.
 	QuotaDefined bool
+}
+
+// emailChoice is the address the user's form shows for u: the one an
+// admin set, "" for the auth source's.
+func emailChoice(u *client.User) string {
+	if u.Email != u.AuthEmail {
+		return u.Email
+	}
+	return ""
 }
 
 // userChoices are the choices the user's form shows for u as it is.
@@ -223,7 +235,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	d := userData{U: u}
+	d := userData{U: u, Email: emailChoice(u)}
 	d.Role, d.Quota = userChoices(u)
 	h.showUser(w, r, c, p, http.StatusOK, d)
 }
@@ -243,6 +255,7 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, c *client.Cli
 	}
 	d.Tokens, d.Quotas, d.Roles, d.Self = toks.Tokens, qs.Quotas, roles(), d.U.Username == p.User.Username
 	d.WasRole, d.WasQuota = userChoices(d.U)
+	d.WasEmail = emailChoice(d.U)
 	for _, q := range d.Quotas {
 		d.QuotaDefined = d.QuotaDefined || q.Name == d.U.Quota
 	}
@@ -261,7 +274,8 @@ func (h *Handler) adminUpdateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	d := userData{Role: r.PostFormValue("role"), Quota: r.PostFormValue("quota")}
+	d := userData{Role: r.PostFormValue("role"), Quota: r.PostFormValue("quota"),
+		Email: strings.TrimSpace(r.PostFormValue("email"))}
 	var upd client.UserUpdate
 	if d.Role != r.PostFormValue("was_role") {
 		upd.Role = &d.Role
@@ -269,7 +283,10 @@ func (h *Handler) adminUpdateUser(w http.ResponseWriter, r *http.Request) {
 	if d.Quota != r.PostFormValue("was_quota") {
 		upd.Quota = &d.Quota
 	}
-	if upd.Role == nil && upd.Quota == nil {
+	if d.Email != r.PostFormValue("was_email") {
+		upd.Email = &d.Email
+	}
+	if upd.Role == nil && upd.Quota == nil && upd.Email == nil {
 		h.redirect(w, r, userPath(name)+"?done=nothing")
 		return
 	}
@@ -287,9 +304,9 @@ func (h *Handler) adminUpdateUser(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	byField := map[string]*field{"role": {}, "quota": {}}
+	byField := map[string]*field{"role": {}, "quota": {}, "email": {}}
 	d.Errors = fieldErrors(ae, byField)
-	d.RoleError, d.QuotaError = byField["role"].Error, byField["quota"].Error
+	d.RoleError, d.QuotaError, d.EmailError = byField["role"].Error, byField["quota"].Error, byField["email"].Error
 	h.showUser(w, r, c, p, ae.Status, d)
 }
 
@@ -318,7 +335,7 @@ func (h *Handler) adminEnableUser(w http.ResponseWriter, r *http.Request) {
 			h.apiFailed(w, r, gerr)
 			return
 		}
-		d := userData{U: u, Errors: []string{ae.Message()}}
+		d := userData{U: u, Errors: []string{ae.Message()}, Email: emailChoice(u)}
 		d.Role, d.Quota = userChoices(u)
 		h.showUser(w, r, c, p, ae.Status, d)
 		return

@@ -57,7 +57,7 @@ func TestAdminInBrowser(t *testing.T) {
 	b.WaitText("Role and quota")
 	noOverflow("a user's page")
 	b.Fill("Role", "guest")
-	b.Click("Save role and quota")
+	b.Click("Save role, quota and address")
 	b.WaitText("The changes are saved.")
 	if got := b.Text(".facts"); !strings.Contains(got, "guest (given by an admin") {
 		t.Errorf("alice's role after the change: %q", got)

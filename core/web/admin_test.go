@@ -312,6 +312,29 @@ func TestAdminPages(t *testing.T) {
 		}
 	})
 
+	t.Run("set an e-mail address", func(t *testing.T) {
+		e := e.with(t)
+		root := root.in(e)
+		a := setUser(t, root, "bob", url.Values{"email": {"bob@example.org"}})
+		if a.status != http.StatusSeeOther {
+			t.Fatalf("bob's address: %d\n%s", a.status, a.body)
+		}
+		if page := root.follow(a).body; !strings.Contains(page, `value="bob@example.org"`) {
+			t.Errorf("bob's page does not show the address:\n%s", page)
+		}
+		a = setUser(t, root, "bob", url.Values{"email": {"not an address\r\nBcc: x@example.org"}})
+		if a.status != http.StatusBadRequest || adminFieldError(t, a.body, "email") == "" {
+			t.Errorf("a bad address: %d %q\n%s", a.status, adminFieldError(t, a.body, "email"), a.body)
+		}
+		checkAdminPage(t, e, "user page with an address error", a)
+		if a := setUser(t, root, "bob", url.Values{"email": {""}}); a.status != http.StatusSeeOther {
+			t.Errorf("bob back to the source's address: %d", a.status)
+		}
+		if page := root.get("/admin/users/bob").body; !strings.Contains(page, `id="email" name="email" type="email" maxlength="254" value=""`) {
+			t.Errorf("bob's page after clearing his address:\n%s", page)
+		}
+	})
+
 	t.Run("disable a user", func(t *testing.T) {
 		e := e.with(t)
 		root, bob := root.in(e), bob.in(e)
@@ -589,7 +612,8 @@ func setUser(t *testing.T, root *browser, name string, set url.Values) answer {
 			continue
 		}
 		switch {
-		case n.Data == "input" && (attr(n, "name") == "was_role" || attr(n, "name") == "was_quota"):
+		case n.Data == "input" && (attr(n, "name") == "was_role" || attr(n, "name") == "was_quota" ||
+			attr(n, "name") == "was_email" || attr(n, "name") == "email"):
 			form.Set(attr(n, "name"), attr(n, "value"))
 		case n.Data == "option" && hasAttr(n, "selected"):
 			form.Set(attr(n.Parent, "name"), attr(n, "value"))
