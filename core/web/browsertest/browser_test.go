@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -341,5 +340,3 @@ func guest(t *testing.T, d *daemon, param, value string) {
 	waitStatus(t, b, "terminated")
 	b.AssertClean()
 }
-
-var _ = url.Parse
