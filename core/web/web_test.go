@@ -377,7 +377,8 @@ func TestPages(t *testing.T) {
 			{"/api/v1/info", 404, "served under /zoe/"},
 			{"/", 404, "served under /zoe/"},
 			{"//zoe/api/v1/info", 404, "plain form"},
-			{"/zoe/proxy/1/main/8888/", 404, ""},
+			// The proxy, mounted by the daemon: log in first.
+			{"/zoe/proxy/1/main/8888/", 401, "log in as its owner"},
 			{"/zoe/static/zoe.css", 200, "contrast"},
 		} {
 			a := b.do("GET", tc.path, nil)
