@@ -827,9 +827,9 @@ func (b *Browser) Requests() []Request {
 }
 
 // FailedRequests returns the requests that got a network error or an HTTP
-// status of 400 or more. A stream that had its answer and was cut off by
-// the page being left (an EventSource when a link is followed: a 2xx
-// status, then net::ERR_ABORTED) did not fail.
+// status of 400 or more. A stream that had its answer and was then
+// closed by the page (an EventSource closed by its script once it has
+// what it waited for: a 2xx status, then net::ERR_ABORTED) did not fail.
 func (b *Browser) FailedRequests() []Request {
 	var out []Request
 	for _, r := range b.Requests() {
