@@ -125,6 +125,15 @@ func startDaemon(t *testing.T, deployment, backend, manifest, env string) *daemo
 			t.Fatal(err)
 		}
 	}
+	// Beside it, the example shop's notebook, as the README's
+	// walkthrough starts it.
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "shop", "notebook"), os.DirFS(filepath.Join(root, "examples", "shop", "notebook"))); err != nil {
+		t.Fatal(err)
+	}
 	var u bytes.Buffer
 	for _, us := range users {
 		hash, err := bcrypt.GenerateFromPassword([]byte(password(us.name)), bcrypt.MinCost)
