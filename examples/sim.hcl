@@ -66,6 +66,13 @@ backend "sim" {
   # refused.
   pull_images = true
 
+  # Services serve a small page on their published ports while they run
+  # (on nodes whose address is 127.0.0.1, as here), so that the links of an
+  # execution's page lead through Zoe's proxy to something: the page names
+  # the service and echoes the request. ZOE_SIM_HTTP=0 in a service's
+  # environment turns it off for that service.
+  serve_http = true
+
   # The shop's spark-0 entry runs on nodes labelled "spark".
   node "node1" {
     cores   = 16

@@ -169,7 +169,13 @@ func (h *Handler) safeNext(next string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return home
 	}
-	if u.Path != path.Clean(u.Path) && u.Path != home || !strings.HasPrefix(u.Path, home) || strings.HasPrefix(u.Path, h.base+"/api/") ||
+	// A path in its plain form, a trailing slash allowed (a service's
+	// address through the proxy ends with one).
+	clean := path.Clean(u.Path)
+	if strings.HasSuffix(u.Path, "/") && clean != "/" {
+		clean += "/"
+	}
+	if u.Path != clean || !strings.HasPrefix(u.Path, home) || strings.HasPrefix(u.Path, h.base+"/api/") ||
 		strings.HasPrefix(u.Path, h.base+"/login") {
 		return home
 	}

@@ -96,6 +96,14 @@ func New(log hclog.Logger, cfg Config) *Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(w, r)
 	}))
+	// Browsers ask for /favicon.ico on their own (the pages name their
+	// icon, the services' pages through the proxy do not): the same icon,
+	// rather than a 404 in every console.
+	h.mux.Handle("GET "+base+"/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.Header().Set("Content-Type", "image/svg+xml")
+		http.ServeFileFS(w, r, static, "favicon.svg")
+	}))
 	h.routes()
 	return h
 }

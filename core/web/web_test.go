@@ -59,10 +59,17 @@ func TestPages(t *testing.T) {
 	t.Run("no open redirect", func(t *testing.T) {
 		e := e.with(t)
 		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "/other/path",
-			"/zoe/../evil", "javascript:alert(1)", "/zoe/api/v1/me", "\t//evil.example"} {
+			"/zoe/../evil", "/zoe/../evil/", "/zoe/x/../../evil/", "/zoe//evil/", "javascript:alert(1)", "/zoe/api/v1/me", "\t//evil.example"} {
 			a := e.browser().login("bob", passwords["bob"], next)
 			if a.status != http.StatusSeeOther || a.location() != "/zoe/" {
 				t.Errorf("next=%q: %d to %q, want /zoe/", next, a.status, a.location())
+			}
+		}
+		// A service's address through the proxy, with its trailing slash,
+		// is where the proxy's login link comes back to.
+		for _, next := range []string{"/zoe/proxy/1/main0/8888/", "/zoe/proxy/1/main0/8888/lab/?x=1", "/zoe/executions"} {
+			if a := e.browser().login("bob", passwords["bob"], next); a.status != http.StatusSeeOther || a.location() != next {
+				t.Errorf("next=%q: %d to %q, want it kept", next, a.status, a.location())
 			}
 		}
 	})
@@ -472,6 +479,7 @@ func TestPages(t *testing.T) {
 			{"/api/v1/info", 404, "served under /zoe/"},
 			{"/", 404, "served under /zoe/"},
 			{"//zoe/api/v1/info", 404, "plain form"},
+			// The proxy, mounted by the daemon: log in first.
 			{"/zoe/proxy/1/main/8888/", 401, "log in as its owner"},
 			{"/zoe/static/zoe.css", 200, "contrast"},
 		} {

@@ -827,10 +827,15 @@ func (b *Browser) Requests() []Request {
 }
 
 // FailedRequests returns the requests that got a network error or an HTTP
-// status of 400 or more.
+// status of 400 or more. A stream that had its answer and was then
+// closed by the page (an EventSource closed by its script once it has
+// what it waited for: a 2xx status, then net::ERR_ABORTED) did not fail.
 func (b *Browser) FailedRequests() []Request {
 	var out []Request
 	for _, r := range b.Requests() {
+		if r.Failed == "net::ERR_ABORTED" && r.Status >= 200 && r.Status < 300 {
+			continue
+		}
 		if r.Failed != "" || r.Status >= 400 {
 			out = append(out, r)
 		}

@@ -82,6 +82,13 @@ if (b) b.addEventListener("click", () => {
   clicks++;
   document.getElementById("out").textContent = "clicked " + clicks;
 });
+if (document.body.dataset.stream) {
+  const es = new EventSource("/events");
+  es.onmessage = (m) => {
+    es.close(); // as Zoe's execution page does once the execution has ended
+    document.getElementById("out").textContent = "got: " + m.data;
+  };
+}
 if (document.body.dataset.fail) {
   console.error("boom from the page");
   throw new Error("uncaught on purpose");
@@ -92,6 +99,16 @@ if (document.body.dataset.fail) {
 		w.Header().Set("Content-Security-Policy", testCSP)
 		serve(w, strings.Replace(page("Broken", `<main><h1>Broken</h1><script>document.title = "inline ran";</script></main>`),
 			"<body>", `<body data-fail="1">`, 1))
+	})
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		serve(w, strings.Replace(page("Stream", `<main><h1>Stream</h1><output id="out">nothing yet</output></main>`),
+			"<body>", `<body data-stream="1">`, 1))
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: hello\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // open until the page closes it
 	})
 	mux.HandleFunc("GET /offsite", func(w http.ResponseWriter, r *http.Request) {
 		serve(w, page("Off site", `<main><h1>Off site</h1>
@@ -256,6 +273,31 @@ func TestBrowserConsoleErrors(t *testing.T) {
 	b.t = t
 	if len(rec.errors) != 1 || !strings.Contains(rec.errors[0], "boom from the page") {
 		t.Errorf("AssertClean reported %q, want the console errors", rec.errors)
+	}
+}
+
+// A stream the page had its answer from and then closed did not fail; a
+// request that got an error status did.
+func TestBrowserStreamClosedByThePage(t *testing.T) {
+	site := newTestSite(t)
+	b := chromium.Browser(t)
+	b.Navigate(site.URL + "/stream")
+	b.WaitText("got: hello")
+	var stream *Request
+	for _, r := range b.Requests() {
+		if strings.HasSuffix(r.URL, "/events") {
+			stream = &r
+		}
+	}
+	if stream == nil || stream.Status != http.StatusOK {
+		t.Fatalf("the stream's request: %+v in %v", stream, b.Requests())
+	}
+	if failed := b.FailedRequests(); len(failed) > 0 {
+		t.Errorf("failed requests %v, want none (the page closed the stream %v)", failed, stream)
+	}
+	b.Navigate(site.URL + "/no-such-page")
+	if failed := b.FailedRequests(); len(failed) != 1 || failed[0].Status != http.StatusNotFound {
+		t.Errorf("failed requests %v, want the 404", failed)
 	}
 }
 

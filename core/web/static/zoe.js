@@ -24,6 +24,29 @@
     el.className = badge(status);
   }
 
+  // Endpoints are published as services start: when one starts, the
+  // endpoints part of the page is read again (the page itself, parsed
+  // without running anything) and put in place of the old one.
+  var refreshing = false, again = false;
+  function refreshEndpoints() {
+    if (!window.fetch || !window.DOMParser) return;
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("endpoints-box");
+        var cur = document.getElementById("endpoints-box");
+        if (fresh && cur) cur.replaceWith(document.importNode(fresh, true));
+      })
+      .catch(function () {})
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; refreshEndpoints(); }
+      });
+  }
+
   function onEvent(msg) {
     if (msg.lastEventId && seen[msg.lastEventId]) return;
     seen[msg.lastEventId] = true;
@@ -47,6 +70,7 @@
         (ev.reason ? " (" + ev.reason + ")" : "");
       eventsEl.appendChild(li);
     }
+    if (ev.to === "running") refreshEndpoints();
     if (!ev.service && terminal[ev.to]) {
       events.close();
     }

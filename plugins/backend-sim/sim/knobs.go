@@ -21,6 +21,7 @@ const (
 	knobIgnoreTerm = "IGNORE_TERM"
 	knobTermTime   = "TERM_TIME"
 	knobStartDelay = "START_DELAY"
+	knobHTTP       = "HTTP"
 )
 
 // knobs are what a service's environment and labels ask of the simulation.
@@ -35,12 +36,14 @@ type knobs struct {
 	ignoreTerm bool
 	termTime   time.Duration
 	startDelay time.Duration
+	// http: serve a page on the service's published tcp ports (web.go).
+	http bool
 }
 
 // parseKnobs reads a service's knobs; a bad value is an error wrapping
 // sdk.ErrInvalidArgument that names the knob.
 func parseKnobs(spec backend.ServiceSpec, set settings) (knobs, error) {
-	k := knobs{run: set.defaultRun, runForever: set.defaultNoExit}
+	k := knobs{run: set.defaultRun, runForever: set.defaultNoExit, http: set.serveHTTP}
 	lookup := func(name string) (string, string, bool) {
 		if v, ok := spec.Environment["ZOE_SIM_"+name]; ok {
 			return v, "ZOE_SIM_" + name, true
@@ -95,12 +98,19 @@ func parseKnobs(spec backend.ServiceSpec, set settings) (knobs, error) {
 			return k, err
 		}
 	}
-	if v, src, ok := lookup(knobIgnoreTerm); ok {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{knobIgnoreTerm, &k.ignoreTerm}, {knobHTTP, &k.http}} {
+		v, src, ok := lookup(b.name)
+		if !ok {
+			continue
+		}
+		on, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
 			return k, bad(src, v, "1, 0, true or false")
 		}
-		k.ignoreTerm = b
+		*b.dst = on
 	}
 	if v, _, ok := lookup(knobLog); ok && v != "" {
 		k.logs = strings.Split(v, "|")

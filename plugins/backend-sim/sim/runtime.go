@@ -29,6 +29,7 @@ type runtime struct {
 	log  *slog.Logger
 	set  settings
 	feed *feed
+	webs *webServers
 	file *stateFile
 
 	// txMu orders this instance's transactions; the state file's flock
@@ -54,13 +55,13 @@ type runtime struct {
 	stopOnce sync.Once
 }
 
-func newRuntime(log *slog.Logger, set settings, f *feed) (*runtime, error) {
+func newRuntime(log *slog.Logger, set settings, f *feed, webs *webServers) (*runtime, error) {
 	sf, err := openStateFile(set.statePath)
 	if err != nil {
 		return nil, err
 	}
 	return &runtime{
-		log: log, set: set, feed: f, file: sf,
+		log: log, set: set, feed: f, webs: webs, file: sf,
 		watchers:  map[string]chan struct{}{},
 		followers: map[string]map[*follower]struct{}{},
 		kick:      make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
@@ -93,6 +94,9 @@ func (rt *runtime) load(ctx context.Context) error {
 	})
 	if len(strays) > 0 {
 		rt.log.Warn("services on nodes that are no longer configured vanished", "services", strays)
+	}
+	if err == nil {
+		rt.syncWebAll()
 	}
 	return err
 }
@@ -294,12 +298,15 @@ func (rt *runtime) transact(ctx context.Context, before func(*platform), fn func
 	if all {
 		rt.notifyAll()
 		rt.updateAllFollowers()
+		rt.syncWebAll()
 	} else {
 		rt.notify(seen.services)
 		rt.updateFollowers(seen.services)
+		rt.syncWeb(seen.services)
 	}
 	rt.notify(t.services)
 	rt.updateFollowers(t.services)
+	rt.syncWeb(t.services)
 	rt.feed.deliver(pl.id, seen.events, rt.set.deployment)
 	rt.feed.deliver(pl.id, t.events, rt.set.deployment)
 	rt.poke()
@@ -350,6 +357,28 @@ func (rt *runtime) catchUp() (seen caughtUp, all bool, err error) {
 		seen.events = append(seen.events, pl.recentEvents()...)
 	}
 	return seen, !first, nil
+}
+
+// syncWeb makes the pages this process serves follow the services that
+// changed (nil: removed).
+func (rt *runtime) syncWeb(changed map[string]*service) {
+	for id, s := range changed {
+		rt.webs.sync(id, s, rt.set.deployment)
+	}
+}
+
+// syncWebAll makes the pages this process serves follow the whole
+// platform, after it was loaded.
+func (rt *runtime) syncWebAll() {
+	rt.mu.RLock()
+	var serve []*service
+	for _, s := range rt.pl.services {
+		if s.HTTP && s.State == backend.ServiceRunning && s.Deployment == rt.set.deployment {
+			serve = append(serve, s)
+		}
+	}
+	rt.mu.RUnlock()
+	rt.webs.syncServed(serve)
 }
 
 // read runs fn on the platform as of now: caught up with the file and

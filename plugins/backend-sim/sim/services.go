@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,6 +135,15 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	}
 	var started backend.ServiceStatus
 	var gone bool
+	// lns are the listeners of a service serving pages, closed unless the
+	// service runs and p.webs took them over.
+	var lns []net.Listener
+	handed := false
+	defer func() {
+		if !handed {
+			closeAll(lns)
+		}
+	}()
 	err = rt.transact(ctx, nil, func(t *tx) error {
 		pl, now := t.pl, t.now
 		if spec.Network != "" && pl.networks[spec.Network] == nil {
@@ -145,7 +156,11 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if err != nil {
 			return fmt.Errorf("service %q: %w", spec.Name, err)
 		}
-		ports, err := pl.hostPorts(n, spec.Ports)
+		var bind func(uint16) bool
+		if k.http && isLoopback(n.address) {
+			bind = listen(n.address, &lns)
+		}
+		ports, err := pl.hostPorts(n, spec.Ports, bind)
 		if err != nil {
 			return fmt.Errorf("service %q: %w", spec.Name, err)
 		}
@@ -165,6 +180,9 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 			Network: spec.Network, Image: spec.Image, Hostname: spec.Hostname, Labels: maps.Clone(spec.Labels),
 			Resources: spec.Resources, IP: t.address(spec.Network), Ports: ports,
 			State: backend.ServiceRunning, StartedAt: now, IgnoreTerm: k.ignoreTerm, TermTime: k.termTime,
+		}
+		if bind != nil {
+			s.HTTP, s.ProxyPaths = true, proxyPaths(spec)
 		}
 		if !k.runForever {
 			s.EndAt, s.EndCode, s.EndMessage = now.Add(k.run), k.exit, fmt.Sprintf("exited with code %d", k.exit)
@@ -188,12 +206,19 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		t.advance()
 		if cur := pl.services[id]; cur != nil {
 			started = status(cur)
+			if cur.HTTP && cur.State == backend.ServiceRunning {
+				p.webs.serve(cur, lns)
+				handed = true
+			}
 		} else {
 			started, gone = status(s), true
 		}
 		return nil
 	})
 	if err != nil {
+		if handed {
+			p.webs.stop(id)
+		}
 		return backend.ServiceStatus{}, err
 	}
 	if gone {
@@ -201,6 +226,22 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		started.State = backend.ServiceVanished
 	}
 	return started, nil
+}
+
+// proxyPaths are the REVERSE_PROXY_PATH_<port> Zoe gives the service, by
+// port, for the page of a service serving one.
+func proxyPaths(spec backend.ServiceSpec) map[string]string {
+	var out map[string]string
+	for _, p := range spec.Ports {
+		port := strconv.Itoa(int(p.Port))
+		if v, ok := spec.Environment["REVERSE_PROXY_PATH_"+port]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[port] = v
+		}
+	}
+	return out
 }
 
 func checkSpec(spec backend.ServiceSpec) error {

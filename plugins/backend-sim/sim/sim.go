@@ -19,6 +19,10 @@
 //	ZOE_SIM_TERM_TIME=2s     zoe.sim.term_time    takes 2s to exit 0 after SIGTERM (default 0); more
 //	                                              than the grace period and it is killed (137)
 //	ZOE_SIM_START_DELAY=2s   zoe.sim.start_delay  Start takes 2s, as a slow container start would
+//	ZOE_SIM_HTTP=1           zoe.sim.http         on a node whose address is a loopback address,
+//	                                              serve a page on each published tcp port while
+//	                                              the service runs (default: the block's
+//	                                              serve_http; see web.go)
 //
 // Whichever of run, OOM and vanish comes first happens. A knob with a bad
 // value makes Start fail with sdk.ErrInvalidArgument naming it. Besides the
@@ -89,6 +93,7 @@ const (
 	attrDefaultRun = "default_run"
 	attrPullImages = "pull_images"
 	attrCPUProfile = "cpu_profile"
+	attrServeHTTP  = "serve_http"
 	blockNode      = "node"
 	attrCores      = "cores"
 	attrMemory     = "memory"
@@ -112,6 +117,7 @@ var (
 type Plugin struct {
 	log    *slog.Logger
 	events *feed
+	webs   *webServers
 
 	mu sync.Mutex
 	// rt is the configured simulation; nil until a successful Configure.
@@ -126,7 +132,9 @@ func New(log *slog.Logger) *Plugin {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Plugin{log: log, events: newFeed(log)}
+	p := &Plugin{log: log, events: newFeed(log)}
+	p.webs = newWebServers(log, p.logRequest)
+	return p
 }
 
 // Info names the plugin.
@@ -156,6 +164,12 @@ func (p *Plugin) Schema() sdk.Schema {
 			{
 				Name: attrPullImages, Type: "bool", Default: true,
 				Help: "Pull images missing on a node (with image_pull events) rather than refuse the service.",
+			},
+			{
+				Name: attrServeHTTP, Type: "bool", Default: false,
+				Help: "Services serve a small page (and a WebSocket echo) on their published tcp ports while they run, " +
+					"on nodes whose address is a loopback address, so that Zoe's proxy has something to show; " +
+					"ZOE_SIM_HTTP=0 or 1 in a service's environment decides for that service.",
 			},
 			{
 				Name: attrCPUProfile, Type: "string",
@@ -188,6 +202,7 @@ type blockConfig struct {
 	DefaultRun string                `json:"default_run"`
 	PullImages bool                  `json:"pull_images"`
 	CPUProfile string                `json:"cpu_profile"`
+	ServeHTTP  bool                  `json:"serve_http"`
 	Nodes      map[string]nodeConfig `json:"node"`
 }
 
@@ -220,6 +235,8 @@ type settings struct {
 	defaultRun    time.Duration
 	defaultNoExit bool
 	pullImages    bool
+	// serveHTTP is the default of the HTTP knob.
+	serveHTTP bool
 	// cpuProfile is the file to write a CPU profile to, "" for none.
 	cpuProfile string
 	// nodes are in name order, the order in which Start picks one when the
@@ -253,7 +270,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	if err := os.MkdirAll(filepath.Dir(set.statePath), 0o755); err != nil {
 		return sdk.Diagnostics{sdk.AttributeError(attrStateFile, "Cannot create the state file's directory", err.Error())}
 	}
-	rt, err := newRuntime(p.log, set, p.events)
+	rt, err := newRuntime(p.log, set, p.events, p.webs)
 	if err != nil {
 		return sdk.Diagnostics{sdk.AttributeError(attrStateFile, "Cannot open the simulated platform", err.Error())}
 	}
@@ -306,6 +323,7 @@ func (p *Plugin) Close(context.Context) error {
 		rt.close()
 	}
 	p.events.close()
+	p.webs.close()
 	if prof != nil {
 		pprof.StopCPUProfile()
 		if err := prof.Close(); err != nil {
@@ -371,7 +389,7 @@ func parseConfig(cfg sdk.Config) (settings, sdk.Diagnostics) {
 		c.DefaultRun = "1h" // a block handed over without the schema's defaults (tests)
 	}
 	var diags sdk.Diagnostics
-	set := settings{deployment: cfg.Deployment, pullImages: c.PullImages, cpuProfile: c.CPUProfile}
+	set := settings{deployment: cfg.Deployment, pullImages: c.PullImages, serveHTTP: c.ServeHTTP, cpuProfile: c.CPUProfile}
 	if set.cpuProfile != "" && !filepath.IsAbs(set.cpuProfile) && cfg.ConfigDir != "" {
 		set.cpuProfile = filepath.Join(cfg.ConfigDir, set.cpuProfile)
 	}

@@ -122,6 +122,12 @@ type service struct {
 	// IgnoreTerm and TermTime say how the service takes SIGTERM.
 	IgnoreTerm bool          `json:"ignore_term,omitempty"`
 	TermTime   time.Duration `json:"term_time,omitempty"`
+	// HTTP says the service serves a page on its tcp ports while it runs
+	// (ZOE_SIM_HTTP); ProxyPaths are its REVERSE_PROXY_PATH_<port>, by
+	// port, which the page shows; HTTPLogged counts the requests it logged.
+	HTTP       bool              `json:"http,omitempty"`
+	ProxyPaths map[string]string `json:"proxy_paths,omitempty"`
+	HTTPLogged int               `json:"http_logged,omitempty"`
 
 	// Logs are the lines after the first, "started <name> on <node>", which
 	// is made from the service when read rather than stored: a service that
@@ -363,7 +369,11 @@ func (pl *platform) hasImage(n node, image string) bool {
 }
 
 // hostPorts picks free host ports on a node for the given ports.
-func (pl *platform) hostPorts(n node, ports []backend.Port) ([]backend.PublishedPort, error) {
+//
+// bind, when not nil, is asked about each tcp port before it is given: a
+// service serving pages (ZOE_SIM_HTTP) takes only ports it could listen
+// on, since the host's are not the platform's alone.
+func (pl *platform) hostPorts(n node, ports []backend.Port, bind func(port uint16) bool) ([]backend.PublishedPort, error) {
 	if len(ports) == 0 {
 		return nil, nil
 	}
@@ -371,20 +381,29 @@ func (pl *platform) hostPorts(n node, ports []backend.Port) ([]backend.Published
 	out := make([]backend.PublishedPort, 0, len(ports))
 	next := use.freeFrom
 	taken := map[uint16]bool{}
-	for _, p := range ports {
+	free := func() {
 		for next <= lastHostPort && (use.ports[uint16(next)] || taken[uint16(next)]) {
 			next++
 		}
-		if next > lastHostPort {
-			return nil, fmt.Errorf("node %q has no free host port left: %w", n.name, sdk.ErrResourceExhausted)
-		}
-		if len(taken) == 0 {
-			// Every port below the first one given is in use.
+	}
+	for _, p := range ports {
+		free()
+		if len(taken) == 0 && next <= lastHostPort {
+			// Every port below the first one free on the platform is in use.
 			use.freeFrom = next
 		}
 		proto := p.Protocol
 		if proto == "" {
 			proto = "tcp"
+		}
+		if bind != nil && proto == "tcp" {
+			for next <= lastHostPort && !bind(uint16(next)) {
+				next++
+				free()
+			}
+		}
+		if next > lastHostPort {
+			return nil, fmt.Errorf("node %q has no free host port left: %w", n.name, sdk.ErrResourceExhausted)
 		}
 		out = append(out, backend.PublishedPort{Port: p.Port, Protocol: proto, HostAddress: n.address, HostPort: uint16(next)})
 		taken[uint16(next)] = true
