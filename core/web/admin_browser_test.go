@@ -85,21 +85,7 @@ func TestAdminInBrowser(t *testing.T) {
 	b.Click("Failed logins")
 	b.WaitText("Password checks")
 	noOverflow("the failed logins")
-	// AssertClean but for the browser's own request of /favicon.ico, a
-	// 404: the layout names no icon (not the admin pages' business).
-	for _, msg := range b.ConsoleErrors() {
-		if !strings.Contains(msg, "/favicon.ico") {
-			t.Errorf("browser console error: %s", msg)
-		}
-	}
-	for _, r := range b.FailedRequests() {
-		if !strings.HasSuffix(r.URL, "/favicon.ico") {
-			t.Errorf("failed request: %s", r)
-		}
-	}
-	if off := b.OffSiteRequests(); len(off) > 0 {
-		t.Errorf("requests outside the daemon: %v", off)
-	}
+	b.AssertClean()
 
 	// A bad value is said beside its field (the answer is a 400, so
 	// after AssertClean).
