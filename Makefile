@@ -61,7 +61,7 @@ MODULES := . sdk examples/backend-localproc
 # minutes.
 test-go:
 	@for m in $(MODULES); do $(call step,go test -race ./... in $$m); \
-	  (cd $$m && $(GO) test -race -count=1 -p 4 -timeout 20m ./...) || exit 1; done
+	  (cd $$m && $(GO) test -race -count=1 -p 8 -timeout 20m ./...) || exit 1; done
 
 # staticcheck is a tool of the root module only (a tool line in sdk/go.mod
 # would become a requirement of every plugin): go tool -n builds it and prints
