@@ -53,9 +53,10 @@ MODULES := . sdk examples/backend-localproc
 # -count=1: results are never taken from the test cache, every run runs
 # every test. Not after make build: the tests link the binaries they run
 # themselves (internal/testutil.Build, kept in Go's cache).
-# -p 4: most of the long packages wait on Docker, PostgreSQL and daemons
-# rather than compute (go test -p 2 kept 2 cores about half busy); 4 at
-# once took the root module from 7m47s to 6m14s here.
+# -p 8: most of the long packages wait on Docker, PostgreSQL, Chromium and
+# daemons rather than compute (go test -p 2 kept 2 cores about half busy);
+# 4 at once took the root module from 7m47s to 6m14s here, and 8 instead
+# of 4 from 7m37s to 6m35s once the web pages' tests came.
 # -timeout 20m: a hang still ends the run, but a package's tests on a
 # machine loaded by other work (load average 30) outlast go test's 10
 # minutes.
