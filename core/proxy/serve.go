@@ -66,6 +66,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.unauthenticated(w, r)
 		return
 	}
+	if !who.Authorization && p.crossOrigin(r) {
+		page(w, r, http.StatusForbidden, "Forbidden", "This request came from a page of another origin and was refused.", 0)
+		return
+	}
 	notFound := func(msg string) { page(w, r, http.StatusNotFound, "Not found", msg, 0) }
 	t, err := p.looks.get(r.Context(), rt.exec)
 	switch {
@@ -244,23 +248,23 @@ func stripCookies(h http.Header, names map[string]bool) {
 // the whole site, or clear the site's data.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	h := res.Header
-	if vs := h["Set-Cookie"]; len(vs) > 0 && len(p.cookies) > 0 {
+	rd := res.Request.Context().Value(routedKey{}).(*routed)
+	if vs := h["Set-Cookie"]; len(vs) > 0 {
 		kept := vs[:0:0]
 		for _, v := range vs {
 			name, _, _ := strings.Cut(v, "=")
 			if !p.cookies[strings.TrimSpace(name)] {
-				kept = append(kept, v)
+				kept = append(kept, cookieScope(v, rd.base))
 			}
 		}
 		if len(kept) != len(vs) {
-			p.log.Debug("a service tried to set one of Zoe's cookies; dropped", "execution",
-				res.Request.Context().Value(routedKey{}).(*routed).exec)
-			h["Set-Cookie"] = kept
+			p.log.Debug("a service tried to set one of Zoe's cookies; dropped", "execution", rd.exec)
 		}
+		h["Set-Cookie"] = kept
 	}
 	h.Del("Service-Worker-Allowed")
 	h.Del("Clear-Site-Data")
-	if rd := res.Request.Context().Value(routedKey{}).(*routed); rd.sandbox {
+	if rd.sandbox {
 		// An admin looking at a user's service: its scripts run in an
 		// opaque origin, so they cannot act with the admin's session.
 		h.Add("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")

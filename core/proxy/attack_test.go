@@ -1,0 +1,172 @@
+package proxy_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/zoe-project/zoe/core/state"
+)
+
+// TestAttackCrossOriginWithCookie: the session cookie is ambient: a page
+// of another origin of the same site (a service's direct address on
+// Zoe's host, http://zoe-host:32768, is same-site with Zoe's pages, so
+// SameSite cookies go with its requests) must not open a WebSocket to, or
+// POST to, a user's service as that user. The same requests with Zoe's
+// own origin, or with a bearer token (which no page of another origin can
+// add to a WebSocket or a form), pass.
+func TestAttackCrossOriginWithCookie(t *testing.T) {
+	t.Parallel()
+	// A service that takes WebSockets from any origin, as many do: the
+	// proxy is what must refuse.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		_ = c.CloseNow()
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(1, "alice", state.StatusRunning)
+	s.addService(1, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	self := url // the proxy's own origin: scheme://host:port
+	wsURL := url + prefix + "/1/nb0/8888/ws"
+	dial := func(t *testing.T, hdr ...string) (int, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		h := http.Header{}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			h.Add(hdr[i], hdr[i+1])
+		}
+		c, res, err := websocket.Dial(ctx, strings.Replace(wsURL, "http://", "ws://", 1), &websocket.DialOptions{HTTPHeader: h})
+		if err == nil {
+			_ = c.CloseNow()
+			return http.StatusSwitchingProtocols, nil
+		}
+		if res != nil {
+			return res.StatusCode, err
+		}
+		return 0, err
+	}
+	for _, tc := range []struct {
+		name string
+		hdr  []string
+		want int
+	}{
+		{"cookie, another origin of the same host", []string{"Cookie", "zoe_session=alice", "Origin", "http://127.0.0.1:1"}, 403},
+		{"cookie, origin null", []string{"Cookie", "zoe_session=alice", "Origin", "null"}, 403},
+		{"cookie, same-site fetch metadata", []string{"Cookie", "zoe_session=alice", "Origin", self, "Sec-Fetch-Site", "same-site"}, 403},
+		{"cookie, cross-site fetch metadata", []string{"Cookie", "zoe_session=alice", "Sec-Fetch-Site", "cross-site"}, 403},
+		{"cookie, Zoe's origin", []string{"Cookie", "zoe_session=alice", "Origin", self}, 101},
+		{"cookie, same-origin fetch metadata", []string{"Cookie", "zoe_session=alice", "Origin", self, "Sec-Fetch-Site", "same-origin"}, 101},
+		{"cookie, no Origin (not a browser)", []string{"Cookie", "zoe_session=alice"}, 101},
+		{"bearer token, another origin", []string{"Authorization", "Bearer zoe_alice", "Origin", "http://127.0.0.1:1"}, 101},
+	} {
+		t.Run("websocket: "+tc.name, func(t *testing.T) {
+			got, err := dial(t, tc.hdr...)
+			if got != tc.want {
+				t.Errorf("status %d (%v), want %d", got, err, tc.want)
+			}
+		})
+	}
+	post := func(t *testing.T, hdr ...string) int {
+		req, err := http.NewRequest(http.MethodPost, url+prefix+"/1/nb0/8888/upload", strings.NewReader("x=1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Add(hdr[i], hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	for _, tc := range []struct {
+		name string
+		hdr  []string
+		want int
+	}{
+		{"cookie, another origin", []string{"Cookie", "zoe_session=alice", "Origin", "http://127.0.0.1:1"}, 403},
+		{"cookie, same-site form", []string{"Cookie", "zoe_session=alice", "Sec-Fetch-Site", "same-site"}, 403},
+		{"cookie, Zoe's origin", []string{"Cookie", "zoe_session=alice", "Origin", self}, 200},
+		{"cookie, typed by the user", []string{"Cookie", "zoe_session=alice", "Sec-Fetch-Site", "none"}, 200},
+		{"bearer token, another origin", []string{"Authorization", "Bearer zoe_alice", "Origin", "http://127.0.0.1:1"}, 200},
+	} {
+		t.Run("post: "+tc.name, func(t *testing.T) {
+			if got := post(t, tc.hdr...); got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAttackServiceCookieScope: a service shares Zoe's origin; a cookie it
+// sets must stay on its own proxy path, or it is sent to Zoe's pages and
+// to every other service (and enough of them, or a big one, make every
+// request to Zoe too large: a cookie bomb that locks the user, or an
+// admin who opened the service, out of Zoe).
+func TestAttackServiceCookieScope(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range []string{
+			"wide=1; Path=/",
+			"lower=1; path=/; HttpOnly",
+			"dom=1; Domain=127.0.0.1; Path=/zoe/proxy/5/nb0/8888/",
+			"none=1",
+			"sibling=1; Path=/zoe/proxy/5/nb0/88889",
+			"mine=1; Path=/zoe/proxy/5/nb0/8888/tree; Secure",
+			"other=1; Path=/zoe/proxy/6/nb0/8888/",
+			"dots=1; Path=/zoe/proxy/5/nb0/8888/../../../../",
+		} {
+			w.Header().Add("Set-Cookie", c)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	for _, user := range []string{"alice", "admin"} {
+		st, body, h := get(t, url+prefix+"/5/nb0/8888/", user)
+		if st != http.StatusNoContent {
+			t.Fatalf("%s: %d %s", user, st, body)
+		}
+		got := map[string]string{}
+		for _, v := range h.Values("Set-Cookie") {
+			c, err := http.ParseSetCookie(v)
+			if err != nil {
+				t.Fatalf("%s: Set-Cookie %q: %v", user, v, err)
+			}
+			if strings.Contains(strings.ToLower(v), "domain=") {
+				t.Errorf("%s: Set-Cookie %q keeps a Domain", user, v)
+			}
+			got[c.Name] = c.Path
+		}
+		want := map[string]string{
+			"wide": "/zoe/proxy/5/nb0/8888/", "lower": "/zoe/proxy/5/nb0/8888/", "dom": "/zoe/proxy/5/nb0/8888/",
+			"none": "/zoe/proxy/5/nb0/8888/", "sibling": "/zoe/proxy/5/nb0/8888/", "mine": "/zoe/proxy/5/nb0/8888/tree",
+			"other": "/zoe/proxy/5/nb0/8888/", "dots": "/zoe/proxy/5/nb0/8888/",
+		}
+		for name, path := range want {
+			if got[name] != path {
+				t.Errorf("%s: cookie %s has path %q, want %q (all: %v)", user, name, got[name], path, h.Values("Set-Cookie"))
+			}
+		}
+	}
+}
