@@ -299,10 +299,19 @@ func mount(base string, apiH, pages, services http.Handler) http.Handler {
 }
 
 // proxyCaller tells the proxy who sends a request, with the API's rules:
-// the Authorization header or the web pages' session cookie.
+// the Authorization header or the web pages' session cookie. With a
+// session, an Authorization header that is not a Zoe bearer token is the
+// proxied app's own (Jupyter's "token <t>", an app's Basic login): the
+// session says who the caller is, and the header, never shown to Zoe's
+// auth sources, goes on to the app.
 func proxyCaller(a *api.Server) func(r *http.Request) (proxy.Caller, error) {
 	return func(r *http.Request) (proxy.Caller, error) {
-		who, err := a.Identify(r, web.SessionToken(r))
+		session := web.SessionToken(r)
+		if h := r.Header.Get("Authorization"); session != "" && h != "" && !zoeBearer(h) {
+			r = r.Clone(r.Context())
+			r.Header.Del("Authorization")
+		}
+		who, err := a.Identify(r, session)
 		var refused *api.Refusal
 		switch {
 		case errors.As(err, &refused) && refused.Status == http.StatusUnauthorized:
@@ -316,6 +325,12 @@ func proxyCaller(a *api.Server) func(r *http.Request) (proxy.Caller, error) {
 		}
 		return proxy.Caller{Username: who.Username, Admin: who.Role == auth.RoleAdmin, Authorization: who.Header}, nil
 	}
+}
+
+// zoeBearer tells whether an Authorization header carries a Zoe API token.
+func zoeBearer(h string) bool {
+	scheme, tok, ok := strings.Cut(h, " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(strings.TrimSpace(tok), proxy.DefaultTokenPrefix)
 }
 
 // proxyBase is the path of the proxy under the base path.
