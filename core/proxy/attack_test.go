@@ -170,3 +170,39 @@ func TestAttackServiceCookieScope(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackSharedCache: a proxied answer is for the caller only: a
+// service's "public" or s-maxage must not let a shared cache in front of
+// Zoe (the reverse proxy or API manager Zoe is served behind) answer
+// other users with it, past the proxy's checks.
+func TestAttackSharedCache(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if cc := r.URL.Query().Get("cc"); cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	for cc, want := range map[string]string{
+		"":                                    "private",
+		"public, max-age=3600":                "private, max-age=3600",
+		"s-maxage=600, max-age=60":            "private, max-age=60",
+		"no-store":                            "no-store",
+		"private, max-age=5":                  "private, max-age=5",
+		"Public, S-MaxAge=9, must-revalidate": "private, must-revalidate",
+	} {
+		st, body, h := get(t, url+prefix+"/5/nb0/8888/?cc="+strings.ReplaceAll(cc, " ", "%20"), "alice")
+		if st != 200 {
+			t.Fatalf("%d %s", st, body)
+		}
+		if got := h.Get("Cache-Control"); got != want {
+			t.Errorf("service's Cache-Control %q: proxied as %q, want %q", cc, got, want)
+		}
+	}
+}

@@ -84,3 +84,31 @@ func cookieScope(v, base string) string {
 	}
 	return strings.Join(append(out, "Path="+path), "; ")
 }
+
+// privateCache makes a proxied answer's Cache-Control private: it was
+// answered to one caller after the proxy's checks, and a shared cache in
+// front of Zoe must not give it to anyone else. The service's own
+// directives stay, but for those that are about shared caches.
+func privateCache(h http.Header) {
+	var kept []string
+	private := false
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(strings.ToLower(d), "=")
+			switch name {
+			case "":
+				continue
+			case "public", "s-maxage", "proxy-revalidate":
+				continue
+			case "private", "no-store":
+				private = true
+			}
+			kept = append(kept, d)
+		}
+	}
+	if !private {
+		kept = append([]string{"private"}, kept...)
+	}
+	h.Set("Cache-Control", strings.Join(kept, ", "))
+}

@@ -244,8 +244,9 @@ func stripCookies(h http.Header, names map[string]bool) {
 }
 
 // modifyResponse keeps a service from reaching beyond its own path: it
-// may not set or clear Zoe's cookies, widen a service worker's scope to
-// the whole site, or clear the site's data.
+// may not set or clear Zoe's cookies, set cookies for other paths, widen a
+// service worker's scope to the whole site, clear the site's data, or let
+// a shared cache keep its answers.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	h := res.Header
 	rd := res.Request.Context().Value(routedKey{}).(*routed)
@@ -262,6 +263,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		}
 		h["Set-Cookie"] = kept
 	}
+	privateCache(h)
 	h.Del("Service-Worker-Allowed")
 	h.Del("Clear-Site-Data")
 	if rd.sandbox {
