@@ -260,3 +260,30 @@ func TestAttackLoginThrottleForwardedFor(t *testing.T) {
 		t.Fatal("30 failed logins, each with another X-Forwarded-For, were never throttled")
 	}
 }
+
+// TestAttackRestartAnothersExecution: "Start again" starts a new
+// execution as the one who clicks, with the old one's description. An
+// admin doing so on a user's execution would run the user's images and
+// commands as the admin, with the admin's workspace and rights: the
+// button is the owner's only.
+func TestAttackRestartAnothersExecution(t *testing.T) {
+	e := newEnv(t, "/zoe")
+	alice := e.as("alice")
+	ex := alice.startDemo(nil).location()
+	root := e.as("root")
+	page := root.do("GET", ex, nil)
+	if page.status != 200 {
+		t.Fatalf("the admin's view of alice's execution: %d", page.status)
+	}
+	if strings.Contains(page.body, ex+"/restart") {
+		t.Error("the admin is offered to start alice's execution again as themselves")
+	}
+	a := root.do("POST", ex+"/restart", url.Values{"csrf": {csrf(t, page.body, ex+"/terminate")}})
+	if a.status != http.StatusForbidden {
+		t.Errorf("the admin starting alice's execution again: %d to %q, want 403", a.status, a.location())
+	}
+	own := alice.do("GET", ex, nil)
+	if a := alice.do("POST", ex+"/restart", url.Values{"csrf": {csrf(t, own.body, ex+"/restart")}}); a.status != http.StatusSeeOther {
+		t.Errorf("alice starting her execution again: %d %s", a.status, a.body)
+	}
+}

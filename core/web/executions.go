@@ -209,9 +209,11 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) {
 	h.redirect(w, r, "/executions/"+strconv.FormatInt(id, 10))
 }
 
-// restart starts a new execution of the same description and name.
+// restart starts a new execution of the same description and name, as
+// the caller: only the owner may, or an admin would run a user's images
+// and commands with the admin's workspace and rights.
 func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
-	c, _, ok := h.signedIn(w, r)
+	c, p, ok := h.signedIn(w, r)
 	if !ok {
 		return
 	}
@@ -222,6 +224,11 @@ func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
 	ex, err := c.GetExecution(r.Context(), id)
 	if err != nil {
 		h.apiFailed(w, r, err)
+		return
+	}
+	if ex.Owner != p.User.Username {
+		h.errorPage(w, r, http.StatusForbidden, "Only "+ex.Owner+" may start this execution again: it would run as you, "+
+			"with your workspace. Read its description and start it yourself if you trust it.")
 		return
 	}
 	nex, err := c.StartExecution(r.Context(), client.StartExecution{Name: ex.Name, Description: ex.Description})
