@@ -4,16 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/api"
 	"github.com/zoe-project/zoe/core/proxy"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/web"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
 )
@@ -98,6 +107,123 @@ func TestAttackProxyCallerAppCredentials(t *testing.T) {
 			}
 			if r.Header.Get("Authorization") != tc.auth {
 				t.Errorf("the request's Authorization header was changed to %q", r.Header.Get("Authorization"))
+			}
+		})
+	}
+}
+
+// attackTargets is the proxy's view of one running execution of alice's,
+// 7, whose service nb0 has port 8888 proxied to addr: a fake of the store
+// for the proxy only (the pages and the API use a real one).
+type attackTargets struct{ addr string }
+
+func (a attackTargets) GetExecution(_ context.Context, id int64) (state.Execution, error) {
+	if id != 7 {
+		return state.Execution{}, sdk.ErrNotFound
+	}
+	return state.Execution{ID: 7, Owner: "alice", Status: state.StatusRunning}, nil
+}
+
+func (a attackTargets) Services(context.Context, int64) ([]state.Service, error) {
+	return []state.Service{{ID: 70, ExecutionID: 7, Name: "nb0", Status: state.ServiceRunning,
+		Description: []byte(`{"name":"nb0","ports":[{"name":"web","port_number":8888,"protocol":"tcp","proxy":true}]}`)}}, nil
+}
+
+func (a attackTargets) Endpoints(context.Context, int64) ([]state.Endpoint, error) {
+	host, port, _ := strings.Cut(a.addr, ":")
+	n, _ := strconv.Atoi(port)
+	return []state.Endpoint{{ServiceID: 70, ServiceName: "nb0", Name: "web", Port: 8888, Protocol: "tcp",
+		ExternalAddress: host, ExternalPort: n}}, nil
+}
+
+func (a attackTargets) Version(context.Context) (uint64, bool) { return 1, true }
+
+// TestAttackProxyCookiesThroughMount: the daemon's wiring, with and
+// without a base path: the session cookie the login page sets (for the
+// base path) reaches the proxy and identifies the browser, but neither it
+// nor the login cookie reaches the service, whose attempt to set Zoe's
+// cookie is dropped; the app's own cookie and Authorization pass.
+func TestAttackProxyCookiesThroughMount(t *testing.T) {
+	var seen struct {
+		sync.Mutex
+		cookie, auth string
+	}
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Lock()
+		seen.cookie, seen.auth = r.Header.Get("Cookie"), r.Header.Get("Authorization")
+		seen.Unlock()
+		w.Header().Add("Set-Cookie", "zoe_session=planted; Path=/")
+		w.Header().Add("Set-Cookie", "zoe_login=planted; Path=/")
+		w.Header().Add("Set-Cookie", "app=1; Path=/")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(svc.Close)
+	for _, base := range []string{"/", "/zoe"} {
+		t.Run(base, func(t *testing.T) {
+			st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			a := api.New(nil, api.Config{Store: st, Auth: []api.Authenticator{attackUser{}}})
+			t.Cleanup(a.Shutdown)
+			pages := web.New(nil, web.Config{API: a, BasePath: base})
+			prefix := strings.TrimSuffix(base, "/")
+			p, err := proxy.New(hclog.NewNullLogger(), proxy.Config{Prefix: proxyBase(base), Store: attackTargets{strings.TrimPrefix(svc.URL, "http://")},
+				Caller: proxyCaller(a), LoginURL: prefix + "/login", Cookies: web.Cookies()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			srv := httptest.NewServer(mount(base, a, pages, p))
+			t.Cleanup(srv.Close)
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			res, err := c.Get(srv.URL + prefix + "/login")
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+			if m == nil {
+				t.Fatalf("no csrf field on the login page:\n%s", page)
+			}
+			res, err = c.PostForm(srv.URL+prefix+"/login", url.Values{"csrf": {string(m[1])}, "username": {"alice"}, "password": {"pw"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("login: %d", res.StatusCode)
+			}
+			// The login cookie too, as a browser that opened the login
+			// page again would have it.
+			u, _ := url.Parse(srv.URL + prefix + "/proxy/7/nb0/8888/")
+			jar.SetCookies(u, []*http.Cookie{{Name: "zoe_login", Value: strings.Repeat("L", 43), Path: prefix + "/"}, {Name: "app", Value: "mine", Path: "/"}})
+			req, _ := http.NewRequest("GET", u.String(), nil)
+			req.Header.Set("Authorization", "token jupyter-own")
+			res, err = c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("through the proxy with the session: %d", res.StatusCode)
+			}
+			seen.Lock()
+			cookie, auth := seen.cookie, seen.auth
+			seen.Unlock()
+			if strings.Contains(cookie, "zoe_") || !strings.Contains(cookie, "app=mine") {
+				t.Errorf("the service got the cookies %q", cookie)
+			}
+			if auth != "token jupyter-own" {
+				t.Errorf("the service got Authorization %q, want the app's own", auth)
+			}
+			for _, sc := range res.Header.Values("Set-Cookie") {
+				if strings.HasPrefix(sc, "zoe_") {
+					t.Errorf("the service set %q", sc)
+				}
 			}
 		})
 	}
