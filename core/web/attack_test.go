@@ -8,12 +8,14 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +287,51 @@ func TestAttackRestartAnothersExecution(t *testing.T) {
 	own := alice.do("GET", ex, nil)
 	if a := alice.do("POST", ex+"/restart", url.Values{"csrf": {csrf(t, own.body, ex+"/restart")}}); a.status != http.StatusSeeOther {
 		t.Errorf("alice starting her execution again: %d %s", a.status, a.body)
+	}
+}
+
+// TestAttackLiveStreamsPerPage: a browser keeps at most 6 connections
+// to a host over HTTP/1.1, and each live stream (EventSource) holds one
+// for as long as the page is open. An execution page that followed every
+// service's log live would, from 6 services on, leave the browser no
+// connection for anything else on Zoe (its Terminate button included),
+// and two such tabs would pass the API's streams per user. The page
+// follows a few logs live; the others show their stored tail.
+func TestAttackLiveStreamsPerPage(t *testing.T) {
+	e := newEnv(t, "/zoe")
+	alice := e.as("alice")
+	_, tok, _ := strings.Cut(alice.sessionCookie().Value, ".")
+	desc := strings.Replace(demo, `"essential_count": 1, "total_count": 1`, `"essential_count": 1, "total_count": 8`, 1)
+	if desc == demo {
+		t.Fatal("the demo description has no total_count to change")
+	}
+	req, _ := http.NewRequest("POST", e.addr+"/zoe/api/v1/executions", strings.NewReader(`{"name":"wide","description":`+desc+`}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex struct {
+		ID int64 `json:"id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ex)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("start: %d %v", resp.StatusCode, err)
+	}
+	page := alice.get("/executions/" + strconv.FormatInt(ex.ID, 10))
+	if page.status != 200 {
+		t.Fatalf("execution page: %d", page.status)
+	}
+	if n := strings.Count(page.body, "/log\" download"); n != 8 {
+		t.Fatalf("the page shows %d services' logs, want 8", n)
+	}
+	live := strings.Count(page.body, "data-live=")
+	if live+1 > 4 { // the event stream too
+		t.Errorf("the page opens %d live streams (%d logs and its events): a browser has 6 connections per host", live+1, live)
+	}
+	if live == 0 {
+		t.Error("no log is followed live")
 	}
 }

@@ -92,6 +92,9 @@ type executionData struct {
 	// not wait.
 	Position, QueueLength int
 	LogTail               int
+	// LiveLogs is how many services' logs the page follows live (the
+	// first ones); the others show their stored tail.
+	LiveLogs int
 	// LastEvent is the id of the last event shown: the live stream
 	// resumes after it.
 	LastEvent int64
@@ -120,7 +123,7 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	d := executionData{Ex: ex, Active: slices.Contains(activeStatuses(), ex.Status), LogTail: h.cfg.LogTail}
+	d := executionData{Ex: ex, Active: slices.Contains(activeStatuses(), ex.Status), LogTail: h.cfg.LogTail, LiveLogs: maxLiveLogs}
 	if ex.WaitingReason != "" || ex.Status == "queued" || ex.Status == "submitted" {
 		if st, err := c.Stats(r.Context()); err == nil {
 			d.QueueLength = len(st.Queue)
@@ -155,9 +158,15 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 // maxLogView bounds the log a page shows of one service (the last
 // LogTail lines); maxLogServices bounds the services whose log it shows
 // (the others' are a link away).
+//
+// maxLiveLogs bounds the logs a page follows live: each live stream holds
+// one of the 6 connections a browser keeps to a host over HTTP/1.1, and
+// the page's events take one more; with every one taken, the browser
+// could not send anything else to Zoe (a Terminate among them).
 const (
 	maxLogView     = 256 << 10
 	maxLogServices = 20
+	maxLiveLogs    = 3
 )
 
 // endpoints decides each endpoint's link: the ports the description marks
