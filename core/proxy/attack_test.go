@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +206,57 @@ func TestAttackSharedCache(t *testing.T) {
 		if got := h.Get("Cache-Control"); got != want {
 			t.Errorf("service's Cache-Control %q: proxied as %q, want %q", cc, got, want)
 		}
+	}
+}
+
+// TestAttackEarlyHints: an informational answer (103 Early Hints) goes
+// to the client without the checks of the final answer: a service must
+// not set Zoe's cookies, or a cookie for a wider path, through one.
+func TestAttackEarlyHints(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "zoe_session=planted; Path=/")
+		w.Header().Add("Set-Cookie", "wide=1; Path=/")
+		w.Header().Set("Clear-Site-Data", `"cookies"`)
+		w.Header().Set("Link", "</zoe/proxy/5/nb0/8888/app.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Set-Cookie")
+		w.Header().Del("Clear-Site-Data")
+		w.WriteHeader(http.StatusOK)
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	var hints []textproto.MIMEHeader
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		if code == http.StatusEarlyHints {
+			hints = append(hints, h)
+		}
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", url+prefix+"/5/nb0/8888/", nil)
+	req.AddCookie(&http.Cookie{Name: "zoe_session", Value: "alice"})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != 200 || len(hints) != 1 {
+		t.Fatalf("%d, %d early hints", res.StatusCode, len(hints))
+	}
+	h := http.Header(hints[0])
+	for _, sc := range h.Values("Set-Cookie") {
+		if strings.HasPrefix(sc, "zoe_session=") || !strings.Contains(sc, "Path=/zoe/proxy/5/nb0/8888/") {
+			t.Errorf("an early hint set %q", sc)
+		}
+	}
+	if h.Get("Clear-Site-Data") != "" {
+		t.Errorf("an early hint cleared the site's data: %q", h.Get("Clear-Site-Data"))
+	}
+	if h.Get("Link") == "" {
+		t.Error("the early hint's Link was dropped")
 	}
 }

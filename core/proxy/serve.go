@@ -339,6 +339,21 @@ func (w *idleWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// WriteHeader passes an informational answer of the service (103 Early
+// Hints) on with its Link headers only: it does not go through
+// modifyResponse, and must not set cookies or clear the site's data.
+func (w *idleWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		h := w.Header()
+		for k := range h {
+			if k != "Link" {
+				delete(h, k)
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
 // Unwrap lets http.ResponseController (Flush, Hijack) reach the server's
 // writer.
 func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
