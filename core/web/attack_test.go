@@ -80,6 +80,47 @@ func TestAttackPages(t *testing.T) {
 		}
 	})
 
+	t.Run("cross-origin posts refused with a valid token", func(t *testing.T) {
+		e := e.with(t)
+		b := e.as("bob")
+		token := csrf(t, b.get("/").body, "/zoe/logout")
+		for _, hdr := range [][]string{
+			{"Origin", "null"},
+			{"Origin", "http://127.0.0.1:1"},
+			{"Sec-Fetch-Site", "same-site"},
+			{"Sec-Fetch-Site", "cross-site", "Origin", e.addr},
+		} {
+			for i := 0; i+1 < len(hdr); i += 2 {
+				b.header.Set(hdr[i], hdr[i+1])
+			}
+			a := b.post("/logout", url.Values{"csrf": {token}})
+			b.header = http.Header{}
+			if a.status != http.StatusForbidden {
+				t.Errorf("logout with %v: %d, want 403", hdr, a.status)
+			}
+		}
+		if home := b.get("/"); home.status != 200 {
+			t.Errorf("bob's session after the refused logouts: %d", home.status)
+		}
+	})
+
+	t.Run("no session fixation", func(t *testing.T) {
+		e := e.with(t)
+		planted := e.as("bob").sessionCookie()
+		b := e.browser()
+		u, _ := url.Parse(e.addr + "/zoe/")
+		b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "zoe_session", Value: planted.Value, Path: "/zoe"}})
+		if a := b.login("alice", passwords["alice"], ""); a.status != http.StatusSeeOther {
+			t.Fatalf("login: %d", a.status)
+		}
+		if got := b.sessionCookie(); got == nil || got.Value == planted.Value {
+			t.Fatal("the login kept the session cookie the browser came with")
+		}
+		if home := b.get("/"); !strings.Contains(home.body, "Welcome, alice") {
+			t.Error("after logging in as alice the pages are not alice's")
+		}
+	})
+
 	t.Run("nothing changes by GET or a method override", func(t *testing.T) {
 		e := e.with(t)
 		for _, tc := range []struct{ method, path, override string }{
