@@ -260,3 +260,28 @@ func TestAttackEarlyHints(t *testing.T) {
 		t.Error("the early hint's Link was dropped")
 	}
 }
+
+// TestAttackFraming: a page of another origin of the same site (a
+// service's direct address on Zoe's host) gets the user's SameSite
+// session cookie sent with the frames it embeds: it must not show a
+// user's service in a frame and have the user click in it.
+func TestAttackFraming(t *testing.T) {
+	t.Parallel()
+	s, _ := world(t)
+	_, url := newEnv(t, s, nil)
+	for _, user := range []string{"alice", "admin"} {
+		st, body, h := get(t, url+prefix+"/1/nb0/8888/", user)
+		if st != 200 {
+			t.Fatalf("%s: %d %s", user, st, body)
+		}
+		framed := false
+		for _, v := range h.Values("Content-Security-Policy") {
+			if strings.Contains(v, "frame-ancestors 'self'") {
+				framed = true
+			}
+		}
+		if !framed {
+			t.Errorf("%s: no frame-ancestors 'self' in %q", user, h.Values("Content-Security-Policy"))
+		}
+	}
+}

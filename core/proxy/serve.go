@@ -271,6 +271,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// opaque origin, so they cannot act with the admin's session.
 		h.Add("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
 	}
+	// Framed by Zoe's origin only: a page on another port of Zoe's host is
+	// same-site, so the session cookie goes with its frames (clickjacking).
+	h.Add("Content-Security-Policy", "frame-ancestors 'self'")
 	return nil
 }
 
