@@ -285,3 +285,40 @@ func TestAttackFraming(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackNamelessCookie: a browser keeps a cookie without a name
+// ("=zoe_session=x", or "zoe_session" alone) and sends it back as its bare
+// value: "zoe_session=x" in the Cookie header, first when its path is the
+// longer. A service could so plant its owner's session in an admin's
+// browser for its own path; the proxy would then take the admin for the
+// owner and serve the service's pages unsandboxed, at Zoe's origin, with
+// the admin's real session one fetch away. Nameless cookies are dropped.
+func TestAttackNamelessCookie(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range []string{
+			"=zoe_session=alice; Path=/zoe/proxy/5/nb0/8888/",
+			" =zoe_login=x",
+			"zoe_session; Path=/zoe/proxy/5/nb0/8888/",
+			"=harmless",
+			"app=1",
+		} {
+			w.Header().Add("Set-Cookie", c)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	st, body, h := get(t, url+prefix+"/5/nb0/8888/", "admin")
+	if st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	sc := h.Values("Set-Cookie")
+	if len(sc) != 1 || !strings.HasPrefix(sc[0], "app=1;") {
+		t.Errorf("Set-Cookie %q, want the app's named cookie only", sc)
+	}
+}

@@ -253,13 +253,17 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if vs := h["Set-Cookie"]; len(vs) > 0 {
 		kept := vs[:0:0]
 		for _, v := range vs {
-			name, _, _ := strings.Cut(v, "=")
-			if !p.cookies[strings.TrimSpace(name)] {
+			pair, _, _ := strings.Cut(v, ";")
+			name, _, named := strings.Cut(pair, "=")
+			name = strings.TrimSpace(name)
+			// A cookie without a name goes back as its bare value, which
+			// may read "zoe_session=...": no service needs one.
+			if named && name != "" && !p.cookies[name] {
 				kept = append(kept, cookieScope(v, rd.base))
 			}
 		}
 		if len(kept) != len(vs) {
-			p.log.Debug("a service tried to set one of Zoe's cookies; dropped", "execution", rd.exec)
+			p.log.Debug("a service tried to set one of Zoe's cookies, or one without a name; dropped", "execution", rd.exec)
 		}
 		h["Set-Cookie"] = kept
 	}
