@@ -27,23 +27,24 @@ import (
 	"github.com/zoe-project/zoe/sdk/auth"
 )
 
-// attackUser is an auth source of one user, alice/pw, in process: the
+// attackUser is an auth source of two users, alice and bob (password
+// pw), in process: the
 // test is about how the proxy's caller is found; the real API and store
 // are used.
 type attackUser struct{}
 
 func (attackUser) Authenticate(_ context.Context, user, password string) (auth.Identity, error) {
-	if user != "alice" || password != "pw" {
+	if (user != "alice" && user != "bob") || password != "pw" {
 		return auth.Identity{}, sdk.ErrInvalidCredentials
 	}
-	return auth.Identity{Username: "alice", Role: auth.RoleUser}, nil
+	return auth.Identity{Username: user, Role: auth.RoleUser}, nil
 }
 
 func (attackUser) Lookup(_ context.Context, user string) (auth.Identity, error) {
-	if user != "alice" {
+	if user != "alice" && user != "bob" {
 		return auth.Identity{}, sdk.ErrNotFound
 	}
-	return auth.Identity{Username: "alice", Role: auth.RoleUser}, nil
+	return auth.Identity{Username: user, Role: auth.RoleUser}, nil
 }
 
 func (attackUser) Generation(context.Context) (uint64, error) { return 1, nil }
@@ -63,15 +64,10 @@ func TestAttackProxyCallerAppCredentials(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	a := api.New(nil, api.Config{Store: st, Auth: []api.Authenticator{attackUser{}}})
 	t.Cleanup(a.Shutdown)
-	rec := httptest.NewRecorder()
-	login := httptest.NewRequest("POST", "/api/v1/sessions", strings.NewReader(`{"username":"alice","password":"pw"}`))
-	login.Header.Set("Content-Type", "application/json")
-	a.ServeHTTP(rec, login)
-	var sess client.Session
-	if err := json.Unmarshal(rec.Body.Bytes(), &sess); err != nil || sess.Token == "" {
-		t.Fatalf("login: %d %s", rec.Code, rec.Body)
-	}
+	sess := attackLogin(t, a, "alice")
 	cookie := "zoe_session=" + strconv.FormatInt(sess.TokenInfo.ID, 10) + "." + sess.Token
+	bob := attackLogin(t, a, "bob")
+	bobCookie := "zoe_session=" + strconv.FormatInt(bob.TokenInfo.ID, 10) + "." + bob.Token
 	who := proxyCaller(a)
 	for _, tc := range []struct {
 		name, cookie, auth string
@@ -86,6 +82,12 @@ func TestAttackProxyCallerAppCredentials(t *testing.T) {
 		{"Zoe Basic login alone", "", "Basic YWxpY2U6cHc=", "alice", true},
 		{"the app's token alone", "", "token 0123abcd", "", false},
 		{"session alone", cookie, "", "alice", false},
+		// A cookie planted for a longer path is sent first: two sessions
+		// of different users are refused, not the first one believed.
+		{"bob's session planted before alice's", bobCookie + "; " + cookie, "", "", false},
+		{"alice's session twice", cookie + "; " + cookie, "", "alice", false},
+		{"a stale session before alice's", "zoe_session=1.zoe_stale; " + cookie, "", "alice", false},
+		{"a planted nameless value", "zoe_session=x; " + cookie, "", "alice", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/proxy/1/nb/8888/", nil)
@@ -110,6 +112,20 @@ func TestAttackProxyCallerAppCredentials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attackLogin logs user in through the API and returns the session.
+func attackLogin(t *testing.T, a *api.Server, user string) client.Session {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	login := httptest.NewRequest("POST", "/api/v1/sessions", strings.NewReader(`{"username":"`+user+`","password":"pw"}`))
+	login.Header.Set("Content-Type", "application/json")
+	a.ServeHTTP(rec, login)
+	var sess client.Session
+	if err := json.Unmarshal(rec.Body.Bytes(), &sess); err != nil || sess.Token == "" {
+		t.Fatalf("login as %s: %d %s", user, rec.Code, rec.Body)
+	}
+	return sess
 }
 
 // attackTargets is the proxy's view of one running execution of alice's,
