@@ -322,3 +322,29 @@ func TestAttackNamelessCookie(t *testing.T) {
 		t.Errorf("Set-Cookie %q, want the app's named cookie only", sc)
 	}
 }
+
+// TestAttackOpenerPolicy: Zoe's pages are isolated from a window that
+// opened them (Cross-Origin-Opener-Policy: same-origin), which holds only
+// while the opener's policy differs: a service's page, at Zoe's origin,
+// may not claim the same policy and keep its handle on a Zoe page it
+// opened.
+func TestAttackOpenerPolicy(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+		w.WriteHeader(http.StatusOK)
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	st, body, h := get(t, url+prefix+"/5/nb0/8888/", "alice")
+	if st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	if coop := h.Values("Cross-Origin-Opener-Policy"); len(coop) != 0 {
+		t.Errorf("Cross-Origin-Opener-Policy %q passed", coop)
+	}
+}

@@ -269,6 +269,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	privateCache(h)
 	h.Del("Service-Worker-Allowed")
+	// Zoe's pages are same-origin with the services but isolated from a
+	// window that opened them, as long as its opener policy differs.
+	h.Del("Cross-Origin-Opener-Policy")
 	h.Del("Clear-Site-Data")
 	if rd.sandbox {
 		// An admin looking at a user's service: its scripts run in an

@@ -376,3 +376,69 @@ func TestAttackLiveStreamsPerPage(t *testing.T) {
 		t.Error("no log is followed live")
 	}
 }
+
+// TestAttackScriptsOfServices: a service's pages come through the proxy
+// from Zoe's own origin. A script of theirs (an app's XSS, a page a user
+// was sent to) must not read Zoe's pages with fetch — the forms' CSRF
+// tokens are in them — nor keep a handle on a Zoe page it opened: the
+// pages refuse a browser's script requests (Fetch Metadata: not a
+// navigation, destination empty) but for the live streams, and are
+// isolated from their opener (Cross-Origin-Opener-Policy).
+func TestAttackScriptsOfServices(t *testing.T) {
+	e := newEnv(t, "/zoe")
+	alice := e.as("alice")
+	ex := alice.startDemo(nil).location()
+	svc := regexp.MustCompile(`/zoe/services/\d+/log`).FindString(alice.do("GET", ex, nil).body)
+	// The service's log exists once it has started.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		a := alice.do("GET", svc, nil)
+		if a.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %d %s", svc, a.status, a.body)
+		}
+	}
+	for _, tc := range []struct {
+		path, mode, dest string
+		want             int
+	}{
+		{"/zoe/", "cors", "empty", http.StatusForbidden},
+		{"/zoe/", "same-origin", "empty", http.StatusForbidden},
+		{ex, "cors", "empty", http.StatusForbidden},
+		{"/zoe/login", "cors", "empty", http.StatusForbidden},
+		{"/zoe/", "navigate", "document", http.StatusOK},
+		{svc, "navigate", "empty", http.StatusOK}, // <a download>
+		{"/zoe/static/zoe.js", "no-cors", "script", http.StatusOK},
+	} {
+		alice.header.Set("Sec-Fetch-Site", "same-origin")
+		alice.header.Set("Sec-Fetch-Mode", tc.mode)
+		alice.header.Set("Sec-Fetch-Dest", tc.dest)
+		a := alice.do("GET", tc.path, nil)
+		alice.header = http.Header{}
+		if a.status != tc.want {
+			t.Errorf("GET %s (mode %s, dest %s): %d, want %d", tc.path, tc.mode, tc.dest, a.status, tc.want)
+		}
+		if coop := a.header.Get("Cross-Origin-Opener-Policy"); coop != "same-origin" {
+			t.Errorf("GET %s: Cross-Origin-Opener-Policy %q", tc.path, coop)
+		}
+	}
+	// The live streams are the page's own EventSources.
+	for _, path := range []string{ex + "/events?after=0", svc + "/live"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.addr+path, nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Sec-Fetch-Mode", "cors")
+		req.Header.Set("Sec-Fetch-Dest", "empty")
+		resp, err := (&http.Client{Jar: alice.c.Jar}).Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != 200 {
+			t.Errorf("EventSource of %s: %d", path, resp.StatusCode)
+		}
+	}
+}
