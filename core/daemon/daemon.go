@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -299,23 +300,79 @@ func mount(base string, apiH, pages, services http.Handler) http.Handler {
 }
 
 // proxyCaller tells the proxy who sends a request, with the API's rules:
-// the Authorization header or the web pages' session cookie.
+// the Authorization header or the web pages' session cookie. With a
+// session, an Authorization header that is not a Zoe bearer token is the
+// proxied app's own (Jupyter's "token <t>", an app's Basic login): the
+// session says who the caller is, and the header, never shown to Zoe's
+// auth sources, goes on to the app.
+//
+// A request may carry several session cookies (one planted for a longer
+// path is sent first, and cookies set on another port of the host are
+// sent too): the valid ones must all name the same user, or the request
+// is refused; the invalid ones are ignored.
 func proxyCaller(a *api.Server) func(r *http.Request) (proxy.Caller, error) {
 	return func(r *http.Request) (proxy.Caller, error) {
-		who, err := a.Identify(r, web.SessionToken(r))
-		var refused *api.Refusal
-		switch {
-		case errors.As(err, &refused) && refused.Status == http.StatusUnauthorized:
-			return proxy.Caller{}, fmt.Errorf("%s: %w", refused.Message, proxy.ErrUnauthenticated)
-		case errors.As(err, &refused) && refused.Status == http.StatusForbidden:
-			return proxy.Caller{}, fmt.Errorf("%s: %w", refused.Message, proxy.ErrForbidden)
-		case err != nil:
-			return proxy.Caller{}, err
-		case who == nil:
-			return proxy.Caller{}, proxy.ErrUnauthenticated
+		sessions := web.SessionTokens(r)
+		h := r.Header.Get("Authorization")
+		if len(sessions) > 0 && h != "" && !zoeBearer(h) {
+			r = r.Clone(r.Context())
+			r.Header.Del("Authorization")
+			h = ""
 		}
-		return proxy.Caller{Username: who.Username, Admin: who.Role == auth.RoleAdmin, Authorization: who.Header}, nil
+		if h != "" || len(sessions) <= 1 {
+			return identify(a, r, first(sessions))
+		}
+		var who proxy.Caller
+		var firstErr error
+		for _, s := range sessions {
+			c, err := identify(a, r, s)
+			switch {
+			case errors.Is(err, proxy.ErrUnauthenticated):
+				firstErr = cmp.Or(firstErr, err)
+			case err != nil:
+				return proxy.Caller{}, err
+			case who.Username == "":
+				who = c
+			case who != c:
+				return proxy.Caller{}, fmt.Errorf("the request carries the sessions of two users (%s and %s); log out and in again: %w",
+					who.Username, c.Username, proxy.ErrUnauthenticated)
+			}
+		}
+		if who.Username == "" {
+			return proxy.Caller{}, firstErr
+		}
+		return who, nil
 	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// identify finds who sends r, by its Authorization header or else session.
+func identify(a *api.Server, r *http.Request, session string) (proxy.Caller, error) {
+	who, err := a.Identify(r, session)
+	var refused *api.Refusal
+	switch {
+	case errors.As(err, &refused) && refused.Status == http.StatusUnauthorized:
+		return proxy.Caller{}, fmt.Errorf("%s: %w", refused.Message, proxy.ErrUnauthenticated)
+	case errors.As(err, &refused) && refused.Status == http.StatusForbidden:
+		return proxy.Caller{}, fmt.Errorf("%s: %w", refused.Message, proxy.ErrForbidden)
+	case err != nil:
+		return proxy.Caller{}, err
+	case who == nil:
+		return proxy.Caller{}, proxy.ErrUnauthenticated
+	}
+	return proxy.Caller{Username: who.Username, Admin: who.Role == auth.RoleAdmin, Authorization: who.Header}, nil
+}
+
+// zoeBearer tells whether an Authorization header carries a Zoe API token.
+func zoeBearer(h string) bool {
+	scheme, tok, ok := strings.Cut(h, " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(strings.TrimSpace(tok), proxy.DefaultTokenPrefix)
 }
 
 // proxyBase is the path of the proxy under the base path.

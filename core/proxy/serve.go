@@ -66,6 +66,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.unauthenticated(w, r)
 		return
 	}
+	if !who.Authorization && p.crossOrigin(r) {
+		page(w, r, http.StatusForbidden, "Forbidden", "This request came from a page of another origin and was refused.", 0)
+		return
+	}
 	notFound := func(msg string) { page(w, r, http.StatusNotFound, "Not found", msg, 0) }
 	t, err := p.looks.get(r.Context(), rt.exec)
 	switch {
@@ -240,31 +244,43 @@ func stripCookies(h http.Header, names map[string]bool) {
 }
 
 // modifyResponse keeps a service from reaching beyond its own path: it
-// may not set or clear Zoe's cookies, widen a service worker's scope to
-// the whole site, or clear the site's data.
+// may not set or clear Zoe's cookies, set cookies for other paths, widen a
+// service worker's scope to the whole site, clear the site's data, or let
+// a shared cache keep its answers.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	h := res.Header
-	if vs := h["Set-Cookie"]; len(vs) > 0 && len(p.cookies) > 0 {
+	rd := res.Request.Context().Value(routedKey{}).(*routed)
+	if vs := h["Set-Cookie"]; len(vs) > 0 {
 		kept := vs[:0:0]
 		for _, v := range vs {
-			name, _, _ := strings.Cut(v, "=")
-			if !p.cookies[strings.TrimSpace(name)] {
-				kept = append(kept, v)
+			pair, _, _ := strings.Cut(v, ";")
+			name, _, named := strings.Cut(pair, "=")
+			name = strings.TrimSpace(name)
+			// A cookie without a name goes back as its bare value, which
+			// may read "zoe_session=...": no service needs one.
+			if named && name != "" && !p.cookies[name] {
+				kept = append(kept, cookieScope(v, rd.base))
 			}
 		}
 		if len(kept) != len(vs) {
-			p.log.Debug("a service tried to set one of Zoe's cookies; dropped", "execution",
-				res.Request.Context().Value(routedKey{}).(*routed).exec)
-			h["Set-Cookie"] = kept
+			p.log.Debug("a service tried to set one of Zoe's cookies, or one without a name; dropped", "execution", rd.exec)
 		}
+		h["Set-Cookie"] = kept
 	}
+	privateCache(h)
 	h.Del("Service-Worker-Allowed")
+	// Zoe's pages are same-origin with the services but isolated from a
+	// window that opened them, as long as its opener policy differs.
+	h.Del("Cross-Origin-Opener-Policy")
 	h.Del("Clear-Site-Data")
-	if rd := res.Request.Context().Value(routedKey{}).(*routed); rd.sandbox {
+	if rd.sandbox {
 		// An admin looking at a user's service: its scripts run in an
 		// opaque origin, so they cannot act with the admin's session.
 		h.Add("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
 	}
+	// Framed by Zoe's origin only: a page on another port of Zoe's host is
+	// same-site, so the session cookie goes with its frames (clickjacking).
+	h.Add("Content-Security-Policy", "frame-ancestors 'self'")
 	return nil
 }
 
@@ -331,6 +347,21 @@ func (w *idleWriter) Write(b []byte) (int, error) {
 		_ = w.rc.SetWriteDeadline(now.Add(w.idle))
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// WriteHeader passes an informational answer of the service (103 Early
+// Hints) on with its Link headers only: it does not go through
+// modifyResponse, and must not set cookies or clear the site's data.
+func (w *idleWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		h := w.Header()
+		for k := range h {
+			if k != "Link" {
+				delete(h, k)
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // Unwrap lets http.ResponseController (Flush, Hijack) reach the server's

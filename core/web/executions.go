@@ -92,6 +92,9 @@ type executionData struct {
 	// not wait.
 	Position, QueueLength int
 	LogTail               int
+	// LiveLogs is how many services' logs the page follows live (the
+	// first ones); the others show their stored tail.
+	LiveLogs int
 	// LastEvent is the id of the last event shown: the live stream
 	// resumes after it.
 	LastEvent int64
@@ -120,7 +123,7 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	d := executionData{Ex: ex, Active: slices.Contains(activeStatuses(), ex.Status), LogTail: h.cfg.LogTail}
+	d := executionData{Ex: ex, Active: slices.Contains(activeStatuses(), ex.Status), LogTail: h.cfg.LogTail, LiveLogs: maxLiveLogs}
 	if ex.WaitingReason != "" || ex.Status == "queued" || ex.Status == "submitted" {
 		if st, err := c.Stats(r.Context()); err == nil {
 			d.QueueLength = len(st.Queue)
@@ -155,9 +158,15 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 // maxLogView bounds the log a page shows of one service (the last
 // LogTail lines); maxLogServices bounds the services whose log it shows
 // (the others' are a link away).
+//
+// maxLiveLogs bounds the logs a page follows live: each live stream holds
+// one of the 6 connections a browser keeps to a host over HTTP/1.1, and
+// the page's events take one more; with every one taken, the browser
+// could not send anything else to Zoe (a Terminate among them).
 const (
 	maxLogView     = 256 << 10
 	maxLogServices = 20
+	maxLiveLogs    = 3
 )
 
 // endpoints decides each endpoint's link: the ports the description marks
@@ -209,9 +218,11 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) {
 	h.redirect(w, r, "/executions/"+strconv.FormatInt(id, 10))
 }
 
-// restart starts a new execution of the same description and name.
+// restart starts a new execution of the same description and name, as
+// the caller: only the owner may, or an admin would run a user's images
+// and commands with the admin's workspace and rights.
 func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
-	c, _, ok := h.signedIn(w, r)
+	c, p, ok := h.signedIn(w, r)
 	if !ok {
 		return
 	}
@@ -222,6 +233,11 @@ func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
 	ex, err := c.GetExecution(r.Context(), id)
 	if err != nil {
 		h.apiFailed(w, r, err)
+		return
+	}
+	if ex.Owner != p.User.Username {
+		h.errorPage(w, r, http.StatusForbidden, "Only "+ex.Owner+" may start this execution again: it would run as you, "+
+			"with your workspace. Read its description and start it yourself if you trust it.")
 		return
 	}
 	nex, err := c.StartExecution(r.Context(), client.StartExecution{Name: ex.Name, Description: ex.Description})

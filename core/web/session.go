@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -280,6 +281,22 @@ func SessionToken(r *http.Request) string {
 		return s.token
 	}
 	return ""
+}
+
+// SessionTokens are the API tokens of all of r's session cookies, each
+// once, in the order sent. A browser sends more than one when a cookie of
+// the same name was set for a longer path (or another port of the host,
+// where cookies go too): the proxy must not simply believe the first.
+func SessionTokens(r *http.Request) []string {
+	var out []string
+	for _, c := range r.CookiesNamed(sessionCookie) {
+		id, tok, ok := strings.Cut(c.Value, ".")
+		if _, err := strconv.ParseInt(id, 10, 64); !ok || err != nil || tok == "" || slices.Contains(out, tok) {
+			continue
+		}
+		out = append(out, tok)
+	}
+	return out
 }
 
 // Cookies are the names of the pages' cookies, which the proxy never

@@ -16,6 +16,9 @@ func (h *Handler) streamRoutes() {
 	h.handle("GET /executions/{id}/events", h.events)
 	h.handle("GET /services/{id}/log", h.logDownload)
 	h.handle("GET /services/{id}/log/live", h.logLive)
+	for _, p := range []string{"/executions/{id}/events", "/services/{id}/log/live"} {
+		h.streams["GET "+h.base+p] = true
+	}
 }
 
 // events streams the API's events of one execution as Server-Sent

@@ -68,6 +68,9 @@ type Handler struct {
 	cop *http.CrossOriginProtection
 	// policy sanitises the shop's HTML once more.
 	policy *bluemonday.Policy
+	// streams are the patterns of the routes a page's script reads
+	// (EventSource), the only ones scripts may request.
+	streams map[string]bool
 }
 
 // maxFormSize bounds what a form may send (a ZApp description pasted or
@@ -84,7 +87,7 @@ func New(log hclog.Logger, cfg Config) *Handler {
 	}
 	base := strings.TrimSuffix(cfg.BasePath, "/")
 	h := &Handler{cfg: cfg, log: log, base: base, mux: http.NewServeMux(),
-		csrfKey: make([]byte, 32), cop: http.NewCrossOriginProtection(), policy: shopPolicy()}
+		csrfKey: make([]byte, 32), cop: http.NewCrossOriginProtection(), policy: shopPolicy(), streams: map[string]bool{}}
 	_, _ = rand.Read(h.csrfKey) // never fails (crypto/rand)
 	h.pages = parsePages()
 	h.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -137,10 +140,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("X-Frame-Options", "DENY")
+	// A page opened by a service's script (same origin, through the
+	// proxy) is not left in the script's hands.
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if h.scriptRequest(r) {
+		// Plain text: a page would carry the session's CSRF token.
+		http.Error(w, "Zoe's pages are not for scripts; the API is at "+h.base+"/api/v1/", http.StatusForbidden)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
 	}
 	h.cop.Handler(h.mux).ServeHTTP(w, r)
+}
+
+// scriptRequest tells whether a browser sent r from a script (fetch,
+// XMLHttpRequest: Fetch Metadata says it is no navigation and has no
+// destination), to anything but the live streams, which are the pages'
+// own EventSources. The services' pages come through the proxy from
+// Zoe's origin: a script of theirs must not read a page, and with it the
+// forms' CSRF token. Browsers send Fetch Metadata over HTTPS (and to
+// localhost) only.
+func (h *Handler) scriptRequest(r *http.Request) bool {
+	mode := r.Header.Get("Sec-Fetch-Mode")
+	if mode == "" || mode == "navigate" || r.Header.Get("Sec-Fetch-Dest") != "empty" {
+		return false
+	}
+	_, pattern := h.mux.Handler(r)
+	return !h.streams[pattern]
 }
 
 // page is what every template gets.
