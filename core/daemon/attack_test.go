@@ -88,6 +88,8 @@ func TestAttackProxyCallerAppCredentials(t *testing.T) {
 		{"alice's session twice", cookie + "; " + cookie, "", "alice", false},
 		{"a stale session before alice's", "zoe_session=1.zoe_stale; " + cookie, "", "alice", false},
 		{"a planted nameless value", "zoe_session=x; " + cookie, "", "alice", false},
+		// Each session is looked up: many are refused before any is.
+		{"five sessions", "zoe_session=1.zoe_a; zoe_session=2.zoe_b; zoe_session=3.zoe_c; zoe_session=4.zoe_d; " + cookie, "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/proxy/1/nb/8888/", nil)
