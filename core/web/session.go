@@ -187,14 +187,21 @@ type loginData struct {
 	Next, Username, Error string
 }
 
-var loginMessages = map[string]string{
-	"expired": "Your session has ended; log in again.",
-	"out":     "You are logged out.",
+// loginMessage is the login page's message for its ?why=: fixed texts
+// only, so that no link can make the page say anything else.
+func loginMessage(why string) string {
+	switch why {
+	case "expired":
+		return "Your session has ended; log in again."
+	case "out":
+		return "You are logged out."
+	}
+	return ""
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	h.showLogin(w, r, http.StatusOK, loginData{Next: h.safeNext(q.Get("next"))}, loginMessages[q.Get("why")])
+	h.showLogin(w, r, http.StatusOK, loginData{Next: h.safeNext(q.Get("next"))}, loginMessage(q.Get("why")))
 }
 
 // showLogin renders the login form with a fresh pre-session CSRF secret
