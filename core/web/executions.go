@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/url"
@@ -153,6 +154,41 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Title, p.Data = "Execution "+strconv.FormatInt(ex.ID, 10), d
 	h.render(w, http.StatusOK, "execution", p)
+}
+
+// executionEndpoints is the endpoints part of an execution's page alone,
+// for the page's script to put in place as services start: a fragment
+// with no form, so no CSRF token, which scripts may read (streams).
+func (h *Handler) executionEndpoints(w http.ResponseWriter, r *http.Request) {
+	s := h.session(r)
+	if s == nil {
+		http.Error(w, "log in first", http.StatusUnauthorized)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		http.Error(w, "no such execution", http.StatusNotFound)
+		return
+	}
+	ex, err := h.apiClient(r, s.token).GetExecution(r.Context(), id)
+	var ae *client.APIError
+	switch {
+	case errors.As(err, &ae):
+		http.Error(w, ae.Message(), ae.Status)
+		return
+	case err != nil:
+		http.Error(w, "Zoe cannot read the execution now", http.StatusServiceUnavailable)
+		return
+	}
+	var buf bytes.Buffer
+	if err := h.pages["execution"].ExecuteTemplate(&buf, "endpoints", h.endpoints(ex)); err != nil {
+		h.log.Error("rendering the endpoints failed", "error", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf.Bytes())
 }
 
 // maxLogView bounds the log a page shows of one service (the last

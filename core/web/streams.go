@@ -16,7 +16,8 @@ func (h *Handler) streamRoutes() {
 	h.handle("GET /executions/{id}/events", h.events)
 	h.handle("GET /services/{id}/log", h.logDownload)
 	h.handle("GET /services/{id}/log/live", h.logLive)
-	for _, p := range []string{"/executions/{id}/events", "/services/{id}/log/live"} {
+	h.handle("GET /executions/{id}/endpoints", h.executionEndpoints)
+	for _, p := range []string{"/executions/{id}/events", "/services/{id}/log/live", "/executions/{id}/endpoints"} {
 		h.streams["GET "+h.base+p] = true
 	}
 }

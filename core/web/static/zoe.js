@@ -25,14 +25,14 @@
   }
 
   // Endpoints are published as services start: when one starts, the
-  // endpoints part of the page is read again (the page itself, parsed
-  // without running anything) and put in place of the old one.
+  // endpoints part of the page is read again (a fragment, parsed without
+  // running anything) and put in place of the old one.
   var refreshing = false, again = false;
   function refreshEndpoints() {
     if (!window.fetch || !window.DOMParser) return;
     if (refreshing) { again = true; return; }
     refreshing = true;
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(location.pathname.replace(/\/$/, "") + "/endpoints", { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (html === null) return;
