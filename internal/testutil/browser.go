@@ -612,10 +612,16 @@ func (b *Browser) Fill(field, value string) {
 		}
 		return
 	}
-	// Cleared by script, then typed key by key as a person would.
+	// Cleared by script, then typed key by key as a person would, into
+	// the focused field: key events need no DOM node id, which a page
+	// just loaded can leave stale in chromedp ("Could not find node with
+	// given id").
 	b.step(what,
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`((e) => { e.focus(); e.value = ""; e.dispatchEvent(new Event("input", {bubbles: true})); })(%s)`, sel)),
-		chromedp.SendKeys(sel, value))
+		chromedp.KeyEvent(value))
+	if got := run(b, "read field "+field, chromedp.Evaluate[string](string(sel)+".value")); got != value {
+		b.t.Fatalf("browser: %s: the field holds %q", what, got)
+	}
 }
 
 // Click clicks the button or link whose accessible name is name (its
@@ -623,7 +629,23 @@ func (b *Browser) Fill(field, value string) {
 // at its centre.
 func (b *Browser) Click(name string) {
 	b.t.Helper()
-	b.step(fmt.Sprintf("click %q", name), chromedp.Click(b.one("button or link", findClickableJS, name)))
+	b.clickAt(fmt.Sprintf("click %q", name), b.one("button or link", findClickableJS, name))
+}
+
+// clickAt clicks the middle of the element sel finds, found and measured
+// in one evaluation in the page as it is (no DOM node id, which a page
+// just loaded can leave stale in chromedp).
+func (b *Browser) clickAt(what string, sel chromedp.JSPath) {
+	b.t.Helper()
+	xy := run(b, what, chromedp.Evaluate[[]float64](fmt.Sprintf(`((e) => {
+  e.scrollIntoView({block: "center", inline: "center"});
+  const r = e.getBoundingClientRect();
+  return [r.left + r.width / 2, r.top + r.height / 2];
+})(%s)`, sel)))
+	if len(xy) != 2 {
+		b.t.Fatalf("browser: %s: no position", what)
+	}
+	b.step(what, chromedp.MouseClickXY(xy[0], xy[1]))
 }
 
 // ClickSelector clicks the first element matching the CSS selector css.
