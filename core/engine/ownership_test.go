@@ -177,7 +177,9 @@ func TestBackendUnreachable(t *testing.T) {
 	if c := strings.Count(out.String(), "the back-end cannot be reached; its executions are kept"); c != 1 {
 		t.Errorf("said %d times that the back-end cannot be reached, want once:\n%s", c, out)
 	}
-	if !strings.Contains(out.String(), "running=1") {
+	// The count is of the pass that first failed to list, which may have
+	// read the execution just before it was recorded running.
+	if !strings.Contains(out.String(), "running=1") && !strings.Contains(out.String(), "starting=1") {
 		t.Errorf("the log does not count the executions kept:\n%s", out)
 	}
 	for id, want := range map[int64]state.Status{running.ID: state.StatusRunning, queued.ID: state.StatusQueued} {
