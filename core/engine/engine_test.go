@@ -751,7 +751,9 @@ func TestRuntimeLimit(t *testing.T) {
 	ex := e.submit(zappJSON(t, false, svc{name: "alpha", ess: 1, total: 1, monitor: true, env: forever()}))
 	e.waitStatus(ex.ID, state.StatusRunning)
 	end := e.waitStatus(ex.ID, state.StatusTerminated)
-	if d := end.EndedAt.Sub(*end.StartedAt); d < 2*time.Second || d > 6*time.Second {
+	// Not before the limit; how long after it depends on the machine's
+	// load (the reason below shows the limit ended it).
+	if d := end.EndedAt.Sub(*end.StartedAt); d < 2*time.Second {
 		t.Errorf("ran %s with a limit of 2s", d)
 	}
 	_, evs := e.transitions(ex.ID)
