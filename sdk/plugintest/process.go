@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/auth"
+	"github.com/zoe-project/zoe/sdk/auth/authrpc"
 	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/backend/backendrpc"
 	"github.com/zoe-project/zoe/sdk/handshake"
@@ -54,6 +56,21 @@ func LaunchBackend(t testing.TB, binary string, cfg sdk.Config) (backend.Backend
 	cfg.APIVersion = backend.APIVersion
 	configure(t, b, binary, cfg)
 	return b, proc
+}
+
+// LaunchAuth starts the auth plugin binary as its own process, configures
+// it with cfg (APIVersion filled in) and returns the core's side of it; the
+// process is stopped when t ends.
+func LaunchAuth(t testing.TB, binary string, cfg sdk.Config) (auth.Authenticator, *Process) {
+	t.Helper()
+	raw, proc := launch(t, sdk.KindAuth, &authrpc.Plugin{}, binary)
+	a, ok := raw.(auth.Authenticator)
+	if !ok {
+		t.Fatalf("%s: dispensed a %T, not an auth plugin", binary, raw)
+	}
+	cfg.APIVersion = auth.APIVersion
+	configure(t, a, binary, cfg)
+	return a, proc
 }
 
 // launch starts binary and dispenses its plugin of kind.

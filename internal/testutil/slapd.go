@@ -1,0 +1,266 @@
+package testutil
+
+import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SlapdBinary is Debian's OpenLDAP server (package slapd).
+const SlapdBinary = "/usr/sbin/slapd"
+
+// Slapd is a real OpenLDAP server (Debian's slapd) on 127.0.0.1 for one
+// test, in a temporary directory, with the core, cosine, inetOrgPerson and
+// nis schemas and the memberof overlay (groupOfNames members get a
+// memberOf attribute). It is stopped when the test ends.
+type Slapd struct {
+	// URL is ldap://127.0.0.1:PORT (StartTLS offered when TLS is on).
+	URL string
+	// LDAPSURL is ldaps://127.0.0.1:PORT when started with a CA, else "".
+	LDAPSURL string
+	Suffix   string
+	RootDN   string
+	RootPW   string
+
+	dir  string
+	args []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// SlapdOptions configure StartSlapd.
+type SlapdOptions struct {
+	// Suffix of the database; default dc=zoe,dc=test.
+	Suffix string
+	// CA, when set, signs a certificate for 127.0.0.1: the server then
+	// listens on ldaps:// too and offers StartTLS.
+	CA *TestCA
+	// LDIF is added (by ldapadd, as the root DN) once the server is up.
+	// The suffix's entry is made by StartSlapd.
+	LDIF string
+}
+
+// StartSlapd starts a server and loads o.LDIF. When slapd or ldap-utils
+// are missing it fails t under CI=true and skips it otherwise; `make deps`
+// installs both.
+func StartSlapd(t testing.TB, o SlapdOptions) *Slapd {
+	t.Helper()
+	for _, bin := range []string{SlapdBinary, "ldapadd"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			msg := fmt.Sprintf("%s is not installed: run `make deps` (it installs Debian's slapd and ldap-utils) or `apt-get install slapd ldap-utils`", bin)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg + " (CI)")
+			}
+			t.Skip(msg)
+		}
+	}
+	if o.Suffix == "" {
+		o.Suffix = "dc=zoe,dc=test"
+	}
+	dir := t.TempDir()
+	s := &Slapd{Suffix: o.Suffix, RootDN: "cn=admin," + o.Suffix, RootPW: "root-" + rand.Text(), dir: dir}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var tlsConf string
+	if o.CA != nil {
+		cert, key := o.CA.serverPEM(t, dir)
+		tlsConf = fmt.Sprintf("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n", o.CA.File, cert, key)
+	}
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload memberof
+pidfile %[1]s/slapd.pid
+argsfile %[1]s/slapd.args
+%[2]s
+database mdb
+maxsize 104857600
+suffix "%[3]s"
+rootdn "%[4]s"
+rootpw %[5]s
+directory %[1]s/data
+overlay memberof
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by * read
+`, dir, tlsConf, o.Suffix, s.RootDN, s.RootPW)
+	confFile := filepath.Join(dir, "slapd.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	urls := s.URL + "/"
+	if o.CA != nil {
+		tport, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", tport)
+		urls += " " + s.LDAPSURL + "/"
+	}
+	// -d 0: in the foreground, so that the test owns the process.
+	s.args = []string{"-d", "0", "-h", urls, "-f", confFile}
+	t.Cleanup(s.stop)
+	if err := s.start(); err != nil {
+		t.Fatalf("slapd: %v", err)
+	}
+	rdn, _, _ := strings.Cut(o.Suffix, ",")
+	_, dc, _ := strings.Cut(rdn, "=")
+	base := fmt.Sprintf("dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: %s\no: %s\n", o.Suffix, dc, dc)
+	s.Add(t, base)
+	if o.LDIF != "" {
+		s.Add(t, o.LDIF)
+	}
+	return s
+}
+
+// Add adds the entries of ldif as the root DN.
+func (s *Slapd) Add(t testing.TB, ldif string) {
+	t.Helper()
+	s.ldapTool(t, "ldapadd", ldif)
+}
+
+// Modify applies ldif (changetype records) as the root DN.
+func (s *Slapd) Modify(t testing.TB, ldif string) {
+	t.Helper()
+	s.ldapTool(t, "ldapmodify", ldif)
+}
+
+func (s *Slapd) ldapTool(t testing.TB, tool, ldif string) {
+	t.Helper()
+	cmd := exec.Command(tool, "-x", "-H", s.URL, "-D", s.RootDN, "-y", s.pwFile(t))
+	cmd.Stdin = strings.NewReader(ldif)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", tool, err, out)
+	}
+}
+
+// pwFile holds the root password for the ldap tools' -y, off their
+// command lines.
+func (s *Slapd) pwFile(t testing.TB) string {
+	t.Helper()
+	f := filepath.Join(s.dir, "rootpw")
+	if err := os.WriteFile(f, []byte(s.RootPW), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// Stop stops the server (SIGTERM) and waits for it to exit; Start starts
+// it again on the same ports with the same data.
+func (s *Slapd) Stop(t testing.TB) {
+	t.Helper()
+	s.stop()
+}
+
+// Start starts the server again after Stop.
+func (s *Slapd) Start(t testing.TB) {
+	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatalf("slapd restart: %v", err)
+	}
+}
+
+func (s *Slapd) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("already running")
+	}
+	var out SyncBuffer
+	cmd := exec.Command(SlapdBinary, s.args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	host := strings.TrimPrefix(s.URL, "ldap://")
+	// slapd is ready within a tenth of a second; minutes under load.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", host, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		select {
+		case <-done:
+			s.cmd = nil
+			return fmt.Errorf("exited at start (%s %s):\n%s", SlapdBinary, strings.Join(s.args, " "), out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening on %s after 2 minutes:\n%s", host, out.String())
+		}
+	}
+}
+
+func (s *Slapd) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(time.Minute):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// SSHA is password hashed as OpenLDAP's {SSHA}, for userPassword values.
+func SSHA(password string) string {
+	salt := make([]byte, 8)
+	_, _ = rand.Read(salt)
+	h := sha1.New()
+	h.Write([]byte(password))
+	h.Write(salt)
+	return "{SSHA}" + base64.StdEncoding.EncodeToString(append(h.Sum(nil), salt...))
+}
+
+// serverPEM writes a certificate for 127.0.0.1 signed by ca and its key
+// into dir, for servers that read PEM files.
+func (ca *TestCA) serverPEM(t testing.TB, dir string) (certFile, keyFile string) {
+	t.Helper()
+	c := ca.ServerTLS(t).Certificates[0]
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
