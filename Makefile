@@ -83,16 +83,18 @@ lint:
 # (with sudo when not root): gcc, since go test -race needs cgo; protoc, for
 # proto-check (the Go generators are pinned in go.mod); PostgreSQL, since the
 # state store's tests start a throwaway server from its binaries
-# (internal/testutil/postgres.go); Chromium, since the web pages' tests drive
+# (internal/testutil/postgres.go); slapd and ldap-utils, since the ldap auth
+# plugin's tests start an OpenLDAP server (internal/testutil/slapd.go); Chromium, since the web pages' tests drive
 # a headless browser (internal/testutil/browser.go; 164 MB, once per machine).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:
-	@$(call step,deps: gcc and protoc and PostgreSQL and Chromium from Debian when missing)
+	@$(call step,deps: gcc and protoc and PostgreSQL and slapd and Chromium from Debian when missing)
 	@pkgs=; \
 	  command -v gcc >/dev/null || { echo "gcc missing: go test -race needs cgo"; pkgs="$$pkgs gcc libc6-dev"; }; \
 	  command -v protoc >/dev/null || { echo "protoc missing: proto-check regenerates sdk/proto with it"; pkgs="$$pkgs protobuf-compiler"; }; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL missing: the state store's tests start a server"; pkgs="$$pkgs postgresql"; }; \
+	  test -x /usr/sbin/slapd && command -v ldapadd >/dev/null || { echo "slapd missing: the ldap auth plugin's tests start an OpenLDAP server"; pkgs="$$pkgs slapd ldap-utils"; }; \
 	  test -x /usr/lib/chromium/chromium || command -v chromium >/dev/null || { echo "Chromium missing: the web pages' tests drive a headless browser"; pkgs="$$pkgs chromium"; }; \
 	  if [ -z "$$pkgs" ]; then echo "all present: nothing to install"; exit 0; fi; \
 	  echo "installing with apt-get:$$pkgs"; \

@@ -220,7 +220,7 @@ func TestAuthenticate(t *testing.T) {
 		{"ALICE", "alice-Pa55", auth.Identity{Username: "alice", Role: auth.RoleAdmin, UID: u32(1001), GID: u32(5000), Email: "alice@zoe.test", DisplayName: "Alice", Groups: []string{"staff"}}},
 		{"alice", "wrong", auth.Identity{}},
 		{"alice", "alice-pa55", auth.Identity{}},
-		{"alice", "", auth.Identity{}},       // empty: an anonymous bind would succeed
+		{"alice", "", auth.Identity{}}, // empty: an anonymous bind would succeed
 		{"nobody", "alice-Pa55", auth.Identity{}},
 		{"frank", "frank-Pa55", auth.Identity{}}, // disabled
 		{"grace", "grace-Pa55", auth.Identity{}}, // no role rule, no default
