@@ -84,8 +84,9 @@ lint:
 # proto-check (the Go generators are pinned in go.mod); PostgreSQL, since the
 # state store's tests start a throwaway server from its binaries
 # (internal/testutil/postgres.go); slapd and ldap-utils, since the ldap auth
-# plugin's tests start an OpenLDAP server (internal/testutil/slapd.go); Chromium, since the web pages' tests drive
-# a headless browser (internal/testutil/browser.go; 164 MB, once per machine).
+# plugin's tests start an OpenLDAP server (internal/testutil/slapd.go);
+# Chromium, since the web pages' tests drive a headless browser
+# (internal/testutil/browser.go; 164 MB, once per machine).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:
