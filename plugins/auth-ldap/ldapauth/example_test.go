@@ -153,9 +153,9 @@ func TestExampleDaemon(t *testing.T) {
 		{"alice", "alice-Pa55", 200, "admin", "1001", "5000", []string{"staff"}}, // gidNumber 5000
 		{"carol", "carol-Pa55", 200, "admin", "1003", "6000", []string{"zoe-admins"}},
 		{"dave", "dave-Pa55", 200, "user", "1004", "6000", []string{"zoe-users"}},
-		{"grace", "grace-Pa55", 403, "", "", "", nil}, // default_role guest: no API
+		{"grace", "grace-Pa55", 403, "", "", "", nil},        // default_role guest: no API
 		{"robot", "robot-Pa55", 200, "admin", "-", "-", nil}, // the users file
-		{"frank", "frank-Pa55", 401, "", "", "", nil},               // disabled
+		{"frank", "frank-Pa55", 401, "", "", "", nil},        // disabled
 		{"alice", "wrong", 401, "", "", "", nil},
 		{"*", "alice-Pa55", 401, "", "", "", nil},
 	} {
