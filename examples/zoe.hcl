@@ -172,6 +172,43 @@ auth "file" {
   users_file = "../.zoe/users.csv"
 }
 
+# Users from an LDAP directory (plugins/auth-ldap/README.md; a whole
+# configuration in examples/ldap.hcl). Before or after the file block: the
+# first block that accepts the password gives the identity, so keep the
+# file's local accounts on names the directory does not have. Every setting:
+#
+# auth "ldap" {
+#   urls           = ["ldaps://ldap1.example.org", "ldaps://ldap2.example.org"] # failover, in order
+#   start_tls      = false        # with ldap:// URLs: upgrade with StartTLS
+#   ca_file        = "ldap-ca.pem" # CAs of the servers' certificates; default: the system's
+#   allow_insecure = false        # true allows plain ldap:// without TLS (tests, same host)
+#   timeout        = "10s"        # connecting, and each request
+#   pool_size      = 4            # connections open at most
+#
+#   bind_dn       = "cn=zoe,ou=services,dc=example,dc=org" # none: anonymous searches
+#   bind_password = env("ZOE_LDAP_PASSWORD")               # never in this file, never logged
+#   user_base     = "ou=people,dc=example,dc=org"
+#   user_filter   = "(uid=%s)"    # %s: the login name, escaped
+#   # or, instead of user_base and user_filter, a direct bind:
+#   # user_dn_template = "uid=%s,ou=people,dc=example,dc=org"
+#   disabled_filter = "(pwdAccountLockedTime=*)" # these cannot log in, and lose their tokens
+#
+#   username_attribute     = "uid"  # the Zoe username, as the directory spells it
+#   email_attribute        = "mail"
+#   display_name_attribute = "cn"
+#
+#   group_base = "ou=groups,dc=example,dc=org" # groupOfNames, groupOfUniqueNames, posixGroup; memberOf counts too
+#   role {                        # first match wins
+#     gid_number = 5000           # the user's gidNumber
+#     role       = "admin"
+#   }
+#   role {
+#     group = "zoe-users"         # a group's cn, or its DN
+#     role  = "user"
+#   }
+#   default_role = "guest"        # none: users no rule matches are refused
+# }
+
 # Users' private workspaces, mounted at /mnt/workspace in their containers:
 # <base_path>/<deployment_path>/<username>, deployment_path defaulting to
 # deployment_name.

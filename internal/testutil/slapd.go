@@ -54,6 +54,9 @@ type SlapdOptions struct {
 	// LDIF is added (by ldapadd, as the root DN) once the server is up.
 	// The suffix's entry is made by StartSlapd.
 	LDIF string
+	// Global adds lines to the global section of slapd.conf, e.g.
+	// "allow bind_anon_cred".
+	Global string
 }
 
 // StartSlapd starts a server and loads o.LDIF. When slapd or ldap-utils
@@ -93,6 +96,7 @@ moduleload memberof
 pidfile %[1]s/slapd.pid
 argsfile %[1]s/slapd.args
 %[2]s
+%[6]s
 database mdb
 maxsize 104857600
 suffix "%[3]s"
@@ -102,7 +106,7 @@ directory %[1]s/data
 overlay memberof
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by * read
-`, dir, tlsConf, o.Suffix, s.RootDN, s.RootPW)
+`, dir, tlsConf, o.Suffix, s.RootDN, s.RootPW, o.Global)
 	confFile := filepath.Join(dir, "slapd.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

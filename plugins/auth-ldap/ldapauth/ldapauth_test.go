@@ -202,7 +202,11 @@ func tryConfigure(t *testing.T, body string) (*Plugin, *testutil.SyncBuffer, hcl
 func u32(v uint32) *uint32 { return &v }
 
 func TestAuthenticate(t *testing.T) {
-	s := testutil.StartSlapd(t, testutil.SlapdOptions{LDIF: directory()})
+	// bind_anon_cred: this slapd answers a bind with a DN and no password
+	// with success, as RFC 4513 allows, so an empty password must never
+	// reach it (the plugin refuses it first; go-ldap also refuses it on the
+	// client's side).
+	s := testutil.StartSlapd(t, testutil.SlapdOptions{LDIF: directory(), Global: "allow bind_anon_cred"})
 	p, logs := configure(t, searchConfig(s.URL))
 	ctx := context.Background()
 
@@ -578,5 +582,45 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("diagnostics %q, want one %q (%v)", got, want, diags)
 			}
 		})
+	}
+}
+
+// TestZoeHCLExample: the commented auth "ldap" block of examples/zoe.hcl,
+// uncommented, is a valid configuration but for its CA file, which only a
+// real site has.
+func TestZoeHCLExample(t *testing.T) {
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(root, "examples", "zoe.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []string
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		switch {
+		case line == `# auth "ldap" {`:
+			in = true
+		case in && line == "# }":
+			in = false
+		case in:
+			body = append(body, strings.TrimPrefix(strings.TrimPrefix(line, "#"), " "))
+		}
+	}
+	if len(body) < 10 {
+		t.Fatalf("no commented auth \"ldap\" block in examples/zoe.hcl (%d lines)", len(body))
+	}
+	t.Setenv("ZOE_LDAP_PASSWORD", "x")
+	_, _, diags := tryConfigure(t, "\n"+strings.Join(body, "\n")+"\n")
+	if len(diags) != 1 || diags[0].Summary != "Cannot read CA file" {
+		t.Fatalf("diagnostics %v, want only that ldap-ca.pem cannot be read", diags)
+	}
+	// Every attribute of the schema is shown.
+	for _, a := range New(nil).Schema().Attributes {
+		if !strings.Contains(strings.Join(body, "\n"), a.Name+" ") {
+			t.Errorf("examples/zoe.hcl does not show %s", a.Name)
+		}
 	}
 }
