@@ -192,6 +192,7 @@ func withConn(ctx context.Context, pl *pool, f func(*conn) (auth.Identity, error
 		}
 		pl.log.Warn("directory connection failed", "server", c.server, "attempt", attempt+1, "error", err)
 		pl.discard(c)
+		pl.failed(c)
 		pl.dropIdle()
 		last = err
 	}

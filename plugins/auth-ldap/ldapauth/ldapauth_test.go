@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -621,6 +623,102 @@ func TestZoeHCLExample(t *testing.T) {
 	for _, a := range New(nil).Schema().Attributes {
 		if !strings.Contains(strings.Join(body, "\n"), a.Name+" ") {
 			t.Errorf("examples/zoe.hcl does not show %s", a.Name)
+		}
+	}
+}
+
+// blackHole accepts TCP connections and never answers, as a server that
+// hangs does; it returns its ldap:// URL.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return "ldap://" + l.Addr().String()
+}
+
+// TestHungServer: a server that accepts connections and never answers
+// costs the timeout, then the next server answers; alone, it is
+// unavailable rather than a hang.
+func TestHungServer(t *testing.T) {
+	s := testutil.StartSlapd(t, testutil.SlapdOptions{LDIF: directory()})
+	hole := blackHole(t)
+	ctx := context.Background()
+	p, _ := configure(t, strings.Replace(searchConfig(hole, s.URL), `"20s"`, `"1s"`, 1))
+	if id, err := p.Authenticate(ctx, "bob", "bob-Pa55"); err != nil || id.Username != "bob" {
+		t.Fatalf("with a hung first server: %s, %v", show(id), err)
+	}
+	p, _ = configure(t, strings.Replace(searchConfig(hole), `"20s"`, `"1s"`, 1))
+	if _, err := p.Authenticate(ctx, "bob", "bob-Pa55"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("the hung server alone: %v, want unavailable", err)
+	}
+	if _, err := p.Lookup(ctx, "bob"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("the hung server alone, Lookup: %v, want unavailable", err)
+	}
+}
+
+// TestPool: at most pool_size connections are open, and they are kept
+// across logins, wrong passwords included (a failed bind leaves a
+// connection anonymous and usable).
+func TestPool(t *testing.T) {
+	s := testutil.StartSlapd(t, testutil.SlapdOptions{LDIF: directory()})
+	p, _ := configure(t, searchConfig(s.URL)) // pool_size = 2
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			pw := "bob-Pa55"
+			if i%2 == 1 {
+				pw = "wrong"
+			}
+			_, err := p.Authenticate(ctx, "bob", pw)
+			if (i%2 == 0) != (err == nil) {
+				t.Errorf("login %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	p.pool.mu.Lock()
+	idle := slices.Clone(p.pool.idle)
+	p.pool.mu.Unlock()
+	if len(idle) == 0 || len(idle) > 2 {
+		t.Fatalf("%d idle connections, want 1 or 2 (pool_size)", len(idle))
+	}
+	for range 4 {
+		if _, err := p.Authenticate(ctx, "bob", "wrong"); !errors.Is(err, sdk.ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+		if _, err := p.Lookup(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.pool.mu.Lock()
+	defer p.pool.mu.Unlock()
+	for _, c := range p.pool.idle {
+		if !slices.Contains(idle, c) {
+			t.Errorf("a connection was replaced after wrong passwords and look-ups")
 		}
 	}
 }

@@ -37,6 +37,7 @@ type pool struct {
 type conn struct {
 	*ldap.Conn
 	server  string
+	index   int    // of the server in cfg.urls
 	boundAs string // DN of the last successful bind; "" anonymous
 	dirty   bool   // a bind failed or another user bound: boundAs is unknown
 }
@@ -109,6 +110,18 @@ func (p *pool) dropIdle() {
 	}
 }
 
+// failed moves the next connections on to the server after c's, when c's
+// was the one in use: a server that accepts connections but then fails or
+// hangs is left like one that refuses them.
+func (p *pool) failed(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.cfg.urls); n > 1 && p.next == c.index {
+		p.next = (c.index + 1) % n
+		p.log.Info("directory server failover", "failed", c.server, "next", p.cfg.urls[p.next].Redacted())
+	}
+}
+
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -141,7 +154,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 			p.next = k
 			p.mu.Unlock()
 		}
-		return &conn{Conn: c, server: u.Redacted()}, nil
+		return &conn{Conn: c, server: u.Redacted(), index: k}, nil
 	}
 	return nil, errUnavailable("no server answers", errors.New(strings.Join(errs, "; ")))
 }
