@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	krb5config "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/keytab"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/auth"
@@ -38,6 +40,7 @@ const (
 	AttrGroupBase       = "group_base"
 	AttrDefaultRole     = "default_role"
 	BlockRole           = "role"
+	BlockGSSAPI         = "sasl_gssapi"
 )
 
 // Schema describes the plugin's configuration block.
@@ -78,6 +81,17 @@ func (p *Plugin) Schema() sdk.Schema {
 				Help: "Role (guest, user, admin) of users no role block matches; none: such users are refused."},
 		},
 		Blocks: []sdk.Block{{
+			Name:    BlockGSSAPI,
+			Nesting: sdk.NestingSingle,
+			Help:    "Bind the service account with Kerberos (SASL GSSAPI) and a keytab instead of bind_dn and bind_password; users still bind with their passwords.",
+			Schema: sdk.Schema{Attributes: []sdk.Attribute{
+				{Name: "principal", Type: "string", Required: true, Help: "The service account's principal, without the realm, e.g. zoe"},
+				{Name: "realm", Type: "string", Required: true, Help: "Its Kerberos realm, e.g. EXAMPLE.ORG"},
+				{Name: "keytab", Type: "string", Required: true, Help: "Keytab holding the principal's keys (chmod 600), relative to the configuration file's directory"},
+				{Name: "krb5_conf", Type: "string", Default: "/etc/krb5.conf", Help: "Kerberos configuration naming the realm's KDCs"},
+				{Name: "service_principal", Type: "string", Help: "The directory's principal; default ldap/<host of each URL>"},
+			}},
+		}, {
 			Name:    BlockRole,
 			Nesting: sdk.NestingList,
 			Help:    "Role rules, first match wins: a user whose gidNumber is gid_number, or who is a member of group (its cn or DN), gets role.",
@@ -110,6 +124,15 @@ type rawConfig struct {
 	GroupBase       *string   `json:"group_base"`
 	DefaultRole     *string   `json:"default_role"`
 	Roles           []rawRole `json:"role"`
+	GSSAPI          *rawGSS   `json:"sasl_gssapi"`
+}
+
+type rawGSS struct {
+	Principal        string  `json:"principal"`
+	Realm            string  `json:"realm"`
+	Keytab           string  `json:"keytab"`
+	KRB5Conf         string  `json:"krb5_conf"`
+	ServicePrincipal *string `json:"service_principal"`
 }
 
 type rawRole struct {
@@ -139,6 +162,28 @@ type config struct {
 	roles         []roleRule
 	needGroups    bool
 	allowInsecure bool
+	gss           *gssConfig // nil: simple bind (or anonymous)
+}
+
+// gssConfig is the Kerberos identity of the service account.
+type gssConfig struct {
+	principal, realm string
+	keytab           *keytab.Keytab
+	krb5             *krb5config.Config
+	spn              string // "" : ldap/<host>
+}
+
+// hasService tells whether searches run as a service account rather than
+// anonymously.
+func (c *config) hasService() bool { return c.bindDN != "" || c.gss != nil }
+
+// serviceID names the service account's identity, for telling whether a
+// connection is bound as it.
+func (c *config) serviceID() string {
+	if c.gss != nil {
+		return "gssapi:" + c.gss.principal + "@" + c.gss.realm
+	}
+	return c.bindDN
 }
 
 type roleRule struct {
@@ -257,6 +302,37 @@ func parseConfig(cfg sdk.Config) (*config, sdk.Diagnostics) {
 		if _, err := ldap.ParseDN(c.bindDN); err != nil {
 			bad([]string{AttrBindDN}, "Invalid bind DN", err.Error())
 		}
+	}
+
+	if g := r.GSSAPI; g != nil {
+		path := func(a string) []string { return []string{BlockGSSAPI, a} }
+		gc := &gssConfig{principal: strings.TrimSpace(g.Principal), realm: strings.TrimSpace(g.Realm), spn: str(g.ServicePrincipal)}
+		if c.bindDN != "" || c.bindPassword != "" {
+			bad([]string{BlockGSSAPI}, "Two service accounts", "use sasl_gssapi or bind_dn and bind_password, not both")
+		}
+		if gc.principal == "" || strings.Contains(gc.principal, "@") {
+			bad(path("principal"), "Invalid principal", "name the principal without its realm, e.g. zoe; the realm goes in realm")
+		}
+		if gc.realm == "" {
+			bad(path("realm"), "Invalid realm", "realm must name the Kerberos realm, e.g. EXAMPLE.ORG")
+		}
+		abs := func(p string) string {
+			if !filepath.IsAbs(p) && cfg.ConfigDir != "" {
+				return filepath.Join(cfg.ConfigDir, p)
+			}
+			return p
+		}
+		kt, err := keytab.Load(abs(strings.TrimSpace(g.Keytab)))
+		if err != nil {
+			bad(path("keytab"), "Cannot read keytab", err.Error())
+		}
+		gc.keytab = kt
+		kc, err := krb5config.Load(abs(strings.TrimSpace(g.KRB5Conf)))
+		if err != nil {
+			bad(path("krb5_conf"), "Cannot read Kerberos configuration", err.Error())
+		}
+		gc.krb5 = kc
+		c.gss = gc
 	}
 
 	// How users are found.

@@ -146,7 +146,7 @@ func (p *Plugin) Lookup(ctx context.Context, username string) (auth.Identity, er
 	if err != nil {
 		return auth.Identity{}, err
 	}
-	if cfg.dnTemplate != "" && cfg.bindDN == "" {
+	if cfg.dnTemplate != "" && !cfg.hasService() {
 		// Anonymous reads of user entries are refused by most directories,
 		// and a refusal looks like a missing entry: taking it for one
 		// would revoke every token at once.
@@ -233,15 +233,23 @@ func (s *session) bind(ctx context.Context, dn, password string) error {
 // bindService binds as the service account (or anonymously), unless the
 // connection already is.
 func (s *session) bindService(ctx context.Context) error {
-	if !s.c.dirty && s.c.boundAs == s.cfg.bindDN {
+	if !s.c.dirty && s.c.boundAs == s.cfg.serviceID() {
 		return nil
 	}
-	err := s.bind(ctx, s.cfg.bindDN, s.cfg.bindPassword)
+	var err error
+	if s.cfg.gss != nil {
+		err = s.gssBind(ctx)
+	} else {
+		err = s.bind(ctx, s.cfg.bindDN, s.cfg.bindPassword)
+	}
 	switch {
 	case err == nil, isNetwork(err):
 		return err
-	case s.cfg.bindDN == "":
+	case !s.cfg.hasService():
 		return errUnavailable("anonymous bind refused (set bind_dn)", err)
+	case s.cfg.gss != nil:
+		s.log.Error("the directory refuses the service account's Kerberos bind: check sasl_gssapi", "principal", s.cfg.gss.principal, "error", err)
+		return errUnavailable("service account GSSAPI bind refused", err)
 	}
 	s.log.Error("the directory refuses the service account's bind: check bind_dn and bind_password", "bind_dn", s.cfg.bindDN, "error", err)
 	return errUnavailable("service account bind refused", err)
@@ -474,7 +482,7 @@ func (s *session) groups(ctx context.Context, e *ldap.Entry, id auth.Identity) (
 	}
 	// Groups are searched as the service account, or anonymously, not as
 	// the user just bound, who may not read them.
-	if s.cfg.bindDN != "" || s.cfg.dnTemplate == "" {
+	if s.cfg.hasService() || s.cfg.dnTemplate == "" {
 		if err := s.bindService(ctx); err != nil {
 			return nil, err
 		}

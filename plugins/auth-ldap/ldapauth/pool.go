@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	krbclient "github.com/jcmturner/gokrb5/v8/client"
 
 	"github.com/zoe-project/zoe/sdk"
 )
@@ -24,6 +25,9 @@ type pool struct {
 	cfg   *config
 	log   *slog.Logger
 	slots chan struct{}
+	// krb is the service account's Kerberos client (sasl_gssapi), shared
+	// by the binds: it keeps and renews the tickets.
+	krb *krbclient.Client
 
 	mu     sync.Mutex
 	idle   []*conn
@@ -37,13 +41,18 @@ type pool struct {
 type conn struct {
 	*ldap.Conn
 	server  string
+	host    string // the URL's host name, without the port
 	index   int    // of the server in cfg.urls
 	boundAs string // DN of the last successful bind; "" anonymous
 	dirty   bool   // a bind failed or another user bound: boundAs is unknown
 }
 
 func newPool(cfg *config, log *slog.Logger) *pool {
-	return &pool{cfg: cfg, log: log, slots: make(chan struct{}, cfg.poolSize)}
+	p := &pool{cfg: cfg, log: log, slots: make(chan struct{}, cfg.poolSize)}
+	if g := cfg.gss; g != nil {
+		p.krb = krbclient.NewWithKeytab(g.principal, g.realm, g.keytab, g.krb5, krbclient.DisablePAFXFAST(true))
+	}
+	return p
 }
 
 // errUnavailable wraps err as the directory being unavailable.
@@ -127,6 +136,9 @@ func (p *pool) close() {
 	p.closed = true
 	p.mu.Unlock()
 	p.dropIdle()
+	if p.krb != nil {
+		p.krb.Destroy()
+	}
 }
 
 // dial connects to the first server that answers, from p.next on.
@@ -154,7 +166,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 			p.next = k
 			p.mu.Unlock()
 		}
-		return &conn{Conn: c, server: u.Redacted(), index: k}, nil
+		return &conn{Conn: c, server: u.Redacted(), host: u.Hostname(), index: k}, nil
 	}
 	return nil, errUnavailable("no server answers", errors.New(strings.Join(errs, "; ")))
 }
