@@ -84,18 +84,21 @@ lint:
 # proto-check (the Go generators are pinned in go.mod); PostgreSQL, since the
 # state store's tests start a throwaway server from its binaries
 # (internal/testutil/postgres.go); slapd and ldap-utils, since the ldap auth
-# plugin's tests start an OpenLDAP server (internal/testutil/slapd.go);
+# plugin's tests start an OpenLDAP server (internal/testutil/slapd.go), and
+# krb5-kdc, krb5-admin-server and libsasl2-modules-gssapi-mit a Kerberos KDC
+# and slapd's GSSAPI for its SASL test (internal/testutil/kdc.go);
 # Chromium, since the web pages' tests drive a headless browser
 # (internal/testutil/browser.go; 164 MB, once per machine).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:
-	@$(call step,deps: gcc and protoc and PostgreSQL and slapd and Chromium from Debian when missing)
+	@$(call step,deps: gcc and protoc and PostgreSQL and slapd and a Kerberos KDC and Chromium from Debian when missing)
 	@pkgs=; \
 	  command -v gcc >/dev/null || { echo "gcc missing: go test -race needs cgo"; pkgs="$$pkgs gcc libc6-dev"; }; \
 	  command -v protoc >/dev/null || { echo "protoc missing: proto-check regenerates sdk/proto with it"; pkgs="$$pkgs protobuf-compiler"; }; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL missing: the state store's tests start a server"; pkgs="$$pkgs postgresql"; }; \
 	  test -x /usr/sbin/slapd && command -v ldapadd >/dev/null || { echo "slapd missing: the ldap auth plugin's tests start an OpenLDAP server"; pkgs="$$pkgs slapd ldap-utils"; }; \
+	  test -x /usr/sbin/krb5kdc && test -x /usr/sbin/kadmin.local && ls /usr/lib/*/sasl2/libgssapiv2.so* >/dev/null 2>&1 || { echo "Kerberos missing: the ldap auth plugin's GSSAPI test starts a KDC"; pkgs="$$pkgs krb5-kdc krb5-admin-server libsasl2-modules-gssapi-mit"; }; \
 	  test -x /usr/lib/chromium/chromium || command -v chromium >/dev/null || { echo "Chromium missing: the web pages' tests drive a headless browser"; pkgs="$$pkgs chromium"; }; \
 	  if [ -z "$$pkgs" ]; then echo "all present: nothing to install"; exit 0; fi; \
 	  echo "installing with apt-get:$$pkgs"; \

@@ -38,6 +38,7 @@ type Slapd struct {
 
 	dir  string
 	args []string
+	env  []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -57,6 +58,11 @@ type SlapdOptions struct {
 	// Global adds lines to the global section of slapd.conf, e.g.
 	// "allow bind_anon_cred".
 	Global string
+	// Access replaces the database's access lines (default: passwords
+	// for binds only, everything else readable by all).
+	Access string
+	// Env is added to slapd's environment, e.g. KRB5_KTNAME.
+	Env []string
 }
 
 // StartSlapd starts a server and loads o.LDIF. When slapd or ldap-utils
@@ -81,6 +87,10 @@ func StartSlapd(t testing.TB, o SlapdOptions) *Slapd {
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	access := o.Access
+	if access == "" {
+		access = "access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read"
+	}
 	var tlsConf string
 	if o.CA != nil {
 		cert, key := o.CA.serverPEM(t, dir)
@@ -104,10 +114,10 @@ rootdn "%[4]s"
 rootpw %[5]s
 directory %[1]s/data
 overlay memberof
-access to attrs=userPassword by self write by anonymous auth by * none
-access to * by * read
-`, dir, tlsConf, o.Suffix, s.RootDN, s.RootPW, o.Global)
+%[7]s
+`, dir, tlsConf, o.Suffix, s.RootDN, s.RootPW, o.Global, access)
 	confFile := filepath.Join(dir, "slapd.conf")
+	s.env = o.Env
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +206,7 @@ func (s *Slapd) start() error {
 	}
 	var out SyncBuffer
 	cmd := exec.Command(SlapdBinary, s.args...)
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return err
