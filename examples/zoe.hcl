@@ -187,6 +187,14 @@ auth "file" {
 #
 #   bind_dn       = "cn=zoe,ou=services,dc=example,dc=org" # none: anonymous searches
 #   bind_password = env("ZOE_LDAP_PASSWORD")               # never in this file, never logged
+#   # or, instead of bind_dn and bind_password, Kerberos (SASL GSSAPI) with a keytab:
+#   # sasl_gssapi {
+#   #   principal         = "zoe"
+#   #   realm             = "EXAMPLE.ORG"
+#   #   keytab            = "zoe.keytab"       # chmod 600
+#   #   krb5_conf         = "/etc/krb5.conf"
+#   #   service_principal = "ldap/ldap1.example.org" # default: ldap/<host of the URL>
+#   # }
 #   user_base     = "ou=people,dc=example,dc=org"
 #   user_filter   = "(uid=%s)"    # %s: the login name, escaped
 #   # or, instead of user_base and user_filter, a direct bind:
