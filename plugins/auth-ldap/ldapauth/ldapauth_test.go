@@ -162,6 +162,13 @@ func hclList(ss []string) string {
 func decode(t *testing.T, dir, body string) (*zoeconfig.Config, sdk.Config, hcl.Diagnostics) {
 	t.Helper()
 	t.Setenv("ZOE_TEST_LDAP_PASSWORD", serviceP)
+	return decodeTB(t, dir, body)
+}
+
+// decodeTB is decode for benchmarks too; the caller sets the password's
+// environment variable.
+func decodeTB(t testing.TB, dir, body string) (*zoeconfig.Config, sdk.Config, hcl.Diagnostics) {
+	t.Helper()
 	file := filepath.Join(dir, "zoe.hcl")
 	cfg, diags := zoeconfig.Parse(file, []byte("auth \"ldap\" {"+body+"}\n"))
 	if diags.HasErrors() {
