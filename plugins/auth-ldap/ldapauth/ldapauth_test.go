@@ -673,11 +673,12 @@ func TestHungServer(t *testing.T) {
 	s := testutil.StartSlapd(t, testutil.SlapdOptions{LDIF: directory()})
 	hole := blackHole(t)
 	ctx := context.Background()
-	p, _ := configure(t, strings.Replace(searchConfig(hole, s.URL), `"20s"`, `"1s"`, 1))
+	// 3 s: the real server must answer within it on a loaded machine.
+	p, _ := configure(t, strings.Replace(searchConfig(hole, s.URL), `"20s"`, `"3s"`, 1))
 	if id, err := p.Authenticate(ctx, "bob", "bob-Pa55"); err != nil || id.Username != "bob" {
 		t.Fatalf("with a hung first server: %s, %v", show(id), err)
 	}
-	p, _ = configure(t, strings.Replace(searchConfig(hole), `"20s"`, `"1s"`, 1))
+	p, _ = configure(t, strings.Replace(searchConfig(hole), `"20s"`, `"500ms"`, 1))
 	if _, err := p.Authenticate(ctx, "bob", "bob-Pa55"); !errors.Is(err, sdk.ErrUnavailable) {
 		t.Fatalf("the hung server alone: %v, want unavailable", err)
 	}
