@@ -214,15 +214,13 @@ func TestHangingPluginIsGivenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	begin := time.Now()
+	// The error names the start_timeout: Start gave up on it, not on
+	// go-plugin's own default of a minute.
 	_, err = Start(context.Background(), testutil.Logger(t), Spec{
 		Kind: sdk.KindAuth, Name: "hang", Path: path, StartTimeout: 500 * time.Millisecond, Dir: t.TempDir(),
 	}, fastTiming())
 	if !errors.Is(err, sdk.ErrDeadlineExceeded) || !strings.HasSuffix(err.Error(), "did not start within 500ms (start_timeout)") {
 		t.Fatalf("Start of a hanging plugin: %v, want a start timeout error", err)
-	}
-	if took := time.Since(begin); took > 5*time.Second {
-		t.Errorf("giving up took %s", took)
 	}
 }
 
@@ -365,7 +363,9 @@ func TestStopDuringHungRestart(t *testing.T) {
 	copyFile(filepath.Join(binDir, "zoe-plugin-auth-file"))
 	spec := authSpec(t, usersFile(t))
 	spec.Path = path
-	spec.StartTimeout = 20 * time.Second
+	// The restart below would wait this long for the hanging binary: Stop
+	// returning within the test's bound shows it killed it instead.
+	spec.StartTimeout = time.Hour
 	p, err := Start(context.Background(), testutil.Logger(t), spec, fastTiming())
 	if err != nil {
 		t.Fatal(err)
@@ -376,11 +376,14 @@ func TestStopDuringHungRestart(t *testing.T) {
 	}
 	waitFor(t, "the restart to begin", 5*time.Second, func() bool { return p.Status().State == StateRestarting })
 	waitFor(t, "the hanging binary to be started", 5*time.Second, func() bool { return running(path) })
-	begin := time.Now()
-	p.Stop()
-	if took := time.Since(begin); took > 5*time.Second {
-		t.Errorf("Stop took %s with a restart hanging in its handshake", took)
+	stopped := make(chan struct{})
+	go func() { p.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Minute): // a hang bound: the start timeout is an hour
+		t.Fatal("Stop waits for a restart hanging in its handshake")
 	}
+	waitFor(t, "the hanging binary to end", 2*time.Minute, func() bool { return !running(path) })
 }
 
 // running tells whether a live process runs the binary at path.

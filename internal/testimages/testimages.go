@@ -129,7 +129,10 @@ func Build(ctx context.Context, cli *client.Client) error {
 		bin, ok := built[p.pkg]
 		if !ok {
 			bin = filepath.Join(tmp, fmt.Sprintf("prog%d", i))
-			cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", bin, p.pkg)
+			// go run keeps what it links in the build cache, go build -o
+			// links again every time: with -exec cp it copies the binary
+			// to bin instead of running it (as internal/testutil.Build).
+			cmd := exec.CommandContext(ctx, goBin, "run", "-trimpath", "-exec", "cp", p.pkg, bin)
 			cmd.Dir = src
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 			if out, err := cmd.CombinedOutput(); err != nil {
