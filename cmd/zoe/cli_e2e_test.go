@@ -172,7 +172,7 @@ func (r *running) wait(interrupt bool) result {
 	}
 	select {
 	case <-r.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		r.t.Fatalf("zoe %s still runs", strings.Join(r.args, " "))
 	}
 	return result{code: r.cmd.ProcessState.ExitCode(), stdout: r.stdout.String(), stderr: r.stderr.String()}

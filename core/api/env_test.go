@@ -133,8 +133,8 @@ func (e *env) start() {
 	case err := <-e.errc:
 		e.cancel = nil
 		e.t.Fatalf("the daemon stopped before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		e.t.Fatal("the daemon did not serve within 30s")
+	case <-time.After(2 * time.Minute):
+		e.t.Fatal("the daemon did not serve within 2 minutes")
 	}
 }
 

@@ -97,7 +97,7 @@ func (s *sse) close() {
 func (s *sse) until(exec int64, to string) []client.Event {
 	s.t.Helper()
 	var got []client.Event
-	timeout := time.After(30 * time.Second)
+	timeout := time.After(2 * time.Minute)
 	for {
 		select {
 		case ev := <-s.events:

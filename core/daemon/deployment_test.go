@@ -171,7 +171,7 @@ func TestDeploymentOfTwoStores(t *testing.T) {
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-a.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("A did not stop")
 	}
 	if c := env.containers(t, ex.ID); len(c) != 1 {

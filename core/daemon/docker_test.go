@@ -316,7 +316,7 @@ func hasEvent(ex zoeclient.Execution, to, reason string) bool {
 }
 
 func httpGet(url string) (string, error) {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	resp, err := (&http.Client{Timeout: time.Minute}).Get(url) // a hang bound
 	if err != nil {
 		return "", err
 	}

@@ -83,7 +83,7 @@ func (c apiClient) do(method, path string, body any, v any) int {
 	if c.user != "" {
 		req.SetBasicAuth(c.user, c.pass)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req) // a hang bound
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -148,8 +148,8 @@ func serveDaemon(t *testing.T, opts Options) net.Addr {
 	case addr = <-ready:
 	case err := <-errc:
 		t.Fatalf("Run returned before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not serve within 30s")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not serve within 2 minutes")
 	}
 	return addr
 }

@@ -58,8 +58,8 @@ http {
 		addr = a.String()
 	case err := <-errc:
 		t.Fatalf("Run returned before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not call Ready within 30s")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not call Ready within 2 minutes")
 	}
 	base := "http://" + addr + "/api/v1"
 

@@ -165,7 +165,7 @@ func TestKilledPluginIsRestartedAndUsable(t *testing.T) {
 		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the plugin to come back", 10*time.Second, func() bool {
+		waitFor(t, "the plugin to come back", 2*time.Minute, func() bool {
 			st := p.Status()
 			return st.State == StateReady && st.Restarts == round
 		})
@@ -198,12 +198,12 @@ func TestUnavailableWhileRestarting(t *testing.T) {
 	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the restart to begin", 5*time.Second, func() bool { return p.Status().State == StateRestarting })
+	waitFor(t, "the restart to begin", 2*time.Minute, func() bool { return p.Status().State == StateRestarting })
 	if err := login(p); !errors.Is(err, sdk.ErrUnavailable) {
 		t.Errorf("login while restarting: %v, want sdk.ErrUnavailable", err)
 	}
 	close(block)
-	waitFor(t, "ready", 10*time.Second, func() bool { return p.Status().State == StateReady })
+	waitFor(t, "ready", 2*time.Minute, func() bool { return p.Status().State == StateReady })
 	if err := login(p); err != nil {
 		t.Error(err)
 	}
@@ -275,7 +275,7 @@ func TestStopEndsTheProcess(t *testing.T) {
 	if st := p.Status(); st.State != StateStopped {
 		t.Errorf("state %s after Stop", st.State)
 	}
-	waitFor(t, "the plugin process to end", 5*time.Second, func() bool { return !alive(pid) })
+	waitFor(t, "the plugin process to end", 2*time.Minute, func() bool { return !alive(pid) })
 	if err := login(p); !errors.Is(err, sdk.ErrUnavailable) {
 		t.Errorf("login after Stop: %v, want sdk.ErrUnavailable", err)
 	}
@@ -293,7 +293,7 @@ func TestRestartsGoOnAfterFailure(t *testing.T) {
 	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "state failed", 10*time.Second, func() bool { return p.Status().State == StateFailed })
+	waitFor(t, "state failed", 2*time.Minute, func() bool { return p.Status().State == StateFailed })
 	if st := p.Status(); !strings.Contains(st.LastError, "users_file") {
 		t.Errorf("last error %q does not say why", st.LastError)
 	}
@@ -301,7 +301,7 @@ func TestRestartsGoOnAfterFailure(t *testing.T) {
 	if err := os.Rename(hidden, users); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "recovery", 10*time.Second, func() bool { return p.Status().State == StateReady })
+	waitFor(t, "recovery", 2*time.Minute, func() bool { return p.Status().State == StateReady })
 	if err := login(p); err != nil {
 		t.Error(err)
 	}
@@ -314,7 +314,7 @@ func TestCrashLoopEndsFailed(t *testing.T) {
 	sawFailed := false
 	for i := 0; i < 6 && !sawFailed; i++ {
 		var pid int
-		waitFor(t, "a running instance", 10*time.Second, func() bool {
+		waitFor(t, "a running instance", 2*time.Minute, func() bool {
 			st := p.Status()
 			pid = st.PID
 			return st.State == StateReady && pid != 0
@@ -374,8 +374,8 @@ func TestStopDuringHungRestart(t *testing.T) {
 	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the restart to begin", 5*time.Second, func() bool { return p.Status().State == StateRestarting })
-	waitFor(t, "the hanging binary to be started", 5*time.Second, func() bool { return running(path) })
+	waitFor(t, "the restart to begin", 2*time.Minute, func() bool { return p.Status().State == StateRestarting })
+	waitFor(t, "the hanging binary to be started", 2*time.Minute, func() bool { return running(path) })
 	stopped := make(chan struct{})
 	go func() { p.Stop(); close(stopped) }()
 	select {
@@ -500,7 +500,7 @@ func TestDeliberateEndsAreNotErrors(t *testing.T) {
 		if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the exit to be logged", 10*time.Second, func() bool { return len(exitLines(t, out.String())) > 0 })
+		waitFor(t, "the exit to be logged", 2*time.Minute, func() bool { return len(exitLines(t, out.String())) > 0 })
 		if got := exitLines(t, out.String()); got[0] != "error: signal: killed" {
 			t.Errorf("exit lines %q, want the crash at error", got)
 		}
@@ -674,7 +674,7 @@ func TestBusyPluginIsNotRestarted(t *testing.T) {
 	setBusy(t, p, 0)
 	// Two answered checks: the host has judged every busy one.
 	from = healthChecks(t, p)
-	waitFor(t, "answered health checks", 10*time.Second, func() bool { return healthChecks(t, p) >= from+2 })
+	waitFor(t, "answered health checks", 2*time.Minute, func() bool { return healthChecks(t, p) >= from+2 })
 	if st := p.Status(); st.Restarts != 0 || st.PID != pid || st.State != StateReady {
 		t.Errorf("status after a busy spell %+v, want the same process (%d), ready, never restarted", st, pid)
 	}
@@ -692,7 +692,7 @@ func TestStoppedPluginIsRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
-	waitFor(t, "a restart", 20*time.Second, func() bool {
+	waitFor(t, "a restart", 2*time.Minute, func() bool {
 		st := p.Status()
 		return st.Restarts == 1 && st.State == StateReady
 	})
@@ -702,7 +702,7 @@ func TestStoppedPluginIsRestarted(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "3 in a row") || !strings.Contains(l, "the process is stopped") {
 		t.Errorf("the host did not say the plugin was restarted after 3 checks failed while it was stopped")
 	}
-	waitFor(t, "the stopped process to be killed", 10*time.Second, func() bool { return !alive(pid) })
+	waitFor(t, "the stopped process to be killed", 2*time.Minute, func() bool { return !alive(pid) })
 	healthChecks(t, p) // the new process answers
 }
 
@@ -713,7 +713,7 @@ func TestBusyTimeout(t *testing.T) {
 	timing.BusyTimeout = 3 * time.Second
 	p, logs := startBusy(t, timing)
 	setBusy(t, p, time.Hour)
-	waitFor(t, "a restart", 20*time.Second, func() bool { return p.Status().Restarts == 1 })
+	waitFor(t, "a restart", 2*time.Minute, func() bool { return p.Status().Restarts == 1 })
 	if !strings.Contains(logs.String(), "the longest a busy plugin may go without answering") {
 		t.Errorf("the host did not say the plugin was restarted for being busy too long")
 	}

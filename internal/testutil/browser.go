@@ -59,9 +59,9 @@ import (
 // They are generous because the machine running the tests may be busy;
 // they bound a hang, they are not a speed requirement.
 const (
-	StepTimeout  = 30 * time.Second
-	TestTimeout  = 5 * time.Minute
-	startTimeout = 60 * time.Second
+	StepTimeout  = 2 * time.Minute
+	TestTimeout  = 10 * time.Minute
+	startTimeout = 2 * time.Minute
 )
 
 // FindChromium returns the path of the Chromium binary, or an error

@@ -386,8 +386,11 @@ func exampleNotebook(t *testing.T, d *daemon, page []string, token bool) {
 	b.Screenshot("notebook running")
 	b.AssertClean()
 	execURL := b.URL()
+	// The click returns before the navigation ends: the link is read from
+	// the page, and the browser waited for, not asked where it is at once.
+	link := d.url + js[string](t, b, `document.querySelector("#endpoints a").getAttribute("href")`)
 	b.Click("open through Zoe's proxy")
-	link := b.URL()
+	waitURL(t, b, link)
 	if token {
 		// The notebook's own refusal, until the token is given.
 		b.WaitText("open this page with ?token=")
