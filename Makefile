@@ -35,15 +35,16 @@ run: build test-images
 #
 # The root module's tests leave the 2 cores of the machine this was measured
 # on a third idle (they wait on Docker, daemons and the browser): lint and
-# the tests of the other modules run beside them, niced so that they take
-# only what the root module's tests leave, their output kept in a file and
-# printed after the root module's, so that its progress shows as it comes.
+# the tests of the other modules run beside them (lint niced, so that it
+# takes only what the tests leave; the tests not, since starving them would
+# outrun their hang bounds), their output kept in a file and printed after
+# the root module's, so that its progress shows as it comes.
 # make lint and make test-go still run each alone.
 test: deps proto-check
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  $(call step,lint and the tests of $(OTHER_MODULES) run in the background; their output follows); \
 	  { nice -n 19 $(MAKE) -s lint > $$tmp/lint 2>&1; echo $$? > $$tmp/lint.rc; } & \
-	  { nice -n 19 $(MAKE) -s test-go MODULES="$(OTHER_MODULES)" > $$tmp/other 2>&1; echo $$? > $$tmp/other.rc; } & \
+	  { $(MAKE) -s test-go MODULES="$(OTHER_MODULES)" > $$tmp/other 2>&1; echo $$? > $$tmp/other.rc; } & \
 	  $(MAKE) -s test-go MODULES=.; rc=$$?; wait; \
 	  cat $$tmp/lint $$tmp/other; \
 	  if [ $$rc != 0 ] || [ "$$(cat $$tmp/lint.rc)" != 0 ] || [ "$$(cat $$tmp/other.rc)" != 0 ]; then \
