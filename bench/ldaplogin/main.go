@@ -16,6 +16,14 @@
 // over -cold-rounds daemons; "warm" is the same daemon afterwards, for
 // -duration, clients sending logins back to back.
 //
+// Bounds that apply: the daemon runs http.password_checks checks at once
+// (-password-checks; default the number of cores), LDAP or bcrypt alike,
+// and answers 503 beyond 128 waiting ones (hence -concurrency <= 128, also
+// its default bound on one address's connections); the LDAP plugin opens
+// pool_size connections at most (-pool-size). Failed logins, which the
+// daemon throttles, would be counted in the "failed" column and make the
+// run fail: every password sent is correct.
+//
 // The daemon runs in this process (daemon.Run) with the real plugin
 // binaries next to -zoe; slapd (Debian's, `make deps`) runs on 127.0.0.1
 // with plain ldap:// (allow_insecure), a service account that finds the
