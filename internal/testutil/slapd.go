@@ -70,31 +70,69 @@ type SlapdOptions struct {
 // installs both.
 func StartSlapd(t testing.TB, o SlapdOptions) *Slapd {
 	t.Helper()
-	for _, bin := range []string{SlapdBinary, "ldapadd"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			msg := fmt.Sprintf("%s is not installed: run `make deps` (it installs Debian's slapd and ldap-utils) or `apt-get install slapd ldap-utils`", bin)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg + " (CI)")
-			}
-			t.Skip(msg)
+	if err := slapdInstalled(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err.Error() + " (CI)")
 		}
-	}
-	if o.Suffix == "" {
-		o.Suffix = "dc=zoe,dc=test"
+		t.Skip(err.Error())
 	}
 	dir := t.TempDir()
-	s := &Slapd{Suffix: o.Suffix, RootDN: "cn=admin," + o.Suffix, RootPW: "root-" + rand.Text(), dir: dir}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	access := o.Access
-	if access == "" {
-		access = "access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read"
-	}
 	var tlsConf string
 	if o.CA != nil {
 		cert, key := o.CA.serverPEM(t, dir)
 		tlsConf = fmt.Sprintf("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n", o.CA.File, cert, key)
+	}
+	s, err := launchSlapd(dir, o, tlsConf)
+	if s != nil {
+		t.Cleanup(s.stop)
+	}
+	if err != nil {
+		t.Fatalf("slapd: %v", err)
+	}
+	return s
+}
+
+// NewSlapd is StartSlapd for programs (benchmarks): the server runs in
+// dir, which must exist, without TLS (o.CA is refused), until Close.
+func NewSlapd(dir string, o SlapdOptions) (*Slapd, error) {
+	if o.CA != nil {
+		return nil, errors.New("slapd: NewSlapd does not take a CA")
+	}
+	if err := slapdInstalled(); err != nil {
+		return nil, err
+	}
+	s, err := launchSlapd(dir, o, "")
+	if err != nil && s != nil {
+		s.stop()
+	}
+	return s, err
+}
+
+// Close stops a server of NewSlapd.
+func (s *Slapd) Close() { s.stop() }
+
+func slapdInstalled() error {
+	for _, bin := range []string{SlapdBinary, "ldapadd"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s is not installed: run `make deps` (it installs Debian's slapd and ldap-utils) or `apt-get install slapd ldap-utils`", bin)
+		}
+	}
+	return nil
+}
+
+// launchSlapd configures and starts a server in dir and loads o.LDIF; a
+// non-nil server is returned to be stopped, even with an error.
+func launchSlapd(dir string, o SlapdOptions, tlsConf string) (*Slapd, error) {
+	if o.Suffix == "" {
+		o.Suffix = "dc=zoe,dc=test"
+	}
+	s := &Slapd{Suffix: o.Suffix, RootDN: "cn=admin," + o.Suffix, RootPW: "root-" + rand.Text(), dir: dir}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		return nil, err
+	}
+	access := o.Access
+	if access == "" {
+		access = "access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read"
 	}
 	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -119,68 +157,73 @@ overlay memberof
 	confFile := filepath.Join(dir, "slapd.conf")
 	s.env = o.Env
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
 	urls := s.URL + "/"
-	if o.CA != nil {
+	if tlsConf != "" {
 		tport, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", tport)
 		urls += " " + s.LDAPSURL + "/"
 	}
-	// -d 0: in the foreground, so that the test owns the process.
+	// -d 0: in the foreground, so that the caller owns the process.
 	s.args = []string{"-d", "0", "-h", urls, "-f", confFile}
-	t.Cleanup(s.stop)
 	if err := s.start(); err != nil {
-		t.Fatalf("slapd: %v", err)
+		return s, err
 	}
 	rdn, _, _ := strings.Cut(o.Suffix, ",")
 	_, dc, _ := strings.Cut(rdn, "=")
 	base := fmt.Sprintf("dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: %s\no: %s\n", o.Suffix, dc, dc)
-	s.Add(t, base)
-	if o.LDIF != "" {
-		s.Add(t, o.LDIF)
+	if err := s.AddLDIF(base); err != nil {
+		return s, err
 	}
-	return s
+	if o.LDIF != "" {
+		if err := s.AddLDIF(o.LDIF); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
 }
 
 // Add adds the entries of ldif as the root DN.
 func (s *Slapd) Add(t testing.TB, ldif string) {
 	t.Helper()
-	s.ldapTool(t, "ldapadd", ldif)
+	if err := s.AddLDIF(ldif); err != nil {
+		t.Fatal(err)
+	}
 }
+
+// AddLDIF is Add for programs.
+func (s *Slapd) AddLDIF(ldif string) error { return s.ldapTool("ldapadd", ldif) }
 
 // Modify applies ldif (changetype records) as the root DN.
 func (s *Slapd) Modify(t testing.TB, ldif string) {
 	t.Helper()
-	s.ldapTool(t, "ldapmodify", ldif)
-}
-
-func (s *Slapd) ldapTool(t testing.TB, tool, ldif string) {
-	t.Helper()
-	cmd := exec.Command(tool, "-x", "-H", s.URL, "-D", s.RootDN, "-y", s.pwFile(t))
-	cmd.Stdin = strings.NewReader(ldif)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", tool, err, out)
-	}
-}
-
-// pwFile holds the root password for the ldap tools' -y, off their
-// command lines.
-func (s *Slapd) pwFile(t testing.TB) string {
-	t.Helper()
-	f := filepath.Join(s.dir, "rootpw")
-	if err := os.WriteFile(f, []byte(s.RootPW), 0o600); err != nil {
+	if err := s.ldapTool("ldapmodify", ldif); err != nil {
 		t.Fatal(err)
 	}
-	return f
+}
+
+func (s *Slapd) ldapTool(tool, ldif string) error {
+	// The root password in a file for the tools' -y, off their command
+	// lines.
+	pw := filepath.Join(s.dir, "rootpw")
+	if err := os.WriteFile(pw, []byte(s.RootPW), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(tool, "-x", "-H", s.URL, "-D", s.RootDN, "-y", pw)
+	cmd.Stdin = strings.NewReader(ldif)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", tool, err, out)
+	}
+	return nil
 }
 
 // Stop stops the server (SIGTERM) and waits for it to exit; Start starts
