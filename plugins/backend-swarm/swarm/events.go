@@ -184,6 +184,9 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 		}()
 		ended := p.waitEnded(fctx, rt, s.ID)
 		cancel()
+		// A cancelled context does not always end a read of the stream
+		// in progress: closing the body does.
+		_ = rc.Close()
 		<-done
 		if !ended || ctx.Err() != nil {
 			return
