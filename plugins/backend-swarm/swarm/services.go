@@ -450,10 +450,14 @@ func (p *Plugin) status(ctx context.Context, rt *runtime, s swarm.Service, tasks
 // ingress ports from the service, on the same address (any node answers).
 func publishedPorts(s swarm.Service, t swarm.Task, address string) []backend.PublishedPort {
 	var out []backend.PublishedPort
+	seen := map[string]bool{}
 	add := func(pc swarm.PortConfig) {
-		if pc.PublishedPort == 0 {
+		// An engine publishing on IPv4 and IPv6 reports the port twice.
+		key := fmt.Sprint(pc.TargetPort, pc.Protocol)
+		if pc.PublishedPort == 0 || seen[key] {
 			return
 		}
+		seen[key] = true
 		out = append(out, backend.PublishedPort{Port: uint16(pc.TargetPort), Protocol: string(pc.Protocol), HostAddress: address, HostPort: uint16(pc.PublishedPort)})
 	}
 	for _, pc := range t.Status.PortStatus.Ports {
