@@ -511,10 +511,20 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration
 	if err != nil {
 		return err
 	}
-	if t := mainTask(tasks); t != nil && terminal(t.Status.State) {
+	t := mainTask(tasks)
+	if t != nil && terminal(t.Status.State) {
 		return nil
 	}
-	if s.Spec.Labels[LabelStopped] == "" {
+	if t != nil && ran(*t) && t.NodeID == rt.selfNode && !p.viaUpdate {
+		// On the manager's own node the container is stopped directly,
+		// with the grace asked for: the swarm sees it end, and starts
+		// nothing again (restart condition none).
+		secs := int(math.Ceil(grace.Seconds()))
+		if _, err := rt.cli.ContainerStop(ctx, t.Status.ContainerStatus.ContainerID, client.ContainerStopOptions{Timeout: &secs}); err != nil &&
+			!cerrdefs.IsNotFound(err) {
+			return wrap(err, "stop service %s", s.Spec.Name)
+		}
+	} else if s.Spec.Labels[LabelStopped] == "" {
 		if err := rt.markStopped(ctx, s); err != nil {
 			return err
 		}

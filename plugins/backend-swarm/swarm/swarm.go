@@ -130,6 +130,10 @@ type Plugin struct {
 	rt   *runtime
 	gone map[string]time.Time // services this instance removed, by id
 	oom  map[string]bool      // task id -> OOM-killed, read once
+
+	// viaUpdate makes Stop update the service even for a task on the
+	// manager's own node, as it does for the other nodes' (for tests).
+	viaUpdate bool
 }
 
 // runtime is a configured plugin.
