@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
@@ -124,9 +125,15 @@ func deployment(t testing.TB) string {
 		}
 		if list, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
 			for _, n := range list.Items {
+				// The containers of services just removed leave the
+				// network a moment later.
 				for {
 					_, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-					if err == nil || ctx.Err() != nil {
+					if err == nil || cerrdefs.IsNotFound(err) {
+						break
+					}
+					if ctx.Err() != nil {
+						t.Logf("cleanup: remove network %s: %v", n.Name, err)
 						break
 					}
 					time.Sleep(200 * time.Millisecond)
