@@ -147,7 +147,6 @@ type runtime struct {
 	poll          time.Duration
 
 	once      sync.Once
-	apiErr    error
 	perTaskNN bool // the engine sets no_new_privs per service (API >= 1.46)
 	hasCaps   bool // CapabilityDrop and Limits.Pids (API >= 1.41)
 	hasSwap   bool // ResourceRequirements.SwapBytes (API >= 1.52)
