@@ -495,9 +495,14 @@ func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool 
 		return false
 	}
 	v = res.Container.State.OOMKilled
-	p.mu.Lock()
-	p.oom[t.ID] = v
-	p.mu.Unlock()
+	// The engine may mark an OOM kill a moment after the exit (it
+	// learns of both apart): "no" is kept only once that moment passed.
+	end, err := time.Parse(time.RFC3339Nano, res.Container.State.FinishedAt)
+	if v || (err == nil && time.Since(end) > 2*time.Second) {
+		p.mu.Lock()
+		p.oom[t.ID] = v
+		p.mu.Unlock()
+	}
 	return v
 }
 
