@@ -104,6 +104,16 @@ func (p *Plugin) diff(before, now map[string]seen, sts map[string]backend.Servic
 			out = append(out, ev(backend.EventStarted, "started on "+st.Node))
 		}
 		if n.state == backend.ServiceExited && (!known || b.state != backend.ServiceExited) {
+			if st.ExitCode == 137 && !st.OOMKilled && time.Since(st.FinishedAt) < 2*time.Second {
+				// The engine may mark the OOM kill a moment after
+				// the exit: the next poll reports the end.
+				if known {
+					now[id] = b
+				} else {
+					delete(now, id)
+				}
+				continue
+			}
 			if !known || b.state == backend.ServiceCreated {
 				// Ended between two polls: it started first, unless
 				// it never ran.
