@@ -255,3 +255,23 @@ backend "docker" {
   #   }
   # }
 }
+
+# A Docker swarm instead (plugin zoe-plugin-backend-swarm; one back-end
+# block per deployment): every service instance is a swarm service of one
+# replica, placed on the node Zoe's scheduler picks; every execution an
+# attachable overlay network. See plugins/backend-swarm/README.md.
+# backend "swarm" {
+#   address = "tcp://manager1:2376" # a manager's engine; empty: DOCKER_HOST
+#   tls {
+#     ca_file   = "certs/ca.pem"
+#     cert_file = "certs/cert.pem"
+#     key_file  = "certs/key.pem"
+#   }
+#   publish_mode = "host" # or "ingress" (the routing mesh; needs IPVS)
+#   # Engines older than Docker 27 cannot set no-new-privileges per
+#   # service: say that every node's dockerd runs with --no-new-privileges.
+#   engine_no_new_privileges = true
+#   volume_driver     = ""    # driver of named volumes; "" is each node's local
+#   stop_grace_period = "10s" # SIGTERM to SIGKILL, fixed when a service is created
+#   poll_interval     = "500ms" # how often task states are read
+# }

@@ -1,0 +1,5 @@
+package swarm
+
+// StopViaUpdate makes Stop update the service, as it does for a task on
+// another node than the manager's, whatever node the task is on.
+func (p *Plugin) StopViaUpdate() { p.viaUpdate = true }

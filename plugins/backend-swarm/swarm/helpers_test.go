@@ -1,0 +1,264 @@
+package swarm_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
+	"github.com/zoe-project/zoe/plugins/backend-swarm/swarm"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// wait bounds every wait for the swarm in these tests.
+const wait = 90 * time.Second
+
+var (
+	// pluginBinary is the plugin built by TestMain, which the conformance
+	// suite runs as a process of its own.
+	pluginBinary string
+	// engine is the swarm-mode engine of these tests
+	// (testutil.StartSwarm).
+	engine *testutil.SwarmEngine
+	// noEngine says why there is none, outside CI.
+	noEngine string
+)
+
+// TestMain starts a swarm-mode engine of the tests' own, builds the test
+// images in it and the plugin. Without the engine the tests fail under
+// CI=true, and skip otherwise.
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	testutil.RaiseParallel(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	e, err := testutil.StartSwarm(ctx)
+	if err == nil {
+		defer e.Close()
+		var cli *client.Client
+		if cli, err = e.Client(); err == nil {
+			err = testimages.Build(ctx, cli)
+			_ = cli.Close()
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintf(os.Stderr, "FAIL: the swarm back-end's tests need a swarm-mode engine: %v\n", err)
+			return 1
+		}
+		noEngine = err.Error()
+	}
+	engine = e
+	dir, err := os.MkdirTemp("", "zoe-backend-swarm-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := testutil.Build(dir, map[string]string{"zoe-plugin-backend-swarm": "plugins/backend-swarm"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pluginBinary = filepath.Join(dir, "zoe-plugin-backend-swarm")
+	return m.Run()
+}
+
+// needEngine skips t when there is no engine (never under CI=true: TestMain
+// failed then).
+func needEngine(t testing.TB) {
+	t.Helper()
+	if noEngine != "" {
+		t.Skip("no swarm-mode engine: " + noEngine)
+	}
+}
+
+func random() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// config is the plugin's block for the tests' engine, with extra
+// attributes.
+func config(extra map[string]any) []byte {
+	block := map[string]any{"address": engine.Host, "engine_no_new_privileges": true, "poll_interval": "200ms", "stop_grace_period": "5s"}
+	for k, v := range extra {
+		block[k] = v
+	}
+	js, err := json.Marshal(block)
+	if err != nil {
+		panic(err)
+	}
+	return js
+}
+
+// deployment returns a deployment name of its own for t, and removes every
+// service and network labelled with it when t ends.
+func deployment(t testing.TB) string {
+	t.Helper()
+	needEngine(t)
+	dep := "zoe-test-" + random()
+	cli := engineClient(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		f := client.Filters{}.Add("label", swarm.LabelDeployment+"="+dep)
+		if list, err := cli.ServiceList(ctx, client.ServiceListOptions{Filters: f}); err == nil {
+			for _, s := range list.Items {
+				if _, err := cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil {
+					t.Logf("cleanup: remove service %s: %v", s.Spec.Name, err)
+				}
+			}
+		}
+		if list, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
+			for _, n := range list.Items {
+				// The containers of services just removed leave the
+				// network a moment later.
+				for {
+					_, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+					if err == nil || cerrdefs.IsNotFound(err) {
+						break
+					}
+					if ctx.Err() != nil {
+						t.Logf("cleanup: remove network %s: %v", n.Name, err)
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+		}
+	})
+	return dep
+}
+
+func engineClient(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := engine.Client()
+	if err != nil {
+		t.Fatalf("Docker client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// open returns a plugin configured for deployment dep, with extra
+// attributes.
+func open(t testing.TB, dep string, extra map[string]any) *swarm.Plugin {
+	t.Helper()
+	p := swarm.New(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := p.Configure(context.Background(), sdk.Config{JSON: config(extra), Deployment: dep, APIVersion: backend.APIVersion}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+func ctxFor(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// network creates an execution network for t.
+func network(t *testing.T, ctx context.Context, p backend.Backend) string {
+	t.Helper()
+	id, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-test-net-" + random(), Labels: map[string]string{"zoe.execution": "test"}})
+	if err != nil {
+		t.Fatalf("CreateNetwork: %v", err)
+	}
+	return id
+}
+
+// testUser is who the tests' services run as, unless they say otherwise.
+const testUser = "12345:23456"
+
+// start starts spec with a unique name on net, as testUser when it names no
+// user.
+func start(t *testing.T, ctx context.Context, p backend.Backend, net string, spec backend.ServiceSpec) backend.ServiceStatus {
+	t.Helper()
+	if spec.Name == "" {
+		spec.Name = "svc-" + random()
+	}
+	if spec.User == "" && !spec.Security.AllowRoot {
+		spec.User = testUser
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = spec.Name
+	}
+	if spec.Resources.Cores == 0 {
+		spec.Resources.Cores = 0.01
+	}
+	spec.Network = net
+	st, err := p.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start %s: %v", spec.Name, err)
+	}
+	return st
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
+	t.Helper()
+	last := ""
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		last = detail
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s; last: %s", what, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitEvent waits for an event of kind about name.
+func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
+	t.Helper()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("event stream closed before %s of %s", kind, name)
+			}
+			if e.ServiceName == name && e.Kind == kind {
+				return e
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s event for %s", kind, name)
+		}
+	}
+}
+
+// logLines returns the lines a service wrote so far.
+func logLines(t *testing.T, ctx context.Context, p backend.Backend, h backend.Handle) []backend.LogEntry {
+	t.Helper()
+	ch, err := p.Logs(ctx, h, backend.LogOptions{})
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	var out []backend.LogEntry
+	for e := range ch {
+		out = append(out, e)
+	}
+	return out
+}
