@@ -88,7 +88,6 @@ OTHER_MODULES := $(filter-out .,$(MODULES))
 RACE_SKIP := modernc.org/... golang.org/x/crypto/... crypto/internal/...
 RACE_FLAGS := -race $(foreach p,$(RACE_SKIP),-gcflags=$(p)=-race=false)
 
-#
 # NOT_YET: packages whose tests are not part of make test yet, each with the
 # reason (they are built, vetted and checked by staticcheck all the same):
 # the Swarm back-end (issue 18, in progress: TestOOM fails beside the rest
