@@ -236,9 +236,18 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stat
 		found   bool
 		lastErr error
 	)
-	for _, a := range s.cfg.Auth {
+	for i, a := range s.cfg.Auth {
 		got, err := a.Authenticate(ctx, name, password)
 		if err == nil {
+			if owner := s.earlierOwner(ctx, i, name); owner >= 0 {
+				// Look-ups ask the first source that knows a name: an
+				// identity given by a later one would turn, at the next
+				// look-up, into the earlier one's (a local robot "bob"
+				// into the directory's admin "bob").
+				s.log.Warn("login refused: the name belongs to an earlier auth block, whose identity every look-up would give; give the later block's user another name",
+					"user", logName(name), "accepted_by_block", i+1, "known_to_block", owner+1)
+				return state.User{}, &failure{http.StatusUnauthorized, client.CodeUnauthenticated, "invalid username or password"}
+			}
 			id, found = got, true
 			break
 		}
@@ -260,6 +269,19 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stat
 	s.creds.put(name, password, id)
 	s.idents.confirmed(u.Username)
 	return u, nil
+}
+
+// earlierOwner returns the index of the first auth block before block i
+// that knows name, or -1. A block that cannot answer (unavailable, or
+// unable to look users up) does not own it: a local account then works
+// while the directory before it is down.
+func (s *Server) earlierOwner(ctx context.Context, i int, name string) int {
+	for j, a := range s.cfg.Auth[:i] {
+		if _, err := a.Lookup(ctx, name); err == nil {
+			return j
+		}
+	}
+	return -1
 }
 
 func (s *Server) storeFailure(err error) *failure {

@@ -536,3 +536,49 @@ func TestRoleChangeLogged(t *testing.T) {
 		t.Errorf("log %q does not say the role set", log)
 	}
 }
+
+// localSource is a memSource whose passwords are name + "-local".
+type localSource struct{ *memSource }
+
+func (l localSource) Authenticate(ctx context.Context, user, pw string) (auth.Identity, error) {
+	if p, ok := strings.CutSuffix(pw, "-local"); ok && p == user {
+		pw = user + "-pw"
+	} else {
+		pw = ""
+	}
+	return l.memSource.Authenticate(ctx, user, pw)
+}
+
+// TestNameOfTwoSources: a name that an earlier auth block knows cannot log
+// in through a later one, since every look-up would give it the earlier
+// block's identity (a local robot "bob" would become the directory's admin
+// "bob"); it can while the earlier block cannot answer, and names that only
+// the later block knows log in through it.
+func TestNameOfTwoSources(t *testing.T) {
+	directory := &memSource{users: map[string]auth.Identity{
+		"bob": {Username: "bob", Role: auth.RoleAdmin},
+	}}
+	local := localSource{&memSource{users: map[string]auth.Identity{
+		"bob":   {Username: "bob", Role: auth.RoleUser},
+		"robot": {Username: "robot", Role: auth.RoleUser},
+	}}}
+	e := newIdentityEnv(t, time.Hour, directory, local)
+	login := func(user, pw string) int {
+		t.Helper()
+		code, _ := e.call("POST", "/sessions", "", client.Login{Username: user, Password: pw})
+		return code
+	}
+	if code := login("bob", "bob-local"); code != http.StatusUnauthorized {
+		t.Errorf("bob through the local block while the directory knows bob: %d, want 401", code)
+	}
+	if code := login("robot", "robot-local"); code != http.StatusCreated {
+		t.Errorf("robot, known to the local block only: %d, want 201", code)
+	}
+	if code := login("bob", "bob-pw"); code != http.StatusCreated {
+		t.Errorf("bob through the directory: %d, want 201", code)
+	}
+	directory.fail(fmt.Errorf("directory down: %w", sdk.ErrUnavailable))
+	if code := login("bob", "bob-local"); code != http.StatusCreated {
+		t.Errorf("bob through the local block while the directory is down: %d, want 201", code)
+	}
+}

@@ -171,11 +171,11 @@ func TestExampleDaemon(t *testing.T) {
 	if u := asAdmin("grace"); u.Role != "guest" || u.Email != "grace@zoe.test" || id(u.UID) != "1007" {
 		t.Errorf("grace: role %s, e-mail %s, uid %s; want guest (default_role), grace@zoe.test, 1007", u.Role, u.Email, id(u.UID))
 	}
-	// A name in both sources: the password decides which source's
-	// identity a login gets (the users file's guest here), until the
-	// next look-up, which asks the directory first.
-	if code, _ := me("alice", "local-Pa55"); code != http.StatusForbidden {
-		t.Errorf("alice with the users file's password: %d, want 403 (the file's guest)", code)
+	// A name in both sources belongs to the directory, the first block
+	// that knows it (every look-up asks it first): the users file's
+	// password for it is refused.
+	if code, _ := me("alice", "local-Pa55"); code != http.StatusUnauthorized {
+		t.Errorf("alice with the users file's password: %d, want 401 (the name is the directory's)", code)
 	}
 
 	// Directory down: the file's accounts still log in; directory users
