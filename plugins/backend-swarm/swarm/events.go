@@ -104,7 +104,7 @@ func (p *Plugin) diff(before, now map[string]seen, sts map[string]backend.Servic
 			out = append(out, ev(backend.EventStarted, "started on "+st.Node))
 		}
 		if n.state == backend.ServiceExited && (!known || b.state != backend.ServiceExited) {
-			if st.ExitCode == 137 && !st.OOMKilled && time.Since(st.FinishedAt) < 2*time.Second {
+			if st.ExitCode == 137 && !st.OOMKilled && time.Since(st.FinishedAt) < oomSettle {
 				// The engine may mark the OOM kill a moment after
 				// the exit: the next poll reports the end.
 				if known {

@@ -477,9 +477,18 @@ func publishedPorts(s swarm.Service, t swarm.Task, address string) []backend.Pub
 	return out
 }
 
+// oomSettle is how long after a container's end its OOM kill may still be
+// unknown: the engine learns of the kill (containerd's TaskOOM) and of the
+// exit (TaskExit) apart, in no set order.
+const oomSettle = 2 * time.Second
+
 // oomKilled tells whether an ended task's container was OOM-killed. Swarm
 // does not say: the container is inspected when it ran on the manager's own
 // node (the one engine the plugin reaches) and ended with SIGKILL's code.
+// State.OOMKilled alone is not enough: engines before Docker 23 set it only
+// when the OOM kill reached them before the exit, and never after (the OOM
+// handler just logs an "oom" event); the engine's recent events are asked
+// for that event too.
 func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool {
 	if t.Status.ContainerStatus.ExitCode != 137 || t.NodeID != rt.selfNode {
 		return false
@@ -490,20 +499,49 @@ func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool 
 	if ok {
 		return v
 	}
-	res, err := rt.cli.ContainerInspect(ctx, t.Status.ContainerStatus.ContainerID, client.ContainerInspectOptions{})
+	id := t.Status.ContainerStatus.ContainerID
+	res, err := rt.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil || res.Container.State == nil {
 		return false
 	}
-	v = res.Container.State.OOMKilled
-	// The engine may mark an OOM kill a moment after the exit (it
-	// learns of both apart): "no" is kept only once that moment passed.
-	end, err := time.Parse(time.RFC3339Nano, res.Container.State.FinishedAt)
-	if v || (err == nil && time.Since(end) > 2*time.Second) {
+	s := res.Container.State
+	start, err1 := time.Parse(time.RFC3339Nano, s.StartedAt)
+	end, err2 := time.Parse(time.RFC3339Nano, s.FinishedAt)
+	v = s.OOMKilled
+	if !v && err1 == nil {
+		v = rt.sawOOM(ctx, id, start)
+	}
+	// "No" is kept only once the OOM kill would have been known.
+	if v || (err2 == nil && time.Since(end) > oomSettle) {
 		p.mu.Lock()
 		p.oom[t.ID] = v
 		p.mu.Unlock()
 	}
 	return v
+}
+
+// sawOOM tells whether the engine logged an "oom" event for the container
+// since it started (the engine keeps its recent events; the query ends at
+// now, so it returns at once).
+func (rt *runtime) sawOOM(ctx context.Context, id string, since time.Time) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stamp := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+	ev := rt.cli.Events(ctx, client.EventsListOptions{
+		Since:   stamp(since.Add(-time.Second)),
+		Until:   stamp(time.Now()),
+		Filters: client.Filters{}.Add("type", "container").Add("container", id).Add("event", "oom"),
+	})
+	for {
+		select {
+		case m := <-ev.Messages:
+			if m.Action == "oom" {
+				return true
+			}
+		case <-ev.Err:
+			return false
+		}
+	}
 }
 
 // Stop shuts the service's task down and returns once it has ended.
