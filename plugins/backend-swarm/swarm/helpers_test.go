@@ -127,10 +127,16 @@ func deployment(t testing.TB) string {
 			for _, n := range list.Items {
 				// The containers of services just removed leave the
 				// network a moment later.
+				began := time.Now()
 				for {
 					_, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
 					if err == nil || cerrdefs.IsNotFound(err) {
 						break
+					}
+					if time.Since(began) > 10*time.Second {
+						// Worth knowing why: the test's time goes here.
+						t.Logf("cleanup: network %s still not removed after %s: %v", n.Name, time.Since(began).Round(time.Second), err)
+						began = time.Now()
 					}
 					if ctx.Err() != nil {
 						t.Logf("cleanup: remove network %s: %v", n.Name, err)

@@ -510,6 +510,9 @@ func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool 
 	v = s.OOMKilled
 	if !v && err1 == nil {
 		v = rt.sawOOM(ctx, id, start)
+		if v {
+			p.log.Debug("OOM kill known from the engine's oom event only", "container", id)
+		}
 	}
 	// "No" is kept only once the OOM kill would have been known.
 	if v || (err2 == nil && time.Since(end) > oomSettle) {
