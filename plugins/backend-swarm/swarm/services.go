@@ -485,10 +485,10 @@ const oomSettle = 2 * time.Second
 // oomKilled tells whether an ended task's container was OOM-killed. Swarm
 // does not say: the container is inspected when it ran on the manager's own
 // node (the one engine the plugin reaches) and ended with SIGKILL's code.
-// State.OOMKilled alone is not enough: engines before Docker 23 set it only
-// when the OOM kill reached them before the exit, and never after (the OOM
-// handler just logs an "oom" event); the engine's recent events are asked
-// for that event too.
+// State.OOMKilled is not trusted alone: the engine learns of the kill and of
+// the exit apart, and older engines may leave the flag false when the kill
+// comes second; the "oom" event is logged whatever the order, so the
+// engine's recent events are asked for it too.
 func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool {
 	if t.Status.ContainerStatus.ExitCode != 137 || t.NodeID != rt.selfNode {
 		return false
