@@ -696,9 +696,27 @@ func (b *Browser) WaitSelector(css string) {
 }
 
 // Text returns the visible text of the first element matching css.
+//
+// It reads the element in the page by script, not by chromedp's DOM node
+// ids: right after a page load chromedp may still hold the old page's ids
+// ("No node with given id found"), as Fill and Click avoid too.
 func (b *Browser) Text(css string) string {
 	b.t.Helper()
-	return run(b, "text of "+css, chromedp.Text(chromedp.CSS(css)))
+	q, err := json.Marshal(css)
+	if err != nil {
+		b.t.Fatalf("browser: text of %s: %v", css, err)
+	}
+	expr := `(() => { const e = document.querySelector(` + string(q) + `); return e ? e.innerText : null })()`
+	deadline := time.Now().Add(b.timeout())
+	for {
+		if text := run(b, "text of "+css, chromedp.Evaluate[*string](expr)); text != nil {
+			return *text
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: text of %s: no such element after %s", css, b.timeout())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // PageText returns the visible text of the whole page.

@@ -147,29 +147,19 @@ func js[T any](t *testing.T, b *testutil.Browser, expr string) T {
 // waitStatus waits until the execution page's status badge says status.
 func waitStatus(t *testing.T, b *testutil.Browser, status string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	testutil.WaitFor(t, 2*time.Minute, fmt.Sprintf("the execution page to say %q", status), func() (bool, string) {
 		got := js[string](t, b, `(document.getElementById("ex-status") || {}).textContent || ""`)
-		if got == status {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the execution page still says %q, not %q; it shows:\n%s", got, status, b.PageText())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return got == status, fmt.Sprintf("it says %q", got)
+	})
 }
 
 // waitURL waits until the browser shows the page at want.
 func waitURL(t *testing.T, b *testutil.Browser, want string) {
 	t.Helper()
-	deadline := time.Now().Add(testutil.StepTimeout)
-	for b.URL() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("the browser shows %s, not %s", b.URL(), want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, testutil.StepTimeout, "the browser to show "+want, func() (bool, string) {
+		got := b.URL()
+		return got == want, "it shows " + got
+	})
 }
 
 // mark leaves a value in the page's window, which a reload loses.
@@ -216,18 +206,14 @@ func startFromShop(t *testing.T, b *testutil.Browser, d *daemon, name, param, va
 	b.Fill("Execution name", name)
 	b.Fill(param, value)
 	b.Click("Start")
-	deadline := time.Now().Add(testutil.StepTimeout)
-	for {
-		if m := execPath.FindStringSubmatch(b.URL()); m != nil {
-			b.WaitSelector("#ex-status")
-			id, _ := strconv.ParseInt(m[1], 10, 64)
-			return id
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not on an execution's page after the start: %s\n%s", b.URL(), b.PageText())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var m []string
+	testutil.WaitFor(t, testutil.StepTimeout, "an execution's page after the start", func() (bool, string) {
+		m = execPath.FindStringSubmatch(b.URL())
+		return m != nil, "the browser shows " + b.URL()
+	})
+	b.WaitSelector("#ex-status")
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	return id
 }
 
 // walkthrough is what a user does with no terminal: log in, start a ZApp

@@ -212,17 +212,7 @@ workspace "dir" {
 // hang, not a speed requirement.
 func waitFor(t testing.TB, what string, limit time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last: %s", limit, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.WaitFor(t, limit, what, cond)
 }
 
 // client is an HTTP client of the daemon: with a cookie jar (a browser
