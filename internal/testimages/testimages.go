@@ -23,6 +23,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/moby/moby/client"
 )
@@ -107,6 +109,11 @@ func Build(ctx context.Context, cli *client.Client) error {
 		return errors.New("testimages: cannot find the programs' sources")
 	}
 	src := filepath.Dir(self)
+	unlock, err := lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	tmp, err := os.MkdirTemp("", "zoe-testimages-")
 	if err != nil {
 		return err
@@ -145,6 +152,35 @@ func Build(ctx context.Context, cli *client.Client) error {
 		}
 	}
 	return nil
+}
+
+// lock holds a file lock shared by every process of the machine: go test -p
+// runs several packages that build the images at once, and on a new
+// machine each compiled every program and built every image beside the
+// others (one of them ran out of its 3 minutes). Holding it in turn, the
+// first builds and the others find the images there.
+func lock(ctx context.Context) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "zoe-testimages.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("testimages: lock: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			// Closing the file releases the lock.
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("testimages: lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("testimages: waiting for another process building the images: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func buildImage(ctx context.Context, cli *client.Client, bin, tag string, env []string) error {

@@ -12,7 +12,7 @@ import (
 
 // TestBuild builds the images twice: the second time finds them there.
 func TestBuild(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang bound: a new machine compiles every program first
 	defer cancel()
 	cli, err := client.New(client.FromEnv)
 	if err != nil {

@@ -36,7 +36,7 @@ func run(m *testing.M) int {
 	// The tests run in parallel, each on a deployment of its own: they
 	// wait on the engine rather than compute.
 	testutil.RaiseParallel(8)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang bound
 	cli, err := client.New(client.FromEnv)
 	if err == nil {
 		err = testimages.Build(ctx, cli)
