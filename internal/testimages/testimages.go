@@ -104,11 +104,18 @@ func Images() []string {
 // architecture) and builds its image in the engine, unless an image with the
 // same program is already there.
 func Build(ctx context.Context, cli *client.Client) error {
-	_, self, _, ok := runtime.Caller(0)
-	if !ok {
-		return errors.New("testimages: cannot find the programs' sources")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("testimages: %w", err)
 	}
-	src := filepath.Dir(self)
+	// The sources are found by the go command, from the caller's directory
+	// in the module: compiled with -trimpath (as make test does), this
+	// package does not know its own file's path.
+	out, err := exec.CommandContext(ctx, goBin, "list", "-f", "{{.Dir}}", "github.com/zoe-project/zoe/internal/testimages").Output()
+	if err != nil {
+		return fmt.Errorf("testimages: finding the programs' sources (go list, run inside the zoe module): %w", err)
+	}
+	src := strings.TrimSpace(string(out))
 	unlock, err := lock(ctx)
 	if err != nil {
 		return err
@@ -126,10 +133,6 @@ func Build(ctx context.Context, cli *client.Client) error {
 	goarch := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[info.Info.Architecture]
 	if goarch == "" {
 		goarch = runtime.GOARCH
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("testimages: %w", err)
 	}
 	built := map[string]string{} // package -> binary: one build serves several images
 	for i, p := range programs {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -94,7 +93,8 @@ type Chromium struct {
 	browserCtx context.Context
 	browserEnd context.CancelFunc
 	pid        int // of the browser process, also its process group
-	block      *blockingProxy
+	block      *browserProxy
+	isolated   bool        // in a network namespace of its own (browsernet.go)
 	output     *SyncBuffer // Chromium's stdout and stderr
 
 	stopOnce sync.Once
@@ -122,10 +122,11 @@ func NewBrowser(t testing.TB) *Browser {
 
 // start runs Chromium with flags that keep it off every network but
 // loopback: no background, sync, update or metrics traffic, a host
-// resolver that resolves nothing but localhost, and a proxy for everything
-// not on loopback that refuses it (Chromium never sends loopback requests
-// to a proxy), so that an address literal such as http://192.0.2.1/ goes
-// nowhere either.
+// resolver that resolves nothing but localhost, and a proxy that refuses
+// everything not on loopback, so that an address literal such as
+// http://192.0.2.1/ goes nowhere either. Where it can, Chromium runs in a
+// network namespace of its own and the proxy is its way to loopback
+// (browsernet.go says why).
 func (c *Chromium) start() error {
 	find := FindChromium
 	if c.paths != nil {
@@ -135,9 +136,15 @@ func (c *Chromium) start() error {
 	if err != nil {
 		return err
 	}
-	c.block, err = startBlockingProxy()
-	if err != nil {
-		return err
+	c.isolated = canIsolate()
+	proxyAddr := isolatedProxyAddr
+	if !c.isolated {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("the browser's proxy: %w", err)
+		}
+		c.block = startBrowserProxy(ln, false)
+		proxyAddr = c.block.addr
 	}
 	c.dir, err = os.MkdirTemp("", "zoe-chromium-")
 	if err != nil {
@@ -159,14 +166,22 @@ func (c *Chromium) start() error {
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions"),
 		chromedp.Flag("force-webrtc-ip-handling-policy", "disable_non_proxied_udp"),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
-		chromedp.ProxyServer("http://"+c.block.addr),
+		chromedp.ProxyServer("http://"+proxyAddr),
 		// A process group of its own, so that Stop kills every process
 		// Chromium started; and killed if this test binary dies (what
 		// chromedp does when no ModifyCmdFunc is given).
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			if c.isolated {
+				cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+			}
 		}),
 	)
+	if c.isolated {
+		// Loopback through the proxy too: it is the way out of the
+		// namespace (by default Chromium sends loopback to no proxy).
+		opts = append(opts, chromedp.Flag("proxy-bypass-list", "<-loopback>"))
+	}
 	allocCtx, allocStop := chromedp.NewExecAllocator(context.Background(), opts...)
 	c.allocStop = allocStop
 	c.browserCtx, c.browserEnd = chromedp.NewContext(allocCtx)
@@ -183,6 +198,14 @@ func (c *Chromium) start() error {
 		return fmt.Errorf("start %s: %w; its output:\n%s", path, err, c.output.String())
 	}
 	c.pid = chromedp.FromContext(c.browserCtx).Browser.Process().Pid
+	if c.isolated {
+		// The proxy in the browser's namespace, before any page asks.
+		ln, err := listenInNetns(c.pid, isolatedProxyAddr)
+		if err != nil {
+			return fmt.Errorf("the browser's proxy in its network namespace: %w", err)
+		}
+		c.block = startBrowserProxy(ln, true)
+	}
 	return nil
 }
 
@@ -922,7 +945,8 @@ func (b *Browser) allowedOrigins() []string {
 // networkChanged is how Chromium fails the requests in flight when the
 // host's network interfaces change: not the page's fault, but the Docker
 // tests beside it creating and removing their networks' interfaces (seen
-// on a favicon in TestSim/example_notebook).
+// on a favicon in TestSim/example_notebook). Only a Chromium sharing the
+// machine's network (not root) sees them (browsernet.go).
 const networkChanged = "net::ERR_NETWORK_CHANGED"
 
 // AssertClean fails the test if the page logged an error to its console,
@@ -939,40 +963,3 @@ func (b *Browser) AssertClean() {
 		b.t.Errorf("requests outside the test server (allowed: %s): %v", strings.Join(b.allowedOrigins(), ", "), off)
 	}
 }
-
-// blockingProxy is the proxy Chromium sends every request not on loopback
-// to: it refuses them all and records the hosts asked for.
-type blockingProxy struct {
-	addr  string
-	srv   *http.Server
-	mu    sync.Mutex
-	hosts []string
-}
-
-func startBlockingProxy() (*blockingProxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("blocking proxy: %w", err)
-	}
-	p := &blockingProxy{addr: ln.Addr().String()}
-	p.srv = &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p.mu.Lock()
-			p.hosts = append(p.hosts, r.Host)
-			p.mu.Unlock()
-			http.Error(w, "the test browser may not leave loopback", http.StatusForbidden)
-		}),
-	}
-	go func() { _ = p.srv.Serve(ln) }()
-	return p, nil
-}
-
-// asked returns the hosts refused so far.
-func (p *blockingProxy) asked() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.hosts...)
-}
-
-func (p *blockingProxy) close() { _ = p.srv.Close() }
