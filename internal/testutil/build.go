@@ -2,9 +2,12 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -37,7 +40,15 @@ func Build(dir string, pkgs map[string]string) error {
 	if err != nil {
 		return err
 	}
+	prebuilt := os.Getenv(PrebuiltEnv)
 	for name, pkg := range pkgs {
+		if prebuilt != "" && name == installedName(pkg) {
+			if err := copyBinary(filepath.Join(prebuilt, name), filepath.Join(dir, name)); err == nil {
+				continue
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
 		// go run keeps the binaries it links in the build cache (since
 		// Go 1.24), go build -o links them again each time: with -exec cp
 		// it copies the binary to dir instead of running it, so a binary
@@ -55,6 +66,38 @@ func Build(dir string, pkgs map[string]string) error {
 		}
 	}
 	return os.Chmod(dir, 0o755)
+}
+
+// PrebuiltEnv names a directory of the core and plugin binaries built
+// once for a whole test run (make test builds them first, under their
+// installed names): Build copies them from there instead of asking the go
+// command once per test package (about 65 go commands, each loading the
+// module's packages to find them up to date).
+const PrebuiltEnv = "ZOE_TEST_PREBUILT"
+
+// installedName is the name cmd/zoe or plugins/<name> is installed under,
+// "" for any other package.
+func installedName(pkg string) string {
+	switch dir, name := path.Split(pkg); {
+	case pkg == "cmd/zoe":
+		return "zoe"
+	case dir == "plugins/" && name != "":
+		return "zoe-plugin-" + name
+	}
+	return ""
+}
+
+// copyBinary copies a binary with cp, not with a file this process opens
+// for writing: a child forked meanwhile by another goroutine would hold
+// that file open, and running the copy would fail (text file busy).
+func copyBinary(from, to string) error {
+	if _, err := os.Stat(from); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", from, to).CombinedOutput(); err != nil {
+		return fmt.Errorf("cp %s %s: %v: %s", from, to, err, out)
+	}
+	return os.Chmod(to, 0o755)
 }
 
 // Binaries are the core and plugin binaries under their installed names.
