@@ -73,8 +73,8 @@ MODULES := . sdk examples/backend-localproc
 OTHER_MODULES := $(filter-out .,$(MODULES))
 
 # -count=1: results are never taken from the test cache, every run runs
-# every test. Not after make build: the tests link the binaries they run
-# themselves (internal/testutil.Build, kept in Go's cache).
+# every test. Not after make build: the tests get the binaries they run
+# from test-go (below) or build them (internal/testutil.Build).
 # -p 8: most of the long packages wait on Docker, PostgreSQL, Chromium and
 # daemons rather than compute (go test -p 2 kept 2 cores about half busy);
 # 4 at once took the root module from 7m47s to 6m14s here, and 8 instead
@@ -100,28 +100,34 @@ RACE_FLAGS := -race $(foreach p,$(RACE_SKIP),-gcflags=$(p)=-race=false)
 # suite does not have yet). make test-swarm runs them.
 NOT_YET := github.com/zoe-project/zoe/plugins/backend-swarm/...
 
-# -o DIR/: go test links every test binary again at each run (2 minutes of
-# CPU of a make test of 14 here) unless it writes them to files, when it
-# keeps them in the build cache as go test -c does; they go to a temporary
-# directory, since the cache is what counts. -ldflags="-s -w": without the
-# symbol table and DWARF, as go test links them when it runs them from its
-# own directory (a quicker first link; stack traces stay whole).
+# -o: go test links every test binary again at each run (2 minutes of CPU
+# of a make test of 14 here) unless it writes them to files, which it does
+# not link again while they are up to date: they are kept in TEST_CACHE,
+# outside the work tree and shared by every clone (the same binaries, with
+# -trimpath), one make test at a time (a lock; it says when it waits).
+# -ldflags="-s -w": without the symbol table and DWARF, as go test links
+# them when it runs them from its own directory (a quicker link; stack
+# traces stay whole).
 #
 # The root module's tests run zoe and its plugins as processes: they are
-# built once here, and internal/testutil.Build copies them from
-# $ZOE_TEST_PREBUILT instead of asking the go command in every package.
+# built once here (into TEST_CACHE, so also linked only when changed), and
+# internal/testutil.Build copies them from $$ZOE_TEST_PREBUILT instead of
+# asking the go command in every package.
+TEST_CACHE ?= $(HOME)/.cache/zoe-test
+
 test-go:
-	@tb=$$(mktemp -d) && trap 'rm -rf $$tb' EXIT && \
+	@mkdir -p $(TEST_CACHE) && exec 9>$(TEST_CACHE)/$(if $(filter .,$(MODULES)),root,other).lock && \
+	{ flock -n 9 || { echo "waiting for another make test using $(TEST_CACHE)"; flock 9; }; } && \
 	if [ "$(filter .,$(MODULES))" = . ]; then \
 	  $(call step,building zoe and its plugins for the tests); \
-	  mkdir $$tb/bin && for p in cmd/zoe $(addprefix plugins/,$(PLUGINS)); do \
+	  mkdir -p $(TEST_CACHE)/prebuilt && for p in cmd/zoe $(addprefix plugins/,$(PLUGINS)); do \
 	    case $$p in cmd/zoe) n=zoe;; *) n=zoe-plugin-$${p#plugins/};; esac; \
-	    $(GO) run -exec cp ./$$p $$tb/bin/$$n || exit 1; done; \
-	  export ZOE_TEST_PREBUILT=$$tb/bin; fi; \
+	    $(GO) build -o $(TEST_CACHE)/prebuilt/$$n ./$$p || exit 1; done; \
+	  export ZOE_TEST_PREBUILT=$(TEST_CACHE)/prebuilt; fi; \
 	for m in $(MODULES); do $(call step,go test -race ./... in $$m); \
 	  pkgs=$$(cd $$m && $(GO) list ./... | grep -v -F "$(NOT_YET:/...=)"); \
-	  mkdir -p $$tb/$$m && \
-	  (cd $$m && $(GO) test $(RACE_FLAGS) -count=1 -p 8 -timeout 20m -ldflags="-s -w" -o $$tb/$$m/ $$pkgs) || exit 1; done
+	  mkdir -p $(TEST_CACHE)/bin/$$m && \
+	  (cd $$m && $(GO) test $(RACE_FLAGS) -count=1 -p 8 -timeout 20m -ldflags="-s -w" -o $(TEST_CACHE)/bin/$$m/ $$pkgs) || exit 1; done
 
 test-swarm:
 	$(GO) test $(RACE_FLAGS) -count=1 -timeout 20m ./plugins/backend-swarm/...
