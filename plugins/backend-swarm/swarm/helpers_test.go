@@ -76,11 +76,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// needEngine skips t when there is no engine (never under CI=true: TestMain
-// failed then).
+// needEngine skips t when there is no engine, and fails it under CI=true
+// (where TestMain has failed already).
 func needEngine(t testing.TB) {
 	t.Helper()
 	if noEngine != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no swarm-mode engine (CI): " + noEngine)
+		}
 		t.Skip("no swarm-mode engine: " + noEngine)
 	}
 }
