@@ -205,8 +205,7 @@ func TestOOM(t *testing.T) {
 	}
 	net := network(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
-	waitEvent(t, ctx, events, st.Name, backend.EventOOMKilled)
-	e := waitEvent(t, ctx, events, st.Name, backend.EventExited)
+	e := waitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]
 	if e.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137", e.ExitCode)
 	}

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -243,19 +245,29 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, 
 // waitEvent waits for an event of kind about name.
 func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
 	t.Helper()
-	for {
+	return waitEvents(t, ctx, events, name, kind)[kind]
+}
+
+// waitEvents waits for an event of each kind for the named service, in any
+// order: the engine reports an OOM kill and the exit it causes separately,
+// in no set order (a loaded engine can send the oom event after the die).
+func waitEvents(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kinds ...backend.EventKind) map[backend.EventKind]backend.Event {
+	t.Helper()
+	got := map[backend.EventKind]backend.Event{}
+	for len(got) < len(kinds) {
 		select {
 		case e, ok := <-events:
 			if !ok {
-				t.Fatalf("event stream closed before %s of %s", kind, name)
+				t.Fatalf("event stream closed before %v of %s (got %v)", kinds, name, slices.Collect(maps.Keys(got)))
 			}
-			if e.ServiceName == name && e.Kind == kind {
-				return e
+			if _, seen := got[e.Kind]; e.ServiceName == name && !seen && slices.Contains(kinds, e.Kind) {
+				got[e.Kind] = e
 			}
 		case <-ctx.Done():
-			t.Fatalf("no %s event for %s", kind, name)
+			t.Fatalf("no %v events for %s (got %v)", kinds, name, slices.Collect(maps.Keys(got)))
 		}
 	}
+	return got
 }
 
 // logLines returns the lines a service wrote so far.

@@ -271,8 +271,7 @@ func TestOOM(t *testing.T) {
 		t.Fatalf("Events: %v", err)
 	}
 	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
-	waitEvent(t, ctx, events, st.Name, backend.EventOOMKilled)
-	if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 137 {
+	if e := waitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]; e.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137", e.ExitCode)
 	}
 	if got, err := p.Inspect(ctx, st.Handle); err != nil || !got.OOMKilled || got.State != backend.ServiceExited {
