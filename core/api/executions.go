@@ -283,7 +283,22 @@ func (s *Server) executionJSON(ex state.Execution) client.Execution {
 	return out
 }
 
+// executionDetails is an execution with its services, endpoints and events.
+// The events are read first and the rest after them, so what it shows is
+// never older than its last event: a client that shows the states and then
+// follows the event stream from the last event (the web page does) sees
+// every later change. Read the other way round, a change made between the
+// reads had its event listed but not its state, and was never shown.
 func (s *Server) executionDetails(ctx context.Context, ex state.Execution) (client.Execution, error) {
+	evs, err := s.cfg.Store.Events(ctx, ex.ID)
+	if err != nil {
+		return client.Execution{}, err
+	}
+	if again, err := s.cfg.Store.GetExecution(ctx, ex.ID); err == nil {
+		ex = again
+	} else if !errors.Is(err, sdk.ErrNotFound) {
+		return client.Execution{}, err
+	}
 	out := s.executionJSON(ex)
 	out.Description = json.RawMessage(ex.Description)
 	svcs, err := s.cfg.Store.Services(ctx, ex.ID)
@@ -302,10 +317,6 @@ func (s *Server) executionDetails(ctx context.Context, ex state.Execution) (clie
 	for _, ep := range eps {
 		out.Endpoints = append(out.Endpoints, client.Endpoint{Service: ep.ServiceName, Name: ep.Name, Port: ep.Port,
 			Protocol: ep.Protocol, ExternalAddress: ep.ExternalAddress, ExternalPort: ep.ExternalPort, URL: ep.URL})
-	}
-	evs, err := s.cfg.Store.Events(ctx, ex.ID)
-	if err != nil {
-		return out, err
 	}
 	out.Events = []client.Event{}
 	for _, ev := range evs {
