@@ -1,0 +1,70 @@
+# Zoe on an existing Kubernetes cluster (plugins/backend-k8s/README.md).
+# Services run as pods in the namespace zoe-k8s, one headless Service per
+# execution. Relative paths resolve against this file's directory.
+#
+#   make build
+#   kubectl apply -f examples/k8s/rbac.yaml          # the plugin's account and rights
+#   bin/zoe users-file init --if-missing .zoe/users.csv
+#   bin/zoe config validate examples/k8s.hcl
+#   bin/zoe server -config examples/k8s.hcl
+#
+# The workspaces (workspace "dir" below) must be one shared filesystem
+# (NFS, CephFS) mounted at the same path on this machine and on every node:
+# pods mount a user's directory as a hostPath.
+
+listen          = "127.0.0.1:5003"
+deployment_name = "k8s"
+data_dir        = "../.zoe/k8s-data"
+log_level       = "info"
+shop_dir        = "shop"
+
+state {
+  sqlite = "zoe.db" # relative to data_dir
+}
+
+auth "file" {
+  users_file = "../.zoe/users.csv"
+}
+
+workspace "dir" {
+  base_path = "/srv/zoe-workspaces" # the shared filesystem's mount point
+}
+
+backend "k8s" {
+  # Empty: in-cluster inside a pod, else $KUBECONFIG or ~/.kube/config.
+  # kubeconfig = "/etc/zoe/kubeconfig"
+  # context    = "lab"
+
+  # Default zoe-<deployment_name>; created when missing unless
+  # create_namespace = false.
+  namespace = "zoe-k8s"
+
+  # Required: the podPidsLimit of the cluster's kubelets. Kubernetes has no
+  # per-pod process limit, so Zoe relies on the kubelets' and refuses a
+  # service that asks for less (containers.pids_limit, 1024 by default).
+  pod_pids_limit = 1024
+
+  # How users reach published ports: a NodePort Service per service, on the
+  # node's InternalIP ("node_port"), or the pod's own address ("pod_ip",
+  # when Zoe's machine routes to the pod network).
+  endpoint_mode     = "node_port"
+  node_address_type = "InternalIP"
+
+  # Node labels with this prefix are Zoe's labels:
+  #   kubectl label node n1 zoe.label/gpu=true   gives n1 the label "gpu".
+  node_label_prefix = "zoe.label/"
+
+  # Seconds a stopped service has between SIGTERM and SIGKILL.
+  termination_grace_seconds = 10
+
+  # A pod the cluster cannot schedule for this long fails its start with the
+  # scheduler's reason; Zoe tries again later.
+  pending_timeout = "5m"
+
+  # Named volumes of ZApps are PersistentVolumeClaims, created when missing.
+  volume_storage_class = ""
+  volume_size          = "10Gi"
+  volume_access_mode   = "ReadWriteMany"
+
+  image_pull_policy = "IfNotPresent"
+}

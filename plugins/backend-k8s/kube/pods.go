@@ -1,0 +1,859 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// handleState is what a handle's State holds (Version 1).
+type handleState struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Start checks the spec whole, creates the service's Pod (and its NodePort
+// Service) and returns once the Pod runs, or has already ended.
+func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	pod, err := rt.podFor(spec)
+	if err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	if err := rt.ensureNamespace(ctx); err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	if err := rt.ensureClaims(ctx, spec); err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	created, err := rt.cs.CoreV1().Pods(rt.namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: a pod of that name exists: %w", spec.Name, sdk.ErrAlreadyExists)
+	}
+	if err != nil {
+		return backend.ServiceStatus{}, wrap(err, "start %q: create pod", spec.Name)
+	}
+	// From here, a failure removes what was made.
+	undo := func(cause error) (backend.ServiceStatus, error) {
+		p.forget(string(created.UID))
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := rt.deletePod(rmCtx, created.Name, created.UID); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			p.log.Warn("cannot remove a pod that failed to start", "service", spec.Name, "error", err)
+		}
+		return backend.ServiceStatus{}, cause
+	}
+	if len(spec.Ports) > 0 && rt.set.endpointMode == modeNodePort {
+		if _, err := rt.cs.CoreV1().Services(rt.namespace).Create(ctx, rt.portsService(spec, created), metav1.CreateOptions{}); err != nil {
+			return undo(wrap(err, "start %q: create its NodePort service", spec.Name))
+		}
+	}
+	running, err := rt.waitStarted(ctx, created)
+	if err != nil {
+		return undo(fmt.Errorf("start %q: %w", spec.Name, err))
+	}
+	return rt.status(ctx, running, nil)
+}
+
+// podFor translates a service spec into a Pod, refusing with
+// sdk.ErrInvalidArgument what the cluster could not honour. The container
+// policy (backend.Backend.Start) is set here whole, every field
+// explicitly, so that no default of the cluster decides it.
+func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
+	if spec.Name == "" || spec.Image == "" {
+		return nil, fmt.Errorf("a service needs a name and an image: %w", sdk.ErrInvalidArgument)
+	}
+	if errs := validation.IsDNS1123Label(spec.Name); len(errs) > 0 {
+		return nil, fmt.Errorf("name %q is no Kubernetes pod name: %s: %w", spec.Name, strings.Join(errs, "; "), sdk.ErrInvalidArgument)
+	}
+	if err := backend.CheckUser(spec); err != nil {
+		return nil, err
+	}
+	if err := backend.CheckVolumes(spec.Volumes); err != nil {
+		return nil, err
+	}
+	pids, err := backend.PidsLimit(spec.Resources)
+	if err != nil {
+		return nil, err
+	}
+	// The kubelets' limit is the pods' limit: enough when it is at most
+	// what the spec asks.
+	if pids != -1 && (rt.set.pidsLimit == -1 || rt.set.pidsLimit > pids) {
+		return nil, fmt.Errorf("a limit of %d processes is asked, and the kubelets enforce %s (pod_pids_limit): Kubernetes has no per-pod limit: %w",
+			pids, pidsText(rt.set.pidsLimit), sdk.ErrInvalidArgument)
+	}
+	if spec.Network == "host" || strings.Contains(spec.Network, ":") {
+		return nil, fmt.Errorf("network %q: a service gets its execution's network, never the host's or another's: %w", spec.Network, sdk.ErrInvalidArgument)
+	}
+	labels, annotations, err := rt.objectLabels(spec.Labels)
+	if err != nil {
+		return nil, err
+	}
+	labels[LabelPod] = spec.Name
+	if spec.Network != "" {
+		labels[LabelNetwork] = spec.Network
+	}
+	c := corev1.Container{
+		Name:            ContainerName,
+		Image:           spec.Image,
+		Args:            spec.Command,
+		WorkingDir:      spec.WorkDir,
+		ImagePullPolicy: rt.set.pullPolicy,
+		SecurityContext: &corev1.SecurityContext{
+			Privileged:               ptr(false),
+			AllowPrivilegeEscalation: ptr(spec.Security.AllowPrivilegeEscalation),
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	if !spec.Security.KeepCapabilities {
+		c.SecurityContext.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+	}
+	keys := make([]string, 0, len(spec.Environment))
+	for k := range spec.Environment {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: spec.Environment[k]})
+	}
+	c.Resources, err = requirements(spec.Resources)
+	if err != nil {
+		return nil, err
+	}
+	for _, pt := range spec.Ports {
+		proto, err := protocol(pt)
+		if err != nil {
+			return nil, err
+		}
+		c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: int32(pt.Port), Protocol: proto})
+	}
+	sc := &corev1.PodSecurityContext{RunAsNonRoot: ptr(!spec.Security.AllowRoot)}
+	if spec.Security.AllowRoot {
+		sc.RunAsNonRoot = nil
+	}
+	if spec.User != "" {
+		uid, gid, hasGID := strings.Cut(spec.User, ":")
+		u, _ := strconv.ParseInt(uid, 10, 64) // CheckUser: numeric
+		sc.RunAsUser = &u
+		if hasGID {
+			g, _ := strconv.ParseInt(gid, 10, 64)
+			sc.RunAsGroup = &g
+		}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: rt.namespace, Labels: labels, Annotations: annotations},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: &rt.set.grace,
+			// No account token in the user's pods: they have no
+			// business with the cluster's API.
+			AutomountServiceAccountToken: ptr(false),
+			EnableServiceLinks:           ptr(false),
+			HostNetwork:                  false,
+			HostPID:                      false,
+			HostIPC:                      false,
+			SecurityContext:              sc,
+		},
+	}
+	if spec.Hostname != "" {
+		if errs := validation.IsDNS1123Label(spec.Hostname); len(errs) > 0 {
+			return nil, fmt.Errorf("host name %q: %s: %w", spec.Hostname, strings.Join(errs, "; "), sdk.ErrInvalidArgument)
+		}
+		pod.Spec.Hostname = spec.Hostname
+	}
+	if spec.Network != "" {
+		if errs := validation.IsDNS1035Label(spec.Network); len(errs) > 0 {
+			return nil, fmt.Errorf("network %q: %s: %w", spec.Network, strings.Join(errs, "; "), sdk.ErrInvalidArgument)
+		}
+		// The execution's headless Service is the pod's subdomain; its
+		// domain searched, the execution's services find each other by
+		// their bare host names.
+		pod.Spec.Subdomain = spec.Network
+		pod.Spec.DNSConfig = &corev1.PodDNSConfig{Searches: []string{spec.Network + "." + rt.namespace + ".svc." + rt.set.clusterDomain}}
+	}
+	if spec.Node != "" {
+		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{spec.Node}}},
+			}}},
+		}}
+	}
+	for i, v := range spec.Volumes {
+		name := "vol-" + strconv.Itoa(i)
+		vol := corev1.Volume{Name: name}
+		if v.HostPath != "" {
+			// Directory: mounted exactly as given, never created.
+			vol.HostPath = &corev1.HostPathVolumeSource{Path: v.HostPath, Type: ptr(corev1.HostPathDirectory)}
+		} else {
+			if errs := validation.IsDNS1123Subdomain(v.VolumeName); len(errs) > 0 {
+				return nil, fmt.Errorf("volume %q: %s: %w", v.VolumeName, strings.Join(errs, "; "), sdk.ErrInvalidArgument)
+			}
+			vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.VolumeName, ReadOnly: v.ReadOnly}
+		}
+		pod.Spec.Volumes = append(pod.Spec.Volumes, vol)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: v.MountPoint, ReadOnly: v.ReadOnly})
+	}
+	if spec.Resources.ShmSize > 0 {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "shm", VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: resource.NewQuantity(spec.Resources.ShmSize, resource.BinarySI)}}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "shm", MountPath: "/dev/shm"})
+	}
+	pod.Spec.Containers = []corev1.Container{c}
+	return pod, nil
+}
+
+func pidsText(n int64) string {
+	if n == -1 {
+		return "none"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// requirements: Cores and MemoryReservation are the requests (what Zoe's
+// scheduler counted, explicit even when 0, so that Kubernetes does not
+// take the limit for the request); MemoryLimit and CoresLimit the limits.
+func requirements(r backend.Resources) (corev1.ResourceRequirements, error) {
+	if r.Cores < 0 || r.CoresLimit < 0 || r.MemoryReservation < 0 || r.MemoryLimit < 0 || math.IsInf(r.Cores, 0) || math.IsNaN(r.Cores) {
+		return corev1.ResourceRequirements{}, fmt.Errorf("resources %+v: want no negative value: %w", r, sdk.ErrInvalidArgument)
+	}
+	req := corev1.ResourceRequirements{Requests: corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewMilliQuantity(int64(math.Round(r.Cores*1000)), resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(r.MemoryReservation, resource.BinarySI),
+	}, Limits: corev1.ResourceList{}}
+	if r.MemoryLimit > 0 {
+		if r.MemoryReservation > r.MemoryLimit {
+			return corev1.ResourceRequirements{}, fmt.Errorf("memory reservation %d over the limit %d: %w", r.MemoryReservation, r.MemoryLimit, sdk.ErrInvalidArgument)
+		}
+		req.Limits[corev1.ResourceMemory] = *resource.NewQuantity(r.MemoryLimit, resource.BinarySI)
+	}
+	if r.CoresLimit > 0 {
+		limit := int64(math.Round(r.CoresLimit * 1000))
+		if c := req.Requests[corev1.ResourceCPU]; c.MilliValue() > limit {
+			// The reservation counts what the service may use at least;
+			// a cap below it is the cap.
+			req.Requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(limit, resource.DecimalSI)
+		}
+		req.Limits[corev1.ResourceCPU] = *resource.NewMilliQuantity(limit, resource.DecimalSI)
+	}
+	return req, nil
+}
+
+func protocol(pt backend.Port) (corev1.Protocol, error) {
+	if pt.Port == 0 {
+		return "", fmt.Errorf("port 0: %w", sdk.ErrInvalidArgument)
+	}
+	switch strings.ToLower(pt.Protocol) {
+	case "", "tcp":
+		return corev1.ProtocolTCP, nil
+	case "udp":
+		return corev1.ProtocolUDP, nil
+	}
+	return "", fmt.Errorf("port %d: protocol %q: want tcp or udp: %w", pt.Port, pt.Protocol, sdk.ErrInvalidArgument)
+}
+
+// objectLabels are an object's labels and annotations for Zoe's labels:
+// zoe.deployment, the labels Kubernetes accepts as they are, and all of
+// them in the annotation zoe.labels.
+func (rt *runtime) objectLabels(zoe map[string]string) (map[string]string, map[string]string, error) {
+	all := maps.Clone(zoe)
+	if all == nil {
+		all = map[string]string{}
+	}
+	all[LabelDeployment] = rt.deployment
+	raw, err := json.Marshal(all)
+	if err != nil {
+		return nil, nil, fmt.Errorf("labels: %v: %w", err, sdk.ErrInvalidArgument)
+	}
+	labels := map[string]string{}
+	for k, v := range all {
+		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 && k != LabelPod && k != LabelNetwork {
+			labels[k] = v
+		}
+	}
+	labels[LabelDeployment] = rt.deployment
+	return labels, map[string]string{AnnotationLabels: string(raw)}, nil
+}
+
+// zoeLabels reads an object's Zoe labels back.
+func zoeLabels(meta metav1.ObjectMeta) map[string]string {
+	out := map[string]string{}
+	if raw, ok := meta.Annotations[AnnotationLabels]; ok && json.Unmarshal([]byte(raw), &out) == nil {
+		return out
+	}
+	for k, v := range meta.Labels {
+		if k != LabelPod && k != LabelNetwork {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// portsServiceName names a Pod's NodePort Service; no execution's service
+// has a host name ending in -ports (they end with the deployment's name).
+func portsServiceName(pod string) string {
+	name := pod + "-ports"
+	if len(name) > validation.DNS1035LabelMaxLength {
+		// Kept unique by the pod's name's end, which holds the
+		// execution and the deployment.
+		name = "p" + pod[len(pod)-(validation.DNS1035LabelMaxLength-7):] + "-ports"
+	}
+	return name
+}
+
+// portsService is the NodePort Service of a Pod's ports, owned by the Pod
+// so that the cluster removes it with the Pod whoever removes that.
+func (rt *runtime) portsService(spec backend.ServiceSpec, pod *corev1.Pod) *corev1.Service {
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: portsServiceName(pod.Name), Namespace: rt.namespace,
+			Labels:          map[string]string{LabelDeployment: rt.deployment, LabelPod: pod.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{LabelPod: pod.Name},
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+	}
+	for _, pt := range spec.Ports {
+		proto, _ := protocol(pt) // checked by podFor
+		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: strings.ToLower(string(proto)) + "-" + strconv.Itoa(int(pt.Port)),
+			Protocol: proto, Port: int32(pt.Port)})
+	}
+	return s
+}
+
+// ensureClaims creates the claims of the spec's named volumes that are
+// missing, from volume_storage_class.
+func (rt *runtime) ensureClaims(ctx context.Context, spec backend.ServiceSpec) error {
+	for _, v := range spec.Volumes {
+		if v.VolumeName == "" {
+			continue
+		}
+		_, err := rt.cs.CoreV1().PersistentVolumeClaims(rt.namespace).Get(ctx, v.VolumeName, metav1.GetOptions{})
+		if err == nil {
+			continue
+		}
+		if !apierrors.IsNotFound(err) {
+			return wrap(err, "volume %q", v.VolumeName)
+		}
+		pvc := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: v.VolumeName, Namespace: rt.namespace, Labels: map[string]string{LabelDeployment: rt.deployment}},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{rt.set.volumeAccess},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: rt.set.volumeSize}}},
+		}
+		if rt.set.storageClass != "" {
+			pvc.Spec.StorageClassName = &rt.set.storageClass
+		}
+		if _, err := rt.cs.CoreV1().PersistentVolumeClaims(rt.namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return wrap(err, "create the claim of volume %q", v.VolumeName)
+		}
+	}
+	return nil
+}
+
+// waitReasons are container waiting reasons that no wait will end.
+var waitReasons = map[string]error{
+	"ErrImagePull":               sdk.ErrNotFound,
+	"ImagePullBackOff":           sdk.ErrNotFound,
+	"InvalidImageName":           sdk.ErrInvalidArgument,
+	"ErrImageNeverPull":          sdk.ErrNotFound,
+	"CreateContainerConfigError": sdk.ErrInvalidArgument,
+	"CreateContainerError":       sdk.ErrInvalidArgument,
+	"RunContainerError":          sdk.ErrInvalidArgument,
+}
+
+// waitStarted watches the Pod until it runs or has ended; it fails on a
+// container that cannot be made, and on a Pod unschedulable for longer
+// than pending_timeout (sdk.ErrResourceExhausted, with the scheduler's
+// reason: Zoe tries again later).
+func (rt *runtime) waitStarted(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+	deadline := time.NewTimer(rt.set.pendingTimeout)
+	defer deadline.Stop()
+	pods := rt.cs.CoreV1().Pods(rt.namespace)
+	current := pod
+	for {
+		if done, err := started(current); done || err != nil {
+			return current, err
+		}
+		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name, ResourceVersion: current.ResourceVersion})
+		if err != nil {
+			return nil, wrap(err, "watch pod %s", pod.Name)
+		}
+		current, err = rt.follow(ctx, w, current, deadline.C)
+		w.Stop()
+		if err != nil {
+			return nil, err
+		}
+		if current == nil {
+			// The watch ended (the API server's timeout, a restart):
+			// read the Pod again and watch from there.
+			got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, wrap(err, "get pod %s", pod.Name)
+			}
+			if got.UID != pod.UID {
+				return nil, fmt.Errorf("pod %s was replaced while it started: %w", pod.Name, sdk.ErrConflict)
+			}
+			current = got
+		}
+	}
+}
+
+// follow reads a watch until the Pod has started; nil when the watch ended
+// before.
+func (rt *runtime) follow(ctx context.Context, w watch.Interface, current *corev1.Pod, deadline <-chan time.Time) (*corev1.Pod, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, wrap(ctx.Err(), "wait for pod %s", current.Name)
+		case <-deadline:
+			return nil, fmt.Errorf("pod %s not scheduled after %s: %s: %w", current.Name, rt.set.pendingTimeout, pendingReason(current), sdk.ErrResourceExhausted)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return nil, nil
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				return nil, fmt.Errorf("pod %s was deleted while it started: %w", current.Name, sdk.ErrConflict)
+			case watch.Error:
+				return nil, nil
+			}
+			got, ok := ev.Object.(*corev1.Pod)
+			if !ok || got.UID != current.UID {
+				continue
+			}
+			current = got
+			if done, err := started(current); done || err != nil {
+				return current, err
+			}
+		}
+	}
+}
+
+// started tells whether a Pod runs or has ended, and fails one whose
+// container cannot be made.
+func started(pod *corev1.Pod) (bool, error) {
+	switch pod.Status.Phase {
+	case corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed:
+		return true, nil
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			return true, nil
+		}
+		if w := cs.State.Waiting; w != nil {
+			if kind, ok := waitReasons[w.Reason]; ok {
+				return false, fmt.Errorf("pod %s: %s: %s: %w", pod.Name, w.Reason, w.Message, kind)
+			}
+		}
+	}
+	return false, nil
+}
+
+// pendingReason is why the scheduler has not placed a Pod, in its words.
+func pendingReason(pod *corev1.Pod) string {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
+			return strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	if pod.Spec.NodeName != "" {
+		return "scheduled on " + pod.Spec.NodeName + ", not started"
+	}
+	return "no reason given yet"
+}
+
+// deletePod deletes a Pod at once, only the one of that UID.
+func (rt *runtime) deletePod(ctx context.Context, name string, uid types.UID) error {
+	err := rt.cs.CoreV1().Pods(rt.namespace).Delete(ctx, name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr(int64(0)), Preconditions: &metav1.Preconditions{UID: &uid}})
+	if apierrors.IsConflict(err) {
+		// The precondition: a Pod of that name, but another.
+		return fmt.Errorf("pod %s: %w", name, sdk.ErrNotFound)
+	}
+	if err != nil {
+		return wrap(err, "delete pod %s", name)
+	}
+	return nil
+}
+
+// locate finds the Pod a handle names: by the State's name, checked
+// against the ID (the Pod's UID), else among the deployment's Pods. An ID
+// that names no Pod of this deployment is sdk.ErrNotFound whatever the
+// State; one that does, with a State this plugin cannot read, is
+// DecodeHandle's error.
+func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, *corev1.Pod, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.ID == "" {
+		return nil, nil, fmt.Errorf("handle without a pod UID: %w", sdk.ErrInvalidArgument)
+	}
+	var st handleState
+	v, decodeErr := backend.DecodeHandle(h, handleVersion, &st)
+	if decodeErr == nil && v > 0 && st.Name != "" && st.Namespace == rt.namespace {
+		pod, err := rt.cs.CoreV1().Pods(rt.namespace).Get(ctx, st.Name, metav1.GetOptions{})
+		switch {
+		case err == nil && string(pod.UID) == h.ID && pod.Labels[LabelDeployment] == rt.deployment:
+			return rt, pod, nil
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, nil, wrap(err, "get pod %s", st.Name)
+		}
+		// Gone, or another Pod of that name: look no further, as the
+		// UID is what names the service.
+		return nil, nil, fmt.Errorf("pod %s: %w", h.ID, sdk.ErrNotFound)
+	}
+	list, err := rt.cs.CoreV1().Pods(rt.namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelDeployment + "=" + rt.deployment})
+	if err != nil {
+		return nil, nil, wrap(err, "list pods")
+	}
+	for i := range list.Items {
+		if string(list.Items[i].UID) == h.ID {
+			if decodeErr != nil {
+				return nil, nil, decodeErr
+			}
+			return rt, &list.Items[i], nil
+		}
+	}
+	return nil, nil, fmt.Errorf("pod %s: %w", h.ID, sdk.ErrNotFound)
+}
+
+// Stop ends the Pod through its active deadline, which the kubelet
+// enforces with the pod's grace period (termination_grace_seconds): the
+// Pod stays, ended, with its status and output, until Remove. It returns
+// once the Pod has ended, or with ctx's error.
+func (p *Plugin) Stop(ctx context.Context, h backend.Handle, _ time.Duration) error {
+	rt, pod, err := p.locate(ctx, h)
+	if err != nil {
+		return err
+	}
+	if ended(pod) {
+		return nil
+	}
+	if pod.Spec.NodeName == "" {
+		// Never scheduled: nothing runs; without a node no kubelet
+		// would end it.
+		p.forget(string(pod.UID))
+		return rt.deletePod(ctx, pod.Name, pod.UID)
+	}
+	active := int64(1)
+	if pod.Status.StartTime != nil {
+		active = max(1, int64(time.Since(pod.Status.StartTime.Time).Seconds())+1)
+	}
+	if d := pod.Spec.ActiveDeadlineSeconds; d == nil || *d > active {
+		patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"activeDeadlineSeconds":%d}}`, pod.UID, active)
+		if _, err := rt.cs.CoreV1().Pods(rt.namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return wrap(err, "stop pod %s", pod.Name)
+		}
+	}
+	return rt.waitEnded(ctx, pod)
+}
+
+// waitEnded watches a Pod until it has ended or is gone.
+func (rt *runtime) waitEnded(ctx context.Context, pod *corev1.Pod) error {
+	pods := rt.cs.CoreV1().Pods(rt.namespace)
+	rv := pod.ResourceVersion
+	for {
+		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name, ResourceVersion: rv})
+		if err != nil {
+			return wrap(err, "watch pod %s", pod.Name)
+		}
+		done, err := func() (bool, error) {
+			defer w.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return false, wrap(ctx.Err(), "wait for pod %s to end", pod.Name)
+				case ev, ok := <-w.ResultChan():
+					if !ok || ev.Type == watch.Error {
+						return false, nil
+					}
+					got, ok := ev.Object.(*corev1.Pod)
+					if !ok || got.UID != pod.UID {
+						continue
+					}
+					if ev.Type == watch.Deleted || ended(got) {
+						return true, nil
+					}
+				}
+			}
+		}()
+		if done || err != nil {
+			return err
+		}
+		got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && (got.UID != pod.UID || ended(got))) {
+			return nil
+		}
+		if err != nil {
+			return wrap(err, "get pod %s", pod.Name)
+		}
+		rv = got.ResourceVersion
+	}
+}
+
+// ended: the Pod's program has ended for good.
+func ended(pod *corev1.Pod) bool {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return true
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == ContainerName && cs.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Remove deletes the Pod and its Service; a Pod still running only with
+// force. It returns once the cluster no longer shows the Pod.
+func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error {
+	rt, pod, err := p.locate(ctx, h)
+	if err != nil {
+		return err
+	}
+	if !force && !ended(pod) && pod.Spec.NodeName != "" {
+		return fmt.Errorf("pod %s is running: %w", pod.Name, sdk.ErrConflict)
+	}
+	p.forget(string(pod.UID))
+	err = rt.cs.CoreV1().Services(rt.namespace).Delete(ctx, portsServiceName(pod.Name), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return wrap(err, "delete the NodePort service of pod %s", pod.Name)
+	}
+	if err := rt.deletePod(ctx, pod.Name, pod.UID); err != nil {
+		return err
+	}
+	return rt.waitGone(ctx, pod)
+}
+
+// waitGone polls until the Pod of that UID is gone: with a grace of 0 the
+// API server deletes it at once, unless finalizers hold it.
+func (rt *runtime) waitGone(ctx context.Context, pod *corev1.Pod) error {
+	delay := 20 * time.Millisecond
+	for {
+		got, err := rt.cs.CoreV1().Pods(rt.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && got.UID != pod.UID) {
+			return nil
+		}
+		if err != nil {
+			return wrap(err, "get pod %s", pod.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return wrap(ctx.Err(), "wait for pod %s to go", pod.Name)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// Inspect reports the Pod's status.
+func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	rt, pod, err := p.locate(ctx, h)
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	return rt.status(ctx, pod, nil)
+}
+
+// Recover is Inspect: the cluster keeps everything, the handle finds it.
+func (p *Plugin) Recover(ctx context.Context, h backend.Handle) (backend.ServiceStatus, error) {
+	return p.Inspect(ctx, h)
+}
+
+// List reports the deployment's Pods, in every state, or those with opts'
+// labels.
+func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.ServiceStatus, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := opts.Labels[LabelDeployment]; ok && v != rt.deployment {
+		return nil, nil
+	}
+	selector := LabelDeployment + "=" + rt.deployment
+	list, err := rt.cs.CoreV1().Pods(rt.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, wrap(err, "list pods")
+	}
+	ports := &portIndex{}
+	out := make([]backend.ServiceStatus, 0, len(list.Items))
+	for i := range list.Items {
+		pod := &list.Items[i]
+		if !opts.Matches(zoeLabels(pod.ObjectMeta)) {
+			continue
+		}
+		st, err := rt.status(ctx, pod, ports)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// portIndex reads the deployment's NodePort Services and the nodes'
+// addresses once per listing, when a Pod has ports.
+type portIndex struct {
+	loaded   bool
+	services map[string]*corev1.Service // by Pod name
+	nodes    map[string]string          // address by node name
+}
+
+func (rt *runtime) loadPorts(ctx context.Context, ix *portIndex) error {
+	if ix.loaded {
+		return nil
+	}
+	svcs, err := rt.cs.CoreV1().Services(rt.namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelDeployment + "=" + rt.deployment})
+	if err != nil {
+		return wrap(err, "list services")
+	}
+	ix.services = map[string]*corev1.Service{}
+	for i := range svcs.Items {
+		if pod := svcs.Items[i].Labels[LabelPod]; pod != "" {
+			ix.services[pod] = &svcs.Items[i]
+		}
+	}
+	nodes, err := rt.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return wrap(err, "list nodes")
+	}
+	ix.nodes = map[string]string{}
+	for i := range nodes.Items {
+		ix.nodes[nodes.Items[i].Name] = nodeAddress(&nodes.Items[i], rt.set.addressType)
+	}
+	ix.loaded = true
+	return nil
+}
+
+// status translates a Pod; ix caches what its ports need (nil: read
+// them for this Pod alone).
+func (rt *runtime) status(ctx context.Context, pod *corev1.Pod, ix *portIndex) (backend.ServiceStatus, error) {
+	handle, err := backend.EncodeHandle(string(pod.UID), handleVersion, handleState{Namespace: pod.Namespace, Name: pod.Name})
+	if err != nil {
+		return backend.ServiceStatus{}, err
+	}
+	st := backend.ServiceStatus{Handle: handle, Name: pod.Name, Labels: zoeLabels(pod.ObjectMeta), Node: pod.Spec.NodeName, IP: pod.Status.PodIP}
+	if st.Node == "" {
+		st.Node = affinityNode(pod)
+	}
+	st.State, st.ExitCode, st.OOMKilled, st.Message = podState(pod)
+	if cs := mainStatus(pod); cs != nil {
+		if r := cs.State.Running; r != nil {
+			st.StartedAt = r.StartedAt.Time
+		}
+		if t := cs.State.Terminated; t != nil {
+			st.StartedAt, st.FinishedAt = t.StartedAt.Time, t.FinishedAt.Time
+		}
+	}
+	if st.State == backend.ServiceRunning && len(pod.Spec.Containers) > 0 && len(pod.Spec.Containers[0].Ports) > 0 {
+		if rt.set.endpointMode == modePodIP {
+			for _, cp := range pod.Spec.Containers[0].Ports {
+				if st.IP != "" {
+					st.Ports = append(st.Ports, backend.PublishedPort{Port: uint16(cp.ContainerPort), Protocol: strings.ToLower(string(cp.Protocol)),
+						HostAddress: st.IP, HostPort: uint16(cp.ContainerPort)})
+				}
+			}
+		} else {
+			if ix == nil {
+				ix = &portIndex{}
+			}
+			if err := rt.loadPorts(ctx, ix); err != nil {
+				return backend.ServiceStatus{}, err
+			}
+			if svc := ix.services[pod.Name]; svc != nil && ix.nodes[pod.Spec.NodeName] != "" {
+				for _, sp := range svc.Spec.Ports {
+					if sp.NodePort > 0 {
+						st.Ports = append(st.Ports, backend.PublishedPort{Port: uint16(sp.Port), Protocol: strings.ToLower(string(sp.Protocol)),
+							HostAddress: ix.nodes[pod.Spec.NodeName], HostPort: uint16(sp.NodePort)})
+					}
+				}
+			}
+		}
+		sort.Slice(st.Ports, func(i, j int) bool {
+			if st.Ports[i].Port != st.Ports[j].Port {
+				return st.Ports[i].Port < st.Ports[j].Port
+			}
+			return st.Ports[i].Protocol < st.Ports[j].Protocol
+		})
+	}
+	return st, nil
+}
+
+func affinityNode(pod *corev1.Pod) string {
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		for _, f := range t.MatchFields {
+			if f.Key == "metadata.name" && len(f.Values) == 1 {
+				return f.Values[0]
+			}
+		}
+	}
+	return ""
+}
+
+func mainStatus(pod *corev1.Pod) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == ContainerName {
+			return &pod.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// podState is where a Pod is in the contract's terms: created until its
+// container runs, running, or exited with the container's exit code (-1
+// when the Pod ended without one: evicted, or its deadline passed before
+// the container started) and whether memory killed it.
+func podState(pod *corev1.Pod) (state backend.ServiceState, code int, oom bool, msg string) {
+	cs := mainStatus(pod)
+	if cs != nil && cs.State.Terminated != nil {
+		t := cs.State.Terminated
+		msg = strings.TrimSpace(t.Reason + " " + t.Message)
+		if pod.Status.Reason != "" {
+			msg = strings.TrimSpace(pod.Status.Reason + ": " + pod.Status.Message + " (" + msg + ")")
+		}
+		return backend.ServiceExited, int(t.ExitCode), t.Reason == "OOMKilled", msg
+	}
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded:
+		return backend.ServiceExited, 0, false, pod.Status.Reason
+	case corev1.PodFailed:
+		return backend.ServiceExited, -1, false, strings.TrimSpace(pod.Status.Reason + ": " + pod.Status.Message)
+	}
+	if cs != nil && cs.State.Running != nil {
+		return backend.ServiceRunning, 0, false, ""
+	}
+	if pod.Status.Phase == corev1.PodRunning {
+		return backend.ServiceRunning, 0, false, ""
+	}
+	if cs != nil && cs.State.Waiting != nil {
+		msg = strings.TrimSpace(cs.State.Waiting.Reason + ": " + cs.State.Waiting.Message)
+	} else {
+		msg = pendingReason(pod)
+	}
+	return backend.ServiceCreated, 0, false, msg
+}
