@@ -6,7 +6,8 @@
 #   auth "file" { users_file = "users.csv" }
 #   workspace "dir" { base_path = "/srv/zoe-workspaces" }
 
-# Where the HTTP API listens (host:port). Default "127.0.0.1:5001".
+# Where the HTTP API listens (host:port). Default "127.0.0.1:5001". Port 0
+# lets the system pick one; the "zoe is ready" line of the log says which.
 listen = "127.0.0.1:5001"
 
 # The name of this Zoe instance: it ends up in container names, DNS names,

@@ -67,7 +67,7 @@ func cliServer(t *testing.T) *server {
 		users = append(users, testutil.User{Name: name, Password: u[1], Role: u[0]})
 	}
 	testutil.WriteUsersFile(t, filepath.Join(dir, "users.csv"), users...)
-	addr := freeAddr(t)
+	addr := anyPort
 	config := filepath.Join(dir, "zoe.hcl")
 	text := fmt.Sprintf(cliConfig, addr, filepath.Join(root, "examples", "shop"))
 	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {

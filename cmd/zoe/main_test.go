@@ -170,13 +170,21 @@ var httpClient = &http.Client{Timeout: 2 * time.Minute}
 func startServer(t *testing.T) *server {
 	t.Helper()
 	f := newFixture(t)
-	addr := freeAddr(t)
-	config := f.write(t, fmt.Sprintf("listen = %q\n", addr)+baseConfig)
-	return launchServer(t, addr, config, f.password)
+	config := f.write(t, fmt.Sprintf("listen = %q\n", anyPort)+baseConfig)
+	return launchServer(t, anyPort, config, f.password)
 }
 
+// anyPort is the listen address of the tests' servers: the system picks
+// the port as the server listens, and launchServer reads it from the
+// server's "zoe is ready" line. A port found free before the server starts
+// can be taken meanwhile by another test's process (it was, once).
+const anyPort = "127.0.0.1:0"
+
+var readyURL = regexp.MustCompile(`zoe is ready: url=https?://([^/ ]+)/`)
+
 // launchServer starts `zoe server -config config` listening on addr and
-// waits until the API answers; password is the admin alice's.
+// waits until the API answers; password is the admin alice's. With addr
+// anyPort, the server's address is the one it reports.
 func launchServer(t *testing.T, addr, config, password string) *server {
 	t.Helper()
 	s := &server{addr: addr, password: password, output: &testutil.SyncBuffer{}, done: make(chan struct{})}
@@ -207,6 +215,13 @@ func launchServer(t *testing.T, addr, config, password string) *server {
 	waitFor(t, 2*time.Minute, "the API answers", func() (bool, string) {
 		if s.exited() {
 			t.Fatalf("zoe server exited (%v) before serving", s.cmd.ProcessState)
+		}
+		if strings.HasSuffix(s.addr, ":0") {
+			m := readyURL.FindStringSubmatch(s.output.String())
+			if m == nil {
+				return false, "not ready yet"
+			}
+			s.addr = m[1]
 		}
 		code, err := getJSON(s.addr, "/api/v1/info", nil)
 		if err != nil {

@@ -352,7 +352,7 @@ func TestUsersFileUnderDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := anyPort
 	config := filepath.Join(dir, "zoe.hcl")
 	if err := os.WriteFile(config, fmt.Appendf(nil, cliConfig, addr, filepath.Join(root, "examples", "shop")), 0o600); err != nil {
 		t.Fatal(err)
