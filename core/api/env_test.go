@@ -94,14 +94,11 @@ func newEnv(t *testing.T, text string) *env {
 		users = append(users, testutil.User{Name: u.name, Password: passwords[u.name], Role: u.role})
 	}
 	testutil.WriteUsersFile(t, filepath.Join(dir, "users.csv"), users...)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	// Port 0: the daemon's listener gets a free port, which start reads
+	// from it; a port found free beforehand could be taken by another
+	// test's process before the daemon binds it.
 	file := filepath.Join(dir, "zoe.hcl")
-	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n%s", addr, text), 0o600); err != nil {
+	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n%s", "127.0.0.1:0", text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logs := &testutil.SyncBuffer{}
@@ -110,7 +107,7 @@ func newEnv(t *testing.T, text string) *env {
 			t.Logf("daemon log:\n%s", logs)
 		}
 	})
-	e := &env{t: t, file: file, base: "http://" + addr + "/api/v1", opts: daemon.Options{
+	e := &env{t: t, file: file, opts: daemon.Options{
 		ConfigFile: file, Executable: filepath.Join(binDir, "zoe"), Version: "1.2.3-test",
 		Diagnostics: logs, LogOutput: logs,
 	}}
@@ -119,7 +116,7 @@ func newEnv(t *testing.T, text string) *env {
 	return e
 }
 
-// start runs the daemon until stop.
+// start runs the daemon until stop; its address is new at each start.
 func (e *env) start() {
 	e.t.Helper()
 	ready := make(chan net.Addr, 1)
@@ -129,7 +126,8 @@ func (e *env) start() {
 	e.cancel, e.errc = cancel, make(chan error, 1)
 	go func() { e.errc <- daemon.Run(ctx, opts) }()
 	select {
-	case <-ready:
+	case a := <-ready:
+		e.base = "http://" + a.String() + "/api/v1"
 	case err := <-e.errc:
 		e.cancel = nil
 		e.t.Fatalf("the daemon stopped before serving: %v", err)
