@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PLUGINS   := $(notdir $(wildcard plugins/*))
 RUN_DIR   := .zoe
 
-.PHONY: all build run test test-go test-swarm test-images lint proto proto-check deps fuzz bench clean
+.PHONY: all build run test test-go test-swarm kube-bins test-images lint proto proto-check deps fuzz bench clean
 
 all: build
 
@@ -121,6 +121,7 @@ test-go:
 	@mkdir -p $(TEST_CACHE) && exec 9>$(TEST_CACHE)/$(if $(filter .,$(MODULES)),root,other).lock && \
 	{ flock -n 9 || { echo "waiting for another make test using $(TEST_CACHE)"; flock 9; }; } && \
 	if [ "$(filter .,$(MODULES))" = . ]; then \
+	  $(MAKE) -s kube-bins || exit 1; export ZOE_TEST_KUBE=$(KUBE_BINS); \
 	  $(call step,building zoe and its plugins for the tests); \
 	  mkdir -p $(TEST_CACHE)/prebuilt && for p in cmd/zoe $(addprefix plugins/,$(PLUGINS)); do \
 	    case $$p in cmd/zoe) n=zoe;; *) n=zoe-plugin-$${p#plugins/};; esac; \
@@ -130,6 +131,58 @@ test-go:
 	  pkgs=$$(cd $$m && $(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./... | grep -v -F "$(NOT_YET:/...=)"); \
 	  mkdir -p $(TEST_CACHE)/bin/$$m && \
 	  (cd $$m && $(GO) test $(RACE_FLAGS) -count=1 -p 8 -timeout 20m -ldflags="-s -w" -o $(TEST_CACHE)/bin/$$m/ $$pkgs) || exit 1; done
+
+# The Kubernetes back-end's tests run a real control plane on 127.0.0.1
+# (internal/testutil/kube.go): etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and kwok (fake nodes), built from the Go modules pinned in
+# internal/kubebins (see its README). The build takes about 10 minutes of
+# 2 cores, so it is kept in TEST_CACHE under a key of the three go.mod files
+# and of the stage list: a version bump builds again, an unchanged tree never.
+# It builds into a temporary directory renamed at the end, so a killed build
+# leaves nothing half-made, under a lock, so two makes do not both build.
+# test-go builds them (once) before the root module's tests and tells them
+# where with $$ZOE_TEST_KUBE.
+# KWOK_STAGES are kwok's stage files (of its module) the fake nodes and
+# pods follow: nodes Ready (their leases renewed, their status every 10
+# minutes), pods Running at once, a Job's pods Succeeded, pods labelled for
+# it Failed, nodes labelled for it NotReady, deleted pods gone. The tests
+# add a stage of their own for bare pods' exits
+# (internal/testutil/kube_stages.yaml). KWOK_CRDS are kwok's custom
+# resources the tests install: Logs, which says which file kwok serves as a
+# pod's log.
+KUBE_MODULES := internal/kubebins/kubernetes internal/kubebins/etcd internal/kubebins/kwok
+KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+  pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
+  pod/chaos/pod-container-running-failed.yaml node/chaos/node-not-ready.yaml
+KWOK_CRDS := kwok.x-k8s.io_logs.yaml
+KUBE_KEY := $(shell { cat $(addsuffix /go.mod,$(KUBE_MODULES)); echo $(KWOK_STAGES) $(KWOK_CRDS); } 2>/dev/null | sha256sum | cut -c1-16)
+KUBE_BINS := $(TEST_CACHE)/kube/$(KUBE_KEY)
+KUBE_CMDS := kube-apiserver kube-controller-manager kube-scheduler
+
+kube-bins:
+	@if [ -d $(KUBE_BINS) ]; then echo "kube-bins: up to date in $(KUBE_BINS)"; exit 0; fi; \
+	mkdir -p $(TEST_CACHE)/kube && exec 9>$(TEST_CACHE)/kube/lock && \
+	{ flock -n 9 || { echo "kube-bins: waiting for another make building them"; flock 9; }; } && \
+	if [ -d $(KUBE_BINS) ]; then echo "kube-bins: up to date in $(KUBE_BINS)"; exit 0; fi; \
+	rm -rf $(TEST_CACHE)/kube/.tmp-*; \
+	tmp=$$(mktemp -d $(TEST_CACHE)/kube/.tmp-$(KUBE_KEY)-XXXXXX) && trap 'rm -rf $$tmp' EXIT && trap 'exit 1' HUP INT TERM && \
+	cd internal/kubebins/kubernetes && v=$$($(GO) list -m -f '{{.Version}}' k8s.io/kubernetes) && \
+	  mm=$${v#v} && minor=$${mm#*.} && \
+	  ldf="-s -w"; for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do \
+	    ldf="$$ldf -X $$p.gitVersion=$$v -X $$p.gitMajor=$${mm%%.*} -X $$p.gitMinor=$${minor%%.*} -X $$p.gitTreeState=clean"; done && \
+	  $(call step,kube-bins: building $(KUBE_CMDS) $$v (about 10 minutes of 2 cores the first time)) && \
+	  $(GO) build -ldflags "$$ldf" -o $$tmp/ $(addprefix k8s.io/kubernetes/cmd/,$(KUBE_CMDS)) && \
+	cd ../etcd && v=$$($(GO) list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3) && \
+	  $(call step,kube-bins: building etcd $$v) && \
+	  $(GO) build -ldflags "-s -w" -o $$tmp/etcd go.etcd.io/etcd/server/v3 && \
+	cd ../kwok && v=$$($(GO) list -m -f '{{.Version}}' sigs.k8s.io/kwok) && \
+	  $(call step,kube-bins: building kwok $$v and copying its stages and CRDs) && \
+	  $(GO) build -ldflags "-s -w" -o $$tmp/kwok sigs.k8s.io/kwok/cmd/kwok && \
+	  src=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize && mkdir $$tmp/stages $$tmp/crds && \
+	  for s in $(KWOK_STAGES); do install -m 644 $$src/stage/$$s $$tmp/stages/ || exit 1; done && \
+	  for s in $(KWOK_CRDS); do install -m 644 $$src/crd/bases/$$s $$tmp/crds/ || exit 1; done && \
+	chmod 755 $$tmp && mv -T $$tmp $(KUBE_BINS) && \
+	$(call step,kube-bins: built in $(KUBE_BINS))
 
 test-swarm:
 	$(GO) test $(RACE_FLAGS) -count=1 -timeout 20m ./plugins/backend-swarm/...

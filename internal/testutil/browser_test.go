@@ -29,6 +29,7 @@ var chromium = NewChromium()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	kube.Stop()
 	if err := chromium.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping chromium:", err)
 		code = 1
