@@ -237,8 +237,10 @@ func checkLifecycle(t *testing.T, p backend.Backend, s BackendSuite) {
 	if err := p.Stop(ctx, st.Handle, time.Second); err != nil {
 		t.Errorf("Stop of an exited service: %v, want nothing done", err)
 	}
-	if lines := readLogs(t, ctx, p, st.Handle, backend.LogOptions{}); len(lines) == 0 && s.NoLogs == "" {
-		t.Error("Logs of an exited service: none; its output stays until Remove")
+	if s.NoLogs == "" {
+		if lines := readLogs(t, ctx, p, st.Handle, backend.LogOptions{}); len(lines) == 0 {
+			t.Error("Logs of an exited service: none; its output stays until Remove")
+		}
 	}
 	if err := p.Remove(ctx, st.Handle, false); err != nil {
 		t.Fatalf("Remove of an exited service: %v", err)

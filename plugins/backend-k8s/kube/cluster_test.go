@@ -1,0 +1,390 @@
+package kube_test
+
+// The Kubernetes back-end against a real control plane: etcd,
+// kube-apiserver, kube-controller-manager and kube-scheduler built from
+// their Go modules (make kube-bins), with kwok's simulated nodes, on which
+// pods run without containers (internal/testutil.Kube). What kwok cannot
+// show, a program's output and the policy seen from inside a container,
+// needs a real kubelet: make test-k8s-kubelet.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
+	"github.com/zoe-project/zoe/plugins/backend-k8s/kube"
+	"github.com/zoe-project/zoe/sdk"
+	"github.com/zoe-project/zoe/sdk/backend"
+	"github.com/zoe-project/zoe/sdk/plugintest"
+)
+
+// wait bounds every wait for the cluster: a hang bound.
+const wait = time.Minute
+
+var (
+	cluster      = testutil.NewKube()
+	pluginBinary string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	defer cluster.Stop()
+	dir, err := os.MkdirTemp("", "zoe-backend-k8s-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := testutil.Build(dir, map[string]string{"zoe-plugin-backend-k8s": "plugins/backend-k8s"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pluginBinary = filepath.Join(dir, "zoe-plugin-backend-k8s")
+	return m.Run()
+}
+
+// setup is one test's corner of the cluster: a deployment of its own, in a
+// namespace of its own, with a node of its own.
+type setup struct {
+	c          *testutil.KubeCluster
+	deployment string
+	namespace  string
+	node       string
+	cfg        map[string]any
+}
+
+func newSetup(t *testing.T) *setup {
+	t.Helper()
+	c := cluster.Cluster(t)
+	id := strings.ToLower(rand.Text()[:8])
+	s := &setup{c: c, deployment: "d" + id, namespace: c.Namespace(t), node: "n" + id}
+	c.AddNode(t, s.node, 8, "16Gi", map[string]string{"zoe.label/ssd": "true", "zoe.label/zone": "eu"})
+	s.cfg = map[string]any{"kubeconfig": c.Kubeconfig, "namespace": s.namespace, "pod_pids_limit": 1024, "pending_timeout": "5s"}
+	return s
+}
+
+func (s *setup) config(t *testing.T) sdk.Config {
+	t.Helper()
+	b, err := json.Marshal(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sdk.Config{JSON: b, Deployment: s.deployment, DataDir: t.TempDir(), ConfigDir: t.TempDir()}
+}
+
+// open configures a plugin in this process.
+func (s *setup) open(t *testing.T) backend.Backend {
+	t.Helper()
+	p := kube.New(nil)
+	if err := p.Configure(t.Context(), s.config(t)); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	return p
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func service(name string) backend.ServiceSpec {
+	return backend.ServiceSpec{Name: name, Hostname: name, Image: testimages.HTTPService, User: "12345:23456",
+		Labels:    map[string]string{"zoe.execution": "1", "zoe.owner": "alice@example.org"},
+		Resources: backend.Resources{Cores: 0.5, MemoryReservation: 32 << 20, MemoryLimit: 64 << 20},
+		Ports:     []backend.Port{{Port: 8080, Protocol: "tcp"}}}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	plugintest.RunBackendConformance(t, plugintest.BackendSuite{
+		New: func(t *testing.T) backend.Backend { return s.open(t) },
+		Process: func(t *testing.T) (string, sdk.Config) {
+			return pluginBinary, s.config(t)
+		},
+		LongRunning: func() backend.ServiceSpec {
+			return backend.ServiceSpec{Image: testimages.HTTPService,
+				Ports:     []backend.Port{{Port: 8080, Protocol: "tcp", Name: "http"}},
+				Resources: backend.Resources{Cores: 0.5, MemoryLimit: 64 << 20, MemoryReservation: 32 << 20}}
+		},
+		Exiting: func() backend.ServiceSpec {
+			// kwok's stage of Zoe's tests ends a pod with the code of this
+			// label, as the program would.
+			return backend.ServiceSpec{Image: testimages.Job, Environment: map[string]string{"EXIT_CODE": "3"},
+				Labels: map[string]string{testutil.KubeExitCodeAnnotation: "3"}}
+		},
+		Timeout: wait,
+		NoProbe: "kwok's nodes run no container; the policy is checked in the pod spec (TestPodPolicy)",
+		NoLogs:  "kwok's nodes run no program, so there is no output",
+	})
+}
+
+// pod reads a pod through the API server, as kubectl would.
+func (s *setup) pod(t *testing.T, name string) (map[string]any, int) {
+	t.Helper()
+	b, code := s.c.Do(t, "GET", "/api/v1/namespaces/"+s.namespace+"/pods/"+name, nil)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return out, code
+}
+
+func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
+	t.Helper()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("event stream closed before %s of %s", kind, name)
+			}
+			if e.ServiceName == name && e.Kind == kind {
+				return e
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s event for %s", kind, name)
+		}
+	}
+}
+
+// TestLifecycle: a pod placed on the chosen node, its NodePort endpoint,
+// exits with their codes and OOM, stop, remove.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	events, err := p.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-" + s.deployment + "-1", Labels: map[string]string{"zoe.execution": "1"}})
+	if err != nil {
+		t.Fatalf("CreateNetwork: %v", err)
+	}
+	start := func(name string) backend.ServiceStatus {
+		t.Helper()
+		spec := service(name + "-1-" + s.deployment)
+		spec.Network, spec.Node = net, s.node
+		st, err := p.Start(ctx, spec)
+		if err != nil {
+			t.Fatalf("Start %s: %v", name, err)
+		}
+		return st
+	}
+
+	web := start("web")
+	t.Run("placed and published", func(t *testing.T) {
+		if web.State != backend.ServiceRunning || web.Node != s.node || web.IP == "" {
+			t.Errorf("status %+v: want running on %s with an address", web, s.node)
+		}
+		if len(web.Ports) != 1 || web.Ports[0].Port != 8080 || web.Ports[0].HostPort < 30000 || web.Ports[0].HostAddress == "" {
+			t.Errorf("ports %+v: want 8080 on a node port of the node's address", web.Ports)
+		}
+		if web.Labels["zoe.owner"] != "alice@example.org" {
+			t.Errorf("labels %v: want Zoe's, whole", web.Labels)
+		}
+		pod, _ := s.pod(t, web.Name)
+		spec, _ := pod["spec"].(map[string]any)
+		if spec["subdomain"] != net || spec["hostname"] != web.Name {
+			t.Errorf("pod spec: subdomain %v, hostname %v; want %s and %s", spec["subdomain"], spec["hostname"], net, web.Name)
+		}
+	})
+
+	cases := []struct {
+		name   string
+		code   int
+		reason string
+		oom    bool
+	}{
+		{"done", 0, "", false},
+		{"failed", 3, "", false},
+		{"oom", 137, "OOMKilled", true},
+	}
+	for _, c := range cases {
+		t.Run("exit "+c.name, func(t *testing.T) {
+			st := start(c.name)
+			s.c.ExitPod(t, s.namespace, st.Name, c.code, c.reason)
+			if c.oom {
+				waitEvent(t, ctx, events, st.Name, backend.EventOOMKilled)
+			}
+			if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != c.code {
+				t.Errorf("exit event %+v: want code %d", e, c.code)
+			}
+			got, err := p.Inspect(ctx, st.Handle)
+			if err != nil || got.State != backend.ServiceExited || got.ExitCode != c.code || got.OOMKilled != c.oom {
+				t.Errorf("Inspect = %+v, %v; want exited %d, OOM %t", got, err, c.code, c.oom)
+			}
+			if err := p.Remove(ctx, st.Handle, false); err != nil {
+				t.Errorf("Remove: %v", err)
+			}
+		})
+	}
+
+	t.Run("stop keeps the pod", func(t *testing.T) {
+		if err := p.Stop(ctx, web.Handle, time.Second); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		waitEvent(t, ctx, events, web.Name, backend.EventExited)
+		got, err := p.Inspect(ctx, web.Handle)
+		if err != nil || got.State != backend.ServiceExited {
+			t.Errorf("Inspect after Stop = %+v, %v; want exited, still there", got, err)
+		}
+		if err := p.RemoveNetwork(ctx, net); err != nil {
+			t.Errorf("RemoveNetwork once its pods ended: %v", err)
+		}
+	})
+
+	t.Run("remove leaves nothing", func(t *testing.T) {
+		if err := p.Remove(ctx, web.Handle, false); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		if _, code := s.pod(t, web.Name); code != http.StatusNotFound {
+			t.Errorf("the pod after Remove: %d, want 404", code)
+		}
+		// The NodePort Service goes with the pod.
+		if b, code := s.c.Do(t, "GET", "/api/v1/namespaces/"+s.namespace+"/services", nil); code != http.StatusOK || strings.Contains(string(b), web.Name) {
+			t.Errorf("services after Remove (%d): %s", code, b)
+		}
+		if _, err := p.Inspect(ctx, web.Handle); !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("Inspect after Remove: %v, want not found", err)
+		}
+	})
+
+	t.Run("deleted by someone else", func(t *testing.T) {
+		st := start("gone")
+		s.c.MustDo(t, "DELETE", "/api/v1/namespaces/"+s.namespace+"/pods/"+st.Name+"?gracePeriodSeconds=0", nil, nil)
+		waitEvent(t, ctx, events, st.Name, backend.EventVanished)
+		if _, err := p.Inspect(ctx, st.Handle); !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("Inspect: %v, want not found", err)
+		}
+	})
+}
+
+// TestNodes: the cluster's nodes with what Zoe needs of them: capacity,
+// what other pods request, labels, cordoned and not ready.
+func TestNodes(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	node := func() backend.Node {
+		t.Helper()
+		nodes, err := p.Nodes(ctx)
+		if err != nil {
+			t.Fatalf("Nodes: %v", err)
+		}
+		for _, n := range nodes {
+			if n.Name == s.node {
+				return n
+			}
+		}
+		t.Fatalf("no node %s in %+v", s.node, nodes)
+		return backend.Node{}
+	}
+	n := node()
+	if n.Cores != 8 || n.MemoryBytes != 16<<30 || n.State != backend.NodeReady || n.Address == "" {
+		t.Errorf("node %+v: want 8 cores, 16 GiB, ready, its InternalIP", n)
+	}
+	if !slices.Equal(n.Labels, []string{"ssd", "zone=eu"}) {
+		t.Errorf("labels %q, want [ssd zone=eu]", n.Labels)
+	}
+
+	// Another workload's pod, not Zoe's, on the node.
+	other := map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "other"},
+		"spec": map[string]any{"nodeName": s.node, "containers": []any{map[string]any{"name": "c", "image": "other:1",
+			"resources": map[string]any{"requests": map[string]string{"cpu": "1500m", "memory": "1Gi"}}}}},
+	}
+	s.c.MustDo(t, "POST", "/api/v1/namespaces/"+s.namespace+"/pods", other, nil)
+	if n := node(); n.CoresReserved != 1.5 || n.MemoryReserved != 1<<30 {
+		t.Errorf("reserved %v cores, %d bytes; want the other pod's 1.5 and 1 GiB", n.CoresReserved, n.MemoryReserved)
+	}
+
+	s.c.MustDo(t, "PATCH", "/api/v1/nodes/"+s.node, map[string]any{"spec": map[string]any{"unschedulable": true}}, nil)
+	if n := node(); n.State != backend.NodeDisabled {
+		t.Errorf("cordoned node: %s (%s), want disabled", n.State, n.StateDetail)
+	}
+}
+
+// TestUnschedulable: a pod the cluster cannot place fails its start with the
+// scheduler's reason after pending_timeout, and leaves nothing.
+func TestUnschedulable(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	spec := service("big-1-" + s.deployment)
+	spec.Node = s.node
+	spec.Resources.Cores = 64
+	_, err := p.Start(ctx, spec)
+	if !errors.Is(err, sdk.ErrResourceExhausted) || !strings.Contains(err.Error(), "Insufficient cpu") {
+		t.Errorf("Start = %v; want resource exhausted with the scheduler's reason", err)
+	}
+	if _, code := s.pod(t, spec.Name); code != http.StatusNotFound {
+		t.Errorf("the pod after a failed start: %d, want 404", code)
+	}
+}
+
+// TestQuotaRefusal: a namespace's ResourceQuota refusing the pod is the
+// start's error, with the cluster's message.
+func TestQuotaRefusal(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	quota := map[string]any{"apiVersion": "v1", "kind": "ResourceQuota", "metadata": map[string]any{"name": "small"},
+		"spec": map[string]any{"hard": map[string]string{"requests.cpu": "100m"}}}
+	s.c.MustDo(t, "POST", "/api/v1/namespaces/"+s.namespace+"/resourcequotas", quota, nil)
+	spec := service("q-1-" + s.deployment)
+	spec.Node = s.node
+	var err error
+	// The quota controller computes the quota's usage first.
+	testutil.WaitFor(t, wait, "the quota to refuse", func() (bool, string) {
+		_, err = p.Start(ctx, spec)
+		return err != nil && strings.Contains(err.Error(), "exceeded quota"), fmt.Sprint(err)
+	})
+	if !errors.Is(err, sdk.ErrPermissionDenied) || !strings.Contains(err.Error(), "small") {
+		t.Errorf("Start = %v; want permission denied naming the quota", err)
+	}
+}
+
+// TestAPIServerRestart: the event stream resumes after the API server
+// restarts, and reports what happened while it was away.
+func TestAPIServerRestart(t *testing.T) {
+	// Not parallel: the other tests' calls would fail while the API server
+	// is down.
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	events, err := p.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := service("r-1-" + s.deployment)
+	spec.Node = s.node
+	st, err := p.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	s.c.RestartAPIServer(t)
+	s.c.ExitPod(t, s.namespace, st.Name, 5, "")
+	if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 5 {
+		t.Errorf("exit event %+v after the restart: want code 5", e)
+	}
+	if got, err := p.Recover(ctx, st.Handle); err != nil || got.ExitCode != 5 {
+		t.Errorf("Recover = %+v, %v", got, err)
+	}
+}
