@@ -5,7 +5,8 @@ GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-PLUGINS   := $(notdir $(wildcard plugins/*))
+# plugins/internal holds what Zoe's plugins share; every other directory is a plugin.
+PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 RUN_DIR   := .zoe
 
 .PHONY: all build run test test-go test-swarm kube-bins test-images lint proto proto-check deps fuzz bench clean

@@ -135,7 +135,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		p.log.Warn("container created with a warning", "service", spec.Name, "warning", w)
 	}
 	if _, err := h.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		p.forget(created.ID)
+		p.removed.Add(created.ID)
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if _, rmErr := h.cli.ContainerRemove(rmCtx, created.ID, client.ContainerRemoveOptions{Force: true}); rmErr != nil {
@@ -475,7 +475,7 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 	if err != nil {
 		return err
 	}
-	p.forget(c.ID)
+	p.removed.Add(c.ID)
 	if _, err := hst.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: force}); err != nil {
 		return wrap(err, "remove container %s", c.ID)
 	}

@@ -47,6 +47,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/plugins/internal/removals"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -96,11 +97,11 @@ var (
 type Plugin struct {
 	log *slog.Logger
 
-	mu   sync.Mutex
-	rt   *runtime
-	subs map[int]chan backend.Event
-	next int
-	gone map[string]time.Time // containers this instance removed, by id
+	mu      sync.Mutex
+	rt      *runtime
+	subs    map[int]chan backend.Event
+	next    int
+	removed *removals.Set // what this instance removed itself, by id
 }
 
 // runtime is a configured plugin.
@@ -126,7 +127,7 @@ func New(log *slog.Logger) *Plugin {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Plugin{log: log, subs: map[int]chan backend.Event{}, gone: map[string]time.Time{}}
+	return &Plugin{log: log, subs: map[int]chan backend.Event{}, removed: removals.New(removedRemember)}
 }
 
 // Info names the plugin.
@@ -492,27 +493,6 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 		return fmt.Errorf("network %q: %w", id, sdk.ErrNotFound)
 	}
 	return nil
-}
-
-// forget remembers that this instance removed a container, so that its
-// destroy event is no vanished.
-func (p *Plugin) forget(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	for k, t := range p.gone {
-		if now.Sub(t) > removedRemember {
-			delete(p.gone, k)
-		}
-	}
-	p.gone[id] = now
-}
-
-func (p *Plugin) removedByUs(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.gone[id]
-	return ok
 }
 
 // reservedCores is a container's reservation: its label zoe.cores, or, for a

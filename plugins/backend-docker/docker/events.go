@@ -182,7 +182,7 @@ func (p *Plugin) translate(ctx context.Context, h *host, m events.Message, t tim
 		return append(evs, e)
 	case events.ActionDestroy:
 		delete(oom, m.Actor.ID)
-		if p.removedByUs(m.Actor.ID) {
+		if p.removed.Has(m.Actor.ID) {
 			return nil
 		}
 		return []backend.Event{with(backend.EventVanished, "removed from "+h.name+" by someone else")}

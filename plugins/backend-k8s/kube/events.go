@@ -63,7 +63,7 @@ func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
 				obj = d.Obj
 			}
 			pod, ok := obj.(*corev1.Pod)
-			if !ok || p.removedByUs(string(pod.UID)) {
+			if !ok || p.removed.Has(string(pod.UID)) {
 				return
 			}
 			s.send(backend.Event{Kind: backend.EventVanished, ServiceName: pod.Name, HandleID: string(pod.UID), Time: time.Now(),

@@ -53,6 +53,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/zoe-project/zoe/plugins/internal/removals"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -111,9 +112,9 @@ var (
 type Plugin struct {
 	log *slog.Logger
 
-	mu   sync.Mutex
-	rt   *runtime
-	gone map[string]time.Time // Pods this instance removed, by UID
+	mu      sync.Mutex
+	rt      *runtime
+	removed *removals.Set // what this instance removed itself, by id
 }
 
 // runtime is a configured plugin.
@@ -148,7 +149,7 @@ func New(log *slog.Logger) *Plugin {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Plugin{log: log, gone: map[string]time.Time{}}
+	return &Plugin{log: log, removed: removals.New(removedRemember)}
 }
 
 // Info names the plugin.
@@ -438,27 +439,6 @@ func wrap(err error, format string, args ...any) error {
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrPermissionDenied)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
-}
-
-// forget remembers that this instance removed a Pod, so that its deletion
-// is no vanished event.
-func (p *Plugin) forget(uid string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	for k, t := range p.gone {
-		if now.Sub(t) > removedRemember {
-			delete(p.gone, k)
-		}
-	}
-	p.gone[uid] = now
-}
-
-func (p *Plugin) removedByUs(uid string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.gone[uid]
-	return ok
 }
 
 // Nodes lists the cluster's nodes: allocatable cores and memory, what every

@@ -56,7 +56,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	}
 	// From here, a failure removes what was made.
 	undo := func(cause error) (backend.ServiceStatus, error) {
-		p.forget(string(created.UID))
+		p.removed.Add(string(created.UID))
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := rt.deletePod(rmCtx, created.Name, created.UID); err != nil && !errors.Is(err, sdk.ErrNotFound) {
@@ -553,7 +553,7 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, _ time.Duration) er
 	if pod.Spec.NodeName == "" {
 		// Never scheduled: nothing runs; without a node no kubelet
 		// would end it.
-		p.forget(string(pod.UID))
+		p.removed.Add(string(pod.UID))
 		return rt.deletePod(ctx, pod.Name, pod.UID)
 	}
 	active := int64(1)
@@ -635,7 +635,7 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 	if !force && !ended(pod) && pod.Spec.NodeName != "" {
 		return fmt.Errorf("pod %s is running: %w", pod.Name, sdk.ErrConflict)
 	}
-	p.forget(string(pod.UID))
+	p.removed.Add(string(pod.UID))
 	err = rt.cs.CoreV1().Services(rt.namespace).Delete(ctx, portsServiceName(pod.Name), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return wrap(err, "delete the NodePort service of pod %s", pod.Name)

@@ -133,7 +133,7 @@ func (p *Plugin) diff(before, now map[string]seen, sts map[string]backend.Servic
 		}
 	}
 	for id, b := range before {
-		if _, ok := now[id]; ok || p.removedByUs(id) {
+		if _, ok := now[id]; ok || p.removed.Has(id) {
 			continue
 		}
 		if b.state != backend.ServiceExited {

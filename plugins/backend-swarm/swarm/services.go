@@ -105,7 +105,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	}
 	st, err := p.waitStarted(ctx, rt, created.ID, spec.Name)
 	if err != nil {
-		p.forget(created.ID)
+		p.removed.Add(created.ID)
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 		defer cancel()
 		if _, rmErr := rt.cli.ServiceRemove(rmCtx, created.ID, client.ServiceRemoveOptions{}); rmErr != nil && !cerrdefs.IsNotFound(rmErr) {
@@ -640,7 +640,7 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 			return fmt.Errorf("remove service %s: it runs (%s): %w", s.Spec.Name, t.Status.State, sdk.ErrConflict)
 		}
 	}
-	p.forget(s.ID)
+	p.removed.Add(s.ID)
 	if _, err := rt.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil {
 		return wrap(err, "remove service %s", s.Spec.Name)
 	}

@@ -70,6 +70,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/plugins/internal/removals"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -126,10 +127,10 @@ var (
 type Plugin struct {
 	log *slog.Logger
 
-	mu   sync.Mutex
-	rt   *runtime
-	gone map[string]time.Time // services this instance removed, by id
-	oom  map[string]bool      // task id -> OOM-killed, read once
+	mu      sync.Mutex
+	rt      *runtime
+	removed *removals.Set   // what this instance removed itself, by id
+	oom     map[string]bool // task id -> OOM-killed, read once
 
 	// viaUpdate makes Stop update the service even for a task on the
 	// manager's own node, as it does for the other nodes' (for tests).
@@ -158,7 +159,7 @@ func New(log *slog.Logger) *Plugin {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Plugin{log: log, gone: map[string]time.Time{}, oom: map[string]bool{}}
+	return &Plugin{log: log, removed: removals.New(removedRemember), oom: map[string]bool{}}
 }
 
 // Info names the plugin.
@@ -553,25 +554,4 @@ func (rt *runtime) servicesOn(ctx context.Context, id string) ([]string, error) 
 		}
 	}
 	return out, nil
-}
-
-// forget remembers that this instance removed a service, so that its
-// disappearance is no vanished.
-func (p *Plugin) forget(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	for k, t := range p.gone {
-		if now.Sub(t) > removedRemember {
-			delete(p.gone, k)
-		}
-	}
-	p.gone[id] = now
-}
-
-func (p *Plugin) removedByUs(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.gone[id]
-	return ok
 }
