@@ -35,9 +35,10 @@ backend "k8s" {
   # kubeconfig = "/etc/zoe/kubeconfig"
   # context    = "lab"
 
-  # Default zoe-<deployment_name>; created when missing unless
-  # create_namespace = false.
-  namespace = "zoe-k8s"
+  # Default zoe-<deployment_name>. examples/k8s/rbac.yaml creates it, so the
+  # plugin's account need not have the right to create namespaces.
+  namespace        = "zoe-k8s"
+  create_namespace = false
 
   # Required: the podPidsLimit of the cluster's kubelets. Kubernetes has no
   # per-pod process limit, so Zoe relies on the kubelets' and refuses a

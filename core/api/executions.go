@@ -284,20 +284,37 @@ func (s *Server) executionJSON(ex state.Execution) client.Execution {
 }
 
 // executionDetails is an execution with its services, endpoints and events.
-// The events are read first and the rest after them, so what it shows is
-// never older than its last event: a client that shows the states and then
-// follows the event stream from the last event (the web page does) sees
-// every later change. Read the other way round, a change made between the
-// reads had its event listed but not its state, and was never shown.
+// The state and the events are one moment's: the events are read around
+// the execution, again until no event came between the reads (a change
+// writes its state and its event together). A client that shows the
+// states and then follows the event stream after the last event listed
+// (the web page does) sees every later change, and one that waits for a
+// state finds its event listed. Services and endpoints are read after, so
+// they are never older than the events.
 func (s *Server) executionDetails(ctx context.Context, ex state.Execution) (client.Execution, error) {
 	evs, err := s.cfg.Store.Events(ctx, ex.ID)
 	if err != nil {
 		return client.Execution{}, err
 	}
-	if again, err := s.cfg.Store.GetExecution(ctx, ex.ID); err == nil {
-		ex = again
-	} else if !errors.Is(err, sdk.ErrNotFound) {
-		return client.Execution{}, err
+	for attempt := 0; ; attempt++ {
+		again, err := s.cfg.Store.GetExecution(ctx, ex.ID)
+		if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			return client.Execution{}, err
+		}
+		if err == nil {
+			ex = again
+		}
+		after, err := s.cfg.Store.Events(ctx, ex.ID)
+		if err != nil {
+			return client.Execution{}, err
+		}
+		same := lastEventID(after) == lastEventID(evs)
+		evs = after
+		// A bound for an execution that changes at every read: its
+		// events may then be a moment newer than its state.
+		if same || attempt == 4 {
+			break
+		}
 	}
 	out := s.executionJSON(ex)
 	out.Description = json.RawMessage(ex.Description)
@@ -323,6 +340,13 @@ func (s *Server) executionDetails(ctx context.Context, ex state.Execution) (clie
 		out.Events = append(out.Events, eventJSON(ev))
 	}
 	return out, nil
+}
+
+func lastEventID(evs []state.Event) int64 {
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[len(evs)-1].ID
 }
 
 func serviceJSON(sv state.Service) client.Service {

@@ -43,6 +43,10 @@ const (
 	// KubeExitCodeAnnotation on a Running pod makes kwok end its containers
 	// with that code: "0" Succeeded, any other Failed (kube_stages.yaml).
 	KubeExitCodeAnnotation = "kwok.zoe.test/exit-code"
+	// KubeExitCodeLabel on a pod at its creation makes it end with that code
+	// as soon as it runs, as a program would: a label, since a spec's labels
+	// become its pod's (those of Zoe's, prefixed zoe.), its annotations not.
+	KubeExitCodeLabel = "zoe.test/exit-code"
 	// KubeExitAfterAnnotation delays that exit by a Go duration ("2s").
 	KubeExitAfterAnnotation = "kwok.zoe.test/exit-after"
 	// KubeExitReasonAnnotation sets the containers' terminated reason

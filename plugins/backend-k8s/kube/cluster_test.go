@@ -115,16 +115,19 @@ func TestConformance(t *testing.T) {
 		Process: func(t *testing.T) (string, sdk.Config) {
 			return pluginBinary, s.config(t)
 		},
+		// Every pod on this test's own node: the other tests' nodes go
+		// when those tests end, and the cluster deletes the pods of a node
+		// that is gone.
 		LongRunning: func() backend.ServiceSpec {
-			return backend.ServiceSpec{Image: testimages.HTTPService,
+			return backend.ServiceSpec{Image: testimages.HTTPService, Node: s.node,
 				Ports:     []backend.Port{{Port: 8080, Protocol: "tcp", Name: "http"}},
 				Resources: backend.Resources{Cores: 0.5, MemoryLimit: 64 << 20, MemoryReservation: 32 << 20}}
 		},
 		Exiting: func() backend.ServiceSpec {
 			// kwok's stage of Zoe's tests ends a pod with the code of this
 			// label, as the program would.
-			return backend.ServiceSpec{Image: testimages.Job, Environment: map[string]string{"EXIT_CODE": "3"},
-				Labels: map[string]string{testutil.KubeExitCodeAnnotation: "3"}}
+			return backend.ServiceSpec{Image: testimages.Job, Node: s.node, Environment: map[string]string{"EXIT_CODE": "3"},
+				Labels: map[string]string{testutil.KubeExitCodeLabel: "3"}}
 		},
 		Timeout: wait,
 		NoProbe: "kwok's nodes run no container; the policy is checked in the pod spec (TestPodPolicy)",
@@ -195,6 +198,13 @@ func TestLifecycle(t *testing.T) {
 		if web.Labels["zoe.owner"] != "alice@example.org" {
 			t.Errorf("labels %v: want Zoe's, whole", web.Labels)
 		}
+		// The execution's pods reach each other; anyone its published
+		// ports.
+		for _, pol := range []string{net, web.Name + "-ports"} {
+			if b, code := s.c.Do(t, "GET", "/apis/networking.k8s.io/v1/namespaces/"+s.namespace+"/networkpolicies/"+pol, nil); code != http.StatusOK {
+				t.Errorf("network policy %s: %d %s", pol, code, b)
+			}
+		}
 		pod, _ := s.pod(t, web.Name)
 		spec, _ := pod["spec"].(map[string]any)
 		if spec["subdomain"] != net || spec["hostname"] != web.Name {
@@ -244,6 +254,9 @@ func TestLifecycle(t *testing.T) {
 		if err := p.RemoveNetwork(ctx, net); err != nil {
 			t.Errorf("RemoveNetwork once its pods ended: %v", err)
 		}
+		if _, code := s.c.Do(t, "GET", "/apis/networking.k8s.io/v1/namespaces/"+s.namespace+"/networkpolicies/"+net, nil); code != http.StatusNotFound {
+			t.Errorf("the network's policy after RemoveNetwork: %d, want 404", code)
+		}
 	})
 
 	t.Run("remove leaves nothing", func(t *testing.T) {
@@ -254,8 +267,10 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("the pod after Remove: %d, want 404", code)
 		}
 		// The NodePort Service goes with the pod.
-		if b, code := s.c.Do(t, "GET", "/api/v1/namespaces/"+s.namespace+"/services", nil); code != http.StatusOK || strings.Contains(string(b), web.Name) {
-			t.Errorf("services after Remove (%d): %s", code, b)
+		for _, kind := range []string{"/api/v1/namespaces/" + s.namespace + "/services", "/apis/networking.k8s.io/v1/namespaces/" + s.namespace + "/networkpolicies"} {
+			if b, code := s.c.Do(t, "GET", kind, nil); code != http.StatusOK || strings.Contains(string(b), web.Name) {
+				t.Errorf("%s after Remove (%d): %s", kind, code, b)
+			}
 		}
 		if _, err := p.Inspect(ctx, web.Handle); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("Inspect after Remove: %v, want not found", err)

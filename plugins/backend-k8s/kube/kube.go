@@ -466,14 +466,20 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 	reserved := map[string]used{}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if pod.Spec.NodeName == "" {
+		// A pod not bound yet counts on the node its affinity names: Zoe
+		// placed it there, and must not place more than fits meanwhile.
+		node := pod.Spec.NodeName
+		if node == "" {
+			node = affinityNode(pod)
+		}
+		if node == "" {
 			continue
 		}
 		cpu, mem := podRequests(pod)
-		u := reserved[pod.Spec.NodeName]
+		u := reserved[node]
 		u.cores += cpu
 		u.memory += mem
-		reserved[pod.Spec.NodeName] = u
+		reserved[node] = u
 	}
 	out := make([]backend.Node, 0, len(nodes.Items))
 	for i := range nodes.Items {

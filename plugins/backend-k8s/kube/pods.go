@@ -13,10 +13,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -62,7 +64,15 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if err := rt.deletePod(rmCtx, created.Name, created.UID); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 			p.log.Warn("cannot remove a pod that failed to start", "service", spec.Name, "error", err)
 		}
+		if err := rt.deleteOwned(rmCtx, created); err != nil {
+			p.log.Warn("cannot remove the Service of a pod that failed to start", "service", spec.Name, "error", err)
+		}
 		return backend.ServiceStatus{}, cause
+	}
+	if len(spec.Ports) > 0 {
+		if _, err := rt.cs.NetworkingV1().NetworkPolicies(rt.namespace).Create(ctx, rt.portsPolicy(spec, created), metav1.CreateOptions{}); err != nil {
+			return undo(wrap(err, "start %q: create the network policy of its ports", spec.Name))
+		}
 	}
 	if len(spec.Ports) > 0 && rt.set.endpointMode == modeNodePort {
 		if _, err := rt.cs.CoreV1().Services(rt.namespace).Create(ctx, rt.portsService(spec, created), metav1.CreateOptions{}); err != nil {
@@ -103,6 +113,12 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 		return nil, fmt.Errorf("a limit of %d processes is asked, and the kubelets enforce %s (pod_pids_limit): Kubernetes has no per-pod limit: %w",
 			pids, pidsText(rt.set.pidsLimit), sdk.ErrInvalidArgument)
 	}
+	if len(spec.Ports) > 0 {
+		if errs := validation.IsDNS1035Label(portsServiceName(spec.Name)); len(errs) > 0 {
+			return nil, fmt.Errorf("name %q: its ports' Service would be named %q: %s: %w", spec.Name, portsServiceName(spec.Name),
+				strings.Join(errs, "; "), sdk.ErrInvalidArgument)
+		}
+	}
 	if spec.Network == "host" || strings.Contains(spec.Network, ":") {
 		return nil, fmt.Errorf("network %q: a service gets its execution's network, never the host's or another's: %w", spec.Network, sdk.ErrInvalidArgument)
 	}
@@ -117,7 +133,7 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 	c := corev1.Container{
 		Name:            ContainerName,
 		Image:           spec.Image,
-		Args:            spec.Command,
+		Args:            literal(spec.Command),
 		WorkingDir:      spec.WorkDir,
 		ImagePullPolicy: rt.set.pullPolicy,
 		SecurityContext: &corev1.SecurityContext{
@@ -135,7 +151,7 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: spec.Environment[k]})
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: escapeRefs(spec.Environment[k])})
 	}
 	c.Resources, err = requirements(spec.Resources)
 	if err != nil {
@@ -148,7 +164,10 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 		}
 		c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: int32(pt.Port), Protocol: proto})
 	}
-	sc := &corev1.PodSecurityContext{RunAsNonRoot: ptr(!spec.Security.AllowRoot)}
+	// Strict: the processes get the spec's group alone, not the groups an
+	// image's /etc/group gives its user (which could name the root group).
+	sc := &corev1.PodSecurityContext{RunAsNonRoot: ptr(!spec.Security.AllowRoot),
+		SupplementalGroupsPolicy: ptr(corev1.SupplementalGroupsPolicyStrict)}
 	if spec.Security.AllowRoot {
 		sc.RunAsNonRoot = nil
 	}
@@ -212,7 +231,13 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 			vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.VolumeName, ReadOnly: v.ReadOnly}
 		}
 		pod.Spec.Volumes = append(pod.Spec.Volumes, vol)
-		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: v.MountPoint, ReadOnly: v.ReadOnly})
+		m := corev1.VolumeMount{Name: name, MountPath: v.MountPoint, ReadOnly: v.ReadOnly}
+		if v.ReadOnly {
+			// The mounts below a read-only one read-only too, where the
+			// node's runtime can.
+			m.RecursiveReadOnly = ptr(corev1.RecursiveReadOnlyIfPossible)
+		}
+		c.VolumeMounts = append(c.VolumeMounts, m)
 	}
 	if spec.Resources.ShmSize > 0 {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "shm", VolumeSource: corev1.VolumeSource{
@@ -287,9 +312,13 @@ func (rt *runtime) objectLabels(zoe map[string]string) (map[string]string, map[s
 	if err != nil {
 		return nil, nil, fmt.Errorf("labels: %v: %w", err, sdk.ErrInvalidArgument)
 	}
+	// Only Zoe's own labels become labels, so that no label of a ZApp
+	// reaches what selects on them (Services, network policies, a service
+	// mesh's or an admission policy's exemptions).
 	labels := map[string]string{}
 	for k, v := range all {
-		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 && k != LabelPod && k != LabelNetwork {
+		if strings.HasPrefix(k, "zoe.") && len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 &&
+			k != LabelPod && k != LabelNetwork {
 			labels[k] = v
 		}
 	}
@@ -330,7 +359,7 @@ func (rt *runtime) portsService(spec backend.ServiceSpec, pod *corev1.Pod) *core
 		ObjectMeta: metav1.ObjectMeta{Name: portsServiceName(pod.Name), Namespace: rt.namespace,
 			Labels:          map[string]string{LabelDeployment: rt.deployment, LabelPod: pod.Name},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{LabelPod: pod.Name},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{LabelDeployment: rt.deployment, LabelPod: pod.Name},
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
 	}
 	for _, pt := range spec.Ports {
@@ -339,6 +368,27 @@ func (rt *runtime) portsService(spec backend.ServiceSpec, pod *corev1.Pod) *core
 			Protocol: proto, Port: int32(pt.Port)})
 	}
 	return s
+}
+
+// portsPolicy lets anyone reach a pod's published ports, as its endpoints
+// are meant to be (through Zoe's proxy, or directly): the execution's
+// network policy lets in only the execution's own pods. Owned by the pod.
+func (rt *runtime) portsPolicy(spec backend.ServiceSpec, pod *corev1.Pod) *networkingv1.NetworkPolicy {
+	rule := networkingv1.NetworkPolicyIngressRule{}
+	for _, pt := range spec.Ports {
+		proto, _ := protocol(pt) // checked by podFor
+		rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: &proto, Port: ptr(intstr.FromInt32(int32(pt.Port)))})
+	}
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: portsServiceName(pod.Name), Namespace: rt.namespace,
+			Labels:          map[string]string{LabelDeployment: rt.deployment, LabelPod: pod.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{LabelDeployment: rt.deployment, LabelPod: pod.Name}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{rule},
+		},
+	}
 }
 
 // ensureClaims creates the claims of the spec's named volumes that are
@@ -481,6 +531,51 @@ func pendingReason(pod *corev1.Pod) string {
 	}
 	return "no reason given yet"
 }
+
+// deleteOwned deletes the pod's NodePort Service and network policy, only
+// those the pod owns (the cluster's garbage collector would, later).
+func (rt *runtime) deleteOwned(ctx context.Context, pod *corev1.Pod) error {
+	name := portsServiceName(pod.Name)
+	svc, err := rt.cs.CoreV1().Services(rt.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err == nil && ownedBy(svc.OwnerReferences, pod.UID) {
+		err = rt.cs.CoreV1().Services(rt.namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &svc.UID}})
+	}
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return wrap(err, "delete the NodePort service of pod %s", pod.Name)
+	}
+	pol, err := rt.cs.NetworkingV1().NetworkPolicies(rt.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err == nil && ownedBy(pol.OwnerReferences, pod.UID) {
+		err = rt.cs.NetworkingV1().NetworkPolicies(rt.namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pol.UID}})
+	}
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return wrap(err, "delete the network policy of pod %s", pod.Name)
+	}
+	return nil
+}
+
+func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	for _, r := range refs {
+		if r.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// literal keeps arguments as they are: Kubernetes expands $(VAR) in a
+// container's arguments and environment, and turns $$ into $.
+func literal(args []string) []string {
+	if args == nil {
+		return nil
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = escapeRefs(a)
+	}
+	return out
+}
+
+func escapeRefs(s string) string { return strings.ReplaceAll(s, "$", "$$") }
 
 // deletePod deletes a Pod at once, only the one of that UID.
 func (rt *runtime) deletePod(ctx context.Context, name string, uid types.UID) error {
@@ -636,9 +731,8 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 		return fmt.Errorf("pod %s is running: %w", pod.Name, sdk.ErrConflict)
 	}
 	p.removed.Add(string(pod.UID))
-	err = rt.cs.CoreV1().Services(rt.namespace).Delete(ctx, portsServiceName(pod.Name), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return wrap(err, "delete the NodePort service of pod %s", pod.Name)
+	if err := rt.deleteOwned(ctx, pod); err != nil {
+		return err
 	}
 	if err := rt.deletePod(ctx, pod.Name, pod.UID); err != nil {
 		return err

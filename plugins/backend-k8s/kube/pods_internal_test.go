@@ -21,9 +21,9 @@ func testRuntime() *runtime {
 
 func okSpec() backend.ServiceSpec {
 	return backend.ServiceSpec{Name: "web0-7-dev", Hostname: "web0-7-dev", Image: "zoe-test/http:1", User: "1000:1000",
-		Network: "zoe-dev-7", Node: "n1", Command: []string{"serve", "--port", "8080"}, WorkDir: "/mnt/workspace",
-		Environment: map[string]string{"B": "2", "A": "1"},
-		Labels:      map[string]string{"zoe.execution": "7", "zoe.owner": "alice@example.org"},
+		Network: "zoe-dev-7", Node: "n1", Command: []string{"serve", "--port", "8080", "$(HOME)", "$$"}, WorkDir: "/mnt/workspace",
+		Environment: map[string]string{"B": "$(A)", "A": "1"},
+		Labels:      map[string]string{"zoe.execution": "7", "zoe.owner": "alice@example.org", "sidecar.istio.io/inject": "true", "zoe.pod": "other"},
 		Resources:   backend.Resources{Cores: 0.5, MemoryReservation: 32 << 20, MemoryLimit: 64 << 20, ShmSize: 1 << 20},
 		Volumes:     []backend.Volume{{HostPath: "/srv/ws/alice", MountPoint: "/mnt/workspace"}, {VolumeName: "data", MountPoint: "/mnt/data", ReadOnly: true}},
 		Ports:       []backend.Port{{Port: 8080, Protocol: "tcp"}}}
@@ -50,8 +50,11 @@ func TestPodPolicy(t *testing.T) {
 		{"no host namespaces", !pod.Spec.HostNetwork && !pod.Spec.HostPID && !pod.Spec.HostIPC},
 		{"no account token", pod.Spec.AutomountServiceAccountToken != nil && !*pod.Spec.AutomountServiceAccountToken},
 		{"restart never", pod.Spec.RestartPolicy == corev1.RestartPolicyNever},
-		{"the image's entrypoint kept, the command as its arguments", len(c.Command) == 0 && strings.Join(c.Args, " ") == "serve --port 8080"},
-		{"env sorted", len(c.Env) == 2 && c.Env[0].Name == "A" && c.Env[1].Name == "B"},
+		{"the image's entrypoint kept, the command as its arguments, $ kept literal",
+			len(c.Command) == 0 && strings.Join(c.Args, " ") == "serve --port 8080 $$(HOME) $$$$"},
+		{"env sorted, $ kept literal", len(c.Env) == 2 && c.Env[0].Name == "A" && c.Env[1].Name == "B" && c.Env[1].Value == "$$(A)"},
+		{"only the spec's group", psc.SupplementalGroupsPolicy != nil && *psc.SupplementalGroupsPolicy == corev1.SupplementalGroupsPolicyStrict},
+		{"recursive read-only", c.VolumeMounts[1].RecursiveReadOnly != nil && c.VolumeMounts[0].RecursiveReadOnly == nil},
 		{"requests: the reservation", c.Resources.Requests.Cpu().MilliValue() == 500 && c.Resources.Requests.Memory().Value() == 32<<20},
 		{"limits: the memory limit, no cpu cap", c.Resources.Limits.Memory().Value() == 64<<20 && c.Resources.Limits.Cpu().IsZero()},
 		{"the execution's subdomain and search domain", pod.Spec.Subdomain == "zoe-dev-7" && pod.Spec.DNSConfig != nil &&
@@ -66,6 +69,8 @@ func TestPodPolicy(t *testing.T) {
 			c.VolumeMounts[2].MountPath == "/dev/shm"},
 		{"labels Kubernetes accepts, and all of them as an annotation", pod.Labels["zoe.execution"] == "7" && pod.Labels[LabelDeployment] == "dev" &&
 			pod.Labels["zoe.owner"] == "" && zoeLabels(pod.ObjectMeta)["zoe.owner"] == "alice@example.org"},
+		{"no label but Zoe's own, none steering a selector", pod.Labels["sidecar.istio.io/inject"] == "" && pod.Labels[LabelPod] == "web0-7-dev" &&
+			zoeLabels(pod.ObjectMeta)["sidecar.istio.io/inject"] == "true"},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -95,6 +100,7 @@ func TestPodRefused(t *testing.T) {
 		{"bad port protocol", func(s *backend.ServiceSpec) { s.Ports[0].Protocol = "sctp" }, nil, "tcp or udp"},
 		{"reservation over the limit", func(s *backend.ServiceSpec) { s.Resources.MemoryReservation = 1 << 30 }, nil, "over the limit"},
 		{"bad host name", func(s *backend.ServiceSpec) { s.Hostname = "a_b" }, nil, "host name"},
+		{"ports of a pod whose Service name would start with a digit", func(s *backend.ServiceSpec) { s.Name = "9web-7-dev" }, nil, "Service"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
