@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,7 +14,7 @@ import (
 )
 
 // maxLogLine bounds one line read from the cluster; a longer one is cut
-// into lines of this size.
+// into lines of about this size.
 const maxLogLine = 1 << 20
 
 // Logs streams the Pod's output from the API server (which asks the
@@ -40,24 +41,64 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 	go func() {
 		defer close(out)
 		defer rc.Close()
-		sc := bufio.NewScanner(rc)
-		sc.Buffer(make([]byte, 64<<10), maxLogLine)
-		for sc.Scan() {
-			e, ok := parseLogLine(sc.Bytes())
-			if !ok || (!opts.Since.IsZero() && e.Time.Before(opts.Since)) {
-				continue
+		err := readLogLines(bufio.NewReaderSize(rc, 64<<10), func(e backend.LogEntry) bool {
+			if !opts.Since.IsZero() && e.Time.Before(opts.Since) {
+				return true
 			}
 			select {
 			case out <- e:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-		}
-		if err := sc.Err(); err != nil && ctx.Err() == nil {
+		})
+		if err != nil && ctx.Err() == nil {
 			p.log.Warn("pod log stream broken", "pod", pod.Name, "error", err)
 		}
 	}()
 	return out, nil
+}
+
+// readLogLines reads the kubelet's timestamped lines and gives each to
+// emit until it says stop; a line longer than maxLogLine is cut into parts
+// of that size, each with the line's time, so that no line ends the stream.
+func readLogLines(r *bufio.Reader, emit func(backend.LogEntry) bool) error {
+	var line []byte
+	var stamp time.Time
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		full := err == nil
+		if err == bufio.ErrBufferFull && len(line) < maxLogLine {
+			continue
+		}
+		if len(line) > 0 {
+			text := bytes.TrimSuffix(line, []byte{'\n'})
+			if stamp.IsZero() {
+				// The first part of a line holds its time.
+				e, ok := parseLogLine(text)
+				if ok && !emit(e) {
+					return nil
+				}
+				if ok && !full {
+					stamp = e.Time
+				}
+			} else if !emit(backend.LogEntry{Time: stamp, Stream: backend.Stdout, Line: bytes.Clone(text)}) {
+				return nil
+			}
+			if full {
+				stamp = time.Time{}
+			}
+			line = line[:0]
+		}
+		switch {
+		case err == nil || err == bufio.ErrBufferFull:
+		case err == io.EOF:
+			return nil
+		default:
+			return err
+		}
+	}
 }
 
 // parseLogLine splits "<RFC3339Nano time> <line>", as the kubelet writes

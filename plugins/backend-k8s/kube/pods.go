@@ -432,8 +432,8 @@ var waitReasons = map[string]error{
 }
 
 // waitStarted watches the Pod until it runs or has ended; it fails on a
-// container that cannot be made, and on a Pod unschedulable for longer
-// than pending_timeout (sdk.ErrResourceExhausted, with the scheduler's
+// container that cannot be made, and on a Pod still unscheduled after
+// pending_timeout (sdk.ErrResourceExhausted, with the scheduler's
 // reason: Zoe tries again later).
 func (rt *runtime) waitStarted(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
 	deadline := time.NewTimer(rt.set.pendingTimeout)
@@ -476,6 +476,12 @@ func (rt *runtime) follow(ctx context.Context, w watch.Interface, current *corev
 		case <-ctx.Done():
 			return nil, wrap(ctx.Err(), "wait for pod %s", current.Name)
 		case <-deadline:
+			if scheduled(current) {
+				// Placed: an image pull may take its time; Start has
+				// no deadline but the core's.
+				deadline = nil
+				continue
+			}
 			return nil, fmt.Errorf("pod %s not scheduled after %s: %s: %w", current.Name, rt.set.pendingTimeout, pendingReason(current), sdk.ErrResourceExhausted)
 		case ev, ok := <-w.ResultChan():
 			if !ok {
@@ -517,6 +523,18 @@ func started(pod *corev1.Pod) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+func scheduled(pod *corev1.Pod) bool {
+	if pod.Spec.NodeName != "" {
+		return true
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
 
 // pendingReason is why the scheduler has not placed a Pod, in its words.

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bufio"
 	"errors"
 	"strings"
 	"testing"
@@ -253,5 +254,32 @@ func TestParseLogLine(t *testing.T) {
 	}
 	if _, ok := parseLogLine([]byte("no time here")); ok {
 		t.Error("a line without a time was taken")
+	}
+}
+
+// TestReadLogLines: lines with their times; a line longer than maxLogLine
+// is cut into parts with the line's time, and the lines after it still
+// come (a scanner would have stopped there).
+func TestReadLogLines(t *testing.T) {
+	long := strings.Repeat("x", 2*maxLogLine+10)
+	in := "2026-12-06T20:00:01Z one\n2026-12-06T20:00:02Z " + long + "\n2026-12-06T20:00:03Z three\n2026-12-06T20:00:04Z no newline"
+	var got []backend.LogEntry
+	if err := readLogLines(bufio.NewReaderSize(strings.NewReader(in), 64<<10), func(e backend.LogEntry) bool {
+		got = append(got, e)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var joined strings.Builder
+	for _, e := range got[1 : len(got)-2] {
+		joined.Write(e.Line)
+		if e.Time.Second() != 2 {
+			t.Errorf("a part of the long line has time %v, want the line's", e.Time)
+		}
+	}
+	if string(got[0].Line) != "one" || joined.String() != long || string(got[len(got)-2].Line) != "three" ||
+		string(got[len(got)-1].Line) != "no newline" || len(got) < 5 {
+		t.Errorf("got %d entries: first %q, last two %q %q, long line whole: %t", len(got), got[0].Line,
+			got[len(got)-2].Line, got[len(got)-1].Line, joined.String() == long)
 	}
 }
