@@ -123,18 +123,15 @@ func newEnv(t *testing.T, basePath string) *env {
 		users = append(users, testutil.User{Name: u.name, Password: passwords[u.name], Role: u.role})
 	}
 	testutil.WriteUsersFile(t, filepath.Join(dir, "users.csv"), users...)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	bp := ""
 	if basePath != "" {
 		bp = fmt.Sprintf("base_path = %q", basePath)
 	}
 	file := filepath.Join(dir, "zoe.hcl")
-	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n"+config, addr, bp), 0o600); err != nil {
+	// Port 0: the daemon's listener gets a free port, given by Ready; a
+	// port found free beforehand could be taken by another test's process
+	// before the daemon binds it.
+	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n"+config, "127.0.0.1:0", bp), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logs := &testutil.SyncBuffer{}
@@ -150,8 +147,10 @@ func newEnv(t *testing.T, basePath string) *env {
 		errc <- daemon.Run(ctx, daemon.Options{ConfigFile: file, Executable: filepath.Join(binDir, "zoe"), Version: "test",
 			Diagnostics: logs, LogOutput: logs, Ready: func(a net.Addr) { ready <- a }})
 	}()
+	var addr string
 	select {
-	case <-ready:
+	case a := <-ready:
+		addr = a.String()
 	case err := <-errc:
 		cancel()
 		t.Fatalf("the daemon stopped before serving: %v", err)
