@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,12 +145,9 @@ func startDaemon(t *testing.T, deployment, backend, manifest, env string) *daemo
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), u.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	// Port 0: the system picks the port as the daemon listens, and the
+	// daemon's "zoe is ready" line gives it; a port found free beforehand
+	// could be taken by another test's process before the daemon binds it.
 	cfg := fmt.Sprintf(`listen = %q
 deployment_name = %q
 data_dir = "data"
@@ -164,12 +161,12 @@ workspace "dir" {
   base_path = "ws"
 }
 
-%s`, addr, deployment, backend)
+%s`, "127.0.0.1:0", deployment, backend)
 	file := filepath.Join(dir, "zoe.hcl")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{url: "http://" + addr, dep: deployment, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	d := &daemon{dep: deployment, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(filepath.Join(binDir, "zoe"), "server", "-config", file)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -198,6 +195,13 @@ workspace "dir" {
 			t.Fatalf("zoe server exited:\n%s", d.out)
 		default:
 		}
+		if d.url == "" {
+			m := readyURL.FindStringSubmatch(d.out.String())
+			if m == nil {
+				return false, "not ready yet"
+			}
+			d.url = m[1]
+		}
 		resp, err := http.Get(d.url + "/api/v1/health")
 		if err != nil {
 			return false, err.Error()
@@ -207,6 +211,8 @@ workspace "dir" {
 	})
 	return d
 }
+
+var readyURL = regexp.MustCompile(`zoe is ready: url=(https?://[^/ ]+)/`)
 
 // waitFor polls cond until it holds, for at most limit: a bound on a
 // hang, not a speed requirement.
