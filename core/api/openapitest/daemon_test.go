@@ -66,15 +66,9 @@ func startDaemon(t *testing.T) string {
 		users = append(users, testutil.User{Name: u.name, Password: passwords[u.name], Role: u.role})
 	}
 	testutil.WriteUsersFile(t, filepath.Join(dir, "users.csv"), users...)
-	// The configuration wants a port: one that was free a moment ago.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	// Port 0: the daemon's listener gets a free port, given by Ready.
 	file := filepath.Join(dir, "zoe.hcl")
-	text := fmt.Sprintf("listen = %q\n"+simConfig, addr, filepath.Join(root, "examples", "shop"))
+	text := fmt.Sprintf("listen = %q\n"+simConfig, "127.0.0.1:0", filepath.Join(root, "examples", "shop"))
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
