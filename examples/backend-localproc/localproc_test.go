@@ -250,15 +250,23 @@ touch "$ZOE_VOLUME_DATA/written" && echo "data writable: yes"; echo oops >&2`)
 	if st.ExitCode != 0 || len(lines) == 0 {
 		t.Fatalf("exit code %d: %q", st.ExitCode, lines)
 	}
-	got := fields(lines[1:])
+	// The order of stdout's lines is the program's; stderr is another pipe,
+	// read apart, so its line may come anywhere among them.
+	var stdout []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "stderr: ") {
+			stdout = append(stdout, l)
+		}
+	}
+	got := fields(lines)
 	want := map[string]string{"ws": ws, "host": "web", "mine": "a value", "data writable": "yes", "stderr": "oops"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q (output %q)", k, got[k], v, lines)
 		}
 	}
-	if lines[0] != filepath.Join(ws, "sub") {
-		t.Errorf("working directory %q, want %q", lines[0], filepath.Join(ws, "sub"))
+	if len(stdout) == 0 || stdout[0] != filepath.Join(ws, "sub") {
+		t.Errorf("working directory: output %q, want %q first on stdout", lines, filepath.Join(ws, "sub"))
 	}
 	if !strings.HasSuffix(got["data"], "/unit/data") {
 		t.Errorf("the named volume is at %q, want volumes_dir's unit/data", got["data"])
