@@ -11,7 +11,7 @@ import (
 // of being placed and failing to start.
 func TestDaemonAsksWhetherTheBackendPulls(t *testing.T) {
 	t.Parallel()
-	_, _, opts, _ := setup(t, strings.Replace(simConfig, "pull_images = true", "pull_images = false", 1))
+	_, opts, _ := setup(t, strings.Replace(simConfig, "pull_images = true", "pull_images = false", 1))
 	addr := serveDaemon(t, opts)
 	alice := apiClient{t: t, base: "http://" + addr.String() + "/api/v1", user: "alice", pass: "wonderland"}
 	// simApp's image, zoe/test:1, is on no node.

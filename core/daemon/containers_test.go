@@ -33,7 +33,7 @@ func TestForbiddenHostPaths(t *testing.T) {
 			call func(context.Context, Options) error
 		}{{"Validate", Validate}, {"Run", Run}} {
 			t.Run(c.name+"/"+fn.name, func(t *testing.T) {
-				file, _, opts, diags := setup(t, baseConfig+"containers {\n  host_path \"/srv/datasets\" {}\n  host_path \""+
+				file, opts, diags := setup(t, baseConfig+"containers {\n  host_path \"/srv/datasets\" {}\n  host_path \""+
 					c.hostPath+"\" {}\n}\n")
 				dir := filepath.Dir(file)
 				text, err := os.ReadFile(file)

@@ -28,10 +28,16 @@ import (
 
 var binDir string
 
+// kube is the Kubernetes control plane of the package's tests, started by
+// the first that needs it.
+var kube = testutil.NewKube()
+
 func TestMain(m *testing.M) {
 	// The parallel tests mostly wait on Docker and daemon processes.
 	testutil.RaiseParallel(8)
-	os.Exit(testutil.RunWithBinaries(m, "zoe-daemon-test-", true, &binDir))
+	code := testutil.RunWithBinaries(m, "zoe-daemon-test-", true, &binDir)
+	kube.Stop()
+	os.Exit(code)
 }
 
 const baseConfig = `deployment_name = "unit"
@@ -46,11 +52,13 @@ workspace "dir" {
 }
 `
 
-// setup writes a users file and the configuration text (prefixed with a
-// free listen address) into a temporary directory; it returns the
-// configuration file, the listen address and options that log into buffers
-// shown on failure.
-func setup(t *testing.T, text string) (string, string, Options, *testutil.SyncBuffer) {
+// setup writes a users file and the configuration text (prefixed with
+// listen on port 0 of 127.0.0.1: the daemon takes a free port itself, which
+// serveDaemon and startZoe learn when it serves; a port found free by the
+// test could be taken by another before the daemon binds it) into a
+// temporary directory; it returns the configuration file and options that
+// log into buffers shown on failure.
+func setup(t *testing.T, text string) (string, Options, *testutil.SyncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.MinCost)
@@ -60,14 +68,8 @@ func setup(t *testing.T, text string) (string, string, Options, *testutil.SyncBu
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), fmt.Appendf(nil, "alice,%s,admin\n", hash), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	file := filepath.Join(dir, "zoe.hcl")
-	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n%s", addr, text), 0o600); err != nil {
+	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n%s", anyPort, text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	diags, logs := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
@@ -76,7 +78,7 @@ func setup(t *testing.T, text string) (string, string, Options, *testutil.SyncBu
 			t.Logf("diagnostics:\n%s\nlog:\n%s", diags, logs)
 		}
 	})
-	return file, addr, Options{
+	return file, Options{
 		ConfigFile: file, Executable: filepath.Join(binDir, "zoe"), Version: "1.2.3-test",
 		Diagnostics: diags, LogOutput: logs,
 	}, diags
@@ -141,7 +143,7 @@ func getJSON(t *testing.T, url string, v any) int {
 }
 
 func TestRunServesUntilCancelled(t *testing.T) {
-	_, _, opts, _ := setup(t, baseConfig)
+	_, opts, _ := setup(t, baseConfig)
 	ready := make(chan net.Addr, 1)
 	opts.Ready = func(a net.Addr) { ready <- a }
 	ctx, cancel := context.WithCancel(t.Context())
@@ -202,13 +204,15 @@ func TestRunServesUntilCancelled(t *testing.T) {
 }
 
 func TestRunListenError(t *testing.T) {
-	_, addr, opts, _ := setup(t, baseConfig)
-	// Take the configured address first.
-	ln, err := net.Listen("tcp", addr)
+	file, opts, _ := setup(t, baseConfig)
+	// Take an address first, then configure it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	addr := ln.Addr().String()
+	listenOn(t, file, addr)
 	opts.Ready = func(net.Addr) { t.Error("Ready called although the address is taken") }
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -234,7 +238,7 @@ func TestInvalidConfig(t *testing.T) {
 			call func(context.Context, Options) error
 		}{{"Validate", Validate}, {"Run", Run}} {
 			t.Run(c.name+"/"+fn.name, func(t *testing.T) {
-				file, _, opts, diags := setup(t, c.text)
+				file, opts, diags := setup(t, c.text)
 				opts.Ready = func(net.Addr) { t.Error("Ready called for a broken configuration") }
 				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 				defer cancel()
@@ -256,7 +260,7 @@ func TestInvalidConfig(t *testing.T) {
 
 func TestValidateCreatesNothing(t *testing.T) {
 	t.Parallel()
-	file, _, opts, diags := setup(t, baseConfig)
+	file, opts, diags := setup(t, baseConfig)
 	if err := Validate(t.Context(), opts); err != nil {
 		t.Fatalf("Validate: %v\n%s", err, diags)
 	}
@@ -273,7 +277,7 @@ func TestValidateCreatesNothing(t *testing.T) {
 // One run of Validate reports the core's errors and the plugins' together.
 func TestValidateReportsCoreAndPluginErrorsAtOnce(t *testing.T) {
 	t.Parallel()
-	file, _, opts, diags := setup(t, `scheduler { policy = "LIFO" }
+	file, opts, diags := setup(t, `scheduler { policy = "LIFO" }
 auth "file" {
   users_file = "users.csv"
   colour     = "red"
@@ -314,7 +318,7 @@ func TestRunOnEitherStore(t *testing.T) {
 			if tt.name == "postgres" {
 				t.Setenv("ZOE_TEST_PG_DSN", testutil.StartPostgres(t))
 			}
-			_, _, opts, _ := setup(t, tt.state+baseConfig)
+			_, opts, _ := setup(t, tt.state+baseConfig)
 			ready := make(chan net.Addr, 1)
 			opts.Ready = func(a net.Addr) { ready <- a }
 			ctx, cancel := context.WithCancel(t.Context())
@@ -471,7 +475,7 @@ func TestUnsafePluginBinary(t *testing.T) {
 	if err := os.Chmod(bin, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	file, _, opts, diags := setup(t, strings.Replace(baseConfig, `workspace "dir" {`, fmt.Sprintf("workspace \"dir\" {\n  binary = %q", bin), 1))
+	file, opts, diags := setup(t, strings.Replace(baseConfig, `workspace "dir" {`, fmt.Sprintf("workspace \"dir\" {\n  binary = %q", bin), 1))
 	if err := Validate(t.Context(), opts); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("Validate: %v, want ErrInvalidConfig", err)
 	}

@@ -7,7 +7,6 @@ package daemon
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +22,8 @@ import (
 )
 
 // secondConfig writes a configuration of env's deployment in a directory of
-// its own (another data_dir, so another SQLite store) and returns it with
-// its listen address.
-func (env *dockerEnv) secondConfig(t *testing.T) (file, addr string) {
+// its own (another data_dir, so another SQLite store) and returns it.
+func (env *dockerEnv) secondConfig(t *testing.T) (file string) {
 	t.Helper()
 	dir := t.TempDir()
 	users, err := os.ReadFile(filepath.Join(filepath.Dir(env.file), "users.csv"))
@@ -35,24 +33,18 @@ func (env *dockerEnv) secondConfig(t *testing.T) (file, addr string) {
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), users, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = ln.Addr().String()
-	ln.Close()
 	file = filepath.Join(dir, "zoe.hcl")
-	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n"+dockerConfig, addr, env.dep), 0o600); err != nil {
+	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n"+dockerConfig, anyPort, env.dep), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return file, addr
+	return file
 }
 
 // zoeServerArgs runs `zoe server` with args until it exits or the test
-// ends; wait returns its output and exit status.
-func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (string, error), stop func()) {
+// ends; wait returns its output and exit status; out is its output so far.
+func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (string, error), stop func(), out *testutil.SyncBuffer) {
 	t.Helper()
-	out := &testutil.SyncBuffer{}
+	out = &testutil.SyncBuffer{}
 	cmd := exec.Command(filepath.Join(binDir, "zoe"), append([]string{"server"}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -93,7 +85,7 @@ func zoeServerArgs(t *testing.T, args ...string) (wait func(time.Duration) (stri
 			t.Logf("zoe server %s output:\n%s", strings.Join(args, " "), out)
 		}
 	})
-	return wait, stop
+	return wait, stop, out
 }
 
 func TestDeploymentOfTwoStores(t *testing.T) {
@@ -102,7 +94,7 @@ func TestDeploymentOfTwoStores(t *testing.T) {
 	ctx := t.Context()
 
 	// Daemon A runs an execution.
-	a := startZoe(t, env.file, env.addr)
+	a := env.start(t)
 	holdCores(t, false)
 	alice := env.user(t, "alice")
 	ex := alice.submit("hello", exampleApp(t, "hello.json"))
@@ -133,9 +125,9 @@ func TestDeploymentOfTwoStores(t *testing.T) {
 		t.Errorf("A's network is labelled zoe.store=%q, want %s", got, storeA)
 	}
 
-	fileB, addrB := env.secondConfig(t)
+	fileB := env.secondConfig(t)
 	t.Run("B refuses to start", func(t *testing.T) {
-		wait, _ := zoeServerArgs(t, "-config", fileB)
+		wait, _, _ := zoeServerArgs(t, "-config", fileB)
 		out, err := wait(time.Minute)
 		if err == nil {
 			t.Fatalf("B started; output:\n%s", out)
@@ -178,10 +170,14 @@ func TestDeploymentOfTwoStores(t *testing.T) {
 		t.Fatalf("A's containers after A stopped: %v, want them running on", c)
 	}
 	t.Run("B takes over", func(t *testing.T) {
-		_, stop := zoeServerArgs(t, "-config", fileB, "-take-over")
+		_, stop, out := zoeServerArgs(t, "-config", fileB, "-take-over")
 		defer stop()
 		waitUntil(t, "B's API", func() (bool, string) {
-			_, err := httpGet("http://" + addrB + "/api/v1/health")
+			m := readyLine.FindStringSubmatch(out.String())
+			if m == nil {
+				return false, out.String()
+			}
+			_, err := httpGet("http://" + m[1] + "/api/v1/health")
 			return err == nil, fmt.Sprint(err)
 		})
 		if c, n := env.containers(t, ex.ID), env.networks(t, ex.ID); len(c) != 0 || len(n) != 0 {

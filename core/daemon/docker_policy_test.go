@@ -79,7 +79,7 @@ func TestDockerContainerPolicy(t *testing.T) {
 	if err := cfg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	startZoe(t, env.file, env.addr)
+	env.start(t)
 	holdCores(t, false)
 
 	t.Run("host paths not allowed are refused at submission", func(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -95,7 +94,7 @@ type dockerEnv struct {
 	cli  *dockerclient.Client
 	dep  string
 	file string // the configuration
-	addr string
+	addr string // the API's, once started
 	ws   string // the workspaces' base path
 }
 
@@ -118,6 +117,19 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 	t.Cleanup(env.removeAll)
 
 	dir := t.TempDir()
+	writeUsers(t, dir)
+	env.file = filepath.Join(dir, "zoe.hcl")
+	env.ws = filepath.Join(dir, "ws")
+	if err := os.WriteFile(env.file, fmt.Appendf(nil, "listen = %q\n"+dockerConfig, anyPort, env.dep), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// writeUsers writes dir/users.csv with dockerUsers, whose passwords are
+// "pw-" and their names.
+func writeUsers(t *testing.T, dir string) {
+	t.Helper()
 	var users bytes.Buffer
 	for _, u := range dockerUsers {
 		hash, err := bcrypt.GenerateFromPassword([]byte("pw-"+u.name), bcrypt.MinCost)
@@ -129,18 +141,15 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 	if err := os.WriteFile(filepath.Join(dir, "users.csv"), users.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.addr = ln.Addr().String()
-	ln.Close()
-	env.file = filepath.Join(dir, "zoe.hcl")
-	env.ws = filepath.Join(dir, "ws")
-	if err := os.WriteFile(env.file, fmt.Appendf(nil, "listen = %q\n"+dockerConfig, env.addr, env.dep), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return env
+}
+
+// start starts `zoe server` on the deployment's configuration; the users
+// made after it ask the new server.
+func (env *dockerEnv) start(t *testing.T) *zoeServer {
+	t.Helper()
+	s := startZoe(t, env.file)
+	env.addr = s.addr
+	return s
 }
 
 // user is a client of the API for t as a user.
@@ -335,7 +344,7 @@ const mib = 1 << 20
 func TestDockerEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := newDockerEnv(t)
-	srv := startZoe(t, env.file, env.addr)
+	srv := env.start(t)
 	holdCores(t, true) // "the networks of two users are isolated"
 	alice, bob := env.user(t, "alice"), env.user(t, "bob")
 	outer := t
@@ -520,13 +529,13 @@ func TestDockerEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a daemon killed with SIGKILL adopts what runs", func(t *testing.T) {
-		alice := env.user(t, "alice")
 		before := env.containers(t)
 		if len(before) != 4 {
 			t.Fatalf("before: %v, want the cluster's 4 containers", before)
 		}
 		srv.kill(t)
-		srv = startZoe(outer, env.file, env.addr) // stopped when the whole test ends
+		srv = env.start(outer) // stopped when the whole test ends
+		alice := env.user(t, "alice")
 		alice.await(cluster.ID, "running")
 		// Several passes of the restarted engine (one a second) change
 		// nothing: the same containers, none started again.

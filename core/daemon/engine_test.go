@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"syscall"
@@ -203,7 +204,7 @@ func notebook(t *testing.T) json.RawMessage {
 
 func TestExecutionsAPIEndToEnd(t *testing.T) {
 	t.Parallel()
-	file, _, opts, _ := setup(t, simConfig)
+	file, opts, _ := setup(t, simConfig)
 	addGuest(t, file)
 	addr := serveDaemon(t, opts)
 	base := "http://" + addr.String() + "/api/v1"
@@ -258,9 +259,34 @@ type zoeServer struct {
 	cmd  *exec.Cmd
 	out  *testutil.SyncBuffer
 	done chan struct{}
+	addr string // where it serves, from its ready line
 }
 
-func startZoe(t *testing.T, file, addr string) *zoeServer {
+// anyPort is the listen address of the tests' daemons: the daemon takes a
+// free port itself and says which in its ready line.
+const anyPort = "127.0.0.1:0"
+
+var readyLine = regexp.MustCompile(`zoe is ready: url=http://([^/ ]+)/`)
+
+// listenOn sets the listen address of the configuration setup wrote.
+func listenOn(t *testing.T, file, addr string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf("listen = %q\n", anyPort)
+	if !bytes.HasPrefix(b, []byte(old)) {
+		t.Fatalf("%s does not start with %s", file, old)
+	}
+	if err := os.WriteFile(file, fmt.Appendf(nil, "listen = %q\n%s", addr, b[len(old):]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startZoe starts `zoe server` on the configuration file and waits until
+// its API answers, at the address its ready line gives.
+func startZoe(t *testing.T, file string) *zoeServer {
 	t.Helper()
 	s := &zoeServer{out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(filepath.Join(binDir, "zoe"), "server", "-config", file)
@@ -288,8 +314,20 @@ func startZoe(t *testing.T, file, addr string) *zoeServer {
 			t.Logf("zoe server output:\n%s", s.out)
 		}
 	})
+	waitUntil(t, "zoe is ready", func() (bool, string) {
+		select {
+		case <-s.done:
+			t.Fatalf("zoe server exited before it served:\n%s", s.out)
+		default:
+		}
+		if m := readyLine.FindStringSubmatch(s.out.String()); m != nil {
+			s.addr = m[1]
+			return true, ""
+		}
+		return false, s.out.String()
+	})
 	waitUntil(t, "the API", func() (bool, string) {
-		resp, err := http.Get("http://" + addr + "/api/v1/health")
+		resp, err := http.Get("http://" + s.addr + "/api/v1/health")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -298,6 +336,9 @@ func startZoe(t *testing.T, file, addr string) *zoeServer {
 	})
 	return s
 }
+
+// api is the base URL of the server's API.
+func (s *zoeServer) api() string { return "http://" + s.addr + "/api/v1" }
 
 func (s *zoeServer) kill(t *testing.T) {
 	t.Helper()
@@ -334,7 +375,7 @@ func simApp(t *testing.T, services ...map[string]any) json.RawMessage {
 
 func TestDaemonKilledMidway(t *testing.T) {
 	t.Parallel()
-	file, addr, _, _ := setup(t, simConfig)
+	file, _, _ := setup(t, simConfig)
 	dir := filepath.Dir(file)
 	ctx := t.Context()
 
@@ -369,8 +410,8 @@ func TestDaemonKilledMidway(t *testing.T) {
 		}
 	}()
 
-	srv := startZoe(t, file, addr)
-	alice := apiClient{t: t, base: "http://" + addr + "/api/v1", user: "alice", pass: "wonderland"}
+	srv := startZoe(t, file)
+	alice := apiClient{t: t, base: srv.api(), user: "alice", pass: "wonderland"}
 
 	// A: running. C: cleaning up, slowly. B: starting, slowly.
 	a := alice.submit("running", simApp(t, map[string]any{"name": "alpha", "essential_count": 1},
@@ -405,7 +446,7 @@ func TestDaemonKilledMidway(t *testing.T) {
 	}
 	srv.kill(t)
 
-	startZoe(t, file, addr)
+	alice.base = startZoe(t, file).api()
 	alice.await(c.ID, "terminated")
 	alice.await(b.ID, "running")
 	if ex := alice.execution(a.ID); ex.Status != "running" {

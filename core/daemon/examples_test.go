@@ -156,7 +156,7 @@ func TestExamplesOnDocker(t *testing.T) {
 	if err := os.WriteFile(env.file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startZoe(t, env.file, env.addr)
+	env.start(t)
 	holdCores(t, true) // spark-0 takes every core left
 
 	for _, ex := range examples {
@@ -262,7 +262,7 @@ func TestExamplesOnSim(t *testing.T) {
 	cfg := strings.Replace(baseConfig, `deployment_name = "unit"`, `deployment_name = "simexamples"`, 1) +
 		fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop")) +
 		lastBlock(t, "sim.hcl", `backend "sim" {`)
-	_, _, opts, _ := setup(t, cfg)
+	_, opts, _ := setup(t, cfg)
 	addr := serveDaemon(t, opts)
 	alice := apiClient{t: t, base: "http://" + addr.String() + "/api/v1", user: "alice", pass: "wonderland"}
 
@@ -296,7 +296,7 @@ func TestExamplesOnSim(t *testing.T) {
 func TestShopEntryNeverFits(t *testing.T) {
 	t.Parallel()
 	cfg := simConfig + fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop"))
-	_, _, opts, _ := setup(t, cfg)
+	_, opts, _ := setup(t, cfg)
 	addr := serveDaemon(t, opts)
 	alice := apiClient{t: t, base: "http://" + addr.String() + "/api/v1", user: "alice", pass: "wonderland"}
 	var e zoeclient.Error

@@ -34,7 +34,7 @@ func TestSlowClients(t *testing.T) {
 		slow        = 2000
 		bodyTimeout = 45 * time.Second
 	)
-	_, _, opts, _ := setup(t, baseConfig+fmt.Sprintf(`
+	_, opts, _ := setup(t, baseConfig+fmt.Sprintf(`
 http {
   max_connections             = %d
   max_connections_per_address = %d

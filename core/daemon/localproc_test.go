@@ -50,7 +50,7 @@ func TestThirdPartyBackendThroughTheDaemon(t *testing.T) {
 		t.Fatal("localproc runs services as other users, which needs root: run the tests as root")
 	}
 	plugin := buildLocalproc(t)
-	file, addr, _, _ := setup(t, localprocConfig)
+	file, _, _ := setup(t, localprocConfig)
 	// Processes on the host reach the workspace through its parents, which
 	// t.TempDir makes private; the services run as another user.
 	for d := filepath.Dir(file); d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
@@ -58,8 +58,8 @@ func TestThirdPartyBackendThroughTheDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	server := startZoe(t, file, addr)
-	alice := apiClient{t: t, base: "http://" + addr + "/api/v1", user: "alice", pass: "wonderland"}
+	server := startZoe(t, file)
+	alice := apiClient{t: t, base: server.api(), user: "alice", pass: "wonderland"}
 
 	// A marker no other process has in its command line.
 	marker := strconv.Itoa(40000 + os.Getpid()%20000)

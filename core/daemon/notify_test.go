@@ -20,7 +20,7 @@ func TestNotificationsEndToEnd(t *testing.T) {
 	t.Setenv("ZOE_TEST_SMTP_PASSWORD", password)
 	ca := testutil.NewCA(t, "ca")
 	ms := testutil.StartMailServer(t, testutil.MailServerOptions{TLS: ca.ServerTLS(t), User: "zoe", Password: password})
-	_, _, opts, _ := setup(t, simConfig+fmt.Sprintf(`
+	_, opts, _ := setup(t, simConfig+fmt.Sprintf(`
 notifications {
   long_running = "1ms"
   public_url   = "https://zoe.test/"

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // KubeEnv names the directory of the Kubernetes control plane's binaries
@@ -878,5 +881,55 @@ func (c *KubeCluster) RestartAPIServer(t testing.TB) {
 	}
 	if err := c.waitReady("etcd", "kube-apiserver"); err != nil {
 		t.Fatalf("restart kube-apiserver: %v", err)
+	}
+}
+
+// Apply creates the objects of a YAML manifest (documents separated by
+// "---" lines), as kubectl create -f would, and deletes them when t ends.
+// It knows the REST path of any kind whose plural adds "s" (or turns a
+// final "y" into "ies"), which covers namespaces, service accounts, RBAC,
+// quotas and network policies.
+func (c *KubeCluster) Apply(t testing.TB, manifest []byte) {
+	t.Helper()
+	var created []string
+	t.Cleanup(func() {
+		for _, p := range slices.Backward(created) {
+			c.request(context.Background(), "DELETE", p, nil)
+		}
+	})
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(manifest), -1) {
+		j, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			t.Fatalf("manifest document %d: %v", i+1, err)
+		}
+		var obj struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if string(j) == "null" {
+			continue // comments only
+		}
+		if err := json.Unmarshal(j, &obj); err != nil || obj.Kind == "" || obj.APIVersion == "" {
+			t.Fatalf("manifest document %d: no kind and apiVersion (%v): %s", i+1, err, doc)
+		}
+		base := "/apis/" + obj.APIVersion
+		if obj.APIVersion == "v1" {
+			base = "/api/v1"
+		}
+		if obj.Metadata.Namespace != "" {
+			base += "/namespaces/" + obj.Metadata.Namespace
+		}
+		plural := strings.ToLower(obj.Kind)
+		if p, ok := strings.CutSuffix(plural, "y"); ok {
+			plural = p + "ies"
+		} else {
+			plural += "s"
+		}
+		c.MustDo(t, "POST", base+"/"+plural, j, nil)
+		created = append(created, base+"/"+plural+"/"+obj.Metadata.Name)
 	}
 }
