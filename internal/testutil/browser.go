@@ -812,9 +812,26 @@ func (b *Browser) screenshot(name string) (string, error) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout())
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-	if err != nil {
-		return "", err
+	// A page being replaced (a form's answer loading after a click) has
+	// no size: "Cannot take screenshot with 0 width". The shot waits for
+	// a loaded page with a size, across such loads.
+	var png []byte
+	var last error
+	for {
+		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+			`document.readyState === "complete" && document.documentElement.getBoundingClientRect().width > 0`))
+		if err == nil && ready {
+			if png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil { // 100: PNG
+				break
+			}
+		}
+		if err != nil {
+			last = err
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("no loaded page to take within %s (last error: %v)", b.timeout(), last)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	dir := ScreenshotDir(b.t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
