@@ -55,6 +55,10 @@ backend "k8s" {
   #   kubectl label node n1 zoe.label/gpu=true   gives n1 the label "gpu".
   node_label_prefix = "zoe.label/"
 
+  # Only the nodes this label selector selects, for a pool of a shared
+  # cluster; by default every node.
+  # node_selector = "zoe.label/pool=analytics"
+
   # Seconds a stopped service has between SIGTERM and SIGKILL.
   termination_grace_seconds = 10
 

@@ -287,6 +287,111 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
+// TestLogs: a pod's output from the API server, which asks the node (kwok
+// serves a file in a kubelet's format): every line with its time, tail,
+// since, and a followed stream that ends once the pod has ended with every
+// line sent, although kwok's own never ends.
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	spec := service("logs-1-" + s.deployment)
+	spec.Node, spec.Ports = s.node, nil
+	log := s.c.PodLog(t, s.namespace, spec.Name)
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for i := range 3 {
+		log.Add(t, t0.Add(time.Duration(i)*time.Second), "stdout", fmt.Sprint("line ", i))
+	}
+	st, err := p.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	read := func(opts backend.LogOptions) []string {
+		t.Helper()
+		ch, err := p.Logs(ctx, st.Handle, opts)
+		if err != nil {
+			t.Fatalf("Logs(%+v): %v", opts, err)
+		}
+		var got []string
+		for e := range ch {
+			got = append(got, e.Time.Sub(t0).String()+" "+string(e.Line))
+		}
+		return got
+	}
+	if got, want := read(backend.LogOptions{}), []string{"0s line 0", "1s line 1", "2s line 2"}; !slices.Equal(got, want) {
+		t.Errorf("every line: %q, want %q", got, want)
+	}
+	if got, want := read(backend.LogOptions{Tail: 1}), []string{"2s line 2"}; !slices.Equal(got, want) {
+		t.Errorf("tail 1: %q, want %q", got, want)
+	}
+	if got, want := read(backend.LogOptions{Since: t0.Add(time.Second)}), []string{"1s line 1", "2s line 2"}; !slices.Equal(got, want) {
+		t.Errorf("since line 1: %q, want %q", got, want)
+	}
+
+	ch, err := p.Logs(ctx, st.Handle, backend.LogOptions{Follow: true})
+	if err != nil {
+		t.Fatalf("Logs(follow): %v", err)
+	}
+	var got []string
+	next := func() string {
+		t.Helper()
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return "(closed)"
+			}
+			return e.Time.Sub(t0).String() + " " + string(e.Line)
+		case <-ctx.Done():
+			t.Fatal("the followed stream neither sent nor ended")
+			return ""
+		}
+	}
+	for range 3 {
+		got = append(got, next())
+	}
+	// A line written while it follows, then one more in the same second
+	// and the pod's end: both arrive, once each, and the stream ends.
+	log.Add(t, t0.Add(3*time.Second), "stdout", "line 3")
+	got = append(got, next())
+	log.Add(t, t0.Add(3*time.Second), "stdout", "line 4")
+	s.c.ExitPod(t, s.namespace, st.Name, 3, "")
+	for {
+		l := next()
+		got = append(got, l)
+		if l == "(closed)" {
+			break
+		}
+	}
+	if want := []string{"0s line 0", "1s line 1", "2s line 2", "3s line 3", "3s line 4", "(closed)"}; !slices.Equal(got, want) {
+		t.Errorf("followed: %q, want %q", got, want)
+	}
+
+	// A service that writes nothing: the API server answers a follow only
+	// with its first byte, which must hold neither Logs nor the stream's
+	// end.
+	quiet := service("quiet-1-" + s.deployment)
+	quiet.Node, quiet.Ports = s.node, nil
+	s.c.PodLog(t, s.namespace, quiet.Name)
+	qs, err := p.Start(ctx, quiet)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	ch, err = p.Logs(ctx, qs.Handle, backend.LogOptions{Follow: true})
+	if err != nil {
+		t.Fatalf("Logs(follow) of a silent pod: %v", err)
+	}
+	s.c.ExitPod(t, s.namespace, qs.Name, 0, "")
+	select {
+	case e, ok := <-ch:
+		if ok {
+			t.Errorf("a silent pod's stream sent %+v", e)
+		}
+	case <-ctx.Done():
+		t.Error("a silent pod's followed stream did not end after the pod ended")
+	}
+}
+
 // TestNodes: the cluster's nodes with what Zoe needs of them: capacity,
 // what other pods request, labels, cordoned and not ready.
 func TestNodes(t *testing.T) {
@@ -331,6 +436,32 @@ func TestNodes(t *testing.T) {
 	s.c.MustDo(t, "PATCH", "/api/v1/nodes/"+s.node, map[string]any{"spec": map[string]any{"unschedulable": true}}, nil)
 	if n := node(); n.State != backend.NodeDisabled {
 		t.Errorf("cordoned node: %s (%s), want disabled", n.State, n.StateDetail)
+	}
+
+	// node_selector: only the nodes it selects (the other tests' nodes lack
+	// this one's name).
+	for _, c := range []struct {
+		selector string
+		want     []string
+	}{
+		{"kubernetes.io/hostname=" + s.node + ",zoe.label/zone=eu", []string{s.node}},
+		{"kubernetes.io/hostname=" + s.node + ",zoe.label/zone!=eu", nil},
+	} {
+		s.cfg["node_selector"] = c.selector
+		nodes, err := s.open(t).Nodes(ctx)
+		var got []string
+		for _, n := range nodes {
+			got = append(got, n.Name)
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("node_selector %q: %v %v, want %v", c.selector, got, err, c.want)
+		}
+	}
+	s.cfg["node_selector"] = "zone in (eu"
+	var diags sdk.Diagnostics
+	if err := kube.New(nil).Configure(ctx, s.config(t)); !errors.As(err, &diags) || len(diags) != 1 ||
+		!slices.Equal(diags[0].Path, []string{"node_selector"}) {
+		t.Errorf("an invalid node_selector: %v, want a diagnostic at node_selector", err)
 	}
 }
 

@@ -48,6 +48,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -90,6 +91,7 @@ const (
 	attrGrace           = "termination_grace_seconds"
 	attrPendingTimeout  = "pending_timeout"
 	attrLabelPrefix     = "node_label_prefix"
+	attrNodeSelector    = "node_selector"
 	attrStorageClass    = "volume_storage_class"
 	attrVolumeSize      = "volume_size"
 	attrVolumeAccess    = "volume_access_mode"
@@ -138,6 +140,7 @@ type settings struct {
 	grace           int64
 	pendingTimeout  time.Duration
 	labelPrefix     string
+	nodeSelector    string // a label selector, "" for every node
 	storageClass    string
 	volumeSize      resource.Quantity
 	volumeAccess    corev1.PersistentVolumeAccessMode
@@ -181,6 +184,8 @@ func (p *Plugin) Schema() sdk.Schema {
 		{Name: attrPendingTimeout, Type: "string", Default: "5m", Help: "How long a pod may stay unschedulable before its start fails with the scheduler's reason (Zoe retries later)."},
 		{Name: attrLabelPrefix, Type: "string", Default: "zoe.label/",
 			Help: `Node labels with this prefix are Zoe's node labels: zoe.label/gpu=true gives the label "gpu", zoe.label/zone=eu gives "zone=eu".`},
+		{Name: attrNodeSelector, Type: "string", Default: "",
+			Help: `A label selector of the nodes Zoe may use ("zoe.label/pool=analytics"); empty for every node of the cluster.`},
 		{Name: attrStorageClass, Type: "string", Default: "", Help: "Storage class of the claims made for named volumes; empty for the cluster's default."},
 		{Name: attrVolumeSize, Type: "string", Default: "10Gi", Help: "Size of the claims made for named volumes."},
 		{Name: attrVolumeAccess, Type: "string", Default: string(corev1.ReadWriteMany),
@@ -202,6 +207,7 @@ type blockConfig struct {
 	Grace           *float64 `json:"termination_grace_seconds"`
 	PendingTimeout  string   `json:"pending_timeout"`
 	LabelPrefix     *string  `json:"node_label_prefix"`
+	NodeSelector    string   `json:"node_selector"`
 	StorageClass    string   `json:"volume_storage_class"`
 	VolumeSize      string   `json:"volume_size"`
 	VolumeAccess    string   `json:"volume_access_mode"`
@@ -287,6 +293,11 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 	if bc.LabelPrefix != nil {
 		set.labelPrefix = *bc.LabelPrefix
 	}
+	if sel, err := labels.Parse(bc.NodeSelector); err != nil {
+		at(attrNodeSelector, "invalid node selector", fmt.Sprintf("%q: %v", bc.NodeSelector, err))
+	} else {
+		set.nodeSelector = sel.String()
+	}
 	size := bc.VolumeSize
 	if size == "" {
 		size = "10Gi"
@@ -323,6 +334,11 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 		return nil
 	}
 	rc.UserAgent = "zoe-backend-k8s/" + Version
+	// client-go's default, 5 requests a second, held every start of a
+	// ZApp of a few services back by seconds (each pod is a few requests);
+	// the scheduler's rate, which the API server's priority and fairness
+	// still bounds.
+	rc.QPS, rc.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "cannot make a Kubernetes client", Detail: err.Error(), Path: []string{attrKubeconfig}}}
@@ -441,11 +457,11 @@ func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", msg, err)
 }
 
-// Nodes lists the cluster's nodes: allocatable cores and memory, what every
-// pod not yet ended requests on each (Zoe's or not), labels with
-// node_label_prefix, images, and the state: cordoned or tainted NoSchedule
-// is disabled, not Ready is unreachable. A cluster that cannot be asked is
-// an error.
+// Nodes lists the cluster's nodes that node_selector selects: allocatable
+// cores and memory, what every pod not yet ended requests on each (Zoe's or
+// not), labels with node_label_prefix, images, and the state: cordoned or
+// tainted NoSchedule is disabled, not Ready is unreachable. A cluster that
+// cannot be asked is an error.
 func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 	rt, err := p.runtime()
 	if err != nil {
@@ -453,7 +469,7 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, nodeCallTimeout)
 	defer cancel()
-	nodes, err := rt.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := rt.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: rt.set.nodeSelector})
 	if err != nil {
 		return nil, wrap(err, "list nodes")
 	}

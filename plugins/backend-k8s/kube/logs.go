@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -21,42 +23,119 @@ const maxLogLine = 1 << 20
 // kubelet), with the kubelet's timestamps. Kubernetes merges stdout and
 // stderr into one stream: every line is reported as stdout. Since is cut to
 // the second by the API: lines before it are dropped here.
+//
+// A followed stream ends once the Pod has ended and all of its output was
+// sent, as the contract asks: a kubelet ends it some seconds after the
+// container exits, but not every node does (kwok's never), so once the Pod
+// has ended and the stream is still open logEndGrace later, it is cut and
+// the rest is read again without following, from the last line's time.
 func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOptions) (<-chan backend.LogEntry, error) {
 	rt, pod, err := p.locate(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	lo := &corev1.PodLogOptions{Container: ContainerName, Follow: opts.Follow, Timestamps: true}
+	lo := &corev1.PodLogOptions{Container: ContainerName, Follow: opts.Follow && !ended(pod), Timestamps: true}
 	if opts.Tail > 0 {
 		lo.TailLines = ptr(int64(opts.Tail))
 	}
 	if !opts.Since.IsZero() {
 		lo.SinceTime = &metav1.Time{Time: opts.Since.Truncate(time.Second)}
 	}
-	rc, err := rt.cs.CoreV1().Pods(rt.namespace).GetLogs(pod.Name, lo).Stream(ctx)
-	if err != nil {
-		return nil, wrap(err, "logs of pod %s", pod.Name)
+	// The stream is opened in the background: the API server answers a
+	// follow only once the container has written something (the kubelet
+	// sends nothing before), and a silent service must not hold its
+	// caller.
+	streamCtx, cutStream := context.WithCancel(ctx)
+	var cut atomic.Bool
+	if lo.Follow {
+		go func() {
+			if rt.waitEnded(streamCtx, pod) != nil {
+				return
+			}
+			select {
+			case <-streamCtx.Done():
+			case <-time.After(logEndGrace):
+				cut.Store(true)
+				cutStream()
+			}
+		}()
 	}
 	out := make(chan backend.LogEntry, 64)
 	go func() {
 		defer close(out)
-		defer rc.Close()
-		err := readLogLines(bufio.NewReaderSize(rc, 64<<10), func(e backend.LogEntry) bool {
+		defer cutStream()
+		// The last line's time and how many lines had it: where reading
+		// again starts.
+		var last time.Time
+		atLast := 0
+		send := func(e backend.LogEntry) bool {
 			if !opts.Since.IsZero() && e.Time.Before(opts.Since) {
 				return true
 			}
 			select {
 			case out <- e:
-				return true
 			case <-ctx.Done():
 				return false
 			}
-		})
-		if err != nil && ctx.Err() == nil {
+			if e.Time.Equal(last) {
+				atLast++
+			} else {
+				last, atLast = e.Time, 1
+			}
+			return true
+		}
+		rc, err := rt.cs.CoreV1().Pods(rt.namespace).GetLogs(pod.Name, lo).Stream(streamCtx)
+		if err == nil {
+			err = readLogLines(bufio.NewReaderSize(rc, 64<<10), send)
+			_ = rc.Close()
+		}
+		if cut.Load() && ctx.Err() == nil {
+			err = rt.readRest(ctx, pod.Name, lo, last, atLast, send)
+		}
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case apierrors.IsBadRequest(err):
+			// No output to read yet (a container still being created),
+			// or none at all: the caller asks again.
+			p.log.Debug("no output of the pod to read", "pod", pod.Name, "error", err)
+		default:
 			p.log.Warn("pod log stream broken", "pod", pod.Name, "error", err)
 		}
 	}()
 	return out, nil
+}
+
+// logEndGrace is how long a followed stream may stay open after its Pod
+// has ended before it is cut (a kubelet checks every few seconds).
+const logEndGrace = time.Second
+
+// readRest reads an ended Pod's output without following, from the second
+// of last on, and gives send the lines after the atLast ones of time last
+// (which were sent already): all when nothing was.
+func (rt *runtime) readRest(ctx context.Context, pod string, followed *corev1.PodLogOptions, last time.Time, atLast int,
+	send func(backend.LogEntry) bool) error {
+	lo := *followed
+	lo.Follow = false
+	if !last.IsZero() {
+		lo.SinceTime = &metav1.Time{Time: last.Truncate(time.Second)}
+		lo.TailLines = nil
+	}
+	rc, err := rt.cs.CoreV1().Pods(rt.namespace).GetLogs(pod, &lo).Stream(ctx)
+	if err != nil {
+		return wrap(err, "logs of pod %s", pod)
+	}
+	defer rc.Close()
+	seen := 0
+	return readLogLines(bufio.NewReaderSize(rc, 64<<10), func(e backend.LogEntry) bool {
+		if e.Time.Before(last) {
+			return true
+		}
+		if e.Time.Equal(last) && seen < atLast {
+			seen++
+			return true
+		}
+		return send(e)
+	})
 }
 
 // readLogLines reads the kubelet's timestamped lines and gives each to
