@@ -9,7 +9,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 RUN_DIR   := .zoe
 
-.PHONY: all build run test test-go test-swarm kube-bins test-images lint proto proto-check deps fuzz bench clean
+.PHONY: all build run test test-go test-swarm kube-bins kubelet-bins deps-kubelet test-kubelet test-images lint proto proto-check deps fuzz bench clean
 
 all: build
 
@@ -184,6 +184,69 @@ kube-bins:
 	  for s in $(KWOK_CRDS); do install -m 644 $$src/crd/bases/$$s $$tmp/crds/ || exit 1; done && \
 	chmod 755 $$tmp && mv -T $$tmp $(KUBE_BINS) && \
 	$(call step,kube-bins: built in $(KUBE_BINS))
+
+# make test-kubelet (not part of make test: it needs root, and it adds a
+# network device, a bridge and a containerd of its own to the machine for
+# a few minutes): the Kubernetes back-end on a real node, a kubelet with
+# containerd's CRI beside the tests' control plane, running the test images
+# as real containers (internal/testutil/kubelet.go). The kubelet and
+# containerd are built from their own modules, internal/kubebins/kubelet
+# (the same k8s.io/kubernetes as internal/kubebins/kubernetes, checked
+# here) and internal/kubebins/containerd (Debian's containerd 1.6 cannot
+# run the back-end's pods: see its go.mod), into a directory of their own
+# in TEST_CACHE under a key of their go.mod files, so that make kube-bins,
+# which make test runs, keeps its key and cost.
+KUBELET_MODULES := internal/kubebins/kubelet internal/kubebins/containerd
+KUBELET_KEY := $(shell cat $(addsuffix /go.mod,$(KUBELET_MODULES)) 2>/dev/null | sha256sum | cut -c1-16)
+KUBELET_BINS := $(TEST_CACHE)/kubelet/$(KUBELET_KEY)
+KUBELET_TESTS := -run 'Kubelet' ./plugins/backend-k8s/...
+
+kubelet-bins:
+	@if [ -d $(KUBELET_BINS) ]; then echo "kubelet-bins: up to date in $(KUBELET_BINS)"; exit 0; fi; \
+	mkdir -p $(TEST_CACHE)/kubelet && exec 9>$(TEST_CACHE)/kubelet/lock && \
+	{ flock -n 9 || { echo "kubelet-bins: waiting for another make building them"; flock 9; }; } && \
+	if [ -d $(KUBELET_BINS) ]; then echo "kubelet-bins: up to date in $(KUBELET_BINS)"; exit 0; fi; \
+	rm -rf $(TEST_CACHE)/kubelet/.tmp-*; \
+	tmp=$$(mktemp -d $(TEST_CACHE)/kubelet/.tmp-$(KUBELET_KEY)-XXXXXX) && trap 'rm -rf $$tmp' EXIT && trap 'exit 1' HUP INT TERM && \
+	v0=$$(cd internal/kubebins/kubernetes && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes) && \
+	cd internal/kubebins/kubelet && v=$$($(GO) list -m -f '{{.Version}}' k8s.io/kubernetes) && \
+	  if [ "$$v" != "$$v0" ]; then echo "internal/kubebins/kubelet requires k8s.io/kubernetes $$v, internal/kubebins/kubernetes $$v0: bump both"; exit 1; fi && \
+	  mm=$${v#v} && minor=$${mm#*.} && \
+	  ldf="-s -w"; for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do \
+	    ldf="$$ldf -X $$p.gitVersion=$$v -X $$p.gitMajor=$${mm%%.*} -X $$p.gitMinor=$${minor%%.*} -X $$p.gitTreeState=clean"; done && \
+	  $(call step,kubelet-bins: building kubelet $$v) && \
+	  nice $(GO) build -ldflags "$$ldf" -o $$tmp/kubelet k8s.io/kubernetes/cmd/kubelet && \
+	cd ../containerd && v=$$($(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2) && \
+	  $(call step,kubelet-bins: building containerd $$v with its runc shim and ctr) && \
+	  CGO_ENABLED=0 nice $(GO) build -tags no_btrfs -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$$v" -o $$tmp/ \
+	    $(addprefix github.com/containerd/containerd/v2/cmd/,containerd containerd-shim-runc-v2 ctr) && \
+	chmod 755 $$tmp && mv -T $$tmp $(KUBELET_BINS) && \
+	$(call step,kubelet-bins: built in $(KUBELET_BINS))
+
+# What the real node needs from Debian, installed only when missing: runc
+# (the shim of kubelet-bins' containerd runs it), the CNI plugins (bridge, loopback,
+# host-local, in /usr/lib/cni), iproute2 (the node's address is on a veth
+# device) and iptables (the pods' bridge forwards between its ports despite
+# Docker's FORWARD policy). The test images come from the local Docker
+# engine, which the rest of the tests need too.
+deps-kubelet:
+	@$(call step,deps-kubelet: runc and the CNI plugins and iproute2 and iptables from Debian when missing)
+	@pkgs=; \
+	  command -v runc >/dev/null || pkgs="$$pkgs runc"; \
+	  test -x /usr/lib/cni/bridge && test -x /usr/lib/cni/loopback && test -x /usr/lib/cni/host-local || pkgs="$$pkgs containernetworking-plugins"; \
+	  command -v ip >/dev/null || pkgs="$$pkgs iproute2"; \
+	  command -v iptables >/dev/null || pkgs="$$pkgs iptables"; \
+	  if [ -z "$$pkgs" ]; then echo "all present: nothing to install"; exit 0; fi; \
+	  echo "installing with apt-get:$$pkgs"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
+
+# Run as root (the kubelet and containerd need it); ZOE_TEST_KUBELET tells
+# the tests where the kubelet is, and that they are asked to run: without
+# it they are skipped, so make test (which runs as root in CI) leaves them.
+test-kubelet: deps-kubelet kube-bins kubelet-bins
+	@$(call step,go test $(KUBELET_TESTS) with a real kubelet)
+	ZOE_TEST_KUBE=$(KUBE_BINS) ZOE_TEST_KUBELET=$(KUBELET_BINS) $(GO) test -count=1 -timeout 15m -v $(KUBELET_TESTS)
 
 test-swarm:
 	$(GO) test $(RACE_FLAGS) -count=1 -timeout 20m ./plugins/backend-swarm/...

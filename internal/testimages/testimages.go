@@ -48,6 +48,9 @@ const (
 	// github.com/zoe-project/zoe/sdk/plugintest/probe, which documents its
 	// output.
 	Probe = "zoe-test/probe:1"
+	// Pause waits for SIGTERM and exits 0: the sandbox image of the pods of
+	// the tests' real Kubernetes node (internal/testutil.AddRealNode).
+	Pause = "zoe-test/pause:1"
 )
 
 // The stand-ins of the images of examples/shop: what they run is honest
@@ -84,6 +87,7 @@ var programs = []struct {
 	{"./worker", Worker, nil},
 	{"./oom", OOM, nil},
 	{"github.com/zoe-project/zoe/sdk/plugintest/probe", Probe, nil},
+	{"./pause", Pause, nil},
 	{"./notebook", Notebook, nil},
 	{"./notebook", SparkNotebook, nil},
 	{"./batch", PythonBatch, nil},

@@ -277,9 +277,10 @@ func launchKube(bins string) (*KubeCluster, error) {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + f("sa.pub"), "--service-account-signing-key-file=" + f("sa.key"),
 		"--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
-		// The nodes' kubelets (kwok's server) at their InternalIP,
-		// 127.0.0.1, not at their names, which nothing resolves.
+		// The nodes' kubelets (kwok's server, or a real kubelet) at their
+		// InternalIP, not at their names, which nothing resolves.
 		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-client-certificate=" + f("kubelet-client.crt"), "--kubelet-client-key=" + f("kubelet-client.key"),
 		"--profiling=false",
 	}
 	if err := c.run("kube-apiserver", c.apiArgs...); err != nil {
@@ -454,6 +455,27 @@ func (c *KubeCluster) writeFiles() error {
 	if err != nil {
 		return err
 	}
+	// The API server's client certificate for the kubelets (pods' logs,
+	// exec): an administrator, so that a real kubelet (AddRealNode), which
+	// authenticates it against the CA and asks the API server whether it may,
+	// lets it in. kwok's server asks for no certificate.
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	clientTmpl := &x509.Certificate{SerialNumber: big.NewInt(3),
+		Subject:   pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	clientDER, err := x509.CreateCertificate(rand.Reader, clientTmpl, ca, &clientKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	clientKeyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
+	if err != nil {
+		return err
+	}
 	// The service accounts' tokens are signed with ES256.
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -486,14 +508,16 @@ func (c *KubeCluster) writeFiles() error {
 	}
 	pemOf := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
 	for name, data := range map[string][]byte{
-		"ca.crt":           pemOf("CERTIFICATE", caDER),
-		"apiserver.crt":    pemOf("CERTIFICATE", der),
-		"apiserver.key":    pemOf("PRIVATE KEY", keyDER),
-		"sa.key":           pemOf("PRIVATE KEY", saDER),
-		"sa.pub":           pemOf("PUBLIC KEY", saPub),
-		"tokens.csv":       fmt.Appendf(nil, "%s,admin,admin,\"system:masters\"\n", c.Token),
-		"kubeconfig":       kubeconfig,
-		"kwok-stages.yaml": []byte(strings.Join(all, "\n---\n")),
+		"ca.crt":             pemOf("CERTIFICATE", caDER),
+		"apiserver.crt":      pemOf("CERTIFICATE", der),
+		"apiserver.key":      pemOf("PRIVATE KEY", keyDER),
+		"kubelet-client.crt": pemOf("CERTIFICATE", clientDER),
+		"kubelet-client.key": pemOf("PRIVATE KEY", clientKeyDER),
+		"sa.key":             pemOf("PRIVATE KEY", saDER),
+		"sa.pub":             pemOf("PUBLIC KEY", saPub),
+		"tokens.csv":         fmt.Appendf(nil, "%s,admin,admin,\"system:masters\"\n", c.Token),
+		"kubeconfig":         kubeconfig,
+		"kwok-stages.yaml":   []byte(strings.Join(all, "\n---\n")),
 	} {
 		if err := os.WriteFile(f(name), data, 0o600); err != nil {
 			return err

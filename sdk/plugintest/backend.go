@@ -59,6 +59,12 @@ type BackendSuite struct {
 	// "policy: inside the container" and "policy: a missing host path":
 	// check what applies of them in the back-end's own tests.
 	NoProbe string
+	// PidsLimitAbove, when set, says why the process limit is enforced on a
+	// cgroup above the container's own, out of the probe's sight: a
+	// Kubernetes kubelet's podPidsLimit is the pod's cgroup's. The suite
+	// then does not read pids.max from the probe: check the limit from the
+	// platform's side, in the back-end's own tests.
+	PidsLimitAbove string
 	// NoLogs, when set, says why the platform's services write no output
 	// the back-end can read: a cluster of simulated nodes runs no program
 	// (the Kubernetes back-end's kwok nodes). The suite then skips "logs"

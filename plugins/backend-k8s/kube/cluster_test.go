@@ -5,7 +5,7 @@ package kube_test
 // their Go modules (make kube-bins), with kwok's simulated nodes, on which
 // pods run without containers (internal/testutil.Kube). What kwok cannot
 // show, a program's output and the policy seen from inside a container,
-// needs a real kubelet: make test-k8s-kubelet.
+// needs a real kubelet: make test-kubelet (kubelet_test.go).
 
 import (
 	"context"

@@ -39,6 +39,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -504,9 +505,10 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 			Cores: float64(n.Status.Allocatable.Cpu().MilliValue()) / 1000, MemoryBytes: n.Status.Allocatable.Memory().Value(),
 			CoresReserved: reserved[n.Name].cores, MemoryReserved: int64(reserved[n.Name].memory)}
 		for _, im := range n.Status.Images {
-			bn.Images = append(bn.Images, im.Names...)
+			bn.Images = append(bn.Images, imageNames(im.Names)...)
 		}
 		sort.Strings(bn.Images)
+		bn.Images = slices.Compact(bn.Images)
 		bn.State, bn.StateDetail = nodeState(n)
 		out = append(out, bn)
 	}
@@ -585,4 +587,23 @@ func nodeState(n *corev1.Node) (backend.NodeState, string) {
 		}
 	}
 	return backend.NodeReady, ""
+}
+
+// imageNames are the names a node's image goes by: the kubelet reports
+// them as the runtime has them, in full (docker.io/library/python:3.12,
+// and a digest), and ZApps name them as one would to docker run
+// (python:3.12), so that the short form of a Docker Hub name is added; a
+// core that places services only where their image is (image_pull_policy
+// Never) would find it nowhere otherwise.
+func imageNames(names []string) []string {
+	out := slices.Clone(names)
+	for _, n := range names {
+		if rest, ok := strings.CutPrefix(n, "docker.io/"); ok {
+			out = append(out, rest)
+			if short, ok := strings.CutPrefix(rest, "library/"); ok {
+				out = append(out, short)
+			}
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"bufio"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,21 @@ func TestReadLogLines(t *testing.T) {
 		string(got[len(got)-1].Line) != "no newline" || len(got) < 5 {
 		t.Errorf("got %d entries: first %q, last two %q %q, long line whole: %t", len(got), got[0].Line,
 			got[len(got)-2].Line, got[len(got)-1].Line, joined.String() == long)
+	}
+}
+
+func TestImageNames(t *testing.T) {
+	for _, c := range []struct {
+		in, want []string
+	}{
+		{[]string{"docker.io/zoe-test/job:1"}, []string{"docker.io/zoe-test/job:1", "zoe-test/job:1"}},
+		{[]string{"docker.io/library/python:3.12", "docker.io/library/python@sha256:ab"},
+			[]string{"docker.io/library/python:3.12", "docker.io/library/python@sha256:ab", "library/python:3.12", "python:3.12", "library/python@sha256:ab", "python@sha256:ab"}},
+		{[]string{"registry.example.org/team/app:2"}, []string{"registry.example.org/team/app:2"}},
+		{nil, nil},
+	} {
+		if got := imageNames(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("imageNames(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

@@ -1,0 +1,11 @@
+//go:build tools
+
+// Package containerd pins the containerd, its runc shim and ctr make
+// test-kubelet builds; nothing imports it.
+package containerd
+
+import (
+	_ "github.com/containerd/containerd/v2/cmd/containerd"
+	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
+	_ "github.com/containerd/containerd/v2/cmd/ctr"
+)
