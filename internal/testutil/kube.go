@@ -137,6 +137,20 @@ func (k *Kube) Cluster(t testing.TB) *KubeCluster {
 	return k.c
 }
 
+// StartKubeCluster starts a control plane outside go test (for a
+// benchmark), with the binaries KubeBinDir finds; stop kills its processes
+// and removes its files. Its processes die with this one (Pdeathsig).
+func StartKubeCluster() (c *KubeCluster, stop func(), err error) {
+	bins, err := KubeBinDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, err = startKube(bins); err != nil {
+		return nil, nil, err
+	}
+	return c, c.stop, nil
+}
+
 // Stop kills the control plane's processes, if it started, and removes its
 // files.
 func (k *Kube) Stop() {
@@ -753,6 +767,15 @@ func (c *KubeCluster) MustDo(t testing.TB, method, path string, body, out any) {
 // API server for their kubelets (pods' logs).
 func (c *KubeCluster) AddNode(t testing.TB, name string, cores int, memory string, labels map[string]string) {
 	t.Helper()
+	t.Cleanup(func() { c.request(context.Background(), "DELETE", "/api/v1/nodes/"+name, nil) })
+	if err := c.CreateNode(context.Background(), name, cores, memory, 110, labels); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CreateNode is AddNode with room for pods pods, outside a test: the node
+// stays until the cluster stops or someone deletes it.
+func (c *KubeCluster) CreateNode(ctx context.Context, name string, cores int, memory string, pods int, labels map[string]string) error {
 	n := c.nodes.Add(1)
 	labels = maps.Clone(labels)
 	if labels == nil {
@@ -761,7 +784,7 @@ func (c *KubeCluster) AddNode(t testing.TB, name string, cores int, memory strin
 	labels["kubernetes.io/hostname"] = name
 	labels["kubernetes.io/os"] = "linux"
 	labels["type"] = "kwok"
-	capacity := map[string]string{"cpu": fmt.Sprint(cores), "memory": memory, "pods": "110"}
+	capacity := map[string]string{"cpu": fmt.Sprint(cores), "memory": memory, "pods": fmt.Sprint(pods)}
 	node := map[string]any{
 		"apiVersion": "v1", "kind": "Node",
 		"metadata": map[string]any{"name": name, "labels": labels,
@@ -776,27 +799,32 @@ func (c *KubeCluster) AddNode(t testing.TB, name string, cores int, memory strin
 			"nodeInfo": map[string]string{"architecture": "amd64", "operatingSystem": "linux",
 				"kubeletVersion": "fake"}},
 	}
-	c.MustDo(t, "POST", "/api/v1/nodes", node, nil)
-	t.Cleanup(func() { c.request(context.Background(), "DELETE", "/api/v1/nodes/"+name, nil) })
-	WaitFor(t, time.Minute, "node "+name+" Ready", func() (bool, string) {
+	if b, code, err := c.request(ctx, "POST", "/api/v1/nodes", node); err != nil || code/100 != 2 {
+		return fmt.Errorf("create node %s: %d %v %s", name, code, err, b)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
 		var got struct {
 			Spec struct {
 				Taints []struct{ Key string } `json:"taints"`
 			} `json:"spec"`
 		}
-		b, code, err := c.request(context.Background(), "GET", "/api/v1/nodes/"+name, nil)
-		if err != nil || code != http.StatusOK {
-			return false, fmt.Sprint(code, err, string(b))
+		b, code, err := c.request(ctx, "GET", "/api/v1/nodes/"+name, nil)
+		last := fmt.Sprint(code, err, string(b))
+		if err == nil && code == http.StatusOK && json.Unmarshal(b, &got) == nil {
+			ready := conditionTrue(b, "Ready")
+			tainted := slices.ContainsFunc(got.Spec.Taints, func(t struct{ Key string }) bool {
+				return t.Key == "node.kubernetes.io/not-ready"
+			})
+			if ready && !tainted {
+				return nil
+			}
 		}
-		if err := json.Unmarshal(b, &got); err != nil {
-			return false, err.Error()
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("node %s not Ready after a minute; last: %s\nkwok.log:\n%s", name, last, c.logTail("kwok", 20))
 		}
-		ready := conditionTrue(b, "Ready")
-		tainted := slices.ContainsFunc(got.Spec.Taints, func(t struct{ Key string }) bool {
-			return t.Key == "node.kubernetes.io/not-ready"
-		})
-		return ready && !tainted, string(b) + "\nkwok.log:\n" + c.logTail("kwok", 20)
-	})
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Namespace creates a namespace of a new name for t, deleted when t ends.
