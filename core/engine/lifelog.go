@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -17,9 +18,14 @@ import (
 //
 // The lines name the execution by id, owner and name and say why; they
 // never hold its description, which may carry environment values.
+//
+// A change and its line are made under one lock, so that the lines come in
+// the order of the changes: the goroutine that made an execution running
+// could otherwise log it after another had moved it on to cleaning up.
 type lifeLog struct {
 	state.Store
 	log hclog.Logger
+	mu  *sync.Mutex
 }
 
 // WithLifeLog wraps store so that the lifecycle of executions reaches log;
@@ -29,10 +35,12 @@ func WithLifeLog(log hclog.Logger, store state.Store) state.Store {
 	if _, ok := store.(lifeLog); ok {
 		return store
 	}
-	return lifeLog{Store: store, log: log}
+	return lifeLog{Store: store, log: log, mu: &sync.Mutex{}}
 }
 
 func (l lifeLog) CreateExecution(ctx context.Context, ne state.NewExecution) (state.Execution, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	ex, err := l.Store.CreateExecution(ctx, ne)
 	if err == nil {
 		l.log.Info("execution submitted", execArgs(ex, "services", len(ne.Services), "cores", ex.Cores, "memory", ex.Memory)...)
@@ -41,6 +49,8 @@ func (l lifeLog) CreateExecution(ctx context.Context, ne state.NewExecution) (st
 }
 
 func (l lifeLog) Transition(ctx context.Context, id int64, from []state.Status, to state.Status, c state.ExecutionChange) (state.Execution, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	ex, err := l.Store.Transition(ctx, id, from, to, c)
 	if err != nil {
 		return ex, err
@@ -75,6 +85,8 @@ func (l lifeLog) Transition(ctx context.Context, id int64, from []state.Status, 
 
 func (l lifeLog) DeleteExecution(ctx context.Context, id int64) error {
 	// Read first: once deleted, its owner and name are gone.
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	ex, gerr := l.Store.GetExecution(ctx, id)
 	if err := l.Store.DeleteExecution(ctx, id); err != nil {
 		return err
