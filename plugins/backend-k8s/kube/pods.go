@@ -471,10 +471,22 @@ func (rt *runtime) waitStarted(ctx context.Context, pod *corev1.Pod) (*corev1.Po
 // follow reads a watch until the Pod has started; nil when the watch ended
 // before.
 func (rt *runtime) follow(ctx context.Context, w watch.Interface, current *corev1.Pod, deadline <-chan time.Time) (*corev1.Pod, error) {
+	// A volume the kubelet cannot mount shows only in the pod's events,
+	// and the kubelet tries again for ever: they are read while it is
+	// placed and not started.
+	mounts := time.NewTicker(mountCheckEvery)
+	defer mounts.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, wrap(ctx.Err(), "wait for pod %s", current.Name)
+		case <-mounts.C:
+			if !scheduled(current) {
+				continue
+			}
+			if err := rt.mountFailure(ctx, current); err != nil {
+				return nil, err
+			}
 		case <-deadline:
 			if scheduled(current) {
 				// Placed: an image pull may take its time; Start has
@@ -503,6 +515,30 @@ func (rt *runtime) follow(ctx context.Context, w watch.Interface, current *corev
 			}
 		}
 	}
+}
+
+// mountCheckEvery is how often a placed Pod that has not started is
+// checked for a volume that cannot be mounted.
+const mountCheckEvery = 2 * time.Second
+
+// mountFailure fails a Pod whose host path the kubelet cannot mount (a
+// FailedMount event saying the path is missing or not a directory: Zoe
+// mounts host paths of type Directory, which the kubelet never creates).
+// Other mount failures may pass (a claim being bound, a network file
+// system back): the start waits, as the core bounds it. Without the right
+// to read events it says nothing.
+func (rt *runtime) mountFailure(ctx context.Context, pod *corev1.Pod) error {
+	evs, err := rt.cs.CoreV1().Events(rt.namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.uid=" + string(pod.UID) + ",reason=FailedMount"})
+	if err != nil {
+		return nil
+	}
+	for _, ev := range evs.Items {
+		if strings.Contains(ev.Message, "hostPath type check failed") {
+			return fmt.Errorf("pod %s: %s: %w", pod.Name, ev.Message, sdk.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 // started tells whether a Pod runs or has ended, and fails one whose
