@@ -148,6 +148,7 @@ func serveDaemon(t *testing.T, opts Options) net.Addr {
 	select {
 	case addr = <-ready:
 	case err := <-errc:
+		errc <- err // for the cleanup, which waits for it
 		t.Fatalf("Run returned before serving: %v", err)
 	case <-time.After(2 * time.Minute):
 		t.Fatal("Run did not serve within 2 minutes")

@@ -57,6 +57,7 @@ http {
 	case a := <-ready:
 		addr = a.String()
 	case err := <-errc:
+		errc <- err // for the cleanup, which waits for it
 		t.Fatalf("Run returned before serving: %v", err)
 	case <-time.After(2 * time.Minute):
 		t.Fatal("Run did not call Ready within 2 minutes")

@@ -228,6 +228,12 @@ func TestKube(t *testing.T) {
 		t.Errorf("web runs on %q with IP %q, want n2 and an IP", web.Spec.NodeName, web.Status.PodIP)
 	}
 	t.Logf("a pod Running in %s", time.Since(start).Round(time.Millisecond))
+	// kwok learns of the Logs object by a watch of its own: on a loaded
+	// machine the pod may run first.
+	WaitFor(t, time.Minute, "kwok serving web's log", func() (bool, string) {
+		b, code := c.Do(t, "GET", pods+"/web/log", nil)
+		return code == http.StatusOK, fmt.Sprint(code, " ", string(b))
+	})
 	for query, want := range map[string]string{
 		"":             "one\ntwo\nthree\n",
 		"?tailLines=1": "three\n",

@@ -33,15 +33,11 @@ func TestTokenAfterGroupChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
 	t.Setenv("ZOE_TEST_LDAP_PASSWORD", serviceP)
 	file := filepath.Join(dir, "zoe.hcl")
-	cfg := fmt.Sprintf("listen = %q\ndata_dir = \"data\"\nauth \"ldap\" {%s}\nworkspace \"dir\" {\n  base_path = \"ws\"\n}\n", addr, searchConfig(s.URL))
+	// Port 0: the daemon takes a free port and says which (Ready); a port
+	// found free here could be taken before it binds it.
+	cfg := fmt.Sprintf("listen = %q\ndata_dir = \"data\"\nauth \"ldap\" {%s}\nworkspace \"dir\" {\n  base_path = \"ws\"\n}\n", "127.0.0.1:0", searchConfig(s.URL))
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +62,12 @@ func TestTokenAfterGroupChange(t *testing.T) {
 			t.Logf("daemon log:\n%s", logs)
 		}
 	})
+	var addr string
 	select {
-	case <-ready:
+	case a := <-ready:
+		addr = a.String()
 	case err := <-errc:
+		errc <- err // for the cleanup, which waits for it
 		t.Fatalf("daemon: %v", err)
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the daemon did not start within 2 minutes")
