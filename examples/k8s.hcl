@@ -72,4 +72,9 @@ backend "k8s" {
   volume_access_mode   = "ReadWriteMany"
 
   image_pull_policy = "IfNotPresent"
+
+  # Requests a second to the API server at most (bursts of twice as many);
+  # -1: no limit of the plugin's own, the API server's priority and
+  # fairness bounds it.
+  api_qps = -1
 }

@@ -197,7 +197,14 @@ func (e *Engine) adopt(ctx context.Context, ex state.Execution, sv state.Service
 		e.log.Error("cannot adopt a service", "execution", ex.ID, "service", sv.Name, "error", err)
 		return
 	}
-	nodes, _ := e.cfg.Backend.Nodes(ctx)
+	// The node's address, from the list the fit check keeps for a few
+	// seconds: a pass may adopt many services (their starts had not
+	// returned yet), and a Nodes call each was a list of every pod of a
+	// Kubernetes cluster each. A node not in it is asked for.
+	nodes := e.configuredNodes(ctx)
+	if !slices.ContainsFunc(nodes, func(n backend.Node) bool { return n.Name == st.Node }) {
+		nodes, _ = e.cfg.Backend.Nodes(ctx)
+	}
 	if err := e.record(ctx, ex, sv, in, st, addresses(nodes), "adopted: the back-end runs it"); err != nil {
 		e.log.Warn("cannot adopt a service", "execution", ex.ID, "service", sv.Name, "error", err)
 	}

@@ -885,8 +885,9 @@ type KubePodLog struct {
 // namespace/name (which need not exist yet) from a new empty file. The
 // API server's pods/log then reads it as a kubelet's: follow, tailLines,
 // sinceSeconds, sinceTime, timestamps and limitBytes work, except that a
-// follow goes on after the pod ended (kwok cannot tell). kwok sees the
-// change within milliseconds, long before a new pod runs.
+// follow goes on after the pod ended (kwok cannot tell). kwok learns of it
+// by a watch of its own, within milliseconds on an idle machine, but a pod
+// may run before: until then, asking for its log is an error.
 func (c *KubeCluster) PodLog(t testing.TB, namespace, name string) *KubePodLog {
 	t.Helper()
 	dir := filepath.Join(c.Dir, "podlogs")
@@ -897,12 +898,27 @@ func (c *KubeCluster) PodLog(t testing.TB, namespace, name string) *KubePodLog {
 	if err := os.WriteFile(l.File, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.MustDo(t, "POST", "/apis/kwok.x-k8s.io/v1alpha1/namespaces/"+namespace+"/logs", map[string]any{
+	if err := c.ServePodLog(context.Background(), namespace, name, l.File); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// ServePodLog makes kwok serve the log of every container of the pod
+// namespace/name (which need not exist yet) from file, in the CRI format
+// of a kubelet's container logs: PodLog outside go test (a benchmark gives
+// its pods an empty log, as a kubelet serves a silent container's; kwok
+// has none by default, and asking for one is an error).
+func (c *KubeCluster) ServePodLog(ctx context.Context, namespace, name, file string) error {
+	b, code, err := c.request(ctx, "POST", "/apis/kwok.x-k8s.io/v1alpha1/namespaces/"+namespace+"/logs", map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
 		"metadata": map[string]any{"name": name, "namespace": namespace},
-		"spec":     map[string]any{"logs": []any{map[string]any{"logsFile": l.File, "follow": true}}},
-	}, nil)
-	return l
+		"spec":     map[string]any{"logs": []any{map[string]any{"logsFile": file, "follow": true}}},
+	})
+	if err == nil && code/100 != 2 {
+		err = fmt.Errorf("serve the log of pod %s/%s: %d %s", namespace, name, code, b)
+	}
+	return err
 }
 
 // Add appends a line of stream ("stdout" or "stderr") written at time at.

@@ -319,9 +319,12 @@ func TestLogs(t *testing.T) {
 		}
 		return got
 	}
-	if got, want := read(backend.LogOptions{}), []string{"0s line 0", "1s line 1", "2s line 2"}; !slices.Equal(got, want) {
-		t.Errorf("every line: %q, want %q", got, want)
-	}
+	// kwok learns of the pod's log by a watch of its own, maybe after the
+	// pod runs: until then there is none to read.
+	testutil.WaitFor(t, wait, "every line", func() (bool, string) {
+		got, want := read(backend.LogOptions{}), []string{"0s line 0", "1s line 1", "2s line 2"}
+		return slices.Equal(got, want), fmt.Sprintf("%q, want %q", got, want)
+	})
 	if got, want := read(backend.LogOptions{Tail: 1}), []string{"2s line 2"}; !slices.Equal(got, want) {
 		t.Errorf("tail 1: %q, want %q", got, want)
 	}
@@ -456,12 +459,6 @@ func TestNodes(t *testing.T) {
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("node_selector %q: %v %v, want %v", c.selector, got, err, c.want)
 		}
-	}
-	s.cfg["node_selector"] = "zone in (eu"
-	var diags sdk.Diagnostics
-	if err := kube.New(nil).Configure(ctx, s.config(t)); !errors.As(err, &diags) || len(diags) != 1 ||
-		!slices.Equal(diags[0].Path, []string{"node_selector"}) {
-		t.Errorf("an invalid node_selector: %v, want a diagnostic at node_selector", err)
 	}
 }
 

@@ -97,6 +97,7 @@ const (
 	attrVolumeSize      = "volume_size"
 	attrVolumeAccess    = "volume_access_mode"
 	attrPullPolicy      = "image_pull_policy"
+	attrAPIQPS          = "api_qps"
 
 	modeNodePort = "node_port"
 	modePodIP    = "pod_ip"
@@ -146,7 +147,16 @@ type settings struct {
 	volumeSize      resource.Quantity
 	volumeAccess    corev1.PersistentVolumeAccessMode
 	pullPolicy      corev1.PullPolicy
+	qps             float32 // client-side requests a second; < 0: none
 }
+
+// defaultQPS is api_qps's default: no limit of the plugin's own, as
+// controller-runtime and cert-manager do now; the API server's priority
+// and fairness (on by default since Kubernetes 1.20) bounds it and answers
+// 429 with a delay, which client-go follows. client-go's own default, 5 a
+// second, held every start back by seconds, and 100 a thousand executions
+// by minutes.
+const defaultQPS = -1
 
 // New returns an unconfigured back-end that logs to log.
 func New(log *slog.Logger) *Plugin {
@@ -191,6 +201,8 @@ func (p *Plugin) Schema() sdk.Schema {
 		{Name: attrVolumeSize, Type: "string", Default: "10Gi", Help: "Size of the claims made for named volumes."},
 		{Name: attrVolumeAccess, Type: "string", Default: string(corev1.ReadWriteMany),
 			Help: "Access mode of the claims made for named volumes: an execution's services on several nodes share them."},
+		{Name: attrAPIQPS, Type: "number", Default: defaultQPS,
+			Help: "Requests a second the plugin sends the API server at most, in bursts of twice as many; -1 (the default) for no limit of its own: the API server's priority and fairness bounds it."},
 		{Name: attrPullPolicy, Type: "string", Default: string(corev1.PullIfNotPresent),
 			Help: `imagePullPolicy of the pods: "IfNotPresent", "Always" or "Never" (then Zoe places services only on nodes that have the image).`},
 	}}
@@ -213,6 +225,7 @@ type blockConfig struct {
 	VolumeSize      string   `json:"volume_size"`
 	VolumeAccess    string   `json:"volume_access_mode"`
 	PullPolicy      string   `json:"image_pull_policy"`
+	APIQPS          *float64 `json:"api_qps"`
 }
 
 // Configure checks the block and makes the cluster's client. A cluster
@@ -324,6 +337,13 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 	default:
 		at(attrPullPolicy, "invalid image pull policy", fmt.Sprintf("%q: want IfNotPresent, Always or Never", set.pullPolicy))
 	}
+	set.qps = defaultQPS
+	if bc.APIQPS != nil {
+		if q := *bc.APIQPS; q != -1 && (q <= 0 || q > 1e6) {
+			at(attrAPIQPS, "invalid API rate", fmt.Sprintf("%v: want a number of requests a second above 0, or -1", q))
+		}
+		set.qps = float32(*bc.APIQPS)
+	}
 	rc, err := restConfig(bc.Kubeconfig, bc.Context)
 	if err != nil {
 		at(attrKubeconfig, "cannot load the cluster's configuration", err.Error())
@@ -335,11 +355,8 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 		return nil
 	}
 	rc.UserAgent = "zoe-backend-k8s/" + Version
-	// client-go's default, 5 requests a second, held every start of a
-	// ZApp of a few services back by seconds (each pod is a few requests);
-	// the scheduler's rate, which the API server's priority and fairness
-	// still bounds.
-	rc.QPS, rc.Burst = 50, 100
+	// A negative rate: no client-side limiter (defaultQPS).
+	rc.QPS, rc.Burst = set.qps, max(1, int(2*set.qps))
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "cannot make a Kubernetes client", Detail: err.Error(), Path: []string{attrKubeconfig}}}
