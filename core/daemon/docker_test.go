@@ -324,6 +324,22 @@ func hasEvent(ex zoeclient.Execution, to, reason string) bool {
 	})
 }
 
+// checkEnded checks how a batch execution ended: its status, exit code,
+// and for an error the reason in its message and its cleaning_up event.
+func checkEnded(t *testing.T, ex zoeclient.Execution, status string, code int, reason string) {
+	t.Helper()
+	if ex.Status != status || ex.ExitCode == nil || *ex.ExitCode != code || !strings.Contains(ex.ErrorMessage, reason) {
+		got := "none"
+		if ex.ExitCode != nil {
+			got = fmt.Sprint(*ex.ExitCode)
+		}
+		t.Errorf("%s, exit code %s, error %q; want %s, %d, %q", ex.Status, got, ex.ErrorMessage, status, code, reason)
+	}
+	if status == "error" && !hasEvent(ex, "cleaning_up", reason) {
+		t.Errorf("no cleaning_up event with the reason %q: %+v", reason, ex.Events)
+	}
+}
+
 func httpGet(url string) (string, error) {
 	resp, err := (&http.Client{Timeout: time.Minute}).Get(url) // a hang bound
 	if err != nil {
@@ -427,17 +443,7 @@ func TestDockerEndToEnd(t *testing.T) {
 		for _, b := range batches {
 			t.Run(b.name, func(t *testing.T) {
 				c := env.user(t, "alice")
-				ex := c.await(b.id, "terminated", "error")
-				if ex.Status != b.status || ex.ExitCode == nil || *ex.ExitCode != b.code || !strings.Contains(ex.ErrorMessage, b.reason) {
-					code := "none"
-					if ex.ExitCode != nil {
-						code = fmt.Sprint(*ex.ExitCode)
-					}
-					t.Errorf("%s, exit code %s, error %q; want %s, %d, %q", ex.Status, code, ex.ErrorMessage, b.status, b.code, b.reason)
-				}
-				if b.status == "error" && !hasEvent(ex, "cleaning_up", b.reason) {
-					t.Errorf("no cleaning_up event with the reason %q: %+v", b.reason, ex.Events)
-				}
+				checkEnded(t, c.await(b.id, "terminated", "error"), b.status, b.code, b.reason)
 				env.gone(t, b.id)
 			})
 		}

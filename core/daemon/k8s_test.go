@@ -347,17 +347,7 @@ func TestK8sEndToEnd(t *testing.T) {
 				c := env.user(t, "alice")
 				c.await(b.id, "running")
 				env.exit(t, env.pod(b.id, "job0"), b.code, b.reason)
-				ex := c.await(b.id, "terminated", "error")
-				if ex.Status != b.status || ex.ExitCode == nil || *ex.ExitCode != b.code || !strings.Contains(ex.ErrorMessage, b.message) {
-					code := "none"
-					if ex.ExitCode != nil {
-						code = fmt.Sprint(*ex.ExitCode)
-					}
-					t.Errorf("%s, exit code %s, error %q; want %s, %d, %q", ex.Status, code, ex.ErrorMessage, b.status, b.code, b.message)
-				}
-				if b.status == "error" && !hasEvent(ex, "cleaning_up", b.message) {
-					t.Errorf("no cleaning_up event with the reason %q: %+v", b.message, ex.Events)
-				}
+				checkEnded(t, c.await(b.id, "terminated", "error"), b.status, b.code, b.message)
 				env.gone(t, b.id)
 			})
 		}
