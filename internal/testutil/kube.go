@@ -50,6 +50,10 @@ const (
 	// as soon as it runs, as a program would: a label, since a spec's labels
 	// become its pod's (those of Zoe's, prefixed zoe.), its annotations not.
 	KubeExitCodeLabel = "zoe.test/exit-code"
+	// KubeRejectLabel on a pod at its creation makes it fail as a kubelet
+	// fails a pod it does not admit, before any container, with the
+	// label's value as the reason ("OutOfcpu").
+	KubeRejectLabel = "zoe.test/reject"
 	// KubeExitAfterAnnotation delays that exit by a Go duration ("2s").
 	KubeExitAfterAnnotation = "kwok.zoe.test/exit-after"
 	// KubeExitReasonAnnotation sets the containers' terminated reason

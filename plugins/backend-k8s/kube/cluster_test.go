@@ -462,6 +462,27 @@ func TestNodes(t *testing.T) {
 	}
 }
 
+// TestNotAdmitted: a pod its node's kubelet does not admit (OutOfcpu: the
+// scheduler's view and the kubelet's differ) fails its start as resource
+// exhausted, with the kubelet's reason, so that Zoe tries again later,
+// and leaves nothing; it is no program that exited.
+func TestNotAdmitted(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := s.open(t)
+	ctx := ctxFor(t)
+	spec := service("rejected-1-" + s.deployment)
+	spec.Node = s.node
+	spec.Labels[testutil.KubeRejectLabel] = "OutOfcpu"
+	st, err := p.Start(ctx, spec)
+	if !errors.Is(err, sdk.ErrResourceExhausted) || !strings.Contains(err.Error(), "OutOfcpu") {
+		t.Errorf("Start = %+v, %v; want resource exhausted with the kubelet's reason", st, err)
+	}
+	if _, code := s.pod(t, spec.Name); code != http.StatusNotFound {
+		t.Errorf("the pod after a failed start: %d, want 404", code)
+	}
+}
+
 // TestUnschedulable: a pod the cluster cannot place fails its start with the
 // scheduler's reason after pending_timeout, and leaves nothing.
 func TestUnschedulable(t *testing.T) {

@@ -542,8 +542,15 @@ func (rt *runtime) mountFailure(ctx context.Context, pod *corev1.Pod) error {
 }
 
 // started tells whether a Pod runs or has ended, and fails one whose
-// container cannot be made.
+// container cannot be made, and one its node did not admit (OutOfcpu,
+// OutOfmemory: the kubelet's view of the node and Zoe's differ; evicted
+// before it ran): sdk.ErrResourceExhausted, so that Zoe tries again later
+// instead of taking it for a program that exited.
 func started(pod *corev1.Pod) (bool, error) {
+	if pod.Status.Phase == corev1.PodFailed && !ranAny(pod) {
+		return false, fmt.Errorf("pod %s not admitted by node %s: %s: %s: %w", pod.Name, pod.Spec.NodeName,
+			pod.Status.Reason, pod.Status.Message, sdk.ErrResourceExhausted)
+	}
 	switch pod.Status.Phase {
 	case corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed:
 		return true, nil
@@ -559,6 +566,16 @@ func started(pod *corev1.Pod) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// ranAny tells whether any container of the Pod has run.
+func ranAny(pod *corev1.Pod) bool {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func scheduled(pod *corev1.Pod) bool {
