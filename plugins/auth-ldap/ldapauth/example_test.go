@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"syscall"
 	"testing"
@@ -58,15 +58,12 @@ func TestExampleDaemon(t *testing.T) {
 		// alice is in the directory too, with another password.
 		testutil.User{Name: "alice", Password: "local-Pa55", Role: "guest"})
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	// Port 0: the daemon takes a free port and says which in its ready
+	// line (a port found free here could be taken before it binds it).
+	var addr string
 	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(filepath.Join(bin, "zoe"), "server", "-config", cfgFile)
-	cmd.Env = append(os.Environ(), "ZOE_LISTEN="+addr, "ZOE_LDAP_URL="+s.LDAPSURL, "ZOE_LDAP_CA_FILE="+ca.File,
+	cmd.Env = append(os.Environ(), "ZOE_LISTEN=127.0.0.1:0", "ZOE_LDAP_URL="+s.LDAPSURL, "ZOE_LDAP_CA_FILE="+ca.File,
 		"ZOE_LDAP_PASSWORD="+serviceP)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 5 * time.Second
@@ -127,6 +124,13 @@ func TestExampleDaemon(t *testing.T) {
 		case <-done:
 			t.Fatalf("zoe server exited: %v", cmd.ProcessState)
 		default:
+		}
+		if addr == "" {
+			m := regexp.MustCompile(`zoe is ready: url=http://([^/ ]+)/`).FindStringSubmatch(out.String())
+			if m == nil {
+				return false, "no ready line yet"
+			}
+			addr = m[1]
 		}
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/me", nil)
 		req.SetBasicAuth("robot", "robot-Pa55")
