@@ -31,9 +31,10 @@ workspace "dir" {
 }
 
 backend "k8s" {
+  # The account of examples/k8s/rbac.yaml (the README makes this file).
   # Empty: in-cluster inside a pod, else $KUBECONFIG or ~/.kube/config.
-  # kubeconfig = "/etc/zoe/kubeconfig"
-  # context    = "lab"
+  kubeconfig = "../.zoe/k8s-kubeconfig"
+  # context  = "lab"
 
   # Default zoe-<deployment_name>. examples/k8s/rbac.yaml creates it, so the
   # plugin's account need not have the right to create namespaces.

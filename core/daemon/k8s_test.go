@@ -86,8 +86,11 @@ func newK8sEnv(t *testing.T, nodeLabels map[string]string) *k8sEnv {
 		t.Fatalf("examples/k8s.hcl's backend block has no line %s", ns)
 	}
 	block = strings.Replace(block, ns, fmt.Sprintf("namespace = %q", env.ns), 1)
-	block = strings.Replace(block, "backend \"k8s\" {\n", fmt.Sprintf("backend \"k8s\" {\n  kubeconfig = %q\n  node_selector = %q\n",
-		kubeconfig, "kubernetes.io/hostname="+env.node), 1)
+	kc := `kubeconfig = "../.zoe/k8s-kubeconfig"`
+	if !strings.Contains(block, kc) {
+		t.Fatalf("examples/k8s.hcl's backend block has no line %s", kc)
+	}
+	block = strings.Replace(block, kc, fmt.Sprintf("kubeconfig = %q\n  node_selector = %q", kubeconfig, "kubernetes.io/hostname="+env.node), 1)
 	cfg := fmt.Sprintf("listen = %q\ndeployment_name = %q\ndata_dir = \"data\"\nshop_dir = %q\n", anyPort, env.dep,
 		filepath.Join(moduleRoot(t), "examples", "shop")) +
 		"auth \"file\" {\n  users_file = \"users.csv\"\n}\nworkspace \"dir\" {\n  base_path = \"ws\"\n}\n" + block
