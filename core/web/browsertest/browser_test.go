@@ -148,7 +148,14 @@ func js[T any](t *testing.T, b *testutil.Browser, expr string) T {
 func waitStatus(t *testing.T, b *testutil.Browser, status string) {
 	t.Helper()
 	testutil.WaitFor(t, 2*time.Minute, fmt.Sprintf("the execution page to say %q", status), func() (bool, string) {
-		got := js[string](t, b, `(document.getElementById("ex-status") || {}).textContent || ""`)
+		// Asked again when the page is being replaced (a click's form
+		// answer loading): "Inspected target navigated or closed".
+		ctx, cancel := context.WithTimeout(b.Context(), testutil.StepTimeout)
+		defer cancel()
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("ex-status") || {}).textContent || ""`))
+		if err != nil {
+			return false, err.Error()
+		}
 		return got == status, fmt.Sprintf("it says %q", got)
 	})
 }
