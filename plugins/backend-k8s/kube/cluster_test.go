@@ -462,6 +462,32 @@ func TestNodes(t *testing.T) {
 	}
 }
 
+// TestNamespaceMadeAgain: the deployment's namespace, made by the plugin,
+// deleted by someone while the plugin runs, is made again by the next
+// execution's start instead of failing every start after.
+func TestNamespaceMadeAgain(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	ns := "zoe-" + s.deployment
+	s.cfg["namespace"] = ns
+	t.Cleanup(func() { s.c.Do(t, "DELETE", "/api/v1/namespaces/"+ns, nil) })
+	p := s.open(t)
+	ctx := ctxFor(t)
+	for i := range 2 {
+		name := fmt.Sprintf("zoe-%s-%d", s.deployment, i+1)
+		if _, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: name}); err != nil {
+			t.Fatalf("CreateNetwork %s: %v", name, err)
+		}
+		if i == 0 {
+			s.c.MustDo(t, "DELETE", "/api/v1/namespaces/"+ns, nil, nil)
+			testutil.WaitFor(t, wait, "the namespace deleted", func() (bool, string) {
+				b, code := s.c.Do(t, "GET", "/api/v1/namespaces/"+ns, nil)
+				return code == http.StatusNotFound, string(b)
+			})
+		}
+	}
+}
+
 // TestNotAdmitted: a pod its node's kubelet does not admit (OutOfcpu: the
 // scheduler's view and the kubelet's differ) fails its start as resource
 // exhausted, with the kubelet's reason, so that Zoe tries again later,

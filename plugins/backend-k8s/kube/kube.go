@@ -416,6 +416,23 @@ func (p *Plugin) runtime() (*runtime, error) {
 
 // ensureNamespace creates the deployment's namespace once, when allowed
 // and missing.
+// inNamespace runs create, the first object of an execution or a service
+// in the namespace; when the namespace is gone (deleted by someone since it
+// was made), it is made again, when allowed, and create runs once more.
+func inNamespace[T any](ctx context.Context, rt *runtime, create func() (T, error)) (T, error) {
+	v, err := create()
+	if !apierrors.IsNotFound(err) {
+		return v, err
+	}
+	rt.nsMu.Lock()
+	rt.nsReady = false
+	rt.nsMu.Unlock()
+	if nerr := rt.ensureNamespace(ctx); nerr != nil {
+		return v, nerr
+	}
+	return create()
+}
+
 func (rt *runtime) ensureNamespace(ctx context.Context) error {
 	rt.nsMu.Lock()
 	defer rt.nsMu.Unlock()

@@ -48,7 +48,9 @@ func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (s
 			PublishNotReadyAddresses: true,
 		},
 	}
-	created, err := rt.cs.CoreV1().Services(rt.namespace).Create(ctx, svc, metav1.CreateOptions{})
+	created, err := inNamespace(ctx, rt, func() (*corev1.Service, error) {
+		return rt.cs.CoreV1().Services(rt.namespace).Create(ctx, svc, metav1.CreateOptions{})
+	})
 	if err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return "", fmt.Errorf("create network %q: %w", spec.Name, sdk.ErrAlreadyExists)

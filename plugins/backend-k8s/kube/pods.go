@@ -49,7 +49,9 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err := rt.ensureClaims(ctx, spec); err != nil {
 		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
-	created, err := rt.cs.CoreV1().Pods(rt.namespace).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := inNamespace(ctx, rt, func() (*corev1.Pod, error) {
+		return rt.cs.CoreV1().Pods(rt.namespace).Create(ctx, pod, metav1.CreateOptions{})
+	})
 	if apierrors.IsAlreadyExists(err) {
 		return backend.ServiceStatus{}, fmt.Errorf("start %q: a pod of that name exists: %w", spec.Name, sdk.ErrAlreadyExists)
 	}
