@@ -147,7 +147,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err != nil {
 		return backend.ServiceStatus{}, wrap(err, "inspect container %q", spec.Name)
 	}
-	return status(h, res.Container)
+	return p.status(h, res.Container)
 }
 
 // ensureImage pulls the image when the host lacks it.
@@ -322,6 +322,23 @@ func mounts(vols []backend.Volume) ([]mount.Mount, error) {
 	return out, nil
 }
 
+// status is the package's status with rememberOOM.
+func (p *Plugin) status(h *host, c container.InspectResponse) (backend.ServiceStatus, error) {
+	st, err := status(h, c)
+	if err == nil {
+		p.rememberOOM(&st)
+	}
+	return st, err
+}
+
+// rememberOOM marks an exited service OOM-killed when the engine's events
+// said so (Plugin.ooms) and the container says otherwise.
+func (p *Plugin) rememberOOM(st *backend.ServiceStatus) {
+	if st.State == backend.ServiceExited && !st.OOMKilled && p.ooms.Has(st.Handle.ID) {
+		st.OOMKilled = true
+	}
+}
+
 // status translates an inspected container.
 func status(h *host, c container.InspectResponse) (backend.ServiceStatus, error) {
 	name := strings.TrimPrefix(c.Name, "/")
@@ -493,7 +510,7 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 			c = res.Container
 		}
 	}
-	return status(hst, c)
+	return p.status(hst, c)
 }
 
 // Recover is Inspect: the engine keeps everything, the handle finds it.
@@ -533,6 +550,9 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 			return nil, err
 		}
 		out = append(out, sts...)
+	}
+	for i := range out {
+		p.rememberOOM(&out[i])
 	}
 	return out, nil
 }

@@ -102,6 +102,11 @@ type Plugin struct {
 	subs    map[int]chan backend.Event
 	next    int
 	removed *removals.Set // what this instance removed itself, by id
+	// ooms are the containers the engine's events said were OOM-killed,
+	// by id: a loaded Docker 20.10 can clear a container's OOMKilled when
+	// it handles the exit after the OOM, and a status read after that
+	// would report a plain exit with code 137.
+	ooms *removals.Set
 }
 
 // runtime is a configured plugin.
@@ -127,7 +132,7 @@ func New(log *slog.Logger) *Plugin {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Plugin{log: log, subs: map[int]chan backend.Event{}, removed: removals.New(removedRemember)}
+	return &Plugin{log: log, subs: map[int]chan backend.Event{}, removed: removals.New(removedRemember), ooms: removals.New(removedRemember)}
 }
 
 // Info names the plugin.

@@ -162,6 +162,7 @@ func (p *Plugin) translate(ctx context.Context, h *host, m events.Message, t tim
 	case events.ActionStart:
 		return []backend.Event{with(backend.EventStarted, "started on "+h.name)}
 	case events.ActionOOM:
+		p.ooms.Add(m.Actor.ID)
 		if oom[m.Actor.ID] {
 			return nil
 		}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+
+	"github.com/zoe-project/zoe/sdk/backend"
 )
 
 func TestOOMWait(t *testing.T) {
@@ -34,5 +36,27 @@ func TestOOMWait(t *testing.T) {
 				t.Errorf("oomWait = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRememberOOM: an exited service the engine's events said was
+// OOM-killed stays so, whatever the container says later.
+func TestRememberOOM(t *testing.T) {
+	p := New(nil)
+	p.ooms.Add("killed")
+	for _, tc := range []struct {
+		id    string
+		state backend.ServiceState
+		want  bool
+	}{
+		{"killed", backend.ServiceExited, true},
+		{"killed", backend.ServiceRunning, false}, // started again since
+		{"other", backend.ServiceExited, false},
+	} {
+		st := backend.ServiceStatus{Handle: backend.Handle{ID: tc.id}, State: tc.state, ExitCode: 137}
+		p.rememberOOM(&st)
+		if st.OOMKilled != tc.want {
+			t.Errorf("%s %s: OOM-killed %t, want %t", tc.id, tc.state, st.OOMKilled, tc.want)
+		}
 	}
 }

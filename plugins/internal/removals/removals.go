@@ -1,6 +1,7 @@
-// Package removals remembers for a while what a back-end removed itself, so
-// that the platform's report of the removal is not taken for a service that
-// vanished.
+// Package removals remembers ids for a while: what a back-end removed
+// itself, so that the platform's report of the removal is not taken for a
+// service that vanished (and, in the Docker back-end, the containers its
+// events said were OOM-killed).
 package removals
 
 import (
