@@ -67,6 +67,11 @@ backend "k8s" {
   # scheduler's reason; Zoe tries again later.
   pending_timeout = "5m"
 
+  # Each user's workspace a PersistentVolumeClaim of theirs (made from the
+  # settings below when missing, kept) instead of the workspace plugin's
+  # directory on the shared filesystem.
+  workspace_claims = false
+
   # Named volumes of ZApps are PersistentVolumeClaims, created when missing.
   volume_storage_class = ""
   volume_size          = "10Gi"

@@ -462,6 +462,72 @@ func TestNodes(t *testing.T) {
 	}
 }
 
+// TestWorkspaceClaims: with workspace_claims, a service's workspace is its
+// owner's claim, made from volume_storage_class when missing (and bound by
+// the cluster to a volume of that class), the same for the owner's next
+// service, kept when the services are removed.
+func TestWorkspaceClaims(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	class := "zoe-test-" + s.deployment
+	s.cfg["workspace_claims"], s.cfg["volume_storage_class"], s.cfg["volume_size"] = true, class, "1Gi"
+	// Two volumes of the class, as a provisioner would make them.
+	for i := range 2 {
+		name := fmt.Sprintf("%s-%d", class, i)
+		s.c.MustDo(t, "POST", "/api/v1/persistentvolumes", map[string]any{
+			"metadata": map[string]any{"name": name},
+			"spec": map[string]any{"storageClassName": class, "capacity": map[string]string{"storage": "1Gi"},
+				"accessModes": []string{"ReadWriteMany"}, "hostPath": map[string]string{"path": "/srv/" + name}},
+		}, nil)
+		t.Cleanup(func() { s.c.Do(t, "DELETE", "/api/v1/persistentvolumes/"+name, nil) })
+	}
+	p := s.open(t)
+	ctx := ctxFor(t)
+	claim := ""
+	for i := range 2 {
+		spec := service(fmt.Sprintf("ws%d-1-%s", i, s.deployment))
+		spec.Node, spec.Ports = s.node, nil
+		spec.Volumes = []backend.Volume{{HostPath: "/srv/ws/alice", MountPoint: "/mnt/workspace"}}
+		st, err := p.Start(ctx, spec)
+		if err != nil {
+			t.Fatalf("Start %s: %v", spec.Name, err)
+		}
+		pod, _ := s.pod(t, st.Name)
+		b, _ := json.Marshal(pod["spec"])
+		var got struct {
+			Volumes []struct {
+				PersistentVolumeClaim *struct{ ClaimName string } `json:"persistentVolumeClaim"`
+			}
+			SecurityContext struct{ FSGroup *int64 } `json:"securityContext"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Volumes) == 0 || got.Volumes[0].PersistentVolumeClaim == nil || got.SecurityContext.FSGroup == nil ||
+			*got.SecurityContext.FSGroup != 23456 {
+			t.Fatalf("pod %s: %s; want the owner's claim, fsGroup 23456", st.Name, b)
+		}
+		if c := got.Volumes[0].PersistentVolumeClaim.ClaimName; claim == "" {
+			claim = c
+		} else if c != claim {
+			t.Errorf("the owner's second service mounts claim %s, the first %s", c, claim)
+		}
+		if err := p.Remove(ctx, st.Handle, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pvc struct {
+		Spec struct {
+			StorageClassName string `json:"storageClassName"`
+		} `json:"spec"`
+		Status struct{ Phase string } `json:"status"`
+	}
+	s.c.MustDo(t, "GET", "/api/v1/namespaces/"+s.namespace+"/persistentvolumeclaims/"+claim, nil, &pvc)
+	if pvc.Spec.StorageClassName != class || pvc.Status.Phase != "Bound" {
+		t.Errorf("claim %s after its services: %+v, want bound, of class %s, kept", claim, pvc, class)
+	}
+}
+
 // TestNamespaceMadeAgain: the deployment's namespace, made by the plugin,
 // deleted by someone while the plugin runs, is made again by the next
 // execution's start instead of failing every start after.

@@ -73,6 +73,8 @@ const (
 	// LabelNetwork names the execution's headless Service, for its
 	// selector.
 	LabelNetwork = "zoe.network"
+	// LabelOwner is the core's label of a service's owner.
+	LabelOwner = "zoe.owner"
 	// AnnotationLabels holds Zoe's labels of an object, as JSON.
 	AnnotationLabels = "zoe.labels"
 
@@ -98,6 +100,7 @@ const (
 	attrVolumeAccess    = "volume_access_mode"
 	attrPullPolicy      = "image_pull_policy"
 	attrAPIQPS          = "api_qps"
+	attrWorkspaceClaims = "workspace_claims"
 
 	modeNodePort = "node_port"
 	modePodIP    = "pod_ip"
@@ -148,6 +151,7 @@ type settings struct {
 	volumeAccess    corev1.PersistentVolumeAccessMode
 	pullPolicy      corev1.PullPolicy
 	qps             float32 // client-side requests a second; < 0: none
+	workspaceClaims bool
 }
 
 // defaultQPS is api_qps's default: no limit of the plugin's own, as
@@ -201,6 +205,8 @@ func (p *Plugin) Schema() sdk.Schema {
 		{Name: attrVolumeSize, Type: "string", Default: "10Gi", Help: "Size of the claims made for named volumes."},
 		{Name: attrVolumeAccess, Type: "string", Default: string(corev1.ReadWriteMany),
 			Help: "Access mode of the claims made for named volumes: an execution's services on several nodes share them."},
+		{Name: attrWorkspaceClaims, Type: "bool", Default: false,
+			Help: "Each user's workspace is a PersistentVolumeClaim of theirs, zoe-ws-<user>-<hash>, made when missing from volume_storage_class, volume_size and volume_access_mode, instead of the workspace plugin's host path."},
 		{Name: attrAPIQPS, Type: "number", Default: defaultQPS,
 			Help: "Requests a second the plugin sends the API server at most, in bursts of twice as many; -1 (the default) for no limit of its own: the API server's priority and fairness bounds it."},
 		{Name: attrPullPolicy, Type: "string", Default: string(corev1.PullIfNotPresent),
@@ -226,6 +232,7 @@ type blockConfig struct {
 	VolumeAccess    string   `json:"volume_access_mode"`
 	PullPolicy      string   `json:"image_pull_policy"`
 	APIQPS          *float64 `json:"api_qps"`
+	WorkspaceClaims bool     `json:"workspace_claims"`
 }
 
 // Configure checks the block and makes the cluster's client. A cluster
@@ -337,6 +344,7 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 	default:
 		at(attrPullPolicy, "invalid image pull policy", fmt.Sprintf("%q: want IfNotPresent, Always or Never", set.pullPolicy))
 	}
+	set.workspaceClaims = bc.WorkspaceClaims
 	set.qps = defaultQPS
 	if bc.APIQPS != nil {
 		if q := *bc.APIQPS; q != -1 && (q <= 0 || q > 1e6) {

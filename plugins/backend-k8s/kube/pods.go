@@ -2,11 +2,14 @@ package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
+	"github.com/zoe-project/zoe/sdk/workspace"
 )
 
 // handleState is what a handle's State holds (Version 1).
@@ -38,6 +42,9 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	rt, err := p.runtime()
 	if err != nil {
 		return backend.ServiceStatus{}, err
+	}
+	if spec, err = rt.workspaceClaim(spec); err != nil {
+		return backend.ServiceStatus{}, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
 	pod, err := rt.podFor(spec)
 	if err != nil {
@@ -86,6 +93,47 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		return undo(fmt.Errorf("start %q: %w", spec.Name, err))
 	}
 	return rt.status(ctx, running, nil)
+}
+
+// workspaceClaim replaces, when workspace_claims is on, the workspace's
+// host path (the volume at workspace.MountPoint) with the owner's claim,
+// workspaceClaimName, which ensureClaims makes when missing.
+func (rt *runtime) workspaceClaim(spec backend.ServiceSpec) (backend.ServiceSpec, error) {
+	if !rt.set.workspaceClaims {
+		return spec, nil
+	}
+	i := slices.IndexFunc(spec.Volumes, func(v backend.Volume) bool { return v.MountPoint == workspace.MountPoint && v.HostPath != "" })
+	if i < 0 {
+		return spec, nil
+	}
+	owner := spec.Labels[LabelOwner]
+	if owner == "" {
+		return spec, fmt.Errorf("a workspace claim needs the owner's label %s: %w", LabelOwner, sdk.ErrInvalidArgument)
+	}
+	spec.Volumes = slices.Clone(spec.Volumes)
+	spec.Volumes[i] = backend.Volume{VolumeName: workspaceClaimName(owner), MountPoint: workspace.MountPoint, ReadOnly: spec.Volumes[i].ReadOnly}
+	return spec, nil
+}
+
+// workspaceClaimName is the claim of a user's workspace: zoe-ws-, the name
+// made a DNS label (lower case, other characters as -, cut), and a hash
+// of the name as it is, so that two names made alike ("Alice", "alice")
+// never share a claim.
+func workspaceClaimName(owner string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(owner) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := b.String()
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	sum := sha256.Sum256([]byte(owner))
+	return "zoe-ws-" + name + "-" + hex.EncodeToString(sum[:4])
 }
 
 // podFor translates a service spec into a Pod, refusing with
@@ -180,6 +228,13 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 		if hasGID {
 			g, _ := strconv.ParseInt(gid, 10, 64)
 			sc.RunAsGroup = &g
+			// A claim's volume (a new one is root's) is made the group's,
+			// where its driver can, so that the owner writes to it: the
+			// owner's own group, nothing more.
+			if slices.ContainsFunc(spec.Volumes, func(v backend.Volume) bool { return v.VolumeName != "" }) {
+				sc.FSGroup = &g
+				sc.FSGroupChangePolicy = ptr(corev1.FSGroupChangeOnRootMismatch)
+			}
 		}
 	}
 	pod := &corev1.Pod{

@@ -300,3 +300,53 @@ func TestImageNames(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkspaceClaim: with workspace_claims, the workspace's host path
+// becomes the owner's claim, which the owner's group may write to; other
+// volumes stay as they are.
+func TestWorkspaceClaim(t *testing.T) {
+	rt := testRuntime()
+	spec := okSpec()
+	spec.Labels["zoe.owner"] = "Alice@example.org"
+	if got, err := rt.workspaceClaim(spec); err != nil || !slices.Equal(got.Volumes, spec.Volumes) {
+		t.Errorf("off: %+v %v, want the volumes as they are", got.Volumes, err)
+	}
+	rt.set.workspaceClaims = true
+	got, err := rt.workspaceClaim(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := workspaceClaimName("Alice@example.org")
+	if got.Volumes[0] != (backend.Volume{VolumeName: want, MountPoint: "/mnt/workspace"}) || got.Volumes[1] != spec.Volumes[1] {
+		t.Errorf("volumes %+v, want the workspace as claim %s, the rest as they were", got.Volumes, want)
+	}
+	if spec.Volumes[0].HostPath == "" {
+		t.Error("the caller's spec was changed")
+	}
+	pod, err := rt.podFor(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := pod.Spec.Volumes[0]; v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != want {
+		t.Errorf("the pod's workspace volume %+v, want the claim %s", v, want)
+	}
+	if sc := pod.Spec.SecurityContext; sc.FSGroup == nil || *sc.FSGroup != 1000 || sc.FSGroupChangePolicy == nil {
+		t.Errorf("security context %+v, want fsGroup 1000 (the owner's group) on root mismatch", sc)
+	}
+	delete(spec.Labels, "zoe.owner")
+	if _, err := rt.workspaceClaim(spec); !errors.Is(err, sdk.ErrInvalidArgument) {
+		t.Errorf("no owner: %v, want invalid argument", err)
+	}
+
+	names := map[string]string{}
+	for _, owner := range []string{"alice", "Alice", "a.b", "a-b", strings.Repeat("x", 300), "élodie"} {
+		n := workspaceClaimName(owner)
+		if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
+			t.Errorf("%q: claim %q: %v", owner, n, errs)
+		}
+		if other, ok := names[n]; ok {
+			t.Errorf("%q and %q share the claim %s", owner, other, n)
+		}
+		names[n] = owner
+	}
+}
