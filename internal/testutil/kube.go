@@ -837,6 +837,12 @@ func (c *KubeCluster) Namespace(t testing.TB) string {
 	name := fmt.Sprintf("t%d-%s", c.nss.Add(1), strings.ToLower(rand.Text()[:6]))
 	c.MustDo(t, "POST", "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": name}}, nil)
 	t.Cleanup(func() { c.request(context.Background(), "DELETE", "/api/v1/namespaces/"+name, nil) })
+	// Pods are refused until the controller manager made the namespace's
+	// default service account, within a second or so.
+	WaitFor(t, time.Minute, "the default service account of "+name, func() (bool, string) {
+		b, code := c.Do(t, "GET", "/api/v1/namespaces/"+name+"/serviceaccounts/default", nil)
+		return code == http.StatusOK, string(b)
+	})
 	return name
 }
 

@@ -530,7 +530,9 @@ func TestWorkspaceClaims(t *testing.T) {
 
 // TestNamespaceMadeAgain: the deployment's namespace, made by the plugin,
 // deleted by someone while the plugin runs, is made again by the next
-// execution's start instead of failing every start after.
+// execution's start instead of failing every start after; a pod started
+// at once in a namespace just made waits for its default service account
+// (the ServiceAccount admission refuses it until then).
 func TestNamespaceMadeAgain(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t)
@@ -541,8 +543,14 @@ func TestNamespaceMadeAgain(t *testing.T) {
 	ctx := ctxFor(t)
 	for i := range 2 {
 		name := fmt.Sprintf("zoe-%s-%d", s.deployment, i+1)
-		if _, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: name}); err != nil {
+		net, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: name})
+		if err != nil {
 			t.Fatalf("CreateNetwork %s: %v", name, err)
+		}
+		spec := service(fmt.Sprintf("web-%d-%s", i+1, s.deployment))
+		spec.Node, spec.Network = s.node, net
+		if _, err := p.Start(ctx, spec); err != nil {
+			t.Fatalf("Start %s in a namespace just made: %v", spec.Name, err)
 		}
 		if i == 0 {
 			s.c.MustDo(t, "DELETE", "/api/v1/namespaces/"+ns, nil, nil)

@@ -426,19 +426,42 @@ func (p *Plugin) runtime() (*runtime, error) {
 // and missing.
 // inNamespace runs create, the first object of an execution or a service
 // in the namespace; when the namespace is gone (deleted by someone since it
-// was made), it is made again, when allowed, and create runs once more.
+// was made), it is made again, when allowed, and create runs once more. A
+// pod refused because the namespace has no default service account yet (a
+// namespace just made: the controller manager makes it within a second or
+// so) is created again until it has, for namespaceSettle at most.
 func inNamespace[T any](ctx context.Context, rt *runtime, create func() (T, error)) (T, error) {
 	v, err := create()
-	if !apierrors.IsNotFound(err) {
-		return v, err
+	if apierrors.IsNotFound(err) {
+		rt.nsMu.Lock()
+		rt.nsReady = false
+		rt.nsMu.Unlock()
+		if nerr := rt.ensureNamespace(ctx); nerr != nil {
+			return v, nerr
+		}
+		v, err = create()
 	}
-	rt.nsMu.Lock()
-	rt.nsReady = false
-	rt.nsMu.Unlock()
-	if nerr := rt.ensureNamespace(ctx); nerr != nil {
-		return v, nerr
+	delay := 50 * time.Millisecond
+	for deadline := time.Now().Add(namespaceSettle); noServiceAccountYet(err) && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+		v, err = create()
 	}
-	return create()
+	return v, err
+}
+
+// namespaceSettle bounds the wait for a new namespace's default service
+// account.
+const namespaceSettle = 30 * time.Second
+
+// noServiceAccountYet: the ServiceAccount admission refused a pod of a
+// namespace whose default account does not exist yet.
+func noServiceAccountYet(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "error looking up service account")
 }
 
 func (rt *runtime) ensureNamespace(ctx context.Context) error {
