@@ -44,12 +44,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -210,13 +212,33 @@ func (w *walk) rewrite(file, prefix string) (string, error) {
 	return name, nil
 }
 
+// freeAddr is a free port of 127.0.0.1 below the kernel's ephemeral range,
+// where no listener on port 0 nor outgoing connection is given one: the
+// README's commands need the address before `make run` binds it, half a
+// minute later, and a port of the ephemeral range could be another test's
+// daemon's by then (a walkthrough once found another Zoe healthy there).
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	var last error
+	for range 100 {
+		port := 10000 + mrand.IntN(low-10000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			last = err
+			continue
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free port below the ephemeral range: %w", last)
 }
 
 // block runs one walkthrough block and checks its outcome, logging each
