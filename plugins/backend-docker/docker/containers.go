@@ -331,10 +331,12 @@ func (p *Plugin) status(h *host, c container.InspectResponse) (backend.ServiceSt
 	return st, err
 }
 
-// rememberOOM marks an exited service OOM-killed when the engine's events
-// said so (Plugin.ooms) and the container says otherwise.
+// rememberOOM marks a service that exited with SIGKILL's code OOM-killed
+// when the engine's events said so (Plugin.ooms) and the container says
+// otherwise. Another code is another end (an oom event also comes when
+// the kernel kills a child process and the container lives on).
 func (p *Plugin) rememberOOM(st *backend.ServiceStatus) {
-	if st.State == backend.ServiceExited && !st.OOMKilled && p.ooms.Has(st.Handle.ID) {
+	if st.State == backend.ServiceExited && st.ExitCode == 137 && !st.OOMKilled && p.ooms.Has(st.Handle.ID) {
 		st.OOMKilled = true
 	}
 }

@@ -47,13 +47,15 @@ func TestRememberOOM(t *testing.T) {
 	for _, tc := range []struct {
 		id    string
 		state backend.ServiceState
+		code  int
 		want  bool
 	}{
-		{"killed", backend.ServiceExited, true},
-		{"killed", backend.ServiceRunning, false}, // started again since
-		{"other", backend.ServiceExited, false},
+		{"killed", backend.ServiceExited, 137, true},
+		{"killed", backend.ServiceRunning, 0, false}, // started again since
+		{"killed", backend.ServiceExited, 1, false},  // a child was killed, the program ended by itself
+		{"other", backend.ServiceExited, 137, false},
 	} {
-		st := backend.ServiceStatus{Handle: backend.Handle{ID: tc.id}, State: tc.state, ExitCode: 137}
+		st := backend.ServiceStatus{Handle: backend.Handle{ID: tc.id}, State: tc.state, ExitCode: tc.code}
 		p.rememberOOM(&st)
 		if st.OOMKilled != tc.want {
 			t.Errorf("%s %s: OOM-killed %t, want %t", tc.id, tc.state, st.OOMKilled, tc.want)

@@ -151,6 +151,11 @@ func readLogLines(r *bufio.Reader, emit func(backend.LogEntry) bool) error {
 		if err == bufio.ErrBufferFull && len(line) < maxLogLine {
 			continue
 		}
+		if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
+			// A stream cut or broken: what came of the last line may be
+			// part of it, which the next read sends whole.
+			return err
+		}
 		if len(line) > 0 {
 			text := bytes.TrimSuffix(line, []byte{'\n'})
 			if stamp.IsZero() {

@@ -111,15 +111,16 @@ func (rt *runtime) workspaceClaim(spec backend.ServiceSpec) (backend.ServiceSpec
 		return spec, fmt.Errorf("a workspace claim needs the owner's label %s: %w", LabelOwner, sdk.ErrInvalidArgument)
 	}
 	spec.Volumes = slices.Clone(spec.Volumes)
-	spec.Volumes[i] = backend.Volume{VolumeName: workspaceClaimName(owner), MountPoint: workspace.MountPoint, ReadOnly: spec.Volumes[i].ReadOnly}
+	spec.Volumes[i] = backend.Volume{VolumeName: workspaceClaimName(rt.deployment, owner), MountPoint: workspace.MountPoint, ReadOnly: spec.Volumes[i].ReadOnly}
 	return spec, nil
 }
 
-// workspaceClaimName is the claim of a user's workspace: zoe-ws-, the name
-// made a DNS label (lower case, other characters as -, cut), and a hash
-// of the name as it is, so that two names made alike ("Alice", "alice")
-// never share a claim.
-func workspaceClaimName(owner string) string {
+// workspaceClaimName is the claim of a user's workspace in a deployment:
+// zoe-ws-, the name made a DNS label (lower case, other characters as -,
+// cut: for people to read), and 128 bits of a hash of the deployment and
+// the name as it is, so that two names made alike ("Alice", "alice"), or
+// two deployments sharing a namespace, do not share a claim.
+func workspaceClaimName(deployment, owner string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(owner) {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
@@ -129,11 +130,11 @@ func workspaceClaimName(owner string) string {
 		}
 	}
 	name := b.String()
-	if len(name) > 40 {
-		name = name[:40]
+	if len(name) > 20 {
+		name = name[:20]
 	}
-	sum := sha256.Sum256([]byte(owner))
-	return "zoe-ws-" + name + "-" + hex.EncodeToString(sum[:4])
+	sum := sha256.Sum256([]byte(deployment + "\x00" + owner))
+	return "zoe-ws-" + name + "-" + hex.EncodeToString(sum[:16])
 }
 
 // podFor translates a service spec into a Pod, refusing with
@@ -538,7 +539,8 @@ func (rt *runtime) follow(ctx context.Context, w watch.Interface, current *corev
 		case <-ctx.Done():
 			return nil, wrap(ctx.Err(), "wait for pod %s", current.Name)
 		case <-mounts.C:
-			if !scheduled(current) {
+			// Only host paths are refused so (claims wait to be bound).
+			if !scheduled(current) || !slices.ContainsFunc(current.Spec.Volumes, func(v corev1.Volume) bool { return v.HostPath != nil }) {
 				continue
 			}
 			if err := rt.mountFailure(ctx, current); err != nil {
@@ -605,8 +607,15 @@ func (rt *runtime) mountFailure(ctx context.Context, pod *corev1.Pod) error {
 // instead of taking it for a program that exited.
 func started(pod *corev1.Pod) (bool, error) {
 	if pod.Status.Phase == corev1.PodFailed && !ranAny(pod) {
+		// Room may come (later, or on another node); a refusal for what
+		// the pod asks (a policy the runtime cannot honour, an OS) not.
+		kind := sdk.ErrInvalidArgument
+		if strings.HasPrefix(pod.Status.Reason, "OutOf") || pod.Status.Reason == "Evicted" ||
+			pod.Status.Reason == "NodeShutdown" || pod.Status.Reason == "Terminated" {
+			kind = sdk.ErrResourceExhausted
+		}
 		return false, fmt.Errorf("pod %s not admitted by node %s: %s: %s: %w", pod.Name, pod.Spec.NodeName,
-			pod.Status.Reason, pod.Status.Message, sdk.ErrResourceExhausted)
+			pod.Status.Reason, pod.Status.Message, kind)
 	}
 	switch pod.Status.Phase {
 	case corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed:

@@ -3,9 +3,11 @@ package kube
 import (
 	"bufio"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -316,7 +318,7 @@ func TestWorkspaceClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := workspaceClaimName("Alice@example.org")
+	want := workspaceClaimName("dev", "Alice@example.org")
 	if got.Volumes[0] != (backend.Volume{VolumeName: want, MountPoint: "/mnt/workspace"}) || got.Volumes[1] != spec.Volumes[1] {
 		t.Errorf("volumes %+v, want the workspace as claim %s, the rest as they were", got.Volumes, want)
 	}
@@ -339,8 +341,11 @@ func TestWorkspaceClaim(t *testing.T) {
 	}
 
 	names := map[string]string{}
+	if workspaceClaimName("dev", "alice") == workspaceClaimName("prod", "alice") {
+		t.Error("two deployments share alice's claim")
+	}
 	for _, owner := range []string{"alice", "Alice", "a.b", "a-b", strings.Repeat("x", 300), "élodie"} {
-		n := workspaceClaimName(owner)
+		n := workspaceClaimName("dev", owner)
 		if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
 			t.Errorf("%q: claim %q: %v", owner, n, errs)
 		}
@@ -348,5 +353,31 @@ func TestWorkspaceClaim(t *testing.T) {
 			t.Errorf("%q and %q share the claim %s", owner, other, n)
 		}
 		names[n] = owner
+	}
+}
+
+// TestNotAdmittedKinds: a pod its node refused before any container ran
+// is tried again later only when room may come.
+func TestNotAdmittedKinds(t *testing.T) {
+	for reason, want := range map[string]error{
+		"OutOfcpu": sdk.ErrResourceExhausted, "OutOfmemory": sdk.ErrResourceExhausted, "Evicted": sdk.ErrResourceExhausted,
+		"SupplementalGroupsPolicyNotSupported": sdk.ErrInvalidArgument, "NodeAffinity": sdk.ErrInvalidArgument,
+	} {
+		pod := &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: reason}}
+		if _, err := started(pod); !errors.Is(err, want) || !strings.Contains(err.Error(), reason) {
+			t.Errorf("%s: %v, want %v with the reason", reason, err, want)
+		}
+	}
+}
+
+// TestReadLogLinesCut: a stream cut in the middle of a line sends the lines
+// before it whole and not the part, which a read after sends whole.
+func TestReadLogLinesCut(t *testing.T) {
+	cut := errors.New("cut")
+	r := bufio.NewReader(io.MultiReader(strings.NewReader("2026-12-06T10:00:00Z whole\n2026-12-06T10:00:01Z par"), iotest.ErrReader(cut)))
+	var got []string
+	err := readLogLines(r, func(e backend.LogEntry) bool { got = append(got, string(e.Line)); return true })
+	if !errors.Is(err, cut) || !slices.Equal(got, []string{"whole"}) {
+		t.Errorf("got %q, %v; want [whole] and the cut", got, err)
 	}
 }
