@@ -229,10 +229,13 @@ func (rt *runtime) podFor(spec backend.ServiceSpec) (*corev1.Pod, error) {
 		if hasGID {
 			g, _ := strconv.ParseInt(gid, 10, 64)
 			sc.RunAsGroup = &g
-			// A claim's volume (a new one is root's) is made the group's,
-			// where its driver can, so that the owner writes to it: the
-			// owner's own group, nothing more.
-			if slices.ContainsFunc(spec.Volumes, func(v backend.Volume) bool { return v.VolumeName != "" }) {
+			// A workspace claim (a new one is root's) is made the owner's
+			// group's, where its driver can, so that the owner writes to
+			// it. Only the workspace's: a shared volume re-owned to each
+			// starter's group would be every user's.
+			if slices.ContainsFunc(spec.Volumes, func(v backend.Volume) bool {
+				return v.VolumeName != "" && v.MountPoint == workspace.MountPoint
+			}) {
 				sc.FSGroup = &g
 				sc.FSGroupChangePolicy = ptr(corev1.FSGroupChangeOnRootMismatch)
 			}
