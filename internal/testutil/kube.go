@@ -953,7 +953,21 @@ func (l *KubePodLog) Add(t testing.TB, at time.Time, stream, line string) {
 // cluster); the other components reconnect by themselves.
 func (c *KubeCluster) RestartAPIServer(t testing.TB) {
 	t.Helper()
+	c.StopAPIServer(t)
+	c.StartAPIServer(t)
+}
+
+// StopAPIServer kills kube-apiserver (SIGKILL, as a crash would); until
+// StartAPIServer, the cluster cannot be asked anything.
+func (c *KubeCluster) StopAPIServer(t testing.TB) {
+	t.Helper()
 	c.kill("kube-apiserver")
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same port with the same etcd, and waits until it is ready.
+func (c *KubeCluster) StartAPIServer(t testing.TB) {
+	t.Helper()
 	if err := c.run("kube-apiserver", c.apiArgs...); err != nil {
 		t.Fatal(err)
 	}

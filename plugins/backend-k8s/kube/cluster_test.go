@@ -431,15 +431,25 @@ func TestNodes(t *testing.T) {
 		"spec": map[string]any{"nodeName": s.node, "containers": []any{map[string]any{"name": "c", "image": "other:1",
 			"resources": map[string]any{"requests": map[string]string{"cpu": "1500m", "memory": "1Gi"}}}}},
 	}
+	// The plugin hears of changes through its informers: soon, not at
+	// once.
 	s.c.MustDo(t, "POST", "/api/v1/namespaces/"+s.namespace+"/pods", other, nil)
-	if n := node(); n.CoresReserved != 1.5 || n.MemoryReserved != 1<<30 {
-		t.Errorf("reserved %v cores, %d bytes; want the other pod's 1.5 and 1 GiB", n.CoresReserved, n.MemoryReserved)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the other pod counted", func() (bool, string) {
+		n := node()
+		return n.CoresReserved == 1.5 && n.MemoryReserved == 1<<30,
+			fmt.Sprintf("reserved %v cores, %d bytes; want the other pod's 1.5 and 1 GiB", n.CoresReserved, n.MemoryReserved)
+	})
+	s.c.MustDo(t, "DELETE", "/api/v1/namespaces/"+s.namespace+"/pods/other?gracePeriodSeconds=0", nil, nil)
+	testutil.WaitFor(t, 10*time.Second, "the other pod's room back", func() (bool, string) {
+		n := node()
+		return n.CoresReserved == 0 && n.MemoryReserved == 0, fmt.Sprintf("reserved %v cores, %d bytes; want none", n.CoresReserved, n.MemoryReserved)
+	})
 
 	s.c.MustDo(t, "PATCH", "/api/v1/nodes/"+s.node, map[string]any{"spec": map[string]any{"unschedulable": true}}, nil)
-	if n := node(); n.State != backend.NodeDisabled {
-		t.Errorf("cordoned node: %s (%s), want disabled", n.State, n.StateDetail)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the node cordoned", func() (bool, string) {
+		n := node()
+		return n.State == backend.NodeDisabled, fmt.Sprintf("cordoned node: %s (%s), want disabled", n.State, n.StateDetail)
+	})
 
 	// node_selector: only the nodes it selects (the other tests' nodes lack
 	// this one's name).
@@ -626,7 +636,8 @@ func TestQuotaRefusal(t *testing.T) {
 }
 
 // TestAPIServerRestart: the event stream resumes after the API server
-// restarts, and reports what happened while it was away.
+// restarts, and reports what happened while it was away; while it is away
+// the plugin says so rather than report what it last heard.
 func TestAPIServerRestart(t *testing.T) {
 	// Not parallel: the other tests' calls would fail while the API server
 	// is down.
@@ -643,7 +654,16 @@ func TestAPIServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	s.c.RestartAPIServer(t)
+	if _, err := p.Nodes(ctx); err != nil {
+		t.Fatalf("Nodes: %v", err)
+	}
+	s.c.StopAPIServer(t)
+	testutil.WaitFor(t, 30*time.Second, "the plugin to see the cluster gone", func() (bool, string) {
+		_, nerr := p.Nodes(ctx)
+		_, lerr := p.List(ctx, backend.ListOptions{})
+		return errors.Is(nerr, sdk.ErrUnavailable) && errors.Is(lerr, sdk.ErrUnavailable), fmt.Sprintf("Nodes: %v; List: %v", nerr, lerr)
+	})
+	s.c.StartAPIServer(t)
 	s.c.ExitPod(t, s.namespace, st.Name, 5, "")
 	if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 5 {
 		t.Errorf("exit event %+v after the restart: want code 5", e)
@@ -651,4 +671,13 @@ func TestAPIServerRestart(t *testing.T) {
 	if got, err := p.Recover(ctx, st.Handle); err != nil || got.ExitCode != 5 {
 		t.Errorf("Recover = %+v, %v", got, err)
 	}
+	testutil.WaitFor(t, time.Minute, "the plugin to hear the cluster again", func() (bool, string) {
+		list, err := p.List(ctx, backend.ListOptions{})
+		for _, got := range list {
+			if got.Name == st.Name && got.State == backend.ServiceExited && got.ExitCode == 5 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("List = %+v, %v; want %s exited with 5", list, err, st.Name)
+	})
 }

@@ -133,6 +133,9 @@ type runtime struct {
 
 	nsMu    sync.Mutex
 	nsReady bool
+
+	cacheMu sync.Mutex
+	cache   *clusterCache // nil until first used
 }
 
 // settings are the configuration's choices.
@@ -145,7 +148,7 @@ type settings struct {
 	grace           int64
 	pendingTimeout  time.Duration
 	labelPrefix     string
-	nodeSelector    string // a label selector, "" for every node
+	nodeSelector    labels.Selector
 	storageClass    string
 	volumeSize      resource.Quantity
 	volumeAccess    corev1.PersistentVolumeAccessMode
@@ -317,7 +320,7 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 	if sel, err := labels.Parse(bc.NodeSelector); err != nil {
 		at(attrNodeSelector, "invalid node selector", fmt.Sprintf("%q: %v", bc.NodeSelector, err))
 	} else {
-		set.nodeSelector = sel.String()
+		set.nodeSelector = sel
 	}
 	size := bc.VolumeSize
 	if size == "" {
@@ -370,8 +373,12 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "cannot make a Kubernetes client", Detail: err.Error(), Path: []string{attrKubeconfig}}}
 	}
 	p.mu.Lock()
+	old := p.rt
 	p.rt = &runtime{deployment: cfg.Deployment, namespace: ns, cs: cs, set: set}
 	p.mu.Unlock()
+	if old != nil {
+		old.stopCache()
+	}
 	return nil
 }
 
@@ -405,11 +412,16 @@ func (p *Plugin) Capabilities(context.Context) (backend.Capabilities, error) {
 	return backend.Capabilities{PullsImages: rt.set.pullPolicy != corev1.PullNever}, nil
 }
 
-// Close forgets the client; the pods and Services stay.
+// Close stops watching the cluster and forgets the client; the pods and
+// Services stay.
 func (p *Plugin) Close(context.Context) error {
 	p.mu.Lock()
+	rt := p.rt
 	p.rt = nil
 	p.mu.Unlock()
+	if rt != nil {
+		rt.stopCache()
+	}
 	return nil
 }
 
@@ -535,25 +547,21 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, nodeCallTimeout)
 	defer cancel()
-	nodes, err := rt.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: rt.set.nodeSelector})
+	c, err := rt.cached(ctx)
 	if err != nil {
-		return nil, wrap(err, "list nodes")
+		return nil, err
 	}
-	pods, err := rt.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
-		FieldSelector: "status.phase!=Succeeded,status.phase!=Failed"})
-	if err != nil {
-		return nil, wrap(err, "list pods")
+	if err := c.failure(); err != nil {
+		return nil, err
 	}
 	type used struct{ cores, memory float64 }
 	reserved := map[string]used{}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		// A pod not bound yet counts on the node its affinity names: Zoe
-		// placed it there, and must not place more than fits meanwhile.
-		node := pod.Spec.NodeName
-		if node == "" {
-			node = affinityNode(pod)
+	for _, obj := range c.pods.GetStore().List() {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
 		}
+		node := podNode(pod)
 		if node == "" {
 			continue
 		}
@@ -563,9 +571,14 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 		u.memory += mem
 		reserved[node] = u
 	}
-	out := make([]backend.Node, 0, len(nodes.Items))
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
+	var nodes []*corev1.Node
+	for _, obj := range c.nodes.GetStore().List() {
+		if n, ok := obj.(*corev1.Node); ok && rt.set.nodeSelector.Matches(labels.Set(n.Labels)) {
+			nodes = append(nodes, n)
+		}
+	}
+	out := make([]backend.Node, 0, len(nodes))
+	for _, n := range nodes {
 		bn := backend.Node{Name: n.Name, Address: nodeAddress(n, rt.set.addressType), Labels: nodeLabels(n.Labels, rt.set.labelPrefix),
 			Cores: float64(n.Status.Allocatable.Cpu().MilliValue()) / 1000, MemoryBytes: n.Status.Allocatable.Memory().Value(),
 			CoresReserved: reserved[n.Name].cores, MemoryReserved: int64(reserved[n.Name].memory)}

@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -83,8 +82,9 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 			return undo(wrap(err, "start %q: create the network policy of its ports", spec.Name))
 		}
 	}
+	ix := &portIndex{}
 	if len(spec.Ports) > 0 && rt.set.endpointMode == modeNodePort {
-		if _, err := rt.cs.CoreV1().Services(rt.namespace).Create(ctx, rt.portsService(spec, created), metav1.CreateOptions{}); err != nil {
+		if ix.created, err = rt.cs.CoreV1().Services(rt.namespace).Create(ctx, rt.portsService(spec, created), metav1.CreateOptions{}); err != nil {
 			return undo(wrap(err, "start %q: create its NodePort service", spec.Name))
 		}
 	}
@@ -92,7 +92,8 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	if err != nil {
 		return undo(fmt.Errorf("start %q: %w", spec.Name, err))
 	}
-	return rt.status(ctx, running, nil)
+	ix.cache, _ = rt.cached(ctx) // ready: waitStarted used it
+	return rt.status(ctx, running, ix)
 }
 
 // workspaceClaim replaces, when workspace_claims is on, the workspace's
@@ -492,96 +493,52 @@ var waitReasons = map[string]error{
 	"RunContainerError":          sdk.ErrInvalidArgument,
 }
 
-// waitStarted watches the Pod until it runs or has ended; it fails on a
-// container that cannot be made, and on a Pod still unscheduled after
-// pending_timeout (sdk.ErrResourceExhausted, with the scheduler's
-// reason: Zoe tries again later).
+// waitStarted waits until the informer sees the Pod run or end; it fails
+// on a container that cannot be made, on a host path the kubelet cannot
+// mount, and on a Pod still unscheduled after pending_timeout
+// (sdk.ErrResourceExhausted, with the scheduler's reason: Zoe tries again
+// later).
 func (rt *runtime) waitStarted(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
-	deadline := time.NewTimer(rt.set.pendingTimeout)
-	defer deadline.Stop()
-	pods := rt.cs.CoreV1().Pods(rt.namespace)
-	current := pod
-	for {
-		if done, err := started(current); done || err != nil {
-			return current, err
-		}
-		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name, ResourceVersion: current.ResourceVersion})
-		if err != nil {
-			return nil, wrap(err, "watch pod %s", pod.Name)
-		}
-		current, err = rt.follow(ctx, w, current, deadline.C)
-		w.Stop()
-		if err != nil {
-			return nil, err
-		}
-		if current == nil {
-			// The watch ended (the API server's timeout, a restart):
-			// read the Pod again and watch from there.
-			got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return nil, wrap(err, "get pod %s", pod.Name)
-			}
-			if got.UID != pod.UID {
-				return nil, fmt.Errorf("pod %s was replaced while it started: %w", pod.Name, sdk.ErrConflict)
-			}
-			current = got
-		}
+	c, err := rt.cached(ctx)
+	if err != nil {
+		return nil, err
 	}
-}
-
-// follow reads a watch until the Pod has started; nil when the watch ended
-// before.
-func (rt *runtime) follow(ctx context.Context, w watch.Interface, current *corev1.Pod, deadline <-chan time.Time) (*corev1.Pod, error) {
-	// A volume the kubelet cannot mount shows only in the pod's events,
-	// and the kubelet tries again for ever: they are read while it is
-	// placed and not started.
-	mounts := time.NewTicker(mountCheckEvery)
-	defer mounts.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, wrap(ctx.Err(), "wait for pod %s", current.Name)
-		case <-mounts.C:
-			// Only host paths are refused so (claims wait to be bound).
-			if !scheduled(current) || !slices.ContainsFunc(current.Spec.Volumes, func(v corev1.Volume) bool { return v.HostPath != nil }) {
-				continue
-			}
-			if err := rt.mountFailure(ctx, current); err != nil {
-				return nil, err
-			}
-		case <-deadline:
-			if scheduled(current) {
-				// Placed: an image pull may take its time; Start has
-				// no deadline but the core's.
-				deadline = nil
-				continue
-			}
-			return nil, fmt.Errorf("pod %s not scheduled after %s: %s: %w", current.Name, rt.set.pendingTimeout, pendingReason(current), sdk.ErrResourceExhausted)
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return nil, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return nil, fmt.Errorf("pod %s was deleted while it started: %w", current.Name, sdk.ErrConflict)
-			case watch.Error:
-				return nil, nil
-			}
-			got, ok := ev.Object.(*corev1.Pod)
-			if !ok || got.UID != current.UID {
-				continue
-			}
-			current = got
-			if done, err := started(current); done || err != nil {
-				return current, err
-			}
+	deadline := time.Now().Add(rt.set.pendingTimeout)
+	current, seen := pod, false
+	err = c.awaitPod(ctx, podKey(rt.namespace, pod.Name), func(got *corev1.Pod) (bool, error) {
+		switch {
+		case got != nil && got.UID == pod.UID:
+			seen, current = true, got
+			return started(current)
+		case seen && got == nil:
+			return false, fmt.Errorf("pod %s was deleted while it started: %w", pod.Name, sdk.ErrConflict)
+		case seen:
+			return false, fmt.Errorf("pod %s was replaced while it started: %w", pod.Name, sdk.ErrConflict)
 		}
+		// Not heard of yet.
+		return false, nil
+	}, func() error {
+		if !scheduled(current) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("pod %s not scheduled after %s: %s: %w", pod.Name, rt.set.pendingTimeout, pendingReason(current), sdk.ErrResourceExhausted)
+			}
+			// Placed, an image pull may take its time: Start has no
+			// deadline but the core's.
+			return nil
+		}
+		// A volume the kubelet cannot mount shows only in the pod's
+		// events, and the kubelet tries again for ever. Only host paths
+		// are refused so (claims wait to be bound).
+		if slices.ContainsFunc(current.Spec.Volumes, func(v corev1.Volume) bool { return v.HostPath != nil }) {
+			return rt.mountFailure(ctx, current)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return current, nil
 }
-
-// mountCheckEvery is how often a placed Pod that has not started is
-// checked for a volume that cannot be mounted.
-const mountCheckEvery = 2 * time.Second
 
 // mountFailure fails a Pod whose host path the kubelet cannot mount (a
 // FailedMount event saying the path is missing or not a directory: Zoe
@@ -804,47 +761,35 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, _ time.Duration) er
 	return rt.waitEnded(ctx, pod)
 }
 
-// waitEnded watches a Pod until it has ended or is gone.
+// waitEnded waits until the Pod has ended or is gone.
 func (rt *runtime) waitEnded(ctx context.Context, pod *corev1.Pod) error {
-	pods := rt.cs.CoreV1().Pods(rt.namespace)
-	rv := pod.ResourceVersion
-	for {
-		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name, ResourceVersion: rv})
-		if err != nil {
-			return wrap(err, "watch pod %s", pod.Name)
-		}
-		done, err := func() (bool, error) {
-			defer w.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return false, wrap(ctx.Err(), "wait for pod %s to end", pod.Name)
-				case ev, ok := <-w.ResultChan():
-					if !ok || ev.Type == watch.Error {
-						return false, nil
-					}
-					got, ok := ev.Object.(*corev1.Pod)
-					if !ok || got.UID != pod.UID {
-						continue
-					}
-					if ev.Type == watch.Deleted || ended(got) {
-						return true, nil
-					}
-				}
-			}
-		}()
-		if done || err != nil {
-			return err
-		}
-		got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && (got.UID != pod.UID || ended(got))) {
-			return nil
-		}
-		if err != nil {
-			return wrap(err, "get pod %s", pod.Name)
-		}
-		rv = got.ResourceVersion
+	return rt.awaitGone(ctx, pod, ended)
+}
+
+// awaitGone waits until the Pod of that UID is gone, or until done says
+// it is as wanted (nil: only gone). The informer tells first; a Pod it
+// does not hold (gone, or not heard of yet) is asked of the API server.
+func (rt *runtime) awaitGone(ctx context.Context, pod *corev1.Pod, done func(*corev1.Pod) bool) error {
+	c, err := rt.cached(ctx)
+	if err != nil {
+		return err
 	}
+	check := func(got *corev1.Pod) bool {
+		return got == nil || got.UID != pod.UID || (done != nil && done(got))
+	}
+	return c.awaitPod(ctx, podKey(rt.namespace, pod.Name), func(got *corev1.Pod) (bool, error) {
+		if got != nil && got.UID == pod.UID {
+			return check(got), nil
+		}
+		got, err := rt.cs.CoreV1().Pods(rt.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, wrap(err, "get pod %s", pod.Name)
+		}
+		return check(got), nil
+	}, nil)
 }
 
 // ended: the Pod's program has ended for good.
@@ -880,25 +825,10 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 	return rt.waitGone(ctx, pod)
 }
 
-// waitGone polls until the Pod of that UID is gone: with a grace of 0 the
+// waitGone waits until the Pod of that UID is gone: with a grace of 0 the
 // API server deletes it at once, unless finalizers hold it.
 func (rt *runtime) waitGone(ctx context.Context, pod *corev1.Pod) error {
-	delay := 20 * time.Millisecond
-	for {
-		got, err := rt.cs.CoreV1().Pods(rt.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && got.UID != pod.UID) {
-			return nil
-		}
-		if err != nil {
-			return wrap(err, "get pod %s", pod.Name)
-		}
-		select {
-		case <-ctx.Done():
-			return wrap(ctx.Err(), "wait for pod %s to go", pod.Name)
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, time.Second)
-	}
+	return rt.awaitGone(ctx, pod, nil)
 }
 
 // Inspect reports the Pod's status.
@@ -925,15 +855,16 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	if v, ok := opts.Labels[LabelDeployment]; ok && v != rt.deployment {
 		return nil, nil
 	}
-	selector := LabelDeployment + "=" + rt.deployment
-	list, err := rt.cs.CoreV1().Pods(rt.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	c, err := rt.cached(ctx)
 	if err != nil {
-		return nil, wrap(err, "list pods")
+		return nil, err
 	}
-	ports := &portIndex{}
-	out := make([]backend.ServiceStatus, 0, len(list.Items))
-	for i := range list.Items {
-		pod := &list.Items[i]
+	if err := c.failure(); err != nil {
+		return nil, err
+	}
+	ports := &portIndex{cache: c}
+	var out []backend.ServiceStatus
+	for _, pod := range c.ourPods(rt) {
 		if !opts.Matches(zoeLabels(pod.ObjectMeta)) {
 			continue
 		}
@@ -946,42 +877,63 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	return out, nil
 }
 
-// portIndex reads the deployment's NodePort Services and the nodes'
-// addresses once per listing, when a Pod has ports.
+// portIndex finds a pod's NodePort Service and its node's address: in the
+// cache when it has them (a listing), else from the API server.
 type portIndex struct {
-	loaded   bool
-	services map[string]*corev1.Service // by Pod name
-	nodes    map[string]string          // address by node name
+	cache *clusterCache // nil: ask the API server
+	// created is the Service Start just made, which the cache may not
+	// hold yet.
+	created *corev1.Service
 }
 
-func (rt *runtime) loadPorts(ctx context.Context, ix *portIndex) error {
-	if ix.loaded {
-		return nil
+// findPortsService is the pod's NodePort Service, nil when it has none.
+func (rt *runtime) findPortsService(ctx context.Context, ix *portIndex, pod *corev1.Pod) (*corev1.Service, error) {
+	name := portsServiceName(pod.Name)
+	if ix.created != nil && ix.created.Name == name {
+		return ix.created, nil
 	}
-	svcs, err := rt.cs.CoreV1().Services(rt.namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelDeployment + "=" + rt.deployment})
-	if err != nil {
-		return wrap(err, "list services")
-	}
-	ix.services = map[string]*corev1.Service{}
-	for i := range svcs.Items {
-		if pod := svcs.Items[i].Labels[LabelPod]; pod != "" {
-			ix.services[pod] = &svcs.Items[i]
+	if ix.cache != nil {
+		if obj, ok, _ := ix.cache.services.GetStore().GetByKey(podKey(rt.namespace, name)); ok {
+			if svc, ok := obj.(*corev1.Service); ok && ownedBy(svc.OwnerReferences, pod.UID) {
+				return svc, nil
+			}
 		}
 	}
-	nodes, err := rt.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// Not heard of yet (or not there): the API server knows.
+	svc, err := rt.cs.CoreV1().Services(rt.namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
 	if err != nil {
-		return wrap(err, "list nodes")
+		return nil, wrap(err, "get service %s", name)
 	}
-	ix.nodes = map[string]string{}
-	for i := range nodes.Items {
-		ix.nodes[nodes.Items[i].Name] = nodeAddress(&nodes.Items[i], rt.set.addressType)
+	if !ownedBy(svc.OwnerReferences, pod.UID) {
+		return nil, nil
 	}
-	ix.loaded = true
-	return nil
+	return svc, nil
 }
 
-// status translates a Pod; ix caches what its ports need (nil: read
-// them for this Pod alone).
+// nodeAddress is the address of the node, "" when it is unknown.
+func (rt *runtime) nodeAddress(ctx context.Context, ix *portIndex, node string) (string, error) {
+	if ix.cache != nil {
+		if obj, ok, _ := ix.cache.nodes.GetStore().GetByKey(node); ok {
+			if n, ok := obj.(*corev1.Node); ok {
+				return nodeAddress(n, rt.set.addressType), nil
+			}
+		}
+	}
+	n, err := rt.cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", wrap(err, "get node %s", node)
+	}
+	return nodeAddress(n, rt.set.addressType), nil
+}
+
+// status translates a Pod; ix is where its ports are found (nil: the API
+// server).
 func (rt *runtime) status(ctx context.Context, pod *corev1.Pod, ix *portIndex) (backend.ServiceStatus, error) {
 	handle, err := backend.EncodeHandle(string(pod.UID), handleVersion, handleState{Namespace: pod.Namespace, Name: pod.Name})
 	if err != nil {
@@ -1012,14 +964,21 @@ func (rt *runtime) status(ctx context.Context, pod *corev1.Pod, ix *portIndex) (
 			if ix == nil {
 				ix = &portIndex{}
 			}
-			if err := rt.loadPorts(ctx, ix); err != nil {
+			svc, err := rt.findPortsService(ctx, ix, pod)
+			if err != nil {
 				return backend.ServiceStatus{}, err
 			}
-			if svc := ix.services[pod.Name]; svc != nil && ix.nodes[pod.Spec.NodeName] != "" {
+			addr := ""
+			if svc != nil {
+				if addr, err = rt.nodeAddress(ctx, ix, pod.Spec.NodeName); err != nil {
+					return backend.ServiceStatus{}, err
+				}
+			}
+			if svc != nil && addr != "" {
 				for _, sp := range svc.Spec.Ports {
 					if sp.NodePort > 0 {
 						st.Ports = append(st.Ports, backend.PublishedPort{Port: uint16(sp.Port), Protocol: strings.ToLower(string(sp.Protocol)),
-							HostAddress: ix.nodes[pod.Spec.NodeName], HostPort: uint16(sp.NodePort)})
+							HostAddress: addr, HostPort: uint16(sp.NodePort)})
 					}
 				}
 			}
