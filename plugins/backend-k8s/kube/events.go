@@ -6,9 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -18,62 +15,64 @@ import (
 // informer waits for it.
 const eventBuffer = 256
 
-// Events streams the deployment's Pod changes from an informer: a Pod whose
-// container runs is started; one that ended is exited with the container's
-// exit code, preceded by oom_killed when memory killed it; one deleted by
-// anyone but this plugin instance is vanished. The informer lists and
-// watches again by itself when its watch breaks (an API server restart, an
-// expired resourceVersion) and reports what changed meanwhile, so a
-// restart loses nothing. Pods as they are when the stream starts give no
-// events: the core lists after subscribing.
+// Events streams the deployment's Pod changes as the plugin's pod informer
+// hears them (clusterCache): a Pod whose container runs is started; one
+// that ended is exited with the container's exit code, preceded by
+// oom_killed when memory killed it; one deleted by anyone but this plugin
+// instance is vanished. The informer lists and watches again by itself
+// when its watch breaks (an API server restart, an expired
+// resourceVersion) and reports what changed meanwhile, so a restart loses
+// nothing. Pods as they are when the stream starts give no events: the
+// core lists after subscribing.
 func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
 	rt, err := p.runtime()
 	if err != nil {
 		return nil, err
 	}
-	selector := LabelDeployment + "=" + rt.deployment
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
-			o.LabelSelector = selector
-			return rt.cs.CoreV1().Pods(rt.namespace).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
-			return rt.cs.CoreV1().Pods(rt.namespace).Watch(ctx, o)
-		},
+	c, err := rt.cached(ctx)
+	if err != nil {
+		return nil, err
 	}
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	ours := func(obj any) (*corev1.Pod, bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		pod, ok := obj.(*corev1.Pod)
+		return pod, ok && pod.Namespace == rt.namespace && pod.Labels[LabelDeployment] == rt.deployment
+	}
 	out := make(chan backend.Event, eventBuffer)
 	s := &eventSender{ctx: ctx, out: out}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+	reg, err := c.pods.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
-			if pod, ok := obj.(*corev1.Pod); ok && !initial {
+			if pod, ok := ours(obj); ok && !initial {
 				s.send(transition(nil, pod)...)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
-			old, ok1 := oldObj.(*corev1.Pod)
-			pod, ok2 := newObj.(*corev1.Pod)
+			old, ok1 := ours(oldObj)
+			pod, ok2 := ours(newObj)
 			if ok1 && ok2 {
 				s.send(transition(old, pod)...)
 			}
 		},
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			pod, ok := obj.(*corev1.Pod)
+			pod, ok := ours(obj)
 			if !ok || p.removed.Has(string(pod.UID)) {
 				return
 			}
 			s.send(backend.Event{Kind: backend.EventVanished, ServiceName: pod.Name, HandleID: string(pod.UID), Time: time.Now(),
 				Message: "pod deleted by someone else"})
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, wrap(err, "watch pods")
 	}
 	go func() {
-		inf.Run(ctx.Done())
+		select {
+		case <-ctx.Done():
+		case <-c.stopped.Done():
+		}
+		_ = c.pods.RemoveEventHandler(reg)
 		s.close()
 	}()
 	return out, nil

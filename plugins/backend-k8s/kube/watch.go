@@ -28,6 +28,7 @@ import (
 // missing), readers get its error rather than an old picture.
 type clusterCache struct {
 	pods, services, nodes cache.SharedIndexInformer
+	stopped               context.Context // done once stopped
 	stop                  context.CancelFunc
 
 	mu      sync.Mutex
@@ -104,7 +105,7 @@ func (rt *runtime) newCache() *clusterCache {
 		DeleteFunc: c.changed,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
+	c.stopped, c.stop = ctx, cancel
 	for _, inf := range []cache.SharedIndexInformer{c.pods, c.services, c.nodes} {
 		go inf.RunWithContext(ctx)
 	}
