@@ -498,10 +498,12 @@ func (b *bench) many(ctx context.Context, d *daemon) error {
 		o.executions, o.services, o.executions*o.services, o.clients, loadAvg())
 	daemonCPU, pluginPID := cpuTime(d.pid()), b.pluginPID(ctx)
 	pluginCPU := cpuTime(pluginPID)
+	reqBefore := b.requests(ctx)
 	zr, err := b.manyZoe(ctx)
 	if err != nil {
 		return err
 	}
+	reqDuring := b.requests(ctx)
 	allRunning := "all running after " + zr.all.Round(time.Millisecond).String()
 	if zr.missing > 0 {
 		// Their latencies are above the timeout: the percentiles of those
@@ -514,6 +516,7 @@ func (b *bench) many(ctx context.Context, d *daemon) error {
 		pct(zr.queue, 50), pct(zr.queue, 99), pct(zr.start, 50), pct(zr.start, 99))
 	fmt.Printf("            CPU: daemon %s, k8s plugin %s; load average %s\n", (cpuTime(d.pid()) - daemonCPU).Round(10*time.Millisecond),
 		(cpuTime(pluginPID) - pluginCPU).Round(10*time.Millisecond), loadAvg())
+	fmt.Printf("            API requests meanwhile (every client's, the control plane's included): %s\n", requestsDiff(reqBefore, reqDuring))
 	// The daemon would take up CPU beside client-go's run; its pods stay.
 	d.stop()
 	dr, err := b.manyDirect(ctx)
@@ -1029,4 +1032,66 @@ backend "k8s" {
 		return nil, err
 	}
 	return d, nil
+}
+
+// requests are the API server's request counts (apiserver_request_total)
+// by verb, resource and subresource; nil when its metrics cannot be read.
+func (b *bench) requests(ctx context.Context) map[string]float64 {
+	raw, err := b.kcs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	label := func(line, name string) string {
+		_, rest, ok := strings.Cut(line, name+`="`)
+		if !ok {
+			return ""
+		}
+		v, _, _ := strings.Cut(rest, `"`)
+		return v
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		n, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		key := label(line, "verb") + " " + label(line, "resource")
+		if sub := label(line, "subresource"); sub != "" {
+			key += "/" + sub
+		}
+		out[key] += n
+	}
+	return out
+}
+
+// requestsDiff is the total between two counts, and the biggest kinds.
+func requestsDiff(before, after map[string]float64) string {
+	if after == nil {
+		return "unknown (metrics unreadable)"
+	}
+	type kind struct {
+		key string
+		n   float64
+	}
+	var kinds []kind
+	total := 0.0
+	for k, n := range after {
+		if d := n - before[k]; d > 0 {
+			kinds = append(kinds, kind{k, d})
+			total += d
+		}
+	}
+	slices.SortFunc(kinds, func(a, b kind) int { return int(b.n - a.n) })
+	parts := []string{fmt.Sprintf("%.0f", total)}
+	for i, k := range kinds {
+		if i == 6 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f", k.key, k.n))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -530,7 +530,7 @@ func (rt *runtime) waitStarted(ctx context.Context, pod *corev1.Pod) (*corev1.Po
 		// events, and the kubelet tries again for ever. Only host paths
 		// are refused so (claims wait to be bound).
 		if slices.ContainsFunc(current.Spec.Volumes, func(v corev1.Volume) bool { return v.HostPath != nil }) {
-			return rt.mountFailure(ctx, current)
+			return c.mountFailure(current)
 		}
 		return nil
 	})
@@ -545,14 +545,9 @@ func (rt *runtime) waitStarted(ctx context.Context, pod *corev1.Pod) (*corev1.Po
 // mounts host paths of type Directory, which the kubelet never creates).
 // Other mount failures may pass (a claim being bound, a network file
 // system back): the start waits, as the core bounds it. Without the right
-// to read events it says nothing.
-func (rt *runtime) mountFailure(ctx context.Context, pod *corev1.Pod) error {
-	evs, err := rt.cs.CoreV1().Events(rt.namespace).List(ctx, metav1.ListOptions{
-		FieldSelector: "involvedObject.uid=" + string(pod.UID) + ",reason=FailedMount"})
-	if err != nil {
-		return nil
-	}
-	for _, ev := range evs.Items {
+// to watch events it says nothing.
+func (c *clusterCache) mountFailure(pod *corev1.Pod) error {
+	for _, ev := range c.mountEvents(string(pod.UID)) {
 		if strings.Contains(ev.Message, "hostPath type check failed") {
 			return fmt.Errorf("pod %s: %s: %w", pod.Name, ev.Message, sdk.ErrInvalidArgument)
 		}
@@ -704,6 +699,14 @@ func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, *corev
 	var st handleState
 	v, decodeErr := backend.DecodeHandle(h, handleVersion, &st)
 	if decodeErr == nil && v > 0 && st.Name != "" && st.Namespace == rt.namespace {
+		// The informer's copy when it has that pod and hears the
+		// cluster (a pod it has not heard of yet, or no longer holds, is
+		// asked of the API server).
+		if c, err := rt.cached(ctx); err == nil && c.failure() == nil {
+			if pod := c.pod(podKey(rt.namespace, st.Name)); pod != nil && string(pod.UID) == h.ID && pod.Labels[LabelDeployment] == rt.deployment {
+				return rt, pod, nil
+			}
+		}
 		pod, err := rt.cs.CoreV1().Pods(rt.namespace).Get(ctx, st.Name, metav1.GetOptions{})
 		switch {
 		case err == nil && string(pod.UID) == h.ID && pod.Labels[LabelDeployment] == rt.deployment:

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/zoe-project/zoe/sdk"
@@ -20,7 +21,7 @@ import (
 
 func testRuntime() *runtime {
 	return &runtime{deployment: "dev", namespace: "zoe-dev", set: settings{pidsLimit: 1024, grace: 10, clusterDomain: "cluster.local",
-		endpointMode: modeNodePort, pullPolicy: corev1.PullIfNotPresent, pendingTimeout: time.Minute}}
+		endpointMode: modeNodePort, pullPolicy: corev1.PullIfNotPresent, pendingTimeout: time.Minute, nodeSelector: labels.Everything()}}
 }
 
 func okSpec() backend.ServiceSpec {

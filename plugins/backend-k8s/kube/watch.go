@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -28,8 +29,12 @@ import (
 // missing), readers get its error rather than an old picture.
 type clusterCache struct {
 	pods, services, nodes cache.SharedIndexInformer
-	stopped               context.Context // done once stopped
-	stop                  context.CancelFunc
+	// mounts holds the deployment's FailedMount events, by the uid of
+	// their pod. Optional: without the right to watch events it never
+	// syncs, and no start fails on a mount.
+	mounts  cache.SharedIndexInformer
+	stopped context.Context // done once stopped
+	stop    context.CancelFunc
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{} // by pod key, namespace/name
@@ -72,14 +77,14 @@ func (rt *runtime) stopCache() {
 func (rt *runtime) newCache() *clusterCache {
 	c := &clusterCache{waiters: map[string]map[chan struct{}]struct{}{}, failing: map[string]error{}}
 	ours := LabelDeployment + "=" + rt.deployment
-	c.pods = cache.NewSharedIndexInformer(c.listWatch("pods",
+	c.pods = cache.NewSharedIndexInformer(c.listWatch(rt, "pods",
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
 			return rt.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, o)
 		},
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return rt.cs.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, o)
 		}), &corev1.Pod{}, 0, cache.Indexers{})
-	c.services = cache.NewSharedIndexInformer(c.listWatch("services",
+	c.services = cache.NewSharedIndexInformer(c.listWatch(rt, "services",
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
 			o.LabelSelector = ours
 			return rt.cs.CoreV1().Services(rt.namespace).List(ctx, o)
@@ -88,17 +93,36 @@ func (rt *runtime) newCache() *clusterCache {
 			o.LabelSelector = ours
 			return rt.cs.CoreV1().Services(rt.namespace).Watch(ctx, o)
 		}), &corev1.Service{}, 0, cache.Indexers{})
-	c.nodes = cache.NewSharedIndexInformer(c.listWatch("nodes",
+	c.nodes = cache.NewSharedIndexInformer(c.listWatch(rt, "nodes",
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
 			return rt.cs.CoreV1().Nodes().List(ctx, o)
 		},
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return rt.cs.CoreV1().Nodes().Watch(ctx, o)
 		}), &corev1.Node{}, 0, cache.Indexers{})
+	failedMount := fields.OneTermEqualSelector("reason", "FailedMount").String()
+	c.mounts = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
+			o.FieldSelector = failedMount
+			return rt.cs.CoreV1().Events(rt.namespace).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = failedMount
+			return rt.cs.CoreV1().Events(rt.namespace).Watch(ctx, o)
+		},
+	}, rt.cs), &corev1.Event{}, 0, cache.Indexers{byObjectUID: func(obj any) ([]string, error) {
+		if ev, ok := obj.(*corev1.Event); ok {
+			return []string{string(ev.InvolvedObject.UID)}, nil
+		}
+		return nil, nil
+	}})
+	// Quiet: a missing right to watch events is allowed.
+	_ = c.mounts.SetWatchErrorHandlerWithContext(func(context.Context, *cache.Reflector, error) {})
 	// SetTransform and AddEventHandler fail only on a running informer.
 	_ = c.pods.SetTransform(rt.slimPod)
 	_ = c.services.SetTransform(dropManagedFields)
 	_ = c.nodes.SetTransform(dropManagedFields)
+	_ = c.mounts.SetTransform(dropManagedFields)
 	_, _ = c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.changed,
 		UpdateFunc: func(_, obj any) { c.changed(obj) },
@@ -106,17 +130,18 @@ func (rt *runtime) newCache() *clusterCache {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stopped, c.stop = ctx, cancel
-	for _, inf := range []cache.SharedIndexInformer{c.pods, c.services, c.nodes} {
+	for _, inf := range []cache.SharedIndexInformer{c.pods, c.services, c.nodes, c.mounts} {
 		go inf.RunWithContext(ctx)
 	}
 	return c
 }
 
 // listWatch is the informer's calls, which tell whether the cluster
-// answers.
-func (c *clusterCache) listWatch(what string, list func(context.Context, metav1.ListOptions) (kruntime.Object, error),
-	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
-	return &cache.ListWatch{
+// answers. (The client tells client-go whether it can stream a list
+// through a watch: client-go's fake clientset cannot.)
+func (c *clusterCache) listWatch(rt *runtime, what string, list func(context.Context, metav1.ListOptions) (kruntime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.ListerWatcher {
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
 			obj, err := list(ctx, o)
 			c.record(what, err)
@@ -127,7 +152,7 @@ func (c *clusterCache) listWatch(what string, list func(context.Context, metav1.
 			c.record(what, err)
 			return w, err
 		},
-	}
+	}, rt.cs)
 }
 
 func (c *clusterCache) record(what string, err error) {
@@ -204,6 +229,28 @@ func podNode(pod *corev1.Pod) string {
 }
 
 func podKey(namespace, name string) string { return namespace + "/" + name }
+
+// byObjectUID indexes events by the uid of their object.
+const byObjectUID = "object-uid"
+
+// mountEvents are the FailedMount events of the pod of that uid the
+// informer holds; nil before it has synced.
+func (c *clusterCache) mountEvents(uid string) []*corev1.Event {
+	if !c.mounts.HasSynced() {
+		return nil
+	}
+	objs, err := c.mounts.GetIndexer().ByIndex(byObjectUID, uid)
+	if err != nil {
+		return nil
+	}
+	out := make([]*corev1.Event, 0, len(objs))
+	for _, obj := range objs {
+		if ev, ok := obj.(*corev1.Event); ok {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
 
 // changed wakes who waits on the pod.
 func (c *clusterCache) changed(obj any) {
