@@ -138,6 +138,15 @@ func run(o options) error {
 	defer stop()
 
 	fmt.Printf("load average before: %s\n", loadAvg())
+	// kwok follows each log it serves with an inotify instance of its own,
+	// as a kubelet does: with the kernel's default of 128 per user, the
+	// rest of Zoe's log streams fail and are asked for again and again
+	// (Kubernetes nodes raise it so).
+	restore, err := raiseInotify(2*o.executions*o.services + 1024)
+	if err != nil {
+		return err
+	}
+	defer restore()
 	t := time.Now()
 	kube, stopKube, err := testutil.StartKubeCluster()
 	if err != nil {
@@ -548,6 +557,33 @@ func (b *bench) manyZoe(ctx context.Context) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The logs of the pods to come are served before the clock starts
+	// (execution ids follow the last one): served as each execution is
+	// accepted, thousands of them came after their pods ran, whose log
+	// collectors asked again and again meanwhile, as they would not of a
+	// kubelet.
+	last, err := b.c.ListExecutions(ctx, client.ExecutionFilter{Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	first := int64(1)
+	if len(last.Executions) > 0 {
+		first = last.Executions[0].ID + 1
+	}
+	{
+		var ids atomic.Int64
+		ids.Store(first - 1)
+		g, gctx := errgroup.WithContext(ctx)
+		for range o.clients {
+			g.Go(func() error {
+				for id := ids.Add(1); id < first+int64(o.executions); id = ids.Add(1) {
+					b.serveLogs(gctx, id, o.services)
+				}
+				return nil
+			})
+		}
+		_ = g.Wait()
+	}
 	var mu sync.Mutex
 	submitted := map[int64]time.Time{}
 	var next atomic.Int64
@@ -565,7 +601,9 @@ func (b *bench) manyZoe(ctx context.Context) (*result, error) {
 				if err != nil {
 					return fmt.Errorf("submit execution %d: %w", i, err)
 				}
-				go b.serveLogs(gctx, ex.ID, o.services)
+				if ex.ID >= first+int64(o.executions) {
+					go b.serveLogs(gctx, ex.ID, o.services) // not foreseen
+				}
 				mu.Lock()
 				submitted[ex.ID] = t
 				mu.Unlock()
@@ -1094,4 +1132,23 @@ func requestsDiff(before, after map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f", k.key, k.n))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// raiseInotify raises fs.inotify.max_user_instances to at least n, and
+// returns what puts it back.
+func raiseInotify(n int) (func(), error) {
+	const path = "/proc/sys/fs/inotify/max_user_instances"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	was, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || was >= n {
+		return func() {}, err
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		return nil, fmt.Errorf("raise %s to %d (kwok's log streams; as root, or raise it yourself): %w", path, n, err)
+	}
+	fmt.Printf("fs.inotify.max_user_instances raised from %d to %d until the end\n", was, n)
+	return func() { _ = os.WriteFile(path, b, 0o644) }, nil
 }
