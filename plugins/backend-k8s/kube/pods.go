@@ -868,7 +868,7 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	ports := &portIndex{cache: c}
 	var out []backend.ServiceStatus
 	for _, pod := range c.ourPods(rt) {
-		if !opts.Matches(zoeLabels(pod.ObjectMeta)) {
+		if !mayMatch(opts, pod) || !opts.Matches(c.zoeLabels(pod)) {
 			continue
 		}
 		st, err := rt.status(ctx, pod, ports)
@@ -878,6 +878,19 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// mayMatch tells, from the pod's Kubernetes labels alone, whether its
+// Zoe labels may match opts: a Zoe label that is also a Kubernetes label
+// has the same value. It spares decoding the labels of every pod of the
+// deployment each time the core lists one execution's.
+func mayMatch(opts backend.ListOptions, pod *corev1.Pod) bool {
+	for k, v := range opts.Labels {
+		if got, ok := pod.Labels[k]; ok && got != v && k != LabelPod && k != LabelNetwork {
+			return false
+		}
+	}
+	return true
 }
 
 // portIndex finds a pod's NodePort Service and its node's address: in the
@@ -942,7 +955,13 @@ func (rt *runtime) status(ctx context.Context, pod *corev1.Pod, ix *portIndex) (
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	st := backend.ServiceStatus{Handle: handle, Name: pod.Name, Labels: zoeLabels(pod.ObjectMeta), Node: pod.Spec.NodeName, IP: pod.Status.PodIP}
+	var labels map[string]string
+	if ix != nil && ix.cache != nil {
+		labels = maps.Clone(ix.cache.zoeLabels(pod))
+	} else {
+		labels = zoeLabels(pod.ObjectMeta)
+	}
+	st := backend.ServiceStatus{Handle: handle, Name: pod.Name, Labels: labels, Node: pod.Spec.NodeName, IP: pod.Status.PodIP}
 	if st.Node == "" {
 		st.Node = affinityNode(pod)
 	}

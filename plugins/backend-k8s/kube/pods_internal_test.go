@@ -382,3 +382,37 @@ func TestReadLogLinesCut(t *testing.T) {
 		t.Errorf("got %q, %v; want [whole] and the cut", got, err)
 	}
 }
+
+// TestMayMatch: the quick filter of List never drops a pod whose Zoe labels
+// match (a value Kubernetes refuses is only in the annotation, and
+// zoe.pod is the plugin's own label, not Zoe's).
+func TestMayMatch(t *testing.T) {
+	rt := testRuntime()
+	spec := okSpec()
+	pod, err := rt.podFor(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{"zoe.execution": "7"}, true},
+		{map[string]string{"zoe.execution": "8"}, false},
+		{map[string]string{"zoe.owner": "alice@example.org"}, true}, // not a label value: the annotation decides
+		{map[string]string{"zoe.pod": "other"}, true},               // Zoe's zoe.pod, not the plugin's
+		{map[string]string{"zoe.deployment": "dev", "zoe.execution": "7"}, true},
+	} {
+		opts := backend.ListOptions{Labels: c.labels}
+		full := opts.Matches(zoeLabels(pod.ObjectMeta))
+		if full != c.want {
+			t.Fatalf("%v: Matches = %v, want %v (the test's premise)", c.labels, full, c.want)
+		}
+		if got := mayMatch(opts, pod); full && !got {
+			t.Errorf("%v: mayMatch = false for a matching pod", c.labels)
+		}
+	}
+	if mayMatch(backend.ListOptions{Labels: map[string]string{"zoe.execution": "8"}}, pod) {
+		t.Error("mayMatch kept a pod of another execution")
+	}
+}

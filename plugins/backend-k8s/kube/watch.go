@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
@@ -39,6 +40,9 @@ type clusterCache struct {
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{} // by pod key, namespace/name
 	failing map[string]error                      // by informer: its last list or watch failed
+	// labels are the decoded Zoe labels of the deployment's pods (they
+	// never change), by uid: the core lists every pod at each pass.
+	labels map[types.UID]map[string]string
 }
 
 // cached starts the informers on first use and waits until they have
@@ -75,7 +79,7 @@ func (rt *runtime) stopCache() {
 }
 
 func (rt *runtime) newCache() *clusterCache {
-	c := &clusterCache{waiters: map[string]map[chan struct{}]struct{}{}, failing: map[string]error{}}
+	c := &clusterCache{waiters: map[string]map[chan struct{}]struct{}{}, failing: map[string]error{}, labels: map[types.UID]map[string]string{}}
 	ours := LabelDeployment + "=" + rt.deployment
 	c.pods = cache.NewSharedIndexInformer(c.listWatch(rt, "pods",
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
@@ -126,7 +130,10 @@ func (rt *runtime) newCache() *clusterCache {
 	_, _ = c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.changed,
 		UpdateFunc: func(_, obj any) { c.changed(obj) },
-		DeleteFunc: c.changed,
+		DeleteFunc: func(obj any) {
+			c.changed(obj)
+			c.forget(obj)
+		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stopped, c.stop = ctx, cancel
@@ -269,6 +276,37 @@ func (c *clusterCache) changed(obj any) {
 		default: // already told
 		}
 	}
+}
+
+// forget drops what was kept of a deleted pod.
+func (c *clusterCache) forget(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		c.mu.Lock()
+		delete(c.labels, pod.UID)
+		c.mu.Unlock()
+	}
+}
+
+// zoeLabels are the pod's Zoe labels (zoeLabels), decoded once: not to be
+// changed.
+func (c *clusterCache) zoeLabels(pod *corev1.Pod) map[string]string {
+	c.mu.Lock()
+	l, ok := c.labels[pod.UID]
+	c.mu.Unlock()
+	if ok {
+		return l
+	}
+	l = zoeLabels(pod.ObjectMeta)
+	if held := c.pod(podKey(pod.Namespace, pod.Name)); held == nil || held.UID != pod.UID {
+		return l // not held (or no longer): nothing would forget it
+	}
+	c.mu.Lock()
+	c.labels[pod.UID] = l
+	c.mu.Unlock()
+	return l
 }
 
 // watchPod returns a channel told of every change to the pod of that key,
