@@ -21,7 +21,8 @@ import (
 // of the cluster for each scheduling pass and a watch for each pod
 // starting: the cluster's pods (those of other namespaces and workloads
 // kept only as what they request on their node, which Nodes counts), the
-// deployment's Services, and the nodes.
+// deployment's Services, the nodes, and the namespace's FailedMount
+// events.
 //
 // A reader sees the cluster as the informers last heard it. Start, Stop and
 // Remove wait for the informer to see what they waited for, so that what
