@@ -77,10 +77,13 @@ func TestConfigureDiagnostics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The state file's directory first: cleanups run last first,
+			// and the plugin may still write there until it is closed.
+			path := stateFile(t)
 			p := sim.New(testLogger(t))
 			t.Cleanup(func() { _ = p.Close(context.Background()) })
 			err := p.Configure(context.Background(), sdk.Config{
-				JSON: block(t, stateFile(t), tt.overrides), Deployment: "test", DataDir: tt.dataDir})
+				JSON: block(t, path, tt.overrides), Deployment: "test", DataDir: tt.dataDir})
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("Configure: %v", err)
