@@ -91,6 +91,8 @@ func (s *setup) open(t *testing.T) backend.Backend {
 	if err := p.Configure(t.Context(), s.config(t)); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
+	// Its informers' watches end with the test.
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
 }
 
