@@ -309,6 +309,25 @@ func TestKube(t *testing.T) {
 
 	// Cordoned, n2 takes no new pod: the scheduler says why.
 	c.MustDo(t, "PATCH", "/api/v1/nodes/n2", map[string]any{"spec": map[string]any{"unschedulable": true}}, nil)
+	// The scheduler hears of the cordon through its own watch: a pod made
+	// at once may still be placed on n2 (a loaded run had it). The
+	// controller manager's taint for it is written after the cordon, so
+	// once the taint is there the scheduler's watch has brought the
+	// cordon before it.
+	WaitFor(t, 30*time.Second, "n2 tainted unschedulable", func() (bool, string) {
+		var n struct {
+			Spec struct {
+				Taints []struct{ Key string } `json:"taints"`
+			} `json:"spec"`
+		}
+		c.MustDo(t, "GET", "/api/v1/nodes/n2", nil, &n)
+		for _, tn := range n.Spec.Taints {
+			if tn.Key == "node.kubernetes.io/unschedulable" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("taints %+v", n.Spec.Taints)
+	})
 	c.MustDo(t, "POST", pods, podSpec("cordoned", nil, nil, map[string]string{"zone": "b"}), nil)
 	WaitFor(t, 30*time.Second, "pod cordoned unschedulable", func() (bool, string) {
 		p := getPod(t, c, ns, "cordoned")

@@ -63,6 +63,9 @@ type webServers struct {
 type webServer struct {
 	srv    *http.Server
 	cancel context.CancelFunc // ends the WebSocket connections, which Close does not
+	// lns are closed by stop too: srv.Close closes only the listeners
+	// Serve has taken, and a Serve goroutine may not have run yet.
+	lns []net.Listener
 }
 
 func newWebServers(log *slog.Logger, logRequest func(id, line string)) *webServers {
@@ -111,7 +114,7 @@ func (w *webServers) serve(s *service, lns []net.Listener) {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
 	}
-	w.servers[s.ID] = &webServer{srv: srv, cancel: cancel}
+	w.servers[s.ID] = &webServer{srv: srv, cancel: cancel, lns: lns}
 	for _, ln := range lns {
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -188,6 +191,7 @@ func (w *webServers) stop(id string) {
 	if ws != nil {
 		ws.cancel()
 		_ = ws.srv.Close()
+		closeAll(ws.lns)
 	}
 }
 
