@@ -34,10 +34,7 @@ func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
 		return nil, err
 	}
 	ours := func(obj any) (*corev1.Pod, bool) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		pod, ok := obj.(*corev1.Pod)
+		pod, ok := podOf(obj)
 		return pod, ok && pod.Namespace == rt.namespace && pod.Labels[LabelDeployment] == rt.deployment
 	}
 	out := make(chan backend.Event, eventBuffer)

@@ -434,8 +434,6 @@ func (p *Plugin) runtime() (*runtime, error) {
 	return p.rt, nil
 }
 
-// ensureNamespace creates the deployment's namespace once, when allowed
-// and missing.
 // inNamespace runs create, the first object of an execution or a service
 // in the namespace; when the namespace is gone (deleted by someone since it
 // was made), it is made again, when allowed, and create runs once more. A
@@ -476,6 +474,8 @@ func noServiceAccountYet(err error) bool {
 	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "error looking up service account")
 }
 
+// ensureNamespace creates the deployment's namespace once, when allowed
+// and missing.
 func (rt *runtime) ensureNamespace(ctx context.Context) error {
 	rt.nsMu.Lock()
 	defer rt.nsMu.Unlock()

@@ -840,7 +840,9 @@ func (p *Plugin) Inspect(ctx context.Context, h backend.Handle) (backend.Service
 	if err != nil {
 		return backend.ServiceStatus{}, err
 	}
-	return rt.status(ctx, pod, nil)
+	ix := &portIndex{}
+	ix.cache, _ = rt.cached(ctx) // nil: its ports are asked of the API server
+	return rt.status(ctx, pod, ix)
 }
 
 // Recover is Inspect: the cluster keeps everything, the handle finds it.

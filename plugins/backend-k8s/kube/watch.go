@@ -260,12 +260,19 @@ func (c *clusterCache) mountEvents(uid string) []*corev1.Event {
 	return out
 }
 
-// changed wakes who waits on the pod.
-func (c *clusterCache) changed(obj any) {
+// podOf is the pod an informer's notification is about (a deletion it
+// missed the end of included).
+func podOf(obj any) (*corev1.Pod, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
 	pod, ok := obj.(*corev1.Pod)
+	return pod, ok
+}
+
+// changed wakes who waits on the pod.
+func (c *clusterCache) changed(obj any) {
+	pod, ok := podOf(obj)
 	if !ok {
 		return
 	}
@@ -281,10 +288,7 @@ func (c *clusterCache) changed(obj any) {
 
 // forget drops what was kept of a deleted pod.
 func (c *clusterCache) forget(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	if pod, ok := obj.(*corev1.Pod); ok {
+	if pod, ok := podOf(obj); ok {
 		c.mu.Lock()
 		delete(c.labels, pod.UID)
 		c.mu.Unlock()
