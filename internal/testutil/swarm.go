@@ -18,9 +18,14 @@ import (
 
 // SwarmEngine is a Docker engine of its own, in swarm mode (one node), for
 // the swarm back-end's tests. It runs in a network namespace of its own,
-// reached over a veth pair at SwarmAddress, so that it shares nothing with
+// reached over a veth pair at Address, so that it shares nothing with
 // the machine's engine: not its swarm ports (7946 is fixed), not its
 // iptables chains, not its state. The machine's engine is left as it is.
+//
+// Each test process that asks for one gets one of swarmSlots engines, each
+// with its own namespace, addresses, data root and lock, so that the swarm
+// plugin's tests, the daemon's and a benchmark run beside each other
+// instead of queueing for one engine.
 //
 // Why not the machine's engine in swarm mode: Docker 20.10 (API 1.41) has
 // no per-service no-new-privileges (Privileges.NoNewPrivileges came with
@@ -31,27 +36,67 @@ import (
 type SwarmEngine struct {
 	// Host is the engine's address for client.WithHost.
 	Host string
+	// Address is the swarm node's address, where its host-mode published
+	// ports answer.
+	Address string
 	// NodeID is the swarm node's id.
 	NodeID string
 	dir    string
 	cmd    *exec.Cmd
 	lock   *os.File
+	// The engine's namespace and its veth pair (host side, engine side),
+	// and the host side's address.
+	netns, vethHost, vethNs, hostIP string
 }
 
-// The network the engine's namespace gets: the host side, the engine side.
-const (
-	swarmNetns    = "zoe-test-swarm"
-	swarmVethHost = "zoeswt0"
-	swarmVethNs   = "zoeswt1"
-	swarmHostIP   = "10.213.7.1"
-	// SwarmAddress is the swarm node's address, where its host-mode
-	// published ports answer.
-	SwarmAddress = "10.213.7.2"
-)
+// swarmSlots is how many engines can run at once, one per test process.
+const swarmSlots = 4
 
-// StartSwarm starts the engine, or fails saying why. The engine's data
+// slot fills in the names and addresses of engine n: a /30 of
+// 10.213.7.0/24 each, the host's side first.
+func (e *SwarmEngine) slot(n int) {
+	e.dir = filepath.Join(os.TempDir(), fmt.Sprintf("zoe-test-swarm-%d", n))
+	e.Host = "unix://" + filepath.Join(e.dir, "docker.sock")
+	e.netns = fmt.Sprintf("zoe-test-swarm-%d", n)
+	e.vethHost, e.vethNs = fmt.Sprintf("zoeswt%da", n), fmt.Sprintf("zoeswt%db", n)
+	e.hostIP, e.Address = fmt.Sprintf("10.213.7.%d", 4*n+1), fmt.Sprintf("10.213.7.%d", 4*n+2)
+}
+
+// takeSlot locks the first free slot, or waits for one (this process's
+// pid picks which) when all are taken.
+func (e *SwarmEngine) takeSlot() error {
+	open := func(n int) (*os.File, error) {
+		return os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("zoe-test-swarm-%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o600)
+	}
+	for n := range swarmSlots {
+		f, err := open(n)
+		if err != nil {
+			return err
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			e.lock = f
+			e.slot(n)
+			return nil
+		}
+		f.Close()
+	}
+	n := os.Getpid() % swarmSlots
+	f, err := open(n)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return err
+	}
+	e.lock = f
+	e.slot(n)
+	return nil
+}
+
+// StartSwarm starts an engine, or fails saying why. The engine's data
 // root is kept between runs (the test images stay built); its swarm is
-// new. Only one test process holds it at a time (a file lock).
+// new. Only one test process holds an engine at a time (a file lock).
 func StartSwarm(ctx context.Context) (*SwarmEngine, error) {
 	for _, bin := range []string{"ip", "nsenter", "dockerd"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -61,19 +106,15 @@ func StartSwarm(ctx context.Context) (*SwarmEngine, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("swarm test engine: needs root (a network namespace and a dockerd)")
 	}
-	dir := filepath.Join(os.TempDir(), "zoe-test-swarm")
+	e := &SwarmEngine{}
+	if err := e.takeSlot(); err != nil {
+		return nil, fmt.Errorf("swarm test engine: %w", err)
+	}
+	dir := e.dir
 	if err := os.MkdirAll(filepath.Join(dir, "exec"), 0o700); err != nil {
+		e.lock.Close()
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "zoe-test-swarm.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		lock.Close()
-		return nil, err
-	}
-	e := &SwarmEngine{Host: "unix://" + filepath.Join(dir, "docker.sock"), dir: dir, lock: lock}
 	ok := false
 	defer func() {
 		if !ok {
@@ -92,7 +133,7 @@ func StartSwarm(ctx context.Context) (*SwarmEngine, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	e.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+swarmNetns, "dockerd",
+	e.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+e.netns, "dockerd",
 		"--config-file", filepath.Join(dir, "daemon.json"),
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
@@ -100,7 +141,7 @@ func StartSwarm(ctx context.Context) (*SwarmEngine, error) {
 		"--host", e.Host,
 		"--no-new-privileges",
 		"--storage-driver", "overlay2",
-		"--cgroup-parent", "zoe-test-swarm")
+		"--cgroup-parent", e.netns)
 	// The node cannot reach a registry: without this, swarm tries to pull
 	// every image before it starts a task, and waits for the failure.
 	e.cmd.Env = append(os.Environ(), "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1")
@@ -135,7 +176,7 @@ func StartSwarm(ctx context.Context) (*SwarmEngine, error) {
 			_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
 		}
 	}
-	if _, err := cli.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: SwarmAddress + ":2377", AdvertiseAddr: SwarmAddress,
+	if _, err := cli.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: e.Address + ":2377", AdvertiseAddr: e.Address,
 		Spec: swarm.Spec{Orchestration: swarm.OrchestrationConfig{TaskHistoryRetentionLimit: ptrTo[int64](5)}}}); err != nil {
 		return nil, fmt.Errorf("swarm test engine: swarm init: %w", err)
 	}
@@ -159,17 +200,17 @@ func (e *SwarmEngine) Client() (*client.Client, error) {
 // no default route: the registry is unreachable at once rather than
 // after a DNS timeout.
 func (e *SwarmEngine) network() error {
-	_ = exec.Command("ip", "netns", "del", swarmNetns).Run()
-	_ = exec.Command("ip", "link", "del", swarmVethHost).Run()
+	_ = exec.Command("ip", "netns", "del", e.netns).Run()
+	_ = exec.Command("ip", "link", "del", e.vethHost).Run()
 	for _, args := range [][]string{
-		{"netns", "add", swarmNetns},
-		{"link", "add", swarmVethHost, "type", "veth", "peer", "name", swarmVethNs},
-		{"link", "set", swarmVethNs, "netns", swarmNetns},
-		{"addr", "add", swarmHostIP + "/30", "dev", swarmVethHost},
-		{"link", "set", swarmVethHost, "up"},
-		{"-n", swarmNetns, "addr", "add", SwarmAddress + "/30", "dev", swarmVethNs},
-		{"-n", swarmNetns, "link", "set", swarmVethNs, "up"},
-		{"-n", swarmNetns, "link", "set", "lo", "up"},
+		{"netns", "add", e.netns},
+		{"link", "add", e.vethHost, "type", "veth", "peer", "name", e.vethNs},
+		{"link", "set", e.vethNs, "netns", e.netns},
+		{"addr", "add", e.hostIP + "/30", "dev", e.vethHost},
+		{"link", "set", e.vethHost, "up"},
+		{"-n", e.netns, "addr", "add", e.Address + "/30", "dev", e.vethNs},
+		{"-n", e.netns, "link", "set", e.vethNs, "up"},
+		{"-n", e.netns, "link", "set", "lo", "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("swarm test engine: ip %s: %v: %s", strings.Join(args, " "), err, out)
@@ -227,8 +268,8 @@ func (e *SwarmEngine) Close() error {
 			<-done
 		}
 	}
-	_ = exec.Command("ip", "netns", "del", swarmNetns).Run()
-	_ = exec.Command("ip", "link", "del", swarmVethHost).Run()
+	_ = exec.Command("ip", "netns", "del", e.netns).Run()
+	_ = exec.Command("ip", "link", "del", e.vethHost).Run()
 	if e.lock != nil {
 		return e.lock.Close()
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
-	"github.com/zoe-project/zoe/internal/testutil"
 	swarmbackend "github.com/zoe-project/zoe/plugins/backend-swarm/swarm"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -100,9 +99,9 @@ func TestNodes(t *testing.T) {
 		t.Fatalf("Nodes = %+v, %v; want the one node", nodes, err)
 	}
 	n := nodes[0]
-	if n.State != backend.NodeReady || n.Cores <= 0 || n.MemoryBytes <= 0 || n.Address != testutil.SwarmAddress ||
+	if n.State != backend.NodeReady || n.Cores <= 0 || n.MemoryBytes <= 0 || n.Address != engine.Address ||
 		!slices.Contains(n.Labels, "zoe-test-gpu") || !slices.Contains(n.Labels, "zoe-test-zone=eu") {
-		t.Errorf("node %+v: want it ready, with cores, memory, the address %s and the labels zoe-test-gpu and zoe-test-zone=eu", n, testutil.SwarmAddress)
+		t.Errorf("node %+v: want it ready, with cores, memory, the address %s and the labels zoe-test-gpu and zoe-test-zone=eu", n, engine.Address)
 	}
 	net := network(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Node: n.Name,
@@ -173,8 +172,8 @@ func TestPublishedPort(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService, Ports: []backend.Port{{Port: 8080, Protocol: "tcp"}}})
-	if len(st.Ports) != 1 || st.Ports[0].Port != 8080 || st.Ports[0].HostPort == 0 || st.Ports[0].HostAddress != testutil.SwarmAddress {
-		t.Fatalf("Start's ports %+v: want 8080 published on %s", st.Ports, testutil.SwarmAddress)
+	if len(st.Ports) != 1 || st.Ports[0].Port != 8080 || st.Ports[0].HostPort == 0 || st.Ports[0].HostAddress != engine.Address {
+		t.Fatalf("Start's ports %+v: want 8080 published on %s", st.Ports, engine.Address)
 	}
 	if st.IP == "" {
 		t.Errorf("Start returned no IP on the execution network")
