@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 	testutil.RaiseParallel(8)
 	code := testutil.RunWithBinaries(m, "zoe-daemon-test-", true, &binDir)
 	kube.Stop()
+	swarmEngine.stop()
 	os.Exit(code)
 }
 

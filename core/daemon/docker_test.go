@@ -362,9 +362,34 @@ func TestDockerEndToEnd(t *testing.T) {
 	env := newDockerEnv(t)
 	srv := env.start(t)
 	holdCores(t, true) // "the networks of two users are isolated"
+	endToEnd(t, env, srv)
+}
+
+// e2eEnv is what endToEnd needs of a deployment on a Docker engine or a
+// swarm, besides exampleEnv.
+type e2eEnv interface {
+	exampleEnv
+	start(t *testing.T) *zoeServer
+	user(t *testing.T, name string) apiUser
+	// units maps what runs the deployment's instances (of execution id
+	// when given) to an identity that changes when it is started again:
+	// a container's name to its id; a swarm service's name to its id and
+	// its running task's container.
+	units(t *testing.T, ids ...int64) map[string]string
+	networks(t *testing.T, ids ...int64) []string
+	// kill kills an instance's container (named as container names it),
+	// as a crash would.
+	kill(t *testing.T, name string)
+	// nodeAddress is where published ports answer, "" when any will do.
+	nodeAddress() string
+	deployment() string
+}
+
+// endToEnd runs real ZApps through srv, env's `zoe server`: the subtests
+// share it and run in order.
+func endToEnd(t *testing.T, env e2eEnv, srv *zoeServer) {
 	alice, bob := env.user(t, "alice"), env.user(t, "bob")
 	outer := t
-
 	// Everything that can run at once is submitted first.
 	cluster := alice.submit("cluster", exampleApp(t, "cluster.json"))
 	hello := bob.submit("hello", exampleApp(t, "hello.json"))
@@ -391,7 +416,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	var run zoeclient.Execution
 	ok := t.Run("three services run", func(t *testing.T) {
 		alice := env.user(t, "alice")
-		alice.await(cluster.ID, "running")
+		awaitLong(t, alice.apiClient, cluster.ID, "running")
 		waitUntil(t, "every instance running", func() (bool, string) {
 			run = alice.execution(cluster.ID)
 			var st []string
@@ -402,10 +427,10 @@ func TestDockerEndToEnd(t *testing.T) {
 			return slices.Equal(st, []string{"master0:running", "notebook0:running", "worker0:running", "worker1:running"}) &&
 				run.Status == "running", strings.Join(st, " ") + " " + run.Status
 		})
-		if got := env.containers(t, cluster.ID); len(got) != 4 {
+		if got := env.units(t, cluster.ID); len(got) != 4 {
 			t.Errorf("containers: %v, want 4", got)
 		}
-		if got := env.networks(t, cluster.ID); len(got) != 1 || got[0] != fmt.Sprintf("zoe-%s-%d", env.dep, cluster.ID) {
+		if got := env.networks(t, cluster.ID); len(got) != 1 || got[0] != fmt.Sprintf("zoe-%s-%d", env.deployment(), cluster.ID) {
 			t.Errorf("networks: %v", got)
 		}
 	})
@@ -430,50 +455,30 @@ func TestDockerEndToEnd(t *testing.T) {
 			t.Fatalf("no endpoint for notebook0: %+v", run.Endpoints)
 		}
 		ep := run.Endpoints[i]
-		if ep.ExternalPort == 0 || ep.URL != fmt.Sprintf("http://%s:%d/", ep.ExternalAddress, ep.ExternalPort) {
-			t.Errorf("endpoint %+v", ep)
+		if ep.ExternalPort == 0 || ep.URL != fmt.Sprintf("http://%s:%d/", ep.ExternalAddress, ep.ExternalPort) ||
+			env.nodeAddress() != "" && ep.ExternalAddress != env.nodeAddress() {
+			t.Errorf("endpoint %+v (the node's address: %q)", ep, env.nodeAddress())
 		}
-		page, err := httpGet(ep.URL)
-		if want := "hello from " + env.container(cluster.ID, "notebook0"); err != nil || strings.TrimSpace(page) != want {
-			t.Errorf("GET %s: %q %v, want %q", ep.URL, page, err, want)
-		}
+		// Running is when the container started, not when it listens.
+		want := "hello from " + env.container(cluster.ID, "notebook0")
+		waitUntil(t, "the notebook answering at "+ep.URL, func() (bool, string) {
+			page, err := httpGet(ep.URL)
+			return err == nil && strings.TrimSpace(page) == want, fmt.Sprintf("%q %v, want %q", page, err, want)
+		})
 	})
 
 	t.Run("batch exit codes and OOM", func(t *testing.T) {
 		for _, b := range batches {
 			t.Run(b.name, func(t *testing.T) {
 				c := env.user(t, "alice")
-				checkEnded(t, c.await(b.id, "terminated", "error"), b.status, b.code, b.reason)
+				checkEnded(t, awaitLong(t, c.apiClient, b.id, "terminated", "error"), b.status, b.code, b.reason)
 				env.gone(t, b.id)
 			})
 		}
 	})
 
 	t.Run("the workspace belongs to the user", func(t *testing.T) {
-		dir := filepath.Join(env.ws, env.dep, "alice")
-		fi, err := os.Stat(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 1000 || fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: uid %d gid %d mode %v, want 1000 1000 0700", dir, st.Uid, st.Gid, fi.Mode().Perm())
-		}
-		for _, f := range []struct{ name, content string }{{"job-0.txt", "zero"}, {"job-3.txt", "three"}} {
-			b, err := os.ReadFile(filepath.Join(dir, f.name))
-			if err != nil || strings.TrimSpace(string(b)) != f.content {
-				t.Errorf("%s: %q %v, want %q", f.name, b, err, f.content)
-				continue
-			}
-			// Containers run as the owner's uid:gid, known from the users
-			// file, so what they write is alice's.
-			fi, err := os.Stat(filepath.Join(dir, f.name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 1000 {
-				t.Errorf("%s written by a job: uid %d gid %d, want alice's 1000 1000", f.name, st.Uid, st.Gid)
-			}
-		}
+		checkWorkspace(t, env.home("alice"))
 	})
 
 	t.Run("the networks of two users are isolated", func(t *testing.T) {
@@ -493,7 +498,7 @@ func TestDockerEndToEnd(t *testing.T) {
 				[2]string{"MASTER", tg.master}, [2]string{"GIVE_UP", "3s"})).ID
 		}
 		for i, tg := range targets {
-			ex := c.await(ids[i], "terminated", "error")
+			ex := awaitLong(t, c.apiClient, ids[i], "terminated", "error")
 			// The worker exits 1 only when the master never answered.
 			if ex.Status != "error" || ex.ExitCode == nil || *ex.ExitCode != 1 {
 				t.Errorf("bob's worker asking alice's master %s (%s): %s %q, want error with exit code 1",
@@ -504,25 +509,26 @@ func TestDockerEndToEnd(t *testing.T) {
 
 	t.Run("terminate removes every container and the network", func(t *testing.T) {
 		c := env.user(t, "bob")
-		c.await(hello.ID, "running")
-		if n, nets := len(env.containers(t, hello.ID)), env.networks(t, hello.ID); n != 1 || len(nets) != 1 {
+		awaitLong(t, c.apiClient, hello.ID, "running")
+		if n, nets := len(env.units(t, hello.ID)), env.networks(t, hello.ID); n != 1 || len(nets) != 1 {
 			t.Fatalf("before: %d containers, networks %v", n, nets)
 		}
 		c.terminate(hello.ID)
-		c.await(hello.ID, "terminated")
+		awaitLong(t, c.apiClient, hello.ID, "terminated")
 		env.gone(t, hello.ID)
 	})
 
 	t.Run("a killed elastic worker is replaced", func(t *testing.T) {
 		alice := env.user(t, "alice")
 		name := env.container(cluster.ID, "worker1")
-		before := env.containers(t, cluster.ID)[name]
+		before := env.units(t, cluster.ID)[name]
 		env.kill(t, name)
 		waitUntil(t, "worker1 replaced", func() (bool, string) {
 			ex := alice.execution(cluster.ID)
 			s, _ := service(ex, "worker1")
-			return s.RestartCount == 1 && s.Status == "running" && env.containers(t, cluster.ID)[name] != before,
-				fmt.Sprintf("%s, worker1 %s restarts %d", ex.Status, s.Status, s.RestartCount)
+			now := env.units(t, cluster.ID)[name]
+			return s.RestartCount == 1 && s.Status == "running" && now != before,
+				fmt.Sprintf("%s, worker1 %s restarts %d, %s (before %s)", ex.Status, s.Status, s.RestartCount, now, before)
 		})
 		if ex := alice.execution(cluster.ID); ex.Status != "running" {
 			t.Errorf("the execution is %s after an elastic worker died", ex.Status)
@@ -535,19 +541,19 @@ func TestDockerEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a daemon killed with SIGKILL adopts what runs", func(t *testing.T) {
-		before := env.containers(t)
+		before := env.units(t)
 		if len(before) != 4 {
 			t.Fatalf("before: %v, want the cluster's 4 containers", before)
 		}
 		srv.kill(t)
 		srv = env.start(outer) // stopped when the whole test ends
 		alice := env.user(t, "alice")
-		alice.await(cluster.ID, "running")
+		awaitLong(t, alice.apiClient, cluster.ID, "running")
 		// Several passes of the restarted engine (one a second) change
 		// nothing: the same containers, none started again.
 		deadline := time.Now().Add(4 * time.Second)
 		for time.Now().Before(deadline) {
-			if got := env.containers(t); !maps.Equal(got, before) {
+			if got := env.units(t); !maps.Equal(got, before) {
 				t.Fatalf("containers after the restart: %v, before %v", got, before)
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -563,7 +569,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	t.Run("an essential service killed ends the execution", func(t *testing.T) {
 		alice := env.user(t, "alice")
 		env.kill(t, env.container(cluster.ID, "master0"))
-		ex := alice.await(cluster.ID, "terminated", "error")
+		ex := awaitLong(t, alice.apiClient, cluster.ID, "terminated", "error")
 		const reason = "essential service master0 exited with code 137"
 		if ex.Status != "terminated" || !hasEvent(ex, "cleaning_up", reason) {
 			t.Errorf("%s %q, events %+v; want terminated because %q", ex.Status, ex.ErrorMessage, ex.Events, reason)
@@ -571,7 +577,48 @@ func TestDockerEndToEnd(t *testing.T) {
 		env.gone(t, cluster.ID)
 	})
 
-	if c, n := env.containers(t), env.networks(t); len(c) != 0 || len(n) != 0 {
+	if c, n := env.units(t), env.networks(t); len(c) != 0 || len(n) != 0 {
 		t.Errorf("left behind: containers %v, networks %v", c, n)
 	}
 }
+
+// checkWorkspace checks that dir is alice's, and that the files her jobs
+// wrote into it are, with what they wrote.
+func checkWorkspace(t *testing.T, dir string) {
+	t.Helper()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 1000 || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: uid %d gid %d mode %v, want 1000 1000 0700", dir, st.Uid, st.Gid, fi.Mode().Perm())
+	}
+	for _, f := range []struct{ name, content string }{{"job-0.txt", "zero"}, {"job-3.txt", "three"}} {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil || strings.TrimSpace(string(b)) != f.content {
+			t.Errorf("%s: %q %v, want %q", f.name, b, err, f.content)
+			continue
+		}
+		// Containers run as the owner's uid:gid, known from the users
+		// file, so what they write is alice's.
+		fi, err := os.Stat(filepath.Join(dir, f.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 1000 {
+			t.Errorf("%s written by a job: uid %d gid %d, want alice's 1000 1000", f.name, st.Uid, st.Gid)
+		}
+	}
+}
+
+// home is user's workspace.
+func (env *dockerEnv) home(user string) string { return filepath.Join(env.ws, env.dep, user) }
+
+// units: the deployment's containers, in every state.
+func (env *dockerEnv) units(t *testing.T, ids ...int64) map[string]string {
+	return env.containers(t, ids...)
+}
+
+func (env *dockerEnv) nodeAddress() string { return "" }
+
+func (env *dockerEnv) deployment() string { return env.dep }

@@ -161,47 +161,66 @@ func TestExamplesOnDocker(t *testing.T) {
 
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
-			alice := env.user(t, "alice")
-			started := submitExample(t, alice.apiClient, ex)
-			if ex.ends {
-				end := awaitLong(t, alice.apiClient, started.ID, "terminated")
-				if end.ExitCode == nil || *end.ExitCode != 0 || end.ErrorMessage != "" {
-					t.Errorf("ended %s, code %v, error %q; want terminated with code 0", end.Status, end.ExitCode, end.ErrorMessage)
-				}
-			} else {
-				awaitLong(t, alice.apiClient, started.ID, "running")
-			}
-			run := alice.execution(started.ID)
-			switch ex.name {
-			case "batch":
-				b, err := os.ReadFile(filepath.Join(env.ws, env.dep, "alice", "zoe-batch-result.txt"))
-				if err != nil || !strings.Contains(string(b), `would have run "python3 main.py" with 4 threads`) {
-					t.Errorf("the batch's result file: %q %v", b, err)
-				}
-			case "notebook":
-				checkNotebook(t, env, run, "notebook0")
-			case "spark":
-				want := "answer: hello from " + env.container(run.ID, "spark-master0")
-				name := env.container(run.ID, "spark-worker0")
-				waitUntil(t, "spark-worker0 answered by the master", func() (bool, string) {
-					l := env.logs(name)
-					return strings.Contains(l, want), l
-				})
-				checkNotebook(t, env, run, "spark-notebook0")
-			case "cluster":
-				name := env.container(run.ID, "worker0")
-				waitUntil(t, "worker0 answered by the master", func() (bool, string) {
-					l := env.logs(name)
-					return strings.Contains(l, "answer: hello from "+env.container(run.ID, "master0")), l
-				})
-			}
-			if !ex.ends {
-				alice.terminate(started.ID)
-				awaitLong(t, alice.apiClient, started.ID, "terminated")
-			}
-			env.gone(t, started.ID)
+			runExample(t, env, env.user(t, "alice"), ex)
 		})
 	}
+}
+
+// exampleEnv is what runExample needs of a deployment on a Docker engine
+// or a swarm: a container's name for an instance (a swarm service's on a
+// swarm), what it wrote, the wait for an execution's objects to go, and
+// where a user's workspace is.
+type exampleEnv interface {
+	container(id int64, instance string) string
+	logs(name string) string
+	gone(t *testing.T, id int64)
+	home(user string) string
+}
+
+// runExample runs ex as alice and checks it does what it says: a batch
+// ends with code 0 and its result in the workspace, a notebook answers on
+// its endpoint, workers reach their master; then it is terminated and
+// leaves nothing behind.
+func runExample(t *testing.T, env exampleEnv, alice apiUser, ex example) {
+	t.Helper()
+	started := submitExample(t, alice.apiClient, ex)
+	if ex.ends {
+		end := awaitLong(t, alice.apiClient, started.ID, "terminated")
+		if end.ExitCode == nil || *end.ExitCode != 0 || end.ErrorMessage != "" {
+			t.Errorf("ended %s, code %v, error %q; want terminated with code 0", end.Status, end.ExitCode, end.ErrorMessage)
+		}
+	} else {
+		awaitLong(t, alice.apiClient, started.ID, "running")
+	}
+	run := alice.execution(started.ID)
+	switch ex.name {
+	case "batch":
+		b, err := os.ReadFile(filepath.Join(env.home("alice"), "zoe-batch-result.txt"))
+		if err != nil || !strings.Contains(string(b), `would have run "python3 main.py" with 4 threads`) {
+			t.Errorf("the batch's result file: %q %v", b, err)
+		}
+	case "notebook":
+		checkNotebook(t, env, run, "notebook0")
+	case "spark":
+		want := "answer: hello from " + env.container(run.ID, "spark-master0")
+		name := env.container(run.ID, "spark-worker0")
+		waitUntil(t, "spark-worker0 answered by the master", func() (bool, string) {
+			l := env.logs(name)
+			return strings.Contains(l, want), l
+		})
+		checkNotebook(t, env, run, "spark-notebook0")
+	case "cluster":
+		name := env.container(run.ID, "worker0")
+		waitUntil(t, "worker0 answered by the master", func() (bool, string) {
+			l := env.logs(name)
+			return strings.Contains(l, "answer: hello from "+env.container(run.ID, "master0")), l
+		})
+	}
+	if !ex.ends {
+		alice.terminate(started.ID)
+		awaitLong(t, alice.apiClient, started.ID, "terminated")
+	}
+	env.gone(t, started.ID)
 }
 
 // lastBlock is the block of examples/<file> that starts a line with start:
@@ -223,7 +242,7 @@ var tokenLine = regexp.MustCompile(`token: ([0-9a-f]{32})`)
 
 // checkNotebook asks the notebook stand-in's published page without its
 // token (refused) and with the one in its log (the stand-in's page).
-func checkNotebook(t *testing.T, env *dockerEnv, run zoeclient.Execution, instance string) {
+func checkNotebook(t *testing.T, env exampleEnv, run zoeclient.Execution, instance string) {
 	t.Helper()
 	i := slices.IndexFunc(run.Endpoints, func(e zoeclient.Endpoint) bool {
 		return e.Service == instance && e.Name == "Jupyter Notebook"

@@ -74,10 +74,6 @@ func newK8sEnv(t *testing.T, nodeLabels map[string]string) *k8sEnv {
 	_, kubeconfig := c.ServiceAccount(t, env.ns, "zoe")
 	c.AddNode(t, env.node, 8, "16Gi", nodeLabels)
 
-	dir := t.TempDir()
-	writeUsers(t, dir)
-	env.file = filepath.Join(dir, "zoe.hcl")
-	env.ws = filepath.Join(dir, "ws")
 	// examples/k8s.hcl's backend block as it is, but for this test's
 	// cluster, namespace and node.
 	block := lastBlock(t, "k8s.hcl", `backend "k8s" {`)
@@ -91,13 +87,26 @@ func newK8sEnv(t *testing.T, nodeLabels map[string]string) *k8sEnv {
 		t.Fatalf("examples/k8s.hcl's backend block has no line %s", kc)
 	}
 	block = strings.Replace(block, kc, fmt.Sprintf("kubeconfig = %q\n  node_selector = %q", kubeconfig, "kubernetes.io/hostname="+env.node), 1)
-	cfg := fmt.Sprintf("listen = %q\ndeployment_name = %q\ndata_dir = \"data\"\nshop_dir = %q\n", anyPort, env.dep,
+	env.file, env.ws = writeConfig(t, env.dep, block)
+	return env
+}
+
+// writeConfig writes, in a directory of t's, the users of writeUsers and
+// a configuration of deployment dep with the example shop, a users file,
+// directory workspaces and backend block; it returns the configuration's
+// path and the workspaces' base path.
+func writeConfig(t *testing.T, dep, block string) (file, ws string) {
+	t.Helper()
+	dir := t.TempDir()
+	writeUsers(t, dir)
+	cfg := fmt.Sprintf("listen = %q\ndeployment_name = %q\ndata_dir = \"data\"\nshop_dir = %q\n", anyPort, dep,
 		filepath.Join(moduleRoot(t), "examples", "shop")) +
 		"auth \"file\" {\n  users_file = \"users.csv\"\n}\nworkspace \"dir\" {\n  base_path = \"ws\"\n}\n" + block
-	if err := os.WriteFile(env.file, []byte(cfg), 0o600); err != nil {
+	file = filepath.Join(dir, "zoe.hcl")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return env
+	return file, filepath.Join(dir, "ws")
 }
 
 func (env *k8sEnv) start(t *testing.T) *zoeServer {
