@@ -45,6 +45,7 @@ func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
 		defer close(out)
 		tick := time.NewTicker(rt.poll)
 		defer tick.Stop()
+		failing := false // warned once, not at every poll while the manager is away
 		for {
 			select {
 			case <-ctx.Done():
@@ -53,10 +54,15 @@ func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
 			}
 			now, sts, err := p.poll(ctx)
 			if err != nil {
-				if ctx.Err() == nil {
-					p.log.Warn("cannot read the swarm's services; trying again", "error", err)
+				if ctx.Err() == nil && !failing {
+					p.log.Warn("cannot read the swarm's services; trying again at every poll", "error", err)
 				}
+				failing = true
 				continue
+			}
+			if failing {
+				p.log.Info("the swarm's services can be read again")
+				failing = false
 			}
 			for _, e := range p.diff(before, now, sts) {
 				select {

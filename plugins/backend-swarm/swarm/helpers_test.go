@@ -6,15 +6,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	swarmtypes "github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
@@ -242,6 +246,16 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, 
 	}
 }
 
+// subscribe opens an event stream until ctx ends.
+func subscribe(t *testing.T, ctx context.Context, p backend.Backend) <-chan backend.Event {
+	t.Helper()
+	events, err := p.Events(ctx)
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	return events
+}
+
 // waitEvent waits for an event of kind about name.
 func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
 	t.Helper()
@@ -282,4 +296,49 @@ func logLines(t *testing.T, ctx context.Context, p backend.Backend, h backend.Ha
 		out = append(out, e)
 	}
 	return out
+}
+
+// updateNode changes swarm node id's spec with f.
+func updateNode(t testing.TB, ctx context.Context, cli *client.Client, id string, f func(*swarmtypes.NodeSpec)) {
+	t.Helper()
+	res, err := cli.NodeInspect(ctx, id, client.NodeInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := res.Node.Spec
+	f(&spec)
+	if _, err := cli.NodeUpdate(ctx, id, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkAnswer checks that w, a testimages.Worker asking target, got its
+// answer: it exited with 0, having written "answer: hello from <target>".
+func checkAnswer(t *testing.T, ctx context.Context, p backend.Backend, events <-chan backend.Event, w backend.ServiceStatus, target string) {
+	t.Helper()
+	if e := waitEvent(t, ctx, events, w.Name, backend.EventExited); e.ExitCode != 0 {
+		t.Errorf("the worker asking %s exited with %d: %q", target, e.ExitCode, logLines(t, ctx, p, w.Handle))
+		return
+	}
+	want := "answer: hello from " + target
+	if lines := logLines(t, ctx, p, w.Handle); !slices.ContainsFunc(lines, func(e backend.LogEntry) bool { return string(e.Line) == want }) {
+		t.Errorf("the worker's output %q: want a line %q", lines, want)
+	}
+}
+
+// waitHello waits until a testimages.HTTPService answers at a published
+// port, "hello from <host>" (any host when host is empty).
+func waitHello(t *testing.T, ctx context.Context, pp backend.PublishedPort, host string) {
+	t.Helper()
+	url := fmt.Sprintf("http://%s:%d/", pp.HostAddress, pp.HostPort)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	waitFor(t, ctx, url+" to answer", func() (bool, string) {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.HasPrefix(string(body), "hello from "+host), string(body)
+	})
 }

@@ -383,6 +383,14 @@ func ran(t swarm.Task) bool {
 	return t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != ""
 }
 
+// lostContainer tells whether a task failed because its container was
+// gone: its exit code is then the one it had while it ran, 0, not the
+// container's. An engine stopped with SIGTERM may remove its tasks'
+// containers on its way down, and finds them missing when it is back.
+func lostContainer(t swarm.Task) bool {
+	return t.Status.State == swarm.TaskStateFailed && strings.Contains(t.Status.Err, "No such container")
+}
+
 // mainTask is the task that says the service's state: the newest that got
 // a container (Stop's replacement never does), else the newest.
 func mainTask(tasks []swarm.Task) *swarm.Task {
@@ -432,7 +440,10 @@ func (p *Plugin) status(ctx context.Context, rt *runtime, s swarm.Service, tasks
 		st.State, st.StartedAt = backend.ServiceRunning, t.Status.Timestamp
 	case terminal(t.Status.State):
 		st.State, st.FinishedAt, st.ExitCode = backend.ServiceExited, t.Status.Timestamp, -1
-		if ran(*t) {
+		switch {
+		case lostContainer(*t):
+			st.Message = "its container is gone, how it ended is unknown: " + st.Message
+		case ran(*t):
 			st.ExitCode = t.Status.ContainerStatus.ExitCode
 			st.OOMKilled = p.oomKilled(ctx, rt, *t)
 		}

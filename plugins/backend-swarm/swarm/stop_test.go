@@ -17,10 +17,7 @@ func TestStopViaUpdate(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	p.StopViaUpdate()
 	ctx := ctxFor(t)
-	events, err := p.Events(ctx)
-	if err != nil {
-		t.Fatalf("Events: %v", err)
-	}
+	events := subscribe(t, ctx, p)
 	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService})
 	waitFor(t, ctx, "its first line", func() (bool, string) { return len(logLines(t, ctx, p, st.Handle)) > 0, "" })
 	if err := p.Stop(ctx, st.Handle, 5*time.Second); err != nil {

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
@@ -70,15 +67,7 @@ func TestNodes(t *testing.T) {
 	cli := engineClient(t)
 	update := func(f func(*swarm.NodeSpec)) {
 		t.Helper()
-		res, err := cli.NodeInspect(ctx, engine.NodeID, client.NodeInspectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec := res.Node.Spec
-		f(&spec)
-		if _, err := cli.NodeUpdate(ctx, engine.NodeID, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec}); err != nil {
-			t.Fatal(err)
-		}
+		updateNode(t, ctx, cli, engine.NodeID, f)
 	}
 	t.Cleanup(func() {
 		update(func(s *swarm.NodeSpec) {
@@ -145,23 +134,13 @@ func TestDNSNames(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	events, err := p.Events(ctx)
-	if err != nil {
-		t.Fatalf("Events: %v", err)
-	}
+	events := subscribe(t, ctx, p)
 	net := network(t, ctx, p)
 	start(t, ctx, p, net, backend.ServiceSpec{Hostname: "master", Image: testimages.HTTPService})
 	start(t, ctx, p, net, backend.ServiceSpec{Hostname: "relay", Image: testimages.HTTPService})
 	for _, target := range []string{"master", "relay"} {
 		w := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Worker, Environment: map[string]string{"MASTER": target + ":8080"}})
-		if e := waitEvent(t, ctx, events, w.Name, backend.EventExited); e.ExitCode != 0 {
-			t.Errorf("the worker asking %s exited with %d: %q", target, e.ExitCode, logLines(t, ctx, p, w.Handle))
-			continue
-		}
-		want := "answer: hello from " + target
-		if lines := logLines(t, ctx, p, w.Handle); !slices.ContainsFunc(lines, func(e backend.LogEntry) bool { return string(e.Line) == want }) {
-			t.Errorf("the worker's output %q: want a line %q", lines, want)
-		}
+		checkAnswer(t, ctx, p, events, w, target)
 	}
 }
 
@@ -178,17 +157,7 @@ func TestPublishedPort(t *testing.T) {
 	if st.IP == "" {
 		t.Errorf("Start returned no IP on the execution network")
 	}
-	url := fmt.Sprintf("http://%s:%d/", st.Ports[0].HostAddress, st.Ports[0].HostPort)
-	hc := &http.Client{Timeout: 2 * time.Second}
-	waitFor(t, ctx, "the published port to answer", func() (bool, string) {
-		resp, err := hc.Get(url)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return strings.HasPrefix(string(body), "hello from "), string(body)
-	})
+	waitHello(t, ctx, st.Ports[0], "")
 }
 
 // TestBatchExitCodes: a batch service's exit code reaches the event, and
@@ -197,10 +166,7 @@ func TestBatchExitCodes(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	events, err := p.Events(ctx)
-	if err != nil {
-		t.Fatalf("Events: %v", err)
-	}
+	events := subscribe(t, ctx, p)
 	net := network(t, ctx, p)
 	codes := []int{0, 3, 42}
 	sts := map[int]backend.ServiceStatus{}
@@ -236,10 +202,7 @@ func TestDeath(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	cli := engineClient(t)
-	events, err := p.Events(ctx)
-	if err != nil {
-		t.Fatalf("Events: %v", err)
-	}
+	events := subscribe(t, ctx, p)
 	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService})
 	tasks, err := cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", st.Handle.ID)})
 	if err != nil || len(tasks.Items) != 1 || tasks.Items[0].Status.ContainerStatus == nil {
@@ -265,10 +228,7 @@ func TestOOM(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	events, err := p.Events(ctx)
-	if err != nil {
-		t.Fatalf("Events: %v", err)
-	}
+	events := subscribe(t, ctx, p)
 	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
 	if e := waitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]; e.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137", e.ExitCode)

@@ -1,0 +1,42 @@
+package swarm
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/zoe-project/zoe/sdk/backend"
+)
+
+// TestEndedTask: how an ended task reads. A task that failed because its
+// container was gone keeps the exit code it had while it ran, 0: the end
+// is unknown, -1. TestManagerRestart meets it only when the stopped engine
+// removed the container, which it does not every time.
+func TestEndedTask(t *testing.T) {
+	cases := []struct {
+		name     string
+		state    swarm.TaskState
+		err      string
+		code     int
+		wantCode int
+		wantMsg  string
+	}{
+		{"complete", swarm.TaskStateComplete, "", 0, 0, ""},
+		{"failed", swarm.TaskStateFailed, "task: non-zero exit (3)", 3, 3, "non-zero exit (3)"},
+		{"its container gone", swarm.TaskStateFailed, "No such container: svc.1.x", 0, -1, "its container is gone"},
+	}
+	p := New(nil)
+	s := swarm.Service{ID: "s", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "svc"}}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			task := swarm.Task{ID: "t", ServiceID: "s", NodeID: "n", Status: swarm.TaskStatus{State: c.state, Err: c.err,
+				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c", ExitCode: c.code}}}
+			st, err := p.status(context.Background(), &runtime{}, s, []swarm.Task{task}, map[string]nodeInfo{"n": {name: "node"}})
+			if err != nil || st.State != backend.ServiceExited || st.ExitCode != c.wantCode || !strings.Contains(st.Message, c.wantMsg) {
+				t.Errorf("status = %+v, %v; want exited with %d, a message with %q", st, err, c.wantCode, c.wantMsg)
+			}
+		})
+	}
+}
