@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -69,7 +70,7 @@ func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, *host,
 			return rt, hst, res.Container, nil
 		}
 		if !cerrdefs.IsNotFound(err) {
-			errs = append(errs, wrap(err, "inspect container %s on %s", h.ID, name))
+			errs = append(errs, dockerapi.Wrap(err, "inspect container %s on %s", h.ID, name))
 		}
 	}
 	if len(errs) > 0 {
@@ -129,7 +130,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
 			return backend.ServiceStatus{}, fmt.Errorf("start %q: a container of that name exists: %w", spec.Name, sdk.ErrAlreadyExists)
 		}
-		return backend.ServiceStatus{}, wrap(err, "create container %q on %s", spec.Name, h.name)
+		return backend.ServiceStatus{}, dockerapi.Wrap(err, "create container %q on %s", spec.Name, h.name)
 	}
 	for _, w := range created.Warnings {
 		p.log.Warn("container created with a warning", "service", spec.Name, "warning", w)
@@ -141,11 +142,11 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if _, rmErr := h.cli.ContainerRemove(rmCtx, created.ID, client.ContainerRemoveOptions{Force: true}); rmErr != nil {
 			p.log.Warn("cannot remove a container that failed to start", "service", spec.Name, "error", rmErr)
 		}
-		return backend.ServiceStatus{}, wrap(err, "start container %q on %s", spec.Name, h.name)
+		return backend.ServiceStatus{}, dockerapi.Wrap(err, "start container %q on %s", spec.Name, h.name)
 	}
 	res, err := h.cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
 	if err != nil {
-		return backend.ServiceStatus{}, wrap(err, "inspect container %q", spec.Name)
+		return backend.ServiceStatus{}, dockerapi.Wrap(err, "inspect container %q", spec.Name)
 	}
 	return p.status(h, res.Container)
 }
@@ -157,7 +158,7 @@ func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec bac
 		return nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return wrap(err, "inspect image %q on %s", spec.Image, h.name)
+		return dockerapi.Wrap(err, "inspect image %q on %s", spec.Image, h.name)
 	}
 	if !rt.pull {
 		return fmt.Errorf("image %q is not on host %s and pulls are off: %w", spec.Image, h.name, sdk.ErrNotFound)
@@ -165,12 +166,12 @@ func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec bac
 	p.publish(backend.Event{Kind: backend.EventImagePull, ServiceName: spec.Name, Time: time.Now(), Message: "pulling " + spec.Image + " on " + h.name})
 	resp, err := h.cli.ImagePull(ctx, spec.Image, client.ImagePullOptions{})
 	if err != nil {
-		return wrap(err, "service %q: pull image %q on %s", spec.Name, spec.Image, h.name)
+		return dockerapi.Wrap(err, "service %q: pull image %q on %s", spec.Name, spec.Image, h.name)
 	}
 	last := ""
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
-			return wrap(err, "service %q: pull image %q on %s", spec.Name, spec.Image, h.name)
+			return dockerapi.Wrap(err, "service %q: pull image %q on %s", spec.Name, spec.Image, h.name)
 		}
 		if msg.Error != nil {
 			return fmt.Errorf("service %q: pull image %q on %s: %s: %w", spec.Name, spec.Image, h.name, msg.Error.Message, sdk.ErrNotFound)
@@ -182,7 +183,7 @@ func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec bac
 		}
 	}
 	if _, err := h.cli.ImageInspect(ctx, spec.Image); err != nil {
-		return wrap(err, "service %q: image %q after its pull on %s", spec.Name, spec.Image, h.name)
+		return dockerapi.Wrap(err, "service %q: image %q after its pull on %s", spec.Name, spec.Image, h.name)
 	}
 	return nil
 }
@@ -194,27 +195,16 @@ func (p *Plugin) ensureImage(ctx context.Context, rt *runtime, h *host, spec bac
 // set here whole, every field explicitly, so that no default of the engine
 // or of this code decides it.
 func containerConfig(deployment string, spec backend.ServiceSpec, external string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
-	labels := map[string]string{}
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
-	labels[LabelDeployment] = deployment
-	// Docker has no field for a reservation: the label keeps it for
-	// Nodes' CoresReserved.
-	labels[LabelCores] = strconv.FormatFloat(spec.Resources.Cores, 'g', -1, 64)
-	env := make([]string, 0, len(spec.Environment))
-	for k, v := range spec.Environment {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
 	cfg := &container.Config{
-		Hostname:     spec.Hostname,
-		Image:        spec.Image,
-		Cmd:          spec.Command,
-		User:         spec.User,
-		WorkingDir:   spec.WorkDir,
-		Env:          env,
-		Labels:       labels,
+		Hostname:   spec.Hostname,
+		Image:      spec.Image,
+		Cmd:        spec.Command,
+		User:       spec.User,
+		WorkingDir: spec.WorkDir,
+		Env:        dockerapi.Env(spec.Environment),
+		// Docker has no field for a reservation: the label zoe.cores
+		// keeps it for Nodes' CoresReserved.
+		Labels:       dockerapi.ServiceLabels(deployment, spec),
 		ExposedPorts: network.PortSet{},
 	}
 	r := spec.Resources
@@ -336,7 +326,7 @@ func (p *Plugin) status(h *host, c container.InspectResponse) (backend.ServiceSt
 // otherwise. Another code is another end (an oom event also comes when
 // the kernel kills a child process and the container lives on).
 func (p *Plugin) rememberOOM(st *backend.ServiceStatus) {
-	if st.State == backend.ServiceExited && st.ExitCode == 137 && !st.OOMKilled && p.ooms.Has(st.Handle.ID) {
+	if st.State == backend.ServiceExited && dockerapi.MaybeOOMKilled(st.ExitCode, st.OOMKilled) && p.ooms.Has(st.Handle.ID) {
 		st.OOMKilled = true
 	}
 }
@@ -418,7 +408,7 @@ func detailsOf(c container.InspectResponse) details {
 		return details{}
 	}
 	return details{exitCode: s.ExitCode, oomKilled: s.OOMKilled, message: s.Error,
-		startedAt: parseTime(s.StartedAt), finishedAt: parseTime(s.FinishedAt)}
+		startedAt: dockerapi.ParseTime(s.StartedAt), finishedAt: dockerapi.ParseTime(s.FinishedAt)}
 }
 
 func serviceState(s container.ContainerState) backend.ServiceState {
@@ -467,14 +457,6 @@ func sortPorts(ps []backend.PublishedPort) {
 	})
 }
 
-func parseTime(s string) time.Time {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || t.Year() <= 1 {
-		return time.Time{}
-	}
-	return t
-}
-
 // Stop stops the container, killing it when grace is over.
 func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration) error {
 	_, hst, c, err := p.locate(ctx, h)
@@ -483,7 +465,7 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration
 	}
 	secs := int(math.Ceil(grace.Seconds()))
 	if _, err := hst.cli.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &secs}); err != nil {
-		return wrap(err, "stop container %s", c.ID)
+		return dockerapi.Wrap(err, "stop container %s", c.ID)
 	}
 	return nil
 }
@@ -496,7 +478,7 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 	}
 	p.removed.Add(c.ID)
 	if _, err := hst.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: force}); err != nil {
-		return wrap(err, "remove container %s", c.ID)
+		return dockerapi.Wrap(err, "remove container %s", c.ID)
 	}
 	return nil
 }
@@ -531,13 +513,9 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	if err != nil {
 		return nil, err
 	}
-	// Label filters of one kind are ANDed by the engine.
-	labels := []string{LabelDeployment + "=" + rt.deployment}
-	for k, v := range opts.Labels {
-		if k == LabelDeployment && v != rt.deployment {
-			return nil, nil
-		}
-		labels = append(labels, k+"="+v)
+	labels, ok := dockerapi.LabelFilter(rt.deployment, opts.Labels)
+	if !ok {
+		return nil, nil
 	}
 	var out []backend.ServiceStatus
 	for _, name := range rt.order {
@@ -545,7 +523,7 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 		list, err := h.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
 			Filters: client.Filters{}.Add("label", labels...)})
 		if err != nil {
-			return nil, wrap(err, "list containers on %s", name)
+			return nil, dockerapi.Wrap(err, "list containers on %s", name)
 		}
 		sts, err := h.statuses(ctx, list.Items, len(opts.Labels) == 0)
 		if err != nil {
@@ -614,7 +592,7 @@ func (h *host) inspectStatus(ctx context.Context, c container.Summary, key strin
 		return backend.ServiceStatus{}, false, nil
 	}
 	if err != nil {
-		return backend.ServiceStatus{}, false, wrap(err, "inspect container %s on %s", c.ID, h.name)
+		return backend.ServiceStatus{}, false, dockerapi.Wrap(err, "inspect container %s on %s", c.ID, h.name)
 	}
 	if res.Container.State == nil || res.Container.State.Status != c.State {
 		// It changed between the listing and the inspect: the inspect
@@ -649,7 +627,7 @@ func (p *Plugin) Update(ctx context.Context, h backend.Handle, r backend.Resourc
 	// resources again.
 	defer hst.cache.forget(c.ID)
 	if _, err := hst.cli.ContainerUpdate(ctx, c.ID, client.ContainerUpdateOptions{Resources: res}); err != nil {
-		return wrap(err, "update container %s", c.ID)
+		return dockerapi.Wrap(err, "update container %s", c.ID)
 	}
 	return nil
 }

@@ -34,8 +34,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -47,6 +45,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/plugins/internal/removals"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -62,23 +61,18 @@ const (
 	LocalHost = "local"
 
 	// LabelDeployment is the label every container and network carries.
-	LabelDeployment = "zoe.deployment"
+	LabelDeployment = dockerapi.LabelDeployment
 
 	// LabelCores holds a container's reservation, Resources.Cores: Docker
 	// has no field for it (CPU shares are relative, NanoCPUs the cap).
-	LabelCores = "zoe.cores"
+	LabelCores = dockerapi.LabelCores
 
 	handleVersion = 1
 
 	blockHost        = "host"
-	blockTLS         = "tls"
-	attrAddress      = "address"
 	attrExternal     = "external_address"
 	attrLabels       = "labels"
 	attrDisabled     = "disabled"
-	attrCAFile       = "ca_file"
-	attrCertFile     = "cert_file"
-	attrKeyFile      = "key_file"
 	attrPullImages   = "pull_images"
 	defaultExternal  = "127.0.0.1"
 	nodeCallTimeout  = 5 * time.Second
@@ -158,20 +152,12 @@ func (p *Plugin) Schema() sdk.Schema {
 				`Without any, the local engine (DOCKER_HOST or the unix socket) is the node "local".`,
 			Schema: sdk.Schema{
 				Attributes: []sdk.Attribute{
-					{Name: attrAddress, Type: "string", Default: "", Help: `Engine address: "tcp://host:2376", "unix:///var/run/docker.sock"; empty for DOCKER_HOST or the local socket.`},
+					{Name: dockerapi.AttrAddress, Type: "string", Default: "", Help: `Engine address: "tcp://host:2376", "unix:///var/run/docker.sock"; empty for DOCKER_HOST or the local socket.`},
 					{Name: attrExternal, Type: "string", Default: defaultExternal, Help: "Address on which users reach the ports published on this host."},
 					{Name: attrLabels, Type: "list(string)", Default: []string{}, Help: "Labels services may ask for, e.g. gpu."},
 					{Name: attrDisabled, Type: "bool", Default: false, Help: "A disabled host keeps what it runs but takes nothing new."},
 				},
-				Blocks: []sdk.Block{{
-					Name: blockTLS, Nesting: sdk.NestingSingle,
-					Help: "Client certificates for an engine that requires TLS.",
-					Schema: sdk.Schema{Attributes: []sdk.Attribute{
-						{Name: attrCAFile, Type: "string", Required: true, Help: "CA certificate of the engine."},
-						{Name: attrCertFile, Type: "string", Required: true, Help: "Client certificate."},
-						{Name: attrKeyFile, Type: "string", Required: true, Help: "Client key.", Sensitive: true},
-					}},
-				}},
+				Blocks: []sdk.Block{dockerapi.TLSBlock("Client certificates for an engine that requires TLS.")},
 			},
 		}},
 	}
@@ -183,17 +169,11 @@ type blockConfig struct {
 }
 
 type hostConfig struct {
-	Address  string     `json:"address"`
-	External string     `json:"external_address"`
-	Labels   []string   `json:"labels"`
-	Disabled bool       `json:"disabled"`
-	TLS      *tlsConfig `json:"tls"`
-}
-
-type tlsConfig struct {
-	CAFile   string `json:"ca_file"`
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
+	Address  string         `json:"address"`
+	External string         `json:"external_address"`
+	Labels   []string       `json:"labels"`
+	Disabled bool           `json:"disabled"`
+	TLS      *dockerapi.TLS `json:"tls"`
 }
 
 // Configure checks the block and connects (lazily) to the engines. An engine
@@ -239,37 +219,20 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 }
 
 func newHost(name string, hc hostConfig, validateOnly bool) (*host, sdk.Diagnostics) {
-	var diags sdk.Diagnostics
-	at := func(attr, summary, detail string) {
-		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: summary, Detail: detail, Path: []string{blockHost, name, attr}})
-	}
-	opts := []client.Opt{client.FromEnv}
-	if hc.Address != "" {
-		if u, err := client.ParseHostURL(hc.Address); err != nil {
-			at(attrAddress, "invalid engine address", err.Error())
-		} else if !slices.Contains([]string{"tcp", "unix", "http", "https"}, u.Scheme) {
-			at(attrAddress, "invalid engine address", fmt.Sprintf("scheme %q: want tcp:// or unix://", u.Scheme))
-		}
-		opts = append(opts, client.WithHost(hc.Address))
+	opts, diags := dockerapi.ClientOptions(hc.Address, hc.TLS)
+	for i := range diags {
+		diags[i].Path = append([]string{blockHost, name}, diags[i].Path...)
 	}
 	if hc.External == "" {
 		hc.External = defaultExternal
-	}
-	if hc.TLS != nil {
-		for attr, f := range map[string]string{attrCAFile: hc.TLS.CAFile, attrCertFile: hc.TLS.CertFile, attrKeyFile: hc.TLS.KeyFile} {
-			if _, err := os.Stat(f); err != nil {
-				diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: "cannot read TLS file",
-					Detail: err.Error(), Path: []string{blockHost, name, blockTLS, attr}})
-			}
-		}
-		opts = append(opts, client.WithTLSClientConfig(hc.TLS.CAFile, hc.TLS.CertFile, hc.TLS.KeyFile))
 	}
 	if diags.HasErrors() || validateOnly {
 		return nil, diags
 	}
 	cli, err := client.New(opts...)
 	if err != nil {
-		at(attrAddress, "cannot make a Docker client", err.Error())
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: "cannot make a Docker client", Detail: err.Error(),
+			Path: []string{blockHost, name, dockerapi.AttrAddress}})
 		return nil, diags
 	}
 	return &host{name: name, cli: cli, external: hc.External, labels: slices.Clone(hc.Labels), disabled: hc.Disabled, cache: newHostCache()}, diags
@@ -310,35 +273,6 @@ func (p *Plugin) runtime() (*runtime, error) {
 		return nil, fmt.Errorf("docker back-end not configured: %w", sdk.ErrUnavailable)
 	}
 	return p.rt, nil
-}
-
-// wrap gives a Docker error its sdk category.
-func wrap(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	msg := fmt.Sprintf(format, args...)
-	var op *net.OpError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrDeadlineExceeded)
-	case client.IsErrConnectionFailed(err), errors.As(err, &op), cerrdefs.IsUnavailable(err):
-		return fmt.Errorf("%s: engine unreachable: %v: %w", msg, err, sdk.ErrUnavailable)
-	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrNotFound)
-	case cerrdefs.IsAlreadyExists(err):
-		// Kept apart from a conflict: the core adopts what exists already.
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrAlreadyExists)
-	case cerrdefs.IsConflict(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrConflict)
-	case cerrdefs.IsInvalidArgument(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrInvalidArgument)
-	case cerrdefs.IsPermissionDenied(err), cerrdefs.IsUnauthorized(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrPermissionDenied)
-	case cerrdefs.IsResourceExhausted(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrResourceExhausted)
-	}
-	return fmt.Errorf("%s: %w", msg, err)
 }
 
 // Nodes lists one node per host.
@@ -433,11 +367,7 @@ func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (s
 	if spec.Name == "" {
 		return "", fmt.Errorf("create network: no name: %w", sdk.ErrInvalidArgument)
 	}
-	labels := map[string]string{}
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
-	labels[LabelDeployment] = rt.deployment
+	labels := dockerapi.Labels(rt.deployment, spec.Labels)
 	var errs []error
 	created := 0
 	for _, name := range rt.order {
@@ -449,7 +379,7 @@ func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (s
 			return "", fmt.Errorf("create network %q on %s: %w", spec.Name, name, sdk.ErrAlreadyExists)
 		}
 		if _, err := h.cli.NetworkCreate(ctx, spec.Name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels}); err != nil {
-			errs = append(errs, wrap(err, "create network %q on %s", spec.Name, name))
+			errs = append(errs, dockerapi.Wrap(err, "create network %q on %s", spec.Name, name))
 			continue
 		}
 		created++
@@ -488,7 +418,7 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 					len(res.Network.Containers), err, sdk.ErrConflict))
 				continue
 			}
-			errs = append(errs, wrap(err, "remove network %q on %s", id, name))
+			errs = append(errs, dockerapi.Wrap(err, "remove network %q on %s", id, name))
 		}
 	}
 	if len(errs) > 0 {

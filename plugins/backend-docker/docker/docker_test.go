@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -67,8 +68,8 @@ func TestNodes(t *testing.T) {
 	dep := deployment(t)
 	p := open(t, dep, map[string]any{"host": map[string]any{"n1": map[string]any{"labels": []string{"ssd"}, "external_address": "10.1.2.3"}}})
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
-	start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
+	net := testutil.CreateNetwork(t, ctx, p)
+	testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
 		Resources: backend.Resources{Cores: 0.25, MemoryReservation: 16 << 20, MemoryLimit: 64 << 20}})
 	nodes, err := p.Nodes(ctx)
 	if err != nil || len(nodes) != 1 {
@@ -103,14 +104,14 @@ func TestDNSNames(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	net := network(t, ctx, p)
-	master := "master-" + random()
-	start(t, ctx, p, net, backend.ServiceSpec{Name: master, Hostname: master, Image: testimages.HTTPService})
-	w := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Worker, Environment: map[string]string{"MASTER": master + ":8080"}})
-	if e := waitEvent(t, ctx, events, w.Name, backend.EventExited); e.ExitCode != 0 {
-		t.Errorf("worker exited with %d: %q", e.ExitCode, logLines(t, ctx, p, w.Handle))
+	net := testutil.CreateNetwork(t, ctx, p)
+	master := "master-" + testutil.RandomSuffix()
+	testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Name: master, Hostname: master, Image: testimages.HTTPService})
+	w := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Worker, Environment: map[string]string{"MASTER": master + ":8080"}})
+	if e := testutil.WaitEvent(t, ctx, events, w.Name, backend.EventExited); e.ExitCode != 0 {
+		t.Errorf("worker exited with %d: %q", e.ExitCode, testutil.LogLines(t, ctx, p, w.Handle))
 	}
-	lines := logLines(t, ctx, p, w.Handle)
+	lines := testutil.LogLines(t, ctx, p, w.Handle)
 	want := "answer: hello from " + master
 	if !slices.ContainsFunc(lines, func(e backend.LogEntry) bool { return string(e.Line) == want }) {
 		t.Errorf("worker's output %q: want a line %q", lines, want)
@@ -122,8 +123,8 @@ func TestPublishedPort(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
-	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Ports: []backend.Port{{Port: 8080, Protocol: "tcp"}}})
+	net := testutil.CreateNetwork(t, ctx, p)
+	st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Ports: []backend.Port{{Port: 8080, Protocol: "tcp"}}})
 	if len(st.Ports) != 1 || st.Ports[0].Port != 8080 || st.Ports[0].HostPort == 0 || st.Ports[0].HostAddress != "127.0.0.1" {
 		t.Fatalf("Start's ports %+v: want 8080 published on 127.0.0.1", st.Ports)
 	}
@@ -132,7 +133,7 @@ func TestPublishedPort(t *testing.T) {
 	}
 	url := fmt.Sprintf("http://%s:%d/", st.Ports[0].HostAddress, st.Ports[0].HostPort)
 	hc := &http.Client{Timeout: 2 * time.Second}
-	waitFor(t, ctx, "the published port to answer", func() (bool, string) {
+	testutil.WaitUntil(t, ctx, "the published port to answer", func() (bool, string) {
 		resp, err := hc.Get(url)
 		if err != nil {
 			return false, err.Error()
@@ -161,19 +162,19 @@ func TestWorkspace(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			// The job runs as testUser: only the mount's flag may refuse.
+			// The job runs as testutil.ServiceUser: only the mount's flag may refuse.
 			if err := os.Chmod(dir, 0o777); err != nil {
 				t.Fatal(err)
 			}
-			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Job,
+			st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Job,
 				Environment: map[string]string{"ZOE_WORKSPACE": "/workspace", "CONTENT": "hello workspace"},
 				Volumes:     []backend.Volume{{HostPath: dir, MountPoint: "/workspace", ReadOnly: c.readOnly}}})
-			if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != c.exit {
-				t.Fatalf("job exited with %d, want %d: %q", e.ExitCode, c.exit, logLines(t, ctx, p, st.Handle))
+			if e := testutil.WaitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != c.exit {
+				t.Fatalf("job exited with %d, want %d: %q", e.ExitCode, c.exit, testutil.LogLines(t, ctx, p, st.Handle))
 			}
 			b, err := os.ReadFile(filepath.Join(dir, "job-output.txt"))
 			if c.readOnly {
@@ -187,7 +188,7 @@ func TestWorkspace(t *testing.T) {
 			}
 			if fi, err := os.Stat(filepath.Join(dir, "job-output.txt")); err == nil {
 				if st := fi.Sys().(*syscall.Stat_t); st.Uid != 12345 || st.Gid != 23456 {
-					t.Errorf("workspace file owned by %d:%d, want the service's user %s", st.Uid, st.Gid, testUser)
+					t.Errorf("workspace file owned by %d:%d, want the service's user %s", st.Uid, st.Gid, testutil.ServiceUser)
 				}
 			}
 		})
@@ -203,9 +204,9 @@ func TestOOM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	net := network(t, ctx, p)
-	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
-	e := waitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]
+	net := testutil.CreateNetwork(t, ctx, p)
+	st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
+	e := testutil.WaitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]
 	if e.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137", e.ExitCode)
 	}
@@ -219,18 +220,18 @@ func TestLogs(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
-	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Environment: map[string]string{"TICK": "100ms"}})
-	waitFor(t, ctx, "three ticks", func() (bool, string) {
+	net := testutil.CreateNetwork(t, ctx, p)
+	st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Environment: map[string]string{"TICK": "100ms"}})
+	testutil.WaitUntil(t, ctx, "three ticks", func() (bool, string) {
 		n := 0
-		for _, e := range logLines(t, ctx, p, st.Handle) {
+		for _, e := range testutil.LogLines(t, ctx, p, st.Handle) {
 			if strings.HasPrefix(string(e.Line), "tick ") {
 				n++
 			}
 		}
 		return n >= 3, fmt.Sprint(n, " ticks")
 	})
-	all := logLines(t, ctx, p, st.Handle)
+	all := testutil.LogLines(t, ctx, p, st.Handle)
 	cases := []struct {
 		name  string
 		check func(t *testing.T)
@@ -298,11 +299,11 @@ func TestList(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
 	a, b := open(t, deployment(t), nil), open(t, deployment(t), nil)
-	netA, netB := network(t, ctx, a), network(t, ctx, b)
-	runA := start(t, ctx, a, netA, backend.ServiceSpec{Image: testimages.HTTPService})
-	doneA := start(t, ctx, a, netA, backend.ServiceSpec{Image: testimages.Job})
-	runB := start(t, ctx, b, netB, backend.ServiceSpec{Image: testimages.HTTPService})
-	waitFor(t, ctx, "the job to exit", func() (bool, string) {
+	netA, netB := testutil.CreateNetwork(t, ctx, a), testutil.CreateNetwork(t, ctx, b)
+	runA := testutil.StartService(t, ctx, a, netA, backend.ServiceSpec{Image: testimages.HTTPService})
+	doneA := testutil.StartService(t, ctx, a, netA, backend.ServiceSpec{Image: testimages.Job})
+	runB := testutil.StartService(t, ctx, b, netB, backend.ServiceSpec{Image: testimages.HTTPService})
+	testutil.WaitUntil(t, ctx, "the job to exit", func() (bool, string) {
 		st, err := a.Inspect(ctx, doneA.Handle)
 		return err == nil && st.State == backend.ServiceExited, fmt.Sprint(st.State, err)
 	})
@@ -339,14 +340,14 @@ func TestRecover(t *testing.T) {
 	dep := deployment(t)
 	first, second := open(t, dep, nil), open(t, dep, nil)
 	ctx := ctxFor(t)
-	net := network(t, ctx, first)
-	st := start(t, ctx, first, net, backend.ServiceSpec{Image: testimages.HTTPService})
-	gone := start(t, ctx, first, net, backend.ServiceSpec{Image: testimages.HTTPService})
+	net := testutil.CreateNetwork(t, ctx, first)
+	st := testutil.StartService(t, ctx, first, net, backend.ServiceSpec{Image: testimages.HTTPService})
+	gone := testutil.StartService(t, ctx, first, net, backend.ServiceSpec{Image: testimages.HTTPService})
 	if err := first.Remove(ctx, gone.Handle, true); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
 	stranger := open(t, deployment(t), nil)
-	theirs := start(t, ctx, stranger, network(t, ctx, stranger), backend.ServiceSpec{Image: testimages.HTTPService})
+	theirs := testutil.StartService(t, ctx, stranger, testutil.CreateNetwork(t, ctx, stranger), backend.ServiceSpec{Image: testimages.HTTPService})
 	cases := []struct {
 		name    string
 		h       backend.Handle
@@ -392,8 +393,8 @@ func TestStartErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	net := network(t, ctx, p)
-	taken := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
+	net := testutil.CreateNetwork(t, ctx, p)
+	taken := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
 	// A registry on a closed port: the pull fails at once.
 	ln, err := net0()
 	if err != nil {
@@ -406,11 +407,11 @@ func TestStartErrors(t *testing.T) {
 		wantErr error
 		text    string
 	}{
-		{"name taken", backend.ServiceSpec{Name: taken.Name, Image: testimages.HTTPService, User: testUser}, sdk.ErrAlreadyExists, "exists"},
-		{"image cannot be pulled", backend.ServiceSpec{Name: "pull-" + random(), Image: absent, User: testUser}, nil, "pull image"},
-		{"no image", backend.ServiceSpec{Name: "x-" + random(), User: testUser}, sdk.ErrInvalidArgument, "image"},
+		{"name taken", backend.ServiceSpec{Name: taken.Name, Image: testimages.HTTPService, User: testutil.ServiceUser}, sdk.ErrAlreadyExists, "exists"},
+		{"image cannot be pulled", backend.ServiceSpec{Name: "pull-" + testutil.RandomSuffix(), Image: absent, User: testutil.ServiceUser}, nil, "pull image"},
+		{"no image", backend.ServiceSpec{Name: "x-" + testutil.RandomSuffix(), User: testutil.ServiceUser}, sdk.ErrInvalidArgument, "image"},
 		// Refused before the pull: nothing happens on the host.
-		{"root before the pull", backend.ServiceSpec{Name: "root-" + random(), Image: absent}, sdk.ErrInvalidArgument, "root"},
+		{"root before the pull", backend.ServiceSpec{Name: "root-" + testutil.RandomSuffix(), Image: absent}, sdk.ErrInvalidArgument, "root"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -421,7 +422,7 @@ func TestStartErrors(t *testing.T) {
 			}
 		})
 	}
-	waitEvent(t, ctx, events, cases[1].spec.Name, backend.EventImagePull)
+	testutil.WaitEvent(t, ctx, events, cases[1].spec.Name, backend.EventImagePull)
 }
 
 // net0 returns the address of a TCP port nothing listens on.
@@ -439,7 +440,7 @@ func net0() (string, error) {
 func TestUnreachableEngine(t *testing.T) {
 	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "closed.sock")
-	p := open(t, "zoe-test-"+random(), map[string]any{"host": map[string]any{"dead": map[string]any{"address": "unix://" + sock}}})
+	p := open(t, "zoe-test-"+testutil.RandomSuffix(), map[string]any{"host": map[string]any{"dead": map[string]any{"address": "unix://" + sock}}})
 	ctx := ctxFor(t)
 	nodes, err := p.Nodes(ctx)
 	if err != nil || len(nodes) != 1 || nodes[0].State != backend.NodeUnreachable || nodes[0].StateDetail == "" {
@@ -452,7 +453,7 @@ func TestUnreachableEngine(t *testing.T) {
 	}{
 		{"CreateNetwork", func() error { _, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "n"}); return err }},
 		{"Start", func() error {
-			_, err := p.Start(ctx, backend.ServiceSpec{Name: "s", Image: testimages.Job, User: testUser})
+			_, err := p.Start(ctx, backend.ServiceSpec{Name: "s", Image: testimages.Job, User: testutil.ServiceUser})
 			return err
 		}},
 		{"Inspect", func() error { _, err := p.Inspect(ctx, h); return err }},
@@ -480,7 +481,7 @@ func TestCores(t *testing.T) {
 	p := open(t, dep, nil)
 	ctx := ctxFor(t)
 	cli := dockerClient(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	cases := []struct {
 		name       string
 		r          backend.Resources
@@ -495,7 +496,7 @@ func TestCores(t *testing.T) {
 	sum := 0.0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Resources: c.r})
+			st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Resources: c.r})
 			sum += c.r.Cores
 			res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
 			if err != nil {

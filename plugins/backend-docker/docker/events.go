@@ -1,19 +1,16 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -50,7 +47,7 @@ func (p *Plugin) Events(ctx context.Context) (<-chan backend.Event, error) {
 		if err == nil {
 			reachable++
 		} else {
-			lastErr = wrap(err, "events from %s", name)
+			lastErr = dockerapi.Wrap(err, "events from %s", name)
 		}
 	}
 	if reachable == 0 {
@@ -104,7 +101,7 @@ func (p *Plugin) follow(ctx context.Context, rt *runtime, h *host, since time.Ti
 	oom := map[string]bool{} // containers with an oom_killed sent and no die yet
 	for ctx.Err() == nil {
 		sctx, cancel := context.WithCancel(ctx)
-		res := h.cli.Events(sctx, client.EventsListOptions{Since: fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()), Filters: filters})
+		res := h.cli.Events(sctx, client.EventsListOptions{Since: dockerapi.Timestamp(since), Filters: filters})
 		err := p.consume(sctx, h, res, oom, &since, out)
 		cancel()
 		if ctx.Err() != nil {
@@ -197,80 +194,17 @@ func (p *Plugin) Logs(ctx context.Context, h backend.Handle, opts backend.LogOpt
 	if err != nil {
 		return nil, err
 	}
-	tail := "all"
-	if opts.Tail > 0 {
-		tail = strconv.Itoa(opts.Tail)
-	}
-	since := ""
-	if !opts.Since.IsZero() {
-		// The engine's own format, seconds and nanoseconds; it keeps lines
-		// at or after that instant.
-		since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
-	}
-	rc, err := hst.cli.ContainerLogs(ctx, c.ID, client.ContainerLogsOptions{
-		ShowStdout: true, ShowStderr: true, Follow: opts.Follow, Tail: tail, Since: since, Timestamps: true,
-	})
+	rc, err := hst.cli.ContainerLogs(ctx, c.ID, dockerapi.LogsOptions(opts))
 	if err != nil {
-		return nil, wrap(err, "logs of container %s", c.ID)
+		return nil, dockerapi.Wrap(err, "logs of container %s", c.ID)
 	}
 	out := make(chan backend.LogEntry, 64)
 	go func() {
 		defer close(out)
 		defer rc.Close()
-		stdout := &lineWriter{ctx: ctx, stream: backend.Stdout, out: out}
-		stderr := &lineWriter{ctx: ctx, stream: backend.Stderr, out: out}
-		if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+		if err := dockerapi.CopyLogs(ctx, rc, out, nil); err != nil {
 			p.log.Debug("log stream ended", "container", c.ID, "error", err)
 		}
-		stdout.flush()
-		stderr.flush()
 	}()
 	return out, nil
-}
-
-// lineWriter cuts one stream into LogEntries, one per line, each line
-// starting with the engine's RFC 3339 timestamp.
-type lineWriter struct {
-	ctx    context.Context
-	stream backend.Stream
-	out    chan<- backend.LogEntry
-	buf    []byte
-}
-
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		line := w.buf[:i]
-		w.buf = w.buf[i+1:]
-		if err := w.emit(line); err != nil {
-			return 0, err
-		}
-	}
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		_ = w.emit(w.buf)
-		w.buf = nil
-	}
-}
-
-func (w *lineWriter) emit(line []byte) error {
-	e := backend.LogEntry{Stream: w.stream}
-	if ts, rest, ok := bytes.Cut(line, []byte(" ")); ok {
-		if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
-			e.Time, line = t, rest
-		}
-	}
-	e.Line = bytes.Clone(bytes.TrimSuffix(line, []byte("\r")))
-	select {
-	case w.out <- e:
-		return nil
-	case <-w.ctx.Done():
-		return w.ctx.Err()
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -21,16 +22,16 @@ func TestVanished(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	net := network(t, ctx, p)
-	ours := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
-	theirs := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
+	net := testutil.CreateNetwork(t, ctx, p)
+	ours := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
+	theirs := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
 	if err := p.Remove(ctx, ours.Handle, true); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
 	if _, err := dockerClient(t).ContainerRemove(ctx, theirs.Handle.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
 		t.Fatalf("docker rm: %v", err)
 	}
-	waitEvent(t, ctx, events, theirs.Name, backend.EventVanished)
+	testutil.WaitEvent(t, ctx, events, theirs.Name, backend.EventVanished)
 	// Events arrive in order: ours was destroyed before theirs.
 	for {
 		select {
@@ -49,8 +50,8 @@ func TestUpdate(t *testing.T) {
 	t.Parallel()
 	p := open(t, exclusiveDeployment(t), nil) // a core reserved
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
-	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
+	net := testutil.CreateNetwork(t, ctx, p)
+	st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
 		Resources: backend.Resources{Cores: 1, MemoryLimit: 64 << 20, MemoryReservation: 32 << 20}})
 	want := backend.Resources{Cores: 0.5, CoresLimit: 0.5, MemoryLimit: 128 << 20, MemoryReservation: 48 << 20}
 	if err := p.Update(ctx, st.Handle, want); err != nil {

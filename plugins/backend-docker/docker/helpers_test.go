@@ -2,15 +2,10 @@ package docker_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -65,12 +60,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func random() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // deployment returns a deployment name of its own for t, and removes every
 // container and network labelled with it when t ends. t shares the Docker
 // engine (testutil.DockerLock) until then.
@@ -91,7 +80,7 @@ func exclusiveDeployment(t testing.TB) string {
 
 func newDeployment(t testing.TB) string {
 	t.Helper()
-	dep := "zoe-test-" + random()
+	dep := "zoe-test-" + testutil.RandomSuffix()
 	cli := dockerClient(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -129,7 +118,7 @@ func dockerClient(t testing.TB) *client.Client {
 // for deployment dep.
 func open(t testing.TB, dep string, block map[string]any) *docker.Plugin {
 	t.Helper()
-	p := docker.New(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	p := docker.New(testutil.PluginLogger(t))
 	var js []byte
 	if block != nil {
 		var err error
@@ -144,107 +133,8 @@ func open(t testing.TB, dep string, block map[string]any) *docker.Plugin {
 	return p
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
-
 func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// network creates an execution network for t.
-func network(t *testing.T, ctx context.Context, p backend.Backend) string {
-	t.Helper()
-	id, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-test-net-" + random(), Labels: map[string]string{"zoe.execution": "test"}})
-	if err != nil {
-		t.Fatalf("CreateNetwork: %v", err)
-	}
-	return id
-}
-
-// testUser is who the tests' services run as, unless they say otherwise:
-// the back-end refuses to run an image's (root) user without AllowRoot.
-const testUser = "12345:23456"
-
-// start starts spec with a unique name on net, as testUser when it names no
-// user.
-func start(t *testing.T, ctx context.Context, p backend.Backend, net string, spec backend.ServiceSpec) backend.ServiceStatus {
-	t.Helper()
-	if spec.Name == "" {
-		spec.Name = "svc-" + random()
-	}
-	if spec.User == "" && !spec.Security.AllowRoot {
-		spec.User = testUser
-	}
-	if spec.Hostname == "" {
-		spec.Hostname = spec.Name
-	}
-	spec.Network = net
-	st, err := p.Start(ctx, spec)
-	if err != nil {
-		t.Fatalf("Start %s: %v", spec.Name, err)
-	}
-	return st
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
-	t.Helper()
-	last := ""
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s; last: %s", what, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// waitEvent waits for an event of kind about name.
-func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
-	t.Helper()
-	return waitEvents(t, ctx, events, name, kind)[kind]
-}
-
-// waitEvents waits for an event of each kind for the named service, in any
-// order: the engine reports an OOM kill and the exit it causes separately,
-// in no set order (a loaded engine can send the oom event after the die).
-func waitEvents(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kinds ...backend.EventKind) map[backend.EventKind]backend.Event {
-	t.Helper()
-	got := map[backend.EventKind]backend.Event{}
-	for len(got) < len(kinds) {
-		select {
-		case e, ok := <-events:
-			if !ok {
-				t.Fatalf("event stream closed before %v of %s (got %v)", kinds, name, slices.Collect(maps.Keys(got)))
-			}
-			if _, seen := got[e.Kind]; e.ServiceName == name && !seen && slices.Contains(kinds, e.Kind) {
-				got[e.Kind] = e
-			}
-		case <-ctx.Done():
-			t.Fatalf("no %v events for %s (got %v)", kinds, name, slices.Collect(maps.Keys(got)))
-		}
-	}
-	return got
-}
-
-// logLines returns the lines a service wrote so far.
-func logLines(t *testing.T, ctx context.Context, p backend.Backend, h backend.Handle) []backend.LogEntry {
-	t.Helper()
-	ch, err := p.Logs(ctx, h, backend.LogOptions{})
-	if err != nil {
-		t.Fatalf("Logs: %v", err)
-	}
-	var out []backend.LogEntry
-	for e := range ch {
-		out = append(out, e)
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -17,10 +18,10 @@ func TestListInspectsOnlyChanges(t *testing.T) {
 	const n = 4
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	var svcs []backend.ServiceStatus
 	for range n {
-		svcs = append(svcs, start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
+		svcs = append(svcs, testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
 			Ports: []backend.Port{{Port: 8080, Protocol: "tcp"}}, Labels: map[string]string{"zoe.execution": "7"}}))
 	}
 	inspects := func() int { i, _, _ := p.CacheCounts(); return i }

@@ -6,13 +6,14 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/zoe-project/zoe/internal/dockerapi"
 )
 
 // oomSettle is how long after a container's end Docker may still mark it
-// OOM-killed. The engine learns of an OOM kill (containerd's TaskOOM) and
-// of the process's exit (TaskExit) separately and handles them in no set
-// order: a container killed by the kernel for memory can read as
-// "exited 137, not OOM-killed" for a moment, then OOMKilled turns true.
+// OOM-killed (dockerapi.MaybeOOMKilled): a container killed by the kernel
+// for memory can read as "exited 137, not OOM-killed" for a moment, then
+// OOMKilled turns true.
 const oomSettle = time.Second
 
 // inspect is ContainerInspect, except that a container that just ended
@@ -52,10 +53,10 @@ func (h *host) inspect(ctx context.Context, id string) (client.ContainerInspectR
 // more than oomSettle (the engine's clock may differ from ours); 0 for
 // every other state.
 func oomWait(s *container.State, now time.Time) time.Duration {
-	if s == nil || s.Status != container.StateExited || s.ExitCode != 137 || s.OOMKilled {
+	if s == nil || s.Status != container.StateExited || !dockerapi.MaybeOOMKilled(s.ExitCode, s.OOMKilled) {
 		return 0
 	}
-	end := parseTime(s.FinishedAt)
+	end := dockerapi.ParseTime(s.FinishedAt)
 	if end.IsZero() {
 		return 0
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -24,7 +25,7 @@ func TestPolicyConfig(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	cli := dockerClient(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	dir := t.TempDir()
 	cases := []struct {
 		name        string
@@ -35,13 +36,13 @@ func TestPolicyConfig(t *testing.T) {
 		securityOpt []string
 		wantPids    int64
 	}{
-		{"strictest", testUser, backend.Security{}, 0, []string{"ALL"}, []string{"no-new-privileges:true"}, backend.DefaultPidsLimit},
+		{"strictest", testutil.ServiceUser, backend.Security{}, 0, []string{"ALL"}, []string{"no-new-privileges:true"}, backend.DefaultPidsLimit},
 		{"all allowed", "0:0", backend.Security{AllowRoot: true, AllowPrivilegeEscalation: true, KeepCapabilities: true}, -1, nil, nil, -1},
-		{"a process limit", testUser, backend.Security{}, 300, []string{"ALL"}, []string{"no-new-privileges:true"}, 300},
+		{"a process limit", testutil.ServiceUser, backend.Security{}, 300, []string{"ALL"}, []string{"no-new-privileges:true"}, 300},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, User: c.user, Security: c.sec,
+			st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, User: c.user, Security: c.sec,
 				Resources: backend.Resources{PidsLimit: c.pids},
 				Volumes:   []backend.Volume{{HostPath: dir, MountPoint: "/data", ReadOnly: true}}})
 			res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
@@ -79,7 +80,7 @@ func TestPolicyRefusals(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	missing := filepath.Join(t.TempDir(), "no", "such", "dir")
 	cases := []struct {
 		name string
@@ -98,9 +99,9 @@ func TestPolicyRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			spec := c.spec
-			spec.Name, spec.Image = "refused-"+random(), testimages.HTTPService
+			spec.Name, spec.Image = "refused-"+testutil.RandomSuffix(), testimages.HTTPService
 			if spec.User == "" {
-				spec.User = testUser
+				spec.User = testutil.ServiceUser
 			}
 			if _, err := p.Start(ctx, spec); !errors.Is(err, sdk.ErrInvalidArgument) {
 				t.Errorf("Start = %v, want sdk.ErrInvalidArgument", err)
@@ -126,7 +127,7 @@ func TestPolicyRefusals(t *testing.T) {
 func TestNamedVolume(t *testing.T) {
 	t.Parallel()
 	cli := dockerClient(t)
-	vol := "zoe-test-vol-" + random()
+	vol := "zoe-test-vol-" + testutil.RandomSuffix()
 	// Registered first, so it runs last: after the deployment's clean-up
 	// removed the container that uses the volume.
 	t.Cleanup(func() {
@@ -138,7 +139,7 @@ func TestNamedVolume(t *testing.T) {
 	})
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService,
+	st := testutil.StartService(t, ctx, p, testutil.CreateNetwork(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService,
 		Volumes: []backend.Volume{{VolumeName: vol, MountPoint: "/data", ReadOnly: true}}})
 	res, err := cli.ContainerInspect(ctx, st.Handle.ID, client.ContainerInspectOptions{})
 	if err != nil {

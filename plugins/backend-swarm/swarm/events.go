@@ -1,17 +1,14 @@
 package swarm
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -110,7 +107,7 @@ func (p *Plugin) diff(before, now map[string]seen, sts map[string]backend.Servic
 			out = append(out, ev(backend.EventStarted, "started on "+st.Node))
 		}
 		if n.state == backend.ServiceExited && (!known || b.state != backend.ServiceExited) {
-			if st.ExitCode == 137 && !st.OOMKilled && time.Since(st.FinishedAt) < oomSettle {
+			if dockerapi.MaybeOOMKilled(st.ExitCode, st.OOMKilled) && time.Since(st.FinishedAt) < oomSettle {
 				// The engine may mark the OOM kill a moment after
 				// the exit: the next poll reports the end.
 				if known {
@@ -255,82 +252,17 @@ func (p *Plugin) waitEnded(ctx context.Context, rt *runtime, id string) bool {
 }
 
 func (rt *runtime) serviceLogs(ctx context.Context, id string, opts backend.LogOptions) (io.ReadCloser, error) {
-	tail := "all"
-	if opts.Tail > 0 {
-		tail = strconv.Itoa(opts.Tail)
-	}
-	since := ""
-	if !opts.Since.IsZero() {
-		since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
-	}
-	rc, err := rt.cli.ServiceLogs(ctx, id, client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: opts.Follow,
-		Tail: tail, Since: since, Timestamps: true})
+	rc, err := rt.cli.ServiceLogs(ctx, id, client.ServiceLogsOptions(dockerapi.LogsOptions(opts)))
 	if err != nil {
-		return nil, wrap(err, "logs of service %s", id)
+		return nil, dockerapi.Wrap(err, "logs of service %s", id)
 	}
 	return rc, nil
 }
 
-// copyLogs demultiplexes a log stream into entries; keep, when set, says
-// which to send.
+// copyLogs sends a log stream's entries; keep, when set, says which.
 func (p *Plugin) copyLogs(ctx context.Context, rc io.ReadCloser, id string, out chan<- backend.LogEntry, keep func(backend.LogEntry) bool) {
 	defer rc.Close()
-	stdout := &lineWriter{ctx: ctx, stream: backend.Stdout, out: out, keep: keep}
-	stderr := &lineWriter{ctx: ctx, stream: backend.Stderr, out: out, keep: keep}
-	if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+	if err := dockerapi.CopyLogs(ctx, rc, out, keep); err != nil {
 		p.log.Debug("log stream ended", "service", id, "error", err)
-	}
-	stdout.flush()
-	stderr.flush()
-}
-
-// lineWriter cuts one stream into LogEntries, one per line, each line
-// starting with the engine's RFC 3339 timestamp.
-type lineWriter struct {
-	ctx    context.Context
-	stream backend.Stream
-	out    chan<- backend.LogEntry
-	keep   func(backend.LogEntry) bool
-	buf    []byte
-}
-
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		line := w.buf[:i]
-		w.buf = w.buf[i+1:]
-		if err := w.emit(line); err != nil {
-			return 0, err
-		}
-	}
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		_ = w.emit(w.buf)
-		w.buf = nil
-	}
-}
-
-func (w *lineWriter) emit(line []byte) error {
-	e := backend.LogEntry{Stream: w.stream}
-	if ts, rest, ok := bytes.Cut(line, []byte(" ")); ok {
-		if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
-			e.Time, line = t, rest
-		}
-	}
-	e.Line = bytes.Clone(bytes.TrimSuffix(line, []byte("\r")))
-	if w.keep != nil && !w.keep(e) {
-		return nil
-	}
-	select {
-	case w.out <- e:
-		return nil
-	case <-w.ctx.Done():
-		return w.ctx.Err()
 	}
 }

@@ -2,13 +2,9 @@ package swarm_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,12 +90,6 @@ func needEngine(t testing.TB) {
 	}
 }
 
-func random() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // config is the plugin's block for the tests' engine, with extra
 // attributes.
 func config(extra map[string]any) []byte {
@@ -119,7 +109,7 @@ func config(extra map[string]any) []byte {
 func deployment(t testing.TB) string {
 	t.Helper()
 	needEngine(t)
-	dep := "zoe-test-" + random()
+	dep := "zoe-test-" + testutil.RandomSuffix()
 	cli := engineClient(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -173,7 +163,7 @@ func engineClient(t testing.TB) *client.Client {
 // attributes.
 func open(t testing.TB, dep string, extra map[string]any) *swarm.Plugin {
 	t.Helper()
-	p := swarm.New(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	p := swarm.New(testutil.PluginLogger(t))
 	if err := p.Configure(context.Background(), sdk.Config{JSON: config(extra), Deployment: dep, APIVersion: backend.APIVersion}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -181,69 +171,20 @@ func open(t testing.TB, dep string, extra map[string]any) *swarm.Plugin {
 	return p
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
-
 func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// network creates an execution network for t.
-func network(t *testing.T, ctx context.Context, p backend.Backend) string {
-	t.Helper()
-	id, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-test-net-" + random(), Labels: map[string]string{"zoe.execution": "test"}})
-	if err != nil {
-		t.Fatalf("CreateNetwork: %v", err)
-	}
-	return id
-}
-
-// testUser is who the tests' services run as, unless they say otherwise.
-const testUser = "12345:23456"
-
-// start starts spec with a unique name on net, as testUser when it names no
-// user.
+// start is testutil.StartService with a small reservation of cores when
+// spec has none.
 func start(t *testing.T, ctx context.Context, p backend.Backend, net string, spec backend.ServiceSpec) backend.ServiceStatus {
 	t.Helper()
-	if spec.Name == "" {
-		spec.Name = "svc-" + random()
-	}
-	if spec.User == "" && !spec.Security.AllowRoot {
-		spec.User = testUser
-	}
-	if spec.Hostname == "" {
-		spec.Hostname = spec.Name
-	}
 	if spec.Resources.Cores == 0 {
 		spec.Resources.Cores = 0.01
 	}
-	spec.Network = net
-	st, err := p.Start(ctx, spec)
-	if err != nil {
-		t.Fatalf("Start %s: %v", spec.Name, err)
-	}
-	return st
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
-	t.Helper()
-	last := ""
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s; last: %s", what, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return testutil.StartService(t, ctx, p, net, spec)
 }
 
 // subscribe opens an event stream until ctx ends.
@@ -254,48 +195,6 @@ func subscribe(t *testing.T, ctx context.Context, p backend.Backend) <-chan back
 		t.Fatalf("Events: %v", err)
 	}
 	return events
-}
-
-// waitEvent waits for an event of kind about name.
-func waitEvent(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kind backend.EventKind) backend.Event {
-	t.Helper()
-	return waitEvents(t, ctx, events, name, kind)[kind]
-}
-
-// waitEvents waits for an event of each kind for the named service, in any
-// order: the engine reports an OOM kill and the exit it causes separately,
-// in no set order (a loaded engine can send the oom event after the die).
-func waitEvents(t *testing.T, ctx context.Context, events <-chan backend.Event, name string, kinds ...backend.EventKind) map[backend.EventKind]backend.Event {
-	t.Helper()
-	got := map[backend.EventKind]backend.Event{}
-	for len(got) < len(kinds) {
-		select {
-		case e, ok := <-events:
-			if !ok {
-				t.Fatalf("event stream closed before %v of %s (got %v)", kinds, name, slices.Collect(maps.Keys(got)))
-			}
-			if _, seen := got[e.Kind]; e.ServiceName == name && !seen && slices.Contains(kinds, e.Kind) {
-				got[e.Kind] = e
-			}
-		case <-ctx.Done():
-			t.Fatalf("no %v events for %s (got %v)", kinds, name, slices.Collect(maps.Keys(got)))
-		}
-	}
-	return got
-}
-
-// logLines returns the lines a service wrote so far.
-func logLines(t *testing.T, ctx context.Context, p backend.Backend, h backend.Handle) []backend.LogEntry {
-	t.Helper()
-	ch, err := p.Logs(ctx, h, backend.LogOptions{})
-	if err != nil {
-		t.Fatalf("Logs: %v", err)
-	}
-	var out []backend.LogEntry
-	for e := range ch {
-		out = append(out, e)
-	}
-	return out
 }
 
 // updateNode changes swarm node id's spec with f.
@@ -316,12 +215,12 @@ func updateNode(t testing.TB, ctx context.Context, cli *client.Client, id string
 // answer: it exited with 0, having written "answer: hello from <target>".
 func checkAnswer(t *testing.T, ctx context.Context, p backend.Backend, events <-chan backend.Event, w backend.ServiceStatus, target string) {
 	t.Helper()
-	if e := waitEvent(t, ctx, events, w.Name, backend.EventExited); e.ExitCode != 0 {
-		t.Errorf("the worker asking %s exited with %d: %q", target, e.ExitCode, logLines(t, ctx, p, w.Handle))
+	if e := testutil.WaitEvent(t, ctx, events, w.Name, backend.EventExited); e.ExitCode != 0 {
+		t.Errorf("the worker asking %s exited with %d: %q", target, e.ExitCode, testutil.LogLines(t, ctx, p, w.Handle))
 		return
 	}
 	want := "answer: hello from " + target
-	if lines := logLines(t, ctx, p, w.Handle); !slices.ContainsFunc(lines, func(e backend.LogEntry) bool { return string(e.Line) == want }) {
+	if lines := testutil.LogLines(t, ctx, p, w.Handle); !slices.ContainsFunc(lines, func(e backend.LogEntry) bool { return string(e.Line) == want }) {
 		t.Errorf("the worker's output %q: want a line %q", lines, want)
 	}
 }
@@ -332,7 +231,7 @@ func waitHello(t *testing.T, ctx context.Context, pp backend.PublishedPort, host
 	t.Helper()
 	url := fmt.Sprintf("http://%s:%d/", pp.HostAddress, pp.HostPort)
 	hc := &http.Client{Timeout: 2 * time.Second}
-	waitFor(t, ctx, url+" to answer", func() (bool, string) {
+	testutil.WaitUntil(t, ctx, url+" to answer", func() (bool, string) {
 		resp, err := hc.Get(url)
 		if err != nil {
 			return false, err.Error()

@@ -85,7 +85,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("Nodes = %+v; want two", nodes)
 	}
 
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	// A master on each node, and on the other node a worker asking it by
 	// its name.
 	cases := []struct {
@@ -116,7 +116,7 @@ func TestTwoNodes(t *testing.T) {
 		if err := p.Stop(ctx, master.Handle, 5*time.Second); err != nil {
 			t.Fatalf("Stop of %s on the worker: %v", c.hostname, err)
 		}
-		if e := waitEvent(t, ctx, events, master.Name, backend.EventExited); e.ExitCode != 0 {
+		if e := testutil.WaitEvent(t, ctx, events, master.Name, backend.EventExited); e.ExitCode != 0 {
 			t.Errorf("%s exited with %d, want 0 (it exits so on SIGTERM)", c.hostname, e.ExitCode)
 		}
 		svc, err := cli.ServiceInspect(ctx, master.Handle.ID, client.ServiceInspectOptions{})
@@ -147,7 +147,7 @@ func TestTwoNodes(t *testing.T) {
 			t.Errorf("node %s: %s (%s), want %s", n.Name, n.State, n.StateDetail, wantState)
 		}
 	}
-	_, err = p.Start(ctx, backend.ServiceSpec{Name: "unplaced-" + random(), Image: testimages.HTTPService, User: testUser, Network: net, Node: worker.name})
+	_, err = p.Start(ctx, backend.ServiceSpec{Name: "unplaced-" + testutil.RandomSuffix(), Image: testimages.HTTPService, User: testutil.ServiceUser, Network: net, Node: worker.name})
 	if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "no suitable node") {
 		t.Errorf("Start on the drained worker: %v; want sdk.ErrUnavailable with the swarm's reason", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -26,9 +27,9 @@ func TestManagerRestart(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events := subscribe(t, ctx, p)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
-	waitEvent(t, ctx, events, st.Name, backend.EventStarted)
+	testutil.WaitEvent(t, ctx, events, st.Name, backend.EventStarted)
 
 	down := true
 	// The other tests need the engine, whatever happens here.
@@ -54,11 +55,11 @@ func TestManagerRestart(t *testing.T) {
 		{"Logs", func(ctx context.Context) error { _, err := p.Logs(ctx, st.Handle, backend.LogOptions{}); return err }},
 		{"Stop", func(ctx context.Context) error { return p.Stop(ctx, st.Handle, time.Second) }},
 		{"Start", func(ctx context.Context) error {
-			_, err := p.Start(ctx, backend.ServiceSpec{Name: "away-" + random(), Image: testimages.HTTPService, User: testUser, Network: net})
+			_, err := p.Start(ctx, backend.ServiceSpec{Name: "away-" + testutil.RandomSuffix(), Image: testimages.HTTPService, User: testutil.ServiceUser, Network: net})
 			return err
 		}},
 		{"CreateNetwork", func(ctx context.Context) error {
-			_, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-test-net-" + random()})
+			_, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: "zoe-test-net-" + testutil.RandomSuffix()})
 			return err
 		}},
 		{"Events", func(ctx context.Context) error { _, err := p.Events(ctx); return err }},
@@ -78,7 +79,7 @@ func TestManagerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	down = false
-	waitFor(t, ctx, "List to answer with the service", func() (bool, string) {
+	testutil.WaitUntil(t, ctx, "List to answer with the service", func() (bool, string) {
 		list, err := p.List(ctx, backend.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -93,7 +94,7 @@ func TestManagerRestart(t *testing.T) {
 	// The engine stopped the container: it exited 0 on SIGTERM; or the
 	// engine removed it on its way down (it may: the swarm's task then
 	// failed for "No such container"), and how it ended is unknown.
-	e := waitEvent(t, ctx, events, st.Name, backend.EventExited)
+	e := testutil.WaitEvent(t, ctx, events, st.Name, backend.EventExited)
 	tasks, err := engineClient(t).TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", st.Handle.ID)})
 	if err != nil || len(tasks.Items) != 1 {
 		t.Fatalf("tasks %+v, %v; want the one", tasks.Items, err)
@@ -112,9 +113,9 @@ func TestManagerRestart(t *testing.T) {
 	}
 	// The same plugin starts and stops services again.
 	again := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService})
-	waitEvent(t, ctx, events, again.Name, backend.EventStarted)
+	testutil.WaitEvent(t, ctx, events, again.Name, backend.EventStarted)
 	if err := p.Stop(ctx, again.Handle, 5*time.Second); err != nil {
 		t.Errorf("Stop after the restart: %v", err)
 	}
-	waitEvent(t, ctx, events, again.Name, backend.EventExited)
+	testutil.WaitEvent(t, ctx, events, again.Name, backend.EventExited)
 }

@@ -7,7 +7,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
@@ -45,7 +45,7 @@ func (p *Plugin) locate(ctx context.Context, h backend.Handle) (*runtime, swarm.
 	}
 	res, err := rt.cli.ServiceInspect(ctx, h.ID, client.ServiceInspectOptions{})
 	if err != nil {
-		return nil, swarm.Service{}, wrap(err, "service %s", h.ID)
+		return nil, swarm.Service{}, dockerapi.Wrap(err, "service %s", h.ID)
 	}
 	// Found by name or id prefix, another deployment's, or not Zoe's:
 	// nothing this handle names.
@@ -98,7 +98,7 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
 			return backend.ServiceStatus{}, fmt.Errorf("start %q: a service of that name exists: %w", spec.Name, sdk.ErrAlreadyExists)
 		}
-		return backend.ServiceStatus{}, wrap(err, "create service %q", spec.Name)
+		return backend.ServiceStatus{}, dockerapi.Wrap(err, "create service %q", spec.Name)
 	}
 	for _, w := range created.Warnings {
 		p.log.Warn("service created with a warning", "service", spec.Name, "warning", w)
@@ -121,7 +121,7 @@ func (p *Plugin) waitStarted(ctx context.Context, rt *runtime, id, name string) 
 	for {
 		res, err := rt.cli.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
 		if err != nil {
-			return backend.ServiceStatus{}, wrap(err, "service %q after its creation", name)
+			return backend.ServiceStatus{}, dockerapi.Wrap(err, "service %q after its creation", name)
 		}
 		tasks, err := rt.tasks(ctx, id)
 		if err != nil {
@@ -144,7 +144,7 @@ func (p *Plugin) waitStarted(ctx context.Context, rt *runtime, id, name string) 
 		}
 		select {
 		case <-ctx.Done():
-			return backend.ServiceStatus{}, wrap(ctx.Err(), "service %q did not start", name)
+			return backend.ServiceStatus{}, dockerapi.Wrap(ctx.Err(), "service %q did not start", name)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -195,7 +195,7 @@ type nodeInfo struct {
 func (rt *runtime) nodes(ctx context.Context) (map[string]nodeInfo, error) {
 	list, err := rt.cli.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
-		return nil, wrap(err, "list the swarm's nodes")
+		return nil, dockerapi.Wrap(err, "list the swarm's nodes")
 	}
 	names := nodeNames(list.Items)
 	out := make(map[string]nodeInfo, len(list.Items))
@@ -232,24 +232,14 @@ func (rt *runtime) serviceSpec(spec backend.ServiceSpec, nodeID string) (swarm.S
 		return swarm.ServiceSpec{}, fmt.Errorf("privilege escalation is allowed for this service, but the swarm's engines force no-new-privileges "+
 			"on every container (%s): %w", attrNoNewPrivs, sdk.ErrInvalidArgument)
 	}
-	labels := map[string]string{}
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
-	labels[LabelDeployment] = rt.deployment
-	labels[LabelCores] = strconv.FormatFloat(r.Cores, 'g', -1, 64)
-	env := make([]string, 0, len(spec.Environment))
-	for k, v := range spec.Environment {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
+	labels := dockerapi.ServiceLabels(rt.deployment, spec)
 	grace := rt.stopGrace
 	cs := &swarm.ContainerSpec{
 		Image:           spec.Image,
 		Labels:          labels,
 		Args:            spec.Command,
 		Hostname:        spec.Hostname,
-		Env:             env,
+		Env:             dockerapi.Env(spec.Environment),
 		Dir:             spec.WorkDir,
 		User:            spec.User,
 		StopGracePeriod: &grace,
@@ -356,7 +346,7 @@ func (rt *runtime) mounts(vols []backend.Volume) ([]mount.Mount, error) {
 func (rt *runtime) tasks(ctx context.Context, serviceID string) ([]swarm.Task, error) {
 	res, err := rt.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID)})
 	if err != nil {
-		return nil, wrap(err, "tasks of service %s", serviceID)
+		return nil, dockerapi.Wrap(err, "tasks of service %s", serviceID)
 	}
 	out := res.Items[:0]
 	for _, t := range res.Items {
@@ -501,7 +491,7 @@ const oomSettle = 2 * time.Second
 // comes second; the "oom" event is logged whatever the order, so the
 // engine's recent events are asked for it too.
 func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool {
-	if t.Status.ContainerStatus.ExitCode != 137 || t.NodeID != rt.selfNode {
+	if t.Status.ContainerStatus.ExitCode != dockerapi.ExitKilled || t.NodeID != rt.selfNode {
 		return false
 	}
 	p.mu.Lock()
@@ -516,17 +506,16 @@ func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool 
 		return false
 	}
 	s := res.Container.State
-	start, err1 := time.Parse(time.RFC3339Nano, s.StartedAt)
-	end, err2 := time.Parse(time.RFC3339Nano, s.FinishedAt)
+	start, end := dockerapi.ParseTime(s.StartedAt), dockerapi.ParseTime(s.FinishedAt)
 	v = s.OOMKilled
-	if !v && err1 == nil {
+	if !v && !start.IsZero() {
 		v = rt.sawOOM(ctx, id, start)
 		if v {
 			p.log.Debug("OOM kill known from the engine's oom event only", "container", id)
 		}
 	}
 	// "No" is kept only once the OOM kill would have been known.
-	if v || (err2 == nil && time.Since(end) > oomSettle) {
+	if v || (!end.IsZero() && time.Since(end) > oomSettle) {
 		p.mu.Lock()
 		p.oom[t.ID] = v
 		p.mu.Unlock()
@@ -540,10 +529,9 @@ func (p *Plugin) oomKilled(ctx context.Context, rt *runtime, t swarm.Task) bool 
 func (rt *runtime) sawOOM(ctx context.Context, id string, since time.Time) bool {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stamp := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
 	ev := rt.cli.Events(ctx, client.EventsListOptions{
-		Since:   stamp(since.Add(-time.Second)),
-		Until:   stamp(time.Now()),
+		Since:   dockerapi.Timestamp(since.Add(-time.Second)),
+		Until:   dockerapi.Timestamp(time.Now()),
 		Filters: client.Filters{}.Add("type", "container").Add("container", id).Add("event", "oom"),
 	})
 	for {
@@ -579,7 +567,7 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration
 		secs := int(math.Ceil(grace.Seconds()))
 		if _, err := rt.cli.ContainerStop(ctx, t.Status.ContainerStatus.ContainerID, client.ContainerStopOptions{Timeout: &secs}); err != nil &&
 			!cerrdefs.IsNotFound(err) {
-			return wrap(err, "stop service %s", s.Spec.Name)
+			return dockerapi.Wrap(err, "stop service %s", s.Spec.Name)
 		}
 	} else if s.Spec.Labels[LabelStopped] == "" {
 		if err := rt.markStopped(ctx, s); err != nil {
@@ -597,7 +585,7 @@ func (p *Plugin) Stop(ctx context.Context, h backend.Handle, grace time.Duration
 		}
 		select {
 		case <-ctx.Done():
-			return wrap(ctx.Err(), "stop service %s", s.Spec.Name)
+			return dockerapi.Wrap(ctx.Err(), "stop service %s", s.Spec.Name)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -624,11 +612,11 @@ func (rt *runtime) markStopped(ctx context.Context, s swarm.Service) error {
 			return nil
 		}
 		if attempt >= 3 || !strings.Contains(err.Error(), "out of sequence") {
-			return wrap(err, "stop service %s", s.Spec.Name)
+			return dockerapi.Wrap(err, "stop service %s", s.Spec.Name)
 		}
 		res, ierr := rt.cli.ServiceInspect(ctx, s.ID, client.ServiceInspectOptions{})
 		if ierr != nil {
-			return wrap(ierr, "stop service %s", s.Spec.Name)
+			return dockerapi.Wrap(ierr, "stop service %s", s.Spec.Name)
 		}
 		if s = res.Service; s.Spec.Labels[LabelStopped] != "" {
 			return nil
@@ -653,7 +641,7 @@ func (p *Plugin) Remove(ctx context.Context, h backend.Handle, force bool) error
 	}
 	p.removed.Add(s.ID)
 	if _, err := rt.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil {
-		return wrap(err, "remove service %s", s.Spec.Name)
+		return dockerapi.Wrap(err, "remove service %s", s.Spec.Name)
 	}
 	return nil
 }
@@ -687,16 +675,13 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	if err != nil {
 		return nil, err
 	}
-	labels := []string{LabelDeployment + "=" + rt.deployment}
-	for k, v := range opts.Labels {
-		if k == LabelDeployment && v != rt.deployment {
-			return nil, nil
-		}
-		labels = append(labels, k+"="+v)
+	labels, ok := dockerapi.LabelFilter(rt.deployment, opts.Labels)
+	if !ok {
+		return nil, nil
 	}
 	svcs, err := rt.cli.ServiceList(ctx, client.ServiceListOptions{Filters: client.Filters{}.Add("label", labels...)})
 	if err != nil {
-		return nil, wrap(err, "list services")
+		return nil, dockerapi.Wrap(err, "list services")
 	}
 	if len(svcs.Items) == 0 {
 		return nil, nil
@@ -711,7 +696,7 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	}
 	tasks, err := rt.cli.TaskList(ctx, client.TaskListOptions{Filters: f})
 	if err != nil {
-		return nil, wrap(err, "list tasks")
+		return nil, dockerapi.Wrap(err, "list tasks")
 	}
 	for _, t := range tasks.Items {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
@@ -18,8 +19,8 @@ func TestStopViaUpdate(t *testing.T) {
 	p.StopViaUpdate()
 	ctx := ctxFor(t)
 	events := subscribe(t, ctx, p)
-	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService})
-	waitFor(t, ctx, "its first line", func() (bool, string) { return len(logLines(t, ctx, p, st.Handle)) > 0, "" })
+	st := start(t, ctx, p, testutil.CreateNetwork(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService})
+	testutil.WaitUntil(t, ctx, "its first line", func() (bool, string) { return len(testutil.LogLines(t, ctx, p, st.Handle)) > 0, "" })
 	if err := p.Stop(ctx, st.Handle, 5*time.Second); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -27,10 +28,10 @@ func TestStopViaUpdate(t *testing.T) {
 	if err != nil || got.State != backend.ServiceExited || got.ExitCode != 0 {
 		t.Errorf("Inspect right after Stop = %+v, %v; want exited with 0 (it exits so on SIGTERM)", got, err)
 	}
-	if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 0 {
+	if e := testutil.WaitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 0 {
 		t.Errorf("exit code %d, want 0", e.ExitCode)
 	}
-	lines := logLines(t, ctx, p, st.Handle)
+	lines := testutil.LogLines(t, ctx, p, st.Handle)
 	if len(lines) == 0 || !strings.Contains(string(lines[len(lines)-1].Line), "terminated") {
 		t.Errorf("output after Stop %q: want it kept, ending with the line written on SIGTERM", lines)
 	}

@@ -54,12 +54,8 @@ package swarm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +66,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/plugins/internal/removals"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -82,10 +79,10 @@ const (
 	Version = "0.1.0"
 
 	// LabelDeployment is the label every service and network carries.
-	LabelDeployment = "zoe.deployment"
+	LabelDeployment = dockerapi.LabelDeployment
 	// LabelCores holds a service's reservation, Resources.Cores, as Zoe
 	// counted it.
-	LabelCores = "zoe.cores"
+	LabelCores = dockerapi.LabelCores
 	// LabelStopped marks a service that Stop stopped.
 	LabelStopped = "zoe.swarm.stopped"
 	// LabelAddress on a swarm node overrides the address users reach its
@@ -94,16 +91,11 @@ const (
 
 	handleVersion = 1
 
-	attrAddress      = "address"
 	attrPublishMode  = "publish_mode"
 	attrNoNewPrivs   = "engine_no_new_privileges"
 	attrVolumeDriver = "volume_driver"
 	attrStopGrace    = "stop_grace_period"
 	attrPoll         = "poll_interval"
-	blockTLS         = "tls"
-	attrCAFile       = "ca_file"
-	attrCertFile     = "cert_file"
-	attrKeyFile      = "key_file"
 
 	publishHost    = "host"
 	publishIngress = "ingress"
@@ -175,39 +167,25 @@ func (p *Plugin) Info() sdk.Info {
 func (p *Plugin) Schema() sdk.Schema {
 	return sdk.Schema{
 		Attributes: []sdk.Attribute{
-			{Name: attrAddress, Type: "string", Default: "", Help: `A swarm manager's engine: "tcp://host:2376", "unix:///var/run/docker.sock"; empty for DOCKER_HOST or the local socket.`},
+			{Name: dockerapi.AttrAddress, Type: "string", Default: "", Help: `A swarm manager's engine: "tcp://host:2376", "unix:///var/run/docker.sock"; empty for DOCKER_HOST or the local socket.`},
 			{Name: attrPublishMode, Type: "string", Default: publishHost, Help: `How ports are published: "host" (on the service's node; works everywhere) or "ingress" (the routing mesh, on every node; needs IPVS in the nodes' kernels).`},
 			{Name: attrNoNewPrivs, Type: "bool", Default: false, Help: "Every node's dockerd runs with --no-new-privileges: needed to run services without privilege escalation on engines older than API 1.46 (Docker 27), which cannot set it per service."},
 			{Name: attrVolumeDriver, Type: "string", Default: "", Help: "Volume driver of named volumes (a cluster volume plugin, say); empty for each node's local driver."},
 			{Name: attrStopGrace, Type: "string", Default: defaultStopGrace.String(), Help: "How long a stopped service has between SIGTERM and SIGKILL (swarm fixes it when the service is created)."},
 			{Name: attrPoll, Type: "string", Default: defaultPoll.String(), Help: "How often Events reads the tasks' states (swarm has no task events)."},
 		},
-		Blocks: []sdk.Block{{
-			Name: blockTLS, Nesting: sdk.NestingSingle,
-			Help: "Client certificates for a manager engine that requires TLS.",
-			Schema: sdk.Schema{Attributes: []sdk.Attribute{
-				{Name: attrCAFile, Type: "string", Required: true, Help: "CA certificate of the engine."},
-				{Name: attrCertFile, Type: "string", Required: true, Help: "Client certificate."},
-				{Name: attrKeyFile, Type: "string", Required: true, Help: "Client key.", Sensitive: true},
-			}},
-		}},
+		Blocks: []sdk.Block{dockerapi.TLSBlock("Client certificates for a manager engine that requires TLS.")},
 	}
 }
 
 type blockConfig struct {
-	Address       string     `json:"address"`
-	PublishMode   string     `json:"publish_mode"`
-	EngineNoPrivs bool       `json:"engine_no_new_privileges"`
-	VolumeDriver  string     `json:"volume_driver"`
-	StopGrace     string     `json:"stop_grace_period"`
-	Poll          string     `json:"poll_interval"`
-	TLS           *tlsConfig `json:"tls"`
-}
-
-type tlsConfig struct {
-	CAFile   string `json:"ca_file"`
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
+	Address       string         `json:"address"`
+	PublishMode   string         `json:"publish_mode"`
+	EngineNoPrivs bool           `json:"engine_no_new_privileges"`
+	VolumeDriver  string         `json:"volume_driver"`
+	StopGrace     string         `json:"stop_grace_period"`
+	Poll          string         `json:"poll_interval"`
+	TLS           *dockerapi.TLS `json:"tls"`
 }
 
 // Configure checks the block and makes the client (lazily connected: an
@@ -248,23 +226,8 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 		}
 		*d.to = v
 	}
-	opts := []client.Opt{client.FromEnv}
-	if bc.Address != "" {
-		if u, err := client.ParseHostURL(bc.Address); err != nil {
-			at([]string{attrAddress}, "invalid engine address", err.Error())
-		} else if !slices.Contains([]string{"tcp", "unix", "http", "https"}, u.Scheme) {
-			at([]string{attrAddress}, "invalid engine address", fmt.Sprintf("scheme %q: want tcp:// or unix://", u.Scheme))
-		}
-		opts = append(opts, client.WithHost(bc.Address))
-	}
-	if bc.TLS != nil {
-		for attr, f := range map[string]string{attrCAFile: bc.TLS.CAFile, attrCertFile: bc.TLS.CertFile, attrKeyFile: bc.TLS.KeyFile} {
-			if _, err := os.Stat(f); err != nil {
-				at([]string{blockTLS, attr}, "cannot read TLS file", err.Error())
-			}
-		}
-		opts = append(opts, client.WithTLSClientConfig(bc.TLS.CAFile, bc.TLS.CertFile, bc.TLS.KeyFile))
-	}
+	opts, more := dockerapi.ClientOptions(bc.Address, bc.TLS)
+	diags = append(diags, more...)
 	if diags.HasErrors() {
 		return diags
 	}
@@ -273,7 +236,7 @@ func (p *Plugin) Configure(_ context.Context, cfg sdk.Config) error {
 	}
 	cli, err := client.New(opts...)
 	if err != nil {
-		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "cannot make a Docker client", Detail: err.Error(), Path: []string{attrAddress}}}
+		return sdk.Diagnostics{{Severity: sdk.SeverityError, Summary: "cannot make a Docker client", Detail: err.Error(), Path: []string{dockerapi.AttrAddress}}}
 	}
 	rt.cli = cli
 	p.mu.Lock()
@@ -322,7 +285,7 @@ func (rt *runtime) engine(ctx context.Context) error {
 	defer cancel()
 	info, err := rt.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return wrap(err, "swarm manager")
+		return dockerapi.Wrap(err, "swarm manager")
 	}
 	if !info.Info.Swarm.ControlAvailable {
 		return fmt.Errorf("the engine is not a swarm manager (swarm state %q): %w", info.Info.Swarm.LocalNodeState, sdk.ErrUnavailable)
@@ -349,34 +312,6 @@ func apiAtLeast(v string, major, minor int) bool {
 		return false
 	}
 	return ma > major || (ma == major && mi >= minor)
-}
-
-// wrap gives a Docker error its sdk category.
-func wrap(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	msg := fmt.Sprintf(format, args...)
-	var op *net.OpError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrDeadlineExceeded)
-	case client.IsErrConnectionFailed(err), errors.As(err, &op), cerrdefs.IsUnavailable(err):
-		return fmt.Errorf("%s: engine unreachable: %v: %w", msg, err, sdk.ErrUnavailable)
-	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrNotFound)
-	case cerrdefs.IsAlreadyExists(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrAlreadyExists)
-	case cerrdefs.IsConflict(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrConflict)
-	case cerrdefs.IsInvalidArgument(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrInvalidArgument)
-	case cerrdefs.IsPermissionDenied(err), cerrdefs.IsUnauthorized(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrPermissionDenied)
-	case cerrdefs.IsResourceExhausted(err):
-		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrResourceExhausted)
-	}
-	return fmt.Errorf("%s: %w", msg, err)
 }
 
 // nodeNames names the swarm's nodes: by hostname, by id where two share
@@ -416,11 +351,11 @@ func (p *Plugin) Nodes(ctx context.Context) ([]backend.Node, error) {
 	}
 	list, err := rt.cli.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
-		return nil, wrap(err, "list the swarm's nodes")
+		return nil, dockerapi.Wrap(err, "list the swarm's nodes")
 	}
 	tasks, err := rt.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("desired-state", "running")})
 	if err != nil {
-		return nil, wrap(err, "list the swarm's tasks")
+		return nil, dockerapi.Wrap(err, "list the swarm's tasks")
 	}
 	type res struct {
 		cores float64
@@ -487,14 +422,10 @@ func (p *Plugin) CreateNetwork(ctx context.Context, spec backend.NetworkSpec) (s
 	if _, err := rt.cli.NetworkInspect(ctx, spec.Name, client.NetworkInspectOptions{}); err == nil {
 		return "", fmt.Errorf("create network %q: %w", spec.Name, sdk.ErrAlreadyExists)
 	}
-	labels := map[string]string{}
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
-	labels[LabelDeployment] = rt.deployment
-	res, err := rt.cli.NetworkCreate(ctx, spec.Name, client.NetworkCreateOptions{Driver: "overlay", Scope: "swarm", Attachable: true, Labels: labels})
+	res, err := rt.cli.NetworkCreate(ctx, spec.Name, client.NetworkCreateOptions{Driver: "overlay", Scope: "swarm", Attachable: true,
+		Labels: dockerapi.Labels(rt.deployment, spec.Labels)})
 	if err != nil {
-		return "", wrap(err, "create network %q", spec.Name)
+		return "", dockerapi.Wrap(err, "create network %q", spec.Name)
 	}
 	return res.ID, nil
 }
@@ -510,7 +441,7 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 	}
 	res, err := rt.cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
 	if err != nil {
-		return wrap(err, "network %q", id)
+		return dockerapi.Wrap(err, "network %q", id)
 	}
 	if res.Network.Labels[LabelDeployment] != rt.deployment {
 		return fmt.Errorf("network %q is not this deployment's: %w", id, sdk.ErrNotFound)
@@ -533,7 +464,7 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return wrap(ctx.Err(), "remove network %q: %v", id, err)
+			return dockerapi.Wrap(ctx.Err(), "remove network %q: %v", id, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -543,7 +474,7 @@ func (p *Plugin) RemoveNetwork(ctx context.Context, id string) error {
 func (rt *runtime) servicesOn(ctx context.Context, id string) ([]string, error) {
 	list, err := rt.cli.ServiceList(ctx, client.ServiceListOptions{})
 	if err != nil {
-		return nil, wrap(err, "list services")
+		return nil, dockerapi.Wrap(err, "list services")
 	}
 	var out []string
 	for _, s := range list.Items {

@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
+	"github.com/zoe-project/zoe/internal/testutil"
 	swarmbackend "github.com/zoe-project/zoe/plugins/backend-swarm/swarm"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -92,7 +93,7 @@ func TestNodes(t *testing.T) {
 		!slices.Contains(n.Labels, "zoe-test-gpu") || !slices.Contains(n.Labels, "zoe-test-zone=eu") {
 		t.Errorf("node %+v: want it ready, with cores, memory, the address %s and the labels zoe-test-gpu and zoe-test-zone=eu", n, engine.Address)
 	}
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	st := start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Node: n.Name,
 		Resources: backend.Resources{Cores: 0.25, MemoryReservation: 16 << 20}})
 	if st.Node != n.Name {
@@ -116,8 +117,8 @@ func TestNodes(t *testing.T) {
 			if err != nil || nodes[0].State != backend.NodeDisabled || !strings.Contains(nodes[0].StateDetail, string(avail)) {
 				t.Fatalf("Nodes = %+v, %v; want the node disabled (%s)", nodes, err, avail)
 			}
-			name := "unplaced-" + random()
-			_, err = p.Start(ctx, backend.ServiceSpec{Name: name, Image: testimages.HTTPService, User: testUser, Network: net, Node: n.Name})
+			name := "unplaced-" + testutil.RandomSuffix()
+			_, err = p.Start(ctx, backend.ServiceSpec{Name: name, Image: testimages.HTTPService, User: testutil.ServiceUser, Network: net, Node: n.Name})
 			if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "no suitable node") {
 				t.Errorf("Start on a %s node: %v; want sdk.ErrUnavailable with the swarm's reason", avail, err)
 			}
@@ -135,7 +136,7 @@ func TestDNSNames(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events := subscribe(t, ctx, p)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	start(t, ctx, p, net, backend.ServiceSpec{Hostname: "master", Image: testimages.HTTPService})
 	start(t, ctx, p, net, backend.ServiceSpec{Hostname: "relay", Image: testimages.HTTPService})
 	for _, target := range []string{"master", "relay"} {
@@ -150,7 +151,7 @@ func TestPublishedPort(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService, Ports: []backend.Port{{Port: 8080, Protocol: "tcp"}}})
+	st := start(t, ctx, p, testutil.CreateNetwork(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService, Ports: []backend.Port{{Port: 8080, Protocol: "tcp"}}})
 	if len(st.Ports) != 1 || st.Ports[0].Port != 8080 || st.Ports[0].HostPort == 0 || st.Ports[0].HostAddress != engine.Address {
 		t.Fatalf("Start's ports %+v: want 8080 published on %s", st.Ports, engine.Address)
 	}
@@ -167,7 +168,7 @@ func TestBatchExitCodes(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events := subscribe(t, ctx, p)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	codes := []int{0, 3, 42}
 	sts := map[int]backend.ServiceStatus{}
 	for _, code := range codes {
@@ -175,7 +176,7 @@ func TestBatchExitCodes(t *testing.T) {
 	}
 	for _, code := range codes {
 		st := sts[code]
-		if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != code {
+		if e := testutil.WaitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != code {
 			t.Errorf("exit code %d, want %d", e.ExitCode, code)
 		}
 		if got, err := p.Inspect(ctx, st.Handle); err != nil || got.State != backend.ServiceExited || got.ExitCode != code {
@@ -203,7 +204,7 @@ func TestDeath(t *testing.T) {
 	ctx := ctxFor(t)
 	cli := engineClient(t)
 	events := subscribe(t, ctx, p)
-	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService})
+	st := start(t, ctx, p, testutil.CreateNetwork(t, ctx, p), backend.ServiceSpec{Image: testimages.HTTPService})
 	tasks, err := cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", st.Handle.ID)})
 	if err != nil || len(tasks.Items) != 1 || tasks.Items[0].Status.ContainerStatus == nil {
 		t.Fatalf("tasks %+v, %v; want one with its container", tasks, err)
@@ -211,7 +212,7 @@ func TestDeath(t *testing.T) {
 	if _, err := cli.ContainerKill(ctx, tasks.Items[0].Status.ContainerStatus.ContainerID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
-	if e := waitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 137 {
+	if e := testutil.WaitEvent(t, ctx, events, st.Name, backend.EventExited); e.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137", e.ExitCode)
 	}
 	if got, err := p.Inspect(ctx, st.Handle); err != nil || got.State != backend.ServiceExited || got.ExitCode != 137 {
@@ -229,8 +230,8 @@ func TestOOM(t *testing.T) {
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
 	events := subscribe(t, ctx, p)
-	st := start(t, ctx, p, network(t, ctx, p), backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
-	if e := waitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]; e.ExitCode != 137 {
+	st := start(t, ctx, p, testutil.CreateNetwork(t, ctx, p), backend.ServiceSpec{Image: testimages.OOM, Resources: backend.Resources{MemoryLimit: 32 << 20}})
+	if e := testutil.WaitEvents(t, ctx, events, st.Name, backend.EventOOMKilled, backend.EventExited)[backend.EventExited]; e.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137", e.ExitCode)
 	}
 	if got, err := p.Inspect(ctx, st.Handle); err != nil || !got.OOMKilled || got.State != backend.ServiceExited {
@@ -247,7 +248,7 @@ func TestKillLeavesNothing(t *testing.T) {
 	p := open(t, dep, nil)
 	ctx := ctxFor(t)
 	cli := engineClient(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	var sts []backend.ServiceStatus
 	for range 3 {
 		sts = append(sts, start(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService, Ports: []backend.Port{{Port: 8080}}}))
@@ -261,7 +262,7 @@ func TestKillLeavesNothing(t *testing.T) {
 		t.Fatalf("RemoveNetwork: %v", err)
 	}
 	f := client.Filters{}.Add("label", swarmbackend.LabelDeployment+"="+dep)
-	waitFor(t, ctx, "nothing of the deployment left", func() (bool, string) {
+	testutil.WaitUntil(t, ctx, "nothing of the deployment left", func() (bool, string) {
 		svcs, err1 := cli.ServiceList(ctx, client.ServiceListOptions{Filters: f})
 		nets, err2 := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 		ctrs, err3 := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -279,7 +280,7 @@ func TestRejected(t *testing.T) {
 	t.Parallel()
 	p := open(t, deployment(t), nil)
 	ctx := ctxFor(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	missing := filepath.Join(t.TempDir(), "no", "such", "dir")
 	cases := []struct {
 		name    string
@@ -289,12 +290,12 @@ func TestRejected(t *testing.T) {
 	}{
 		{"a missing host path", backend.ServiceSpec{Image: testimages.HTTPService, Volumes: []backend.Volume{{HostPath: missing, MountPoint: "/data"}}},
 			sdk.ErrInvalidArgument, "bind source path does not exist"},
-		{"an image no node has", backend.ServiceSpec{Image: "zoe-test/absent:" + random()}, sdk.ErrNotFound, "No such image"},
+		{"an image no node has", backend.ServiceSpec{Image: "zoe-test/absent:" + testutil.RandomSuffix()}, sdk.ErrNotFound, "No such image"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			spec := c.spec
-			spec.Name, spec.User, spec.Network = "rejected-"+random(), testUser, net
+			spec.Name, spec.User, spec.Network = "rejected-"+testutil.RandomSuffix(), testutil.ServiceUser, net
 			_, err := p.Start(ctx, spec)
 			if !errors.Is(err, c.wantErr) || !strings.Contains(err.Error(), "rejected") || !strings.Contains(err.Error(), c.reason) {
 				t.Errorf("Start = %v; want %v, rejected by the swarm for %q", err, c.wantErr, c.reason)
@@ -318,7 +319,7 @@ func TestPolicy(t *testing.T) {
 	p := open(t, dep, nil)
 	ctx := ctxFor(t)
 	cli := engineClient(t)
-	net := network(t, ctx, p)
+	net := testutil.CreateNetwork(t, ctx, p)
 	cases := []struct {
 		name     string
 		user     string
@@ -327,9 +328,9 @@ func TestPolicy(t *testing.T) {
 		capDrop  []string
 		wantPids int64
 	}{
-		{"strictest", testUser, backend.Security{}, 0, []string{"ALL"}, backend.DefaultPidsLimit},
+		{"strictest", testutil.ServiceUser, backend.Security{}, 0, []string{"ALL"}, backend.DefaultPidsLimit},
 		{"root and capabilities", "0:0", backend.Security{AllowRoot: true, KeepCapabilities: true}, -1, nil, 0},
-		{"a process limit", testUser, backend.Security{}, 300, []string{"ALL"}, 300},
+		{"a process limit", testutil.ServiceUser, backend.Security{}, 300, []string{"ALL"}, 300},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -369,9 +370,9 @@ func TestPolicy(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			q := open(t, dep, c.extra)
 			spec := c.spec
-			spec.Name, spec.Image = "refused-"+random(), testimages.HTTPService
+			spec.Name, spec.Image = "refused-"+testutil.RandomSuffix(), testimages.HTTPService
 			if spec.User == "" {
-				spec.User = testUser
+				spec.User = testutil.ServiceUser
 			}
 			if spec.Network == "" {
 				spec.Network = net
