@@ -55,6 +55,9 @@ type identities struct {
 	// not store its (possibly outdated) answer.
 	epoch   uint64
 	flights singleflight.Group
+	// afterOld, when set (by a test), runs when a request has found a
+	// user's answer too old, before it joins or starts a look-up.
+	afterOld func()
 }
 
 func (c *identities) get(name string) (time.Time, uint64, bool) {
@@ -117,7 +120,16 @@ func (s *Server) current(ctx context.Context, u state.User) (state.User, *failur
 	if ok && age < s.cfg.IdentityTTL/2 {
 		return u, nil
 	}
+	if s.idents.afterOld != nil {
+		s.idents.afterOld()
+	}
 	ch := s.idents.flights.DoChan(u.Username, func() (any, error) {
+		// A request that found the answer old just before the previous
+		// look-up of this user ended comes here after it: the answer is
+		// young by now, and a second look-up would ask the same again.
+		if at, _, ok := s.idents.get(u.Username); ok && time.Since(at) < s.cfg.IdentityTTL/2 {
+			return lookupResult{user: u}, nil
+		}
 		// Not cancelled with the first request: the others wait for it.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()

@@ -290,6 +290,48 @@ func TestLookupsShared(t *testing.T) {
 	}
 }
 
+// TestLookupJustEnded: a request that found the answer old just before
+// another request's look-up of the same user ended does not look the user
+// up again (the cause of TestLookupsShared's rare second look-up: the
+// second request joined no flight, the first having just ended).
+func TestLookupJustEnded(t *testing.T) {
+	e := newIdentityEnv(t, time.Hour)
+	e.login("alice")
+	e.age("alice", time.Hour)
+	u, err := e.st.GetUser(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	e.src.mu.Lock()
+	e.src.gate = gate
+	e.src.mu.Unlock()
+	base := e.src.lookups.Load()
+	first := make(chan *failure, 1)
+	go func() {
+		_, f := e.s.current(context.Background(), u)
+		first <- f
+	}()
+	testutil.WaitFor(t, 10*time.Second, "the first look-up", func() (bool, string) {
+		n := e.src.lookups.Load() - base
+		return n >= 1, fmt.Sprint(n)
+	})
+	// The first request is in its look-up: the hook is the second's alone,
+	// which lets the first end before it goes on.
+	e.s.idents.afterOld = func() {
+		close(gate)
+		if f := <-first; f != nil {
+			t.Errorf("first request: %+v", f)
+		}
+	}
+	if _, f := e.s.current(t.Context(), u); f != nil {
+		t.Errorf("second request: %+v", f)
+	}
+	if n := e.src.lookups.Load() - base; n != 1 {
+		t.Errorf("%d look-ups for 2 requests, the second after the first's ended; want 1", n)
+	}
+}
+
 // TestGenerationDropsCaches: when a source's generation changes, cached
 // passwords and identities are dropped at once: a removed user's Basic
 // credentials and token stop working without waiting for the bound.

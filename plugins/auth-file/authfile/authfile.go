@@ -210,6 +210,19 @@ func (p *Plugin) current() (*userfile.Users, uint64, error) {
 	if p.seen != nil && sameVersion(p.seen, fi) {
 		return p.users, p.gen, nil
 	}
+	if fi.Size() == 0 && p.users.Len() > 0 {
+		// An editor rewriting the file in place truncates it first: read
+		// at that instant, every user would be gone and lose their
+		// tokens. The users last read stay until the file has content
+		// (its next stat differs); to remove every user, leave a comment
+		// line.
+		if p.seen == nil || p.seen.Size() != 0 {
+			p.log.Warn("users file is empty; keeping the users last read from it (being written? to remove every user, leave a comment line)",
+				"path", p.path, "users", p.users.Len())
+		}
+		p.seen = fi
+		return p.users, p.gen, nil
+	}
 	p.seen = fi
 	users, err := userfile.Load(p.path)
 	if err != nil {

@@ -428,6 +428,45 @@ func TestLookupFollowsTheFile(t *testing.T) {
 	}
 }
 
+// TestFileRewrittenInPlace: an editor rewriting the file in place
+// truncates it first. Read at that instant, the empty file is not taken
+// for "no users" (every token would be revoked): the users last read stay
+// until it has content again, which is then read.
+func TestFileRewrittenInPlace(t *testing.T) {
+	ctx := context.Background()
+	out := &testutil.SyncBuffer{}
+	p, path := configured(t, testLogger(out), "alice,a-pass,admin\nbob,b-pass,user\n")
+	g1 := must(t)(p.Generation(ctx))
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second call sees the same empty version
+		if id, err := p.Lookup(ctx, "bob"); err != nil || id.Role != auth.RoleUser {
+			t.Fatalf("Lookup(bob) while the file is empty: %+v, %v; want the user last read", id, err)
+		}
+		if g := must(t)(p.Generation(ctx)); g != g1 {
+			t.Fatalf("generation %d while the file is empty, want %d", g, g1)
+		}
+	}
+	if n := strings.Count(out.String(), "users file is empty"); n != 1 {
+		t.Errorf("%d warnings about the empty file, want 1:\n%s", n, out)
+	}
+	// The rest of the in-place write: read at once.
+	if err := os.WriteFile(path, []byte("alice,a-pass,admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Lookup(ctx, "bob"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Lookup(bob) once the file is written without him: %v, want ErrNotFound", err)
+	}
+	// Every user removed on purpose: a file with a comment line.
+	if err := os.WriteFile(path, []byte("# nobody\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Lookup(ctx, "alice"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Lookup(alice) after every user was removed: %v, want ErrNotFound", err)
+	}
+}
+
 func must(t *testing.T) func(uint64, error) uint64 {
 	return func(v uint64, err error) uint64 {
 		t.Helper()
