@@ -483,6 +483,10 @@ func TestWorkspaceClaims(t *testing.T) {
 	s := newSetup(t)
 	class := "zoe-test-" + s.deployment
 	s.cfg["workspace_claims"], s.cfg["volume_storage_class"], s.cfg["volume_size"] = true, class, "1Gi"
+	// The pods wait for the controller manager to bind their claim, which
+	// a loaded machine can delay past the set-up's 5 s (a loop run saw
+	// "unbound immediate PersistentVolumeClaims"): not what is tested here.
+	s.cfg["pending_timeout"] = "2m"
 	// Two volumes of the class, as a provisioner would make them.
 	for i := range 2 {
 		name := fmt.Sprintf("%s-%d", class, i)
