@@ -31,7 +31,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,6 +57,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/zoe-project/zoe/bench/internal/startbench"
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
@@ -66,8 +66,8 @@ const (
 	deployment = "kbench"
 	user       = "bench"
 	image      = "zoe/bench:1"
-	memory     = 64 << 20
-	cores      = 0.1
+	memory     = startbench.Memory
+	cores      = startbench.Cores
 	// directNS holds the objects client-go makes; Zoe's are in
 	// zoe-<deployment>.
 	directNS = "direct-" + deployment
@@ -137,7 +137,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Printf("load average before: %s\n", loadAvg())
+	fmt.Printf("load average before: %s\n", startbench.LoadAvg())
 	// kwok follows each log it serves with an inotify instance of its own,
 	// as a kubelet does: with the kernel's default of 128 per user, the
 	// rest of Zoe's log streams fail and are asked for again and again
@@ -206,7 +206,7 @@ func run(o options) error {
 			return fmt.Errorf("%w (daemon log: %s)", err, d.log)
 		}
 	}
-	fmt.Printf("load average after: %s\n", loadAvg())
+	fmt.Printf("load average after: %s\n", startbench.LoadAvg())
 	return nil
 }
 
@@ -243,11 +243,11 @@ func (b *bench) sizes(ctx context.Context) error {
 			}
 			dt = append(dt, d)
 		}
-		zm, dm := median(zt), median(dt)
+		zm, dm := startbench.Median(zt), startbench.Median(dt)
 		fmt.Printf("%8d  %14s  %14s  %6.2f   (zoe %s; client-go %s)\n", n, zm.Round(time.Millisecond), dm.Round(time.Millisecond),
-			float64(zm)/float64(dm), durations(zt), durations(dt))
+			float64(zm)/float64(dm), startbench.Durations(zt), startbench.Durations(dt))
 	}
-	fmt.Printf("load average: %s\n", loadAvg())
+	fmt.Printf("load average: %s\n", startbench.LoadAvg())
 	return nil
 }
 
@@ -267,7 +267,7 @@ func (b *bench) serveLogs(ctx context.Context, id int64, n int) {
 // timeZoe submits a ZApp of n services and measures until it runs; then it
 // terminates it and waits until it ended (not measured).
 func (b *bench) timeZoe(ctx context.Context, n int) (time.Duration, error) {
-	desc, err := zapp(n)
+	desc, err := startbench.ZApp(n, image, "worker", false)
 	if err != nil {
 		return 0, err
 	}
@@ -277,7 +277,7 @@ func (b *bench) timeZoe(ctx context.Context, n int) (time.Duration, error) {
 		return 0, fmt.Errorf("submit: %w", err)
 	}
 	go b.serveLogs(ctx, ex.ID, n)
-	if err := b.await(ctx, ex.ID, "running"); err != nil {
+	if err := startbench.Await(ctx, b.c, ex.ID, "running"); err != nil {
 		return 0, err
 	}
 	d := time.Since(t0)
@@ -289,7 +289,7 @@ func (b *bench) timeZoe(ctx context.Context, n int) (time.Duration, error) {
 	if _, err := b.c.Terminate(ctx, ex.ID); err != nil {
 		return 0, fmt.Errorf("terminate: %w", err)
 	}
-	if err := b.await(ctx, ex.ID, "terminated"); err != nil {
+	if err := startbench.Await(ctx, b.c, ex.ID, "terminated"); err != nil {
 		return 0, err
 	}
 	// The k8s plugin's client-go client allows 5 requests/s after a burst
@@ -301,29 +301,6 @@ func (b *bench) timeZoe(ctx context.Context, n int) (time.Duration, error) {
 	case <-time.After(idlePause):
 	}
 	return d, nil
-}
-
-func (b *bench) await(ctx context.Context, id int64, status string) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		ex, err := b.c.GetExecution(ctx, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case ex.Status == status:
-			return nil
-		case ex.Status == "error" || (ex.Status == "terminated" && status != "terminated"):
-			return fmt.Errorf("execution %d ended %s: %s", id, ex.Status, ex.ErrorMessage)
-		case time.Now().After(deadline):
-			return fmt.Errorf("execution %d still %s after 2 minutes: %s", id, ex.Status, ex.WaitingReason)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 // template is what Zoe made for one execution: its headless Service, its
@@ -504,7 +481,7 @@ func (b *bench) many(ctx context.Context, d *daemon) error {
 		}
 	}
 	fmt.Printf("\n(b) %d executions × %d services (%d pods) submitted from %d clients; load average %s\n",
-		o.executions, o.services, o.executions*o.services, o.clients, loadAvg())
+		o.executions, o.services, o.executions*o.services, o.clients, startbench.LoadAvg())
 	daemonCPU, pluginPID := cpuTime(d.pid()), b.pluginPID(ctx)
 	pluginCPU := cpuTime(pluginPID)
 	reqBefore := b.requests(ctx)
@@ -524,7 +501,7 @@ func (b *bench) many(ctx context.Context, d *daemon) error {
 	fmt.Printf("            of which submitted→starting p50 %s, p99 %s; starting→running p50 %s, p99 %s\n",
 		pct(zr.queue, 50), pct(zr.queue, 99), pct(zr.start, 50), pct(zr.start, 99))
 	fmt.Printf("            CPU: daemon %s, k8s plugin %s; load average %s\n", (cpuTime(d.pid()) - daemonCPU).Round(10*time.Millisecond),
-		(cpuTime(pluginPID) - pluginCPU).Round(10*time.Millisecond), loadAvg())
+		(cpuTime(pluginPID) - pluginCPU).Round(10*time.Millisecond), startbench.LoadAvg())
 	fmt.Printf("            API requests meanwhile (every client's, the control plane's included): %s\n", requestsDiff(reqBefore, reqDuring))
 	// The daemon would take up CPU beside client-go's run; its pods stay.
 	d.stop()
@@ -533,7 +510,7 @@ func (b *bench) many(ctx context.Context, d *daemon) error {
 		return err
 	}
 	fmt.Printf("client-go:  all running after %s; create→running p50 %s, p99 %s, max %s; load average %s\n",
-		dr.all.Round(time.Millisecond), pct(dr.lat, 50), pct(dr.lat, 99), pct(dr.lat, 100), loadAvg())
+		dr.all.Round(time.Millisecond), pct(dr.lat, 50), pct(dr.lat, 99), pct(dr.lat, 100), startbench.LoadAvg())
 	if zr.missing > 0 {
 		fmt.Printf("no ratio: not every execution of Zoe's ran; pod-start SLO (p99 ≤ 5 s): zoe missed, client-go %s\n", slo(dr.lat))
 		return nil
@@ -553,7 +530,7 @@ type result struct {
 
 func (b *bench) manyZoe(ctx context.Context) (*result, error) {
 	o := b.o
-	desc, err := zapp(o.services)
+	desc, err := startbench.ZApp(o.services, image, "worker", false)
 	if err != nil {
 		return nil, err
 	}
@@ -845,27 +822,6 @@ func (b *bench) pluginPID(ctx context.Context) int {
 	return 0
 }
 
-// zapp is a ZApp of one service with n essential instances.
-func zapp(n int) (json.RawMessage, error) {
-	return json.Marshal(map[string]any{"name": "bench", "version": 3, "will_end": false, "size": n,
-		"services": []map[string]any{{
-			"name": "worker", "image": image, "monitor": true, "startup_order": 0,
-			"essential_count": n, "total_count": n,
-			"resources": map[string]any{"memory": map[string]any{"min": memory, "max": nil},
-				"cores": map[string]any{"min": cores, "max": nil}},
-			"ports": []any{}, "environment": [][2]string{}, "volumes": []any{}, "command": nil,
-		}}})
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // percentile: the nearest rank; 100 is the maximum.
 func percentile(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
@@ -890,22 +846,6 @@ func slo(ds []time.Duration) string {
 		return "met"
 	}
 	return "missed"
-}
-
-func durations(ds []time.Duration) string {
-	parts := make([]string, len(ds))
-	for i, d := range ds {
-		parts[i] = d.Round(time.Millisecond).String()
-	}
-	return strings.Join(parts, " ")
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 // cpuTime is the user and system CPU time of a process so far (Linux).
