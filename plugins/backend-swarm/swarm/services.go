@@ -679,34 +679,23 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 	if !ok {
 		return nil, nil
 	}
-	svcs, err := rt.cli.ServiceList(ctx, client.ServiceListOptions{Filters: client.Filters{}.Add("label", labels...)})
-	if err != nil {
-		return nil, dockerapi.Wrap(err, "list services")
-	}
-	if len(svcs.Items) == 0 {
-		return nil, nil
+	svcs, tasks, err := p.servicesAndTasks(ctx, rt, labels)
+	if err != nil || len(svcs) == 0 {
+		return nil, err
 	}
 	if err := rt.engine(ctx); err != nil {
 		return nil, err
 	}
 	byService := map[string][]swarm.Task{}
-	f := client.Filters{}
-	for _, s := range svcs.Items {
-		f = f.Add("service", s.ID)
-	}
-	tasks, err := rt.cli.TaskList(ctx, client.TaskListOptions{Filters: f})
-	if err != nil {
-		return nil, dockerapi.Wrap(err, "list tasks")
-	}
-	for _, t := range tasks.Items {
+	for _, t := range tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
 	}
 	nodes, err := rt.nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]backend.ServiceStatus, 0, len(svcs.Items))
-	for _, s := range svcs.Items {
+	out := make([]backend.ServiceStatus, 0, len(svcs))
+	for _, s := range svcs {
 		if !(backend.ListOptions{Labels: opts.Labels}).Matches(s.Spec.Labels) || s.Spec.Labels[LabelDeployment] != rt.deployment {
 			continue
 		}
@@ -717,4 +706,35 @@ func (p *Plugin) List(ctx context.Context, opts backend.ListOptions) ([]backend.
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// servicesAndTasks lists the services with labels and their tasks. A
+// service removed between the two listings (an execution cleaned up
+// meanwhile) makes the engine refuse the whole task listing as not found:
+// both are listed again then, a few times at most.
+func (p *Plugin) servicesAndTasks(ctx context.Context, rt *runtime, labels []string) ([]swarm.Service, []swarm.Task, error) {
+	for attempt := 1; ; attempt++ {
+		svcs, err := rt.cli.ServiceList(ctx, client.ServiceListOptions{Filters: client.Filters{}.Add("label", labels...)})
+		if err != nil {
+			return nil, nil, dockerapi.Wrap(err, "list services")
+		}
+		if len(svcs.Items) == 0 {
+			return nil, nil, nil
+		}
+		if p.afterServiceList != nil {
+			p.afterServiceList()
+		}
+		f := client.Filters{}
+		for _, s := range svcs.Items {
+			f = f.Add("service", s.ID)
+		}
+		tasks, err := rt.cli.TaskList(ctx, client.TaskListOptions{Filters: f})
+		if cerrdefs.IsNotFound(err) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, nil, dockerapi.Wrap(err, "list tasks")
+		}
+		return svcs.Items, tasks.Items, nil
+	}
 }

@@ -127,6 +127,9 @@ type Plugin struct {
 	// viaUpdate makes Stop update the service even for a task on the
 	// manager's own node, as it does for the other nodes' (for tests).
 	viaUpdate bool
+	// afterServiceList, when set (by a test), runs between List's
+	// listing of the services and that of their tasks.
+	afterServiceList func()
 }
 
 // runtime is a configured plugin.
