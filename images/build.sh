@@ -17,7 +17,7 @@ label=zoe.images.recipe
 # suite gives the same packages); the images' is the base's and every file
 # they are built from.
 base_sum=$(sha256sum mkbase.sh | cut -c1-16)
-sum=$( { echo "$base_sum"; cat VERSION Dockerfile; find bin -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
+sum=$( { echo "$base_sum"; cat VERSION Dockerfile; find scripts -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
 
 recipe() { docker image inspect -f "{{index .Config.Labels \"$label\"}}" "$1" 2>/dev/null || true; }
 id_of() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
