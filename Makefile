@@ -9,7 +9,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 RUN_DIR   := .zoe
 
-.PHONY: all build run test test-go test-swarm kube-bins kubelet-bins deps-kubelet test-kubelet test-images lint proto proto-check deps fuzz bench clean
+.PHONY: all build run test test-go test-swarm kube-bins kubelet-bins deps-kubelet test-kubelet test-images images test-images-analytics lint proto proto-check deps fuzz bench clean
 
 all: build
 
@@ -66,6 +66,25 @@ step = echo "== $$(date +%T) $(1)"
 # images until real ones are built.
 test-images:
 	$(GO) run ./internal/testimages/cmd/build
+
+# The analytics images (images/README.md): zoe/python, zoe/dask-scheduler,
+# zoe/dask-worker and zoe/notebook-dask, tagged bookworm-<images/VERSION>,
+# built from Debian's packages on a Debian bookworm base made with
+# debootstrap (installed from Debian when missing; run as root, with sudo
+# when not root). An image whose recipe label matches images/ is not built
+# again, so a second make images does nothing. Not part of make run or make
+# test yet.
+images:
+	@test -x /usr/sbin/debootstrap || { $(call step,images: installing debootstrap with apt-get); \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	@SUDO='$(SUDO)' images/build.sh
+
+# Starts the analytics images as Zoe would, as uid 1000 with every
+# capability dropped: a scheduler, two workers and a notebook that computes
+# on them, Jupyter and the scheduler's pages under proxy prefixes
+# (images/test/smoke.sh). Not part of make test yet.
+test-images-analytics: images
+	images/test/smoke.sh
 
 # The SDK is a module of its own (sdk/go.mod), and so is the example
 # third-party back-end, which depends on the SDK alone: ./... at the root

@@ -1,0 +1,135 @@
+"""check.py NOTEBOOK_URL DASHBOARD_URL: what smoke.sh checks from beside
+the containers, as Zoe's proxy would reach them (the browser's Host and
+Origin, the full path with the proxy's prefix).
+
+NOTEBOOK_URL is Jupyter's address with its prefix, DASHBOARD_URL the
+scheduler's pages' with theirs. Runs kernel.py in a notebook kernel through
+Jupyter's REST and WebSocket API and prints its output; exits 1 at the first
+failure.
+"""
+
+import http.cookiejar
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from tornado import httpclient, ioloop, websocket
+
+# The Host a browser sends to Zoe, and Zoe's proxy forwards; CHECK_HOST and
+# CHECK_AUTH (an Authorization header) to check through a real Zoe.
+HOST = os.environ.get("CHECK_HOST", "zoe.example.org")
+ORIGIN = "http://" + HOST
+AUTH = {"Authorization": os.environ["CHECK_AUTH"]} if os.environ.get("CHECK_AUTH") else {}
+notebook, dashboard = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/")
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def request(url, method="GET", body=None, origin=ORIGIN, headers=None):
+    h = {"Host": HOST, "Origin": origin, **AUTH, **(headers or {})}
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        h["Content-Type"] = "application/json"
+    try:
+        with opener.open(urllib.request.Request(url, data, h, method=method), timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def wait(url, what):
+    deadline = time.time() + 300
+    while True:
+        try:
+            status, body = request(url)
+            if status == 200:
+                return body
+        except OSError as e:
+            status, body = e, ""
+        if time.time() > deadline:
+            fail(f"{what} did not answer 200 on {url}: {status} {body[:200]}")
+        time.sleep(2)
+
+
+# Jupyter under its prefix, and only there.
+api = json.loads(wait(notebook + "/api", "Jupyter"))
+print("ok: Jupyter", api["version"], "answers on", urllib.parse.urlsplit(notebook).path + "/api")
+if not AUTH:  # through Zoe, /api is Zoe's
+    root = urllib.parse.urlsplit(notebook)._replace(path="/api").geturl()
+    status, _ = request(root)
+    if status != 404:
+        fail(f"Jupyter answers {status} on /api without the prefix")
+status, page = request(notebook + "/tree")  # also sets the _xsrf cookie
+if status != 200 or "<html" not in page:
+    fail(f"the notebook's page: {status}")
+print("ok: the notebook's page, without a token")
+xsrf = next((c.value for c in jar if c.name == "_xsrf"), None)
+if not xsrf:
+    fail("no _xsrf cookie from the notebook's page")
+
+# Another site's page may not use the notebook (the origin check stays on).
+status, _ = request(notebook + "/api/kernels", "POST", {"name": "python3"},
+                    origin="http://evil.example", headers={"X-XSRFToken": xsrf})
+if status < 400:
+    fail(f"a kernel started from another origin: {status}")
+status, body = request(notebook + "/api/kernels", "POST", {"name": "python3"}, headers={"X-XSRFToken": xsrf})
+if status != 201:
+    fail(f"starting a kernel: {status} {body[:300]}")
+kernel = json.loads(body)["id"]
+print("ok: a kernel started; cross-origin refused")
+
+
+async def run(code):
+    ws_url = urllib.parse.urlsplit(notebook)._replace(scheme="ws").geturl()
+    req = httpclient.HTTPRequest(f"{ws_url}/api/kernels/{kernel}/channels",
+                                 headers={"Host": HOST, "Origin": ORIGIN, **AUTH}, request_timeout=60)
+    conn = await websocket.websocket_connect(req)
+    msg_id = uuid.uuid4().hex
+    await conn.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "username": "smoke", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }))
+    out = []
+    while True:
+        m = await conn.read_message()
+        if m is None:
+            fail("the kernel's WebSocket closed")
+        m = json.loads(m)
+        if m.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        t = m["msg_type"]
+        if t == "stream":
+            out.append(m["content"]["text"])
+        elif t == "error":
+            fail("the kernel: " + "\n".join(m["content"]["traceback"]))
+        elif t == "execute_reply":
+            conn.close()
+            return "".join(out)
+
+
+with open("/smoke/kernel.py") as f:
+    output = ioloop.IOLoop.current().run_sync(lambda: run(f.read()), timeout=600)
+print(output, end="")
+request(f"{notebook}/api/kernels/{kernel}", "DELETE", headers={"X-XSRFToken": xsrf})
+
+# The scheduler's pages under their prefix, listing both workers.
+body = wait(dashboard + "/health", "the scheduler's pages")
+if body.strip() != "ok":
+    fail(f"the scheduler's /health: {body[:200]}")
+body = wait(dashboard + "/info/main/workers.html", "the scheduler's workers page")
+if "worker0" not in body or "worker1" not in body:
+    fail("the scheduler's workers page does not name worker0 and worker1")
+print("ok: the scheduler's pages under", urllib.parse.urlsplit(dashboard).path)
