@@ -30,8 +30,10 @@ build:
 	@chmod go-w $(BIN) $(BIN)/*
 
 # The first run creates a users file with an admin and a random password,
-# printed once; there is no default password.
-run: build test-images
+# printed once; there is no default password. The shop's entries run the
+# analytics images (make images: 7 minutes the first time, nothing after),
+# examples/docker the test images.
+run: build test-images images
 	@$(BIN)/zoe users-file init --if-missing $(RUN_DIR)/users.csv
 	$(BIN)/zoe server -config examples/zoe.hcl
 
@@ -46,7 +48,7 @@ run: build test-images
 # outrun their hang bounds), their output kept in a file and printed after
 # the root module's, so that its progress shows as it comes.
 # make lint and make test-go still run each alone.
-test: deps proto-check
+test: deps proto-check images
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  $(call step,lint and the tests of $(OTHER_MODULES) run in the background; their output follows); \
 	  { nice -n 19 $(MAKE) -s lint > $$tmp/lint 2>&1; echo $$? > $$tmp/lint.rc; } & \
@@ -59,11 +61,10 @@ test: deps proto-check
 
 step = echo "== $$(date +%T) $(1)"
 
-# The images the Docker back-end's tests, examples/docker and examples/shop
-# run, built in the local engine without a registry: small FROM-scratch
-# images of static Go programs (internal/testimages): an HTTP service, a
-# job, a worker, and the stand-ins of the shop's notebook, batch and Spark
-# images until real ones are built.
+# The images the Docker back-end's tests and examples/docker run, built in
+# the local engine without a registry: small FROM-scratch images of static
+# Go programs (internal/testimages): an HTTP service, a job, a worker, and
+# others.
 test-images:
 	$(GO) run ./internal/testimages/cmd/build
 
@@ -72,11 +73,12 @@ test-images:
 # built from Debian's packages on a Debian bookworm base made with
 # debootstrap (installed from Debian when missing; run as root, with sudo
 # when not root). An image whose recipe label matches images/ is not built
-# again, so a second make images does nothing. Not part of make run or make
-# test yet.
+# again, so a second make images does nothing. make run and make test run
+# it: the shop's entries run these images, and the tests run the shop
+# (core/daemon's examples and analytics tests, the browser's).
 images:
 	@test -x /usr/sbin/debootstrap || { $(call step,images: installing debootstrap with apt-get); \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null; }
 	@SUDO='$(SUDO)' images/build.sh
 
 # Starts the analytics images as Zoe would, as uid 1000 with every
@@ -250,8 +252,8 @@ deps-kubelet:
 	  command -v iptables >/dev/null || pkgs="$$pkgs iptables"; \
 	  if [ -z "$$pkgs" ]; then echo "all present: nothing to install"; exit 0; fi; \
 	  echo "installing with apt-get:$$pkgs"; \
-	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$pkgs >/dev/null
 
 # Run as root (the kubelet and containerd need it); ZOE_TEST_KUBELET tells
 # the tests where the kubelet is, and that they are asked to run: without
@@ -303,8 +305,8 @@ deps:
 	  test -x /usr/lib/chromium/chromium || command -v chromium >/dev/null || { echo "Chromium missing: the web pages' tests drive a headless browser"; pkgs="$$pkgs chromium"; }; \
 	  if [ -z "$$pkgs" ]; then echo "all present: nothing to install"; exit 0; fi; \
 	  echo "installing with apt-get:$$pkgs"; \
-	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$pkgs >/dev/null
 
 proto: deps
 	scripts/protogen.sh

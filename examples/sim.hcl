@@ -73,12 +73,11 @@ backend "sim" {
   # environment turns it off for that service.
   serve_http = true
 
-  # The shop's spark-0 entry runs on nodes labelled "spark".
   node "node1" {
     cores   = 16
     memory  = "64GiB"
     labels  = ["ssd", "spark"]
-    images  = ["zoe/notebook:1.0", "zoe/spark-master:1.0", "zoe/spark-worker:1.0"]
+    images  = ["zoe/notebook-dask:bookworm-1", "zoe/dask-scheduler:bookworm-1", "zoe/dask-worker:bookworm-1"]
     address = "127.0.0.1"
   }
 

@@ -231,17 +231,19 @@ workspace "dir" {
 # /var/run/docker.sock) as the node "local": one bridge network per
 # execution, services as containers, ports published on 127.0.0.1. An engine
 # that does not answer is no configuration error: the node is "unreachable"
-# and executions wait. `make test-images` builds the images the ZApps of
-# examples/docker and examples/shop run on. examples/sim.hcl uses the simulated back-end
-# instead; without a backend block the daemon serves the API alone.
+# and executions wait. `make images` builds the analytics images the shop's
+# entries run (Dask, Jupyter, Python; images/README.md), `make test-images`
+# those of examples/docker; `make run` does both. examples/sim.hcl uses the
+# simulated back-end instead; without a backend block the daemon serves the
+# API alone.
 backend "docker" {
   pull_images = true # pull images the engine lacks
 
-  # The local engine, labelled "spark": the shop's spark-0 entry asks for
-  # nodes with that label. Without host blocks the local engine is "local"
-  # too, with no labels.
+  # The local engine, with labels that a ZApp's services may ask for (a
+  # service's "labels"; a ZApp asking for labels no node has is refused).
+  # Without host blocks the local engine is "local" too, with no labels.
   host "local" {
-    labels = ["spark"]
+    labels = ["ssd"]
   }
 
   # One block per engine to drive several; the label is the node's name.

@@ -687,10 +687,10 @@ func TestCLIAgainstDaemon(t *testing.T) {
 			t.Errorf("zoe shop ls:\n%s", ls)
 		}
 		show := carol.ok("shop", "show", "notebook-0")
-		if !regexp.MustCompile(`(?m)^  notebook +1 \(1 essential\) +256 MiB +0\.5$`).MatchString(show) {
+		if !regexp.MustCompile(`(?m)^  notebook +1 \(1 essential\) +1 GiB +0\.5$`).MatchString(show) {
 			t.Errorf("zoe shop show notebook-0: the services' resources:\n%s", show)
 		}
-		if !strings.Contains(show, "NOTEBOOK_TOKEN") {
+		if !strings.Contains(show, "NOTEBOOK_IDLE_MINUTES") {
 			t.Errorf("zoe shop show notebook-0:\n%s", show)
 		}
 		// The README's table, aligned; no Markdown or HTML left.

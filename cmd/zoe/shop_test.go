@@ -50,8 +50,8 @@ func TestShopCheck(t *testing.T) {
 		stderr []string
 	}{
 		{"examples", []string{"shop", "check", examples}, 0,
-			[]string{"Notebooks\n  notebook-0  Jupyter notebook", "spark-0  Spark cluster with a notebook",
-				"parameter spark-worker: service_count, int 1..16 step 1, default none", "batch-0",
+			[]string{"Notebooks\n  notebook-0  Jupyter notebook", "dask-0  Dask cluster with a notebook",
+				"parameter worker: service_count, int 1..16 step 1, default none", "batch-0",
 				"visible to: all except guest", "3 entries, 0 errors, 0 warnings"}, nil},
 		{"broken", []string{"shop", "check", broken}, 1,
 			[]string{"ok-0  Fine",
@@ -61,7 +61,7 @@ func TestShopCheck(t *testing.T) {
 				"1 entry, 2 errors, 3 warnings"},
 			[]string{"zoe: " + broken + ": 2 errors"}},
 		{"limits from the configuration", []string{"shop", "check", "-config", smallLimits, examples}, 1,
-			[]string{"examples/shop/batch/batch.json: services[0].resources.cores.min:", "spark-0", "2 entries, 1 error"},
+			[]string{"examples/shop/batch/batch.json: services[0].resources.cores.min:", "dask-0", "2 entries, 1 error"},
 			[]string{"zoe: " + examples + ": 1 error"}},
 		{"invalid configuration", []string{"shop", "check", "--config", badConfig, examples}, 1,
 			nil, []string{"max_service_cores must be a number greater than 0", "zoe: configuration " + badConfig + " is invalid"}},

@@ -39,7 +39,7 @@ backend "sim" {
 }
 `
 
-// TestShopResources starts the example shop's Spark entry with its
+// TestShopResources starts the example shop's Dask entry with its
 // services' memory and cores changed: every problem is answered at its
 // JSON path under shop.resources, what is asked counts against the quota,
 // and /me/quota says what the caller uses.
@@ -50,26 +50,26 @@ func TestShopResources(t *testing.T) {
 	}
 	e := newEnv(t, fmt.Sprintf(smallNode, filepath.Join(root, "examples", "shop")))
 	alice, dora, admin := e.as("alice"), e.as("dora"), e.as("root")
-	const spark = "spark-0"
+	const dask = "dask-0"
 	var entry client.ShopEntry
-	e.must(alice, "GET", "/shop/"+spark, nil, http.StatusOK, &entry)
+	e.must(alice, "GET", "/shop/"+dask, nil, http.StatusOK, &entry)
 
 	start := func(w who, res any) response {
 		t.Helper()
-		return e.do(w, "POST", "/executions", map[string]any{"shop": map[string]any{"id": spark, "resources": res}})
+		return e.do(w, "POST", "/executions", map[string]any{"shop": map[string]any{"id": dask, "resources": res}})
 	}
 	type res = map[string]any
 
 	// A valid change: each worker reserves 1 GiB and 1 core.
-	r := start(alice, res{"spark-worker": res{"memory": 1 << 30, "cores": 1}})
+	r := start(alice, res{"worker": res{"memory": 1 << 30, "cores": 1}})
 	if r.status != http.StatusCreated {
 		t.Fatalf("valid resources: %d %s", r.status, r.body)
 	}
 	var ex client.Execution
 	r.json(t, &ex)
-	// master 0.25 + 4 workers × 1 + notebook 0.25; 256 MiB + 4 GiB + 256 MiB.
-	if ex.Cores != 4.5 || ex.Memory != 512<<20+4<<30 {
-		t.Errorf("reserved %g cores and %d bytes, want 4.5 and %d", ex.Cores, ex.Memory, int64(512<<20+4<<30))
+	// scheduler 0.25 + 4 workers × 1 + notebook 0.5; 256 MiB + 4 GiB + 1 GiB.
+	if ex.Cores != 4.75 || ex.Memory != 256<<20+5<<30 {
+		t.Errorf("reserved %g cores and %d bytes, want 4.75 and %d", ex.Cores, ex.Memory, int64(256<<20+5<<30))
 	}
 	e.must(alice, "GET", fmt.Sprintf("/executions/%d", ex.ID), nil, http.StatusOK, &ex)
 	var desc struct {
@@ -86,7 +86,7 @@ func TestShopResources(t *testing.T) {
 	}
 	for _, s := range desc.Services {
 		mem, cores := *s.Resources.Memory.Min, *s.Resources.Cores.Min
-		want := map[string][2]float64{"spark-master": {256 << 20, 0.25}, "spark-worker": {1 << 30, 1}, "spark-notebook": {256 << 20, 0.25}}[s.Name]
+		want := map[string][2]float64{"scheduler": {256 << 20, 0.25}, "worker": {1 << 30, 1}, "notebook": {1 << 30, 0.5}}[s.Name]
 		if float64(mem) != want[0] || cores != want[1] {
 			t.Errorf("%s runs with %d bytes and %g cores, want %v", s.Name, mem, cores, want)
 		}
@@ -100,28 +100,28 @@ func TestShopResources(t *testing.T) {
 		paths  []string
 		says   string
 	}{
-		{"above max_service_memory", res{"spark-worker": res{"memory": 65 << 30}}, 400,
-			[]string{"shop.resources.spark-worker.memory"}, "max_service_memory"},
-		{"above max_service_cores", res{"spark-notebook": res{"cores": 17}}, 400,
-			[]string{"shop.resources.spark-notebook.cores"}, "max_service_cores"},
-		{"too little memory", res{"spark-worker": res{"memory": 100}}, 400,
-			[]string{"shop.resources.spark-worker.memory"}, "at least 1024 bytes"},
-		{"no cores", res{"spark-master": res{"cores": 0}}, 400,
-			[]string{"shop.resources.spark-master.cores"}, "greater than 0"},
-		{"more than the node has", res{"spark-worker": res{"cores": 6}}, 400,
-			[]string{"shop.resources.spark-worker.cores"}, "more than any node"},
+		{"above max_service_memory", res{"worker": res{"memory": 65 << 30}}, 400,
+			[]string{"shop.resources.worker.memory"}, "max_service_memory"},
+		{"above max_service_cores", res{"notebook": res{"cores": 17}}, 400,
+			[]string{"shop.resources.notebook.cores"}, "max_service_cores"},
+		{"too little memory", res{"worker": res{"memory": 100}}, 400,
+			[]string{"shop.resources.worker.memory"}, "at least 1024 bytes"},
+		{"no cores", res{"scheduler": res{"cores": 0}}, 400,
+			[]string{"shop.resources.scheduler.cores"}, "greater than 0"},
+		{"more than the node has", res{"worker": res{"cores": 6}}, 400,
+			[]string{"shop.resources.worker.cores"}, "more than any node"},
 		{"unknown service", res{"db": res{"cores": 1}}, 400,
-			[]string{"shop.resources.db"}, "spark-master, spark-worker, spark-notebook"},
-		{"nothing asked", res{"spark-worker": res{}}, 400,
-			[]string{"shop.resources.spark-worker"}, "give memory, cores or both"},
-		{"memory with a unit", res{"spark-worker": res{"memory": "2GiB"}}, 400,
-			[]string{"shop.resources.spark-worker.memory"}, "must be an integer"},
-		{"a fraction of a byte", res{"spark-worker": res{"memory": 1.5}}, 400,
-			[]string{"shop.resources.spark-worker.memory"}, "integer"},
-		{"not an object", res{"spark-worker": 2}, 400,
-			[]string{"shop.resources.spark-worker"}, "must be an object"},
-		{"unknown field", res{"spark-worker": res{"memory_min": 1 << 30}}, 400,
-			[]string{"shop.resources.spark-worker.memory_min"}, "unknown field"},
+			[]string{"shop.resources.db"}, "scheduler, worker, notebook"},
+		{"nothing asked", res{"worker": res{}}, 400,
+			[]string{"shop.resources.worker"}, "give memory, cores or both"},
+		{"memory with a unit", res{"worker": res{"memory": "2GiB"}}, 400,
+			[]string{"shop.resources.worker.memory"}, "must be an integer"},
+		{"a fraction of a byte", res{"worker": res{"memory": 1.5}}, 400,
+			[]string{"shop.resources.worker.memory"}, "integer"},
+		{"not an object", res{"worker": 2}, 400,
+			[]string{"shop.resources.worker"}, "must be an object"},
+		{"unknown field", res{"worker": res{"memory_min": 1 << 30}}, 400,
+			[]string{"shop.resources.worker.memory_min"}, "unknown field"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := start(alice, c.res)
@@ -143,12 +143,12 @@ func TestShopResources(t *testing.T) {
 	}
 
 	// What is asked counts against the quota: 3 cores fit the entry as
-	// it is (2.5), not with workers of 1 core (4.5).
+	// it is (1.75), not with workers of 1 core (4.75).
 	e.must(admin, "POST", "/quotas", client.Quota{Name: "three-cores", Cores: 3}, http.StatusCreated, nil)
 	e.must(dora, "GET", "/me", nil, http.StatusOK, nil)
 	e.must(admin, "PATCH", "/users/dora", client.UserUpdate{Quota: ptr("three-cores")}, http.StatusOK, nil)
-	r = start(dora, res{"spark-worker": res{"cores": 1}})
-	if r.status != http.StatusConflict || r.apiError(t).Code != client.CodeQuotaExceeded || !strings.Contains(string(r.body), "4.5 cores") {
+	r = start(dora, res{"worker": res{"cores": 1}})
+	if r.status != http.StatusConflict || r.apiError(t).Code != client.CodeQuotaExceeded || !strings.Contains(string(r.body), "4.75 cores") {
 		t.Errorf("over quota: %d %s", r.status, r.body)
 	}
 	var use client.QuotaUse
@@ -161,12 +161,12 @@ func TestShopResources(t *testing.T) {
 		t.Fatalf("within quota: %d %s", r.status, r.body)
 	}
 	e.must(dora, "GET", "/me/quota", nil, http.StatusOK, &use)
-	if use.Used != (client.Usage{Executions: 1, Cores: 2.5, Memory: 256<<20*2 + 4*512<<20}) {
+	if use.Used != (client.Usage{Executions: 1, Cores: 1.75, Memory: 256<<20 + 4*512<<20 + 1<<30}) {
 		t.Errorf("dora uses %+v", use.Used)
 	}
 	// Another's usage is not in one's own.
 	e.must(alice, "GET", "/me/quota", nil, http.StatusOK, &use)
-	if use.Quota.Name != "user" || use.Used.Executions != 1 || use.Used.Cores != 4.5 {
+	if use.Quota.Name != "user" || use.Used.Executions != 1 || use.Used.Cores != 4.75 {
 		t.Errorf("alice's quota: %+v", use)
 	}
 }

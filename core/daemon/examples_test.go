@@ -2,17 +2,18 @@ package daemon
 
 // Every example ZApp runs: each entry of examples/shop with its default
 // parameters and each ZApp of examples/docker, through a real daemon, on
-// the real Docker engine (with the images `make test-images` builds) and on
+// the real Docker engine (with the analytics images `make images` builds
+// for the shop, and the test images for examples/docker) and on
 // backend-sim with the nodes of examples/sim.hcl. A ZApp that can never fit
 // the nodes is refused at submission, through the API.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ import (
 )
 
 // exampleWait bounds each wait of these tests: a loaded machine starts
-// containers slowly, and spark-0 starts three orders one after the other.
+// containers slowly, and dask-0 starts three orders one after the other.
 const exampleWait = 2 * time.Minute
 
 // example is one ZApp to run: a shop entry or a file of examples/docker.
@@ -39,7 +40,7 @@ var examples = []example{
 	{name: "hello", file: "hello.json"},
 	{name: "cluster", file: "cluster.json"},
 	{name: "notebook", shop: "notebook-0"},
-	{name: "spark", shop: "spark-0"},
+	{name: "dask", shop: "dask-0"},
 	{name: "batch", shop: "batch-0", ends: true},
 }
 
@@ -141,8 +142,9 @@ func awaitLong(t *testing.T, c apiClient, id int64, status ...string) zoeclient.
 func TestExamplesOnDocker(t *testing.T) {
 	t.Parallel()
 	env := newDockerEnv(t)
+	testutil.RequireAnalyticsImages(t, env.cli)
 	// The backend block of examples/zoe.hcl as it is (the file's last),
-	// which labels the local engine for spark-0, instead of the test's own.
+	// instead of the test's own.
 	cfg, err := os.ReadFile(env.file)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +159,7 @@ func TestExamplesOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.start(t)
-	holdCores(t, true) // spark-0 takes every core left
+	holdCores(t, true) // dask-0 takes 1.75 cores of the 2 here
 
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
@@ -178,11 +180,15 @@ type exampleEnv interface {
 }
 
 // runExample runs ex as alice and checks it does what it says: a batch
-// ends with code 0 and its result in the workspace, a notebook answers on
-// its endpoint, workers reach their master; then it is terminated and
+// ends with code 0 and its script's result in the workspace, a notebook
+// answers through Zoe's proxy, workers reach their master, Dask's
+// scheduler lists its workers on its pages; then it is terminated and
 // leaves nothing behind.
 func runExample(t *testing.T, env exampleEnv, alice apiUser, ex example) {
 	t.Helper()
+	if ex.name == "batch" {
+		writeBatchScript(t, env.home("alice"))
+	}
 	started := submitExample(t, alice.apiClient, ex)
 	if ex.ends {
 		end := awaitLong(t, alice.apiClient, started.ID, "terminated")
@@ -196,19 +202,14 @@ func runExample(t *testing.T, env exampleEnv, alice apiUser, ex example) {
 	switch ex.name {
 	case "batch":
 		b, err := os.ReadFile(filepath.Join(env.home("alice"), "zoe-batch-result.txt"))
-		if err != nil || !strings.Contains(string(b), `would have run "python3 main.py" with 4 threads`) {
+		if err != nil || string(b) != "main.py ran as alice in /mnt/workspace\n" {
 			t.Errorf("the batch's result file: %q %v", b, err)
 		}
 	case "notebook":
-		checkNotebook(t, env, run, "notebook0")
-	case "spark":
-		want := "answer: hello from " + env.container(run.ID, "spark-master0")
-		name := env.container(run.ID, "spark-worker0")
-		waitUntil(t, "spark-worker0 answered by the master", func() (bool, string) {
-			l := env.logs(name)
-			return strings.Contains(l, want), l
-		})
-		checkNotebook(t, env, run, "spark-notebook0")
+		checkNotebook(t, alice, run, "notebook0")
+	case "dask":
+		checkNotebook(t, alice, run, "notebook0")
+		checkDashboard(t, alice, run)
 	case "cluster":
 		name := env.container(run.ID, "worker0")
 		waitUntil(t, "worker0 answered by the master", func() (bool, string) {
@@ -221,6 +222,30 @@ func runExample(t *testing.T, env exampleEnv, alice apiUser, ex example) {
 		awaitLong(t, alice.apiClient, started.ID, "terminated")
 	}
 	env.gone(t, started.ID)
+}
+
+// writeBatchScript puts the main.py that batch-0 runs by default in the
+// workspace at dir (made as the workspace plugin makes it, when missing):
+// it writes where and as whom it ran.
+func writeBatchScript(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const script = `import getpass, os
+with open("zoe-batch-result.txt", "w") as f:
+    f.write(f"main.py ran as {getpass.getuser()} in {os.getcwd()}\n")
+`
+	path := filepath.Join(dir, "main.py")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The workspace's owner, 1000:1000 for alice; the script is hers.
+	for _, p := range []string{dir, path} {
+		if err := os.Chown(p, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // lastBlock is the block of examples/<file> that starts a line with start:
@@ -238,38 +263,45 @@ func lastBlock(t *testing.T, file, start string) string {
 	return string(b[i+1:]) + "\n"
 }
 
-var tokenLine = regexp.MustCompile(`token: ([0-9a-f]{32})`)
-
-// checkNotebook asks the notebook stand-in's published page without its
-// token (refused) and with the one in its log (the stand-in's page).
-func checkNotebook(t *testing.T, env exampleEnv, run zoeclient.Execution, instance string) {
+// checkNotebook opens the Jupyter notebook of instance through Zoe's
+// proxy, the way its endpoint's link leads, as its owner.
+func checkNotebook(t *testing.T, alice apiUser, run zoeclient.Execution, instance string) {
 	t.Helper()
 	i := slices.IndexFunc(run.Endpoints, func(e zoeclient.Endpoint) bool {
 		return e.Service == instance && e.Name == "Jupyter Notebook"
 	})
-	if i < 0 || run.Endpoints[i].ExternalPort == 0 {
-		t.Fatalf("no published notebook endpoint for %s: %+v", instance, run.Endpoints)
+	want := fmt.Sprintf("/proxy/%d/%s/8888/tree", run.ID, instance)
+	if i < 0 || !strings.HasSuffix(run.Endpoints[i].URL, want) {
+		t.Fatalf("no notebook endpoint leading to %s for %s: %+v", want, instance, run.Endpoints)
 	}
-	url := run.Endpoints[i].URL
-	// Running is when the container started, not when it listens: the
-	// page is asked for until it answers, and must answer with a refusal.
-	waitUntil(t, "the notebook refusing a request without the token", func() (bool, string) {
-		page, err := httpGet(url)
-		return err != nil && strings.Contains(page, "Notebook stand-in: open this page with ?token="), fmt.Sprintf("%q %v", page, err)
-	})
-	var token string
-	waitUntil(t, "the notebook's token in its log", func() (bool, string) {
-		l := env.logs(env.container(run.ID, instance))
-		m := tokenLine.FindStringSubmatch(l)
-		if m != nil {
-			token = m[1]
+	nb := notebookThroughProxy(alice.apiClient, run.ID, instance)
+	nb.waitReady(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code, page, err := nb.do(ctx, "GET", "/tree", nil)
+	if err != nil || code != http.StatusOK || !strings.Contains(string(page), "<title>Home Page - Select or create a notebook</title>") {
+		t.Errorf("the notebook's page through the proxy: %d %.300s %v", code, page, err)
+	}
+}
+
+// checkDashboard reads the Dask scheduler's workers page through the
+// proxy (its endpoint's link): it lists the four workers.
+func checkDashboard(t *testing.T, alice apiUser, run zoeclient.Execution) {
+	t.Helper()
+	dash := notebookThroughProxy(alice.apiClient, run.ID, "scheduler0")
+	dash.base = strings.TrimSuffix(dash.base, "/8888") + "/8787"
+	waitUntil(t, "the scheduler's workers page listing 4 workers", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		code, page, err := dash.do(ctx, "GET", "/info/main/workers.html", nil)
+		n := 0
+		for w := range 4 {
+			if strings.Contains(string(page), fmt.Sprintf("worker%d", w)) {
+				n++
+			}
 		}
-		return m != nil, l
+		return code == http.StatusOK && n == 4, fmt.Sprintf("%d, %d workers named, %v", code, n, err)
 	})
-	page, err := httpGet(url + "?token=" + token)
-	if err != nil || !strings.Contains(page, "This is a stand-in for a Jupyter notebook") {
-		t.Errorf("GET %s with the token: %q %v", url, page, err)
-	}
 }
 
 // TestExamplesOnSim runs every example at once on backend-sim with the
@@ -310,20 +342,37 @@ func TestExamplesOnSim(t *testing.T) {
 }
 
 // TestShopEntryNeverFits: starting a shop entry goes through the same check
-// as a description: spark-0 asks for nodes labelled spark, which the nodes
-// of simConfig are not.
+// as a description: an entry asking for nodes labelled spark (dask-0 with
+// labels), which the nodes of simConfig are not, is refused.
 func TestShopEntryNeverFits(t *testing.T) {
 	t.Parallel()
-	cfg := simConfig + fmt.Sprintf("shop_dir = %q\n", filepath.Join(moduleRoot(t), "examples", "shop"))
+	// The example shop, its Dask entry asking for the label spark.
+	shop := t.TempDir()
+	if err := os.CopyFS(shop, os.DirFS(filepath.Join(moduleRoot(t), "examples", "shop"))); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(shop, "dask", "manifest.json")
+	m, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelled := strings.Replace(string(m), `"disabled_for": ["guest"],`, `"disabled_for": ["guest"], "labels": ["spark"],`, 1)
+	if labelled == string(m) {
+		t.Fatal("examples/shop/dask/manifest.json has no disabled_for line to add labels after")
+	}
+	if err := os.WriteFile(manifest, []byte(labelled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := simConfig + fmt.Sprintf("shop_dir = %q\n", shop)
 	_, opts, _ := setup(t, cfg)
 	addr := serveDaemon(t, opts)
 	alice := apiClient{t: t, base: "http://" + addr.String() + "/api/v1", user: "alice", pass: "wonderland"}
 	var e zoeclient.Error
-	code := alice.do("POST", "/executions", map[string]any{"name": "spark", "shop": map[string]any{"id": "spark-0"}}, &e)
+	code := alice.do("POST", "/executions", map[string]any{"name": "dask", "shop": map[string]any{"id": "dask-0"}}, &e)
 	if code != http.StatusBadRequest || e.Error.Code != "invalid_argument" || !slices.ContainsFunc(e.Error.Details, func(d zoeclient.Detail) bool {
 		return strings.HasSuffix(d.Path, "services[0].labels") && d.Message == "requires labels [spark] that no node has (no node has any label)"
 	}) {
-		t.Errorf("spark-0 on nodes without the label: %d %+v", code, e)
+		t.Errorf("dask-0 with labels, on nodes without them: %d %+v", code, e)
 	}
 	// What fits is accepted.
 	notebook := submitExample(t, alice, example{name: "notebook", shop: "notebook-0"})

@@ -441,8 +441,7 @@ func TestK8sEndToEnd(t *testing.T) {
 // a batch ends when the test ends its pod with code 0.
 func TestExamplesOnK8s(t *testing.T) {
 	t.Parallel()
-	// spark-0 needs a node labelled spark.
-	env := newK8sEnv(t, map[string]string{"zoe.label/spark": "true"})
+	env := newK8sEnv(t, nil)
 	env.start(t)
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {

@@ -28,8 +28,8 @@ import (
 )
 
 // swarmTests is the package's swarm-mode engine, started on first use and
-// stopped by TestMain. Its tests hold it one at a time (hold): spark-0
-// takes every core the node has left.
+// stopped by TestMain. Its tests hold it one at a time (hold): dask-0
+// takes 1.75 of the node's 2 cores.
 type swarmTests struct {
 	once   sync.Once
 	err    error
@@ -39,9 +39,8 @@ type swarmTests struct {
 
 var swarmEngine = &swarmTests{}
 
-// hold starts the engine if needed, with the test images built in it, the
-// swarm plugin built, and its node labelled spark (for the shop's spark-0),
-// and holds it until t ends.
+// hold starts the engine if needed, with the test images built in it and
+// the swarm plugin built, and holds it until t ends.
 func (s *swarmTests) hold(t *testing.T) *testutil.SwarmEngine {
 	t.Helper()
 	s.once.Do(func() { s.engine, s.err = startSwarmTests() })
@@ -67,14 +66,14 @@ func startSwarmTests() (*testutil.SwarmEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := labelSwarmNode(ctx, e); err != nil {
+	if err := buildSwarmImages(ctx, e); err != nil {
 		_ = e.Close()
 		return nil, err
 	}
 	return e, nil
 }
 
-func labelSwarmNode(ctx context.Context, e *testutil.SwarmEngine) error {
+func buildSwarmImages(ctx context.Context, e *testutil.SwarmEngine) error {
 	cli, err := e.Client()
 	if err != nil {
 		return err
@@ -83,17 +82,7 @@ func labelSwarmNode(ctx context.Context, e *testutil.SwarmEngine) error {
 	if err := testimages.Build(ctx, cli); err != nil {
 		return fmt.Errorf("test images in the swarm engine: %w", err)
 	}
-	n, err := cli.NodeInspect(ctx, e.NodeID, dockerclient.NodeInspectOptions{})
-	if err != nil {
-		return err
-	}
-	spec := n.Node.Spec
-	if spec.Labels == nil {
-		spec.Labels = map[string]string{}
-	}
-	spec.Labels["spark"] = "true"
-	_, err = cli.NodeUpdate(ctx, e.NodeID, dockerclient.NodeUpdateOptions{Version: n.Node.Version, Spec: spec})
-	return err
+	return nil
 }
 
 // stop stops the engine, if it started.
@@ -249,6 +238,19 @@ func TestSwarmEndToEnd(t *testing.T) {
 func TestExamplesOnSwarm(t *testing.T) {
 	t.Parallel()
 	env := newSwarmEnv(t)
+	// The shop's analytics images, from the machine's engine (make images
+	// builds them there) into the test engine, whose data root keeps them.
+	local, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	refs := testutil.RequireAnalyticsImages(t, local)
+	ctx, cancel := contextTimeout(10 * time.Minute)
+	defer cancel()
+	if err := testutil.CopyImages(ctx, local, env.cli, refs); err != nil {
+		t.Fatalf("the analytics images into the swarm engine: %v", err)
+	}
 	env.start(t)
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {

@@ -137,7 +137,7 @@ func TestExamples(t *testing.T) {
 	if ps := s.Problems(); len(ps) > 0 {
 		t.Fatalf("problems in examples/shop: %v", ps)
 	}
-	if got, want := ids(s.Entries(AdminRole)), []string{"batch-0", "spark-0", "notebook-0"}; !reflect.DeepEqual(got, want) {
+	if got, want := ids(s.Entries(AdminRole)), []string{"batch-0", "dask-0", "notebook-0"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries %v, want %v (by category)", got, want)
 	}
 	kinds := map[Kind]bool{}
@@ -155,18 +155,21 @@ func TestExamples(t *testing.T) {
 	if len(kinds) != 3 {
 		t.Errorf("the examples use the kinds %v, want all three", kinds)
 	}
-	spark := mustEntry(t, s, "spark-0")
-	app, err := spark.Apply(map[string]string{"NOTEBOOK_TOKEN": "s3cret"})
+	dask := mustEntry(t, s, "dask-0")
+	app, err := dask.Apply(map[string]string{"NOTEBOOK_IDLE_MINUTES": "30"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The null default of the worker count keeps the elastic workers.
 	w := app.Services[1]
-	if w.Name != "spark-worker" || w.EssentialCount != 1 || w.TotalCount != 4 || !slices.Contains(w.Labels, "spark") {
-		t.Errorf("spark-worker after the defaults: %+v", w)
+	if w.Name != "worker" || w.EssentialCount != 1 || w.TotalCount != 4 {
+		t.Errorf("worker after the defaults: %+v", w)
 	}
-	if _, ok := s.Entry("spark-0", "guest"); ok {
-		t.Error("spark-0 is visible to guests")
+	if nb := app.Services[2]; !slices.Contains(nb.Environment, zapp.EnvVar{Name: "NOTEBOOK_IDLE_MINUTES", Value: "30"}) {
+		t.Errorf("notebook's environment: %v", nb.Environment)
+	}
+	if _, ok := s.Entry("dask-0", "guest"); ok {
+		t.Error("dask-0 is visible to guests")
 	}
 	if _, ok := s.Entry("batch-0", "student"); !ok {
 		t.Error("batch-0 is hidden from students")

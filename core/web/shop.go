@@ -323,6 +323,13 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	for _, sp := range e.Parameters {
 		if v, ok := r.PostForm["p."+sp.Key]; ok && len(v) > 0 {
 			values["p."+sp.Key] = v[0]
+			// A number field left empty asks for nothing: the entry's
+			// default stays (for a default of null, the ZApp's own
+			// value, as the parameter's help says), where "" would be
+			// refused as no number. An empty string is a string's value.
+			if sp.Type == "int" && strings.TrimSpace(v[0]) == "" {
+				continue
+			}
 			params[sp.Key] = strings.TrimSpace(v[0])
 		}
 	}

@@ -225,6 +225,13 @@ func TestPages(t *testing.T) {
 		}
 	})
 
+	t.Run("a number left empty keeps the default", func(t *testing.T) {
+		e := e.with(t)
+		if a := e.as("alice").startDemo(url.Values{"p.THREADS": {" "}}); a.status != http.StatusSeeOther {
+			t.Fatalf("THREADS left empty: %d, want the execution started (303):\n%s", a.status, a.body)
+		}
+	})
+
 	t.Run("services' memory and cores, and the quota at home", func(t *testing.T) {
 		e := e.with(t)
 		dora := e.as("dora")

@@ -2,9 +2,8 @@
 // examples run, without a registry: small static Go programs (the
 // sub-directories of this package, and the SDK's conformance probe), each
 // copied into an image FROM scratch as /prog, its entrypoint, and tagged
-// zoe-test/<name>:1 in the local engine; and the stand-ins of the shop's
-// images (zoe/...:1.0), the same programs under the names the shop's entries
-// use, until real images replace them.
+// zoe-test/<name>:1 in the local engine. (The example shop runs the
+// analytics images of images/, which make images builds.)
 package testimages
 
 import (
@@ -53,24 +52,6 @@ const (
 	Pause = "zoe-test/pause:1"
 )
 
-// The stand-ins of the images of examples/shop: what they run is honest
-// about being a stand-in (see each program's documentation).
-const (
-	// Notebook is the notebook program: a page listing the workspace.
-	Notebook = "zoe/notebook:1.0"
-	// SparkNotebook is the notebook program too; with SPARK_MASTER_URL
-	// set it says whether the master answers.
-	SparkNotebook = "zoe/spark-notebook:1.0"
-	// PythonBatch is the batch program: it writes zoe-batch-result.txt in
-	// the workspace and exits with $EXIT_CODE.
-	PythonBatch = "zoe/python-batch:1.0"
-	// SparkMaster is HTTPService, serving on 8080 (the master's web UI).
-	SparkMaster = "zoe/spark-master:1.0"
-	// SparkWorker is Worker with HOLD set: it asks the master named by
-	// SPARK_MASTER_URL and stays up.
-	SparkWorker = "zoe/spark-worker:1.0"
-)
-
 // labelSum is the label holding the sha256 of an image's program: an image
 // whose label matches the freshly built program is not built again.
 const labelSum = "zoe.testimage.sum"
@@ -88,11 +69,6 @@ var programs = []struct {
 	{"./oom", OOM, nil},
 	{"github.com/zoe-project/zoe/sdk/plugintest/probe", Probe, nil},
 	{"./pause", Pause, nil},
-	{"./notebook", Notebook, nil},
-	{"./notebook", SparkNotebook, nil},
-	{"./batch", PythonBatch, nil},
-	{"./httpservice", SparkMaster, nil},
-	{"./worker", SparkWorker, []string{"HOLD=1"}},
 }
 
 // Images lists every test image.

@@ -125,14 +125,16 @@ func startDaemon(t *testing.T, deployment, backend, manifest, env string) *daemo
 			t.Fatal(err)
 		}
 	}
-	// Beside it, the example shop's notebook, as the README's
-	// walkthrough starts it.
+	// Beside it, the example shop's notebook and Dask cluster, as the
+	// README's walkthrough starts them.
 	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.CopyFS(filepath.Join(dir, "shop", "notebook"), os.DirFS(filepath.Join(root, "examples", "shop", "notebook"))); err != nil {
-		t.Fatal(err)
+	for _, entry := range []string{"notebook", "dask"} {
+		if err := os.CopyFS(filepath.Join(dir, "shop", entry), os.DirFS(filepath.Join(root, "examples", "shop", entry))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var u bytes.Buffer
 	for _, us := range users {

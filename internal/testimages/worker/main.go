@@ -2,10 +2,9 @@
 // for its page over HTTP, retrying for up to $GIVE_UP (a duration, default
 // 30s), prints "answer: <page>" and exits 0, or exits 1 when the master
 // never answers. With $HOLD set it stays up after the answer, like a
-// cluster's worker, until SIGTERM (then it exits 0). As the stand-in of
-// zoe/spark-worker:1.0 (an image with HOLD set), it finds the master in
-// $SPARK_MASTER_URL (spark://host:port) when $MASTER is not set, and asks
-// the master's web UI on port 8080 of that host.
+// cluster's worker, until SIGTERM (then it exits 0). Without $MASTER, it
+// finds the master in $SPARK_MASTER_URL (spark://host:port), as a Spark
+// worker would, and asks port 8080 of that host.
 package main
 
 import (

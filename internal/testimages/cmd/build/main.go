@@ -1,13 +1,12 @@
 // Command build builds Zoe's test images (zoe-test/httpservice:1,
-// zoe-test/job:1, zoe-test/worker:1, zoe-test/oom:1, zoe-test/probe:1) and
-// the stand-ins of the shop's images (zoe/notebook:1.0,
-// zoe/spark-notebook:1.0, zoe/python-batch:1.0, zoe/spark-master:1.0,
-// zoe/spark-worker:1.0) in the local Docker engine (DOCKER_HOST or the unix
+// zoe-test/job:1, zoe-test/worker:1, zoe-test/oom:1, zoe-test/probe:1,
+// zoe-test/pause:1) in the local Docker engine (DOCKER_HOST or the unix
 // socket), without a registry:
 //
 //	go run ./internal/testimages/cmd/build
 //
-// The ZApps of examples/docker and examples/shop run on them.
+// The ZApps of examples/docker run on them (the shop's run the analytics
+// images of images/, make images).
 package main
 
 import (
