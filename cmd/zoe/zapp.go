@@ -169,8 +169,11 @@ func zappExpandCmd() *cobra.Command {
 				printProblems(cmd.ErrOrStderr(), args[0], err)
 				return fmt.Errorf("%s is invalid", args[0])
 			}
+			// The proxy tokens are secrets the daemon makes at submission;
+			// a stand-in shows which instances get one.
 			c := zapp.ExpandContext{ExecutionID: execID, ExecutionName: execName, UserName: user,
-				Deployment: deployment, ProxyBase: proxyBase, Limits: limits}
+				Deployment: deployment, ProxyBase: proxyBase, Limits: limits,
+				NewSecret: func() string { return "<a secret made at submission>" }}
 			if !cmd.Flags().Changed("deployment") {
 				c.Deployment = cfgDeployment
 			}

@@ -159,6 +159,7 @@ func TestZAppExpandCLI(t *testing.T) {
 		"    SPARK_MASTER=spark://spark-master0-7-test:7077\n",
 		"    ZOE_USER=bob\n    ZOE_UID=1001\n    SERVICE_NAME=notebook0\n",
 		"    REVERSE_PROXY_PATH_8888=/proxy/7/notebook0/8888\n",
+		"    ZOE_PROXY_TOKEN=<a secret made at submission>\n",
 		"  command:     start-notebook.sh --NotebookApp.token=''\n",
 	} {
 		if !strings.Contains(stdout, want) {

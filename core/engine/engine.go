@@ -75,7 +75,11 @@
 // of the execution's id, name, owner and ids, which adds the DNS name,
 // resolves the environment's templates and adds Zoe's variables; it is
 // tested to give what a whole expansion gives. The command is split into
-// words by zapp.SplitCommand, with a shell's quoting but no shell.
+// words by zapp.SplitCommand, with a shell's quoting but no shell. The
+// secret of an instance with a proxied port (ZOE_PROXY_TOKEN, which the
+// proxy presents to it) is random, so it is made at submission too and
+// stored with the instance: every start of the instance, after a restart
+// of the daemon or an adoption, binds the token its container has.
 //
 // # Where an execution ends
 //

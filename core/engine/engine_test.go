@@ -268,6 +268,7 @@ type svc struct {
 	cores             float64
 	env               map[string]string
 	ports             []int
+	proxied           bool // its ports are "proxy": true
 }
 
 func zappJSON(t *testing.T, willEnd bool, svcs ...svc) []byte {
@@ -285,7 +286,7 @@ func zappJSON(t *testing.T, willEnd bool, svcs ...svc) []byte {
 		ports := []map[string]any{}
 		for _, p := range s.ports {
 			ports = append(ports, map[string]any{"name": fmt.Sprintf("port %d", p), "port_number": p, "protocol": "tcp",
-				"url_template": "http://{ip_port}/"})
+				"url_template": "http://{ip_port}/", "proxy": s.proxied})
 		}
 		if env == nil {
 			env = [][2]string{}

@@ -43,7 +43,7 @@ func fitApp(t *testing.T, svcs ...fitService) (*zapp.App, []zapp.Instance) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, err := zapp.Instances(app, limits)
+	ins, err := zapp.Instances(app, limits, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

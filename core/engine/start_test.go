@@ -14,6 +14,7 @@ import (
 	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/pluginhost"
 	"github.com/zoe-project/zoe/core/state"
+	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
@@ -229,6 +230,45 @@ func TestStartSpec(t *testing.T) {
 	}
 	if spec.Hostname != self || spec.Name != self {
 		t.Errorf("name %q, host name %q, want %q", spec.Name, spec.Hostname, self)
+	}
+}
+
+// TestStartProxyToken: every instance with a proxied port, the elastic
+// ones too, starts with a ZOE_PROXY_TOKEN of its own, the one stored with
+// it at submission (so a later start of it, after a restart of the daemon,
+// gives the container the same), and the others with none.
+func TestStartProxyToken(t *testing.T) {
+	t.Parallel()
+	var rec *specs
+	e := newEnv(t, options{wrap: func(b engine.Backend) engine.Backend {
+		rec = &specs{Backend: b}
+		return rec
+	}})
+	ex := e.submit(zappJSON(t, false,
+		svc{name: "notebook", ess: 1, total: 2, monitor: true, ports: []int{8888}, proxied: true, env: forever()},
+		svc{name: "database", ess: 1, total: 1, ports: []int{5432}, env: forever()}))
+	stored := map[string]zapp.Instance{}
+	for name, sv := range e.services(ex.ID) {
+		var in zapp.Instance
+		if err := json.Unmarshal(sv.Description, &in); err != nil {
+			t.Fatal(err)
+		}
+		stored[name] = in
+	}
+	waitFor(t, "three services started", func() (bool, string) { return len(rec.started()) == 3, fmt.Sprint(len(rec.started())) })
+	seen := map[string]bool{}
+	for _, spec := range rec.started() {
+		name := spec.Labels[engine.LabelService]
+		tok, set := spec.Environment["ZOE_PROXY_TOKEN"]
+		switch want := stored[name].ProxyToken; {
+		case name == "database0":
+			if set || want != "" {
+				t.Errorf("database0 has no proxied port, yet a token %q (stored %q)", tok, want)
+			}
+		case tok != want || len(tok) < 26 || seen[tok]:
+			t.Errorf("%s: ZOE_PROXY_TOKEN %q, stored %q: want the stored one, of 128 bits or more, unique", name, tok, want)
+		}
+		seen[tok] = true
 	}
 }
 

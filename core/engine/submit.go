@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -33,8 +34,11 @@ func (e *Engine) Submit(ctx context.Context, owner, name string, description []b
 	if _, _, err := e.cfg.Containers.Run(user.UID, user.GID); err != nil {
 		return state.Execution{}, err
 	}
+	// The proxy tokens come from crypto/rand (130 bits in base32, which
+	// needs no escaping in a header or an environment variable): they are
+	// what keeps the published ports of a notebook closed to other users.
 	ne, err := NewExecution(owner, name, description, Submission{Limits: e.cfg.Limits, Containers: e.cfg.Containers,
-		Role: user.Role, Nodes: e.configuredNodes(ctx)})
+		Role: user.Role, Nodes: e.configuredNodes(ctx), NewSecret: rand.Text})
 	if err != nil {
 		return state.Execution{}, err
 	}
@@ -60,11 +64,17 @@ type Submission struct {
 	// when they are not known, and the ZApp is then not checked against
 	// them.
 	Nodes []backend.Node
+	// NewSecret makes the proxy tokens of the instances with a proxied
+	// port (zapp.Instance.ProxyToken); Submit passes crypto/rand's Text.
+	// Nil: none, as for the tools that fill a store with executions that
+	// never start.
+	NewSecret func() string
 }
 
 // NewExecution is the execution Submit records for a ZApp description:
 // validated, its services expanded into instances (zapp.Instances: what
-// depends on the execution's id is added by zapp.Bind when it starts).
+// depends on the execution's id is added by zapp.Bind when it starts; the
+// proxy tokens are made here, once, and stored with the instances).
 // Errors are Submit's.
 func NewExecution(owner, name string, description []byte, sub Submission) (state.NewExecution, error) {
 	app, err := zapp.Load(description, sub.Limits)
@@ -77,7 +87,7 @@ func NewExecution(owner, name string, description []byte, sub Submission) (state
 	if name == "" {
 		name = app.Name
 	}
-	instances, err := zapp.Instances(app, sub.Limits)
+	instances, err := zapp.Instances(app, sub.Limits, sub.NewSecret)
 	if err != nil {
 		return state.NewExecution{}, fmt.Errorf("expand the ZApp: %w: %w", sdk.ErrInvalidArgument, err)
 	}

@@ -136,6 +136,26 @@ func (f *fakeStore) addService(exec int64, name string, st state.ServiceStatus, 
 	f.svcs[exec] = append(f.svcs[exec], state.Service{ID: id, ExecutionID: exec, Name: name, Status: st, Description: desc})
 }
 
+// setToken gives a service the proxy token Zoe stores with its instance
+// (zapp.Instance.ProxyToken, the container's ZOE_PROXY_TOKEN).
+func (f *fakeStore) setToken(exec int64, name, token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.version++
+	for i := range f.svcs[exec] {
+		sv := &f.svcs[exec][i]
+		if sv.Name != name {
+			continue
+		}
+		var desc map[string]any
+		if err := json.Unmarshal(sv.Description, &desc); err != nil {
+			panic(err)
+		}
+		desc["proxy_token"] = token
+		sv.Description, _ = json.Marshal(desc)
+	}
+}
+
 // caller identifies users as the daemon would: the zoe_session cookie or
 // a bearer token zoe_<user>; "admin" is an admin.
 func caller(r *http.Request) (proxy.Caller, error) {
@@ -224,6 +244,20 @@ func newBackend(t testing.TB) *backend {
 			}
 		}
 	})
+	// wsauth accepts a WebSocket and sends, as its first message, the
+	// Authorization headers the handshake reached it with, one per line.
+	mux.HandleFunc("/zoe/proxy/{exec}/{svc}/{port}/wsauth", func(w http.ResponseWriter, r *http.Request) {
+		auth := strings.Join(r.Header.Values("Authorization"), "\n")
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer func() { _ = c.CloseNow() }()
+		if err := c.Write(r.Context(), websocket.MessageText, []byte(auth)); err != nil {
+			return
+		}
+		_ = c.Close(websocket.StatusNormalClosure, "")
+	})
 	mux.HandleFunc("/zoe/proxy/{exec}/{svc}/{port}/big", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
@@ -304,9 +338,15 @@ func get(t testing.TB, url, user string, hdr ...string) (int, string, http.Heade
 	return res.StatusCode, string(body), res.Header
 }
 
-// dialWS opens a WebSocket through the proxy as user.
-func dialWS(ctx context.Context, url, user string) (*websocket.Conn, *http.Response, error) {
+// dialWS opens a WebSocket through the proxy as user (the session cookie,
+// or none when user is ""), with the given headers too.
+func dialWS(ctx context.Context, url, user string, hdr ...string) (*websocket.Conn, *http.Response, error) {
 	h := http.Header{}
-	h.Add("Cookie", "zoe_session="+user)
+	if user != "" {
+		h.Add("Cookie", "zoe_session="+user)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		h.Add(hdr[i], hdr[i+1])
+	}
 	return websocket.Dial(ctx, strings.Replace(url, "http://", "ws://", 1), &websocket.DialOptions{HTTPHeader: h})
 }

@@ -2,7 +2,10 @@
 // of running services: <prefix>/<execution id>/<service>/<port>/... goes to
 // the address Zoe recorded for that port of that service, for the
 // execution's owner and admins only. It forwards HTTP and WebSocket, streams
-// without buffering bodies, and strips Zoe's own credentials on the way.
+// without buffering bodies, and strips Zoe's own credentials on the way;
+// to a service Zoe gave a ZOE_PROXY_TOKEN it presents that token as
+// "Authorization: token <it>", so that the service can refuse requests that
+// reach its published port without passing the proxy.
 //
 // The target is chosen from the path and the state store alone: never from
 // the request's Host header, an absolute request URI or X-Forwarded-*
@@ -30,7 +33,8 @@ import (
 type Store interface {
 	GetExecution(ctx context.Context, id int64) (state.Execution, error)
 	// Services gives each service's status and its description (the
-	// expanded zapp.Instance, whose ports say which are proxied).
+	// expanded zapp.Instance, whose ports say which are proxied and whose
+	// proxy_token the proxy presents to it).
 	Services(ctx context.Context, executionID int64) ([]state.Service, error)
 	Endpoints(ctx context.Context, executionID int64) ([]state.Endpoint, error)
 	// Version grows with every committed write: look-ups read at one

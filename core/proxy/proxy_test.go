@@ -581,6 +581,82 @@ func TestForwardedRequest(t *testing.T) {
 	})
 }
 
+// TestProxyToken: a service Zoe gave a proxy token receives exactly
+// "Authorization: token <it>" with every request and WebSocket handshake
+// that passes the proxy, whatever Authorization the client sent (Zoe's
+// token, the app's own, a guess of the token); a service without one gets
+// no such header, and its app's own credentials as before.
+func TestProxyToken(t *testing.T) {
+	t.Parallel()
+	s, b := world(t) // execution 1's nb0 has no token
+	const tok = "T0KENT0KENT0KENT0KENT0KEN2"
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "tok0", state.ServiceRunning, portSpec{8888, true, b.addr})
+	s.setToken(5, "tok0", tok)
+	_, url := newEnv(t, s, nil)
+	cases := []struct {
+		name, path, user string
+		hdr              []string // the client's headers
+		want             string   // the Authorization the service gets; "" for none
+	}{
+		{"owner", "/5/tok0/8888/", "alice", nil, "token " + tok},
+		{"admin", "/5/tok0/8888/", "admin", nil, "token " + tok},
+		{"Zoe's bearer token", "/5/tok0/8888/", "", []string{"Authorization", "Bearer zoe_alice"}, "token " + tok},
+		{"the app's own credentials", "/5/tok0/8888/", "alice", []string{"Authorization", "Basic YXBwOmFwcA=="}, "token " + tok},
+		{"a guessed token", "/5/tok0/8888/", "alice", []string{"Authorization", "token guess"}, "token " + tok},
+		{"two Authorization headers", "/5/tok0/8888/", "alice",
+			[]string{"Authorization", "token guess", "Authorization", "token " + tok}, "token " + tok},
+		{"no token, nothing sent", "/1/nb0/8888/", "alice", nil, ""},
+		{"no token, Zoe's bearer token", "/1/nb0/8888/", "", []string{"Authorization", "Bearer zoe_alice"}, ""},
+		{"no token, the app's own credentials", "/1/nb0/8888/", "alice",
+			[]string{"Authorization", "Basic YXBwOmFwcA=="}, "Basic YXBwOmFwcA=="},
+	}
+	for _, c := range cases {
+		t.Run("HTTP/"+c.name, func(t *testing.T) {
+			st, body, _ := get(t, url+prefix+c.path+"echo", c.user, c.hdr...)
+			if st != 200 {
+				t.Fatalf("%d %s", st, body)
+			}
+			var e echoed
+			if err := json.Unmarshal([]byte(body), &e); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			if got := e.Header.Values("Authorization"); strings.Join(got, "\n") != c.want {
+				t.Errorf("the service got Authorization %q, want %q", got, c.want)
+			}
+		})
+		t.Run("WebSocket/"+c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			ws, _, err := dialWS(ctx, url+prefix+c.path+"wsauth", c.user, c.hdr...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = ws.CloseNow() }()
+			_, got, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != c.want {
+				t.Errorf("the service's handshake had Authorization %q, want %q", got, c.want)
+			}
+		})
+	}
+	// The token goes to the service only, never back to the client, and
+	// never to a caller the proxy refuses.
+	for _, user := range []string{"alice", "bob", ""} {
+		_, body, h := get(t, url+prefix+"/5/tok0/8888/nothere", user)
+		if user != "alice" && strings.Contains(body, tok) {
+			t.Errorf("%q: the token in the answer: %s", user, body)
+		}
+		for k, vs := range h {
+			if strings.Contains(strings.Join(vs, " "), tok) {
+				t.Errorf("%q: the token in the answer's %s header", user, k)
+			}
+		}
+	}
+}
+
 // TestBadGateway: a service that does not answer gets a 502 page that
 // says nothing of the internals.
 func TestBadGateway(t *testing.T) {
@@ -641,7 +717,8 @@ func TestRealStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	desc := `{"name":"nb0","ports":[{"name":"Notebook","port_number":8888,"protocol":"tcp","proxy":true}]}`
+	desc := `{"name":"nb0","ports":[{"name":"Notebook","port_number":8888,"protocol":"tcp","proxy":true}],` +
+		`"proxy_token":"STORED2TOKEN"}`
 	ex, err := st.CreateExecution(ctx, state.NewExecution{Owner: "alice", Name: "nb",
 		Services: []state.NewService{{Name: "nb0", Group: "nb", Essential: true, Description: []byte(desc)}}})
 	if err != nil {
@@ -676,8 +753,13 @@ func TestRealStore(t *testing.T) {
 		user string
 		want int
 	}{{"alice", 200}, {"alice", 200}, {"bob", 403}} {
-		if code, body, _ := get(t, path, c.user); code != c.want {
+		code, body, _ := get(t, path, c.user)
+		if code != c.want {
 			t.Fatalf("%s: %d %s, want %d", c.user, code, body, c.want)
+		}
+		// The token stored with the instance reaches the service.
+		if code == 200 && !strings.Contains(body, `"Authorization":["token STORED2TOKEN"]`) {
+			t.Errorf("%s: the service did not get the stored token: %s", c.user, body)
 		}
 	}
 	if _, err := st.Transition(ctx, ex.ID, []state.Status{state.StatusRunning}, state.StatusCleaningUp, state.ExecutionChange{}); err != nil {

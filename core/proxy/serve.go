@@ -21,6 +21,9 @@ type routed struct {
 	addr string
 	// stripAuth: the Authorization header is Zoe's credential.
 	stripAuth bool
+	// token is the service's ZOE_PROXY_TOKEN, sent as its Authorization
+	// header instead of the client's; "" for none.
+	token string
 	// sandbox: the caller is an admin on someone else's execution, whose
 	// pages must not run scripts with the admin's Zoe session.
 	sandbox bool
@@ -141,7 +144,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.conns.remove(c)
 
-	rd := &routed{route: rt, addr: pt.addr, conn: c, sandbox: t.owner != who.Username,
+	rd := &routed{route: rt, addr: pt.addr, conn: c, sandbox: t.owner != who.Username, token: sv.token,
 		stripAuth: who.Authorization || p.isZoeToken(r.Header.Get("Authorization"))}
 	p.rp.ServeHTTP(p.deadlines(w, r), r.WithContext(context.WithValue(ctx, routedKey{}, rd)))
 }
@@ -170,8 +173,8 @@ func (p *Proxy) isZoeToken(h string) bool {
 }
 
 // rewrite builds the request to the service: to the recorded address
-// only, with the full path (apps are told their prefix), and without
-// Zoe's credentials.
+// only, with the full path (apps are told their prefix), without Zoe's
+// credentials, and with the service's proxy token when it has one.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	rd := pr.In.Context().Value(routedKey{}).(*routed)
 	u := pr.Out.URL
@@ -200,7 +203,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h.Set("X-Forwarded-Proto", p.cfg.Scheme)
 	}
 	h.Set("X-Forwarded-Prefix", rd.base)
-	if rd.stripAuth {
+	switch {
+	case rd.token != "":
+		// The service's port is published where others reach it too; the
+		// token, which Zoe gave it and no client knows, tells it that the
+		// request passed the proxy's checks ("token" is Jupyter's scheme).
+		// Whatever the client sent is replaced, never passed beside it.
+		h.Set("Authorization", "token "+rd.token)
+	case rd.stripAuth:
 		h.Del("Authorization")
 	}
 	if len(p.cookies) > 0 {

@@ -29,6 +29,9 @@ type service struct {
 	status state.ServiceStatus
 	// ports by number, tcp only: the proxy speaks HTTP.
 	ports map[int]port
+	// token is the instance's ZOE_PROXY_TOKEN (zapp.Instance.ProxyToken),
+	// presented to it with each request; "" for none.
+	token string
 }
 
 type port struct {
@@ -113,9 +116,11 @@ func (l *lookups) read(ctx context.Context, id int64) (*target, error) {
 		// The instance's ports say which are proxied; a description that
 		// does not decode proxies nothing.
 		var in struct {
-			Ports []zapp.Port `json:"ports"`
+			Ports      []zapp.Port `json:"ports"`
+			ProxyToken string      `json:"proxy_token"`
 		}
 		if len(sv.Description) > 0 && json.Unmarshal(sv.Description, &in) == nil {
+			s.token = in.ProxyToken
 			for _, p := range in.Ports {
 				if (p.Protocol == "" || p.Protocol == "tcp") && p.PortNumber > 0 {
 					pt := s.ports[p.PortNumber]

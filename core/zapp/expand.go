@@ -24,7 +24,14 @@ type ExpandContext struct {
 	// Limits are those the description is validated against before
 	// expansion; the zero value sets none.
 	Limits Limits
+	// NewSecret makes the ProxyToken of each instance with a proxied port
+	// (Zoe passes crypto/rand's Text; tests a fixed sequence, so that
+	// expansion stays deterministic); nil gives none.
+	NewSecret func() string
 }
+
+// ProxyTokenEnv is the variable that holds an instance's ProxyToken.
+const ProxyTokenEnv = "ZOE_PROXY_TOKEN"
 
 // Instance is one service instance (one container) of an execution.
 type Instance struct {
@@ -56,6 +63,15 @@ type Instance struct {
 	Cores      float64 `json:"cores"`
 	CoresLimit float64 `json:"cores_limit"`
 	Shm        int64   `json:"shm"`
+	// ProxyToken is a secret the instance gets as ZOE_PROXY_TOKEN and
+	// Zoe's proxy presents to it as "Authorization: token <it>": its ports
+	// are also published where others may reach them (other users of the
+	// host, other containers), and it lets the service refuse what does
+	// not come through the proxy. It is made once, at submission, for an
+	// instance with a proxied port, and stored with the instance, so that
+	// a restart or an adoption finds the same one as the container's
+	// environment; "" for none. Only its owner and admins may see it.
+	ProxyToken string `json:"proxy_token,omitempty"`
 }
 
 // WorkspacePath is where Zoe mounts the user's workspace.
@@ -65,9 +81,9 @@ const WorkspacePath = "/mnt/workspace"
 // essential instances of every service, services in startup_order then
 // document order, then the elastic ones in the same order. The
 // description must validate against c.Limits; it is not modified. It is
-// Instances, then Bind of each instance.
+// Instances (with c.NewSecret), then Bind of each instance.
 func Expand(a *App, c ExpandContext) ([]Instance, error) {
-	out, err := Instances(a, c.Limits)
+	out, err := Instances(a, c.Limits, c.NewSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +101,12 @@ func Expand(a *App, c ExpandContext) ([]Instance, error) {
 // empty and their Environment holds the service's variables as written,
 // templates unresolved, without Zoe's. Zoe stores them when an execution
 // is submitted, before the store gives it an id, and binds each one when
-// it starts, once the owner's uid and gid are known too. The description
-// must validate against l; it is not modified.
-func Instances(a *App, l Limits) ([]Instance, error) {
+// it starts, once the owner's uid and gid are known too. Each instance with
+// a proxied port gets its ProxyToken from newSecret, here because the
+// store keeps what Instances returns and a token must not change between
+// starts (nil: none). The description must validate against l; it is not
+// modified.
+func Instances(a *App, l Limits, newSecret func() string) ([]Instance, error) {
 	if a == nil {
 		return nil, errors.New("expand: no description")
 	}
@@ -112,7 +131,11 @@ func Instances(a *App, l Limits) ([]Instance, error) {
 				from, to = s.EssentialCount, s.TotalCount
 			}
 			for n := from; n < to; n++ {
-				out = append(out, instance(s, n, essential))
+				in := instance(s, n, essential)
+				if newSecret != nil && slices.ContainsFunc(in.Ports, func(p Port) bool { return p.Proxy }) {
+					in.ProxyToken = newSecret()
+				}
+				out = append(out, in)
 			}
 		}
 	}
@@ -151,8 +174,10 @@ func instance(s *Service, n int, essential bool) Instance {
 
 // Bind completes in, an instance as Instances returns it (stored and read
 // back as JSON or not), for the execution c: its DNS name, its
-// environment's templates resolved and Zoe's variables added. It is a pure
-// function of in and c: Bind(Instances(a, l)[i], c) is Expand(a, c)[i].
+// environment's templates resolved and Zoe's variables added (among them
+// ZOE_PROXY_TOKEN, from in.ProxyToken). It is a pure function of in and c:
+// Bind(Instances(a, l, f)[i], c) is Expand(a, c)[i] when c.NewSecret gives
+// what f gave.
 // Instances validated the templates; {dns_name#<instance>} names an
 // instance of the same execution. An instance bound already is refused.
 func Bind(in Instance, c ExpandContext) (Instance, error) {
@@ -186,7 +211,7 @@ func (b *binder) bind(inst Instance) (Instance, error) {
 	}
 	name := inst.Name
 	inst.DNSName = strings.ToLower(name) + b.dnsSuffix
-	env := make([]EnvVar, 0, len(inst.Environment)+7+len(inst.Ports))
+	env := make([]EnvVar, 0, len(inst.Environment)+8+len(inst.Ports))
 	for _, v := range inst.Environment {
 		val, err := b.resolve(v.Value, inst.DNSName)
 		if err != nil {
@@ -212,6 +237,9 @@ func (b *binder) bind(inst Instance) (Instance, error) {
 			env = append(env, EnvVar{"REVERSE_PROXY_PATH_" + strconv.Itoa(p.PortNumber),
 				b.proxyBase + "/" + c.ExecutionID + "/" + name + "/" + strconv.Itoa(p.PortNumber)})
 		}
+	}
+	if inst.ProxyToken != "" {
+		env = append(env, EnvVar{ProxyTokenEnv, inst.ProxyToken})
 	}
 	inst.Environment = env
 	return inst, nil

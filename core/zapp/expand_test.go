@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -78,7 +79,17 @@ func TestRoundTrip(t *testing.T) {
 func ctx() ExpandContext {
 	uid, gid := uint32(1000), uint32(100)
 	return ExpandContext{ExecutionID: "42", ExecutionName: "My-Run", UserName: "alice", UID: &uid, GID: &gid,
-		Deployment: "Prod", ProxyBase: "/proxy/", Limits: DefaultLimits()}
+		Deployment: "Prod", ProxyBase: "/proxy/", Limits: DefaultLimits(), NewSecret: secrets()}
+}
+
+// secrets returns a NewSecret that gives secret-1, secret-2, …: each call
+// of secrets starts the same sequence again, so that two expansions agree.
+func secrets() func() string {
+	n := 0
+	return func() string {
+		n++
+		return "secret-" + strconv.Itoa(n)
+	}
 }
 
 func envMap(t *testing.T, inst Instance) map[string]string {
@@ -152,7 +163,8 @@ func TestExpandSpark(t *testing.T) {
 	env := envMap(t, nb)
 	if env["JSON_EXAMPLE"] != `{"execution": "42"}` || env["NB_USER"] != "alice" ||
 		env["PYSPARK_SUBMIT_ARGS"] != "--master spark://spark-master0-42-prod:7077 --executor-memory 6g pyspark-shell" ||
-		env["REVERSE_PROXY_PATH_8888"] != "/proxy/42/notebook0/8888" || env["REVERSE_PROXY_PATH_4040"] != "/proxy/42/notebook0/4040" {
+		env["REVERSE_PROXY_PATH_8888"] != "/proxy/42/notebook0/8888" || env["REVERSE_PROXY_PATH_4040"] != "/proxy/42/notebook0/4040" ||
+		env["ZOE_PROXY_TOKEN"] != "secret-1" || nb.ProxyToken != "secret-1" {
 		t.Errorf("notebook0 environment: %v", nb.Environment)
 	}
 	// Null cores.min reserves 0.1 core; null memory.max limits at min.
@@ -238,6 +250,57 @@ func TestExpandSamePortTwice(t *testing.T) {
 	env := envMap(t, insts[0])
 	if env["REVERSE_PROXY_PATH_8888"] != "/proxy/42/jupyter0/8888" {
 		t.Errorf("environment: %v", insts[0].Environment)
+	}
+}
+
+// TestProxyToken: the instances with a proxied port, essential or elastic,
+// get a token of their own, in ProxyToken and as ZOE_PROXY_TOKEN, and the
+// others none; without NewSecret nobody gets one.
+func TestProxyToken(t *testing.T) {
+	// base() has a master (1 instance) and workers (2 essential, 2
+	// elastic), neither proxied.
+	proxied := func(m map[string]any, i int) { portOf(m, i, 0)["proxy"] = true }
+	cases := []struct {
+		name      string
+		edit      func(m map[string]any)
+		newSecret func() string
+		want      map[string]string // instance: token; the others have none
+	}{
+		{"no proxied port", func(map[string]any) {}, secrets(), map[string]string{}},
+		{"proxied master", func(m map[string]any) { proxied(m, 0) }, secrets(), map[string]string{"master0": "secret-1"}},
+		{"proxied workers, elastic ones too", func(m map[string]any) { proxied(m, 1) }, secrets(),
+			map[string]string{"worker0": "secret-1", "worker1": "secret-2", "worker2": "secret-3", "worker3": "secret-4"}},
+		{"a udp port marked proxy", func(m map[string]any) {
+			svcOf(m, 0)["ports"] = append(svcOf(m, 0)["ports"].([]any),
+				map[string]any{"name": "stats", "port_number": 9000, "protocol": "udp", "url_template": "{ip_port}", "proxy": true})
+		}, secrets(), map[string]string{"master0": "secret-1"}},
+		{"no NewSecret", func(m map[string]any) { proxied(m, 0); proxied(m, 1) }, nil, map[string]string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base()
+			tc.edit(m)
+			a, err := Load([]byte(mustJSON(m)), DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := ctx()
+			c.NewSecret = tc.newSecret
+			insts, err := Expand(a, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range insts {
+				env := envMap(t, in)
+				tok, set := env[ProxyTokenEnv]
+				if want := tc.want[in.Name]; tok != want || set != (want != "") || in.ProxyToken != want {
+					t.Errorf("%s: ZOE_PROXY_TOKEN %q (set %v), ProxyToken %q; want %q", in.Name, tok, set, in.ProxyToken, want)
+				}
+				if set && in.Environment[len(in.Environment)-1].Name != ProxyTokenEnv {
+					t.Errorf("%s: ZOE_PROXY_TOKEN not among Zoe's variables at the end: %v", in.Name, in.Environment)
+				}
+			}
+		})
 	}
 }
 
@@ -389,11 +452,12 @@ func TestBindEqualsExpand(t *testing.T) {
 	noIDs.UID, noIDs.GID, noIDs.ExecutionID, noIDs.ProxyBase = nil, nil, "7", ""
 	for name, a := range apps {
 		for _, c := range []ExpandContext{ctx(), noIDs} {
+			c.NewSecret = secrets() // from secret-1, as Instances below
 			want, err := Expand(a, c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			stored, err := Instances(a, c.Limits)
+			stored, err := Instances(a, c.Limits, secrets())
 			if err != nil {
 				t.Fatal(err)
 			}

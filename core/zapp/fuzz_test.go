@@ -48,7 +48,7 @@ func FuzzLoadExpand(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Expand of a loaded description: %v", err)
 		}
-		stored, err := Instances(a, DefaultLimits())
+		stored, err := Instances(a, DefaultLimits(), secrets())
 		if err != nil || len(stored) != len(insts) {
 			t.Fatalf("Instances: %d, %v; Expand gives %d", len(stored), err, len(insts))
 		}

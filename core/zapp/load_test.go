@@ -261,6 +261,14 @@ func loadCases() []loadCase {
 		}, want: []want{{w1 + "environment[0][0]", "ZOE_USER is set by Zoe in every container; remove it"},
 			{w1 + "environment[1][0]", "EXECUTION_ID is set by Zoe"}, {w1 + "environment[2][0]", "REVERSE_PROXY_PATH_8080 is set by Zoe"},
 			{w1 + "environment[3][0]", "ZOE_WORKSPACE is set by Zoe"}}},
+		// A token a ZApp chose would be known to whoever reads the ZApp,
+		// with or without a proxied port.
+		{name: "environment sets the proxy token", edit: func(m map[string]any) {
+			setEnv(m, 0, pair("ZOE_PROXY_TOKEN", "guessable"))
+			setEnv(m, 1, pair("ZOE_PROXY_TOKEN", ""))
+			portOf(m, 1, 0)["proxy"] = true
+		}, want: []want{{w0 + "environment[0][0]", "ZOE_PROXY_TOKEN is set by Zoe"},
+			{w1 + "environment[0][0]", "ZOE_PROXY_TOKEN is set by Zoe"}}},
 		{name: "template unknown variable", edit: func(m map[string]any) { setEnv(m, 1, pair("A", "{user}")) },
 			want: []want{{w1 + "environment[0][1]", "unknown variable {user}; the known variables are {user_name}, {execution_id}, {execution_name}, {deployment_name}, {dns_name#self} and {dns_name#<instance>} for an instance of this ZApp (master0, worker0 … worker3)"}}},
 		{name: "template unbalanced", edit: func(m map[string]any) { setEnv(m, 1, pair("A", "x{user_name"), pair("B", "a}b"), pair("C", "{}")) },

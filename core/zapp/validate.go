@@ -424,11 +424,13 @@ func checkURLTemplate(t string) string {
 	return msg
 }
 
-// reservedEnv names the variables Zoe sets in every container; a user
-// value would be silently overridden, or override Zoe's.
+// reservedEnv names the variables Zoe sets in containers; a user value
+// would be silently overridden, or override Zoe's (a ZApp that set
+// ZOE_PROXY_TOKEN would make a service accept a token anyone reading the
+// ZApp knows).
 func reservedEnv(name string) bool {
 	switch name {
-	case "EXECUTION_ID", "DEPLOY_NAME", "ZOE_USER", "ZOE_UID", "ZOE_GID", "SERVICE_NAME", "ZOE_WORKSPACE":
+	case "EXECUTION_ID", "DEPLOY_NAME", "ZOE_USER", "ZOE_UID", "ZOE_GID", "SERVICE_NAME", "ZOE_WORKSPACE", ProxyTokenEnv:
 		return true
 	}
 	return strings.HasPrefix(name, "REVERSE_PROXY_PATH_")
