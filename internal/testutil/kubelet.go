@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	dockerclient "github.com/moby/moby/client"
 
 	"github.com/zoe-project/zoe/internal/testimages"
@@ -50,8 +51,8 @@ const (
 // RealNode is a node of a KubeCluster with a real kubelet, whose pods run
 // as containers of a containerd of its own (its CRI), on a CNI bridge of
 // this machine. Its images are the test images (internal/testimages),
-// built in the local Docker engine and imported into the containerd; it
-// pulls nothing (no registry is reachable where the tests run).
+// built in the local Docker engine and imported into the containerd, and
+// those a test imports from the engine (ImportImages); it pulls nothing (no registry is reachable where the tests run).
 type RealNode struct {
 	// Name is the node's name.
 	Name string
@@ -69,7 +70,8 @@ type RealNode struct {
 
 	mu             sync.Mutex
 	procs          map[string]*kubeProc
-	undo           []func() // the network's and the DNS server's, run backwards by stop
+	imported       map[string]string // Docker's image id of each image imported, by its name
+	undo           []func()          // the network's and the DNS server's, run backwards by stop
 	kubeletStarted bool
 }
 
@@ -151,7 +153,8 @@ func (c *KubeCluster) startRealNode(ctx context.Context, t testing.TB, bins stri
 	if err != nil {
 		return nil, err
 	}
-	n := &RealNode{Name: realNodeName, IP: realNodeIP, PodsLimit: realPodsLimit, c: c, lock: lock, procs: map[string]*kubeProc{}, bins: bins}
+	n := &RealNode{Name: realNodeName, IP: realNodeIP, PodsLimit: realPodsLimit, c: c, lock: lock, procs: map[string]*kubeProc{},
+		imported: map[string]string{}, bins: bins}
 	// What a run killed before its cleanup left (its processes died with it,
 	// Pdeathsig; its pods' processes, devices and mounts did not).
 	cleanStaleRealNode(t)
@@ -185,7 +188,7 @@ func (c *KubeCluster) startRealNode(ctx context.Context, t testing.TB, bins stri
 	}, "containerd"); err != nil {
 		return n, err
 	}
-	if err := n.importImages(ctx, sock); err != nil {
+	if err := n.importImages(ctx); err != nil {
 		return n, err
 	}
 	if err := n.run("kubelet", filepath.Join(bins, "kubelet"), "--config="+filepath.Join(n.Dir, "kubelet.yaml"),
@@ -396,8 +399,8 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.opt']
 }
 
 // importImages builds the test images in the Docker engine and imports
-// them into the containerd's namespace of the CRI, k8s.io.
-func (n *RealNode) importImages(ctx context.Context, sock string) error {
+// them into the node's containerd.
+func (n *RealNode) importImages(ctx context.Context) error {
 	cli, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		return fmt.Errorf("the Docker client: %w", err)
@@ -406,29 +409,112 @@ func (n *RealNode) importImages(ctx context.Context, sock string) error {
 	if err := testimages.Build(ctx, cli); err != nil {
 		return err
 	}
-	images := testimages.Images()
-	saved, err := cli.ImageSave(ctx, images)
+	return n.importFrom(ctx, cli, testimages.Images())
+}
+
+// ImportImages imports images of the local Docker engine (refs as Docker
+// names them, e.g. zoe/dask-worker:bookworm-1) into the node's containerd,
+// for pods that run them with imagePullPolicy Never. An image imported
+// already with the same Docker image id is skipped; the node's containerd
+// is new with each node, so that saves work within one node's life only.
+// An image missing from the engine is an error that cerrdefs.IsNotFound
+// tells (NeedImages skips or fails on it). docker save and ctr import
+// copy every layer: the three Dask images of make images take 36
+// to 39 seconds here (2 cores, loaded), most of the Dask subtest.
+func (n *RealNode) ImportImages(ctx context.Context, refs ...string) error {
+	cli, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		return fmt.Errorf("the Docker client: %w", err)
+	}
+	defer func() { _ = cli.Close() }()
+	return n.importFrom(ctx, cli, refs)
+}
+
+// NeedImages imports images of the local Docker engine into the node's
+// containerd (ImportImages) for a test that runs them. When one is not in
+// the engine, t is skipped (fails under CI=true), saying that build (say
+// "make images") makes it; any other error fails t.
+func (n *RealNode) NeedImages(t testing.TB, build string, refs ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang bound
+	defer cancel()
+	start := time.Now()
+	err := n.ImportImages(ctx, refs...)
+	switch {
+	case cerrdefs.IsNotFound(err) && os.Getenv("CI") == "true":
+		t.Fatalf("%v: run `%s` (CI)", err, build)
+	case cerrdefs.IsNotFound(err):
+		t.Skipf("%v: run `%s`", err, build)
+	case err != nil:
+		t.Fatalf("importing %v into the real node: %v", refs, err)
+	}
+	t.Logf("images %v in the real node's containerd after %s", refs, time.Since(start).Round(time.Second))
+}
+
+// importFrom saves the images of the Docker engine that the node's
+// containerd lacks (docker save) and imports them into its namespace of
+// the CRI, k8s.io.
+func (n *RealNode) importFrom(ctx context.Context, cli *dockerclient.Client, refs []string) error {
+	ids := map[string]string{}
+	var todo []string
+	for _, ref := range refs {
+		img, err := cli.ImageInspect(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("image %s of the Docker engine: %w", ref, err)
+		}
+		n.mu.Lock()
+		done := n.imported[ref] == img.ID
+		n.mu.Unlock()
+		if !done {
+			ids[ref] = img.ID
+			todo = append(todo, ref)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	saved, err := cli.ImageSave(ctx, todo)
 	if err != nil {
 		return fmt.Errorf("docker save: %w", err)
 	}
 	defer func() { _ = saved.Close() }()
 	ctr := filepath.Join(n.bins, "ctr")
+	sock := filepath.Join(n.Dir, "containerd.sock")
 	cmd := exec.CommandContext(ctx, ctr, "--address", sock, "-n", "k8s.io", "images", "import", "-")
 	cmd.Stdin = saved
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("ctr images import: %v: %s", err, out)
+		return fmt.Errorf("ctr images import: %w: %s", err, out)
 	}
 	out, err := exec.CommandContext(ctx, ctr, "--address", sock, "-n", "k8s.io", "images", "ls", "-q").Output()
 	if err != nil {
 		return fmt.Errorf("ctr images ls: %w", err)
 	}
 	have := strings.Fields(string(out))
-	for _, img := range images {
-		if !slices.Contains(have, "docker.io/"+img) {
-			return fmt.Errorf("image %s not in containerd after its import (it has %v)", img, have)
+	for _, ref := range todo {
+		if !slices.Contains(have, containerdName(ref)) {
+			return fmt.Errorf("image %s not in containerd after its import (it has %v)", ref, have)
 		}
 	}
+	n.mu.Lock()
+	for ref, id := range ids {
+		n.imported[ref] = id
+	}
+	n.mu.Unlock()
 	return nil
+}
+
+// containerdName is the name under which containerd keeps an image that
+// Docker names ref: Docker's short names are Docker Hub's, in full.
+func containerdName(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	switch {
+	case !ok:
+		return "docker.io/library/" + ref
+	case strings.ContainsAny(first, ".:") || first == "localhost":
+		return ref
+	default:
+		return "docker.io/" + ref
+	}
 }
 
 // run starts a process of the node, its output appended to <name>.log, in

@@ -7,9 +7,12 @@ package kube_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/internal/testimages"
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
@@ -69,6 +76,8 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("an execution", func(t *testing.T) { checkRealExecution(t, s, node) })
+
+	t.Run("the shop's Dask ZApp", func(t *testing.T) { checkDask(t, s, node) })
 }
 
 // checkRealExecution runs what an execution of a ZApp makes through the
@@ -110,18 +119,7 @@ func checkRealExecution(t *testing.T, s *setup, node *testutil.RealNode) {
 	if err != nil {
 		t.Fatalf("CreateNetwork: %v", err)
 	}
-	// The owner's workspace: a directory of this machine, which is the
-	// node, open to the owner's uid alone.
-	ws := filepath.Join(t.TempDir(), "alice")
-	if err := os.Mkdir(ws, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(ws, 12345, 23456); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Dir(ws), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	ws := ownersWorkspace(t, 12345, 23456)
 	spec := func(name, image string, env map[string]string) backend.ServiceSpec {
 		return backend.ServiceSpec{Name: name + "-7-" + s.deployment, Hostname: name + "-7-" + s.deployment, Image: image,
 			User: "12345:23456", Node: s.node, Network: net, ExecutionID: "7", Environment: env,
@@ -181,18 +179,7 @@ func checkRealExecution(t *testing.T, s *setup, node *testutil.RealNode) {
 		if err != nil || st.State != backend.ServiceExited || st.ExitCode != 3 {
 			t.Errorf("Inspect: %+v %v: want exited 3", st, err)
 		}
-		out := filepath.Join(ws, "job-output.txt")
-		b, err := os.ReadFile(out)
-		if err != nil || string(b) != "from the job\n" {
-			t.Fatalf("%s: %q %v", out, b, err)
-		}
-		fi, err := os.Stat(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 12345 || st.Gid != 23456 {
-			t.Errorf("%s belongs to %d:%d, want the owner's 12345:23456", out, st.Uid, st.Gid)
-		}
+		checkOwnedFile(t, filepath.Join(ws, "job-output.txt"), "from the job\n", 12345, 23456)
 		logs := readLogs(t, p, job.Handle, backend.LogOptions{})
 		if !strings.Contains(logs, "wrote /mnt/workspace/job-output.txt\n") || !strings.Contains(logs, "exiting with 3\n") {
 			t.Errorf("the job's log: %q", logs)
@@ -261,4 +248,373 @@ func httpGet(url string) (string, error) {
 		err = fmt.Errorf("status %s", resp.Status)
 	}
 	return string(b), err
+}
+
+// daskCode runs in a notebook kernel: a Dask array summed on the ZApp's
+// workers (the client finds the scheduler by $DASK_SCHEDULER_ADDRESS), the
+// workers' names, and the sum written to the workspace.
+const daskCode = `from distributed import Client; c = Client(timeout=60); c.wait_for_workers(2, timeout=300); import dask.array as da; s = da.ones((2000,2000), chunks=500).sum().compute(); print("sum", s)
+print("workers", sorted(w["name"] for w in c.scheduler_info()["workers"].values()))
+import os
+with open(os.path.join(os.environ["ZOE_WORKSPACE"], "dask-sum.txt"), "w") as f:
+    print("sum", s, file=f)
+c.close()
+`
+
+// checkDask runs the shop's Dask entry (examples/shop/dask/dask.json) as
+// the core would, expanded by core/zapp: the scheduler, two workers (the
+// essential one and an elastic one) and the notebook, found by their DNS
+// names on the execution's headless Service. It computes on the workers
+// from a notebook kernel, through Jupyter's REST and WebSocket API at the
+// notebook's pod address, then stops everything.
+func checkDask(t *testing.T, s *setup, node *testutil.RealNode) {
+	// The images of the shop's Dask entry.
+	node.NeedImages(t, "make images", "zoe/dask-scheduler:bookworm-1", "zoe/dask-worker:bookworm-1", "zoe/notebook-dask:bookworm-1")
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := os.ReadFile(filepath.Join(root, "examples", "shop", "dask", "dask.json"))
+	if err != nil {
+		t.Fatalf("the shop's Dask entry: %v", err)
+	}
+	app, err := zapp.Load(desc, zapp.DefaultLimits())
+	if err != nil {
+		t.Fatalf("the shop's Dask entry: %v", err)
+	}
+	const execID, uid, gid = "8", 12345, 23456
+	ws := ownersWorkspace(t, uid, gid)
+	u, g := uint32(uid), uint32(gid)
+	insts, err := zapp.Expand(app, zapp.ExpandContext{ExecutionID: execID, ExecutionName: "dask", UserName: "alice",
+		UID: &u, GID: &g, Deployment: s.deployment, ProxyBase: "/zoe/proxy", Limits: zapp.DefaultLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The essential instances (scheduler0, worker0, notebook0) and the
+	// first elastic worker, in Expand's order, as the engine starts them.
+	var run []zapp.Instance
+	for _, in := range insts {
+		if in.Essential || in.Name == "worker1" {
+			run = append(run, in)
+		}
+	}
+	if got := instanceNames(run); got != "scheduler0 worker0 notebook0 worker1" {
+		t.Fatalf("instances %s: want scheduler0 worker0 notebook0 worker1", got)
+	}
+
+	p := s.open(t)
+	// A hang bound: four pods of big images on a loaded machine, Python's
+	// imports, then a computation.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	netName := "zoe-" + s.deployment + "-" + execID
+	net, err := p.CreateNetwork(ctx, backend.NetworkSpec{Name: netName, Labels: map[string]string{"zoe.execution": execID}})
+	if err != nil {
+		t.Fatalf("CreateNetwork: %v", err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			_ = p.RemoveNetwork(ctxFor(t), net)
+		}
+	})
+	token := strings.ToLower(rand.Text())
+	var started []backend.ServiceStatus
+	var notebook backend.ServiceStatus
+	var notebookPrefix string
+	for _, in := range run {
+		sp := instanceSpec(in, s, net, ws)
+		sp.User = fmt.Sprintf("%d:%d", uid, gid)
+		if in.Service == "notebook" {
+			// Jupyter's token with the images that take Zoe's proxy
+			// token for it; those of now ignore it and want the _xsrf
+			// cookie instead (jupyter.do sends both).
+			sp.Environment["ZOE_PROXY_TOKEN"] = token
+			notebookPrefix = sp.Environment["REVERSE_PROXY_PATH_8888"]
+		}
+		st, err := p.Start(ctx, sp)
+		if err != nil {
+			t.Fatalf("Start %s: %v", sp.Name, err)
+		}
+		h := st.Handle
+		t.Cleanup(func() { _ = p.Remove(ctxFor(t), h, true) })
+		started = append(started, st)
+		if in.Service == "notebook" {
+			notebook = st
+		}
+	}
+	if notebook.IP == "" || len(notebook.Ports) != 1 || notebook.Ports[0].HostPort != 8888 || notebookPrefix == "" {
+		t.Fatalf("the notebook's status %+v, prefix %q: want port 8888 at its pod's address, under a prefix", notebook, notebookPrefix)
+	}
+	dump := func() {
+		for _, st := range started {
+			t.Logf("the log of %s:\n%s", st.Name, tailLines(readLogs(t, p, st.Handle, backend.LogOptions{}), 30))
+		}
+	}
+
+	t.Run("a Dask computation from a notebook kernel", func(t *testing.T) {
+		base := fmt.Sprintf("http://%s:%d%s", notebook.Ports[0].HostAddress, notebook.Ports[0].HostPort, notebookPrefix)
+		out, err := runInNotebook(ctx, base, token, daskCode)
+		if err != nil {
+			dump()
+			t.Fatal(err)
+		}
+		for _, want := range []string{"sum 4000000.0\n", "workers ['worker0', 'worker1']\n"} {
+			if !strings.Contains(out, want) {
+				dump()
+				t.Fatalf("the kernel printed %q, want a line %q", out, want)
+			}
+		}
+		checkOwnedFile(t, filepath.Join(ws, "dask-sum.txt"), "sum 4000000.0\n", uid, gid)
+	})
+
+	t.Run("stopped and removed, nothing left", func(t *testing.T) {
+		// As the core ends an execution: each service stopped, then
+		// removed, then the network.
+		for i := len(started) - 1; i >= 0; i-- {
+			st := started[i]
+			if err := p.Stop(ctx, st.Handle, 10*time.Second); err != nil {
+				t.Errorf("Stop %s: %v", st.Name, err)
+			}
+			if got, err := p.Inspect(ctx, st.Handle); err != nil || got.State != backend.ServiceExited {
+				t.Errorf("%s after Stop: %+v %v, want exited", st.Name, got, err)
+			}
+			if err := p.Remove(ctx, st.Handle, true); err != nil {
+				t.Errorf("Remove %s: %v", st.Name, err)
+			}
+		}
+		if err := p.RemoveNetwork(ctx, net); err != nil {
+			t.Errorf("RemoveNetwork: %v", err)
+		}
+		removed = true
+		if list, err := p.List(ctx, backend.ListOptions{Labels: map[string]string{"zoe.execution": execID}}); err != nil || len(list) != 0 {
+			t.Errorf("List after the removal: %+v %v, want nothing", list, err)
+		}
+		for _, st := range started {
+			if _, code := s.pod(t, st.Name); code != http.StatusNotFound {
+				t.Errorf("pod %s: status %d after its removal, want 404", st.Name, code)
+			}
+		}
+		if _, code := s.c.Do(t, "GET", "/api/v1/namespaces/"+s.namespace+"/services/"+netName, nil); code != http.StatusNotFound {
+			t.Errorf("the headless Service %s: status %d after RemoveNetwork, want 404", netName, code)
+		}
+	})
+}
+
+// ownersWorkspace makes the owner's workspace: a directory of this
+// machine, which is the node, open to the owner's uid alone.
+func ownersWorkspace(t *testing.T, uid, gid int) string {
+	t.Helper()
+	ws := filepath.Join(t.TempDir(), "alice")
+	if err := os.Mkdir(ws, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ws, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(ws), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// checkOwnedFile checks a file a service wrote to the workspace: its
+// content, and that it belongs to the uid:gid the service ran as (the
+// owner's).
+func checkOwnedFile(t *testing.T, file, content string, uid, gid uint32) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != content {
+		t.Fatalf("%s: %q %v, want %q", file, b, err, content)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+		t.Errorf("%s belongs to %d:%d, want the owner's %d:%d", file, st.Uid, st.Gid, uid, gid)
+	}
+}
+
+// instanceSpec is what the core's engine asks the back-end to start for an
+// instance (core/engine's spec): its name and DNS name, its environment,
+// ports and resources, the owner's workspace at /mnt/workspace.
+func instanceSpec(in zapp.Instance, s *setup, net, ws string) backend.ServiceSpec {
+	env := make(map[string]string, len(in.Environment)+1)
+	for _, v := range in.Environment {
+		env[v.Name] = v.Value
+	}
+	var ports []backend.Port
+	for _, pt := range in.Ports {
+		proto := pt.Protocol
+		if proto == "" {
+			proto = "tcp" // a ZApp's default
+		}
+		ports = append(ports, backend.Port{Port: uint16(pt.PortNumber), Protocol: proto, Name: pt.Name})
+	}
+	execID := env["EXECUTION_ID"]
+	return backend.ServiceSpec{Name: in.DNSName, Hostname: in.DNSName, Image: in.Image, WorkDir: in.WorkDir,
+		Environment: env, Node: s.node, Network: net, ExecutionID: execID, Ports: ports,
+		Labels: map[string]string{"zoe.execution": execID, "zoe.service": in.Name, "zoe.owner": "alice@example.org"},
+		Resources: backend.Resources{MemoryReservation: in.MemoryReservation, MemoryLimit: in.MemoryLimit,
+			Cores: in.Cores, CoresLimit: in.CoresLimit, ShmSize: in.Shm},
+		Volumes: []backend.Volume{{HostPath: ws, MountPoint: zapp.WorkspacePath}}}
+}
+
+func instanceNames(ins []zapp.Instance) string {
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.Name
+	}
+	return strings.Join(names, " ")
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// jupyter is a client of a Jupyter server under its base URL.
+type jupyter struct {
+	base, token string
+	hc          *http.Client
+}
+
+// runInNotebook starts a kernel on the Jupyter server at base (its URL
+// with the proxy's prefix), runs code in it over the kernel's WebSocket
+// (the message shape of images/test/check.py), shuts the kernel down and
+// returns what the code printed.
+func runInNotebook(ctx context.Context, base, token, code string) (string, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return "", err
+	}
+	j := &jupyter{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Jar: jar, Timeout: wait}}
+	// Jupyter answers once Python has imported it: long on a loaded
+	// machine. The page sets the _xsrf cookie.
+	var last string
+	for {
+		b, code, err := j.do(ctx, "GET", "/tree", nil)
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		last = fmt.Sprint(code, " ", err, " ", tailLines(string(b), 3))
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("Jupyter at %s did not answer: %w; last: %s", j.base, ctx.Err(), last)
+		case <-time.After(time.Second):
+		}
+	}
+	b, status, err := j.do(ctx, "POST", "/api/kernels", strings.NewReader(`{"name": "python3"}`))
+	if err != nil {
+		return "", fmt.Errorf("starting a kernel: %w", err)
+	}
+	if status != http.StatusCreated {
+		return "", fmt.Errorf("starting a kernel: status %d: %s", status, b)
+	}
+	var kernel struct{ ID string }
+	if err := json.Unmarshal(b, &kernel); err != nil {
+		return "", fmt.Errorf("starting a kernel: %q: %w", b, err)
+	}
+	if kernel.ID == "" {
+		return "", fmt.Errorf("starting a kernel: no id in %q", b)
+	}
+	defer func() { _, _, _ = j.do(context.WithoutCancel(ctx), "DELETE", "/api/kernels/"+kernel.ID, nil) }()
+	return j.execute(ctx, kernel.ID, code)
+}
+
+// do sends a request with the token (Authorization) and the _xsrf
+// cookie's value (X-XSRFToken, once the cookie is set): Jupyter takes
+// either, depending on whether its token is on.
+func (j *jupyter) do(ctx context.Context, method, path string, body io.Reader) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, j.base+path, body)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header = j.header(req.URL)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := j.hc.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	return b, resp.StatusCode, err
+}
+
+func (j *jupyter) header(u *url.URL) http.Header {
+	h := http.Header{"Authorization": {"token " + j.token}}
+	for _, c := range j.hc.Jar.Cookies(u) {
+		if c.Name == "_xsrf" {
+			h.Set("X-XSRFToken", c.Value)
+		}
+	}
+	return h
+}
+
+// execute runs code in the kernel and returns its output on stdout and
+// stderr; a Python exception is an error with its traceback.
+func (j *jupyter) execute(ctx context.Context, kernel, code string) (string, error) {
+	u, err := url.Parse(j.base + "/api/kernels/" + kernel + "/channels")
+	if err != nil {
+		return "", err
+	}
+	session := strings.ToLower(rand.Text())
+	u.RawQuery = url.Values{"session_id": {session}}.Encode()
+	h := j.header(u)
+	u.Scheme = "ws"
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		return "", fmt.Errorf("the kernel's WebSocket: %w", err)
+	}
+	defer func() { _ = conn.CloseNow() }()
+	conn.SetReadLimit(1 << 20) // a traceback can be long
+	msgID := strings.ToLower(rand.Text())
+	req := map[string]any{
+		"header": map[string]any{"msg_id": msgID, "username": "test", "session": session,
+			"msg_type": "execute_request", "version": "5.3", "date": ""},
+		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
+		"content": map[string]any{"code": code, "silent": false, "store_history": false,
+			"user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": true},
+	}
+	if err := wsjson.Write(ctx, conn, req); err != nil {
+		return "", fmt.Errorf("sending the code: %w", err)
+	}
+	var out strings.Builder
+	for {
+		var m struct {
+			MsgType      string `json:"msg_type"`
+			ParentHeader struct {
+				MsgID string `json:"msg_id"`
+			} `json:"parent_header"`
+			Content struct {
+				Text      string   `json:"text"`
+				Traceback []string `json:"traceback"`
+				Status    string   `json:"status"`
+			} `json:"content"`
+		}
+		if err := wsjson.Read(ctx, conn, &m); err != nil {
+			return out.String(), fmt.Errorf("the kernel's WebSocket, after %q: %w", out.String(), err)
+		}
+		if m.ParentHeader.MsgID != msgID {
+			continue
+		}
+		switch m.MsgType {
+		case "stream":
+			out.WriteString(m.Content.Text)
+		case "error":
+			return out.String(), fmt.Errorf("the kernel: %s", strings.Join(m.Content.Traceback, "\n"))
+		case "execute_reply":
+			if m.Content.Status != "ok" {
+				return out.String(), fmt.Errorf("the kernel's reply: %s", m.Content.Status)
+			}
+			_ = conn.Close(websocket.StatusNormalClosure, "")
+			return out.String(), nil
+		}
+	}
 }
