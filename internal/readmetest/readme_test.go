@@ -82,6 +82,10 @@ func TestREADMEWalkthrough(t *testing.T) {
 	t.Cleanup(cancel)
 
 	docker := dockerEngine(t)
+	// The README's ZApps reserve cores of the engine, which the other
+	// packages' Docker tests count on (testutil.DockerLock): shared with
+	// them, never beside one that needs the engine alone.
+	testutil.DockerLock(t, false)
 	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)

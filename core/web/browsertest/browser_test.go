@@ -77,24 +77,10 @@ func TestSim(t *testing.T) {
 
 func TestDocker(t *testing.T) {
 	t.Parallel()
-	cli, err := dockerclient.New(dockerclient.FromEnv)
-	if err != nil {
-		t.Fatalf("Docker client: %v", err)
-	}
-	defer cli.Close()
-	if err := testimages.Build(t.Context(), cli); err != nil {
-		// Fails (not skips) under CI=true, as every Docker test does.
-		if os.Getenv("CI") != "true" {
-			t.Skipf("no usable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
-		}
-		t.Fatalf("these tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
-	}
-	if err := dockerOnce(); err != nil {
-		t.Fatalf("building the Docker back-end plugin: %v", err)
-	}
-	dep := "bt-dk-" + randomSuffix()
-	t.Cleanup(func() { removeDeployment(t, cli, dep) })
-	d := startDaemon(t, dep, dockerBlock, dockerManifest, `["TICK", "1s"], ["PORT", "8080"]`)
+	// Shared with the other packages' Docker tests (testutil.DockerLock):
+	// never beside one that needs the engine's cores alone.
+	testutil.DockerLock(t, false)
+	d := startDockerDaemon(t)
 	fl := flavour{
 		param: "Tick interval", value: "300ms", initialLog: "listening on :8080",
 		servicePage: func(int64) []string { return []string{"hello from "} },
@@ -111,10 +97,46 @@ func TestDocker(t *testing.T) {
 	}
 	t.Run("walkthrough", func(t *testing.T) { walkthrough(t, d, fl) })
 	t.Run("guest", func(t *testing.T) { guest(t, d, "Tick interval", "2s") })
-	t.Run("Dask in a notebook", func(t *testing.T) {
-		testutil.RequireAnalyticsImages(t, cli)
-		daskNotebook(t, d)
-	})
+}
+
+// TestDockerDask is the README's path from the shop's page to a Dask
+// computation in a notebook, on the real images of make images. The
+// cluster reserves 1.75 of the 2 cores here: no other Docker test (of any
+// package) runs beside it, or their executions would wait.
+func TestDockerDask(t *testing.T) {
+	t.Parallel()
+	testutil.DockerLock(t, true)
+	cli, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		t.Fatalf("Docker client: %v", err)
+	}
+	defer cli.Close()
+	testutil.RequireAnalyticsImages(t, cli)
+	daskNotebook(t, startDockerDaemon(t))
+}
+
+// startDockerDaemon starts a daemon on the local Docker engine, with the
+// test images built, whose containers are removed when t ends.
+func startDockerDaemon(t *testing.T) *daemon {
+	t.Helper()
+	cli, err := dockerclient.New(dockerclient.FromEnv)
+	if err != nil {
+		t.Fatalf("Docker client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	if err := testimages.Build(t.Context(), cli); err != nil {
+		// Fails (not skips) under CI=true, as every Docker test does.
+		if os.Getenv("CI") != "true" {
+			t.Skipf("no usable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
+		}
+		t.Fatalf("these tests need a reachable Docker engine (DOCKER_HOST or /var/run/docker.sock): %v", err)
+	}
+	if err := dockerOnce(); err != nil {
+		t.Fatalf("building the Docker back-end plugin: %v", err)
+	}
+	dep := "bt-dk-" + randomSuffix()
+	t.Cleanup(func() { removeDeployment(t, cli, dep) })
+	return startDaemon(t, dep, dockerBlock, dockerManifest, `["TICK", "1s"], ["PORT", "8080"]`)
 }
 
 // removeDeployment removes what a Docker deployment left.
@@ -405,9 +427,6 @@ func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, fiel
 // its notebook through Zoe's proxy (the real Jupyter of make images),
 // makes a notebook, and computes on the cluster in a cell.
 func daskNotebook(t *testing.T, d *daemon) {
-	// The cluster reserves 1.75 of the 2 cores here: no other Docker test
-	// (of any package) runs beside it, or its executions would wait.
-	testutil.DockerLock(t, true)
 	b := chromium.Browser(t)
 	// Jupyter's pages take their time on 2 busy cores.
 	b.SetStepTimeout(3 * time.Minute)

@@ -297,8 +297,11 @@ func TestLogs(t *testing.T) {
 // TestList: each deployment lists its own containers, in every state.
 func TestList(t *testing.T) {
 	t.Parallel()
-	ctx := ctxFor(t)
+	// The deployments first: each waits for the engine's lock, which a
+	// test needing the engine alone may hold for minutes, and that wait
+	// must not eat the context's time.
 	a, b := open(t, deployment(t), nil), open(t, deployment(t), nil)
+	ctx := ctxFor(t)
 	netA, netB := testutil.CreateNetwork(t, ctx, a), testutil.CreateNetwork(t, ctx, b)
 	runA := testutil.StartService(t, ctx, a, netA, backend.ServiceSpec{Image: testimages.HTTPService})
 	doneA := testutil.StartService(t, ctx, a, netA, backend.ServiceSpec{Image: testimages.Job})
