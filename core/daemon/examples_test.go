@@ -24,7 +24,7 @@ import (
 )
 
 // exampleWait bounds each wait of these tests: a loaded machine starts
-// containers slowly, and dask-0 starts three orders one after the other.
+// containers slowly, and dask-0 starts two orders one after the other.
 const exampleWait = 2 * time.Minute
 
 // example is one ZApp to run: a shop entry or a file of examples/docker.
