@@ -48,7 +48,7 @@ run: build test-images images
 # outrun their hang bounds), their output kept in a file and printed after
 # the root module's, so that its progress shows as it comes.
 # make lint and make test-go still run each alone.
-test: deps proto-check images
+test: deps proto-check
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  $(call step,lint and the tests of $(OTHER_MODULES) run in the background; their output follows); \
 	  { nice -n 19 $(MAKE) -s lint > $$tmp/lint 2>&1; echo $$? > $$tmp/lint.rc; } & \
@@ -126,6 +126,11 @@ RACE_FLAGS := -race $(foreach p,$(RACE_SKIP),-gcflags=$(p)=-race=false)
 # them when it runs them from its own directory (a quicker link; stack
 # traces stay whole).
 #
+# The root module's tests need the analytics images (make images) and the
+# control plane's binaries (make kube-bins): the first build of each takes
+# minutes on a new machine, one mostly waiting on Debian's mirror and dpkg,
+# the other compiling, so they are made side by side.
+#
 # The root module's tests run zoe and its plugins as processes: they are
 # built once here (into TEST_CACHE, so also linked only when changed), and
 # internal/testutil.Build copies them from $$ZOE_TEST_PREBUILT instead of
@@ -136,7 +141,11 @@ test-go:
 	@mkdir -p $(TEST_CACHE) && exec 9>$(TEST_CACHE)/$(if $(filter .,$(MODULES)),root,other).lock && \
 	{ flock -n 9 || { echo "waiting for another make test using $(TEST_CACHE)"; flock 9; }; } && \
 	if [ "$(filter .,$(MODULES))" = . ]; then \
-	  $(MAKE) -s kube-bins || exit 1; export ZOE_TEST_KUBE=$(KUBE_BINS); \
+	  $(call step,images: make images beside kube-bins; its output follows theirs); \
+	  { $(MAKE) -s images > $(TEST_CACHE)/images.log 2>&1; echo $$? > $(TEST_CACHE)/images.rc; } & \
+	  $(MAKE) -s kube-bins; kube=$$?; wait; cat $(TEST_CACHE)/images.log; \
+	  [ $$kube = 0 ] && [ "$$(cat $(TEST_CACHE)/images.rc)" = 0 ] || exit 1; \
+	  export ZOE_TEST_KUBE=$(KUBE_BINS); \
 	  $(call step,building zoe and its plugins for the tests); \
 	  mkdir -p $(TEST_CACHE)/prebuilt && for p in cmd/zoe $(addprefix plugins/,$(PLUGINS)); do \
 	    case $$p in cmd/zoe) n=zoe;; *) n=zoe-plugin-$${p#plugins/};; esac; \
