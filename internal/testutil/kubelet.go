@@ -52,7 +52,8 @@ const (
 // as containers of a containerd of its own (its CRI), on a CNI bridge of
 // this machine. Its images are the test images (internal/testimages),
 // built in the local Docker engine and imported into the containerd, and
-// those a test imports from the engine (ImportImages); it pulls nothing (no registry is reachable where the tests run).
+// those a test imports from the engine (ImportImages); it pulls nothing
+// (no registry is reachable where the tests run).
 type RealNode struct {
 	// Name is the node's name.
 	Name string
