@@ -679,6 +679,30 @@ func TestBadGateway(t *testing.T) {
 	if st, body, _ := get(t, url+prefix+"/1/nopub0/8888/", "alice"); st != 502 {
 		t.Errorf("unpublished port: %d %q", st, body)
 	}
+	// A service not listening yet: a browser's GET is asked to try again
+	// by itself; a POST (a form) is not sent twice.
+	for _, c := range []struct {
+		method string
+		want   string // the page's refresh, "" for none
+	}{{"GET", `<meta http-equiv="refresh" content="3">`}, {"POST", ""}} {
+		req, err := http.NewRequest(c.method, url+prefix+"/1/nb0/8888/tree", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/html")
+		req.AddCookie(&http.Cookie{Name: "zoe_session", Value: "alice"})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		refresh := strings.Contains(string(b), `http-equiv="refresh"`)
+		if resp.StatusCode != 502 || refresh != (c.want != "") || (c.want != "" && !strings.Contains(string(b), c.want)) ||
+			(c.want != "") != (resp.Header.Get("Retry-After") == "3") {
+			t.Errorf("%s of a service not listening: %d, Retry-After %q:\n%s", c.method, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+	}
 }
 
 func TestConfig(t *testing.T) {

@@ -294,6 +294,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	return nil
 }
 
+// badGatewayRetry is the seconds after which a browser shown the 502 page
+// of a GET asks again (its Retry-After, and the page's refresh).
+const badGatewayRetry = 3
+
 // proxyError answers a request the service did not: 502 with a short
 // page, or 404 when its execution ended meanwhile. What went wrong is
 // logged, never shown.
@@ -311,8 +315,16 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		if rd != nil {
 			p.log.Debug("proxied request failed", "execution", rd.exec, "service", rd.service, "port", rd.port, "error", err)
 		}
-		page(w, r, http.StatusBadGateway, "Bad gateway", "The service did not answer properly. It may still be starting, "+
-			"or not serve HTTP on this port.", 0)
+		// A service is "running" once its container started, which is
+		// before it listens: a browser opening its link at once would
+		// stop at this page. It asks again by itself (a GET only, never
+		// a form sent twice), every few seconds, until the service answers.
+		retry := 0
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			retry = badGatewayRetry
+		}
+		page(w, r, http.StatusBadGateway, "Bad gateway", "The service did not answer properly. It may still be starting "+
+			"(this page tries again every few seconds), or not serve HTTP on this port.", retry)
 	}
 }
 
