@@ -439,7 +439,7 @@ func daskNotebook(t *testing.T, d *daemon) {
 	}
 	prefix := strings.TrimSuffix(link, "/tree")
 	// Running is when the containers started: until Jupyter listens, the
-	// proxy says so (502), and the user reloads.
+	// proxy says so (502, a page that reloads itself every 3 seconds).
 	testutil.WaitFor(t, 3*time.Minute, "Jupyter answering through the proxy", func() (bool, string) {
 		status := b.Navigate(d.url + link)
 		return status == http.StatusOK, fmt.Sprintf("status %d", status)
