@@ -326,9 +326,9 @@ func checkDask(t *testing.T, s *setup, node *testutil.RealNode) {
 		sp := instanceSpec(in, s, net, ws)
 		sp.User = fmt.Sprintf("%d:%d", uid, gid)
 		if in.Service == "notebook" {
-			// Jupyter's token with the images that take Zoe's proxy
-			// token for it; those of now ignore it and want the _xsrf
-			// cookie instead (jupyter.do sends both).
+			// Zoe's proxy token, which the notebook image takes as
+			// Jupyter's token; the test presents it as Zoe's proxy
+			// would (Authorization: token).
 			sp.Environment["ZOE_PROXY_TOKEN"] = token
 			notebookPrefix = sp.Environment["REVERSE_PROXY_PATH_8888"]
 		}
