@@ -38,11 +38,33 @@ func StartKDC(t testing.TB, realm string) *KDC {
 		}
 	}
 	dir := t.TempDir()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	k := &KDC{Realm: realm, KRB5Conf: filepath.Join(dir, "krb5.conf"), dir: dir}
+	k.env = append(os.Environ(), "KRB5_CONFIG="+k.KRB5Conf, "KRB5_KDC_PROFILE="+filepath.Join(dir, "kdc.conf"))
+	// The database does not depend on the port: made once.
+	k.writeConf(t, 0)
+	k.run(t, "/usr/sbin/kdb5_util", "create", "-s", "-r", realm, "-P", "master-"+rand.Text())
+	// A free port can be taken between our probe and the KDC's bind (it
+	// then exits at once, saying so in its log): try a few, as for
+	// PostgreSQL.
+	for attempt := 0; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.writeConf(t, port)
+		err = k.start(t, port)
+		if err == nil {
+			return k
+		}
+		if attempt == 2 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeConf writes krb5.conf and kdc.conf for the KDC on port.
+func (k *KDC) writeConf(t testing.TB, port int) {
+	t.Helper()
 	krb5 := fmt.Sprintf(`[libdefaults]
   default_realm = %[1]s
   dns_lookup_realm = false
@@ -54,9 +76,11 @@ func StartKDC(t testing.TB, realm string) *KDC {
   %[1]s = {
     kdc = 127.0.0.1:%[2]d
   }
-`, realm, port)
+`, k.Realm, port)
+	// TCP only (kdc_ports empty: no UDP): freePort probes TCP, and the same
+	// number over UDP may be any program's, which made the KDC exit.
 	kdc := fmt.Sprintf(`[kdcdefaults]
-  kdc_ports = %[2]d
+  kdc_ports = ""
   kdc_tcp_ports = %[2]d
 [realms]
   %[1]s = {
@@ -67,15 +91,19 @@ func StartKDC(t testing.TB, realm string) *KDC {
   }
 [logging]
   kdc = FILE:%[3]s/kdc.log
-`, realm, port, dir)
+`, k.Realm, port, k.dir)
 	for name, text := range map[string]string{"krb5.conf": krb5, "kdc.conf": kdc} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(k.dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	k.env = append(os.Environ(), "KRB5_CONFIG="+k.KRB5Conf, "KRB5_KDC_PROFILE="+filepath.Join(dir, "kdc.conf"))
-	k.run(t, "/usr/sbin/kdb5_util", "create", "-s", "-r", realm, "-P", "master-"+rand.Text())
-	cmd := exec.Command("/usr/sbin/krb5kdc", "-n", "-P", filepath.Join(dir, "kdc.pid"))
+}
+
+// start starts krb5kdc on port, stopped when t ends, and waits until it
+// listens; an error says why it did not, with the end of its log.
+func (k *KDC) start(t testing.TB, port int) error {
+	t.Helper()
+	cmd := exec.Command("/usr/sbin/krb5kdc", "-n", "-P", filepath.Join(k.dir, "kdc.pid"))
 	cmd.Env = k.env
 	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -93,10 +121,13 @@ func StartKDC(t testing.TB, realm string) *KDC {
 			<-done
 		}
 	})
+	var exited error
 	WaitFor(t, 2*time.Minute, "the KDC listens", func() (bool, string) {
 		select {
 		case <-done:
-			t.Fatalf("krb5kdc exited:\n%s", out)
+			log, _ := os.ReadFile(filepath.Join(k.dir, "kdc.log"))
+			exited = fmt.Errorf("krb5kdc on port %d exited:\n%s\nthe end of kdc.log:\n%s", port, out, tail(string(log), 10))
+			return true, ""
 		default:
 		}
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
@@ -106,7 +137,7 @@ func StartKDC(t testing.TB, realm string) *KDC {
 		_ = c.Close()
 		return true, ""
 	})
-	return k
+	return exited
 }
 
 // Keytab creates principal (with a random key) and returns a keytab file
