@@ -23,10 +23,11 @@ type kernelMsg struct {
 		MsgID string `json:"msg_id"`
 	} `json:"parent_header"`
 	Content struct {
-		Text   string `json:"text"`
-		Status string `json:"status"`
-		EName  string `json:"ename"`
-		EValue string `json:"evalue"`
+		Text           string `json:"text"`
+		Status         string `json:"status"`
+		ExecutionState string `json:"execution_state"`
+		EName          string `json:"ename"`
+		EValue         string `json:"evalue"`
 	} `json:"content"`
 }
 
@@ -38,10 +39,14 @@ type execution struct {
 	started time.Time
 	out     strings.Builder
 	err     error
+	// replied and idle: the reply (on the shell channel) and the kernel's
+	// idle status (on iopub, after every output of the request) came;
+	// either may come first.
+	replied, idle bool
 }
 
-// add takes message m in: done once the request's reply came. Messages
-// of other requests (and the kernel's status) are left out.
+// add takes message m in: done once the request's reply and the kernel's
+// idle status after it came. Messages of other requests are left out.
 func (x *execution) add(m kernelMsg) (done bool) {
 	if m.ParentHeader.MsgID != x.id {
 		return false
@@ -54,13 +59,15 @@ func (x *execution) add(m kernelMsg) (done bool) {
 		x.out.WriteString(m.Content.Text)
 	case "error":
 		x.err = fmt.Errorf("the kernel: %s: %s", m.Content.EName, m.Content.EValue)
+	case "status":
+		x.idle = x.idle || m.Content.ExecutionState == "idle"
 	case "execute_reply":
 		if x.err == nil && m.Content.Status != "ok" {
 			x.err = fmt.Errorf("the kernel's reply: %s %s: %s", m.Content.Status, m.Content.EName, m.Content.EValue)
 		}
-		return true
+		x.replied = true
 	}
-	return false
+	return x.replied && x.idle
 }
 
 // runCode starts a kernel of the notebook under prefix (its URL through

@@ -26,13 +26,21 @@ func TestExecutionAdd(t *testing.T) {
 			`{"msg_type": "stream", "parent_header": {"msg_id": "x"}, "content": {"name": "stdout", "text": "1000000.0 "}}`,
 			`{"msg_type": "stream", "parent_header": {"msg_id": "x"}, "content": {"name": "stdout", "text": "4\n"}}`,
 			`{"msg_type": "execute_reply", "parent_header": {"msg_id": "x"}, "content": {"status": "ok"}}`,
+			`{"msg_type": "status", "parent_header": {"msg_id": "x"}, "content": {"execution_state": "idle"}}`,
 		}, true, "1000000.0 4\n", false},
+		{"reply before the output", []string{
+			`{"msg_type": "execute_reply", "parent_header": {"msg_id": "x"}, "content": {"status": "ok"}}`,
+			`{"msg_type": "stream", "parent_header": {"msg_id": "x"}, "content": {"name": "stdout", "text": "late\n"}}`,
+			`{"msg_type": "status", "parent_header": {"msg_id": "x"}, "content": {"execution_state": "idle"}}`,
+		}, true, "late\n", false},
 		{"error then reply", []string{
 			`{"msg_type": "error", "parent_header": {"msg_id": "x"}, "content": {"ename": "TimeoutError", "evalue": "no workers"}}`,
 			`{"msg_type": "execute_reply", "parent_header": {"msg_id": "x"}, "content": {"status": "error"}}`,
+			`{"msg_type": "status", "parent_header": {"msg_id": "x"}, "content": {"execution_state": "idle"}}`,
 		}, true, "", true},
 		{"aborted", []string{
 			`{"msg_type": "execute_reply", "parent_header": {"msg_id": "x"}, "content": {"status": "aborted"}}`,
+			`{"msg_type": "status", "parent_header": {"msg_id": "x"}, "content": {"execution_state": "idle"}}`,
 		}, true, "", true},
 		{"another request's reply", []string{
 			`{"msg_type": "execute_reply", "parent_header": {"msg_id": "y"}, "content": {"status": "ok"}}`,

@@ -132,7 +132,8 @@ func randomHex() string {
 
 // execute runs code in the kernel; each piece of its output (stdout,
 // stderr) goes to stream as it comes. It returns the whole output once
-// the kernel replies, or an error with the traceback when the code raised.
+// the kernel replied and is idle again, or an error with the traceback
+// when the code raised.
 func (k *kernelConn) execute(ctx context.Context, code string, stream func(text string)) (string, error) {
 	id := randomHex()
 	msg := map[string]any{
@@ -151,7 +152,11 @@ func (k *kernelConn) execute(ctx context.Context, code string, stream func(text 
 	}
 	var out strings.Builder
 	var raised error
-	for {
+	// The reply comes on the shell channel, the output on iopub: the reply
+	// may come first. The kernel's "idle" status on iopub comes after
+	// every output of the request, so both are waited for.
+	replied, idle := false, false
+	for !replied || !idle {
 		_, data, err := k.c.Read(ctx)
 		if err != nil {
 			return out.String(), fmt.Errorf("reading the kernel's messages (output so far %q): %w", out.String(), err)
@@ -162,11 +167,12 @@ func (k *kernelConn) execute(ctx context.Context, code string, stream func(text 
 				MsgID string `json:"msg_id"`
 			} `json:"parent_header"`
 			Content struct {
-				Text      string   `json:"text"`
-				Status    string   `json:"status"`
-				EName     string   `json:"ename"`
-				EValue    string   `json:"evalue"`
-				Traceback []string `json:"traceback"`
+				Text           string   `json:"text"`
+				Status         string   `json:"status"`
+				ExecutionState string   `json:"execution_state"`
+				EName          string   `json:"ename"`
+				EValue         string   `json:"evalue"`
+				Traceback      []string `json:"traceback"`
 			} `json:"content"`
 		}
 		if err := json.Unmarshal(data, &m); err != nil {
@@ -183,11 +189,14 @@ func (k *kernelConn) execute(ctx context.Context, code string, stream func(text 
 			}
 		case "error":
 			raised = fmt.Errorf("the code raised %s: %s\n%s", m.Content.EName, m.Content.EValue, strings.Join(m.Content.Traceback, "\n"))
+		case "status":
+			idle = idle || m.Content.ExecutionState == "idle"
 		case "execute_reply":
 			if raised == nil && m.Content.Status != "ok" {
 				raised = fmt.Errorf("the kernel replied %s: %s %s", m.Content.Status, m.Content.EName, m.Content.EValue)
 			}
-			return out.String(), raised
+			replied = true
 		}
 	}
+	return out.String(), raised
 }

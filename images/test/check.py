@@ -138,7 +138,10 @@ async def run(code):
                     "allow_stdin": False, "stop_on_error": True},
     }))
     out = []
-    while True:
+    # The reply (shell) may overtake the output (iopub); the kernel's idle
+    # status comes after every output of the request.
+    replied = idle = False
+    while not (replied and idle):
         m = await conn.read_message()
         if m is None:
             fail("the kernel's WebSocket closed")
@@ -150,9 +153,12 @@ async def run(code):
             out.append(m["content"]["text"])
         elif t == "error":
             fail("the kernel: " + "\n".join(m["content"]["traceback"]))
+        elif t == "status":
+            idle = idle or m["content"].get("execution_state") == "idle"
         elif t == "execute_reply":
-            conn.close()
-            return "".join(out)
+            replied = True
+    conn.close()
+    return "".join(out)
 
 
 with open("/smoke/kernel.py") as f:

@@ -586,6 +586,7 @@ func (j *jupyter) execute(ctx context.Context, kernel, code string) (string, err
 		return "", fmt.Errorf("sending the code: %w", err)
 	}
 	var out strings.Builder
+	replied, idle := false, false
 	for {
 		var m struct {
 			MsgType      string `json:"msg_type"`
@@ -593,9 +594,10 @@ func (j *jupyter) execute(ctx context.Context, kernel, code string) (string, err
 				MsgID string `json:"msg_id"`
 			} `json:"parent_header"`
 			Content struct {
-				Text      string   `json:"text"`
-				Traceback []string `json:"traceback"`
-				Status    string   `json:"status"`
+				Text           string   `json:"text"`
+				Traceback      []string `json:"traceback"`
+				Status         string   `json:"status"`
+				ExecutionState string   `json:"execution_state"`
 			} `json:"content"`
 		}
 		if err := wsjson.Read(ctx, conn, &m); err != nil {
@@ -609,10 +611,17 @@ func (j *jupyter) execute(ctx context.Context, kernel, code string) (string, err
 			out.WriteString(m.Content.Text)
 		case "error":
 			return out.String(), fmt.Errorf("the kernel: %s", strings.Join(m.Content.Traceback, "\n"))
+		case "status":
+			// After every output of the request (on iopub, which the
+			// reply on shell may overtake).
+			idle = idle || m.Content.ExecutionState == "idle"
 		case "execute_reply":
 			if m.Content.Status != "ok" {
 				return out.String(), fmt.Errorf("the kernel's reply: %s", m.Content.Status)
 			}
+			replied = true
+		}
+		if replied && idle {
 			_ = conn.Close(websocket.StatusNormalClosure, "")
 			return out.String(), nil
 		}
