@@ -68,6 +68,7 @@ import (
 	"github.com/zoe-project/zoe/bench/internal/startbench"
 	"github.com/zoe-project/zoe/client"
 	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/internal/jupyter"
 	"github.com/zoe-project/zoe/internal/testutil"
 )
 
@@ -266,7 +267,7 @@ func start(ctx context.Context, zoeBin, shop string, docker *moby.Client) (*benc
 	id := make([]byte, 3)
 	_, _ = rand.Read(id)
 	b := &bench{dep: "bench-" + hex.EncodeToString(id), docker: docker, log: &testutil.SyncBuffer{}}
-	password := randomID()
+	password := rand.Text()
 	// Plain-text passwords: no bcrypt on each check. The user has a uid
 	// and gid, which its containers run as.
 	users := fmt.Sprintf("%s,%s,user,1100,1100\n%s,%s,admin\n", user, password, adminUser, password)
@@ -475,7 +476,7 @@ func (b *bench) round(ctx context.Context, c zappCase, cold bool) (r result, err
 		err = errors.Join(err, b.terminate(context.WithoutCancel(ctx), ex.ID))
 	}()
 	prefix := fmt.Sprintf("%s/proxy/%d/notebook0/8888", b.root, ex.ID)
-	jupyter, err := b.awaitJupyter(ctx, hc, header, prefix, ex.ID, t0)
+	answered, err := b.awaitJupyter(ctx, hc, header, prefix, ex.ID, t0)
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +486,7 @@ func (b *bench) round(ctx context.Context, c zappCase, cold bool) (r result, err
 			return b.jupyterToken(ctx, ex.ID)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("the computation: %w\n%s", err, x.out.String())
+			return nil, fmt.Errorf("the computation: %w\n%s", err, x.Output())
 		}
 		done := time.Since(t0)
 		if later, err = cellSteps(x, t0, c.want); err != nil {
@@ -498,20 +499,20 @@ func (b *bench) round(ctx context.Context, c zappCase, cold bool) (r result, err
 		return nil, fmt.Errorf("execution %d: %w", ex.ID, err)
 	}
 	running, services := zoeTimes(full, t0)
-	return append(result{{"it runs", running}, {"every service runs", services}, {"Jupyter answers", jupyter}}, later...), nil
+	return append(result{{"it runs", running}, {"every service runs", services}, {"Jupyter answers", answered}}, later...), nil
 }
 
 // cellSteps are the steps of daskCode's run, since t0: the kernel began
 // it, the imports were done, 4 workers were there (the cell prints
 // the times of the last two, on the host's clock, which containers share).
-func cellSteps(x *execution, t0 time.Time, want string) (result, error) {
-	out := x.out.String()
+func cellSteps(x *jupyter.Execution, t0 time.Time, want string) (result, error) {
+	out := x.Output()
 	var imported, workers float64
 	if _, err := fmt.Sscanf(out, "times %f %f\n", &imported, &workers); err != nil || !strings.Contains(out, want) {
 		return nil, fmt.Errorf("the computation printed %q, not the times and %q (%v)", out, want, err)
 	}
 	at := func(unix float64) time.Duration { return time.Unix(0, int64(unix*1e9)).Sub(t0) }
-	return result{{"the cell starts", x.started.Sub(t0)}, {"imported", at(imported)}, {"4 workers", at(workers)}}, nil
+	return result{{"the cell starts", x.Started.Sub(t0)}, {"imported", at(imported)}, {"4 workers", at(workers)}}, nil
 }
 
 // awaitJupyter asks Jupyter's /api through the proxy every poll until it

@@ -172,7 +172,7 @@ func TestDaskOnDocker(t *testing.T) {
 
 // checkDoors: the notebook answers only its owner through the proxy, and
 // does not let in whoever reaches its published port without Zoe.
-func checkDoors(t *testing.T, env *dockerEnv, id int64, nb jupyter, bob apiUser) {
+func checkDoors(t *testing.T, env *dockerEnv, id int64, nb jupyterServer, bob apiUser) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -195,7 +195,7 @@ func checkDoors(t *testing.T, env *dockerEnv, id int64, nb jupyter, bob apiUser)
 		if ep.Service != "notebook0" || ep.ExternalPort == 0 {
 			continue
 		}
-		direct := jupyter{base: fmt.Sprintf("http://%s:%d%s", ep.ExternalAddress, ep.ExternalPort,
+		direct := jupyterServer{base: fmt.Sprintf("http://%s:%d%s", ep.ExternalAddress, ep.ExternalPort,
 			strings.TrimPrefix(nb.base, strings.TrimSuffix(env.user(t, "alice").base, "/api/v1")))}
 		code, b, err := direct.do(ctx, "GET", "/api/contents", nil)
 		if err != nil || code != http.StatusForbidden {

@@ -7,9 +7,7 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,25 +17,27 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/zoe-project/zoe/internal/jupyter"
 )
 
-// jupyter is a notebook server at base (Zoe's proxy path of its port,
+// jupyterServer is a Jupyter server at base (Zoe's proxy path of its port,
 // e.g. http://127.0.0.1:5001/proxy/7/notebook0/8888), reached as user.
-type jupyter struct {
+type jupyterServer struct {
 	base       string
 	user, pass string
 }
 
 // notebookThroughProxy is the notebook of instance in execution id, as
 // c's user reaches it through the proxy of the daemon c talks to.
-func notebookThroughProxy(c apiClient, id int64, instance string) jupyter {
+func notebookThroughProxy(c apiClient, id int64, instance string) jupyterServer {
 	root := strings.TrimSuffix(c.base, "/api/v1")
-	return jupyter{base: fmt.Sprintf("%s/proxy/%d/%s/8888", root, id, instance), user: c.user, pass: c.pass}
+	return jupyterServer{base: fmt.Sprintf("%s/proxy/%d/%s/8888", root, id, instance), user: c.user, pass: c.pass}
 }
 
 // do sends one request to the notebook with the user's credentials (Zoe's:
 // the proxy takes them off) and returns the status and body.
-func (j jupyter) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
+func (j jupyterServer) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -67,7 +67,7 @@ func (j jupyter) do(ctx context.Context, method, path string, body any) (int, []
 
 // waitReady waits until Jupyter answers its /api with its version (a
 // started container takes a few seconds to listen) and returns it.
-func (j jupyter) waitReady(t *testing.T) string {
+func (j jupyterServer) waitReady(t *testing.T) string {
 	t.Helper()
 	var version string
 	waitUntil(t, "Jupyter answering through the proxy", func() (bool, string) {
@@ -85,7 +85,7 @@ func (j jupyter) waitReady(t *testing.T) string {
 }
 
 // startKernel starts a Python 3 kernel and returns its id.
-func (j jupyter) startKernel(t *testing.T) string {
+func (j jupyterServer) startKernel(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -104,7 +104,7 @@ type kernelConn struct {
 }
 
 // connect opens the kernel's channels through the proxy.
-func (j jupyter) connect(t *testing.T, kernel string) *kernelConn {
+func (j jupyterServer) connect(t *testing.T, kernel string) *kernelConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -118,16 +118,8 @@ func (j jupyter) connect(t *testing.T, kernel string) *kernelConn {
 		}
 		t.Fatalf("the kernel's WebSocket through the proxy: %d %v", status, err)
 	}
-	// A result may be large (a traceback); Jupyter's messages are JSON.
-	c.SetReadLimit(16 << 20)
 	t.Cleanup(func() { _ = c.CloseNow() })
-	return &kernelConn{c: c, session: randomHex()}
-}
-
-func randomHex() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return &kernelConn{c: c, session: jupyter.NewID()}
 }
 
 // execute runs code in the kernel; each piece of its output (stdout,
@@ -135,68 +127,6 @@ func randomHex() string {
 // the kernel replied and is idle again, or an error with the traceback
 // when the code raised.
 func (k *kernelConn) execute(ctx context.Context, code string, stream func(text string)) (string, error) {
-	id := randomHex()
-	msg := map[string]any{
-		"header": map[string]string{"msg_id": id, "username": "zoe-test", "session": k.session,
-			"msg_type": "execute_request", "version": "5.3", "date": time.Now().UTC().Format(time.RFC3339)},
-		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
-		"content": map[string]any{"code": code, "silent": false, "store_history": false,
-			"user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": true},
-	}
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return "", err
-	}
-	if err := k.c.Write(ctx, websocket.MessageText, b); err != nil {
-		return "", fmt.Errorf("sending the code: %w", err)
-	}
-	var out strings.Builder
-	var raised error
-	// The reply comes on the shell channel, the output on iopub: the reply
-	// may come first. The kernel's "idle" status on iopub comes after
-	// every output of the request, so both are waited for.
-	replied, idle := false, false
-	for !replied || !idle {
-		_, data, err := k.c.Read(ctx)
-		if err != nil {
-			return out.String(), fmt.Errorf("reading the kernel's messages (output so far %q): %w", out.String(), err)
-		}
-		var m struct {
-			MsgType      string `json:"msg_type"`
-			ParentHeader struct {
-				MsgID string `json:"msg_id"`
-			} `json:"parent_header"`
-			Content struct {
-				Text           string   `json:"text"`
-				Status         string   `json:"status"`
-				ExecutionState string   `json:"execution_state"`
-				EName          string   `json:"ename"`
-				EValue         string   `json:"evalue"`
-				Traceback      []string `json:"traceback"`
-			} `json:"content"`
-		}
-		if err := json.Unmarshal(data, &m); err != nil {
-			return out.String(), fmt.Errorf("a kernel message: %w: %.200s", err, data)
-		}
-		if m.ParentHeader.MsgID != id {
-			continue
-		}
-		switch m.MsgType {
-		case "stream":
-			out.WriteString(m.Content.Text)
-			if stream != nil {
-				stream(m.Content.Text)
-			}
-		case "error":
-			raised = fmt.Errorf("the code raised %s: %s\n%s", m.Content.EName, m.Content.EValue, strings.Join(m.Content.Traceback, "\n"))
-		case "status":
-			idle = idle || m.Content.ExecutionState == "idle"
-		case "execute_reply":
-			if raised == nil && m.Content.Status != "ok" {
-				raised = fmt.Errorf("the kernel replied %s: %s %s", m.Content.Status, m.Content.EName, m.Content.EValue)
-			}
-			replied = true
-		}
-	}
-	return out.String(), raised
+	x, err := jupyter.Run(ctx, k.c, k.session, code, stream)
+	return x.Output(), err
 }

@@ -485,29 +485,58 @@ func (e *Engine) recordMany(ctx context.Context, ex state.Execution, ss []starte
 
 // spec is what the back-end is asked to start for job j.
 func (e *Engine) spec(ex state.Execution, j job, netID string, mount workspace.Mount, storeID string) backend.ServiceSpec {
-	in, node := j.in, j.node
+	return Spec(j.in, Placement{Deployment: e.cfg.Deployment, ExecutionID: ex.ID, Owner: ex.Owner, Store: storeID,
+		Node: j.node, Network: netID, Command: j.cmd, Workspace: mount, PidsLimit: e.cfg.PidsLimit})
+}
+
+// Placement is what the engine decides for an instance's container
+// besides what the ZApp says: where it runs, with what, under which
+// labels.
+type Placement struct {
+	// Deployment, ExecutionID, Owner and Store go into the container's
+	// name and labels (Store: the identity of the engine's store, which
+	// orphan removal checks).
+	Deployment  string
+	ExecutionID int64
+	Owner       string
+	Store       string
+	// Node and Network are the back-end's node and the execution's
+	// network.
+	Node, Network string
+	// Command is the instance's command split (nil: the image's).
+	Command []string
+	// Workspace is the owner's workspace, mounted at zapp.WorkspacePath.
+	Workspace workspace.Mount
+	PidsLimit int64
+}
+
+// Spec is what the back-end is asked to start for instance in, placed by
+// p (the run-as user and the security options are the policy's, set by
+// the caller). Exported for the back-ends' tests, which start what the
+// engine would.
+func Spec(in zapp.Instance, p Placement) backend.ServiceSpec {
 	env := make(map[string]string, len(in.Environment))
 	for _, v := range in.Environment {
 		env[v.Name] = v.Value
 	}
-	vols := []backend.Volume{{HostPath: mount.HostPath, VolumeName: mount.VolumeName, MountPoint: zapp.WorkspacePath,
-		ReadOnly: mount.ReadOnly}}
+	vols := []backend.Volume{{HostPath: p.Workspace.HostPath, VolumeName: p.Workspace.VolumeName, MountPoint: zapp.WorkspacePath,
+		ReadOnly: p.Workspace.ReadOnly}}
 	for _, v := range in.Volumes {
 		vols = append(vols, backend.Volume{HostPath: v.Path, MountPoint: "/mnt/" + v.Name, ReadOnly: v.ReadOnly})
 	}
 	ports := make([]backend.Port, 0, len(in.Ports))
-	for _, p := range in.Ports {
-		ports = append(ports, backend.Port{Port: uint16(p.PortNumber), Protocol: protocol(p.Protocol), Name: p.Name})
+	for _, pt := range in.Ports {
+		ports = append(ports, backend.Port{Port: uint16(pt.PortNumber), Protocol: protocol(pt.Protocol), Name: pt.Name})
 	}
-	id := strconv.FormatInt(ex.ID, 10)
+	id := strconv.FormatInt(p.ExecutionID, 10)
 	return backend.ServiceSpec{
-		Name: e.containerName(ex.ID, in.Name), Hostname: in.DNSName, Image: in.Image, Command: j.cmd, WorkDir: in.WorkDir,
-		Environment: env,
-		Labels: map[string]string{LabelDeployment: e.cfg.Deployment, LabelExecution: id, LabelService: in.Name,
-			LabelOwner: ex.Owner, LabelStore: storeID},
+		Name: containerName(p.Deployment, p.ExecutionID, in.Name), Hostname: in.DNSName, Image: in.Image, Command: p.Command,
+		WorkDir: in.WorkDir, Environment: env,
+		Labels: map[string]string{LabelDeployment: p.Deployment, LabelExecution: id, LabelService: in.Name,
+			LabelOwner: p.Owner, LabelStore: p.Store},
 		Resources: backend.Resources{MemoryReservation: in.MemoryReservation, MemoryLimit: in.MemoryLimit,
-			Cores: in.Cores, CoresLimit: in.CoresLimit, ShmSize: in.Shm, PidsLimit: e.cfg.PidsLimit},
-		Volumes: vols, Ports: ports, Network: netID, Node: node, ExecutionID: id,
+			Cores: in.Cores, CoresLimit: in.CoresLimit, ShmSize: in.Shm, PidsLimit: p.PidsLimit},
+		Volumes: vols, Ports: ports, Network: p.Network, Node: p.Node, ExecutionID: id,
 	}
 }
 

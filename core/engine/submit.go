@@ -122,7 +122,13 @@ func instanceOf(sv state.Service) (zapp.Instance, error) {
 // containerName is the service's name on the back-end, unique in the
 // deployment: its DNS name.
 func (e *Engine) containerName(execID int64, service string) string {
-	return strings.ToLower(service + "-" + strconv.FormatInt(execID, 10) + "-" + e.cfg.Deployment)
+	return containerName(e.cfg.Deployment, execID, service)
+}
+
+// containerName is the name of service's container in execution execID
+// of deployment: the same as its DNS name (zapp.Expand's).
+func containerName(deployment string, execID int64, service string) string {
+	return strings.ToLower(service + "-" + strconv.FormatInt(execID, 10) + "-" + deployment)
 }
 
 func (e *Engine) networkName(execID int64) string {

@@ -15,20 +15,23 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/coder/websocket/wsjson"
 
+	"github.com/zoe-project/zoe/core/engine"
 	"github.com/zoe-project/zoe/core/zapp"
+	"github.com/zoe-project/zoe/internal/jupyter"
 	"github.com/zoe-project/zoe/internal/testimages"
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/sdk"
 	"github.com/zoe-project/zoe/sdk/backend"
 	"github.com/zoe-project/zoe/sdk/plugintest"
+	"github.com/zoe-project/zoe/sdk/workspace"
 )
 
 // TestKubelet runs the conformance suite with the probe and the logs, and
@@ -282,7 +285,8 @@ func checkDask(t *testing.T, s *setup, node *testutil.RealNode) {
 	if err != nil {
 		t.Fatalf("the shop's Dask entry: %v", err)
 	}
-	const execID, uid, gid = "8", 12345, 23456
+	const execNum, uid, gid = 8, 12345, 23456
+	execID := strconv.Itoa(execNum)
 	ws := ownersWorkspace(t, uid, gid)
 	u, g := uint32(uid), uint32(gid)
 	insts, err := zapp.Expand(app, zapp.ExpandContext{ExecutionID: execID, ExecutionName: "dask", UserName: "alice",
@@ -323,7 +327,9 @@ func checkDask(t *testing.T, s *setup, node *testutil.RealNode) {
 	var notebook backend.ServiceStatus
 	var notebookPrefix string
 	for _, in := range run {
-		sp := instanceSpec(in, s, net, ws)
+		// What the core's engine would ask for.
+		sp := engine.Spec(in, engine.Placement{Deployment: s.deployment, ExecutionID: execNum, Owner: "alice@example.org",
+			Store: "kubelet-test", Node: s.node, Network: net, Workspace: workspace.Mount{HostPath: ws}})
 		sp.User = fmt.Sprintf("%d:%d", uid, gid)
 		if in.Service == "notebook" {
 			// Zoe's proxy token, which the notebook image takes as
@@ -436,31 +442,6 @@ func checkOwnedFile(t *testing.T, file, content string, uid, gid uint32) {
 	}
 }
 
-// instanceSpec is what the core's engine asks the back-end to start for an
-// instance (core/engine's spec): its name and DNS name, its environment,
-// ports and resources, the owner's workspace at /mnt/workspace.
-func instanceSpec(in zapp.Instance, s *setup, net, ws string) backend.ServiceSpec {
-	env := make(map[string]string, len(in.Environment)+1)
-	for _, v := range in.Environment {
-		env[v.Name] = v.Value
-	}
-	var ports []backend.Port
-	for _, pt := range in.Ports {
-		proto := pt.Protocol
-		if proto == "" {
-			proto = "tcp" // a ZApp's default
-		}
-		ports = append(ports, backend.Port{Port: uint16(pt.PortNumber), Protocol: proto, Name: pt.Name})
-	}
-	execID := env["EXECUTION_ID"]
-	return backend.ServiceSpec{Name: in.DNSName, Hostname: in.DNSName, Image: in.Image, WorkDir: in.WorkDir,
-		Environment: env, Node: s.node, Network: net, ExecutionID: execID, Ports: ports,
-		Labels: map[string]string{"zoe.execution": execID, "zoe.service": in.Name, "zoe.owner": "alice@example.org"},
-		Resources: backend.Resources{MemoryReservation: in.MemoryReservation, MemoryLimit: in.MemoryLimit,
-			Cores: in.Cores, CoresLimit: in.CoresLimit, ShmSize: in.Shm},
-		Volumes: []backend.Volume{{HostPath: ws, MountPoint: zapp.WorkspacePath}}}
-}
-
 func instanceNames(ins []zapp.Instance) string {
 	names := make([]string, len(ins))
 	for i, in := range ins {
@@ -477,22 +458,22 @@ func tailLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// jupyter is a client of a Jupyter server under its base URL.
-type jupyter struct {
+// jupyterServer is a client of a Jupyter server under its base URL.
+type jupyterServer struct {
 	base, token string
 	hc          *http.Client
 }
 
 // runInNotebook starts a kernel on the Jupyter server at base (its URL
 // with the proxy's prefix), runs code in it over the kernel's WebSocket
-// (the message shape of images/test/check.py), shuts the kernel down and
+// (internal/jupyter), shuts the kernel down and
 // returns what the code printed.
 func runInNotebook(ctx context.Context, base, token, code string) (string, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return "", err
 	}
-	j := &jupyter{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Jar: jar, Timeout: wait}}
+	j := &jupyterServer{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Jar: jar, Timeout: wait}}
 	// Jupyter answers once Python has imported it: long on a loaded
 	// machine. The page sets the _xsrf cookie.
 	var last string
@@ -529,7 +510,7 @@ func runInNotebook(ctx context.Context, base, token, code string) (string, error
 // do sends a request with the token (Authorization) and the _xsrf
 // cookie's value (X-XSRFToken, once the cookie is set): Jupyter takes
 // either, depending on whether its token is on.
-func (j *jupyter) do(ctx context.Context, method, path string, body io.Reader) ([]byte, int, error) {
+func (j *jupyterServer) do(ctx context.Context, method, path string, body io.Reader) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, j.base+path, body)
 	if err != nil {
 		return nil, 0, err
@@ -547,7 +528,7 @@ func (j *jupyter) do(ctx context.Context, method, path string, body io.Reader) (
 	return b, resp.StatusCode, err
 }
 
-func (j *jupyter) header(u *url.URL) http.Header {
+func (j *jupyterServer) header(u *url.URL) http.Header {
 	h := http.Header{"Authorization": {"token " + j.token}}
 	for _, c := range j.hc.Jar.Cookies(u) {
 		if c.Name == "_xsrf" {
@@ -559,12 +540,12 @@ func (j *jupyter) header(u *url.URL) http.Header {
 
 // execute runs code in the kernel and returns its output on stdout and
 // stderr; a Python exception is an error with its traceback.
-func (j *jupyter) execute(ctx context.Context, kernel, code string) (string, error) {
+func (j *jupyterServer) execute(ctx context.Context, kernel, code string) (string, error) {
 	u, err := url.Parse(j.base + "/api/kernels/" + kernel + "/channels")
 	if err != nil {
 		return "", err
 	}
-	session := strings.ToLower(rand.Text())
+	session := jupyter.NewID()
 	u.RawQuery = url.Values{"session_id": {session}}.Encode()
 	h := j.header(u)
 	u.Scheme = "ws"
@@ -573,57 +554,9 @@ func (j *jupyter) execute(ctx context.Context, kernel, code string) (string, err
 		return "", fmt.Errorf("the kernel's WebSocket: %w", err)
 	}
 	defer func() { _ = conn.CloseNow() }()
-	conn.SetReadLimit(1 << 20) // a traceback can be long
-	msgID := strings.ToLower(rand.Text())
-	req := map[string]any{
-		"header": map[string]any{"msg_id": msgID, "username": "test", "session": session,
-			"msg_type": "execute_request", "version": "5.3", "date": ""},
-		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
-		"content": map[string]any{"code": code, "silent": false, "store_history": false,
-			"user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": true},
+	x, err := jupyter.Run(ctx, conn, session, code, nil)
+	if err == nil {
+		_ = conn.Close(websocket.StatusNormalClosure, "")
 	}
-	if err := wsjson.Write(ctx, conn, req); err != nil {
-		return "", fmt.Errorf("sending the code: %w", err)
-	}
-	var out strings.Builder
-	replied, idle := false, false
-	for {
-		var m struct {
-			MsgType      string `json:"msg_type"`
-			ParentHeader struct {
-				MsgID string `json:"msg_id"`
-			} `json:"parent_header"`
-			Content struct {
-				Text           string   `json:"text"`
-				Traceback      []string `json:"traceback"`
-				Status         string   `json:"status"`
-				ExecutionState string   `json:"execution_state"`
-			} `json:"content"`
-		}
-		if err := wsjson.Read(ctx, conn, &m); err != nil {
-			return out.String(), fmt.Errorf("the kernel's WebSocket, after %q: %w", out.String(), err)
-		}
-		if m.ParentHeader.MsgID != msgID {
-			continue
-		}
-		switch m.MsgType {
-		case "stream":
-			out.WriteString(m.Content.Text)
-		case "error":
-			return out.String(), fmt.Errorf("the kernel: %s", strings.Join(m.Content.Traceback, "\n"))
-		case "status":
-			// After every output of the request (on iopub, which the
-			// reply on shell may overtake).
-			idle = idle || m.Content.ExecutionState == "idle"
-		case "execute_reply":
-			if m.Content.Status != "ok" {
-				return out.String(), fmt.Errorf("the kernel's reply: %s", m.Content.Status)
-			}
-			replied = true
-		}
-		if replied && idle {
-			_ = conn.Close(websocket.StatusNormalClosure, "")
-			return out.String(), nil
-		}
-	}
+	return x.Output(), err
 }
