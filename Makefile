@@ -33,7 +33,7 @@ build:
 # printed once; there is no default password. The shop's entries run the
 # analytics images (make images: 7 minutes the first time, nothing after),
 # examples/docker the test images.
-run: build test-images images
+run: build docker-engine test-images images
 	@$(BIN)/zoe users-file init --if-missing $(RUN_DIR)/users.csv
 	$(BIN)/zoe server -config examples/zoe.hcl
 
@@ -49,7 +49,7 @@ run: build test-images images
 # the root module's, so that its progress shows as it comes.
 # make lint and make test-go still run each alone.
 test: deps docker-engine proto-check
-	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp; $(stop_dockerd)' EXIT && \
 	  $(call step,lint and the tests of $(OTHER_MODULES) run in the background; their output follows); \
 	  { nice -n 19 $(MAKE) -s lint > $$tmp/lint 2>&1; echo $$? > $$tmp/lint.rc; } & \
 	  { $(MAKE) -s test-go MODULES="$(OTHER_MODULES)" > $$tmp/other 2>&1; echo $$? > $$tmp/other.rc; } & \
@@ -60,6 +60,13 @@ test: deps docker-engine proto-check
 	@$(call step,make test passed)
 
 step = echo "== $$(date +%T) $(1)"
+
+# A Docker engine that make test started (docker-engine, below) is stopped
+# when it ends, so that the machine is left as it was found.
+test: DOCKERD_STARTED = $(TEST_CACHE)/dockerd.started
+stop_dockerd = if [ -f $(DOCKERD_STARTED) ]; then pid=$$(cat $(DOCKERD_STARTED)); rm -f $(DOCKERD_STARTED); \
+  if [ "$$(cat /proc/$$pid/comm 2>/dev/null)" = dockerd ]; then $(call step,stopping the Docker engine make test started); \
+  kill $$pid; for i in $$(seq 30); do kill -0 $$pid 2>/dev/null || break; sleep 1; done; fi; fi
 
 # The images the Docker back-end's tests and examples/docker run, built in
 # the local engine without a registry: small FROM-scratch images of static
@@ -321,7 +328,8 @@ deps:
 # engine. One installed but not running (a session's processes end before
 # CI, and an engine restarted by hand ends with them: CI once failed at
 # once on "Cannot connect to the Docker daemon") is started here when make
-# runs as root, its log in TEST_CACHE; one that does not answer in 30 s
+# runs as root, its log in TEST_CACHE (and stopped at the end of make test;
+# make run leaves it running); one that does not answer in 30 s
 # (Docker 20.10's libnetwork can deadlock) stops make test with that reason
 # instead of hanging the tests.
 docker-engine:
@@ -334,6 +342,7 @@ docker-engine:
 	  [ "$$(id -u)" = 0 ] || { echo "no Docker engine answers: start it (sudo service docker start)"; exit 1; }; \
 	  mkdir -p $(TEST_CACHE) && echo "no Docker engine answers: starting dockerd, its log in $(TEST_CACHE)/dockerd.log"; \
 	  setsid dockerd >> $(TEST_CACHE)/dockerd.log 2>&1 < /dev/null & \
+	  $(if $(DOCKERD_STARTED),echo $$! > $(DOCKERD_STARTED);) \
 	  for i in $$(seq 60); do sleep 1; timeout 10 docker info >/dev/null 2>&1 && { echo "dockerd answers after $$i s"; exit 0; }; done; \
 	  echo "dockerd did not answer in 60 s; the end of its log:"; tail -20 $(TEST_CACHE)/dockerd.log; exit 1
 
