@@ -82,10 +82,14 @@ func TestREADMEWalkthrough(t *testing.T) {
 	t.Cleanup(cancel)
 
 	docker := dockerEngine(t)
-	// The README's ZApps reserve cores of the engine, which the other
-	// packages' Docker tests count on (testutil.DockerLock): shared with
-	// them, never beside one that needs the engine alone.
-	testutil.DockerLock(t, false)
+	// The engine's lock (below) is released last, after the daemons
+	// stopped and the deployments were removed: cleanups run in reverse.
+	var unlock func()
+	t.Cleanup(func() {
+		if unlock != nil {
+			unlock()
+		}
+	})
 	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +140,19 @@ func TestREADMEWalkthrough(t *testing.T) {
 	)
 
 	for _, b := range blocks {
+		// The README's ZApps reserve cores of the engine, which the other
+		// packages' Docker tests count on (testutil.DockerLock): shared
+		// with them, never beside one that needs the engine alone. Taken
+		// before the first block that starts no daemon: those before it
+		// build everything and start the README's daemons (make run), and
+		// reserve nothing, and the tests that need the engine alone wait
+		// for the walkthrough to end (minutes, under make test's load)
+		// rather than for them as well.
+		if unlock == nil && b.Expect.Daemon == "" {
+			if unlock, err = testutil.LockDocker(false); err != nil {
+				t.Fatal(err)
+			}
+		}
 		ok := t.Run(b.Name, func(t *testing.T) {
 			if err := w.block(ctx, t.Logf, b); err != nil {
 				t.Fatal(err)

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -23,9 +24,20 @@ import (
 //     A test that checks the isolation must create no network beside it.
 func DockerLock(t testing.TB, exclusive bool) {
 	t.Helper()
+	unlock, err := LockDocker(exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
+}
+
+// LockDocker is DockerLock for a test that takes the lock after its start
+// and must release it at a moment of its choosing (unlock), such as after
+// cleanups registered before it.
+func LockDocker(exclusive bool) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "zoe-test-docker.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		t.Fatalf("the Docker engine's test lock: %v", err)
+		return nil, fmt.Errorf("the Docker engine's test lock: %w", err)
 	}
 	how := syscall.LOCK_SH
 	if exclusive {
@@ -33,8 +45,8 @@ func DockerLock(t testing.TB, exclusive bool) {
 	}
 	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
-		t.Fatalf("the Docker engine's test lock: %v", err)
+		return nil, fmt.Errorf("the Docker engine's test lock: %w", err)
 	}
 	// Closing the file releases the lock.
-	t.Cleanup(func() { f.Close() })
+	return func() { f.Close() }, nil
 }
