@@ -62,11 +62,15 @@ test: deps docker-engine proto-check
 step = echo "== $$(date +%T) $(1)"
 
 # A Docker engine that make test started (docker-engine, below) is stopped
-# when it ends, so that the machine is left as it was found.
+# when it ends, so that the machine is left as it was found; but not while
+# another make test runs its tests on it (it holds test-go's lock): the
+# last one to end stops it.
 test: DOCKERD_STARTED = $(TEST_CACHE)/dockerd.started
-stop_dockerd = if [ -f $(DOCKERD_STARTED) ]; then pid=$$(cat $(DOCKERD_STARTED)); rm -f $(DOCKERD_STARTED); \
+stop_dockerd = if [ -f $(DOCKERD_STARTED) ]; then \
+  if ! flock -n $(TEST_CACHE)/root.lock true; then echo "another make test uses the Docker engine this one started: left running"; \
+  else pid=$$(cat $(DOCKERD_STARTED)); rm -f $(DOCKERD_STARTED); \
   if [ "$$(cat /proc/$$pid/comm 2>/dev/null)" = dockerd ]; then $(call step,stopping the Docker engine make test started); \
-  kill $$pid; for i in $$(seq 30); do kill -0 $$pid 2>/dev/null || break; sleep 1; done; fi; fi
+  kill $$pid; for i in $$(seq 30); do kill -0 $$pid 2>/dev/null || break; sleep 1; done; fi; fi; fi
 
 # The images the Docker back-end's tests and examples/docker run, built in
 # the local engine without a registry: small FROM-scratch images of static
