@@ -53,6 +53,12 @@ func (s *swarmTests) hold(t *testing.T) *testutil.SwarmEngine {
 	}
 	s.mu.Lock()
 	t.Cleanup(s.mu.Unlock)
+	logFrom := s.engine.LogSize()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.engine.ErrorsSince(logFrom, 60))
+		}
+	})
 	return s.engine
 }
 

@@ -1,9 +1,11 @@
 package testutil
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -477,4 +479,40 @@ func (e *SwarmEngine) Close() error {
 		return e.lock.Close()
 	}
 	return nil
+}
+
+// LogSize is how long the engine's log is now: what ErrorsSince reads
+// from.
+func (e *SwarmEngine) LogSize() int64 {
+	fi, err := os.Stat(e.logPath())
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// ErrorsSince returns the engine's warnings and errors logged after the
+// log was off bytes long, the last max of them: what a failed test shows
+// of the swarm's side (its allocator and scheduler report only there).
+func (e *SwarmEngine) ErrorsSince(off int64, max int) string {
+	f, err := os.Open(e.logPath())
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err.Error()
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); strings.Contains(l, "level=error") || strings.Contains(l, "level=warning") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > max {
+		lines = append([]string{fmt.Sprintf("(%d earlier lines left out)", len(lines)-max)}, lines[len(lines)-max:]...)
+	}
+	return fmt.Sprintf("the swarm engine's warnings and errors (log %s):\n%s", e.logPath(), strings.Join(lines, "\n"))
 }

@@ -24,8 +24,12 @@ import (
 	"github.com/zoe-project/zoe/sdk/backend"
 )
 
-// wait bounds every wait for the swarm in these tests.
-const wait = 90 * time.Second
+// wait bounds a whole test (ctxFor) and each wait for the swarm: a bound
+// against a hang, not a timing. Alone, a test here takes 5–35 s; under
+// make test, with every package's tests beside it, four to six times that
+// (90 s, the bound before, ended TestKillLeavesNothing and
+// TestBatchExitCodes mid-way in CI while their services were starting).
+const wait = 5 * time.Minute
 
 var (
 	// pluginBinary is the plugin built by TestMain, which the conformance
@@ -111,7 +115,11 @@ func deployment(t testing.TB) string {
 	needEngine(t)
 	dep := "zoe-test-" + testutil.RandomSuffix()
 	cli := engineClient(t)
+	logFrom := engine.LogSize()
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(engine.ErrorsSince(logFrom, 60))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		f := client.Filters{}.Add("label", swarm.LabelDeployment+"="+dep)

@@ -52,10 +52,9 @@ func addWorker(t *testing.T) *testutil.SwarmEngine {
 func TestTwoNodes(t *testing.T) {
 	w := addWorker(t) // first: its Close runs after the deployment's cleanup
 	p := open(t, deployment(t), nil)
-	// One bound for the whole test, a dozen steps on two engines: 19 s
-	// alone, but over 90 s (the bound of one wait, ctxFor's) at a load
+	// A dozen steps on two engines: 19 s alone, over 90 s at a load
 	// average of 50.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	t.Cleanup(cancel)
 	cli := engineClient(t)
 	wcli, err := w.Client()

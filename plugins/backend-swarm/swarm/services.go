@@ -117,7 +117,10 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 }
 
 // waitStarted polls the new service's task until it runs or has ended.
+// When ctx ends first, the error says where the task was: a task the
+// swarm's allocator never took stays "new".
 func (p *Plugin) waitStarted(ctx context.Context, rt *runtime, id, name string) (backend.ServiceStatus, error) {
+	where := "the swarm made no task for it"
 	for {
 		res, err := rt.cli.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
 		if err != nil {
@@ -129,6 +132,7 @@ func (p *Plugin) waitStarted(ctx context.Context, rt *runtime, id, name string) 
 		}
 		t := mainTask(tasks)
 		if t != nil {
+			where = taskWhere(*t)
 			switch s := t.Status.State; {
 			case s == swarm.TaskStateRejected:
 				return backend.ServiceStatus{}, rejected(name, t.Status.Err)
@@ -144,10 +148,25 @@ func (p *Plugin) waitStarted(ctx context.Context, rt *runtime, id, name string) 
 		}
 		select {
 		case <-ctx.Done():
-			return backend.ServiceStatus{}, dockerapi.Wrap(ctx.Err(), "service %q did not start", name)
+			return backend.ServiceStatus{}, dockerapi.Wrap(ctx.Err(), "service %q did not start (%s)", name, where)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// taskWhere tells a task's state, its message and since when.
+func taskWhere(t swarm.Task) string {
+	s := fmt.Sprintf("its task %s is %s", t.ID, t.Status.State)
+	if t.Status.Message != "" {
+		s += ": " + t.Status.Message
+	}
+	if t.Status.Err != "" {
+		s += ": " + t.Status.Err
+	}
+	if !t.Status.Timestamp.IsZero() {
+		s += ", since " + t.Status.Timestamp.UTC().Format(time.RFC3339)
+	}
+	return s
 }
 
 // rejected is the error of a task the swarm rejected: the spec's fault

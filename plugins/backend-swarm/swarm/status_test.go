@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -36,6 +37,30 @@ func TestEndedTask(t *testing.T) {
 			st, err := p.status(context.Background(), &runtime{}, s, []swarm.Task{task}, map[string]nodeInfo{"n": {name: "node"}})
 			if err != nil || st.State != backend.ServiceExited || st.ExitCode != c.wantCode || !strings.Contains(st.Message, c.wantMsg) {
 				t.Errorf("status = %+v, %v; want exited with %d, a message with %q", st, err, c.wantCode, c.wantMsg)
+			}
+		})
+	}
+}
+
+// TestTaskWhere: what Start's "did not start" error says of the task.
+func TestTaskWhere(t *testing.T) {
+	at := time.Date(2026, 12, 7, 13, 29, 12, 0, time.UTC)
+	cases := []struct {
+		name string
+		st   swarm.TaskStatus
+		want string
+	}{
+		{"never allocated", swarm.TaskStatus{State: swarm.TaskStateNew, Message: "created", Timestamp: at},
+			"its task t1 is new: created, since 2026-12-07T13:29:12Z"},
+		{"not placed yet", swarm.TaskStatus{State: swarm.TaskStatePending, Message: "pending task scheduling"},
+			"its task t1 is pending: pending task scheduling"},
+		{"with an error", swarm.TaskStatus{State: swarm.TaskStatePreparing, Message: "preparing", Err: "pulling"},
+			"its task t1 is preparing: preparing: pulling"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := taskWhere(swarm.Task{ID: "t1", Status: c.st}); got != c.want {
+				t.Errorf("taskWhere = %q, want %q", got, c.want)
 			}
 		})
 	}
