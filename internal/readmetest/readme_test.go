@@ -149,7 +149,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		// for the walkthrough to end (minutes, under make test's load)
 		// rather than for them as well.
 		if unlock == nil && b.Expect.Daemon == "" {
-			if unlock, err = testutil.LockDocker(false); err != nil {
+			if unlock, err = testutil.LockDocker(t.Name(), false); err != nil {
 				t.Fatal(err)
 			}
 		}

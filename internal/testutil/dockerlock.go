@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // DockerLock holds a lock on the local Docker engine until t ends,
@@ -24,7 +25,7 @@ import (
 //     A test that checks the isolation must create no network beside it.
 func DockerLock(t testing.TB, exclusive bool) {
 	t.Helper()
-	unlock, err := LockDocker(exclusive)
+	unlock, err := LockDocker(t.Name(), exclusive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,10 @@ func DockerLock(t testing.TB, exclusive bool) {
 // LockDocker is DockerLock for a test that takes the lock after its start
 // and must release it at a moment of its choosing (unlock), such as after
 // cleanups registered before it.
-func LockDocker(exclusive bool) (unlock func(), err error) {
+//
+// With ZOE_TEST_LOCK_LOG set to a file, each holder appends to it how long
+// it waited and held the lock: where make test's time goes.
+func LockDocker(who string, exclusive bool) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "zoe-test-docker.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("the Docker engine's test lock: %w", err)
@@ -43,10 +47,37 @@ func LockDocker(exclusive bool) (unlock func(), err error) {
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
+	asked := time.Now()
 	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("the Docker engine's test lock: %w", err)
 	}
+	got := time.Now()
 	// Closing the file releases the lock.
-	return func() { f.Close() }, nil
+	return func() {
+		f.Close()
+		logLock(who, exclusive, asked, got, time.Now())
+	}, nil
+}
+
+// logLock appends a holder's line to ZOE_TEST_LOCK_LOG, if set: the
+// times it asked, got and released the lock, the seconds it waited and
+// held it, and whether alone.
+func logLock(who string, exclusive bool, asked, got, released time.Time) {
+	path := os.Getenv("ZOE_TEST_LOCK_LOG")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	mode := "shared"
+	if exclusive {
+		mode = "alone"
+	}
+	// One write per line: O_APPEND keeps the lines of several processes whole.
+	_, _ = fmt.Fprintf(f, "%s %s %s wait=%.0fs held=%.0fs %s\n", asked.Format("15:04:05"), got.Format("15:04:05"),
+		released.Format("15:04:05"), got.Sub(asked).Seconds(), released.Sub(got).Seconds(), mode+" "+who)
 }
