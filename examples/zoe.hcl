@@ -251,6 +251,7 @@ backend "docker" {
   #   address          = "tcp://10.0.0.1:2376"
   #   external_address = "10.0.0.1" # where users reach published ports
   #   labels           = ["gpu"]
+  #   cores            = 12 # what Zoe may reserve there; default: the engine's CPUs
   #   tls {
   #     ca_file   = "certs/ca.pem"
   #     cert_file = "certs/cert.pem"

@@ -6,7 +6,8 @@ package daemon
 // and WebSocket), against the scheduler by its DNS name, writing its
 // result to the owner's workspace as the owner; an elastic worker killed
 // in the middle of a computation, replaced by Zoe, and the computation
-// finishing; the proxy's doors; nothing left after the end.
+// finishing; the scheduler's dashboard through the proxy; the proxy's
+// doors; nothing left after the end.
 
 import (
 	"context"
@@ -86,6 +87,7 @@ func TestDaskOnDocker(t *testing.T) {
 		}
 		return n == 4, strings.Join(states, ", ")
 	})
+	checkDashboard(t, alice, alice.execution(ex.ID))
 
 	nb := notebookThroughProxy(alice.apiClient, ex.ID, "notebook0")
 	version := nb.waitReady(t)

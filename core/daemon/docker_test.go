@@ -76,14 +76,16 @@ var dockerSetUp = sync.OnceValue(func() error {
 
 // holdCores holds the Docker engine (testutil.DockerLock) until t ends,
 // alone or shared with the other Docker tests, of this package or another.
-// Alone: TestExamplesOnDocker, since spark-0's elastic workers take every
-// core left (of 2 here) and a test submitting beside it would wait in the
+// Alone: TestDaskOnDocker, whose cluster reserves 1.75 cores of the 2 here,
+// so that an execution of a test submitting beside it would wait in the
 // queue past its bounds; and TestDockerEndToEnd, which checks that two
 // users' networks are isolated, which another network's creation breaks
-// for a moment. The others share it (they reserve 0.1 cores each). The
-// tests take it once their daemon serves, before their first submission:
-// daemons start beside each other, and a test's executions are gone when
-// it passes.
+// for a moment (holding it alone for that step only would not do: its
+// executions would go on reserving cores while it waits, under a test
+// that holds the engine alone for its cores). The others share it (their
+// executions reserve a core at most, one at a time). The tests take it
+// once their daemon serves, before their first submission: daemons start
+// beside each other, and a test's executions are gone when it passes.
 func holdCores(t *testing.T, alone bool) {
 	testutil.DockerLock(t, alone)
 }
@@ -528,7 +530,7 @@ func endToEnd(t *testing.T, env e2eEnv, srv *zoeServer) {
 			s, _ := service(ex, "worker1")
 			now := env.units(t, cluster.ID)[name]
 			return s.RestartCount == 1 && s.Status == "running" && now != before,
-				fmt.Sprintf("%s, worker1 %s restarts %d, %s (before %s)", ex.Status, s.Status, s.RestartCount, now, before)
+				fmt.Sprintf("%s, worker1 %s %q restarts %d, %s (before %s)", ex.Status, s.Status, s.ErrorMessage, s.RestartCount, now, before)
 		})
 		if ex := alice.execution(cluster.ID); ex.Status != "running" {
 			t.Errorf("the execution is %s after an elastic worker died", ex.Status)

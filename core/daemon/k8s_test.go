@@ -386,7 +386,7 @@ func TestK8sEndToEnd(t *testing.T) {
 			s, _ := service(ex, "worker1")
 			now := env.pods(t, cluster.ID)[name]
 			return s.RestartCount == 1 && s.Status == "running" && now != "" && now != before,
-				fmt.Sprintf("%s, worker1 %s restarts %d, pod %s (before %s)", ex.Status, s.Status, s.RestartCount, now, before)
+				fmt.Sprintf("%s, worker1 %s %q restarts %d, pod %s (before %s)", ex.Status, s.Status, s.ErrorMessage, s.RestartCount, now, before)
 		})
 		if ex := alice.execution(cluster.ID); ex.Status != "running" {
 			t.Errorf("the execution is %s after an elastic worker died", ex.Status)

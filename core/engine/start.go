@@ -181,6 +181,8 @@ func (e *Engine) start(ctx context.Context, snap state.Execution, jobs []job, ad
 			case errors.As(err, &r):
 				// An elastic service the back-end refused is in error, for
 				// good; the next pass starts the later orders.
+				e.log.Warn("elastic service could not start: left in error", "execution", ex.ID, "owner", ex.Owner,
+					"service", jobs[i+k].sv.Name, "error", r.err)
 				if retry == nil {
 					retry = errRefusedElastic
 				}

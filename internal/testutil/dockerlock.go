@@ -25,11 +25,11 @@ import (
 //     A test that checks the isolation must create no network beside it.
 func DockerLock(t testing.TB, exclusive bool) {
 	t.Helper()
-	unlock, err := LockDocker(t.Name(), exclusive)
+	h, err := lockDocker(t.Name(), exclusive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(unlock)
+	t.Cleanup(h.release)
 }
 
 // LockDocker is DockerLock for a test that takes the lock after its start
@@ -39,6 +39,22 @@ func DockerLock(t testing.TB, exclusive bool) {
 // With ZOE_TEST_LOCK_LOG set to a file, each holder appends to it how long
 // it waited and held the lock: where make test's time goes.
 func LockDocker(who string, exclusive bool) (unlock func(), err error) {
+	h, err := lockDocker(who, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	return h.release, nil
+}
+
+// dockerHold is a holder of the engine's lock.
+type dockerHold struct {
+	f          *os.File
+	who        string
+	exclusive  bool
+	asked, got time.Time
+}
+
+func lockDocker(who string, exclusive bool) (*dockerHold, error) {
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "zoe-test-docker.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("the Docker engine's test lock: %w", err)
@@ -47,17 +63,19 @@ func LockDocker(who string, exclusive bool) (unlock func(), err error) {
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
-	asked := time.Now()
+	h := &dockerHold{f: f, who: who, exclusive: exclusive, asked: time.Now()}
 	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("the Docker engine's test lock: %w", err)
 	}
-	got := time.Now()
-	// Closing the file releases the lock.
-	return func() {
-		f.Close()
-		logLock(who, exclusive, asked, got, time.Now())
-	}, nil
+	h.got = time.Now()
+	return h, nil
+}
+
+// release closes the file, which releases the lock.
+func (h *dockerHold) release() {
+	h.f.Close()
+	logLock(h.who, h.exclusive, h.asked, h.got, time.Now())
 }
 
 // logLock appends a holder's line to ZOE_TEST_LOCK_LOG, if set: the

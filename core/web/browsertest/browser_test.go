@@ -102,17 +102,30 @@ func TestDocker(t *testing.T) {
 // TestDockerDask is the README's path from the shop's page to a Dask
 // computation in a notebook, on the real images of make images. The
 // cluster reserves 1.75 of the 2 cores here: no other Docker test (of any
-// package) runs beside it, or their executions would wait.
+// package) runs beside it, or their executions would wait. It holds the
+// engine alone from the click that starts the cluster to the end, not
+// while the daemon and the browser start (a minute, under make test's
+// load, that the other Docker tests would wait for).
 func TestDockerDask(t *testing.T) {
 	t.Parallel()
-	testutil.DockerLock(t, true)
+	var unlock func()
+	// Registered first, so released last: after the deployment's removal.
+	t.Cleanup(func() {
+		if unlock != nil {
+			unlock()
+		}
+	})
 	cli, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		t.Fatalf("Docker client: %v", err)
 	}
 	defer cli.Close()
 	testutil.RequireAnalyticsImages(t, cli)
-	daskNotebook(t, startDockerDaemon(t))
+	daskNotebook(t, startDockerDaemon(t), func() {
+		if unlock, err = testutil.LockDocker(t.Name(), true); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // startDockerDaemon starts a daemon on the local Docker engine, with the
@@ -387,7 +400,7 @@ func guest(t *testing.T, d *daemon, param, value string) {
 // backend-sim, a simulated service's page.
 func exampleNotebook(t *testing.T, d *daemon, page []string) {
 	b := chromium.Browser(t)
-	startExampleEntry(t, b, d, "Jupyter notebook", "Idle shutdown (minutes)", "my notebook")
+	startExampleEntry(t, b, d, "Jupyter notebook", "Idle shutdown (minutes)", "my notebook", nil)
 	b.Screenshot("notebook running")
 	b.AssertClean()
 	execURL := b.URL()
@@ -408,7 +421,8 @@ func exampleNotebook(t *testing.T, d *daemon, page []string) {
 // startExampleEntry logs alice in and starts the example shop's entry
 // from its start page, with its defaults (the start page shows field),
 // and waits until it runs and its endpoints show.
-func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, field, name string) {
+// beforeStart, when not nil, runs just before the click that starts it.
+func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, field, name string, beforeStart func()) {
 	t.Helper()
 	logIn(t, b, d, "alice")
 	b.Click("ZApp shop")
@@ -417,6 +431,9 @@ func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, fiel
 	b.Click("Start " + entry)
 	b.WaitText(field)
 	b.Fill("Execution name", name)
+	if beforeStart != nil {
+		beforeStart()
+	}
 	b.Click("Start")
 	waitStatus(t, b, "running")
 	b.WaitSelector("#endpoints a")
@@ -425,12 +442,13 @@ func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, fiel
 // daskNotebook is the path of the README from the shop to a computation:
 // alice starts the example shop's Dask cluster from the web page, opens
 // its notebook through Zoe's proxy (the real Jupyter of make images),
-// makes a notebook, and computes on the cluster in a cell.
-func daskNotebook(t *testing.T, d *daemon) {
+// makes a notebook, and computes on the cluster in a cell. beforeStart
+// runs just before the click that starts the cluster.
+func daskNotebook(t *testing.T, d *daemon, beforeStart func()) {
 	b := chromium.Browser(t)
 	// Jupyter's pages take their time on 2 busy cores.
 	b.SetStepTimeout(3 * time.Minute)
-	startExampleEntry(t, b, d, "Dask cluster with a notebook", "Workers", "my cluster")
+	startExampleEntry(t, b, d, "Dask cluster with a notebook", "Workers", "my cluster", beforeStart)
 	b.Screenshot("Dask cluster running")
 	execURL := b.URL()
 	link := js[string](t, b, `[...document.querySelectorAll("#endpoints a")].map(a => a.getAttribute("href")).find(h => h.includes("/notebook0/8888/")) || ""`)

@@ -73,6 +73,7 @@ const (
 	attrExternal     = "external_address"
 	attrLabels       = "labels"
 	attrDisabled     = "disabled"
+	attrCores        = "cores"
 	attrPullImages   = "pull_images"
 	defaultExternal  = "127.0.0.1"
 	nodeCallTimeout  = 5 * time.Second
@@ -118,7 +119,10 @@ type host struct {
 	external string
 	labels   []string
 	disabled bool
-	cache    *hostCache
+	// cores is what Zoe may reserve, when set (> 0): the node's Cores
+	// instead of the engine's CPUs.
+	cores float64
+	cache *hostCache
 }
 
 // New returns an unconfigured back-end that logs to log.
@@ -156,6 +160,8 @@ func (p *Plugin) Schema() sdk.Schema {
 					{Name: attrExternal, Type: "string", Default: defaultExternal, Help: "Address on which users reach the ports published on this host."},
 					{Name: attrLabels, Type: "list(string)", Default: []string{}, Help: "Labels services may ask for, e.g. gpu."},
 					{Name: attrDisabled, Type: "bool", Default: false, Help: "A disabled host keeps what it runs but takes nothing new."},
+					{Name: attrCores, Type: "number", Default: 0, Help: "Cores Zoe may reserve on this host, instead of the engine's CPUs (0): fewer to keep some for other work, " +
+						"more to overcommit (reservations are shares, not caps: services of mostly idle notebooks can share a core)."},
 				},
 				Blocks: []sdk.Block{dockerapi.TLSBlock("Client certificates for an engine that requires TLS.")},
 			},
@@ -173,6 +179,7 @@ type hostConfig struct {
 	External string         `json:"external_address"`
 	Labels   []string       `json:"labels"`
 	Disabled bool           `json:"disabled"`
+	Cores    float64        `json:"cores"`
 	TLS      *dockerapi.TLS `json:"tls"`
 }
 
@@ -226,6 +233,11 @@ func newHost(name string, hc hostConfig, validateOnly bool) (*host, sdk.Diagnost
 	if hc.External == "" {
 		hc.External = defaultExternal
 	}
+	if hc.Cores < 0 || math.IsNaN(hc.Cores) || math.IsInf(hc.Cores, 0) {
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: "invalid cores",
+			Detail: fmt.Sprintf("%v: the cores Zoe may reserve on host %q, a positive number (0 for the engine's CPUs)", hc.Cores, name),
+			Path:   []string{blockHost, name, attrCores}})
+	}
 	if diags.HasErrors() || validateOnly {
 		return nil, diags
 	}
@@ -235,7 +247,8 @@ func newHost(name string, hc hostConfig, validateOnly bool) (*host, sdk.Diagnost
 			Path: []string{blockHost, name, dockerapi.AttrAddress}})
 		return nil, diags
 	}
-	return &host{name: name, cli: cli, external: hc.External, labels: slices.Clone(hc.Labels), disabled: hc.Disabled, cache: newHostCache()}, diags
+	return &host{name: name, cli: cli, external: hc.External, labels: slices.Clone(hc.Labels), disabled: hc.Disabled, cores: hc.Cores,
+		cache: newHostCache()}, diags
 }
 
 func (rt *runtime) closeAll() {
@@ -300,6 +313,9 @@ func (p *Plugin) node(ctx context.Context, h *host) backend.Node {
 		return n
 	}
 	n.Cores, n.MemoryBytes = float64(info.Info.NCPU), info.Info.MemTotal
+	if h.cores > 0 {
+		n.Cores = h.cores
+	}
 	if h.disabled {
 		n.State, n.StateDetail = backend.NodeDisabled, "disabled in the configuration"
 	}

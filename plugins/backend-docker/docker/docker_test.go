@@ -40,6 +40,8 @@ func TestConfigure(t *testing.T) {
 		{"missing TLS files", map[string]any{"host": map[string]any{"n1": map[string]any{"address": "tcp://10.0.0.1:2376",
 			"tls": map[string]any{"ca_file": filepath.Join(dir, "ca.pem"), "cert_file": filepath.Join(dir, "c.pem"), "key_file": filepath.Join(dir, "k.pem")}}}}, "host.n1.tls.ca_file"},
 		{"an unknown attribute", map[string]any{"hosts": 1}, "invalid configuration"},
+		{"cores of its own", map[string]any{"host": map[string]any{"n1": map[string]any{"cores": 12.5}}}, ""},
+		{"negative cores", map[string]any{"host": map[string]any{"n1": map[string]any{"cores": -2}}}, "host.n1.cores"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,7 +68,7 @@ func TestConfigure(t *testing.T) {
 func TestNodes(t *testing.T) {
 	t.Parallel()
 	dep := deployment(t)
-	p := open(t, dep, map[string]any{"host": map[string]any{"n1": map[string]any{"labels": []string{"ssd"}, "external_address": "10.1.2.3"}}})
+	p := open(t, dep, map[string]any{"host": map[string]any{"n1": map[string]any{"labels": []string{"ssd"}, "external_address": "10.1.2.3", "cores": 64}}})
 	ctx := ctxFor(t)
 	net := testutil.CreateNetwork(t, ctx, p)
 	testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.HTTPService,
@@ -82,7 +84,7 @@ func TestNodes(t *testing.T) {
 	}{
 		{"named n1", n.Name == "n1"},
 		{"ready", n.State == backend.NodeReady},
-		{"with cores and memory", n.Cores > 0 && n.MemoryBytes > 0},
+		{"with its configured cores and the engine's memory", n.Cores == 64 && n.MemoryBytes > 0},
 		{"labelled ssd", slices.Equal(n.Labels, []string{"ssd"})},
 		{"at its external address", n.Address == "10.1.2.3"},
 		{"holding the test images", slices.Contains(n.Images, testimages.HTTPService)},
@@ -91,6 +93,14 @@ func TestNodes(t *testing.T) {
 		if !c.ok {
 			t.Errorf("node %+v: not %s", n, c.what)
 		}
+	}
+	// Without cores, the engine's CPUs.
+	info, err := dockerClient(t).Info(ctx, client.InfoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := open(t, dep, nil).Nodes(ctx); err != nil || len(nodes) != 1 || nodes[0].Cores != float64(info.Info.NCPU) {
+		t.Errorf("Nodes without cores = %+v, %v; want the engine's %d CPUs", nodes, err, info.Info.NCPU)
 	}
 }
 
