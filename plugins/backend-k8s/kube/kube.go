@@ -35,8 +35,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -503,7 +505,10 @@ func (rt *runtime) ensureNamespace(ctx context.Context) error {
 }
 
 // wrap gives a Kubernetes error its sdk category, keeping the cluster's
-// message.
+// message. A request that failed on its way (the connection refused,
+// reset or closed mid-answer: a *url.Error, an EOF) is the cluster
+// unreachable, as a refused connection is: the core tries again later,
+// rather than taking it for a refusal of what was asked.
 func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
@@ -511,13 +516,15 @@ func wrap(err error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	var op *net.OpError
 	var dns *net.DNSError
+	var ue *url.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrDeadlineExceeded)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: %w", msg, err)
-	case errors.As(err, &op), errors.As(err, &dns), apierrors.IsServiceUnavailable(err), apierrors.IsTimeout(err),
-		apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err), apierrors.IsInternalError(err):
+	case errors.As(err, &op), errors.As(err, &dns), errors.As(err, &ue), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		apierrors.IsServiceUnavailable(err), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsInternalError(err):
 		return fmt.Errorf("%s: cluster unreachable: %v: %w", msg, err, sdk.ErrUnavailable)
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrNotFound)

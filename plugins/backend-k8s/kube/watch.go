@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/zoe-project/zoe/sdk"
 )
 
 // clusterCache is what the plugin reads of the cluster, kept current by
@@ -190,7 +193,13 @@ func (c *clusterCache) failure() error {
 		return nil
 	}
 	sort.Strings(whats)
-	return wrap(c.failing[whats[0]], "list and watch %s", whats[0])
+	err := wrap(c.failing[whats[0]], "list and watch %s", whats[0])
+	if sdk.Category(err) == sdk.ErrInternal {
+		// Whatever it is, the cluster does not answer as it should
+		// (a refusal, such as RBAC's, keeps its category).
+		err = fmt.Errorf("%w: %w", err, sdk.ErrUnavailable)
+	}
+	return err
 }
 
 // slimPod keeps the deployment's pods whole (but for their managed

@@ -3,6 +3,10 @@ package kube
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +111,55 @@ func TestCacheRefused(t *testing.T) {
 				t.Errorf("List = %v, %v; want the refusal", list, err)
 			}
 		})
+	}
+}
+
+// TestWrapKinds: what the cluster's answers, and the failures of the
+// requests on their way, become for the core. A request that fails on
+// the way is the cluster unreachable (tried again later), never a refusal
+// of what was asked.
+func TestWrapKinds(t *testing.T) {
+	gr := schema.GroupResource{Resource: "pods"}
+	cases := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"connection lost mid-answer", &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/api/v1/pods", Err: errors.New("http2: client connection lost")}, sdk.ErrUnavailable},
+		{"an answer cut short", fmt.Errorf("decoding: %w", io.ErrUnexpectedEOF), sdk.ErrUnavailable},
+		{"the stream closed", io.EOF, sdk.ErrUnavailable},
+		{"connection refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, sdk.ErrUnavailable},
+		{"the server's timeout", apierrors.NewServerTimeout(gr, "list", 1), sdk.ErrUnavailable},
+		{"the client's deadline", context.DeadlineExceeded, sdk.ErrDeadlineExceeded},
+		{"not found", apierrors.NewNotFound(gr, "x"), sdk.ErrNotFound},
+		{"RBAC", apierrors.NewForbidden(gr, "x", errors.New("no")), sdk.ErrPermissionDenied},
+		{"invalid", apierrors.NewBadRequest("bad"), sdk.ErrInvalidArgument},
+		{"something else", errors.New("what is this"), sdk.ErrInternal},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := sdk.Category(wrap(c.err, "list pods")); got != c.want {
+				t.Errorf("wrap(%v) is %v, want %v", c.err, got, c.want)
+			}
+		})
+	}
+}
+
+// TestCacheFailureKinds: a list or watch that fails for a reason without
+// a category makes the cluster unavailable (the core tries again), while
+// a refusal keeps its category.
+func TestCacheFailureKinds(t *testing.T) {
+	c := &clusterCache{failing: map[string]error{}}
+	c.record("pods", errors.New("an error on the server (\"unknown\") has prevented the request from succeeding"))
+	if err := c.failure(); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("failure() = %v, want unavailable", err)
+	}
+	c.record("pods", apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("RBAC")))
+	if err := c.failure(); !errors.Is(err, sdk.ErrPermissionDenied) || errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("failure() = %v, want permission denied only", err)
+	}
+	c.record("pods", nil)
+	if err := c.failure(); err != nil {
+		t.Errorf("failure() after a success = %v", err)
 	}
 }
