@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -23,7 +24,9 @@ func Wrap(err error, format string, args ...any) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrDeadlineExceeded)
-	case client.IsErrConnectionFailed(err), errors.As(err, &op), cerrdefs.IsUnavailable(err):
+	case client.IsErrConnectionFailed(err), errors.As(err, &op), cerrdefs.IsUnavailable(err),
+		// The engine closed the connection mid-answer (stopping, restarting).
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: engine unreachable: %v: %w", msg, err, sdk.ErrUnavailable)
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("%s: %v: %w", msg, err, sdk.ErrNotFound)

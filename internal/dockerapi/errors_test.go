@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 
@@ -29,6 +30,8 @@ func TestWrap(t *testing.T) {
 		{cerrdefs.ErrUnavailable, sdk.ErrUnavailable},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, sdk.ErrUnavailable},
 		{context.DeadlineExceeded, sdk.ErrDeadlineExceeded},
+		{io.ErrUnexpectedEOF, sdk.ErrUnavailable},
+		{io.EOF, sdk.ErrUnavailable},
 	}
 	for _, tt := range tests {
 		got := Wrap(fmt.Errorf("docker says: %w", tt.in), "create %q", "x")
