@@ -235,7 +235,7 @@ func newHost(name string, hc hostConfig, validateOnly bool) (*host, sdk.Diagnost
 	}
 	if hc.Cores < 0 || math.IsNaN(hc.Cores) || math.IsInf(hc.Cores, 0) {
 		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Summary: "invalid cores",
-			Detail: fmt.Sprintf("%v: the cores Zoe may reserve on host %q, a positive number (0 for the engine's CPUs)", hc.Cores, name),
+			Detail: fmt.Sprintf("%v: the cores Zoe may reserve on host %q must be 0 or more (0: the engine's CPUs)", hc.Cores, name),
 			Path:   []string{blockHost, name, attrCores}})
 	}
 	if diags.HasErrors() || validateOnly {
