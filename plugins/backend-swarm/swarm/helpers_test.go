@@ -205,17 +205,27 @@ func subscribe(t *testing.T, ctx context.Context, p backend.Backend) <-chan back
 	return events
 }
 
-// updateNode changes swarm node id's spec with f.
+// updateNode changes swarm node id's spec with f. The swarm updates its
+// node objects too (the allocator, as tasks come and go on the node): an
+// update of a version read before one of those is "out of sequence", and
+// is made again on the node as it is now, as the swarm's versioned
+// updates are meant to be used (the plugin's markStopped does the same).
 func updateNode(t testing.TB, ctx context.Context, cli *client.Client, id string, f func(*swarmtypes.NodeSpec)) {
 	t.Helper()
-	res, err := cli.NodeInspect(ctx, id, client.NodeInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := res.Node.Spec
-	f(&spec)
-	if _, err := cli.NodeUpdate(ctx, id, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec}); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		res, err := cli.NodeInspect(ctx, id, client.NodeInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := res.Node.Spec
+		f(&spec)
+		_, err = cli.NodeUpdate(ctx, id, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec})
+		if err == nil {
+			return
+		}
+		if attempt >= 5 || !strings.Contains(err.Error(), "out of sequence") {
+			t.Fatalf("update node %s (attempt %d): %v", id, attempt, err)
+		}
 	}
 }
 
