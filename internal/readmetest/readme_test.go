@@ -83,13 +83,8 @@ func TestREADMEWalkthrough(t *testing.T) {
 
 	docker := dockerEngine(t)
 	// The engine's lock (below) is released last, after the daemons
-	// stopped and the deployments were removed: cleanups run in reverse.
-	var unlock func()
-	t.Cleanup(func() {
-		if unlock != nil {
-			unlock()
-		}
-	})
+	// stopped and the deployments were removed.
+	lock, locked := testutil.DockerLockLater(t), false
 	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -148,10 +143,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 		// reserve nothing, and the tests that need the engine alone wait
 		// for the walkthrough to end (minutes, under make test's load)
 		// rather than for them as well.
-		if unlock == nil && b.Expect.Daemon == "" {
-			if unlock, err = testutil.LockDocker(t.Name(), false); err != nil {
-				t.Fatal(err)
-			}
+		if !locked && b.Expect.Daemon == "" {
+			lock(false)
+			locked = true
 		}
 		ok := t.Run(b.Name, func(t *testing.T) {
 			if err := w.block(ctx, t.Logf, b); err != nil {

@@ -23,6 +23,9 @@ import (
 //     jump to the isolation chains whenever it creates a network, and
 //     between the two, containers of two bridge networks reach each other.
 //     A test that checks the isolation must create no network beside it.
+//
+// With ZOE_TEST_LOCK_LOG set to a file, each holder appends to it how long
+// it waited and held the lock: where make test's time goes.
 func DockerLock(t testing.TB, exclusive bool) {
 	t.Helper()
 	h, err := lockDocker(t.Name(), exclusive)
@@ -32,18 +35,25 @@ func DockerLock(t testing.TB, exclusive bool) {
 	t.Cleanup(h.release)
 }
 
-// LockDocker is DockerLock for a test that takes the lock after its start
-// and must release it at a moment of its choosing (unlock), such as after
-// cleanups registered before it.
-//
-// With ZOE_TEST_LOCK_LOG set to a file, each holder appends to it how long
-// it waited and held the lock: where make test's time goes.
-func LockDocker(who string, exclusive bool) (unlock func(), err error) {
-	h, err := lockDocker(who, exclusive)
-	if err != nil {
-		return nil, err
+// DockerLockLater is DockerLock for a test that takes the lock after its
+// start (take, called once, from t's goroutine): its release is
+// registered now, so it comes after every cleanup registered later (the
+// test's daemons stopped, its deployment removed), whenever the lock was
+// taken.
+func DockerLockLater(t testing.TB) (take func(exclusive bool)) {
+	var h *dockerHold
+	t.Cleanup(func() {
+		if h != nil {
+			h.release()
+		}
+	})
+	return func(exclusive bool) {
+		t.Helper()
+		var err error
+		if h, err = lockDocker(t.Name(), exclusive); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return h.release, nil
 }
 
 // dockerHold is a holder of the engine's lock.

@@ -108,24 +108,14 @@ func TestDocker(t *testing.T) {
 // load, that the other Docker tests would wait for).
 func TestDockerDask(t *testing.T) {
 	t.Parallel()
-	var unlock func()
-	// Registered first, so released last: after the deployment's removal.
-	t.Cleanup(func() {
-		if unlock != nil {
-			unlock()
-		}
-	})
+	lock := testutil.DockerLockLater(t) // released after the deployment's removal
 	cli, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		t.Fatalf("Docker client: %v", err)
 	}
 	defer cli.Close()
 	testutil.RequireAnalyticsImages(t, cli)
-	daskNotebook(t, startDockerDaemon(t), func() {
-		if unlock, err = testutil.LockDocker(t.Name(), true); err != nil {
-			t.Fatal(err)
-		}
-	})
+	daskNotebook(t, startDockerDaemon(t), func() { lock(true) })
 }
 
 // startDockerDaemon starts a daemon on the local Docker engine, with the
