@@ -55,7 +55,10 @@ type Instance struct {
 	StartupOrder int      `json:"startup_order"`
 	Monitor      bool     `json:"monitor"`
 	// MemoryReservation is memory.min (0 when null); MemoryLimit is
-	// memory.max, or memory.min when max is null (0: none).
+	// memory.max, or memory.min when max is null, or the administrative
+	// limit max_service_memory when both are (0: none, only when that
+	// limit is off too): a service never runs without a memory limit that
+	// the limit does not allow to one that asks.
 	MemoryReservation int64 `json:"memory_reservation"`
 	MemoryLimit       int64 `json:"memory_limit"`
 	// Cores is cores.min (DefaultCores when null); CoresLimit is cores.max,
@@ -131,7 +134,7 @@ func Instances(a *App, l Limits, newSecret func() string) ([]Instance, error) {
 				from, to = s.EssentialCount, s.TotalCount
 			}
 			for n := from; n < to; n++ {
-				in := instance(s, n, essential)
+				in := instance(s, n, essential, l)
 				if newSecret != nil && slices.ContainsFunc(in.Ports, func(p Port) bool { return p.Proxy }) {
 					in.ProxyToken = newSecret()
 				}
@@ -142,7 +145,7 @@ func Instances(a *App, l Limits, newSecret func() string) ([]Instance, error) {
 	return out, nil
 }
 
-func instance(s *Service, n int, essential bool) Instance {
+func instance(s *Service, n int, essential bool, l Limits) Instance {
 	inst := Instance{
 		Name: s.Name + strconv.Itoa(n), Service: s.Name, Index: n, Essential: essential,
 		Image: s.Image, WorkDir: s.WorkDir, Environment: slices.Clone(s.Environment),
@@ -154,6 +157,9 @@ func instance(s *Service, n int, essential bool) Instance {
 		inst.Command = &cmd
 	}
 	r := &s.Resources
+	if l.MaxMemory > 0 {
+		inst.MemoryLimit = l.MaxMemory
+	}
 	if r.Memory.Min != nil {
 		inst.MemoryReservation, inst.MemoryLimit = *r.Memory.Min, *r.Memory.Min
 	}

@@ -223,6 +223,45 @@ func TestExpandOrderAndContext(t *testing.T) {
 	}
 }
 
+// TestExpandMemory: what memory an instance reserves and is limited to.
+// With memory.min and memory.max both null it is limited to the
+// administrative limit, not left without one (a user could otherwise
+// reserve nothing and take a whole node's memory).
+func TestExpandMemory(t *testing.T) {
+	p := func(n int64) any { return n }
+	for _, c := range []struct {
+		name                 string
+		min, max             any
+		limits               Limits
+		reservation, limited int64
+	}{
+		{"min and max", p(1 << 30), p(2 << 30), DefaultLimits(), 1 << 30, 2 << 30},
+		{"min only: limited at min", p(1 << 30), nil, DefaultLimits(), 1 << 30, 1 << 30},
+		{"max only", nil, p(2 << 30), DefaultLimits(), 0, 2 << 30},
+		{"neither: the administrative limit", nil, nil, DefaultLimits(), 0, 64 << 30},
+		{"neither, a lower limit", nil, nil, Limits{MaxMemory: 3 << 30}, 0, 3 << 30},
+		{"neither, no limit at all", nil, nil, Limits{}, 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := base()
+			m["services"] = m["services"].([]any)[:1]
+			svcOf(m, 0)["environment"] = []any{}
+			resOf(m, 0, "memory")["min"], resOf(m, 0, "memory")["max"] = c.min, c.max
+			a, err := Load([]byte(mustJSON(m)), c.limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			insts, err := Instances(a, c.limits, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in := insts[0]; in.MemoryReservation != c.reservation || in.MemoryLimit != c.limited {
+				t.Errorf("reservation %d, limit %d; want %d, %d", in.MemoryReservation, in.MemoryLimit, c.reservation, c.limited)
+			}
+		})
+	}
+}
+
 func TestExpandRefusesInvalid(t *testing.T) {
 	a := load(t, "jupyter.json")
 	a.Services[0].Environment[0].Value = "{nobody}"

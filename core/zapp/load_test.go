@@ -121,6 +121,11 @@ func loadCases() []loadCase {
 			want: []want{{"services", "no service has monitor set to true"}}},
 		{name: "too many instances", edit: func(m map[string]any) { svcOf(m, 0)["total_count"] = 600; svcOf(m, 1)["total_count"] = 600 },
 			want: []want{{"services", "the ZApp creates 1200 service instances, more than the 1000 allowed"}}},
+		// 1000 copies of a 20 KiB environment value, '<' escaped to 6 bytes: 117.5 MiB stored.
+		{name: "instances too large stored", edit: func(m map[string]any) {
+			svcOf(m, 1)["total_count"] = 999
+			svcOf(m, 1)["environment"] = []any{[]any{"BIG", strings.Repeat("<", 20<<10)}}
+		}, want: []want{{"services", "the ZApp's 1000 service instances would take 123165162 bytes (117.5 MiB) stored"}}},
 		// Services.
 		{name: "service name missing", edit: func(m map[string]any) { delete(svcOf(m, 1), "name") },
 			want: []want{{w1 + "name", "is required"}}},

@@ -23,6 +23,12 @@ func DefaultLimits() Limits {
 // short description cannot make Expand build millions of them.
 const MaxInstances = 1000
 
+// MaxStored bounds what one ZApp's instances take stored: each instance
+// is a copy of its service's description (environment, labels, volumes,
+// command), so a 4 MiB description of one service of 1000 instances would
+// otherwise make the daemon encode and store 4 GB at submission.
+const MaxStored = 16 << 20
+
 // Problem is one mistake in a description.
 type Problem struct {
 	// Path is where the mistake is, e.g. services[2].resources.memory.min;

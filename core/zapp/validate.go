@@ -1,6 +1,7 @@
 package zapp
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"path"
@@ -100,7 +101,7 @@ func (v *validator) app(a *App) {
 		v.add("services", "must hold at least one service")
 		return
 	}
-	monitor, monitorKnown, instances := false, true, 0
+	monitor, monitorKnown, instances, stored := false, true, 0, int64(0)
 	for i := range a.Services {
 		s := &a.Services[i]
 		sv := svc{v, i}
@@ -109,6 +110,9 @@ func (v *validator) app(a *App) {
 		monitorKnown = monitorKnown && sv.ok("monitor")
 		if sv.ok("total_count") && s.TotalCount > 0 {
 			instances += min(s.TotalCount, math.MaxInt-instances) // saturates
+			if instances <= MaxInstances {
+				stored += serviceSize(s) * int64(s.TotalCount) // at most 1000 descriptions: no overflow
+			}
 		}
 	}
 	if !monitor && monitorKnown {
@@ -116,9 +120,24 @@ func (v *validator) app(a *App) {
 	}
 	if instances > MaxInstances {
 		v.add("services", fmt.Sprintf("the ZApp creates %d service instances, more than the %d allowed", instances, MaxInstances))
+	} else if stored > MaxStored {
+		v.add("services", fmt.Sprintf("the ZApp's %d service instances would take %s stored (each a copy of its service's "+
+			"description, environment and labels included), more than the %s allowed: fewer instances or smaller services",
+			instances, formatBytes(stored), formatBytes(MaxStored)))
 	}
 	namesKnown := v.serviceNames(a.Services)
 	v.templates(a.Services, namesKnown)
+}
+
+// serviceSize is about what one instance of s takes stored: its
+// description as JSON (Go's encoder writes '<' as 6 bytes, as the store's
+// does).
+func serviceSize(s *Service) int64 {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return 0 // not a description Load made; other checks refuse it
+	}
+	return int64(len(b))
 }
 
 // Bounds of an image reference: Docker's for the repository's name and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,16 @@ func TestCopyLogs(t *testing.T) {
 		line   string
 		time   time.Time
 	}
+	later := at.Add(time.Millisecond)
+	stamp2 := later.Format(time.RFC3339Nano) + " "
+	// A line of 2.5 MiB without a newline as the engine sends it: in
+	// parts of 16 KiB, each with a timestamp of its own; then a line.
+	var long [][]byte
+	for range 160 {
+		long = append(long, frame(1, stamp2+strings.Repeat("x", 16<<10)))
+	}
+	long[0] = frame(1, stamp+strings.Repeat("x", 16<<10))
+	long = append(long, frame(1, stamp2+"\n"), frame(1, stamp2+"next\n"))
 	tests := []struct {
 		name    string
 		frames  [][]byte
@@ -77,6 +88,11 @@ func TestCopyLogs(t *testing.T) {
 			[]entry{{backend.Stdout, "out", at}, {backend.Stderr, "err", at}}, ""},
 		{"a line across frames", [][]byte{frame(1, stamp+"hel"), frame(1, "lo\n"+stamp+"again\n")}, nil,
 			[]entry{{backend.Stdout, "hello", at}, {backend.Stdout, "again", at}}, ""},
+		{"a line in the engine's parts", [][]byte{frame(1, stamp+"aa"), frame(2, stamp+"err\n"), frame(1, stamp2+"bb "), frame(1, stamp2+stamp2+"cc\n")}, nil,
+			[]entry{{backend.Stderr, "err", at}, {backend.Stdout, "aabb " + stamp2 + "cc", at}}, ""},
+		{"a line longer than MaxLogLine", long, nil, []entry{
+			{backend.Stdout, strings.Repeat("x", MaxLogLine), at}, {backend.Stdout, strings.Repeat("x", MaxLogLine), at},
+			{backend.Stdout, strings.Repeat("x", 160*16<<10-2*MaxLogLine), at}, {backend.Stdout, "next", later}}, ""},
 		{"a carriage return", [][]byte{frame(1, stamp+"dos\r\n")}, nil, []entry{{backend.Stdout, "dos", at}}, ""},
 		{"no timestamp", [][]byte{frame(1, "plain text\n")}, nil, []entry{{backend.Stdout, "plain text", time.Time{}}}, ""},
 		{"an empty line", [][]byte{frame(1, stamp+"\n")}, nil, []entry{{backend.Stdout, "", at}}, ""},
@@ -100,12 +116,24 @@ func TestCopyLogs(t *testing.T) {
 			for e := range out {
 				got = append(got, entry{e.Stream, string(e.Line), e.Time})
 			}
+			// Long lines are shown by their length and ends.
+			show := func(es []entry) string {
+				var b strings.Builder
+				for _, e := range es {
+					l := e.line
+					if len(l) > 80 {
+						l = fmt.Sprintf("%s…(%d bytes)…%s", l[:30], len(l), l[len(l)-30:])
+					}
+					fmt.Fprintf(&b, "\n  %s %q at %s", e.stream, l, e.time.Format(time.RFC3339Nano))
+				}
+				return b.String()
+			}
 			if len(got) != len(tt.want) {
-				t.Fatalf("entries %+v, want %+v", got, tt.want)
+				t.Fatalf("entries:%s\nwant:%s", show(got), show(tt.want))
 			}
 			for i := range got {
 				if got[i].stream != tt.want[i].stream || got[i].line != tt.want[i].line || !got[i].time.Equal(tt.want[i].time) {
-					t.Errorf("entry %d = %+v, want %+v", i, got[i], tt.want[i])
+					t.Errorf("entry %d:%s\nwant:%s", i, show(got[i:i+1]), show(tt.want[i:i+1]))
 				}
 			}
 		})

@@ -312,8 +312,9 @@ type Resources struct {
 	MemoryReservation int64
 	// MemoryLimit is a hard limit in bytes, swap included: the service is
 	// killed (OOM) beyond it. 0 is none. The core sets the ZApp's
-	// memory.max, else its memory.min, else 0. A back-end that cannot
-	// enforce a limit refuses a spec with one.
+	// memory.max, else its memory.min, else the administrative limit
+	// (max_service_memory), else 0. A back-end that cannot enforce a
+	// limit refuses a spec with one.
 	MemoryLimit int64
 	// Cores is what the scheduler counted for the service (the ZApp's
 	// cores.min; 0.1 when it gives none), always more than 0: the

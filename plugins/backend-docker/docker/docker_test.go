@@ -20,6 +20,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/zoe-project/zoe/internal/dockerapi"
 	"github.com/zoe-project/zoe/internal/testimages"
 	"github.com/zoe-project/zoe/internal/testutil"
 	"github.com/zoe-project/zoe/plugins/backend-docker/docker"
@@ -301,6 +302,43 @@ func TestLogs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, c.check)
+	}
+}
+
+// TestLongLogLine: a line of 2.5 MiB, which the engine keeps in parts of
+// 16 KiB each with a time of its own, comes back as the line's text alone
+// (none of the parts' times in it), cut in parts of at most
+// dockerapi.MaxLogLine, each with the line's time; then the next line.
+func TestLongLogLine(t *testing.T) {
+	t.Parallel()
+	p := open(t, deployment(t), nil)
+	ctx := ctxFor(t)
+	net := testutil.CreateNetwork(t, ctx, p)
+	const n = 5 << 19
+	st := testutil.StartService(t, ctx, p, net, backend.ServiceSpec{Image: testimages.Job,
+		Environment: map[string]string{"LONG_LINE": strconv.Itoa(n)}})
+	testutil.WaitUntil(t, ctx, "the job to exit", func() (bool, string) {
+		got, err := p.Inspect(ctx, st.Handle)
+		return err == nil && got.State == backend.ServiceExited, fmt.Sprint(got.State, err)
+	})
+	var got []string
+	total := 0
+	entries := testutil.LogLines(t, ctx, p, st.Handle)
+	for i, e := range entries {
+		l := string(e.Line)
+		if strings.HasPrefix(l, "x") {
+			total += len(l)
+			if strings.Trim(l, "x") != "" || len(l) > dockerapi.MaxLogLine || !e.Time.Equal(entries[0].Time) {
+				t.Errorf("part %d: %d bytes at %s, not only x (the engine's times in it?) or over %d bytes or not at the line's time %s",
+					i, len(l), e.Time, dockerapi.MaxLogLine, entries[0].Time)
+			}
+			l = fmt.Sprintf("%d x", len(l))
+		}
+		got = append(got, l)
+	}
+	want := []string{"1048576 x", "1048576 x", "524288 x", "exiting with 0"}
+	if !slices.Equal(got, want) || total != n {
+		t.Errorf("log: %q (%d x), want %q", got, total, want)
 	}
 }
 
