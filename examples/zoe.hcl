@@ -119,8 +119,9 @@ http {
   write_timeout               = "60s"
   idle_timeout                = "2m"
   # Behind a reverse proxy: its addresses (or CIDR ranges). X-Forwarded-For
-  # then names the client whose failed logins are counted; without this,
-  # the header is ignored.
+  # then names the client whose failed logins are counted, and its
+  # X-Forwarded-Proto: https marks the login cookies Secure; without this,
+  # both headers are ignored.
   # trusted_proxies = ["127.0.0.1"]
   # Serve everything under a path instead of the root, behind a proxy that
   # forwards https://example.org/zoe/...: the web pages at /zoe/, the API at

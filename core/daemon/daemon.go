@@ -209,7 +209,8 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { defer close(apiDone); handler.Run(apiCtx) }()
 	defer func() { stopAPI(); <-apiDone }()
 	base := cfg.HTTP.Base()
-	pages := web.New(log.Named("web"), web.Config{API: handler, BasePath: base, Secure: cfg.TLS != nil})
+	pages := web.New(log.Named("web"), web.Config{API: handler, BasePath: base, Secure: cfg.TLS != nil,
+		TrustedProxies: cfg.HTTP.TrustedProxies})
 	services, err := proxy.New(log.Named("proxy"), proxy.Config{
 		Prefix: proxyBase(base), Store: store, Caller: proxyCaller(handler),
 		LoginURL: strings.TrimSuffix(base, "/") + "/login", Cookies: web.Cookies(),

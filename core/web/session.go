@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -44,14 +45,31 @@ func (h *Handler) cookiePath() string {
 	return h.base
 }
 
-func (h *Handler) cookie(name, value string, expires time.Time) *http.Cookie {
+// cookie is one of Zoe's cookies for the answer to r.
+func (h *Handler) cookie(r *http.Request, name, value string, expires time.Time) *http.Cookie {
 	c := &http.Cookie{Name: name, Value: value, Path: h.cookiePath(), HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: h.cfg.Secure}
+		SameSite: http.SameSiteLaxMode, Secure: h.secure(r)}
 	if !expires.IsZero() {
 		c.Expires = expires
 		c.MaxAge = max(1, int(time.Until(expires).Seconds()))
 	}
 	return c
+}
+
+// secure reports whether r came over TLS: to the daemon, or to a trusted
+// proxy in front of it that says so. Its cookies are then Secure, so that
+// a browser never sends them over plain HTTP (to a user's service
+// published on the same host name, say).
+func (h *Handler) secure(r *http.Request) bool {
+	if h.cfg.Secure || r.TLS != nil {
+		return true
+	}
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	if len(h.cfg.TrustedProxies) == 0 || strings.TrimSpace(proto) != "https" {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && slices.ContainsFunc(h.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(ap.Addr().Unmap()) })
 }
 
 // session reads the session cookie; nil when there is none.
@@ -70,8 +88,8 @@ func sessionOf(r *http.Request) *session {
 	return &session{id: n, token: tok}
 }
 
-func (h *Handler) clearSession(w http.ResponseWriter) {
-	c := h.cookie(sessionCookie, "", time.Time{})
+func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {
+	c := h.cookie(r, sessionCookie, "", time.Time{})
 	c.MaxAge = -1
 	http.SetCookie(w, c)
 }
@@ -212,7 +230,7 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 		secret = c.Value
 	} else {
 		secret = base64.RawURLEncoding.EncodeToString(randomBytes(32))
-		http.SetCookie(w, h.cookie(loginCookie, secret, time.Now().Add(12*time.Hour)))
+		http.SetCookie(w, h.cookie(r, loginCookie, secret, time.Now().Add(12*time.Hour)))
 	}
 	h.render(w, status, "login", page{Title: "Log in", CSRF: h.mac("login\x00" + secret), Flash: flash, Data: d})
 }
@@ -254,8 +272,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if sess.TokenInfo.ExpiresAt != nil {
 		expires = *sess.TokenInfo.ExpiresAt
 	}
-	http.SetCookie(w, h.cookie(sessionCookie, strconv.FormatInt(sess.TokenInfo.ID, 10)+"."+sess.Token, expires))
-	gone := h.cookie(loginCookie, "", time.Time{})
+	http.SetCookie(w, h.cookie(r, sessionCookie, strconv.FormatInt(sess.TokenInfo.ID, 10)+"."+sess.Token, expires))
+	gone := h.cookie(r, loginCookie, "", time.Time{})
 	gone.MaxAge = -1
 	http.SetCookie(w, gone)
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
@@ -277,7 +295,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		h.apiFailed(w, r, err)
 		return
 	}
-	h.clearSession(w)
+	h.clearSession(w, r)
 	h.redirect(w, r, "/login?why=out")
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -88,4 +89,49 @@ func checkCookie(t *testing.T, resp *http.Response, name string) {
 		return
 	}
 	t.Errorf("no %s cookie set", name)
+}
+
+// TestCookiesBehindProxy: behind a TLS-terminating proxy named in
+// trusted_proxies, a request it says came over https gets Secure cookies;
+// the same header from anyone else, or over http, does not.
+func TestCookiesBehindProxy(t *testing.T) {
+	st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := api.New(nil, api.Config{Store: st, Auth: []api.Authenticator{oneUser{}}})
+	t.Cleanup(a.Shutdown)
+	for _, c := range []struct {
+		name    string
+		trusted string
+		proto   string
+		secure  bool
+	}{
+		{"a trusted proxy, https", "127.0.0.0/8", "https", true},
+		{"a trusted proxy, https first of two", "127.0.0.1/32", "https, http", true},
+		{"a trusted proxy, http", "127.0.0.0/8", "http", false},
+		{"no trusted proxy", "", "https", false},
+		{"another proxy", "192.0.2.0/24", "https", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := web.Config{API: a, BasePath: "/z"}
+			if c.trusted != "" {
+				cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix(c.trusted)}
+			}
+			srv := httptest.NewServer(web.New(nil, cfg))
+			t.Cleanup(srv.Close)
+			req, _ := http.NewRequest("GET", srv.URL+"/z/login", nil)
+			req.Header.Set("X-Forwarded-Proto", c.proto)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			raw := resp.Header.Get("Set-Cookie")
+			if !strings.HasPrefix(raw, "zoe_login=") || strings.Contains(raw, "; Secure") != c.secure {
+				t.Errorf("Set-Cookie %q, want zoe_login Secure %v", raw, c.secure)
+			}
+		})
+	}
 }

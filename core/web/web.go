@@ -19,6 +19,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -46,6 +47,11 @@ type Config struct {
 	BasePath string
 	// Secure marks the cookies Secure: the daemon serves TLS.
 	Secure bool
+	// TrustedProxies are the reverse proxies in front of Zoe (the http
+	// block's trusted_proxies): a request from one of them that says
+	// X-Forwarded-Proto: https came over TLS, and its cookies are
+	// marked Secure too.
+	TrustedProxies []netip.Prefix
 	// LogTail is how many lines of each service's log a page shows;
 	// default 200.
 	LogTail int
@@ -253,7 +259,7 @@ func (h *Handler) apiFailed(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch ae.Status {
 	case http.StatusUnauthorized:
-		h.clearSession(w)
+		h.clearSession(w, r)
 		h.toLogin(w, r, true)
 	case http.StatusNotFound, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadRequest, http.StatusConflict:
 		h.errorPage(w, r, ae.Status, ae.Message())
