@@ -3,13 +3,17 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net/http"
+	"slices"
+	"strings"
 	"sync"
 )
 
 // Causes of a proxied request's end that are not the client's doing.
 var (
-	errEnded  = errors.New("the execution or service ended")
-	errClosed = errors.New("the proxy is shutting down")
+	errEnded   = errors.New("the execution or service ended")
+	errClosed  = errors.New("the proxy is shutting down")
+	errRevoked = errors.New("the caller's session or rights ended")
 )
 
 // maxEnded bounds the executions remembered as ended; execution ids are
@@ -31,7 +35,28 @@ type conn struct {
 	exec    int64
 	service string
 	user    string
+	owner   string // the execution's
 	cancel  context.CancelCauseFunc
+	// creds is the request with only what says who sent it (cookies,
+	// Authorization, address), for the Caller function to check again.
+	creds *http.Request
+}
+
+// credentials is r stripped to what the Caller function reads.
+func credentials(r *http.Request) *http.Request {
+	h := http.Header{}
+	for _, k := range []string{"Cookie", "Authorization"} {
+		if v := r.Header.Values(k); len(v) > 0 {
+			h[k] = slices.Clone(v)
+		}
+	}
+	return &http.Request{Method: r.Method, URL: r.URL, Host: r.Host, Header: h, RemoteAddr: r.RemoteAddr}
+}
+
+// credKey tells credentials apart: conns that share it are one check.
+func (c *conn) credKey() string {
+	return strings.Join(c.creds.Header.Values("Cookie"), "\x00") + "\x01" +
+		strings.Join(c.creds.Header.Values("Authorization"), "\x00") + "\x01" + c.creds.RemoteAddr
 }
 
 func newConns() *conns {
@@ -141,6 +166,19 @@ func (cs *conns) tracked() map[int64][]string {
 				seen[c.service] = true
 				out[id] = append(out[id], c.service)
 			}
+		}
+	}
+	return out
+}
+
+// all returns the connections open.
+func (cs *conns) all() []*conn {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var out []*conn
+	for _, m := range cs.byExec {
+		for c := range m {
+			out = append(out, c)
 		}
 	}
 	return out

@@ -70,6 +70,7 @@ const (
 	DefaultResponseHeaderTimeout = 2 * time.Minute
 	DefaultIdleTimeout           = 2 * time.Minute
 	DefaultCheckEvery            = 5 * time.Second
+	DefaultReauthEvery           = 30 * time.Second
 	DefaultMaxIdleConnsPerHost   = 128
 )
 
@@ -117,6 +118,11 @@ type Config struct {
 	// again, to close those whose execution or service ended even if
 	// EndExecution is not called.
 	CheckEvery time.Duration
+	// ReauthEvery is how often the callers of open connections are
+	// checked again (Caller), to close those of a session that ended, a
+	// user disabled or no longer allowed (an admin made a user): a
+	// WebSocket, such as a notebook's kernel, would otherwise outlive them.
+	ReauthEvery time.Duration
 	// MaxIdleConnsPerHost is how many idle connections to one service are
 	// kept for reuse.
 	MaxIdleConnsPerHost int
@@ -140,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CheckEvery <= 0 {
 		c.CheckEvery = DefaultCheckEvery
+	}
+	if c.ReauthEvery <= 0 {
+		c.ReauthEvery = DefaultReauthEvery
 	}
 	if c.MaxIdleConnsPerHost <= 0 {
 		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
@@ -265,11 +274,16 @@ func (p *Proxy) watch() {
 	defer close(p.done)
 	t := time.NewTicker(p.cfg.CheckEvery)
 	defer t.Stop()
+	lastAuth := time.Now()
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
+		}
+		if time.Since(lastAuth) >= p.cfg.ReauthEvery {
+			p.reauthorize()
+			lastAuth = time.Now()
 		}
 		for id, svcs := range p.conns.tracked() {
 			ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CheckEvery)
@@ -292,6 +306,40 @@ func (p *Proxy) watch() {
 				}
 			}
 		}
+	}
+}
+
+// reauthorize asks the Caller function again who sent each open
+// connection, once per distinct credentials, and closes those whose
+// caller is no longer known (a session ended or revoked: 401), may no
+// longer use the proxy (403), or is neither the execution's owner nor an
+// admin any more. A failed check (the store down) closes nothing.
+func (p *Proxy) reauthorize() {
+	type answer struct {
+		who Caller
+		err error
+	}
+	seen := map[string]answer{}
+	for _, c := range p.conns.all() {
+		key := c.credKey()
+		a, ok := seen[key]
+		if !ok {
+			ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CheckEvery)
+			a.who, a.err = p.cfg.Caller(c.creds.WithContext(ctx))
+			cancel()
+			seen[key] = a
+		}
+		switch {
+		case errors.Is(a.err, ErrUnauthenticated) || errors.Is(a.err, ErrForbidden):
+		case a.err != nil:
+			p.log.Warn("cannot check again who sent proxied connections", "user", c.user, "error", a.err)
+			continue
+		case a.who.Username == c.user && (a.who.Admin || c.user == c.owner):
+			continue
+		}
+		p.log.Info("proxied connection closed: its caller may no longer use it", "user", c.user,
+			"execution", c.exec, "service", c.service)
+		c.cancel(errRevoked)
 	}
 }
 

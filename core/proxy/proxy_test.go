@@ -223,6 +223,82 @@ func TestWebSocketClosedByCheck(t *testing.T) {
 	}
 }
 
+// TestWebSocketReauthorized: the periodic check asks again who sent each
+// open connection: a session that ended, a user disabled, an admin who is
+// one no more (on another's execution) lose their WebSockets; a failed
+// check (the session store down) closes nothing.
+func TestWebSocketReauthorized(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		user   string
+		change func(r *http.Request) (proxy.Caller, error)
+		closed bool
+	}{
+		{"session ended", "alice", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{}, proxy.ErrUnauthenticated }, true},
+		{"user disabled", "alice", func(*http.Request) (proxy.Caller, error) {
+			return proxy.Caller{}, fmt.Errorf("disabled: %w", proxy.ErrForbidden)
+		}, true},
+		{"admin no more", "admin", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{Username: "admin"}, nil }, true},
+		{"another user now", "alice", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{Username: "bob"}, nil }, true},
+		{"store down", "alice", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{}, fmt.Errorf("the session store is down") }, false},
+		{"unchanged", "admin", caller, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := world(t)
+			var changed atomic.Bool
+			checks := make(chan struct{}, 100)
+			p, url := newEnv(t, s, func(cfg *proxy.Config) {
+				cfg.CheckEvery, cfg.ReauthEvery = 10*time.Millisecond, 20*time.Millisecond
+				cfg.Caller = func(r *http.Request) (proxy.Caller, error) {
+					if !changed.Load() {
+						return caller(r)
+					}
+					select {
+					case checks <- struct{}{}:
+					default:
+					}
+					return c.change(r)
+				}
+			})
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			ws, _, err := dialWS(ctx, url+prefix+"/1/nb0/8888/ws", c.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = ws.CloseNow() }()
+			changed.Store(true)
+			// One check closes; three that do not leave it open.
+			n := 3
+			if c.closed {
+				n = 1
+			}
+			for range n {
+				select {
+				case <-checks:
+				case <-ctx.Done():
+					t.Fatal("the callers were not checked again")
+				}
+			}
+			if c.closed {
+				// Blocks until the proxy closes it (the context only
+				// bounds a failing test).
+				if _, _, err := ws.Read(ctx); err == nil || ctx.Err() != nil {
+					t.Errorf("not closed by the check: %v", err)
+				}
+			} else if err := ws.Write(ctx, websocket.MessageText, []byte("x")); err != nil {
+				t.Errorf("closed by the check: %v", err)
+			} else if _, got, err := ws.Read(ctx); err != nil || string(got) != "x" {
+				t.Errorf("closed by the check: %q, %v", got, err)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestCloseEndsConnections(t *testing.T) {
 	t.Parallel()
 	s, _ := world(t)

@@ -129,7 +129,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	c := &conn{exec: rt.exec, service: rt.service, user: who.Username, cancel: cancel}
+	c := &conn{exec: rt.exec, service: rt.service, user: who.Username, owner: t.owner, cancel: cancel, creds: credentials(r)}
 	switch err := p.conns.add(c, p.cfg.MaxConnsPerUser); {
 	case errors.Is(err, errTooMany):
 		page(w, r, http.StatusTooManyRequests, "Too many connections", "You have "+strconv.Itoa(p.cfg.MaxConnsPerUser)+
@@ -309,6 +309,8 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		page(w, r, http.StatusNotFound, "Not found", "The execution or service has ended.", 0)
 	case errors.Is(cause, errClosed):
 		page(w, r, http.StatusServiceUnavailable, "Unavailable", "Zoe is shutting down.", 10)
+	case errors.Is(cause, errRevoked):
+		page(w, r, http.StatusForbidden, "Forbidden", "Your session ended or you may no longer use this execution.", 0)
 	case r.Context().Err() != nil:
 		// The client went away: nobody to answer.
 	default:
