@@ -15,7 +15,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zoe-project/zoe/client"
@@ -244,5 +246,71 @@ func TestAttackProxyCookiesThroughMount(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttackProxyWebSocketRevoked: the daemon's wiring of the proxy's
+// periodic check of open connections, with the real API and store: a
+// WebSocket opened with a session stays open while the session lives
+// (the check of what the proxy keeps of the request finds the same user),
+// and is closed once the session is revoked.
+func TestAttackProxyWebSocketRevoked(t *testing.T) {
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil || c.Write(r.Context(), typ, b) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(svc.Close)
+	st, err := state.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "zoe.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := api.New(nil, api.Config{Store: st, Auth: []api.Authenticator{attackUser{}}})
+	t.Cleanup(a.Shutdown)
+	p, err := proxy.New(hclog.NewNullLogger(), proxy.Config{Prefix: proxyBase("/"), Store: attackTargets{strings.TrimPrefix(svc.URL, "http://")},
+		Caller: proxyCaller(a), LoginURL: "/login", Cookies: web.Cookies(), CheckEvery: 10 * time.Millisecond, ReauthEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	srv := httptest.NewServer(mount("/", a, web.New(nil, web.Config{API: a, BasePath: "/"}), p))
+	t.Cleanup(srv.Close)
+
+	sess := attackLogin(t, a, "alice")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/proxy/7/nb0/8888/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Cookie": {"zoe_session=" + strconv.FormatInt(sess.TokenInfo.ID, 10) + "." + sess.Token}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ws.CloseNow() }()
+	// Ten checks' time: still open, still alice's.
+	time.Sleep(200 * time.Millisecond)
+	if err := ws.Write(ctx, websocket.MessageText, []byte("x")); err != nil {
+		t.Fatalf("closed while the session lives: %v", err)
+	}
+	if _, b, err := ws.Read(ctx); err != nil || string(b) != "x" {
+		t.Fatalf("closed while the session lives: %q, %v", b, err)
+	}
+	rec := httptest.NewRecorder()
+	del := httptest.NewRequest("DELETE", "/api/v1/tokens/"+strconv.FormatInt(sess.TokenInfo.ID, 10), nil)
+	del.Header.Set("Authorization", "Bearer "+sess.Token)
+	a.ServeHTTP(rec, del)
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	// Blocks until the proxy closes it (the context bounds a failing test).
+	if _, _, err := ws.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Errorf("open after the session was revoked: %v", err)
 	}
 }
