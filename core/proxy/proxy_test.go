@@ -241,7 +241,9 @@ func TestWebSocketReauthorized(t *testing.T) {
 		}, true},
 		{"admin no more", "admin", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{Username: "admin"}, nil }, true},
 		{"another user now", "alice", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{Username: "bob"}, nil }, true},
-		{"store down", "alice", func(*http.Request) (proxy.Caller, error) { return proxy.Caller{}, fmt.Errorf("the session store is down") }, false},
+		{"store down", "alice", func(*http.Request) (proxy.Caller, error) {
+			return proxy.Caller{}, fmt.Errorf("the session store is down")
+		}, false},
 		{"unchanged", "admin", caller, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
