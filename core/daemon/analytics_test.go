@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,6 +94,7 @@ func TestDaskOnDocker(t *testing.T) {
 	version := nb.waitReady(t)
 	t.Logf("Jupyter %s answers through the proxy", version)
 	checkDoors(t, env, ex.ID, nb, bob)
+	checkNoTokenArgs(t, env, env.container(ex.ID, "notebook0"))
 
 	kernel := nb.startKernel(t)
 	k := nb.connect(t, kernel)
@@ -206,4 +208,24 @@ func checkDoors(t *testing.T, env *dockerEnv, id int64, nb jupyterServer, bob ap
 		return
 	}
 	t.Errorf("no published port of notebook0: %+v", run.Endpoints)
+}
+
+// checkNoTokenArgs: no process of the container has a token on its
+// command line, which every user of the host reads (ps): Jupyter gets its
+// token (Zoe's proxy token) in its environment.
+func checkNoTokenArgs(t *testing.T, env *dockerEnv, container string) {
+	t.Helper()
+	top, err := env.cli.ContainerTop(context.Background(), container, dockerclient.ContainerTopOptions{})
+	if err != nil {
+		t.Fatalf("the processes of %s: %v", container, err)
+	}
+	cmd := slices.Index(top.Titles, "CMD")
+	if cmd < 0 || len(top.Processes) == 0 {
+		t.Fatalf("the processes of %s: no CMD column or no process: %+v", container, top)
+	}
+	for _, p := range top.Processes {
+		if strings.Contains(strings.ToLower(p[cmd]), "token") {
+			t.Errorf("%s runs %q: a token on a command line", container, p[cmd])
+		}
+	}
 }

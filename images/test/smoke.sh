@@ -85,6 +85,9 @@ expect "ok: requests without the token, or with a wrong one, refused"
 echo "ok: sum, dataframe, workers' memory limits, working directory, HOME, user name, plot in the workspace"
 if docker logs "$p-notebook0" 2>&1 | grep -q "$token"; then echo "FAIL: the notebook logged its token"; exit 1; fi
 echo "ok: the notebook's log does not show ZOE_PROXY_TOKEN"
+# Every user of the host reads processes' command lines (ps).
+if docker top "$p-notebook0" | grep -q "$token"; then echo "FAIL: the token is on a command line"; exit 1; fi
+echo "ok: no command line of the notebook's shows ZOE_PROXY_TOKEN"
 
 step "smoke: a notebook without NOTEBOOK_TOKEN nor ZOE_PROXY_TOKEN makes a token of its own"
 run notebook1 "zoe/notebook-dask:$tag"
