@@ -58,7 +58,7 @@ func (c *cli) addFlags(cmd *cobra.Command) {
 	c.addAddrFlag(cmd)
 	c.addOutputFlag(cmd)
 	f := cmd.PersistentFlags()
-	f.StringVar(&c.token, "token", "", "API token (default: $ZOE_TOKEN, else the one stored by zoe login)")
+	f.StringVar(&c.token, "token", "", "API token (default: $ZOE_TOKEN, else the one stored by zoe login); other users of the machine see command lines (ps): prefer $ZOE_TOKEN")
 	f.StringVar(&c.user, "user", "", "log in with HTTP Basic as this user; the password comes from $ZOE_PASSWORD or is asked (default: $ZOE_USER)")
 }
 
@@ -153,6 +153,8 @@ func (c *cli) client(cmd *cobra.Command) (*client.Client, error) {
 	c.source = credSource{stored: stored}
 	switch {
 	case c.token != "":
+		// As docker login --password does: the flag stays for scripts.
+		fmt.Fprintln(cmd.ErrOrStderr(), "zoe: warning: --token shows the token to every user of this machine (ps); use $ZOE_TOKEN or zoe login")
 		opts, c.source = append(opts, client.WithToken(c.token)), credSource{kind: "--token", stored: stored}
 	case c.user != "":
 		pw, err := c.password(cmd, c.user, "--user")

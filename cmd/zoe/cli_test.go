@@ -238,9 +238,15 @@ func TestCredentialPrecedence(t *testing.T) {
 			}
 			cmd := &cobra.Command{}
 			cmd.SetIn(&bytes.Buffer{})
+			var stderr bytes.Buffer
+			cmd.SetErr(&stderr)
 			cl, err := c.client(cmd)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Only --token warns that the token is on a command line.
+			if warned := strings.Contains(stderr.String(), "--token shows the token to every user"); warned != (tc.kind == "--token") {
+				t.Errorf("stderr %q; want the --token warning: %v", stderr.String(), tc.kind == "--token")
 			}
 			seen = nil
 			if _, err := cl.Me(t.Context()); err != nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/zoe-project/zoe/core/policy"
 	"github.com/zoe-project/zoe/core/state"
 	"github.com/zoe-project/zoe/core/zapp"
 	"github.com/zoe-project/zoe/sdk"
@@ -310,6 +312,9 @@ func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Moun
 	if err != nil {
 		return fmt.Errorf("the description is no longer valid: %w", err)
 	}
+	if err := checkWorkspacePath(mount.HostPath); err != nil {
+		return err
+	}
 	// The owner's workspace is mounted at /mnt/workspace; a ZApp volume
 	// holding it would hold the other users' too.
 	if probs := e.cfg.Containers.Check(app, user.Role, mount.HostPath); probs != nil {
@@ -318,6 +323,27 @@ func (e *Engine) admit(ex state.Execution, user state.User, mount workspace.Moun
 			msgs[i] = p.String()
 		}
 		return fmt.Errorf("the container policy refuses the ZApp: %s", strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// checkWorkspacePath refuses a workspace the workspace plugin put where
+// no user's files belong: every container of the execution mounts it
+// read-write, so a faulty or hostile plugin answering "/" or "/etc"
+// would hand them the host. "" (a volume the platform manages) is fine.
+// A workspace may lie under /root (an admin's checkout there, with make
+// run), not hold it.
+func checkWorkspacePath(p string) error {
+	if p == "" {
+		return nil
+	}
+	if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+		return fmt.Errorf("the workspace plugin gave the workspace path %q: not a clean absolute path below /", p)
+	}
+	for _, r := range policy.Reserved() {
+		if policy.Within(r.Path, p) || (r.Path != "/root" && policy.Within(p, r.Path)) {
+			return fmt.Errorf("the workspace plugin gave the workspace path %q, which holds or lies in %s (%s)", p, r.Path, r.Why)
+		}
 	}
 	return nil
 }
