@@ -227,6 +227,11 @@ func (p *Plugin) describe(err error) error {
 // ended so exited because the host wanted it to: its exit is not logged
 // as an error.
 func (p *Plugin) dispense(ctx context.Context) (*plugin.Client, sdk.Plugin, func(graceful bool), error) {
+	// Checked at each start, restarts included: the binary or its
+	// directory may have been replaced since the daemon started.
+	if _, err := Check(p.spec.Path); err != nil {
+		return nil, nil, nil, err
+	}
 	procCtx, kill := context.WithCancel(context.Background())
 	ending := &atomic.Bool{}
 	cmd := exec.CommandContext(procCtx, p.spec.Path)

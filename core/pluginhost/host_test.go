@@ -307,6 +307,39 @@ func TestRestartsGoOnAfterFailure(t *testing.T) {
 	}
 }
 
+// TestRestartChecksTheBinary: a restart checks the binary again, as the
+// daemon's start did: one made writable by others since is not run, and
+// the plugin comes back once it is mended.
+func TestRestartChecksTheBinary(t *testing.T) {
+	spec := authSpec(t, usersFile(t))
+	b, err := os.ReadFile(spec.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Path = filepath.Join(t.TempDir(), filepath.Base(spec.Path))
+	if err := os.WriteFile(spec.Path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startAuth(t, spec)
+	if err := os.Chmod(spec.Path, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(p.Status().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "state failed", 2*time.Minute, func() bool { return p.Status().State == StateFailed })
+	if st := p.Status(); !strings.Contains(st.LastError, "group-writable") {
+		t.Errorf("last error %q does not say why", st.LastError)
+	}
+	if err := os.Chmod(spec.Path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovery", 2*time.Minute, func() bool { return p.Status().State == StateReady })
+	if err := login(p); err != nil {
+		t.Error(err)
+	}
+}
+
 // A plugin that dies soon after every start backs off and ends up failed,
 // instead of restarting at full speed forever.
 func TestCrashLoopEndsFailed(t *testing.T) {
