@@ -77,6 +77,9 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 		}
 		return backend.ServiceStatus{}, cause
 	}
+	if err := keptPolicy(created); err != nil {
+		return undo(fmt.Errorf("start %q: %w", spec.Name, err))
+	}
 	if len(spec.Ports) > 0 {
 		if _, err := rt.cs.NetworkingV1().NetworkPolicies(rt.namespace).Create(ctx, rt.portsPolicy(spec, created), metav1.CreateOptions{}); err != nil {
 			return undo(wrap(err, "start %q: create the network policy of its ports", spec.Name))
@@ -94,6 +97,20 @@ func (p *Plugin) Start(ctx context.Context, spec backend.ServiceSpec) (backend.S
 	}
 	ix.cache, _ = rt.cached(ctx) // ready: waitStarted used it
 	return rt.status(ctx, running, ix)
+}
+
+// keptPolicy refuses a pod the API server stored without its
+// supplementalGroupsPolicy: Strict, as one before Kubernetes 1.33 (or
+// with the SupplementalGroupsPolicy feature gate off) does without a
+// word: its processes would get the groups the image's /etc/group gives
+// their user, the root group included if the image says so.
+func keptPolicy(created *corev1.Pod) error {
+	if sc := created.Spec.SecurityContext; sc == nil || sc.SupplementalGroupsPolicy == nil ||
+		*sc.SupplementalGroupsPolicy != corev1.SupplementalGroupsPolicyStrict {
+		return fmt.Errorf("the cluster dropped the pod's supplementalGroupsPolicy: Strict (Kubernetes before 1.33, "+
+			"or its SupplementalGroupsPolicy feature gate off), without which the image chooses its user's groups: %w", sdk.ErrUnsupported)
+	}
+	return nil
 }
 
 // workspaceClaim replaces, when workspace_claims is on, the workspace's

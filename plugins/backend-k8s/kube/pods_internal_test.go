@@ -416,3 +416,25 @@ func TestMayMatch(t *testing.T) {
 		t.Error("mayMatch kept a pod of another execution")
 	}
 }
+
+// TestKeptPolicy: a pod stored without supplementalGroupsPolicy: Strict
+// (a cluster before 1.33 drops the field) is refused, as not supported.
+func TestKeptPolicy(t *testing.T) {
+	merge := corev1.SupplementalGroupsPolicyMerge
+	strict := corev1.SupplementalGroupsPolicyStrict
+	for _, c := range []struct {
+		name string
+		sc   *corev1.PodSecurityContext
+		ok   bool
+	}{
+		{"no security context", nil, false},
+		{"the policy dropped", &corev1.PodSecurityContext{}, false},
+		{"merge", &corev1.PodSecurityContext{SupplementalGroupsPolicy: &merge}, false},
+		{"strict", &corev1.PodSecurityContext{SupplementalGroupsPolicy: &strict}, true},
+	} {
+		err := keptPolicy(&corev1.Pod{Spec: corev1.PodSpec{SecurityContext: c.sc}})
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, sdk.ErrUnsupported)) {
+			t.Errorf("%s: %v, want refused (not supported): %v", c.name, err, !c.ok)
+		}
+	}
+}
