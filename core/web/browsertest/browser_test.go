@@ -103,9 +103,9 @@ func TestDocker(t *testing.T) {
 // computation in a notebook, on the real images of make images. The
 // cluster reserves 1.75 of the 2 cores here: no other Docker test (of any
 // package) runs beside it, or their executions would wait. It holds the
-// engine alone from the click that starts the cluster to the end, not
-// while the daemon and the browser start (a minute, under make test's
-// load, that the other Docker tests would wait for).
+// engine alone from once its daemon runs to the end, not while the daemon
+// starts (under make test's load, time the other Docker tests would wait
+// for).
 func TestDockerDask(t *testing.T) {
 	t.Parallel()
 	lock := testutil.DockerLockLater(t) // released after the deployment's removal
@@ -115,7 +115,12 @@ func TestDockerDask(t *testing.T) {
 	}
 	defer cli.Close()
 	testutil.RequireAnalyticsImages(t, cli)
-	daskNotebook(t, startDockerDaemon(t), func() { lock(true) })
+	d := startDockerDaemon(t)
+	// Before the browser's tab opens: the tab's whole life is bounded
+	// (testutil.TestTimeout), and on a busy machine the engine's other
+	// holders may keep it for minutes.
+	lock(true)
+	daskNotebook(t, d)
 }
 
 // startDockerDaemon starts a daemon on the local Docker engine, with the
@@ -390,7 +395,7 @@ func guest(t *testing.T, d *daemon, param, value string) {
 // backend-sim, a simulated service's page.
 func exampleNotebook(t *testing.T, d *daemon, page []string) {
 	b := chromium.Browser(t)
-	startExampleEntry(t, b, d, "Jupyter notebook", "Idle shutdown (minutes)", "my notebook", nil)
+	startExampleEntry(t, b, d, "Jupyter notebook", "Idle shutdown (minutes)", "my notebook")
 	b.Screenshot("notebook running")
 	b.AssertClean()
 	execURL := b.URL()
@@ -411,8 +416,7 @@ func exampleNotebook(t *testing.T, d *daemon, page []string) {
 // startExampleEntry logs alice in and starts the example shop's entry
 // from its start page, with its defaults (the start page shows field),
 // and waits until it runs and its endpoints show.
-// beforeStart, when not nil, runs just before the click that starts it.
-func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, field, name string, beforeStart func()) {
+func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, field, name string) {
 	t.Helper()
 	logIn(t, b, d, "alice")
 	b.Click("ZApp shop")
@@ -421,9 +425,6 @@ func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, fiel
 	b.Click("Start " + entry)
 	b.WaitText(field)
 	b.Fill("Execution name", name)
-	if beforeStart != nil {
-		beforeStart()
-	}
 	b.Click("Start")
 	waitStatus(t, b, "running")
 	b.WaitSelector("#endpoints a")
@@ -432,13 +433,12 @@ func startExampleEntry(t *testing.T, b *testutil.Browser, d *daemon, entry, fiel
 // daskNotebook is the path of the README from the shop to a computation:
 // alice starts the example shop's Dask cluster from the web page, opens
 // its notebook through Zoe's proxy (the real Jupyter of make images),
-// makes a notebook, and computes on the cluster in a cell. beforeStart
-// runs just before the click that starts the cluster.
-func daskNotebook(t *testing.T, d *daemon, beforeStart func()) {
+// makes a notebook, and computes on the cluster in a cell.
+func daskNotebook(t *testing.T, d *daemon) {
 	b := chromium.Browser(t)
 	// Jupyter's pages take their time on 2 busy cores.
 	b.SetStepTimeout(3 * time.Minute)
-	startExampleEntry(t, b, d, "Dask cluster with a notebook", "Workers", "my cluster", beforeStart)
+	startExampleEntry(t, b, d, "Dask cluster with a notebook", "Workers", "my cluster")
 	b.Screenshot("Dask cluster running")
 	execURL := b.URL()
 	link := js[string](t, b, `[...document.querySelectorAll("#endpoints a")].map(a => a.getAttribute("href")).find(h => h.includes("/notebook0/8888/")) || ""`)
