@@ -193,13 +193,22 @@ func ensureDirs(base, dir string) sdk.Diagnostics {
 	return checkWritableDir(attrDeploymentPath, dir)
 }
 
-// checkNotShared refuses a directory others may write: another user could
-// create a victim's workspace there in advance (which Prepare would then
-// hand to the victim, files and all) or move one away.
+// checkNotShared refuses a directory others may write, or that belongs to
+// someone else than root or the plugin's user (who may chmod it): another
+// user could create a victim's workspace there in advance (which Prepare
+// would then hand to the victim, files and all) or move one away.
 func checkNotShared(attr, path string) sdk.Diagnostics {
 	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm()&0o022 == 0 {
+	if err != nil {
 		return nil // a missing directory is checkWritableDir's to report
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return sdk.Diagnostics{sdk.AttributeError(attr, "Workspace directory belongs to another user",
+			fmt.Sprintf("%s belongs to uid %d, neither root nor the user the plugin runs as (uid %d): its owner could plant or move workspaces in it; chown it to one of them.",
+				path, st.Uid, os.Geteuid()))}
+	}
+	if fi.Mode().Perm()&0o022 == 0 {
+		return nil
 	}
 	return sdk.Diagnostics{sdk.AttributeError(attr, "Workspace directory is writable by others",
 		fmt.Sprintf("%s has mode %04o: other users could plant or move workspaces in it; run chmod go-w %s.", path, fi.Mode().Perm(), path))}

@@ -772,3 +772,35 @@ func TestConfigureRefusesSharedDirectories(t *testing.T) {
 		})
 	}
 }
+
+// A base or deployment directory of another user is refused, whatever
+// its mode: its owner could plant or move workspaces in it.
+func TestConfigureRefusesForeignDirectories(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test gives a directory to another user, which takes root (CI runs as root)")
+		}
+		t.Skip("giving a directory to another user takes root")
+	}
+	for _, which := range []string{"base_path", "deployment_path"} {
+		t.Run(which, func(t *testing.T) {
+			base := t.TempDir()
+			foreign := base
+			if which == "deployment_path" {
+				foreign = filepath.Join(base, "prod")
+				if err := os.Mkdir(foreign, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chown(foreign, 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+			p := New(slog.New(slog.DiscardHandler))
+			err := p.Configure(t.Context(), sdk.Config{JSON: blockJSON(t, map[string]any{"base_path": base}), Deployment: "prod"})
+			var d sdk.Diagnostics
+			if !errors.As(err, &d) || len(d) != 1 || d[0].Path[0] != which || !strings.Contains(d[0].Detail, "belongs to uid 4242") {
+				t.Fatalf("Configure = %v, want a diagnostic at %s", err, which)
+			}
+		})
+	}
+}
