@@ -328,11 +328,13 @@ func (p *Proxy) reauthorize() {
 			a.who, a.err = p.cfg.Caller(c.creds.WithContext(ctx))
 			cancel()
 			seen[key] = a
+			if a.err != nil && !errors.Is(a.err, ErrUnauthenticated) && !errors.Is(a.err, ErrForbidden) {
+				p.log.Warn("cannot check again who sent proxied connections", "user", c.user, "error", a.err)
+			}
 		}
 		switch {
 		case errors.Is(a.err, ErrUnauthenticated) || errors.Is(a.err, ErrForbidden):
 		case a.err != nil:
-			p.log.Warn("cannot check again who sent proxied connections", "user", c.user, "error", a.err)
 			continue
 		case a.who.Username == c.user && (a.who.Admin || c.user == c.owner):
 			continue

@@ -57,8 +57,8 @@ type Instance struct {
 	// MemoryReservation is memory.min (0 when null); MemoryLimit is
 	// memory.max, or memory.min when max is null, or the administrative
 	// limit max_service_memory when both are (0: none, only when that
-	// limit is off too): a service never runs without a memory limit that
-	// the limit does not allow to one that asks.
+	// limit is off too), so that no service runs without a memory limit
+	// while the administrative one is on.
 	MemoryReservation int64 `json:"memory_reservation"`
 	MemoryLimit       int64 `json:"memory_limit"`
 	// Cores is cores.min (DefaultCores when null); CoresLimit is cores.max,
