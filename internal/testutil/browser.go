@@ -703,19 +703,25 @@ func (b *Browser) waitJS(what, cond string) {
 	}
 }
 
-// WaitText waits until the page's visible text contains text.
+// parsed is true once the page's HTML is all parsed: a text or element
+// may show while the rest of a page is still arriving, and what a test
+// reads next (PageText, Text, a click) must find the whole page.
+const parsed = `document.readyState !== "loading"`
+
+// WaitText waits until the page's visible text contains text, and the
+// page is all parsed.
 func (b *Browser) WaitText(text string) {
 	b.t.Helper()
 	b.waitJS(fmt.Sprintf("the text %q", text),
-		fmt.Sprintf(`!!document.body && document.body.innerText.includes(%s)`, js(text)))
+		fmt.Sprintf(`%s && !!document.body && document.body.innerText.includes(%s)`, parsed, js(text)))
 }
 
 // WaitSelector waits until an element matching the CSS selector css is
-// present and visible.
+// present and visible, and the page is all parsed.
 func (b *Browser) WaitSelector(css string) {
 	b.t.Helper()
 	b.waitJS("a visible "+css,
-		fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.getClientRects().length > 0; })()`, js(css)))
+		fmt.Sprintf(`%s && (() => { const e = document.querySelector(%s); return !!e && e.getClientRects().length > 0; })()`, parsed, js(css)))
 }
 
 // Text returns the visible text of the first element matching css.

@@ -624,3 +624,34 @@ func TestBrowserProxyTunnel(t *testing.T) {
 		t.Errorf("CONNECT off loopback: %s, refused %v", resp.Status, p.asked())
 	}
 }
+
+// TestBrowserWaitsForTheWholePage: a text that shows while the rest of
+// the page is still arriving is waited for with the page: what the test
+// reads next finds all of it (make test's loop once read a list of
+// quotas without its last rows so).
+func TestBrowserWaitsForTheWholePage(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		serve(w, `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Start</title>`+
+			`<link rel="icon" href="data:,"></head><body><p><a href="/slow">slow page</a></p></body></html>`)
+	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", testCSP)
+		fmt.Fprint(w, `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Slow</title>`+
+			`<link rel="icon" href="data:,"></head><body><p>first part</p>`+strings.Repeat("<!-- padding -->", 256))
+		w.(http.Flusher).Flush()
+		time.Sleep(time.Second)
+		fmt.Fprint(w, `<p>second part</p></body></html>`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	b := chromium.Browser(t)
+	b.Navigate(srv.URL + "/")
+	b.Click("slow page")
+	b.WaitText("first part")
+	if got := b.PageText(); !strings.Contains(got, "second part") {
+		t.Errorf("the page's text once \"first part\" showed: %q, without the rest of the page", got)
+	}
+}
