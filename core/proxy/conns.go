@@ -53,10 +53,11 @@ func credentials(r *http.Request) *http.Request {
 	return &http.Request{Method: r.Method, URL: r.URL, Host: r.Host, Header: h, RemoteAddr: r.RemoteAddr}
 }
 
-// credKey tells credentials apart: conns that share it are one check.
+// credKey tells credentials apart: conns that share it are one check
+// (not the address, whose port differs for each connection).
 func (c *conn) credKey() string {
 	return strings.Join(c.creds.Header.Values("Cookie"), "\x00") + "\x01" +
-		strings.Join(c.creds.Header.Values("Authorization"), "\x00") + "\x01" + c.creds.RemoteAddr
+		strings.Join(c.creds.Header.Values("Authorization"), "\x00")
 }
 
 func newConns() *conns {

@@ -6,11 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/zoe-project/zoe/core/httplimit"
 	"github.com/zoe-project/zoe/core/state"
 )
 
@@ -151,20 +151,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // trusted says whether the peer at addr is one of the trusted proxies.
 func (p *Proxy) trusted(addr string) bool {
-	if len(p.cfg.TrustedProxies) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, pf := range p.cfg.TrustedProxies {
-		if pf.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return httplimit.FromProxy(addr, p.cfg.TrustedProxies)
 }
 
 func (p *Proxy) isZoeToken(h string) bool {

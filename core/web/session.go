@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/httplimit"
 )
 
 // The cookies: the session (an API token and its id) and, before a
@@ -65,11 +65,7 @@ func (h *Handler) secure(r *http.Request) bool {
 		return true
 	}
 	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-	if len(h.cfg.TrustedProxies) == 0 || strings.TrimSpace(proto) != "https" {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	return err == nil && slices.ContainsFunc(h.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(ap.Addr().Unmap()) })
+	return strings.TrimSpace(proto) == "https" && httplimit.FromProxy(r.RemoteAddr, h.cfg.TrustedProxies)
 }
 
 // session reads the session cookie; nil when there is none.
