@@ -142,6 +142,12 @@ RACE_FLAGS := -race $(foreach p,$(RACE_SKIP),-gcflags=$(p)=-race=false)
 # minutes on a new machine, one mostly waiting on Debian's mirror and dpkg,
 # the other compiling, so they are made side by side.
 #
+# The lock is fd 9 of test-go's shell alone: every command it starts gets
+# 9>&-, since a process that inherited it would hold the lock after make
+# test ends (a server a test started and a killed run left behind, such as
+# the swarm tests' Docker engine, made every later make test wait for ever).
+# TestNoLockInherited (internal/testutil) checks it.
+#
 # The root module's tests run zoe and its plugins as processes: they are
 # built once here (into TEST_CACHE, so also linked only when changed), and
 # internal/testutil.Build copies them from $$ZOE_TEST_PREBUILT instead of
@@ -153,19 +159,19 @@ test-go:
 	{ flock -n 9 || { echo "waiting for another make test using $(TEST_CACHE)"; flock 9; }; } && \
 	if [ "$(filter .,$(MODULES))" = . ]; then \
 	  $(call step,images: make images beside kube-bins; its output follows theirs); \
-	  { $(MAKE) -s images > $(TEST_CACHE)/images.log 2>&1; echo $$? > $(TEST_CACHE)/images.rc; } & \
-	  $(MAKE) -s kube-bins; kube=$$?; wait; cat $(TEST_CACHE)/images.log; \
+	  { $(MAKE) -s images > $(TEST_CACHE)/images.log 2>&1 9>&-; echo $$? > $(TEST_CACHE)/images.rc; } & \
+	  $(MAKE) -s kube-bins 9>&-; kube=$$?; wait; cat $(TEST_CACHE)/images.log; \
 	  [ $$kube = 0 ] && [ "$$(cat $(TEST_CACHE)/images.rc)" = 0 ] || exit 1; \
 	  export ZOE_TEST_KUBE=$(KUBE_BINS); \
 	  $(call step,building zoe and its plugins for the tests); \
 	  mkdir -p $(TEST_CACHE)/prebuilt && for p in cmd/zoe $(addprefix plugins/,$(PLUGINS)); do \
 	    case $$p in cmd/zoe) n=zoe;; *) n=zoe-plugin-$${p#plugins/};; esac; \
-	    $(GO) build -o $(TEST_CACHE)/prebuilt/$$n ./$$p || exit 1; done; \
+	    $(GO) build -o $(TEST_CACHE)/prebuilt/$$n ./$$p 9>&- || exit 1; done; \
 	  export ZOE_TEST_PREBUILT=$(TEST_CACHE)/prebuilt; fi; \
 	for m in $(MODULES); do $(call step,go test -race ./... in $$m); \
 	  pkgs=$$(cd $$m && $(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); \
 	  mkdir -p $(TEST_CACHE)/bin/$$m && \
-	  (cd $$m && $(GO) test $(RACE_FLAGS) -count=1 -p 8 -timeout 20m -ldflags="-s -w" -o $(TEST_CACHE)/bin/$$m/ $$pkgs) || exit 1; done
+	  (cd $$m && $(GO) test $(RACE_FLAGS) -count=1 -p 8 -timeout 20m -ldflags="-s -w" -o $(TEST_CACHE)/bin/$$m/ $$pkgs 9>&-) || exit 1; done
 
 # The Kubernetes back-end's tests run a real control plane on 127.0.0.1
 # (internal/testutil/kube.go): etcd, kube-apiserver, kube-controller-manager,

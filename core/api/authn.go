@@ -25,6 +25,12 @@ import (
 const (
 	DefaultTokenTTL = 24 * time.Hour
 	MaxTokenTTL     = 30 * 24 * time.Hour
+	// MaxTokens bounds a user's live tokens: each is a row of the store
+	// and a line of their token list. At the bound a login replaces the
+	// oldest unnamed one (sessionPrefix); with only named ones left, it
+	// is refused until the user revokes one.
+	MaxTokens     = 100
+	sessionPrefix = "session-"
 	// tokenPrefix makes Zoe's tokens recognisable, e.g. by secret scanners.
 	tokenPrefix = "zoe_"
 	// touchEvery bounds the writes that record a token's last use.
@@ -418,12 +424,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	}
 	name := in.TokenName
 	if name == "" {
-		name = "session-" + time.Now().UTC().Format("20060102T150405Z") + "-" + rand.Text()[:6]
+		name = sessionPrefix + time.Now().UTC().Format("20060102T150405Z") + "-" + rand.Text()[:6]
 	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	sum := sha256.Sum256([]byte(tok))
 	expires := time.Now().Add(ttl)
-	t, err := s.cfg.Store.CreateToken(r.Context(), state.NewToken{Username: u.Username, Name: name, Hash: sum[:], ExpiresAt: &expires})
+	t, err := s.cfg.Store.CreateToken(r.Context(), state.NewToken{Username: u.Username, Name: name, Hash: sum[:], ExpiresAt: &expires,
+		Max: MaxTokens, Evictable: sessionPrefix})
 	if errors.Is(err, sdk.ErrAlreadyExists) {
 		s.error(w, http.StatusConflict, client.CodeConflict, "you already have a token named "+strconv.Quote(name), client.Detail{Path: "token_name", Message: "already used"})
 		return

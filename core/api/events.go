@@ -92,13 +92,27 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 	defer poll.Stop()
 	lastWrite := time.Now()
 	for {
-		evs, err := s.cfg.Store.EventsAfter(ctx, low, state.EventFilter{ExecutionID: execution, Limit: feedPage})
+		// A user's stream asks the store for their own events only (with
+		// every user's events read and dropped here, a few streams from
+		// an old Last-Event-ID kept the store sending it the whole
+		// table), up to the last id at the time: every id up to it is
+		// settled, so the cursor moves there when they are all read, the
+		// other users' events with them, and the next read starts after.
+		last, err := s.cfg.Store.LastEventID(ctx)
+		filter := state.EventFilter{ExecutionID: execution, Limit: feedPage, Through: last}
+		if !c.admin() {
+			filter.Owner = c.user.Username
+		}
+		var evs []state.Event
+		if err == nil && last > low {
+			evs, err = s.cfg.Store.EventsAfter(ctx, low, filter)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			s.log.Warn("event stream: reading events failed", "error", err)
-			evs = nil
+			evs, last = nil, low
 		}
 		beforeWrite()
 		wrote := false
@@ -116,8 +130,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) {
 			wrote, lastSent = true, ev.ID
 		}
 		now := time.Now()
-		if n := len(evs); n > 0 && evs[n-1].ID > low {
-			low = evs[n-1].ID
+		next := last // all read up to the last id
+		if n := len(evs); n == feedPage {
+			next = evs[n-1].ID // a full page: more may follow it
+		}
+		if next > low {
+			low = next
 			if low != lastSent {
 				// The cursor also moves over events the caller may not
 				// see, so that a reconnection does not read them again.

@@ -122,7 +122,7 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request, c *calle
 		return
 	}
 	var in client.StartExecution
-	if !s.decodeChecked(w, r, &in, checkShopResources) {
+	if !s.decodeChecked(w, r, maxBody, &in, checkShopResources) {
 		return
 	}
 	if msg := checkStart(in); msg != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zoe-project/zoe/client"
+	"github.com/zoe-project/zoe/core/api"
 )
 
 // raw sends a request line as it is (Go's client would clean or escape
@@ -183,6 +184,13 @@ func TestNamesAndBodiesAreText(t *testing.T) {
 		t.Errorf("token name: %d %s", r.status, r.body)
 	}
 
+	// Only a ZApp's description may be large: a login, which anyone may
+	// send and which is read before any password check, takes 64 KiB.
+	big := fmt.Sprintf(`{"username": "alice", "password": %q, "token_name": %q}`, passwords["alice"], strings.Repeat("x", 65<<10))
+	if r := e.do(anonymous, "POST", "/sessions", big); r.status != 413 || r.apiError(t).Code != client.CodeTooLarge || !strings.Contains(string(r.body), "65536 bytes") {
+		t.Errorf("a login of 65 KiB: %d %s", r.status, r.body)
+	}
+
 	// Image names are bounded and printable.
 	for _, tc := range []struct{ name, image, says string }{
 		{"too long", "registry.example.org/" + strings.Repeat("a", 300) + ":1", "at most 255"},
@@ -250,4 +258,41 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// A user keeps at most api.MaxTokens live tokens: a login at the bound
+// replaces the oldest unnamed one (its token stops working), and with only
+// named ones left it is refused, saying so.
+func TestTokensBounded(t *testing.T) {
+	e := newEnv(t, "")
+	login := func(name string) response {
+		return e.do(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"], TokenName: name})
+	}
+	var first client.Session
+	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"]}, http.StatusCreated, &first)
+	for i := 1; i < api.MaxTokens; i++ {
+		if r := login(fmt.Sprintf("t%d", i)); r.status != http.StatusCreated {
+			t.Fatalf("token %d: %d %s", i, r.status, r.body)
+		}
+	}
+	e.must(who{token: first.Token}, "GET", "/tokens", nil, http.StatusOK, nil)
+	var second client.Session
+	e.must(anonymous, "POST", "/sessions", client.Login{Username: "alice", Password: passwords["alice"]}, http.StatusCreated, &second)
+	if r := e.do(who{token: first.Token}, "GET", "/tokens", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("the replaced session's token: %d", r.status)
+	}
+	var l client.TokenList
+	e.must(who{token: second.Token}, "GET", "/tokens", nil, http.StatusOK, &l)
+	if len(l.Tokens) != api.MaxTokens {
+		t.Errorf("%d tokens, want %d", len(l.Tokens), api.MaxTokens)
+	}
+	if r := login("t0"); r.status != http.StatusCreated {
+		t.Fatalf("a named token replacing the unnamed one: %d %s", r.status, r.body)
+	}
+	r := login("one-more")
+	if eb := r.apiError(t); r.status != http.StatusConflict || !strings.Contains(eb.Message, "alice has 100 tokens, the most allowed: revoke one first") {
+		t.Errorf("a login with only named tokens: %d %s", r.status, r.body)
+	}
+	// Another user is not bound by alice's tokens.
+	e.must(anonymous, "POST", "/sessions", client.Login{Username: "bob", Password: passwords["bob"]}, http.StatusCreated, nil)
 }

@@ -18,21 +18,27 @@ import (
 	"github.com/zoe-project/zoe/sdk"
 )
 
-// maxBody bounds a request's body: a ZApp description is the largest.
-const maxBody = 4 << 20
+// maxBody bounds the body of a request that carries a ZApp description,
+// the largest; maxSmallBody every other body (a login, a quota, a user's
+// changes): a login is anyone's, and the body is read before its
+// password is checked.
+const (
+	maxBody      = 4 << 20
+	maxSmallBody = 64 << 10
+)
 
 // decode reads r's body, a JSON object sent as JSON (Content-Type) in
 // UTF-8, into v strictly: unknown fields, wrong types and trailing data
 // are errors, answered here with a 400 that names the field. It reports
 // whether v was filled.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	return s.decodeChecked(w, r, v, nil)
+	return s.decodeChecked(w, r, maxSmallBody, v, nil)
 }
 
-// decodeChecked is decode with a check of the body run first, for the
-// parts whose problems decoding cannot place (a map's keys): a
-// *badRequest it returns is the answer.
-func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, v any, check func([]byte) error) bool {
+// decodeChecked is decode with a bound of its own (limit bytes) and a
+// check of the body run first, for the parts whose problems decoding
+// cannot place (a map's keys): a *badRequest it returns is the answer.
+func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, limit int64, v any, check func([]byte) error) bool {
 	if !jsonBody(r) {
 		drain(r)
 		got := r.Header.Get("Content-Type")
@@ -43,7 +49,7 @@ func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, v any, ch
 			"send the body as JSON, with the header Content-Type: application/json (Content-Type: "+truncate(got, 64)+")")
 		return false
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		if i := invalidUTF8(data); i >= 0 {
 			// The JSON decoder would quietly put U+FFFD in its place.
@@ -63,7 +69,7 @@ func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, v any, ch
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		s.error(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxBody))
+		s.error(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, fmt.Sprintf("the body is larger than %d bytes", limit))
 		return false
 	}
 	var bad *badRequest

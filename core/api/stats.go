@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/zoe-project/zoe/client"
@@ -59,6 +60,8 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request, c *caller) {
 		// owners and admins see whose executions these are.
 		if c.sees(e.Execution.Owner) {
 			qe.Owner, qe.Name = e.Execution.Owner, e.Execution.Name
+		} else {
+			qe.Reason = othersReason(qe.Reason)
 		}
 		out.Queue = append(out.Queue, qe)
 	}
@@ -95,4 +98,15 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request, c *caller) {
 			CoresReserved: n.Node.CoresReserved, MemoryReserved: n.Node.MemoryReserved, ZoeServices: n.Services})
 	}
 	s.write(w, http.StatusOK, out)
+}
+
+// othersReason is the waiting reason of another user's execution as the
+// caller sees it: a failed start's retry without the error, whose text
+// (an auth, workspace or back-end plugin's) can name the owner, their
+// paths or directory entries.
+func othersReason(reason string) string {
+	if what, _, ok := strings.Cut(reason, ": "); ok && strings.HasPrefix(reason, "retrying ") {
+		return what
+	}
+	return reason
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -335,6 +336,38 @@ func TestStreamsEndWithTheirCredentials(t *testing.T) {
 		case err := <-done:
 			t.Errorf("%s ended with the demotion of another user: %v", what, err)
 		default:
+		}
+	}
+}
+
+// A user's stream moves its cursor over the other users' events (it asks
+// the store for the user's own events up to the last id), so that a
+// client resuming from it does not have them read again.
+func TestEventStreamCursorPassesOthers(t *testing.T) {
+	e := newEnv(t, "")
+	alice, bob, root := e.as("alice"), e.as("bob"), e.as("root")
+	stream := e.openEvents(alice, "", "")
+	bobs := e.startApp(bob, "bob's", app("bobs-app", nil))
+	all := e.openEvents(root, "", "0")
+	var lastOfBob int64
+	for _, ev := range all.until(bobs.ID, "running") {
+		lastOfBob = max(lastOfBob, ev.ID)
+	}
+	waitFor(t, "alice's cursor past bob's events", func() (bool, string) {
+		id := stream.lastIDFn()
+		n, _ := strconv.ParseInt(id, 10, 64)
+		return n >= lastOfBob, fmt.Sprintf("cursor %q, bob's last event %d", id, lastOfBob)
+	})
+	select {
+	case ev := <-stream.events:
+		t.Fatalf("alice's stream has %+v", ev)
+	default:
+	}
+	// Her own events still come, after the cursor.
+	ex := e.startApp(alice, "mine", app("alices-app", nil))
+	for _, ev := range stream.until(ex.ID, "running") {
+		if ev.Owner != "alice" || ev.ID <= lastOfBob {
+			t.Errorf("alice's stream has %+v (bob's last event %d)", ev, lastOfBob)
 		}
 	}
 }

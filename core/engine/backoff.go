@@ -82,3 +82,70 @@ func shorten(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
+
+// ends is an elastic service's run of ends in a row, each soon after it
+// was replaced (Engine.ends).
+type ends struct {
+	n int
+	// due is when its replacement may be placed; the passes skip it
+	// until then.
+	due   time.Time
+	timer *time.Timer // triggers the pass that places it
+}
+
+// ended records that the elastic service id ended at now. It returns how
+// long its replacement waits, or replace false when the service ended
+// Config.ReplaceLimit times in a row and is not to be replaced.
+func (e *Engine) ended(id int64, now time.Time) (wait time.Duration, n int, replace bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.ends[id]
+	if en != nil && en.timer != nil {
+		en.timer.Stop()
+	}
+	if en == nil || now.Sub(en.due) > e.cfg.ReplaceWindow {
+		en = &ends{}
+		e.ends[id] = en
+	}
+	en.n++
+	if en.n > e.cfg.ReplaceLimit {
+		delete(e.ends, id)
+		return 0, en.n, false
+	}
+	wait = e.backOff.delay(en.n)
+	en.due = now.Add(wait)
+	en.timer = time.AfterFunc(wait, e.Trigger)
+	return wait, en.n, true
+}
+
+// replacementWaits reports whether the elastic service id is not to be
+// placed yet at now.
+func (e *Engine) replacementWaits(id int64, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.ends[id]
+	return en != nil && now.Before(en.due)
+}
+
+// pruneEnds forgets the services no longer in an active execution.
+func (e *Engine) pruneEnds(snap *snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.ends) == 0 {
+		return
+	}
+	live := map[int64]bool{}
+	for _, svcs := range snap.svcs {
+		for _, sv := range svcs {
+			live[sv.ID] = true
+		}
+	}
+	for id, en := range e.ends {
+		if !live[id] {
+			if en.timer != nil {
+				en.timer.Stop()
+			}
+			delete(e.ends, id)
+		}
+	}
+}

@@ -315,3 +315,69 @@ func TestBackoffCleanup(t *testing.T) {
 		t.Errorf("terminated, with the waiting reason %q", r)
 	}
 }
+
+// TestReplacementsBackOff: an elastic service that keeps ending soon after
+// it starts is replaced after the back-off's steps, and after
+// ReplaceLimit ends in a row no more; the rest of its execution runs on.
+func TestReplacementsBackOff(t *testing.T) {
+	e := newEnv(t, options{noEngine: true})
+	e.cfg.BackoffBase, e.cfg.BackoffMax, e.cfg.ReplaceLimit = testBase, testMax, 3
+	var err error
+	if e.eng, err = engine.New(testutil.Logger(t).Named("engine"), e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	ex := e.submit(zappJSON(t, false,
+		svc{name: "master", ess: 1, total: 1, monitor: true, env: forever()},
+		svc{name: "crash", ess: 1, total: 2, env: forever()}))
+	e.waitStatus(ex.ID, state.StatusRunning)
+	// The elastic crash1 ends as soon as it runs, four times.
+	for restarts := 0; restarts < 4; restarts++ {
+		waitFor(t, fmt.Sprintf("crash1 running after %d restarts", restarts), func() (bool, string) {
+			s := e.services(ex.ID)["crash1"]
+			return s.Status == state.ServiceRunning && s.RestartCount == restarts, fmt.Sprintf("%s, %d restarts", s.Status, s.RestartCount)
+		})
+		if err := e.ctl.Kill(t.Context(), containerName(ex.ID, "crash1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "crash1 given up", func() (bool, string) {
+		s := e.services(ex.ID)["crash1"]
+		return s.Status == state.ServiceStopped, fmt.Sprintf("%s, %d restarts", s.Status, s.RestartCount)
+	})
+	evs, err := e.store.Events(t.Context(), ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, ev := range evs {
+		if ev.ServiceName == "crash1" && ev.To == string(state.ServiceCreated) && ev.From == string(state.ServiceStopped) || ev.ServiceName == "crash1" && strings.Contains(ev.Reason, "not replaced") {
+			reasons = append(reasons, ev.Reason)
+		}
+	}
+	// Each wait is a step (50 ms, 100 ms, 200 ms) plus up to half of it.
+	want := []string{
+		`^elastic service exited with code 137; replacing it in (5\d|6\d|7[0-5])ms \(restart 1\)$`,
+		`^elastic service exited with code 137; replacing it in (1[0-4]\d|150)ms \(restart 2\)$`,
+		`^elastic service exited with code 137; replacing it in (2\d\d|300)ms \(restart 3\)$`,
+		`^exited with code 137; not replaced: it ended 4 times in a row, each within 10m of being replaced$`,
+	}
+	if len(reasons) != len(want) {
+		t.Fatalf("crash1's reasons:\n%s", strings.Join(reasons, "\n"))
+	}
+	for i, re := range want {
+		if !regexp.MustCompile(re).MatchString(reasons[i]) {
+			t.Errorf("reason %d: %q, want %s", i, reasons[i], re)
+		}
+	}
+	time.Sleep(3 * testMax)
+	if n := e.startsOf(containerName(ex.ID, "crash1")); n != 4 {
+		t.Errorf("crash1 started %d times after it was given up", n)
+	}
+	if cur, _ := e.store.GetExecution(t.Context(), ex.ID); cur.Status != state.StatusRunning {
+		t.Errorf("the execution is %s", cur.Status)
+	}
+	if s := e.services(ex.ID)["master0"]; s.Status != state.ServiceRunning {
+		t.Errorf("master0 is %s", s.Status)
+	}
+}

@@ -56,6 +56,15 @@
 // back-end refuses an essential service, the workspace cannot be prepared
 // for good) ends the execution in error instead.
 //
+// An elastic service that ends is replaced after the same back-off, counted
+// per service: its n-th end in a row, each within ReplaceWindow of the
+// moment its replacement was due (or of the first, the first time), waits
+// the n-th step. After ReplaceLimit such ends in a row it is not replaced
+// again: it stays stopped, the reason says why, and the rest of its
+// execution goes on. Without this, a worker that exits at once (a bad
+// command, an image that crashes) was replaced every second for as long as
+// its execution ran, each time four events and a container.
+//
 // A back-end's sdk.ErrConflict is such a failure, like any other category;
 // only the store's sdk.ErrConflict, when the execution's status changed
 // under a worker, means that the execution ended meanwhile. A back-end's
@@ -212,6 +221,11 @@ type Config struct {
 	// up to BackoffMax, plus up to half of it at random; defaults 1 s and
 	// 5 min.
 	BackoffBase, BackoffMax time.Duration
+	// ReplaceLimit is how many times in a row an elastic service may end
+	// soon after it was replaced before it is no longer replaced; default
+	// 10. ReplaceWindow is that "soon"; default 10 minutes.
+	ReplaceLimit  int
+	ReplaceWindow time.Duration
 }
 
 // Labels the engine puts on every container; LabelDeployment, LabelExecution,
@@ -252,6 +266,9 @@ type Engine struct {
 	collectors     map[logKey]*collector
 	// retries are the executions backing off after a failed attempt.
 	retries map[int64]*retry
+	// ends are the elastic services (by id) that ended, with their
+	// replacement's back-off.
+	ends    map[int64]*ends
 	backOff backOff
 	// insts are the decoded instances of the active services.
 	insts instances
@@ -310,6 +327,12 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
+	if cfg.ReplaceLimit <= 0 {
+		cfg.ReplaceLimit = 10
+	}
+	if cfg.ReplaceWindow <= 0 {
+		cfg.ReplaceWindow = 10 * time.Minute
+	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -318,6 +341,7 @@ func New(log hclog.Logger, cfg Config) (*Engine, error) {
 		cfg: cfg, log: log, storeID: cfg.StoreID, wake: make(chan struct{}, 1), ready: make(chan struct{}),
 		workers: map[int64]*worker{}, waiting: map[int64]string{},
 		dyn: map[int64]dynState{}, collectors: map[logKey]*collector{}, retries: map[int64]*retry{},
+		ends:    map[int64]*ends{},
 		backOff: backOff{base: cfg.BackoffBase, limit: cfg.BackoffMax, jitter: rand.Float64},
 	}, nil
 }

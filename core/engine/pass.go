@@ -239,6 +239,16 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	}
 	bs := string(st.State)
 	change := state.ServiceChange{Reason: what, BackendStatus: &bs}
+	var wait time.Duration
+	replace := false
+	if !sv.Essential {
+		var n int
+		wait, n, replace = e.ended(sv.ID, time.Now())
+		if !replace {
+			change.Reason = fmt.Sprintf("%s; not replaced: it ended %d times in a row, each within %s of being replaced",
+				what, n, roundDelay(e.cfg.ReplaceWindow))
+		}
+	}
 	if st.State != backend.ServiceVanished {
 		change.ExitCode = &code
 	}
@@ -250,6 +260,12 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 		return
 	}
 	e.log.Info("service ended", "execution", ex.ID, "service", sv.Name, "essential", sv.Essential, "how", what)
+	if !sv.Essential && !replace {
+		e.log.Warn("elastic service not replaced: it keeps ending", "execution", ex.ID, "service", sv.Name)
+		k := logKey{ex.ID, sv.Name}
+		e.drain(k, toBackendHandle(sv.Handle), st.State != backend.ServiceVanished)
+		return
+	}
 	if !sv.Essential {
 		// Replaced: removed, then placed again by the scheduler; its
 		// output is read to the end first, and the replacement's goes on
@@ -266,7 +282,7 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 			e.log.Warn("cannot count a restart", "service", sv.Name, "error", err)
 			return
 		}
-		e.reset(ctx, sv, fmt.Sprintf("elastic service %s; replacing it (restart %d)", what, restarts))
+		e.reset(ctx, sv, fmt.Sprintf("elastic service %s; replacing it in %s (restart %d)", what, roundDelay(wait), restarts))
 		return
 	}
 	c := state.ExecutionChange{Reason: fmt.Sprintf("essential service %s %s", sv.Name, what)}
@@ -293,6 +309,7 @@ func (e *Engine) lifecycle(ctx context.Context, snap *snapshot) {
 	quotas := map[string]time.Duration{}
 	now := time.Now()
 	e.pruneRetries(snap)
+	e.pruneEnds(snap)
 	var submitted []int // indexes in snap.execs
 	for i, ex := range snap.execs {
 		switch ex.Status {
@@ -468,6 +485,9 @@ func (e *Engine) schedule(ctx context.Context, snap *snapshot) error {
 					// back-end counts it yet.
 					account(n, inst, true)
 					continue
+				}
+				if e.replacementWaits(sv.ID, in.Now) {
+					continue // an elastic service's replacement, not due yet
 				}
 				waits = true
 			default: // stopped or error: not to be placed again

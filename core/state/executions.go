@@ -479,6 +479,9 @@ func (s *store) EventsAfter(ctx context.Context, afterID int64, f EventFilter) (
 	if f.ExecutionID != 0 {
 		where = append(where, "ev.execution_id = "+a.add(f.ExecutionID))
 	}
+	if f.Through != 0 {
+		where = append(where, "ev.id <= "+a.add(f.Through))
+	}
 	rs, err := s.db.query(ctx, "SELECT "+eventCols+" FROM "+eventsFrom+" WHERE "+strings.Join(where, " AND ")+
 		" ORDER BY ev.id LIMIT "+a.add(int64(limit)), a...)
 	evs, err := collect(rs, err, scanEvent)

@@ -38,6 +38,11 @@ func (s *store) CreateToken(ctx context.Context, nt NewToken) (Token, error) {
 			nt.Username, nt.Name, s.ts(now())); err != nil {
 			return err
 		}
+		if nt.Max > 0 {
+			if err := makeRoom(ctx, q, s.ts(now()), nt); err != nil {
+				return err
+			}
+		}
 		var err error
 		out, err = scanToken(q.queryRow(ctx, `INSERT INTO tokens (username, name, hash, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols,
@@ -47,6 +52,35 @@ func (s *store) CreateToken(ctx context.Context, nt NewToken) (Token, error) {
 	// The hash stays out of the error: it is as good as the token to
 	// whoever can read the logs of a look-up by hash.
 	return out, s.fail(op, err)
+}
+
+// makeRoom removes the user's expired tokens, then as many of the oldest
+// evictable ones as the new token needs under nt.Max.
+func makeRoom(ctx context.Context, q querier, now any, nt NewToken) error {
+	if _, err := q.exec(ctx, "DELETE FROM tokens WHERE username = $1 AND expires_at <= $2", nt.Username, now); err != nil {
+		return err
+	}
+	var n int64
+	if err := q.queryRow(ctx, "SELECT COUNT(*) FROM tokens WHERE username = $1", nt.Username).Scan(&n); err != nil {
+		return err
+	}
+	over := n - int64(nt.Max) + 1
+	if over <= 0 {
+		return nil
+	}
+	if nt.Evictable != "" {
+		removed, err := q.exec(ctx, `DELETE FROM tokens WHERE id IN (SELECT id FROM tokens
+			WHERE username = $1 AND substr(name, 1, $2) = $3 ORDER BY id LIMIT $4)`,
+			nt.Username, int64(len(nt.Evictable)), nt.Evictable, over)
+		if err != nil {
+			return err
+		}
+		over -= removed
+	}
+	if over > 0 {
+		return sdk.WithCategory(sdk.ErrResourceExhausted, fmt.Sprintf("%s has %d tokens, the most allowed: revoke one first", nt.Username, n))
+	}
+	return nil
 }
 
 func (s *store) TokenByHash(ctx context.Context, hash []byte) (Token, error) {

@@ -304,6 +304,12 @@ type NewToken struct {
 	Username, Name string
 	Hash           []byte
 	ExpiresAt      *time.Time
+	// Max, when not 0, bounds the user's unexpired tokens, this one
+	// included: at the bound, the oldest tokens whose names start with
+	// Evictable (not "") are removed to make room, and without one to
+	// remove CreateToken fails with sdk.ErrResourceExhausted.
+	Max       int
+	Evictable string
 }
 
 // Filter selects executions for ListExecutions. Zero fields select all.
@@ -330,6 +336,10 @@ type EventFilter struct {
 	// Owner selects the events of the user's executions.
 	Owner       string
 	ExecutionID int64
+	// Through, when not 0, is the highest id returned: a reader that took
+	// LastEventID first knows every id up to it is settled, and may move
+	// its cursor there even when none of those events was its own.
+	Through int64
 	// Limit is the most events returned: 0 means DefaultEventLimit, more
 	// than MaxEventLimit means MaxEventLimit.
 	Limit int

@@ -70,7 +70,7 @@ func testEventsAfter(t *testing.T, h Harness) {
 		var out []state.Event
 		for _, ev := range all {
 			if ev.ID > after && (f.Owner == "" || ev.Owner == f.Owner) &&
-				(f.ExecutionID == 0 || ev.ExecutionID == f.ExecutionID) {
+				(f.ExecutionID == 0 || ev.ExecutionID == f.ExecutionID) && (f.Through == 0 || ev.ID <= f.Through) {
 				out = append(out, ev)
 			}
 		}
@@ -100,6 +100,10 @@ func testEventsAfter(t *testing.T, h Harness) {
 		{"limit after", all[4].ID, state.EventFilter{Limit: 2}},
 		{"limit with a filter", all[0].ID, state.EventFilter{Owner: "alice", Limit: 2}},
 		{"limit above the maximum", 0, state.EventFilter{Limit: 1 << 30}},
+		{"through", all[1].ID, state.EventFilter{Through: all[6].ID}},
+		{"through with an owner", 0, state.EventFilter{Owner: "bob", Through: all[5].ID}},
+		{"through before after", all[5].ID, state.EventFilter{Through: all[2].ID}},
+		{"through with a limit", 0, state.EventFilter{Through: all[7].ID, Limit: 3}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

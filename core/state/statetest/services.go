@@ -312,3 +312,73 @@ func testTokenPurge(t *testing.T, h Harness) {
 		t.Fatalf("bob keeps %v after being disabled", got)
 	}
 }
+
+// testTokenBound: with NewToken.Max, a user keeps at most that many
+// unexpired tokens; the oldest evictable ones make room for a new one, and
+// without one to evict the new one is refused.
+func testTokenBound(t *testing.T, h Harness) {
+	st, _ := open(t, h)
+	ctx := t.Context()
+	login(t, st, "alice", auth.RoleUser)
+	login(t, st, "bob", auth.RoleUser)
+	past := time.Now().Add(-time.Minute)
+	hash := byte(0)
+	create := func(user, name string, expires *time.Time) error {
+		hash++
+		_, err := st.CreateToken(ctx, state.NewToken{Username: user, Name: name, Hash: []byte{hash}, ExpiresAt: expires, Max: 3, Evictable: "session-"})
+		return err
+	}
+	names := func(user string) string {
+		var out []string
+		for _, tk := range must(st.ListTokens(ctx, user))(t) {
+			out = append(out, tk.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, name := range []string{"session-1", "ci", "session-2"} {
+		if err := create("alice", name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.CreateToken(ctx, state.NewToken{Username: "bob", Name: "session-b", Hash: []byte{200}}))(t)
+	steps := []struct {
+		name    string
+		expires *time.Time
+		want    string
+		err     error
+	}{
+		{"session-3", nil, "ci session-2 session-3", nil}, // the oldest evictable one goes
+		{"laptop", nil, "ci session-3 laptop", nil},
+		{"desk", nil, "ci laptop desk", nil},
+		{"phone", nil, "ci laptop desk", sdk.ErrResourceExhausted}, // nothing evictable: refused
+		{"session-4", nil, "ci laptop desk", sdk.ErrResourceExhausted},
+	}
+	for _, s := range steps {
+		err := create("alice", s.name, s.expires)
+		if s.err == nil && err != nil || s.err != nil && !errors.Is(err, s.err) {
+			t.Fatalf("token %s: %v, want %v", s.name, err, s.err)
+		}
+		if got := names("alice"); got != s.want {
+			t.Fatalf("after token %s: %q, want %q", s.name, got, s.want)
+		}
+	}
+	if err := create("alice", "x", nil); err == nil || !strings.Contains(err.Error(), "alice has 3 tokens, the most allowed") {
+		t.Fatalf("refusal: %v", err)
+	}
+	// Expired tokens do not count; other users' are untouched.
+	must(st.DeleteTokens(ctx, "alice"))(t)
+	for _, name := range []string{"a", "b", "c"} {
+		if err := create("alice", name, &past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := create("alice", "d", nil); err != nil {
+		t.Fatalf("with only expired tokens: %v", err)
+	}
+	if got := names("alice"); got != "d" {
+		t.Fatalf("alice's tokens: %q", got)
+	}
+	if got := names("bob"); got != "session-b" {
+		t.Fatalf("bob's tokens: %q", got)
+	}
+}

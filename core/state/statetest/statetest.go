@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"ActiveExecutions", testActiveExecutions},
 		{"Tokens", testTokens},
 		{"TokenPurge", testTokenPurge},
+		{"TokenBound", testTokenBound},
 		{"ConcurrentSubmissions", testConcurrentSubmissions},
 		{"Migrations", testMigrations},
 		{"Identity", testIdentity},
