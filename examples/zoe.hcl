@@ -213,7 +213,7 @@ auth "file" {
 #     role       = "admin"
 #   }
 #   role {
-#     group = "zoe-users"         # a group's cn, or its DN
+#     group = "zoe-users"         # a group's cn (under group_base), or its DN
 #     role  = "user"
 #   }
 #   default_role = "guest"        # none: users no rule matches are refused

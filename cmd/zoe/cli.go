@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -184,7 +185,25 @@ func (c *cli) client(cmd *cobra.Command) (*client.Client, error) {
 	if err != nil {
 		return nil, usageError{cmd: cmd, err: err}
 	}
+	if cl.HasCredentials() {
+		warnPlainHTTP(cmd, cl.Addr())
+	}
 	return cl, nil
+}
+
+// warnPlainHTTP warns that credentials go to addr unencrypted, unless it
+// is https or this machine (loopback): anyone on the network path reads
+// the password or token, and a token is as good as the password.
+func warnPlainHTTP(cmd *cobra.Command, addr string) {
+	u, err := client.ParseAddr(addr)
+	if err != nil || u.Scheme != "http" {
+		return
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); host == "localhost" || err == nil && ip.IsLoopback() {
+		return
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "zoe: warning: credentials go to %s over plain HTTP, readable on the network; use an https:// address\n", u.Host)
 }
 
 // password is ZOE_PASSWORD, else asked on the terminal.

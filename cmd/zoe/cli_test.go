@@ -383,3 +383,29 @@ func TestLogsEscapedOnATerminal(t *testing.T) {
 		})
 	}
 }
+
+// Credentials sent over plain HTTP to another machine are readable on the
+// network: the CLI says so, except for this machine and https.
+func TestWarnPlainHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		warn bool
+	}{
+		{"zoe.example.org:8080", true},
+		{"http://10.1.2.3:8080", true},
+		{"http://[2001:db8::1]:8080/zoe", true},
+		{"https://zoe.example.org", false},
+		{"127.0.0.1:8080", false},
+		{"http://127.7.0.1:8080", false},
+		{"localhost:8080", false},
+		{"http://[::1]:8080", false},
+	} {
+		cmd := &cobra.Command{}
+		var stderr bytes.Buffer
+		cmd.SetErr(&stderr)
+		warnPlainHTTP(cmd, tc.addr)
+		if got := strings.Contains(stderr.String(), "over plain HTTP"); got != tc.warn {
+			t.Errorf("%s: warned %v (%q), want %v", tc.addr, got, stderr.String(), tc.warn)
+		}
+	}
+}

@@ -66,6 +66,7 @@ func loginCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return usageError{cmd: cmd, err: err}
 			}
+			warnPlainHTTP(cmd, cl.Addr())
 			s, err := cl.Login(cmd.Context(), client.Login{Username: user, Password: pw, TokenName: tokenName, TTL: int64(ttl / time.Second)})
 			if err != nil {
 				return loginError(cl.Addr(), user, err)

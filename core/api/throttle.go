@@ -107,11 +107,19 @@ func newThrottle(cfg Throttle, log hclog.Logger) *throttle {
 
 func pairKey(name, addr string) string { return name + "\x00" + addr }
 
+// nameKey is the name a login is counted under: an LDAP directory matches
+// uid ignoring case and surrounding or repeated spaces, so "Alice" and
+// " alice" are guesses at alice's password, not a name of their own with
+// failures of its own. Lower-case and spaces folded for every auth source:
+// at worst two users whose names differ only so share their counts.
+func nameKey(name string) string { return strings.ToLower(strings.Join(strings.Fields(name), " ")) }
+
 // enter waits until a password check of name from addr may start: at most
 // maxChecksPerAddress from an address and maxChecksPerPair of a pair are
 // in flight; the others wait here, outside the password queue. leave
 // ends the check.
 func (t *throttle) enter(ctx context.Context, name, addr string) (leave func(), err error) {
+	name = nameKey(name)
 	keys := []string{"a\x00" + addr, "p\x00" + pairKey(name, addr)}
 	for {
 		t.mu.Lock()
@@ -151,6 +159,7 @@ func (t *throttle) leave(keys []string) {
 // wait is how long logins of name from addr are refused still (0: not).
 // The name's own lock does not refuse (checkPriority).
 func (t *throttle) wait(name, addr string) time.Duration {
+	name = nameKey(name)
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -172,6 +181,7 @@ func (t *throttle) wait(name, addr string) time.Duration {
 type standing struct{ known, addrFailed, pairFailed, nameFailed, nameLocked, nameBusy bool }
 
 func (t *throttle) standing(name, addr string) standing {
+	name = nameKey(name)
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -194,6 +204,7 @@ func (st *strikeTable) recent(key string, now time.Time) bool {
 // failed counts a failed login; it returns how long the next ones are
 // refused (0: not).
 func (t *throttle) failed(name, addr string) time.Duration {
+	name = nameKey(name)
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -269,6 +280,7 @@ func (st *strikeTable) makeRoom(now time.Time) {
 // The address's failures stay until forgotten: a user who guesses at
 // others' names would otherwise clear them with a login of his own.
 func (t *throttle) succeeded(name, addr string) {
+	name = nameKey(name)
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()

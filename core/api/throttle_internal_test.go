@@ -410,3 +410,30 @@ func TestClientAddr(t *testing.T) {
 		})
 	}
 }
+
+// Variants of a name that an LDAP directory takes for the same user count
+// as that user's failures: guesses at alice's password as "Alice",
+// " alice" and "ALICE " lock her pair like guesses as "alice".
+func TestThrottleNameVariants(t *testing.T) {
+	th, _ := testThrottle(Throttle{})
+	variants := []string{"alice", "Alice", " alice", "ALICE ", "aLiCe", "alice\t"}
+	for i := 0; i < DefaultThrottle().Pair.After-1; i++ {
+		if d := th.failed(variants[i%len(variants)], "10.0.0.1"); d != 0 {
+			t.Fatalf("failure %d locks for %s", i+1, d)
+		}
+	}
+	if d := th.failed("AlIcE", "10.0.0.1"); d == 0 {
+		t.Fatal("the pair's failures as variants of the name did not lock it")
+	}
+	for _, v := range variants {
+		if d := th.wait(v, "10.0.0.1"); d == 0 {
+			t.Errorf("%q is not refused", v)
+		}
+	}
+	if d := th.wait("alicea", "10.0.0.1"); d != 0 {
+		t.Errorf("another name waits %s", d)
+	}
+	if st := th.standing("Alice", "10.0.0.2"); !st.nameFailed {
+		t.Errorf("the name's failures under another spelling: %+v", st)
+	}
+}

@@ -465,6 +465,11 @@ func (s *session) posixID(e *ldap.Entry, attr string) *uint32 {
 type group struct {
 	dn   *ldap.DN
 	name string
+	// named tells whether a rule may match the group by its name: with a
+	// group_base, only a group under it. A memberOf value can be a group
+	// anywhere in the directory, such as one a user made in an OU
+	// delegated to them and named like the admins' group.
+	named bool
 }
 
 // groups collects the user's groups: the memberOf values, then under
@@ -472,8 +477,13 @@ type group struct {
 // memberUid) and the posixGroup of the user's gidNumber.
 func (s *session) groups(ctx context.Context, e *ldap.Entry, id auth.Identity) ([]group, error) {
 	var gs []group
+	var base *ldap.DN
+	if s.cfg.groupBase != "" {
+		base, _ = ldap.ParseDN(s.cfg.groupBase) // checked with the configuration
+	}
 	for _, v := range e.GetAttributeValues("memberOf") {
 		if g, ok := groupOf(v, ""); ok {
+			g.named = base == nil || base.AncestorOfFold(g.dn)
 			gs = append(gs, g)
 		}
 	}
@@ -507,6 +517,7 @@ func (s *session) groups(ctx context.Context, e *ldap.Entry, id auth.Identity) (
 	}
 	for _, ge := range res.Entries {
 		if g, ok := groupOf(ge.DN, ge.GetAttributeValue("cn")); ok {
+			g.named = true // found under group_base
 			gs = append(gs, g)
 		}
 	}
@@ -526,7 +537,8 @@ func groupOf(dn, cn string) (group, bool) {
 
 // matches tells whether the rule gives its role to a user with gid and
 // groups. A rule's group is a DN when it parses as one with an '=' in it,
-// else a group name.
+// else a group name, which matches only groups under group_base when
+// there is one (group.named).
 func (r roleRule) matches(gid *uint32, groups []group) bool {
 	if r.gid != nil {
 		return gid != nil && *gid == *r.gid
@@ -536,7 +548,7 @@ func (r roleRule) matches(gid *uint32, groups []group) bool {
 		dn, _ = ldap.ParseDN(r.group)
 	}
 	for _, g := range groups {
-		if dn != nil && dn.EqualFold(g.dn) || dn == nil && strings.EqualFold(g.name, r.group) {
+		if dn != nil && dn.EqualFold(g.dn) || dn == nil && g.named && strings.EqualFold(g.name, r.group) {
 			return true
 		}
 	}

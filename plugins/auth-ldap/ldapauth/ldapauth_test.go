@@ -34,7 +34,8 @@ const (
 //	bob    gidNumber 5001                      -> user  (gid rule)
 //	carol  member of groupOfNames zoe-admins   -> admin (group rule, member)
 //	dave   memberUid of posixGroup zoe-users   -> user  (group rule by DN, memberUid)
-//	erin   member of cn=lab,ou=other           -> guest (group rule; memberOf only: ou=other is outside group_base)
+//	erin   member of cn=lab,ou=other           -> guest (group rule by DN; memberOf only: ou=other is outside group_base)
+//	heidi  member of cn=zoe-admins,ou=other    -> refused (a rule's group name matches only groups under group_base)
 //	frank  loginShell /usr/sbin/nologin        -> disabled
 //	grace  nothing                             -> refused, or default_role
 //	jörg   gidNumber 5001                      -> user (a non-ASCII name)
@@ -86,7 +87,8 @@ userPassword: ` + testutil.SSHA(serviceP) + `
 		user("erin", 1005, 6000, "") + "\n" +
 		user("frank", 1006, 5000, "loginShell: /usr/sbin/nologin") + "\n" +
 		user("grace", 1007, 6000, "") + "\n" +
-		user("jörg", 1008, 5001, "") + `
+		user("jörg", 1008, 5001, "") + "\n" +
+		user("heidi", 1009, 6000, "") + `
 dn: cn=zoe-admins,ou=groups,dc=zoe,dc=test
 objectClass: groupOfNames
 cn: zoe-admins
@@ -107,6 +109,11 @@ dn: cn=lab,ou=other,dc=zoe,dc=test
 objectClass: groupOfNames
 cn: lab
 member: uid=erin,ou=people,dc=zoe,dc=test
+
+dn: cn=zoe-admins,ou=other,dc=zoe,dc=test
+objectClass: groupOfNames
+cn: zoe-admins
+member: uid=heidi,ou=people,dc=zoe,dc=test
 `
 }
 
@@ -129,7 +136,7 @@ const roles = `
     role       = "user"
   }
   role {
-    group = "lab"
+    group = "cn=lab,ou=other,dc=zoe,dc=test"
     role  = "guest"
   }
 `
@@ -237,6 +244,7 @@ func TestAuthenticate(t *testing.T) {
 		{"nobody", "alice-Pa55", auth.Identity{}},
 		{"frank", "frank-Pa55", auth.Identity{}}, // disabled
 		{"grace", "grace-Pa55", auth.Identity{}}, // no role rule, no default
+		{"heidi", "heidi-Pa55", auth.Identity{}}, // her zoe-admins is not under group_base
 		// Injection attempts: escaped, they match nobody.
 		{"*", "alice-Pa55", auth.Identity{}},
 		{"a*", "alice-Pa55", auth.Identity{}},
