@@ -308,6 +308,16 @@ func (s *Server) streamContext(r *http.Request, a Access, webGuests bool, still 
 	return ctx, cancel
 }
 
+// scriptOnZoesOrigin tells whether a browser sent r for a script of a
+// page of Zoe's origin (Fetch Metadata: same-origin, not a navigation).
+// Zoe's pages never call the API from their scripts (they call it in
+// process); the services' pages, proxied on the same origin, would, with
+// whatever credentials the browser holds for it.
+func scriptOnZoesOrigin(r *http.Request) bool {
+	mode := r.Header.Get("Sec-Fetch-Mode")
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin" && mode != "" && mode != "navigate"
+}
+
 func refused(a Access, webGuests bool, c *caller) bool {
 	status, _, _ := allowed(a, webGuests, c)
 	return status != 0
@@ -320,6 +330,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		drain(r)
 		s.error(w, http.StatusForbidden, client.CodePermissionDenied,
 			"cross-origin request refused: "+r.Method+" "+r.URL.Path+" may only be sent from Zoe's own pages or by a program")
+		return
+	}
+	if scriptOnZoesOrigin(r) && !viaWebPages(r.Context()) {
+		drain(r)
+		s.error(w, http.StatusForbidden, client.CodePermissionDenied,
+			"the API does not answer scripts of pages on Zoe's own origin (a proxied service's page would act as you): call it from a program, with a token")
 		return
 	}
 	if !s.front(w, r) {
@@ -386,7 +402,11 @@ const maxPooledBuffer = 1 << 20
 
 func (s *Server) error(w http.ResponseWriter, status int, code, message string, details ...client.Detail) {
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="zoe", Bearer`)
+		// Bearer only: a Basic challenge made browsers ask for the Zoe
+		// password in their own prompt on Zoe's origin, where a proxied
+		// service's page could trigger it and then call the API with the
+		// credentials the browser keeps. Programs send Basic unasked.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="zoe"`)
 	}
 	s.write(w, status, client.Error{Error: client.ErrorBody{Code: code, Message: message, Details: details}})
 }

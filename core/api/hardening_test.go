@@ -296,3 +296,42 @@ func TestTokensBounded(t *testing.T) {
 	// Another user is not bound by alice's tokens.
 	e.must(anonymous, "POST", "/sessions", client.Login{Username: "bob", Password: passwords["bob"]}, http.StatusCreated, nil)
 }
+
+// A script of a page on Zoe's origin (a proxied service's page) gets no
+// answer from the API, whatever credentials the browser sends with it; a
+// navigation, a program and another site's script (refused by the browser
+// without CORS) are not refused here. And a 401 never asks the browser for
+// a password (no Basic challenge), which such a page could trigger.
+func TestScriptsOfZoesOriginRefused(t *testing.T) {
+	e := newEnv(t, "")
+	alice := e.as("alice")
+	for _, tc := range []struct {
+		site, mode string
+		status     int
+	}{
+		{"same-origin", "cors", http.StatusForbidden},
+		{"same-origin", "same-origin", http.StatusForbidden},
+		{"same-origin", "no-cors", http.StatusForbidden},
+		{"same-origin", "navigate", http.StatusOK},
+		{"none", "navigate", http.StatusOK},
+		{"", "", http.StatusOK},
+		{"cross-site", "cors", http.StatusOK},
+	} {
+		h := http.Header{}
+		if tc.site != "" {
+			h.Set("Sec-Fetch-Site", tc.site)
+			h.Set("Sec-Fetch-Mode", tc.mode)
+		}
+		r := e.doHeader(alice, "GET", "/me", nil, h)
+		if r.status != tc.status {
+			t.Errorf("Sec-Fetch-Site %q, Sec-Fetch-Mode %q: %d %s, want %d", tc.site, tc.mode, r.status, r.body, tc.status)
+		}
+		if tc.status == http.StatusForbidden && !strings.Contains(r.apiError(t).Message, "scripts of pages on Zoe's own origin") {
+			t.Errorf("refusal: %s", r.body)
+		}
+	}
+	r := e.do(anonymous, "GET", "/me", nil)
+	if got := r.header.Get("WWW-Authenticate"); r.status != http.StatusUnauthorized || strings.Contains(strings.ToLower(got), "basic") || got == "" {
+		t.Errorf("401 challenge %q (%d)", got, r.status)
+	}
+}

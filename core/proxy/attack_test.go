@@ -348,3 +348,44 @@ func TestAttackOpenerPolicy(t *testing.T) {
 		t.Errorf("Cross-Origin-Opener-Policy %q passed", coop)
 	}
 }
+
+// TestAttackOriginWideHeaders: headers a browser applies to Zoe's whole
+// origin, whatever page they came with (reports of every later request to
+// Zoe sent to the service's choice, Zoe's HSTS cleared, its traffic sent
+// elsewhere), and a password challenge on Zoe's origin, never come through
+// from a service; nor a header larger than the proxy's bound.
+func TestAttackOriginWideHeaders(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Report-To", `{"group":"g","max_age":31536000,"endpoints":[{"url":"https://evil.example/r"}]}`)
+		h.Set("Reporting-Endpoints", `g="https://evil.example/r"`)
+		h.Set("NEL", `{"report_to":"g","max_age":31536000,"success_fraction":1}`)
+		h.Set("Strict-Transport-Security", "max-age=0")
+		h.Set("Alt-Svc", `h3="evil.example:443"`)
+		h.Set("WWW-Authenticate", `Basic realm="zoe"`)
+		h.Set("X-Kept", "1")
+		if r.URL.Query().Has("huge") {
+			h.Set("X-Huge", strings.Repeat("x", 300<<10))
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(5, "alice", state.StatusRunning)
+	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	st, _, h := get(t, url+prefix+"/5/nb0/8888/", "alice")
+	if st != http.StatusUnauthorized || h.Get("X-Kept") != "1" {
+		t.Fatalf("%d, X-Kept %q", st, h.Get("X-Kept"))
+	}
+	for _, k := range []string{"Report-To", "Reporting-Endpoints", "NEL", "Strict-Transport-Security", "Alt-Svc", "WWW-Authenticate"} {
+		if v := h.Get(k); v != "" {
+			t.Errorf("%s came through: %q", k, v)
+		}
+	}
+	if st, _, h := get(t, url+prefix+"/5/nb0/8888/?huge", "alice"); st != http.StatusBadGateway || h.Get("X-Huge") != "" {
+		t.Errorf("a 300 KiB header: %d", st)
+	}
+}

@@ -198,6 +198,9 @@ var _ http.Handler = (*Proxy)(nil)
 
 // New returns a proxy; it checks cfg and starts the goroutine that closes
 // the connections of ended executions.
+// maxResponseHeader bounds a service's answer's header (1xx ones too).
+const maxResponseHeader = 256 << 10
+
 func New(log hclog.Logger, cfg Config) (*Proxy, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -216,7 +219,10 @@ func New(log hclog.Logger, cfg Config) (*Proxy, error) {
 		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
+		// A service's header is held whole while the client takes it:
+		// 10 MiB each (Go's default) over many connections is much.
+		MaxResponseHeaderBytes: maxResponseHeader,
+		ExpectContinueTimeout:  time.Second,
 		// The client's Accept-Encoding goes through and the answer comes
 		// back as the service encoded it.
 		DisableCompression: true,

@@ -270,6 +270,17 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// window that opened them, as long as its opener policy differs.
 	h.Del("Cross-Origin-Opener-Policy")
 	h.Del("Clear-Site-Data")
+	// Headers the browser applies to the whole origin, beyond the
+	// service's page and its sandbox: reports of every later request to
+	// Zoe sent where the service says (NEL, Report-To), Zoe's HSTS
+	// cleared, its traffic sent elsewhere (Alt-Svc). And a challenge
+	// that makes the browser ask for a password on Zoe's origin and keep
+	// it for the service's scripts (the proxy sends the service its own
+	// token, never the client's credentials, so no service needs one).
+	for _, k := range []string{"NEL", "Report-To", "Reporting-Endpoints", "Strict-Transport-Security", "Alt-Svc",
+		"WWW-Authenticate", "Proxy-Authenticate"} {
+		h.Del(k)
+	}
 	if rd.sandbox {
 		// An admin looking at a user's service: its scripts run in an
 		// opaque origin, so they cannot act with the admin's session.
@@ -327,8 +338,11 @@ func (p *Proxy) deadlines(w http.ResponseWriter, r *http.Request) http.ResponseW
 	rc := http.NewResponseController(w)
 	idle := p.cfg.IdleTimeout
 	// Waiting for the service's header is bounded by the transport's
-	// ResponseHeaderTimeout; the client gets IdleTimeout per write after.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// ResponseHeaderTimeout; the client gets IdleTimeout per write after
+	// (WriteHeader and Write move it). An answer without a body is written
+	// by the server after the handler returns: this deadline bounds that
+	// write too, against a client that never reads.
+	_ = rc.SetWriteDeadline(time.Now().Add(p.cfg.ResponseHeaderTimeout + idle))
 	if r.Body == nil || r.Body == http.NoBody {
 		// Lifted, or the server's background read would end the request
 		// when the old deadline passes.
@@ -364,6 +378,8 @@ func (w *idleWriter) Write(b []byte) (int, error) {
 // Hints) on with its Link headers only: it does not go through
 // modifyResponse, and must not set cookies or clear the site's data.
 func (w *idleWriter) WriteHeader(code int) {
+	w.last = time.Now()
+	_ = w.rc.SetWriteDeadline(w.last.Add(w.idle))
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		h := w.Header()
 		for k := range h {
