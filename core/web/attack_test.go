@@ -166,6 +166,9 @@ func TestAttackPages(t *testing.T) {
 			{"huge id", "zoe_session=99999999999999999999." + tok, 303, ""},
 			{"empty token", "zoe_session=" + id + ".", 303, ""},
 			{"a garbage cookie first", "zoe_session=x.y; zoe_session=" + id + "." + tok, 303, ""},
+			// A session a service's script planted at a longer path
+			// comes first: neither is used, and the cookies are cleared.
+			{"a planted session first", "zoe_session=" + bobID + "." + bobTok + "; zoe_session=" + id + "." + tok, 303, ""},
 			{"many cookies", strings.Repeat("zoe_session=1.zoe_x; ", 300) + "zoe_session=" + id + "." + tok, 303, ""},
 			{"huge cookie", "zoe_session=" + id + "." + strings.Repeat("A", 2<<20), 431, ""},
 		} {
@@ -180,6 +183,9 @@ func TestAttackPages(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != tc.want {
 				t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+			}
+			if cleared := resp.Header.Get("Clear-Site-Data") == `"cookies"`; cleared != strings.Contains(tc.name, "planted") && tc.name != "many cookies" {
+				t.Errorf("%s: Clear-Site-Data %q", tc.name, resp.Header.Get("Clear-Site-Data"))
 			}
 			if tc.who != "" && !strings.Contains(body.String(), ">"+tc.who+"<") && !strings.Contains(body.String(), tc.who) {
 				t.Errorf("%s: the page is not %s's", tc.name, tc.who)

@@ -154,6 +154,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Zoe's pages are not for scripts; the API is at "+h.base+"/api/v1/", http.StatusForbidden)
 		return
 	}
+	if len(SessionTokens(r)) > 1 {
+		// Two sessions: a script of Zoe's origin (a service's page) can
+		// write a session cookie of its own at a longer path, which the
+		// browser sends first, and have the user work in the script's
+		// account. Neither is used (the proxy refuses such requests too),
+		// and the browser is asked to drop the site's cookies.
+		hd.Set("Clear-Site-Data", `"cookies"`)
+		r = r.Clone(r.Context())
+		r.Header.Del("Cookie")
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
 	}
