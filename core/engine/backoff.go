@@ -93,29 +93,42 @@ type ends struct {
 	timer *time.Timer // triggers the pass that places it
 }
 
-// ended records that the elastic service id ended at now. It returns how
-// long its replacement waits, or replace false when the service ended
-// Config.ReplaceLimit times in a row and is not to be replaced.
-func (e *Engine) ended(id int64, now time.Time) (wait time.Duration, n int, replace bool) {
+// endPlan is what becomes of an elastic service that ended: the n-th end
+// in a row, replaced after wait, or not replaced.
+type endPlan struct {
+	n       int
+	wait    time.Duration
+	replace bool
+}
+
+// planEnd says what becomes of the elastic service id that ended at now;
+// commitEnd records it once its end is recorded (a pass that finds the
+// service changed meanwhile counts nothing).
+func (e *Engine) planEnd(id int64, now time.Time) endPlan {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	en := e.ends[id]
-	if en != nil && en.timer != nil {
+	p := endPlan{n: 1}
+	if en := e.ends[id]; en != nil && now.Sub(en.due) <= e.cfg.ReplaceWindow {
+		p.n = en.n + 1
+	}
+	if p.n > e.cfg.ReplaceLimit {
+		return p
+	}
+	p.wait, p.replace = e.backOff.delay(p.n), true
+	return p
+}
+
+func (e *Engine) commitEnd(id int64, now time.Time, p endPlan) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if en := e.ends[id]; en != nil && en.timer != nil {
 		en.timer.Stop()
 	}
-	if en == nil || now.Sub(en.due) > e.cfg.ReplaceWindow {
-		en = &ends{}
-		e.ends[id] = en
-	}
-	en.n++
-	if en.n > e.cfg.ReplaceLimit {
+	if !p.replace {
 		delete(e.ends, id)
-		return 0, en.n, false
+		return
 	}
-	wait = e.backOff.delay(en.n)
-	en.due = now.Add(wait)
-	en.timer = time.AfterFunc(wait, e.Trigger)
-	return wait, en.n, true
+	e.ends[id] = &ends{n: p.n, due: now.Add(p.wait), timer: time.AfterFunc(p.wait, e.Trigger)}
 }
 
 // replacementWaits reports whether the elastic service id is not to be

@@ -239,14 +239,13 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 	}
 	bs := string(st.State)
 	change := state.ServiceChange{Reason: what, BackendStatus: &bs}
-	var wait time.Duration
-	replace := false
+	now := time.Now()
+	var plan endPlan
 	if !sv.Essential {
-		var n int
-		wait, n, replace = e.ended(sv.ID, time.Now())
-		if !replace {
+		plan = e.planEnd(sv.ID, now)
+		if !plan.replace {
 			change.Reason = fmt.Sprintf("%s; not replaced: it ended %d times in a row, each within %s of being replaced",
-				what, n, roundDelay(e.cfg.ReplaceWindow))
+				what, plan.n, roundDelay(e.cfg.ReplaceWindow))
 		}
 	}
 	if st.State != backend.ServiceVanished {
@@ -260,7 +259,10 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 		return
 	}
 	e.log.Info("service ended", "execution", ex.ID, "service", sv.Name, "essential", sv.Essential, "how", what)
-	if !sv.Essential && !replace {
+	if !sv.Essential {
+		e.commitEnd(sv.ID, now, plan)
+	}
+	if !sv.Essential && !plan.replace {
 		e.log.Warn("elastic service not replaced: it keeps ending", "execution", ex.ID, "service", sv.Name)
 		k := logKey{ex.ID, sv.Name}
 		e.drain(k, toBackendHandle(sv.Handle), st.State != backend.ServiceVanished)
@@ -282,7 +284,7 @@ func (e *Engine) died(ctx context.Context, ex state.Execution, sv state.Service,
 			e.log.Warn("cannot count a restart", "service", sv.Name, "error", err)
 			return
 		}
-		e.reset(ctx, sv, fmt.Sprintf("elastic service %s; replacing it in %s (restart %d)", what, roundDelay(wait), restarts))
+		e.reset(ctx, sv, fmt.Sprintf("elastic service %s; replacing it in %s (restart %d)", what, roundDelay(plan.wait), restarts))
 		return
 	}
 	c := state.ExecutionChange{Reason: fmt.Sprintf("essential service %s %s", sv.Name, what)}
