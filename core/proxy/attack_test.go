@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/zoe-project/zoe/core/state"
 )
 
 // TestAttackCrossOriginWithCookie: the session cookie is ambient: a page
@@ -37,11 +35,7 @@ func TestAttackCrossOriginWithCookie(t *testing.T) {
 		}
 		_ = c.CloseNow()
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(1, "alice", state.StatusRunning)
-	s.addService(1, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 1, mux)
 	self := url // the proxy's own origin: scheme://host:port
 	wsURL := url + prefix + "/1/nb0/8888/ws"
 	dial := func(t *testing.T, hdr ...string) (int, error) {
@@ -139,11 +133,7 @@ func TestAttackServiceCookieScope(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(5, "alice", state.StatusRunning)
-	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 5, mux)
 	for _, user := range []string{"alice", "admin"} {
 		st, body, h := get(t, url+prefix+"/5/nb0/8888/", user)
 		if st != http.StatusNoContent {
@@ -186,11 +176,7 @@ func TestAttackSharedCache(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(5, "alice", state.StatusRunning)
-	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 5, mux)
 	for cc, want := range map[string]string{
 		"":                                    "private",
 		"public, max-age=3600":                "private, max-age=3600",
@@ -225,11 +211,7 @@ func TestAttackEarlyHints(t *testing.T) {
 		w.Header().Del("Clear-Site-Data")
 		w.WriteHeader(http.StatusOK)
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(5, "alice", state.StatusRunning)
-	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 5, mux)
 	var hints []textproto.MIMEHeader
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		if code == http.StatusEarlyHints {
@@ -308,11 +290,7 @@ func TestAttackNamelessCookie(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(5, "alice", state.StatusRunning)
-	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 5, mux)
 	st, body, h := get(t, url+prefix+"/5/nb0/8888/", "admin")
 	if st != 200 {
 		t.Fatalf("%d %s", st, body)
@@ -335,11 +313,7 @@ func TestAttackOpenerPolicy(t *testing.T) {
 		w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
 		w.WriteHeader(http.StatusOK)
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(5, "alice", state.StatusRunning)
-	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 5, mux)
 	st, body, h := get(t, url+prefix+"/5/nb0/8888/", "alice")
 	if st != 200 {
 		t.Fatalf("%d %s", st, body)
@@ -371,11 +345,7 @@ func TestAttackOriginWideHeaders(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 	})
-	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}), "http://")
-	s := newFakeStore()
-	s.addExecution(5, "alice", state.StatusRunning)
-	s.addService(5, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
-	_, url := newEnv(t, s, nil)
+	url := alicesNotebook(t, 5, mux)
 	st, _, h := get(t, url+prefix+"/5/nb0/8888/", "alice")
 	if st != http.StatusUnauthorized || h.Get("X-Kept") != "1" {
 		t.Fatalf("%d, X-Kept %q", st, h.Get("X-Kept"))

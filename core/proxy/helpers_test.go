@@ -350,3 +350,15 @@ func dialWS(ctx context.Context, url, user string, hdr ...string) (*websocket.Co
 	}
 	return websocket.Dial(ctx, strings.Replace(url, "http://", "ws://", 1), &websocket.DialOptions{HTTPHeader: h})
 }
+
+// alicesNotebook serves h as port 8888 (proxied) of service nb0 of alice's
+// running execution exec, and returns the proxy's URL.
+func alicesNotebook(t testing.TB, exec int64, h http.Handler) string {
+	t.Helper()
+	addr := strings.TrimPrefix(serve(t, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}), "http://")
+	s := newFakeStore()
+	s.addExecution(exec, "alice", state.StatusRunning)
+	s.addService(exec, "nb0", state.ServiceRunning, portSpec{8888, true, addr})
+	_, url := newEnv(t, s, nil)
+	return url
+}
